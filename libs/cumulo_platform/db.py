@@ -1,0 +1,165 @@
+"""Database access: one async engine per service, each service in its own schema, and the
+unit of work that commits state changes together with their outbox events."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from types import TracebackType
+
+import sqlalchemy as sa
+from google.protobuf import any_pb2, message, timestamp_pb2
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from cumulo.events.v1 import events_pb2
+from cumulo_platform.clock import Clock, SystemClock
+
+SUBJECT_PREFIX = "cumulo.events."
+
+
+def async_url(url: str) -> str:
+    """Accept plain postgresql:// URIs (as pgserver and most operators give them)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+def outbox_table(metadata: sa.MetaData) -> sa.Table:
+    """Events waiting to be published, written in the transaction of the state change."""
+    return sa.Table(
+        "outbox",
+        metadata,
+        sa.Column("event_id", sa.Uuid, primary_key=True),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("envelope", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Index("outbox_created_at", "created_at"),
+    )
+
+
+def processed_events_table(metadata: sa.MetaData) -> sa.Table:
+    """Event ids a consumer has applied, so that redelivery is harmless."""
+    return sa.Table(
+        "processed_events",
+        metadata,
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Uuid, primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+
+
+def make_envelope(
+    event_type: str,
+    payload: message.Message,
+    *,
+    account_id: str,
+    producer: str,
+    occurred_at: dt.datetime,
+) -> events_pb2.Envelope:
+    packed = any_pb2.Any()
+    packed.Pack(payload)
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(occurred_at)
+    return events_pb2.Envelope(
+        event_id=str(uuid.uuid4()),
+        type=event_type,
+        account_id=account_id,
+        occurred_at=stamp,
+        producer=producer,
+        payload=packed,
+    )
+
+
+class Database:
+    """A service's database: engine, session factory, its outbox, and the relay's wake-up."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, schema: str, producer: str, clock: Clock | None = None
+    ) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.producer = producer
+        self.clock = clock or SystemClock()
+        self.metadata = sa.MetaData(schema=schema)
+        self.outbox = outbox_table(self.metadata)
+        self.processed_events = processed_events_table(self.metadata)
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.outbox_written = asyncio.Event()
+
+    def unit_of_work(self) -> "UnitOfWork":
+        return UnitOfWork(self)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class UnitOfWork:
+    """`async with db.unit_of_work() as uow:` ... `await uow.commit()`.
+
+    Rolls back unless commit() ran. Events emitted through it are written to the outbox in
+    the same transaction, so a state change and its events commit or vanish together.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._events: list[events_pb2.Envelope] = []
+        self._committed = False
+        self.session: AsyncSession
+
+    async def __aenter__(self) -> "UnitOfWork":
+        self.session = self.db.sessions()
+        await self.session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    def emit(self, event_type: str, payload: message.Message, *, account_id: str = "") -> events_pb2.Envelope:
+        envelope = make_envelope(
+            event_type,
+            payload,
+            account_id=account_id,
+            producer=self.db.producer,
+            occurred_at=self.db.clock.now(),
+        )
+        self._events.append(envelope)
+        return envelope
+
+    async def execute(self, statement: sa.Executable, params: object = None) -> sa.Result:
+        return await self.session.execute(statement, params)  # type: ignore[arg-type]
+
+    async def commit(self) -> None:
+        if self._events:
+            await self.session.execute(
+                sa.insert(self.db.outbox),
+                [
+                    {
+                        "event_id": uuid.UUID(e.event_id),
+                        "subject": SUBJECT_PREFIX + e.type,
+                        "envelope": e.SerializeToString(),
+                    }
+                    for e in self._events
+                ],
+            )
+        await self.session.commit()
+        self._committed = True
+        if self._events:
+            self.db.outbox_written.set()

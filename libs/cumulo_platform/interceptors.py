@@ -1,0 +1,263 @@
+"""One server interceptor for every cumulo service, in this order per call:
+
+1. request id (from the gateway's `x-request-id`, or a new one) and method bound to the logs;
+2. client app check (`x-cumulo-client-id` must name a registered app) on public services;
+3. access-token verification (local, cached keys) unless the method is anonymous;
+4. the account gate (lifecycle state) and the last-access mark for authenticated calls;
+5. domain errors mapped to gRPC status with google.rpc details; anything unexpected becomes a
+   generic INTERNAL carrying the request id, and is logged with its traceback;
+6. one log line per call with its duration and code.
+
+Internal services (names ending in `InternalService`) are reached only inside the cluster and
+are never routed by the gateway; health and reflection pass through untouched.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+import structlog
+
+from cumulo_platform.clients import ClientRegistry
+from cumulo_platform.errors import (
+    STATUS_DETAILS_KEY,
+    CumuloError,
+    PermissionDenied,
+    Unauthenticated,
+    internal_status,
+)
+from cumulo_platform.last_access import LastAccessRecorder
+from cumulo_platform.logging import get_logger
+from cumulo_platform.tokens import Principal, TokenVerifier
+
+CLIENT_ID_HEADER = "x-cumulo-client-id"
+REQUEST_ID_HEADER = "x-request-id"
+FORWARDED_FOR_HEADER = "x-forwarded-for"
+
+log = get_logger("cumulo.rpc")
+
+
+@dataclasses.dataclass(frozen=True)
+class CallInfo:
+    method: str
+    request_id: str
+    client_id: str
+    client_address: str
+    principal: Principal | None
+    bearer_token: str | None = dataclasses.field(default=None, repr=False)
+
+
+_current_call: contextvars.ContextVar[CallInfo] = contextvars.ContextVar("cumulo_call")
+
+
+def current_call() -> CallInfo:
+    return _current_call.get()
+
+
+def current_principal() -> Principal:
+    """The authenticated caller; only valid inside a method that requires a token."""
+    principal = _current_call.get().principal
+    if principal is None:
+        raise Unauthenticated("this call needs an access token", reason="TOKEN_MISSING")
+    return principal
+
+
+AccountGate = Callable[[Principal], Awaitable[None]]
+
+
+def _client_address(metadata: dict[str, str], peer: str) -> str:
+    # The gateway appends the real peer address as the last X-Forwarded-For entry.
+    forwarded = metadata.get(FORWARDED_FOR_HEADER)
+    if forwarded:
+        return forwarded.split(",")[-1].strip()
+    # peer looks like "ipv4:127.0.0.1:5555" or "ipv6:[::1]:5555"
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return peer
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(
+        self,
+        *,
+        verifier: TokenVerifier,
+        clients: ClientRegistry,
+        anonymous_methods: Iterable[str] = (),
+        recorder: LastAccessRecorder | None = None,
+        account_gate: AccountGate | None = None,
+    ) -> None:
+        self._verifier = verifier
+        self._clients = clients
+        self._anonymous = frozenset(anonymous_methods)
+        self._recorder = recorder
+        self._account_gate = account_gate
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith("/grpc."):
+            return handler
+        service_name = method.split("/")[1]
+        internal = service_name.endswith("InternalService")
+        needs_token = not internal and method not in self._anonymous
+        enter = self._enter(method, internal=internal, needs_token=needs_token)
+
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, enter),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary, enter),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, enter),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream(handler.stream_stream, enter),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _enter(
+        self, method: str, *, internal: bool, needs_token: bool
+    ) -> Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]:
+        async def enter(context: grpc.aio.ServicerContext) -> CallInfo:
+            metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            request_id = metadata.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+            client_id = metadata.get(CLIENT_ID_HEADER, "")
+            structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
+            call = CallInfo(
+                method=method,
+                request_id=request_id,
+                client_id=client_id,
+                client_address=_client_address(metadata, context.peer() or ""),
+                principal=None,
+            )
+            _current_call.set(call)
+            if internal:
+                return call
+            if not client_id:
+                raise PermissionDenied(
+                    f"metadata {CLIENT_ID_HEADER} must name a registered client app",
+                    reason="CLIENT_NOT_AUTHORIZED",
+                )
+            if not await self._clients.is_registered(client_id):
+                raise PermissionDenied("this client app is not registered", reason="CLIENT_NOT_AUTHORIZED")
+            authorization = metadata.get("authorization", "")
+            if not needs_token:
+                if authorization.startswith("Bearer "):
+                    call = dataclasses.replace(call, bearer_token=authorization[7:])
+                    _current_call.set(call)
+                return call
+            if not authorization.startswith("Bearer "):
+                raise Unauthenticated("this call needs an access token", reason="TOKEN_MISSING")
+            principal = await self._verifier.verify(authorization[7:].strip())
+            structlog.contextvars.bind_contextvars(account_id=principal.account_id)
+            call = dataclasses.replace(call, principal=principal, bearer_token=authorization[7:].strip())
+            _current_call.set(call)
+            if self._account_gate is not None:
+                await self._account_gate(principal)
+            if self._recorder is not None:
+                self._recorder.mark(principal.account_id)
+            return call
+
+        return enter
+
+    def _wrap_unary(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]) -> Any:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                await enter(context)
+                return await behavior(request, context)
+            except CumuloError as err:
+                code = err.code
+                await self._abort(context, err.to_status(), code)
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("rpc_failed")
+                await self._abort(context, internal_status(_request_id()), code)
+            finally:
+                _log_call(code, started)
+
+        return wrapped
+
+    def _wrap_stream(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]) -> Any:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                await enter(context)
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    await result
+            except CumuloError as err:
+                code = err.code
+                await self._abort(context, err.to_status(), code)
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("rpc_failed")
+                await self._abort(context, internal_status(_request_id()), code)
+            finally:
+                _log_call(code, started)
+
+        return wrapped
+
+    @staticmethod
+    async def _abort(context: grpc.aio.ServicerContext, status: Any, code: grpc.StatusCode) -> None:
+        await context.abort(
+            code,
+            status.message,
+            trailing_metadata=(
+                (STATUS_DETAILS_KEY, status.SerializeToString()),
+                (REQUEST_ID_HEADER, _request_id()),
+            ),
+        )
+
+
+def _request_id() -> str:
+    try:
+        return _current_call.get().request_id
+    except LookupError:
+        return "unknown"
+
+
+def _log_call(code: grpc.StatusCode, started: float) -> None:
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    level = "info"
+    if code == grpc.StatusCode.NOT_FOUND:
+        level = "debug"  # expected: people look things up that are not there
+    elif code == grpc.StatusCode.INTERNAL:
+        level = "error"
+    getattr(log, level)("rpc", code=code.name, duration_ms=duration_ms)

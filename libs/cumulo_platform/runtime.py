@@ -1,0 +1,123 @@
+"""One lifecycle per process: the gRPC server (with health and reflection), the background
+jobs (outbox relay, consumers, periodic work) and the clean-ups run together; if one fails,
+all stop. SIGTERM or SIGINT: health turns NOT_SERVING, the server drains within the grace
+period (shorter than Kubernetes' 30 s), then the jobs stop and the clean-ups run."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cumulo_platform.logging import get_logger
+
+log = get_logger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class GrpcService:
+    name: str  # full service name, e.g. "cumulo.auth.v1.AuthService"
+    servicer: Any
+    register: Callable[[Any, grpc.aio.Server], None]
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str,
+        port: int,
+        services: Sequence[GrpcService],
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        jobs: Sequence[Job] = (),
+        cleanups: Sequence[Job] = (),
+        drain_grace: float = 20.0,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self._services = services
+        self._interceptors = interceptors
+        self._jobs = jobs
+        self._cleanups = cleanups
+        self._drain_grace = drain_grace
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.failed = asyncio.Event()
+
+    async def start(self) -> int:
+        server = grpc.aio.server(
+            interceptors=list(self._interceptors),
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ],
+        )
+        for service in self._services:
+            service.register(service.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [s.name for s in self._services]
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        self.port = server.add_insecure_port(f"{self.host}:{self.port}")
+        if self.port == 0:
+            raise OSError(f"{self.name}: cannot listen on {self.host}")
+        await server.start()
+        self._server = server
+        for service_name in ["", *names]:
+            await self._health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        for job in self._jobs:
+            task = asyncio.create_task(job())
+            task.add_done_callback(self._job_ended)
+            self._tasks.append(task)
+        log.info("serving", address=f"{self.host}:{self.port}")
+        return self.port
+
+    def _job_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        log.error("job_stopped", error=repr(exc) if exc else "returned")
+        self.failed.set()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._health.enter_graceful_shutdown()
+            await self._server.stop(self._drain_grace)
+            self._server = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for cleanup in self._cleanups:
+            try:
+                await cleanup()
+            except Exception:
+                log.exception("cleanup_failed")
+        log.info("stopped")
+
+    async def run_until_signal(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        stopped = asyncio.create_task(stop.wait())
+        failed = asyncio.create_task(self.failed.wait())
+        await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        failed.cancel()
+        await self.stop()
+        if self.failed.is_set():
+            raise SystemExit(1)

@@ -1,0 +1,131 @@
+"""Settings: the only place that reads the environment.
+
+Order: defaults, then `CUMULO_<NAME>` (global), then `CUMULO_<SERVICE>_<NAME>` (per service),
+then validation. The external servers are named by DATABASE_URL, NATS_URL and S3_* as in
+Kubernetes. Each service builds one frozen settings object at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Mapping
+from typing import Any, Callable, TypeVar
+
+from cumulo_platform.durations import IsoDuration
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+class Env:
+    """Looks a setting up per service first, then globally."""
+
+    def __init__(self, service: str, environ: Mapping[str, str] | None = None) -> None:
+        self.service = service
+        self._environ = dict(os.environ if environ is None else environ)
+
+    def raw(self, name: str) -> str | None:
+        service_key = f"CUMULO_{self.service.upper().replace('-', '_')}_{name}"
+        for key in (service_key, f"CUMULO_{name}"):
+            if key in self._environ:
+                return self._environ[key]
+        return None
+
+    def plain(self, key: str) -> str | None:
+        return self._environ.get(key)
+
+    def get(self, name: str, default: T, parse: Callable[[str], T] | None = None) -> T:
+        value = self.raw(name)
+        if value is None:
+            return default
+        convert = parse or type(default)
+        try:
+            return convert(value)  # type: ignore[call-arg]
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"CUMULO_{name}: {exc}") from None
+
+    def duration(self, name: str, default: str) -> IsoDuration:
+        return self.get(name, IsoDuration.parse(default), IsoDuration.parse)
+
+    def flag(self, name: str, default: bool) -> bool:
+        return self.get(name, default, _parse_bool)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlatformSettings:
+    """What every service needs: where the servers are, how to log, how to serve."""
+
+    service: str
+    environment: str
+    database_url: str
+    nats_url: str
+    s3_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_region: str
+    grpc_host: str
+    grpc_port: int
+    auth_target: str
+    log_format: str
+    log_level: str
+    last_access_interval: dt.timedelta
+    drain_grace_seconds: float
+    migrate_on_start: bool
+    client_cache_ttl_seconds: float
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @classmethod
+    def from_env(cls, service: str, env: Env, default_port: int) -> "PlatformSettings":
+        settings = cls(
+            service=service,
+            environment=env.get("ENVIRONMENT", "development"),
+            database_url=env.plain("DATABASE_URL") or env.get("DATABASE_URL", ""),
+            nats_url=env.plain("NATS_URL") or env.get("NATS_URL", "nats://127.0.0.1:4222"),
+            s3_endpoint=env.plain("S3_ENDPOINT") or env.get("S3_ENDPOINT", ""),
+            s3_access_key=env.plain("S3_ACCESS_KEY_ID") or env.get("S3_ACCESS_KEY_ID", ""),
+            s3_secret_key=env.plain("S3_SECRET_ACCESS_KEY") or env.get("S3_SECRET_ACCESS_KEY", ""),
+            s3_region=env.plain("S3_REGION") or env.get("S3_REGION", "us-east-1"),
+            grpc_host=env.get("GRPC_HOST", "127.0.0.1"),
+            grpc_port=env.get("GRPC_PORT", default_port),
+            auth_target=env.get("AUTH_TARGET", "127.0.0.1:7101"),
+            log_format=env.get("LOG_FORMAT", "json"),
+            log_level=env.get("LOG_LEVEL", "info"),
+            last_access_interval=env.duration("LAST_ACCESS_INTERVAL", "PT10M").as_timedelta(),
+            drain_grace_seconds=env.get("DRAIN_GRACE_SECONDS", 20.0),
+            migrate_on_start=env.flag("MIGRATE_ON_START", True),
+            client_cache_ttl_seconds=env.get("CLIENT_CACHE_TTL_SECONDS", 300.0),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.database_url:
+            raise SettingsError("DATABASE_URL is required (make run sets it for the embedded default)")
+        if self.log_format not in {"json", "console"}:
+            raise SettingsError("CUMULO_LOG_FORMAT must be json or console")
+        if self.environment not in {"development", "production"}:
+            raise SettingsError("CUMULO_ENVIRONMENT must be development or production")
+        if not 0 < self.grpc_port < 65536:
+            raise SettingsError("CUMULO_GRPC_PORT must be a TCP port")
+        if self.drain_grace_seconds >= 30:
+            raise SettingsError("CUMULO_DRAIN_GRACE_SECONDS must stay under Kubernetes' 30 s")
+
+    def replace(self, **changes: Any) -> "PlatformSettings":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,117 @@
+"""Access-token verification, done locally by every service from a cached public key.
+
+Tokens are EdDSA (Ed25519) JWTs with the key id in the header. Only EdDSA is accepted:
+`alg: none` and every HMAC trick fail before any key is looked at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Protocol
+
+import grpc
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_platform.clock import Clock, SystemClock
+from cumulo_platform.errors import Unauthenticated
+
+ISSUER = "cumulo-auth"
+AUDIENCE = "cumulo"
+ALGORITHM = "EdDSA"
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """Who is calling: the verified content of an access token."""
+
+    account_id: str
+    session_id: str
+    client_id: str
+    minor: bool
+    roles: tuple[str, ...]
+    expires_at: float
+
+
+class KeySource(Protocol):
+    async def public_key(self, key_id: str) -> Ed25519PublicKey | None: ...
+
+
+class RemoteKeySource:
+    """Fetches verification keys from auth's internal API by key id, and keeps them.
+
+    Unknown key ids are remembered for a while, so forged tokens with made-up key ids cannot
+    turn every call into a call to auth.
+    """
+
+    def __init__(self, channel: grpc.aio.Channel, *, negative_ttl: float = 30.0) -> None:
+        self._stub = auth_pb2_grpc.AuthInternalServiceStub(channel)
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._unknown: dict[str, float] = {}
+        self._negative_ttl = negative_ttl
+        self._lock = asyncio.Lock()
+
+    async def public_key(self, key_id: str) -> Ed25519PublicKey | None:
+        key = self._keys.get(key_id)
+        if key is not None:
+            return key
+        async with self._lock:
+            if key_id in self._keys:
+                return self._keys[key_id]
+            if time.monotonic() - self._unknown.get(key_id, -1e9) < self._negative_ttl:
+                return None
+            response = await self._stub.GetSigningKeys(
+                auth_pb2.GetSigningKeysRequest(key_id=key_id), timeout=5
+            )
+            for signing_key in response.keys:
+                if signing_key.algorithm == ALGORITHM:
+                    self._keys[signing_key.key_id] = Ed25519PublicKey.from_public_bytes(
+                        signing_key.public_key
+                    )
+            if key_id not in self._keys:
+                self._unknown[key_id] = time.monotonic()
+            return self._keys.get(key_id)
+
+
+class TokenVerifier:
+    def __init__(self, keys: KeySource, *, clock: Clock | None = None, leeway: float = 5.0) -> None:
+        self._keys = keys
+        self._clock = clock or SystemClock()
+        self._leeway = leeway
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("access token is malformed", reason="TOKEN_INVALID") from None
+        if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+            raise Unauthenticated("access token is not signed by cumulo", reason="TOKEN_INVALID")
+        key = await self._keys.public_key(header["kid"])
+        if key is None:
+            raise Unauthenticated("access token is signed by an unknown key", reason="TOKEN_INVALID")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "sub", "sid"], "verify_exp": False},
+            )
+        except jwt.PyJWTError:
+            raise Unauthenticated("access token is invalid", reason="TOKEN_INVALID") from None
+        # Expiry against the injected clock, so tests can move time.
+        if float(claims["exp"]) + self._leeway < self._clock.now().timestamp():
+            raise Unauthenticated("access token has expired; refresh it", reason="TOKEN_EXPIRED")
+        return Principal(
+            account_id=str(claims["sub"]),
+            session_id=str(claims["sid"]),
+            client_id=str(claims.get("azp", "")),
+            minor=bool(claims.get("minor", False)),
+            roles=tuple(claims.get("roles", ())),
+            expires_at=float(claims["exp"]),
+        )

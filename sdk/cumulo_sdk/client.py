@@ -1,0 +1,193 @@
+"""The async client: one channel to the gateway, the client-id metadata on every call,
+access tokens refreshed silently from the refresh token (auto-login), typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+import pathlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_sdk.errors import CumuloRpcError
+
+DEFAULT_GATEWAY = "127.0.0.1:8080"
+DEFAULT_CLIENT_ID = "cumulo-cli"
+# Refresh a little before expiry, so a call never goes out with a token about to lapse.
+REFRESH_MARGIN = dt.timedelta(seconds=60)
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class Tokens:
+    access_token: str = ""
+    access_expires_at: float = 0.0
+    refresh_token: str = ""
+    session_id: str = ""
+    account_id: str = ""
+    login: str = ""
+
+    @classmethod
+    def from_pair(cls, pair: auth_pb2.TokenPair, *, account_id: str = "", login: str = "") -> "Tokens":
+        return cls(
+            access_token=pair.access_token,
+            access_expires_at=pair.access_token_expires_at.ToSeconds(),
+            refresh_token=pair.refresh_token,
+            session_id=pair.session_id,
+            account_id=account_id,
+            login=login,
+        )
+
+
+class TokenStore:
+    """Keeps the tokens in memory, or in a 0600 file when given a path (the CLI's)."""
+
+    def __init__(self, path: pathlib.Path | None = None) -> None:
+        self.path = path
+        self.tokens: Tokens | None = None
+        if path is not None and path.exists():
+            try:
+                self.tokens = Tokens(**json.loads(path.read_text()))
+            except (ValueError, TypeError):
+                self.tokens = None
+
+    def save(self, tokens: Tokens | None) -> None:
+        self.tokens = tokens
+        if self.path is None:
+            return
+        if tokens is None:
+            self.path.unlink(missing_ok=True)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        scratch = self.path.with_suffix(".tmp")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(dataclasses.asdict(tokens), handle)
+        os.chmod(scratch, 0o600)
+        scratch.replace(self.path)
+
+
+class Cumulo:
+    def __init__(
+        self,
+        gateway: str = DEFAULT_GATEWAY,
+        *,
+        client_id: str = DEFAULT_CLIENT_ID,
+        store: TokenStore | None = None,
+        now: Callable[[], float] | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.client_id = client_id
+        self.store = store or TokenStore()
+        self._now = now or (lambda: dt.datetime.now(dt.timezone.utc).timestamp())
+        self.channel = grpc.aio.insecure_channel(gateway)
+        self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
+        self._refresh_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> "Cumulo":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def metadata(self, access_token: str | None = None) -> list[tuple[str, str]]:
+        metadata = [("x-cumulo-client-id", self.client_id)]
+        if access_token:
+            metadata.append(("authorization", f"Bearer {access_token}"))
+        return metadata
+
+    async def call(self, method: Callable[..., Awaitable[T]], request: Any, *, authenticated: bool = True, timeout: float = 30) -> T:
+        """Call a unary method with the client id, a fresh access token, and typed errors."""
+        token = await self.access_token() if authenticated else None
+        try:
+            return await method(request, metadata=self.metadata(token), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise CumuloRpcError.from_rpc_error(exc) from None
+
+    async def access_token(self) -> str:
+        tokens = self.store.tokens
+        if tokens is None or not tokens.refresh_token:
+            raise CumuloRpcError(grpc.StatusCode.UNAUTHENTICATED, "not logged in; run `cumulo login`", reason="NOT_LOGGED_IN")
+        if tokens.access_expires_at - REFRESH_MARGIN.total_seconds() > self._now():
+            return tokens.access_token
+        async with self._refresh_lock:
+            tokens = self.store.tokens
+            assert tokens is not None
+            if tokens.access_expires_at - REFRESH_MARGIN.total_seconds() <= self._now():
+                await self.refresh()
+            return self.store.tokens.access_token  # type: ignore[union-attr]
+
+    async def refresh(self) -> Tokens:
+        tokens = self.store.tokens
+        if tokens is None:
+            raise CumuloRpcError(grpc.StatusCode.UNAUTHENTICATED, "not logged in", reason="NOT_LOGGED_IN")
+        try:
+            response = await self.call(
+                self.auth.Refresh, auth_pb2.RefreshRequest(refresh_token=tokens.refresh_token), authenticated=False
+            )
+        except CumuloRpcError as err:
+            if err.code == grpc.StatusCode.UNAUTHENTICATED:
+                self.store.save(None)  # the session is over; only a new login helps
+            raise
+        fresh = Tokens.from_pair(response.tokens, account_id=tokens.account_id, login=tokens.login)
+        self.store.save(fresh)
+        return fresh
+
+    # --- accounts ----------------------------------------------------------------------
+
+    async def terms_version(self) -> str:
+        response = await self.call(self.auth.GetTerms, auth_pb2.GetTermsRequest(), authenticated=False)
+        return response.version
+
+    async def register(
+        self, *, password: str, birth_date: dt.date, email: str = "", phone: str = "", terms_version: str | None = None
+    ) -> auth_pb2.Account:
+        version = terms_version if terms_version is not None else await self.terms_version()
+        response = await self.call(
+            self.auth.Register,
+            auth_pb2.RegisterRequest(
+                email=email,
+                phone=phone,
+                password=password,
+                birth_date=auth_pb2.Date(year=birth_date.year, month=birth_date.month, day=birth_date.day),
+                accepted_terms_version=version,
+            ),
+            authenticated=False,
+        )
+        return response.account
+
+    async def login(self, login: str, password: str, *, device_name: str = "") -> auth_pb2.Account:
+        response = await self.call(
+            self.auth.Login,
+            auth_pb2.LoginRequest(login=login, password=password, device_name=device_name),
+            authenticated=False,
+        )
+        self.store.save(Tokens.from_pair(response.tokens, account_id=response.account.account_id, login=login))
+        return response.account
+
+    async def whoami(self) -> auth_pb2.GetAccountResponse:
+        return await self.call(self.auth.GetAccount, auth_pb2.GetAccountRequest())
+
+    async def sessions(self) -> list[auth_pb2.Session]:
+        return list((await self.call(self.auth.ListSessions, auth_pb2.ListSessionsRequest())).sessions)
+
+    async def revoke_session(self, session_id: str) -> None:
+        await self.call(self.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=session_id))
+
+    async def logout(self) -> None:
+        try:
+            await self.call(self.auth.Logout, auth_pb2.LogoutRequest())
+        finally:
+            self.store.save(None)

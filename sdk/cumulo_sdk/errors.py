@@ -1,0 +1,48 @@
+"""Typed client errors: the gRPC code plus the machine-readable reason and details."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+@dataclasses.dataclass
+class CumuloRpcError(Exception):
+    code: grpc.StatusCode
+    message: str
+    reason: str = ""
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    field: str = ""
+    retry_after_seconds: float | None = None
+    request_id: str = ""
+
+    def __str__(self) -> str:
+        reason = f" {self.reason}" if self.reason else ""
+        return f"{self.code.name}{reason}: {self.message}"
+
+    @classmethod
+    def from_rpc_error(cls, exc: grpc.aio.AioRpcError) -> "CumuloRpcError":
+        error = cls(code=exc.code(), message=exc.details() or "")
+        for key, value in exc.trailing_metadata() or ():
+            if key == "x-request-id" and isinstance(value, str):
+                error.request_id = value
+            if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+                continue
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                retry = error_details_pb2.RetryInfo()
+                bad_request = error_details_pb2.BadRequest()
+                if detail.Unpack(info):
+                    error.reason = info.reason
+                    error.metadata = dict(info.metadata)
+                elif detail.Unpack(retry):
+                    error.retry_after_seconds = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+                elif detail.Unpack(bad_request) and bad_request.field_violations:
+                    error.field = bad_request.field_violations[0].field
+        error.field = error.field or error.metadata.get("field", "")
+        return error

@@ -1,0 +1,104 @@
+"""The auth schema. Only the auth service reads or writes these tables."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from cumulo_platform.db import outbox_table, processed_events_table
+
+SCHEMA = "auth"
+metadata = sa.MetaData(schema=SCHEMA)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("email", sa.Text, unique=True),
+    sa.Column("phone", sa.Text, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("birth_date", sa.Date, nullable=False),
+    sa.Column("minor", sa.Boolean, nullable=False),
+    sa.Column("guardian_account_id", sa.Uuid, sa.ForeignKey("accounts.account_id")),
+    sa.Column("guardian_consent_at", sa.DateTime(timezone=True)),
+    sa.Column("terms_version", sa.Text, nullable=False),
+    sa.Column("terms_accepted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="active"),
+    sa.Column("status_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("suspended_until", sa.DateTime(timezone=True)),
+    sa.Column("roles", postgresql.ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="accounts_has_contact"),
+    sa.CheckConstraint(
+        "status IN ('active', 'suspended', 'terminated', 'cancelled')", name="accounts_status_known"
+    ),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("session_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), nullable=False, index=True),
+    sa.Column("client_id", sa.Text, nullable=False),
+    sa.Column("device_name", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("revoke_reason", sa.Text, nullable=False, server_default=""),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    # SHA-256 of the token: a database leak gives no usable token.
+    sa.Column("token_hash", sa.LargeBinary, primary_key=True),
+    sa.Column("session_id", sa.Uuid, sa.ForeignKey("sessions.session_id"), nullable=False, index=True),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("used_at", sa.DateTime(timezone=True)),
+)
+
+client_apps = sa.Table(
+    "client_apps",
+    metadata,
+    sa.Column("client_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("key_id", sa.Text, primary_key=True),
+    sa.Column("private_key", sa.LargeBinary, nullable=False),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("retired_at", sa.DateTime(timezone=True)),
+)
+
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),  # "account" or "address"
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("blocked_until", sa.DateTime(timezone=True)),
+)
+
+status_changes = sa.Table(
+    "status_changes",
+    metadata,
+    sa.Column("change_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), nullable=False, index=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+outbox = outbox_table(metadata)
+processed_events = processed_events_table(metadata)

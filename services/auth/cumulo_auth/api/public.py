@@ -1,0 +1,121 @@
+"""AuthService: the public account API. Thin: translate, call a handler, translate back."""
+
+from __future__ import annotations
+
+import grpc
+
+from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_auth.api import convert
+from cumulo_auth.handlers import AuthHandlers
+from cumulo_platform.errors import InvalidArgument
+from cumulo_platform.interceptors import current_call, current_principal
+
+SERVICE = "cumulo.auth.v1.AuthService"
+# Methods callable without an access token (they still need a registered client id).
+ANONYMOUS_METHODS = frozenset(f"/{SERVICE}/{m}" for m in ("GetTerms", "Register", "Login", "Refresh"))
+
+
+class AuthService(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, handlers: AuthHandlers) -> None:
+        self.h = handlers
+
+    async def _me(self):  # type: ignore[no-untyped-def]
+        principal = current_principal()
+        await self.h.require_live_session(principal)
+        return principal
+
+    async def GetTerms(self, request: auth_pb2.GetTermsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetTermsResponse:
+        return auth_pb2.GetTermsResponse(version=self.h.settings.terms_version)
+
+    async def Register(self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RegisterResponse:
+        if not request.HasField("birth_date"):
+            raise InvalidArgument("birth_date", "is required")
+        row = await self.h.register(
+            email=request.email,
+            phone=request.phone,
+            password=request.password,
+            birth_date=convert.date_tuple(request.birth_date),
+            accepted_terms_version=request.accepted_terms_version,
+        )
+        return auth_pb2.RegisterResponse(account=convert.account(row))
+
+    async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LoginResponse:
+        call = current_call()
+        tokens, row = await self.h.login(
+            login=request.login,
+            password=request.password,
+            device_name=request.device_name,
+            client_id=call.client_id,
+            client_address=call.client_address,
+        )
+        return auth_pb2.LoginResponse(tokens=convert.tokens(tokens), account=convert.account(row))
+
+    async def Refresh(self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RefreshResponse:
+        tokens = await self.h.refresh(refresh_token=request.refresh_token, client_id=current_call().client_id)
+        return auth_pb2.RefreshResponse(tokens=convert.tokens(tokens))
+
+    async def Logout(self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LogoutResponse:
+        await self.h.logout(current_principal())
+        return auth_pb2.LogoutResponse()
+
+    async def GetAccount(self, request: auth_pb2.GetAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetAccountResponse:
+        row = await self.h.get_account(await self._me())
+        return auth_pb2.GetAccountResponse(
+            account=convert.account(row), current_terms_version=self.h.settings.terms_version
+        )
+
+    async def ListSessions(self, request: auth_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.ListSessionsResponse:
+        principal = await self._me()
+        rows = await self.h.list_sessions(principal)
+        return auth_pb2.ListSessionsResponse(
+            sessions=[
+                auth_pb2.Session(
+                    session_id=str(r["session_id"]),
+                    client_id=r["client_id"],
+                    device_name=r["device_name"],
+                    created_at=convert.timestamp(r["created_at"]),
+                    last_used_at=convert.timestamp(r["last_used_at"]),
+                    current=str(r["session_id"]) == principal.session_id,
+                )
+                for r in rows
+            ]
+        )
+
+    async def RevokeSession(self, request: auth_pb2.RevokeSessionRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RevokeSessionResponse:
+        await self.h.revoke_session(await self._me(), request.session_id)
+        return auth_pb2.RevokeSessionResponse()
+
+    async def CreateMinorAccount(
+        self, request: auth_pb2.CreateMinorAccountRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.CreateMinorAccountResponse:
+        if not request.HasField("birth_date"):
+            raise InvalidArgument("birth_date", "is required")
+        row = await self.h.create_minor_account(
+            await self._me(),
+            email=request.email,
+            phone=request.phone,
+            password=request.password,
+            birth_date=convert.date_tuple(request.birth_date),
+            guardian_consent=request.guardian_consent,
+        )
+        return auth_pb2.CreateMinorAccountResponse(account=convert.account(row))
+
+    async def UpdateContacts(self, request: auth_pb2.UpdateContactsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.UpdateContactsResponse:
+        row = await self.h.update_contacts(
+            await self._me(), email=request.email, phone=request.phone, mask=list(request.update_mask)
+        )
+        return auth_pb2.UpdateContactsResponse(account=convert.account(row))
+
+    async def AcceptTerms(self, request: auth_pb2.AcceptTermsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.AcceptTermsResponse:
+        row = await self.h.accept_terms(await self._me(), request.terms_version)
+        return auth_pb2.AcceptTermsResponse(account=convert.account(row))
+
+    async def ChangePassword(self, request: auth_pb2.ChangePasswordRequest, context: grpc.aio.ServicerContext) -> auth_pb2.ChangePasswordResponse:
+        await self.h.change_password(
+            await self._me(), current_password=request.current_password, new_password=request.new_password
+        )
+        return auth_pb2.ChangePasswordResponse()
+
+    async def CancelAccount(self, request: auth_pb2.CancelAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.CancelAccountResponse:
+        await self.h.cancel_account(await self._me(), password=request.password)
+        return auth_pb2.CancelAccountResponse()

@@ -1,0 +1,80 @@
+"""Wiring: settings in, a runnable service out. Tests call build() with their own settings
+and clock; the process calls it from __main__."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import pathlib
+
+from cumulo.auth.v1 import auth_pb2_grpc
+from cumulo_auth.adapters.passwords import Passwords
+from cumulo_auth.adapters.signing import SigningKeys
+from cumulo_auth.adapters.tables import SCHEMA
+from cumulo_auth.api.internal import SERVICE as INTERNAL_SERVICE, AuthInternalService
+from cumulo_auth.api.public import ANONYMOUS_METHODS, SERVICE as PUBLIC_SERVICE, AuthService
+from cumulo_auth.config import DEVELOPMENT_CLIENTS, SERVICE, AuthSettings
+from cumulo_auth.handlers import AuthHandlers
+from cumulo_platform import migrations
+from cumulo_platform.clients import ClientRegistry
+from cumulo_platform.clock import Clock, SystemClock
+from cumulo_platform.db import Database, create_engine
+from cumulo_platform.events import Nats, OutboxRelay
+from cumulo_platform.interceptors import CallInterceptor
+from cumulo_platform.last_access import LastAccessRecorder
+from cumulo_platform.runtime import GrpcService, ServiceRuntime
+from cumulo_platform.tokens import TokenVerifier
+
+MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
+
+
+def migrate(settings: AuthSettings) -> None:
+    migrations.upgrade(settings.platform.database_url, SCHEMA, MIGRATIONS)
+
+
+@dataclasses.dataclass
+class AuthApp:
+    settings: AuthSettings
+    db: Database
+    handlers: AuthHandlers
+    runtime: ServiceRuntime
+    recorder: LastAccessRecorder
+
+
+async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthApp:
+    clock = clock or SystemClock()
+    platform = settings.platform
+    if platform.migrate_on_start:
+        await asyncio.to_thread(migrate, settings)
+    db = Database(create_engine(platform.database_url), schema=SCHEMA, producer=SERVICE, clock=clock)
+    keys = SigningKeys(db)
+    await keys.ensure_active_key()
+    handlers = AuthHandlers(db=db, settings=settings, passwords=Passwords(), keys=keys, clock=clock)
+    if settings.register_development_clients:
+        for client_id, name in DEVELOPMENT_CLIENTS.items():
+            await handlers.register_client_app(client_id, name)
+    nats_client = Nats(platform.nats_url, name=SERVICE)
+    relay = OutboxRelay(db, nats_client)
+    recorder = LastAccessRecorder(db, service=SERVICE, interval=platform.last_access_interval, clock=clock)
+    interceptor = CallInterceptor(
+        verifier=TokenVerifier(keys, clock=clock),
+        clients=ClientRegistry(handlers.client_registered, ttl=platform.client_cache_ttl_seconds),
+        anonymous_methods=ANONYMOUS_METHODS,
+        recorder=recorder,
+    )
+    runtime = ServiceRuntime(
+        name=SERVICE,
+        host=platform.grpc_host,
+        port=platform.grpc_port,
+        services=[
+            GrpcService(PUBLIC_SERVICE, AuthService(handlers), auth_pb2_grpc.add_AuthServiceServicer_to_server),
+            GrpcService(
+                INTERNAL_SERVICE, AuthInternalService(handlers), auth_pb2_grpc.add_AuthInternalServiceServicer_to_server
+            ),
+        ],
+        interceptors=[interceptor],
+        jobs=[relay.run, recorder.run],
+        cleanups=[recorder.close, relay.publish_once, nats_client.close, db.dispose],
+        drain_grace=platform.drain_grace_seconds,
+    )
+    return AuthApp(settings=settings, db=db, handlers=handlers, runtime=runtime, recorder=recorder)
