@@ -10,7 +10,7 @@ from types import TracebackType
 
 import sqlalchemy as sa
 from google.protobuf import any_pb2, message, timestamp_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from cumulo.events.v1 import events_pb2
 from cumulo_platform.clock import Clock, SystemClock
@@ -27,9 +27,9 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    # No pre-ping: it costs a round trip per checkout; connections broken by a database
+    # restart are invalidated on their first error and the pool reconnects.
+    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def outbox_table(metadata: sa.MetaData) -> sa.Table:
@@ -94,6 +94,12 @@ class Database:
         self.processed_events = processed_events_table(self.metadata)
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         self.outbox_written = asyncio.Event()
+        # Reads outside a unit of work: no BEGIN/ROLLBACK round trips around a lone SELECT.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def read(self) -> AsyncConnection:
+        """`async with db.read() as conn:` for single read-only statements on the hot path."""
+        return self._autocommit.connect()
 
     def unit_of_work(self) -> "UnitOfWork":
         return UnitOfWork(self)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from nats.aio.client import Client as NatsConnection
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError
 
 from cumulo.events.v1 import events_pb2
 from cumulo_platform.db import SUBJECT_PREFIX, Database, UnitOfWork
@@ -47,17 +47,29 @@ class Nats:
     async def connection(self) -> NatsConnection:
         async with self._lock:
             if self._connection is None or self._connection.is_closed:
-                self._connection = await nats.connect(
-                    self.url,
-                    name=self.name,
-                    connect_timeout=2,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                )
+                connection = NatsConnection()
+                try:
+                    # Once connected, the client reconnects forever; the first connect must
+                    # give up instead, so callers can retry (and not hold transactions open).
+                    await asyncio.wait_for(
+                        connection.connect(
+                            self.url,
+                            name=self.name,
+                            connect_timeout=2,
+                            allow_reconnect=True,
+                            max_reconnect_attempts=-1,
+                            reconnect_time_wait=0.5,
+                            drain_timeout=5,
+                            error_cb=self._on_error,
+                            disconnected_cb=self._on_disconnected,
+                            reconnected_cb=self._on_reconnected,
+                        ),
+                        timeout=5,
+                    )
+                except BaseException:
+                    await connection.close()
+                    raise
+                self._connection = connection
             return self._connection
 
     async def jetstream(self) -> JetStreamContext:
@@ -117,6 +129,8 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = 0.2
         while True:
+            # Cleared before the batch: a commit during the batch wakes the next round at once.
+            self.db.outbox_written.clear()
             try:
                 published = await self.publish_batch()
                 backoff = 0.2
@@ -126,7 +140,6 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if published < self.batch_size:
-                self.db.outbox_written.clear()
                 try:
                     await asyncio.wait_for(self.db.outbox_written.wait(), self.poll_interval)
                 except TimeoutError:
@@ -142,6 +155,7 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish up to one batch; returns how many were published and removed."""
         outbox = self.db.outbox
+        js = await self.nats.jetstream()  # before the transaction: never hold row locks while connecting
         async with self.db.sessions() as session, session.begin():
             rows = (
                 await session.execute(
@@ -153,7 +167,6 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            js = await self.nats.jetstream()
             results = await asyncio.gather(
                 *(
                     js.publish(
@@ -216,11 +229,8 @@ class EventConsumer:
             ack_wait=30,
             max_deliver=-1,
         )
-        try:
-            await js.consumer_info(STREAM_NAME, self.durable)
-            await js.update_consumer(STREAM_NAME, config)
-        except NotFoundError:
-            await js.add_consumer(STREAM_NAME, config)
+        # Creates the durable consumer, or updates it when its configuration changed.
+        await js.add_consumer(STREAM_NAME, config)
         return await js.pull_subscribe_bind(durable=self.durable, stream=STREAM_NAME)
 
     async def run(self) -> None:

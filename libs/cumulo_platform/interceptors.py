@@ -14,6 +14,8 @@ are never routed by the gateway; health and reflection pass through untouched.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import inspect
@@ -101,16 +103,26 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self._anonymous = frozenset(anonymous_methods)
         self._recorder = recorder
         self._account_gate = account_gate
+        # The wrapped handler per method, built once: the servicer's handlers never change.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None or method.startswith("/grpc."):
             return handler
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         service_name = method.split("/")[1]
         internal = service_name.endswith("InternalService")
         needs_token = not internal and method not in self._anonymous
@@ -187,31 +199,15 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_unary(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
+            async with self._call_scope(context):
                 await enter(context)
                 return await behavior(request, context)
-            except CumuloError as err:
-                code = err.code
-                await self._abort(context, err.to_status(), code)
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
-                raise
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("rpc_failed")
-                await self._abort(context, internal_status(_request_id()), code)
-            finally:
-                _log_call(code, started)
 
         return wrapped
 
     def _wrap_stream(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
+            async with self._call_scope(context):
                 await enter(context)
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
@@ -219,20 +215,31 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                         yield item
                 else:
                     await result
-            except CumuloError as err:
-                code = err.code
-                await self._abort(context, err.to_status(), code)
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
-                raise
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("rpc_failed")
-                await self._abort(context, internal_status(_request_id()), code)
-            finally:
-                _log_call(code, started)
 
         return wrapped
+
+    @contextlib.asynccontextmanager
+    async def _call_scope(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Maps what the call raised to a gRPC status, and logs the call once."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            yield
+        except CumuloError as err:
+            code = err.code
+            await self._abort(context, err.to_status(), code)
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("rpc_failed")
+            await self._abort(context, internal_status(_request_id()), code)
+        finally:
+            _log_call(code, started)
 
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext, status: Any, code: grpc.StatusCode) -> None:

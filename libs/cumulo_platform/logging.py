@@ -30,11 +30,16 @@ SECRET_KEYS = frozenset(
 )
 
 
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "[redacted]" if str(k).lower() in SECRET_KEYS else _redact(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_redact(v) for v in value)
+    return value
+
+
 def _drop_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    for key in list(event_dict):
-        if key.lower() in SECRET_KEYS:
-            event_dict[key] = "[redacted]"
-    return event_dict
+    return _redact(event_dict)
 
 
 def configure_logging(service: str, level: str = "info", fmt: str = "json") -> None:

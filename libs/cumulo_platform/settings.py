@@ -29,28 +29,38 @@ class Env:
         self.service = service
         self._environ = dict(os.environ if environ is None else environ)
 
-    def raw(self, name: str) -> str | None:
+    def lookup(self, name: str) -> tuple[str, str] | None:
+        """(variable, value) of the first of CUMULO_<SERVICE>_<NAME>, CUMULO_<NAME> that is set."""
         service_key = f"CUMULO_{self.service.upper().replace('-', '_')}_{name}"
         for key in (service_key, f"CUMULO_{name}"):
             if key in self._environ:
-                return self._environ[key]
+                return key, self._environ[key]
         return None
+
+    def raw(self, name: str) -> str | None:
+        found = self.lookup(name)
+        return None if found is None else found[1]
 
     def plain(self, key: str) -> str | None:
         return self._environ.get(key)
 
     def get(self, name: str, default: T, parse: Callable[[str], T] | None = None) -> T:
-        value = self.raw(name)
-        if value is None:
+        found = self.lookup(name)
+        if found is None:
             return default
+        key, value = found
         convert = parse or type(default)
         try:
             return convert(value)  # type: ignore[call-arg]
         except (TypeError, ValueError) as exc:
-            raise SettingsError(f"CUMULO_{name}: {exc}") from None
+            raise SettingsError(f"{key}: {exc}") from None
 
     def duration(self, name: str, default: str) -> IsoDuration:
         return self.get(name, IsoDuration.parse(default), IsoDuration.parse)
+
+    def interval(self, name: str, default: str) -> dt.timedelta:
+        """A duration of fixed length (no calendar months): TTLs, polling intervals."""
+        return self.get(name, IsoDuration.parse(default).as_timedelta(), lambda text: IsoDuration.parse(text).as_timedelta())
 
     def flag(self, name: str, default: bool) -> bool:
         return self.get(name, default, _parse_bool)
@@ -107,7 +117,7 @@ class PlatformSettings:
             auth_target=env.get("AUTH_TARGET", "127.0.0.1:7101"),
             log_format=env.get("LOG_FORMAT", "json"),
             log_level=env.get("LOG_LEVEL", "info"),
-            last_access_interval=env.duration("LAST_ACCESS_INTERVAL", "PT10M").as_timedelta(),
+            last_access_interval=env.interval("LAST_ACCESS_INTERVAL", "PT10M"),
             drain_grace_seconds=env.get("DRAIN_GRACE_SECONDS", 20.0),
             migrate_on_start=env.flag("MIGRATE_ON_START", True),
             client_cache_ttl_seconds=env.get("CLIENT_CACHE_TTL_SECONDS", 300.0),

@@ -77,12 +77,38 @@ class RemoteKeySource:
 
 
 class TokenVerifier:
-    def __init__(self, keys: KeySource, *, clock: Clock | None = None, leeway: float = 5.0) -> None:
+    """Verifies access tokens; a token already verified is remembered until it expires, so a
+    client's repeated calls cost a dictionary look-up instead of a signature check."""
+
+    def __init__(
+        self, keys: KeySource, *, clock: Clock | None = None, leeway: float = 5.0, cache_size: int = 50_000
+    ) -> None:
         self._keys = keys
         self._clock = clock or SystemClock()
         self._leeway = leeway
+        self._verified: dict[str, Principal] = {}
+        self._cache_size = cache_size
 
     async def verify(self, token: str) -> Principal:
+        principal = self._verified.get(token)
+        if principal is None:
+            principal = await self._verify_signature(token)
+            if len(self._verified) >= self._cache_size:
+                self._evict()
+            self._verified[token] = principal
+        # Expiry against the injected clock, so tests can move time.
+        if principal.expires_at + self._leeway < self._clock.now().timestamp():
+            self._verified.pop(token, None)
+            raise Unauthenticated("access token has expired; refresh it", reason="TOKEN_EXPIRED")
+        return principal
+
+    def _evict(self) -> None:
+        now = self._clock.now().timestamp()
+        self._verified = {t: p for t, p in self._verified.items() if p.expires_at + self._leeway >= now}
+        if len(self._verified) >= self._cache_size:
+            self._verified.clear()
+
+    async def _verify_signature(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -104,9 +130,6 @@ class TokenVerifier:
             )
         except jwt.PyJWTError:
             raise Unauthenticated("access token is invalid", reason="TOKEN_INVALID") from None
-        # Expiry against the injected clock, so tests can move time.
-        if float(claims["exp"]) + self._leeway < self._clock.now().timestamp():
-            raise Unauthenticated("access token has expired; refresh it", reason="TOKEN_EXPIRED")
         return Principal(
             account_id=str(claims["sub"]),
             session_id=str(claims["sid"]),
