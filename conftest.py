@@ -1,15 +1,16 @@
 """The test session's real servers and services.
 
-Once per session: a real PostgreSQL, NATS JetStream and S3 server on free ports (or the ones
-named by CUMULO_TEST_DATABASE_URL / CUMULO_TEST_NATS_URL), the auth service in-process on a
-movable clock, and Envoy in front of it built from the gateway's routes.
+Once per session: a real PostgreSQL, NATS JetStream and S3 server on free ports under the
+session's temporary folder, the auth service in-process on a movable clock, and Envoy in
+front of it configured from the gateway's routes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -17,54 +18,27 @@ import pytest
 
 from cumulo_auth import bootstrap as auth_bootstrap
 from cumulo_auth.config import AuthSettings
-from cumulo_devstack.servers import EmbeddedNats, EmbeddedPostgres, EmbeddedS3, Envoy, free_port
+from cumulo_devstack.servers import Envoy, free_port
+from cumulo_devstack.stack import Infra
 from cumulo_gateway.envoy_config import render_json
 from cumulo_platform.clock import OffsetClock
 from cumulo_platform.logging import configure_logging
 from cumulo_sdk import Cumulo
 
 
-@dataclasses.dataclass
-class Infra:
-    postgres: EmbeddedPostgres
-    nats: EmbeddedNats
-    s3: EmbeddedS3
-    root: pathlib.Path
-
-    def new_database(self) -> str:
-        return self.postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
-
-
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+def infra() -> Iterator[Infra]:
     configure_logging("tests", "warning", "console")
-    root = tmp_path_factory.mktemp("infra")
-    postgres = EmbeddedPostgres(root / "postgres")
-    nats = EmbeddedNats(root / "nats", free_port(), root / "nats.log")
-    s3 = EmbeddedS3(root / "s3", free_port(), root / "s3.log")
-    postgres.start()
-    nats.start()
-    s3.start()
+    # Not under pytest's temporary folder: that one is private to root (0700), and PostgreSQL
+    # runs as its own user, which must reach its data folder.
+    root = pathlib.Path(tempfile.mkdtemp(prefix="cumulo-test-"))
+    root.chmod(0o755)
+    infra = Infra.start(root)
     try:
-        yield Infra(postgres, nats, s3, root)
+        yield infra
     finally:
-        s3.stop()
-        nats.stop()
-        postgres.stop()
-
-
-def service_environ(infra: Infra, **extra: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": infra.new_database(),
-        "NATS_URL": infra.nats.url,
-        "S3_ENDPOINT": infra.s3.endpoint,
-        "S3_ACCESS_KEY_ID": infra.s3.access_key,
-        "S3_SECRET_ACCESS_KEY": infra.s3.secret_key,
-        "CUMULO_GRPC_PORT": str(free_port()),
-        "CUMULO_LOG_LEVEL": "warning",
-        "CUMULO_DRAIN_GRACE_SECONDS": "1",
-        **extra,
-    }
+        infra.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclasses.dataclass
@@ -76,7 +50,7 @@ class RunningAuth:
 
 @pytest.fixture(scope="session")
 async def auth(infra: Infra) -> AsyncIterator[RunningAuth]:
-    settings = AuthSettings.from_env(service_environ(infra))
+    settings = AuthSettings.from_env(infra.service_environ())
     clock = OffsetClock()
     app = await auth_bootstrap.build(settings, clock=clock)
     port = await app.runtime.start()

@@ -116,3 +116,11 @@ def render(*, listen_host: str, listen_port: int, admin_port: int, backends: dic
 
 def render_json(**kwargs: Any) -> str:
     return json.dumps(render(**kwargs), indent=2)
+
+
+def render_kubernetes() -> str:
+    """The config in deploy/k8s/base: every backend is its Kubernetes Service, same port."""
+    from cumulo_gateway.routes import DEFAULT_BACKENDS
+
+    backends = {name: f"{name}:{address.rpartition(':')[2]}" for name, address in DEFAULT_BACKENDS.items()}
+    return render_json(listen_host="0.0.0.0", listen_port=8080, admin_port=9901, backends=backends)

@@ -40,16 +40,16 @@ class AuthSettings:
             raise SettingsError(f"CUMULO_TIME_ZONE: {exc}") from None
         settings = cls(
             platform=platform,
-            access_token_ttl=env.duration("ACCESS_TOKEN_TTL", "PT15M").as_timedelta(),
-            session_ttl=env.duration("SESSION_TTL", "P90D").as_timedelta(),
+            access_token_ttl=env.interval("ACCESS_TOKEN_TTL", "PT15M"),
+            session_ttl=env.interval("SESSION_TTL", "P90D"),
             terms_version=env.get("TERMS_VERSION", "2026-11"),
             time_zone=time_zone,
             register_development_clients=env.flag("REGISTER_DEVELOPMENT_CLIENTS", platform.development),
             throttle_free_failures_per_account=env.get("THROTTLE_FREE_FAILURES_PER_ACCOUNT", 5),
             throttle_free_failures_per_address=env.get("THROTTLE_FREE_FAILURES_PER_ADDRESS", 20),
-            throttle_base_delay=env.duration("THROTTLE_BASE_DELAY", "PT1S").as_timedelta(),
-            throttle_max_delay=env.duration("THROTTLE_MAX_DELAY", "PT15M").as_timedelta(),
-            throttle_forget_after=env.duration("THROTTLE_FORGET_AFTER", "PT1H").as_timedelta(),
+            throttle_base_delay=env.interval("THROTTLE_BASE_DELAY", "PT1S"),
+            throttle_max_delay=env.interval("THROTTLE_MAX_DELAY", "PT15M"),
+            throttle_forget_after=env.interval("THROTTLE_FORGET_AFTER", "PT1H"),
         )
         if settings.access_token_ttl > dt.timedelta(hours=1):
             raise SettingsError("CUMULO_AUTH_ACCESS_TOKEN_TTL must be at most an hour (tokens are verified offline)")

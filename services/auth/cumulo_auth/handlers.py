@@ -403,19 +403,24 @@ class AuthHandlers:
 
     # --- the caller's own account ---------------------------------------------------
 
-    async def require_live_session(self, principal: Principal) -> None:
-        """Auth knows sessions first-hand: a revoked session's tokens stop at auth at once."""
-        async with self.db.sessions() as session:
+    async def require_live_session(self, principal: Principal) -> dict[str, Any]:
+        """Auth knows sessions first-hand: a revoked session's tokens stop at auth at once.
+
+        Returns the caller's account, read in the same single statement."""
+        async with self.db.read() as conn:
             row = (
-                await session.execute(
-                    sa.select(sessions.c.revoked_at, accounts.c.status, accounts.c.suspended_until)
-                    .join(accounts, accounts.c.account_id == sessions.c.account_id)
+                await conn.execute(
+                    sa.select(accounts, sessions.c.revoked_at)
+                    .join(sessions, accounts.c.account_id == sessions.c.account_id)
                     .where(sessions.c.session_id == uuid.UUID(principal.session_id))
                 )
             ).first()
-        if row is None or row.revoked_at is not None:
+        if row is None or row.revoked_at is not None or str(row.account_id) != principal.account_id:
             raise Unauthenticated("this session has ended; log in again", reason="SESSION_REVOKED")
         self._refuse_unless_usable(row)
+        account = row._asdict()
+        account.pop("revoked_at")
+        return account
 
     async def _load_account(self, uow: UnitOfWork, account_id: uuid.UUID, *, lock: bool = False) -> Any:
         query = sa.select(accounts).where(accounts.c.account_id == account_id)
@@ -425,10 +430,6 @@ class AuthHandlers:
         if row is None:
             raise NotFound("no such account", reason="ACCOUNT_NOT_FOUND")
         return row
-
-    async def get_account(self, principal: Principal) -> dict[str, Any]:
-        async with self.db.unit_of_work() as uow:
-            return (await self._load_account(uow, uuid.UUID(principal.account_id)))._asdict()
 
     async def list_sessions(self, principal: Principal) -> list[dict[str, Any]]:
         async with self.db.sessions() as session:

@@ -9,6 +9,7 @@ from cumulo_auth.api import convert
 from cumulo_auth.handlers import AuthHandlers
 from cumulo_platform.errors import InvalidArgument
 from cumulo_platform.interceptors import current_call, current_principal
+from cumulo_platform.tokens import Principal
 
 SERVICE = "cumulo.auth.v1.AuthService"
 # Methods callable without an access token (they still need a registered client id).
@@ -19,7 +20,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     def __init__(self, handlers: AuthHandlers) -> None:
         self.h = handlers
 
-    async def _me(self):  # type: ignore[no-untyped-def]
+    async def _me(self) -> Principal:
         principal = current_principal()
         await self.h.require_live_session(principal)
         return principal
@@ -59,7 +60,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.LogoutResponse()
 
     async def GetAccount(self, request: auth_pb2.GetAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetAccountResponse:
-        row = await self.h.get_account(await self._me())
+        row = await self.h.require_live_session(current_principal())
         return auth_pb2.GetAccountResponse(
             account=convert.account(row), current_terms_version=self.h.settings.terms_version
         )

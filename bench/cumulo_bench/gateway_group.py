@@ -1,0 +1,73 @@
+"""Group `gateway`: an authenticated unary call (GetAccount) direct to auth and through Envoy,
+beside a bare grpc.aio echo server on the same machine, all measured in one run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import grpc
+
+from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_bench.echo import METHOD as ECHO_METHOD
+from cumulo_bench.measure import Result, best_of, closed_loop
+from cumulo_bench.report import Figure
+from cumulo_bench.stack import BenchStack
+from cumulo_sdk import Cumulo
+
+IN_FLIGHT = 64
+SECONDS = 3.0
+RUNS = 3
+PASSWORD = "benchmark passphrase 2026"
+
+
+async def run(stack: BenchStack) -> list[Figure]:
+    auth_target = stack.start_auth()
+    gateway = stack.start_gateway({"auth": auth_target})
+    echo = stack.start_echo()
+
+    async with Cumulo(auth_target) as client:
+        email = f"bench-{dt.datetime.now().timestamp():.0f}@example.com"
+        await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
+        await client.login(email, PASSWORD, device_name="bench")
+        metadata = client.metadata(await client.access_token())
+
+    async def measure_get_account(target: str) -> Result:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = auth_pb2_grpc.AuthServiceStub(channel)
+            request = auth_pb2.GetAccountRequest()
+
+            async def call() -> None:
+                await stub.GetAccount(request, metadata=metadata, timeout=10)
+
+            return await best_of(RUNS, lambda: closed_loop(call, in_flight=IN_FLIGHT, seconds=SECONDS))
+
+    async def measure_echo() -> Result:
+        async with grpc.aio.insecure_channel(echo) as channel:
+            method = channel.unary_unary(ECHO_METHOD)
+            payload = b"x" * 200  # about a GetAccount answer's size
+
+            async def call() -> None:
+                await method(payload, timeout=10)
+
+            return await best_of(RUNS, lambda: closed_loop(call, in_flight=IN_FLIGHT, seconds=SECONDS))
+
+    print("  measuring bare grpc.aio echo ...", file=sys.stderr, flush=True)
+    echo_result = await measure_echo()
+    print("  measuring GetAccount direct to auth ...", file=sys.stderr, flush=True)
+    direct = await measure_get_account(auth_target)
+    print("  measuring GetAccount through the gateway ...", file=sys.stderr, flush=True)
+    through_gateway = await measure_get_account(gateway)
+
+    return [
+        Figure("gateway_unary_ratio", through_gateway.rate, "calls/s", direct.rate, "same call direct to auth", target=0.7,
+               note=f"authenticated GetAccount, {IN_FLIGHT} in flight"),
+        Figure("auth_unary_vs_echo", direct.rate, "calls/s", echo_result.rate, "bare grpc.aio echo server",
+               note="what the service layers (interceptor, token check, two queries) cost against the ceiling"),
+        Figure("gateway_unary_vs_echo", through_gateway.rate, "calls/s", echo_result.rate, "bare grpc.aio echo server"),
+        Figure("auth_direct_p50_ms", direct.percentile(0.5), "ms", echo_result.percentile(0.5), "echo p50",
+               note=f"under load, {IN_FLIGHT} in flight"),
+        Figure("auth_direct_p99_ms", direct.percentile(0.99), "ms", echo_result.percentile(0.99), "echo p99"),
+        Figure("gateway_p50_ms", through_gateway.percentile(0.5), "ms", direct.percentile(0.5), "direct p50"),
+        Figure("gateway_p99_ms", through_gateway.percentile(0.99), "ms", direct.percentile(0.99), "direct p99"),
+    ]

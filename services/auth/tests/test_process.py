@@ -1,0 +1,113 @@
+"""The auth service as its own process, as Kubernetes runs it: migrate command, health,
+graceful drain on SIGTERM, and logs that never carry secrets."""
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import grpc
+import pytest
+import sqlalchemy as sa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cumulo.auth.v1 import auth_pb2
+from cumulo_devstack.servers import wait_for_port
+from cumulo_platform.db import create_engine
+from cumulo_sdk import Cumulo
+
+PASSWORD = "a secret nobody should log 42"
+
+
+def _environ(infra, **extra):
+    return {**os.environ, **infra.service_environ(CUMULO_LOG_LEVEL="debug", CUMULO_ENVIRONMENT="development"), **extra}
+
+
+def test_migrate_command_is_idempotent(infra):
+    env = _environ(infra)
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "cumulo_auth", "migrate"], env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()
+
+    async def tables() -> set[str]:
+        engine = create_engine(env["DATABASE_URL"])
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'auth'"))
+                return {r[0] for r in rows}
+        finally:
+            await engine.dispose()
+
+    found = asyncio.run(tables())
+    assert {"accounts", "sessions", "refresh_tokens", "outbox", "alembic_version"} <= found
+
+
+def test_bad_settings_exit_with_a_clear_message(infra):
+    env = _environ(infra, CUMULO_AUTH_ACCESS_TOKEN_TTL="P1D")
+    done = subprocess.run([sys.executable, "-m", "cumulo_auth"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 2
+    assert b"CUMULO_AUTH_ACCESS_TOKEN_TTL" in done.stderr
+
+
+@pytest.fixture
+def auth_process(infra, tmp_path):
+    env = _environ(infra)
+    log_path = tmp_path / "auth.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "cumulo_auth"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    port = int(env["CUMULO_GRPC_PORT"])
+    try:
+        wait_for_port(port, process=process, timeout=60)
+        yield process, f"127.0.0.1:{port}", log_path
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(auth_process):
+    process, target, _ = auth_process
+    async with grpc.aio.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        status = await health.Check(health_pb2.HealthCheckRequest(service="cumulo.auth.v1.AuthService"), timeout=5)
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+    async with Cumulo(target) as client:
+        email = f"drain-{os.getpid()}-{dt.datetime.now().timestamp():.0f}@example.com"
+        # Registration hashes a password (slow on purpose): SIGTERM arrives while it runs.
+        registering = asyncio.create_task(client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1)))
+        await asyncio.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        account = await registering
+        assert account.email == email
+    returncode = await asyncio.to_thread(process.wait, 25)
+    assert returncode == 0
+
+
+async def test_logs_are_json_with_request_context_and_no_secrets(auth_process):
+    process, target, log_path = auth_process
+    async with Cumulo(target) as client:
+        email = f"logs-{os.getpid()}-{dt.datetime.now().timestamp():.0f}@example.com"
+        await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
+        await client.login(email, PASSWORD)
+        await client.whoami()
+        with pytest.raises(Exception):
+            await client.call(client.auth.Login, auth_pb2.LoginRequest(login=email, password="wrong " + PASSWORD), authenticated=False)
+        tokens = client.store.tokens
+        await client.refresh()
+    process.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(process.wait, 25)
+    text = log_path.read_text()
+    for secret in (PASSWORD, tokens.access_token, tokens.refresh_token, tokens.access_token.split(".")[2]):
+        assert secret not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    calls = [line for line in lines if line.get("event") == "rpc"]
+    assert {"/cumulo.auth.v1.AuthService/Login", "/cumulo.auth.v1.AuthService/GetAccount"} <= {c["method"] for c in calls}
+    for call in calls:
+        assert call["service"] == "auth"
+        assert call["request_id"]
+        assert "duration_ms" in call and "code" in call
+    whoami = next(c for c in calls if c["method"].endswith("/GetAccount"))
+    assert whoami["account_id"]
