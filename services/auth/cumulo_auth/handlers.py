@@ -36,6 +36,7 @@ from cumulo_platform.errors import (
 from cumulo_platform.tokens import Principal
 
 REFRESH_TOKEN_PREFIX = "crt_"
+CANCELLED_SESSION_REASON = "account cancelled"
 STATUSES = ("active", "suspended", "terminated", "cancelled")
 
 
@@ -64,11 +65,25 @@ def _new_refresh_token() -> str:
     return REFRESH_TOKEN_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
 
 
+def _contact_clash(exc: IntegrityError, *, reason: str) -> AlreadyExists:
+    """The unique constraint a concurrent writer hit names the contact method."""
+    field = "phone" if "accounts_phone_key" in str(exc.orig) else "email"
+    return AlreadyExists(f"{field}: another account uses this {field}", reason=reason, metadata={"field": field})
+
+
 def _account_uuid(value: str, field: str = "account_id") -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except (ValueError, AttributeError):
         raise InvalidArgument(field, "must be an account id (UUID)") from None
+
+
+# Built once: the hottest statement (every authenticated auth call) skips SQL construction.
+_SESSION_ACCOUNT = (
+    sa.select(accounts, sessions.c.revoked_at, sessions.c.revoke_reason)
+    .join(sessions, accounts.c.account_id == sessions.c.account_id)
+    .where(sessions.c.session_id == sa.bindparam("session_id"))
+)
 
 
 class AuthHandlers:
@@ -95,6 +110,15 @@ class AuthHandlers:
 
     def today(self) -> dt.date:
         return self.clock.now().astimezone(self.settings.time_zone).date()
+
+    def _view(self, row: Any) -> dict[str, Any]:
+        """An account as callers see it: minor by today's age (the stored flag says only how
+        the account was created), and a suspension that has run out as active."""
+        view = {c.name: getattr(row, c.name) for c in accounts.c}
+        view["minor"] = rules.is_minor(row.birth_date, self.today())
+        if view["status"] == "suspended" and view["suspended_until"] is not None and view["suspended_until"] <= self.clock.now():
+            view["status"] = "active"
+        return view
 
     # --- registration ---------------------------------------------------------------
 
@@ -144,7 +168,7 @@ class AuthHandlers:
             raise InvalidArgument("birth_date", "this person is an adult and registers themselves")
         async with self.db.unit_of_work() as uow:
             row = await self._load_account(uow, uuid.UUID(guardian.account_id))
-            if row.minor or rules.is_minor(row.birth_date, self.today()):
+            if rules.is_minor(row.birth_date, self.today()):
                 raise PermissionDenied("only an adult can create a minor's account", reason="GUARDIAN_MUST_BE_ADULT")
         normalized = rules.check_password(password, contacts=(email_n or "", phone_n or ""))
         return await self._create_account(
@@ -189,8 +213,8 @@ class AuthHandlers:
                         .returning(*accounts.c)
                     )
                 ).one()
-            except IntegrityError:
-                raise AlreadyExists("an account with this e-mail or phone exists", reason="ACCOUNT_EXISTS") from None
+            except IntegrityError as exc:
+                raise _contact_clash(exc, reason="ACCOUNT_EXISTS") from None
             uow.emit(
                 "account.created",
                 events_pb2.AccountCreated(
@@ -202,7 +226,7 @@ class AuthHandlers:
                 account_id=str(account_id),
             )
             await uow.commit()
-        return row._asdict()
+        return self._view(row)
 
     async def _contact_taken(self, uow: UnitOfWork, field: str, value: str) -> bool:
         column = accounts.c[field]
@@ -218,19 +242,21 @@ class AuthHandlers:
             raise InvalidArgument("password", "must not be empty")
         if len(device_name) > 100:
             raise InvalidArgument("device_name", "must be at most 100 characters")
-        await self._refuse_if_throttled(key, client_address)
         column = accounts.c.email if "@" in key else accounts.c.phone
-        async with self.db.sessions() as session:
-            row = (await session.execute(sa.select(accounts).where(column == key))).first()
-        if not await self.passwords.verify(row.password_hash if row else None, password):
-            await self._record_failure(key, client_address)
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(accounts).where(column == key))).first()
+        # Unknown logins are throttled like real ones, so throttling does not tell which exist.
+        throttles = [
+            self._account_throttle_key(row.account_id if row else None, key),
+            ("address", client_address, self.address_throttle),
+        ]
+        await self._claim_attempt(throttles)
+        if not await self.passwords.verify(row.password_hash if row else None, rules.normalize_password(password)):
             raise Unauthenticated("the login or the password is wrong", reason="INVALID_CREDENTIALS")
         assert row is not None
+        await self._attempt_succeeded(throttles)
         self._refuse_unless_usable(row)
         async with self.db.unit_of_work() as uow:
-            await uow.execute(
-                sa.delete(login_throttle).where(login_throttle.c.scope == "account", login_throttle.c.key == key)
-            )
             tokens = await self._open_session(uow, row, client_id=client_id, device_name=device_name)
             uow.emit(
                 "account.logged_in",
@@ -238,7 +264,7 @@ class AuthHandlers:
                 account_id=str(row.account_id),
             )
             await uow.commit()
-        return tokens, row._asdict()
+        return tokens, self._view(row)
 
     def _refuse_unless_usable(self, row: Any) -> None:
         now = self.clock.now()
@@ -250,51 +276,76 @@ class AuthHandlers:
         if row.status == "cancelled":
             raise PermissionDenied("this account has been cancelled", reason="ACCOUNT_CANCELLED")
 
-    async def _refuse_if_throttled(self, key: str, address: str) -> None:
-        now = self.clock.now()
-        async with self.db.sessions() as session:
-            rows = (
-                await session.execute(
-                    sa.select(login_throttle.c.blocked_until).where(
-                        sa.or_(
-                            sa.and_(login_throttle.c.scope == "account", login_throttle.c.key == key),
-                            sa.and_(login_throttle.c.scope == "address", login_throttle.c.key == address),
-                        )
-                    )
-                )
-            ).all()
-        blocked = max((r.blocked_until for r in rows if r.blocked_until and r.blocked_until > now), default=None)
-        if blocked is not None:
-            raise ResourceExhausted(
-                "too many failed logins; try again later",
-                reason="LOGIN_THROTTLED",
-                retry_after=blocked - now,
-            )
+    # --- throttling of password guesses ------------------------------------------------
 
-    async def _record_failure(self, key: str, address: str) -> None:
+    def _account_throttle_key(self, account_id: uuid.UUID | None, login: str) -> tuple[str, str, ThrottlePolicy]:
+        return ("account", f"id:{account_id}" if account_id else f"login:{login}", self.account_throttle)
+
+    async def _claim_attempt(self, throttles: list[tuple[str, str, ThrottlePolicy]]) -> None:
+        """Counts a password attempt as a failure *before* the (slow) check, under a row lock,
+        so concurrent guesses cannot slip past the limit; a success takes it back."""
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
-            for scope, scope_key, policy in (
-                ("account", key, self.account_throttle),
-                ("address", address, self.address_throttle),
-            ):
+            for scope, key, policy in throttles:
+                await uow.execute(
+                    pg_insert(login_throttle)
+                    .values(scope=scope, key=key, failures=0, last_failure_at=now)
+                    .on_conflict_do_nothing()
+                )
                 current = (
                     await uow.execute(
                         sa.select(login_throttle)
-                        .where(login_throttle.c.scope == scope, login_throttle.c.key == scope_key)
+                        .where(login_throttle.c.scope == scope, login_throttle.c.key == key)
+                        .with_for_update()
+                    )
+                ).one()
+                if current.blocked_until is not None and current.blocked_until > now:
+                    raise ResourceExhausted(
+                        "too many failed password attempts; try again later",
+                        reason="LOGIN_THROTTLED",
+                        retry_after=current.blocked_until - now,
+                    )
+                failures = policy.failures_after_new_failure(current.failures, current.last_failure_at, now)
+                await uow.execute(
+                    sa.update(login_throttle)
+                    .where(login_throttle.c.scope == scope, login_throttle.c.key == key)
+                    .values(failures=failures, last_failure_at=now, blocked_until=policy.blocked_until(failures, now))
+                )
+            await uow.commit()
+
+    async def _attempt_succeeded(self, throttles: list[tuple[str, str, ThrottlePolicy]]) -> None:
+        async with self.db.unit_of_work() as uow:
+            for scope, key, policy in throttles:
+                if scope == "account":
+                    # The account's owner proved the password: its slate is clean.
+                    await uow.execute(
+                        sa.delete(login_throttle).where(login_throttle.c.scope == scope, login_throttle.c.key == key)
+                    )
+                    continue
+                # An address shared by many people only gets back the attempt it just used.
+                current = (
+                    await uow.execute(
+                        sa.select(login_throttle)
+                        .where(login_throttle.c.scope == scope, login_throttle.c.key == key)
                         .with_for_update()
                     )
                 ).first()
-                failures = policy.failures_after_new_failure(
-                    current.failures if current else 0, current.last_failure_at if current else None, now
-                )
-                values = {"failures": failures, "last_failure_at": now, "blocked_until": policy.blocked_until(failures, now)}
-                await uow.execute(
-                    pg_insert(login_throttle)
-                    .values(scope=scope, key=scope_key, **values)
-                    .on_conflict_do_update(index_elements=["scope", "key"], set_=values)
-                )
+                if current is not None:
+                    failures = max(current.failures - 1, 0)
+                    await uow.execute(
+                        sa.update(login_throttle)
+                        .where(login_throttle.c.scope == scope, login_throttle.c.key == key)
+                        .values(failures=failures, blocked_until=policy.blocked_until(failures, current.last_failure_at))
+                    )
             await uow.commit()
+
+    async def _confirm_password(self, account: Any, password: str) -> None:
+        """A password confirmation (change password, cancel) counts against the same limit."""
+        throttles = [self._account_throttle_key(account.account_id, "")]
+        await self._claim_attempt(throttles)
+        if not await self.passwords.verify(account.password_hash, rules.normalize_password(password)):
+            raise PermissionDenied("the password is wrong", reason="INVALID_CREDENTIALS")
+        await self._attempt_succeeded(throttles)
 
     async def _open_session(self, uow: UnitOfWork, account: Any, *, client_id: str, device_name: str) -> Tokens:
         now = self.clock.now()
@@ -326,7 +377,7 @@ class AuthHandlers:
             account_id=account.account_id,
             session_id=session_id,
             client_id=client_id,
-            minor=account.minor,
+            minor=rules.is_minor(account.birth_date, self.today()),
             roles=list(account.roles),
             issued_at=now,
             ttl=self.settings.access_token_ttl,
@@ -353,6 +404,8 @@ class AuthHandlers:
                 raise Unauthenticated("this session has ended; log in again", reason="SESSION_REVOKED")
             if found.expires_at <= now:
                 raise Unauthenticated("this session has expired; log in again", reason="SESSION_EXPIRED")
+            if found.client_id != client_id:
+                raise Unauthenticated("this refresh token belongs to another client app", reason="REFRESH_TOKEN_INVALID")
             # Exactly one presentation of a refresh token can win; any other is a reuse.
             claimed = (
                 await uow.execute(
@@ -408,19 +461,11 @@ class AuthHandlers:
 
         Returns the caller's account, read in the same single statement."""
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(accounts, sessions.c.revoked_at)
-                    .join(sessions, accounts.c.account_id == sessions.c.account_id)
-                    .where(sessions.c.session_id == uuid.UUID(principal.session_id))
-                )
-            ).first()
+            row = (await conn.execute(_SESSION_ACCOUNT, {"session_id": uuid.UUID(principal.session_id)})).first()
         if row is None or row.revoked_at is not None or str(row.account_id) != principal.account_id:
             raise Unauthenticated("this session has ended; log in again", reason="SESSION_REVOKED")
         self._refuse_unless_usable(row)
-        account = row._asdict()
-        account.pop("revoked_at")
-        return account
+        return self._view(row)
 
     async def _load_account(self, uow: UnitOfWork, account_id: uuid.UUID, *, lock: bool = False) -> Any:
         query = sa.select(accounts).where(accounts.c.account_id == account_id)
@@ -484,11 +529,15 @@ class AuthHandlers:
                 if value is not None and await self._contact_taken(uow, field, value):
                     raise AlreadyExists(f"{field}: another account uses this {field}", reason="CONTACT_TAKEN", metadata={"field": field})
             if changed:
-                await uow.execute(
-                    sa.update(accounts)
-                    .where(accounts.c.account_id == account_id)
-                    .values(**{f: changes[f] for f in changed}, updated_at=self.clock.now())
-                )
+                try:
+                    await uow.execute(
+                        sa.update(accounts)
+                        .where(accounts.c.account_id == account_id)
+                        .values(**{f: changes[f] for f in changed}, updated_at=self.clock.now())
+                    )
+                except IntegrityError as exc:
+                    # Another account claimed the same contact between our check and this write.
+                    raise _contact_clash(exc, reason="CONTACT_TAKEN") from None
                 uow.emit(
                     "account.contact_changed",
                     events_pb2.ContactChanged(account_id=str(account_id), changed=changed),
@@ -496,7 +545,7 @@ class AuthHandlers:
                 )
             row = await self._load_account(uow, account_id)
             await uow.commit()
-        return row._asdict()
+        return self._view(row)
 
     async def accept_terms(self, principal: Principal, version: str) -> dict[str, Any]:
         if version != self.settings.terms_version:
@@ -510,14 +559,13 @@ class AuthHandlers:
             )
             row = await self._load_account(uow, account_id)
             await uow.commit()
-        return row._asdict()
+        return self._view(row)
 
     async def change_password(self, principal: Principal, *, current_password: str, new_password: str) -> None:
         account_id = uuid.UUID(principal.account_id)
         async with self.db.unit_of_work() as uow:
             row = await self._load_account(uow, account_id)
-        if not await self.passwords.verify(row.password_hash, current_password):
-            raise PermissionDenied("the current password is wrong", reason="INVALID_CREDENTIALS")
+        await self._confirm_password(row, current_password)
         normalized = rules.check_password(new_password, field="new_password", contacts=(row.email or "", row.phone or ""))
         new_hash = await self.passwords.hash(normalized)
         async with self.db.unit_of_work() as uow:
@@ -531,11 +579,24 @@ class AuthHandlers:
             await uow.commit()
 
     async def cancel_account(self, principal: Principal, *, password: str) -> None:
+        """Idempotent: a retry after a lost answer (its session is already revoked by the
+        cancellation itself) confirms the password again and succeeds without doing more."""
         account_id = uuid.UUID(principal.account_id)
+        async with self.db.read() as conn:
+            row = (await conn.execute(_SESSION_ACCOUNT, {"session_id": uuid.UUID(principal.session_id)})).first()
+        retry = (
+            row is not None
+            and row.status == "cancelled"
+            and str(row.account_id) == principal.account_id
+            and row.revoke_reason == CANCELLED_SESSION_REASON
+        )
+        if not retry:
+            await self.require_live_session(principal)
         async with self.db.unit_of_work() as uow:
-            row = await self._load_account(uow, account_id)
-        if not await self.passwords.verify(row.password_hash, password):
-            raise PermissionDenied("the password is wrong", reason="INVALID_CREDENTIALS")
+            account = await self._load_account(uow, account_id)
+        await self._confirm_password(account, password)
+        if retry:
+            return
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
             current = await self._load_account(uow, account_id, lock=True)
@@ -551,7 +612,7 @@ class AuthHandlers:
                     account_id=account_id, status="cancelled", reason="cancelled by the user", actor=str(account_id), changed_at=now
                 )
             )
-            await self._revoke_all(uow, account_id, reason="account cancelled")
+            await self._revoke_all(uow, account_id, reason=CANCELLED_SESSION_REASON)
             uow.emit(
                 "account.cancelled",
                 events_pb2.AccountCancelled(account_id=str(account_id), cancelled_at=_stamp(now)),
@@ -606,7 +667,7 @@ class AuthHandlers:
             )
             row = await self._load_account(uow, target)
             await uow.commit()
-        return row._asdict()
+        return self._view(row)
 
     async def get_contacts(self, account_id: str) -> tuple[str, str]:
         async with self.db.unit_of_work() as uow:

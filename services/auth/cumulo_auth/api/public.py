@@ -118,5 +118,5 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.ChangePasswordResponse()
 
     async def CancelAccount(self, request: auth_pb2.CancelAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.CancelAccountResponse:
-        await self.h.cancel_account(await self._me(), password=request.password)
+        await self.h.cancel_account(current_principal(), password=request.password)
         return auth_pb2.CancelAccountResponse()

@@ -50,9 +50,15 @@ def login_key(login: str) -> str:
     return normalize_phone(login, "login")
 
 
+def normalize_password(password: str) -> str:
+    """NFKC, as stored: a password typed with composed or decomposed accents, or full-width
+    letters, is the same password."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def check_password(password: str, *, field: str = "password", contacts: tuple[str, ...] = ()) -> str:
     """NIST SP 800-63B: length rules and a blocklist, no composition rules."""
-    normalized = unicodedata.normalize("NFKC", password)
+    normalized = normalize_password(password)
     if len(normalized) < PASSWORD_MIN_LENGTH:
         raise InvalidArgument(field, f"must be at least {PASSWORD_MIN_LENGTH} characters")
     if len(normalized) > PASSWORD_MAX_LENGTH:

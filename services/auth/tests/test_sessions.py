@@ -1,0 +1,325 @@
+"""Login, refresh-token rotation and reuse detection, logout, ListSessions and RevokeSession,
+session expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import secrets
+import uuid
+
+import grpc
+import jwt
+import pytest
+
+from cumulo.auth.v1 import auth_pb2
+from cumulo_sdk.errors import CumuloRpcError
+
+PASSWORD = "correct horse battery staple"
+TERMS = "2026-11"
+ADULT = auth_pb2.Date(year=1990, month=5, day=17)
+UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+
+
+def new_email() -> str:
+    return f"ses-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def new_address() -> str:
+    return f"2001:db8:4::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+async def call(client, method, request, token=None, *, address=None):
+    metadata = client.metadata(token) + [("x-forwarded-for", address or new_address())]
+    try:
+        return await method(request, metadata=metadata, timeout=20)
+    except grpc.aio.AioRpcError as exc:
+        raise CumuloRpcError.from_rpc_error(exc) from None
+
+
+async def fails(awaitable, code, reason=None, field=None) -> CumuloRpcError:
+    with pytest.raises(CumuloRpcError) as info:
+        await awaitable
+    err = info.value
+    assert err.code == code, err
+    if reason is not None:
+        assert err.reason == reason, err
+    if field is not None:
+        assert err.field == field, err
+    return err
+
+
+@dataclasses.dataclass
+class Session:
+    account_id: str
+    access_token: str
+    refresh_token: str
+    session_id: str
+
+
+async def register(client, email, password=PASSWORD) -> auth_pb2.Account:
+    request = auth_pb2.RegisterRequest(email=email, password=password, birth_date=ADULT, accepted_terms_version=TERMS)
+    return (await call(client, client.auth.Register, request)).account
+
+
+def login_call(client, login, password=PASSWORD, device_name="test device"):
+    return call(client, client.auth.Login, auth_pb2.LoginRequest(login=login, password=password, device_name=device_name))
+
+
+async def login(client, login, password=PASSWORD, device_name="test device") -> Session:
+    response = await login_call(client, login, password, device_name)
+    tokens = response.tokens
+    return Session(response.account.account_id, tokens.access_token, tokens.refresh_token, tokens.session_id)
+
+
+async def new_account(client) -> str:
+    email = new_email()
+    await register(client, email)
+    return email
+
+
+def refresh(client, refresh_token):
+    return call(client, client.auth.Refresh, auth_pb2.RefreshRequest(refresh_token=refresh_token))
+
+
+def get_account(client, session: Session):
+    return call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), session.access_token)
+
+
+async def session_ids(client, session: Session) -> list[str]:
+    listed = await call(client, client.auth.ListSessions, auth_pb2.ListSessionsRequest(), session.access_token)
+    return [s.session_id for s in listed.sessions]
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+async def test_login_returns_tokens_for_a_new_session(direct, auth):
+    email = await new_account(direct)
+    response = await login_call(direct, email)
+    tokens, account = response.tokens, response.account
+    assert account.email == email
+    assert tokens.refresh_token.startswith("crt_")
+    assert uuid.UUID(tokens.session_id)
+    header = jwt.get_unverified_header(tokens.access_token)
+    assert header["alg"] == "EdDSA"
+    assert header["kid"]
+    claims = jwt.decode(tokens.access_token, options={"verify_signature": False})
+    assert claims["sub"] == account.account_id
+    assert claims["sid"] == tokens.session_id
+    assert claims["azp"] == "cumulo-cli"
+    assert claims["iss"] == "cumulo-auth"
+    assert claims["aud"] == "cumulo"
+    assert claims["minor"] is False
+    assert claims["exp"] - claims["iat"] == 15 * 60
+    assert tokens.access_token_expires_at.seconds == claims["exp"]
+    assert tokens.refresh_token_expires_at.ToDatetime(tzinfo=dt.timezone.utc) > auth.clock.now() + dt.timedelta(days=89)
+
+
+async def test_login_accepts_the_email_in_any_case_and_spacing(direct):
+    email = await new_account(direct)
+    assert (await login(direct, f"  {email.upper()} ")).session_id
+
+
+async def test_wrong_password_and_unknown_login_are_indistinguishable(direct):
+    email = await new_account(direct)
+    wrong = await fails(login_call(direct, email, "not the password at all"), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    unknown = await fails(login_call(direct, new_email()), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    unknown_phone = await fails(login_call(direct, "+8613900000001"), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    assert wrong.message == unknown.message == unknown_phone.message
+
+
+@pytest.mark.parametrize(
+    ("login_value", "password", "device_name", "field"),
+    [
+        ("", PASSWORD, "", "login"),
+        ("   ", PASSWORD, "", "login"),
+        ("just-a-name", PASSWORD, "", "login"),
+        ("alice@", PASSWORD, "", "login"),
+        ("someone@example.com", "", "", "password"),
+        ("someone@example.com", PASSWORD, "x" * 101, "device_name"),
+    ],
+    ids=["empty-login", "blank-login", "neither-email-nor-phone", "half-email", "empty-password", "device-name-too-long"],
+)
+async def test_bad_login_input_is_invalid_argument(direct, login_value, password, device_name, field):
+    await fails(login_call(direct, login_value, password, device_name), grpc.StatusCode.INVALID_ARGUMENT, field=field)
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "correct horse \uff42\uff41\uff54\uff54\uff45\uff52\uff59 staple",  # full-width "battery"
+        "cafe\u0301 au lait, s'il vous pla\u00eet",  # "é" typed as e + combining accent (macOS, iOS)
+    ],
+    ids=["full-width-letters", "decomposed-accent"],
+)
+async def test_login_accepts_the_same_unicode_password_that_registered(direct, password):
+    """Registration stores the NFKC form of the password; login must compare the same form."""
+    email = new_email()
+    await register(direct, email, password)
+    assert (await login(direct, email, password)).session_id
+
+
+# --- refresh -------------------------------------------------------------------------------
+
+
+async def test_refresh_rotates_the_refresh_token_and_keeps_the_session(direct):
+    first = await login(direct, await new_account(direct))
+    second = (await refresh(direct, first.refresh_token)).tokens
+    assert second.session_id == first.session_id
+    assert second.refresh_token != first.refresh_token
+    assert jwt.decode(second.access_token, options={"verify_signature": False})["sid"] == first.session_id
+    me = await get_account(direct, Session(first.account_id, second.access_token, "", second.session_id))
+    assert me.account.account_id == first.account_id
+    third = (await refresh(direct, second.refresh_token)).tokens
+    assert third.session_id == first.session_id
+
+
+async def test_refresh_token_reuse_revokes_the_whole_session(direct):
+    email = await new_account(direct)
+    other = await login(direct, email, device_name="other device")
+    stolen = await login(direct, email)
+    rotated = (await refresh(direct, stolen.refresh_token)).tokens
+    newest = (await refresh(direct, rotated.refresh_token)).tokens
+
+    await fails(refresh(direct, stolen.refresh_token), UNAUTHENTICATED, reason="REFRESH_TOKEN_REUSED")
+
+    # Every token of that session is dead, the newest refresh token included ...
+    await fails(refresh(direct, newest.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await fails(
+        get_account(direct, Session(stolen.account_id, newest.access_token, "", stolen.session_id)),
+        UNAUTHENTICATED,
+        reason="SESSION_REVOKED",
+    )
+    # ... and it is gone from the list; the account's other session is untouched.
+    assert await session_ids(direct, other) == [other.session_id]
+
+
+async def test_concurrent_refreshes_with_one_token_have_exactly_one_winner(direct):
+    session = await login(direct, await new_account(direct))
+    results = await asyncio.gather(*(refresh(direct, session.refresh_token) for _ in range(4)), return_exceptions=True)
+    won = [r for r in results if isinstance(r, auth_pb2.RefreshResponse)]
+    lost = [r for r in results if isinstance(r, CumuloRpcError)]
+    assert len(won) == 1, results
+    assert len(lost) == 3, results
+    for err in lost:
+        assert err.code == UNAUTHENTICATED, err
+        assert err.reason in ("REFRESH_TOKEN_REUSED", "SESSION_REVOKED"), err
+
+
+@pytest.mark.parametrize("token", ["", "not-a-refresh-token", "eyJhbGciOiJFZERTQSJ9.e30.x"])
+async def test_refresh_with_something_that_is_not_a_refresh_token_is_invalid_argument(direct, token):
+    await fails(refresh(direct, token), grpc.StatusCode.INVALID_ARGUMENT, field="refresh_token")
+
+
+async def test_refresh_with_an_unknown_refresh_token_is_unauthenticated(direct):
+    await fails(refresh(direct, "crt_" + secrets.token_urlsafe(32)), UNAUTHENTICATED, reason="REFRESH_TOKEN_INVALID")
+
+
+async def test_an_access_token_is_not_a_refresh_token(direct):
+    session = await login(direct, await new_account(direct))
+    await fails(refresh(direct, session.access_token), grpc.StatusCode.INVALID_ARGUMENT, field="refresh_token")
+
+
+async def test_session_expires_90_days_after_its_last_refresh(direct, clock):
+    email = await new_account(direct)
+    idle = await login(direct, email, device_name="idle")
+    active = await login(direct, email, device_name="active")
+    clock.advance(dt.timedelta(days=60))
+    active_tokens = (await refresh(direct, active.refresh_token)).tokens
+    clock.advance(dt.timedelta(days=30, minutes=1))
+    # 90 days after login: the idle session is over ...
+    await fails(refresh(direct, idle.refresh_token), UNAUTHENTICATED, reason="SESSION_EXPIRED")
+    # ... while the refreshed one lives 90 days from its last refresh.
+    assert (await refresh(direct, active_tokens.refresh_token)).tokens.session_id == active.session_id
+    clock.advance(dt.timedelta(days=90, minutes=1))
+    await fails(refresh(direct, active_tokens.refresh_token), UNAUTHENTICATED, reason="SESSION_EXPIRED")
+
+
+# --- logout ----------------------------------------------------------------------------------
+
+
+async def test_logout_ends_the_session_at_once(direct):
+    email = await new_account(direct)
+    kept = await login(direct, email, device_name="kept")
+    leaving = await login(direct, email, device_name="leaving")
+    await call(direct, direct.auth.Logout, auth_pb2.LogoutRequest(), leaving.access_token)
+    # Its still-unexpired access token is refused: auth checks sessions first-hand.
+    await fails(get_account(direct, leaving), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await fails(refresh(direct, leaving.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    assert (await get_account(direct, kept)).account.email == email
+    assert await session_ids(direct, kept) == [kept.session_id]
+
+
+async def test_sdk_logout_through_the_gateway_forgets_the_tokens(user):
+    client, email = user
+    session_id = client.store.tokens.session_id
+    await client.logout()
+    assert client.store.tokens is None
+    # log in again and the old session is not among the live ones
+    await client.login(email, PASSWORD, device_name="again")
+    assert session_id not in [s.session_id for s in await client.sessions()]
+
+
+# --- ListSessions and RevokeSession ------------------------------------------------------------
+
+
+async def test_list_sessions_marks_the_callers_session_as_current(direct):
+    email = await new_account(direct)
+    phone = await login(direct, email, device_name="  Pixel 9  ")
+    laptop = await login(direct, email, device_name="ThinkPad")
+
+    seen_from_phone = (await call(direct, direct.auth.ListSessions, auth_pb2.ListSessionsRequest(), phone.access_token)).sessions
+    assert sorted(s.session_id for s in seen_from_phone) == sorted([phone.session_id, laptop.session_id])
+    by_id = {s.session_id: s for s in seen_from_phone}
+    assert by_id[phone.session_id].current is True
+    assert by_id[laptop.session_id].current is False
+    assert by_id[phone.session_id].device_name == "Pixel 9"
+    assert by_id[laptop.session_id].device_name == "ThinkPad"
+    assert all(s.client_id == "cumulo-cli" for s in seen_from_phone)
+    assert all(s.created_at.seconds > 0 and s.last_used_at.seconds > 0 for s in seen_from_phone)
+
+    seen_from_laptop = (await call(direct, direct.auth.ListSessions, auth_pb2.ListSessionsRequest(), laptop.access_token)).sessions
+    assert [s.session_id for s in seen_from_laptop if s.current] == [laptop.session_id]
+
+
+async def test_sdk_lists_the_session_through_the_gateway(user):
+    client, _ = user
+    sessions = await client.sessions()
+    assert len(sessions) == 1
+    assert sessions[0].current is True
+    assert sessions[0].device_name == "test phone"
+
+
+async def test_revoke_session_ends_another_session_of_the_same_account(direct):
+    email = await new_account(direct)
+    mine = await login(direct, email)
+    lost_phone = await login(direct, email)
+    await call(direct, direct.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=lost_phone.session_id), mine.access_token)
+    await fails(get_account(direct, lost_phone), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await fails(refresh(direct, lost_phone.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    assert await session_ids(direct, mine) == [mine.session_id]
+    assert (await refresh(direct, mine.refresh_token)).tokens.session_id == mine.session_id
+
+
+async def test_revoking_the_current_session_ends_it(direct):
+    session = await login(direct, await new_account(direct))
+    await call(direct, direct.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=session.session_id), session.access_token)
+    await fails(get_account(direct, session), UNAUTHENTICATED, reason="SESSION_REVOKED")
+
+
+async def test_revoke_session_input_is_checked(direct):
+    session = await login(direct, await new_account(direct))
+    for bad in ("", "not-a-session", "12345"):
+        await fails(
+            call(direct, direct.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=bad), session.access_token),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            field="session_id",
+        )
+    await fails(
+        call(direct, direct.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=str(uuid.uuid4())), session.access_token),
+        grpc.StatusCode.NOT_FOUND,
+        reason="SESSION_NOT_FOUND",
+    )
+    assert await session_ids(direct, session) == [session.session_id]

@@ -1,0 +1,177 @@
+"""Login throttling: a few free failures per account (5) and per client address (20), then a
+delay that the client is told about; a throttled attempt is refused at once, even with the
+right password.
+
+The per-address counter for 127.0.0.1 is shared by every test of the session, so each test
+here logs in straight to auth with its own made-up address in x-forwarded-for."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from cumulo.auth.v1 import auth_pb2
+from cumulo_auth.adapters.tables import login_throttle
+from cumulo_sdk.errors import CumuloRpcError
+
+PASSWORD = "correct horse battery staple"
+WRONG = "definitely not the password"
+TERMS = "2026-11"
+ADULT = auth_pb2.Date(year=1990, month=5, day=17)
+ACCOUNT_FREE_FAILURES = 5
+ADDRESS_FREE_FAILURES = 20
+UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def new_email() -> str:
+    return f"thr-{uuid.uuid4().hex[:12]}@example.com"
+
+
+async def register(direct) -> str:
+    email = new_email()
+    request = auth_pb2.RegisterRequest(email=email, password=PASSWORD, birth_date=ADULT, accepted_terms_version=TERMS)
+    await direct.call(direct.auth.Register, request, authenticated=False)
+    return email
+
+
+async def login(direct, login, password, address) -> auth_pb2.LoginResponse:
+    """Login as seen from `address`; a throttled answer must come at once, not after a wait."""
+    request = auth_pb2.LoginRequest(login=login, password=password)
+    try:
+        return await direct.auth.Login(request, metadata=direct.metadata() + [("x-forwarded-for", address)], timeout=10)
+    except grpc.aio.AioRpcError as exc:
+        raise CumuloRpcError.from_rpc_error(exc) from None
+
+
+async def fails(awaitable, code, reason=None) -> CumuloRpcError:
+    with pytest.raises(CumuloRpcError) as info:
+        await awaitable
+    err = info.value
+    assert err.code == code, err
+    if reason is not None:
+        assert err.reason == reason, err
+    return err
+
+
+async def wrong_password(direct, email, address) -> None:
+    await fails(login(direct, email, WRONG, address), UNAUTHENTICATED, "INVALID_CREDENTIALS")
+
+
+async def throttled(direct, login_value, password, address) -> CumuloRpcError:
+    err = await fails(login(direct, login_value, password, address), EXHAUSTED, "LOGIN_THROTTLED")
+    assert err.retry_after_seconds is not None and err.retry_after_seconds > 0, err
+    assert int(err.metadata["retry_after_seconds"]) > 0, err
+    return err
+
+
+async def test_account_is_throttled_after_its_free_failures_even_for_the_right_password(direct, clock):
+    email = await register(direct)
+    address = "203.0.113.1"
+    for _ in range(ACCOUNT_FREE_FAILURES):
+        await wrong_password(direct, email, address)
+    await throttled(direct, email, WRONG, address)
+    # The right password, and from another address too: the account itself is throttled.
+    err = await throttled(direct, email, PASSWORD, "203.0.113.2")
+    assert err.retry_after_seconds <= 15 * 60
+    clock.advance(dt.timedelta(seconds=err.retry_after_seconds + 1))
+    response = await login(direct, email, PASSWORD, address)
+    assert response.account.email == email
+
+
+async def test_unknown_login_is_throttled_like_a_real_one(direct):
+    email = new_email()  # never registered
+    address = "203.0.113.3"
+    for _ in range(ACCOUNT_FREE_FAILURES):
+        await wrong_password(direct, email, address)
+    await throttled(direct, email, WRONG, address)
+
+
+async def test_successful_login_clears_the_accounts_failures(direct):
+    email = await register(direct)
+    address = "203.0.113.4"
+    for _ in range(ACCOUNT_FREE_FAILURES - 1):
+        await wrong_password(direct, email, address)
+    await login(direct, email, PASSWORD, address)
+    # Without the reset the fifth failure would start a delay and this sixth one be throttled.
+    await wrong_password(direct, email, address)
+    await wrong_password(direct, email, address)
+
+
+async def test_failures_are_forgotten_after_a_quiet_hour(direct, clock):
+    email = await register(direct)
+    address = "203.0.113.5"
+    for _ in range(ACCOUNT_FREE_FAILURES):
+        await wrong_password(direct, email, address)
+    await throttled(direct, email, WRONG, address)
+    clock.advance(dt.timedelta(hours=1, minutes=1))
+    await wrong_password(direct, email, address)
+    await wrong_password(direct, email, address)
+
+
+async def test_delay_doubles_with_each_further_failure(direct, clock):
+    email = await register(direct)
+    address = "203.0.113.6"
+    for _ in range(ACCOUNT_FREE_FAILURES):
+        await wrong_password(direct, email, address)
+    first = await throttled(direct, email, WRONG, address)
+    clock.advance(dt.timedelta(seconds=first.retry_after_seconds + 1))
+    await wrong_password(direct, email, address)
+    second = await throttled(direct, email, WRONG, address)
+    clock.advance(dt.timedelta(seconds=second.retry_after_seconds + 1))
+    await wrong_password(direct, email, address)
+    third = await throttled(direct, email, WRONG, address)
+    assert first.retry_after_seconds < second.retry_after_seconds < third.retry_after_seconds
+
+
+async def test_address_is_throttled_after_its_free_failures_across_many_logins(direct, clock):
+    address = "203.0.113.7"
+    victim = await register(direct)
+    for _ in range(ADDRESS_FREE_FAILURES):
+        await wrong_password(direct, new_email(), address)  # each login fails only once
+    await throttled(direct, new_email(), WRONG, address)
+    # From that address even a correct login of an untouched account is refused ...
+    await throttled(direct, victim, PASSWORD, address)
+    # ... while the same account logs in from elsewhere.
+    assert (await login(direct, victim, PASSWORD, "203.0.113.8")).account.email == victim
+
+
+async def test_concurrent_wrong_passwords_get_no_more_than_the_free_failures(direct):
+    """A burst of parallel guesses must not slip past the throttle before it has counted them."""
+    email = await register(direct)
+    results = await asyncio.gather(
+        *(login(direct, email, f"guess number {i}", f"198.51.100.{i}") for i in range(12)), return_exceptions=True
+    )
+    assert all(isinstance(r, CumuloRpcError) for r in results), results
+    verdicts = [r.reason for r in results]
+    assert set(verdicts) <= {"INVALID_CREDENTIALS", "LOGIN_THROTTLED"}, verdicts
+    assert verdicts.count("INVALID_CREDENTIALS") <= ACCOUNT_FREE_FAILURES, verdicts
+
+
+async def address_counters(auth) -> dict[str, tuple[int, object]]:
+    async with auth.app.db.sessions() as session:
+        rows = (
+            await session.execute(
+                sa.select(login_throttle.c.key, login_throttle.c.failures, login_throttle.c.last_failure_at).where(
+                    login_throttle.c.scope == "address"
+                )
+            )
+        ).all()
+    return {r.key: (r.failures, r.last_failure_at) for r in rows}
+
+
+async def test_address_forged_in_x_forwarded_for_through_the_gateway_is_not_trusted(client, auth):
+    """Envoy appends the real peer to x-forwarded-for and auth counts the last entry, so a
+    client cannot dodge the per-address counter by sending a made-up address."""
+    forged = "203.0.113.250"
+    before = await address_counters(auth)
+    await fails(login(client, new_email(), WRONG, forged), UNAUTHENTICATED, "INVALID_CREDENTIALS")
+    after = await address_counters(auth)
+    counted = [key for key in after if after[key] != before.get(key)]
+    assert forged not in after
+    assert len(counted) == 1, counted  # the failure was charged to the peer Envoy saw

@@ -1,0 +1,397 @@
+"""Access tokens at the door of every RPC that needs one: missing, expired, forged and
+malformed tokens are refused, and a real token only ever acts on its owner's own data."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+
+import grpc
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_sdk import Cumulo
+from cumulo_sdk.errors import CumuloRpcError
+
+PASSWORD = "correct horse battery staple"
+TERMS = "2026-11"
+ADULT = auth_pb2.Date(year=1990, month=5, day=17)
+CHILD = auth_pb2.Date(year=2019, month=3, day=1)
+
+TOKEN_METHODS = [
+    "Logout",
+    "GetAccount",
+    "ListSessions",
+    "RevokeSession",
+    "CreateMinorAccount",
+    "UpdateContacts",
+    "AcceptTerms",
+    "ChangePassword",
+    "CancelAccount",
+]
+
+
+def new_email() -> str:
+    return f"tok-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def new_address() -> str:
+    return f"2001:db8:3::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64json(value: dict) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+async def call(client, method, request, token=None, *, address=None):
+    metadata = client.metadata(token) + [("x-forwarded-for", address or new_address())]
+    try:
+        return await method(request, metadata=metadata, timeout=20)
+    except grpc.aio.AioRpcError as exc:
+        raise CumuloRpcError.from_rpc_error(exc) from None
+
+
+async def call_with_metadata(method, request, metadata):
+    try:
+        return await method(request, metadata=metadata, timeout=20)
+    except grpc.aio.AioRpcError as exc:
+        raise CumuloRpcError.from_rpc_error(exc) from None
+
+
+async def fails(awaitable, code, reason=None, field=None) -> CumuloRpcError:
+    with pytest.raises(CumuloRpcError) as info:
+        await awaitable
+    err = info.value
+    assert err.code == code, err
+    if reason is not None:
+        assert err.reason == reason, err
+    if field is not None:
+        assert err.field == field, err
+    return err
+
+
+@dataclasses.dataclass
+class Member:
+    account_id: str
+    email: str
+    access_token: str
+    refresh_token: str
+    session_id: str
+
+
+async def login(client, email, password=PASSWORD) -> Member:
+    response = await call(client, client.auth.Login, auth_pb2.LoginRequest(login=email, password=password, device_name="laptop"))
+    tokens = response.tokens
+    return Member(response.account.account_id, email, tokens.access_token, tokens.refresh_token, tokens.session_id)
+
+
+async def new_member(client) -> Member:
+    email = new_email()
+    await call(
+        client,
+        client.auth.Register,
+        auth_pb2.RegisterRequest(email=email, password=PASSWORD, birth_date=ADULT, accepted_terms_version=TERMS),
+    )
+    return await login(client, email)
+
+
+def request_for(method: str, *, session_id: str = "") -> object:
+    """A request each method would carry out if the caller were allowed."""
+    if method == "RevokeSession":
+        return auth_pb2.RevokeSessionRequest(session_id=session_id or str(uuid.uuid4()))
+    if method == "CreateMinorAccount":
+        return auth_pb2.CreateMinorAccountRequest(
+            email=new_email(), password="purple monkey dishwasher", birth_date=CHILD, guardian_consent=True
+        )
+    if method == "UpdateContacts":
+        return auth_pb2.UpdateContactsRequest(email=new_email(), update_mask=["email"])
+    if method == "AcceptTerms":
+        return auth_pb2.AcceptTermsRequest(terms_version=TERMS)
+    if method == "ChangePassword":
+        return auth_pb2.ChangePasswordRequest(current_password=PASSWORD, new_password="a brand new passphrase")
+    if method == "CancelAccount":
+        return auth_pb2.CancelAccountRequest(password=PASSWORD)
+    return getattr(auth_pb2, f"{method}Request")()
+
+
+@pytest.fixture(scope="module")
+async def module_client(auth):
+    async with Cumulo(auth.target) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def holder(module_client) -> Member:
+    """A logged-in member whose tokens the forgeries imitate; nothing may happen to them."""
+    return await new_member(module_client)
+
+
+@pytest.fixture(scope="module")
+async def signing_key(auth) -> tuple[str, bytes]:
+    async with grpc.aio.insecure_channel(auth.target) as channel:
+        response = await auth_pb2_grpc.AuthInternalServiceStub(channel).GetSigningKeys(auth_pb2.GetSigningKeysRequest(), timeout=10)
+    assert response.keys
+    return response.keys[0].key_id, response.keys[0].public_key
+
+
+def holder_claims(holder: Member) -> dict:
+    """The holder's real claims, with an expiry well in the future."""
+    claims = jwt.decode(holder.access_token, options={"verify_signature": False})
+    now = int(time.time())
+    claims.update(iat=now, exp=now + 600)
+    return claims
+
+
+def forge(kind: str, holder: Member, signing_key: tuple[str, bytes]) -> str:
+    kid, public_key = signing_key
+    claims = holder_claims(holder)
+    if kind == "foreign-key-real-kid":
+        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid})
+    if kind == "foreign-key-unknown-kid":
+        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "k20260101-deadbeef"})
+    if kind == "alg-none":
+        return f"{b64json({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{b64json(claims)}."
+    if kind == "alg-none-with-real-signature":
+        # the holder's genuine signature pasted onto a header that says "none"
+        signature = holder.access_token.rsplit(".", 1)[1]
+        return f"{b64json({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{holder.access_token.split('.')[1]}.{signature}"
+    if kind == "hs256-with-public-key":
+        # the classic confusion: the public key used as an HMAC secret
+        signing_input = f"{b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{b64json(claims)}"
+        mac = hmac.new(public_key, signing_input.encode(), hashlib.sha256).digest()
+        return f"{signing_input}.{b64url(mac)}"
+    if kind == "tampered-claims":
+        # a genuine token whose payload was edited to name another account
+        header, _, signature = holder.access_token.split(".")
+        return f"{header}.{b64json({**claims, 'sub': str(uuid.uuid4())})}.{signature}"
+    raise AssertionError(kind)
+
+
+FORGERIES = [
+    "foreign-key-real-kid",
+    "foreign-key-unknown-kid",
+    "alg-none",
+    "alg-none-with-real-signature",
+    "hs256-with-public-key",
+    "tampered-claims",
+]
+
+
+# --- no token -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", TOKEN_METHODS)
+async def test_call_without_a_token_is_unauthenticated(direct, method, holder):
+    request = request_for(method, session_id=holder.session_id)
+    await fails(
+        call(direct, getattr(direct.auth, method), request), grpc.StatusCode.UNAUTHENTICATED, reason="TOKEN_MISSING"
+    )
+
+
+@pytest.mark.parametrize("authorization", ["", "Basic dXNlcjpwYXNz", "bearer x", "Token abc"])
+async def test_authorization_that_is_not_a_bearer_token_counts_as_missing(direct, authorization):
+    metadata = direct.metadata() + ([("authorization", authorization)] if authorization else [])
+    await fails(
+        call_with_metadata(direct.auth.GetAccount, auth_pb2.GetAccountRequest(), metadata),
+        grpc.StatusCode.UNAUTHENTICATED,
+        reason="TOKEN_MISSING",
+    )
+
+
+# --- expired token ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", TOKEN_METHODS)
+async def test_call_with_an_expired_token_is_unauthenticated(direct, method, holder, clock):
+    clock.advance(dt.timedelta(minutes=16))
+    request = request_for(method, session_id=holder.session_id)
+    await fails(
+        call(direct, getattr(direct.auth, method), request, holder.access_token),
+        grpc.StatusCode.UNAUTHENTICATED,
+        reason="TOKEN_EXPIRED",
+    )
+
+
+async def test_token_still_works_shortly_before_it_expires(direct, holder, clock):
+    clock.advance(dt.timedelta(minutes=14))
+    me = await call(direct, direct.auth.GetAccount, auth_pb2.GetAccountRequest(), holder.access_token)
+    assert me.account.account_id == holder.account_id
+
+
+# --- forged and malformed tokens -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+@pytest.mark.parametrize("method", TOKEN_METHODS)
+async def test_call_with_a_forged_token_is_unauthenticated(direct, method, forgery, holder, signing_key):
+    token = forge(forgery, holder, signing_key)
+    request = request_for(method, session_id=holder.session_id)
+    await fails(
+        call(direct, getattr(direct.auth, method), request, token),
+        grpc.StatusCode.UNAUTHENTICATED,
+        reason="TOKEN_INVALID",
+    )
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "not-a-jwt", "a.b.c", "eyJhbGciOiJFZERTQSJ9", "eyJhbGciOiJFZERTQSJ9.e30.", "WzFd.e30.", "eyJhbGciOiJFZERTQSIsImtpZCI6NX0.e30."],
+    ids=["empty", "word", "three-junk-parts", "header-only", "no-kid", "header-is-a-list", "kid-is-a-number"],
+)
+async def test_malformed_token_is_unauthenticated_not_a_crash(direct, token):
+    metadata = direct.metadata() + [("authorization", f"Bearer {token}")]
+    try:
+        await call_with_metadata(direct.auth.GetAccount, auth_pb2.GetAccountRequest(), metadata)
+    except CumuloRpcError as err:
+        assert err.code == grpc.StatusCode.UNAUTHENTICATED, err
+        assert err.reason == "TOKEN_INVALID", err
+    else:
+        pytest.fail("a malformed token was accepted")
+
+
+async def test_forged_token_is_refused_through_the_gateway(client, holder, signing_key):
+    token = forge("foreign-key-real-kid", holder, signing_key)
+    await fails(
+        call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), token),
+        grpc.StatusCode.UNAUTHENTICATED,
+        reason="TOKEN_INVALID",
+    )
+
+
+async def test_holder_is_untouched_by_all_the_refused_calls(direct, holder):
+    me = await call(direct, direct.auth.GetAccount, auth_pb2.GetAccountRequest(), holder.access_token)
+    assert me.account.status == auth_pb2.ACCOUNT_STATUS_ACTIVE
+    assert me.account.email == holder.email
+    sessions = await call(direct, direct.auth.ListSessions, auth_pb2.ListSessionsRequest(), holder.access_token)
+    assert holder.session_id in [s.session_id for s in sessions.sessions]
+
+
+# --- another user's token acts only on its owner ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def victim(module_client) -> Member:
+    return await new_member(module_client)
+
+
+async def assert_victim_untouched(client, victim: Member) -> None:
+    me = await call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), victim.access_token)
+    assert me.account.account_id == victim.account_id
+    assert me.account.email == victim.email
+    assert me.account.status == auth_pb2.ACCOUNT_STATUS_ACTIVE
+    sessions = await call(client, client.auth.ListSessions, auth_pb2.ListSessionsRequest(), victim.access_token)
+    assert victim.session_id in [s.session_id for s in sessions.sessions]
+
+
+async def as_intruder_logout(client, intruder, victim):
+    await call(client, client.auth.Logout, auth_pb2.LogoutRequest(), intruder.access_token)
+    await fails(
+        call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), intruder.access_token),
+        grpc.StatusCode.UNAUTHENTICATED,
+        reason="SESSION_REVOKED",
+    )
+
+
+async def as_intruder_get_account(client, intruder, victim):
+    me = await call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), intruder.access_token)
+    assert me.account.account_id == intruder.account_id
+    assert me.account.email == intruder.email
+
+
+async def as_intruder_list_sessions(client, intruder, victim):
+    listed = await call(client, client.auth.ListSessions, auth_pb2.ListSessionsRequest(), intruder.access_token)
+    assert [s.session_id for s in listed.sessions] == [intruder.session_id]
+
+
+async def as_intruder_revoke_session(client, intruder, victim):
+    await fails(
+        call(client, client.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=victim.session_id), intruder.access_token),
+        grpc.StatusCode.NOT_FOUND,
+        reason="SESSION_NOT_FOUND",
+    )
+    # The victim's refresh token still works too (the session is alive).
+    refreshed = await call(client, client.auth.Refresh, auth_pb2.RefreshRequest(refresh_token=victim.refresh_token))
+    victim.refresh_token = refreshed.tokens.refresh_token
+    victim.access_token = refreshed.tokens.access_token
+
+
+async def as_intruder_create_minor_account(client, intruder, victim):
+    created = await call(client, client.auth.CreateMinorAccount, request_for("CreateMinorAccount"), intruder.access_token)
+    assert created.account.guardian_account_id == intruder.account_id
+
+
+async def as_intruder_update_contacts(client, intruder, victim):
+    request = request_for("UpdateContacts")
+    updated = await call(client, client.auth.UpdateContacts, request, intruder.access_token)
+    assert updated.account.account_id == intruder.account_id
+    assert updated.account.email == request.email
+
+
+async def as_intruder_accept_terms(client, intruder, victim):
+    accepted = await call(client, client.auth.AcceptTerms, request_for("AcceptTerms"), intruder.access_token)
+    assert accepted.account.account_id == intruder.account_id
+
+
+async def as_intruder_change_password(client, intruder, victim):
+    await call(client, client.auth.ChangePassword, request_for("ChangePassword"), intruder.access_token)
+    # The victim's password is unchanged.
+    again = await login(client, victim.email, PASSWORD)
+    assert again.account_id == victim.account_id
+
+
+async def as_intruder_cancel_account(client, intruder, victim):
+    await call(client, client.auth.CancelAccount, request_for("CancelAccount"), intruder.access_token)
+    await fails(
+        call(client, client.auth.Login, auth_pb2.LoginRequest(login=intruder.email, password=PASSWORD)),
+        grpc.StatusCode.PERMISSION_DENIED,
+        reason="ACCOUNT_CANCELLED",
+    )
+
+
+INTRUSIONS = {
+    "Logout": as_intruder_logout,
+    "GetAccount": as_intruder_get_account,
+    "ListSessions": as_intruder_list_sessions,
+    "RevokeSession": as_intruder_revoke_session,
+    "CreateMinorAccount": as_intruder_create_minor_account,
+    "UpdateContacts": as_intruder_update_contacts,
+    "AcceptTerms": as_intruder_accept_terms,
+    "ChangePassword": as_intruder_change_password,
+    "CancelAccount": as_intruder_cancel_account,
+}
+
+
+def test_every_token_method_has_an_ownership_scenario():
+    assert sorted(INTRUSIONS) == sorted(TOKEN_METHODS)
+
+
+@pytest.mark.parametrize("method", TOKEN_METHODS)
+async def test_another_users_token_acts_only_on_its_owner(direct, victim, method):
+    intruder = await new_member(direct)
+    await INTRUSIONS[method](direct, intruder, victim)
+    await assert_victim_untouched(direct, victim)
+
+
+# --- time is the service's clock --------------------------------------------------------------
+
+
+async def test_token_issued_after_moving_the_clock_forward_is_accepted(direct, holder, clock):
+    """The verifier judges expiry by the injected clock; a token issued by that same clock an
+    hour from now must verify (PyJWT must not judge its `iat` by the wall clock)."""
+    clock.advance(dt.timedelta(hours=1))
+    later = await login(direct, holder.email)
+    me = await call(direct, direct.auth.GetAccount, auth_pb2.GetAccountRequest(), later.access_token)
+    assert me.account.account_id == holder.account_id
