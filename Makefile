@@ -45,6 +45,7 @@ lock:
 	.lock-venv/bin/pip install --quiet --upgrade pip
 	.lock-venv/bin/pip install --quiet '.[embedded,dev]'
 	.lock-venv/bin/pip freeze --exclude cumulo > constraints.txt
+	rm -rf build
 	rm -rf .lock-venv
 
 clean:

@@ -3,31 +3,15 @@ stopped during registration and started again afterwards (and when NATS crashes)
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-import nats
 import sqlalchemy as sa
-from nats.js import api as js_api
 
 from cumulo.events.v1 import events_pb2
+from cumulo_devstack.testing import PASSWORD, Delivered, eventually, read_stream
 
 SUBJECT = "cumulo.events.account.created"
-STREAM = "CUMULO_EVENTS"
-PASSWORD = "correct horse battery staple"
-
-
-async def eventually(check: Callable[[], Awaitable[object]], *, timeout: float, what: str) -> object:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def outbox_rows_for(db, account_id: str) -> list[tuple[events_pb2.Envelope, int]]:
@@ -46,31 +30,9 @@ async def outbox_events_for(db, account_id: str) -> list[events_pb2.Envelope]:
     return [envelope for envelope, _ in await outbox_rows_for(db, account_id)]
 
 
-async def published_for(url: str, account_id: str) -> list[tuple[str | None, events_pb2.Envelope]]:
-    """(Nats-Msg-Id, envelope) of every account.created message in the stream for this account."""
-    nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
-    try:
-        js = nc.jetstream(timeout=5)
-        sub = await js.pull_subscribe(
-            SUBJECT,
-            stream=STREAM,
-            config=js_api.ConsumerConfig(
-                ack_policy=js_api.AckPolicy.NONE, deliver_policy=js_api.DeliverPolicy.ALL, inactive_threshold=30
-            ),
-        )
-        found = []
-        while True:
-            info = await sub.consumer_info()
-            if info.num_pending == 0:
-                break
-            for msg in await sub.fetch(min(info.num_pending, 500), timeout=5):
-                envelope = events_pb2.Envelope.FromString(msg.data)
-                if envelope.account_id == account_id:
-                    found.append(((msg.headers or {}).get("Nats-Msg-Id"), envelope))
-        await sub.unsubscribe()
-        return found
-    finally:
-        await nc.close()
+def published_for(url: str, account_id: str) -> list[Delivered]:
+    """Every account.created message in the stream for this account, as the stream holds them now."""
+    return read_stream(url, SUBJECT, lambda envelope: envelope.account_id == account_id, at_least=0)
 
 
 async def relay_connected(infra, auth, direct, email: str) -> None:
@@ -127,7 +89,7 @@ async def register_during_outage(infra, auth, direct, email: str, take_nats_down
 
     messages = await eventually(readable, timeout=30, what="the stream to be readable")
     assert len(messages) == 1, f"account.created published {len(messages)} times"
-    msg_id, published = messages[0]
+    msg_id, published = messages[0].headers.get("Nats-Msg-Id"), messages[0].envelope
     assert published == event
     assert msg_id == event.event_id
 
@@ -150,4 +112,4 @@ async def test_account_created_published_once_when_nats_was_up(infra, auth, dire
     await eventually(outbox_drained, timeout=30, what="auth's relay to publish the event")
     messages = await published_for(infra.nats.url, account.account_id)
     assert len(messages) == 1
-    assert messages[0][0] == messages[0][1].event_id
+    assert messages[0].headers.get("Nats-Msg-Id") == messages[0].envelope.event_id

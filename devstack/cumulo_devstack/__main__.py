@@ -18,11 +18,8 @@ import threading
 
 from cumulo_devstack.servers import EmbeddedNats, EmbeddedPostgres, EmbeddedS3, Envoy, Process, wait_for_port
 from cumulo_gateway.envoy_config import render_json
+from cumulo_gateway.routes import BACKENDS
 
-# name, module, port: every service `make run` starts, in start order.
-SERVICES: list[tuple[str, str, int]] = [
-    ("auth", "cumulo_auth", 7101),
-]
 
 
 def _setting(name: str, default: str) -> str:
@@ -58,9 +55,10 @@ def run(var: pathlib.Path) -> int:
             started.append(s3)
             print(f"s3        {env['S3_ENDPOINT']} (buckets in var/s3)", flush=True)
         backends: dict[str, str] = {}
-        for name, module, port in SERVICES:
-            service_env = {**env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port), "CUMULO_AUTH_TARGET": f"127.0.0.1:{SERVICES[0][2]}"}
-            process = Process(name, [sys.executable, "-m", module], logs / f"{name}.log", env=service_env)
+        for name, backend in BACKENDS.items():
+            port = backend.port
+            service_env = {**env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port), "CUMULO_AUTH_TARGET": f"127.0.0.1:{BACKENDS['auth'].port}"}
+            process = Process(name, [sys.executable, "-m", backend.module], logs / f"{name}.log", env=service_env)
             process.start()
             started.append(process)
             wait_for_port(port, process=process.process, timeout=60)

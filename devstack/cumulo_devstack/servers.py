@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 
 BIN = pathlib.Path(sys.executable).parent
@@ -98,6 +99,9 @@ class EmbeddedPostgres:
         self._server = None
 
     def start(self) -> str:
+        # pgserver keeps its lock under the user's runtime folder; without XDG_RUNTIME_DIR
+        # (CI, containers) platformdirs warns and falls back to /tmp, which is fine here.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import pgserver
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)

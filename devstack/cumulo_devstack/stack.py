@@ -52,6 +52,7 @@ class Infra:
             "S3_SECRET_ACCESS_KEY": self.s3.secret_key,
             "CUMULO_GRPC_PORT": str(free_port()),
             "CUMULO_LOG_LEVEL": "warning",
+            "CUMULO_ENVIRONMENT": "development",
             "CUMULO_DRAIN_GRACE_SECONDS": "1",
             **extra,
         }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cumulo_gateway.routes import CLIENT_ID_HEADER, PUBLIC_SERVICES
+from cumulo_gateway.routes import BACKENDS, CLIENT_ID_HEADER, PUBLIC_SERVICES
 
 
 def _cluster(name: str, address: str) -> dict[str, Any]:
@@ -120,7 +120,5 @@ def render_json(**kwargs: Any) -> str:
 
 def render_kubernetes() -> str:
     """The config in deploy/k8s/base: every backend is its Kubernetes Service, same port."""
-    from cumulo_gateway.routes import DEFAULT_BACKENDS
-
-    backends = {name: f"{name}:{address.rpartition(':')[2]}" for name, address in DEFAULT_BACKENDS.items()}
+    backends = {name: f"{name}:{backend.port}" for name, backend in BACKENDS.items()}
     return render_json(listen_host="0.0.0.0", listen_port=8080, admin_port=9901, backends=backends)

@@ -3,14 +3,26 @@ backend (a cumulo service) that serves it. Internal services are never listed he
 
 from __future__ import annotations
 
+import dataclasses
+
 # full gRPC service name -> backend name
 PUBLIC_SERVICES: dict[str, str] = {
     "cumulo.auth.v1.AuthService": "auth",
 }
 
-# backend name -> default address (as `make run` starts it); CUMULO_GATEWAY_BACKEND_<NAME> overrides.
-DEFAULT_BACKENDS: dict[str, str] = {
-    "auth": "127.0.0.1:7101",
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    module: str  # `python -m <module>` runs it
+    port: int  # its gRPC port, in `make run` and in Kubernetes
+
+
+# Every cumulo service, in start order: `make run` starts these, the gateway forwards to them.
+BACKENDS: dict[str, Backend] = {
+    "auth": Backend(module="cumulo_auth", port=7101),
 }
+
+# backend name -> address as `make run` starts it; CUMULO_GATEWAY_BACKEND_<NAME> overrides.
+DEFAULT_BACKENDS: dict[str, str] = {name: f"127.0.0.1:{b.port}" for name, b in BACKENDS.items()}
 
 CLIENT_ID_HEADER = "x-cumulo-client-id"

@@ -4,6 +4,7 @@ import grpc
 import pytest
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_devstack.testing import bare_rpc_error
 from cumulo_gateway.envoy_config import render
 from cumulo_gateway.routes import PUBLIC_SERVICES
 from cumulo_platform.interceptors import _client_address
@@ -11,12 +12,9 @@ from cumulo_sdk import Cumulo, CumuloRpcError
 
 
 async def test_call_without_client_id_is_refused_at_the_edge(gateway):
-    async with grpc.aio.insecure_channel(gateway) as channel:
-        stub = auth_pb2_grpc.AuthServiceStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.GetTerms(auth_pb2.GetTermsRequest(), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "x-cumulo-client-id" in caught.value.details()
+    err = await bare_rpc_error(gateway, auth_pb2_grpc.AuthServiceStub, "GetTerms", auth_pb2.GetTermsRequest(), timeout=5)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "x-cumulo-client-id" in err.details()
 
 
 async def test_unknown_client_id_is_refused_by_the_service(gateway):
@@ -32,13 +30,15 @@ async def test_registered_client_is_routed(client):
 
 
 async def test_internal_services_are_not_routed(gateway):
-    async with grpc.aio.insecure_channel(gateway) as channel:
-        internal = auth_pb2_grpc.AuthInternalServiceStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await internal.GetSigningKeys(
-                auth_pb2.GetSigningKeysRequest(), metadata=[("x-cumulo-client-id", "cumulo-cli")], timeout=5
-            )
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    err = await bare_rpc_error(
+        gateway,
+        auth_pb2_grpc.AuthInternalServiceStub,
+        "GetSigningKeys",
+        auth_pb2.GetSigningKeysRequest(),
+        metadata=[("x-cumulo-client-id", "cumulo-cli")],
+        timeout=5,
+    )
+    assert err.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 async def test_internal_service_is_reachable_directly(auth):
@@ -55,15 +55,15 @@ async def test_gateway_sets_a_request_id_that_errors_carry(client):
 
 
 async def test_gateway_replaces_a_client_chosen_request_id(gateway):
-    async with grpc.aio.insecure_channel(gateway) as channel:
-        stub = auth_pb2_grpc.AuthServiceStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.Login(
-                auth_pb2.LoginRequest(login="", password="x"),
-                metadata=[("x-cumulo-client-id", "cumulo-cli"), ("x-request-id", "chosen-by-client")],
-                timeout=5,
-            )
-    request_ids = [v for k, v in caught.value.trailing_metadata() if k == "x-request-id"]
+    err = await bare_rpc_error(
+        gateway,
+        auth_pb2_grpc.AuthServiceStub,
+        "Login",
+        auth_pb2.LoginRequest(login="", password="x"),
+        metadata=[("x-cumulo-client-id", "cumulo-cli"), ("x-request-id", "chosen-by-client")],
+        timeout=5,
+    )
+    request_ids = [v for k, v in err.trailing_metadata() if k == "x-request-id"]
     assert request_ids and request_ids[0] != "chosen-by-client"
 
 

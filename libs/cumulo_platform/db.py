@@ -29,7 +29,10 @@ def async_url(url: str) -> str:
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No pre-ping: it costs a round trip per checkout; connections broken by a database
     # restart are invalidated on their first error and the pool reconnects.
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # hide_parameters: a database error's text must not carry password hashes, contacts or keys.
+    return create_async_engine(
+        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+    )
 
 
 def outbox_table(metadata: sa.MetaData) -> sa.Table:

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
+import sqlalchemy.exc
 import structlog
 
 from cumulo_platform.clients import ClientRegistry
@@ -33,6 +34,7 @@ from cumulo_platform.errors import (
     CumuloError,
     PermissionDenied,
     Unauthenticated,
+    Unavailable,
     internal_status,
 )
 from cumulo_platform.last_access import LastAccessRecorder
@@ -57,10 +59,19 @@ class CallInfo:
 
 
 _current_call: contextvars.ContextVar[CallInfo] = contextvars.ContextVar("cumulo_call")
+_current_recorder: contextvars.ContextVar[LastAccessRecorder | None] = contextvars.ContextVar("cumulo_recorder")
 
 
 def current_call() -> CallInfo:
     return _current_call.get()
+
+
+def mark_used(account_id: str) -> None:
+    """For calls that prove who the caller is without an access token (log in, refresh):
+    they are uses of the account too."""
+    recorder = _current_recorder.get(None)
+    if recorder is not None:
+        recorder.mark(account_id)
 
 
 def current_principal() -> Principal:
@@ -168,6 +179,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 principal=None,
             )
             _current_call.set(call)
+            _current_recorder.set(self._recorder)
             if internal:
                 return call
             if not client_id:
@@ -234,10 +246,17 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
-        except Exception:
-            code = grpc.StatusCode.INTERNAL
-            log.exception("rpc_failed")
-            await self._abort(context, internal_status(_request_id()), code)
+        except Exception as exc:
+            if _is_outage(exc):
+                # A dependency is away (database, auth, NATS): tell clients to retry.
+                code = grpc.StatusCode.UNAVAILABLE
+                log.warning("rpc_dependency_unavailable", error=type(exc).__name__)
+                err = Unavailable(f"the service is briefly unavailable; retry (request id {_request_id()})")
+                await self._abort(context, err.to_status(), code)
+            else:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("rpc_failed")
+                await self._abort(context, internal_status(_request_id()), code)
         finally:
             _log_call(code, started)
 
@@ -251,6 +270,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 (REQUEST_ID_HEADER, _request_id()),
             ),
         )
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
+    return isinstance(exc, (OSError, TimeoutError, sqlalchemy.exc.TimeoutError))
 
 
 def _request_id() -> str:

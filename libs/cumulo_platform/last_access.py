@@ -56,8 +56,9 @@ class LastAccessRecorder:
                         account_id=account_id,
                     )
                 await uow.commit()
-        except Exception:
-            # Keep them for the next flush; a newer mark of the same account wins.
+        except BaseException:
+            # Keep them for the next flush (also when cancelled at shutdown: close() flushes
+            # again); a newer mark of the same account wins.
             for account_id, at in pending.items():
                 self._pending.setdefault(account_id, at)
             raise

@@ -11,8 +11,10 @@ import asyncio
 import pathlib
 
 import sqlalchemy as sa
-from alembic import command, context
+from alembic import command, context, op
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from cumulo_platform.db import async_url
@@ -57,3 +59,52 @@ def run_env() -> None:
             await engine.dispose()
 
     asyncio.run(main())
+
+
+def create_event_tables(schema: str) -> None:
+    """The outbox and processed-events tables, as every service's first revision creates them
+    (frozen here: later changes to them are revisions of their own)."""
+    op.create_table(
+        "outbox",
+        sa.Column("event_id", sa.Uuid, primary_key=True),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("envelope", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        schema=schema,
+    )
+    op.create_index("outbox_created_at", "outbox", ["created_at"], schema=schema)
+    op.create_table(
+        "processed_events",
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Uuid, primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        schema=schema,
+    )
+
+
+async def schema_drift(database_url: str, metadata: sa.MetaData) -> list[object]:
+    """What differs between a migrated database and the tables the code declares; empty when
+    the migrations and the code agree (a test per service keeps it so)."""
+    engine = create_async_engine(async_url(database_url))
+
+    def compare(connection: sa.Connection) -> list[object]:
+        context = MigrationContext.configure(
+            connection, opts={"include_schemas": True, "include_name": _only_schema(metadata.schema)}
+        )
+        return list(compare_metadata(context, metadata))
+
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(compare)
+    finally:
+        await engine.dispose()
+
+
+def _only_schema(schema: str | None):  # type: ignore[no-untyped-def]
+    def include(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
+        if type_ == "schema":
+            return name == schema
+        return not (type_ == "table" and name == "alembic_version")
+
+    return include

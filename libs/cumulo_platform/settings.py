@@ -41,8 +41,14 @@ class Env:
         found = self.lookup(name)
         return None if found is None else found[1]
 
-    def plain(self, key: str) -> str | None:
-        return self._environ.get(key)
+    def server(self, name: str, default: str = "") -> str:
+        """Where an external server is: CUMULO_<SERVICE>_<NAME>, then the plain <NAME> that
+        Kubernetes secrets and operators use (DATABASE_URL, NATS_URL, S3_*), then CUMULO_<NAME>."""
+        service_key = f"CUMULO_{self.service.upper().replace('-', '_')}_{name}"
+        for key in (service_key, name, f"CUMULO_{name}"):
+            if key in self._environ:
+                return self._environ[key]
+        return default
 
     def get(self, name: str, default: T, parse: Callable[[str], T] | None = None) -> T:
         found = self.lookup(name)
@@ -105,20 +111,20 @@ class PlatformSettings:
     def from_env(cls, service: str, env: Env, default_port: int) -> "PlatformSettings":
         settings = cls(
             service=service,
-            environment=env.get("ENVIRONMENT", "development"),
-            database_url=env.plain("DATABASE_URL") or env.get("DATABASE_URL", ""),
-            nats_url=env.plain("NATS_URL") or env.get("NATS_URL", "nats://127.0.0.1:4222"),
-            s3_endpoint=env.plain("S3_ENDPOINT") or env.get("S3_ENDPOINT", ""),
-            s3_access_key=env.plain("S3_ACCESS_KEY_ID") or env.get("S3_ACCESS_KEY_ID", ""),
-            s3_secret_key=env.plain("S3_SECRET_ACCESS_KEY") or env.get("S3_SECRET_ACCESS_KEY", ""),
-            s3_region=env.plain("S3_REGION") or env.get("S3_REGION", "us-east-1"),
+            environment=env.get("ENVIRONMENT", "production"),
+            database_url=env.server("DATABASE_URL"),
+            nats_url=env.server("NATS_URL", "nats://127.0.0.1:4222"),
+            s3_endpoint=env.server("S3_ENDPOINT"),
+            s3_access_key=env.server("S3_ACCESS_KEY_ID"),
+            s3_secret_key=env.server("S3_SECRET_ACCESS_KEY"),
+            s3_region=env.server("S3_REGION", "us-east-1"),
             grpc_host=env.get("GRPC_HOST", "127.0.0.1"),
             grpc_port=env.get("GRPC_PORT", default_port),
             auth_target=env.get("AUTH_TARGET", "127.0.0.1:7101"),
             log_format=env.get("LOG_FORMAT", "json"),
             log_level=env.get("LOG_LEVEL", "info"),
             last_access_interval=env.interval("LAST_ACCESS_INTERVAL", "PT10M"),
-            drain_grace_seconds=env.get("DRAIN_GRACE_SECONDS", 20.0),
+            drain_grace_seconds=env.get("DRAIN_GRACE_SECONDS", 15.0),
             migrate_on_start=env.flag("MIGRATE_ON_START", True),
             client_cache_ttl_seconds=env.get("CLIENT_CACHE_TTL_SECONDS", 300.0),
         )
@@ -134,8 +140,9 @@ class PlatformSettings:
             raise SettingsError("CUMULO_ENVIRONMENT must be development or production")
         if not 0 < self.grpc_port < 65536:
             raise SettingsError("CUMULO_GRPC_PORT must be a TCP port")
-        if self.drain_grace_seconds >= 30:
-            raise SettingsError("CUMULO_DRAIN_GRACE_SECONDS must stay under Kubernetes' 30 s")
+        if self.drain_grace_seconds > 20:
+            # The drain, then the last outbox flush and NATS drain (5 s each), fit in Kubernetes' 30 s.
+            raise SettingsError("CUMULO_DRAIN_GRACE_SECONDS must be at most 20 (Kubernetes gives 30 s in all)")
 
     def replace(self, **changes: Any) -> "PlatformSettings":
         return dataclasses.replace(self, **changes)

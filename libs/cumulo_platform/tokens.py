@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import grpc
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_platform.clock import Clock, SystemClock
-from cumulo_platform.errors import Unauthenticated
+from cumulo_platform.errors import Unauthenticated, Unavailable
 
 ISSUER = "cumulo-auth"
 AUDIENCE = "cumulo"
@@ -40,18 +41,23 @@ class KeySource(Protocol):
     async def public_key(self, key_id: str) -> Ed25519PublicKey | None: ...
 
 
-class RemoteKeySource:
-    """Fetches verification keys from auth's internal API by key id, and keeps them.
+FetchKeys = Callable[[], Awaitable[dict[str, bytes]]]
 
-    Unknown key ids are remembered for a while, so forged tokens with made-up key ids cannot
-    turn every call into a call to auth.
+
+class KeyCache:
+    """Verification keys by key id, fetched as a whole set from their source.
+
+    An unknown key id triggers at most one fetch of the whole set per `min_refetch` seconds;
+    between fetches unknown ids are refused at once, so forged tokens with made-up key ids
+    cost nothing but a dictionary look-up, never a call to auth or the database.
     """
 
-    def __init__(self, channel: grpc.aio.Channel, *, negative_ttl: float = 30.0) -> None:
-        self._stub = auth_pb2_grpc.AuthInternalServiceStub(channel)
+    def __init__(self, fetch: FetchKeys, *, min_refetch: float = 30.0) -> None:
+        self._fetch = fetch
         self._keys: dict[str, Ed25519PublicKey] = {}
-        self._unknown: dict[str, float] = {}
-        self._negative_ttl = negative_ttl
+        self._min_refetch = min_refetch
+        self._fetched_at = -1e9
+        self._failed_at = -1e9
         self._lock = asyncio.Lock()
 
     async def public_key(self, key_id: str) -> Ed25519PublicKey | None:
@@ -61,19 +67,31 @@ class RemoteKeySource:
         async with self._lock:
             if key_id in self._keys:
                 return self._keys[key_id]
-            if time.monotonic() - self._unknown.get(key_id, -1e9) < self._negative_ttl:
+            now = time.monotonic()
+            if now - self._fetched_at < self._min_refetch:
                 return None
-            response = await self._stub.GetSigningKeys(
-                auth_pb2.GetSigningKeysRequest(key_id=key_id), timeout=5
-            )
-            for signing_key in response.keys:
-                if signing_key.algorithm == ALGORITHM:
-                    self._keys[signing_key.key_id] = Ed25519PublicKey.from_public_bytes(
-                        signing_key.public_key
-                    )
-            if key_id not in self._keys:
-                self._unknown[key_id] = time.monotonic()
+            if now - self._failed_at < 1.0:
+                raise Unavailable("token verification keys are briefly unavailable; retry")
+            try:
+                fetched = await self._fetch()
+            except Exception:
+                # A failed fetch proves nothing about the key id: retry soon, answer UNAVAILABLE.
+                self._failed_at = now
+                raise
+            self._fetched_at = now
+            self._keys = {kid: Ed25519PublicKey.from_public_bytes(raw) for kid, raw in fetched.items()}
             return self._keys.get(key_id)
+
+
+def remote_keys(channel: grpc.aio.Channel) -> FetchKeys:
+    """The key set from auth's internal API (what every service but auth uses)."""
+    stub = auth_pb2_grpc.AuthInternalServiceStub(channel)
+
+    async def fetch() -> dict[str, bytes]:
+        response = await stub.GetSigningKeys(auth_pb2.GetSigningKeysRequest(), timeout=5)
+        return {k.key_id: k.public_key for k in response.keys if k.algorithm == ALGORITHM}
+
+    return fetch
 
 
 class TokenVerifier:

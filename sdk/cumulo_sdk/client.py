@@ -4,12 +4,14 @@ access tokens refreshed silently from the refresh token (auto-login), typed erro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import os
 import pathlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -47,16 +49,40 @@ class Tokens:
 
 
 class TokenStore:
-    """Keeps the tokens in memory, or in a 0600 file when given a path (the CLI's)."""
+    """Keeps the tokens in memory, or in a 0600 file when given a path (the CLI's).
+
+    Several processes may share the file (two `cumulo` commands at once): a refresh happens
+    under an exclusive lock on the file, after re-reading it, so only one of them spends the
+    refresh token and the others use what it wrote.
+    """
 
     def __init__(self, path: pathlib.Path | None = None) -> None:
         self.path = path
         self.tokens: Tokens | None = None
-        if path is not None and path.exists():
-            try:
-                self.tokens = Tokens(**json.loads(path.read_text()))
-            except (ValueError, TypeError):
-                self.tokens = None
+        self.reload()
+
+    def reload(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.tokens = Tokens(**json.loads(self.path.read_text()))
+        except FileNotFoundError:
+            self.tokens = None
+        except (ValueError, TypeError):
+            self.tokens = None
+
+    @contextlib.asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        if self.path is None:
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def save(self, tokens: Tokens | None) -> None:
         self.tokens = tokens
@@ -109,30 +135,48 @@ class Cumulo:
         return metadata
 
     async def call(self, method: Callable[..., Awaitable[T]], request: Any, *, authenticated: bool = True, timeout: float = 30) -> T:
-        """Call a unary method with the client id, a fresh access token, and typed errors."""
-        token = await self.access_token() if authenticated else None
-        try:
-            return await method(request, metadata=self.metadata(token), timeout=timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise CumuloRpcError.from_rpc_error(exc) from None
+        """Call a unary method with the client id, a fresh access token, and typed errors.
 
-    async def access_token(self) -> str:
+        An access token the server finds expired (this machine's clock may be slow) is
+        refreshed once and the call retried."""
+        for attempt in range(2):
+            token = await self.access_token(force_refresh=attempt > 0) if authenticated else None
+            try:
+                return await method(request, metadata=self.metadata(token), timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                error = CumuloRpcError.from_rpc_error(exc)
+                if not (authenticated and attempt == 0 and error.reason == "TOKEN_EXPIRED"):
+                    raise error from None
+        raise AssertionError("unreachable")
+
+    def _fresh(self, tokens: Tokens) -> bool:
+        return tokens.access_expires_at - REFRESH_MARGIN.total_seconds() > self._now()
+
+    async def access_token(self, *, force_refresh: bool = False) -> str:
         tokens = self.store.tokens
         if tokens is None or not tokens.refresh_token:
             raise CumuloRpcError(grpc.StatusCode.UNAUTHENTICATED, "not logged in; run `cumulo login`", reason="NOT_LOGGED_IN")
-        if tokens.access_expires_at - REFRESH_MARGIN.total_seconds() > self._now():
+        if not force_refresh and self._fresh(tokens):
             return tokens.access_token
-        async with self._refresh_lock:
-            tokens = self.store.tokens
-            assert tokens is not None
-            if tokens.access_expires_at - REFRESH_MARGIN.total_seconds() <= self._now():
-                await self.refresh()
-            return self.store.tokens.access_token  # type: ignore[union-attr]
+        stale = tokens.access_token
+        async with self._refresh_lock, self.store.locked():
+            self.store.reload()  # another process may have refreshed already
+            current = self.store.tokens
+            if current is None:
+                raise CumuloRpcError(grpc.StatusCode.UNAUTHENTICATED, "not logged in; run `cumulo login`", reason="NOT_LOGGED_IN")
+            if current.access_token == stale or not self._fresh(current):
+                current = await self._refresh(current)
+            return current.access_token
 
     async def refresh(self) -> Tokens:
-        tokens = self.store.tokens
-        if tokens is None:
-            raise CumuloRpcError(grpc.StatusCode.UNAUTHENTICATED, "not logged in", reason="NOT_LOGGED_IN")
+        async with self._refresh_lock, self.store.locked():
+            self.store.reload()
+            if self.store.tokens is None:
+                raise CumuloRpcError(grpc.StatusCode.UNAUTHENTICATED, "not logged in", reason="NOT_LOGGED_IN")
+            return await self._refresh(self.store.tokens)
+
+    async def _refresh(self, tokens: Tokens) -> Tokens:
+        """Spends the refresh token; the caller holds the store's lock."""
         try:
             response = await self.call(
                 self.auth.Refresh, auth_pb2.RefreshRequest(refresh_token=tokens.refresh_token), authenticated=False

@@ -9,6 +9,7 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_devstack.testing import bare_rpc_error
 from cumulo_platform.errors import (
     ERROR_DOMAIN,
     STATUS_DETAILS_KEY,
@@ -118,27 +119,24 @@ def status_of(exc: grpc.aio.AioRpcError) -> status_pb2.Status:
 
 
 async def test_interceptor_sends_invalid_argument_with_details(auth):
-    async with grpc.aio.insecure_channel(auth.target) as channel:
-        stub = auth_pb2_grpc.AuthServiceStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.Register(
-                auth_pb2.RegisterRequest(email="x@example.com", password="correct horse battery staple"),
-                metadata=[("x-cumulo-client-id", "cumulo-cli"), ("x-request-id", "rid-errors-1")],
-                timeout=10,
-            )
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    status = status_of(caught.value)
+    err = await bare_rpc_error(
+        auth.target,
+        auth_pb2_grpc.AuthServiceStub,
+        "Register",
+        auth_pb2.RegisterRequest(email="x@example.com", password="correct horse battery staple"),
+        metadata=[("x-cumulo-client-id", "cumulo-cli"), ("x-request-id", "rid-errors-1")],
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = status_of(err)
     assert status.code == code_pb2.INVALID_ARGUMENT
     details = unpack(status)
     assert details["BadRequest"].field_violations[0].field == "birth_date"
     assert details["ErrorInfo"].domain == ERROR_DOMAIN
-    assert dict(caught.value.trailing_metadata()).get("x-request-id") == "rid-errors-1"
+    assert dict(err.trailing_metadata()).get("x-request-id") == "rid-errors-1"
 
 
 async def test_interceptor_refuses_unknown_client(auth):
-    async with grpc.aio.insecure_channel(auth.target) as channel:
-        stub = auth_pb2_grpc.AuthServiceStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.GetTerms(auth_pb2.GetTermsRequest(), metadata=[("x-cumulo-client-id", "no-such-app")], timeout=10)
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert unpack(status_of(caught.value))["ErrorInfo"].reason == "CLIENT_NOT_AUTHORIZED"
+    metadata = [("x-cumulo-client-id", "no-such-app")]
+    err = await bare_rpc_error(auth.target, auth_pb2_grpc.AuthServiceStub, "GetTerms", auth_pb2.GetTermsRequest(), metadata=metadata)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert unpack(status_of(err))["ErrorInfo"].reason == "CLIENT_NOT_AUTHORIZED"

@@ -4,41 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
 
 from cumulo.events.v1 import events_pb2
 from cumulo_platform.clock import FrozenClock
-from cumulo_platform.db import SUBJECT_PREFIX, Database, create_engine
+from cumulo_platform.db import SUBJECT_PREFIX, Database
 from cumulo_platform.last_access import EVENT_TYPE, LastAccessRecorder
 
-SCHEMA = "t1"
 INTERVAL = dt.timedelta(minutes=10)
 START = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
-async def create_tables(db: Database) -> None:
-    async with db.engine.begin() as conn:
-        await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
-        await conn.run_sync(db.metadata.create_all)
-
-
 @pytest.fixture
-async def bare_db(infra) -> AsyncIterator[Database]:
-    """A database whose outbox does not exist yet."""
-    database = Database(create_engine(infra.new_database(), pool_size=2), schema=SCHEMA, producer="files")
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture
-async def db(bare_db) -> Database:
-    await create_tables(bare_db)
-    return bare_db
+def producer() -> str:
+    return "files"  # the recorder writes as the files service
 
 
 @pytest.fixture
@@ -127,7 +108,7 @@ async def test_the_interval_is_per_account(db, clock):
     assert [env.account_id for _, env in await outbox(db)][-1] == bob
 
 
-async def test_a_failed_flush_keeps_the_marks_for_the_next_one(bare_db, clock):
+async def test_a_failed_flush_keeps_the_marks_for_the_next_one(bare_db, clock, create_tables):
     rec = recorder(bare_db, clock)
     alice = str(uuid.uuid4())
     rec.mark(alice)

@@ -5,63 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 
-import nats
 import pytest
 import sqlalchemy as sa
 from google.protobuf import timestamp_pb2
 from nats.js import api as js_api
 
 from cumulo.events.v1 import events_pb2
-from cumulo_platform.db import SUBJECT_PREFIX, Database, create_engine
+from cumulo_devstack.testing import Delivered, eventually, read_stream, unique_event_type
+from cumulo_platform.db import SUBJECT_PREFIX, Database
 from cumulo_platform.events import DUPLICATE_WINDOW, STREAM_NAME, Nats, OutboxRelay
 
-SCHEMA = "t1"
+
+# --- helpers ---------------------------------------------------------------------------
 
 
-# --- helpers (kept in this file: test modules cannot import each other) -----------------
+@pytest.fixture
+def text_tables() -> dict[str, str]:
+    return {"items": "name"}  # the state a unit of work changes next to its events
 
 
-async def eventually(check: Callable[[], Awaitable[object]], *, timeout: float = 15.0, what: str = "condition") -> object:
-    """Poll until check() is truthy; fail after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def unique_type() -> str:
-    return f"test.{uuid.uuid4().hex[:12]}"
-
-
-async def stream_messages(url: str, subject: str) -> list[nats.aio.msg.Msg]:
-    """Everything the stream holds on `subject`, read by a throw-away consumer."""
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream()
-        sub = await js.pull_subscribe(
-            subject,
-            stream=STREAM_NAME,
-            config=js_api.ConsumerConfig(
-                ack_policy=js_api.AckPolicy.NONE, deliver_policy=js_api.DeliverPolicy.ALL, inactive_threshold=30
-            ),
-        )
-        messages: list[nats.aio.msg.Msg] = []
-        while True:
-            info = await sub.consumer_info()
-            if info.num_pending == 0:
-                break
-            messages.extend(await sub.fetch(info.num_pending, timeout=5))
-        await sub.unsubscribe()
-        return messages
-    finally:
-        await nc.close()
+def stream_messages(url: str, subject: str) -> list[Delivered]:
+    """Everything the stream holds on `subject` now; a message that is no envelope fails."""
+    return read_stream(url, subject, at_least=0, skip_undecodable=False)
 
 
 async def outbox_rows(db: Database) -> list[sa.Row]:
@@ -70,7 +36,7 @@ async def outbox_rows(db: Database) -> list[sa.Row]:
 
 
 async def item_names(db: Database) -> list[str]:
-    items = db.metadata.tables[f"{SCHEMA}.items"]
+    items = db.metadata.tables[f"{db.schema}.items"]
     async with db.sessions() as session:
         return list((await session.execute(sa.select(items.c.name).order_by(items.c.name))).scalars())
 
@@ -79,41 +45,14 @@ def payload(text: str) -> events_pb2.AccountCancelled:
     return events_pb2.AccountCancelled(account_id=text, cancelled_at=timestamp_pb2.Timestamp(seconds=1_700_000_000))
 
 
-@pytest.fixture
-async def db(infra) -> AsyncIterator[Database]:
-    database = Database(create_engine(infra.new_database(), pool_size=2), schema=SCHEMA, producer="test")
-    sa.Table(
-        "items",
-        database.metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("name", sa.Text, nullable=False),
-    )
-    async with database.engine.begin() as conn:
-        await conn.execute(sa.text(f'CREATE SCHEMA "{SCHEMA}"'))
-        await conn.run_sync(database.metadata.create_all)
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture
-async def bus(infra) -> AsyncIterator[Nats]:
-    client = Nats(infra.nats.url, name="test")
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
 # --- UnitOfWork ----------------------------------------------------------------------
 
 
 async def test_unit_of_work_without_commit_rolls_back_state_and_events(db):
-    items = db.metadata.tables[f"{SCHEMA}.items"]
+    items = db.metadata.tables[f"{db.schema}.items"]
     async with db.unit_of_work() as uow:
         await uow.execute(sa.insert(items).values(name="never"))
-        uow.emit(unique_type(), payload("a"), account_id="a")
+        uow.emit(unique_event_type(), payload("a"), account_id="a")
         # Visible inside the transaction...
         assert (await uow.execute(sa.select(sa.func.count()).select_from(items))).scalar_one() == 1
     # ...gone after it, and no event waits in the outbox.
@@ -123,19 +62,19 @@ async def test_unit_of_work_without_commit_rolls_back_state_and_events(db):
 
 
 async def test_unit_of_work_rolls_back_when_the_block_raises(db):
-    items = db.metadata.tables[f"{SCHEMA}.items"]
+    items = db.metadata.tables[f"{db.schema}.items"]
     with pytest.raises(RuntimeError):
         async with db.unit_of_work() as uow:
             await uow.execute(sa.insert(items).values(name="never"))
-            uow.emit(unique_type(), payload("a"))
+            uow.emit(unique_event_type(), payload("a"))
             raise RuntimeError("domain rule broken")
     assert await item_names(db) == []
     assert await outbox_rows(db) == []
 
 
 async def test_commit_writes_state_and_outbox_rows_together(db):
-    items = db.metadata.tables[f"{SCHEMA}.items"]
-    event_type = unique_type()
+    items = db.metadata.tables[f"{db.schema}.items"]
+    event_type = unique_event_type()
     async with db.unit_of_work() as uow:
         await uow.execute(sa.insert(items).values(name="kept"))
         first = uow.emit(event_type, payload("acc-1"), account_id="acc-1")
@@ -163,7 +102,7 @@ async def test_commit_writes_state_and_outbox_rows_together(db):
 
 
 async def test_commit_without_events_writes_no_outbox_row(db):
-    items = db.metadata.tables[f"{SCHEMA}.items"]
+    items = db.metadata.tables[f"{db.schema}.items"]
     async with db.unit_of_work() as uow:
         await uow.execute(sa.insert(items).values(name="quiet"))
         await uow.commit()
@@ -176,7 +115,7 @@ async def test_commit_without_events_writes_no_outbox_row(db):
 
 
 async def test_relay_publishes_with_event_id_as_msg_id_and_deletes_rows(db, bus, infra):
-    event_type = unique_type()
+    event_type = unique_event_type()
     async with db.unit_of_work() as uow:
         envelopes = [uow.emit(event_type, payload(f"acc-{i}"), account_id=f"acc-{i}") for i in range(3)]
         await uow.commit()
@@ -189,7 +128,7 @@ async def test_relay_publishes_with_event_id_as_msg_id_and_deletes_rows(db, bus,
     by_id = {envelope.event_id: envelope for envelope in envelopes}
     for msg in messages:
         assert msg.subject == SUBJECT_PREFIX + event_type
-        envelope = events_pb2.Envelope.FromString(msg.data)
+        envelope = msg.envelope
         assert msg.headers["Nats-Msg-Id"] == envelope.event_id
         assert by_id.pop(envelope.event_id) == envelope
     assert by_id == {}
@@ -200,7 +139,7 @@ async def test_relay_with_empty_outbox_publishes_nothing(db, bus):
 
 
 async def test_relay_publishes_in_batches(db, bus, infra):
-    event_type = unique_type()
+    event_type = unique_event_type()
     async with db.unit_of_work() as uow:
         for i in range(5):
             uow.emit(event_type, payload(str(i)))
@@ -223,7 +162,7 @@ async def test_stream_is_provisioned_with_a_dedup_window(bus):
 
 
 async def test_publishing_the_same_event_twice_stores_one_message(db, bus, infra):
-    event_type = unique_type()
+    event_type = unique_event_type()
     async with db.unit_of_work() as uow:
         envelope = uow.emit(event_type, payload("acc"), account_id="acc")
         await uow.commit()
@@ -242,11 +181,11 @@ async def test_publishing_the_same_event_twice_stores_one_message(db, bus, infra
 
     messages = await stream_messages(infra.nats.url, SUBJECT_PREFIX + event_type)
     assert len(messages) == 1
-    assert events_pb2.Envelope.FromString(messages[0].data).event_id == envelope.event_id
+    assert messages[0].envelope.event_id == envelope.event_id
 
 
 async def test_relay_publishes_what_was_written_while_it_ran(db, bus, infra):
-    event_type = unique_type()
+    event_type = unique_event_type()
     relay = OutboxRelay(db, bus, poll_interval=0.2)
     task = asyncio.create_task(relay.run())
     try:
@@ -286,7 +225,7 @@ class CommitDuringPublish(OutboxRelay):
 async def test_relay_does_not_lose_a_wake_up_that_arrives_during_a_batch(db, bus, infra):
     # Events committed while a batch is in flight must not wait for the next poll: the
     # wake-up they send must not be cleared by the relay before it looks at the outbox again.
-    event_type = unique_type()
+    event_type = unique_event_type()
     relay = CommitDuringPublish(db, bus, poll_interval=3600, event_type=event_type)
     task = asyncio.create_task(relay.run())
     try:
@@ -306,7 +245,7 @@ async def test_relay_does_not_lose_a_wake_up_that_arrives_during_a_batch(db, bus
 async def test_publish_once_is_bounded_when_nats_is_unreachable(db):
     # Shutdown must not hang when NATS is away: what is left stays in the outbox.
     async with db.unit_of_work() as uow:
-        uow.emit(unique_type(), payload("a"))
+        uow.emit(unique_event_type(), payload("a"))
         await uow.commit()
     dead = Nats("nats://127.0.0.1:1", name="test-dead")
     relay = OutboxRelay(db, dead, publish_timeout=1.0)
@@ -321,7 +260,7 @@ async def test_publish_batch_fails_instead_of_hanging_when_nats_is_unreachable(d
     from cumulo_devstack.servers import free_port
 
     async with db.unit_of_work() as uow:
-        uow.emit(unique_type(), payload("a"))
+        uow.emit(unique_event_type(), payload("a"))
         await uow.commit()
     dead = Nats(f"nats://127.0.0.1:{free_port()}", name="test-dead")
     relay = OutboxRelay(db, dead, publish_timeout=1.0)

@@ -121,14 +121,20 @@ def test_bad_service_value_raises_settings_error_naming_the_service_variable(nam
 def test_platform_defaults():
     s = settings()
     assert s.service == "auth"
-    assert s.environment == "development" and s.development
+    # Production unless told otherwise: development registers well-known client apps.
+    assert s.environment == "production" and not s.development
     assert s.database_url == BASE["DATABASE_URL"]
     assert s.nats_url == "nats://127.0.0.1:4222"
     assert s.grpc_port == 7101
     assert s.log_format == "json"
     assert s.last_access_interval == dt.timedelta(minutes=10)
     assert s.migrate_on_start is True
-    assert s.drain_grace_seconds == 20.0
+    assert s.drain_grace_seconds == 15.0
+
+
+def test_per_service_server_variable_wins_over_the_plain_one():
+    s = settings(DATABASE_URL="postgresql://shared/db", CUMULO_AUTH_DATABASE_URL="postgresql://auth-only/db")
+    assert s.database_url == "postgresql://auth-only/db"
 
 
 def test_platform_precedence():
@@ -138,12 +144,12 @@ def test_platform_precedence():
         CUMULO_LOG_LEVEL="debug",
         CUMULO_LAST_ACCESS_INTERVAL="PT5M",
         CUMULO_AUTH_LAST_ACCESS_INTERVAL="PT1M",
-        CUMULO_ENVIRONMENT="production",
+        CUMULO_ENVIRONMENT="development",
     )
     assert s.grpc_port == 9100
     assert s.log_level == "debug"
     assert s.last_access_interval == dt.timedelta(minutes=1)
-    assert s.environment == "production" and not s.development
+    assert s.environment == "development" and s.development
 
 
 def test_kubernetes_style_server_variables_win_over_cumulo_ones():

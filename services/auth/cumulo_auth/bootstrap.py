@@ -4,6 +4,7 @@ and clock; the process calls it from __main__."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import dataclasses
 import pathlib
 
@@ -22,14 +23,21 @@ from cumulo_platform.db import Database, create_engine
 from cumulo_platform.events import Nats, OutboxRelay
 from cumulo_platform.interceptors import CallInterceptor
 from cumulo_platform.last_access import LastAccessRecorder
-from cumulo_platform.runtime import GrpcService, ServiceRuntime
-from cumulo_platform.tokens import TokenVerifier
+from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
+from cumulo_platform.tokens import KeyCache, TokenVerifier
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 
 
 def migrate(settings: AuthSettings) -> None:
     migrations.upgrade(settings.platform.database_url, SCHEMA, MIGRATIONS)
+
+
+def _closer(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        close()
+
+    return run
 
 
 @dataclasses.dataclass
@@ -49,15 +57,16 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
     db = Database(create_engine(platform.database_url), schema=SCHEMA, producer=SERVICE, clock=clock)
     keys = SigningKeys(db)
     await keys.ensure_active_key()
-    handlers = AuthHandlers(db=db, settings=settings, passwords=Passwords(), keys=keys, clock=clock)
+    passwords = Passwords()
+    handlers = AuthHandlers(db=db, settings=settings, passwords=passwords, keys=keys, clock=clock)
     if settings.register_development_clients:
         for client_id, name in DEVELOPMENT_CLIENTS.items():
-            await handlers.register_client_app(client_id, name)
+            await handlers.register_client_app(client_id, name, enable=False)
     nats_client = Nats(platform.nats_url, name=SERVICE)
     relay = OutboxRelay(db, nats_client)
     recorder = LastAccessRecorder(db, service=SERVICE, interval=platform.last_access_interval, clock=clock)
     interceptor = CallInterceptor(
-        verifier=TokenVerifier(keys, clock=clock),
+        verifier=TokenVerifier(KeyCache(keys.verification_keys), clock=clock),
         clients=ClientRegistry(handlers.client_registered, ttl=platform.client_cache_ttl_seconds),
         anonymous_methods=ANONYMOUS_METHODS,
         recorder=recorder,
@@ -73,8 +82,8 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
             ),
         ],
         interceptors=[interceptor],
-        jobs=[relay.run, recorder.run],
-        cleanups=[recorder.close, relay.publish_once, nats_client.close, db.dispose],
+        jobs=[relay.run, recorder.run, periodic(handlers.forget_old_throttles, every=600.0)],
+        cleanups=[recorder.close, relay.publish_once, nats_client.close, db.dispose, _closer(passwords.close)],
         drain_grace=platform.drain_grace_seconds,
     )
     return AuthApp(settings=settings, db=db, handlers=handlers, runtime=runtime, recorder=recorder)

@@ -47,6 +47,7 @@ class Tokens:
     refresh_token: str
     refresh_token_expires_at: dt.datetime
     session_id: uuid.UUID
+    account_id: uuid.UUID
 
 
 def _stamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -185,13 +186,15 @@ class AuthHandlers:
         minor: bool,
         guardian: uuid.UUID | None,
     ) -> dict[str, Any]:
+        # Refuse a taken contact before paying for a hash; the insert below still guards races.
+        async with self.db.read() as conn:
+            for field, value in (("email", email), ("phone", phone)):
+                if value is not None and (await conn.execute(sa.select(sa.literal(1)).where(accounts.c[field] == value))).first():
+                    raise AlreadyExists(f"{field}: an account with this {field} exists", reason="ACCOUNT_EXISTS", metadata={"field": field})
         password_hash = await self.passwords.hash(password)
         now = self.clock.now()
         account_id = uuid.uuid4()
         async with self.db.unit_of_work() as uow:
-            for field, value in (("email", email), ("phone", phone)):
-                if value is not None and await self._contact_taken(uow, field, value):
-                    raise AlreadyExists(f"{field}: an account with this {field} exists", reason="ACCOUNT_EXISTS", metadata={"field": field})
             try:
                 row = (
                     await uow.execute(
@@ -339,6 +342,29 @@ class AuthHandlers:
                     )
             await uow.commit()
 
+    async def forget_old_throttles(self, batch_size: int = 1000) -> int:
+        """Deletes throttle rows whose failures are forgotten anyway (unknown logins leave one
+        each); in batches with SKIP LOCKED, so replicas share the work and never wait."""
+        horizon = self.clock.now() - max(self.account_throttle.forget_after, self.address_throttle.forget_after)
+        now = self.clock.now()
+        stale = (
+            sa.select(login_throttle.c.scope, login_throttle.c.key)
+            .where(
+                login_throttle.c.last_failure_at < horizon,
+                sa.or_(login_throttle.c.blocked_until.is_(None), login_throttle.c.blocked_until < now),
+            )
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        ).cte("stale")
+        async with self.db.unit_of_work() as uow:
+            deleted = await uow.execute(
+                sa.delete(login_throttle).where(
+                    sa.tuple_(login_throttle.c.scope, login_throttle.c.key).in_(sa.select(stale.c.scope, stale.c.key))
+                )
+            )
+            await uow.commit()
+        return deleted.rowcount or 0
+
     async def _confirm_password(self, account: Any, password: str) -> None:
         """A password confirmation (change password, cancel) counts against the same limit."""
         throttles = [self._account_throttle_key(account.account_id, "")]
@@ -382,7 +408,7 @@ class AuthHandlers:
             issued_at=now,
             ttl=self.settings.access_token_ttl,
         )
-        return Tokens(access, access_expires, refresh, expires_at, session_id)
+        return Tokens(access, access_expires, refresh, expires_at, session_id, account.account_id)
 
     async def refresh(self, *, refresh_token: str, client_id: str) -> Tokens:
         if not refresh_token.startswith(REFRESH_TOKEN_PREFIX):
@@ -683,7 +709,9 @@ class AuthHandlers:
         found = await self.client_app(client_id)
         return bool(found and found[1])
 
-    async def register_client_app(self, client_id: str, name: str) -> None:
+    async def register_client_app(self, client_id: str, name: str, *, enable: bool = True) -> None:
+        """Registers (or renames) a client app. `enable=False` leaves an existing app's
+        enabled flag alone, so start-up registration never re-enables one an operator turned off."""
         if not client_id or len(client_id) > 64 or not all(c.isalnum() or c in "-_." for c in client_id):
             raise InvalidArgument("client_id", "must be 1-64 letters, digits, '-', '_' or '.'")
         if not name.strip():
@@ -692,6 +720,9 @@ class AuthHandlers:
             await uow.execute(
                 pg_insert(client_apps)
                 .values(client_id=client_id, name=name.strip())
-                .on_conflict_do_update(index_elements=["client_id"], set_={"name": name.strip(), "enabled": True})
+                .on_conflict_do_update(
+                    index_elements=["client_id"],
+                    set_={"name": name.strip(), **({"enabled": True} if enable else {})},
+                )
             )
             await uow.commit()

@@ -4,18 +4,14 @@ CancelAccount."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import secrets
-import uuid
 
 import grpc
 import pytest
 
 from cumulo.auth.v1 import auth_pb2
-from cumulo_sdk import Cumulo
+from cumulo_devstack.testing import PASSWORD, call, expect_error, unique_email, unique_phone
 from cumulo_sdk.errors import CumuloRpcError
 
-PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a completely new passphrase"
 TERMS = "2026-11"
 ADULT = auth_pb2.Date(year=1990, month=5, day=17)
@@ -23,97 +19,31 @@ UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
-def new_email() -> str:
-    return f"acc-{uuid.uuid4().hex[:12]}@example.com"
-
-
-def new_phone() -> str:
-    return "+86137" + "".join(secrets.choice("0123456789") for _ in range(8))
-
-
-def new_address() -> str:
-    return f"2001:db8:5::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-
-
-async def call(client, method, request, token=None, *, address=None):
-    metadata = client.metadata(token) + [("x-forwarded-for", address or new_address())]
-    try:
-        return await method(request, metadata=metadata, timeout=20)
-    except grpc.aio.AioRpcError as exc:
-        raise CumuloRpcError.from_rpc_error(exc) from None
-
-
-async def fails(awaitable, code, reason=None, field=None) -> CumuloRpcError:
-    with pytest.raises(CumuloRpcError) as info:
-        await awaitable
-    err = info.value
-    assert err.code == code, err
-    if reason is not None:
-        assert err.reason == reason, err
-    if field is not None:
-        assert err.field == field, err
-    return err
-
-
-@dataclasses.dataclass
-class Member:
-    account_id: str
-    email: str
-    phone: str
-    access_token: str
-    refresh_token: str
-    session_id: str
-
-
-def login_call(client, login, password=PASSWORD):
-    return call(client, client.auth.Login, auth_pb2.LoginRequest(login=login, password=password, device_name="desk"))
-
-
-async def login(client, login, password=PASSWORD) -> Member:
-    response = await login_call(client, login, password)
-    account, tokens = response.account, response.tokens
-    return Member(account.account_id, account.email, account.phone, tokens.access_token, tokens.refresh_token, tokens.session_id)
-
-
-async def new_member(client, *, with_phone=False) -> Member:
-    email = new_email()
-    request = auth_pb2.RegisterRequest(
-        email=email, phone=new_phone() if with_phone else "", password=PASSWORD, birth_date=ADULT, accepted_terms_version=TERMS
-    )
-    await call(client, client.auth.Register, request)
-    return await login(client, email)
-
-
-async def account_of(client, member: Member) -> auth_pb2.Account:
+async def account_of(client, member) -> auth_pb2.Account:
     return (await call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), member.access_token)).account
 
 
-def update_contacts(client, member: Member, mask, *, email="", phone=""):
+def update_contacts(client, member, mask, *, email="", phone=""):
     request = auth_pb2.UpdateContactsRequest(email=email, phone=phone, update_mask=mask)
     return call(client, client.auth.UpdateContacts, request, member.access_token)
 
 
-def change_password(client, member: Member, current, new):
+def change_password(client, member, current, new):
     request = auth_pb2.ChangePasswordRequest(current_password=current, new_password=new)
     return call(client, client.auth.ChangePassword, request, member.access_token)
 
 
-def cancel(client, member: Member, password=PASSWORD):
+def cancel(client, member, password=PASSWORD):
     return call(client, client.auth.CancelAccount, auth_pb2.CancelAccountRequest(password=password), member.access_token)
 
 
-def refresh(client, member: Member):
-    return call(client, client.auth.Refresh, auth_pb2.RefreshRequest(refresh_token=member.refresh_token))
-
-
 @pytest.fixture(scope="module")
-async def steady(auth) -> Member:
+async def steady(module_client, accounts):
     """A member with e-mail and phone that only ever receives refused requests."""
-    async with Cumulo(auth.target) as client:
-        return await new_member(client, with_phone=True)
+    return await accounts.new_member(module_client, with_phone=True)
 
 
-async def assert_unchanged(client, member: Member) -> None:
+async def assert_unchanged(client, member) -> None:
     account = await account_of(client, member)
     assert (account.email, account.phone) == (member.email, member.phone)
     assert account.accepted_terms_version == TERMS
@@ -123,8 +53,8 @@ async def assert_unchanged(client, member: Member) -> None:
 # --- GetAccount ------------------------------------------------------------------------------
 
 
-async def test_get_account_returns_the_callers_account_and_the_current_terms(direct):
-    member = await new_member(direct, with_phone=True)
+async def test_get_account_returns_the_callers_account_and_the_current_terms(direct, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
     response = await call(direct, direct.auth.GetAccount, auth_pb2.GetAccountRequest(), member.access_token)
     assert response.account.account_id == member.account_id
     assert response.account.email == member.email
@@ -135,60 +65,60 @@ async def test_get_account_returns_the_callers_account_and_the_current_terms(dir
 # --- UpdateContacts --------------------------------------------------------------------------
 
 
-async def test_change_email_moves_the_login_to_the_new_address(direct):
-    member = await new_member(direct)
-    new = new_email()
+async def test_change_email_moves_the_login_to_the_new_address(direct, accounts):
+    member = await accounts.new_member(direct)
+    new = unique_email()
     updated = (await update_contacts(direct, member, ["email"], email=new.upper())).account
     assert updated.email == new
     assert (await account_of(direct, member)).email == new
-    assert (await login(direct, new)).account_id == member.account_id
-    await fails(login_call(direct, member.email), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    assert (await accounts.login(direct, new)).account_id == member.account_id
+    await expect_error(accounts.login_call(direct, member.email), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
 
 
-async def test_remove_phone_keeps_the_email(direct):
-    member = await new_member(direct, with_phone=True)
+async def test_remove_phone_keeps_the_email(direct, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
     updated = (await update_contacts(direct, member, ["phone"])).account
     assert updated.phone == ""
     assert updated.email == member.email
 
 
-async def test_add_a_phone_and_log_in_with_it(direct):
-    member = await new_member(direct)
-    phone = new_phone()
+async def test_add_a_phone_and_log_in_with_it(direct, accounts):
+    member = await accounts.new_member(direct)
+    phone = unique_phone()
     updated = (await update_contacts(direct, member, ["phone"], phone=f"{phone[:3]} {phone[3:]}")).account
     assert (updated.email, updated.phone) == (member.email, phone)
-    assert (await login(direct, phone)).account_id == member.account_id
+    assert (await accounts.login(direct, phone)).account_id == member.account_id
 
 
-async def test_remove_email_keeps_the_phone(direct):
-    member = await new_member(direct, with_phone=True)
+async def test_remove_email_keeps_the_phone(direct, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
     updated = (await update_contacts(direct, member, ["email"])).account
     assert (updated.email, updated.phone) == ("", member.phone)
 
 
-async def test_removing_the_last_contact_is_refused(direct):
-    member = await new_member(direct)
-    await fails(update_contacts(direct, member, ["email"]), grpc.StatusCode.FAILED_PRECONDITION, reason="CONTACT_REQUIRED")
+async def test_removing_the_last_contact_is_refused(direct, accounts):
+    member = await accounts.new_member(direct)
+    await expect_error(update_contacts(direct, member, ["email"]), grpc.StatusCode.FAILED_PRECONDITION, reason="CONTACT_REQUIRED")
     assert (await account_of(direct, member)).email == member.email
 
 
-async def test_removing_both_contacts_at_once_is_refused(direct):
-    member = await new_member(direct, with_phone=True)
-    await fails(
+async def test_removing_both_contacts_at_once_is_refused(direct, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
+    await expect_error(
         update_contacts(direct, member, ["email", "phone"]), grpc.StatusCode.FAILED_PRECONDITION, reason="CONTACT_REQUIRED"
     )
     account = await account_of(direct, member)
     assert (account.email, account.phone) == (member.email, member.phone)
 
 
-async def test_taking_another_accounts_email_or_phone_is_refused(direct):
-    owner = await new_member(direct, with_phone=True)
-    member = await new_member(direct, with_phone=True)
-    await fails(update_contacts(direct, member, ["email"], email=owner.email), grpc.StatusCode.ALREADY_EXISTS, field="email")
-    await fails(update_contacts(direct, member, ["phone"], phone=owner.phone), grpc.StatusCode.ALREADY_EXISTS, field="phone")
+async def test_taking_another_accounts_email_or_phone_is_refused(direct, accounts):
+    owner = await accounts.new_member(direct, with_phone=True)
+    member = await accounts.new_member(direct, with_phone=True)
+    await expect_error(update_contacts(direct, member, ["email"], email=owner.email), grpc.StatusCode.ALREADY_EXISTS, field="email")
+    await expect_error(update_contacts(direct, member, ["phone"], phone=owner.phone), grpc.StatusCode.ALREADY_EXISTS, field="phone")
     # Both at once: nothing at all changes.
-    await fails(
-        update_contacts(direct, member, ["email", "phone"], email=new_email(), phone=owner.phone),
+    await expect_error(
+        update_contacts(direct, member, ["email", "phone"], email=unique_email(), phone=owner.phone),
         grpc.StatusCode.ALREADY_EXISTS,
         field="phone",
     )
@@ -198,22 +128,22 @@ async def test_taking_another_accounts_email_or_phone_is_refused(direct):
     assert (owner_account.email, owner_account.phone) == (owner.email, owner.phone)
 
 
-async def test_setting_the_same_email_again_is_harmless(direct):
-    member = await new_member(direct)
+async def test_setting_the_same_email_again_is_harmless(direct, accounts):
+    member = await accounts.new_member(direct)
     updated = (await update_contacts(direct, member, ["email"], email=member.email.upper())).account
     assert updated.email == member.email
 
 
-async def test_fields_outside_the_mask_are_left_alone(direct):
-    member = await new_member(direct, with_phone=True)
-    updated = (await update_contacts(direct, member, ["phone"], email=new_email(), phone=new_phone())).account
+async def test_fields_outside_the_mask_are_left_alone(direct, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
+    updated = (await update_contacts(direct, member, ["phone"], email=unique_email(), phone=unique_phone())).account
     assert updated.email == member.email
     assert updated.phone != member.phone
 
 
 @pytest.mark.parametrize("mask", [[], ["password"], ["email", "status"], ["Email"], ["*"]], ids=str)
 async def test_bad_update_mask_is_invalid_argument(direct, steady, mask):
-    await fails(update_contacts(direct, steady, mask, email=new_email()), INVALID, field="update_mask")
+    await expect_error(update_contacts(direct, steady, mask, email=unique_email()), INVALID, field="update_mask")
     await assert_unchanged(direct, steady)
 
 
@@ -229,15 +159,15 @@ async def test_bad_update_mask_is_invalid_argument(direct, steady, mask):
     ids=["email-word", "email-no-dot", "phone-no-plus", "phone-letters", "good-email-bad-phone"],
 )
 async def test_malformed_new_contacts_are_refused_naming_the_field(direct, steady, mask, email, phone, field):
-    await fails(update_contacts(direct, steady, mask, email=email, phone=phone), INVALID, field=field)
+    await expect_error(update_contacts(direct, steady, mask, email=email, phone=phone), INVALID, field=field)
     await assert_unchanged(direct, steady)
 
 
 # --- AcceptTerms -----------------------------------------------------------------------------
 
 
-async def test_accept_current_terms(direct):
-    member = await new_member(direct)
+async def test_accept_current_terms(direct, accounts):
+    member = await accounts.new_member(direct)
     account = (await call(direct, direct.auth.AcceptTerms, auth_pb2.AcceptTermsRequest(terms_version=TERMS), member.access_token)).account
     assert account.account_id == member.account_id
     assert account.accepted_terms_version == TERMS
@@ -245,7 +175,7 @@ async def test_accept_current_terms(direct):
 
 @pytest.mark.parametrize("version", ["", "2025-01", "2099-12"])
 async def test_accepting_other_terms_is_invalid_argument(direct, steady, version):
-    await fails(
+    await expect_error(
         call(direct, direct.auth.AcceptTerms, auth_pb2.AcceptTermsRequest(terms_version=version), steady.access_token),
         INVALID,
         field="terms_version",
@@ -256,28 +186,28 @@ async def test_accepting_other_terms_is_invalid_argument(direct, steady, version
 # --- ChangePassword --------------------------------------------------------------------------
 
 
-async def test_change_password_signs_out_other_sessions_and_keeps_this_one(direct):
-    here = await new_member(direct)
-    elsewhere = await login(direct, here.email)
+async def test_change_password_signs_out_other_sessions_and_keeps_this_one(direct, accounts):
+    here = await accounts.new_member(direct)
+    elsewhere = await accounts.login(direct, here.email)
     await change_password(direct, here, PASSWORD, NEW_PASSWORD)
 
-    await fails(login_call(direct, here.email, PASSWORD), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
-    assert (await login(direct, here.email, NEW_PASSWORD)).account_id == here.account_id
+    await expect_error(accounts.login_call(direct, here.email, PASSWORD), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    assert (await accounts.login(direct, here.email, NEW_PASSWORD)).account_id == here.account_id
 
-    await fails(account_of(direct, elsewhere), UNAUTHENTICATED, reason="SESSION_REVOKED")
-    await fails(refresh(direct, elsewhere), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await expect_error(account_of(direct, elsewhere), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await expect_error(accounts.refresh(direct, elsewhere.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
     assert (await account_of(direct, here)).account_id == here.account_id
-    assert (await refresh(direct, here)).tokens.session_id == here.session_id
+    assert (await accounts.refresh(direct, here.refresh_token)).tokens.session_id == here.session_id
 
 
-async def test_change_password_with_a_wrong_current_password_is_refused(direct):
-    here = await new_member(direct)
-    elsewhere = await login(direct, here.email)
-    await fails(
+async def test_change_password_with_a_wrong_current_password_is_refused(direct, accounts):
+    here = await accounts.new_member(direct)
+    elsewhere = await accounts.login(direct, here.email)
+    await expect_error(
         change_password(direct, here, "not my password", NEW_PASSWORD), grpc.StatusCode.PERMISSION_DENIED, reason="INVALID_CREDENTIALS"
     )
     assert (await account_of(direct, elsewhere)).account_id == here.account_id
-    assert (await login(direct, here.email, PASSWORD)).account_id == here.account_id
+    assert (await accounts.login(direct, here.email, PASSWORD)).account_id == here.account_id
 
 
 @pytest.mark.parametrize(
@@ -286,58 +216,58 @@ async def test_change_password_with_a_wrong_current_password_is_refused(direct):
     ids=["too-short", "too-long", "common", "empty"],
 )
 async def test_change_to_a_bad_password_is_refused_naming_new_password(direct, steady, new, reason):
-    await fails(change_password(direct, steady, PASSWORD, new), INVALID, reason=reason, field="new_password")
+    await expect_error(change_password(direct, steady, PASSWORD, new), INVALID, reason=reason, field="new_password")
     # nothing changed: the session is alive and the password is still the old one (checked last)
     await assert_unchanged(direct, steady)
 
 
 async def test_new_password_equal_to_the_email_is_refused(direct, steady):
-    await fails(change_password(direct, steady, PASSWORD, steady.email), INVALID, field="new_password")
-    await fails(change_password(direct, steady, PASSWORD, steady.phone), INVALID, field="new_password")
+    await expect_error(change_password(direct, steady, PASSWORD, steady.email), INVALID, field="new_password")
+    await expect_error(change_password(direct, steady, PASSWORD, steady.phone), INVALID, field="new_password")
 
 
-async def test_steady_member_still_logs_in_with_the_original_password(direct, steady):
-    assert (await login(direct, steady.email, PASSWORD)).account_id == steady.account_id
+async def test_steady_member_still_logs_in_with_the_original_password(direct, steady, accounts):
+    assert (await accounts.login(direct, steady.email, PASSWORD)).account_id == steady.account_id
 
 
 # --- CancelAccount ---------------------------------------------------------------------------
 
 
-async def test_cancel_account_with_a_wrong_password_is_refused(direct):
-    member = await new_member(direct)
-    await fails(cancel(direct, member, "not my password"), grpc.StatusCode.PERMISSION_DENIED, reason="INVALID_CREDENTIALS")
+async def test_cancel_account_with_a_wrong_password_is_refused(direct, accounts):
+    member = await accounts.new_member(direct)
+    await expect_error(cancel(direct, member, "not my password"), grpc.StatusCode.PERMISSION_DENIED, reason="INVALID_CREDENTIALS")
     assert (await account_of(direct, member)).status == auth_pb2.ACCOUNT_STATUS_ACTIVE
 
 
-async def test_cancelled_account_cannot_log_in_and_its_sessions_end(direct):
-    member = await new_member(direct)
-    other = await login(direct, member.email)
+async def test_cancelled_account_cannot_log_in_and_its_sessions_end(direct, accounts):
+    member = await accounts.new_member(direct)
+    other = await accounts.login(direct, member.email)
     await cancel(direct, member)
-    await fails(login_call(direct, member.email), grpc.StatusCode.PERMISSION_DENIED, reason="ACCOUNT_CANCELLED")
+    await expect_error(accounts.login_call(direct, member.email), grpc.StatusCode.PERMISSION_DENIED, reason="ACCOUNT_CANCELLED")
     for session in (member, other):
-        await fails(account_of(direct, session), UNAUTHENTICATED, reason="SESSION_REVOKED")
-        await fails(refresh(direct, session), UNAUTHENTICATED, reason="SESSION_REVOKED")
+        await expect_error(account_of(direct, session), UNAUTHENTICATED, reason="SESSION_REVOKED")
+        await expect_error(accounts.refresh(direct, session.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
 
 
-async def test_cancelled_account_keeps_its_email_taken(direct):
-    member = await new_member(direct)
+async def test_cancelled_account_keeps_its_email_taken(direct, accounts):
+    member = await accounts.new_member(direct)
     await cancel(direct, member)
     request = auth_pb2.RegisterRequest(email=member.email, password=PASSWORD, birth_date=ADULT, accepted_terms_version=TERMS)
-    await fails(call(direct, direct.auth.Register, request), grpc.StatusCode.ALREADY_EXISTS, field="email")
+    await expect_error(call(direct, direct.auth.Register, request), grpc.StatusCode.ALREADY_EXISTS, field="email")
 
 
-async def test_cancel_account_is_idempotent_when_retried(direct):
+async def test_cancel_account_is_idempotent_when_retried(direct, accounts):
     """A client whose first CancelAccount reply was lost retries it: the retry must succeed
     (the account is cancelled, as asked), not look like an expired login."""
-    member = await new_member(direct)
+    member = await accounts.new_member(direct)
     await cancel(direct, member)
     await cancel(direct, member)
-    await fails(login_call(direct, member.email), grpc.StatusCode.PERMISSION_DENIED, reason="ACCOUNT_CANCELLED")
+    await expect_error(accounts.login_call(direct, member.email), grpc.StatusCode.PERMISSION_DENIED, reason="ACCOUNT_CANCELLED")
 
 
-async def test_concurrent_claims_of_one_new_email_have_one_winner_and_no_crash(direct):
-    members = [await new_member(direct) for _ in range(4)]
-    wanted = new_email()
+async def test_concurrent_claims_of_one_new_email_have_one_winner_and_no_crash(direct, accounts):
+    members = [await accounts.new_member(direct) for _ in range(4)]
+    wanted = unique_email()
     results = await asyncio.gather(
         *(update_contacts(direct, m, ["email"], email=wanted) for m in members), return_exceptions=True
     )

@@ -3,122 +3,28 @@ the outbox, in the envelope, and never carry passwords or contact values."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import datetime as dt
-import secrets
 import uuid
 
 import grpc
-import nats
-import nats.errors
 from google.protobuf import timestamp_pb2
-from google.protobuf.message import DecodeError
-from nats.js import api as js_api
-from nats.js.errors import NotFoundError
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.events.v1 import events_pb2
-from cumulo_sdk.errors import CumuloRpcError
+from cumulo_devstack.testing import PASSWORD, Delivered, call, read_stream, unique_email
 
-PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a completely new passphrase"
-TERMS = "2026-11"
-ADULT = auth_pb2.Date(year=1990, month=5, day=17)
-STREAM = "CUMULO_EVENTS"
-WAIT_SECONDS = 20.0
 
 
-def new_email() -> str:
-    return f"evt-{uuid.uuid4().hex[:12]}@example.com"
-
-
-def new_phone() -> str:
-    return "+86135" + "".join(secrets.choice("0123456789") for _ in range(8))
-
-
-def new_address() -> str:
-    return f"2001:db8:7::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-
-
-async def call(client, method, request, token=None):
-    metadata = client.metadata(token) + [("x-forwarded-for", new_address())]
-    try:
-        return await method(request, metadata=metadata, timeout=20)
-    except grpc.aio.AioRpcError as exc:
-        raise CumuloRpcError.from_rpc_error(exc) from None
-
-
-@dataclasses.dataclass
-class Member:
-    account_id: str
-    email: str
-    phone: str
-    access_token: str
-    session_id: str
-
-
-async def new_member(client) -> Member:
-    email, phone = new_email(), new_phone()
-    request = auth_pb2.RegisterRequest(email=email, phone=phone, password=PASSWORD, birth_date=ADULT, accepted_terms_version=TERMS)
-    await call(client, client.auth.Register, request)
-    response = await call(client, client.auth.Login, auth_pb2.LoginRequest(login=email, password=PASSWORD))
-    return Member(response.account.account_id, email, phone, response.tokens.access_token, response.tokens.session_id)
-
-
-@dataclasses.dataclass
-class Delivered:
-    envelope: events_pb2.Envelope
-    data: bytes
-    headers: dict
-
-
-async def events_about(nats_url: str, event_type: str, account_id: str, *, at_least: int = 1) -> list[Delivered]:
+def events_about(nats_url: str, event_type: str, account_id: str):
     """Every event of `event_type` about `account_id` in the stream, waiting (bounded) until
-    at least `at_least` have been published."""
-    subject = f"cumulo.events.{event_type}"
-    connection = await nats.connect(nats_url)
-    try:
-        js = connection.jetstream()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WAIT_SECONDS
-        while True:
-            found: list[Delivered] = []
-            try:
-                subscription = await js.pull_subscribe(
-                    subject,
-                    stream=STREAM,
-                    config=js_api.ConsumerConfig(
-                        ack_policy=js_api.AckPolicy.NONE, deliver_policy=js_api.DeliverPolicy.ALL, inactive_threshold=30
-                    ),
-                )
-            except NotFoundError:  # the stream appears with the first published event
-                subscription = None
-            if subscription is not None:
-                pending = (await subscription.consumer_info()).num_pending
-                while pending > 0:
-                    try:
-                        messages = await subscription.fetch(min(pending, 256), timeout=2)
-                    except nats.errors.TimeoutError:
-                        if loop.time() > deadline:
-                            break
-                        continue  # a busy machine: the pending messages are there, ask again
-                    pending -= len(messages)
-                    for message in messages:
-                        try:
-                            envelope = events_pb2.Envelope.FromString(message.data)
-                        except DecodeError:  # another test's deliberately broken message
-                            continue
-                        if envelope.account_id == account_id:
-                            found.append(Delivered(envelope, message.data, dict(message.headers or {})))
-                await subscription.unsubscribe()
-            if len(found) >= at_least:
-                return found
-            if loop.time() > deadline:
-                raise AssertionError(f"no {event_type} event about {account_id} within {WAIT_SECONDS}s (found {len(found)})")
-            await asyncio.sleep(0.2)
-    finally:
-        await connection.close()
+    one has been published."""
+    return read_stream(
+        nats_url,
+        f"cumulo.events.{event_type}",
+        lambda envelope: envelope.account_id == account_id,
+        what=f"{event_type} events about {account_id}",
+    )
 
 
 def check_envelope(delivered: Delivered, event_type: str, account_id: str, payload_type):
@@ -135,13 +41,13 @@ def check_envelope(delivered: Delivered, event_type: str, account_id: str, paylo
     return payload
 
 
-def assert_no_secrets(delivered: Delivered, member: Member, *extra: str) -> None:
+def assert_no_secrets(delivered: Delivered, member, *extra: str) -> None:
     for secret in (PASSWORD, NEW_PASSWORD, member.email, member.phone, *extra):
         assert secret.encode() not in delivered.data, secret
 
 
-async def test_account_created_is_published(direct, infra):
-    member = await new_member(direct)
+async def test_account_created_is_published(direct, infra, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
     [created] = await events_about(infra.nats.url, "account.created", member.account_id)
     payload = check_envelope(created, "account.created", member.account_id, events_pb2.AccountCreated)
     assert payload.account_id == member.account_id
@@ -151,9 +57,9 @@ async def test_account_created_is_published(direct, infra):
     assert_no_secrets(created, member)
 
 
-async def test_account_created_for_a_minor_names_the_guardian(direct, infra):
-    guardian = await new_member(direct)
-    email = new_email()
+async def test_account_created_for_a_minor_names_the_guardian(direct, infra, accounts):
+    guardian = await accounts.new_member(direct, with_phone=True)
+    email = unique_email()
     request = auth_pb2.CreateMinorAccountRequest(
         email=email, password="purple monkey dishwasher", birth_date=auth_pb2.Date(year=2018, month=1, day=1), guardian_consent=True
     )
@@ -165,8 +71,8 @@ async def test_account_created_for_a_minor_names_the_guardian(direct, infra):
     assert_no_secrets(created, guardian, email, "purple monkey dishwasher")
 
 
-async def test_logged_in_is_published_per_session(direct, infra):
-    member = await new_member(direct)
+async def test_logged_in_is_published_per_session(direct, infra, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
     [logged_in] = await events_about(infra.nats.url, "account.logged_in", member.account_id)
     payload = check_envelope(logged_in, "account.logged_in", member.account_id, events_pb2.LoggedIn)
     assert payload.session_id == member.session_id
@@ -174,9 +80,9 @@ async def test_logged_in_is_published_per_session(direct, infra):
     assert_no_secrets(logged_in, member)
 
 
-async def test_contact_changed_names_the_fields_not_the_values(direct, infra):
-    member = await new_member(direct)
-    new = new_email()
+async def test_contact_changed_names_the_fields_not_the_values(direct, infra, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
+    new = unique_email()
     request = auth_pb2.UpdateContactsRequest(email=new, phone="", update_mask=["email", "phone"])
     await call(direct, direct.auth.UpdateContacts, request, member.access_token)
     [changed] = await events_about(infra.nats.url, "account.contact_changed", member.account_id)
@@ -185,8 +91,8 @@ async def test_contact_changed_names_the_fields_not_the_values(direct, infra):
     assert_no_secrets(changed, member, new)
 
 
-async def test_status_changed_is_published(direct, infra, auth, clock):
-    member = await new_member(direct)
+async def test_status_changed_is_published(direct, infra, auth, clock, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
     until = (clock.now() + dt.timedelta(days=3)).replace(microsecond=0)
     until_stamp = timestamp_pb2.Timestamp()
     until_stamp.FromDatetime(until)
@@ -208,8 +114,8 @@ async def test_status_changed_is_published(direct, infra, auth, clock):
     assert_no_secrets(changed, member)
 
 
-async def test_account_cancelled_is_published_once(direct, infra):
-    member = await new_member(direct)
+async def test_account_cancelled_is_published_once(direct, infra, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
     await call(direct, direct.auth.CancelAccount, auth_pb2.CancelAccountRequest(password=PASSWORD), member.access_token)
     [cancelled] = await events_about(infra.nats.url, "account.cancelled", member.account_id)
     payload = check_envelope(cancelled, "account.cancelled", member.account_id, events_pb2.AccountCancelled)
@@ -218,8 +124,8 @@ async def test_account_cancelled_is_published_once(direct, infra):
     assert_no_secrets(cancelled, member)
 
 
-async def test_password_change_publishes_no_secret_anywhere(direct, infra):
-    member = await new_member(direct)
+async def test_password_change_publishes_no_secret_anywhere(direct, infra, accounts):
+    member = await accounts.new_member(direct, with_phone=True)
     await call(
         direct,
         direct.auth.ChangePassword,

@@ -5,62 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import secrets
 import uuid
 
 import grpc
 import pytest
 
 from cumulo.auth.v1 import auth_pb2
+from cumulo_devstack.testing import call, expect_error, unique_email, unique_phone
 from cumulo_sdk.errors import CumuloRpcError
 
-PASSWORD = "correct horse battery staple"
 TERMS = "2026-11"
-ADULT = auth_pb2.Date(year=1990, month=5, day=17)
 SHANGHAI_OFFSET = dt.timedelta(hours=8)
-
-
-def new_email() -> str:
-    return f"reg-{uuid.uuid4().hex[:12]}@example.com"
-
-
-def new_phone() -> str:
-    return "+86139" + "".join(secrets.choice("0123456789") for _ in range(8))
-
-
-def new_address() -> str:
-    return f"2001:db8:1::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-
-
-async def call(client, method, request, token=None, *, address=None):
-    metadata = client.metadata(token) + [("x-forwarded-for", address or new_address())]
-    try:
-        return await method(request, metadata=metadata, timeout=20)
-    except grpc.aio.AioRpcError as exc:
-        raise CumuloRpcError.from_rpc_error(exc) from None
-
-
-async def fails(awaitable, code, reason=None, field=None) -> CumuloRpcError:
-    with pytest.raises(CumuloRpcError) as info:
-        await awaitable
-    err = info.value
-    assert err.code == code, err
-    if reason is not None:
-        assert err.reason == reason, err
-    if field is not None:
-        assert err.field == field, err
-    return err
-
-
-def register(client, *, email="", phone="", password=PASSWORD, birth_date=ADULT, terms=TERMS):
-    request = auth_pb2.RegisterRequest(email=email, phone=phone, password=password, accepted_terms_version=terms)
-    if birth_date is not None:
-        request.birth_date.CopyFrom(birth_date)
-    return call(client, client.auth.Register, request)
-
-
-async def login(client, login, password=PASSWORD):
-    return await call(client, client.auth.Login, auth_pb2.LoginRequest(login=login, password=password))
 
 
 def set_clock(clock, when: dt.datetime) -> None:
@@ -76,9 +31,9 @@ async def test_get_terms_returns_the_current_version_without_a_token(direct):
     assert response.version == TERMS
 
 
-async def test_adult_registers_with_an_email(direct):
-    email = new_email()
-    response = await register(direct, email="  " + email.upper() + " ")
+async def test_adult_registers_with_an_email(direct, accounts):
+    email = unique_email()
+    response = await accounts.register(direct, email="  " + email.upper() + " ")
     account = response.account
     assert uuid.UUID(account.account_id)
     assert account.email == email
@@ -91,68 +46,74 @@ async def test_adult_registers_with_an_email(direct):
     assert account.created_at.seconds > 0
 
 
-async def test_adult_registers_with_only_a_phone_and_logs_in_with_it(direct):
-    phone = new_phone()
+async def test_adult_registers_with_only_a_phone_and_logs_in_with_it(direct, accounts):
+    phone = unique_phone()
     spaced = f"{phone[:3]} {phone[3:6]} {phone[6:10]}-{phone[10:]}"
-    account = (await register(direct, phone=spaced)).account
+    account = (await accounts.register(direct, phone=spaced)).account
     assert account.phone == phone
     assert account.email == ""
-    response = await login(direct, phone)
+    response = await accounts.login_call(direct, phone)
     assert response.account.account_id == account.account_id
 
 
-async def test_adult_registers_with_both_email_and_phone(direct):
-    email, phone = new_email(), new_phone()
-    account = (await register(direct, email=email, phone=phone)).account
+async def test_adult_registers_with_both_email_and_phone(direct, accounts):
+    email, phone = unique_email(), unique_phone()
+    account = (await accounts.register(direct, email=email, phone=phone)).account
     assert (account.email, account.phone) == (email, phone)
 
 
-async def test_password_of_exactly_8_and_128_characters_is_accepted(direct):
-    assert (await register(direct, email=new_email(), password="xkcd-936")).account.account_id
-    assert (await register(direct, email=new_email(), password="horse-" * 21 + "xy")).account.account_id
+async def test_password_of_exactly_8_and_128_characters_is_accepted(direct, accounts):
+    assert (await accounts.register(direct, email=unique_email(), password="xkcd-936")).account.account_id
+    assert (await accounts.register(direct, email=unique_email(), password="horse-" * 21 + "xy")).account.account_id
 
 
 # --- bad input: INVALID_ARGUMENT naming the field ---------------------------------------
 
 
-async def test_registration_without_email_or_phone_is_refused(direct):
-    await fails(register(direct), grpc.StatusCode.INVALID_ARGUMENT, field="email")
-    await fails(register(direct, email="  ", phone=" "), grpc.StatusCode.INVALID_ARGUMENT, field="email")
+async def test_registration_without_email_or_phone_is_refused(direct, accounts):
+    await expect_error(accounts.register(direct), grpc.StatusCode.INVALID_ARGUMENT, field="email")
+    await expect_error(accounts.register(direct, email="  ", phone=" "), grpc.StatusCode.INVALID_ARGUMENT, field="email")
 
 
 @pytest.mark.parametrize("email", ["alice", "alice@", "@example.com", "alice@example", "a b@example.com", "x@@example.com"])
-async def test_malformed_email_is_refused(direct, email):
-    await fails(register(direct, email=email), grpc.StatusCode.INVALID_ARGUMENT, field="email")
+async def test_malformed_email_is_refused(direct, email, accounts):
+    await expect_error(accounts.register(direct, email=email), grpc.StatusCode.INVALID_ARGUMENT, field="email")
 
 
 @pytest.mark.parametrize("phone", ["13800138000", "+0123456789", "+1234567", "+1234567890123456", "+86 138 abcd 8000"])
-async def test_phone_not_in_e164_form_is_refused(direct, phone):
-    await fails(register(direct, phone=phone), grpc.StatusCode.INVALID_ARGUMENT, field="phone")
+async def test_phone_not_in_e164_form_is_refused(direct, phone, accounts):
+    await expect_error(accounts.register(direct, phone=phone), grpc.StatusCode.INVALID_ARGUMENT, field="phone")
 
 
 @pytest.mark.parametrize("password", ["", "xkcd-93", "horse-" * 21 + "xyz"])
-async def test_password_outside_8_to_128_characters_is_refused(direct, password):
-    err = await fails(register(direct, email=new_email(), password=password), grpc.StatusCode.INVALID_ARGUMENT, field="password")
+async def test_password_outside_8_to_128_characters_is_refused(direct, password, accounts):
+    err = await expect_error(
+        accounts.register(direct, email=unique_email(), password=password), grpc.StatusCode.INVALID_ARGUMENT, field="password"
+    )
     assert err.reason != "PASSWORD_TOO_COMMON"
 
 
 @pytest.mark.parametrize("password", ["password123", "Password1", "woaini1314"])
-async def test_common_password_is_refused(direct, password):
-    await fails(
-        register(direct, email=new_email(), password=password),
+async def test_common_password_is_refused(direct, password, accounts):
+    await expect_error(
+        accounts.register(direct, email=unique_email(), password=password),
         grpc.StatusCode.INVALID_ARGUMENT,
         reason="PASSWORD_TOO_COMMON",
         field="password",
     )
 
 
-async def test_password_equal_to_the_email_is_refused(direct):
-    email = new_email()
-    await fails(register(direct, email=email, password=email.upper()), grpc.StatusCode.INVALID_ARGUMENT, field="password")
+async def test_password_equal_to_the_email_is_refused(direct, accounts):
+    email = unique_email()
+    await expect_error(
+        accounts.register(direct, email=email, password=email.upper()), grpc.StatusCode.INVALID_ARGUMENT, field="password"
+    )
 
 
-async def test_missing_birth_date_is_refused(direct):
-    await fails(register(direct, email=new_email(), birth_date=None), grpc.StatusCode.INVALID_ARGUMENT, field="birth_date")
+async def test_missing_birth_date_is_refused(direct, accounts):
+    await expect_error(
+        accounts.register(direct, email=unique_email(), birth_date=None), grpc.StatusCode.INVALID_ARGUMENT, field="birth_date"
+    )
 
 
 @pytest.mark.parametrize(
@@ -160,18 +121,18 @@ async def test_missing_birth_date_is_refused(direct):
     [(2001, 2, 30), (2023, 2, 29), (2001, 13, 1), (2001, 0, 1), (0, 0, 0), (-1, 1, 1), (99999, 1, 1), (2999, 1, 1), (1800, 6, 1)],
     ids=["feb-30", "feb-29-common-year", "month-13", "month-0", "all-zero", "negative-year", "year-99999", "future", "over-150-years"],
 )
-async def test_impossible_birth_date_is_refused(direct, year, month, day):
-    await fails(
-        register(direct, email=new_email(), birth_date=auth_pb2.Date(year=year, month=month, day=day)),
+async def test_impossible_birth_date_is_refused(direct, year, month, day, accounts):
+    await expect_error(
+        accounts.register(direct, email=unique_email(), birth_date=auth_pb2.Date(year=year, month=month, day=day)),
         grpc.StatusCode.INVALID_ARGUMENT,
         field="birth_date",
     )
 
 
 @pytest.mark.parametrize("terms", ["", "2025-01", "2026-11 ", "latest"])
-async def test_registration_with_another_terms_version_is_refused(direct, terms):
-    await fails(
-        register(direct, email=new_email(), terms=terms),
+async def test_registration_with_another_terms_version_is_refused(direct, terms, accounts):
+    await expect_error(
+        accounts.register(direct, email=unique_email(), terms=terms),
         grpc.StatusCode.INVALID_ARGUMENT,
         reason="TERMS_NOT_ACCEPTED",
         field="accepted_terms_version",
@@ -181,29 +142,31 @@ async def test_registration_with_another_terms_version_is_refused(direct, terms)
 # --- minors ----------------------------------------------------------------------------
 
 
-async def test_someone_under_18_cannot_register_themselves(direct, auth):
+async def test_someone_under_18_cannot_register_themselves(direct, auth, accounts):
     today = auth.clock.now().astimezone(auth.app.settings.time_zone).date()
     seventeen = auth_pb2.Date(year=today.year - 17, month=1, day=1)
-    await fails(
-        register(direct, email=new_email(), birth_date=seventeen),
+    await expect_error(
+        accounts.register(direct, email=unique_email(), birth_date=seventeen),
         grpc.StatusCode.PERMISSION_DENIED,
         reason="GUARDIAN_REQUIRED",
     )
 
 
-async def test_eighteenth_birthday_is_reckoned_in_asia_shanghai(direct, clock):
+async def test_eighteenth_birthday_is_reckoned_in_asia_shanghai(direct, clock, accounts):
     born = auth_pb2.Date(year=2013, month=7, day=15)
     # 23:00 on 14 July in Shanghai: still 17 there.
     set_clock(clock, dt.datetime(2031, 7, 14, 23, 0, tzinfo=dt.timezone.utc) - SHANGHAI_OFFSET)
-    email = new_email()
-    await fails(register(direct, email=email, birth_date=born), grpc.StatusCode.PERMISSION_DENIED, reason="GUARDIAN_REQUIRED")
+    email = unique_email()
+    await expect_error(
+        accounts.register(direct, email=email, birth_date=born), grpc.StatusCode.PERMISSION_DENIED, reason="GUARDIAN_REQUIRED"
+    )
     # 04:00 on 15 July in Shanghai, while it is still 14 July in UTC: 18 today.
     set_clock(clock, dt.datetime(2031, 7, 15, 4, 0, tzinfo=dt.timezone.utc) - SHANGHAI_OFFSET)
-    account = (await register(direct, email=email, birth_date=born)).account
+    account = (await accounts.register(direct, email=email, birth_date=born)).account
     assert account.minor is False
     # Born a day later: 18 only tomorrow.
-    await fails(
-        register(direct, email=new_email(), birth_date=auth_pb2.Date(year=2013, month=7, day=16)),
+    await expect_error(
+        accounts.register(direct, email=unique_email(), birth_date=auth_pb2.Date(year=2013, month=7, day=16)),
         grpc.StatusCode.PERMISSION_DENIED,
         reason="GUARDIAN_REQUIRED",
     )
@@ -212,36 +175,36 @@ async def test_eighteenth_birthday_is_reckoned_in_asia_shanghai(direct, clock):
 # --- uniqueness ------------------------------------------------------------------------
 
 
-async def test_duplicate_email_is_refused_whatever_its_case(direct):
-    email = new_email()
-    await register(direct, email=email)
-    await fails(register(direct, email=email), grpc.StatusCode.ALREADY_EXISTS, field="email")
-    await fails(register(direct, email=" " + email.upper()), grpc.StatusCode.ALREADY_EXISTS, field="email")
+async def test_duplicate_email_is_refused_whatever_its_case(direct, accounts):
+    email = unique_email()
+    await accounts.register(direct, email=email)
+    await expect_error(accounts.register(direct, email=email), grpc.StatusCode.ALREADY_EXISTS, field="email")
+    await expect_error(accounts.register(direct, email=" " + email.upper()), grpc.StatusCode.ALREADY_EXISTS, field="email")
 
 
-async def test_duplicate_phone_is_refused_whatever_its_spacing(direct):
-    phone = new_phone()
-    await register(direct, phone=phone)
+async def test_duplicate_phone_is_refused_whatever_its_spacing(direct, accounts):
+    phone = unique_phone()
+    await accounts.register(direct, phone=phone)
     spaced = f"{phone[:3]} {phone[3:]}"
-    await fails(register(direct, email=new_email(), phone=spaced), grpc.StatusCode.ALREADY_EXISTS, field="phone")
+    await expect_error(accounts.register(direct, email=unique_email(), phone=spaced), grpc.StatusCode.ALREADY_EXISTS, field="phone")
 
 
-async def test_concurrent_registrations_of_one_email_create_one_account(direct):
-    email = new_email()
-    results = await asyncio.gather(*(register(direct, email=email) for _ in range(3)), return_exceptions=True)
+async def test_concurrent_registrations_of_one_email_create_one_account(direct, accounts):
+    email = unique_email()
+    results = await asyncio.gather(*(accounts.register(direct, email=email) for _ in range(3)), return_exceptions=True)
     created = [r for r in results if isinstance(r, auth_pb2.RegisterResponse)]
     refused = [r for r in results if isinstance(r, CumuloRpcError)]
     assert len(created) == 1, results
     assert len(refused) == 2, results
     assert all(r.code == grpc.StatusCode.ALREADY_EXISTS for r in refused), refused
-    assert (await login(direct, email)).account.account_id == created[0].account.account_id
+    assert (await accounts.login_call(direct, email)).account.account_id == created[0].account.account_id
 
 
 # --- a refused registration writes nothing ------------------------------------------------
 
 
-async def test_refused_registrations_leave_the_email_and_phone_free(direct, auth):
-    email, phone = new_email(), new_phone()
+async def test_refused_registrations_leave_the_email_and_phone_free(direct, auth, accounts):
+    email, phone = unique_email(), unique_phone()
     today = auth.clock.now().astimezone(auth.app.settings.time_zone).date()
     attempts = [
         dict(phone="12345", email=email),  # bad phone next to a good e-mail
@@ -252,16 +215,18 @@ async def test_refused_registrations_leave_the_email_and_phone_free(direct, auth
     ]
     for attempt in attempts:
         with pytest.raises(CumuloRpcError) as info:
-            await register(direct, **attempt)
+            await accounts.register(direct, **attempt)
         assert info.value.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED), info.value
-    account = (await register(direct, email=email, phone=phone)).account
+    account = (await accounts.register(direct, email=email, phone=phone)).account
     assert (account.email, account.phone) == (email, phone)
 
 
-async def test_registration_from_an_unregistered_client_app_is_refused_and_writes_nothing(direct, auth):
+async def test_registration_from_an_unregistered_client_app_is_refused_and_writes_nothing(direct, auth, accounts):
     from cumulo_sdk import Cumulo
 
-    email = new_email()
+    email = unique_email()
     async with Cumulo(auth.target, client_id="not-a-registered-app") as stranger:
-        await fails(register(stranger, email=email), grpc.StatusCode.PERMISSION_DENIED, reason="CLIENT_NOT_AUTHORIZED")
-    assert (await register(direct, email=email)).account.email == email
+        await expect_error(
+            accounts.register(stranger, email=email), grpc.StatusCode.PERMISSION_DENIED, reason="CLIENT_NOT_AUTHORIZED"
+        )
+    assert (await accounts.register(direct, email=email)).account.email == email

@@ -4,7 +4,6 @@ session expiry."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import secrets
 import uuid
@@ -14,80 +13,13 @@ import jwt
 import pytest
 
 from cumulo.auth.v1 import auth_pb2
+from cumulo_devstack.testing import PASSWORD, call, expect_error, unique_email
 from cumulo_sdk.errors import CumuloRpcError
 
-PASSWORD = "correct horse battery staple"
-TERMS = "2026-11"
-ADULT = auth_pb2.Date(year=1990, month=5, day=17)
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 
 
-def new_email() -> str:
-    return f"ses-{uuid.uuid4().hex[:12]}@example.com"
-
-
-def new_address() -> str:
-    return f"2001:db8:4::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-
-
-async def call(client, method, request, token=None, *, address=None):
-    metadata = client.metadata(token) + [("x-forwarded-for", address or new_address())]
-    try:
-        return await method(request, metadata=metadata, timeout=20)
-    except grpc.aio.AioRpcError as exc:
-        raise CumuloRpcError.from_rpc_error(exc) from None
-
-
-async def fails(awaitable, code, reason=None, field=None) -> CumuloRpcError:
-    with pytest.raises(CumuloRpcError) as info:
-        await awaitable
-    err = info.value
-    assert err.code == code, err
-    if reason is not None:
-        assert err.reason == reason, err
-    if field is not None:
-        assert err.field == field, err
-    return err
-
-
-@dataclasses.dataclass
-class Session:
-    account_id: str
-    access_token: str
-    refresh_token: str
-    session_id: str
-
-
-async def register(client, email, password=PASSWORD) -> auth_pb2.Account:
-    request = auth_pb2.RegisterRequest(email=email, password=password, birth_date=ADULT, accepted_terms_version=TERMS)
-    return (await call(client, client.auth.Register, request)).account
-
-
-def login_call(client, login, password=PASSWORD, device_name="test device"):
-    return call(client, client.auth.Login, auth_pb2.LoginRequest(login=login, password=password, device_name=device_name))
-
-
-async def login(client, login, password=PASSWORD, device_name="test device") -> Session:
-    response = await login_call(client, login, password, device_name)
-    tokens = response.tokens
-    return Session(response.account.account_id, tokens.access_token, tokens.refresh_token, tokens.session_id)
-
-
-async def new_account(client) -> str:
-    email = new_email()
-    await register(client, email)
-    return email
-
-
-def refresh(client, refresh_token):
-    return call(client, client.auth.Refresh, auth_pb2.RefreshRequest(refresh_token=refresh_token))
-
-
-def get_account(client, session: Session):
-    return call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), session.access_token)
-
-
-async def session_ids(client, session: Session) -> list[str]:
+async def session_ids(client, session) -> list[str]:
     listed = await call(client, client.auth.ListSessions, auth_pb2.ListSessionsRequest(), session.access_token)
     return [s.session_id for s in listed.sessions]
 
@@ -95,9 +27,9 @@ async def session_ids(client, session: Session) -> list[str]:
 # --- login ---------------------------------------------------------------------------------
 
 
-async def test_login_returns_tokens_for_a_new_session(direct, auth):
-    email = await new_account(direct)
-    response = await login_call(direct, email)
+async def test_login_returns_tokens_for_a_new_session(direct, auth, accounts):
+    email = await accounts.new_account(direct)
+    response = await accounts.login_call(direct, email)
     tokens, account = response.tokens, response.account
     assert account.email == email
     assert tokens.refresh_token.startswith("crt_")
@@ -117,16 +49,18 @@ async def test_login_returns_tokens_for_a_new_session(direct, auth):
     assert tokens.refresh_token_expires_at.ToDatetime(tzinfo=dt.timezone.utc) > auth.clock.now() + dt.timedelta(days=89)
 
 
-async def test_login_accepts_the_email_in_any_case_and_spacing(direct):
-    email = await new_account(direct)
-    assert (await login(direct, f"  {email.upper()} ")).session_id
+async def test_login_accepts_the_email_in_any_case_and_spacing(direct, accounts):
+    email = await accounts.new_account(direct)
+    assert (await accounts.login(direct, f"  {email.upper()} ")).session_id
 
 
-async def test_wrong_password_and_unknown_login_are_indistinguishable(direct):
-    email = await new_account(direct)
-    wrong = await fails(login_call(direct, email, "not the password at all"), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
-    unknown = await fails(login_call(direct, new_email()), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
-    unknown_phone = await fails(login_call(direct, "+8613900000001"), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+async def test_wrong_password_and_unknown_login_are_indistinguishable(direct, accounts):
+    email = await accounts.new_account(direct)
+    wrong = await expect_error(
+        accounts.login_call(direct, email, "not the password at all"), UNAUTHENTICATED, reason="INVALID_CREDENTIALS"
+    )
+    unknown = await expect_error(accounts.login_call(direct, unique_email()), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    unknown_phone = await expect_error(accounts.login_call(direct, "+8613900000001"), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
     assert wrong.message == unknown.message == unknown_phone.message
 
 
@@ -142,8 +76,10 @@ async def test_wrong_password_and_unknown_login_are_indistinguishable(direct):
     ],
     ids=["empty-login", "blank-login", "neither-email-nor-phone", "half-email", "empty-password", "device-name-too-long"],
 )
-async def test_bad_login_input_is_invalid_argument(direct, login_value, password, device_name, field):
-    await fails(login_call(direct, login_value, password, device_name), grpc.StatusCode.INVALID_ARGUMENT, field=field)
+async def test_bad_login_input_is_invalid_argument(direct, login_value, password, device_name, field, accounts):
+    await expect_error(
+        accounts.login_call(direct, login_value, password, device_name), grpc.StatusCode.INVALID_ARGUMENT, field=field
+    )
 
 
 @pytest.mark.parametrize(
@@ -154,41 +90,41 @@ async def test_bad_login_input_is_invalid_argument(direct, login_value, password
     ],
     ids=["full-width-letters", "decomposed-accent"],
 )
-async def test_login_accepts_the_same_unicode_password_that_registered(direct, password):
+async def test_login_accepts_the_same_unicode_password_that_registered(direct, password, accounts):
     """Registration stores the NFKC form of the password; login must compare the same form."""
-    email = new_email()
-    await register(direct, email, password)
-    assert (await login(direct, email, password)).session_id
+    email = unique_email()
+    await accounts.register(direct, email=email, password=password)
+    assert (await accounts.login(direct, email, password)).session_id
 
 
 # --- refresh -------------------------------------------------------------------------------
 
 
-async def test_refresh_rotates_the_refresh_token_and_keeps_the_session(direct):
-    first = await login(direct, await new_account(direct))
-    second = (await refresh(direct, first.refresh_token)).tokens
+async def test_refresh_rotates_the_refresh_token_and_keeps_the_session(direct, accounts):
+    first = await accounts.login(direct, await accounts.new_account(direct))
+    second = (await accounts.refresh(direct, first.refresh_token)).tokens
     assert second.session_id == first.session_id
     assert second.refresh_token != first.refresh_token
     assert jwt.decode(second.access_token, options={"verify_signature": False})["sid"] == first.session_id
-    me = await get_account(direct, Session(first.account_id, second.access_token, "", second.session_id))
+    me = await accounts.get_account(direct, second.access_token)
     assert me.account.account_id == first.account_id
-    third = (await refresh(direct, second.refresh_token)).tokens
+    third = (await accounts.refresh(direct, second.refresh_token)).tokens
     assert third.session_id == first.session_id
 
 
-async def test_refresh_token_reuse_revokes_the_whole_session(direct):
-    email = await new_account(direct)
-    other = await login(direct, email, device_name="other device")
-    stolen = await login(direct, email)
-    rotated = (await refresh(direct, stolen.refresh_token)).tokens
-    newest = (await refresh(direct, rotated.refresh_token)).tokens
+async def test_refresh_token_reuse_revokes_the_whole_session(direct, accounts):
+    email = await accounts.new_account(direct)
+    other = await accounts.login(direct, email, device_name="other device")
+    stolen = await accounts.login(direct, email)
+    rotated = (await accounts.refresh(direct, stolen.refresh_token)).tokens
+    newest = (await accounts.refresh(direct, rotated.refresh_token)).tokens
 
-    await fails(refresh(direct, stolen.refresh_token), UNAUTHENTICATED, reason="REFRESH_TOKEN_REUSED")
+    await expect_error(accounts.refresh(direct, stolen.refresh_token), UNAUTHENTICATED, reason="REFRESH_TOKEN_REUSED")
 
     # Every token of that session is dead, the newest refresh token included ...
-    await fails(refresh(direct, newest.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
-    await fails(
-        get_account(direct, Session(stolen.account_id, newest.access_token, "", stolen.session_id)),
+    await expect_error(accounts.refresh(direct, newest.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await expect_error(
+        accounts.get_account(direct, newest.access_token),
         UNAUTHENTICATED,
         reason="SESSION_REVOKED",
     )
@@ -196,9 +132,9 @@ async def test_refresh_token_reuse_revokes_the_whole_session(direct):
     assert await session_ids(direct, other) == [other.session_id]
 
 
-async def test_concurrent_refreshes_with_one_token_have_exactly_one_winner(direct):
-    session = await login(direct, await new_account(direct))
-    results = await asyncio.gather(*(refresh(direct, session.refresh_token) for _ in range(4)), return_exceptions=True)
+async def test_concurrent_refreshes_with_one_token_have_exactly_one_winner(direct, accounts):
+    session = await accounts.login(direct, await accounts.new_account(direct))
+    results = await asyncio.gather(*(accounts.refresh(direct, session.refresh_token) for _ in range(4)), return_exceptions=True)
     won = [r for r in results if isinstance(r, auth_pb2.RefreshResponse)]
     lost = [r for r in results if isinstance(r, CumuloRpcError)]
     assert len(won) == 1, results
@@ -209,46 +145,46 @@ async def test_concurrent_refreshes_with_one_token_have_exactly_one_winner(direc
 
 
 @pytest.mark.parametrize("token", ["", "not-a-refresh-token", "eyJhbGciOiJFZERTQSJ9.e30.x"])
-async def test_refresh_with_something_that_is_not_a_refresh_token_is_invalid_argument(direct, token):
-    await fails(refresh(direct, token), grpc.StatusCode.INVALID_ARGUMENT, field="refresh_token")
+async def test_refresh_with_something_that_is_not_a_refresh_token_is_invalid_argument(direct, token, accounts):
+    await expect_error(accounts.refresh(direct, token), grpc.StatusCode.INVALID_ARGUMENT, field="refresh_token")
 
 
-async def test_refresh_with_an_unknown_refresh_token_is_unauthenticated(direct):
-    await fails(refresh(direct, "crt_" + secrets.token_urlsafe(32)), UNAUTHENTICATED, reason="REFRESH_TOKEN_INVALID")
+async def test_refresh_with_an_unknown_refresh_token_is_unauthenticated(direct, accounts):
+    await expect_error(accounts.refresh(direct, "crt_" + secrets.token_urlsafe(32)), UNAUTHENTICATED, reason="REFRESH_TOKEN_INVALID")
 
 
-async def test_an_access_token_is_not_a_refresh_token(direct):
-    session = await login(direct, await new_account(direct))
-    await fails(refresh(direct, session.access_token), grpc.StatusCode.INVALID_ARGUMENT, field="refresh_token")
+async def test_an_access_token_is_not_a_refresh_token(direct, accounts):
+    session = await accounts.login(direct, await accounts.new_account(direct))
+    await expect_error(accounts.refresh(direct, session.access_token), grpc.StatusCode.INVALID_ARGUMENT, field="refresh_token")
 
 
-async def test_session_expires_90_days_after_its_last_refresh(direct, clock):
-    email = await new_account(direct)
-    idle = await login(direct, email, device_name="idle")
-    active = await login(direct, email, device_name="active")
+async def test_session_expires_90_days_after_its_last_refresh(direct, clock, accounts):
+    email = await accounts.new_account(direct)
+    idle = await accounts.login(direct, email, device_name="idle")
+    active = await accounts.login(direct, email, device_name="active")
     clock.advance(dt.timedelta(days=60))
-    active_tokens = (await refresh(direct, active.refresh_token)).tokens
+    active_tokens = (await accounts.refresh(direct, active.refresh_token)).tokens
     clock.advance(dt.timedelta(days=30, minutes=1))
     # 90 days after login: the idle session is over ...
-    await fails(refresh(direct, idle.refresh_token), UNAUTHENTICATED, reason="SESSION_EXPIRED")
+    await expect_error(accounts.refresh(direct, idle.refresh_token), UNAUTHENTICATED, reason="SESSION_EXPIRED")
     # ... while the refreshed one lives 90 days from its last refresh.
-    assert (await refresh(direct, active_tokens.refresh_token)).tokens.session_id == active.session_id
+    assert (await accounts.refresh(direct, active_tokens.refresh_token)).tokens.session_id == active.session_id
     clock.advance(dt.timedelta(days=90, minutes=1))
-    await fails(refresh(direct, active_tokens.refresh_token), UNAUTHENTICATED, reason="SESSION_EXPIRED")
+    await expect_error(accounts.refresh(direct, active_tokens.refresh_token), UNAUTHENTICATED, reason="SESSION_EXPIRED")
 
 
 # --- logout ----------------------------------------------------------------------------------
 
 
-async def test_logout_ends_the_session_at_once(direct):
-    email = await new_account(direct)
-    kept = await login(direct, email, device_name="kept")
-    leaving = await login(direct, email, device_name="leaving")
+async def test_logout_ends_the_session_at_once(direct, accounts):
+    email = await accounts.new_account(direct)
+    kept = await accounts.login(direct, email, device_name="kept")
+    leaving = await accounts.login(direct, email, device_name="leaving")
     await call(direct, direct.auth.Logout, auth_pb2.LogoutRequest(), leaving.access_token)
     # Its still-unexpired access token is refused: auth checks sessions first-hand.
-    await fails(get_account(direct, leaving), UNAUTHENTICATED, reason="SESSION_REVOKED")
-    await fails(refresh(direct, leaving.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
-    assert (await get_account(direct, kept)).account.email == email
+    await expect_error(accounts.get_account(direct, leaving.access_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await expect_error(accounts.refresh(direct, leaving.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    assert (await accounts.get_account(direct, kept.access_token)).account.email == email
     assert await session_ids(direct, kept) == [kept.session_id]
 
 
@@ -265,10 +201,10 @@ async def test_sdk_logout_through_the_gateway_forgets_the_tokens(user):
 # --- ListSessions and RevokeSession ------------------------------------------------------------
 
 
-async def test_list_sessions_marks_the_callers_session_as_current(direct):
-    email = await new_account(direct)
-    phone = await login(direct, email, device_name="  Pixel 9  ")
-    laptop = await login(direct, email, device_name="ThinkPad")
+async def test_list_sessions_marks_the_callers_session_as_current(direct, accounts):
+    email = await accounts.new_account(direct)
+    phone = await accounts.login(direct, email, device_name="  Pixel 9  ")
+    laptop = await accounts.login(direct, email, device_name="ThinkPad")
 
     seen_from_phone = (await call(direct, direct.auth.ListSessions, auth_pb2.ListSessionsRequest(), phone.access_token)).sessions
     assert sorted(s.session_id for s in seen_from_phone) == sorted([phone.session_id, laptop.session_id])
@@ -292,32 +228,32 @@ async def test_sdk_lists_the_session_through_the_gateway(user):
     assert sessions[0].device_name == "test phone"
 
 
-async def test_revoke_session_ends_another_session_of_the_same_account(direct):
-    email = await new_account(direct)
-    mine = await login(direct, email)
-    lost_phone = await login(direct, email)
+async def test_revoke_session_ends_another_session_of_the_same_account(direct, accounts):
+    email = await accounts.new_account(direct)
+    mine = await accounts.login(direct, email)
+    lost_phone = await accounts.login(direct, email)
     await call(direct, direct.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=lost_phone.session_id), mine.access_token)
-    await fails(get_account(direct, lost_phone), UNAUTHENTICATED, reason="SESSION_REVOKED")
-    await fails(refresh(direct, lost_phone.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await expect_error(accounts.get_account(direct, lost_phone.access_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await expect_error(accounts.refresh(direct, lost_phone.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
     assert await session_ids(direct, mine) == [mine.session_id]
-    assert (await refresh(direct, mine.refresh_token)).tokens.session_id == mine.session_id
+    assert (await accounts.refresh(direct, mine.refresh_token)).tokens.session_id == mine.session_id
 
 
-async def test_revoking_the_current_session_ends_it(direct):
-    session = await login(direct, await new_account(direct))
+async def test_revoking_the_current_session_ends_it(direct, accounts):
+    session = await accounts.login(direct, await accounts.new_account(direct))
     await call(direct, direct.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=session.session_id), session.access_token)
-    await fails(get_account(direct, session), UNAUTHENTICATED, reason="SESSION_REVOKED")
+    await expect_error(accounts.get_account(direct, session.access_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
 
 
-async def test_revoke_session_input_is_checked(direct):
-    session = await login(direct, await new_account(direct))
+async def test_revoke_session_input_is_checked(direct, accounts):
+    session = await accounts.login(direct, await accounts.new_account(direct))
     for bad in ("", "not-a-session", "12345"):
-        await fails(
+        await expect_error(
             call(direct, direct.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=bad), session.access_token),
             grpc.StatusCode.INVALID_ARGUMENT,
             field="session_id",
         )
-    await fails(
+    await expect_error(
         call(direct, direct.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=str(uuid.uuid4())), session.access_token),
         grpc.StatusCode.NOT_FOUND,
         reason="SESSION_NOT_FOUND",

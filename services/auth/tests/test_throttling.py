@@ -9,73 +9,49 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import uuid
 
 import grpc
-import pytest
 import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2
 from cumulo_auth.adapters.tables import login_throttle
+from cumulo_devstack.testing import PASSWORD, call, expect_error, unique_email
 from cumulo_sdk.errors import CumuloRpcError
 
-PASSWORD = "correct horse battery staple"
 WRONG = "definitely not the password"
-TERMS = "2026-11"
-ADULT = auth_pb2.Date(year=1990, month=5, day=17)
 ACCOUNT_FREE_FAILURES = 5
 ADDRESS_FREE_FAILURES = 20
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def new_email() -> str:
-    return f"thr-{uuid.uuid4().hex[:12]}@example.com"
-
-
-async def register(direct) -> str:
-    email = new_email()
-    request = auth_pb2.RegisterRequest(email=email, password=PASSWORD, birth_date=ADULT, accepted_terms_version=TERMS)
-    await direct.call(direct.auth.Register, request, authenticated=False)
-    return email
-
-
-async def login(direct, login, password, address) -> auth_pb2.LoginResponse:
+def login(direct, login, password, address):
     """Login as seen from `address`; a throttled answer must come at once, not after a wait."""
-    request = auth_pb2.LoginRequest(login=login, password=password)
-    try:
-        return await direct.auth.Login(request, metadata=direct.metadata() + [("x-forwarded-for", address)], timeout=10)
-    except grpc.aio.AioRpcError as exc:
-        raise CumuloRpcError.from_rpc_error(exc) from None
-
-
-async def fails(awaitable, code, reason=None) -> CumuloRpcError:
-    with pytest.raises(CumuloRpcError) as info:
-        await awaitable
-    err = info.value
-    assert err.code == code, err
-    if reason is not None:
-        assert err.reason == reason, err
-    return err
+    return call(direct, direct.auth.Login, auth_pb2.LoginRequest(login=login, password=password), address=address, timeout=10)
 
 
 async def wrong_password(direct, email, address) -> None:
-    await fails(login(direct, email, WRONG, address), UNAUTHENTICATED, "INVALID_CREDENTIALS")
+    await expect_error(login(direct, email, WRONG, address), UNAUTHENTICATED, "INVALID_CREDENTIALS")
 
 
 async def throttled(direct, login_value, password, address) -> CumuloRpcError:
-    err = await fails(login(direct, login_value, password, address), EXHAUSTED, "LOGIN_THROTTLED")
+    err = await expect_error(login(direct, login_value, password, address), EXHAUSTED, "LOGIN_THROTTLED")
     assert err.retry_after_seconds is not None and err.retry_after_seconds > 0, err
     assert int(err.metadata["retry_after_seconds"]) > 0, err
     return err
 
 
-async def test_account_is_throttled_after_its_free_failures_even_for_the_right_password(direct, clock):
-    email = await register(direct)
-    address = "203.0.113.1"
+async def exhaust_free_failures(direct, email, address) -> CumuloRpcError:
+    """The account's free failures from `address`; the wrong password after them is throttled."""
     for _ in range(ACCOUNT_FREE_FAILURES):
         await wrong_password(direct, email, address)
-    await throttled(direct, email, WRONG, address)
+    return await throttled(direct, email, WRONG, address)
+
+
+async def test_account_is_throttled_after_its_free_failures_even_for_the_right_password(direct, clock, accounts):
+    email = await accounts.new_account(direct)
+    address = "203.0.113.1"
+    await exhaust_free_failures(direct, email, address)
     # The right password, and from another address too: the account itself is throttled.
     err = await throttled(direct, email, PASSWORD, "203.0.113.2")
     assert err.retry_after_seconds <= 15 * 60
@@ -85,15 +61,13 @@ async def test_account_is_throttled_after_its_free_failures_even_for_the_right_p
 
 
 async def test_unknown_login_is_throttled_like_a_real_one(direct):
-    email = new_email()  # never registered
+    email = unique_email()  # never registered
     address = "203.0.113.3"
-    for _ in range(ACCOUNT_FREE_FAILURES):
-        await wrong_password(direct, email, address)
-    await throttled(direct, email, WRONG, address)
+    await exhaust_free_failures(direct, email, address)
 
 
-async def test_successful_login_clears_the_accounts_failures(direct):
-    email = await register(direct)
+async def test_successful_login_clears_the_accounts_failures(direct, accounts):
+    email = await accounts.new_account(direct)
     address = "203.0.113.4"
     for _ in range(ACCOUNT_FREE_FAILURES - 1):
         await wrong_password(direct, email, address)
@@ -103,23 +77,19 @@ async def test_successful_login_clears_the_accounts_failures(direct):
     await wrong_password(direct, email, address)
 
 
-async def test_failures_are_forgotten_after_a_quiet_hour(direct, clock):
-    email = await register(direct)
+async def test_failures_are_forgotten_after_a_quiet_hour(direct, clock, accounts):
+    email = await accounts.new_account(direct)
     address = "203.0.113.5"
-    for _ in range(ACCOUNT_FREE_FAILURES):
-        await wrong_password(direct, email, address)
-    await throttled(direct, email, WRONG, address)
+    await exhaust_free_failures(direct, email, address)
     clock.advance(dt.timedelta(hours=1, minutes=1))
     await wrong_password(direct, email, address)
     await wrong_password(direct, email, address)
 
 
-async def test_delay_doubles_with_each_further_failure(direct, clock):
-    email = await register(direct)
+async def test_delay_doubles_with_each_further_failure(direct, clock, accounts):
+    email = await accounts.new_account(direct)
     address = "203.0.113.6"
-    for _ in range(ACCOUNT_FREE_FAILURES):
-        await wrong_password(direct, email, address)
-    first = await throttled(direct, email, WRONG, address)
+    first = await exhaust_free_failures(direct, email, address)
     clock.advance(dt.timedelta(seconds=first.retry_after_seconds + 1))
     await wrong_password(direct, email, address)
     second = await throttled(direct, email, WRONG, address)
@@ -129,21 +99,21 @@ async def test_delay_doubles_with_each_further_failure(direct, clock):
     assert first.retry_after_seconds < second.retry_after_seconds < third.retry_after_seconds
 
 
-async def test_address_is_throttled_after_its_free_failures_across_many_logins(direct, clock):
+async def test_address_is_throttled_after_its_free_failures_across_many_logins(direct, clock, accounts):
     address = "203.0.113.7"
-    victim = await register(direct)
+    victim = await accounts.new_account(direct)
     for _ in range(ADDRESS_FREE_FAILURES):
-        await wrong_password(direct, new_email(), address)  # each login fails only once
-    await throttled(direct, new_email(), WRONG, address)
+        await wrong_password(direct, unique_email(), address)  # each login fails only once
+    await throttled(direct, unique_email(), WRONG, address)
     # From that address even a correct login of an untouched account is refused ...
     await throttled(direct, victim, PASSWORD, address)
     # ... while the same account logs in from elsewhere.
     assert (await login(direct, victim, PASSWORD, "203.0.113.8")).account.email == victim
 
 
-async def test_concurrent_wrong_passwords_get_no_more_than_the_free_failures(direct):
+async def test_concurrent_wrong_passwords_get_no_more_than_the_free_failures(direct, accounts):
     """A burst of parallel guesses must not slip past the throttle before it has counted them."""
-    email = await register(direct)
+    email = await accounts.new_account(direct)
     results = await asyncio.gather(
         *(login(direct, email, f"guess number {i}", f"198.51.100.{i}") for i in range(12)), return_exceptions=True
     )
@@ -170,7 +140,7 @@ async def test_address_forged_in_x_forwarded_for_through_the_gateway_is_not_trus
     client cannot dodge the per-address counter by sending a made-up address."""
     forged = "203.0.113.250"
     before = await address_counters(auth)
-    await fails(login(client, new_email(), WRONG, forged), UNAUTHENTICATED, "INVALID_CREDENTIALS")
+    await expect_error(login(client, unique_email(), WRONG, forged), UNAUTHENTICATED, "INVALID_CREDENTIALS")
     after = await address_counters(auth)
     counted = [key for key in after if after[key] != before.get(key)]
     assert forged not in after

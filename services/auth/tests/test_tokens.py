@@ -4,12 +4,10 @@ malformed tokens are refused, and a real token only ever acts on its owner's own
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import hashlib
 import hmac
 import json
-import secrets
 import time
 import uuid
 
@@ -19,12 +17,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo_sdk import Cumulo
+from cumulo_devstack.testing import PASSWORD, call, expect_error, rpc, unique_email
 from cumulo_sdk.errors import CumuloRpcError
 
-PASSWORD = "correct horse battery staple"
 TERMS = "2026-11"
-ADULT = auth_pb2.Date(year=1990, month=5, day=17)
 CHILD = auth_pb2.Date(year=2019, month=3, day=1)
 
 TOKEN_METHODS = [
@@ -40,14 +36,6 @@ TOKEN_METHODS = [
 ]
 
 
-def new_email() -> str:
-    return f"tok-{uuid.uuid4().hex[:12]}@example.com"
-
-
-def new_address() -> str:
-    return f"2001:db8:3::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-
-
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -56,68 +44,16 @@ def b64json(value: dict) -> str:
     return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
-async def call(client, method, request, token=None, *, address=None):
-    metadata = client.metadata(token) + [("x-forwarded-for", address or new_address())]
-    try:
-        return await method(request, metadata=metadata, timeout=20)
-    except grpc.aio.AioRpcError as exc:
-        raise CumuloRpcError.from_rpc_error(exc) from None
-
-
-async def call_with_metadata(method, request, metadata):
-    try:
-        return await method(request, metadata=metadata, timeout=20)
-    except grpc.aio.AioRpcError as exc:
-        raise CumuloRpcError.from_rpc_error(exc) from None
-
-
-async def fails(awaitable, code, reason=None, field=None) -> CumuloRpcError:
-    with pytest.raises(CumuloRpcError) as info:
-        await awaitable
-    err = info.value
-    assert err.code == code, err
-    if reason is not None:
-        assert err.reason == reason, err
-    if field is not None:
-        assert err.field == field, err
-    return err
-
-
-@dataclasses.dataclass
-class Member:
-    account_id: str
-    email: str
-    access_token: str
-    refresh_token: str
-    session_id: str
-
-
-async def login(client, email, password=PASSWORD) -> Member:
-    response = await call(client, client.auth.Login, auth_pb2.LoginRequest(login=email, password=password, device_name="laptop"))
-    tokens = response.tokens
-    return Member(response.account.account_id, email, tokens.access_token, tokens.refresh_token, tokens.session_id)
-
-
-async def new_member(client) -> Member:
-    email = new_email()
-    await call(
-        client,
-        client.auth.Register,
-        auth_pb2.RegisterRequest(email=email, password=PASSWORD, birth_date=ADULT, accepted_terms_version=TERMS),
-    )
-    return await login(client, email)
-
-
 def request_for(method: str, *, session_id: str = "") -> object:
     """A request each method would carry out if the caller were allowed."""
     if method == "RevokeSession":
         return auth_pb2.RevokeSessionRequest(session_id=session_id or str(uuid.uuid4()))
     if method == "CreateMinorAccount":
         return auth_pb2.CreateMinorAccountRequest(
-            email=new_email(), password="purple monkey dishwasher", birth_date=CHILD, guardian_consent=True
+            email=unique_email(), password="purple monkey dishwasher", birth_date=CHILD, guardian_consent=True
         )
     if method == "UpdateContacts":
-        return auth_pb2.UpdateContactsRequest(email=new_email(), update_mask=["email"])
+        return auth_pb2.UpdateContactsRequest(email=unique_email(), update_mask=["email"])
     if method == "AcceptTerms":
         return auth_pb2.AcceptTermsRequest(terms_version=TERMS)
     if method == "ChangePassword":
@@ -128,15 +64,9 @@ def request_for(method: str, *, session_id: str = "") -> object:
 
 
 @pytest.fixture(scope="module")
-async def module_client(auth):
-    async with Cumulo(auth.target) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def holder(module_client) -> Member:
+async def holder(module_client, accounts):
     """A logged-in member whose tokens the forgeries imitate; nothing may happen to them."""
-    return await new_member(module_client)
+    return await accounts.new_member(module_client)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +77,7 @@ async def signing_key(auth) -> tuple[str, bytes]:
     return response.keys[0].key_id, response.keys[0].public_key
 
 
-def holder_claims(holder: Member) -> dict:
+def holder_claims(holder) -> dict:
     """The holder's real claims, with an expiry well in the future."""
     claims = jwt.decode(holder.access_token, options={"verify_signature": False})
     now = int(time.time())
@@ -155,7 +85,7 @@ def holder_claims(holder: Member) -> dict:
     return claims
 
 
-def forge(kind: str, holder: Member, signing_key: tuple[str, bytes]) -> str:
+def forge(kind: str, holder, signing_key: tuple[str, bytes]) -> str:
     kid, public_key = signing_key
     claims = holder_claims(holder)
     if kind == "foreign-key-real-kid":
@@ -196,7 +126,7 @@ FORGERIES = [
 @pytest.mark.parametrize("method", TOKEN_METHODS)
 async def test_call_without_a_token_is_unauthenticated(direct, method, holder):
     request = request_for(method, session_id=holder.session_id)
-    await fails(
+    await expect_error(
         call(direct, getattr(direct.auth, method), request), grpc.StatusCode.UNAUTHENTICATED, reason="TOKEN_MISSING"
     )
 
@@ -204,8 +134,8 @@ async def test_call_without_a_token_is_unauthenticated(direct, method, holder):
 @pytest.mark.parametrize("authorization", ["", "Basic dXNlcjpwYXNz", "bearer x", "Token abc"])
 async def test_authorization_that_is_not_a_bearer_token_counts_as_missing(direct, authorization):
     metadata = direct.metadata() + ([("authorization", authorization)] if authorization else [])
-    await fails(
-        call_with_metadata(direct.auth.GetAccount, auth_pb2.GetAccountRequest(), metadata),
+    await expect_error(
+        rpc(direct.auth.GetAccount, auth_pb2.GetAccountRequest(), metadata=metadata),
         grpc.StatusCode.UNAUTHENTICATED,
         reason="TOKEN_MISSING",
     )
@@ -218,7 +148,7 @@ async def test_authorization_that_is_not_a_bearer_token_counts_as_missing(direct
 async def test_call_with_an_expired_token_is_unauthenticated(direct, method, holder, clock):
     clock.advance(dt.timedelta(minutes=16))
     request = request_for(method, session_id=holder.session_id)
-    await fails(
+    await expect_error(
         call(direct, getattr(direct.auth, method), request, holder.access_token),
         grpc.StatusCode.UNAUTHENTICATED,
         reason="TOKEN_EXPIRED",
@@ -239,7 +169,7 @@ async def test_token_still_works_shortly_before_it_expires(direct, holder, clock
 async def test_call_with_a_forged_token_is_unauthenticated(direct, method, forgery, holder, signing_key):
     token = forge(forgery, holder, signing_key)
     request = request_for(method, session_id=holder.session_id)
-    await fails(
+    await expect_error(
         call(direct, getattr(direct.auth, method), request, token),
         grpc.StatusCode.UNAUTHENTICATED,
         reason="TOKEN_INVALID",
@@ -254,7 +184,7 @@ async def test_call_with_a_forged_token_is_unauthenticated(direct, method, forge
 async def test_malformed_token_is_unauthenticated_not_a_crash(direct, token):
     metadata = direct.metadata() + [("authorization", f"Bearer {token}")]
     try:
-        await call_with_metadata(direct.auth.GetAccount, auth_pb2.GetAccountRequest(), metadata)
+        await rpc(direct.auth.GetAccount, auth_pb2.GetAccountRequest(), metadata=metadata)
     except CumuloRpcError as err:
         assert err.code == grpc.StatusCode.UNAUTHENTICATED, err
         assert err.reason == "TOKEN_INVALID", err
@@ -264,7 +194,7 @@ async def test_malformed_token_is_unauthenticated_not_a_crash(direct, token):
 
 async def test_forged_token_is_refused_through_the_gateway(client, holder, signing_key):
     token = forge("foreign-key-real-kid", holder, signing_key)
-    await fails(
+    await expect_error(
         call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), token),
         grpc.StatusCode.UNAUTHENTICATED,
         reason="TOKEN_INVALID",
@@ -283,11 +213,11 @@ async def test_holder_is_untouched_by_all_the_refused_calls(direct, holder):
 
 
 @pytest.fixture(scope="module")
-async def victim(module_client) -> Member:
-    return await new_member(module_client)
+async def victim(module_client, accounts):
+    return await accounts.new_member(module_client)
 
 
-async def assert_victim_untouched(client, victim: Member) -> None:
+async def assert_victim_untouched(client, victim) -> None:
     me = await call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), victim.access_token)
     assert me.account.account_id == victim.account_id
     assert me.account.email == victim.email
@@ -298,7 +228,7 @@ async def assert_victim_untouched(client, victim: Member) -> None:
 
 async def as_intruder_logout(client, intruder, victim):
     await call(client, client.auth.Logout, auth_pb2.LogoutRequest(), intruder.access_token)
-    await fails(
+    await expect_error(
         call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), intruder.access_token),
         grpc.StatusCode.UNAUTHENTICATED,
         reason="SESSION_REVOKED",
@@ -317,7 +247,7 @@ async def as_intruder_list_sessions(client, intruder, victim):
 
 
 async def as_intruder_revoke_session(client, intruder, victim):
-    await fails(
+    await expect_error(
         call(client, client.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=victim.session_id), intruder.access_token),
         grpc.StatusCode.NOT_FOUND,
         reason="SESSION_NOT_FOUND",
@@ -348,13 +278,13 @@ async def as_intruder_accept_terms(client, intruder, victim):
 async def as_intruder_change_password(client, intruder, victim):
     await call(client, client.auth.ChangePassword, request_for("ChangePassword"), intruder.access_token)
     # The victim's password is unchanged.
-    again = await login(client, victim.email, PASSWORD)
-    assert again.account_id == victim.account_id
+    again = await call(client, client.auth.Login, auth_pb2.LoginRequest(login=victim.email, password=PASSWORD))
+    assert again.account.account_id == victim.account_id
 
 
 async def as_intruder_cancel_account(client, intruder, victim):
     await call(client, client.auth.CancelAccount, request_for("CancelAccount"), intruder.access_token)
-    await fails(
+    await expect_error(
         call(client, client.auth.Login, auth_pb2.LoginRequest(login=intruder.email, password=PASSWORD)),
         grpc.StatusCode.PERMISSION_DENIED,
         reason="ACCOUNT_CANCELLED",
@@ -379,8 +309,8 @@ def test_every_token_method_has_an_ownership_scenario():
 
 
 @pytest.mark.parametrize("method", TOKEN_METHODS)
-async def test_another_users_token_acts_only_on_its_owner(direct, victim, method):
-    intruder = await new_member(direct)
+async def test_another_users_token_acts_only_on_its_owner(direct, victim, method, accounts):
+    intruder = await accounts.new_member(direct)
     await INTRUSIONS[method](direct, intruder, victim)
     await assert_victim_untouched(direct, victim)
 
@@ -388,10 +318,10 @@ async def test_another_users_token_acts_only_on_its_owner(direct, victim, method
 # --- time is the service's clock --------------------------------------------------------------
 
 
-async def test_token_issued_after_moving_the_clock_forward_is_accepted(direct, holder, clock):
+async def test_token_issued_after_moving_the_clock_forward_is_accepted(direct, holder, clock, accounts):
     """The verifier judges expiry by the injected clock; a token issued by that same clock an
     hour from now must verify (PyJWT must not judge its `iat` by the wall clock)."""
     clock.advance(dt.timedelta(hours=1))
-    later = await login(direct, holder.email)
+    later = await accounts.login(direct, holder.email)
     me = await call(direct, direct.auth.GetAccount, auth_pb2.GetAccountRequest(), later.access_token)
     assert me.account.account_id == holder.account_id

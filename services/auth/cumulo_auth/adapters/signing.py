@@ -9,7 +9,7 @@ import uuid
 
 import jwt
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, PrivateFormat, NoEncryption
 
 from cumulo_auth.adapters.tables import signing_keys
@@ -18,12 +18,11 @@ from cumulo_platform.tokens import ALGORITHM, AUDIENCE, ISSUER
 
 
 class SigningKeys:
-    """The active key signs; every unretired key verifies. Also the local KeySource for auth."""
+    """The active key signs; every unretired key verifies."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._active: tuple[str, Ed25519PrivateKey] | None = None
-        self._public: dict[str, Ed25519PublicKey] = {}
 
     async def ensure_active_key(self) -> None:
         async with self._db.sessions() as session, session.begin():
@@ -50,7 +49,6 @@ class SigningKeys:
             else:
                 key_id, private = row.key_id, Ed25519PrivateKey.from_private_bytes(row.private_key)
         self._active = (key_id, private)
-        self._public[key_id] = private.public_key()
 
     async def public_keys(self, key_id: str = "") -> list[tuple[str, bytes]]:
         query = sa.select(signing_keys.c.key_id, signing_keys.c.public_key).where(signing_keys.c.retired_at.is_(None))
@@ -59,13 +57,9 @@ class SigningKeys:
         async with self._db.sessions() as session:
             return [(r.key_id, r.public_key) for r in (await session.execute(query)).all()]
 
-    async def public_key(self, key_id: str) -> Ed25519PublicKey | None:
-        key = self._public.get(key_id)
-        if key is None:
-            found = await self.public_keys(key_id)
-            if found:
-                key = self._public[key_id] = Ed25519PublicKey.from_public_bytes(found[0][1])
-        return key
+    async def verification_keys(self) -> dict[str, bytes]:
+        """Every unretired public key: what auth's own KeyCache fetches."""
+        return dict(await self.public_keys())
 
     def sign_access_token(
         self,

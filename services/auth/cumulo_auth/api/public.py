@@ -8,7 +8,7 @@ from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_auth.api import convert
 from cumulo_auth.handlers import AuthHandlers
 from cumulo_platform.errors import InvalidArgument
-from cumulo_platform.interceptors import current_call, current_principal
+from cumulo_platform.interceptors import current_call, current_principal, mark_used
 from cumulo_platform.tokens import Principal
 
 SERVICE = "cumulo.auth.v1.AuthService"
@@ -49,10 +49,12 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             client_id=call.client_id,
             client_address=call.client_address,
         )
+        mark_used(str(row["account_id"]))
         return auth_pb2.LoginResponse(tokens=convert.tokens(tokens), account=convert.account(row))
 
     async def Refresh(self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RefreshResponse:
         tokens = await self.h.refresh(refresh_token=request.refresh_token, client_id=current_call().client_id)
+        mark_used(str(tokens.account_id))
         return auth_pb2.RefreshResponse(tokens=convert.tokens(tokens))
 
     async def Logout(self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LogoutResponse:

@@ -1,0 +1,186 @@
+"""Helpers for the tests of every package (pytest runs with --import-mode=importlib, so test
+modules cannot import each other; they import these instead).
+
+- `eventually`: bounded polling.
+- `rpc`, `call`, `expect_error`: gRPC calls that raise the SDK's CumuloRpcError, and the
+  assertion that one does; `bare_rpc_error` for a call without the SDK.
+- `unique_email`, `unique_phone`, `unique_event_type`, `fake_client_address`: values no other
+  test uses.
+- `read_stream`: the event envelopes JetStream holds on a subject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import nats
+import nats.errors
+import pytest
+from google.protobuf.message import DecodeError
+from nats.js import api as js_api
+from nats.js.errors import NotFoundError
+
+from cumulo.events.v1 import events_pb2
+from cumulo_platform.events import STREAM_NAME
+from cumulo_sdk import Cumulo, CumuloRpcError
+
+PASSWORD = "correct horse battery staple"
+
+
+async def eventually(check: Callable[[], Awaitable[object]], *, timeout: float = 15.0, what: str = "condition") -> object:
+    """Poll until check() is truthy and return that; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+# --- calls ---------------------------------------------------------------------------------
+
+
+async def rpc(method: Callable[..., Awaitable[Any]], request: Any, *, metadata=None, timeout: float = 20) -> Any:
+    """A unary call whose failure is raised as a CumuloRpcError (code, reason, field ...)."""
+    try:
+        return await method(request, metadata=metadata, timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        raise CumuloRpcError.from_rpc_error(exc) from None
+
+
+def fake_client_address() -> str:
+    """A made-up client address (IPv6 documentation range) no other call uses."""
+    return f"2001:db8:{secrets.token_hex(2)}::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+async def call(client: Cumulo, method, request, token: str | None = None, *, address: str | None = None, timeout: float = 20):
+    """Call `method` with the client's client id, `token` if given, and `address` (a fresh
+    fake one if not) in x-forwarded-for.
+
+    The per-address login throttle counts the client address; every call made straight to a
+    service without one comes from 127.0.0.1, which the whole session shares."""
+    metadata = client.metadata(token) + [("x-forwarded-for", address or fake_client_address())]
+    return await rpc(method, request, metadata=metadata, timeout=timeout)
+
+
+async def expect_error(awaitable: Awaitable[object], code: grpc.StatusCode, reason=None, field=None) -> CumuloRpcError:
+    """Await `awaitable`, which must fail with `code` (and `reason`, `field` when given)."""
+    with pytest.raises(CumuloRpcError) as info:
+        await awaitable
+    err = info.value
+    assert err.code == code, err
+    if reason is not None:
+        assert err.reason == reason, err
+    if field is not None:
+        assert err.field == field, err
+    return err
+
+
+async def bare_rpc_error(target: str, stub_class, method: str, request: Any, *, metadata=None, timeout: float = 10):
+    """The grpc.aio.AioRpcError that a call through a bare stub (no SDK, so no client id unless
+    `metadata` has one) to `target` must fail with."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await getattr(stub_class(channel), method)(request, metadata=metadata, timeout=timeout)
+    return caught.value
+
+
+# --- unique values -----------------------------------------------------------------------------
+
+
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def unique_phone() -> str:
+    """A Chinese mobile number in E.164 form."""
+    return "+8613" + "".join(secrets.choice("0123456789") for _ in range(9))
+
+
+def unique_event_type() -> str:
+    """An event type (and so a JetStream subject) of the test's own."""
+    return f"test.{uuid.uuid4().hex[:12]}"
+
+
+# --- JetStream -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Delivered:
+    """One message of the stream: the envelope, the bytes it came in, its headers."""
+
+    subject: str
+    envelope: events_pb2.Envelope
+    data: bytes
+    headers: dict[str, str]
+
+
+async def read_stream(
+    nats_url: str,
+    subject: str,
+    where: Callable[[events_pb2.Envelope], bool] = lambda envelope: True,
+    *,
+    at_least: int = 1,
+    timeout: float = 20.0,
+    what: str | None = None,
+    skip_undecodable: bool = True,
+) -> list[Delivered]:
+    """Every message the stream holds on `subject` (wildcards allowed) whose envelope passes
+    `where`, read by a throw-away consumer; read again until at least `at_least` are there,
+    failing after `timeout` seconds.
+
+    A message that is not an envelope (another test's deliberately broken one) is skipped,
+    or fails the read if `skip_undecodable` is false."""
+    connection = await nats.connect(nats_url, connect_timeout=2, allow_reconnect=False)
+    try:
+        js = connection.jetstream(timeout=5)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found: list[Delivered] = []
+            try:
+                subscription = await js.pull_subscribe(
+                    subject,
+                    stream=STREAM_NAME,
+                    config=js_api.ConsumerConfig(
+                        ack_policy=js_api.AckPolicy.NONE, deliver_policy=js_api.DeliverPolicy.ALL, inactive_threshold=30
+                    ),
+                )
+            except NotFoundError:  # the stream appears with the first published event
+                subscription = None
+            if subscription is not None:
+                pending = (await subscription.consumer_info()).num_pending
+                while pending > 0:
+                    try:
+                        messages = await subscription.fetch(min(pending, 256), timeout=2)
+                    except nats.errors.TimeoutError:
+                        if loop.time() > deadline:  # never a partial read: it could hide a duplicate
+                            raise AssertionError(f"the stream's messages on {subject} unread after {timeout} s") from None
+                        continue  # a busy machine: the pending messages are there, ask again
+                    pending -= len(messages)
+                    for message in messages:
+                        try:
+                            envelope = events_pb2.Envelope.FromString(message.data)
+                        except DecodeError:
+                            if skip_undecodable:
+                                continue
+                            raise
+                        if where(envelope):
+                            found.append(Delivered(message.subject, envelope, message.data, dict(message.headers or {})))
+                await subscription.unsubscribe()
+            if len(found) >= at_least:
+                return found
+            if loop.time() > deadline:
+                raise AssertionError(f"{what or 'envelopes on ' + subject}: {len(found)} within {timeout} s, wanted {at_least}")
+            await asyncio.sleep(0.2)
+    finally:
+        await connection.close()

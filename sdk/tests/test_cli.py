@@ -1,0 +1,104 @@
+"""The `cumulo` command as people use it: the README's session, the 0600 credentials file,
+silent refresh, and two commands at once sharing one session."""
+
+import asyncio
+import datetime as dt
+import json
+import os
+import stat
+import sys
+import uuid
+
+import pytest
+
+from cumulo_sdk import Cumulo, TokenStore
+
+PASSWORD = "correct horse battery staple"
+
+
+async def cumulo(gateway, home, *args, stdin=""):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cumulo_sdk.cli", "--gateway", gateway, *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "CUMULO_HOME": str(home)},
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def email():
+    return f"cli-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def test_readme_session_signup_login_whoami_sessions_logout(gateway, tmp_path, email):
+    code, out, err = await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    assert code == 0, err
+    assert "created" in out
+    code, out, err = await cumulo(gateway, tmp_path, "login", email, "--device-name", "laptop", stdin=PASSWORD + "\n")
+    assert code == 0, err
+    credentials = tmp_path / "credentials.json"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert PASSWORD not in credentials.read_text()
+    code, out, err = await cumulo(gateway, tmp_path, "whoami")
+    assert code == 0, err
+    assert email in out and "status    active" in out
+    code, out, err = await cumulo(gateway, tmp_path, "sessions")
+    assert code == 0, err
+    assert "laptop" in out and out.lstrip().startswith("*")
+    code, out, err = await cumulo(gateway, tmp_path, "logout")
+    assert code == 0, err
+    assert not credentials.exists()
+    code, out, err = await cumulo(gateway, tmp_path, "whoami")
+    assert code == 1
+    assert "NOT_LOGGED_IN" in err
+
+
+async def test_signup_without_accepting_the_terms_is_refused(gateway, tmp_path, email):
+    code, out, err = await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", stdin=PASSWORD + "\n")
+    assert code == 2
+    assert "--accept-terms" in err
+
+
+async def test_wrong_password_says_so_without_echoing_it(gateway, tmp_path, email):
+    await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    code, out, err = await cumulo(gateway, tmp_path, "login", email, stdin="not the password at all\n")
+    assert code == 1
+    assert "INVALID_CREDENTIALS" in err
+    assert "not the password" not in err + out
+
+
+async def test_expired_access_token_is_refreshed_silently(gateway, tmp_path, email):
+    await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    code, _, err = await cumulo(gateway, tmp_path, "login", email, stdin=PASSWORD + "\n")
+    assert code == 0, err
+    credentials = tmp_path / "credentials.json"
+    saved = json.loads(credentials.read_text())
+    saved["access_expires_at"] = 0  # as if the access token had run out
+    credentials.write_text(json.dumps(saved))
+    code, out, err = await cumulo(gateway, tmp_path, "whoami")
+    assert code == 0, err
+    assert email in out
+    assert json.loads(credentials.read_text())["refresh_token"] != saved["refresh_token"]
+
+
+async def test_two_clients_sharing_a_credentials_file_refresh_only_once(gateway, tmp_path, email):
+    """Two processes (here: two clients, each with its own view of the file) whose access token
+    ran out at once: only one may spend the refresh token — a second use of it is taken for
+    theft and ends the session — and the other uses what the first wrote."""
+    path = tmp_path / "credentials.json"
+    async with Cumulo(gateway, store=TokenStore(path)) as first:
+        await first.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))
+        await first.login(email, PASSWORD)
+    saved = json.loads(path.read_text())
+    saved["access_expires_at"] = 0
+    path.write_text(json.dumps(saved))
+    one, two = Cumulo(gateway, store=TokenStore(path)), Cumulo(gateway, store=TokenStore(path))
+    try:
+        assert one.store.tokens.refresh_token == two.store.tokens.refresh_token  # both hold the stale one
+        answers = await asyncio.gather(one.whoami(), two.whoami())
+        assert {a.account.email for a in answers} == {email}
+        assert len(await one.sessions()) == 1
+    finally:
+        await one.close()
+        await two.close()

@@ -1,0 +1,80 @@
+"""Fixtures of the auth service's tests: `accounts` registers and logs in accounts, and
+`module_client` serves module-scoped fixtures (test modules cannot import each other, so their
+shared helpers live here and in cumulo_devstack.testing)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cumulo.auth.v1 import auth_pb2
+from cumulo_devstack.testing import PASSWORD, call, unique_email, unique_phone
+from cumulo_sdk import Cumulo
+
+TERMS = "2026-11"  # the service's current terms version
+ADULT = auth_pb2.Date(year=1990, month=5, day=17)
+
+
+@dataclasses.dataclass
+class Member:
+    """A logged-in account and the tokens of its session."""
+
+    account_id: str
+    email: str
+    phone: str
+    access_token: str
+    refresh_token: str
+    session_id: str
+
+
+class Accounts:
+    """Auth's account calls as the tests make them: through the client they are given, each
+    from a fresh fake client address (see cumulo_devstack.testing.call)."""
+
+    def register(self, client: Cumulo, *, email="", phone="", password=PASSWORD, birth_date=ADULT, terms=TERMS):
+        """The Register call, to await (or gather, or expect to fail); no birth date if None."""
+        request = auth_pb2.RegisterRequest(email=email, phone=phone, password=password, accepted_terms_version=terms)
+        if birth_date is not None:
+            request.birth_date.CopyFrom(birth_date)
+        return call(client, client.auth.Register, request)
+
+    async def new_account(self, client: Cumulo, *, with_phone: bool = False) -> str:
+        """A newly registered adult (no session yet); returns the e-mail address."""
+        email = unique_email()
+        await self.register(client, email=email, phone=unique_phone() if with_phone else "")
+        return email
+
+    def login_call(self, client: Cumulo, login: str, password: str = PASSWORD, device_name: str = "test device"):
+        """The Login call, to await (or expect to fail)."""
+        request = auth_pb2.LoginRequest(login=login, password=password, device_name=device_name)
+        return call(client, client.auth.Login, request)
+
+    async def login(self, client: Cumulo, login: str, password: str = PASSWORD, device_name: str = "test device") -> Member:
+        """A new session of the account `login` names."""
+        response = await self.login_call(client, login, password, device_name)
+        account, tokens = response.account, response.tokens
+        return Member(account.account_id, account.email, account.phone, tokens.access_token, tokens.refresh_token, tokens.session_id)
+
+    async def new_member(self, client: Cumulo, *, with_phone: bool = False) -> Member:
+        """A newly registered adult, logged in once."""
+        return await self.login(client, await self.new_account(client, with_phone=with_phone))
+
+    def refresh(self, client: Cumulo, refresh_token: str):
+        return call(client, client.auth.Refresh, auth_pb2.RefreshRequest(refresh_token=refresh_token))
+
+    def get_account(self, client: Cumulo, access_token: str):
+        return call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), access_token)
+
+
+@pytest.fixture(scope="session")
+def accounts() -> Accounts:
+    return Accounts()
+
+
+@pytest.fixture(scope="module")
+async def module_client(auth) -> AsyncIterator[Cumulo]:
+    """A client straight to auth that lives as long as the test module (for module fixtures)."""
+    async with Cumulo(auth.target) as client:
+        yield client
