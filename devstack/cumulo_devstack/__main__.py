@@ -55,9 +55,9 @@ def run(var: pathlib.Path) -> int:
             started.append(s3)
             print(f"s3        {env['S3_ENDPOINT']} (buckets in var/s3)", flush=True)
         backends: dict[str, str] = {}
-        for name, backend in BACKENDS.items():
-            port = backend.port
-            service_env = {**env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port), "CUMULO_AUTH_TARGET": f"127.0.0.1:{BACKENDS['auth'].port}"}
+        for name, backend in BACKENDS.items():  # auth first: the others need its address
+            port = int(_setting(f"CUMULO_{name.upper()}_GRPC_PORT", str(backend.port)))
+            service_env = {**env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port), "CUMULO_AUTH_TARGET": backends.get("auth", f"127.0.0.1:{port}")}
             process = Process(name, [sys.executable, "-m", backend.module], logs / f"{name}.log", env=service_env)
             process.start()
             started.append(process)

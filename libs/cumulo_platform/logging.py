@@ -42,27 +42,50 @@ def _drop_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]
     return _redact(event_dict)
 
 
+class _Stderr:
+    """Writes each rendered line to the current sys.stderr (looked up per line, so test
+    capture works) without the standard library's logging machinery on the hot path."""
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def configure_logging(service: str, level: str = "info", fmt: str = "json") -> None:
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _drop_secrets,
-    ]
+    """Our own log calls go straight through structlog (one line per RPC is a hot path);
+    third-party libraries' stdlib logs go through the same processors and renderer."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    numeric_level = logging.getLevelName(level.upper())
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _name_logger,
+            timestamper,
+            _drop_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        logger_factory=lambda *args: _Stderr(),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            timestamper,
+            _drop_secrets,
+        ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -73,7 +96,7 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(numeric_level)
     # Libraries that are chatty at INFO.
     for noisy in ("alembic", "aiobotocore", "botocore", "nats"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
@@ -81,5 +104,13 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     structlog.contextvars.bind_contextvars(service=service)
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)
+def get_logger(name: str) -> Any:
+    # "logger" cannot be an initial value (it names structlog's own argument): _name_logger
+    # renames it, so our lines and the standard library's carry the same key.
+    return structlog.get_logger(logger_name=name)
+
+
+def _name_logger(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    if "logger_name" in event_dict:
+        event_dict["logger"] = event_dict.pop("logger_name")
+    return event_dict

@@ -111,3 +111,17 @@ async def test_logs_are_json_with_request_context_and_no_secrets(auth_process):
         assert "duration_ms" in call and "code" in call
     whoami = next(c for c in calls if c["method"].endswith("/GetAccount"))
     assert whoami["account_id"]
+
+
+async def test_reflection_lists_the_services(auth_process):
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    _, target, _ = auth_process
+
+    # The reflection client is synchronous.
+    def names() -> list[str]:
+        with grpc.insecure_channel(target) as channel:
+            return list(ProtoReflectionDescriptorDatabase(channel).get_services())
+
+    services = await asyncio.to_thread(names)
+    assert {"cumulo.auth.v1.AuthService", "cumulo.auth.v1.AuthInternalService", "grpc.health.v1.Health"} <= set(services)
