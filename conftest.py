@@ -18,6 +18,8 @@ import pytest
 
 from cumulo_auth import bootstrap as auth_bootstrap
 from cumulo_auth.config import AuthSettings
+from cumulo_blob import bootstrap as blob_bootstrap
+from cumulo_blob.config import BlobSettings
 from cumulo_devstack.servers import Envoy, free_port
 from cumulo_devstack.stack import Infra
 from cumulo_gateway.envoy_config import render_json
@@ -60,6 +62,25 @@ async def auth(infra: Infra) -> AsyncIterator[RunningAuth]:
         await app.runtime.stop()
 
 
+@dataclasses.dataclass
+class RunningBlob:
+    app: blob_bootstrap.BlobApp
+    clock: OffsetClock
+    target: str
+
+
+@pytest.fixture(scope="session")
+async def blob(infra: Infra, auth: RunningAuth) -> AsyncIterator[RunningBlob]:
+    settings = BlobSettings.from_env(infra.service_environ(CUMULO_AUTH_TARGET=auth.target))
+    clock = OffsetClock()
+    app = await blob_bootstrap.build(settings, clock=clock)
+    port = await app.runtime.start()
+    try:
+        yield RunningBlob(app, clock, f"127.0.0.1:{port}")
+    finally:
+        await app.runtime.stop()
+
+
 @pytest.fixture
 def clock(auth: RunningAuth) -> Iterator[OffsetClock]:
     """The auth service's clock; whatever a test moves is put back afterwards."""
@@ -69,11 +90,11 @@ def clock(auth: RunningAuth) -> Iterator[OffsetClock]:
 
 
 @pytest.fixture(scope="session")
-def gateway(auth: RunningAuth, infra: Infra) -> Iterator[str]:
+def gateway(auth: RunningAuth, blob: RunningBlob, infra: Infra) -> Iterator[str]:
     port, admin_port = free_port(), free_port()
     config = infra.root / "envoy.json"
     config.write_text(
-        render_json(listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends={"auth": auth.target})
+        render_json(listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends={"auth": auth.target, "blob": blob.target})
     )
     envoy = Envoy(config, port, admin_port, infra.root / "envoy.log")
     envoy.start()

@@ -22,8 +22,9 @@ PASSWORD = "benchmark passphrase 2026"
 
 
 async def run(stack: BenchStack) -> list[Figure]:
-    auth_target = stack.start_auth()
-    gateway = stack.start_gateway({"auth": auth_target})
+    backends = stack.start_services()
+    auth_target = backends["auth"]
+    gateway = stack.start_gateway(backends)
     echo = stack.start_echo()
 
     async with Cumulo(auth_target) as client:

@@ -3,6 +3,7 @@ in production (a client in the server's process would share its one GIL)."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 import tempfile
@@ -10,6 +11,7 @@ import tempfile
 from cumulo_devstack.servers import Envoy, Process, free_port, wait_for_port
 from cumulo_devstack.stack import Infra
 from cumulo_gateway.envoy_config import render_json
+from cumulo_gateway.routes import BACKENDS
 
 
 class BenchStack:
@@ -25,12 +27,21 @@ class BenchStack:
         wait_for_port(port, process=process.process, timeout=60)
         return f"127.0.0.1:{port}"
 
-    def start_auth(self) -> str:
-        import os
-
-        env = {**os.environ, **self.infra.service_environ(CUMULO_LOG_LEVEL="info", CUMULO_ENVIRONMENT="development")}
+    def start_service(self, name: str, **extra: str) -> str:
+        env = {
+            **os.environ,
+            **self.infra.service_environ(CUMULO_LOG_LEVEL="info", CUMULO_ENVIRONMENT="development", **extra),
+        }
         port = int(env["CUMULO_GRPC_PORT"])
-        return self._process("auth", [sys.executable, "-m", "cumulo_auth"], port, env)
+        return self._process(name, [sys.executable, "-m", BACKENDS[name].module], port, env)
+
+    def start_services(self) -> dict[str, str]:
+        """Every service, auth first (the others need its address)."""
+        started = {"auth": self.start_service("auth")}
+        for name in BACKENDS:
+            if name != "auth":
+                started[name] = self.start_service(name, CUMULO_AUTH_TARGET=started["auth"])
+        return started
 
     def start_echo(self) -> str:
         port = free_port()

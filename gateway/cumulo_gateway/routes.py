@@ -8,6 +8,7 @@ import dataclasses
 # full gRPC service name -> backend name
 PUBLIC_SERVICES: dict[str, str] = {
     "cumulo.auth.v1.AuthService": "auth",
+    "cumulo.blob.v1.BlobService": "blob",
 }
 
 
@@ -20,6 +21,7 @@ class Backend:
 # Every cumulo service, in start order: `make run` starts these, the gateway forwards to them.
 BACKENDS: dict[str, Backend] = {
     "auth": Backend(module="cumulo_auth", port=7101),
+    "blob": Backend(module="cumulo_blob", port=7102),
 }
 
 # backend name -> address as `make run` starts it; CUMULO_GATEWAY_BACKEND_<NAME> overrides.

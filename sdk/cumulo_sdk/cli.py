@@ -20,10 +20,13 @@ import os
 import pathlib
 import platform
 import sys
+import time
 
 from cumulo.auth.v1 import auth_pb2
+from cumulo.blob.v1 import blob_pb2
 from cumulo_sdk.client import DEFAULT_CLIENT_ID, DEFAULT_GATEWAY, Cumulo, TokenStore
 from cumulo_sdk.errors import CumuloRpcError
+from cumulo_sdk.files import IntegrityError
 
 
 def _home() -> pathlib.Path:
@@ -107,6 +110,137 @@ async def _logout(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
+class ProgressBar:
+    """bytes done / all, rate and time left, on one line of standard error."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.monotonic()
+        self.shown = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.shown < 0.2 and done < total:
+            return
+        self.shown = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = done / elapsed
+        left = (total - done) / rate if rate > 0 else 0
+        share = done / total if total else 1.0
+        bar = "#" * int(share * 30)
+        print(
+            f"\r{self.label[:30]:<30} [{bar:<30}] {share:6.1%} {_size(done)}/{_size(total)} {_size(rate)}/s ETA {left:4.0f}s",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def _print_node(node: blob_pb2.Node) -> None:
+    kind = "d" if node.kind == blob_pb2.NODE_KIND_FOLDER else "-"
+    when = node.modified_at.ToDatetime().strftime("%Y-%m-%d %H:%M")
+    size = "" if kind == "d" else _size(node.size)
+    flag = " [blocked]" if node.blocked else ""
+    print(f"{kind} {size:>10}  {when}  {node.name}{'/' if kind == 'd' else ''}{flag}  {node.node_id}")
+
+
+async def _files_ls(client: Cumulo, args: argparse.Namespace) -> int:
+    folder = await client.files.resolve(args.path)
+    if folder is not None and folder.kind == blob_pb2.NODE_KIND_FILE:
+        _print_node(folder)
+        return 0
+    for node in await client.files.ls(folder.node_id if folder else ""):
+        _print_node(node)
+    return 0
+
+
+async def _files_mkdir(client: Cumulo, args: argparse.Namespace) -> int:
+    await client.files.makedirs(args.path)
+    print(f"created {args.path}")
+    return 0
+
+
+async def _files_put(client: Cumulo, args: argparse.Namespace) -> int:
+    local = pathlib.Path(args.local)
+    if not local.is_file():
+        print(f"cumulo: {local}: no such file", file=sys.stderr)
+        return 2
+    folder_id = await client.files.makedirs(args.folder)
+    node = await client.files.upload(local, parent_id=folder_id, progress=ProgressBar(local.name))
+    print(f"uploaded {node.name} ({_size(node.size)}, sha256 {node.sha256})")
+    return 0
+
+
+async def _files_get(client: Cumulo, args: argparse.Namespace) -> int:
+    node = await client.files.resolve(args.remote)
+    if node is None or node.kind != blob_pb2.NODE_KIND_FILE:
+        print(f"cumulo: {args.remote}: not a file", file=sys.stderr)
+        return 2
+    dest = pathlib.Path(args.local or node.name)
+    if dest.is_dir():
+        dest = dest / node.name
+    await client.files.download(node.node_id, dest, progress=ProgressBar(node.name))
+    print(f"downloaded {node.name} to {dest} (sha256 verified)")
+    return 0
+
+
+async def _files_mv(client: Cumulo, args: argparse.Namespace) -> int:
+    node = await client.files.resolve(args.source)
+    if node is None:
+        print("cumulo: the root folder cannot move", file=sys.stderr)
+        return 2
+    target = await client.files.resolve(args.target) if args.target.strip("/") else None
+    if target is not None and target.kind == blob_pb2.NODE_KIND_FOLDER:
+        moved = await client.files.move(node.node_id, target.node_id)
+    elif args.target.strip("/") and "/" not in args.target.strip("/") and target is None:
+        moved = await client.files.rename(node.node_id, args.target.strip("/"))
+    else:
+        moved = await client.files.move(node.node_id, "")
+    print(f"moved to {moved.name}")
+    return 0
+
+
+async def _files_rm(client: Cumulo, args: argparse.Namespace) -> int:
+    node = await client.files.resolve(args.path)
+    if node is None:
+        print("cumulo: the root folder cannot be deleted", file=sys.stderr)
+        return 2
+    await client.files.delete(node.node_id)
+    print(f"moved {node.name} to the trash")
+    return 0
+
+
+async def _trash_ls(client: Cumulo, args: argparse.Namespace) -> int:
+    for node in await client.files.trash():
+        _print_node(node)
+    return 0
+
+
+async def _trash_restore(client: Cumulo, args: argparse.Namespace) -> int:
+    node = await client.files.restore(args.node_id)
+    print(f"restored {node.name}")
+    return 0
+
+
+async def _trash_empty(client: Cumulo, args: argparse.Namespace) -> int:
+    print(f"deleted {await client.files.empty_trash()} items for good")
+    return 0
+
+
+async def _usage(client: Cumulo, args: argparse.Namespace) -> int:
+    usage = await client.files.usage()
+    print(f"used {_size(usage.used)} of {_size(usage.quota)}" + (f" ({_size(usage.reserved)} reserved for uploads)" if usage.reserved else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cumulo", description="cumulo personal cloud")
     parser.add_argument("--gateway", default=os.environ.get("CUMULO_GATEWAY", DEFAULT_GATEWAY), help="host:port of the gateway")
@@ -128,14 +262,47 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("session_id")
     revoke.set_defaults(run=_revoke)
     commands.add_parser("logout", help="end this session").set_defaults(run=_logout)
+
+    files = commands.add_parser("files", help="your files and folders").add_subparsers(dest="files_command", required=True)
+    ls = files.add_parser("ls", help="list a folder (default: the root)")
+    ls.add_argument("path", nargs="?", default="/")
+    ls.set_defaults(run=_files_ls)
+    mkdir = files.add_parser("mkdir", help="create a folder (and its parents)")
+    mkdir.add_argument("path")
+    mkdir.set_defaults(run=_files_mkdir)
+    put = files.add_parser("put", help="upload a file; run again to resume an interrupted upload")
+    put.add_argument("local")
+    put.add_argument("folder", nargs="?", default="/")
+    put.set_defaults(run=_files_put)
+    get = files.add_parser("get", help="download a file, checking its SHA-256")
+    get.add_argument("remote")
+    get.add_argument("local", nargs="?")
+    get.set_defaults(run=_files_get)
+    mv = files.add_parser("mv", help="move into a folder, or rename")
+    mv.add_argument("source")
+    mv.add_argument("target")
+    mv.set_defaults(run=_files_mv)
+    rm = files.add_parser("rm", help="move to the trash")
+    rm.add_argument("path")
+    rm.set_defaults(run=_files_rm)
+    trash = commands.add_parser("trash", help="deleted items").add_subparsers(dest="trash_command", required=True)
+    trash.add_parser("ls", help="list the trash").set_defaults(run=_trash_ls)
+    restore = trash.add_parser("restore", help="bring an item back")
+    restore.add_argument("node_id")
+    restore.set_defaults(run=_trash_restore)
+    trash.add_parser("empty", help="delete everything in the trash for good").set_defaults(run=_trash_empty)
+    commands.add_parser("usage", help="storage used and quota").set_defaults(run=_usage)
     return parser
 
 
 async def _main(args: argparse.Namespace) -> int:
     store = TokenStore(_home() / "credentials.json")
-    async with Cumulo(args.gateway, client_id=args.client_id, store=store) as client:
+    async with Cumulo(args.gateway, client_id=args.client_id, store=store, pending_uploads=_home() / "uploads.json") as client:
         try:
             return await args.run(client, args)
+        except IntegrityError as err:
+            print(f"cumulo: {err}", file=sys.stderr)
+            return 1
         except CumuloRpcError as err:
             print(f"cumulo: {err}", file=sys.stderr)
             if err.retry_after_seconds:

@@ -18,6 +18,7 @@ import grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_sdk.errors import CumuloRpcError
+from cumulo_sdk.files import Files, PendingUploads
 
 DEFAULT_GATEWAY = "127.0.0.1:8080"
 DEFAULT_CLIENT_ID = "cumulo-cli"
@@ -108,6 +109,7 @@ class Cumulo:
         client_id: str = DEFAULT_CLIENT_ID,
         store: TokenStore | None = None,
         now: Callable[[], float] | None = None,
+        pending_uploads: pathlib.Path | None = None,
     ) -> None:
         self.gateway = gateway
         self.client_id = client_id
@@ -116,6 +118,7 @@ class Cumulo:
         self.channel = grpc.aio.insecure_channel(gateway)
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self._refresh_lock = asyncio.Lock()
+        self.files = Files(self, PendingUploads(pending_uploads))
 
     async def __aenter__(self) -> "Cumulo":
         return self

@@ -3,10 +3,9 @@ and clock; the process calls it from __main__."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 import dataclasses
 import pathlib
+from collections.abc import Awaitable, Callable
 
 from cumulo.auth.v1 import auth_pb2_grpc
 from cumulo_auth.adapters.passwords import Passwords
@@ -14,16 +13,15 @@ from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import SCHEMA
 from cumulo_auth.api.internal import SERVICE as INTERNAL_SERVICE, AuthInternalService
 from cumulo_auth.api.public import ANONYMOUS_METHODS, SERVICE as PUBLIC_SERVICE, AuthService
-from cumulo_auth.config import DEVELOPMENT_CLIENTS, SERVICE, AuthSettings
+from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
 from cumulo_auth.handlers import AuthHandlers
 from cumulo_platform import migrations
 from cumulo_platform.clients import ClientRegistry
 from cumulo_platform.clock import Clock, SystemClock
-from cumulo_platform.db import Database, create_engine
-from cumulo_platform.events import Nats, OutboxRelay
-from cumulo_platform.interceptors import CallInterceptor
+from cumulo_platform.db import Database
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
+from cumulo_platform.service import Foundation
 from cumulo_platform.tokens import KeyCache, TokenVerifier
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
@@ -50,40 +48,30 @@ class AuthApp:
 
 
 async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthApp:
-    clock = clock or SystemClock()
-    platform = settings.platform
-    if platform.migrate_on_start:
-        await asyncio.to_thread(migrate, settings)
-    db = Database(create_engine(platform.database_url), schema=SCHEMA, producer=SERVICE, clock=clock)
+    base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
+    db = base.db
     keys = SigningKeys(db)
     await keys.ensure_active_key()
     passwords = Passwords()
-    handlers = AuthHandlers(db=db, settings=settings, passwords=passwords, keys=keys, clock=clock)
+    handlers = AuthHandlers(db=db, settings=settings, passwords=passwords, keys=keys, clock=base.clock)
     if settings.register_development_clients:
         for client_id, name in DEVELOPMENT_CLIENTS.items():
             await handlers.register_client_app(client_id, name, enable=False)
-    nats_client = Nats(platform.nats_url, name=SERVICE)
-    relay = OutboxRelay(db, nats_client)
-    recorder = LastAccessRecorder(db, service=SERVICE, interval=platform.last_access_interval, clock=clock)
-    interceptor = CallInterceptor(
-        verifier=TokenVerifier(KeyCache(keys.verification_keys), clock=clock),
-        clients=ClientRegistry(handlers.client_registered, ttl=platform.client_cache_ttl_seconds),
+    # Auth verifies tokens and client apps from its own tables; other services ask auth.
+    interceptor = base.interceptor(
+        verifier=TokenVerifier(KeyCache(keys.verification_keys), clock=base.clock),
+        clients=ClientRegistry(handlers.client_registered, ttl=settings.platform.client_cache_ttl_seconds),
         anonymous_methods=ANONYMOUS_METHODS,
-        recorder=recorder,
     )
-    runtime = ServiceRuntime(
-        name=SERVICE,
-        host=platform.grpc_host,
-        port=platform.grpc_port,
+    runtime = base.runtime(
         services=[
             GrpcService(PUBLIC_SERVICE, AuthService(handlers), auth_pb2_grpc.add_AuthServiceServicer_to_server),
             GrpcService(
                 INTERNAL_SERVICE, AuthInternalService(handlers), auth_pb2_grpc.add_AuthInternalServiceServicer_to_server
             ),
         ],
-        interceptors=[interceptor],
-        jobs=[relay.run, recorder.run, periodic(handlers.forget_old_throttles, every=600.0)],
-        cleanups=[recorder.close, relay.publish_once, nats_client.close, db.dispose, _closer(passwords.close)],
-        drain_grace=platform.drain_grace_seconds,
+        interceptor=interceptor,
+        jobs=[periodic(handlers.forget_old_throttles, every=600.0)],
+        cleanups=[_closer(passwords.close)],
     )
-    return AuthApp(settings=settings, db=db, handlers=handlers, runtime=runtime, recorder=recorder)
+    return AuthApp(settings=settings, db=db, handlers=handlers, runtime=runtime, recorder=base.recorder)

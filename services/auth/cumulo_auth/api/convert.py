@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from google.protobuf import timestamp_pb2
-
 from cumulo.auth.v1 import auth_pb2
 from cumulo_auth.handlers import Tokens
+from cumulo_platform.grpc_convert import timestamp
 
 STATUS_TO_PROTO = {
     "active": auth_pb2.ACCOUNT_STATUS_ACTIVE,
@@ -17,14 +16,6 @@ STATUS_TO_PROTO = {
     "cancelled": auth_pb2.ACCOUNT_STATUS_CANCELLED,
 }
 PROTO_TO_STATUS = {v: k for k, v in STATUS_TO_PROTO.items()}
-
-
-def timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if when is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(when)
-    return stamp
 
 
 def account(row: dict[str, Any]) -> auth_pb2.Account:

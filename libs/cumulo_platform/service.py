@@ -1,0 +1,172 @@
+"""What every service is built on, wired once: its database (migrated), NATS, the outbox
+relay, the last-access recorder, the call interceptor and the process runtime; and the
+`python -m cumulo_<service> [serve|migrate|...]` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import pathlib
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+import grpc
+import uvloop
+
+from cumulo_platform import migrations
+from cumulo_platform.clients import ClientRegistry, remote_lookup
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database, create_engine
+from cumulo_platform.events import Nats, OutboxRelay
+from cumulo_platform.interceptors import AccountGate, CallInterceptor
+from cumulo_platform.last_access import LastAccessRecorder
+from cumulo_platform.logging import configure_logging
+from cumulo_platform.runtime import GrpcService, Job, ServiceRuntime
+from cumulo_platform.settings import PlatformSettings, SettingsError
+from cumulo_platform.tokens import KeyCache, TokenVerifier, remote_keys
+
+
+@dataclasses.dataclass
+class Foundation:
+    platform: PlatformSettings
+    service: str
+    clock: Clock
+    db: Database
+    nats: Nats
+    relay: OutboxRelay
+    recorder: LastAccessRecorder
+    _auth_channel: grpc.aio.Channel | None = None
+
+    @classmethod
+    async def open(
+        cls, platform: PlatformSettings, *, schema: str, migrations_dir: pathlib.Path, clock: Clock
+    ) -> "Foundation":
+        if platform.migrate_on_start:
+            await asyncio.to_thread(migrations.upgrade, platform.database_url, schema, migrations_dir)
+        db = Database(create_engine(platform.database_url), schema=schema, producer=platform.service, clock=clock)
+        nats_client = Nats(platform.nats_url, name=platform.service)
+        return cls(
+            platform=platform,
+            service=platform.service,
+            clock=clock,
+            db=db,
+            nats=nats_client,
+            relay=OutboxRelay(db, nats_client),
+            recorder=LastAccessRecorder(
+                db, service=platform.service, interval=platform.last_access_interval, clock=clock
+            ),
+        )
+
+    def auth_channel(self) -> grpc.aio.Channel:
+        """One channel to auth's internal API (keys, client apps), for services other than auth."""
+        if self._auth_channel is None:
+            self._auth_channel = grpc.aio.insecure_channel(self.platform.auth_target)
+        return self._auth_channel
+
+    def remote_verifier(self) -> TokenVerifier:
+        return TokenVerifier(KeyCache(remote_keys(self.auth_channel())), clock=self.clock)
+
+    def remote_clients(self) -> ClientRegistry:
+        return ClientRegistry(remote_lookup(self.auth_channel()), ttl=self.platform.client_cache_ttl_seconds)
+
+    def interceptor(
+        self,
+        *,
+        verifier: TokenVerifier,
+        clients: ClientRegistry,
+        anonymous_methods: Iterable[str] = (),
+        account_gate: AccountGate | None = None,
+    ) -> CallInterceptor:
+        return CallInterceptor(
+            verifier=verifier,
+            clients=clients,
+            anonymous_methods=anonymous_methods,
+            recorder=self.recorder,
+            account_gate=account_gate,
+        )
+
+    def runtime(
+        self,
+        *,
+        services: Sequence[GrpcService],
+        interceptor: CallInterceptor,
+        jobs: Sequence[Job] = (),
+        cleanups: Sequence[Job] = (),
+    ) -> ServiceRuntime:
+        return ServiceRuntime(
+            name=self.service,
+            host=self.platform.grpc_host,
+            port=self.platform.grpc_port,
+            services=services,
+            interceptors=[interceptor],
+            jobs=[self.relay.run, self.recorder.run, *jobs],
+            # Service clean-ups first (they may still write), then flush what is left.
+            cleanups=[*cleanups, self.recorder.close, self.relay.publish_once, self._close],
+            drain_grace=self.platform.drain_grace_seconds,
+        )
+
+    async def _close(self) -> None:
+        await self.nats.close()
+        if self._auth_channel is not None:
+            await self._auth_channel.close()
+        await self.db.dispose()
+
+
+S = TypeVar("S")
+
+
+class HasRuntime(Generic[S]):
+    runtime: ServiceRuntime
+
+
+@dataclasses.dataclass(frozen=True)
+class Command(Generic[S]):
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[S, argparse.Namespace], Awaitable[None]]
+
+
+def service_main(
+    *,
+    prog: str,
+    description: str,
+    load_settings: Callable[[], S],
+    platform_of: Callable[[S], PlatformSettings],
+    build: Callable[[S], Awaitable[Any]],
+    migrate: Callable[[S], None],
+    commands: dict[str, Command[S]] | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    """`serve` (the default) runs until SIGTERM; `migrate` applies migrations and exits (for a
+    Kubernetes Job); further commands are the service's own. Bad settings exit 2 with the
+    variable named."""
+    commands = commands or {}
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the service (default)")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    for name, command in commands.items():
+        command.configure(sub.add_parser(name, help=command.help))
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    platform = platform_of(settings)
+    configure_logging(platform.service, platform.log_level, platform.log_format)
+    if args.command == "migrate":
+        migrate(settings)
+        return 0
+    if args.command in commands:
+        uvloop.run(commands[args.command].run(settings, args))
+        return 0
+
+    async def serve() -> None:
+        app = await build(settings)
+        await app.runtime.run_until_signal()
+
+    uvloop.run(serve())
+    return 0

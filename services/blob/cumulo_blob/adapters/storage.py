@@ -1,0 +1,151 @@
+"""S3 through aiobotocore: content-addressed objects per account, multipart uploads, ranged
+reads. Connection failures become UNAVAILABLE; nothing here holds a whole file in memory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import botocore.exceptions
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from cumulo_platform.errors import Unavailable
+from cumulo_platform.logging import get_logger
+
+log = get_logger(__name__)
+READ_CHUNK = 1024 * 1024
+
+_OUTAGES = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectTimeoutError,
+    OSError,
+)
+
+
+def object_key(account_id: str, object_id: str) -> str:
+    """Objects live per account (no cross-account deduplication: it would leak who holds
+    what); the content table maps each account's SHA-256 to its one stored object."""
+    return f"accounts/{account_id}/objects/{object_id}"
+
+
+@contextlib.contextmanager
+def _outage_as_unavailable() -> Any:
+    try:
+        yield
+    except _OUTAGES as exc:
+        log.warning("s3_unavailable", error=type(exc).__name__)
+        raise Unavailable("file storage is briefly unavailable; retry", reason="STORAGE_UNAVAILABLE") from None
+
+
+class Storage:
+    def __init__(self, *, endpoint: str, access_key: str, secret_key: str, region: str, bucket: str) -> None:
+        self.bucket = bucket
+        self._settings = dict(
+            endpoint_url=endpoint or None,
+            aws_access_key_id=access_key or None,
+            aws_secret_access_key=secret_key or None,
+            region_name=region,
+            # rclone serve s3 (and some others) fail botocore's whole-object checksum checks on
+            # ranged reads; cumulo verifies SHA-256 itself, end to end.
+            config=AioConfig(
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+                max_pool_connections=32,
+            ),
+        )
+        self._exit: contextlib.AsyncExitStack | None = None
+        self.client: Any = None
+
+    async def open(self) -> None:
+        self._exit = contextlib.AsyncExitStack()
+        self.client = await self._exit.enter_async_context(get_session().create_client("s3", **self._settings))
+
+    async def ensure_bucket(self) -> None:
+        with _outage_as_unavailable():
+            try:
+                await self.client.head_bucket(Bucket=self.bucket)
+            except botocore.exceptions.ClientError:
+                await self.client.create_bucket(Bucket=self.bucket)
+
+    async def close(self) -> None:
+        if self._exit is not None:
+            await self._exit.aclose()
+            self._exit = None
+
+    async def start_multipart(self, key: str) -> str:
+        with _outage_as_unavailable():
+            response = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        return response["UploadId"]
+
+    async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        with _outage_as_unavailable():
+            response = await self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            )
+        return response["ETag"]
+
+    async def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> bool:
+        """False when S3 no longer knows the upload (completed before a crash, or aborted)."""
+        parts = [{"PartNumber": i + 1, "ETag": etag} for i, etag in enumerate(etags)]
+        with _outage_as_unavailable():
+            try:
+                await self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404"):
+                    return False
+                raise
+        return True
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        with _outage_as_unavailable():
+            try:
+                await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+                    raise
+
+    async def put(self, key: str, data: bytes) -> None:
+        with _outage_as_unavailable():
+            await self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    async def size_of(self, key: str) -> int | None:
+        with _outage_as_unavailable():
+            try:
+                response = await self.client.head_object(Bucket=self.bucket, Key=key)
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+        return int(response["ContentLength"])
+
+    async def read(self, key: str, offset: int, length: int) -> AsyncIterator[bytes]:
+        """Bytes [offset, offset+length) in chunks of at most 1 MiB."""
+        if length <= 0:
+            return
+        with _outage_as_unavailable():
+            response = await self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
+            )
+            body = response["Body"]
+            try:
+                while True:
+                    chunk = await body.read(READ_CHUNK)
+                    if not chunk:
+                        break
+                    yield chunk
+            finally:
+                body.close()
+
+    async def delete(self, key: str) -> None:
+        with _outage_as_unavailable():
+            await self.client.delete_object(Bucket=self.bucket, Key=key)

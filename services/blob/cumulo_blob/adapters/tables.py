@@ -1,0 +1,102 @@
+"""The blob schema. Only the blob service reads or writes these tables."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from cumulo_platform.db import outbox_table, processed_events_table
+
+SCHEMA = "blob"
+metadata = sa.MetaData(schema=SCHEMA)
+TIMESTAMP = sa.DateTime(timezone=True)
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("node_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("parent_id", sa.Uuid, sa.ForeignKey("nodes.node_id")),  # NULL: the root folder
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("sha256", sa.Text),
+    sa.Column("content_type", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("modified_at", TIMESTAMP, nullable=False),
+    sa.Column("trashed_at", TIMESTAMP),
+    sa.Column("blocked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.CheckConstraint("kind IN ('folder', 'file')", name="nodes_kind_known"),
+    sa.CheckConstraint("kind = 'folder' OR sha256 IS NOT NULL", name="nodes_file_has_content"),
+    # One live item of a name per folder; trashed ones do not count.
+    sa.Index(
+        "nodes_live_name",
+        "account_id",
+        "parent_id",
+        "name",
+        unique=True,
+        postgresql_where=sa.text("trashed_at IS NULL"),
+        postgresql_nulls_not_distinct=True,
+    ),
+    sa.Index("nodes_parent", "parent_id"),
+    sa.Index("nodes_account_trash", "account_id", "trashed_at", postgresql_where=sa.text("trashed_at IS NOT NULL")),
+)
+
+contents = sa.Table(
+    "contents",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("refcount", sa.Integer, nullable=False),
+    # Each stored copy has a key of its own, never reused: deleting an old copy can never
+    # touch a newer upload of the same bytes.
+    sa.Column("s3_key", sa.Text, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+)
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("upload_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("parent_id", sa.Uuid),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("s3_upload_id", sa.Text),
+    sa.Column("committed_offset", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("part_etags", postgresql.ARRAY(sa.Text), nullable=False, server_default="{}"),
+    # SHA-256 state after the committed bytes: a resumed upload goes on hashing from here.
+    sa.Column("hash_state", sa.LargeBinary),
+    sa.Column("state", sa.Text, nullable=False, server_default="open"),
+    sa.Column("node_id", sa.Uuid),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("expires_at", TIMESTAMP, nullable=False),
+    sa.CheckConstraint("state IN ('open', 'completed', 'cancelled', 'expired', 'failed')", name="uploads_state_known"),
+    sa.Index("uploads_open_expiry", "expires_at", postgresql_where=sa.text("state = 'open'")),
+    sa.Index("uploads_account", "account_id"),
+)
+
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("used", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("reserved", sa.BigInteger, nullable=False, server_default="0"),
+    sa.CheckConstraint("used >= 0 AND reserved >= 0", name="usage_not_negative"),
+)
+
+# S3 objects whose last reference went away: deleted right after the commit, and by a
+# sweeper if the process died first.
+doomed_objects = sa.Table(
+    "doomed_objects",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+)
+
+outbox = outbox_table(metadata)
+processed_events = processed_events_table(metadata)

@@ -1,0 +1,26 @@
+"""Rows to protobuf messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cumulo.blob.v1 import blob_pb2
+from cumulo_platform.grpc_convert import timestamp
+
+KINDS = {"folder": blob_pb2.NODE_KIND_FOLDER, "file": blob_pb2.NODE_KIND_FILE}
+
+
+def node(row: Any) -> blob_pb2.Node:
+    return blob_pb2.Node(
+        node_id=str(row.node_id),
+        parent_id=str(row.parent_id or ""),
+        name=row.name,
+        kind=KINDS[row.kind],
+        size=row.size,
+        sha256=row.sha256 or "",
+        content_type=row.content_type,
+        created_at=timestamp(row.created_at),
+        modified_at=timestamp(row.modified_at),
+        trashed_at=timestamp(row.trashed_at),
+        blocked=row.blocked,
+    )

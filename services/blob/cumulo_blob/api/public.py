@@ -1,0 +1,107 @@
+"""BlobService: thin — translate, call a use case, translate back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+
+from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo_blob.api import convert
+from cumulo_blob.handlers import BlobHandlers
+from cumulo_blob.uploads import Uploads
+from cumulo_platform.grpc_convert import timestamp
+from cumulo_platform.interceptors import current_principal
+
+SERVICE = "cumulo.blob.v1.BlobService"
+
+
+def _me() -> uuid.UUID:
+    return uuid.UUID(current_principal().account_id)
+
+
+class BlobService(blob_pb2_grpc.BlobServiceServicer):
+    def __init__(self, files: BlobHandlers, uploads: Uploads) -> None:
+        self.files = files
+        self.uploads = uploads
+
+    async def CreateFolder(self, request: blob_pb2.CreateFolderRequest, context: grpc.aio.ServicerContext) -> blob_pb2.CreateFolderResponse:
+        row = await self.files.create_folder(_me(), request.parent_id, request.name)
+        return blob_pb2.CreateFolderResponse(folder=convert.node(row))
+
+    async def ListFolder(self, request: blob_pb2.ListFolderRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListFolderResponse:
+        rows, token = await self.files.list_folder(_me(), request.folder_id, request.page_size, request.page_token)
+        return blob_pb2.ListFolderResponse(nodes=[convert.node(r) for r in rows], next_page_token=token)
+
+    async def Stat(self, request: blob_pb2.StatRequest, context: grpc.aio.ServicerContext) -> blob_pb2.StatResponse:
+        return blob_pb2.StatResponse(node=convert.node(await self.files.stat(_me(), request.node_id)))
+
+    async def Rename(self, request: blob_pb2.RenameRequest, context: grpc.aio.ServicerContext) -> blob_pb2.RenameResponse:
+        return blob_pb2.RenameResponse(node=convert.node(await self.files.rename(_me(), request.node_id, request.new_name)))
+
+    async def Move(self, request: blob_pb2.MoveRequest, context: grpc.aio.ServicerContext) -> blob_pb2.MoveResponse:
+        return blob_pb2.MoveResponse(node=convert.node(await self.files.move(_me(), request.node_id, request.new_parent_id)))
+
+    async def Delete(self, request: blob_pb2.DeleteRequest, context: grpc.aio.ServicerContext) -> blob_pb2.DeleteResponse:
+        await self.files.delete(_me(), request.node_id)
+        return blob_pb2.DeleteResponse()
+
+    async def ListTrash(self, request: blob_pb2.ListTrashRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListTrashResponse:
+        rows, token = await self.files.list_trash(_me(), request.page_size, request.page_token)
+        return blob_pb2.ListTrashResponse(nodes=[convert.node(r) for r in rows], next_page_token=token)
+
+    async def Restore(self, request: blob_pb2.RestoreRequest, context: grpc.aio.ServicerContext) -> blob_pb2.RestoreResponse:
+        return blob_pb2.RestoreResponse(node=convert.node(await self.files.restore(_me(), request.node_id)))
+
+    async def EmptyTrash(self, request: blob_pb2.EmptyTrashRequest, context: grpc.aio.ServicerContext) -> blob_pb2.EmptyTrashResponse:
+        return blob_pb2.EmptyTrashResponse(deleted=await self.files.empty_trash(_me()))
+
+    async def StartUpload(self, request: blob_pb2.StartUploadRequest, context: grpc.aio.ServicerContext) -> blob_pb2.StartUploadResponse:
+        (upload, _), node = await self.uploads.start(
+            _me(),
+            parent_id=request.parent_id,
+            name=request.name,
+            size=request.size,
+            sha256=request.sha256,
+            content_type=request.content_type,
+        )
+        return blob_pb2.StartUploadResponse(
+            upload_id=str(upload.upload_id),
+            committed_offset=upload.committed_offset,
+            file=convert.node(node) if node is not None else None,
+        )
+
+    async def UploadChunks(
+        self, request_iterator: AsyncIterator[blob_pb2.UploadChunksRequest], context: grpc.aio.ServicerContext
+    ) -> blob_pb2.UploadChunksResponse:
+        committed, node = await self.uploads.receive(_me(), request_iterator)
+        return blob_pb2.UploadChunksResponse(
+            committed_offset=committed, file=convert.node(node) if node is not None else None
+        )
+
+    async def GetUpload(self, request: blob_pb2.GetUploadRequest, context: grpc.aio.ServicerContext) -> blob_pb2.GetUploadResponse:
+        upload, node = await self.uploads.get(_me(), request.upload_id)
+        return blob_pb2.GetUploadResponse(
+            upload_id=str(upload.upload_id),
+            size=upload.size,
+            committed_offset=upload.committed_offset,
+            expires_at=timestamp(upload.expires_at),
+            file=convert.node(node) if node is not None else None,
+        )
+
+    async def CancelUpload(self, request: blob_pb2.CancelUploadRequest, context: grpc.aio.ServicerContext) -> blob_pb2.CancelUploadResponse:
+        await self.uploads.cancel(_me(), request.upload_id)
+        return blob_pb2.CancelUploadResponse()
+
+    async def Download(
+        self, request: blob_pb2.DownloadRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[blob_pb2.DownloadResponse]:
+        node, key, offset, length = await self.files.open_download(_me(), request.node_id, request.offset, request.length)
+        yield blob_pb2.DownloadResponse(file=convert.node(node))
+        async for chunk in self.files.read(key, offset, length):
+            yield blob_pb2.DownloadResponse(data=chunk)
+
+    async def GetUsage(self, request: blob_pb2.GetUsageRequest, context: grpc.aio.ServicerContext) -> blob_pb2.GetUsageResponse:
+        used, reserved, quota = await self.files.usage(_me())
+        return blob_pb2.GetUsageResponse(used=used, reserved=reserved, quota=quota)

@@ -1,0 +1,62 @@
+"""Wiring: settings in, a runnable blob service out."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from cumulo.blob.v1 import blob_pb2_grpc
+from cumulo_blob.adapters.storage import Storage
+from cumulo_blob.adapters.tables import SCHEMA
+from cumulo_blob.api.public import SERVICE as PUBLIC_SERVICE, BlobService
+from cumulo_blob.config import BlobSettings
+from cumulo_blob.handlers import BlobHandlers
+from cumulo_blob.uploads import Uploads
+from cumulo_platform import migrations
+from cumulo_platform.clock import Clock, SystemClock
+from cumulo_platform.db import Database
+from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
+from cumulo_platform.service import Foundation
+
+MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
+
+
+def migrate(settings: BlobSettings) -> None:
+    migrations.upgrade(settings.platform.database_url, SCHEMA, MIGRATIONS)
+
+
+@dataclasses.dataclass
+class BlobApp:
+    settings: BlobSettings
+    db: Database
+    files: BlobHandlers
+    uploads: Uploads
+    storage: Storage
+    runtime: ServiceRuntime
+
+
+async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobApp:
+    platform = settings.platform
+    base = await Foundation.open(platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
+    storage = Storage(
+        endpoint=platform.s3_endpoint,
+        access_key=platform.s3_access_key,
+        secret_key=platform.s3_secret_key,
+        region=platform.s3_region,
+        bucket=settings.bucket,
+    )
+    await storage.open()
+    await storage.ensure_bucket()
+    files = BlobHandlers(db=base.db, storage=storage, settings=settings, clock=base.clock)
+    uploads = Uploads(files)
+    runtime = base.runtime(
+        services=[GrpcService(PUBLIC_SERVICE, BlobService(files, uploads), blob_pb2_grpc.add_BlobServiceServicer_to_server)],
+        interceptor=base.interceptor(verifier=base.remote_verifier(), clients=base.remote_clients()),
+        jobs=[
+            periodic(uploads.expire_abandoned, every=60.0),
+            periodic(files.delete_doomed, every=30.0),
+            periodic(files.purge_old_trash, every=3600.0),
+        ],
+        cleanups=[storage.close],
+    )
+    return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, storage=storage, runtime=runtime)

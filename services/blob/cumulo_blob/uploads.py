@@ -1,0 +1,424 @@
+"""Resumable uploads.
+
+Start: name, folder, size and SHA-256. Content the account already holds completes at once
+(no bytes). Otherwise the size is reserved against the quota (QUOTA_EXCEEDED before any byte
+flows) and an S3 multipart upload begins. Chunks stream in from the committed offset; every
+full part goes to S3 as it is received (a few in flight), hashing as it goes, and the
+committed offset, part ETags and the SHA-256 state are saved with each part — so a resumed
+upload, in this process or any other, goes on from there. When the last byte arrives the
+size and SHA-256 are checked, the object completed, and file record, content reference,
+quota and event commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import sqlalchemy as sa
+from google.protobuf import message
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+
+from cumulo.events.v1 import events_pb2
+from cumulo_blob.adapters.sha256 import ResumableSha256
+from cumulo_blob.adapters.storage import object_key
+from cumulo_blob.adapters.tables import contents, nodes, uploads, usage
+from cumulo_blob.domain import names
+from cumulo_blob.handlers import BlobHandlers, node_uuid
+from cumulo_platform.db import UnitOfWork
+from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from cumulo_platform.logging import get_logger
+
+log = get_logger(__name__)
+MAX_FILE_SIZE = 5 * 1024**4  # S3's limit for one object
+RENAME_ATTEMPTS = 100
+_SET_ON_COMPLETION = frozenset({"state", "node_id", "committed_offset"})
+
+
+class Uploads:
+    def __init__(self, files: BlobHandlers) -> None:
+        self.files = files
+        self.db = files.db
+        self.storage = files.storage
+        self.settings = files.settings
+        self.clock = files.clock
+
+    # --- start ------------------------------------------------------------------------
+
+    async def start(
+        self, account: uuid.UUID, *, parent_id: str, name: str, size: int, sha256: str, content_type: str
+    ) -> tuple[Any, Any | None]:
+        """(upload row, file node if it completed at once)."""
+        parent = node_uuid(parent_id, "parent_id", root_allowed=True)
+        clean = names.check_name(name)
+        digest = names.check_sha256(sha256)
+        media = names.check_content_type(content_type)
+        if size < 0 or size > MAX_FILE_SIZE:
+            raise InvalidArgument("size", f"must be between 0 and {MAX_FILE_SIZE} bytes")
+        if size == 0 and digest != names.EMPTY_SHA256:
+            raise InvalidArgument("sha256", "an empty file's SHA-256 is that of no bytes", reason="SHA256_MISMATCH")
+        async with self.db.read() as conn:
+            await self.files.check_folder(conn, account, parent, "parent_id")
+            taken = (await conn.execute(_live_name(account, parent, clean))).first()
+            if taken is not None:
+                raise _name_taken(clean)
+            held = (
+                await conn.execute(sa.select(contents.c.size).where(contents.c.account_id == account, contents.c.sha256 == digest))
+            ).first()
+        upload_id = uuid.uuid4()
+        now = self.clock.now()
+        row_values = dict(
+            upload_id=upload_id, account_id=account, parent_id=parent, name=clean, size=size, sha256=digest,
+            content_type=media, created_at=now, expires_at=now + self.settings.upload_ttl,
+        )
+        if held is not None or size == 0:
+            if held is None:  # the first empty file of this account
+                await self.storage.put(object_key(str(account), str(upload_id)), b"")
+            async with self.db.unit_of_work() as uow:
+                await self._lock_usage(uow, account)
+                node = await self._store(uow, account, row_values, key=object_key(str(account), str(upload_id)))
+                await uow.commit()
+            return (await self.get(account, str(upload_id))), node
+        await self._check_quota(account, size)
+        key = object_key(str(account), str(upload_id))
+        s3_upload_id = await self.storage.start_multipart(key)
+        try:
+            async with self.db.unit_of_work() as uow:
+                await self._lock_usage(uow, account)
+                await self._check_quota(account, size, uow=uow)
+                await uow.execute(sa.update(usage).where(usage.c.account_id == account).values(reserved=usage.c.reserved + size))
+                await uow.execute(
+                    sa.insert(uploads).values(**row_values, s3_upload_id=s3_upload_id, hash_state=ResumableSha256().state())
+                )
+                await uow.commit()
+        except BaseException:
+            await asyncio.shield(self.storage.abort_multipart(key, s3_upload_id))
+            raise
+        return await self.get(account, str(upload_id)), None
+
+    async def _lock_usage(self, uow: UnitOfWork, account: uuid.UUID) -> Any:
+        await uow.execute(pg_insert(usage).values(account_id=account).on_conflict_do_nothing())
+        return (await uow.execute(sa.select(usage).where(usage.c.account_id == account).with_for_update())).one()
+
+    async def _check_quota(self, account: uuid.UUID, size: int, *, uow: UnitOfWork | None = None) -> None:
+        query = sa.select(usage.c.used, usage.c.reserved).where(usage.c.account_id == account)
+        if uow is None:
+            async with self.db.read() as conn:
+                row = (await conn.execute(query)).first()
+        else:
+            row = (await uow.execute(query)).first()
+        used, reserved = (row.used, row.reserved) if row else (0, 0)
+        quota = self.files.quota_of(account)
+        if used + reserved + size > quota:
+            raise ResourceExhausted(
+                f"this upload needs {size} bytes; {max(quota - used - reserved, 0)} of your {quota} are free",
+                reason="QUOTA_EXCEEDED",
+                metadata={"quota": str(quota), "used": str(used), "reserved": str(reserved)},
+            )
+
+    async def _store(self, uow: UnitOfWork, account: uuid.UUID, upload: dict[str, Any], *, key: str) -> Any:
+        """The file record, its content reference and the quota, in the caller's transaction.
+        A name taken meanwhile gets a free variant ("photo (1).jpg"): the bytes are safe."""
+        content = (
+            await uow.execute(
+                sa.select(contents).where(contents.c.account_id == account, contents.c.sha256 == upload["sha256"]).with_for_update()
+            )
+        ).first()
+        if content is None:
+            await uow.execute(
+                sa.insert(contents).values(
+                    account_id=account, sha256=upload["sha256"], size=upload["size"], refcount=1, s3_key=key,
+                    created_at=self.clock.now(),
+                )
+            )
+            await uow.execute(sa.update(usage).where(usage.c.account_id == account).values(used=usage.c.used + upload["size"]))
+        else:
+            await uow.execute(
+                sa.update(contents)
+                .where(contents.c.account_id == account, contents.c.sha256 == upload["sha256"])
+                .values(refcount=contents.c.refcount + 1)
+            )
+            if content.s3_key != key and upload.get("s3_upload_id"):
+                await self.files.doom(uow, account, key)  # an identical upload finished first
+        node = await self._insert_file(uow, account, upload)
+        await uow.execute(
+            pg_insert(uploads)
+            .values(
+                **{k: v for k, v in upload.items() if k in uploads.c and k not in _SET_ON_COMPLETION},
+                state="completed", node_id=node.node_id, committed_offset=upload["size"],
+            )
+            .on_conflict_do_update(index_elements=["upload_id"], set_={"state": "completed", "node_id": node.node_id,
+                                                                      "committed_offset": upload["size"]})
+        )
+        uow.emit(
+            "file.uploaded",
+            events_pb2.FileUploaded(
+                account_id=str(account), node_id=str(node.node_id), sha256=upload["sha256"], size=upload["size"],
+                content_type=upload["content_type"],
+            ),
+            account_id=str(account),
+        )
+        return node
+
+    async def _insert_file(self, uow: UnitOfWork, account: uuid.UUID, upload: dict[str, Any]) -> Any:
+        now = self.clock.now()
+        stem, dot, extension = upload["name"].rpartition(".")
+        if not stem:
+            stem, dot, extension = upload["name"], "", ""
+        for attempt in range(RENAME_ATTEMPTS):
+            name = upload["name"] if attempt == 0 else f"{stem} ({attempt}){dot}{extension}"
+            try:
+                async with uow.session.begin_nested():
+                    return (
+                        await uow.execute(
+                            sa.insert(nodes)
+                            .values(
+                                node_id=uuid.uuid4(), account_id=account, parent_id=upload["parent_id"], name=name,
+                                kind="file", size=upload["size"], sha256=upload["sha256"],
+                                content_type=upload["content_type"], created_at=now, modified_at=now,
+                            )
+                            .returning(*nodes.c)
+                        )
+                    ).one()
+            except IntegrityError as exc:
+                if "nodes_live_name" not in str(exc.orig):
+                    raise
+        raise _name_taken(upload["name"])
+
+    # --- status -----------------------------------------------------------------------
+
+    async def get(self, account: uuid.UUID, upload_id: str) -> Any:
+        target = _upload_uuid(upload_id)
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(sa.select(uploads).where(uploads.c.upload_id == target, uploads.c.account_id == account))
+            ).first()
+            if row is None:
+                raise NotFound("no such upload", reason="UPLOAD_NOT_FOUND")
+            node = None
+            if row.node_id is not None:
+                node = (await conn.execute(sa.select(nodes).where(nodes.c.node_id == row.node_id))).first()
+        return row, node
+
+    async def cancel(self, account: uuid.UUID, upload_id: str) -> None:
+        target = _upload_uuid(upload_id)
+        async with self.db.unit_of_work() as uow:
+            row = (
+                await uow.execute(
+                    sa.select(uploads).where(uploads.c.upload_id == target, uploads.c.account_id == account).with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise NotFound("no such upload", reason="UPLOAD_NOT_FOUND")
+            if row.state != "open":
+                return
+            await self._end(uow, row, "cancelled")
+            await uow.commit()
+        await self.storage.abort_multipart(object_key(str(account), str(target)), row.s3_upload_id)
+
+    async def _end(self, uow: UnitOfWork, row: Any, state: str) -> None:
+        """Closes an open upload that will not complete, releasing its reservation."""
+        await uow.execute(sa.update(uploads).where(uploads.c.upload_id == row.upload_id).values(state=state))
+        await uow.execute(
+            sa.update(usage).where(usage.c.account_id == row.account_id).values(reserved=usage.c.reserved - row.size)
+        )
+
+    async def expire_abandoned(self, batch_size: int = 100) -> int:
+        """Open uploads past their expiry: S3 parts aborted, reservation released. Replicas
+        share the work (SKIP LOCKED); an upload being written holds its lock and is skipped."""
+        async with self.db.unit_of_work() as uow:
+            rows = (
+                await uow.execute(
+                    sa.select(uploads)
+                    .where(uploads.c.state == "open", uploads.c.expires_at < self.clock.now())
+                    .limit(batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                await self.storage.abort_multipart(object_key(str(row.account_id), str(row.upload_id)), row.s3_upload_id)
+                await self._end(uow, row, "expired")
+            await uow.commit()
+        return len(rows)
+
+    # --- bytes ------------------------------------------------------------------------
+
+    async def receive(self, account: uuid.UUID, requests: AsyncIterator[message.Message]) -> tuple[int, Any | None]:
+        """Takes the chunk stream; returns (committed offset, file node when complete)."""
+        try:
+            first = await anext(requests)
+        except StopAsyncIteration:
+            raise InvalidArgument("upload_id", "the first message must name the upload") from None
+        target = _upload_uuid(first.upload_id)
+        async with self.db.engine.connect() as lock_conn:
+            lock_conn = await lock_conn.execution_options(isolation_level="AUTOCOMMIT")
+            # One writer per upload; the lock dies with the connection if this process does.
+            got = await lock_conn.scalar(sa.select(sa.func.pg_try_advisory_lock(_lock_key(target))))
+            if not got:
+                raise FailedPrecondition("this upload is being written by another connection", reason="UPLOAD_BUSY")
+            try:
+                return await self._receive_locked(lock_conn, account, target, first, requests)
+            finally:
+                await asyncio.shield(lock_conn.scalar(sa.select(sa.func.pg_advisory_unlock(_lock_key(target)))))
+
+    async def _receive_locked(
+        self, conn: Any, account: uuid.UUID, target: uuid.UUID, first: Any, requests: AsyncIterator[Any]
+    ) -> tuple[int, Any | None]:
+        row = (
+            await conn.execute(sa.select(uploads).where(uploads.c.upload_id == target, uploads.c.account_id == account))
+        ).first()
+        if row is None:
+            raise NotFound("no such upload", reason="UPLOAD_NOT_FOUND")
+        if row.state == "completed":
+            _, node = await self.get(account, str(target))
+            return row.size, node
+        if row.state != "open":
+            raise FailedPrecondition(f"this upload is {row.state}; start a new one", reason="UPLOAD_CLOSED")
+        if row.expires_at < self.clock.now():
+            raise FailedPrecondition("this upload has expired; start a new one", reason="UPLOAD_CLOSED")
+        if first.offset != row.committed_offset:
+            raise FailedPrecondition(
+                f"offset: the upload goes on from byte {row.committed_offset}",
+                reason="OFFSET_MISMATCH",
+                metadata={"committed_offset": str(row.committed_offset), "field": "offset"},
+            )
+        writer = _PartWriter(self, conn, row)
+        try:
+            await writer.take(first.data)
+            async for request in requests:
+                if request.upload_id and request.upload_id != first.upload_id:
+                    raise InvalidArgument("upload_id", "only the first message names the upload")
+                await writer.take(request.data)
+            committed = await writer.finish_stream()
+        except BaseException:
+            await writer.abandon()
+            raise
+        if committed < row.size:
+            return committed, None
+        return row.size, await self._complete(account, target, writer.digest())
+
+    async def _complete(self, account: uuid.UUID, target: uuid.UUID, digest: str) -> Any:
+        row, _ = await self.get(account, str(target))
+        key = object_key(str(account), str(target))
+        if digest != row.sha256:
+            async with self.db.unit_of_work() as uow:
+                await self._end(uow, row, "failed")
+                await uow.commit()
+            await self.storage.abort_multipart(key, row.s3_upload_id)
+            raise InvalidArgument(
+                "sha256", "the bytes received do not have the SHA-256 given at the start; nothing was stored",
+                reason="SHA256_MISMATCH",
+            )
+        if not await self.storage.complete_multipart(key, row.s3_upload_id, list(row.part_etags)):
+            # Completed before a crash, or lost: only an object of the right size will do.
+            if await self.storage.size_of(key) != row.size:
+                async with self.db.unit_of_work() as uow:
+                    await self._end(uow, row, "failed")
+                    await uow.commit()
+                raise FailedPrecondition("the stored parts of this upload are gone; start again", reason="UPLOAD_LOST")
+        async with self.db.unit_of_work() as uow:
+            await self._lock_usage(uow, account)
+            locked = (await uow.execute(sa.select(uploads).where(uploads.c.upload_id == target).with_for_update())).one()
+            if locked.state == "completed":
+                node = (await uow.execute(sa.select(nodes).where(nodes.c.node_id == locked.node_id))).first()
+                return node
+            await uow.execute(sa.update(usage).where(usage.c.account_id == account).values(reserved=usage.c.reserved - row.size))
+            node = await self._store(uow, account, dict(row._mapping), key=key)
+            await uow.commit()
+        return node
+
+
+class _PartWriter:
+    """Buffers incoming bytes into parts, sends each full part to S3 while the next arrives
+    (at most `parts_in_flight`), and records progress in order as parts land."""
+
+    def __init__(self, uploads_: Uploads, conn: Any, row: Any) -> None:
+        self.u = uploads_
+        self.conn = conn
+        self.row = row
+        self.key = object_key(str(row.account_id), str(row.upload_id))
+        self.part_size = uploads_.settings.part_size
+        self.received = row.committed_offset
+        self.etags = list(row.part_etags)
+        self.hasher = ResumableSha256(row.hash_state)
+        self.buffer = bytearray()
+        self.in_flight: collections.deque[tuple[asyncio.Task[str], int, bytes]] = collections.deque()
+
+    async def take(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.received + len(self.buffer) + len(data) > self.row.size:
+            raise InvalidArgument("data", f"more bytes than the {self.row.size} declared at the start")
+        self.buffer += data
+        while len(self.buffer) >= self.part_size:
+            part = bytes(self.buffer[: self.part_size])
+            del self.buffer[: self.part_size]
+            await self._send(part)
+
+    async def _send(self, part: bytes) -> None:
+        await asyncio.to_thread(self.hasher.update, part)
+        number = len(self.etags) + len(self.in_flight) + 1
+        self.received += len(part)
+        task = asyncio.create_task(self.u.storage.upload_part(self.key, self.row.s3_upload_id, number, part))
+        self.in_flight.append((task, self.received, self.hasher.state()))
+        while len(self.in_flight) >= self.u.settings.parts_in_flight:
+            await self._land_oldest()
+
+    async def _land_oldest(self) -> None:
+        task, end, state = self.in_flight[0]
+        etag = await task
+        self.in_flight.popleft()
+        self.etags.append(etag)
+        await self.conn.execute(
+            sa.update(uploads)
+            .where(uploads.c.upload_id == self.row.upload_id)
+            .values(committed_offset=end, part_etags=self.etags, hash_state=state)
+        )
+
+    async def finish_stream(self) -> int:
+        """The stream ended: the last part goes too if the upload is whole; a partial part of
+        an unfinished upload is dropped (S3 parts but the last must be 5 MiB or more), and the
+        client resumes from the committed offset."""
+        if self.received + len(self.buffer) == self.row.size and self.buffer:
+            part = bytes(self.buffer)
+            self.buffer.clear()
+            await self._send(part)
+        while self.in_flight:
+            await self._land_oldest()
+        return self.received
+
+    def digest(self) -> str:
+        return self.hasher.hexdigest()
+
+    async def abandon(self) -> None:
+        for task, _, _ in self.in_flight:
+            task.cancel()
+        await asyncio.gather(*(t for t, _, _ in self.in_flight), return_exceptions=True)
+
+
+def _upload_uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument("upload_id", "must be an upload id from StartUpload") from None
+
+
+def _lock_key(upload_id: uuid.UUID) -> int:
+    return int.from_bytes(upload_id.bytes[:8], "big", signed=True)
+
+
+def _live_name(account: uuid.UUID, parent: uuid.UUID | None, name: str) -> sa.Select:
+    return sa.select(sa.literal(1)).where(
+        nodes.c.account_id == account,
+        nodes.c.parent_id.is_(None) if parent is None else nodes.c.parent_id == parent,
+        nodes.c.name == name,
+        nodes.c.trashed_at.is_(None),
+    )
+
+
+def _name_taken(name: str) -> AlreadyExists:
+    return AlreadyExists(f"name: {name!r} already exists in this folder", reason="NAME_TAKEN", metadata={"field": "name"})
