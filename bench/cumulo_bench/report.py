@@ -15,8 +15,15 @@ class Figure:
     unit: str
     baseline: float | None
     baseline_label: str
-    target: float | None = None  # minimum acceptable ratio, when there is one
+    target: float | None = None  # the acceptable ratio, when there is one
     note: str = ""
+    lower_is_better: bool = False  # then the ratio must stay at or under the target
+
+    @property
+    def meets_target(self) -> bool | None:
+        if self.target is None or self.ratio is None:
+            return None
+        return self.ratio <= self.target if self.lower_is_better else self.ratio >= self.target
 
     @property
     def ratio(self) -> float | None:
@@ -32,7 +39,8 @@ class Figure:
             "baseline_label": self.baseline_label,
             "ratio": None if self.ratio is None else round(self.ratio, 3),
             "target": self.target,
-            "meets_target": None if self.target is None or self.ratio is None else self.ratio >= self.target,
+            "target_is": None if self.target is None else ("at most" if self.lower_is_better else "at least"),
+            "meets_target": self.meets_target,
             "note": self.note,
         }
 
@@ -43,7 +51,7 @@ def print_table(figures: list[Figure]) -> None:
     print("-" * len(header))
     for f in figures:
         ratio = "" if f.ratio is None else f"{f.ratio:.2f}"
-        target = "" if f.target is None else f">={f.target:.2f}"
+        target = "" if f.target is None else f"{'<=' if f.lower_is_better else '>='}{f.target:.2f}"
         baseline = "" if f.baseline is None else f"{f.baseline:,.1f}"
         print(f"{f.name:<34} {f.value:>12,.1f} {f.unit:<8} {baseline:>12}  {ratio:>6} {target:>7}  {f.baseline_label}")
 

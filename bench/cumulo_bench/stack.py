@@ -19,11 +19,13 @@ class BenchStack:
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="cumulo-bench-"))
         self.infra = Infra.start(self.root)
         self._stoppable: list[Process | Envoy] = []
+        self.processes: dict[str, Process] = {}
 
     def _process(self, name: str, args: list[str], port: int, env: dict[str, str] | None = None) -> str:
         process = Process(name, args, self.root / f"{name}.log", env=env)
         process.start()
         self._stoppable.append(process)
+        self.processes[name] = process
         wait_for_port(port, process=process.process, timeout=60)
         return f"127.0.0.1:{port}"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import dataclasses
 import pathlib
 import sys
@@ -128,6 +129,19 @@ class Command(Generic[S]):
     run: Callable[[S, argparse.Namespace], Awaitable[None]]
 
 
+def tune_malloc() -> None:
+    """glibc keeps freed big buffers (upload parts) in per-thread heaps and grows its mmap
+    threshold after each one, so a streaming service's RSS only climbs. A fixed threshold
+    maps every buffer of 1 MiB or more and returns it on free; two arenas bound the rest."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to tune
+    m_mmap_threshold, m_arena_max = -3, -8
+    libc.mallopt(m_mmap_threshold, 1024 * 1024)
+    libc.mallopt(m_arena_max, 2)
+
+
 def service_main(
     *,
     prog: str,
@@ -157,6 +171,7 @@ def service_main(
         return 2
     platform = platform_of(settings)
     configure_logging(platform.service, platform.log_level, platform.log_format)
+    tune_malloc()
     if args.command == "migrate":
         migrate(settings)
         return 0

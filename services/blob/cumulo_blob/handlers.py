@@ -3,6 +3,7 @@ is scoped by the caller's account id: another account's node looks exactly like 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -367,8 +368,31 @@ class BlobHandlers:
         length = node.size - offset if length == 0 else min(length, node.size - offset)
         return node, key, offset, length
 
-    def read(self, key: str, offset: int, length: int) -> AsyncIterator[bytes]:
-        return self.storage.read(key, offset, length)
+    async def read(self, key: str, offset: int, length: int, *, ahead: int = 4) -> AsyncIterator[bytes]:
+        """The stored bytes, read from S3 up to `ahead` chunks before the caller takes them,
+        so the S3 read and the gRPC send overlap (memory stays bounded by `ahead` MiB)."""
+        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=ahead)
+
+        async def produce() -> None:
+            try:
+                async for chunk in self.storage.read(key, offset, length):
+                    await queue.put(chunk)
+                await queue.put(None)
+            except BaseException as exc:  # handed to the reader, which raises it
+                await queue.put(exc)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
 
 
 # A node with whether it and all its ancestors are live (not trashed).

@@ -345,19 +345,39 @@ class _PartWriter:
         self.received = row.committed_offset
         self.etags = list(row.part_etags)
         self.hasher = ResumableSha256(row.hash_state)
-        self.buffer = bytearray()
+        # Incoming chunks are kept as they came and joined once per part: one 8 MiB
+        # allocation per part, no growing or shifting buffer.
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
         self.in_flight: collections.deque[tuple[asyncio.Task[str], int, bytes]] = collections.deque()
 
     async def take(self, data: bytes) -> None:
         if not data:
             return
-        if self.received + len(self.buffer) + len(data) > self.row.size:
+        if self.received + self.buffered + len(data) > self.row.size:
             raise InvalidArgument("data", f"more bytes than the {self.row.size} declared at the start")
-        self.buffer += data
-        while len(self.buffer) >= self.part_size:
-            part = bytes(self.buffer[: self.part_size])
-            del self.buffer[: self.part_size]
-            await self._send(part)
+        self.chunks.append(data)
+        self.buffered += len(data)
+        while self.buffered >= self.part_size:
+            await self._send(self._cut(self.part_size))
+
+    def _cut(self, size: int) -> bytes:
+        """The next `size` buffered bytes as one object (a single copy of them)."""
+        taken: list[bytes | memoryview] = []
+        total = 0
+        while total < size:
+            chunk = self.chunks.popleft()
+            need = size - total
+            if len(chunk) > need:
+                view = memoryview(chunk)
+                taken.append(view[:need])
+                self.chunks.appendleft(bytes(view[need:]))
+                total += need
+            else:
+                taken.append(chunk)
+                total += len(chunk)
+        self.buffered -= size
+        return b"".join(taken)
 
     async def _send(self, part: bytes) -> None:
         await asyncio.to_thread(self.hasher.update, part)
@@ -383,10 +403,8 @@ class _PartWriter:
         """The stream ended: the last part goes too if the upload is whole; a partial part of
         an unfinished upload is dropped (S3 parts but the last must be 5 MiB or more), and the
         client resumes from the committed offset."""
-        if self.received + len(self.buffer) == self.row.size and self.buffer:
-            part = bytes(self.buffer)
-            self.buffer.clear()
-            await self._send(part)
+        if self.buffered and self.received + self.buffered == self.row.size:
+            await self._send(self._cut(self.buffered))
         while self.in_flight:
             await self._land_oldest()
         return self.received

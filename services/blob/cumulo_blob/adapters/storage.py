@@ -138,11 +138,20 @@ class Storage:
             )
             body = response["Body"]
             try:
+                # The HTTP body arrives in small pieces; gather them into 1 MiB messages.
+                pending: list[bytes] = []
+                size = 0
                 while True:
-                    chunk = await body.read(READ_CHUNK)
+                    chunk = await body.read(READ_CHUNK - size)
                     if not chunk:
                         break
-                    yield chunk
+                    pending.append(chunk)
+                    size += len(chunk)
+                    if size >= READ_CHUNK:
+                        yield b"".join(pending)
+                        pending, size = [], 0
+                if pending:
+                    yield b"".join(pending)
             finally:
                 body.close()
 

@@ -1,0 +1,122 @@
+"""Group `blob`: a 256 MiB file up and down through gateway → blob → S3 beside aiobotocore
+put/get of the same bytes against the same S3 server; an instant upload of known 1 GiB
+content; the blob process's peak RSS while 1 GiB streams through it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import os
+import sys
+import time
+
+import psutil
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from cumulo.blob.v1 import blob_pb2
+from cumulo_bench.report import Figure
+from cumulo_bench.stack import BenchStack
+from cumulo_sdk import Cumulo
+
+MIB = 1024 * 1024
+BIG = 256 * MIB
+HUGE = 1024 * MIB
+PASSWORD = "benchmark passphrase 2026"
+
+
+def _write_random(path, size: int) -> str:  # type: ignore[no-untyped-def]
+    digest = hashlib.sha256()
+    with open(path, "wb") as handle:
+        left = size
+        while left:
+            block = os.urandom(min(left, 8 * MIB))
+            handle.write(block)
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+async def _direct_s3(stack: BenchStack, path) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    s3 = stack.infra.s3
+    config = AioConfig(request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                       s3={"addressing_style": "path"})
+    data = path.read_bytes()
+    async with get_session().create_client(
+        "s3", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key,
+        region_name="us-east-1", config=config,
+    ) as client:
+        try:
+            await client.create_bucket(Bucket="bench-direct")
+        except Exception:
+            pass
+        started = time.perf_counter()
+        await client.put_object(Bucket="bench-direct", Key="big", Body=data)
+        put_seconds = time.perf_counter() - started
+        del data
+        started = time.perf_counter()
+        response = await client.get_object(Bucket="bench-direct", Key="big")
+        body = response["Body"]
+        while await body.read(MIB):
+            pass
+        get_seconds = time.perf_counter() - started
+    return BIG / MIB / put_seconds, BIG / MIB / get_seconds
+
+
+async def run(stack: BenchStack) -> list[Figure]:
+    backends = stack.start_services()
+    gateway = stack.start_gateway(backends)
+    big = stack.root / "big.bin"
+    huge = stack.root / "huge.bin"
+    print("  writing test files ...", file=sys.stderr, flush=True)
+    _write_random(big, BIG)
+    huge_sha = _write_random(huge, HUGE)
+
+    print("  direct S3 put/get of 256 MiB ...", file=sys.stderr, flush=True)
+    direct_put, direct_get = await _direct_s3(stack, big)
+
+    async with Cumulo(gateway) as client:
+        email = f"bench-blob-{dt.datetime.now().timestamp():.0f}@example.com"
+        await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
+        await client.login(email, PASSWORD, device_name="bench")
+
+        print("  upload and download of 256 MiB through the gateway ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        node = await client.files.upload(big)
+        upload_rate = BIG / MIB / (time.perf_counter() - started)
+        started = time.perf_counter()
+        await client.files.download(node.node_id, stack.root / "big.back")
+        download_rate = BIG / MIB / (time.perf_counter() - started)
+
+        print("  1 GiB upload (blob RSS sampled) ...", file=sys.stderr, flush=True)
+        blob_process = psutil.Process(stack.processes["blob"].process.pid)
+        idle = peak = blob_process.memory_info().rss
+        uploading = asyncio.create_task(client.files.upload(huge))
+        while not uploading.done():
+            peak = max(peak, blob_process.memory_info().rss)
+            await asyncio.sleep(0.05)
+        await uploading
+
+        print("  instant upload of the known 1 GiB content ...", file=sys.stderr, flush=True)
+        timings = []
+        for attempt in range(5):
+            started = time.perf_counter()
+            response = await client.call(
+                client.files.stub.StartUpload,
+                blob_pb2.StartUploadRequest(name=f"again-{attempt}.bin", size=HUGE, sha256=huge_sha),
+            )
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.HasField("file"), "known content must complete at once"
+        instant_ms = sorted(timings)[len(timings) // 2]
+
+    return [
+        Figure("upload_ratio", upload_rate, "MiB/s", direct_put, "aiobotocore put_object, same S3 server", target=0.7,
+               note="256 MiB, gateway -> blob -> S3 multipart, SHA-256 checked"),
+        Figure("download_ratio", download_rate, "MiB/s", direct_get, "aiobotocore get_object, same S3 server", target=0.7,
+               note="256 MiB, S3 -> blob -> gateway, SDK verifies SHA-256"),
+        Figure("instant_upload_ms", instant_ms, "ms", 100.0, "the 100 ms limit", target=1.0, lower_is_better=True,
+               note="median StartUpload of known 1 GiB content through the gateway"),
+        Figure("blob_peak_rss_mib", peak / MIB, "MiB", 200.0, "the 200 MiB limit", target=1.0, lower_is_better=True,
+               note=f"blob process while 1 GiB streams through it (idle: {idle / MIB:.0f} MiB)"),
+    ]
