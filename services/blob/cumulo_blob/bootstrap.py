@@ -8,8 +8,10 @@ import pathlib
 from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo_blob.adapters.storage import Storage
 from cumulo_blob.adapters.tables import SCHEMA
+from cumulo_blob.api.internal import SERVICE as INTERNAL_SERVICE, BlobInternalService
 from cumulo_blob.api.public import SERVICE as PUBLIC_SERVICE, BlobService
 from cumulo_blob.config import BlobSettings
+from cumulo_blob.enforcement import Enforcement
 from cumulo_blob.handlers import BlobHandlers
 from cumulo_blob.uploads import Uploads
 from cumulo_platform import migrations
@@ -31,6 +33,7 @@ class BlobApp:
     db: Database
     files: BlobHandlers
     uploads: Uploads
+    enforcement: Enforcement
     storage: Storage
     runtime: ServiceRuntime
 
@@ -49,8 +52,14 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     await storage.ensure_bucket()
     files = BlobHandlers(db=base.db, storage=storage, settings=settings, clock=base.clock)
     uploads = Uploads(files)
+    enforcement = Enforcement(files)
     runtime = base.runtime(
-        services=[GrpcService(PUBLIC_SERVICE, BlobService(files, uploads), blob_pb2_grpc.add_BlobServiceServicer_to_server)],
+        services=[
+            GrpcService(PUBLIC_SERVICE, BlobService(files, uploads), blob_pb2_grpc.add_BlobServiceServicer_to_server),
+            GrpcService(
+                INTERNAL_SERVICE, BlobInternalService(enforcement), blob_pb2_grpc.add_BlobInternalServiceServicer_to_server
+            ),
+        ],
         interceptor=base.interceptor(verifier=base.remote_verifier(), clients=base.remote_clients()),
         jobs=[
             periodic(uploads.expire_abandoned, every=60.0),
@@ -59,4 +68,4 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
         ],
         cleanups=[storage.close],
     )
-    return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, storage=storage, runtime=runtime)
+    return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, enforcement=enforcement, storage=storage, runtime=runtime)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.storage import Storage
-from cumulo_blob.adapters.tables import contents, doomed_objects, nodes, usage
+from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, usage
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.domain import names
 from cumulo_platform.clock import Clock
@@ -303,11 +303,21 @@ class BlobHandlers:
             pg_insert(doomed_objects).values(key=key, account_id=account, created_at=self.clock.now()).on_conflict_do_nothing()
         )
 
+    async def held(self, account: uuid.UUID) -> bool:
+        async with self.db.read() as conn:
+            return (await conn.execute(sa.select(holds.c.account_id).where(holds.c.account_id == account))).first() is not None
+
     async def delete_doomed(self, account: uuid.UUID | None = None, batch_size: int = 100) -> int:
-        """Deletes stored objects nothing references any more; replicas share the work."""
+        """Deletes stored objects nothing references any more; replicas share the work. Objects
+        of accounts under a legal hold stay, whatever happened to their files."""
         deleted = 0
         async with self.db.unit_of_work() as uow:
-            query = sa.select(doomed_objects.c.key).limit(batch_size).with_for_update(skip_locked=True)
+            query = (
+                sa.select(doomed_objects.c.key)
+                .where(~sa.exists().where(holds.c.account_id == doomed_objects.c.account_id))
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
             if account is not None:
                 query = query.where(doomed_objects.c.account_id == account)
             keys = (await uow.execute(query)).scalars().all()

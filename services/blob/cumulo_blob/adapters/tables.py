@@ -98,5 +98,15 @@ doomed_objects = sa.Table(
     sa.Column("created_at", TIMESTAMP, nullable=False),
 )
 
+# Legal holds (§3.3.1, §6.7): while a row exists, nothing of the account leaves storage.
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("since", TIMESTAMP, nullable=False),
+)
+
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)

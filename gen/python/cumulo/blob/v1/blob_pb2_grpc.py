@@ -710,3 +710,212 @@ class BlobService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class BlobInternalServiceStub:
+    """For other services only (moderation, lifecycle); the gateway never routes it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.BlockFile = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/BlockFile',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockFileRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockFileResponse.FromString,
+                _registered_method=True)
+        self.UnblockFile = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/UnblockFile',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileResponse.FromString,
+                _registered_method=True)
+        self.SetLegalHold = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/SetLegalHold',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldResponse.FromString,
+                _registered_method=True)
+        self.PurgeAccount = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/PurgeAccount',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountResponse.FromString,
+                _registered_method=True)
+
+
+class BlobInternalServiceServicer:
+    """For other services only (moderation, lifecycle); the gateway never routes it.
+    """
+
+    def BlockFile(self, request, context):
+        """Downloads of a blocked file are refused with CONTENT_BLOCKED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnblockFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLegalHold(self, request, context):
+        """While held, nothing of the account is deleted from storage: not by the trash, its
+        retention, or a purge.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeAccount(self, request, context):
+        """Deletes every file, folder, upload and stored object of the account. Idempotent and
+        resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BlobInternalServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'BlockFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.BlockFile,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockFileRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockFileResponse.SerializeToString,
+            ),
+            'UnblockFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnblockFile,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileResponse.SerializeToString,
+            ),
+            'SetLegalHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLegalHold,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldResponse.SerializeToString,
+            ),
+            'PurgeAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeAccount,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'cumulo.blob.v1.BlobInternalService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('cumulo.blob.v1.BlobInternalService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class BlobInternalService:
+    """For other services only (moderation, lifecycle); the gateway never routes it.
+    """
+
+    @staticmethod
+    def BlockFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/BlockFile',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockFileRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnblockFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/UnblockFile',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLegalHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/SetLegalHold',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/PurgeAccount',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

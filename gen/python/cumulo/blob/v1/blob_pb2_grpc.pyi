@@ -209,3 +209,79 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_blob_pb2.GetUsageResponse, _abc.Awaitable[_blob_pb2.GetUsageResponse]]: ...
 
 def add_BlobServiceServicer_to_server(servicer: BlobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class BlobInternalServiceStub:
+    """For other services only (moderation, lifecycle); the gateway never routes it."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> BlobInternalServiceAsyncStub: ...
+    BlockFile: _grpc.UnaryUnaryMultiCallable[_blob_pb2.BlockFileRequest, _blob_pb2.BlockFileResponse]
+    """Downloads of a blocked file are refused with CONTENT_BLOCKED."""
+    UnblockFile: _grpc.UnaryUnaryMultiCallable[_blob_pb2.UnblockFileRequest, _blob_pb2.UnblockFileResponse]
+    SetLegalHold: _grpc.UnaryUnaryMultiCallable[_blob_pb2.SetLegalHoldRequest, _blob_pb2.SetLegalHoldResponse]
+    """While held, nothing of the account is deleted from storage: not by the trash, its
+    retention, or a purge.
+    """
+    PurgeAccount: _grpc.UnaryUnaryMultiCallable[_blob_pb2.PurgeAccountRequest, _blob_pb2.PurgeAccountResponse]
+    """Deletes every file, folder, upload and stored object of the account. Idempotent and
+    resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
+    """
+
+@_typing.type_check_only
+class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
+    """For other services only (moderation, lifecycle); the gateway never routes it."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    BlockFile: _aio.UnaryUnaryMultiCallable[_blob_pb2.BlockFileRequest, _blob_pb2.BlockFileResponse]  # type: ignore[assignment]
+    """Downloads of a blocked file are refused with CONTENT_BLOCKED."""
+    UnblockFile: _aio.UnaryUnaryMultiCallable[_blob_pb2.UnblockFileRequest, _blob_pb2.UnblockFileResponse]  # type: ignore[assignment]
+    SetLegalHold: _aio.UnaryUnaryMultiCallable[_blob_pb2.SetLegalHoldRequest, _blob_pb2.SetLegalHoldResponse]  # type: ignore[assignment]
+    """While held, nothing of the account is deleted from storage: not by the trash, its
+    retention, or a purge.
+    """
+    PurgeAccount: _aio.UnaryUnaryMultiCallable[_blob_pb2.PurgeAccountRequest, _blob_pb2.PurgeAccountResponse]  # type: ignore[assignment]
+    """Deletes every file, folder, upload and stored object of the account. Idempotent and
+    resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
+    """
+
+class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
+    """For other services only (moderation, lifecycle); the gateway never routes it."""
+
+    @_abc_1.abstractmethod
+    def BlockFile(
+        self,
+        request: _blob_pb2.BlockFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.BlockFileResponse, _abc.Awaitable[_blob_pb2.BlockFileResponse]]:
+        """Downloads of a blocked file are refused with CONTENT_BLOCKED."""
+
+    @_abc_1.abstractmethod
+    def UnblockFile(
+        self,
+        request: _blob_pb2.UnblockFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.UnblockFileResponse, _abc.Awaitable[_blob_pb2.UnblockFileResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetLegalHold(
+        self,
+        request: _blob_pb2.SetLegalHoldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.SetLegalHoldResponse, _abc.Awaitable[_blob_pb2.SetLegalHoldResponse]]:
+        """While held, nothing of the account is deleted from storage: not by the trash, its
+        retention, or a purge.
+        """
+
+    @_abc_1.abstractmethod
+    def PurgeAccount(
+        self,
+        request: _blob_pb2.PurgeAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.PurgeAccountResponse, _abc.Awaitable[_blob_pb2.PurgeAccountResponse]]:
+        """Deletes every file, folder, upload and stored object of the account. Idempotent and
+        resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
+        """
+
+def add_BlobInternalServiceServicer_to_server(servicer: BlobInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -288,3 +288,30 @@ class FileDeleted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FileDeleted: _TypeAlias = FileDeleted  # noqa: Y015
+
+@_typing.final
+class PurgeCompleted(_message.Message):
+    """A data service deleted everything of an account (the lifecycle's deletion saga)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    ITEMS_DELETED_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    service: _builtins.str
+    items_deleted: _builtins.int
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        service: _builtins.str = ...,
+        items_deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "items_deleted", b"items_deleted", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeCompleted: _TypeAlias = PurgeCompleted  # noqa: Y015

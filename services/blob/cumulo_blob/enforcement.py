@@ -1,0 +1,144 @@
+"""Enforcement and deletion for other services: block and unblock a file, legal holds, and
+the account purge of the lifecycle's deletion saga."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from cumulo.events.v1 import events_pb2
+from cumulo_blob.adapters.storage import object_key
+from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, uploads, usage
+from cumulo_blob.handlers import BlobHandlers, node_uuid
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from cumulo_platform.logging import get_logger
+
+log = get_logger(__name__)
+PURGE_BATCH = 500
+
+
+def _account(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument("account_id", "must be an account id (UUID)") from None
+
+
+def _why(reason: str, actor: str) -> None:
+    if not reason.strip():
+        raise InvalidArgument("reason", "say why; it is kept for the audit trail")
+    if not actor.strip():
+        raise InvalidArgument("actor", "name who decided; it is kept for the audit trail")
+
+
+class Enforcement:
+    def __init__(self, files: BlobHandlers) -> None:
+        self.files = files
+        self.db = files.db
+        self.storage = files.storage
+        self.clock = files.clock
+
+    async def set_blocked(self, account_id: str, node_id: str, *, blocked: bool, reason: str, actor: str) -> Any:
+        account = _account(account_id)
+        target = node_uuid(node_id, "node_id")
+        _why(reason, actor)
+        async with self.db.unit_of_work() as uow:
+            row = (
+                await uow.execute(
+                    sa.update(nodes)
+                    .where(nodes.c.node_id == target, nodes.c.account_id == account, nodes.c.kind == "file")
+                    .values(blocked=blocked)
+                    .returning(*nodes.c)
+                )
+            ).first()
+            if row is None:
+                raise NotFound("no such file", reason="NODE_NOT_FOUND")
+            await uow.commit()
+        log.info("file_blocked" if blocked else "file_unblocked", node_id=str(target), actor=actor)
+        return row
+
+    async def set_hold(self, account_id: str, *, held: bool, reason: str, actor: str) -> None:
+        account = _account(account_id)
+        _why(reason, actor)
+        async with self.db.unit_of_work() as uow:
+            if held:
+                await uow.execute(
+                    pg_insert(holds)
+                    .values(account_id=account, reason=reason, actor=actor, since=self.clock.now())
+                    .on_conflict_do_update(index_elements=["account_id"], set_={"reason": reason, "actor": actor})
+                )
+            else:
+                await uow.execute(sa.delete(holds).where(holds.c.account_id == account))
+            await uow.commit()
+        log.info("legal_hold_set" if held else "legal_hold_released", account_id=str(account), actor=actor)
+
+    async def purge(self, account_id: str) -> tuple[int, int]:
+        """Deletes the account's data in batches; safe to run again after a crash at any point.
+        Returns (items deleted, stored objects deleted)."""
+        account = _account(account_id)
+        if await self.files.held(account):
+            raise FailedPrecondition("the account is under a legal hold; nothing is deleted", reason="LEGAL_HOLD")
+        items = 0
+        # Open uploads: abort their S3 parts, then forget them.
+        async with self.db.read() as conn:
+            open_uploads = (
+                await conn.execute(
+                    sa.select(uploads.c.upload_id, uploads.c.s3_upload_id)
+                    .where(uploads.c.account_id == account, uploads.c.state == "open")
+                )
+            ).all()
+        for upload in open_uploads:
+            if upload.s3_upload_id:
+                await self.storage.abort_multipart(object_key(str(account), str(upload.upload_id)), upload.s3_upload_id)
+        async with self.db.unit_of_work() as uow:
+            items += (await uow.execute(sa.delete(uploads).where(uploads.c.account_id == account))).rowcount or 0
+            await uow.commit()
+        # Nodes: leaves first, in batches, so no statement grows with the account's size.
+        while True:
+            async with self.db.unit_of_work() as uow:
+                batch = (
+                    await uow.execute(
+                        sa.select(nodes.c.node_id)
+                        .where(
+                            nodes.c.account_id == account,
+                            ~sa.exists().where(nodes.alias("child").c.parent_id == nodes.c.node_id),
+                        )
+                        .limit(PURGE_BATCH)
+                    )
+                ).scalars().all()
+                if not batch:
+                    break
+                items += (await uow.execute(sa.delete(nodes).where(nodes.c.node_id.in_(batch)))).rowcount or 0
+                await uow.commit()
+        # Contents: every stored object is doomed; then the account's usage goes.
+        async with self.db.unit_of_work() as uow:
+            keys = (
+                await uow.execute(sa.delete(contents).where(contents.c.account_id == account).returning(contents.c.s3_key))
+            ).scalars().all()
+            for key in keys:
+                await self.files.doom(uow, account, key)
+            await uow.execute(sa.delete(usage).where(usage.c.account_id == account))
+            await uow.commit()
+        objects = 0
+        while True:
+            deleted = await self.files.delete_doomed(account)
+            objects += deleted
+            if deleted == 0:
+                break
+        async with self.db.read() as conn:
+            left = (
+                await conn.execute(sa.select(sa.func.count()).select_from(doomed_objects).where(doomed_objects.c.account_id == account))
+            ).scalar_one()
+        if left:
+            raise FailedPrecondition(f"{left} stored objects could not be deleted yet; purge again", reason="PURGE_INCOMPLETE")
+        async with self.db.unit_of_work() as uow:
+            uow.emit(
+                "purge.completed",
+                events_pb2.PurgeCompleted(account_id=str(account), service="blob", items_deleted=items),
+                account_id=str(account),
+            )
+            await uow.commit()
+        return items, objects

@@ -1,0 +1,107 @@
+"""Internal enforcement: blocking, legal holds that stop every deletion, and the purge."""
+
+import os
+import uuid
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo_blob.adapters.tables import nodes
+from cumulo_devstack.testing import read_stream
+from cumulo_sdk import CumuloRpcError
+
+
+@pytest.fixture
+async def internal(blob):
+    async with grpc.aio.insecure_channel(blob.target) as channel:
+        yield blob_pb2_grpc.BlobInternalServiceStub(channel)
+
+
+async def _objects(blob, account_id: str) -> list[str]:
+    storage = blob.app.storage
+    listed = await storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"accounts/{account_id}/")
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+async def _upload(client, tmp_path, name: str, size: int = 64 * 1024):
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    return await client.files.upload(path)
+
+
+async def test_blocked_file_cannot_be_downloaded_until_unblocked(user, internal, tmp_path):
+    client, _ = user
+    account_id = client.store.tokens.account_id
+    node = await _upload(client, tmp_path, "flagged.jpg")
+    blocked = await internal.BlockFile(
+        blob_pb2.BlockFileRequest(account_id=account_id, node_id=node.node_id, reason="complaint 17", actor="moderator-1")
+    )
+    assert blocked.file.blocked
+    with pytest.raises(CumuloRpcError) as caught:
+        await client.files.download(node.node_id, tmp_path / "back")
+    assert caught.value.reason == "CONTENT_BLOCKED"
+    assert not (tmp_path / "back").exists()
+    await internal.UnblockFile(
+        blob_pb2.UnblockFileRequest(account_id=account_id, node_id=node.node_id, reason="counter-notice", actor="moderator-1")
+    )
+    await client.files.download(node.node_id, tmp_path / "back")
+    assert (tmp_path / "back").read_bytes() == (tmp_path / "flagged.jpg").read_bytes()
+
+
+async def test_block_needs_a_reason_and_the_owners_file(user, internal, tmp_path):
+    client, _ = user
+    node = await _upload(client, tmp_path, "a.bin")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await internal.BlockFile(blob_pb2.BlockFileRequest(account_id=client.store.tokens.account_id, node_id=node.node_id, actor="m"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await internal.BlockFile(
+            blob_pb2.BlockFileRequest(account_id=str(uuid.uuid4()), node_id=node.node_id, reason="r", actor="m")
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_legal_hold_keeps_stored_objects_through_trash_and_refuses_purge(user, internal, blob, tmp_path):
+    client, _ = user
+    account_id = client.store.tokens.account_id
+    node = await _upload(client, tmp_path, "evidence.bin")
+    assert len(await _objects(blob, account_id)) == 1
+    await internal.SetLegalHold(blob_pb2.SetLegalHoldRequest(account_id=account_id, held=True, reason="case 4", actor="legal"))
+    await client.files.delete(node.node_id)
+    await client.files.empty_trash()
+    await blob.app.files.delete_doomed()  # the sweeper, too, leaves held objects alone
+    assert len(await _objects(blob, account_id)) == 1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await internal.PurgeAccount(blob_pb2.PurgeAccountRequest(account_id=account_id))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "LEGAL_HOLD" in str(caught.value.trailing_metadata())
+    await internal.SetLegalHold(blob_pb2.SetLegalHoldRequest(account_id=account_id, held=False, reason="case closed", actor="legal"))
+    await blob.app.files.delete_doomed(uuid.UUID(account_id))
+    assert await _objects(blob, account_id) == []
+
+
+async def test_purge_leaves_nothing_and_can_run_again(user, internal, blob, infra, tmp_path):
+    client, _ = user
+    account_id = client.store.tokens.account_id
+    folder = await client.files.mkdir("", "albums")
+    inside = tmp_path / "inside.jpg"
+    inside.write_bytes(os.urandom(1000))
+    await client.files.upload(inside, parent_id=folder.node_id)
+    await _upload(client, tmp_path, "top.bin")
+    trashed = await _upload(client, tmp_path, "old.bin")
+    await client.files.delete(trashed.node_id)
+    assert len(await _objects(blob, account_id)) == 3
+    first = await internal.PurgeAccount(blob_pb2.PurgeAccountRequest(account_id=account_id))
+    assert first.nodes_deleted >= 4 and first.objects_deleted == 3
+    assert await _objects(blob, account_id) == []
+    async with blob.app.db.read() as conn:
+        left = (await conn.execute(sa.select(sa.func.count()).select_from(nodes).where(nodes.c.account_id == uuid.UUID(account_id)))).scalar_one()
+    assert left == 0
+    usage = await client.files.usage()
+    assert usage.used == 0 and usage.reserved == 0
+    again = await internal.PurgeAccount(blob_pb2.PurgeAccountRequest(account_id=account_id))
+    assert again.nodes_deleted == 0 and again.objects_deleted == 0
+    events = await read_stream(infra.nats.url, "cumulo.events.purge.completed", lambda e: e.account_id == account_id, at_least=2)
+    assert len(events) >= 2
