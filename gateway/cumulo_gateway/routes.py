@@ -9,6 +9,7 @@ import dataclasses
 PUBLIC_SERVICES: dict[str, str] = {
     "cumulo.auth.v1.AuthService": "auth",
     "cumulo.blob.v1.BlobService": "blob",
+    "cumulo.blob.v1.ShareLinkService": "blob",
 }
 
 

@@ -22,6 +22,15 @@ log = get_logger(__name__)
 Job = Callable[[], Awaitable[None]]
 
 
+def closer(close: Callable[[], object]) -> Job:
+    """A synchronous close() as a clean-up step."""
+
+    async def run() -> None:
+        close()
+
+    return run
+
+
 def periodic(work: Callable[[], Awaitable[object]], *, every: float) -> Job:
     """A job that runs `work` every `every` seconds; a failed round is logged and retried
     next time (guard the work itself against other replicas, e.g. with SKIP LOCKED)."""

@@ -235,6 +235,62 @@ async def _trash_empty(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_duration(text: str) -> float:
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise SystemExit("cumulo: --expires-in takes a number and m, h or d, e.g. 7d")
+    return int(text[:-1]) * units[text[-1]]
+
+
+async def _share_create(client: Cumulo, args: argparse.Namespace) -> int:
+    node = await client.files.resolve(args.path)
+    if node is None:
+        print("cumulo: the root folder cannot be shared", file=sys.stderr)
+        return 2
+    password = _read_password("Link password (empty for none): ") if args.password else ""
+    expires = time.time() + _parse_duration(args.expires_in) if args.expires_in else None
+    link = await client.files.share(node.node_id, expires_at=expires, password=password)
+    print(f"link {link.link_id} to {link.name}")
+    print(f"  anyone with it: cumulo share get {link.token}")
+    return 0
+
+
+async def _share_ls(client: Cumulo, args: argparse.Namespace) -> int:
+    for link in await client.files.links():
+        expires = link.expires_at.ToDatetime().strftime("%Y-%m-%d %H:%M") if link.HasField("expires_at") else "never"
+        lock = " (password)" if link.password_protected else ""
+        print(f"{link.link_id}  {link.name}{lock}  expires {expires}")
+    return 0
+
+
+async def _share_revoke(client: Cumulo, args: argparse.Namespace) -> int:
+    await client.files.revoke_link(args.link_id)
+    print(f"link {args.link_id} revoked")
+    return 0
+
+
+async def _share_get(client: Cumulo, args: argparse.Namespace) -> int:
+    token = args.link.rsplit("/", 1)[-1]
+    password = _read_password("Link password: ") if args.password else ""
+    opened = await client.files.open_link(token, password)
+    if opened.root.kind == blob_pb2.NODE_KIND_FOLDER and not args.name:
+        print(f"{opened.root.name}/ (shared folder)")
+        for child in opened.children:
+            _print_node(child)
+        return 0
+    target = opened.root
+    if args.name:
+        target = next((c for c in opened.children if c.name == args.name), None)
+        if target is None:
+            print(f"cumulo: {args.name}: not in this shared folder", file=sys.stderr)
+            return 2
+    dest = pathlib.Path(args.dest or target.name)
+    node_id = "" if target is opened.root else target.node_id
+    await client.files.download_link(token, dest, password=password, node_id=node_id, progress=ProgressBar(target.name))
+    print(f"downloaded {target.name} to {dest} (sha256 verified)")
+    return 0
+
+
 async def _usage(client: Cumulo, args: argparse.Namespace) -> int:
     usage = await client.files.usage()
     print(f"used {_size(usage.used)} of {_size(usage.quota)}" + (f" ({_size(usage.reserved)} reserved for uploads)" if usage.reserved else ""))
@@ -292,6 +348,22 @@ def build_parser() -> argparse.ArgumentParser:
     restore.set_defaults(run=_trash_restore)
     trash.add_parser("empty", help="delete everything in the trash for good").set_defaults(run=_trash_empty)
     commands.add_parser("usage", help="storage used and quota").set_defaults(run=_usage)
+    share = commands.add_parser("share", help="links to your files").add_subparsers(dest="share_command", required=True)
+    create = share.add_parser("create", help="make a link anyone with it can open")
+    create.add_argument("path")
+    create.add_argument("--expires-in", help="e.g. 30m, 12h, 7d")
+    create.add_argument("--password", action="store_true", help="ask for a link password")
+    create.set_defaults(run=_share_create)
+    share.add_parser("ls", help="your live links").set_defaults(run=_share_ls)
+    revoke_link = share.add_parser("revoke", help="turn a link off")
+    revoke_link.add_argument("link_id")
+    revoke_link.set_defaults(run=_share_revoke)
+    get_link = share.add_parser("get", help="open a link and download it (no login needed)")
+    get_link.add_argument("link")
+    get_link.add_argument("dest", nargs="?")
+    get_link.add_argument("--name", help="a file in a shared folder")
+    get_link.add_argument("--password", action="store_true", help="the link has a password")
+    get_link.set_defaults(run=_share_get)
     return parser
 
 

@@ -10,7 +10,7 @@ import os
 import pathlib
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -139,6 +139,36 @@ class Files:
     async def usage(self) -> blob_pb2.GetUsageResponse:
         return await self.call(self.stub.GetUsage, blob_pb2.GetUsageRequest())
 
+    # --- share links -------------------------------------------------------------------
+
+    async def share(self, node_id: str, *, expires_at: float | None = None, password: str = "") -> blob_pb2.ShareLink:
+        request = blob_pb2.CreateShareLinkRequest(node_id=node_id, password=password)
+        if expires_at is not None:
+            request.expires_at.FromSeconds(int(expires_at))
+        return (await self.call(self.stub.CreateShareLink, request)).link
+
+    async def links(self) -> list[blob_pb2.ShareLink]:
+        return list((await self.call(self.stub.ListShareLinks, blob_pb2.ListShareLinksRequest())).links)
+
+    async def revoke_link(self, link_id: str) -> None:
+        await self.call(self.stub.RevokeShareLink, blob_pb2.RevokeShareLinkRequest(link_id=link_id))
+
+    async def open_link(self, token: str, password: str = "") -> blob_pb2.OpenShareLinkResponse:
+        stub = blob_pb2_grpc.ShareLinkServiceStub(self.client.channel)
+        return await self.client.call(
+            stub.OpenShareLink, blob_pb2.OpenShareLinkRequest(token=token, password=password), authenticated=False
+        )
+
+    async def download_link(
+        self, token: str, dest: pathlib.Path, *, password: str = "", node_id: str = "", progress: Progress | None = None
+    ) -> blob_pb2.Node:
+        """A shared file, written to `dest` only once its SHA-256 checks out."""
+        stub = blob_pb2_grpc.ShareLinkServiceStub(self.client.channel)
+        stream = stub.DownloadShared(
+            blob_pb2.DownloadSharedRequest(token=token, password=password, node_id=node_id), metadata=self.client.metadata()
+        )
+        return await self._save(stream, dest, progress)
+
     # --- upload -------------------------------------------------------------------------
 
     async def upload(
@@ -227,16 +257,18 @@ class Files:
 
     async def download(self, node_id: str, dest: pathlib.Path, *, progress: Progress | None = None) -> blob_pb2.Node:
         """Writes the file to `dest` only once its SHA-256 matches the server's record."""
+        token = await self.client.access_token()
+        stream = self.stub.Download(blob_pb2.DownloadRequest(node_id=node_id), metadata=self.client.metadata(token))
+        return await self._save(stream, dest, progress)
+
+    async def _save(self, stream: Any, dest: pathlib.Path, progress: Progress | None) -> blob_pb2.Node:
         scratch = dest.with_name(f".{dest.name}.cumulo-part")
         digest = hashlib.sha256()
         node: blob_pb2.Node | None = None
         done = 0
-        token = await self.client.access_token()
         try:
             with open(scratch, "wb") as handle:
-                async for message in self.stub.Download(
-                    blob_pb2.DownloadRequest(node_id=node_id), metadata=self.client.metadata(token)
-                ):
+                async for message in stream:
                     if message.HasField("file"):
                         node = message.file
                         continue

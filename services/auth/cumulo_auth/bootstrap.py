@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Awaitable, Callable
 
 from cumulo.auth.v1 import auth_pb2_grpc
-from cumulo_auth.adapters.passwords import Passwords
+from cumulo_platform.passwords import Passwords
 from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import SCHEMA
 from cumulo_auth.api.internal import SERVICE as INTERNAL_SERVICE, AuthInternalService
@@ -20,7 +19,7 @@ from cumulo_platform.clients import ClientRegistry
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
 from cumulo_platform.last_access import LastAccessRecorder
-from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
+from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
 from cumulo_platform.service import Foundation
 from cumulo_platform.tokens import KeyCache, TokenVerifier
 
@@ -29,13 +28,6 @@ MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 
 def migrate(settings: AuthSettings) -> None:
     migrations.upgrade(settings.platform.database_url, SCHEMA, MIGRATIONS)
-
-
-def _closer(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        close()
-
-    return run
 
 
 @dataclasses.dataclass
@@ -72,6 +64,6 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         ],
         interceptor=interceptor,
         jobs=[periodic(handlers.forget_old_throttles, every=600.0)],
-        cleanups=[_closer(passwords.close)],
+        cleanups=[closer(passwords.close)],
     )
     return AuthApp(settings=settings, db=db, handlers=handlers, runtime=runtime, recorder=base.recorder)

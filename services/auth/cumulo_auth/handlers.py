@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
-from cumulo_auth.adapters.passwords import Passwords
+from cumulo_platform.passwords import Passwords
 from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import accounts, client_apps, login_throttle, refresh_tokens, sessions, status_changes
 from cumulo_auth.config import AuthSettings

@@ -9,15 +9,23 @@ from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo_blob.adapters.storage import Storage
 from cumulo_blob.adapters.tables import SCHEMA
 from cumulo_blob.api.internal import SERVICE as INTERNAL_SERVICE, BlobInternalService
-from cumulo_blob.api.public import SERVICE as PUBLIC_SERVICE, BlobService
+from cumulo_blob.api.public import (
+    ANONYMOUS_METHODS,
+    LINK_SERVICE,
+    SERVICE as PUBLIC_SERVICE,
+    BlobService,
+    ShareLinkService,
+)
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.enforcement import Enforcement
 from cumulo_blob.handlers import BlobHandlers
+from cumulo_blob.sharing import Sharing
 from cumulo_blob.uploads import Uploads
 from cumulo_platform import migrations
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
-from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
+from cumulo_platform.passwords import Passwords
+from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
 from cumulo_platform.service import Foundation
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
@@ -53,19 +61,24 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     files = BlobHandlers(db=base.db, storage=storage, settings=settings, clock=base.clock)
     uploads = Uploads(files)
     enforcement = Enforcement(files)
+    passwords = Passwords()
+    sharing = Sharing(files, passwords)
     runtime = base.runtime(
         services=[
-            GrpcService(PUBLIC_SERVICE, BlobService(files, uploads), blob_pb2_grpc.add_BlobServiceServicer_to_server),
+            GrpcService(PUBLIC_SERVICE, BlobService(files, uploads, sharing), blob_pb2_grpc.add_BlobServiceServicer_to_server),
+            GrpcService(LINK_SERVICE, ShareLinkService(files, sharing), blob_pb2_grpc.add_ShareLinkServiceServicer_to_server),
             GrpcService(
                 INTERNAL_SERVICE, BlobInternalService(enforcement), blob_pb2_grpc.add_BlobInternalServiceServicer_to_server
             ),
         ],
-        interceptor=base.interceptor(verifier=base.remote_verifier(), clients=base.remote_clients()),
+        interceptor=base.interceptor(
+            verifier=base.remote_verifier(), clients=base.remote_clients(), anonymous_methods=ANONYMOUS_METHODS
+        ),
         jobs=[
             periodic(uploads.expire_abandoned, every=60.0),
             periodic(files.delete_doomed, every=30.0),
             periodic(files.purge_old_trash, every=3600.0),
         ],
-        cleanups=[storage.close],
+        cleanups=[storage.close, closer(passwords.close)],
     )
     return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, enforcement=enforcement, storage=storage, runtime=runtime)

@@ -24,6 +24,8 @@ class BlobSettings:
     part_size: int
     parts_in_flight: int
     max_name_bytes: int
+    minors_may_share_publicly: bool
+    links_per_minute: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "BlobSettings":
@@ -37,6 +39,8 @@ class BlobSettings:
             part_size=env.get("PART_SIZE_BYTES", 8 * MIB),
             parts_in_flight=env.get("PARTS_IN_FLIGHT", 2),
             max_name_bytes=255,
+            minors_may_share_publicly=env.flag("MINORS_MAY_SHARE_PUBLICLY", False),
+            links_per_minute=env.get("LINKS_PER_MINUTE", 10),
         )
         if settings.part_size < S3_MIN_PART:
             raise SettingsError(f"CUMULO_BLOB_PART_SIZE_BYTES must be at least {S3_MIN_PART} (S3's minimum part)")

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.storage import object_key
-from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, uploads, usage
+from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, share_links, uploads, usage
 from cumulo_blob.handlers import BlobHandlers, node_uuid
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from cumulo_platform.logging import get_logger
@@ -56,6 +56,13 @@ class Enforcement:
             ).first()
             if row is None:
                 raise NotFound("no such file", reason="NODE_NOT_FOUND")
+            if blocked:
+                # A blocked file's links are disconnected for good (unblocking does not reopen them).
+                await uow.execute(
+                    sa.update(share_links)
+                    .where(share_links.c.node_id == target, share_links.c.revoked_at.is_(None))
+                    .values(revoked_at=self.clock.now(), revoke_reason=f"content blocked: {reason}")
+                )
             await uow.commit()
         log.info("file_blocked" if blocked else "file_unblocked", node_id=str(target), actor=actor)
         return row

@@ -108,5 +108,24 @@ holds = sa.Table(
     sa.Column("since", TIMESTAMP, nullable=False),
 )
 
+share_links = sa.Table(
+    "share_links",
+    metadata,
+    sa.Column("link_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("node_id", sa.Uuid, sa.ForeignKey("nodes.node_id", ondelete="CASCADE"), nullable=False),
+    # SHA-256 of the link's token: a database leak gives no working link.
+    sa.Column("token_hash", sa.LargeBinary, nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("expires_at", TIMESTAMP),
+    sa.Column("revoked_at", TIMESTAMP),
+    sa.Column("revoke_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("failed_passwords", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", TIMESTAMP),
+    sa.Index("share_links_account", "account_id", "created_at"),
+    sa.Index("share_links_node", "node_id"),
+)
+
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)

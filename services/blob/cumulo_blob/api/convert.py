@@ -24,3 +24,15 @@ def node(row: Any) -> blob_pb2.Node:
         trashed_at=timestamp(row.trashed_at),
         blocked=row.blocked,
     )
+
+
+def link(row: Any, name: str, *, token: str = "") -> blob_pb2.ShareLink:
+    return blob_pb2.ShareLink(
+        link_id=str(row.link_id),
+        node_id=str(row.node_id),
+        token=token,
+        created_at=timestamp(row.created_at),
+        expires_at=timestamp(row.expires_at),
+        password_protected=row.password_hash is not None,
+        name=name,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ import grpc
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo_blob.api import convert
 from cumulo_blob.handlers import BlobHandlers
+from cumulo_blob.sharing import Sharing
 from cumulo_blob.uploads import Uploads
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.interceptors import current_principal
@@ -22,9 +24,10 @@ def _me() -> uuid.UUID:
 
 
 class BlobService(blob_pb2_grpc.BlobServiceServicer):
-    def __init__(self, files: BlobHandlers, uploads: Uploads) -> None:
+    def __init__(self, files: BlobHandlers, uploads: Uploads, sharing: Sharing) -> None:
         self.files = files
         self.uploads = uploads
+        self.sharing = sharing
 
     async def CreateFolder(self, request: blob_pb2.CreateFolderRequest, context: grpc.aio.ServicerContext) -> blob_pb2.CreateFolderResponse:
         row = await self.files.create_folder(_me(), request.parent_id, request.name)
@@ -102,6 +105,51 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         async for chunk in self.files.read(key, offset, length):
             yield blob_pb2.DownloadResponse(data=chunk)
 
+    async def CreateShareLink(
+        self, request: blob_pb2.CreateShareLinkRequest, context: grpc.aio.ServicerContext
+    ) -> blob_pb2.CreateShareLinkResponse:
+        expires_at = request.expires_at.ToDatetime(tzinfo=dt.timezone.utc) if request.HasField("expires_at") else None
+        row, name, token = await self.sharing.create(
+            current_principal(), request.node_id, expires_at=expires_at, password=request.password
+        )
+        return blob_pb2.CreateShareLinkResponse(link=convert.link(row, name, token=token))
+
+    async def ListShareLinks(
+        self, request: blob_pb2.ListShareLinksRequest, context: grpc.aio.ServicerContext
+    ) -> blob_pb2.ListShareLinksResponse:
+        return blob_pb2.ListShareLinksResponse(links=[convert.link(r, r.name) for r in await self.sharing.list(_me())])
+
+    async def RevokeShareLink(
+        self, request: blob_pb2.RevokeShareLinkRequest, context: grpc.aio.ServicerContext
+    ) -> blob_pb2.RevokeShareLinkResponse:
+        await self.sharing.revoke(_me(), request.link_id)
+        return blob_pb2.RevokeShareLinkResponse()
+
     async def GetUsage(self, request: blob_pb2.GetUsageRequest, context: grpc.aio.ServicerContext) -> blob_pb2.GetUsageResponse:
         used, reserved, quota = await self.files.usage(_me())
         return blob_pb2.GetUsageResponse(used=used, reserved=reserved, quota=quota)
+
+
+LINK_SERVICE = "cumulo.blob.v1.ShareLinkService"
+# Opening a link needs a registered client id, but no account.
+ANONYMOUS_METHODS = frozenset(f"/{LINK_SERVICE}/{m}" for m in ("OpenShareLink", "DownloadShared"))
+
+
+class ShareLinkService(blob_pb2_grpc.ShareLinkServiceServicer):
+    def __init__(self, files: BlobHandlers, sharing: Sharing) -> None:
+        self.files = files
+        self.sharing = sharing
+
+    async def OpenShareLink(self, request: blob_pb2.OpenShareLinkRequest, context: grpc.aio.ServicerContext) -> blob_pb2.OpenShareLinkResponse:
+        root, children = await self.sharing.open(request.token, request.password)
+        return blob_pb2.OpenShareLinkResponse(root=convert.node(root), children=[convert.node(c) for c in children])
+
+    async def DownloadShared(
+        self, request: blob_pb2.DownloadSharedRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[blob_pb2.DownloadSharedResponse]:
+        node, key, offset, length = await self.sharing.open_download(
+            request.token, request.password, request.node_id, request.offset, request.length
+        )
+        yield blob_pb2.DownloadSharedResponse(file=convert.node(node))
+        async for chunk in self.files.read(key, offset, length):
+            yield blob_pb2.DownloadSharedResponse(data=chunk)

@@ -111,6 +111,21 @@ class BlobServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.CreateShareLink = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/CreateShareLink',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.CreateShareLinkRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.CreateShareLinkResponse.FromString,
+                _registered_method=True)
+        self.ListShareLinks = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/ListShareLinks',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListShareLinksRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListShareLinksResponse.FromString,
+                _registered_method=True)
+        self.RevokeShareLink = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/RevokeShareLink',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkResponse.FromString,
+                _registered_method=True)
 
 
 class BlobServiceServicer:
@@ -215,6 +230,26 @@ class BlobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateShareLink(self, request, context):
+        """A link anyone can open (with a registered client, no account) until it expires or is
+        revoked. Minors cannot create them; creation is rate-limited per account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListShareLinks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeShareLink(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -292,6 +327,21 @@ def add_BlobServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'CreateShareLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateShareLink,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.CreateShareLinkRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.CreateShareLinkResponse.SerializeToString,
+            ),
+            'ListShareLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListShareLinks,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListShareLinksRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListShareLinksResponse.SerializeToString,
+            ),
+            'RevokeShareLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeShareLink,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -701,6 +751,207 @@ class BlobService:
             '/cumulo.blob.v1.BlobService/GetUsage',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateShareLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/CreateShareLink',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.CreateShareLinkRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.CreateShareLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListShareLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/ListShareLinks',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListShareLinksRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListShareLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeShareLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/RevokeShareLink',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ShareLinkServiceStub:
+    """Opening share links: no access token, only the client id and the link's token.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.OpenShareLink = channel.unary_unary(
+                '/cumulo.blob.v1.ShareLinkService/OpenShareLink',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenShareLinkRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenShareLinkResponse.FromString,
+                _registered_method=True)
+        self.DownloadShared = channel.unary_stream(
+                '/cumulo.blob.v1.ShareLinkService/DownloadShared',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedResponse.FromString,
+                _registered_method=True)
+
+
+class ShareLinkServiceServicer:
+    """Opening share links: no access token, only the client id and the link's token.
+    """
+
+    def OpenShareLink(self, request, context):
+        """What the link shows: the file, or the folder and its live children.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadShared(self, request, context):
+        """A file of the link (the shared file, or one directly in the shared folder).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ShareLinkServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'OpenShareLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenShareLink,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenShareLinkRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenShareLinkResponse.SerializeToString,
+            ),
+            'DownloadShared': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadShared,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'cumulo.blob.v1.ShareLinkService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('cumulo.blob.v1.ShareLinkService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ShareLinkService:
+    """Opening share links: no access token, only the client id and the link's token.
+    """
+
+    @staticmethod
+    def OpenShareLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.ShareLinkService/OpenShareLink',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenShareLinkRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenShareLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadShared(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cumulo.blob.v1.ShareLinkService/DownloadShared',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedResponse.FromString,
             options,
             channel_credentials,
             insecure,

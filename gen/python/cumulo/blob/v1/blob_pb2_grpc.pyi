@@ -58,6 +58,12 @@ class BlobServiceStub:
     Download: _grpc.UnaryStreamMultiCallable[_blob_pb2.DownloadRequest, _blob_pb2.DownloadResponse]
     """A file's bytes, whole or a range. The first message carries the file's metadata."""
     GetUsage: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetUsageRequest, _blob_pb2.GetUsageResponse]
+    CreateShareLink: _grpc.UnaryUnaryMultiCallable[_blob_pb2.CreateShareLinkRequest, _blob_pb2.CreateShareLinkResponse]
+    """A link anyone can open (with a registered client, no account) until it expires or is
+    revoked. Minors cannot create them; creation is rate-limited per account.
+    """
+    ListShareLinks: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ListShareLinksRequest, _blob_pb2.ListShareLinksResponse]
+    RevokeShareLink: _grpc.UnaryUnaryMultiCallable[_blob_pb2.RevokeShareLinkRequest, _blob_pb2.RevokeShareLinkResponse]
 
 @_typing.type_check_only
 class BlobServiceAsyncStub(BlobServiceStub):
@@ -89,6 +95,12 @@ class BlobServiceAsyncStub(BlobServiceStub):
     Download: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadRequest, _blob_pb2.DownloadResponse]  # type: ignore[assignment]
     """A file's bytes, whole or a range. The first message carries the file's metadata."""
     GetUsage: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUsageRequest, _blob_pb2.GetUsageResponse]  # type: ignore[assignment]
+    CreateShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.CreateShareLinkRequest, _blob_pb2.CreateShareLinkResponse]  # type: ignore[assignment]
+    """A link anyone can open (with a registered client, no account) until it expires or is
+    revoked. Minors cannot create them; creation is rate-limited per account.
+    """
+    ListShareLinks: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListShareLinksRequest, _blob_pb2.ListShareLinksResponse]  # type: ignore[assignment]
+    RevokeShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.RevokeShareLinkRequest, _blob_pb2.RevokeShareLinkResponse]  # type: ignore[assignment]
 
 class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
     """Files and folders of the caller's own account. Every call carries the client id and an
@@ -208,7 +220,74 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_blob_pb2.GetUsageResponse, _abc.Awaitable[_blob_pb2.GetUsageResponse]]: ...
 
+    @_abc_1.abstractmethod
+    def CreateShareLink(
+        self,
+        request: _blob_pb2.CreateShareLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.CreateShareLinkResponse, _abc.Awaitable[_blob_pb2.CreateShareLinkResponse]]:
+        """A link anyone can open (with a registered client, no account) until it expires or is
+        revoked. Minors cannot create them; creation is rate-limited per account.
+        """
+
+    @_abc_1.abstractmethod
+    def ListShareLinks(
+        self,
+        request: _blob_pb2.ListShareLinksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.ListShareLinksResponse, _abc.Awaitable[_blob_pb2.ListShareLinksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeShareLink(
+        self,
+        request: _blob_pb2.RevokeShareLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.RevokeShareLinkResponse, _abc.Awaitable[_blob_pb2.RevokeShareLinkResponse]]: ...
+
 def add_BlobServiceServicer_to_server(servicer: BlobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ShareLinkServiceStub:
+    """Opening share links: no access token, only the client id and the link's token."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ShareLinkServiceAsyncStub: ...
+    OpenShareLink: _grpc.UnaryUnaryMultiCallable[_blob_pb2.OpenShareLinkRequest, _blob_pb2.OpenShareLinkResponse]
+    """What the link shows: the file, or the folder and its live children."""
+    DownloadShared: _grpc.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedRequest, _blob_pb2.DownloadSharedResponse]
+    """A file of the link (the shared file, or one directly in the shared folder)."""
+
+@_typing.type_check_only
+class ShareLinkServiceAsyncStub(ShareLinkServiceStub):
+    """Opening share links: no access token, only the client id and the link's token."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    OpenShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.OpenShareLinkRequest, _blob_pb2.OpenShareLinkResponse]  # type: ignore[assignment]
+    """What the link shows: the file, or the folder and its live children."""
+    DownloadShared: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedRequest, _blob_pb2.DownloadSharedResponse]  # type: ignore[assignment]
+    """A file of the link (the shared file, or one directly in the shared folder)."""
+
+class ShareLinkServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Opening share links: no access token, only the client id and the link's token."""
+
+    @_abc_1.abstractmethod
+    def OpenShareLink(
+        self,
+        request: _blob_pb2.OpenShareLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.OpenShareLinkResponse, _abc.Awaitable[_blob_pb2.OpenShareLinkResponse]]:
+        """What the link shows: the file, or the folder and its live children."""
+
+    @_abc_1.abstractmethod
+    def DownloadShared(
+        self,
+        request: _blob_pb2.DownloadSharedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_blob_pb2.DownloadSharedResponse], _abc.AsyncIterator[_blob_pb2.DownloadSharedResponse]]:
+        """A file of the link (the shared file, or one directly in the shared folder)."""
+
+def add_ShareLinkServiceServicer_to_server(servicer: ShareLinkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class BlobInternalServiceStub:
     """For other services only (moderation, lifecycle); the gateway never routes it."""

@@ -1,0 +1,231 @@
+"""Share links (R1.3): an unguessable token opens one file or folder, read-only, for anyone
+with a registered client and no account, until the link expires or its owner revokes it.
+Only the token's SHA-256 is stored. Link passwords are Argon2id hashes, and guesses are
+counted before they are checked, so parallel guessing gets no further than serial."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from cumulo.events.v1 import events_pb2
+from cumulo_blob.adapters.tables import contents, nodes, share_links
+from cumulo_blob.handlers import _LIVE_FOLDER, BlobHandlers, node_uuid
+from cumulo_platform.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from cumulo_platform.passwords import Passwords
+from cumulo_platform.tokens import Principal
+
+FREE_PASSWORD_FAILURES = 5
+MAX_LINK_PASSWORD = 128
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class Sharing:
+    def __init__(self, files: BlobHandlers, passwords: Passwords) -> None:
+        self.files = files
+        self.db = files.db
+        self.settings = files.settings
+        self.clock = files.clock
+        self.passwords = passwords
+
+    async def create(
+        self, principal: Principal, node_id: str, *, expires_at: dt.datetime | None, password: str
+    ) -> tuple[Any, str, str]:
+        """(link row, the shared item's name, the token — shown this once)."""
+        account = uuid.UUID(principal.account_id)
+        target = node_uuid(node_id, "node_id")
+        if principal.minor and not self.settings.minors_may_share_publicly:
+            raise PermissionDenied("accounts of minors cannot create public links", reason="MINOR_CANNOT_SHARE_PUBLICLY")
+        now = self.clock.now()
+        if expires_at is not None and expires_at <= now:
+            raise InvalidArgument("expires_at", "must be in the future")
+        if len(password) > MAX_LINK_PASSWORD:
+            raise InvalidArgument("password", f"must be at most {MAX_LINK_PASSWORD} characters")
+        password_hash = await self.passwords.hash(password) if password else None
+        token = secrets.token_urlsafe(24)  # 192 random bits
+        async with self.db.unit_of_work() as uow:
+            node = await self.files.load_node(uow, account, target, lock=True)
+            await self.files.check_folder(uow, account, node.parent_id, "node_id")
+            if node.blocked:
+                raise FailedPrecondition("a blocked file cannot be shared", reason="CONTENT_BLOCKED")
+            recent = (
+                await uow.execute(
+                    sa.select(sa.func.count(), sa.func.min(share_links.c.created_at)).where(
+                        share_links.c.account_id == account, share_links.c.created_at > now - dt.timedelta(minutes=1)
+                    )
+                )
+            ).one()
+            if recent[0] >= self.settings.links_per_minute:
+                raise ResourceExhausted(
+                    "too many links created in the last minute; try again shortly",
+                    reason="LINK_RATE_LIMITED",
+                    retry_after=recent[1] + dt.timedelta(minutes=1) - now,
+                )
+            row = (
+                await uow.execute(
+                    sa.insert(share_links)
+                    .values(link_id=uuid.uuid4(), account_id=account, node_id=target, token_hash=_token_hash(token),
+                            password_hash=password_hash, created_at=now, expires_at=expires_at)
+                    .returning(*share_links.c)
+                )
+            ).one()
+            uow.emit(
+                "link.created",
+                events_pb2.ShareLinkCreated(account_id=str(account), link_id=str(row.link_id), node_id=str(target)),
+                account_id=str(account),
+            )
+            await uow.commit()
+        return row, node.name, token
+
+    async def list(self, account: uuid.UUID) -> list[Any]:
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    sa.select(share_links, nodes.c.name)
+                    .join(nodes, nodes.c.node_id == share_links.c.node_id)
+                    .where(
+                        share_links.c.account_id == account,
+                        share_links.c.revoked_at.is_(None),
+                        sa.or_(share_links.c.expires_at.is_(None), share_links.c.expires_at > now),
+                    )
+                    .order_by(share_links.c.created_at.desc())
+                )
+            ).all()
+
+    async def revoke(self, account: uuid.UUID, link_id: str) -> None:
+        try:
+            target = uuid.UUID(link_id)
+        except ValueError:
+            raise InvalidArgument("link_id", "must be a link id from ListShareLinks") from None
+        async with self.db.unit_of_work() as uow:
+            row = (
+                await uow.execute(
+                    sa.update(share_links)
+                    .where(share_links.c.link_id == target, share_links.c.account_id == account)
+                    .values(revoked_at=sa.func.coalesce(share_links.c.revoked_at, self.clock.now()), revoke_reason="revoked by owner")
+                    .returning(share_links.c.link_id)
+                )
+            ).first()
+            if row is None:
+                raise NotFound("no such link", reason="LINK_NOT_FOUND")
+            uow.emit(
+                "link.revoked",
+                events_pb2.ShareLinkRevoked(account_id=str(account), link_id=str(target), reason="revoked by owner"),
+                account_id=str(account),
+            )
+            await uow.commit()
+
+    # --- opening a link (no account) ------------------------------------------------------
+
+    async def open(self, token: str, password: str) -> tuple[Any, list[Any]]:
+        if not token:
+            raise InvalidArgument("token", "must be the token of a share link")
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            link = (await conn.execute(sa.select(share_links).where(share_links.c.token_hash == _token_hash(token)))).first()
+            if link is None:
+                raise NotFound("no such link", reason="LINK_NOT_FOUND")
+            if link.revoked_at is not None:
+                raise NotFound("this link has been turned off by its owner", reason="LINK_REVOKED")
+            if link.expires_at is not None and link.expires_at <= now:
+                raise NotFound("this link has expired", reason="LINK_EXPIRED")
+            root = (await conn.execute(sa.select(nodes).where(nodes.c.node_id == link.node_id))).first()
+            chain = (await conn.execute(_LIVE_FOLDER, {"node_id": link.node_id, "account_id": link.account_id})).first()
+            if root is None or chain is None or not chain.live:
+                raise NotFound("what this link shared is gone", reason="LINK_NOT_FOUND")
+        if root.blocked:
+            raise PermissionDenied("this file has been blocked", reason="CONTENT_BLOCKED")
+        if link.password_hash is not None:
+            await self._check_password(link, password)
+        children: list[Any] = []
+        if root.kind == "folder":
+            async with self.db.read() as conn:
+                children = (
+                    await conn.execute(
+                        sa.select(nodes)
+                        .where(nodes.c.parent_id == root.node_id, nodes.c.trashed_at.is_(None))
+                        .order_by(nodes.c.kind == "file", nodes.c.name)
+                        .limit(1000)
+                    )
+                ).all()
+        return root, children
+
+    async def _check_password(self, link: Any, password: str) -> None:
+        if not password:
+            raise PermissionDenied("this link needs its password", reason="LINK_PASSWORD_REQUIRED")
+        now = self.clock.now()
+        async with self.db.unit_of_work() as uow:
+            claimed = (
+                await uow.execute(
+                    sa.update(share_links)
+                    .where(
+                        share_links.c.link_id == link.link_id,
+                        sa.or_(share_links.c.locked_until.is_(None), share_links.c.locked_until <= now),
+                    )
+                    .values(failed_passwords=share_links.c.failed_passwords + 1)
+                    .returning(share_links.c.failed_passwords, share_links.c.locked_until)
+                )
+            ).first()
+            if claimed is None:
+                locked_until = (
+                    await uow.execute(sa.select(share_links.c.locked_until).where(share_links.c.link_id == link.link_id))
+                ).scalar_one()
+                raise ResourceExhausted("too many wrong passwords; try again later", reason="LINK_PASSWORD_THROTTLED",
+                                        retry_after=locked_until - now)
+            over = claimed.failed_passwords - FREE_PASSWORD_FAILURES
+            if over >= 0:
+                delay = min(dt.timedelta(seconds=30) * (2 ** min(over, 10)), dt.timedelta(hours=1))
+                await uow.execute(
+                    sa.update(share_links).where(share_links.c.link_id == link.link_id).values(locked_until=now + delay)
+                )
+            await uow.commit()
+        if not await self.passwords.verify(link.password_hash, password):
+            raise PermissionDenied("wrong password for this link", reason="LINK_PASSWORD_WRONG")
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(
+                sa.update(share_links).where(share_links.c.link_id == link.link_id).values(failed_passwords=0, locked_until=None)
+            )
+            await uow.commit()
+
+    async def open_download(
+        self, token: str, password: str, node_id: str, offset: int, length: int
+    ) -> tuple[Any, str, int, int]:
+        root, children = await self.open(token, password)
+        if node_id:
+            target = node_uuid(node_id, "node_id")
+            node = next((c for c in children if c.node_id == target), None)
+            if node is None:
+                raise NotFound("no such file in this link", reason="NODE_NOT_FOUND")
+        else:
+            node = root
+        if node.kind != "file":
+            raise FailedPrecondition("node_id: is a folder; download its files one by one", reason="NOT_A_FILE")
+        if node.blocked:
+            raise PermissionDenied("this file has been blocked", reason="CONTENT_BLOCKED")
+        if offset < 0 or offset > node.size:
+            raise InvalidArgument("offset", f"must be between 0 and the file's size ({node.size})")
+        if length < 0:
+            raise InvalidArgument("length", "must not be negative (0 means to the end)")
+        async with self.db.read() as conn:
+            key = (
+                await conn.execute(
+                    sa.select(contents.c.s3_key).where(contents.c.account_id == node.account_id, contents.c.sha256 == node.sha256)
+                )
+            ).scalar_one()
+        length = node.size - offset if length == 0 else min(length, node.size - offset)
+        return node, key, offset, length
