@@ -19,6 +19,7 @@ from cumulo_blob.api.public import (
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.enforcement import Enforcement
 from cumulo_blob.handlers import BlobHandlers
+from cumulo_blob.plans import Plans
 from cumulo_blob.sharing import Sharing
 from cumulo_blob.uploads import Uploads
 from cumulo_platform import migrations
@@ -58,7 +59,10 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     )
     await storage.open()
     await storage.ensure_bucket()
-    files = BlobHandlers(db=base.db, storage=storage, settings=settings, clock=base.clock)
+    plans = Plans(base.db, settings, base.clock)
+    if platform.development:
+        await plans.seed_development_catalog()
+    files = BlobHandlers(db=base.db, storage=storage, settings=settings, clock=base.clock, plans=plans)
     uploads = Uploads(files)
     enforcement = Enforcement(files)
     passwords = Passwords()
@@ -68,7 +72,9 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
             GrpcService(PUBLIC_SERVICE, BlobService(files, uploads, sharing), blob_pb2_grpc.add_BlobServiceServicer_to_server),
             GrpcService(LINK_SERVICE, ShareLinkService(files, sharing), blob_pb2_grpc.add_ShareLinkServiceServicer_to_server),
             GrpcService(
-                INTERNAL_SERVICE, BlobInternalService(enforcement), blob_pb2_grpc.add_BlobInternalServiceServicer_to_server
+                INTERNAL_SERVICE,
+                BlobInternalService(enforcement, plans),
+                blob_pb2_grpc.add_BlobInternalServiceServicer_to_server,
             ),
         ],
         interceptor=base.interceptor(

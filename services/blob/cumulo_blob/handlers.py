@@ -20,6 +20,7 @@ from cumulo_blob.adapters.storage import Storage
 from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, usage
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.domain import names
+from cumulo_blob.plans import Plans
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import (
@@ -72,11 +73,12 @@ def name_clash(exc: IntegrityError, name: str) -> AlreadyExists | None:
 
 
 class BlobHandlers:
-    def __init__(self, *, db: Database, storage: Storage, settings: BlobSettings, clock: Clock) -> None:
+    def __init__(self, *, db: Database, storage: Storage, settings: BlobSettings, clock: Clock, plans: Plans) -> None:
         self.db = db
         self.storage = storage
         self.settings = settings
         self.clock = clock
+        self.plans = plans
 
     # --- nodes ------------------------------------------------------------------------
 
@@ -350,11 +352,9 @@ class BlobHandlers:
     async def usage(self, account: uuid.UUID) -> tuple[int, int, int]:
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(usage).where(usage.c.account_id == account))).first()
+            quota = await self.plans.quota_of(conn, account)
         used, reserved = (row.used, row.reserved) if row else (0, 0)
-        return used, reserved, self.quota_of(account)
-
-    def quota_of(self, account: uuid.UUID) -> int:
-        return self.settings.free_quota_bytes
+        return used, reserved, quota
 
     async def open_download(self, account: uuid.UUID, node_id: str, offset: int, length: int) -> tuple[Any, str, int, int]:
         target = node_uuid(node_id, "node_id")

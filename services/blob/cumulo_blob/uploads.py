@@ -109,10 +109,11 @@ class Uploads:
         if uow is None:
             async with self.db.read() as conn:
                 row = (await conn.execute(query)).first()
+                quota = await self.files.plans.quota_of(conn, account)
         else:
             row = (await uow.execute(query)).first()
+            quota = await self.files.plans.quota_of(uow, account)
         used, reserved = (row.used, row.reserved) if row else (0, 0)
-        quota = self.files.quota_of(account)
         if used + reserved + size > quota:
             raise ResourceExhausted(
                 f"this upload needs {size} bytes; {max(quota - used - reserved, 0)} of your {quota} are free",

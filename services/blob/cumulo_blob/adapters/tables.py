@@ -127,5 +127,37 @@ share_links = sa.Table(
     sa.Index("share_links_node", "node_id"),
 )
 
+# Plan prices are versioned, never edited: a purchase points at the version the user agreed to.
+plan_prices = sa.Table(
+    "plan_prices",
+    metadata,
+    sa.Column("plan_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("price_minor_units", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("period_days", sa.Integer, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+)
+
+purchases = sa.Table(
+    "purchases",
+    metadata,
+    sa.Column("purchase_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("plan_id", sa.Text, nullable=False),
+    sa.Column("price_version", sa.Integer, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("price_minor_units", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("payment_reference", sa.Text, nullable=False, unique=True),
+    sa.Column("starts_at", TIMESTAMP, nullable=False),
+    sa.Column("ends_at", TIMESTAMP, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.ForeignKeyConstraint(["plan_id", "price_version"], ["plan_prices.plan_id", "plan_prices.version"]),
+    sa.Index("purchases_account", "account_id", "ends_at"),
+)
+
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)

@@ -36,3 +36,18 @@ def link(row: Any, name: str, *, token: str = "") -> blob_pb2.ShareLink:
         password_protected=row.password_hash is not None,
         name=name,
     )
+
+
+def plan(row: Any) -> blob_pb2.Plan:
+    return blob_pb2.Plan(
+        plan_id=row.plan_id, name=row.name, bytes=row.bytes, price_version=row.version,
+        price_minor_units=row.price_minor_units, currency=row.currency, period_days=row.period_days,
+    )
+
+
+def purchase(row: Any) -> blob_pb2.Purchase:
+    return blob_pb2.Purchase(
+        purchase_id=str(row.purchase_id), plan_id=row.plan_id, bytes=row.bytes, price_version=row.price_version,
+        price_minor_units=row.price_minor_units, currency=row.currency,
+        starts_at=timestamp(row.starts_at), ends_at=timestamp(row.ends_at),
+    )

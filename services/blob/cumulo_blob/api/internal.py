@@ -7,13 +7,15 @@ import grpc
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo_blob.api import convert
 from cumulo_blob.enforcement import Enforcement
+from cumulo_blob.plans import Plans
 
 SERVICE = "cumulo.blob.v1.BlobInternalService"
 
 
 class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
-    def __init__(self, enforcement: Enforcement) -> None:
+    def __init__(self, enforcement: Enforcement, plans: Plans) -> None:
         self.e = enforcement
+        self.plans = plans
 
     async def BlockFile(self, request: blob_pb2.BlockFileRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockFileResponse:
         row = await self.e.set_blocked(request.account_id, request.node_id, blocked=True, reason=request.reason, actor=request.actor)
@@ -30,3 +32,14 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
     async def PurgeAccount(self, request: blob_pb2.PurgeAccountRequest, context: grpc.aio.ServicerContext) -> blob_pb2.PurgeAccountResponse:
         items, objects = await self.e.purge(request.account_id)
         return blob_pb2.PurgeAccountResponse(nodes_deleted=items, objects_deleted=objects)
+
+    async def RecordPurchase(self, request: blob_pb2.RecordPurchaseRequest, context: grpc.aio.ServicerContext) -> blob_pb2.RecordPurchaseResponse:
+        row = await self.plans.record_purchase(request.account_id, request.plan_id, request.price_version, request.payment_reference)
+        return blob_pb2.RecordPurchaseResponse(purchase=convert.purchase(row))
+
+    async def SetPlanPrice(self, request: blob_pb2.SetPlanPriceRequest, context: grpc.aio.ServicerContext) -> blob_pb2.SetPlanPriceResponse:
+        row = await self.plans.set_price(
+            plan_id=request.plan_id, name=request.name, size=request.bytes, price=request.price_minor_units,
+            currency=request.currency, period_days=request.period_days,
+        )
+        return blob_pb2.SetPlanPriceResponse(plan=convert.plan(row))

@@ -105,6 +105,12 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         async for chunk in self.files.read(key, offset, length):
             yield blob_pb2.DownloadResponse(data=chunk)
 
+    async def ListPlans(self, request: blob_pb2.ListPlansRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListPlansResponse:
+        return blob_pb2.ListPlansResponse(plans=[convert.plan(r) for r in await self.files.plans.current()])
+
+    async def ListPurchases(self, request: blob_pb2.ListPurchasesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListPurchasesResponse:
+        return blob_pb2.ListPurchasesResponse(purchases=[convert.purchase(r) for r in await self.files.plans.purchases_of(_me())])
+
     async def CreateShareLink(
         self, request: blob_pb2.CreateShareLinkRequest, context: grpc.aio.ServicerContext
     ) -> blob_pb2.CreateShareLinkResponse:

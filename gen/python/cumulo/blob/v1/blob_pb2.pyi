@@ -1197,3 +1197,258 @@ class DownloadSharedResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
 Global___DownloadSharedResponse: _TypeAlias = DownloadSharedResponse  # noqa: Y015
+
+@_typing.final
+class Plan(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    PRICE_VERSION_FIELD_NUMBER: _builtins.int
+    PRICE_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    PERIOD_DAYS_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    name: _builtins.str
+    bytes: _builtins.int
+    """Storage the plan adds to the free quota."""
+    price_version: _builtins.int
+    price_minor_units: _builtins.int
+    """In the currency's smallest unit (fen, cents)."""
+    currency: _builtins.str
+    period_days: _builtins.int
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        bytes: _builtins.int = ...,
+        price_version: _builtins.int = ...,
+        price_minor_units: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        period_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "currency", b"currency", "name", b"name", "period_days", b"period_days", "plan_id", b"plan_id", "price_minor_units", b"price_minor_units", "price_version", b"price_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class ListPlansRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansRequest: _TypeAlias = ListPlansRequest  # noqa: Y015
+
+@_typing.final
+class ListPlansResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLANS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Plan]: ...
+    def __init__(
+        self,
+        *,
+        plans: _abc.Iterable[Global___Plan] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plans", b"plans"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansResponse: _TypeAlias = ListPlansResponse  # noqa: Y015
+
+@_typing.final
+class Purchase(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PURCHASE_ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    PRICE_VERSION_FIELD_NUMBER: _builtins.int
+    PRICE_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    purchase_id: _builtins.str
+    plan_id: _builtins.str
+    bytes: _builtins.int
+    price_version: _builtins.int
+    price_minor_units: _builtins.int
+    currency: _builtins.str
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        purchase_id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        bytes: _builtins.int = ...,
+        price_version: _builtins.int = ...,
+        price_minor_units: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "currency", b"currency", "ends_at", b"ends_at", "plan_id", b"plan_id", "price_minor_units", b"price_minor_units", "price_version", b"price_version", "purchase_id", b"purchase_id", "starts_at", b"starts_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Purchase: _TypeAlias = Purchase  # noqa: Y015
+
+@_typing.final
+class ListPurchasesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPurchasesRequest: _TypeAlias = ListPurchasesRequest  # noqa: Y015
+
+@_typing.final
+class ListPurchasesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PURCHASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def purchases(self) -> _containers.RepeatedCompositeFieldContainer[Global___Purchase]: ...
+    def __init__(
+        self,
+        *,
+        purchases: _abc.Iterable[Global___Purchase] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["purchases", b"purchases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPurchasesResponse: _TypeAlias = ListPurchasesResponse  # noqa: Y015
+
+@_typing.final
+class RecordPurchaseRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    PRICE_VERSION_FIELD_NUMBER: _builtins.int
+    PAYMENT_REFERENCE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    plan_id: _builtins.str
+    price_version: _builtins.int
+    """The price version the user saw and agreed to."""
+    payment_reference: _builtins.str
+    """The payment system's id: recording the same payment twice records one purchase."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        price_version: _builtins.int = ...,
+        payment_reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "payment_reference", b"payment_reference", "plan_id", b"plan_id", "price_version", b"price_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPurchaseRequest: _TypeAlias = RecordPurchaseRequest  # noqa: Y015
+
+@_typing.final
+class RecordPurchaseResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PURCHASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def purchase(self) -> Global___Purchase: ...
+    def __init__(
+        self,
+        *,
+        purchase: Global___Purchase | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["purchase", b"purchase"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["purchase", b"purchase"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPurchaseResponse: _TypeAlias = RecordPurchaseResponse  # noqa: Y015
+
+@_typing.final
+class SetPlanPriceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    PRICE_MINOR_UNITS_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    PERIOD_DAYS_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    name: _builtins.str
+    bytes: _builtins.int
+    price_minor_units: _builtins.int
+    currency: _builtins.str
+    period_days: _builtins.int
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        bytes: _builtins.int = ...,
+        price_minor_units: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        period_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "currency", b"currency", "name", b"name", "period_days", b"period_days", "plan_id", b"plan_id", "price_minor_units", b"price_minor_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPlanPriceRequest: _TypeAlias = SetPlanPriceRequest  # noqa: Y015
+
+@_typing.final
+class SetPlanPriceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___Plan: ...
+    def __init__(
+        self,
+        *,
+        plan: Global___Plan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPlanPriceResponse: _TypeAlias = SetPlanPriceResponse  # noqa: Y015

@@ -111,6 +111,16 @@ class BlobServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/ListPlans',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.ListPurchases = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/ListPurchases',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesResponse.FromString,
+                _registered_method=True)
         self.CreateShareLink = channel.unary_unary(
                 '/cumulo.blob.v1.BlobService/CreateShareLink',
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.CreateShareLinkRequest.SerializeToString,
@@ -230,6 +240,19 @@ class BlobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPlans(self, request, context):
+        """The storage plans on sale, each at its current price.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPurchases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateShareLink(self, request, context):
         """A link anyone can open (with a registered client, no account) until it expires or is
         revoked. Minors cannot create them; creation is rate-limited per account.
@@ -327,6 +350,16 @@ def add_BlobServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPlansRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'ListPurchases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPurchases,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesResponse.SerializeToString,
             ),
             'CreateShareLink': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateShareLink,
@@ -762,6 +795,60 @@ class BlobService:
             _registered_method=True)
 
     @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/ListPlans',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPlansRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPurchases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/ListPurchases',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateShareLink(request,
             target,
             options=(),
@@ -993,6 +1080,16 @@ class BlobInternalServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountResponse.FromString,
                 _registered_method=True)
+        self.RecordPurchase = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/RecordPurchase',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RecordPurchaseRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RecordPurchaseResponse.FromString,
+                _registered_method=True)
+        self.SetPlanPrice = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/SetPlanPrice',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceResponse.FromString,
+                _registered_method=True)
 
 
 class BlobInternalServiceServicer:
@@ -1028,6 +1125,21 @@ class BlobInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordPurchase(self, request, context):
+        """What a payment system calls once a user paid: the purchase keeps the price the user
+        agreed to (§7.2); a price that changed since needs the user's consent first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPlanPrice(self, request, context):
+        """A new price for a plan; it applies to purchases from now on, never to earlier ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1050,6 +1162,16 @@ def add_BlobInternalServiceServicer_to_server(servicer, server):
                     servicer.PurgeAccount,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountResponse.SerializeToString,
+            ),
+            'RecordPurchase': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPurchase,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RecordPurchaseRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RecordPurchaseResponse.SerializeToString,
+            ),
+            'SetPlanPrice': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPlanPrice,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1161,6 +1283,60 @@ class BlobInternalService:
             '/cumulo.blob.v1.BlobInternalService/PurgeAccount',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPurchase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/RecordPurchase',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.RecordPurchaseRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.RecordPurchaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPlanPrice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/SetPlanPrice',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceResponse.FromString,
             options,
             channel_credentials,
             insecure,

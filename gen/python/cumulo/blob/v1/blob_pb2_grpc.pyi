@@ -58,6 +58,9 @@ class BlobServiceStub:
     Download: _grpc.UnaryStreamMultiCallable[_blob_pb2.DownloadRequest, _blob_pb2.DownloadResponse]
     """A file's bytes, whole or a range. The first message carries the file's metadata."""
     GetUsage: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetUsageRequest, _blob_pb2.GetUsageResponse]
+    ListPlans: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ListPlansRequest, _blob_pb2.ListPlansResponse]
+    """The storage plans on sale, each at its current price."""
+    ListPurchases: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ListPurchasesRequest, _blob_pb2.ListPurchasesResponse]
     CreateShareLink: _grpc.UnaryUnaryMultiCallable[_blob_pb2.CreateShareLinkRequest, _blob_pb2.CreateShareLinkResponse]
     """A link anyone can open (with a registered client, no account) until it expires or is
     revoked. Minors cannot create them; creation is rate-limited per account.
@@ -95,6 +98,9 @@ class BlobServiceAsyncStub(BlobServiceStub):
     Download: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadRequest, _blob_pb2.DownloadResponse]  # type: ignore[assignment]
     """A file's bytes, whole or a range. The first message carries the file's metadata."""
     GetUsage: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUsageRequest, _blob_pb2.GetUsageResponse]  # type: ignore[assignment]
+    ListPlans: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListPlansRequest, _blob_pb2.ListPlansResponse]  # type: ignore[assignment]
+    """The storage plans on sale, each at its current price."""
+    ListPurchases: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListPurchasesRequest, _blob_pb2.ListPurchasesResponse]  # type: ignore[assignment]
     CreateShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.CreateShareLinkRequest, _blob_pb2.CreateShareLinkResponse]  # type: ignore[assignment]
     """A link anyone can open (with a registered client, no account) until it expires or is
     revoked. Minors cannot create them; creation is rate-limited per account.
@@ -221,6 +227,21 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_blob_pb2.GetUsageResponse, _abc.Awaitable[_blob_pb2.GetUsageResponse]]: ...
 
     @_abc_1.abstractmethod
+    def ListPlans(
+        self,
+        request: _blob_pb2.ListPlansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.ListPlansResponse, _abc.Awaitable[_blob_pb2.ListPlansResponse]]:
+        """The storage plans on sale, each at its current price."""
+
+    @_abc_1.abstractmethod
+    def ListPurchases(
+        self,
+        request: _blob_pb2.ListPurchasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.ListPurchasesResponse, _abc.Awaitable[_blob_pb2.ListPurchasesResponse]]: ...
+
+    @_abc_1.abstractmethod
     def CreateShareLink(
         self,
         request: _blob_pb2.CreateShareLinkRequest,
@@ -307,6 +328,12 @@ class BlobInternalServiceStub:
     """Deletes every file, folder, upload and stored object of the account. Idempotent and
     resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
     """
+    RecordPurchase: _grpc.UnaryUnaryMultiCallable[_blob_pb2.RecordPurchaseRequest, _blob_pb2.RecordPurchaseResponse]
+    """What a payment system calls once a user paid: the purchase keeps the price the user
+    agreed to (§7.2); a price that changed since needs the user's consent first.
+    """
+    SetPlanPrice: _grpc.UnaryUnaryMultiCallable[_blob_pb2.SetPlanPriceRequest, _blob_pb2.SetPlanPriceResponse]
+    """A new price for a plan; it applies to purchases from now on, never to earlier ones."""
 
 @_typing.type_check_only
 class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
@@ -324,6 +351,12 @@ class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
     """Deletes every file, folder, upload and stored object of the account. Idempotent and
     resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
     """
+    RecordPurchase: _aio.UnaryUnaryMultiCallable[_blob_pb2.RecordPurchaseRequest, _blob_pb2.RecordPurchaseResponse]  # type: ignore[assignment]
+    """What a payment system calls once a user paid: the purchase keeps the price the user
+    agreed to (§7.2); a price that changed since needs the user's consent first.
+    """
+    SetPlanPrice: _aio.UnaryUnaryMultiCallable[_blob_pb2.SetPlanPriceRequest, _blob_pb2.SetPlanPriceResponse]  # type: ignore[assignment]
+    """A new price for a plan; it applies to purchases from now on, never to earlier ones."""
 
 class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """For other services only (moderation, lifecycle); the gateway never routes it."""
@@ -362,5 +395,23 @@ class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes every file, folder, upload and stored object of the account. Idempotent and
         resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
         """
+
+    @_abc_1.abstractmethod
+    def RecordPurchase(
+        self,
+        request: _blob_pb2.RecordPurchaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.RecordPurchaseResponse, _abc.Awaitable[_blob_pb2.RecordPurchaseResponse]]:
+        """What a payment system calls once a user paid: the purchase keeps the price the user
+        agreed to (§7.2); a price that changed since needs the user's consent first.
+        """
+
+    @_abc_1.abstractmethod
+    def SetPlanPrice(
+        self,
+        request: _blob_pb2.SetPlanPriceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.SetPlanPriceResponse, _abc.Awaitable[_blob_pb2.SetPlanPriceResponse]]:
+        """A new price for a plan; it applies to purchases from now on, never to earlier ones."""
 
 def add_BlobInternalServiceServicer_to_server(servicer: BlobInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
