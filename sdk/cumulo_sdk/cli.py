@@ -291,6 +291,42 @@ async def _share_get(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _share_user(client: Cumulo, args: argparse.Namespace) -> int:
+    node = await client.files.resolve(args.path)
+    if node is None:
+        print("cumulo: the root folder cannot be shared", file=sys.stderr)
+        return 2
+    share = await client.files.share_with(node.node_id, args.recipient)
+    print(f"shared {share.name} with {share.recipient} (share {share.share_id}, read-only)")
+    return 0
+
+
+async def _share_inbox(client: Cumulo, args: argparse.Namespace) -> int:
+    for share in await client.files.shared_with_me():
+        print(f"{share.share_id}  {share.name}")
+    return 0
+
+
+async def _share_fetch(client: Cumulo, args: argparse.Namespace) -> int:
+    opened = await client.files.open_shared(args.share_id)
+    target = opened.root
+    if args.name:
+        target = next((c for c in opened.children if c.name == args.name), None)
+        if target is None:
+            print(f"cumulo: {args.name}: not in this shared folder", file=sys.stderr)
+            return 2
+    elif target.kind == blob_pb2.NODE_KIND_FOLDER:
+        print(f"{target.name}/ (shared folder)")
+        for child in opened.children:
+            _print_node(child)
+        return 0
+    dest = pathlib.Path(args.dest or target.name)
+    node_id = "" if target is opened.root else target.node_id
+    await client.files.download_shared(args.share_id, dest, node_id=node_id, progress=ProgressBar(target.name))
+    print(f"downloaded {target.name} to {dest} (sha256 verified)")
+    return 0
+
+
 async def _usage(client: Cumulo, args: argparse.Namespace) -> int:
     usage = await client.files.usage()
     print(f"used {_size(usage.used)} of {_size(usage.quota)}" + (f" ({_size(usage.reserved)} reserved for uploads)" if usage.reserved else ""))
@@ -364,6 +400,16 @@ def build_parser() -> argparse.ArgumentParser:
     get_link.add_argument("--name", help="a file in a shared folder")
     get_link.add_argument("--password", action="store_true", help="the link has a password")
     get_link.set_defaults(run=_share_get)
+    with_user = share.add_parser("user", help="share read-only with another cumulo user")
+    with_user.add_argument("path")
+    with_user.add_argument("recipient", help="their e-mail address or phone number")
+    with_user.set_defaults(run=_share_user)
+    share.add_parser("inbox", help="what others share with you").set_defaults(run=_share_inbox)
+    fetch = share.add_parser("fetch", help="download something shared with you")
+    fetch.add_argument("share_id")
+    fetch.add_argument("dest", nargs="?")
+    fetch.add_argument("--name", help="a file in a shared folder")
+    fetch.set_defaults(run=_share_fetch)
     return parser
 
 

@@ -169,6 +169,32 @@ class Files:
         )
         return await self._save(stream, dest, progress)
 
+    # --- sharing with users --------------------------------------------------------------
+
+    async def share_with(self, node_id: str, recipient: str) -> blob_pb2.UserShare:
+        return (await self.call(self.stub.ShareWithUser, blob_pb2.ShareWithUserRequest(node_id=node_id, recipient=recipient))).share
+
+    async def my_shares(self) -> list[blob_pb2.UserShare]:
+        return list((await self.call(self.stub.ListUserShares, blob_pb2.ListUserSharesRequest())).shares)
+
+    async def unshare(self, share_id: str) -> None:
+        await self.call(self.stub.RevokeUserShare, blob_pb2.RevokeUserShareRequest(share_id=share_id))
+
+    async def shared_with_me(self) -> list[blob_pb2.UserShare]:
+        return list((await self.call(self.stub.ListSharedWithMe, blob_pb2.ListSharedWithMeRequest())).shares)
+
+    async def open_shared(self, share_id: str) -> blob_pb2.OpenSharedWithMeResponse:
+        return await self.call(self.stub.OpenSharedWithMe, blob_pb2.OpenSharedWithMeRequest(share_id=share_id))
+
+    async def download_shared(
+        self, share_id: str, dest: pathlib.Path, *, node_id: str = "", progress: Progress | None = None
+    ) -> blob_pb2.Node:
+        token = await self.client.access_token()
+        stream = self.stub.DownloadSharedWithMe(
+            blob_pb2.DownloadSharedWithMeRequest(share_id=share_id, node_id=node_id), metadata=self.client.metadata(token)
+        )
+        return await self._save(stream, dest, progress)
+
     # --- upload -------------------------------------------------------------------------
 
     async def upload(

@@ -695,6 +695,15 @@ class AuthHandlers:
             await uow.commit()
         return self._view(row)
 
+    async def find_account(self, login: str) -> str:
+        key = rules.login_key(login)
+        column = accounts.c.email if "@" in key else accounts.c.phone
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(accounts.c.account_id, accounts.c.status).where(column == key))).first()
+        if row is None or row.status in ("terminated", "cancelled"):
+            raise NotFound("no cumulo account with this e-mail or phone", reason="ACCOUNT_NOT_FOUND")
+        return str(row.account_id)
+
     async def get_contacts(self, account_id: str) -> tuple[str, str]:
         async with self.db.unit_of_work() as uow:
             row = await self._load_account(uow, _account_uuid(account_id))

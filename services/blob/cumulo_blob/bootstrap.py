@@ -6,6 +6,7 @@ import dataclasses
 import pathlib
 
 from cumulo.blob.v1 import blob_pb2_grpc
+from cumulo_blob.adapters.accounts import remote_find_account
 from cumulo_blob.adapters.storage import Storage
 from cumulo_blob.adapters.tables import SCHEMA
 from cumulo_blob.api.internal import SERVICE as INTERNAL_SERVICE, BlobInternalService
@@ -66,7 +67,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     uploads = Uploads(files)
     enforcement = Enforcement(files)
     passwords = Passwords()
-    sharing = Sharing(files, passwords)
+    sharing = Sharing(files, passwords, remote_find_account(base.auth_channel()))
     runtime = base.runtime(
         services=[
             GrpcService(PUBLIC_SERVICE, BlobService(files, uploads, sharing), blob_pb2_grpc.add_BlobServiceServicer_to_server),

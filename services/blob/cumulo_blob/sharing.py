@@ -9,12 +9,14 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
-from cumulo_blob.adapters.tables import contents, nodes, share_links
+from cumulo_blob.adapters.tables import contents, nodes, share_links, user_shares
 from cumulo_blob.handlers import _LIVE_FOLDER, BlobHandlers, node_uuid
 from cumulo_platform.errors import (
     FailedPrecondition,
@@ -35,8 +37,9 @@ def _token_hash(token: str) -> bytes:
 
 
 class Sharing:
-    def __init__(self, files: BlobHandlers, passwords: Passwords) -> None:
+    def __init__(self, files: BlobHandlers, passwords: Passwords, find_account: Callable[[str], Awaitable[str]]) -> None:
         self.files = files
+        self.find_account = find_account
         self.db = files.db
         self.settings = files.settings
         self.clock = files.clock
@@ -152,18 +155,7 @@ class Sharing:
             raise PermissionDenied("this file has been blocked", reason="CONTENT_BLOCKED")
         if link.password_hash is not None:
             await self._check_password(link, password)
-        children: list[Any] = []
-        if root.kind == "folder":
-            async with self.db.read() as conn:
-                children = (
-                    await conn.execute(
-                        sa.select(nodes)
-                        .where(nodes.c.parent_id == root.node_id, nodes.c.trashed_at.is_(None))
-                        .order_by(nodes.c.kind == "file", nodes.c.name)
-                        .limit(1000)
-                    )
-                ).all()
-        return root, children
+        return root, await self._live_children(root)
 
     async def _check_password(self, link: Any, password: str) -> None:
         if not password:
@@ -206,11 +198,15 @@ class Sharing:
         self, token: str, password: str, node_id: str, offset: int, length: int
     ) -> tuple[Any, str, int, int]:
         root, children = await self.open(token, password)
+        return await self.serve(root, children, node_id, offset, length)
+
+    async def serve(self, root: Any, children: list[Any], node_id: str, offset: int, length: int) -> tuple[Any, str, int, int]:
+        """A file of a share: the shared file itself, or one directly in the shared folder."""
         if node_id:
             target = node_uuid(node_id, "node_id")
             node = next((c for c in children if c.node_id == target), None)
             if node is None:
-                raise NotFound("no such file in this link", reason="NODE_NOT_FOUND")
+                raise NotFound("no such file in this share", reason="NODE_NOT_FOUND")
         else:
             node = root
         if node.kind != "file":
@@ -229,3 +225,106 @@ class Sharing:
             ).scalar_one()
         length = node.size - offset if length == 0 else min(length, node.size - offset)
         return node, key, offset, length
+
+    async def _live_children(self, root: Any) -> list[Any]:
+        if root.kind != "folder":
+            return []
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    sa.select(nodes)
+                    .where(nodes.c.parent_id == root.node_id, nodes.c.trashed_at.is_(None))
+                    .order_by(nodes.c.kind == "file", nodes.c.name)
+                    .limit(1000)
+                )
+            ).all()
+
+    # --- sharing with another user ---------------------------------------------------------
+
+    async def share_with_user(self, owner: uuid.UUID, node_id: str, recipient: str) -> tuple[Any, str]:
+        target = node_uuid(node_id, "node_id")
+        if not recipient.strip():
+            raise InvalidArgument("recipient", "must be the e-mail address or phone number of a cumulo user")
+        recipient_id = uuid.UUID(await self.find_account(recipient.strip()))
+        if recipient_id == owner:
+            raise InvalidArgument("recipient", "is you; share with someone else")
+        async with self.db.unit_of_work() as uow:
+            node = await self.files.load_node(uow, owner, target)
+            await self.files.check_folder(uow, owner, node.parent_id, "node_id")
+            row = (
+                await uow.execute(
+                    pg_insert(user_shares)
+                    .values(share_id=uuid.uuid4(), owner_id=owner, node_id=target, recipient_id=recipient_id,
+                            recipient=recipient.strip(), created_at=self.clock.now())
+                    .on_conflict_do_update(index_elements=["node_id", "recipient_id"], set_={"recipient": recipient.strip()})
+                    .returning(*user_shares.c)
+                )
+            ).one()
+            await uow.commit()
+        return row, node.name
+
+    async def user_shares(self, owner: uuid.UUID) -> list[Any]:
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    sa.select(user_shares, nodes.c.name)
+                    .join(nodes, nodes.c.node_id == user_shares.c.node_id)
+                    .where(user_shares.c.owner_id == owner)
+                    .order_by(user_shares.c.created_at.desc())
+                )
+            ).all()
+
+    async def revoke_user_share(self, owner: uuid.UUID, share_id: str) -> None:
+        target = _share_uuid(share_id)
+        async with self.db.unit_of_work() as uow:
+            deleted = (
+                await uow.execute(
+                    sa.delete(user_shares).where(user_shares.c.share_id == target, user_shares.c.owner_id == owner)
+                )
+            ).rowcount
+            if not deleted:
+                raise NotFound("no such share", reason="SHARE_NOT_FOUND")
+            await uow.commit()
+
+    async def shared_with_me(self, recipient: uuid.UUID) -> list[Any]:
+        """Live items shared with the caller (a trashed one is not shown)."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(user_shares, nodes.c.name, nodes.c.trashed_at)
+                    .join(nodes, nodes.c.node_id == user_shares.c.node_id)
+                    .where(user_shares.c.recipient_id == recipient)
+                    .order_by(user_shares.c.created_at.desc())
+                )
+            ).all()
+            live = []
+            for row in rows:
+                chain = (await conn.execute(_LIVE_FOLDER, {"node_id": row.node_id, "account_id": row.owner_id})).first()
+                if chain is not None and chain.live:
+                    live.append(row)
+        return live
+
+    async def open_shared_with_me(self, recipient: uuid.UUID, share_id: str) -> tuple[Any, list[Any]]:
+        target = _share_uuid(share_id)
+        async with self.db.read() as conn:
+            share = (
+                await conn.execute(
+                    sa.select(user_shares).where(user_shares.c.share_id == target, user_shares.c.recipient_id == recipient)
+                )
+            ).first()
+            if share is None:
+                raise NotFound("no such share", reason="SHARE_NOT_FOUND")
+            chain = (await conn.execute(_LIVE_FOLDER, {"node_id": share.node_id, "account_id": share.owner_id})).first()
+            root = (await conn.execute(sa.select(nodes).where(nodes.c.node_id == share.node_id))).first()
+        if root is None or chain is None or not chain.live:
+            raise NotFound("what was shared is gone", reason="SHARE_NOT_FOUND")
+        if root.blocked:
+            raise PermissionDenied("this file has been blocked", reason="CONTENT_BLOCKED")
+        return root, await self._live_children(root)
+
+
+def _share_uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument("share_id", "must be a share id") from None

@@ -51,3 +51,6 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
     async def GetAccountContacts(self, request: auth_pb2.GetAccountContactsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetAccountContactsResponse:
         email, phone = await self.h.get_contacts(request.account_id)
         return auth_pb2.GetAccountContactsResponse(email=email, phone=phone)
+
+    async def FindAccount(self, request: auth_pb2.FindAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.FindAccountResponse:
+        return auth_pb2.FindAccountResponse(account_id=await self.h.find_account(request.login))

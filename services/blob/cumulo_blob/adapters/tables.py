@@ -127,6 +127,20 @@ share_links = sa.Table(
     sa.Index("share_links_node", "node_id"),
 )
 
+user_shares = sa.Table(
+    "user_shares",
+    metadata,
+    sa.Column("share_id", sa.Uuid, primary_key=True),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    sa.Column("node_id", sa.Uuid, sa.ForeignKey("nodes.node_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("recipient_id", sa.Uuid, nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Index("user_shares_once", "node_id", "recipient_id", unique=True),
+    sa.Index("user_shares_recipient", "recipient_id"),
+    sa.Index("user_shares_owner", "owner_id"),
+)
+
 # Plan prices are versioned, never edited: a purchase points at the version the user agreed to.
 plan_prices = sa.Table(
     "plan_prices",

@@ -51,3 +51,10 @@ def purchase(row: Any) -> blob_pb2.Purchase:
         price_minor_units=row.price_minor_units, currency=row.currency,
         starts_at=timestamp(row.starts_at), ends_at=timestamp(row.ends_at),
     )
+
+
+def user_share(row: Any, *, for_owner: bool) -> blob_pb2.UserShare:
+    return blob_pb2.UserShare(
+        share_id=str(row.share_id), node_id=str(row.node_id), name=row.name,
+        recipient=row.recipient if for_owner else "", created_at=timestamp(row.created_at),
+    )

@@ -131,6 +131,38 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         await self.sharing.revoke(_me(), request.link_id)
         return blob_pb2.RevokeShareLinkResponse()
 
+    async def ShareWithUser(self, request: blob_pb2.ShareWithUserRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ShareWithUserResponse:
+        row, name = await self.sharing.share_with_user(_me(), request.node_id, request.recipient)
+        return blob_pb2.ShareWithUserResponse(
+            share=blob_pb2.UserShare(share_id=str(row.share_id), node_id=str(row.node_id), name=name,
+                                     recipient=row.recipient, created_at=timestamp(row.created_at))
+        )
+
+    async def ListUserShares(self, request: blob_pb2.ListUserSharesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListUserSharesResponse:
+        rows = await self.sharing.user_shares(_me())
+        return blob_pb2.ListUserSharesResponse(shares=[convert.user_share(r, for_owner=True) for r in rows])
+
+    async def RevokeUserShare(self, request: blob_pb2.RevokeUserShareRequest, context: grpc.aio.ServicerContext) -> blob_pb2.RevokeUserShareResponse:
+        await self.sharing.revoke_user_share(_me(), request.share_id)
+        return blob_pb2.RevokeUserShareResponse()
+
+    async def ListSharedWithMe(self, request: blob_pb2.ListSharedWithMeRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListSharedWithMeResponse:
+        rows = await self.sharing.shared_with_me(_me())
+        return blob_pb2.ListSharedWithMeResponse(shares=[convert.user_share(r, for_owner=False) for r in rows])
+
+    async def OpenSharedWithMe(self, request: blob_pb2.OpenSharedWithMeRequest, context: grpc.aio.ServicerContext) -> blob_pb2.OpenSharedWithMeResponse:
+        root, children = await self.sharing.open_shared_with_me(_me(), request.share_id)
+        return blob_pb2.OpenSharedWithMeResponse(root=convert.node(root), children=[convert.node(c) for c in children])
+
+    async def DownloadSharedWithMe(
+        self, request: blob_pb2.DownloadSharedWithMeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[blob_pb2.DownloadSharedWithMeResponse]:
+        root, children = await self.sharing.open_shared_with_me(_me(), request.share_id)
+        node, key, offset, length = await self.sharing.serve(root, children, request.node_id, request.offset, request.length)
+        yield blob_pb2.DownloadSharedWithMeResponse(file=convert.node(node))
+        async for chunk in self.files.read(key, offset, length):
+            yield blob_pb2.DownloadSharedWithMeResponse(data=chunk)
+
     async def GetUsage(self, request: blob_pb2.GetUsageRequest, context: grpc.aio.ServicerContext) -> blob_pb2.GetUsageResponse:
         used, reserved, quota = await self.files.usage(_me())
         return blob_pb2.GetUsageResponse(used=used, reserved=reserved, quota=quota)

@@ -663,6 +663,11 @@ class AuthInternalServiceStub:
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.GetAccountContactsRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.GetAccountContactsResponse.FromString,
                 _registered_method=True)
+        self.FindAccount = channel.unary_unary(
+                '/cumulo.auth.v1.AuthInternalService/FindAccount',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountResponse.FromString,
+                _registered_method=True)
 
 
 class AuthInternalServiceServicer:
@@ -700,6 +705,13 @@ class AuthInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindAccount(self, request, context):
+        """The active account with this e-mail address or phone number (sharing with a user).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -727,6 +739,11 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
                     servicer.GetAccountContacts,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.GetAccountContactsRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.GetAccountContactsResponse.SerializeToString,
+            ),
+            'FindAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindAccount,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -865,6 +882,33 @@ class AuthInternalService:
             '/cumulo.auth.v1.AuthInternalService/GetAccountContacts',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.GetAccountContactsRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.GetAccountContactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthInternalService/FindAccount',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

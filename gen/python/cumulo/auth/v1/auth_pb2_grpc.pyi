@@ -202,6 +202,8 @@ class AuthInternalServiceStub:
     RegisterClientApp: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RegisterClientAppRequest, _auth_pb2.RegisterClientAppResponse]
     SetAccountStatus: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SetAccountStatusRequest, _auth_pb2.SetAccountStatusResponse]
     GetAccountContacts: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetAccountContactsRequest, _auth_pb2.GetAccountContactsResponse]
+    FindAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.FindAccountRequest, _auth_pb2.FindAccountResponse]
+    """The active account with this e-mail address or phone number (sharing with a user)."""
 
 @_typing.type_check_only
 class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
@@ -214,6 +216,8 @@ class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
     RegisterClientApp: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterClientAppRequest, _auth_pb2.RegisterClientAppResponse]  # type: ignore[assignment]
     SetAccountStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAccountStatusRequest, _auth_pb2.SetAccountStatusResponse]  # type: ignore[assignment]
     GetAccountContacts: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountContactsRequest, _auth_pb2.GetAccountContactsResponse]  # type: ignore[assignment]
+    FindAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.FindAccountRequest, _auth_pb2.FindAccountResponse]  # type: ignore[assignment]
+    """The active account with this e-mail address or phone number (sharing with a user)."""
 
 class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Service-to-service API. Never routed by the gateway."""
@@ -253,5 +257,13 @@ class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.GetAccountContactsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.GetAccountContactsResponse, _abc.Awaitable[_auth_pb2.GetAccountContactsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def FindAccount(
+        self,
+        request: _auth_pb2.FindAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.FindAccountResponse, _abc.Awaitable[_auth_pb2.FindAccountResponse]]:
+        """The active account with this e-mail address or phone number (sharing with a user)."""
 
 def add_AuthInternalServiceServicer_to_server(servicer: AuthInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

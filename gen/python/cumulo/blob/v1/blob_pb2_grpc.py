@@ -136,6 +136,36 @@ class BlobServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkResponse.FromString,
                 _registered_method=True)
+        self.ShareWithUser = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/ShareWithUser',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ShareWithUserRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ShareWithUserResponse.FromString,
+                _registered_method=True)
+        self.ListUserShares = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/ListUserShares',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListUserSharesRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListUserSharesResponse.FromString,
+                _registered_method=True)
+        self.RevokeUserShare = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/RevokeUserShare',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeUserShareRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeUserShareResponse.FromString,
+                _registered_method=True)
+        self.ListSharedWithMe = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/ListSharedWithMe',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListSharedWithMeRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListSharedWithMeResponse.FromString,
+                _registered_method=True)
+        self.OpenSharedWithMe = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/OpenSharedWithMe',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenSharedWithMeRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenSharedWithMeResponse.FromString,
+                _registered_method=True)
+        self.DownloadSharedWithMe = channel.unary_stream(
+                '/cumulo.blob.v1.BlobService/DownloadSharedWithMe',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeResponse.FromString,
+                _registered_method=True)
 
 
 class BlobServiceServicer:
@@ -273,6 +303,45 @@ class BlobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ShareWithUser(self, request, context):
+        """Shares a file or folder, read-only, with another cumulo user (by e-mail or phone).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUserShares(self, request, context):
+        """What the caller shares with others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeUserShare(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSharedWithMe(self, request, context):
+        """"Shared with me".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenSharedWithMe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadSharedWithMe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -375,6 +444,36 @@ def add_BlobServiceServicer_to_server(servicer, server):
                     servicer.RevokeShareLink,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkResponse.SerializeToString,
+            ),
+            'ShareWithUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareWithUser,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ShareWithUserRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ShareWithUserResponse.SerializeToString,
+            ),
+            'ListUserShares': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUserShares,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListUserSharesRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListUserSharesResponse.SerializeToString,
+            ),
+            'RevokeUserShare': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeUserShare,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeUserShareRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeUserShareResponse.SerializeToString,
+            ),
+            'ListSharedWithMe': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSharedWithMe,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListSharedWithMeRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListSharedWithMeResponse.SerializeToString,
+            ),
+            'OpenSharedWithMe': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenSharedWithMe,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenSharedWithMeRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenSharedWithMeResponse.SerializeToString,
+            ),
+            'DownloadSharedWithMe': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadSharedWithMe,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -919,6 +1018,168 @@ class BlobService:
             '/cumulo.blob.v1.BlobService/RevokeShareLink',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeShareLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShareWithUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/ShareWithUser',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ShareWithUserRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ShareWithUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUserShares(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/ListUserShares',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListUserSharesRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListUserSharesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeUserShare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/RevokeUserShare',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeUserShareRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.RevokeUserShareResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSharedWithMe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/ListSharedWithMe',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListSharedWithMeRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ListSharedWithMeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenSharedWithMe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/OpenSharedWithMe',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenSharedWithMeRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.OpenSharedWithMeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadSharedWithMe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/DownloadSharedWithMe',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,15 @@ class BlobServiceStub:
     """
     ListShareLinks: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ListShareLinksRequest, _blob_pb2.ListShareLinksResponse]
     RevokeShareLink: _grpc.UnaryUnaryMultiCallable[_blob_pb2.RevokeShareLinkRequest, _blob_pb2.RevokeShareLinkResponse]
+    ShareWithUser: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ShareWithUserRequest, _blob_pb2.ShareWithUserResponse]
+    """Shares a file or folder, read-only, with another cumulo user (by e-mail or phone)."""
+    ListUserShares: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ListUserSharesRequest, _blob_pb2.ListUserSharesResponse]
+    """What the caller shares with others."""
+    RevokeUserShare: _grpc.UnaryUnaryMultiCallable[_blob_pb2.RevokeUserShareRequest, _blob_pb2.RevokeUserShareResponse]
+    ListSharedWithMe: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ListSharedWithMeRequest, _blob_pb2.ListSharedWithMeResponse]
+    """"Shared with me"."""
+    OpenSharedWithMe: _grpc.UnaryUnaryMultiCallable[_blob_pb2.OpenSharedWithMeRequest, _blob_pb2.OpenSharedWithMeResponse]
+    DownloadSharedWithMe: _grpc.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedWithMeRequest, _blob_pb2.DownloadSharedWithMeResponse]
 
 @_typing.type_check_only
 class BlobServiceAsyncStub(BlobServiceStub):
@@ -107,6 +116,15 @@ class BlobServiceAsyncStub(BlobServiceStub):
     """
     ListShareLinks: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListShareLinksRequest, _blob_pb2.ListShareLinksResponse]  # type: ignore[assignment]
     RevokeShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.RevokeShareLinkRequest, _blob_pb2.RevokeShareLinkResponse]  # type: ignore[assignment]
+    ShareWithUser: _aio.UnaryUnaryMultiCallable[_blob_pb2.ShareWithUserRequest, _blob_pb2.ShareWithUserResponse]  # type: ignore[assignment]
+    """Shares a file or folder, read-only, with another cumulo user (by e-mail or phone)."""
+    ListUserShares: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListUserSharesRequest, _blob_pb2.ListUserSharesResponse]  # type: ignore[assignment]
+    """What the caller shares with others."""
+    RevokeUserShare: _aio.UnaryUnaryMultiCallable[_blob_pb2.RevokeUserShareRequest, _blob_pb2.RevokeUserShareResponse]  # type: ignore[assignment]
+    ListSharedWithMe: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListSharedWithMeRequest, _blob_pb2.ListSharedWithMeResponse]  # type: ignore[assignment]
+    """"Shared with me"."""
+    OpenSharedWithMe: _aio.UnaryUnaryMultiCallable[_blob_pb2.OpenSharedWithMeRequest, _blob_pb2.OpenSharedWithMeResponse]  # type: ignore[assignment]
+    DownloadSharedWithMe: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedWithMeRequest, _blob_pb2.DownloadSharedWithMeResponse]  # type: ignore[assignment]
 
 class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
     """Files and folders of the caller's own account. Every call carries the client id and an
@@ -264,6 +282,51 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _blob_pb2.RevokeShareLinkRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_blob_pb2.RevokeShareLinkResponse, _abc.Awaitable[_blob_pb2.RevokeShareLinkResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ShareWithUser(
+        self,
+        request: _blob_pb2.ShareWithUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.ShareWithUserResponse, _abc.Awaitable[_blob_pb2.ShareWithUserResponse]]:
+        """Shares a file or folder, read-only, with another cumulo user (by e-mail or phone)."""
+
+    @_abc_1.abstractmethod
+    def ListUserShares(
+        self,
+        request: _blob_pb2.ListUserSharesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.ListUserSharesResponse, _abc.Awaitable[_blob_pb2.ListUserSharesResponse]]:
+        """What the caller shares with others."""
+
+    @_abc_1.abstractmethod
+    def RevokeUserShare(
+        self,
+        request: _blob_pb2.RevokeUserShareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.RevokeUserShareResponse, _abc.Awaitable[_blob_pb2.RevokeUserShareResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSharedWithMe(
+        self,
+        request: _blob_pb2.ListSharedWithMeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.ListSharedWithMeResponse, _abc.Awaitable[_blob_pb2.ListSharedWithMeResponse]]:
+        """"Shared with me"."""
+
+    @_abc_1.abstractmethod
+    def OpenSharedWithMe(
+        self,
+        request: _blob_pb2.OpenSharedWithMeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.OpenSharedWithMeResponse, _abc.Awaitable[_blob_pb2.OpenSharedWithMeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DownloadSharedWithMe(
+        self,
+        request: _blob_pb2.DownloadSharedWithMeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_blob_pb2.DownloadSharedWithMeResponse], _abc.AsyncIterator[_blob_pb2.DownloadSharedWithMeResponse]]: ...
 
 def add_BlobServiceServicer_to_server(servicer: BlobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
