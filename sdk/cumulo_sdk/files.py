@@ -3,12 +3,12 @@ the server confirms, and downloads that check SHA-256 before the file appears.""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
 import os
 import pathlib
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +212,18 @@ class Files:
         stat = path.stat()
         digest = sha256_of(path)
         key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{digest}|{parent_id}|{name or path.name}"
+        try:
+            return await self._upload(path, key, stat.st_size, digest, parent_id, name, content_type, progress, attempts)
+        except CumuloRpcError as err:
+            if err.reason not in ("UPLOAD_LOST", "UPLOAD_CLOSED") or self.pending.get(key) is None:
+                raise
+            self.pending.put(key, None)  # the earlier upload cannot go on: start a new one
+            return await self._upload(path, key, stat.st_size, digest, parent_id, name, content_type, progress, attempts)
+
+    async def _upload(
+        self, path: pathlib.Path, key: str, size: int, digest: str, parent_id: str, name: str | None,
+        content_type: str, progress: Progress | None, attempts: int,
+    ) -> blob_pb2.Node:
         upload_id = self.pending.get(key)
         committed = 0
         if upload_id is not None:
@@ -227,22 +239,22 @@ class Files:
             started = await self.call(
                 self.stub.StartUpload,
                 blob_pb2.StartUploadRequest(
-                    parent_id=parent_id, name=name or path.name, size=stat.st_size, sha256=digest, content_type=content_type
+                    parent_id=parent_id, name=name or path.name, size=size, sha256=digest, content_type=content_type
                 ),
             )
             if started.HasField("file"):
                 if progress:
-                    progress(stat.st_size, stat.st_size)
+                    progress(size, size)
                 return started.file  # the account already holds these bytes
             upload_id, committed = started.upload_id, started.committed_offset
             self.pending.put(key, upload_id)
         for attempt in range(attempts):
             try:
-                response = await self._send(upload_id, path, committed, stat.st_size, progress)
+                response = await self._send(upload_id, path, committed, size, progress)
             except CumuloRpcError as err:
                 if err.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or attempt == attempts - 1:
                     raise
-                time.sleep(min(2**attempt * 0.2, 5))
+                await asyncio.sleep(min(2**attempt * 0.2, 5))
                 status = await self.call(self.stub.GetUpload, blob_pb2.GetUploadRequest(upload_id=upload_id))
                 committed = status.committed_offset
                 continue

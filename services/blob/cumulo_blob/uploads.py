@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.sha256 import ResumableSha256
-from cumulo_blob.adapters.storage import object_key
+from cumulo_blob.adapters.storage import UploadGone, object_key
 from cumulo_blob.adapters.tables import contents, nodes, uploads, usage
 from cumulo_blob.domain import names
 from cumulo_blob.handlers import BlobHandlers, node_uuid
@@ -295,12 +295,24 @@ class Uploads:
                     raise InvalidArgument("upload_id", "only the first message names the upload")
                 await writer.take(request.data)
             committed = await writer.finish_stream()
+        except UploadGone:
+            await writer.abandon()
+            await self._lost(row)
+            raise FailedPrecondition("the stored parts of this upload are gone; start again", reason="UPLOAD_LOST") from None
         except BaseException:
             await writer.abandon()
             raise
         if committed < row.size:
             return committed, None
         return row.size, await self._complete(account, target, writer.digest())
+
+    async def _lost(self, row: Any) -> None:
+        """The upload cannot go on: closed as failed, its reservation released at once."""
+        async with self.db.unit_of_work() as uow:
+            locked = (await uow.execute(sa.select(uploads).where(uploads.c.upload_id == row.upload_id).with_for_update())).one()
+            if locked.state == "open":
+                await self._end(uow, locked, "failed")
+            await uow.commit()
 
     async def _complete(self, account: uuid.UUID, target: uuid.UUID, digest: str) -> Any:
         row, _ = await self.get(account, str(target))
@@ -317,9 +329,7 @@ class Uploads:
         if not await self.storage.complete_multipart(key, row.s3_upload_id, list(row.part_etags)):
             # Completed before a crash, or lost: only an object of the right size will do.
             if await self.storage.size_of(key) != row.size:
-                async with self.db.unit_of_work() as uow:
-                    await self._end(uow, row, "failed")
-                    await uow.commit()
+                await self._lost(row)
                 raise FailedPrecondition("the stored parts of this upload are gone; start again", reason="UPLOAD_LOST")
         async with self.db.unit_of_work() as uow:
             await self._lock_usage(uow, account)
@@ -330,6 +340,7 @@ class Uploads:
             await uow.execute(sa.update(usage).where(usage.c.account_id == account).values(reserved=usage.c.reserved - row.size))
             node = await self._store(uow, account, dict(row._mapping), key=key)
             await uow.commit()
+        await self.files.delete_doomed(account)  # a copy that lost a race with identical bytes
         return node
 
 

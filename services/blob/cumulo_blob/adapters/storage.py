@@ -26,6 +26,10 @@ _OUTAGES = (
 )
 
 
+class UploadGone(Exception):
+    """S3 no longer knows this multipart upload (aborted, expired, or lost by the server)."""
+
+
 def object_key(account_id: str, object_id: str) -> str:
     """Objects live per account (no cross-account deduplication: it would leak who holds
     what); the content table maps each account's SHA-256 to its one stored object."""
@@ -87,9 +91,14 @@ class Storage:
 
     async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
         with _outage_as_unavailable():
-            response = await self.client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-            )
+            try:
+                response = await self.client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+                )
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchUpload", "404"):
+                    raise UploadGone(upload_id) from None
+                raise
         return response["ETag"]
 
     async def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> bool:
