@@ -21,11 +21,12 @@ from cumulo.blob.v1 import blob_pb2
 from cumulo_devstack.servers import Process, wait_for_port
 from cumulo_devstack.testing import eventually
 from cumulo_sdk import Cumulo, CumuloRpcError
-from cumulo_sdk.files import sha256_of
+from cumulo_sdk.files import CHUNK as SDK_CHUNK, sha256_of
 
 MIB = 1024 * 1024
 PART = 8 * MIB  # the blob service's part size (CUMULO_BLOB_PART_SIZE_BYTES default)
 CHUNK = MIB
+
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -175,7 +176,7 @@ async def test_client_killed_mid_upload_resumes_from_a_committed_part(user, gate
     assert node.size == len(data)
     assert node.sha256 == digest
     # It went on from the committed offset, not from byte 0, and finished *this* upload.
-    assert sent_from and sent_from[0] == status.committed_offset + CHUNK
+    assert sent_from and sent_from[0] == status.committed_offset + SDK_CHUNK
     finished = await get_upload(client, upload_id)
     assert finished.HasField("file") and finished.file.node_id == node.node_id
     assert finished.committed_offset == len(data)

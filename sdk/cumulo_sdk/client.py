@@ -115,7 +115,9 @@ class Cumulo:
         self.client_id = client_id
         self.store = store or TokenStore()
         self._now = now or (lambda: dt.datetime.now(dt.timezone.utc).timestamp())
-        self.channel = grpc.aio.insecure_channel(gateway)
+        self.channel = grpc.aio.insecure_channel(
+            gateway, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        )
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self._refresh_lock = asyncio.Lock()
         self.files = Files(self, PendingUploads(pending_uploads))

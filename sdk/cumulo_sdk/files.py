@@ -20,7 +20,7 @@ from cumulo_sdk.errors import CumuloRpcError
 if TYPE_CHECKING:
     from cumulo_sdk.client import Cumulo
 
-CHUNK = 1024 * 1024
+CHUNK = 2 * 1024 * 1024  # bytes per upload message
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 

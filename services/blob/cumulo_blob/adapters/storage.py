@@ -15,7 +15,7 @@ from cumulo_platform.errors import Unavailable
 from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 2 * 1024 * 1024  # bytes per download message
 
 _OUTAGES = (
     botocore.exceptions.EndpointConnectionError,
