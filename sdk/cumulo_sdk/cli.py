@@ -21,6 +21,8 @@ import pathlib
 import platform
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
@@ -269,26 +271,35 @@ async def _share_revoke(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _save_shared(
+    opened: Any, name: str | None, dest: str | None, download: Callable[[str, pathlib.Path, ProgressBar], Awaitable[Any]]
+) -> int:
+    """A shared file (or a named file of a shared folder) to disk; a folder alone is listed."""
+    target = opened.root
+    if name:
+        target = next((c for c in opened.children if c.name == name), None)
+        if target is None:
+            print(f"cumulo: {name}: not in this shared folder", file=sys.stderr)
+            return 2
+    elif target.kind == blob_pb2.NODE_KIND_FOLDER:
+        print(f"{target.name}/ (shared folder)")
+        for child in opened.children:
+            _print_node(child)
+        return 0
+    path = pathlib.Path(dest or target.name)
+    await download("" if target is opened.root else target.node_id, path, ProgressBar(target.name))
+    print(f"downloaded {target.name} to {path} (sha256 verified)")
+    return 0
+
+
 async def _share_get(client: Cumulo, args: argparse.Namespace) -> int:
     token = args.link.rsplit("/", 1)[-1]
     password = _read_password("Link password: ") if args.password else ""
     opened = await client.files.open_link(token, password)
-    if opened.root.kind == blob_pb2.NODE_KIND_FOLDER and not args.name:
-        print(f"{opened.root.name}/ (shared folder)")
-        for child in opened.children:
-            _print_node(child)
-        return 0
-    target = opened.root
-    if args.name:
-        target = next((c for c in opened.children if c.name == args.name), None)
-        if target is None:
-            print(f"cumulo: {args.name}: not in this shared folder", file=sys.stderr)
-            return 2
-    dest = pathlib.Path(args.dest or target.name)
-    node_id = "" if target is opened.root else target.node_id
-    await client.files.download_link(token, dest, password=password, node_id=node_id, progress=ProgressBar(target.name))
-    print(f"downloaded {target.name} to {dest} (sha256 verified)")
-    return 0
+    return await _save_shared(
+        opened, args.name, args.dest,
+        lambda node_id, path, bar: client.files.download_link(token, path, password=password, node_id=node_id, progress=bar),
+    )
 
 
 async def _share_user(client: Cumulo, args: argparse.Namespace) -> int:
@@ -309,22 +320,10 @@ async def _share_inbox(client: Cumulo, args: argparse.Namespace) -> int:
 
 async def _share_fetch(client: Cumulo, args: argparse.Namespace) -> int:
     opened = await client.files.open_shared(args.share_id)
-    target = opened.root
-    if args.name:
-        target = next((c for c in opened.children if c.name == args.name), None)
-        if target is None:
-            print(f"cumulo: {args.name}: not in this shared folder", file=sys.stderr)
-            return 2
-    elif target.kind == blob_pb2.NODE_KIND_FOLDER:
-        print(f"{target.name}/ (shared folder)")
-        for child in opened.children:
-            _print_node(child)
-        return 0
-    dest = pathlib.Path(args.dest or target.name)
-    node_id = "" if target is opened.root else target.node_id
-    await client.files.download_shared(args.share_id, dest, node_id=node_id, progress=ProgressBar(target.name))
-    print(f"downloaded {target.name} to {dest} (sha256 verified)")
-    return 0
+    return await _save_shared(
+        opened, args.name, args.dest,
+        lambda node_id, path, bar: client.files.download_shared(args.share_id, path, node_id=node_id, progress=bar),
+    )
 
 
 async def _usage(client: Cumulo, args: argparse.Namespace) -> int:

@@ -102,3 +102,29 @@ async def test_two_clients_sharing_a_credentials_file_refresh_only_once(gateway,
     finally:
         await one.close()
         await two.close()
+
+
+async def test_readme_files_and_link_session(gateway, tmp_path, email):
+    home, nobody = tmp_path / "home", tmp_path / "nobody"
+    await cumulo(gateway, home, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    await cumulo(gateway, home, "login", email, stdin=PASSWORD + "\n")
+    source = tmp_path / "holiday.mp4"
+    source.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+    for args in (("files", "mkdir", "/photos/2026"), ("files", "put", str(source), "/photos/2026")):
+        code, out, err = await cumulo(gateway, home, *args)
+        assert code == 0, err
+    code, out, err = await cumulo(gateway, home, "files", "get", "/photos/2026/holiday.mp4", str(tmp_path / "back.mp4"))
+    assert code == 0 and "sha256 verified" in out, err
+    assert (tmp_path / "back.mp4").read_bytes() == source.read_bytes()
+    code, out, err = await cumulo(gateway, home, "share", "create", "/photos/2026/holiday.mp4", "--expires-in", "7d")
+    assert code == 0, err
+    token = out.split()[-1]
+    link_id = out.split()[1]
+    code, out, err = await cumulo(gateway, nobody, "share", "get", token, str(tmp_path / "from-link.mp4"))
+    assert code == 0, err
+    assert (tmp_path / "from-link.mp4").read_bytes() == source.read_bytes()
+    code, out, err = await cumulo(gateway, home, "share", "revoke", link_id)
+    assert code == 0, err
+    code, out, err = await cumulo(gateway, nobody, "share", "get", token, str(tmp_path / "again.mp4"))
+    assert code == 1 and "LINK_REVOKED" in err
+    assert not (tmp_path / "again.mp4").exists()

@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from google.protobuf import timestamp_pb2
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -24,6 +23,7 @@ from cumulo_auth.domain import rules
 from cumulo_auth.domain.throttle import ThrottlePolicy
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -48,14 +48,6 @@ class Tokens:
     refresh_token_expires_at: dt.datetime
     session_id: uuid.UUID
     account_id: uuid.UUID
-
-
-def _stamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if when is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(when)
-    return stamp
 
 
 def _hash_refresh_token(token: str) -> bytes:
@@ -224,7 +216,7 @@ class AuthHandlers:
                     account_id=str(account_id),
                     minor=minor,
                     guardian_account_id=str(guardian) if guardian else "",
-                    created_at=_stamp(now),
+                    created_at=timestamp(now),
                 ),
                 account_id=str(account_id),
             )
@@ -641,7 +633,7 @@ class AuthHandlers:
             await self._revoke_all(uow, account_id, reason=CANCELLED_SESSION_REASON)
             uow.emit(
                 "account.cancelled",
-                events_pb2.AccountCancelled(account_id=str(account_id), cancelled_at=_stamp(now)),
+                events_pb2.AccountCancelled(account_id=str(account_id), cancelled_at=timestamp(now)),
                 account_id=str(account_id),
             )
             await uow.commit()
@@ -686,7 +678,7 @@ class AuthHandlers:
                     account_id=str(target),
                     status=status,
                     reason=reason,
-                    suspended_until=_stamp(suspended_until) if status == "suspended" else None,
+                    suspended_until=timestamp(suspended_until) if status == "suspended" else None,
                     actor=actor,
                 ),
                 account_id=str(target),
