@@ -56,19 +56,25 @@ def _encode_token(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
 
 
-def _decode_token(token: str, field: str = "page_token") -> list[Any]:
+def _decode_token(token: str, *shape: type, field: str = "page_token") -> list[Any]:
+    """A page token back to its values, which must have the given types (bool, str)."""
     try:
         values = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not isinstance(values, list):
-            raise ValueError
-        return values
     except (ValueError, TypeError):
-        raise InvalidArgument(field, "is not a token from a previous page") from None
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != len(shape)
+        or not all(type(v) is t for v, t in zip(values, shape))
+        or any(isinstance(v, str) and "\x00" in v for v in values)
+    ):
+        raise InvalidArgument(field, "is not a token from a previous page")
+    return values
 
 
-def name_clash(exc: IntegrityError, name: str) -> AlreadyExists | None:
+def name_clash(exc: IntegrityError, name: str, field: str = "name") -> AlreadyExists | None:
     if "nodes_live_name" in str(exc.orig):
-        return AlreadyExists(f"name: {name!r} already exists in this folder", reason="NAME_TAKEN", metadata={"field": "name"})
+        return AlreadyExists(f"{field}: {name!r} already exists in this folder", reason="NAME_TAKEN", metadata={"field": field})
     return None
 
 
@@ -90,6 +96,16 @@ class BlobHandlers:
         if row is None:
             raise NotFound("no such file or folder", reason="NODE_NOT_FOUND")
         return row
+
+    async def load_live_node(self, uow: UnitOfWork, account: uuid.UUID, node_id: uuid.UUID) -> Any:
+        """A node to change: locked, and not inside a trashed folder (there it is gone from
+        the caller's view; Restore brings the folder back first)."""
+        node = await self.load_node(uow, account, node_id, lock=True)
+        try:
+            await self.check_folder(uow, account, node.parent_id, "node_id")
+        except (NotFound, FailedPrecondition):
+            raise NotFound("no such file or folder", reason="NODE_NOT_FOUND") from None
+        return node
 
     async def check_folder(self, conn: Any, account: uuid.UUID, folder_id: uuid.UUID | None, field: str) -> None:
         """A live folder of the account (or the root); a trashed ancestor makes it not live."""
@@ -140,7 +156,7 @@ class BlobHandlers:
                 .limit(size + 1)
             )
             if page_token:
-                after_is_file, after_name = _decode_token(page_token)
+                after_is_file, after_name = _decode_token(page_token, bool, str)
                 query = query.where(sa.tuple_(is_file, nodes.c.name) > sa.tuple_(sa.literal(bool(after_is_file)), sa.literal(str(after_name))))
             rows = (await conn.execute(query)).all()
         more = len(rows) > size
@@ -159,7 +175,7 @@ class BlobHandlers:
         target = node_uuid(node_id, "node_id")
         clean = names.check_name(new_name, "new_name")
         async with self.db.unit_of_work() as uow:
-            await self.load_node(uow, account, target, lock=True)
+            await self.load_live_node(uow, account, target)
             try:
                 row = (
                     await uow.execute(
@@ -168,7 +184,7 @@ class BlobHandlers:
                     )
                 ).one()
             except IntegrityError as exc:
-                raise name_clash(exc, clean) or exc from None
+                raise name_clash(exc, clean, "new_name") or exc from None
             await uow.commit()
         return row
 
@@ -176,7 +192,7 @@ class BlobHandlers:
         target = node_uuid(node_id, "node_id")
         parent = node_uuid(new_parent_id, "new_parent_id", root_allowed=True)
         async with self.db.unit_of_work() as uow:
-            node = await self.load_node(uow, account, target, lock=True)
+            node = await self.load_live_node(uow, account, target)
             await self.check_folder(uow, account, parent, "new_parent_id")
             if parent is not None and node.kind == "folder":
                 ancestors = (await uow.execute(_ANCESTORS, {"node_id": parent})).scalars().all()
@@ -200,7 +216,7 @@ class BlobHandlers:
     async def delete(self, account: uuid.UUID, node_id: str) -> None:
         target = node_uuid(node_id, "node_id")
         async with self.db.unit_of_work() as uow:
-            await self.load_node(uow, account, target, lock=True)
+            await self.load_live_node(uow, account, target)
             await uow.execute(sa.update(nodes).where(nodes.c.node_id == target).values(trashed_at=self.clock.now()))
             uow.emit("file.deleted", events_pb2.FileDeleted(account_id=str(account), node_id=str(target)), account_id=str(account))
             await uow.commit()
@@ -214,7 +230,7 @@ class BlobHandlers:
             .limit(size + 1)
         )
         if page_token:
-            after_at, after_id = _decode_token(page_token)
+            after_at, after_id = _decode_token(page_token, str, str)
             try:
                 at, node = dt.datetime.fromisoformat(after_at), uuid.UUID(after_id)
             except (TypeError, ValueError):

@@ -28,7 +28,7 @@ from cumulo_blob.adapters.sha256 import ResumableSha256
 from cumulo_blob.adapters.storage import UploadGone, object_key
 from cumulo_blob.adapters.tables import contents, nodes, uploads, usage
 from cumulo_blob.domain import names
-from cumulo_blob.handlers import BlobHandlers, node_uuid
+from cumulo_blob.handlers import _LIVE_FOLDER, BlobHandlers, node_uuid
 from cumulo_platform.db import UnitOfWork
 from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from cumulo_platform.logging import get_logger
@@ -170,7 +170,13 @@ class Uploads:
         stem, dot, extension = upload["name"].rpartition(".")
         if not stem:
             stem, dot, extension = upload["name"], "", ""
-        for attempt in range(RENAME_ATTEMPTS):
+        parent = upload["parent_id"]
+        if parent is not None:
+            chain = (await uow.execute(_LIVE_FOLDER, {"node_id": parent, "account_id": account})).first()
+            if chain is None or not chain.live:
+                parent = None  # its folder went while the bytes were on their way: keep them in the root
+        attempt = 0
+        while attempt < RENAME_ATTEMPTS:
             name = upload["name"] if attempt == 0 else f"{stem} ({attempt}){dot}{extension}"
             try:
                 async with uow.session.begin_nested():
@@ -178,7 +184,7 @@ class Uploads:
                         await uow.execute(
                             sa.insert(nodes)
                             .values(
-                                node_id=uuid.uuid4(), account_id=account, parent_id=upload["parent_id"], name=name,
+                                node_id=uuid.uuid4(), account_id=account, parent_id=parent, name=name,
                                 kind="file", size=upload["size"], sha256=upload["sha256"],
                                 content_type=upload["content_type"], created_at=now, modified_at=now,
                             )
@@ -186,8 +192,12 @@ class Uploads:
                         )
                     ).one()
             except IntegrityError as exc:
+                if "nodes_parent_id_fkey" in str(exc.orig) and parent is not None:
+                    parent = None  # the folder was deleted for good just now
+                    continue
                 if "nodes_live_name" not in str(exc.orig):
                     raise
+            attempt += 1
         raise _name_taken(upload["name"])
 
     # --- status -----------------------------------------------------------------------
@@ -240,11 +250,17 @@ class Uploads:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+            expired = 0
             for row in rows:
+                # A writer holds the upload's advisory lock for as long as it streams.
+                busy = not await uow.session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_lock_key(row.upload_id))))
+                if busy:
+                    continue
                 await self.storage.abort_multipart(object_key(str(row.account_id), str(row.upload_id)), row.s3_upload_id)
                 await self._end(uow, row, "expired")
+                expired += 1
             await uow.commit()
-        return len(rows)
+        return expired
 
     # --- bytes ------------------------------------------------------------------------
 
@@ -318,9 +334,7 @@ class Uploads:
         row, _ = await self.get(account, str(target))
         key = object_key(str(account), str(target))
         if digest != row.sha256:
-            async with self.db.unit_of_work() as uow:
-                await self._end(uow, row, "failed")
-                await uow.commit()
+            await self._lost(row)
             await self.storage.abort_multipart(key, row.s3_upload_id)
             raise InvalidArgument(
                 "sha256", "the bytes received do not have the SHA-256 given at the start; nothing was stored",
