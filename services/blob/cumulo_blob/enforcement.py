@@ -13,6 +13,7 @@ from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.storage import object_key
 from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, share_links, uploads, usage
 from cumulo_blob.handlers import BlobHandlers, node_uuid
+from cumulo_blob.uploads import upload_lock_key
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from cumulo_platform.logging import get_logger
 
@@ -97,10 +98,14 @@ class Enforcement:
                     .where(uploads.c.account_id == account, uploads.c.state == "open")
                 )
             ).all()
-        for upload in open_uploads:
-            if upload.s3_upload_id:
-                await self.storage.abort_multipart(object_key(str(account), str(upload.upload_id)), upload.s3_upload_id)
         async with self.db.unit_of_work() as uow:
+            # A stream that never ends must not stall the purge for good: give up, retry later.
+            await uow.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
+            for upload in open_uploads:
+                # Wait for a stream still writing it: it ends as UPLOAD_CLOSED, not as a new file.
+                await uow.execute(sa.select(sa.func.pg_advisory_xact_lock(upload_lock_key(upload.upload_id))))
+                if upload.s3_upload_id:
+                    await self.storage.abort_multipart(object_key(str(account), str(upload.upload_id)), upload.s3_upload_id)
             items += (await uow.execute(sa.delete(uploads).where(uploads.c.account_id == account))).rowcount or 0
             await uow.commit()
         # Nodes: leaves first, in batches, so no statement grows with the account's size.

@@ -192,6 +192,8 @@ class BlobHandlers:
         target = node_uuid(node_id, "node_id")
         parent = node_uuid(new_parent_id, "new_parent_id", root_allowed=True)
         async with self.db.unit_of_work() as uow:
+            # Folder moves of one account, one at a time: two crossing moves cannot make a cycle.
+            await uow.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"move:{account}"})
             node = await self.load_live_node(uow, account, target)
             await self.check_folder(uow, account, parent, "new_parent_id")
             if parent is not None and node.kind == "folder":
@@ -280,12 +282,16 @@ class BlobHandlers:
         condition = [nodes.c.account_id == account, nodes.c.trashed_at.is_not(None)]
         if older_than is not None:
             condition.append(nodes.c.trashed_at < older_than)
+        if await self.held(account):
+            raise FailedPrecondition("the account is under a legal hold; nothing is deleted for now", reason="LEGAL_HOLD")
         async with self.db.unit_of_work() as uow:
-            roots = sa.select(nodes.c.node_id).where(*condition).cte("roots", recursive=True)
+            # Locked: a restore that commits first takes its item out of this emptying.
+            root_ids = (await uow.execute(sa.select(nodes.c.node_id).where(*condition).with_for_update())).scalars().all()
+            if not root_ids:
+                return 0
+            roots = sa.select(nodes.c.node_id).where(nodes.c.node_id.in_(root_ids)).cte("roots", recursive=True)
             subtree = roots.union_all(sa.select(nodes.c.node_id).where(nodes.c.parent_id == roots.c.node_id))
             doomed_ids = (await uow.execute(sa.select(subtree.c.node_id))).scalars().all()
-            if not doomed_ids:
-                return 0
             released = (
                 await uow.execute(
                     sa.select(nodes.c.sha256, sa.func.count().label("refs"))
@@ -360,7 +366,8 @@ class BlobHandlers:
             ).scalars().all()
         total = 0
         for account in accounts:
-            total += await self.empty_trash(account, older_than=horizon)
+            if not await self.held(account):  # a held account's trash waits for the release
+                total += await self.empty_trash(account, older_than=horizon)
         return total
 
     # --- usage and download --------------------------------------------------------------
@@ -430,6 +437,7 @@ _LIVE_FOLDER = sa.text(
         UNION ALL
         SELECT n.node_id, n.parent_id, n.kind, n.trashed_at, c.depth + 1 FROM blob.nodes n
         JOIN chain c ON n.node_id = c.parent_id
+        WHERE c.depth < 10000
     )
     SELECT (SELECT kind FROM chain WHERE depth = 0) AS kind,
            bool_and(trashed_at IS NULL) AS live
@@ -441,7 +449,7 @@ _ANCESTORS = sa.text(
     """
     WITH RECURSIVE chain AS (
         SELECT node_id, parent_id FROM blob.nodes WHERE node_id = :node_id
-        UNION ALL
+        UNION
         SELECT n.node_id, n.parent_id FROM blob.nodes n JOIN chain c ON n.node_id = c.parent_id
     )
     SELECT node_id FROM chain

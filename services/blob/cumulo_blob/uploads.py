@@ -35,6 +35,7 @@ from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
 MAX_FILE_SIZE = 5 * 1024**4  # S3's limit for one object
+S3_MAX_PARTS = 10_000
 RENAME_ATTEMPTS = 100
 _SET_ON_COMPLETION = frozenset({"state", "node_id", "committed_offset"})
 
@@ -57,8 +58,9 @@ class Uploads:
         clean = names.check_name(name)
         digest = names.check_sha256(sha256)
         media = names.check_content_type(content_type)
-        if size < 0 or size > MAX_FILE_SIZE:
-            raise InvalidArgument("size", f"must be between 0 and {MAX_FILE_SIZE} bytes")
+        largest = min(MAX_FILE_SIZE, S3_MAX_PARTS * self.settings.part_size)
+        if size < 0 or size > largest:
+            raise InvalidArgument("size", f"must be between 0 and {largest} bytes")
         if size == 0 and digest != names.EMPTY_SHA256:
             raise InvalidArgument("sha256", "an empty file's SHA-256 is that of no bytes", reason="SHA256_MISMATCH")
         async with self.db.read() as conn:
@@ -75,14 +77,27 @@ class Uploads:
             upload_id=upload_id, account_id=account, parent_id=parent, name=clean, size=size, sha256=digest,
             content_type=media, created_at=now, expires_at=now + self.settings.upload_ttl,
         )
+        if held is not None and held.size != size:
+            raise InvalidArgument("size", "differs from the size of the content with this SHA-256")
         if held is not None or size == 0:
+            key = object_key(str(account), str(upload_id))
             if held is None:  # the first empty file of this account
-                await self.storage.put(object_key(str(account), str(upload_id)), b"")
+                await self.storage.put(key, b"")
             async with self.db.unit_of_work() as uow:
                 await self._lock_usage(uow, account)
-                node = await self._store(uow, account, row_values, key=object_key(str(account), str(upload_id)))
-                await uow.commit()
-            return (await self.get(account, str(upload_id))), node
+                still_held = (
+                    await uow.execute(
+                        sa.select(contents.c.size)
+                        .where(contents.c.account_id == account, contents.c.sha256 == digest)
+                        .with_for_update()
+                    )
+                ).first()
+                # The content may have gone (trash emptied) since it was seen: then the bytes
+                # must come after all — never a file pointing at an object nobody wrote.
+                if still_held is not None or size == 0:
+                    node = await self._store(uow, account, row_values, key=key)
+                    await uow.commit()
+                    return (await self.get(account, str(upload_id))), node
         await self._check_quota(account, size)
         key = object_key(str(account), str(upload_id))
         s3_upload_id = await self.storage.start_multipart(key)
@@ -227,6 +242,8 @@ class Uploads:
                 raise NotFound("no such upload", reason="UPLOAD_NOT_FOUND")
             if row.state != "open":
                 return
+            if not await uow.session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(upload_lock_key(target)))):
+                raise FailedPrecondition("this upload is being written; stop that stream first", reason="UPLOAD_BUSY")
             await self._end(uow, row, "cancelled")
             await uow.commit()
         await self.storage.abort_multipart(object_key(str(account), str(target)), row.s3_upload_id)
@@ -253,7 +270,7 @@ class Uploads:
             expired = 0
             for row in rows:
                 # A writer holds the upload's advisory lock for as long as it streams.
-                busy = not await uow.session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_lock_key(row.upload_id))))
+                busy = not await uow.session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(upload_lock_key(row.upload_id))))
                 if busy:
                     continue
                 await self.storage.abort_multipart(object_key(str(row.account_id), str(row.upload_id)), row.s3_upload_id)
@@ -274,13 +291,13 @@ class Uploads:
         async with self.db.engine.connect() as lock_conn:
             lock_conn = await lock_conn.execution_options(isolation_level="AUTOCOMMIT")
             # One writer per upload; the lock dies with the connection if this process does.
-            got = await lock_conn.scalar(sa.select(sa.func.pg_try_advisory_lock(_lock_key(target))))
+            got = await lock_conn.scalar(sa.select(sa.func.pg_try_advisory_lock(upload_lock_key(target))))
             if not got:
                 raise FailedPrecondition("this upload is being written by another connection", reason="UPLOAD_BUSY")
             try:
                 return await self._receive_locked(lock_conn, account, target, first, requests)
             finally:
-                await asyncio.shield(lock_conn.scalar(sa.select(sa.func.pg_advisory_unlock(_lock_key(target)))))
+                await asyncio.shield(lock_conn.scalar(sa.select(sa.func.pg_advisory_unlock(upload_lock_key(target)))))
 
     async def _receive_locked(
         self, conn: Any, account: uuid.UUID, target: uuid.UUID, first: Any, requests: AsyncIterator[Any]
@@ -347,10 +364,16 @@ class Uploads:
                 raise FailedPrecondition("the stored parts of this upload are gone; start again", reason="UPLOAD_LOST")
         async with self.db.unit_of_work() as uow:
             await self._lock_usage(uow, account)
-            locked = (await uow.execute(sa.select(uploads).where(uploads.c.upload_id == target).with_for_update())).one()
-            if locked.state == "completed":
+            locked = (await uow.execute(sa.select(uploads).where(uploads.c.upload_id == target).with_for_update())).first()
+            if locked is not None and locked.state == "completed":
                 node = (await uow.execute(sa.select(nodes).where(nodes.c.node_id == locked.node_id))).first()
                 return node
+            if locked is None or locked.state != "open":
+                # Cancelled, expired or purged while its last bytes landed: the object goes.
+                await self.files.doom(uow, account, key)
+                await uow.commit()
+                await self.files.delete_doomed(account)
+                raise FailedPrecondition("this upload was closed before it completed", reason="UPLOAD_CLOSED")
             await uow.execute(sa.update(usage).where(usage.c.account_id == account).values(reserved=usage.c.reserved - row.size))
             node = await self._store(uow, account, dict(row._mapping), key=key)
             await uow.commit()
@@ -451,7 +474,7 @@ def _upload_uuid(value: str) -> uuid.UUID:
         raise InvalidArgument("upload_id", "must be an upload id from StartUpload") from None
 
 
-def _lock_key(upload_id: uuid.UUID) -> int:
+def upload_lock_key(upload_id: uuid.UUID) -> int:
     return int.from_bytes(upload_id.bytes[:8], "big", signed=True)
 
 

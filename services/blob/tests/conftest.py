@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
 from cumulo_blob.adapters.storage import object_key
-from cumulo_blob.uploads import _lock_key
+from cumulo_blob.uploads import upload_lock_key
 from cumulo_devstack.testing import PASSWORD, call, unique_email
 from cumulo_platform.clock import OffsetClock
 from cumulo_sdk import Cumulo, CumuloRpcError
@@ -307,7 +307,7 @@ class Peek:
     async def writer_holds(self, upload_id: str) -> bool:
         """Whether an UploadChunks stream holds the upload (its advisory lock), seen from
         outside without taking it."""
-        key = _lock_key(uuid.UUID(upload_id)) & 0xFFFFFFFFFFFFFFFF
+        key = upload_lock_key(uuid.UUID(upload_id)) & 0xFFFFFFFFFFFFFFFF
         held = await self.scalar(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
             " AND classid::text::bigint = :high AND objid::text::bigint = :low AND objsubid = 1",

@@ -69,16 +69,20 @@ async def test_legal_hold_keeps_stored_objects_through_trash_and_refuses_purge(u
     node = await _upload(client, tmp_path, "evidence.bin")
     assert len(await _objects(blob, account_id)) == 1
     await internal.SetLegalHold(blob_pb2.SetLegalHoldRequest(account_id=account_id, held=True, reason="case 4", actor="legal"))
-    await client.files.delete(node.node_id)
-    await client.files.empty_trash()
-    await blob.app.files.delete_doomed()  # the sweeper, too, leaves held objects alone
+    await client.files.delete(node.node_id)  # to the trash: still possible
+    with pytest.raises(CumuloRpcError) as emptying:
+        await client.files.empty_trash()
+    assert emptying.value.reason == "LEGAL_HOLD"
+    assert [n.node_id for n in await client.files.trash()] == [node.node_id]
+    assert await blob.app.files.purge_old_trash() >= 0  # retention skips held accounts
+    assert [n.node_id for n in await client.files.trash()] == [node.node_id]
     assert len(await _objects(blob, account_id)) == 1
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await internal.PurgeAccount(blob_pb2.PurgeAccountRequest(account_id=account_id))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "LEGAL_HOLD" in str(caught.value.trailing_metadata())
     await internal.SetLegalHold(blob_pb2.SetLegalHoldRequest(account_id=account_id, held=False, reason="case closed", actor="legal"))
-    await blob.app.files.delete_doomed(uuid.UUID(account_id))
+    await client.files.empty_trash()
     assert await _objects(blob, account_id) == []
 
 

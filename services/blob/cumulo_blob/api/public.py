@@ -13,6 +13,7 @@ from cumulo_blob.api import convert
 from cumulo_blob.handlers import BlobHandlers
 from cumulo_blob.sharing import Sharing
 from cumulo_blob.uploads import Uploads
+from cumulo_platform.errors import InvalidArgument
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.interceptors import current_principal
 
@@ -114,7 +115,10 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
     async def CreateShareLink(
         self, request: blob_pb2.CreateShareLinkRequest, context: grpc.aio.ServicerContext
     ) -> blob_pb2.CreateShareLinkResponse:
-        expires_at = request.expires_at.ToDatetime(tzinfo=dt.timezone.utc) if request.HasField("expires_at") else None
+        try:
+            expires_at = request.expires_at.ToDatetime(tzinfo=dt.timezone.utc) if request.HasField("expires_at") else None
+        except (OverflowError, ValueError):
+            raise InvalidArgument("expires_at", "must be a real point in time") from None
         row, name, token = await self.sharing.create(
             current_principal(), request.node_id, expires_at=expires_at, password=request.password
         )
