@@ -87,6 +87,7 @@ class ServiceRuntime:
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.http2.bdp_probe", 0),
             ],
         )
         for service in self._services:
