@@ -64,6 +64,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     if platform.development:
         await plans.seed_development_catalog()
     files = BlobHandlers(db=base.db, storage=storage, settings=settings, clock=base.clock, plans=plans)
+    await files.load_purged()
     uploads = Uploads(files)
     enforcement = Enforcement(files)
     passwords = Passwords()
@@ -79,7 +80,10 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
             ),
         ],
         interceptor=base.interceptor(
-            verifier=base.remote_verifier(), clients=base.remote_clients(), anonymous_methods=ANONYMOUS_METHODS
+            verifier=base.remote_verifier(),
+            clients=base.remote_clients(),
+            anonymous_methods=ANONYMOUS_METHODS,
+            account_gate=files.refuse_purged,
         ),
         jobs=[
             periodic(uploads.expire_abandoned, every=60.0),

@@ -11,7 +11,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.storage import object_key
-from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, share_links, uploads, usage
+from cumulo_blob.adapters.tables import (
+    contents,
+    doomed_objects,
+    holds,
+    nodes,
+    purged_accounts,
+    share_links,
+    uploads,
+    usage,
+)
 from cumulo_blob.handlers import BlobHandlers, node_uuid
 from cumulo_blob.uploads import upload_lock_key
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -90,6 +99,13 @@ class Enforcement:
         if await self.files.held(account):
             raise FailedPrecondition("the account is under a legal hold; nothing is deleted", reason="LEGAL_HOLD")
         items = 0
+        # First the gate: from here on the account's calls are refused, so nothing new arrives.
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(
+                pg_insert(purged_accounts).values(account_id=account, purged_at=self.clock.now()).on_conflict_do_nothing()
+            )
+            await uow.commit()
+        self.files.purged.add(account)
         # Open uploads: abort their S3 parts, then forget them.
         async with self.db.read() as conn:
             open_uploads = (

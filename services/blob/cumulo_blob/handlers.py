@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.storage import Storage
-from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, usage
+from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, purged_accounts, usage
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.domain import names
 from cumulo_blob.plans import Plans
@@ -85,6 +85,18 @@ class BlobHandlers:
         self.settings = settings
         self.clock = clock
         self.plans = plans
+        self.purged: set[uuid.UUID] = set()  # filled at start-up and by purges
+
+    async def load_purged(self) -> None:
+        async with self.db.read() as conn:
+            self.purged = set((await conn.execute(sa.select(purged_accounts.c.account_id))).scalars().all())
+
+    async def refuse_purged(self, principal: Any) -> None:
+        """The account gate: an account whose data was purged gets ACCOUNT_DELETED.
+        (Other replicas learn of a purge at their next start; the lifecycle's account-state
+        events will tell them at once.)"""
+        if self.purged and uuid.UUID(principal.account_id) in self.purged:
+            raise FailedPrecondition("this account has been deleted", reason="ACCOUNT_DELETED")
 
     # --- nodes ------------------------------------------------------------------------
 

@@ -103,8 +103,10 @@ async def test_purge_leaves_nothing_and_can_run_again(user, internal, blob, infr
     async with blob.app.db.read() as conn:
         left = (await conn.execute(sa.select(sa.func.count()).select_from(nodes).where(nodes.c.account_id == uuid.UUID(account_id)))).scalar_one()
     assert left == 0
-    usage = await client.files.usage()
-    assert usage.used == 0 and usage.reserved == 0
+    # After the purge the account's calls fail.
+    with pytest.raises(CumuloRpcError) as caught:
+        await client.files.usage()
+    assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION and caught.value.reason == "ACCOUNT_DELETED"
     again = await internal.PurgeAccount(blob_pb2.PurgeAccountRequest(account_id=account_id))
     assert again.nodes_deleted == 0 and again.objects_deleted == 0
     events = await read_stream(infra.nats.url, "cumulo.events.purge.completed", lambda e: e.account_id == account_id, at_least=2)

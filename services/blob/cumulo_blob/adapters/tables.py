@@ -173,5 +173,13 @@ purchases = sa.Table(
     sa.Index("purchases_account", "account_id", "ends_at"),
 )
 
+# Accounts whose data this service purged: their calls are refused from then on.
+purged_accounts = sa.Table(
+    "purged_accounts",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("purged_at", TIMESTAMP, nullable=False),
+)
+
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
