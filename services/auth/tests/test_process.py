@@ -76,9 +76,13 @@ async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(auth_process):
         assert status.status == health_pb2.HealthCheckResponse.SERVING
     async with Cumulo(target) as client:
         email = f"drain-{os.getpid()}-{dt.datetime.now().timestamp():.0f}@example.com"
+        # The channel is connected first, so the registration below reaches the server at once.
+        terms = await client.terms_version()
         # Registration hashes a password (slow on purpose): SIGTERM arrives while it runs.
-        registering = asyncio.create_task(client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1)))
-        await asyncio.sleep(0.02)
+        registering = asyncio.create_task(
+            client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1), terms_version=terms)
+        )
+        await asyncio.sleep(0.03)
         process.send_signal(signal.SIGTERM)
         account = await registering
         assert account.email == email
