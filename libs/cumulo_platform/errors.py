@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from collections.abc import Mapping
 
 import grpc
@@ -131,6 +132,14 @@ class ResourceExhausted(CumuloError):
             packed.Pack(retry)
             details.append(packed)
         return details
+
+
+def parse_id(value: str, field: str, what: str) -> uuid.UUID:
+    """An id from a request, or INVALID_ARGUMENT naming the field and what belongs there."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidArgument(field, f"must be {what}") from None
 
 
 def internal_status(request_id: str) -> status_pb2.Status:

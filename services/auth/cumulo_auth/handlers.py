@@ -32,6 +32,7 @@ from cumulo_platform.errors import (
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
+    parse_id,
 )
 from cumulo_platform.tokens import Principal
 
@@ -64,11 +65,8 @@ def _contact_clash(exc: IntegrityError, *, reason: str) -> AlreadyExists:
     return AlreadyExists(f"{field}: another account uses this {field}", reason=reason, metadata={"field": field})
 
 
-def _account_uuid(value: str, field: str = "account_id") -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError):
-        raise InvalidArgument(field, "must be an account id (UUID)") from None
+def _account_uuid(value: str) -> uuid.UUID:
+    return parse_id(value, "account_id", "an account id (UUID)")
 
 
 # Built once: the hottest statement (every authenticated auth call) skips SQL construction.
@@ -510,10 +508,7 @@ class AuthHandlers:
         return [r._asdict() for r in rows]
 
     async def revoke_session(self, principal: Principal, session_id: str) -> None:
-        try:
-            target = uuid.UUID(session_id)
-        except ValueError:
-            raise InvalidArgument("session_id", "must be a session id from ListSessions") from None
+        target = parse_id(session_id, "session_id", "a session id from ListSessions")
         async with self.db.unit_of_work() as uow:
             owner = (
                 await uow.execute(sa.select(sessions.c.account_id).where(sessions.c.session_id == target))

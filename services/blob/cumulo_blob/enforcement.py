@@ -23,7 +23,7 @@ from cumulo_blob.adapters.tables import (
 )
 from cumulo_blob.handlers import BlobHandlers, node_uuid
 from cumulo_blob.uploads import upload_lock_key
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id
 from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
@@ -31,10 +31,7 @@ PURGE_BATCH = 500
 
 
 def _account(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument("account_id", "must be an account id (UUID)") from None
+    return parse_id(value, "account_id", "an account id (UUID)")
 
 
 def _why(reason: str, actor: str) -> None:

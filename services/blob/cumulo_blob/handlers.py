@@ -29,6 +29,7 @@ from cumulo_platform.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    parse_id,
 )
 from cumulo_platform.logging import get_logger
 
@@ -40,10 +41,7 @@ DEFAULT_PAGE = 100
 def node_uuid(value: str, field: str, *, root_allowed: bool = False) -> uuid.UUID | None:
     if value == "" and root_allowed:
         return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument(field, "must be a node id" + (" or empty for the root folder" if root_allowed else "")) from None
+    return parse_id(value, field, "a node id" + (" or empty for the root folder" if root_allowed else ""))
 
 
 def _page_size(value: int, field: str = "page_size") -> int:
@@ -123,7 +121,7 @@ class BlobHandlers:
         """A live folder of the account (or the root); a trashed ancestor makes it not live."""
         if folder_id is None:
             return
-        row = (await conn.execute(_LIVE_FOLDER, {"node_id": folder_id, "account_id": account})).first()
+        row = (await conn.execute(LIVE_CHAIN, {"node_id": folder_id, "account_id": account})).first()
         if row is None:
             raise NotFound(f"{field}: no such folder", reason="FOLDER_NOT_FOUND", metadata={"field": field})
         if row.kind != "folder":
@@ -273,7 +271,7 @@ class BlobHandlers:
                 raise NotFound("no such item in the trash", reason="NODE_NOT_FOUND")
             parent = row.parent_id
             if parent is not None:
-                found = (await uow.execute(_LIVE_FOLDER, {"node_id": parent, "account_id": account})).first()
+                found = (await uow.execute(LIVE_CHAIN, {"node_id": parent, "account_id": account})).first()
                 if found is None or not found.live:
                     parent = None  # its folder is gone: it comes back in the root folder
             try:
@@ -441,7 +439,7 @@ class BlobHandlers:
 
 
 # A node with whether it and all its ancestors are live (not trashed).
-_LIVE_FOLDER = sa.text(
+LIVE_CHAIN = sa.text(
     """
     WITH RECURSIVE chain AS (
         SELECT node_id, parent_id, kind, trashed_at, 0 AS depth FROM blob.nodes

@@ -16,7 +16,7 @@ from cumulo_blob.adapters.tables import plan_prices, purchases
 from cumulo_blob.config import BlobSettings
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id
 
 GIB = 1024**3
 # The catalog a development start-up offers (prices in fen).
@@ -97,10 +97,7 @@ class Plans:
             await self.set_price(plan_id=plan_id, name=name, size=size, price=price, currency=currency, period_days=days)
 
     async def record_purchase(self, account_id: str, plan_id: str, price_version: int, payment_reference: str) -> Any:
-        try:
-            account = uuid.UUID(account_id)
-        except ValueError:
-            raise InvalidArgument("account_id", "must be an account id (UUID)") from None
+        account = parse_id(account_id, "account_id", "an account id (UUID)")
         if not payment_reference.strip():
             raise InvalidArgument("payment_reference", "must name the payment, so a retry records it once")
         async with self.db.unit_of_work() as uow:

@@ -17,13 +17,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.tables import contents, nodes, share_links, user_shares
-from cumulo_blob.handlers import _LIVE_FOLDER, BlobHandlers, node_uuid
+from cumulo_blob.handlers import LIVE_CHAIN, BlobHandlers, node_uuid
 from cumulo_platform.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    parse_id,
 )
 from cumulo_platform.passwords import Passwords
 from cumulo_platform.tokens import Principal
@@ -111,10 +112,7 @@ class Sharing:
             ).all()
 
     async def revoke(self, account: uuid.UUID, link_id: str) -> None:
-        try:
-            target = uuid.UUID(link_id)
-        except ValueError:
-            raise InvalidArgument("link_id", "must be a link id from ListShareLinks") from None
+        target = parse_id(link_id, "link_id", "a link id from ListShareLinks")
         async with self.db.unit_of_work() as uow:
             row = (
                 await uow.execute(
@@ -148,7 +146,7 @@ class Sharing:
             if link.expires_at is not None and link.expires_at <= now:
                 raise NotFound("this link has expired", reason="LINK_EXPIRED")
             root = (await conn.execute(sa.select(nodes).where(nodes.c.node_id == link.node_id))).first()
-            chain = (await conn.execute(_LIVE_FOLDER, {"node_id": link.node_id, "account_id": link.account_id})).first()
+            chain = (await conn.execute(LIVE_CHAIN, {"node_id": link.node_id, "account_id": link.account_id})).first()
             if root is None or chain is None or not chain.live:
                 raise NotFound("what this link shared is gone", reason="LINK_NOT_FOUND")
         if root.blocked:
@@ -299,7 +297,7 @@ class Sharing:
             ).all()
             live = []
             for row in rows:
-                chain = (await conn.execute(_LIVE_FOLDER, {"node_id": row.node_id, "account_id": row.owner_id})).first()
+                chain = (await conn.execute(LIVE_CHAIN, {"node_id": row.node_id, "account_id": row.owner_id})).first()
                 if chain is not None and chain.live:
                     live.append(row)
         return live
@@ -314,7 +312,7 @@ class Sharing:
             ).first()
             if share is None:
                 raise NotFound("no such share", reason="SHARE_NOT_FOUND")
-            chain = (await conn.execute(_LIVE_FOLDER, {"node_id": share.node_id, "account_id": share.owner_id})).first()
+            chain = (await conn.execute(LIVE_CHAIN, {"node_id": share.node_id, "account_id": share.owner_id})).first()
             root = (await conn.execute(sa.select(nodes).where(nodes.c.node_id == share.node_id))).first()
         if root is None or chain is None or not chain.live:
             raise NotFound("what was shared is gone", reason="SHARE_NOT_FOUND")
@@ -324,7 +322,4 @@ class Sharing:
 
 
 def _share_uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument("share_id", "must be a share id") from None
+    return parse_id(value, "share_id", "a share id")

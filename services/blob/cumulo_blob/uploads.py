@@ -28,9 +28,9 @@ from cumulo_blob.adapters.sha256 import ResumableSha256
 from cumulo_blob.adapters.storage import UploadGone, object_key
 from cumulo_blob.adapters.tables import contents, nodes, uploads, usage
 from cumulo_blob.domain import names
-from cumulo_blob.handlers import _LIVE_FOLDER, BlobHandlers, node_uuid
+from cumulo_blob.handlers import LIVE_CHAIN, BlobHandlers, node_uuid
 from cumulo_platform.db import UnitOfWork
-from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, parse_id
 from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
@@ -187,7 +187,7 @@ class Uploads:
             stem, dot, extension = upload["name"], "", ""
         parent = upload["parent_id"]
         if parent is not None:
-            chain = (await uow.execute(_LIVE_FOLDER, {"node_id": parent, "account_id": account})).first()
+            chain = (await uow.execute(LIVE_CHAIN, {"node_id": parent, "account_id": account})).first()
             if chain is None or not chain.live:
                 parent = None  # its folder went while the bytes were on their way: keep them in the root
         attempt = 0
@@ -468,10 +468,7 @@ class _PartWriter:
 
 
 def _upload_uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument("upload_id", "must be an upload id from StartUpload") from None
+    return parse_id(value, "upload_id", "an upload id from StartUpload")
 
 
 def upload_lock_key(upload_id: uuid.UUID) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -18,6 +19,19 @@ from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.interceptors import current_principal
 
 SERVICE = "cumulo.blob.v1.BlobService"
+
+
+def _file_stream(
+    files: BlobHandlers, message: type[Any], node: Any, key: str, offset: int, length: int
+) -> AsyncIterator[Any]:
+    """Every download answers alike: the file's metadata first, then its bytes."""
+
+    async def stream() -> AsyncIterator[Any]:
+        yield message(file=convert.node(node))
+        async for chunk in files.read(key, offset, length):
+            yield message(data=chunk)
+
+    return stream()
 
 
 def _me() -> uuid.UUID:
@@ -102,9 +116,8 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         self, request: blob_pb2.DownloadRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[blob_pb2.DownloadResponse]:
         node, key, offset, length = await self.files.open_download(_me(), request.node_id, request.offset, request.length)
-        yield blob_pb2.DownloadResponse(file=convert.node(node))
-        async for chunk in self.files.read(key, offset, length):
-            yield blob_pb2.DownloadResponse(data=chunk)
+        async for message in _file_stream(self.files, blob_pb2.DownloadResponse, node, key, offset, length):
+            yield message
 
     async def ListPlans(self, request: blob_pb2.ListPlansRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListPlansResponse:
         return blob_pb2.ListPlansResponse(plans=[convert.plan(r) for r in await self.files.plans.current()])
@@ -163,9 +176,8 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
     ) -> AsyncIterator[blob_pb2.DownloadSharedWithMeResponse]:
         root, children = await self.sharing.open_shared_with_me(_me(), request.share_id)
         node, key, offset, length = await self.sharing.serve(root, children, request.node_id, request.offset, request.length)
-        yield blob_pb2.DownloadSharedWithMeResponse(file=convert.node(node))
-        async for chunk in self.files.read(key, offset, length):
-            yield blob_pb2.DownloadSharedWithMeResponse(data=chunk)
+        async for message in _file_stream(self.files, blob_pb2.DownloadSharedWithMeResponse, node, key, offset, length):
+            yield message
 
     async def GetUsage(self, request: blob_pb2.GetUsageRequest, context: grpc.aio.ServicerContext) -> blob_pb2.GetUsageResponse:
         used, reserved, quota = await self.files.usage(_me())
@@ -192,6 +204,5 @@ class ShareLinkService(blob_pb2_grpc.ShareLinkServiceServicer):
         node, key, offset, length = await self.sharing.open_download(
             request.token, request.password, request.node_id, request.offset, request.length
         )
-        yield blob_pb2.DownloadSharedResponse(file=convert.node(node))
-        async for chunk in self.files.read(key, offset, length):
-            yield blob_pb2.DownloadSharedResponse(data=chunk)
+        async for message in _file_stream(self.files, blob_pb2.DownloadSharedResponse, node, key, offset, length):
+            yield message
