@@ -20,9 +20,11 @@ from cumulo_auth import bootstrap as auth_bootstrap
 from cumulo_auth.config import AuthSettings
 from cumulo_blob import bootstrap as blob_bootstrap
 from cumulo_blob.config import BlobSettings
-from cumulo_devstack.servers import Envoy, free_port
+from cumulo_devstack.servers import Envoy, MailCatcher, free_port
 from cumulo_devstack.stack import Infra
 from cumulo_gateway.envoy_config import render_json
+from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
+from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_platform.clock import OffsetClock
 from cumulo_platform.logging import configure_logging
 from cumulo_sdk import Cumulo
@@ -43,6 +45,23 @@ def infra() -> Iterator[Infra]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def lifecycle_target() -> str:
+    """Where the session's lifecycle service listens; the others are told before it starts."""
+    return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def mail(infra: Infra) -> Iterator[MailCatcher]:
+    """A real SMTP server catching the lifecycle's notices as files."""
+    catcher = MailCatcher(infra.root / "mail", free_port())
+    catcher.start()
+    try:
+        yield catcher
+    finally:
+        catcher.stop()
+
+
 @dataclasses.dataclass
 class RunningAuth:
     app: auth_bootstrap.AuthApp
@@ -51,8 +70,8 @@ class RunningAuth:
 
 
 @pytest.fixture(scope="session")
-async def auth(infra: Infra) -> AsyncIterator[RunningAuth]:
-    settings = AuthSettings.from_env(infra.service_environ())
+async def auth(infra: Infra, lifecycle_target: str) -> AsyncIterator[RunningAuth]:
+    settings = AuthSettings.from_env(infra.service_environ(CUMULO_LIFECYCLE_TARGET=lifecycle_target))
     clock = OffsetClock()
     app = await auth_bootstrap.build(settings, clock=clock)
     port = await app.runtime.start()
@@ -70,13 +89,48 @@ class RunningBlob:
 
 
 @pytest.fixture(scope="session")
-async def blob(infra: Infra, auth: RunningAuth) -> AsyncIterator[RunningBlob]:
-    settings = BlobSettings.from_env(infra.service_environ(CUMULO_AUTH_TARGET=auth.target))
+async def blob(infra: Infra, auth: RunningAuth, lifecycle_target: str) -> AsyncIterator[RunningBlob]:
+    settings = BlobSettings.from_env(
+        infra.service_environ(CUMULO_AUTH_TARGET=auth.target, CUMULO_LIFECYCLE_TARGET=lifecycle_target)
+    )
     clock = OffsetClock()
     app = await blob_bootstrap.build(settings, clock=clock)
     port = await app.runtime.start()
     try:
         yield RunningBlob(app, clock, f"127.0.0.1:{port}")
+    finally:
+        await app.runtime.stop()
+
+
+@dataclasses.dataclass
+class RunningLifecycle:
+    app: lifecycle_bootstrap.LifecycleApp
+    clock: OffsetClock
+    target: str
+
+
+@pytest.fixture(scope="session")
+async def lifecycle(
+    infra: Infra, auth: RunningAuth, blob: RunningBlob, lifecycle_target: str, mail: MailCatcher
+) -> AsyncIterator[RunningLifecycle]:
+    """The lifecycle with the product's periods (P12M, P30D): nothing of the session freezes
+    unless a test ages one account on purpose (see services/lifecycle/tests)."""
+    port = lifecycle_target.rsplit(":", 1)[1]
+    settings = LifecycleSettings.from_env(
+        infra.service_environ(
+            CUMULO_AUTH_TARGET=auth.target,
+            CUMULO_GRPC_PORT=port,
+            CUMULO_LIFECYCLE_SMTP_HOST="127.0.0.1",
+            CUMULO_LIFECYCLE_SMTP_PORT=str(mail.port),
+            CUMULO_LIFECYCLE_NOTICE_EVERY="PT0.2S",
+            CUMULO_LIFECYCLE_SWEEP_EVERY="PT1H",  # tests sweep when they mean to
+        )
+    )
+    clock = OffsetClock()
+    app = await lifecycle_bootstrap.build(settings, clock=clock)
+    await app.runtime.start()
+    try:
+        yield RunningLifecycle(app, clock, lifecycle_target)
     finally:
         await app.runtime.stop()
 
@@ -90,11 +144,11 @@ def clock(auth: RunningAuth) -> Iterator[OffsetClock]:
 
 
 @pytest.fixture(scope="session")
-def gateway(auth: RunningAuth, blob: RunningBlob, infra: Infra) -> Iterator[str]:
+def gateway(auth: RunningAuth, blob: RunningBlob, lifecycle: RunningLifecycle, infra: Infra) -> Iterator[str]:
     port, admin_port = free_port(), free_port()
     config = infra.root / "envoy.json"
     config.write_text(
-        render_json(listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends={"auth": auth.target, "blob": blob.target})
+        render_json(listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends={"auth": auth.target, "blob": blob.target, "lifecycle": lifecycle.target})
     )
     envoy = Envoy(config, port, admin_port, infra.root / "envoy.log")
     envoy.start()

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from cumulo_gateway.envoy_config import render_kubernetes
+from cumulo_gateway.routes import BACKENDS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
@@ -35,3 +36,13 @@ def test_overlay_builds_and_validates(overlay, tmp_path):
         [str(validator), "--strict", "-k", "1.32.0", str(manifest)], capture_output=True, text=True, timeout=120
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_every_service_has_its_manifest(name):
+    manifest = (K8S / "base" / f"{name}.yaml").read_text()
+    backend = BACKENDS[name]
+    assert f'command: ["python", "-m", "{backend.module}"]' in manifest
+    assert f'command: ["python", "-m", "{backend.module}", "migrate"]' in manifest
+    assert f"containerPort: {backend.port}" in manifest
+    assert f"- {name}.yaml" in (K8S / "base" / "kustomization.yaml").read_text()

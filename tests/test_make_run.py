@@ -35,8 +35,16 @@ async def test_make_run_serves_the_readme_session_and_ctrl_c_stops_everything():
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL", "S3_ENDPOINT")},
         "CUMULO_DEV_NATS_PORT": str(free_port()),
         "CUMULO_DEV_S3_PORT": str(free_port()),
+        "CUMULO_DEV_SMTP_PORT": str(free_port()),
         "CUMULO_AUTH_GRPC_PORT": str(free_port()),
+        "CUMULO_BLOB_GRPC_PORT": str(free_port()),
+        "CUMULO_LIFECYCLE_GRPC_PORT": str(free_port()),
         "CUMULO_GATEWAY_PORT": str(gateway_port),
+        # The README's lifecycle session: an account unused for a few seconds freezes.
+        "CUMULO_LIFECYCLE_INACTIVITY": "PT4S",
+        "CUMULO_LIFECYCLE_GRACE": "PT1H",
+        "CUMULO_LIFECYCLE_FREEZE_REMINDERS": "",
+        "CUMULO_LIFECYCLE_SWEEP_EVERY": "PT1S",
         "CUMULO_GATEWAY_ADMIN_PORT": str(free_port()),
     }
     launcher = subprocess.Popen(
@@ -50,7 +58,7 @@ async def test_make_run_serves_the_readme_session_and_ctrl_c_stops_everything():
             assert line, f"the launcher stopped early:\n{output}"
             output += line
         children = psutil.Process(launcher.pid).children(recursive=True)
-        assert len(children) >= 4  # nats, s3, auth, envoy (postgres runs detached, as its own user)
+        assert len(children) >= 6  # nats, s3, auth, blob, lifecycle, envoy (postgres runs detached, as its own user)
 
         gateway = f"127.0.0.1:{gateway_port}"
         home = var / "home"
@@ -62,6 +70,25 @@ async def test_make_run_serves_the_readme_session_and_ctrl_c_stops_everything():
         assert code == 0 and "run@example.com" in out, out
         code, out = await _cli(gateway, home, "sessions")
         assert code == 0 and "laptop" in out, out
+        code, out = await _cli(gateway, home, "account", "state")
+        assert code == 0 and "state        active" in out, out
+        for _ in range(60):  # unused for 4 s, the next sweep freezes it
+            code, out = await _cli(gateway, home, "account", "state")
+            if "state        frozen" in out:
+                break
+            await asyncio.sleep(0.5)
+        assert "state        frozen" in out and "deleted at" in out, out
+        mails = []
+        for _ in range(40):
+            mails = [p.read_text() for p in (var / "var" / "mail").glob("*.eml")]
+            if mails:
+                break
+            await asyncio.sleep(0.5)
+        assert mails and "run@example.com" in mails[0], mails
+        code, out = await _cli(gateway, home, "usage")  # any use brings it back
+        assert code == 0, out
+        code, out = await _cli(gateway, home, "account", "state")
+        assert code == 0 and "state        active" in out, out
         code, out = await _cli(gateway, home, "logout")
         assert code == 0, out
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 
-from cumulo_devstack.servers import EmbeddedNats, EmbeddedPostgres, EmbeddedS3, Envoy, Process, wait_for_port
+from cumulo_devstack.servers import EmbeddedNats, EmbeddedPostgres, EmbeddedS3, Envoy, MailCatcher, Process, wait_for_port
 from cumulo_gateway.envoy_config import render_json
 from cumulo_gateway.routes import BACKENDS
 
@@ -54,10 +54,20 @@ def run(var: pathlib.Path) -> int:
             env["S3_ACCESS_KEY_ID"], env["S3_SECRET_ACCESS_KEY"] = s3.access_key, s3.secret_key
             started.append(s3)
             print(f"s3        {env['S3_ENDPOINT']} (buckets in var/s3)", flush=True)
+        if "CUMULO_LIFECYCLE_SMTP_HOST" not in env:
+            mail_port = int(_setting("CUMULO_DEV_SMTP_PORT", "2525"))
+            mail = MailCatcher(var / "mail", mail_port)
+            mail.start()
+            started.append(mail)
+            env["CUMULO_LIFECYCLE_SMTP_HOST"], env["CUMULO_LIFECYCLE_SMTP_PORT"] = "127.0.0.1", str(mail_port)
+            print(f"smtp      127.0.0.1:{mail_port} (lifecycle notices land in var/mail/*.eml)", flush=True)
+        ports = {name: int(_setting(f"CUMULO_{name.upper()}_GRPC_PORT", str(b.port))) for name, b in BACKENDS.items()}
+        # Every service finds the others where this run starts them.
+        env.update({f"CUMULO_{name.upper()}_TARGET": f"127.0.0.1:{port}" for name, port in ports.items()})
         backends: dict[str, str] = {}
-        for name, backend in BACKENDS.items():  # auth first: the others need its address
-            port = int(_setting(f"CUMULO_{name.upper()}_GRPC_PORT", str(backend.port)))
-            service_env = {**env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port), "CUMULO_AUTH_TARGET": backends.get("auth", f"127.0.0.1:{port}")}
+        for name, backend in BACKENDS.items():  # auth first: the others need it to start
+            port = ports[name]
+            service_env = {**env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port)}
             process = Process(name, [sys.executable, "-m", backend.module], logs / f"{name}.log", env=service_env)
             process.start()
             started.append(process)

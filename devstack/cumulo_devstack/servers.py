@@ -231,6 +231,46 @@ class Envoy:
         self._process.stop()
 
 
+class MailCatcher:
+    """A local SMTP server (aiosmtpd, in a thread of its own) that writes every message it
+    receives as an .eml file into a folder, for developers and tests to read."""
+
+    def __init__(self, folder: pathlib.Path, port: int) -> None:
+        self.folder = folder
+        self.port = port
+        self._controller = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        folder = self.folder
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+                name = f"{time.time_ns()}-{os.getpid()}.eml"
+                (folder / f".{name}").write_bytes(envelope.original_content or envelope.content)
+                (folder / f".{name}").rename(folder / name)  # readers never see half a mail
+                return "250 OK"
+
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def messages(self) -> list["email.message.EmailMessage"]:
+        import email
+        import email.policy
+
+        return [
+            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+            for path in sorted(self.folder.glob("*.eml"))
+        ]
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
 @contextlib.contextmanager
 def environment(**values: str) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}

@@ -10,6 +10,7 @@ PUBLIC_SERVICES: dict[str, str] = {
     "cumulo.auth.v1.AuthService": "auth",
     "cumulo.blob.v1.BlobService": "blob",
     "cumulo.blob.v1.ShareLinkService": "blob",
+    "cumulo.lifecycle.v1.LifecycleService": "lifecycle",
 }
 
 
@@ -23,6 +24,7 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     "auth": Backend(module="cumulo_auth", port=7101),
     "blob": Backend(module="cumulo_blob", port=7102),
+    "lifecycle": Backend(module="cumulo_lifecycle", port=7103),
 }
 
 # backend name -> address as `make run` starts it; CUMULO_GATEWAY_BACKEND_<NAME> overrides.

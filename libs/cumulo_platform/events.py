@@ -195,10 +195,16 @@ class OutboxRelay:
 
 
 EventHandler = Callable[[events_pb2.Envelope, UnitOfWork], Awaitable[None]]
+BatchHandler = Callable[[list[events_pb2.Envelope], UnitOfWork], Awaitable[None]]
 
 
 class EventConsumer:
-    """A durable pull consumer named after its service, applying events idempotently."""
+    """A durable pull consumer named after its service, applying events idempotently.
+
+    With `handler`, each event is applied in its own transaction, once (its id is recorded in
+    processed_events). With `batch_handler`, a whole fetched batch is applied in one
+    transaction and acknowledged after the commit: for high-volume events whose effect is
+    idempotent by itself (e.g. `GREATEST(stored, new)`), so no id needs recording."""
 
     def __init__(
         self,
@@ -207,15 +213,19 @@ class EventConsumer:
         *,
         durable: str,
         event_types: Sequence[str],
-        handler: EventHandler,
+        handler: EventHandler | None = None,
+        batch_handler: BatchHandler | None = None,
         batch_size: int = 200,
         fetch_timeout: float = 1.0,
     ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler and batch_handler")
         self.db = db
         self.nats = nats_client
         self.durable = durable
         self.subjects = [SUBJECT_PREFIX + t for t in event_types]
         self.handler = handler
+        self.batch_handler = batch_handler
         self.batch_size = batch_size
         self.fetch_timeout = fetch_timeout
 
@@ -244,8 +254,11 @@ class EventConsumer:
                     messages = await subscription.fetch(self.batch_size, timeout=self.fetch_timeout)
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue
-                for msg in messages:
-                    await self._apply(msg)
+                if self.batch_handler is not None:
+                    await self._apply_batch(messages)
+                else:
+                    for msg in messages:
+                        await self._apply(msg)
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
@@ -255,14 +268,40 @@ class EventConsumer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def _apply(self, msg: nats.aio.msg.Msg) -> None:
+    async def _decode(self, msg: nats.aio.msg.Msg) -> events_pb2.Envelope | None:
         try:
             envelope = events_pb2.Envelope.FromString(msg.data)
-            event_id = uuid.UUID(envelope.event_id)
+            uuid.UUID(envelope.event_id)
         except Exception:
             log.error("event_undecodable", consumer=self.durable, subject=msg.subject)
             await msg.term()
+            return None
+        return envelope
+
+    async def _apply_batch(self, messages: list[nats.aio.msg.Msg]) -> None:
+        assert self.batch_handler is not None
+        decoded = [(msg, await self._decode(msg)) for msg in messages]
+        good = [(msg, envelope) for msg, envelope in decoded if envelope is not None]
+        if not good:
             return
+        try:
+            async with self.db.unit_of_work() as uow:
+                await self.batch_handler([envelope for _, envelope in good], uow)
+                await uow.commit()
+        except Exception:
+            log.exception("event_batch_failed", consumer=self.durable, events=len(good))
+            for msg, _ in good:
+                await msg.nak(delay=2)
+            return
+        for msg, _ in good:
+            await msg.ack()
+
+    async def _apply(self, msg: nats.aio.msg.Msg) -> None:
+        assert self.handler is not None
+        envelope = await self._decode(msg)
+        if envelope is None:
+            return
+        event_id = uuid.UUID(envelope.event_id)
         try:
             async with self.db.unit_of_work() as uow:
                 first_time = (

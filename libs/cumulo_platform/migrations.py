@@ -83,6 +83,18 @@ def create_event_tables(schema: str) -> None:
     )
 
 
+def create_account_states_table(schema: str) -> None:
+    """The local cache of lifecycle states (cumulo_platform.account_states), frozen here."""
+    op.create_table(
+        "account_states",
+        sa.Column("account_id", sa.Uuid, primary_key=True),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        schema=schema,
+    )
+
+
 async def schema_drift(database_url: str, metadata: sa.MetaData) -> list[object]:
     """What differs between a migrated database and the tables the code declares; empty when
     the migrations and the code agree (a test per service keeps it so)."""

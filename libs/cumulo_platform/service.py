@@ -17,6 +17,7 @@ import grpc
 import uvloop
 
 from cumulo_platform import migrations
+from cumulo_platform.account_states import AccountStates, EnsureActive, remote_ensure_active
 from cumulo_platform.clients import ClientRegistry, remote_lookup
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, create_engine
@@ -26,7 +27,7 @@ from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.logging import configure_logging
 from cumulo_platform.runtime import GrpcService, Job, ServiceRuntime
 from cumulo_platform.settings import PlatformSettings, SettingsError
-from cumulo_platform.tokens import KeyCache, TokenVerifier, remote_keys
+from cumulo_platform.tokens import KeyCache, Principal, TokenVerifier, remote_keys
 
 
 @dataclasses.dataclass
@@ -38,17 +39,26 @@ class Foundation:
     nats: Nats
     relay: OutboxRelay
     recorder: LastAccessRecorder
+    states: AccountStates
     _auth_channel: grpc.aio.Channel | None = None
+    _lifecycle_channel: grpc.aio.Channel | None = None
 
     @classmethod
     async def open(
-        cls, platform: PlatformSettings, *, schema: str, migrations_dir: pathlib.Path, clock: Clock
+        cls,
+        platform: PlatformSettings,
+        *,
+        schema: str,
+        migrations_dir: pathlib.Path,
+        clock: Clock,
+        ensure_active: EnsureActive | None = None,
     ) -> "Foundation":
+        """`ensure_active` is the lifecycle's own; every other service asks it remotely."""
         if platform.migrate_on_start:
             await asyncio.to_thread(migrations.upgrade, platform.database_url, schema, migrations_dir)
         db = Database(create_engine(platform.database_url), schema=schema, producer=platform.service, clock=clock)
         nats_client = Nats(platform.nats_url, name=platform.service)
-        return cls(
+        base = cls(
             platform=platform,
             service=platform.service,
             clock=clock,
@@ -58,7 +68,16 @@ class Foundation:
             recorder=LastAccessRecorder(
                 db, service=platform.service, interval=platform.last_access_interval, clock=clock
             ),
+            states=AccountStates(db, None),
         )
+        base.states.ensure_active = ensure_active or remote_ensure_active(base.lifecycle_channel())
+        await base.states.load()
+        return base
+
+    def lifecycle_channel(self) -> grpc.aio.Channel:
+        if self._lifecycle_channel is None:
+            self._lifecycle_channel = grpc.aio.insecure_channel(self.platform.lifecycle_target)
+        return self._lifecycle_channel
 
     def auth_channel(self) -> grpc.aio.Channel:
         """One channel to auth's internal API (keys, client apps), for services other than auth."""
@@ -79,13 +98,24 @@ class Foundation:
         clients: ClientRegistry,
         anonymous_methods: Iterable[str] = (),
         account_gate: AccountGate | None = None,
+        honour_states: bool = True,
+        record_access: bool = True,
     ) -> CallInterceptor:
+        """Every authenticated call passes the lifecycle's account gate (unless
+        `honour_states` is off: the lifecycle's own API, which answers frozen accounts about
+        their state), then the service's own `account_gate`, and counts as a use."""
+        gates = ([self.states.gate] if honour_states else []) + ([account_gate] if account_gate else [])
+
+        async def gate(principal: Principal) -> None:
+            for check in gates:
+                await check(principal)
+
         return CallInterceptor(
             verifier=verifier,
             clients=clients,
             anonymous_methods=anonymous_methods,
-            recorder=self.recorder,
-            account_gate=account_gate,
+            recorder=self.recorder if record_access else None,
+            account_gate=gate if gates else None,
         )
 
     def runtime(
@@ -102,7 +132,7 @@ class Foundation:
             port=self.platform.grpc_port,
             services=services,
             interceptors=[interceptor],
-            jobs=[self.relay.run, self.recorder.run, *jobs],
+            jobs=[self.relay.run, self.recorder.run, self.states.consumer(self.nats, self.service).run, *jobs],
             # Service clean-ups first (they may still write), then flush what is left.
             cleanups=[*cleanups, self.recorder.close, self.relay.publish_once, self._close],
             drain_grace=self.platform.drain_grace_seconds,
@@ -110,8 +140,9 @@ class Foundation:
 
     async def _close(self) -> None:
         await self.nats.close()
-        if self._auth_channel is not None:
-            await self._auth_channel.close()
+        for channel in (self._auth_channel, self._lifecycle_channel):
+            if channel is not None:
+                await channel.close()
         await self.db.dispose()
 
 

@@ -96,6 +96,7 @@ class PlatformSettings:
     grpc_host: str
     grpc_port: int
     auth_target: str
+    lifecycle_target: str
     log_format: str
     log_level: str
     last_access_interval: dt.timedelta
@@ -121,6 +122,7 @@ class PlatformSettings:
             grpc_host=env.get("GRPC_HOST", "127.0.0.1"),
             grpc_port=env.get("GRPC_PORT", default_port),
             auth_target=env.get("AUTH_TARGET", "127.0.0.1:7101"),
+            lifecycle_target=env.get("LIFECYCLE_TARGET", "127.0.0.1:7103"),
             log_format=env.get("LOG_FORMAT", "json"),
             log_level=env.get("LOG_LEVEL", "info"),
             last_access_interval=env.interval("LAST_ACCESS_INTERVAL", "PT10M"),

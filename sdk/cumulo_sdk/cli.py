@@ -26,6 +26,7 @@ from typing import Any
 
 from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
+from cumulo.lifecycle.v1 import lifecycle_pb2
 from cumulo_sdk.client import DEFAULT_CLIENT_ID, DEFAULT_GATEWAY, Cumulo, TokenStore
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import IntegrityError
@@ -62,7 +63,8 @@ async def _signup(client: Cumulo, args: argparse.Namespace) -> int:
         return 2
     password = _read_password("Choose a password: ", confirm=True)
     account = await client.register(
-        email=args.email or "", phone=args.phone or "", password=password, birth_date=born, terms_version=version
+        email=args.email or "", phone=args.phone or "", password=password, birth_date=born, terms_version=version,
+        locale=args.locale or "",
     )
     print(f"account {account.account_id} created for {account.email or account.phone} (terms {version})")
     return 0
@@ -86,6 +88,38 @@ async def _whoami(client: Cumulo, args: argparse.Namespace) -> int:
     print(f"status    {_status(account)}")
     print(f"minor     {'yes' if account.minor else 'no'}")
     print(f"terms     {account.accepted_terms_version} (current {response.current_terms_version})")
+    return 0
+
+
+def _when(stamp: Any) -> str:
+    return stamp.ToDatetime(tzinfo=dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if stamp.seconds else "-"
+
+
+def print_lifecycle_account(account: lifecycle_pb2.Account) -> None:
+    print(f"state        {lifecycle_pb2.AccountState.Name(account.state).removeprefix('ACCOUNT_STATE_').lower()}")
+    print(f"last use     {_when(account.last_access_at)}")
+    if account.state == lifecycle_pb2.ACCOUNT_STATE_ACTIVE:
+        print(f"freezes on   {_when(account.freeze_at)} if unused until then")
+    if account.state == lifecycle_pb2.ACCOUNT_STATE_FROZEN:
+        print(f"frozen at    {_when(account.frozen_at)}")
+        print(f"deleted at   {_when(account.delete_at)} unless used before (any use, or `cumulo account reactivate`)")
+    if account.held:
+        print(f"legal hold   {account.hold_reason}")
+    if account.deleted_at.seconds:
+        print(f"deleted at   {_when(account.deleted_at)} ({account.deletion_reason})")
+
+
+async def _account_state(client: Cumulo, args: argparse.Namespace) -> int:
+    print_lifecycle_account(await client.account_state())
+    return 0
+
+
+async def _account_reactivate(client: Cumulo, args: argparse.Namespace) -> int:
+    if args.link_token:
+        await client.reactivate_with_link(args.link_token)
+        print("the account is active again")
+        return 0
+    print_lifecycle_account(await client.reactivate())
     return 0
 
 
@@ -342,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     signup.add_argument("--phone", help="E.164, e.g. +8613800138000")
     signup.add_argument("--birth-date", required=True, help="YYYY-MM-DD")
     signup.add_argument("--accept-terms", action="store_true", help="you accept the current terms of service")
+    signup.add_argument("--locale", choices=["zh-CN", "en"], help="the language of notices (default zh-CN)")
     signup.set_defaults(run=_signup)
     login = commands.add_parser("login", help="log in; the session is kept in a 0600 file")
     login.add_argument("login", help="e-mail address or phone number")
@@ -353,6 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("session_id")
     revoke.set_defaults(run=_revoke)
     commands.add_parser("logout", help="end this session").set_defaults(run=_logout)
+    account = commands.add_parser("account", help="your account's state: active, frozen, deleted").add_subparsers(
+        dest="account_command", required=True
+    )
+    account.add_parser("state", help="state, freeze date, deletion date (asking does not reactivate)").set_defaults(
+        run=_account_state
+    )
+    reactivate = account.add_parser("reactivate", help="bring a frozen account back")
+    reactivate.add_argument("--link-token", help="the token from a notice's link (no login needed)")
+    reactivate.set_defaults(run=_account_reactivate)
 
     files = commands.add_parser("files", help="your files and folders").add_subparsers(dest="files_command", required=True)
     ls = files.add_parser("ls", help="list a folder (default: the root)")

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import Files, PendingUploads
 
@@ -121,6 +122,7 @@ class Cumulo:
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self._refresh_lock = asyncio.Lock()
         self.files = Files(self, PendingUploads(pending_uploads))
+        self.lifecycle = lifecycle_pb2_grpc.LifecycleServiceStub(self.channel)
 
     async def __aenter__(self) -> "Cumulo":
         return self
@@ -201,7 +203,14 @@ class Cumulo:
         return response.version
 
     async def register(
-        self, *, password: str, birth_date: dt.date, email: str = "", phone: str = "", terms_version: str | None = None
+        self,
+        *,
+        password: str,
+        birth_date: dt.date,
+        email: str = "",
+        phone: str = "",
+        terms_version: str | None = None,
+        locale: str = "",
     ) -> auth_pb2.Account:
         version = terms_version if terms_version is not None else await self.terms_version()
         response = await self.call(
@@ -212,6 +221,7 @@ class Cumulo:
                 password=password,
                 birth_date=auth_pb2.Date(year=birth_date.year, month=birth_date.month, day=birth_date.day),
                 accepted_terms_version=version,
+                locale=locale,
             ),
             authenticated=False,
         )
@@ -234,6 +244,20 @@ class Cumulo:
 
     async def revoke_session(self, session_id: str) -> None:
         await self.call(self.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=session_id))
+
+    # --- the account's lifecycle (freeze after a year unused, deletion 30 days later) -------
+
+    async def account_state(self) -> lifecycle_pb2.Account:
+        """Asking does not count as a use: a frozen account stays frozen."""
+        return (await self.call(self.lifecycle.GetAccountState, lifecycle_pb2.GetAccountStateRequest())).account
+
+    async def reactivate(self) -> lifecycle_pb2.Account:
+        return (await self.call(self.lifecycle.Reactivate, lifecycle_pb2.ReactivateRequest())).account
+
+    async def reactivate_with_link(self, token: str) -> None:
+        await self.call(
+            self.lifecycle.ReactivateWithLink, lifecycle_pb2.ReactivateWithLinkRequest(token=token), authenticated=False
+        )
 
     async def logout(self) -> None:
         try:

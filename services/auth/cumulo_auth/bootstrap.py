@@ -20,6 +20,8 @@ from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
+from cumulo_platform.events import EventConsumer
+from cumulo_platform.account_states import AccountStates
 from cumulo_platform.service import Foundation
 from cumulo_platform.tokens import KeyCache, TokenVerifier
 
@@ -36,6 +38,7 @@ class AuthApp:
     db: Database
     handlers: AuthHandlers
     runtime: ServiceRuntime
+    states: AccountStates
     recorder: LastAccessRecorder
 
 
@@ -45,7 +48,7 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
     keys = SigningKeys(db)
     await keys.ensure_active_key()
     passwords = Passwords()
-    handlers = AuthHandlers(db=db, settings=settings, passwords=passwords, keys=keys, clock=base.clock)
+    handlers = AuthHandlers(db=db, settings=settings, passwords=passwords, keys=keys, clock=base.clock, states=base.states)
     if settings.register_development_clients:
         for client_id, name in DEVELOPMENT_CLIENTS.items():
             await handlers.register_client_app(client_id, name, enable=False)
@@ -63,7 +66,10 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
             ),
         ],
         interceptor=interceptor,
-        jobs=[periodic(handlers.forget_old_throttles, every=600.0)],
+        jobs=[
+            periodic(handlers.forget_old_throttles, every=600.0),
+            EventConsumer(db, base.nats, durable="auth-purge", event_types=["purge.requested"], handler=handlers.purge).run,
+        ],
         cleanups=[closer(passwords.close)],
     )
-    return AuthApp(settings=settings, db=db, handlers=handlers, runtime=runtime, recorder=base.recorder)
+    return AuthApp(settings=settings, db=db, handlers=handlers, runtime=runtime, recorder=base.recorder, states=base.states)

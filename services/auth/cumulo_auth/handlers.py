@@ -17,7 +17,16 @@ from sqlalchemy.exc import IntegrityError
 from cumulo.events.v1 import events_pb2
 from cumulo_platform.passwords import Passwords
 from cumulo_auth.adapters.signing import SigningKeys
-from cumulo_auth.adapters.tables import accounts, client_apps, login_throttle, refresh_tokens, sessions, status_changes
+from cumulo_auth.adapters.tables import (
+    accounts,
+    client_apps,
+    deleted_logins,
+    login_throttle,
+    refresh_tokens,
+    sessions,
+    status_changes,
+)
+from cumulo_platform.account_states import AccountDeleted, AccountStates
 from cumulo_auth.config import AuthSettings
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.throttle import ThrottlePolicy
@@ -38,7 +47,8 @@ from cumulo_platform.tokens import Principal
 
 REFRESH_TOKEN_PREFIX = "crt_"
 CANCELLED_SESSION_REASON = "account cancelled"
-STATUSES = ("active", "suspended", "terminated", "cancelled")
+STATUSES = ("active", "suspended", "terminated", "cancelled", "deleted")
+LOCALES = ("zh-CN", "en")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +59,10 @@ class Tokens:
     refresh_token_expires_at: dt.datetime
     session_id: uuid.UUID
     account_id: uuid.UUID
+
+
+def _login_digest(login: str) -> bytes:
+    return hashlib.sha256(login.encode()).digest()
 
 
 def _hash_refresh_token(token: str) -> bytes:
@@ -79,9 +93,17 @@ _SESSION_ACCOUNT = (
 
 class AuthHandlers:
     def __init__(
-        self, *, db: Database, settings: AuthSettings, passwords: Passwords, keys: SigningKeys, clock: Clock
+        self,
+        *,
+        db: Database,
+        settings: AuthSettings,
+        passwords: Passwords,
+        keys: SigningKeys,
+        clock: Clock,
+        states: AccountStates | None = None,
     ) -> None:
         self.db = db
+        self.states = states
         self.settings = settings
         self.passwords = passwords
         self.keys = keys
@@ -121,8 +143,18 @@ class AuthHandlers:
         return email_n, phone_n
 
     async def register(
-        self, *, email: str, phone: str, password: str, birth_date: tuple[int, int, int], accepted_terms_version: str
+        self,
+        *,
+        email: str,
+        phone: str,
+        password: str,
+        birth_date: tuple[int, int, int],
+        accepted_terms_version: str,
+        locale: str = "",
     ) -> dict[str, Any]:
+        locale = locale or LOCALES[0]
+        if locale not in LOCALES:
+            raise InvalidArgument("locale", f"must be one of {', '.join(LOCALES)}")
         email_n, phone_n = self._contacts(email, phone)
         born = rules.check_birth_date(*birth_date, today=self.today())
         if accepted_terms_version != self.settings.terms_version:
@@ -138,7 +170,7 @@ class AuthHandlers:
             )
         normalized = rules.check_password(password, contacts=(email_n or "", phone_n or ""))
         return await self._create_account(
-            email=email_n, phone=phone_n, password=normalized, born=born, minor=False, guardian=None
+            email=email_n, phone=phone_n, password=normalized, born=born, minor=False, guardian=None, locale=locale
         )
 
     async def create_minor_account(
@@ -163,7 +195,8 @@ class AuthHandlers:
                 raise PermissionDenied("only an adult can create a minor's account", reason="GUARDIAN_MUST_BE_ADULT")
         normalized = rules.check_password(password, contacts=(email_n or "", phone_n or ""))
         return await self._create_account(
-            email=email_n, phone=phone_n, password=normalized, born=born, minor=True, guardian=row.account_id
+            email=email_n, phone=phone_n, password=normalized, born=born, minor=True, guardian=row.account_id,
+            locale=row.locale,
         )
 
     async def _create_account(
@@ -175,6 +208,7 @@ class AuthHandlers:
         born: dt.date,
         minor: bool,
         guardian: uuid.UUID | None,
+        locale: str,
     ) -> dict[str, Any]:
         # Refuse a taken contact before paying for a hash; the insert below still guards races.
         async with self.db.read() as conn:
@@ -202,6 +236,7 @@ class AuthHandlers:
                             terms_accepted_at=now,
                             created_at=now,
                             updated_at=now,
+                            locale=locale,
                         )
                         .returning(*accounts.c)
                     )
@@ -238,17 +273,23 @@ class AuthHandlers:
         column = accounts.c.email if "@" in key else accounts.c.phone
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(accounts).where(column == key))).first()
+            deleted = row is None and (
+                await conn.execute(sa.select(deleted_logins.c.account_id).where(deleted_logins.c.login_digest == _login_digest(key)))
+            ).first() is not None
         # Unknown logins are throttled like real ones, so throttling does not tell which exist.
         throttles = [
             self._account_throttle_key(row.account_id if row else None, key),
             ("address", client_address, self.address_throttle),
         ]
         await self._claim_attempt(throttles)
+        if deleted:
+            raise AccountDeleted()
         if not await self.passwords.verify(row.password_hash if row else None, rules.normalize_password(password)):
             raise Unauthenticated("the login or the password is wrong", reason="INVALID_CREDENTIALS")
         assert row is not None
         await self._attempt_succeeded(throttles)
         self._refuse_unless_usable(row)
+        await self._ensure_usable(row.account_id)  # logging in reactivates a frozen account
         async with self.db.unit_of_work() as uow:
             tokens = await self._open_session(uow, row, client_id=client_id, device_name=device_name)
             uow.emit(
@@ -259,8 +300,14 @@ class AuthHandlers:
             await uow.commit()
         return tokens, self._view(row)
 
+    async def _ensure_usable(self, account_id: uuid.UUID) -> None:
+        if self.states is not None:
+            await self.states.ensure_usable(str(account_id))
+
     def _refuse_unless_usable(self, row: Any) -> None:
         now = self.clock.now()
+        if row.status == "deleted":
+            raise AccountDeleted()
         if row.status == "suspended" and (row.suspended_until is None or row.suspended_until > now):
             until = f" until {row.suspended_until.isoformat()}" if row.suspended_until else ""
             raise PermissionDenied(f"this account is suspended{until}", reason="ACCOUNT_SUSPENDED")
@@ -440,6 +487,7 @@ class AuthHandlers:
                 )
             account = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == found.account_id))).one()
             self._refuse_unless_usable(account)
+            await self._ensure_usable(account.account_id)
             expires_at = now + self.settings.session_ttl
             await uow.execute(
                 sa.update(sessions)
@@ -551,12 +599,13 @@ class AuthHandlers:
                 except IntegrityError as exc:
                     # Another account claimed the same contact between our check and this write.
                     raise _contact_clash(exc, reason="CONTACT_TAKEN") from None
+            row = await self._load_account(uow, account_id)
+            if changed:
                 uow.emit(
                     "account.contact_changed",
                     events_pb2.ContactChanged(account_id=str(account_id), changed=changed),
                     account_id=str(account_id),
                 )
-            row = await self._load_account(uow, account_id)
             await uow.commit()
         return self._view(row)
 
@@ -682,19 +731,63 @@ class AuthHandlers:
             await uow.commit()
         return self._view(row)
 
+    async def purge(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
+        """The `purge.requested` handler (the lifecycle's deletion saga): sessions and tokens
+        go, the contact methods and password go, the login's SHA-256 stays so that logging in
+        answers ACCOUNT_DELETED. Idempotent: a repeated request reports completion again."""
+        request = events_pb2.PurgeRequested()
+        envelope.payload.Unpack(request)
+        if request.services and self.settings.platform.service not in request.services:
+            return
+        account_id = uuid.UUID(request.account_id)
+        now = self.clock.now()
+        row = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == account_id).with_for_update())).first()
+        deleted = 0
+        if row is not None and row.status != "deleted":
+            for login in (row.email, row.phone):
+                if login:
+                    await uow.execute(
+                        pg_insert(deleted_logins)
+                        .values(login_digest=_login_digest(login), account_id=account_id, deleted_at=now)
+                        .on_conflict_do_update(
+                            index_elements=[deleted_logins.c.login_digest],
+                            set_={"account_id": account_id, "deleted_at": now},
+                        )
+                    )
+            session_ids = sa.select(sessions.c.session_id).where(sessions.c.account_id == account_id).scalar_subquery()
+            await uow.execute(sa.delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(session_ids)))
+            deleted = (await uow.execute(sa.delete(sessions).where(sessions.c.account_id == account_id))).rowcount
+            await uow.execute(sa.delete(login_throttle).where(login_throttle.c.key == f"id:{account_id}"))
+            await uow.execute(
+                sa.update(accounts)
+                .where(accounts.c.account_id == account_id)
+                .values(email=None, phone=None, password_hash=None, roles=[], status="deleted", status_reason=request.reason, updated_at=now)
+            )
+            await uow.execute(
+                sa.insert(status_changes).values(
+                    account_id=account_id, status="deleted", reason=request.reason or "deleted", actor="lifecycle", changed_at=now
+                )
+            )
+            deleted += 1
+        uow.emit(
+            "purge.completed",
+            events_pb2.PurgeCompleted(account_id=str(account_id), service=self.settings.platform.service, items_deleted=deleted),
+            account_id=str(account_id),
+        )
+
     async def find_account(self, login: str) -> str:
         key = rules.login_key(login)
         column = accounts.c.email if "@" in key else accounts.c.phone
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(accounts.c.account_id, accounts.c.status).where(column == key))).first()
-        if row is None or row.status in ("terminated", "cancelled"):
+        if row is None or row.status in ("terminated", "cancelled", "deleted"):
             raise NotFound("no cumulo account with this e-mail or phone", reason="ACCOUNT_NOT_FOUND")
         return str(row.account_id)
 
-    async def get_contacts(self, account_id: str) -> tuple[str, str]:
+    async def get_contacts(self, account_id: str) -> tuple[str, str, str]:
         async with self.db.unit_of_work() as uow:
             row = await self._load_account(uow, _account_uuid(account_id))
-        return row.email or "", row.phone or ""
+        return row.email or "", row.phone or "", row.locale
 
     async def client_app(self, client_id: str) -> tuple[str, bool] | None:
         async with self.db.sessions() as session:

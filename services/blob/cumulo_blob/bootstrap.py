@@ -26,8 +26,10 @@ from cumulo_blob.uploads import Uploads
 from cumulo_platform import migrations
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
+from cumulo_platform.events import EventConsumer
 from cumulo_platform.passwords import Passwords
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
+from cumulo_platform.account_states import AccountStates
 from cumulo_platform.service import Foundation
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
@@ -46,6 +48,7 @@ class BlobApp:
     enforcement: Enforcement
     storage: Storage
     runtime: ServiceRuntime
+    states: AccountStates
 
 
 async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobApp:
@@ -89,7 +92,10 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
             periodic(uploads.expire_abandoned, every=60.0),
             periodic(files.delete_doomed, every=30.0),
             periodic(files.purge_old_trash, every=3600.0),
+            EventConsumer(
+                base.db, base.nats, durable="blob-purge", event_types=["purge.requested"], handler=enforcement.on_purge_requested
+            ).run,
         ],
         cleanups=[storage.close, closer(passwords.close)],
     )
-    return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, enforcement=enforcement, storage=storage, runtime=runtime)
+    return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, enforcement=enforcement, storage=storage, runtime=runtime, states=base.states)

@@ -23,6 +23,7 @@ from cumulo_blob.adapters.tables import (
 )
 from cumulo_blob.handlers import BlobHandlers, node_uuid
 from cumulo_blob.uploads import upload_lock_key
+from cumulo_platform.db import UnitOfWork
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id
 from cumulo_platform.logging import get_logger
 
@@ -88,6 +89,21 @@ class Enforcement:
                 await uow.execute(sa.delete(holds).where(holds.c.account_id == account))
             await uow.commit()
         log.info("legal_hold_set" if held else "legal_hold_released", account_id=str(account), actor=actor)
+
+    async def on_purge_requested(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
+        """The `purge.requested` handler of the lifecycle's deletion saga. A held account is
+        left alone (the lifecycle asks again later); an unfinished purge fails the event,
+        which comes back."""
+        request = events_pb2.PurgeRequested()
+        envelope.payload.Unpack(request)
+        if request.services and "blob" not in request.services:
+            return
+        try:
+            await self.purge(request.account_id)
+        except FailedPrecondition as err:
+            if err.reason != "LEGAL_HOLD":
+                raise
+            log.warning("purge_refused_held", account_id=request.account_id)
 
     async def purge(self, account_id: str) -> tuple[int, int]:
         """Deletes the account's data in batches; safe to run again after a crash at any point.

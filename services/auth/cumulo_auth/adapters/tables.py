@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
 
 SCHEMA = "auth"
@@ -16,7 +17,7 @@ accounts = sa.Table(
     sa.Column("account_id", sa.Uuid, primary_key=True),
     sa.Column("email", sa.Text, unique=True),
     sa.Column("phone", sa.Text, unique=True),
-    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text),
     sa.Column("birth_date", sa.Date, nullable=False),
     sa.Column("minor", sa.Boolean, nullable=False),
     sa.Column("guardian_account_id", sa.Uuid, sa.ForeignKey("accounts.account_id")),
@@ -30,10 +31,19 @@ accounts = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
-    sa.CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="accounts_has_contact"),
+    sa.Column("locale", sa.Text, nullable=False, server_default="zh-CN"),
+    sa.CheckConstraint("status = 'deleted' OR email IS NOT NULL OR phone IS NOT NULL", name="accounts_has_contact"),
     sa.CheckConstraint(
-        "status IN ('active', 'suspended', 'terminated', 'cancelled')", name="accounts_status_known"
+        "status IN ('active', 'suspended', 'terminated', 'cancelled', 'deleted')", name="accounts_status_known"
     ),
+)
+
+deleted_logins = sa.Table(
+    "deleted_logins",
+    metadata,
+    sa.Column("login_digest", sa.LargeBinary, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 sessions = sa.Table(
@@ -102,3 +112,4 @@ status_changes = sa.Table(
 
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
+account_states = account_states_table(metadata)

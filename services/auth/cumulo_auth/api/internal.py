@@ -49,8 +49,8 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.SetAccountStatusResponse(account=convert.account(row))
 
     async def GetAccountContacts(self, request: auth_pb2.GetAccountContactsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetAccountContactsResponse:
-        email, phone = await self.h.get_contacts(request.account_id)
-        return auth_pb2.GetAccountContactsResponse(email=email, phone=phone)
+        email, phone, locale = await self.h.get_contacts(request.account_id)
+        return auth_pb2.GetAccountContactsResponse(email=email, phone=phone, locale=locale)
 
     async def FindAccount(self, request: auth_pb2.FindAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.FindAccountResponse:
         return auth_pb2.FindAccountResponse(account_id=await self.h.find_account(request.login))

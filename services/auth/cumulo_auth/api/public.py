@@ -37,6 +37,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             password=request.password,
             birth_date=convert.date_tuple(request.birth_date),
             accepted_terms_version=request.accepted_terms_version,
+            locale=request.locale,
         )
         return auth_pb2.RegisterResponse(account=convert.account(row))
 

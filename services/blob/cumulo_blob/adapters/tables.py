@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
 
 SCHEMA = "blob"
@@ -183,3 +184,4 @@ purged_accounts = sa.Table(
 
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
+account_states = account_states_table(metadata)

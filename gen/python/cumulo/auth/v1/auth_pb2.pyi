@@ -193,12 +193,15 @@ class RegisterRequest(_message.Message):
     PASSWORD_FIELD_NUMBER: _builtins.int
     BIRTH_DATE_FIELD_NUMBER: _builtins.int
     ACCEPTED_TERMS_VERSION_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     """At least one of email and phone."""
     phone: _builtins.str
     """E.164, e.g. "+8613800138000"."""
     password: _builtins.str
     accepted_terms_version: _builtins.str
+    locale: _builtins.str
+    """The language of notices: "zh-CN" (the default) or "en"."""
     @_builtins.property
     def birth_date(self) -> Global___Date: ...
     def __init__(
@@ -209,10 +212,11 @@ class RegisterRequest(_message.Message):
         password: _builtins.str = ...,
         birth_date: Global___Date | None = ...,
         accepted_terms_version: _builtins.str = ...,
+        locale: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_terms_version", b"accepted_terms_version", "birth_date", b"birth_date", "email", b"email", "password", b"password", "phone", b"phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_terms_version", b"accepted_terms_version", "birth_date", b"birth_date", "email", b"email", "locale", b"locale", "password", b"password", "phone", b"phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -942,17 +946,21 @@ class GetAccountContactsResponse(_message.Message):
 
     EMAIL_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     phone: _builtins.str
+    locale: _builtins.str
+    """The language the account's notices are written in."""
     def __init__(
         self,
         *,
         email: _builtins.str = ...,
         phone: _builtins.str = ...,
+        locale: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "phone", b"phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "locale", b"locale", "phone", b"phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -130,7 +130,9 @@ class ContactChanged(_message.Message):
     account_id: _builtins.str
     @_builtins.property
     def changed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Which contact methods changed ("email", "phone"); never their values."""
+        """Which contact methods changed ("email", "phone"); never their values: whoever needs
+        them (the lifecycle, for notices) asks auth's GetAccountContacts.
+        """
 
     def __init__(
         self,
@@ -315,6 +317,86 @@ class PurgeCompleted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PurgeCompleted: _TypeAlias = PurgeCompleted  # noqa: Y015
+
+@_typing.final
+class AccountStateChanged(_message.Message):
+    """--- lifecycle ----------------------------------------------------------------
+
+    The lifecycle's state of an account changed. Every service keeps the accounts that are
+    not active in a small local cache (cumulo_platform.account_states); `version` grows with
+    each change, so a late event never overwrites a newer state.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    FROZEN_AT_FIELD_NUMBER: _builtins.int
+    DELETE_AT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    state: _builtins.str
+    """"active", "frozen", "deleting" or "deleted"."""
+    version: _builtins.int
+    reason: _builtins.str
+    @_builtins.property
+    def frozen_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def delete_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        version: _builtins.int = ...,
+        frozen_at: _timestamp_pb2.Timestamp | None = ...,
+        delete_at: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_at", b"delete_at", "frozen_at", b"frozen_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "delete_at", b"delete_at", "frozen_at", b"frozen_at", "reason", b"reason", "state", b"state", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountStateChanged: _TypeAlias = AccountStateChanged  # noqa: Y015
+
+@_typing.final
+class PurgeRequested(_message.Message):
+    """The deletion saga asks every data service to purge the account; each answers with
+    purge.completed. Repeated (with a higher attempt) while a service stays silent.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    SERVICES_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    reason: _builtins.str
+    """"inactivity", "cancellation" or "termination"."""
+    attempt: _builtins.int
+    @_builtins.property
+    def services(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The services asked this time."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        services: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempt", b"attempt", "reason", b"reason", "services", b"services"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeRequested: _TypeAlias = PurgeRequested  # noqa: Y015
 
 @_typing.final
 class ShareLinkCreated(_message.Message):

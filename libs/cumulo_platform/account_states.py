@@ -1,0 +1,145 @@
+"""The account states every service honours (SPEC §4 "Frozen accounts").
+
+The lifecycle service is the only authority on an account's state and announces every change
+as an `account.state_changed` event. Each service keeps the accounts that are not simply
+active in a small local cache: a table of its own schema (so a restart knows them at once)
+mirrored in memory (so the check costs nothing per call). The interceptor's account gate asks
+the cache for every authenticated call:
+
+- active (or unknown): served;
+- frozen: lifecycle's `EnsureActive` is called first, which reactivates the account (the call
+  is then served) or answers that deletion has begun;
+- deleting or deleted: refused with `ACCOUNT_DELETED`.
+
+A frozen account whose event has not reached a service yet is served; its access event reaches
+the lifecycle, which reactivates it just the same.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import grpc
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from cumulo.events.v1 import events_pb2
+from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
+from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.errors import FailedPrecondition
+from cumulo_platform.events import EventConsumer, Nats
+from cumulo_platform.logging import get_logger
+from cumulo_platform.tokens import Principal
+
+EVENT_TYPE = "account.state_changed"
+ACTIVE, FROZEN, DELETING, DELETED = "active", "frozen", "deleting", "deleted"
+STATES = (ACTIVE, FROZEN, DELETING, DELETED)
+
+log = get_logger(__name__)
+
+# Answers an account id with the state after reactivation ("active"), or raises.
+EnsureActive = Callable[[str], Awaitable[str]]
+
+
+def account_states_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "account_states",
+        metadata,
+        sa.Column("account_id", sa.Uuid, primary_key=True),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+
+
+class AccountDeleted(FailedPrecondition):
+    default_reason = "ACCOUNT_DELETED"
+
+    def __init__(self) -> None:
+        super().__init__("this account has been deleted (it was unused or cancelled)")
+
+
+def remote_ensure_active(channel: grpc.aio.Channel) -> EnsureActive:
+    stub = lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+    names = {
+        lifecycle_pb2.ACCOUNT_STATE_ACTIVE: ACTIVE,
+        lifecycle_pb2.ACCOUNT_STATE_FROZEN: FROZEN,
+        lifecycle_pb2.ACCOUNT_STATE_DELETING: DELETING,
+        lifecycle_pb2.ACCOUNT_STATE_DELETED: DELETED,
+    }
+
+    async def ensure_active(account_id: str) -> str:
+        try:
+            response = await stub.EnsureActive(lifecycle_pb2.EnsureActiveRequest(account_id=account_id), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                return DELETING  # the lifecycle's ACCOUNT_DELETED
+            raise
+        return names.get(response.state, ACTIVE)
+
+    return ensure_active
+
+
+class AccountStates:
+    def __init__(self, db: Database, ensure_active: EnsureActive | None) -> None:
+        self.db = db
+        self.table = account_states_table(db.metadata)
+        self.ensure_active = ensure_active
+        self._states: dict[str, str] = {}  # only accounts that are not active
+
+    async def load(self) -> None:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(self.table.c.account_id, self.table.c.state).where(self.table.c.state != ACTIVE))).all()
+        self._states = {str(row.account_id): row.state for row in rows}
+
+    def state_of(self, account_id: str) -> str:
+        return self._states.get(account_id, ACTIVE)
+
+    def _remember(self, account_id: str, state: str) -> None:
+        if state == ACTIVE:
+            self._states.pop(account_id, None)
+        else:
+            self._states[account_id] = state
+
+    async def apply(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
+        """The `account.state_changed` handler: a newer version replaces an older one; a late,
+        older event changes nothing."""
+        event = events_pb2.AccountStateChanged()
+        envelope.payload.Unpack(event)
+        if event.state not in STATES:
+            log.warning("account_state_unknown", state=event.state)
+            return
+        statement = pg_insert(self.table).values(
+            account_id=uuid.UUID(event.account_id), state=event.state, version=event.version, updated_at=sa.func.now()
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[self.table.c.account_id],
+            set_={"state": statement.excluded.state, "version": statement.excluded.version, "updated_at": sa.func.now()},
+            where=self.table.c.version < statement.excluded.version,
+        ).returning(self.table.c.state)
+        changed = (await uow.execute(statement)).first()
+        if changed is not None:
+            self._remember(event.account_id, event.state)
+
+    def consumer(self, nats_client: Nats, service: str) -> EventConsumer:
+        return EventConsumer(
+            self.db, nats_client, durable=f"{service}-account-states", event_types=[EVENT_TYPE], handler=self.apply
+        )
+
+    async def ensure_usable(self, account_id: str) -> None:
+        """Serves active accounts, reactivates frozen ones, refuses deleted ones."""
+        state = self._states.get(account_id)
+        if state is None:
+            return
+        if state == FROZEN and self.ensure_active is not None:
+            state = await self.ensure_active(account_id)
+            if state == ACTIVE:
+                # The state event that follows confirms it; until then, do not ask again.
+                self._states.pop(account_id, None)
+                return
+        if state in (DELETING, DELETED):
+            raise AccountDeleted()
+
+    async def gate(self, principal: Principal) -> None:
+        await self.ensure_usable(principal.account_id)

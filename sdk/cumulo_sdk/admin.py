@@ -1,0 +1,200 @@
+"""`cumulo-admin`: operators' commands against the services' internal APIs, from inside the
+cluster (`kubectl exec deploy/lifecycle -- cumulo-admin lifecycle report`) or next to
+`make run`. The gateway never routes these APIs.
+
+    cumulo-admin lifecycle status ACCOUNT          state, dates, transitions and notices
+    cumulo-admin lifecycle list [--state frozen]   accounts, paged
+    cumulo-admin lifecycle report                  counts per state, what is due in 7/30 days
+    cumulo-admin lifecycle hold ACCOUNT --reason R legal hold: nothing is deleted until released
+    cumulo-admin lifecycle release ACCOUNT --reason R
+    cumulo-admin lifecycle sweep [--dry-run]       what is due now (and do it, without --dry-run)
+    cumulo-admin lifecycle purges [--stuck]        deletions in progress
+
+ACCOUNT is an account id, or an e-mail address / phone number of a live account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import getpass
+import os
+import sys
+from typing import Any
+
+import grpc
+
+from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
+from cumulo_sdk.errors import CumuloRpcError
+
+STATES = {"active": pb.ACCOUNT_STATE_ACTIVE, "frozen": pb.ACCOUNT_STATE_FROZEN, "deleting": pb.ACCOUNT_STATE_DELETING, "deleted": pb.ACCOUNT_STATE_DELETED}
+
+
+def _when(stamp: Any) -> str:
+    if not stamp.seconds:
+        return "-"
+    return stamp.ToDatetime(tzinfo=dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _state(value: int) -> str:
+    return pb.AccountState.Name(value).removeprefix("ACCOUNT_STATE_").lower()
+
+
+class Admin:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.lifecycle_channel = grpc.aio.insecure_channel(args.lifecycle)
+        self.auth_channel = grpc.aio.insecure_channel(args.auth)
+        self.lifecycle = lifecycle_pb2_grpc.LifecycleInternalServiceStub(self.lifecycle_channel)
+        self.auth = auth_pb2_grpc.AuthInternalServiceStub(self.auth_channel)
+
+    async def close(self) -> None:
+        await self.lifecycle_channel.close()
+        await self.auth_channel.close()
+
+    async def account_id(self, account: str) -> str:
+        if "@" in account or account.startswith("+"):
+            return (await self.auth.FindAccount(auth_pb2.FindAccountRequest(login=account), timeout=10)).account_id
+        return account
+
+    def actor(self) -> str:
+        return self.args.actor or os.environ.get("CUMULO_ADMIN_ACTOR") or f"{getpass.getuser()} (cumulo-admin)"
+
+
+def _print_account(account: pb.Account) -> None:
+    print(f"account      {account.account_id}")
+    print(f"state        {_state(account.state)}")
+    print(f"last access  {_when(account.last_access_at)}")
+    if account.state == pb.ACCOUNT_STATE_ACTIVE:
+        print(f"freeze at    {_when(account.freeze_at)}")
+    if account.frozen_at.seconds:
+        print(f"frozen at    {_when(account.frozen_at)}")
+    if account.delete_at.seconds:
+        print(f"delete at    {_when(account.delete_at)}")
+    print(f"legal hold   {'yes: ' + account.hold_reason if account.held else 'no'}")
+    if account.deleted_at.seconds:
+        print(f"deleted at   {_when(account.deleted_at)} ({account.deletion_reason})")
+
+
+async def _status(admin: Admin, args: argparse.Namespace) -> int:
+    response = await admin.lifecycle.GetAccount(pb.GetAccountRequest(account_id=await admin.account_id(args.account)), timeout=10)
+    _print_account(response.account)
+    if response.transitions:
+        print("\ntransitions")
+        for t in response.transitions:
+            print(f"  {_when(t.at)}  {t.from_state} -> {t.to_state}  {t.reason}")
+    if response.notices:
+        print("\nnotices")
+        for n in response.notices:
+            print(f"  {_when(n.created_at)}  {n.kind:<18} {n.channel:<6} {n.status} (attempts {n.attempts}, sent {_when(n.sent_at)})")
+    return 0
+
+
+async def _list(admin: Admin, args: argparse.Namespace) -> int:
+    token = ""
+    shown = 0
+    while True:
+        response = await admin.lifecycle.ListAccounts(
+            pb.ListAccountsRequest(state=STATES.get(args.state or "", 0), page_size=min(args.limit - shown, 500), page_token=token),
+            timeout=30,
+        )
+        for a in response.accounts:
+            due = a.freeze_at if a.state == pb.ACCOUNT_STATE_ACTIVE else a.delete_at
+            print(f"{a.account_id}  {_state(a.state):<8}  last access {_when(a.last_access_at)}  next {_when(due)}{'  HELD' if a.held else ''}")
+        shown += len(response.accounts)
+        token = response.next_page_token
+        if not token or shown >= args.limit:
+            return 0
+
+
+async def _report(admin: Admin, args: argparse.Namespace) -> int:
+    r = await admin.lifecycle.GetReport(pb.GetReportRequest(), timeout=30)
+    print(f"active    {r.active}\nfrozen    {r.frozen}\ndeleting  {r.deleting}\ndeleted   {r.deleted}\nheld      {r.held}")
+    print(f"freezes due    next 7 days: {r.freezes_next_7_days:<8} next 30 days: {r.freezes_next_30_days}")
+    print(f"deletions due  next 7 days: {r.deletions_next_7_days:<8} next 30 days: {r.deletions_next_30_days}")
+    print(f"stuck purges   {r.stuck_purges}")
+    return 0
+
+
+async def _hold(admin: Admin, args: argparse.Namespace) -> int:
+    held = args.lifecycle_command == "hold"
+    response = await admin.lifecycle.SetLegalHold(
+        pb.SetLegalHoldRequest(account_id=await admin.account_id(args.account), held=held, reason=args.reason, actor=admin.actor()),
+        timeout=10,
+    )
+    _print_account(response.account)
+    return 0
+
+
+async def _sweep(admin: Admin, args: argparse.Namespace) -> int:
+    response = await admin.lifecycle.Sweep(pb.SweepRequest(dry_run=args.dry_run, limit=args.limit), timeout=120)
+    for action in response.actions:
+        print(f"{action.account_id}  {action.action:<16} due {_when(action.due_at)}")
+    verb = "would do" if args.dry_run else "did"
+    print(f"{verb} {len(response.actions) if args.dry_run else response.done} action(s)")
+    return 0
+
+
+async def _purges(admin: Admin, args: argparse.Namespace) -> int:
+    response = await admin.lifecycle.ListPurges(pb.ListPurgesRequest(stuck_only=args.stuck), timeout=30)
+    for purge in response.purges:
+        print(f"{purge.account_id}  {purge.reason}  started {_when(purge.started_at)}{'  STUCK' if purge.stuck else ''}")
+        for p in purge.participants:
+            status = f"done {_when(p.completed_at)}, {p.items_deleted} items" if p.completed_at.seconds else f"waiting (asked {p.attempts}x)"
+            print(f"    {p.service:<16} {status}")
+    if not response.purges:
+        print("no purges in progress" if not args.stuck else "no stuck purges")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cumulo-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lifecycle", default=os.environ.get("CUMULO_LIFECYCLE_TARGET", "127.0.0.1:7103"), help="lifecycle's internal address")
+    parser.add_argument("--auth", default=os.environ.get("CUMULO_AUTH_TARGET", "127.0.0.1:7101"), help="auth's internal address")
+    parser.add_argument("--actor", help="who is acting, for the audit trail (default: the OS user)")
+    services = parser.add_subparsers(dest="service", required=True)
+    lifecycle = services.add_parser("lifecycle", help="account states, holds, sweeps, purges").add_subparsers(
+        dest="lifecycle_command", required=True
+    )
+    status = lifecycle.add_parser("status", help="one account: state, dates, transitions, notices")
+    status.add_argument("account")
+    status.set_defaults(run=_status)
+    listing = lifecycle.add_parser("list", help="accounts, optionally in one state")
+    listing.add_argument("--state", choices=sorted(STATES))
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(run=_list)
+    lifecycle.add_parser("report", help="counts per state, transitions due soon, stuck purges").set_defaults(run=_report)
+    for name, text in (("hold", "place a legal hold: nothing of the account is deleted"), ("release", "release a legal hold")):
+        hold = lifecycle.add_parser(name, help=text)
+        hold.add_argument("account")
+        hold.add_argument("--reason", required=True)
+        hold.set_defaults(run=_hold)
+    sweep = lifecycle.add_parser("sweep", help="carry out what is due now")
+    sweep.add_argument("--dry-run", action="store_true", help="only show what would happen")
+    sweep.add_argument("--limit", type=int, default=0)
+    sweep.set_defaults(run=_sweep)
+    purges = lifecycle.add_parser("purges", help="deletions in progress")
+    purges.add_argument("--stuck", action="store_true", help="only those with a silent service")
+    purges.set_defaults(run=_purges)
+    return parser
+
+
+async def _main(args: argparse.Namespace) -> int:
+    admin = Admin(args)
+    try:
+        return await args.run(admin, args)
+    except grpc.aio.AioRpcError as exc:
+        print(f"cumulo-admin: {CumuloRpcError.from_rpc_error(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        await admin.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(_main(build_parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

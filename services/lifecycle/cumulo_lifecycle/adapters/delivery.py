@@ -1,0 +1,79 @@
+"""Where notices go: e-mail over SMTP (aiosmtplib) and SMS through a provider's webhook
+(an HTTP POST of {"to", "text"}). Failures raise DeliveryFailed with a short reason that
+never carries the message, the address or a credential."""
+
+from __future__ import annotations
+
+import email.message
+import email.utils
+
+import aiohttp
+import aiosmtplib
+
+from cumulo_lifecycle.config import LifecycleSettings
+
+
+class DeliveryFailed(Exception):
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class Delivery:
+    def __init__(self, settings: LifecycleSettings) -> None:
+        self.settings = settings
+        self._http: aiohttp.ClientSession | None = None
+
+    async def send(self, channel: str, to: str, subject: str, body: str) -> None:
+        if channel == "email":
+            await self._email(to, subject, body)
+        elif channel == "sms":
+            await self._sms(to, f"{subject}\n{body}")
+        else:
+            raise DeliveryFailed(f"unknown channel {channel}", permanent=True)
+
+    async def _email(self, to: str, subject: str, body: str) -> None:
+        s = self.settings
+        if not s.smtp_host:
+            raise DeliveryFailed("no SMTP server configured (CUMULO_LIFECYCLE_SMTP_HOST)")
+        message = email.message.EmailMessage()
+        message["From"] = s.mail_from
+        message["To"] = to
+        message["Subject"] = subject
+        message["Date"] = email.utils.formatdate(localtime=False)
+        message["Message-ID"] = email.utils.make_msgid(domain="cumulo")
+        message.set_content(body)
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username or None,
+                password=s.smtp_password or None,
+                start_tls=s.smtp_starttls,
+                timeout=15,
+            )
+        except aiosmtplib.SMTPRecipientsRefused:
+            raise DeliveryFailed("the mail server refused the address", permanent=True) from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise DeliveryFailed(f"mail server: {type(exc).__name__}") from None
+
+    async def _sms(self, to: str, text: str) -> None:
+        if not self.settings.sms_webhook_url:
+            raise DeliveryFailed("no SMS provider configured (CUMULO_LIFECYCLE_SMS_WEBHOOK_URL)")
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        try:
+            async with self._http.post(self.settings.sms_webhook_url, json={"to": to, "text": text}) as response:
+                if response.status >= 500 or response.status == 429:
+                    raise DeliveryFailed(f"SMS provider answered {response.status}")
+                if response.status >= 400:
+                    raise DeliveryFailed(f"SMS provider refused the message ({response.status})", permanent=True)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise DeliveryFailed(f"SMS provider: {type(exc).__name__}") from None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None

@@ -1,0 +1,122 @@
+"""The lifecycle schema. Only the lifecycle service reads or writes these tables."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from cumulo_platform.account_states import account_states_table
+from cumulo_platform.db import outbox_table, processed_events_table
+
+SCHEMA = "lifecycle"
+metadata = sa.MetaData(schema=SCHEMA)
+TIMESTAMP = sa.DateTime(timezone=True)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    # Grows with every transition; carried by account.state_changed so late events lose.
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", TIMESTAMP),
+    sa.Column("last_access_at", TIMESTAMP, nullable=False),
+    sa.Column("freeze_at", TIMESTAMP),
+    sa.Column("frozen_at", TIMESTAMP),
+    sa.Column("delete_at", TIMESTAMP),
+    sa.Column("reminders_done", sa.Integer, nullable=False, server_default="0"),
+    # When the sweeper next looks at the account; NULL when nothing is scheduled.
+    sa.Column("next_due_at", TIMESTAMP),
+    sa.Column("held", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("hold_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("hold_actor", sa.Text, nullable=False, server_default=""),
+    sa.Column("cancel_requested_at", TIMESTAMP),
+    sa.Column("deletion_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("deletion_started_at", TIMESTAMP),
+    sa.Column("deleted_at", TIMESTAMP),
+    sa.Column("email", sa.Text),
+    sa.Column("phone", sa.Text),
+    sa.Column("locale", sa.Text, nullable=False, server_default="zh-CN"),
+    # SHA-256 of the reactivation link's token, set while frozen.
+    sa.Column("reactivation_token_hash", sa.LargeBinary, unique=True),
+    sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("state IN ('active', 'frozen', 'deleting', 'deleted')", name="accounts_state_known"),
+    sa.Index("accounts_next_due", "next_due_at", postgresql_where=sa.text("next_due_at IS NOT NULL")),
+    sa.Index("accounts_state", "state"),
+)
+
+transitions = sa.Table(
+    "transitions",
+    metadata,
+    sa.Column("transition_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("from_state", sa.Text, nullable=False),
+    sa.Column("to_state", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", TIMESTAMP, nullable=False),
+)
+
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("notice_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    # Which occurrence: one notice per kind, occurrence and channel, however often asked.
+    sa.Column("cycle", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),  # "email", "sms", or "none" (no contact)
+    sa.Column("destination", sa.Text, nullable=False, server_default=""),
+    sa.Column("locale", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    # Cleared once delivered or given up: it may carry a reactivation link.
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # pending, sent, undeliverable
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TIMESTAMP),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("sent_at", TIMESTAMP),
+    sa.UniqueConstraint("account_id", "kind", "cycle", "channel", name="notices_once"),
+    sa.Index("notices_pending", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
+)
+
+purges = sa.Table(
+    "purges",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("started_at", TIMESTAMP, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("next_retry_at", TIMESTAMP),
+    sa.Column("completed_at", TIMESTAMP),
+    sa.Index("purges_retry", "next_retry_at", postgresql_where=sa.text("completed_at IS NULL")),
+)
+
+purge_participants = sa.Table(
+    "purge_participants",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("requested_at", TIMESTAMP, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("completed_at", TIMESTAMP),
+    sa.Column("items_deleted", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+# What is kept of a deleted account, for audit: no contact, no content.
+tombstones = sa.Table(
+    "tombstones",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("created_at", TIMESTAMP),
+    sa.Column("last_access_at", TIMESTAMP, nullable=False),
+    sa.Column("frozen_at", TIMESTAMP),
+    sa.Column("deletion_started_at", TIMESTAMP, nullable=False),
+    sa.Column("deleted_at", TIMESTAMP, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("participants", postgresql.JSONB, nullable=False),
+)
+
+outbox = outbox_table(metadata)
+processed_events = processed_events_table(metadata)
+account_states = account_states_table(metadata)

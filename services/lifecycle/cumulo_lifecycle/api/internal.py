@@ -1,0 +1,76 @@
+"""LifecycleInternalService: for other services and cumulo-admin; the gateway never routes it."""
+
+from __future__ import annotations
+
+import grpc
+
+from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
+from cumulo_lifecycle.api import convert
+from cumulo_lifecycle.ledger import Ledger
+from cumulo_platform.errors import InvalidArgument
+from cumulo_platform.grpc_convert import timestamp
+
+SERVICE = "cumulo.lifecycle.v1.LifecycleInternalService"
+
+
+class LifecycleInternalService(lifecycle_pb2_grpc.LifecycleInternalServiceServicer):
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def EnsureActive(self, request: pb.EnsureActiveRequest, context: grpc.aio.ServicerContext) -> pb.EnsureActiveResponse:
+        state = await self.ledger.ensure_active(request.account_id)
+        return pb.EnsureActiveResponse(state=convert.STATE[state])
+
+    async def GetAccount(self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext) -> pb.GetAccountResponse:
+        row, history, sent = await self.ledger.get(request.account_id)
+        return pb.GetAccountResponse(
+            account=convert.account(row),
+            transitions=[convert.transition(t) for t in history],
+            notices=[convert.notice(n) for n in sent],
+        )
+
+    async def ListAccounts(self, request: pb.ListAccountsRequest, context: grpc.aio.ServicerContext) -> pb.ListAccountsResponse:
+        state = ""
+        if request.state != pb.ACCOUNT_STATE_UNSPECIFIED:
+            if request.state not in convert.STATE_NAME:
+                raise InvalidArgument("state", "is not a known account state")
+            state = convert.STATE_NAME[request.state]
+        rows, next_token = await self.ledger.list(state=state, page_size=request.page_size, page_token=request.page_token)
+        return pb.ListAccountsResponse(accounts=[convert.account(r) for r in rows], next_page_token=next_token)
+
+    async def GetReport(self, request: pb.GetReportRequest, context: grpc.aio.ServicerContext) -> pb.GetReportResponse:
+        return pb.GetReportResponse(**await self.ledger.report())
+
+    async def SetLegalHold(self, request: pb.SetLegalHoldRequest, context: grpc.aio.ServicerContext) -> pb.SetLegalHoldResponse:
+        row = await self.ledger.set_hold(request.account_id, held=request.held, reason=request.reason, actor=request.actor)
+        return pb.SetLegalHoldResponse(account=convert.account(row))
+
+    async def Sweep(self, request: pb.SweepRequest, context: grpc.aio.ServicerContext) -> pb.SweepResponse:
+        if request.limit < 0:
+            raise InvalidArgument("limit", "must not be negative")
+        planned, done = await self.ledger.sweep(dry_run=request.dry_run, limit=request.limit or None)
+        return pb.SweepResponse(
+            actions=[pb.PlannedAction(account_id=str(p.account_id), action=p.action, due_at=timestamp(p.due_at)) for p in planned],
+            done=done,
+        )
+
+    async def ListPurges(self, request: pb.ListPurgesRequest, context: grpc.aio.ServicerContext) -> pb.ListPurgesResponse:
+        found = await self.ledger.purges(stuck_only=request.stuck_only)
+        return pb.ListPurgesResponse(
+            purges=[
+                pb.Purge(
+                    account_id=str(purge.account_id),
+                    reason=purge.reason,
+                    started_at=timestamp(purge.started_at),
+                    stuck=stuck,
+                    participants=[
+                        pb.PurgeParticipant(
+                            service=p.service, requested_at=timestamp(p.requested_at), attempts=p.attempts,
+                            completed_at=timestamp(p.completed_at), items_deleted=p.items_deleted,
+                        )
+                        for p in parts
+                    ],
+                )
+                for purge, parts, stuck in found
+            ]
+        )

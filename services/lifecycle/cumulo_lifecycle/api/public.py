@@ -1,0 +1,42 @@
+"""LifecycleService: an account's own view of its state. Asking for the state is not a use
+of the account (a frozen account can see its deletion date without undoing the freeze);
+Reactivate, and the link from a notice, bring it back."""
+
+from __future__ import annotations
+
+
+import grpc
+
+from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
+from cumulo_lifecycle.api import convert
+from cumulo_lifecycle.ledger import Ledger
+from cumulo_platform.interceptors import current_principal
+
+SERVICE = "cumulo.lifecycle.v1.LifecycleService"
+ANONYMOUS_METHODS = frozenset({f"/{SERVICE}/ReactivateWithLink"})
+
+
+class LifecycleService(lifecycle_pb2_grpc.LifecycleServiceServicer):
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def _mine(self) -> pb.Account:
+        account_id = current_principal().account_id
+        row = await self.ledger.state_of(account_id)
+        if row is None:
+            # Not seen yet (its events are on their way): a new account is active.
+            return pb.Account(account_id=account_id, state=pb.ACCOUNT_STATE_ACTIVE)
+        return convert.account(row)
+
+    async def GetAccountState(self, request: pb.GetAccountStateRequest, context: grpc.aio.ServicerContext) -> pb.GetAccountStateResponse:
+        return pb.GetAccountStateResponse(account=await self._mine())
+
+    async def Reactivate(self, request: pb.ReactivateRequest, context: grpc.aio.ServicerContext) -> pb.ReactivateResponse:
+        await self.ledger.ensure_active(current_principal().account_id, reason="reactivated by the user")
+        return pb.ReactivateResponse(account=await self._mine())
+
+    async def ReactivateWithLink(self, request: pb.ReactivateWithLinkRequest, context: grpc.aio.ServicerContext) -> pb.ReactivateWithLinkResponse:
+        state = await self.ledger.reactivate_with_link(request.token)
+        return pb.ReactivateWithLinkResponse(state=convert.STATE[state])
+
+

@@ -1,0 +1,125 @@
+"""The lifecycle's notices (SPEC R1.5, R2.5) in the user's language (zh-CN, en). Each states
+exact dates and times in the operator's time zone, and how to keep the account."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import zoneinfo
+
+LOCALES = ("zh-CN", "en")
+KINDS = ("freeze_reminder", "frozen", "deletion_reminder", "reactivated", "deleted")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+def format_time(when: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
+    local = when.astimezone(tz)
+    minutes = round((local.utcoffset() or dt.timedelta(0)).total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{local:%Y-%m-%d %H:%M:%S} ({tz.key}, UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
+
+
+_TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    "en": {
+        "freeze_reminder": (
+            "Your cumulo account will be frozen on {freeze_at}",
+            "Your cumulo account has not been used since {last_access_at}.\n\n"
+            "If it stays unused, it will be frozen at {freeze_at}. A frozen account keeps its data "
+            "for {grace} more; after that, everything stored in it (files, photos, backups, synced "
+            "data and device locations) is deleted for good.\n\n"
+            "To keep your account, simply sign in or use any cumulo app before then.",
+        ),
+        "frozen": (
+            "Your cumulo account is frozen: its data will be deleted at {delete_at}",
+            "Your cumulo account has not been used since {last_access_at} and is now frozen.\n\n"
+            "Unless you use it again, all of its cloud content (files, photos, backups, synced data "
+            "and device locations) will be deleted permanently at {delete_at}, "
+            "that is, when {last_day} ends.\n\n"
+            "To keep your account and everything in it, do any of these before then:\n"
+            "  - sign in or use any cumulo app or the web console;\n"
+            "  - open this link: {reactivate_link}",
+        ),
+        "deletion_reminder": (
+            "Reminder: your cumulo account's data will be deleted at {delete_at}",
+            "Your cumulo account is frozen. All of its cloud content will be deleted permanently "
+            "at {delete_at}, that is, when {last_day} ends.\n\n"
+            "To keep it, sign in or use any cumulo app before then, or open this link: {reactivate_link}",
+        ),
+        "reactivated": (
+            "Your cumulo account is active again",
+            "Your cumulo account was used at {at} and is active again. Nothing has been deleted.\n\n"
+            "If this was not you, change your password now.",
+        ),
+        "deleted": (
+            "Your cumulo account's data has been deleted",
+            "Your cumulo account stayed unused after it was frozen, so its cloud content was deleted "
+            "at {deleted_at}. This cannot be undone.\n\nYou are welcome to create a new account at any time.",
+        ),
+        "deleted_cancellation": (
+            "Your cumulo account has been deleted",
+            "As you asked, your cumulo account was cancelled and its cloud content deleted at "
+            "{deleted_at}. This cannot be undone.",
+        ),
+    },
+    "zh-CN": {
+        "freeze_reminder": (
+            "您的 cumulo 账号将于 {freeze_at} 被冻结",
+            "您的 cumulo 账号自 {last_access_at} 起未被使用。\n\n"
+            "如果继续不使用，账号将于 {freeze_at} 被冻结。冻结后数据将再保留 {grace}，"
+            "期满后账号中的全部内容（文件、照片、备份、同步数据和设备位置）将被永久删除。\n\n"
+            "如需保留账号，请在此之前登录或使用任意 cumulo 应用。",
+        ),
+        "frozen": (
+            "您的 cumulo 账号已被冻结，数据将于 {delete_at} 删除",
+            "您的 cumulo 账号自 {last_access_at} 起未被使用，现已被冻结。\n\n"
+            "如果您不再使用，账号中的全部云端内容（文件、照片、备份、同步数据和设备位置）将于 "
+            "{delete_at}（即 {last_day} 结束时）被永久删除。\n\n"
+            "如需保留账号及其中的全部内容，请在此之前：\n"
+            "  - 登录或使用任意 cumulo 应用或网页端；\n"
+            "  - 或打开此链接：{reactivate_link}",
+        ),
+        "deletion_reminder": (
+            "提醒：您的 cumulo 账号数据将于 {delete_at} 删除",
+            "您的 cumulo 账号已被冻结，其全部云端内容将于 {delete_at}（即 {last_day} 结束时）被永久删除。\n\n"
+            "如需保留，请在此之前登录或使用任意 cumulo 应用，或打开此链接：{reactivate_link}",
+        ),
+        "reactivated": (
+            "您的 cumulo 账号已恢复正常",
+            "您的 cumulo 账号于 {at} 被使用，现已恢复正常，没有任何数据被删除。\n\n如非本人操作，请立即修改密码。",
+        ),
+        "deleted": (
+            "您的 cumulo 账号数据已被删除",
+            "您的 cumulo 账号在冻结期内未被使用，其云端内容已于 {deleted_at} 被删除，且无法恢复。\n\n欢迎您随时注册新账号。",
+        ),
+        "deleted_cancellation": (
+            "您的 cumulo 账号已注销",
+            "按照您的申请，您的 cumulo 账号已注销，其云端内容已于 {deleted_at} 被删除，且无法恢复。",
+        ),
+    },
+}
+
+
+def render(kind: str, locale: str, values: dict[str, str]) -> Rendered:
+    templates = _TEMPLATES.get(locale) or _TEMPLATES["zh-CN"]
+    subject, body = templates[kind]
+    return Rendered(subject.format(**values), body.format(**values))
+
+
+def describe_duration(months: int, fixed: dt.timedelta, locale: str) -> str:
+    """"30 days", "12 months", "3 seconds" / "30 天", ... for notices."""
+    parts: list[tuple[int, str, str]] = []
+    if months:
+        parts.append((months, "month", "个月"))
+    days, rest = fixed.days, int(fixed.total_seconds()) - fixed.days * 86400
+    if days:
+        parts.append((days, "day", "天"))
+    if rest:
+        parts.append((rest, "second", "秒"))
+    if locale == "en":
+        return " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit, _ in parts) or "0 days"
+    return " ".join(f"{n} {unit}" for n, _, unit in parts) or "0 天"

@@ -1,0 +1,77 @@
+"""Delivers queued notices: a few at a time, each row locked while it is sent (`SKIP LOCKED`:
+two replicas never send the same notice), retried with a growing delay, and recorded as
+undeliverable after the last attempt; the lifecycle never waits for them (SPEC R2.5)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cumulo_lifecycle.adapters.delivery import Delivery, DeliveryFailed
+from cumulo_lifecycle.adapters.tables import notices
+from cumulo_lifecycle.config import LifecycleSettings
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database
+from cumulo_platform.logging import get_logger
+
+log = get_logger(__name__)
+BATCH = 20
+
+
+def mask(destination: str) -> str:
+    """What is kept of an address once its notice is done: enough to recognise, not to use."""
+    if "@" in destination:
+        name, _, domain = destination.partition("@")
+        return f"{name[:1]}***@{domain}"
+    return f"{destination[:3]}***{destination[-2:]}" if len(destination) > 5 else "***"
+
+
+class Notifier:
+    def __init__(self, db: Database, settings: LifecycleSettings, clock: Clock, delivery: Delivery) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.delivery = delivery
+
+    async def deliver_due(self) -> int:
+        """Sends what is due; returns how many notices reached a final state."""
+        finished = 0
+        while True:
+            now = self.clock.now()
+            async with self.db.unit_of_work() as uow:
+                rows = (
+                    await uow.execute(
+                        sa.select(notices)
+                        .where(notices.c.status == "pending", notices.c.next_attempt_at <= now)
+                        .order_by(notices.c.next_attempt_at)
+                        .limit(BATCH)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                for row in rows:
+                    attempts = row.attempts + 1
+                    try:
+                        await self.delivery.send(row.channel, row.destination, row.subject, row.body)
+                    except DeliveryFailed as failure:
+                        final = failure.permanent or attempts >= self.settings.notice_attempts
+                        delay = self.settings.notice_retry * 2 ** min(row.attempts, 10)
+                        values = {"attempts": attempts, "last_error": failure.reason}
+                        if final:
+                            values.update(status="undeliverable", body="", destination=mask(row.destination), next_attempt_at=None)
+                            finished += 1
+                        else:
+                            values.update(next_attempt_at=self.clock.now() + delay)
+                        log.warning(
+                            "notice_not_delivered", notice_id=str(row.notice_id), kind=row.kind, channel=row.channel,
+                            attempts=attempts, final=final, error=failure.reason,
+                        )
+                    else:
+                        values = {
+                            "attempts": attempts, "status": "sent", "sent_at": self.clock.now(), "body": "",
+                            "destination": mask(row.destination), "next_attempt_at": None, "last_error": "",
+                        }
+                        finished += 1
+                        log.info("notice_sent", notice_id=str(row.notice_id), kind=row.kind, channel=row.channel)
+                    await uow.execute(sa.update(notices).where(notices.c.notice_id == row.notice_id).values(**values))
+                await uow.commit()
+            if len(rows) < BATCH:
+                return finished

@@ -1,0 +1,158 @@
+"""Fixtures of the lifecycle's tests against the session's services (product periods: P12M
+and P30D, so nothing freezes by itself).
+
+- `member`: a new account, registered and logged in through the gateway, with a file.
+- `ages`: moves one account's clock on purpose: its last access a year back (the next sweep
+  freezes it), or its deletion date into the past (the next sweep starts deleting it). Only
+  that account's rows change, so the rest of the session is untouched.
+- `mailbox`: the notices the real SMTP server received for an address.
+- `internal`: the lifecycle's internal API, as other services and cumulo-admin call it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import email.message
+import hashlib
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
+from cumulo_devstack.testing import PASSWORD, eventually, unique_email
+from cumulo_lifecycle.adapters.tables import accounts
+from cumulo_sdk import Cumulo
+
+YEAR_AND_A_BIT = dt.timedelta(days=400)
+
+
+@dataclasses.dataclass
+class Member:
+    client: Cumulo
+    email: str
+    account_id: str
+    file_id: str
+    content: bytes
+
+
+@pytest.fixture
+async def member(gateway: str, lifecycle, tmp_path) -> Any:
+    client = Cumulo(gateway, pending_uploads=tmp_path / "uploads.json")
+    from cumulo_sdk.client import TokenStore
+
+    client.store = TokenStore(tmp_path / "credentials.json")
+    address = unique_email()
+    await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale="en")
+    account = await client.login(address, PASSWORD, device_name="test phone")
+    content = uuid.uuid4().bytes * 1000
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(content)
+    node = await client.files.upload(path)
+    row = await eventually(
+        lambda: row_of(lifecycle, account.account_id, lambda r: r.email == address and r.last_access_at > r.created_at),
+        what="the lifecycle to know the account, its contact and its first use",
+    )
+    assert row.state == "active"
+    try:
+        yield Member(client, address, account.account_id, node.node_id, content)
+    finally:
+        await client.close()
+
+
+async def row_of(lifecycle, account_id: str, condition=lambda row: True) -> Any:  # type: ignore[no-untyped-def]
+    async with lifecycle.app.db.read() as conn:
+        row = (await conn.execute(sa.select(accounts).where(accounts.c.account_id == uuid.UUID(account_id)))).first()
+    return row if row is not None and condition(row) else None
+
+
+class Ages:
+    def __init__(self, lifecycle) -> None:  # type: ignore[no-untyped-def]
+        self.lifecycle = lifecycle
+        self.cal = lifecycle.app.settings.calendar
+
+    async def _update(self, account_id: str, **values: Any) -> None:
+        async with self.lifecycle.app.db.unit_of_work() as uow:
+            await uow.execute(sa.update(accounts).where(accounts.c.account_id == uuid.UUID(account_id)).values(**values))
+            await uow.commit()
+
+    async def unused_for_a_year(self, account_id: str) -> None:
+        past = self.lifecycle.clock.now() - YEAR_AND_A_BIT
+        await self._update(
+            account_id,
+            last_access_at=past,
+            freeze_at=self.cal.freeze_at(past),
+            reminders_done=len(self.cal.freeze_reminders),
+            next_due_at=self.lifecycle.clock.now(),
+        )
+
+    async def grace_over(self, account_id: str) -> None:
+        now = self.lifecycle.clock.now()
+        await self._update(
+            account_id,
+            frozen_at=now - dt.timedelta(days=31),
+            delete_at=now - self.cal.safety_margin - dt.timedelta(minutes=1),
+            reminders_done=len(self.cal.deletion_reminders),
+            next_due_at=now,
+        )
+
+    async def freeze(self, account_id: str) -> Any:
+        await self.unused_for_a_year(account_id)
+        await self.lifecycle.app.ledger.sweep()
+        row = await row_of(self.lifecycle, account_id)
+        assert row.state == "frozen", row.state
+        return row
+
+
+class Rows:
+    """The lifecycle's ledger row of an account (None until `condition` holds)."""
+
+    def __init__(self, lifecycle) -> None:  # type: ignore[no-untyped-def]
+        self.lifecycle = lifecycle
+
+    async def get(self, account_id: str, condition=lambda row: True) -> Any:  # type: ignore[no-untyped-def]
+        return await row_of(self.lifecycle, account_id, condition)
+
+
+@pytest.fixture
+def rows(lifecycle) -> Rows:  # type: ignore[no-untyped-def]
+    return Rows(lifecycle)
+
+
+@pytest.fixture
+def ages(lifecycle) -> Ages:  # type: ignore[no-untyped-def]
+    return Ages(lifecycle)
+
+
+class Mailbox:
+    def __init__(self, mail) -> None:  # type: ignore[no-untyped-def]
+        self.mail = mail
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [m for m in self.mail.messages() if m["To"] == address]
+
+    async def wait_for(self, address: str, subject_part: str, *, count: int = 1) -> list[email.message.EmailMessage]:
+        async def arrived() -> list[email.message.EmailMessage]:
+            found = [m for m in self.to(address) if subject_part in m["Subject"]]
+            return found if len(found) >= count else []
+
+        return await eventually(arrived, timeout=20, what=f"a notice '{subject_part}' to {address}")
+
+
+@pytest.fixture
+def mailbox(mail) -> Mailbox:  # type: ignore[no-untyped-def]
+    return Mailbox(mail)
+
+
+@pytest.fixture
+async def internal(lifecycle) -> Any:  # type: ignore[no-untyped-def]
+    import grpc
+
+    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
+        yield lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
