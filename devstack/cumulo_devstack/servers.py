@@ -248,9 +248,10 @@ class MailCatcher:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-                name = f"{time.time_ns()}-{os.getpid()}.eml"
-                (folder / f".{name}").write_bytes(envelope.original_content or envelope.content)
-                (folder / f".{name}").rename(folder / name)  # readers never see half a mail
+                name = f"{time.time_ns()}-{os.getpid()}"
+                scratch = folder / f"{name}.part"
+                scratch.write_bytes(envelope.original_content or envelope.content)
+                scratch.rename(folder / f"{name}.eml")  # readers never see half a mail
                 return "250 OK"
 
         self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)

@@ -2,17 +2,21 @@
 
 Per public service: a route that requires the client-id header and forwards to its backend
 over HTTP/2 (unary and streaming alike, no route timeout), and a route that answers a call
-without client id with 403, which Envoy turns into gRPC PERMISSION_DENIED. Everything else,
+without client id itself: gRPC PERMISSION_DENIED with reason CLIENT_NOT_AUTHORIZED, as the
+services answer. Everything else,
 internal services included, gets 404, i.e. gRPC UNIMPLEMENTED. Envoy sets x-request-id and
 appends the real client address to x-forwarded-for, which services use for throttling.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.parse
 from typing import Any
 
 from cumulo_gateway.routes import BACKENDS, CLIENT_ID_HEADER, PUBLIC_SERVICES
+from cumulo_platform.errors import STATUS_DETAILS_KEY, CumuloError, PermissionDenied
 
 
 def _cluster(name: str, address: str) -> dict[str, Any]:
@@ -37,6 +41,28 @@ def _cluster(name: str, address: str) -> dict[str, Any]:
     }
 
 
+def _grpc_refusal(error: CumuloError) -> dict[str, Any]:
+    """A gRPC answer Envoy gives by itself: trailers-only (HTTP 200, the status in headers),
+    with the same google.rpc details the services send, so clients read the same reason."""
+    status = error.to_status()
+    details = base64.b64encode(status.SerializeToString()).decode()
+    headers = {
+        "content-type": "application/grpc",
+        "grpc-status": str(error.code.value[0]),
+        "grpc-message": urllib.parse.quote(error.message, safe=" /:,.-_"),
+        STATUS_DETAILS_KEY: details,
+    }
+    return {
+        "direct_response": {"status": 200},
+        "response_headers_to_add": [{"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"} for k, v in headers.items()],
+    }
+
+
+_NO_CLIENT_ID = _grpc_refusal(
+    PermissionDenied(f"metadata {CLIENT_ID_HEADER} must name a registered client app", reason="CLIENT_NOT_AUTHORIZED")
+)
+
+
 def _routes() -> list[dict[str, Any]]:
     routes: list[dict[str, Any]] = []
     for service, backend in sorted(PUBLIC_SERVICES.items()):
@@ -50,15 +76,7 @@ def _routes() -> list[dict[str, Any]]:
                 "route": {"cluster": backend, "timeout": "0s", "idle_timeout": "3600s"},
             }
         )
-        routes.append(
-            {
-                "match": {"prefix": prefix},
-                "direct_response": {
-                    "status": 403,
-                    "body": {"inline_string": f"{CLIENT_ID_HEADER} must name a registered client app"},
-                },
-            }
-        )
+        routes.append({"match": {"prefix": prefix}, **_NO_CLIENT_ID})
     routes.append(
         {"match": {"prefix": "/"}, "direct_response": {"status": 404, "body": {"inline_string": "no such public service"}}}
     )

@@ -13,10 +13,14 @@ the cache for every authenticated call:
 
 A frozen account whose event has not reached a service yet is served; its access event reaches
 the lifecycle, which reactivates it just the same.
+
+Replicas: the service's durable consumer hands each event to one replica, which writes the
+table; every replica refreshes its memory from the table's recent changes every second.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -30,6 +34,7 @@ from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import FailedPrecondition
 from cumulo_platform.events import EventConsumer, Nats
 from cumulo_platform.logging import get_logger
+from cumulo_platform.runtime import periodic
 from cumulo_platform.tokens import Principal
 
 EVENT_TYPE = "account.state_changed"
@@ -37,6 +42,8 @@ ACTIVE, FROZEN, DELETING, DELETED = "active", "frozen", "deleting", "deleted"
 STATES = (ACTIVE, FROZEN, DELETING, DELETED)
 
 log = get_logger(__name__)
+REFRESH_EVERY = 1.0  # seconds between a replica's looks at what the others wrote
+REREAD = dt.timedelta(seconds=30)
 
 # Answers an account id with the state after reactivation ("active"), or raises.
 EnsureActive = Callable[[str], Awaitable[str]]
@@ -50,6 +57,7 @@ def account_states_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("state", sa.Text, nullable=False),
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Index(f"{metadata.schema}_account_states_updated_at", "updated_at"),
     )
 
 
@@ -87,11 +95,34 @@ class AccountStates:
         self.table = account_states_table(db.metadata)
         self.ensure_active = ensure_active
         self._states: dict[str, str] = {}  # only accounts that are not active
+        self._seen_until: dt.datetime | None = None
 
     async def load(self) -> None:
         async with self.db.read() as conn:
+            self._seen_until = (await conn.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
             rows = (await conn.execute(sa.select(self.table.c.account_id, self.table.c.state).where(self.table.c.state != ACTIVE))).all()
         self._states = {str(row.account_id): row.state for row in rows}
+
+    async def refresh(self) -> int:
+        """What other replicas wrote lately. A change is read again for a while (a transaction
+        may commit after a later one started), which is harmless."""
+        if self._seen_until is None:
+            await self.load()
+            return len(self._states)
+        since = self._seen_until - REREAD
+        async with self.db.read() as conn:
+            now = (await conn.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
+            rows = (
+                await conn.execute(sa.select(self.table.c.account_id, self.table.c.state).where(self.table.c.updated_at > since))
+            ).all()
+        for row in rows:
+            self._remember(str(row.account_id), row.state)
+        self._seen_until = now
+        return len(rows)
+
+    def jobs(self, nats_client: Nats, service: str) -> list[Callable[[], Awaitable[None]]]:
+        """Run by every replica: the shared consumer (one replica per event) and the refresh."""
+        return [self.consumer(nats_client, service).run, periodic(self.refresh, every=REFRESH_EVERY)]
 
     def state_of(self, account_id: str) -> str:
         return self._states.get(account_id, ACTIVE)
@@ -111,11 +142,11 @@ class AccountStates:
             log.warning("account_state_unknown", state=event.state)
             return
         statement = pg_insert(self.table).values(
-            account_id=uuid.UUID(event.account_id), state=event.state, version=event.version, updated_at=sa.func.now()
+            account_id=uuid.UUID(event.account_id), state=event.state, version=event.version, updated_at=sa.func.clock_timestamp()
         )
         statement = statement.on_conflict_do_update(
             index_elements=[self.table.c.account_id],
-            set_={"state": statement.excluded.state, "version": statement.excluded.version, "updated_at": sa.func.now()},
+            set_={"state": statement.excluded.state, "version": statement.excluded.version, "updated_at": sa.func.clock_timestamp()},
             where=self.table.c.version < statement.excluded.version,
         ).returning(self.table.c.state)
         changed = (await uow.execute(statement)).first()

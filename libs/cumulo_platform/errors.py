@@ -142,6 +142,14 @@ def parse_id(value: str, field: str, what: str) -> uuid.UUID:
         raise InvalidArgument(field, f"must be {what}") from None
 
 
+def require_audit(reason: str, actor: str) -> None:
+    """Operators' and moderators' actions say why and who: both go into the audit trail."""
+    if not reason.strip():
+        raise InvalidArgument("reason", "say why; it is kept for the audit trail")
+    if not actor.strip():
+        raise InvalidArgument("actor", "name who decided; it is kept for the audit trail")
+
+
 def internal_status(request_id: str) -> status_pb2.Status:
     """What an unexpected failure looks like to the caller: generic, with the request id."""
     err = CumuloError(f"internal error; request id {request_id}", metadata={"request_id": request_id})

@@ -33,6 +33,11 @@ class LastAccessRecorder:
         self._last_emitted: dict[str, dt.datetime] = {}
         self._pending: dict[str, dt.datetime] = {}
 
+    @property
+    def idle(self) -> bool:
+        """Nothing marked is waiting for the next flush."""
+        return not self._pending
+
     def mark(self, account_id: str) -> None:
         now = self.clock.now()
         last = self._last_emitted.get(account_id)

@@ -95,6 +95,11 @@ def create_account_states_table(schema: str) -> None:
     )
 
 
+def index_account_states(schema: str) -> None:
+    """Replicas read the cache table's recent changes every second."""
+    op.create_index(f"{schema}_account_states_updated_at", "account_states", ["updated_at"], schema=schema)
+
+
 async def schema_drift(database_url: str, metadata: sa.MetaData) -> list[object]:
     """What differs between a migrated database and the tables the code declares; empty when
     the migrations and the code agree (a test per service keeps it so)."""

@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from cumulo_platform.logging import get_logger
 
+JOB_STOP_TIMEOUT = 5.0  # seconds a cancelled background job gets to end
 log = get_logger(__name__)
 
 Job = Callable[[], Awaitable[None]]
@@ -103,7 +104,7 @@ class ServiceRuntime:
         for service_name in ["", *names]:
             await self._health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
         for job in self._jobs:
-            task = asyncio.create_task(job())
+            task = asyncio.create_task(job(), name=getattr(job, "__qualname__", repr(job)))
             task.add_done_callback(self._job_ended)
             self._tasks.append(task)
         log.info("serving", address=f"{self.host}:{self.port}")
@@ -123,7 +124,11 @@ class ServiceRuntime:
             self._server = None
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A job that swallows its cancellation (asyncio.wait_for in some libraries on 3.11,
+        # CPython gh-86296) must not keep the process from stopping: wait a while, then go on.
+        _, stuck = await asyncio.wait(self._tasks, timeout=JOB_STOP_TIMEOUT) if self._tasks else (set(), set())
+        for task in stuck:
+            log.error("job_did_not_stop", job=task.get_name())
         self._tasks.clear()
         for cleanup in self._cleanups:
             try:

@@ -132,7 +132,7 @@ class Foundation:
             port=self.platform.grpc_port,
             services=services,
             interceptors=[interceptor],
-            jobs=[self.relay.run, self.recorder.run, self.states.consumer(self.nats, self.service).run, *jobs],
+            jobs=[self.relay.run, self.recorder.run, *self.states.jobs(self.nats, self.service), *jobs],
             # Service clean-ups first (they may still write), then flush what is left.
             cleanups=[*cleanups, self.recorder.close, self.relay.publish_once, self._close],
             drain_grace=self.platform.drain_grace_seconds,

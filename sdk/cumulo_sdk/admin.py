@@ -60,7 +60,14 @@ class Admin:
         return account
 
     def actor(self) -> str:
-        return self.args.actor or os.environ.get("CUMULO_ADMIN_ACTOR") or f"{getpass.getuser()} (cumulo-admin)"
+        named = self.args.actor or os.environ.get("CUMULO_ADMIN_ACTOR")
+        if named:
+            return named
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # a container user without a name
+            user = f"uid {os.getuid()}"
+        return f"{user} (cumulo-admin)"
 
 
 def _print_account(account: pb.Account) -> None:
@@ -129,7 +136,7 @@ async def _hold(admin: Admin, args: argparse.Namespace) -> int:
 
 
 async def _sweep(admin: Admin, args: argparse.Namespace) -> int:
-    response = await admin.lifecycle.Sweep(pb.SweepRequest(dry_run=args.dry_run, limit=args.limit), timeout=120)
+    response = await admin.lifecycle.Sweep(pb.SweepRequest(dry_run=args.dry_run, limit=args.limit or 0), timeout=120)
     for action in response.actions:
         print(f"{action.account_id}  {action.action:<16} due {_when(action.due_at)}")
     verb = "would do" if args.dry_run else "did"
@@ -149,6 +156,13 @@ async def _purges(admin: Admin, args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cumulo-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lifecycle", default=os.environ.get("CUMULO_LIFECYCLE_TARGET", "127.0.0.1:7103"), help="lifecycle's internal address")
@@ -163,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(run=_status)
     listing = lifecycle.add_parser("list", help="accounts, optionally in one state")
     listing.add_argument("--state", choices=sorted(STATES))
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=_positive, default=100)
     listing.set_defaults(run=_list)
     lifecycle.add_parser("report", help="counts per state, transitions due soon, stuck purges").set_defaults(run=_report)
     for name, text in (("hold", "place a legal hold: nothing of the account is deleted"), ("release", "release a legal hold")):
@@ -173,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         hold.set_defaults(run=_hold)
     sweep = lifecycle.add_parser("sweep", help="carry out what is due now")
     sweep.add_argument("--dry-run", action="store_true", help="only show what would happen")
-    sweep.add_argument("--limit", type=int, default=0)
+    sweep.add_argument("--limit", type=_positive, help="at most this many actions")
     sweep.set_defaults(run=_sweep)
     purges = lifecycle.add_parser("purges", help="deletions in progress")
     purges.add_argument("--stuck", action="store_true", help="only those with a silent service")

@@ -42,6 +42,7 @@ from cumulo_platform.errors import (
     ResourceExhausted,
     Unauthenticated,
     parse_id,
+    require_audit,
 )
 from cumulo_platform.tokens import Principal
 
@@ -690,16 +691,13 @@ class AuthHandlers:
         target = _account_uuid(account_id)
         if status not in ("active", "suspended", "terminated"):
             raise InvalidArgument("status", "must be ACTIVE, SUSPENDED or TERMINATED")
-        if not reason.strip():
-            raise InvalidArgument("reason", "say why; it is kept for the audit trail")
-        if not actor.strip():
-            raise InvalidArgument("actor", "name who decided; it is kept for the audit trail")
+        require_audit(reason, actor)
         now = self.clock.now()
         if status == "suspended" and suspended_until is not None and suspended_until <= now:
             raise InvalidArgument("suspended_until", "must be in the future")
         async with self.db.unit_of_work() as uow:
             current = await self._load_account(uow, target, lock=True)
-            if current.status in ("terminated", "cancelled") and status != current.status:
+            if current.status in ("terminated", "cancelled", "deleted") and status != current.status:
                 raise FailedPrecondition(f"the account is {current.status}; that cannot be undone here", reason="ACCOUNT_CLOSED")
             await uow.execute(
                 sa.update(accounts)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cumulo.auth.v1 import auth_pb2
-from cumulo_devstack.testing import PASSWORD, call, unique_email, unique_phone
+from cumulo_devstack.testing import PASSWORD, call, eventually, unique_email, unique_phone
 from cumulo_sdk import Cumulo
 
 TERMS = "2026-11"  # the service's current terms version
@@ -78,3 +78,21 @@ async def module_client(auth) -> AsyncIterator[Cumulo]:
     """A client straight to auth that lives as long as the test module (for module fixtures)."""
     async with Cumulo(auth.target) as client:
         yield client
+
+
+@pytest.fixture
+def hold_deletion(lifecycle):  # type: ignore[no-untyped-def]
+    """Holds an account's deletion in the lifecycle, so that a cancelled account stays as it is."""
+    from cumulo_platform.errors import NotFound
+
+    async def hold(account_id: str) -> None:
+        async def held() -> bool:
+            try:
+                await lifecycle.app.ledger.set_hold(account_id, held=True, reason="test: see the cancelled account", actor="tests")
+            except NotFound:
+                return False  # the lifecycle has not heard of the account yet
+            return True
+
+        await eventually(held, what="the lifecycle to hold the account")
+
+    return hold

@@ -231,6 +231,8 @@ async def test_steady_member_still_logs_in_with_the_original_password(direct, st
 
 
 # --- CancelAccount ---------------------------------------------------------------------------
+# A cancelled account is deleted by the lifecycle's saga soon after (services/lifecycle/tests);
+# these tests hold that deletion (`hold_deletion`), to see the cancelled account until then.
 
 
 async def test_cancel_account_with_a_wrong_password_is_refused(direct, accounts):
@@ -239,8 +241,9 @@ async def test_cancel_account_with_a_wrong_password_is_refused(direct, accounts)
     assert (await account_of(direct, member)).status == auth_pb2.ACCOUNT_STATUS_ACTIVE
 
 
-async def test_cancelled_account_cannot_log_in_and_its_sessions_end(direct, accounts):
+async def test_cancelled_account_cannot_log_in_and_its_sessions_end(direct, accounts, hold_deletion):
     member = await accounts.new_member(direct)
+    await hold_deletion(member.account_id)
     other = await accounts.login(direct, member.email)
     await cancel(direct, member)
     await expect_error(accounts.login_call(direct, member.email), grpc.StatusCode.PERMISSION_DENIED, reason="ACCOUNT_CANCELLED")
@@ -249,17 +252,19 @@ async def test_cancelled_account_cannot_log_in_and_its_sessions_end(direct, acco
         await expect_error(accounts.refresh(direct, session.refresh_token), UNAUTHENTICATED, reason="SESSION_REVOKED")
 
 
-async def test_cancelled_account_keeps_its_email_taken(direct, accounts):
+async def test_cancelled_account_keeps_its_email_taken(direct, accounts, hold_deletion):
     member = await accounts.new_member(direct)
+    await hold_deletion(member.account_id)
     await cancel(direct, member)
     request = auth_pb2.RegisterRequest(email=member.email, password=PASSWORD, birth_date=ADULT, accepted_terms_version=TERMS)
     await expect_error(call(direct, direct.auth.Register, request), grpc.StatusCode.ALREADY_EXISTS, field="email")
 
 
-async def test_cancel_account_is_idempotent_when_retried(direct, accounts):
+async def test_cancel_account_is_idempotent_when_retried(direct, accounts, hold_deletion):
     """A client whose first CancelAccount reply was lost retries it: the retry must succeed
     (the account is cancelled, as asked), not look like an expired login."""
     member = await accounts.new_member(direct)
+    await hold_deletion(member.account_id)
     await cancel(direct, member)
     await cancel(direct, member)
     await expect_error(accounts.login_call(direct, member.email), grpc.StatusCode.PERMISSION_DENIED, reason="ACCOUNT_CANCELLED")

@@ -101,8 +101,9 @@ async def test_terminated_account_loses_its_sessions_for_good(direct, internal, 
     )
 
 
-async def test_cancelled_account_cannot_be_reactivated_internally(direct, internal, accounts):
+async def test_cancelled_account_cannot_be_reactivated_internally(direct, internal, accounts, hold_deletion):
     member = await accounts.new_member(direct)
+    await hold_deletion(member.account_id)
     await call(direct, direct.auth.CancelAccount, auth_pb2.CancelAccountRequest(password=PASSWORD), member.access_token)
     await expect_error(
         set_status(internal, member.account_id, ACTIVE, reason="support ticket"),

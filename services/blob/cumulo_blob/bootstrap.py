@@ -27,6 +27,7 @@ from cumulo_platform import migrations
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
 from cumulo_platform.events import EventConsumer
+from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.passwords import Passwords
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
 from cumulo_platform.account_states import AccountStates
@@ -49,6 +50,7 @@ class BlobApp:
     storage: Storage
     runtime: ServiceRuntime
     states: AccountStates
+    recorder: LastAccessRecorder
 
 
 async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobApp:
@@ -98,4 +100,4 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
         ],
         cleanups=[storage.close, closer(passwords.close)],
     )
-    return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, enforcement=enforcement, storage=storage, runtime=runtime, states=base.states)
+    return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, enforcement=enforcement, storage=storage, runtime=runtime, states=base.states, recorder=base.recorder)

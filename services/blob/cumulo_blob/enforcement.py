@@ -24,7 +24,7 @@ from cumulo_blob.adapters.tables import (
 from cumulo_blob.handlers import BlobHandlers, node_uuid
 from cumulo_blob.uploads import upload_lock_key
 from cumulo_platform.db import UnitOfWork
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id
+from cumulo_platform.errors import FailedPrecondition, NotFound, parse_id, require_audit
 from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
@@ -33,13 +33,6 @@ PURGE_BATCH = 500
 
 def _account(value: str) -> uuid.UUID:
     return parse_id(value, "account_id", "an account id (UUID)")
-
-
-def _why(reason: str, actor: str) -> None:
-    if not reason.strip():
-        raise InvalidArgument("reason", "say why; it is kept for the audit trail")
-    if not actor.strip():
-        raise InvalidArgument("actor", "name who decided; it is kept for the audit trail")
 
 
 class Enforcement:
@@ -52,7 +45,7 @@ class Enforcement:
     async def set_blocked(self, account_id: str, node_id: str, *, blocked: bool, reason: str, actor: str) -> Any:
         account = _account(account_id)
         target = node_uuid(node_id, "node_id")
-        _why(reason, actor)
+        require_audit(reason, actor)
         async with self.db.unit_of_work() as uow:
             row = (
                 await uow.execute(
@@ -77,7 +70,7 @@ class Enforcement:
 
     async def set_hold(self, account_id: str, *, held: bool, reason: str, actor: str) -> None:
         account = _account(account_id)
-        _why(reason, actor)
+        require_audit(reason, actor)
         async with self.db.unit_of_work() as uow:
             if held:
                 await uow.execute(

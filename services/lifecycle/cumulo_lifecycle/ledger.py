@@ -20,14 +20,22 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
 from cumulo_lifecycle.adapters.contacts import ContactLookup
-from cumulo_lifecycle.adapters.tables import accounts, notices, purge_participants, purges, tombstones, transitions
+from cumulo_lifecycle.adapters.tables import (
+    accounts,
+    notices,
+    purge_participants,
+    purges,
+    reactivation_links,
+    tombstones,
+    transitions,
+)
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.domain import notices as texts
 from cumulo_lifecycle.domain.calendar import ACTIVE, DELETED, DELETING, FROZEN, Step
 from cumulo_platform.account_states import EVENT_TYPE as STATE_EVENT, AccountDeleted
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id, require_audit
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.logging import get_logger
 
@@ -51,6 +59,27 @@ def _locale(value: str) -> str:
 
 def _from_stamp(stamp: Any) -> dt.datetime:
     return stamp.ToDatetime(tzinfo=dt.timezone.utc)
+
+
+# Access events, applied in bulk: new accounts appear, active ones move their clock forward
+# only (duplicates and late events match nothing), other states are left to the transitions.
+_APPLY_ACCESS = sa.text(
+    """
+    INSERT INTO lifecycle.accounts AS a
+        (account_id, state, last_access_at, freeze_at, next_due_at, reminders_done, updated_at)
+    SELECT id, 'active', at, freeze_at, next_due, 0, :now
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:last_access AS timestamptz[]),
+                CAST(:freeze_at AS timestamptz[]), CAST(:next_due AS timestamptz[])) AS e(id, at, freeze_at, next_due)
+    ON CONFLICT (account_id) DO UPDATE
+    SET last_access_at = excluded.last_access_at, freeze_at = excluded.freeze_at,
+        next_due_at = excluded.next_due_at, reminders_done = 0, updated_at = excluded.updated_at
+    WHERE a.state = 'active' AND a.last_access_at < excluded.last_access_at
+    """
+)
+_FROZEN_AMONG = sa.text(
+    "SELECT account_id, last_access_at FROM lifecycle.accounts "
+    "WHERE account_id = ANY(CAST(:ids AS uuid[])) AND state = 'frozen'"
+)
 
 
 class Ledger:
@@ -100,37 +129,24 @@ class Ledger:
                 latest[account_id] = at
         if not latest:
             return
-        now = self.clock.now()
-        rows = [
-            {"account_id": account_id, "state": ACTIVE, "updated_at": now, **self._active_schedule(at)}
-            for account_id, at in sorted(latest.items())
-        ]
-        statement = pg_insert(accounts).values(rows)
-        excluded = statement.excluded
-        await uow.execute(
-            statement.on_conflict_do_update(
-                index_elements=[accounts.c.account_id],
-                set_={
-                    "last_access_at": excluded.last_access_at,
-                    "freeze_at": excluded.freeze_at,
-                    "reminders_done": 0,
-                    "next_due_at": excluded.next_due_at,
-                    "updated_at": now,
-                },
-                where=(accounts.c.state == ACTIVE) & (accounts.c.last_access_at < excluded.last_access_at),
-            )
-        )
-        frozen = (
-            await uow.execute(
-                sa.select(accounts)
-                .where(accounts.c.account_id.in_(list(latest)), accounts.c.state == FROZEN)
-                .order_by(accounts.c.account_id)
-                .with_for_update()
-            )
-        ).all()
-        for row in frozen:
-            if latest[row.account_id] > row.last_access_at:
-                await self._reactivate(uow, row, at=latest[row.account_id], reason="used")
+        ordered = sorted(latest.items())
+        schedules = [self._active_schedule(at) for _, at in ordered]
+        params = {
+            "ids": [account_id for account_id, _ in ordered],
+            "last_access": [at for _, at in ordered],
+            "freeze_at": [sched["freeze_at"] for sched in schedules],
+            "next_due": [sched["next_due_at"] for sched in schedules],
+            "now": self.clock.now(),
+        }
+        # One statement with four arrays, however big the batch: no per-row SQL to build.
+        await uow.execute(_APPLY_ACCESS, params)
+        frozen = (await uow.execute(_FROZEN_AMONG, {"ids": params["ids"]})).all()
+        for account_id, last_access in frozen:
+            if latest[account_id] <= last_access:
+                continue
+            row = await self._lock(uow, account_id)
+            if row.state == FROZEN and latest[account_id] > row.last_access_at:
+                await self._reactivate(uow, row, at=latest[account_id], reason="used")
 
     # --- account events from auth, purge reports from the data services ----------------
 
@@ -249,23 +265,23 @@ class Ledger:
     async def _freeze(self, uow: UnitOfWork, row: Any) -> None:
         now = self.clock.now()
         delete_at = self.cal.delete_at(now)
-        token = secrets.token_urlsafe(32)
         updated = await self._transition(
             uow, row, FROZEN, "unused",
-            frozen_at=now, delete_at=delete_at, reminders_done=0, reactivation_token_hash=_token_hash(token),
+            frozen_at=now, delete_at=delete_at, reminders_done=0,
             next_due_at=self.cal.next_due(
                 state=FROZEN, last_access_at=row.last_access_at, freeze_at=row.freeze_at, frozen_at=now,
                 delete_at=delete_at, reminders_done=0, held=row.held,
             ),
         )
-        await self._notify(uow, updated, "frozen", cycle=now.isoformat(), token=token)
+        await self._notify(uow, updated, "frozen", cycle=now.isoformat(), link=True)
 
     async def _reactivate(self, uow: UnitOfWork, row: Any, *, at: dt.datetime, reason: str) -> Any:
         last_access = max(row.last_access_at, at)
         updated = await self._transition(
             uow, row, ACTIVE, reason,
-            frozen_at=None, delete_at=None, reactivation_token_hash=None, **self._active_schedule(last_access),
+            frozen_at=None, delete_at=None, **self._active_schedule(last_access),
         )
+        await uow.execute(sa.delete(reactivation_links).where(reactivation_links.c.account_id == row.account_id))
         await self._notify(uow, updated, "reactivated", cycle=f"v{updated.version}", at=at)
         return updated
 
@@ -273,8 +289,9 @@ class Ledger:
         now = self.clock.now()
         await self._transition(
             uow, row, DELETING, reason,
-            deletion_reason=reason, deletion_started_at=now, next_due_at=None, reactivation_token_hash=None,
+            deletion_reason=reason, deletion_started_at=now, next_due_at=None,
         )
+        await uow.execute(sa.delete(reactivation_links).where(reactivation_links.c.account_id == row.account_id))
         services = list(self.settings.purge_participants)
         await uow.execute(
             pg_insert(purges)
@@ -337,8 +354,16 @@ class Ledger:
 
     # --- notices -----------------------------------------------------------------------
 
-    async def _notify(self, uow: UnitOfWork, row: Any, kind: str, *, cycle: str, token: str = "", at: dt.datetime | None = None) -> None:
+    async def _notify(self, uow: UnitOfWork, row: Any, kind: str, *, cycle: str, link: bool = False, at: dt.datetime | None = None) -> None:
+        """Queues one notice per contact method (once per kind and occurrence); with `link`,
+        it carries a reactivation link of its own."""
         tz = self.cal.time_zone
+        token = ""
+        if link:
+            token = secrets.token_urlsafe(32)
+            await uow.execute(
+                sa.insert(reactivation_links).values(token_hash=_token_hash(token), account_id=row.account_id, created_at=self.clock.now())
+            )
         locale = row.locale if row.locale in texts.LOCALES else texts.LOCALES[0]
 
         def when(value: dt.datetime | None) -> str:
@@ -454,7 +479,7 @@ class Ledger:
             if step.action == "remind_freeze":
                 await self._notify(uow, row, "freeze_reminder", cycle=f"{row.freeze_at.isoformat()}#{step.index}")
             else:
-                await self._notify(uow, row, "deletion_reminder", cycle=f"{row.delete_at.isoformat()}#{step.index}")
+                await self._notify(uow, row, "deletion_reminder", cycle=f"{row.delete_at.isoformat()}#{step.index}", link=True)
 
     async def _retry_purges(self, planned: list[Planned]) -> int:
         """Asks the silent participants of each due purge again, with a growing delay."""
@@ -525,7 +550,10 @@ class Ledger:
         async with self.db.unit_of_work() as uow:
             row = (
                 await uow.execute(
-                    sa.select(accounts).where(accounts.c.reactivation_token_hash == _token_hash(token)).with_for_update()
+                    sa.select(accounts)
+                    .join(reactivation_links, reactivation_links.c.account_id == accounts.c.account_id)
+                    .where(reactivation_links.c.token_hash == _token_hash(token))
+                    .with_for_update(of=accounts)
                 )
             ).first()
             if row is None:
@@ -539,10 +567,7 @@ class Ledger:
 
     async def set_hold(self, account_id: str, *, held: bool, reason: str, actor: str) -> Any:
         account = parse_id(account_id, "account_id", "account")
-        if not reason.strip():
-            raise InvalidArgument("reason", "say why; it is kept for the audit trail")
-        if not actor.strip():
-            raise InvalidArgument("actor", "name who decided; it is kept for the audit trail")
+        require_audit(reason, actor)
         async with self.db.unit_of_work() as uow:
             row = await self._lock(uow, account)
             if row is None:

@@ -18,12 +18,14 @@ import hashlib
 import uuid
 from typing import Any
 
+import nats
 import pytest
 import sqlalchemy as sa
 
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.testing import PASSWORD, eventually, unique_email
 from cumulo_lifecycle.adapters.tables import accounts
+from cumulo_platform.events import STREAM_NAME
 from cumulo_sdk import Cumulo
 
 YEAR_AND_A_BIT = dt.timedelta(days=400)
@@ -50,10 +52,13 @@ async def member(gateway: str, lifecycle, tmp_path) -> Any:
     content = uuid.uuid4().bytes * 1000
     path = tmp_path / "photo.jpg"
     path.write_bytes(content)
+    before_upload = dt.datetime.now(dt.timezone.utc)
     node = await client.files.upload(path)
+    # Every use so far has reached the lifecycle (the upload's last): a test that ages the
+    # account afterwards is not undone by a late access event.
     row = await eventually(
-        lambda: row_of(lifecycle, account.account_id, lambda r: r.email == address and r.last_access_at > r.created_at),
-        what="the lifecycle to know the account, its contact and its first use",
+        lambda: row_of(lifecycle, account.account_id, lambda r: r.email == address and r.last_access_at >= before_upload),
+        what="the lifecycle to know the account, its contact and its uses",
     )
     assert row.state == "active"
     try:
@@ -69,9 +74,32 @@ async def row_of(lifecycle, account_id: str, condition=lambda row: True) -> Any:
 
 
 class Ages:
-    def __init__(self, lifecycle) -> None:  # type: ignore[no-untyped-def]
+    """Ages one account on purpose. First it waits until every access event already made
+    (auth's and blob's recorders, their outboxes, the lifecycle's consumer) has been applied,
+    so that a late event cannot undo the aging."""
+
+    def __init__(self, lifecycle, auth, blob, nats_url: str) -> None:  # type: ignore[no-untyped-def]
         self.lifecycle = lifecycle
+        self.services = (auth, blob)
+        self.nats_url = nats_url
         self.cal = lifecycle.app.settings.calendar
+
+    async def _settled(self) -> bool:
+        for service in self.services:
+            if not service.app.recorder.idle:
+                return False
+            async with service.app.db.read() as conn:
+                if (await conn.execute(sa.select(sa.func.count()).select_from(service.app.db.outbox))).scalar_one():
+                    return False
+        connection = await nats.connect(self.nats_url)
+        try:
+            info = await connection.jetstream().consumer_info(STREAM_NAME, "lifecycle-access")
+        finally:
+            await connection.close()
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    async def settle(self) -> None:
+        await eventually(self._settled, timeout=30, what="every access event to reach the lifecycle")
 
     async def _update(self, account_id: str, **values: Any) -> None:
         async with self.lifecycle.app.db.unit_of_work() as uow:
@@ -79,6 +107,7 @@ class Ages:
             await uow.commit()
 
     async def unused_for_a_year(self, account_id: str) -> None:
+        await self.settle()
         past = self.lifecycle.clock.now() - YEAR_AND_A_BIT
         await self._update(
             account_id,
@@ -89,6 +118,7 @@ class Ages:
         )
 
     async def grace_over(self, account_id: str) -> None:
+        await self.settle()
         now = self.lifecycle.clock.now()
         await self._update(
             account_id,
@@ -100,9 +130,9 @@ class Ages:
 
     async def freeze(self, account_id: str) -> Any:
         await self.unused_for_a_year(account_id)
-        await self.lifecycle.app.ledger.sweep()
+        planned, done = await self.lifecycle.app.ledger.sweep()
         row = await row_of(self.lifecycle, account_id)
-        assert row.state == "frozen", row.state
+        assert row.state == "frozen", (row.state, [p for p in planned if str(p.account_id) == account_id])
         return row
 
 
@@ -122,8 +152,8 @@ def rows(lifecycle) -> Rows:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def ages(lifecycle) -> Ages:  # type: ignore[no-untyped-def]
-    return Ages(lifecycle)
+def ages(lifecycle, auth, blob, infra) -> Ages:  # type: ignore[no-untyped-def]
+    return Ages(lifecycle, auth, blob, infra.nats.url)
 
 
 class Mailbox:

@@ -132,7 +132,7 @@ async def test_a_legal_hold_keeps_a_frozen_account_from_deletion(rows, member, l
     assert (await rows.get(member.account_id)).state in ("deleting", "deleted")
 
 
-async def test_cancellation_deletes_the_account_but_waits_for_a_hold(rows, member, lifecycle, internal, mailbox):
+async def test_cancellation_deletes_the_account_but_waits_for_a_hold(rows, member, lifecycle, internal, mailbox, gateway):
     await internal.SetLegalHold(pb.SetLegalHoldRequest(account_id=member.account_id, held=True, reason="inquiry", actor="legal"))
     await member.client.call(member.client.auth.CancelAccount, _cancel_request())
     await eventually(
@@ -146,6 +146,11 @@ async def test_cancellation_deletes_the_account_but_waits_for_a_hold(rows, membe
     )
     assert row.deletion_reason == "cancellation"
     await mailbox.wait_for(member.email, "has been deleted")
+    # Gone: logging in says so, and the address is free for a new account.
+    async with Cumulo(gateway) as again:
+        await expect_error(again.login(member.email, PASSWORD), grpc.StatusCode.FAILED_PRECONDITION, "ACCOUNT_DELETED")
+        fresh = await again.register(email=member.email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))
+        assert fresh.account_id != member.account_id
 
 
 async def test_access_events_only_move_last_access_forward(rows, member, lifecycle):

@@ -4,6 +4,7 @@ never carries the message, the address or a credential."""
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 import email.utils
 
@@ -26,12 +27,20 @@ class Delivery:
         self._http: aiohttp.ClientSession | None = None
 
     async def send(self, channel: str, to: str, subject: str, body: str) -> None:
-        if channel == "email":
-            await self._email(to, subject, body)
-        elif channel == "sms":
-            await self._sms(to, f"{subject}\n{body}")
-        else:
-            raise DeliveryFailed(f"unknown channel {channel}", permanent=True)
+        try:
+            if channel == "email":
+                await self._email(to, subject, body)
+            elif channel == "sms":
+                await self._sms(to, f"{subject}\n{body}")
+            else:
+                raise DeliveryFailed(f"unknown channel {channel}", permanent=True)
+        finally:
+            # aiosmtplib waits with asyncio.wait_for, which on Python 3.11 can return (or fail)
+            # instead of raising a cancellation that arrived meanwhile (CPython gh-86296): a
+            # stopping service must stop, and the notice stays pending for the next start.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
 
     async def _email(self, to: str, subject: str, body: str) -> None:
         s = self.settings

@@ -37,12 +37,20 @@ accounts = sa.Table(
     sa.Column("email", sa.Text),
     sa.Column("phone", sa.Text),
     sa.Column("locale", sa.Text, nullable=False, server_default="zh-CN"),
-    # SHA-256 of the reactivation link's token, set while frozen.
-    sa.Column("reactivation_token_hash", sa.LargeBinary, unique=True),
     sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("state IN ('active', 'frozen', 'deleting', 'deleted')", name="accounts_state_known"),
     sa.Index("accounts_next_due", "next_due_at", postgresql_where=sa.text("next_due_at IS NOT NULL")),
     sa.Index("accounts_state", "state"),
+)
+
+# The links in notices (freeze, deletion reminders): SHA-256 of each token, valid while the
+# account is frozen; a reactivation or the start of a deletion removes them all.
+reactivation_links = sa.Table(
+    "reactivation_links",
+    metadata,
+    sa.Column("token_hash", sa.LargeBinary, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
 )
 
 transitions = sa.Table(

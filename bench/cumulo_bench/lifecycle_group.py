@@ -1,0 +1,190 @@
+"""Group `lifecycle`:
+
+- `access_ingest_ratio`: access.recorded events published to JetStream and applied by the
+  lifecycle process (acknowledged after its commit), beside nats-py publishing the same number
+  of messages and pulling + acking them from a durable consumer; both timed from the first
+  publish to the last ack, in one run against the same NATS server.
+- `sweep_scaling_ratio`: a sweep freezing 10,000 due accounts among 1,000,000, over the same
+  sweep among 100,000 (the sweep must cost what is due, not what exists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+import time
+import uuid
+
+import nats
+import sqlalchemy as sa
+from nats.js import api as js_api
+
+from cumulo.events.v1 import events_pb2
+from cumulo_bench.report import Figure
+from cumulo_bench.stack import BenchStack
+from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
+from cumulo_lifecycle.adapters.tables import accounts
+from cumulo_lifecycle.config import LifecycleSettings
+from cumulo_lifecycle.ledger import Ledger
+from cumulo_platform.clock import SystemClock
+from cumulo_platform.db import Database, create_engine, make_envelope
+from cumulo_platform.events import STREAM_NAME, SUBJECT_PREFIX, ensure_stream
+from cumulo_platform.grpc_convert import timestamp
+
+EVENTS = 20_000
+ACCOUNTS = 10_000
+DUE = 10_000
+SMALL, LARGE = 100_000, 1_000_000
+RAW_SUBJECT = SUBJECT_PREFIX + "bench.raw"
+
+
+async def _publish_all(js, subject: str, payloads: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    window = 500
+    for start in range(0, len(payloads), window):
+        await asyncio.gather(*(js.publish(subject, p) for p in payloads[start : start + window]))
+
+
+async def _raw_rate(nats_url: str, count: int, payload_size: int) -> float:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    durable = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    await js.add_consumer(
+        STREAM_NAME,
+        js_api.ConsumerConfig(durable_name=durable, ack_policy=js_api.AckPolicy.EXPLICIT, filter_subject=RAW_SUBJECT,
+                              deliver_policy=js_api.DeliverPolicy.NEW),
+    )
+    subscription = await js.pull_subscribe_bind(durable=durable, stream=STREAM_NAME)
+    payloads = [uuid.uuid4().bytes * (payload_size // 16 + 1) for _ in range(count)]
+    started = time.perf_counter()
+    publishing = asyncio.create_task(_publish_all(js, RAW_SUBJECT, payloads))
+    acked = 0
+    while acked < count:
+        try:
+            batch = await subscription.fetch(1000, timeout=1)
+        except (TimeoutError, nats.errors.TimeoutError):
+            continue
+        for msg in batch:
+            await msg.ack()
+        acked += len(batch)
+    await publishing
+    elapsed = time.perf_counter() - started
+    await nc.close()
+    return count / elapsed
+
+
+def _access_payloads(account_ids: list[str], count: int, base: dt.datetime) -> list[bytes]:
+    payloads = []
+    for i in range(count):
+        account_id = account_ids[i % len(account_ids)]
+        at = base + dt.timedelta(milliseconds=i)
+        payloads.append(
+            make_envelope(
+                "access.recorded",
+                events_pb2.AccessRecorded(account_id=account_id, accessed_at=timestamp(at), service="bench"),
+                account_id=account_id,
+                producer="bench",
+                occurred_at=at,
+            ).SerializeToString()
+        )
+    return payloads
+
+
+async def _ingest_rate(stack: BenchStack, count: int) -> float:
+    """Events through the lifecycle process: from the first publish to the consumer having
+    acknowledged all of them (the lifecycle acks a batch after committing it)."""
+    nc = await nats.connect(stack.infra.nats.url)
+    js = nc.jetstream()
+    subject = SUBJECT_PREFIX + "access.recorded"
+    account_ids = [str(uuid.uuid4()) for _ in range(ACCOUNTS)]
+
+    async def drained() -> None:
+        while True:
+            info = await js.consumer_info(STREAM_NAME, "lifecycle-access")
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            await asyncio.sleep(0.01)
+
+    # Warm-up: the accounts exist (as after their creation); the measured events update them.
+    await _publish_all(js, subject, _access_payloads(account_ids, ACCOUNTS, dt.datetime.now(dt.timezone.utc)))
+    await drained()
+    payloads = _access_payloads(account_ids, count, dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5))
+    started = time.perf_counter()
+    await _publish_all(js, subject, payloads)
+    await drained()
+    elapsed = time.perf_counter() - started
+    await nc.close()
+    return count / elapsed
+
+
+async def _fill(db: Database, total: int, due: int, *, already: int) -> None:
+    """Accounts up to `total`: the new ones not due for months, but `due` of them due now."""
+    now = dt.datetime.now(dt.timezone.utc)
+    past = now - dt.timedelta(days=400)
+    records = []
+    for i in range(total - already):
+        is_due = i < due
+        last = past if is_due else now - dt.timedelta(days=i % 300)
+        freeze_at = last + dt.timedelta(days=365)
+        records.append(
+            (uuid.uuid4(), "active", 0, last, last, freeze_at, 2, now - dt.timedelta(seconds=1) if is_due else freeze_at,
+             f"user{i}@example.com", "en", now)
+        )
+    columns = ["account_id", "state", "version", "created_at", "last_access_at", "freeze_at", "reminders_done",
+               "next_due_at", "email", "locale", "updated_at"]
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        for start in range(0, len(records), 100_000):
+            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                "accounts", schema_name="lifecycle", records=records[start : start + 100_000], columns=columns
+            )
+        await conn.execute(sa.text("ANALYZE lifecycle.accounts"))
+        await conn.commit()
+
+
+async def _sweep_seconds(ledger: Ledger) -> tuple[float, int]:
+    started = time.perf_counter()
+    _, done = await ledger.sweep()
+    return time.perf_counter() - started, done
+
+
+async def run(stack: BenchStack) -> list[Figure]:
+    stack.start_services()
+    nc = await nats.connect(stack.infra.nats.url)
+    await ensure_stream(nc.jetstream())
+    await nc.close()
+
+    print(f"  raw JetStream publish + pull + ack of {EVENTS} messages ...", file=sys.stderr, flush=True)
+    raw = max([await _raw_rate(stack.infra.nats.url, EVENTS, 150) for _ in range(2)])
+    print(f"  {EVENTS} access events through the lifecycle ...", file=sys.stderr, flush=True)
+    ingest = max([await _ingest_rate(stack, EVENTS) for _ in range(2)])
+
+    print("  sweeps: 10,000 due among 100,000, then among 1,000,000 accounts ...", file=sys.stderr, flush=True)
+    environ = stack.infra.service_environ(CUMULO_LIFECYCLE_SWEEP_BATCH="500")
+    settings = LifecycleSettings.from_env(environ)
+    await asyncio.to_thread(lifecycle_bootstrap.migrate, settings)
+    db = Database(create_engine(settings.platform.database_url), schema="lifecycle", producer="bench", clock=SystemClock())
+
+    async def no_contacts(account_id: str) -> None:
+        return None
+
+    ledger = Ledger(db, settings, SystemClock(), no_contacts)  # type: ignore[arg-type]
+    try:
+        await _fill(db, SMALL, DUE, already=0)
+        small_seconds, small_done = await _sweep_seconds(ledger)
+        await _fill(db, LARGE, DUE, already=SMALL)
+        large_seconds, large_done = await _sweep_seconds(ledger)
+        async with db.read() as conn:
+            total = (await conn.execute(sa.select(sa.func.count()).select_from(accounts))).scalar_one()
+    finally:
+        await db.dispose()
+    assert small_done == DUE and large_done == DUE and total == LARGE, (small_done, large_done, total)
+
+    return [
+        Figure("access_ingest_ratio", ingest, "events/s", raw, "nats-py publish + pull + ack, same count", target=0.8,
+               note=f"{EVENTS} access.recorded events over {ACCOUNTS} accounts, published -> applied (acked after commit)"),
+        Figure("sweep_scaling_ratio", large_seconds, "s", small_seconds, "the same sweep among 100,000 accounts",
+               target=1.5, lower_is_better=True,
+               note=f"{DUE} freezes (transition, notice, event each) among {LARGE:,} accounts; "
+                    f"{DUE / small_seconds:.0f}/s among {SMALL:,}"),
+    ]
