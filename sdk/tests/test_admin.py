@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
 from cumulo_devstack.servers import free_port
-from cumulo_devstack.testing import PASSWORD, eventually, unique_email, unique_phone
+from cumulo_devstack.testing import PASSWORD, Ages, eventually, unique_email, unique_phone
 from cumulo_lifecycle.adapters.tables import accounts, purge_participants, purges, transitions
 from cumulo_sdk import Cumulo
 
@@ -94,18 +94,10 @@ async def sign_up(gateway: str, lifecycle, *, phone: bool = False) -> Person:  #
     return Person(login, account.account_id)
 
 
-async def unused_for_a_year(lifecycle, account_id: str) -> None:  # type: ignore[no-untyped-def]
-    """As Ages.unused_for_a_year in services/lifecycle/tests: only this row changes; the
-    next sweep freezes it."""
-    clock, cal = lifecycle.clock, lifecycle.app.settings.calendar
-    past = clock.now() - dt.timedelta(days=400)
-    async with lifecycle.app.db.unit_of_work() as uow:
-        await uow.execute(
-            sa.update(accounts)
-            .where(accounts.c.account_id == uuid.UUID(account_id))
-            .values(last_access_at=past, freeze_at=cal.freeze_at(past), reminders_done=len(cal.freeze_reminders), next_due_at=clock.now())
-        )
-        await uow.commit()
+@pytest.fixture(scope="module")
+def ages(lifecycle, auth, blob, infra) -> Ages:  # type: ignore[no-untyped-def]
+    """Ages one account on purpose (only its row changes; the next sweep acts on it)."""
+    return Ages(lifecycle, (auth, blob), infra.nats.url)
 
 
 @pytest.fixture
@@ -114,9 +106,9 @@ async def person(gateway, lifecycle) -> Person:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-async def frozen(gateway, lifecycle) -> Person:  # type: ignore[no-untyped-def]
+async def frozen(ages, gateway, lifecycle) -> Person:  # type: ignore[no-untyped-def]
     found = await sign_up(gateway, lifecycle)
-    await unused_for_a_year(lifecycle, found.account_id)
+    await ages.unused_for_a_year(found.account_id)
     await lifecycle.app.ledger.sweep()
     assert (await row_of(lifecycle, found.account_id)).state == "frozen"
     return found
@@ -178,20 +170,9 @@ async def test_status_of_a_frozen_account_shows_its_dates_transitions_and_notice
     assert (await row_of(lifecycle, frozen.account_id)).state == "frozen"
 
 
-async def test_status_of_a_deleted_account_by_id_and_what_no_longer_works(lifecycle, auth, person):
-    await unused_for_a_year(lifecycle, person.account_id)
-    await lifecycle.app.ledger.sweep()
-    now, cal = lifecycle.clock.now(), lifecycle.app.settings.calendar
-    async with lifecycle.app.db.unit_of_work() as uow:  # as Ages.grace_over: the grace is over
-        await uow.execute(
-            sa.update(accounts)
-            .where(accounts.c.account_id == uuid.UUID(person.account_id))
-            .values(
-                frozen_at=now - dt.timedelta(days=31), delete_at=now - cal.safety_margin - dt.timedelta(minutes=1),
-                reminders_done=len(cal.deletion_reminders), next_due_at=now,
-            )
-        )
-        await uow.commit()
+async def test_status_of_a_deleted_account_by_id_and_what_no_longer_works(ages, lifecycle, auth, person):
+    await ages.freeze(person.account_id)
+    await ages.grace_over(person.account_id)
     await lifecycle.app.ledger.sweep()
 
     async def deleted() -> Any:
@@ -396,8 +377,8 @@ async def test_a_blank_reason_is_refused_by_the_lifecycle(lifecycle, auth, perso
 # --- sweeps ----------------------------------------------------------------------------------
 
 
-async def test_a_dry_run_sweep_lists_the_freeze_and_changes_nothing(lifecycle, auth, person):
-    await unused_for_a_year(lifecycle, person.account_id)
+async def test_a_dry_run_sweep_lists_the_freeze_and_changes_nothing(ages, lifecycle, auth, person):
+    await ages.unused_for_a_year(person.account_id)
     before = await row_of(lifecycle, person.account_id)
     code, out, err = await admin(lifecycle, auth, "lifecycle", "sweep", "--dry-run")
     assert code == 0, err
@@ -411,8 +392,8 @@ async def test_a_dry_run_sweep_lists_the_freeze_and_changes_nothing(lifecycle, a
     assert await transitions_of(lifecycle, person.account_id) == []
 
 
-async def test_a_sweep_freezes_the_aged_account(lifecycle, auth, person):
-    await unused_for_a_year(lifecycle, person.account_id)
+async def test_a_sweep_freezes_the_aged_account(ages, lifecycle, auth, person):
+    await ages.unused_for_a_year(person.account_id)
     code, out, err = await admin(lifecycle, auth, "lifecycle", "sweep")
     assert code == 0, err
     assert re.search(rf"^{person.account_id}  freeze +due \S+$", out, re.MULTILINE), out

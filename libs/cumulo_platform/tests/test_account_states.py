@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from nats.js.errors import NotFoundError
 
 from cumulo.events.v1 import events_pb2
-from cumulo_devstack.testing import PASSWORD, eventually, unique_email
+from cumulo_devstack.testing import Ages, PASSWORD, eventually, notices_sent, unique_email
 from cumulo_platform.account_states import (
     ACTIVE,
     DELETED,
@@ -394,46 +394,9 @@ async def _registered(client, lifecycle) -> str:  # type: ignore[no-untyped-def]
     return account.account_id
 
 
-async def _update(lifecycle, account_id: str, **values: Any) -> None:  # type: ignore[no-untyped-def]
-    from cumulo_lifecycle.adapters.tables import accounts
-
-    async with lifecycle.app.db.unit_of_work() as uow:
-        await uow.execute(sa.update(accounts).where(accounts.c.account_id == uuid.UUID(account_id)).values(**values))
-        await uow.commit()
-
-
-async def _freeze(lifecycle, account_id: str) -> Any:  # type: ignore[no-untyped-def]
-    """As the lifecycle tests' `Ages.freeze`: unused for a year, then swept."""
-    cal = lifecycle.app.settings.calendar
-    now = lifecycle.clock.now()
-    past = now - dt.timedelta(days=400)
-    await _update(
-        lifecycle, account_id,
-        last_access_at=past, freeze_at=cal.freeze_at(past), reminders_done=len(cal.freeze_reminders), next_due_at=now,
-    )
-    await lifecycle.app.ledger.sweep()
-    row = await lifecycle.app.ledger.state_of(account_id)
-    assert row.state == FROZEN, row.state
-    return row
-
-
-async def _mails_settled(lifecycle, account_id: str) -> None:  # type: ignore[no-untyped-def]
-    """Waits until the session lifecycle has sent the account's e-mails (none on its way when the
-    session stops: a notice being sent can hold up the lifecycle's stop, see test_notices)."""
-    from cumulo_lifecycle.adapters.tables import notices
-
-    async def settled() -> bool:
-        async with lifecycle.app.db.read() as conn:
-            pending = (
-                await conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(notices)
-                    .where(notices.c.account_id == uuid.UUID(account_id), notices.c.channel == "email", notices.c.status == "pending")
-                )
-            ).scalar_one()
-        return pending == 0
-
-    await eventually(settled, what="the account's e-mails to be sent")
+@pytest.fixture
+def ages(lifecycle, auth, blob, infra) -> Ages:  # type: ignore[no-untyped-def]
+    return Ages(lifecycle, (auth, blob), infra.nats.url)
 
 
 async def _cached(service, account_id: str, state: str, version: int) -> bool:  # type: ignore[no-untyped-def]
@@ -450,9 +413,9 @@ async def lifecycle_api(lifecycle) -> AsyncIterator[Callable[[str], Awaitable[st
         yield remote_ensure_active(channel)
 
 
-async def test_the_blob_services_cache_learns_a_freeze_and_the_lifecycle_reactivates(client, lifecycle, blob, lifecycle_api):
+async def test_the_blob_services_cache_learns_a_freeze_and_the_lifecycle_reactivates(ages, client, lifecycle, blob, lifecycle_api):
     account_id = await _registered(client, lifecycle)
-    frozen = await _freeze(lifecycle, account_id)
+    frozen = await ages.freeze(account_id)
     await eventually(
         lambda: _cached(blob, account_id, FROZEN, frozen.version),
         what="the blob service's cache to learn the freeze from the lifecycle's event",
@@ -469,19 +432,13 @@ async def test_the_blob_services_cache_learns_a_freeze_and_the_lifecycle_reactiv
     assert await lifecycle_api(account_id) == ACTIVE
     assert (await lifecycle.app.ledger.state_of(account_id)).version == frozen.version + 1
     await blob.app.states.ensure_usable(account_id)
-    await _mails_settled(lifecycle, account_id)
+    await notices_sent(lifecycle, account_id)
 
 
-async def test_once_deletion_has_begun_the_lifecycle_and_the_blob_service_refuse(client, lifecycle, blob, lifecycle_api):
+async def test_once_deletion_has_begun_the_lifecycle_and_the_blob_service_refuse(ages, client, lifecycle, blob, lifecycle_api):
     account_id = await _registered(client, lifecycle)
-    frozen = await _freeze(lifecycle, account_id)
-    now = lifecycle.clock.now()
-    cal = lifecycle.app.settings.calendar
-    await _update(
-        lifecycle, account_id,
-        frozen_at=now - dt.timedelta(days=31), delete_at=now - cal.safety_margin - dt.timedelta(minutes=1),
-        reminders_done=len(cal.deletion_reminders), next_due_at=now,
-    )
+    frozen = await ages.freeze(account_id)
+    await ages.grace_over(account_id)
     await lifecycle.app.ledger.sweep()
     assert (await lifecycle.app.ledger.state_of(account_id)).state in (DELETING, DELETED)
 
@@ -506,4 +463,4 @@ async def test_once_deletion_has_begun_the_lifecycle_and_the_blob_service_refuse
     await eventually(lambda: _known(blob.app.states, account_id, DELETED), what="the blob service's cache to learn the deletion")
     with pytest.raises(AccountDeleted):
         await blob.app.states.ensure_usable(account_id)
-    await _mails_settled(lifecycle, account_id)
+    await notices_sent(lifecycle, account_id)

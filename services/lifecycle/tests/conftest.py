@@ -2,7 +2,7 @@
 and P30D, so nothing freezes by itself).
 
 - `member`: a new account, registered and logged in through the gateway, with a file.
-- `ages`: moves one account's clock on purpose: its last access a year back (the next sweep
+- `ages` (cumulo_devstack.testing.Ages): moves one account's clock on purpose: its last access a year back (the next sweep
   freezes it), or its deletion date into the past (the next sweep starts deleting it). Only
   that account's rows change, so the rest of the session is untouched.
 - `mailbox`: the notices the real SMTP server received for an address.
@@ -18,14 +18,12 @@ import hashlib
 import uuid
 from typing import Any
 
-import nats
 import pytest
 import sqlalchemy as sa
 
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, eventually, unique_email
+from cumulo_devstack.testing import PASSWORD, Ages, eventually, unique_email
 from cumulo_lifecycle.adapters.tables import accounts
-from cumulo_platform.events import STREAM_NAME
 from cumulo_sdk import Cumulo
 
 YEAR_AND_A_BIT = dt.timedelta(days=400)
@@ -73,69 +71,6 @@ async def row_of(lifecycle, account_id: str, condition=lambda row: True) -> Any:
     return row if row is not None and condition(row) else None
 
 
-class Ages:
-    """Ages one account on purpose. First it waits until every access event already made
-    (auth's and blob's recorders, their outboxes, the lifecycle's consumer) has been applied,
-    so that a late event cannot undo the aging."""
-
-    def __init__(self, lifecycle, auth, blob, nats_url: str) -> None:  # type: ignore[no-untyped-def]
-        self.lifecycle = lifecycle
-        self.services = (auth, blob)
-        self.nats_url = nats_url
-        self.cal = lifecycle.app.settings.calendar
-
-    async def _settled(self) -> bool:
-        for service in self.services:
-            if not service.app.recorder.idle:
-                return False
-            async with service.app.db.read() as conn:
-                if (await conn.execute(sa.select(sa.func.count()).select_from(service.app.db.outbox))).scalar_one():
-                    return False
-        connection = await nats.connect(self.nats_url)
-        try:
-            info = await connection.jetstream().consumer_info(STREAM_NAME, "lifecycle-access")
-        finally:
-            await connection.close()
-        return info.num_pending == 0 and info.num_ack_pending == 0
-
-    async def settle(self) -> None:
-        await eventually(self._settled, timeout=30, what="every access event to reach the lifecycle")
-
-    async def _update(self, account_id: str, **values: Any) -> None:
-        async with self.lifecycle.app.db.unit_of_work() as uow:
-            await uow.execute(sa.update(accounts).where(accounts.c.account_id == uuid.UUID(account_id)).values(**values))
-            await uow.commit()
-
-    async def unused_for_a_year(self, account_id: str) -> None:
-        await self.settle()
-        past = self.lifecycle.clock.now() - YEAR_AND_A_BIT
-        await self._update(
-            account_id,
-            last_access_at=past,
-            freeze_at=self.cal.freeze_at(past),
-            reminders_done=len(self.cal.freeze_reminders),
-            next_due_at=self.lifecycle.clock.now(),
-        )
-
-    async def grace_over(self, account_id: str) -> None:
-        await self.settle()
-        now = self.lifecycle.clock.now()
-        await self._update(
-            account_id,
-            frozen_at=now - dt.timedelta(days=31),
-            delete_at=now - self.cal.safety_margin - dt.timedelta(minutes=1),
-            reminders_done=len(self.cal.deletion_reminders),
-            next_due_at=now,
-        )
-
-    async def freeze(self, account_id: str) -> Any:
-        await self.unused_for_a_year(account_id)
-        planned, done = await self.lifecycle.app.ledger.sweep()
-        row = await row_of(self.lifecycle, account_id)
-        assert row.state == "frozen", (row.state, [p for p in planned if str(p.account_id) == account_id])
-        return row
-
-
 class Rows:
     """The lifecycle's ledger row of an account (None until `condition` holds)."""
 
@@ -153,7 +88,7 @@ def rows(lifecycle) -> Rows:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def ages(lifecycle, auth, blob, infra) -> Ages:  # type: ignore[no-untyped-def]
-    return Ages(lifecycle, auth, blob, infra.nats.url)
+    return Ages(lifecycle, (auth, blob), infra.nats.url)
 
 
 class Mailbox:

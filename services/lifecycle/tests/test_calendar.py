@@ -25,7 +25,7 @@ import re
 import zoneinfo
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cumulo_lifecycle.domain import notices

@@ -34,7 +34,7 @@ from aiohttp import web
 
 from cumulo.events.v1 import events_pb2
 from cumulo_devstack.servers import MailCatcher, free_port
-from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_email, unique_phone
+from cumulo_devstack.testing import PASSWORD, eventually, expect_error, notices_sent, unique_email, unique_phone
 from cumulo_lifecycle.adapters.delivery import Delivery, DeliveryFailed
 from cumulo_lifecycle.adapters.tables import accounts, notices, transitions
 from cumulo_lifecycle.domain.notices import format_time
@@ -174,24 +174,6 @@ async def register(client, rows, *, email: str = "", phone: str = "", locale: st
         what="the lifecycle to know the new account and its contacts",
     )
     return account.account_id
-
-
-async def mails_settled(lifecycle, account_id: str) -> None:  # type: ignore[no-untyped-def]
-    """Waits until the session's notifier has finished the account's e-mails, so that none is
-    on its way when the session stops (see test_a_notice_being_sent_gives_way_to_cancellation)."""
-
-    async def settled() -> bool:
-        async with lifecycle.app.db.read() as conn:
-            pending = (
-                await conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(notices)
-                    .where(notices.c.account_id == uuid.UUID(account_id), notices.c.channel == "email", notices.c.status == "pending")
-                )
-            ).scalar_one()
-        return pending == 0
-
-    await eventually(settled, what="the account's e-mails to be sent")
 
 
 # --- SMS ----------------------------------------------------------------------------------------
@@ -422,7 +404,7 @@ async def test_the_reactivation_link_token_never_reaches_logs_or_error_texts(
         assert row.body == ""
         # Nothing of the finished notice holds the token any more.
         assert token not in repr(tuple(row))
-    await mails_settled(lifecycle, account_id)  # the session's notifier sends "active again"
+    await notices_sent(lifecycle, account_id)  # the session's notifier sends "active again"
 
 
 # --- locale ----------------------------------------------------------------------------------------
@@ -449,7 +431,7 @@ async def test_notices_are_in_the_accounts_language(client, rows, lifecycle, age
     assert body.startswith(body_start)
     assert exact in body and TOKEN.search(body)
     assert (await notices_of(lifecycle, account_id))["email"].locale == (locale or "zh-CN")
-    await mails_settled(lifecycle, account_id)
+    await notices_sent(lifecycle, account_id)
 
 
 # --- stopping --------------------------------------------------------------------------------------
