@@ -7,12 +7,14 @@ front of it configured from the gateway's routes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 import pytest
 
@@ -28,6 +30,9 @@ from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_platform.clock import OffsetClock
 from cumulo_platform.logging import configure_logging
 from cumulo_sdk import Cumulo
+
+
+App = TypeVar("App")
 
 
 @pytest.fixture(scope="session")
@@ -63,80 +68,63 @@ def mail(infra: Infra) -> Iterator[MailCatcher]:
 
 
 @dataclasses.dataclass
-class RunningAuth:
-    app: auth_bootstrap.AuthApp
+class Running(Generic[App]):
+    """A service running in the test process: its app, its movable clock, its address."""
+
+    app: App
     clock: OffsetClock
     target: str
 
 
-@pytest.fixture(scope="session")
-async def auth(infra: Infra, lifecycle_target: str) -> AsyncIterator[RunningAuth]:
-    settings = AuthSettings.from_env(infra.service_environ(CUMULO_LIFECYCLE_TARGET=lifecycle_target))
+@contextlib.asynccontextmanager
+async def in_process(build: Callable[..., Awaitable[App]], settings: Any) -> AsyncIterator[Running[App]]:
     clock = OffsetClock()
-    app = await auth_bootstrap.build(settings, clock=clock)
-    port = await app.runtime.start()
+    app = await build(settings, clock=clock)
+    port = await app.runtime.start()  # type: ignore[attr-defined]
     try:
-        yield RunningAuth(app, clock, f"127.0.0.1:{port}")
+        yield Running(app, clock, f"127.0.0.1:{port}")
     finally:
-        await app.runtime.stop()
-
-
-@dataclasses.dataclass
-class RunningBlob:
-    app: blob_bootstrap.BlobApp
-    clock: OffsetClock
-    target: str
+        await app.runtime.stop()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
-async def blob(infra: Infra, auth: RunningAuth, lifecycle_target: str) -> AsyncIterator[RunningBlob]:
+async def auth(infra: Infra, lifecycle_target: str) -> AsyncIterator[Running[auth_bootstrap.AuthApp]]:
+    settings = AuthSettings.from_env(infra.service_environ(CUMULO_LIFECYCLE_TARGET=lifecycle_target))
+    async with in_process(auth_bootstrap.build, settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def blob(infra: Infra, auth: Running, lifecycle_target: str) -> AsyncIterator[Running[blob_bootstrap.BlobApp]]:
     settings = BlobSettings.from_env(
         infra.service_environ(CUMULO_AUTH_TARGET=auth.target, CUMULO_LIFECYCLE_TARGET=lifecycle_target)
     )
-    clock = OffsetClock()
-    app = await blob_bootstrap.build(settings, clock=clock)
-    port = await app.runtime.start()
-    try:
-        yield RunningBlob(app, clock, f"127.0.0.1:{port}")
-    finally:
-        await app.runtime.stop()
-
-
-@dataclasses.dataclass
-class RunningLifecycle:
-    app: lifecycle_bootstrap.LifecycleApp
-    clock: OffsetClock
-    target: str
+    async with in_process(blob_bootstrap.build, settings) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
 async def lifecycle(
-    infra: Infra, auth: RunningAuth, blob: RunningBlob, lifecycle_target: str, mail: MailCatcher
-) -> AsyncIterator[RunningLifecycle]:
+    infra: Infra, auth: Running, blob: Running, lifecycle_target: str, mail: MailCatcher
+) -> AsyncIterator[Running[lifecycle_bootstrap.LifecycleApp]]:
     """The lifecycle with the product's periods (P12M, P30D): nothing of the session freezes
     unless a test ages one account on purpose (see services/lifecycle/tests)."""
-    port = lifecycle_target.rsplit(":", 1)[1]
     settings = LifecycleSettings.from_env(
         infra.service_environ(
             CUMULO_AUTH_TARGET=auth.target,
-            CUMULO_GRPC_PORT=port,
+            CUMULO_GRPC_PORT=lifecycle_target.rsplit(":", 1)[1],
             CUMULO_LIFECYCLE_SMTP_HOST="127.0.0.1",
             CUMULO_LIFECYCLE_SMTP_PORT=str(mail.port),
             CUMULO_LIFECYCLE_NOTICE_EVERY="PT0.2S",
             CUMULO_LIFECYCLE_SWEEP_EVERY="PT1H",  # tests sweep when they mean to
         )
     )
-    clock = OffsetClock()
-    app = await lifecycle_bootstrap.build(settings, clock=clock)
-    await app.runtime.start()
-    try:
-        yield RunningLifecycle(app, clock, lifecycle_target)
-    finally:
-        await app.runtime.stop()
+    async with in_process(lifecycle_bootstrap.build, settings) as running:
+        yield running
 
 
 @pytest.fixture
-def clock(auth: RunningAuth) -> Iterator[OffsetClock]:
+def clock(auth: Running) -> Iterator[OffsetClock]:
     """The auth service's clock; whatever a test moves is put back afterwards."""
     before = auth.clock.offset
     yield auth.clock
@@ -144,7 +132,7 @@ def clock(auth: RunningAuth) -> Iterator[OffsetClock]:
 
 
 @pytest.fixture(scope="session")
-def gateway(auth: RunningAuth, blob: RunningBlob, lifecycle: RunningLifecycle, infra: Infra) -> Iterator[str]:
+def gateway(auth: Running, blob: Running, lifecycle: Running, infra: Infra) -> Iterator[str]:
     port, admin_port = free_port(), free_port()
     config = infra.root / "envoy.json"
     config.write_text(
@@ -159,7 +147,7 @@ def gateway(auth: RunningAuth, blob: RunningBlob, lifecycle: RunningLifecycle, i
 
 
 @pytest.fixture
-async def direct(auth: RunningAuth) -> AsyncIterator[Cumulo]:
+async def direct(auth: Running) -> AsyncIterator[Cumulo]:
     """A client straight to the auth service (no gateway)."""
     async with Cumulo(auth.target) as client:
         yield client

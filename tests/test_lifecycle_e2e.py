@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import os
 import pathlib
 import sys
 import zoneinfo
@@ -22,7 +21,7 @@ from aiobotocore.session import get_session
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
 from cumulo_devstack.servers import MailCatcher, Process, free_port, wait_for_port
 from cumulo_devstack.stack import Cloud
-from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_email
+from cumulo_devstack.testing import PASSWORD, Member, eventually, expect_error, new_member, unique_email
 from cumulo_lifecycle.domain.notices import format_time
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
@@ -80,29 +79,13 @@ async def internal(stack: Stack) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleIn
         yield lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
 
 
-@dataclasses.dataclass
-class Person:
-    client: Cumulo
-    email: str
-    account_id: str
-    file_id: str
-    content: bytes
-
-
 @pytest.fixture
-async def person(stack: Stack, tmp_path: pathlib.Path) -> AsyncIterator[Person]:
-    client = Cumulo(stack.gateway, store=TokenStore(tmp_path / "credentials.json"), pending_uploads=tmp_path / "uploads.json")
-    address = unique_email()
-    await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale="en")
-    account = await client.login(address, PASSWORD, device_name="phone")
-    content = os.urandom(300_000)
-    path = tmp_path / "holiday.jpg"
-    path.write_bytes(content)
-    node = await client.files.upload(path)
+async def person(stack: Stack, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
+    member = await new_member(stack.gateway, tmp_path)
     try:
-        yield Person(client, address, account.account_id, node.node_id, content)
+        yield member
     finally:
-        await client.close()
+        await member.client.close()
 
 
 async def state_of(internal, account_id: str) -> pb.GetAccountResponse | None:  # type: ignore[no-untyped-def]

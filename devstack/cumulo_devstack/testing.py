@@ -7,6 +7,7 @@ modules cannot import each other; they import these instead).
 - `unique_email`, `unique_phone`, `unique_event_type`, `fake_client_address`: values no other
   test uses.
 - `read_stream`: the event envelopes JetStream holds on a subject.
+- `new_member`: an account signed up and logged in through the gateway, with one photo.
 - `Ages`: ages one account on purpose for the lifecycle (a year unused, a grace over), once
   every access event already made has landed; `notices_sent`: its e-mails are out.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import pathlib
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -188,6 +190,38 @@ async def read_stream(
             await asyncio.sleep(0.2)
     finally:
         await connection.close()
+
+
+# --- a user with a photo ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Member:
+    """A registered, logged-in account that has uploaded one file."""
+
+    client: Cumulo
+    email: str
+    account_id: str
+    file_id: str
+    content: bytes
+    uploaded_at: dt.datetime  # just before the upload: its access events are from then on
+
+
+async def new_member(gateway: str, folder: "pathlib.Path", *, locale: str = "en") -> Member:
+    """Signs up through the gateway (session and pending uploads kept in `folder`), logs in
+    and uploads a photo. The caller closes `member.client`."""
+    from cumulo_sdk.client import TokenStore
+
+    client = Cumulo(gateway, store=TokenStore(folder / "credentials.json"), pending_uploads=folder / "uploads.json")
+    address = unique_email()
+    await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale=locale)
+    account = await client.login(address, PASSWORD, device_name="test phone")
+    content = secrets.token_bytes(300_000)
+    path = folder / "photo.jpg"
+    path.write_bytes(content)
+    uploaded_at = dt.datetime.now(dt.timezone.utc)
+    node = await client.files.upload(path)
+    return Member(client, address, account.account_id, node.node_id, content, uploaded_at)
 
 
 # --- the lifecycle, on purpose ---------------------------------------------------------------

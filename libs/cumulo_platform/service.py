@@ -17,7 +17,7 @@ import grpc
 import uvloop
 
 from cumulo_platform import migrations
-from cumulo_platform.account_states import AccountStates, EnsureActive, remote_ensure_active
+from cumulo_platform.account_states import AccountStates, remote_ensure_active
 from cumulo_platform.clients import ClientRegistry, remote_lookup
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, create_engine
@@ -45,15 +45,8 @@ class Foundation:
 
     @classmethod
     async def open(
-        cls,
-        platform: PlatformSettings,
-        *,
-        schema: str,
-        migrations_dir: pathlib.Path,
-        clock: Clock,
-        ensure_active: EnsureActive | None = None,
+        cls, platform: PlatformSettings, *, schema: str, migrations_dir: pathlib.Path, clock: Clock
     ) -> "Foundation":
-        """`ensure_active` is the lifecycle's own; every other service asks it remotely."""
         if platform.migrate_on_start:
             await asyncio.to_thread(migrations.upgrade, platform.database_url, schema, migrations_dir)
         db = Database(create_engine(platform.database_url), schema=schema, producer=platform.service, clock=clock)
@@ -70,7 +63,8 @@ class Foundation:
             ),
             states=AccountStates(db, None),
         )
-        base.states.ensure_active = ensure_active or remote_ensure_active(base.lifecycle_channel())
+        # Frozen accounts are reactivated by the lifecycle (which puts its own method here).
+        base.states.ensure_active = remote_ensure_active(base.lifecycle_channel())
         await base.states.load()
         return base
 

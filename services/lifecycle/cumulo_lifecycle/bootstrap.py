@@ -37,22 +37,13 @@ class LifecycleApp:
     db: Database
     ledger: Ledger
     notifier: Notifier
-    access_consumer: EventConsumer
     runtime: ServiceRuntime
 
 
 async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> LifecycleApp:
-    clock = clock or SystemClock()
-    ledger_box: list[Ledger] = []
-
-    async def ensure_active(account_id: str) -> str:
-        return await ledger_box[0].ensure_active(account_id)
-
-    base = await Foundation.open(
-        settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock, ensure_active=ensure_active
-    )
+    base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
     ledger = Ledger(base.db, settings, base.clock, remote_contacts(base.auth_channel()))
-    ledger_box.append(ledger)
+    base.states.ensure_active = ledger.ensure_active  # the authority itself: no call to make
     delivery = Delivery(settings)
     notifier = Notifier(base.db, settings, base.clock, delivery)
     access_consumer = EventConsumer(
@@ -91,5 +82,5 @@ async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> L
         cleanups=[delivery.close],
     )
     return LifecycleApp(
-        settings=settings, db=base.db, ledger=ledger, notifier=notifier, access_consumer=access_consumer, runtime=runtime
+        settings=settings, db=base.db, ledger=ledger, notifier=notifier, runtime=runtime
     )

@@ -11,8 +11,6 @@ and P30D, so nothing freezes by itself).
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import email.message
 import hashlib
 import uuid
@@ -22,47 +20,25 @@ import pytest
 import sqlalchemy as sa
 
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, Ages, eventually, unique_email
+from cumulo_devstack.testing import Ages, eventually, new_member
 from cumulo_lifecycle.adapters.tables import accounts
-from cumulo_sdk import Cumulo
 
-YEAR_AND_A_BIT = dt.timedelta(days=400)
-
-
-@dataclasses.dataclass
-class Member:
-    client: Cumulo
-    email: str
-    account_id: str
-    file_id: str
-    content: bytes
 
 
 @pytest.fixture
-async def member(gateway: str, lifecycle, tmp_path) -> Any:
-    client = Cumulo(gateway, pending_uploads=tmp_path / "uploads.json")
-    from cumulo_sdk.client import TokenStore
-
-    client.store = TokenStore(tmp_path / "credentials.json")
-    address = unique_email()
-    await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale="en")
-    account = await client.login(address, PASSWORD, device_name="test phone")
-    content = uuid.uuid4().bytes * 1000
-    path = tmp_path / "photo.jpg"
-    path.write_bytes(content)
-    before_upload = dt.datetime.now(dt.timezone.utc)
-    node = await client.files.upload(path)
-    # Every use so far has reached the lifecycle (the upload's last): a test that ages the
-    # account afterwards is not undone by a late access event.
-    row = await eventually(
-        lambda: row_of(lifecycle, account.account_id, lambda r: r.email == address and r.last_access_at >= before_upload),
-        what="the lifecycle to know the account, its contact and its uses",
-    )
-    assert row.state == "active"
+async def member(gateway: str, lifecycle, tmp_path) -> Any:  # type: ignore[no-untyped-def]
+    made = await new_member(gateway, tmp_path)
     try:
-        yield Member(client, address, account.account_id, node.node_id, content)
+        # Every use so far has reached the lifecycle (the upload's last): a test that ages the
+        # account afterwards is not undone by a late access event.
+        row = await eventually(
+            lambda: row_of(lifecycle, made.account_id, lambda r: r.email == made.email and r.last_access_at >= made.uploaded_at),
+            what="the lifecycle to know the account, its contact and its uses",
+        )
+        assert row.state == "active"
+        yield made
     finally:
-        await client.close()
+        await made.client.close()
 
 
 async def row_of(lifecycle, account_id: str, condition=lambda row: True) -> Any:  # type: ignore[no-untyped-def]
