@@ -30,6 +30,8 @@ from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_platform.clock import OffsetClock
 from cumulo_platform.logging import configure_logging
 from cumulo_sdk import Cumulo
+from cumulo_sync import bootstrap as sync_bootstrap
+from cumulo_sync.config import SyncSettings
 
 
 App = TypeVar("App")
@@ -104,8 +106,23 @@ async def blob(infra: Infra, auth: Running, lifecycle_target: str) -> AsyncItera
 
 
 @pytest.fixture(scope="session")
+async def sync(infra: Infra, auth: Running, blob: Running, lifecycle_target: str) -> AsyncIterator[Running[sync_bootstrap.SyncApp]]:
+    settings = SyncSettings.from_env(
+        infra.service_environ(
+            CUMULO_AUTH_TARGET=auth.target,
+            CUMULO_BLOB_TARGET=blob.target,
+            CUMULO_LIFECYCLE_TARGET=lifecycle_target,
+            CUMULO_SYNC_PRUNE_EVERY="PT1H",  # tests prune when they mean to
+            CUMULO_SYNC_WATCH_HEARTBEAT="PT1S",
+        )
+    )
+    async with in_process(sync_bootstrap.build, settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 async def lifecycle(
-    infra: Infra, auth: Running, blob: Running, lifecycle_target: str, mail: MailCatcher
+    infra: Infra, auth: Running, blob: Running, sync: Running, lifecycle_target: str, mail: MailCatcher
 ) -> AsyncIterator[Running[lifecycle_bootstrap.LifecycleApp]]:
     """The lifecycle with the product's periods (P12M, P30D): nothing of the session freezes
     unless a test ages one account on purpose (see services/lifecycle/tests)."""
@@ -132,11 +149,16 @@ def clock(auth: Running) -> Iterator[OffsetClock]:
 
 
 @pytest.fixture(scope="session")
-def gateway(auth: Running, blob: Running, lifecycle: Running, infra: Infra) -> Iterator[str]:
+def gateway(auth: Running, blob: Running, lifecycle: Running, sync: Running, infra: Infra) -> Iterator[str]:
     port, admin_port = free_port(), free_port()
     config = infra.root / "envoy.json"
     config.write_text(
-        render_json(listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends={"auth": auth.target, "blob": blob.target, "lifecycle": lifecycle.target})
+        render_json(
+            listen_host="127.0.0.1",
+            listen_port=port,
+            admin_port=admin_port,
+            backends={"auth": auth.target, "blob": blob.target, "lifecycle": lifecycle.target, "sync": sync.target},
+        )
     )
     envoy = Envoy(config, port, admin_port, infra.root / "envoy.log")
     envoy.start()

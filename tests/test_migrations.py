@@ -1,20 +1,23 @@
 """Every service's migrations build exactly the schema its code declares, from an empty database."""
 
 import asyncio
+import importlib
 
 import pytest
 import sqlalchemy as sa
 
-from cumulo_auth import bootstrap as auth_bootstrap
-from cumulo_auth.adapters import tables as auth_tables
-from cumulo_blob import bootstrap as blob_bootstrap
-from cumulo_blob.adapters import tables as blob_tables
+from cumulo_gateway.routes import BACKENDS
 from cumulo_platform import migrations
 
-SERVICES = {
-    "auth": (auth_tables.SCHEMA, auth_tables.metadata, auth_bootstrap.MIGRATIONS),
-    "blob": (blob_tables.SCHEMA, blob_tables.metadata, blob_bootstrap.MIGRATIONS),
-}
+
+def _service(module: str) -> tuple[str, sa.MetaData, object]:
+    """Every service is laid out alike: adapters/tables.py declares, bootstrap.MIGRATIONS builds."""
+    tables = importlib.import_module(f"{module}.adapters.tables")
+    bootstrap = importlib.import_module(f"{module}.bootstrap")
+    return tables.SCHEMA, tables.metadata, bootstrap.MIGRATIONS
+
+
+SERVICES = {name: _service(backend.module) for name, backend in BACKENDS.items()}
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))

@@ -86,7 +86,7 @@ class Cloud:
 
         base = self.infra.service_environ(CUMULO_LOG_LEVEL="info", CUMULO_ENVIRONMENT="development")
         # A restarted service keeps its database.
-        base["DATABASE_URL"] = self._databases.setdefault(name, base["DATABASE_URL"])
+        base["DATABASE_URL"] = self.database_url(name)
         return {
             **os.environ,
             **base,
@@ -94,6 +94,10 @@ class Cloud:
             "CUMULO_GRPC_PORT": str(self.ports[name]),
             **extra,
         }
+
+    def database_url(self, name: str) -> str:
+        """The database a service of this cloud uses (chosen before it starts)."""
+        return self._databases.setdefault(name, self.infra.new_database())
 
     def start_service(self, name: str, **extra: str) -> str:
         import sys

@@ -11,6 +11,8 @@ PUBLIC_SERVICES: dict[str, str] = {
     "cumulo.blob.v1.BlobService": "blob",
     "cumulo.blob.v1.ShareLinkService": "blob",
     "cumulo.lifecycle.v1.LifecycleService": "lifecycle",
+    "cumulo.sync.v1.SyncService": "sync",
+    "cumulo.sync.v1.BackupService": "sync",
 }
 
 
@@ -25,6 +27,7 @@ BACKENDS: dict[str, Backend] = {
     "auth": Backend(module="cumulo_auth", port=7101),
     "blob": Backend(module="cumulo_blob", port=7102),
     "lifecycle": Backend(module="cumulo_lifecycle", port=7103),
+    "sync": Backend(module="cumulo_sync", port=7104),
 }
 
 # backend name -> address as `make run` starts it; CUMULO_GATEWAY_BACKEND_<NAME> overrides.

@@ -66,6 +66,7 @@ class ServiceRuntime:
         jobs: Sequence[Job] = (),
         cleanups: Sequence[Job] = (),
         drain_grace: float = 15.0,
+        on_drain: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.name = name
         self.host = host
@@ -75,6 +76,7 @@ class ServiceRuntime:
         self._jobs = jobs
         self._cleanups = cleanups
         self._drain_grace = drain_grace
+        self._on_drain = on_drain
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._tasks: list[asyncio.Task[None]] = []
@@ -120,6 +122,8 @@ class ServiceRuntime:
     async def stop(self) -> None:
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
+            for end_streams in self._on_drain:  # long-lived streams end now, not at the grace's end
+                end_streams()
             await self._server.stop(self._drain_grace)
             self._server = None
         for task in self._tasks:

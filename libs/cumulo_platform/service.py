@@ -40,8 +40,7 @@ class Foundation:
     relay: OutboxRelay
     recorder: LastAccessRecorder
     states: AccountStates
-    _auth_channel: grpc.aio.Channel | None = None
-    _lifecycle_channel: grpc.aio.Channel | None = None
+    _channels: dict[str, grpc.aio.Channel] = dataclasses.field(default_factory=dict)
 
     @classmethod
     async def open(
@@ -68,16 +67,22 @@ class Foundation:
         await base.states.load()
         return base
 
+    def _channel(self, target: str) -> grpc.aio.Channel:
+        """One channel per other service, opened on first use, closed with the service."""
+        if target not in self._channels:
+            self._channels[target] = grpc.aio.insecure_channel(target)
+        return self._channels[target]
+
     def lifecycle_channel(self) -> grpc.aio.Channel:
-        if self._lifecycle_channel is None:
-            self._lifecycle_channel = grpc.aio.insecure_channel(self.platform.lifecycle_target)
-        return self._lifecycle_channel
+        return self._channel(self.platform.lifecycle_target)
 
     def auth_channel(self) -> grpc.aio.Channel:
-        """One channel to auth's internal API (keys, client apps), for services other than auth."""
-        if self._auth_channel is None:
-            self._auth_channel = grpc.aio.insecure_channel(self.platform.auth_target)
-        return self._auth_channel
+        """auth's internal API (keys, client apps), for services other than auth."""
+        return self._channel(self.platform.auth_target)
+
+    def blob_channel(self) -> grpc.aio.Channel:
+        """blob's internal API, for services keeping references to blob files."""
+        return self._channel(self.platform.blob_target)
 
     def remote_verifier(self) -> TokenVerifier:
         return TokenVerifier(KeyCache(remote_keys(self.auth_channel())), clock=self.clock)
@@ -119,6 +124,7 @@ class Foundation:
         interceptor: CallInterceptor,
         jobs: Sequence[Job] = (),
         cleanups: Sequence[Job] = (),
+        on_drain: Sequence[Callable[[], None]] = (),
     ) -> ServiceRuntime:
         return ServiceRuntime(
             name=self.service,
@@ -130,13 +136,13 @@ class Foundation:
             # Service clean-ups first (they may still write), then flush what is left.
             cleanups=[*cleanups, self.recorder.close, self.relay.publish_once, self._close],
             drain_grace=self.platform.drain_grace_seconds,
+            on_drain=on_drain,
         )
 
     async def _close(self) -> None:
         await self.nats.close()
-        for channel in (self._auth_channel, self._lifecycle_channel):
-            if channel is not None:
-                await channel.close()
+        for channel in self._channels.values():
+            await channel.close()
         await self.db.dispose()
 
 

@@ -97,6 +97,7 @@ class PlatformSettings:
     grpc_port: int
     auth_target: str
     lifecycle_target: str
+    blob_target: str
     log_format: str
     log_level: str
     last_access_interval: dt.timedelta
@@ -123,6 +124,7 @@ class PlatformSettings:
             grpc_port=env.get("GRPC_PORT", default_port),
             auth_target=env.get("AUTH_TARGET", "127.0.0.1:7101"),
             lifecycle_target=env.get("LIFECYCLE_TARGET", "127.0.0.1:7103"),
+            blob_target=env.get("BLOB_TARGET", "127.0.0.1:7102"),
             log_format=env.get("LOG_FORMAT", "json"),
             log_level=env.get("LOG_LEVEL", "info"),
             last_access_interval=env.interval("LAST_ACCESS_INTERVAL", "PT10M"),

@@ -28,13 +28,10 @@ from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2
 from cumulo_sdk.client import DEFAULT_CLIENT_ID, DEFAULT_GATEWAY, Cumulo, TokenStore
+from cumulo_sdk.console import ProgressBar, home, human_size
+from cumulo_sdk.cli_sync import add_commands as add_sync_commands
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import IntegrityError
-
-
-def _home() -> pathlib.Path:
-    configured = os.environ.get("CUMULO_HOME")
-    return pathlib.Path(configured) if configured else pathlib.Path.home() / ".config" / "cumulo"
 
 
 def _read_password(prompt: str, *, confirm: bool = False) -> str:
@@ -146,44 +143,10 @@ async def _logout(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
-class ProgressBar:
-    """bytes done / all, rate and time left, on one line of standard error."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.started = time.monotonic()
-        self.shown = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.shown < 0.2 and done < total:
-            return
-        self.shown = now
-        elapsed = max(now - self.started, 1e-6)
-        rate = done / elapsed
-        left = (total - done) / rate if rate > 0 else 0
-        share = done / total if total else 1.0
-        bar = "#" * int(share * 30)
-        print(
-            f"\r{self.label[:30]:<30} [{bar:<30}] {share:6.1%} {_size(done)}/{_size(total)} {_size(rate)}/s ETA {left:4.0f}s",
-            end="" if done < total else "\n",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
-        count /= 1024
-    return f"{count:.1f} TiB"
-
-
 def _print_node(node: blob_pb2.Node) -> None:
     kind = "d" if node.kind == blob_pb2.NODE_KIND_FOLDER else "-"
     when = node.modified_at.ToDatetime().strftime("%Y-%m-%d %H:%M")
-    size = "" if kind == "d" else _size(node.size)
+    size = "" if kind == "d" else human_size(node.size)
     flag = " [blocked]" if node.blocked else ""
     print(f"{kind} {size:>10}  {when}  {node.name}{'/' if kind == 'd' else ''}{flag}  {node.node_id}")
 
@@ -211,7 +174,7 @@ async def _files_put(client: Cumulo, args: argparse.Namespace) -> int:
         return 2
     folder_id = await client.files.makedirs(args.folder)
     node = await client.files.upload(local, parent_id=folder_id, progress=ProgressBar(local.name))
-    print(f"uploaded {node.name} ({_size(node.size)}, sha256 {node.sha256})")
+    print(f"uploaded {node.name} ({human_size(node.size)}, sha256 {node.sha256})")
     return 0
 
 
@@ -362,7 +325,7 @@ async def _share_fetch(client: Cumulo, args: argparse.Namespace) -> int:
 
 async def _usage(client: Cumulo, args: argparse.Namespace) -> int:
     usage = await client.files.usage()
-    print(f"used {_size(usage.used)} of {_size(usage.quota)}" + (f" ({_size(usage.reserved)} reserved for uploads)" if usage.reserved else ""))
+    print(f"used {human_size(usage.used)} of {human_size(usage.quota)}" + (f" ({human_size(usage.reserved)} reserved for uploads)" if usage.reserved else ""))
     return 0
 
 
@@ -453,12 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("dest", nargs="?")
     fetch.add_argument("--name", help="a file in a shared folder")
     fetch.set_defaults(run=_share_fetch)
+    add_sync_commands(commands)
     return parser
 
 
 async def _main(args: argparse.Namespace) -> int:
-    store = TokenStore(_home() / "credentials.json")
-    async with Cumulo(args.gateway, client_id=args.client_id, store=store, pending_uploads=_home() / "uploads.json") as client:
+    store = TokenStore(home() / "credentials.json")
+    async with Cumulo(args.gateway, client_id=args.client_id, store=store, pending_uploads=home() / "uploads.json") as client:
         try:
             return await args.run(client, args)
         except IntegrityError as err:

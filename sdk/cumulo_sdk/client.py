@@ -20,6 +20,7 @@ from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import Files, PendingUploads
+from cumulo_sdk.sync import Backups, Sync
 
 DEFAULT_GATEWAY = "127.0.0.1:8080"
 DEFAULT_CLIENT_ID = "cumulo-cli"
@@ -123,6 +124,8 @@ class Cumulo:
         self._refresh_lock = asyncio.Lock()
         self.files = Files(self, PendingUploads(pending_uploads))
         self.lifecycle = lifecycle_pb2_grpc.LifecycleServiceStub(self.channel)
+        self.sync = Sync(self)
+        self.backups = Backups(self)
 
     async def __aenter__(self) -> "Cumulo":
         return self

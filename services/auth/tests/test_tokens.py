@@ -3,21 +3,14 @@ malformed tokens are refused, and a real token only ever acts on its owner's own
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
-import json
-import time
 import uuid
 
 import grpc
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, call, expect_error, rpc, unique_email
+from cumulo_devstack.testing import FORGED_SIGNATURES, PASSWORD, call, expect_error, forge_token, rpc, unique_email
 from cumulo_sdk.errors import CumuloRpcError
 
 TERMS = "2026-11"
@@ -34,14 +27,6 @@ TOKEN_METHODS = [
     "ChangePassword",
     "CancelAccount",
 ]
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64json(value: dict) -> str:
-    return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
 def request_for(method: str, *, session_id: str = "") -> object:
@@ -77,47 +62,8 @@ async def signing_key(auth) -> tuple[str, bytes]:
     return response.keys[0].key_id, response.keys[0].public_key
 
 
-def holder_claims(holder) -> dict:
-    """The holder's real claims, with an expiry well in the future."""
-    claims = jwt.decode(holder.access_token, options={"verify_signature": False})
-    now = int(time.time())
-    claims.update(iat=now, exp=now + 600)
-    return claims
-
-
-def forge(kind: str, holder, signing_key: tuple[str, bytes]) -> str:
-    kid, public_key = signing_key
-    claims = holder_claims(holder)
-    if kind == "foreign-key-real-kid":
-        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid})
-    if kind == "foreign-key-unknown-kid":
-        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "k20260101-deadbeef"})
-    if kind == "alg-none":
-        return f"{b64json({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{b64json(claims)}."
-    if kind == "alg-none-with-real-signature":
-        # the holder's genuine signature pasted onto a header that says "none"
-        signature = holder.access_token.rsplit(".", 1)[1]
-        return f"{b64json({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{holder.access_token.split('.')[1]}.{signature}"
-    if kind == "hs256-with-public-key":
-        # the classic confusion: the public key used as an HMAC secret
-        signing_input = f"{b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{b64json(claims)}"
-        mac = hmac.new(public_key, signing_input.encode(), hashlib.sha256).digest()
-        return f"{signing_input}.{b64url(mac)}"
-    if kind == "tampered-claims":
-        # a genuine token whose payload was edited to name another account
-        header, _, signature = holder.access_token.split(".")
-        return f"{header}.{b64json({**claims, 'sub': str(uuid.uuid4())})}.{signature}"
-    raise AssertionError(kind)
-
-
-FORGERIES = [
-    "foreign-key-real-kid",
-    "foreign-key-unknown-kid",
-    "alg-none",
-    "alg-none-with-real-signature",
-    "hs256-with-public-key",
-    "tampered-claims",
-]
+# The forged signatures, and a genuine token whose payload was edited to name another account.
+AUTH_FORGERIES = [*FORGED_SIGNATURES, "tampered-claims"]
 
 
 # --- no token -------------------------------------------------------------------------
@@ -164,10 +110,10 @@ async def test_token_still_works_shortly_before_it_expires(direct, holder, clock
 # --- forged and malformed tokens -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("forgery", FORGERIES)
+@pytest.mark.parametrize("forgery", AUTH_FORGERIES)
 @pytest.mark.parametrize("method", TOKEN_METHODS)
 async def test_call_with_a_forged_token_is_unauthenticated(direct, method, forgery, holder, signing_key):
-    token = forge(forgery, holder, signing_key)
+    token = forge_token(forgery, genuine=holder.access_token, signing_key=signing_key)
     request = request_for(method, session_id=holder.session_id)
     await expect_error(
         call(direct, getattr(direct.auth, method), request, token),
@@ -193,7 +139,7 @@ async def test_malformed_token_is_unauthenticated_not_a_crash(direct, token):
 
 
 async def test_forged_token_is_refused_through_the_gateway(client, holder, signing_key):
-    token = forge("foreign-key-real-kid", holder, signing_key)
+    token = forge_token("foreign-key-real-kid", genuine=holder.access_token, signing_key=signing_key)
     await expect_error(
         call(client, client.auth.GetAccount, auth_pb2.GetAccountRequest(), token),
         grpc.StatusCode.UNAUTHENTICATED,

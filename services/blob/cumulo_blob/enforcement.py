@@ -24,11 +24,28 @@ from cumulo_blob.adapters.tables import (
 from cumulo_blob.handlers import BlobHandlers, node_uuid
 from cumulo_blob.uploads import upload_lock_key
 from cumulo_platform.db import UnitOfWork
-from cumulo_platform.errors import FailedPrecondition, NotFound, parse_id, require_audit
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id, require_audit
 from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
 PURGE_BATCH = 500
+
+# The account's files among :ids that are live: neither they nor a folder above them trashed.
+_LIVE_FILES = sa.text(
+    """
+    WITH RECURSIVE chain AS (
+        SELECT node_id AS file_id, parent_id, trashed_at, 0 AS depth FROM blob.nodes
+        WHERE account_id = :account_id AND node_id = ANY(CAST(:ids AS uuid[])) AND kind = 'file'
+        UNION ALL
+        SELECT c.file_id, n.parent_id, n.trashed_at, c.depth + 1 FROM blob.nodes n
+        JOIN chain c ON n.node_id = c.parent_id
+        WHERE c.depth < 10000
+    )
+    SELECT * FROM blob.nodes WHERE node_id IN (
+        SELECT file_id FROM chain GROUP BY file_id HAVING bool_and(trashed_at IS NULL))
+    """
+)
+MAX_FILES_PER_CALL = 1000
 
 
 def _account(value: str) -> uuid.UUID:
@@ -82,6 +99,47 @@ class Enforcement:
                 await uow.execute(sa.delete(holds).where(holds.c.account_id == account))
             await uow.commit()
         log.info("legal_hold_set" if held else "legal_hold_released", account_id=str(account), actor=actor)
+
+    def _files(self, node_ids: Any) -> list[uuid.UUID]:
+        if len(node_ids) > MAX_FILES_PER_CALL:
+            raise InvalidArgument("node_ids", f"at most {MAX_FILES_PER_CALL} per call")
+        return [node_uuid(value, f"node_ids[{i}]") for i, value in enumerate(node_ids)]  # type: ignore[misc]
+
+    async def describe_files(self, account_id: str, node_ids: Any) -> list[Any]:
+        account = _account(account_id)
+        wanted = self._files(node_ids)
+        if not wanted:
+            return []
+        async with self.db.read() as conn:
+            return list((await conn.execute(_LIVE_FILES, {"account_id": account, "ids": wanted})).all())
+
+    async def delete_files(self, account_id: str, node_ids: Any, *, reason: str, actor: str) -> int:
+        """Deletes files of the account for good, for a service that owned them (a pruned
+        backup); those already gone are skipped."""
+        account = _account(account_id)
+        wanted = self._files(node_ids)
+        require_audit(reason, actor)
+        if not wanted:
+            return 0
+        if await self.files.held(account):
+            raise FailedPrecondition("the account is under a legal hold; nothing is deleted", reason="LEGAL_HOLD")
+        async with self.db.unit_of_work() as uow:
+            gone = (
+                await uow.execute(
+                    sa.delete(nodes)
+                    .where(nodes.c.account_id == account, nodes.c.node_id.in_(wanted), nodes.c.kind == "file")
+                    .returning(nodes.c.sha256)
+                )
+            ).scalars().all()
+            refs: dict[str, int] = {}
+            for sha256 in gone:
+                refs[sha256] = refs.get(sha256, 0) + 1
+            for sha256, count in refs.items():
+                await self.files.release_content(uow, account, sha256, count)
+            await uow.commit()
+        await self.files.delete_doomed(account)
+        log.info("files_deleted", account_id=str(account), count=len(gone), actor=actor)
+        return len(gone)
 
     async def on_purge_requested(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
         """The `purge.requested` handler of the lifecycle's deletion saga. A held account is

@@ -4,9 +4,7 @@ is scoped by the caller's account id: another account's node looks exactly like 
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,6 +30,7 @@ from cumulo_platform.errors import (
     parse_id,
 )
 from cumulo_platform.logging import get_logger
+from cumulo_platform.paging import decode_token, encode_token, page_size
 
 log = get_logger(__name__)
 MAX_PAGE = 1000
@@ -45,29 +44,7 @@ def node_uuid(value: str, field: str, *, root_allowed: bool = False) -> uuid.UUI
 
 
 def _page_size(value: int, field: str = "page_size") -> int:
-    if value < 0 or value > MAX_PAGE:
-        raise InvalidArgument(field, f"must be between 0 and {MAX_PAGE}")
-    return value or DEFAULT_PAGE
-
-
-def _encode_token(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
-
-
-def _decode_token(token: str, *shape: type, field: str = "page_token") -> list[Any]:
-    """A page token back to its values, which must have the given types (bool, str)."""
-    try:
-        values = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, TypeError):
-        values = None
-    if (
-        not isinstance(values, list)
-        or len(values) != len(shape)
-        or not all(type(v) is t for v, t in zip(values, shape))
-        or any(isinstance(v, str) and "\x00" in v for v in values)
-    ):
-        raise InvalidArgument(field, "is not a token from a previous page")
-    return values
+    return page_size(value, default=DEFAULT_PAGE, maximum=MAX_PAGE, field=field)
 
 
 def name_clash(exc: IntegrityError, name: str, field: str = "name") -> AlreadyExists | None:
@@ -166,12 +143,12 @@ class BlobHandlers:
                 .limit(size + 1)
             )
             if page_token:
-                after_is_file, after_name = _decode_token(page_token, bool, str)
+                after_is_file, after_name = decode_token(page_token, bool, str)
                 query = query.where(sa.tuple_(is_file, nodes.c.name) > sa.tuple_(sa.literal(bool(after_is_file)), sa.literal(str(after_name))))
             rows = (await conn.execute(query)).all()
         more = len(rows) > size
         rows = rows[:size]
-        token = _encode_token([rows[-1].kind == "file", rows[-1].name]) if more else ""
+        token = encode_token([rows[-1].kind == "file", rows[-1].name]) if more else ""
         return rows, token
 
     async def stat(self, account: uuid.UUID, node_id: str) -> Any:
@@ -242,7 +219,7 @@ class BlobHandlers:
             .limit(size + 1)
         )
         if page_token:
-            after_at, after_id = _decode_token(page_token, str, str)
+            after_at, after_id = decode_token(page_token, str, str)
             try:
                 at, node = dt.datetime.fromisoformat(after_at), uuid.UUID(after_id)
             except (TypeError, ValueError):
@@ -254,7 +231,7 @@ class BlobHandlers:
             rows = (await conn.execute(query)).all()
         more = len(rows) > size
         rows = rows[:size]
-        token = _encode_token([rows[-1].trashed_at.isoformat(), str(rows[-1].node_id)]) if more else ""
+        token = encode_token([rows[-1].trashed_at.isoformat(), str(rows[-1].node_id)]) if more else ""
         return rows, token
 
     async def restore(self, account: uuid.UUID, node_id: str) -> Any:

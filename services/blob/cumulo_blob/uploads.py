@@ -29,6 +29,7 @@ from cumulo_blob.adapters.storage import UploadGone, object_key
 from cumulo_blob.adapters.tables import contents, nodes, uploads, usage
 from cumulo_blob.domain import names
 from cumulo_blob.handlers import LIVE_CHAIN, BlobHandlers, node_uuid
+from cumulo_platform.paging import check_sha256
 from cumulo_platform.db import UnitOfWork
 from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, parse_id
 from cumulo_platform.logging import get_logger
@@ -56,7 +57,7 @@ class Uploads:
         """(upload row, file node if it completed at once)."""
         parent = node_uuid(parent_id, "parent_id", root_allowed=True)
         clean = names.check_name(name)
-        digest = names.check_sha256(sha256)
+        digest = check_sha256(sha256)
         media = names.check_content_type(content_type)
         largest = min(MAX_FILE_SIZE, S3_MAX_PARTS * self.settings.part_size)
         if size < 0 or size > largest:

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from cumulo.blob.v1 import blob_pb2
+from cumulo_platform.paging import check_sha256
 from cumulo_blob.domain import names
 from cumulo_devstack.testing import expect_error
 from cumulo_platform.errors import InvalidArgument
@@ -89,13 +90,13 @@ def test_check_name_defaults_the_field_to_name():
     ids=["upper-case", "surrounding-space"],
 )
 def test_check_sha256_gives_the_lower_case_digest(given):
-    assert names.check_sha256(given) == names.EMPTY_SHA256
+    assert check_sha256(given) == names.EMPTY_SHA256
 
 
 @pytest.mark.parametrize("given", ["", "abc", "g" * 64, "a" * 63, "a" * 65, hashlib.sha256(b"x").hexdigest()[:-1] + " "])
 def test_check_sha256_refuses_what_is_not_a_digest(given):
     with pytest.raises(InvalidArgument) as caught:
-        names.check_sha256(given)
+        check_sha256(given)
     assert caught.value.field == "sha256"
 
 

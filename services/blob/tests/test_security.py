@@ -4,22 +4,17 @@ another account's node and upload ids look exactly like missing ones."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
-import json
 import time
 
 import grpc
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
-from cumulo_devstack.testing import bare_rpc_error, expect_error
+from cumulo_devstack.testing import FORGED_SIGNATURES, bare_rpc_error, expect_error, forge_token
 
 
 @dataclasses.dataclass
@@ -141,14 +136,6 @@ async def assert_world_untouched(holder, world: World, peek) -> None:
 # --- tokens --------------------------------------------------------------------------------
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64json(value: dict) -> str:
-    return b64url(json.dumps(value, separators=(",", ":")).encode())
-
-
 @pytest.fixture(scope="module")
 async def signing_key(auth) -> tuple[str, bytes]:
     async with grpc.aio.insecure_channel(auth.target) as channel:
@@ -157,45 +144,8 @@ async def signing_key(auth) -> tuple[str, bytes]:
     return response.keys[0].key_id, response.keys[0].public_key
 
 
-async def forge(kind: str, holder, intruder, signing_key) -> str:
-    kid, public_key = signing_key
-    genuine = await holder.token()
-    claims = jwt.decode(genuine, options={"verify_signature": False})
-    now = int(time.time())
-    claims.update(iat=now, exp=now + 600)
-    if kind == "own-ed25519-key-real-kid":
-        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid})
-    if kind == "own-ed25519-key-own-kid":
-        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "k20260101-deadbeef"})
-    if kind == "alg-none":
-        return f"{b64json({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{b64json(claims)}."
-    if kind == "alg-none-with-real-signature":
-        header, payload, signature = genuine.split(".")
-        return f"{b64json({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{payload}.{signature}"
-    if kind == "hs256-with-public-key":
-        signing_input = f"{b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{b64json(claims)}"
-        return f"{signing_input}.{b64url(hmac.new(public_key, signing_input.encode(), hashlib.sha256).digest())}"
-    if kind == "intruders-token-naming-the-holder":
-        header, _, signature = (await intruder.token()).split(".")
-        intruder_claims = jwt.decode(await intruder.token(), options={"verify_signature": False})
-        return f"{header}.{b64json({**intruder_claims, 'sub': holder.account_id})}.{signature}"
-    if kind == "refresh-token":
-        return holder.client.store.tokens.refresh_token
-    if kind == "not-a-jwt":
-        return "a.b.c"
-    raise AssertionError(kind)
-
-
-FORGERIES = [
-    "own-ed25519-key-real-kid",
-    "own-ed25519-key-own-kid",
-    "alg-none",
-    "alg-none-with-real-signature",
-    "hs256-with-public-key",
-    "intruders-token-naming-the-holder",
-    "refresh-token",
-    "not-a-jwt",
-]
+# The forged signatures, the intruder's token naming the holder, and tokens that are no access token.
+BLOB_FORGERIES = [*FORGED_SIGNATURES, "intruders-token-naming-the-holder", "refresh-token", "not-a-jwt"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -230,10 +180,16 @@ async def test_a_token_shortly_before_its_expiry_still_works(holder, invoke, blo
     assert usage.reserved == 1000
 
 
-@pytest.mark.parametrize("forgery", FORGERIES)
+@pytest.mark.parametrize("forgery", BLOB_FORGERIES)
 @pytest.mark.parametrize("method", METHODS)
 async def test_a_call_with_a_forged_token_is_unauthenticated(holder, intruder, world, invoke, signing_key, method, forgery):
-    token = await forge(forgery, holder, intruder, signing_key)
+    token = forge_token(
+        forgery,
+        genuine=await holder.token(),
+        signing_key=signing_key,
+        intruder_token=await intruder.token(),
+        refresh_token=holder.client.store.tokens.refresh_token,
+    )
     name, request = requests_at(world)[method]
     await expect_error(
         invoke(holder.stub, name, request, holder.client.metadata(token)), grpc.StatusCode.UNAUTHENTICATED, reason="TOKEN_INVALID"

@@ -43,3 +43,11 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
             currency=request.currency, period_days=request.period_days,
         )
         return blob_pb2.SetPlanPriceResponse(plan=convert.plan(row))
+
+    async def DescribeFiles(self, request: blob_pb2.DescribeFilesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.DescribeFilesResponse:
+        rows = await self.e.describe_files(request.account_id, request.node_ids)
+        return blob_pb2.DescribeFilesResponse(files=[convert.node(r) for r in rows])
+
+    async def DeleteFiles(self, request: blob_pb2.DeleteFilesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.DeleteFilesResponse:
+        deleted = await self.e.delete_files(request.account_id, request.node_ids, reason=request.reason, actor=request.actor)
+        return blob_pb2.DeleteFilesResponse(deleted=deleted)

@@ -8,7 +8,6 @@ import unicodedata
 from cumulo_platform.errors import InvalidArgument
 
 MAX_NAME_BYTES = 255
-_HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
@@ -29,13 +28,6 @@ def check_name(name: str, field: str = "name") -> str:
     if len(normalized.encode("utf-8")) > MAX_NAME_BYTES:
         raise InvalidArgument(field, f"must be at most {MAX_NAME_BYTES} bytes of UTF-8")
     return normalized
-
-
-def check_sha256(value: str, field: str = "sha256") -> str:
-    digest = value.strip().lower()
-    if not _HEX_SHA256.match(digest):
-        raise InvalidArgument(field, "must be a SHA-256 digest: 64 hexadecimal characters")
-    return digest
 
 
 def check_content_type(value: str, field: str = "content_type") -> str:

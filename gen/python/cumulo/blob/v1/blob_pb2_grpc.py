@@ -1351,6 +1351,16 @@ class BlobInternalServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceResponse.FromString,
                 _registered_method=True)
+        self.DescribeFiles = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/DescribeFiles',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribeFilesRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribeFilesResponse.FromString,
+                _registered_method=True)
+        self.DeleteFiles = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/DeleteFiles',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesResponse.FromString,
+                _registered_method=True)
 
 
 class BlobInternalServiceServicer:
@@ -1401,6 +1411,24 @@ class BlobInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeFiles(self, request, context):
+        """The account's live files among node_ids (at most 1000); trashed ones (or in a trashed
+        folder), folders and others' are left out. For services that keep references to blob
+        files (backups).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFiles(self, request, context):
+        """Deletes the account's files among node_ids for good (not to the trash), releasing
+        their content. Files already gone are skipped, so it is safe to repeat. Refused with
+        LEGAL_HOLD while held.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1433,6 +1461,16 @@ def add_BlobInternalServiceServicer_to_server(servicer, server):
                     servicer.SetPlanPrice,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceResponse.SerializeToString,
+            ),
+            'DescribeFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeFiles,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribeFilesRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribeFilesResponse.SerializeToString,
+            ),
+            'DeleteFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFiles,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1598,6 +1636,60 @@ class BlobInternalService:
             '/cumulo.blob.v1.BlobInternalService/SetPlanPrice',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.SetPlanPriceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/DescribeFiles',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribeFilesRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribeFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/DeleteFiles',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -397,6 +397,16 @@ class BlobInternalServiceStub:
     """
     SetPlanPrice: _grpc.UnaryUnaryMultiCallable[_blob_pb2.SetPlanPriceRequest, _blob_pb2.SetPlanPriceResponse]
     """A new price for a plan; it applies to purchases from now on, never to earlier ones."""
+    DescribeFiles: _grpc.UnaryUnaryMultiCallable[_blob_pb2.DescribeFilesRequest, _blob_pb2.DescribeFilesResponse]
+    """The account's live files among node_ids (at most 1000); trashed ones (or in a trashed
+    folder), folders and others' are left out. For services that keep references to blob
+    files (backups).
+    """
+    DeleteFiles: _grpc.UnaryUnaryMultiCallable[_blob_pb2.DeleteFilesRequest, _blob_pb2.DeleteFilesResponse]
+    """Deletes the account's files among node_ids for good (not to the trash), releasing
+    their content. Files already gone are skipped, so it is safe to repeat. Refused with
+    LEGAL_HOLD while held.
+    """
 
 @_typing.type_check_only
 class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
@@ -420,6 +430,16 @@ class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
     """
     SetPlanPrice: _aio.UnaryUnaryMultiCallable[_blob_pb2.SetPlanPriceRequest, _blob_pb2.SetPlanPriceResponse]  # type: ignore[assignment]
     """A new price for a plan; it applies to purchases from now on, never to earlier ones."""
+    DescribeFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.DescribeFilesRequest, _blob_pb2.DescribeFilesResponse]  # type: ignore[assignment]
+    """The account's live files among node_ids (at most 1000); trashed ones (or in a trashed
+    folder), folders and others' are left out. For services that keep references to blob
+    files (backups).
+    """
+    DeleteFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.DeleteFilesRequest, _blob_pb2.DeleteFilesResponse]  # type: ignore[assignment]
+    """Deletes the account's files among node_ids for good (not to the trash), releasing
+    their content. Files already gone are skipped, so it is safe to repeat. Refused with
+    LEGAL_HOLD while held.
+    """
 
 class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """For other services only (moderation, lifecycle); the gateway never routes it."""
@@ -476,5 +496,27 @@ class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_blob_pb2.SetPlanPriceResponse, _abc.Awaitable[_blob_pb2.SetPlanPriceResponse]]:
         """A new price for a plan; it applies to purchases from now on, never to earlier ones."""
+
+    @_abc_1.abstractmethod
+    def DescribeFiles(
+        self,
+        request: _blob_pb2.DescribeFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.DescribeFilesResponse, _abc.Awaitable[_blob_pb2.DescribeFilesResponse]]:
+        """The account's live files among node_ids (at most 1000); trashed ones (or in a trashed
+        folder), folders and others' are left out. For services that keep references to blob
+        files (backups).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteFiles(
+        self,
+        request: _blob_pb2.DeleteFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.DeleteFilesResponse, _abc.Awaitable[_blob_pb2.DeleteFilesResponse]]:
+        """Deletes the account's files among node_ids for good (not to the trash), releasing
+        their content. Files already gone are skipped, so it is safe to repeat. Refused with
+        LEGAL_HOLD while held.
+        """
 
 def add_BlobInternalServiceServicer_to_server(servicer: BlobInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,48 @@
+"""What the `cumulo` commands share on the terminal: where a device keeps its state,
+sizes for people, and a progress bar."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import time
+
+
+def home() -> pathlib.Path:
+    configured = os.environ.get("CUMULO_HOME")
+    return pathlib.Path(configured) if configured else pathlib.Path.home() / ".config" / "cumulo"
+
+
+class ProgressBar:
+    """bytes done / all, rate and time left, on one line of standard error."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.monotonic()
+        self.shown = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.shown < 0.2 and done < total:
+            return
+        self.shown = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = done / elapsed
+        left = (total - done) / rate if rate > 0 else 0
+        share = done / total if total else 1.0
+        bar = "#" * int(share * 30)
+        print(
+            f"\r{self.label[:30]:<30} [{bar:<30}] {share:6.1%} {human_size(done)}/{human_size(total)} {human_size(rate)}/s ETA {left:4.0f}s",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def human_size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1024
+    return f"{count:.1f} TiB"

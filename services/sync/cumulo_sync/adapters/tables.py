@@ -1,0 +1,99 @@
+"""The sync schema. Only the sync service reads or writes these tables."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cumulo_platform.account_states import account_states_table
+from cumulo_platform.db import outbox_table, processed_events_table
+
+SCHEMA = "sync"
+metadata = sa.MetaData(schema=SCHEMA)
+TIMESTAMP = sa.DateTime(timezone=True)
+
+zones = sa.Table(
+    "zones",
+    metadata,
+    sa.Column("zone_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    # The zone's change counter: each stored change takes the next number. Pushes lock the
+    # zone's row, so numbers commit in order and a token never skips a late commit.
+    sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
+    # Tombstones up to this number have been dropped: older tokens cannot be served.
+    sa.Column("horizon_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("record_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("bytes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("modified_at", TIMESTAMP, nullable=False),
+    # A deleted zone's records are removed in batches afterwards, then the zone row.
+    sa.Column("dropped_at", TIMESTAMP),
+    sa.Index("zones_account_name", "account_id", "name", unique=True, postgresql_where=sa.text("dropped_at IS NULL")),
+    sa.Index("zones_dropped", "dropped_at", postgresql_where=sa.text("dropped_at IS NOT NULL")),
+)
+
+records = sa.Table(
+    "records",
+    metadata,
+    sa.Column("zone_id", sa.Uuid, primary_key=True),
+    sa.Column("record_id", sa.Text, primary_key=True),
+    sa.Column("record_type", sa.Text, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    # The change number of the record's last change; its change tag is derived from it.
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("modified_at", TIMESTAMP, nullable=False),
+    sa.Column("modified_by", sa.Text, nullable=False, server_default=""),
+    # (zone, seq) is what FetchChanges walks: the cost of a pull is the changes it returns.
+    sa.Index("records_changes", "zone_id", "seq", unique=True),
+    sa.Index("records_tombstones", "modified_at", postgresql_where=sa.text("deleted")),
+)
+
+# Bytes of live payloads per account, against the sync quota.
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("used", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+backups = sa.Table(
+    "backups",
+    metadata,
+    sa.Column("backup_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("device_id", sa.Text, nullable=False),
+    sa.Column("device_name", sa.Text, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("entry_count", sa.BigInteger, nullable=False),
+    sa.Column("total_size", sa.BigInteger, nullable=False),
+    sa.Index("backups_device", "account_id", "device_id", "created_at"),
+)
+
+backup_entries = sa.Table(
+    "backup_entries",
+    metadata,
+    sa.Column("backup_id", sa.Uuid, sa.ForeignKey(f"{SCHEMA}.backups.backup_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("file_id", sa.Uuid, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Index("backup_entries_file", "account_id", "file_id"),
+)
+
+# Blob files no backup references any more, to be deleted in the blob service (a job sends
+# them, so a pruned backup's files go even if the blob service was away at the time).
+released_files = sa.Table(
+    "released_files",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("file_id", sa.Uuid, primary_key=True),
+    sa.Column("released_at", TIMESTAMP, nullable=False),
+    # Set when the blob service refused (a legal hold) or was away: not before then.
+    sa.Column("retry_at", TIMESTAMP),
+)
+
+outbox = outbox_table(metadata)
+processed_events = processed_events_table(metadata)
+account_states = account_states_table(metadata)

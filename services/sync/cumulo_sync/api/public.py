@@ -1,0 +1,122 @@
+"""SyncService and BackupService: thin — translate, call a use case, translate back."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+
+from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
+from cumulo_platform.errors import Unauthenticated, Unavailable
+from cumulo_platform.interceptors import current_principal
+from cumulo_platform.tokens import Principal
+from cumulo_sync.api import convert
+from cumulo_sync.backups import Backups
+from cumulo_sync.domain import rules
+from cumulo_sync.records import Records
+from cumulo_sync.watch import Change, Watchers
+
+SERVICE = "cumulo.sync.v1.SyncService"
+HEARTBEAT = Change(zone="", token="", device="")  # a quiet interval, told as a heartbeat
+BACKUP_SERVICE = "cumulo.sync.v1.BackupService"
+
+
+def _me() -> uuid.UUID:
+    return uuid.UUID(current_principal().account_id)
+
+
+class SyncService(sync_pb2_grpc.SyncServiceServicer):
+    def __init__(self, records: Records, watchers: Watchers, heartbeat: float) -> None:
+        self.records = records
+        self.watchers = watchers
+        self.heartbeat = heartbeat
+
+    async def ListZones(self, request: sync_pb2.ListZonesRequest, context: grpc.aio.ServicerContext) -> sync_pb2.ListZonesResponse:
+        return sync_pb2.ListZonesResponse(zones=[convert.zone(r) for r in await self.records.list_zones(_me())])
+
+    async def DeleteZone(self, request: sync_pb2.DeleteZoneRequest, context: grpc.aio.ServicerContext) -> sync_pb2.DeleteZoneResponse:
+        count = await self.records.delete_zone(_me(), rules.check_zone(request.zone))
+        return sync_pb2.DeleteZoneResponse(records_deleted=count)
+
+    async def Push(self, request: sync_pb2.PushRequest, context: grpc.aio.ServicerContext) -> sync_pb2.PushResponse:
+        account = _me()
+        zone = rules.check_zone(request.zone)
+        device = rules.check_device(request.device_id, "device_id")
+        ops = self.records.operations(request.saves, request.deletes)
+        pushed = await self.records.push(account, zone, ops, atomic=request.atomic, device=device)
+        token = rules.change_token(pushed.zone_id, pushed.last_seq) if pushed.zone_id is not None else ""
+        if pushed.changed:
+            await self.watchers.announce(str(account), Change(zone=zone, token=token, device=device))
+        return sync_pb2.PushResponse(results=[convert.result(r) for r in pushed.results], change_token=token)
+
+    async def FetchChanges(self, request: sync_pb2.FetchChangesRequest, context: grpc.aio.ServicerContext) -> sync_pb2.FetchChangesResponse:
+        rows, token, more = await self.records.fetch_changes(
+            _me(), rules.check_zone(request.zone), request.change_token, request.limit
+        )
+        return sync_pb2.FetchChangesResponse(records=[convert.record(r) for r in rows], change_token=token, more_coming=more)
+
+    async def GetRecords(self, request: sync_pb2.GetRecordsRequest, context: grpc.aio.ServicerContext) -> sync_pb2.GetRecordsResponse:
+        rows = await self.records.get_records(_me(), rules.check_zone(request.zone), request.record_ids)
+        return sync_pb2.GetRecordsResponse(records=[convert.record(r) for r in rows])
+
+    async def GetSyncUsage(self, request: sync_pb2.GetSyncUsageRequest, context: grpc.aio.ServicerContext) -> sync_pb2.GetSyncUsageResponse:
+        return sync_pb2.GetSyncUsageResponse(used=await self.records.usage(_me()), quota=self.records.settings.quota_bytes)
+
+    def _token_left(self, principal: Principal) -> float:
+        return max(principal.expires_at - self.records.clock.now().timestamp(), 0.0)
+
+    async def Watch(self, request: sync_pb2.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.WatchResponse]:
+        principal = current_principal()
+        wanted = {rules.check_zone(z, f"zones[{i}]") for i, z in enumerate(request.zones)}
+        device = rules.check_device(request.device_id, "device_id")
+        await self.watchers.wait_ready()
+        with self.watchers.listen(principal.account_id) as queue:
+            yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_WATCHING)
+            while True:
+                try:
+                    change = await asyncio.wait_for(queue.get(), timeout=min(self.heartbeat, self._token_left(principal)))
+                except TimeoutError:
+                    change = HEARTBEAT
+                # The stream lives as long as the token it was opened with: a revoked or
+                # deleted account's device must come back with a fresh one.
+                if self._token_left(principal) <= 0:
+                    raise Unauthenticated("the access token expired; watch again with a fresh one", reason="TOKEN_EXPIRED")
+                if change is HEARTBEAT:
+                    yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_HEARTBEAT)
+                    continue
+                if change is None:
+                    raise Unavailable("this server is stopping; watch again", reason="SERVER_STOPPING")
+                if (device and change.device == device) or (wanted and change.zone not in wanted):
+                    continue
+                yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_ZONE_CHANGED, zone=change.zone, change_token=change.token)
+
+
+class BackupService(sync_pb2_grpc.BackupServiceServicer):
+    def __init__(self, backups: Backups) -> None:
+        self.backups = backups
+
+    async def CreateBackup(
+        self, request_iterator: AsyncIterator[sync_pb2.CreateBackupRequest], context: grpc.aio.ServicerContext
+    ) -> sync_pb2.CreateBackupResponse:
+        account = _me()
+        device_id, device_name, entries = await self.backups.read_manifest(request_iterator)
+        row, pruned = await self.backups.create(account, device_id, device_name, entries)
+        return sync_pb2.CreateBackupResponse(backup=convert.backup(row), pruned_backup_ids=[str(p) for p in pruned])
+
+    async def ListBackups(self, request: sync_pb2.ListBackupsRequest, context: grpc.aio.ServicerContext) -> sync_pb2.ListBackupsResponse:
+        return sync_pb2.ListBackupsResponse(backups=[convert.backup(r) for r in await self.backups.of_account(_me(), request.device_id)])
+
+    async def GetBackup(self, request: sync_pb2.GetBackupRequest, context: grpc.aio.ServicerContext) -> sync_pb2.GetBackupResponse:
+        return sync_pb2.GetBackupResponse(backup=convert.backup(await self.backups.get(_me(), request.backup_id)))
+
+    async def ListBackupEntries(
+        self, request: sync_pb2.ListBackupEntriesRequest, context: grpc.aio.ServicerContext
+    ) -> sync_pb2.ListBackupEntriesResponse:
+        rows, token = await self.backups.entries(_me(), request.backup_id, request.page_size, request.page_token)
+        return sync_pb2.ListBackupEntriesResponse(entries=[convert.entry(r) for r in rows], next_page_token=token)
+
+    async def DeleteBackup(self, request: sync_pb2.DeleteBackupRequest, context: grpc.aio.ServicerContext) -> sync_pb2.DeleteBackupResponse:
+        await self.backups.delete(_me(), request.backup_id)
+        return sync_pb2.DeleteBackupResponse()
