@@ -30,6 +30,8 @@ from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_platform.clock import OffsetClock
 from cumulo_platform.logging import configure_logging
 from cumulo_sdk import Cumulo
+from cumulo_locator import bootstrap as locator_bootstrap
+from cumulo_locator.config import LocatorSettings
 from cumulo_sync import bootstrap as sync_bootstrap
 from cumulo_sync.config import SyncSettings
 
@@ -121,8 +123,23 @@ async def sync(infra: Infra, auth: Running, blob: Running, lifecycle_target: str
 
 
 @pytest.fixture(scope="session")
+async def locator(infra: Infra, auth: Running, lifecycle_target: str) -> AsyncIterator[Running[locator_bootstrap.LocatorApp]]:
+    settings = LocatorSettings.from_env(
+        infra.service_environ(
+            CUMULO_AUTH_TARGET=auth.target,
+            CUMULO_LIFECYCLE_TARGET=lifecycle_target,
+            CUMULO_LOCATOR_PRUNE_EVERY="PT1H",  # tests prune and expire when they mean to
+            CUMULO_LOCATOR_EXPIRE_EVERY="PT1H",
+            CUMULO_LOCATOR_HEARTBEAT="PT1S",
+        )
+    )
+    async with in_process(locator_bootstrap.build, settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 async def lifecycle(
-    infra: Infra, auth: Running, blob: Running, sync: Running, lifecycle_target: str, mail: MailCatcher
+    infra: Infra, auth: Running, blob: Running, sync: Running, locator: Running, lifecycle_target: str, mail: MailCatcher
 ) -> AsyncIterator[Running[lifecycle_bootstrap.LifecycleApp]]:
     """The lifecycle with the product's periods (P12M, P30D): nothing of the session freezes
     unless a test ages one account on purpose (see services/lifecycle/tests)."""
@@ -149,7 +166,7 @@ def clock(auth: Running) -> Iterator[OffsetClock]:
 
 
 @pytest.fixture(scope="session")
-def gateway(auth: Running, blob: Running, lifecycle: Running, sync: Running, infra: Infra) -> Iterator[str]:
+def gateway(auth: Running, blob: Running, lifecycle: Running, sync: Running, locator: Running, infra: Infra) -> Iterator[str]:
     port, admin_port = free_port(), free_port()
     config = infra.root / "envoy.json"
     config.write_text(
@@ -157,7 +174,10 @@ def gateway(auth: Running, blob: Running, lifecycle: Running, sync: Running, inf
             listen_host="127.0.0.1",
             listen_port=port,
             admin_port=admin_port,
-            backends={"auth": auth.target, "blob": blob.target, "lifecycle": lifecycle.target, "sync": sync.target},
+            backends={
+                "auth": auth.target, "blob": blob.target, "lifecycle": lifecycle.target, "sync": sync.target,
+                "locator": locator.target,
+            },
         )
     )
     envoy = Envoy(config, port, admin_port, infra.root / "envoy.log")

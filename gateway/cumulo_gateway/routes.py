@@ -13,6 +13,8 @@ PUBLIC_SERVICES: dict[str, str] = {
     "cumulo.lifecycle.v1.LifecycleService": "lifecycle",
     "cumulo.sync.v1.SyncService": "sync",
     "cumulo.sync.v1.BackupService": "sync",
+    "cumulo.locator.v1.DeviceLocatorService": "locator",
+    "cumulo.locator.v1.DeviceAgentService": "locator",
 }
 
 
@@ -28,6 +30,7 @@ BACKENDS: dict[str, Backend] = {
     "blob": Backend(module="cumulo_blob", port=7102),
     "lifecycle": Backend(module="cumulo_lifecycle", port=7103),
     "sync": Backend(module="cumulo_sync", port=7104),
+    "locator": Backend(module="cumulo_locator", port=7105),
 }
 
 # backend name -> address as `make run` starts it; CUMULO_GATEWAY_BACKEND_<NAME> overrides.

@@ -35,6 +35,8 @@ class Principal:
     minor: bool
     roles: tuple[str, ...]
     expires_at: float
+    # When the password was last entered in the token's session (0: not known).
+    password_at: float = 0.0
 
 
 class KeySource(Protocol):
@@ -157,4 +159,5 @@ class TokenVerifier:
             minor=bool(claims.get("minor", False)),
             roles=tuple(claims.get("roles", ())),
             expires_at=float(claims["exp"]),
+            password_at=float(claims.get("pwd_at", 0)),
         )

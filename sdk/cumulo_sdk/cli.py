@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import getpass
 import os
 import pathlib
 import platform
@@ -28,20 +27,11 @@ from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2
 from cumulo_sdk.client import DEFAULT_CLIENT_ID, DEFAULT_GATEWAY, Cumulo, TokenStore
-from cumulo_sdk.console import ProgressBar, home, human_size
+from cumulo_sdk.console import ProgressBar, home, human_size, read_password
+from cumulo_sdk.cli_devices import add_commands as add_device_commands
 from cumulo_sdk.cli_sync import add_commands as add_sync_commands
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import IntegrityError
-
-
-def _read_password(prompt: str, *, confirm: bool = False) -> str:
-    if not sys.stdin.isatty():
-        line = sys.stdin.readline()
-        return line.rstrip("\r\n")
-    password = getpass.getpass(prompt)
-    if confirm and getpass.getpass("Repeat the password: ") != password:
-        raise SystemExit("the passwords differ")
-    return password
 
 
 def _status(account: auth_pb2.Account) -> str:
@@ -58,7 +48,7 @@ async def _signup(client: Cumulo, args: argparse.Namespace) -> int:
     if not args.accept_terms:
         print(f"cumulo: read the terms of service (version {version}) and pass --accept-terms", file=sys.stderr)
         return 2
-    password = _read_password("Choose a password: ", confirm=True)
+    password = read_password("Choose a password: ", confirm=True)
     account = await client.register(
         email=args.email or "", phone=args.phone or "", password=password, birth_date=born, terms_version=version,
         locale=args.locale or "",
@@ -68,7 +58,7 @@ async def _signup(client: Cumulo, args: argparse.Namespace) -> int:
 
 
 async def _login(client: Cumulo, args: argparse.Namespace) -> int:
-    password = _read_password("Password: ")
+    password = read_password("Password: ")
     account = await client.login(args.login, password, device_name=args.device_name or platform.node())
     print(f"logged in as {account.email or account.phone}")
     return 0
@@ -246,7 +236,7 @@ async def _share_create(client: Cumulo, args: argparse.Namespace) -> int:
     if node is None:
         print("cumulo: the root folder cannot be shared", file=sys.stderr)
         return 2
-    password = _read_password("Link password (empty for none): ") if args.password else ""
+    password = read_password("Link password (empty for none): ") if args.password else ""
     expires = time.time() + _parse_duration(args.expires_in) if args.expires_in else None
     link = await client.files.share(node.node_id, expires_at=expires, password=password)
     print(f"link {link.link_id} to {link.name}")
@@ -291,7 +281,7 @@ async def _save_shared(
 
 async def _share_get(client: Cumulo, args: argparse.Namespace) -> int:
     token = args.link.rsplit("/", 1)[-1]
-    password = _read_password("Link password: ") if args.password else ""
+    password = read_password("Link password: ") if args.password else ""
     opened = await client.files.open_link(token, password)
     return await _save_shared(
         opened, args.name, args.dest,
@@ -417,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--name", help="a file in a shared folder")
     fetch.set_defaults(run=_share_fetch)
     add_sync_commands(commands)
+    add_device_commands(commands)
     return parser
 
 

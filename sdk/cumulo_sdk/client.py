@@ -20,6 +20,7 @@ from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import Files, PendingUploads
+from cumulo_sdk.devices import Devices
 from cumulo_sdk.sync import Backups, Sync
 
 DEFAULT_GATEWAY = "127.0.0.1:8080"
@@ -126,6 +127,7 @@ class Cumulo:
         self.lifecycle = lifecycle_pb2_grpc.LifecycleServiceStub(self.channel)
         self.sync = Sync(self)
         self.backups = Backups(self)
+        self.devices = Devices(self)
 
     async def __aenter__(self) -> "Cumulo":
         return self
@@ -244,6 +246,22 @@ class Cumulo:
 
     async def sessions(self) -> list[auth_pb2.Session]:
         return list((await self.call(self.auth.ListSessions, auth_pb2.ListSessionsRequest())).sessions)
+
+    async def confirm_password(self, password: str) -> None:
+        """The password once more: the session's access token now says it was just entered
+        (what wiping a device needs)."""
+        response = await self.call(self.auth.ConfirmPassword, auth_pb2.ConfirmPasswordRequest(password=password))
+        async with self._refresh_lock, self.store.locked():
+            self.store.reload()
+            current = self.store.tokens
+            if current is not None:
+                self.store.save(
+                    dataclasses.replace(
+                        current,
+                        access_token=response.access_token,
+                        access_expires_at=response.access_token_expires_at.ToSeconds(),
+                    )
+                )
 
     async def revoke_session(self, session_id: str) -> None:
         await self.call(self.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=session_id))

@@ -3,6 +3,7 @@ sizes for people, and a progress bar."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import pathlib
 import sys
@@ -46,3 +47,13 @@ def human_size(count: float) -> str:
             return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
         count /= 1024
     return f"{count:.1f} TiB"
+
+
+def read_password(prompt: str, *, confirm: bool = False) -> str:
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    password = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat the password: ") != password:
+        raise SystemExit("the passwords differ")
+    return password

@@ -423,12 +423,30 @@ class AuthHandlers:
                 created_at=now,
                 last_used_at=now,
                 expires_at=now + self.settings.session_ttl,
+                password_at=now,
             )
         )
-        return await self._issue(uow, account, session_id=session_id, client_id=client_id, expires_at=now + self.settings.session_ttl)
+        return await self._issue(
+            uow, account, session_id=session_id, client_id=client_id, expires_at=now + self.settings.session_ttl, password_at=now
+        )
+
+    def _access_token(
+        self, account: Any, *, session_id: uuid.UUID, client_id: str, password_at: dt.datetime | None
+    ) -> tuple[str, dt.datetime]:
+        return self.keys.sign_access_token(
+            account_id=account.account_id,
+            session_id=session_id,
+            client_id=client_id,
+            minor=rules.is_minor(account.birth_date, self.today()),
+            roles=list(account.roles),
+            issued_at=self.clock.now(),
+            ttl=self.settings.access_token_ttl,
+            password_at=password_at,
+        )
 
     async def _issue(
-        self, uow: UnitOfWork, account: Any, *, session_id: uuid.UUID, client_id: str, expires_at: dt.datetime
+        self, uow: UnitOfWork, account: Any, *, session_id: uuid.UUID, client_id: str, expires_at: dt.datetime,
+        password_at: dt.datetime | None,
     ) -> Tokens:
         now = self.clock.now()
         refresh = _new_refresh_token()
@@ -437,16 +455,25 @@ class AuthHandlers:
                 token_hash=_hash_refresh_token(refresh), session_id=session_id, issued_at=now
             )
         )
-        access, access_expires = self.keys.sign_access_token(
-            account_id=account.account_id,
-            session_id=session_id,
-            client_id=client_id,
-            minor=rules.is_minor(account.birth_date, self.today()),
-            roles=list(account.roles),
-            issued_at=now,
-            ttl=self.settings.access_token_ttl,
-        )
+        access, access_expires = self._access_token(account, session_id=session_id, client_id=client_id, password_at=password_at)
         return Tokens(access, access_expires, refresh, expires_at, session_id, account.account_id)
+
+    async def confirm_password(self, principal: Principal, password: str) -> tuple[str, dt.datetime, dt.datetime]:
+        """The password again, in a live session: a fresh access token saying so (pwd_at)."""
+        if not password:
+            raise InvalidArgument("password", "must not be empty")
+        await self.require_live_session(principal)
+        account_id = uuid.UUID(principal.account_id)
+        async with self.db.unit_of_work() as uow:
+            row = await self._load_account(uow, account_id)
+        await self._confirm_password(row, password)
+        now = self.clock.now()
+        session_id = uuid.UUID(principal.session_id)
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(sa.update(sessions).where(sessions.c.session_id == session_id).values(password_at=now))
+            await uow.commit()
+        token, expires = self._access_token(row, session_id=session_id, client_id=principal.client_id, password_at=now)
+        return token, expires, now
 
     async def refresh(self, *, refresh_token: str, client_id: str) -> Tokens:
         if not refresh_token.startswith(REFRESH_TOKEN_PREFIX):
@@ -496,7 +523,8 @@ class AuthHandlers:
                 .values(last_used_at=now, expires_at=expires_at)
             )
             tokens = await self._issue(
-                uow, account, session_id=found.session_id, client_id=found.client_id, expires_at=expires_at
+                uow, account, session_id=found.session_id, client_id=found.client_id, expires_at=expires_at,
+                password_at=found.password_at,
             )
             await uow.commit()
         return tokens

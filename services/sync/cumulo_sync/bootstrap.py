@@ -21,7 +21,8 @@ from cumulo_sync.backups import Backups
 from cumulo_sync.config import SyncSettings
 from cumulo_sync.purge import Purge
 from cumulo_sync.records import Records
-from cumulo_sync.watch import Watchers
+from cumulo_platform.fanout import Fanout
+from cumulo_sync.watch import watchers as make_watchers
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 
@@ -36,7 +37,7 @@ class SyncApp:
     db: Database
     records: Records
     backups: Backups
-    watchers: Watchers
+    watchers: Fanout
     purge: Purge
     states: AccountStates
     recorder: LastAccessRecorder
@@ -47,7 +48,7 @@ async def build(settings: SyncSettings, *, clock: Clock | None = None) -> SyncAp
     base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
     records = Records(base.db, settings, base.clock)
     backups = Backups(base.db, settings, base.clock, RemoteBlobs(base.blob_channel()))
-    watchers = Watchers(base.nats)
+    watchers = make_watchers(base.nats)
     purge = Purge(records, backups)
 
     async def tidy() -> None:

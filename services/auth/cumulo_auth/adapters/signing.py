@@ -71,6 +71,7 @@ class SigningKeys:
         roles: list[str],
         issued_at: dt.datetime,
         ttl: dt.timedelta,
+        password_at: dt.datetime | None = None,
     ) -> tuple[str, dt.datetime]:
         if self._active is None:
             raise RuntimeError("ensure_active_key() was not called")
@@ -88,5 +89,7 @@ class SigningKeys:
             "exp": int(expires_at.timestamp()),
             "jti": secrets.token_urlsafe(12),
         }
+        if password_at is not None:
+            claims["pwd_at"] = int(password_at.timestamp())
         token = jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": key_id})
         return token, expires_at

@@ -58,6 +58,8 @@ sessions = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.Column("revoke_reason", sa.Text, nullable=False, server_default=""),
+    # When the password was last entered in this session (login, ConfirmPassword).
+    sa.Column("password_at", sa.DateTime(timezone=True)),
 )
 
 refresh_tokens = sa.Table(

@@ -8,6 +8,7 @@ from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_auth.api import convert
 from cumulo_auth.handlers import AuthHandlers
 from cumulo_platform.errors import InvalidArgument
+from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.interceptors import current_call, current_principal, mark_used
 from cumulo_platform.tokens import Principal
 
@@ -119,6 +120,14 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             await self._me(), current_password=request.current_password, new_password=request.new_password
         )
         return auth_pb2.ChangePasswordResponse()
+
+    async def ConfirmPassword(
+        self, request: auth_pb2.ConfirmPasswordRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.ConfirmPasswordResponse:
+        token, expires, confirmed = await self.h.confirm_password(current_principal(), request.password)
+        return auth_pb2.ConfirmPasswordResponse(
+            access_token=token, access_token_expires_at=timestamp(expires), password_confirmed_at=timestamp(confirmed)
+        )
 
     async def CancelAccount(self, request: auth_pb2.CancelAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.CancelAccountResponse:
         await self.h.cancel_account(current_principal(), password=request.password)

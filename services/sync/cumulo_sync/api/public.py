@@ -16,10 +16,10 @@ from cumulo_sync.api import convert
 from cumulo_sync.backups import Backups
 from cumulo_sync.domain import rules
 from cumulo_sync.records import Records
-from cumulo_sync.watch import Change, Watchers
+from cumulo_platform.fanout import Fanout
+from cumulo_sync.watch import Change
 
 SERVICE = "cumulo.sync.v1.SyncService"
-HEARTBEAT = Change(zone="", token="", device="")  # a quiet interval, told as a heartbeat
 BACKUP_SERVICE = "cumulo.sync.v1.BackupService"
 
 
@@ -28,7 +28,7 @@ def _me() -> uuid.UUID:
 
 
 class SyncService(sync_pb2_grpc.SyncServiceServicer):
-    def __init__(self, records: Records, watchers: Watchers, heartbeat: float) -> None:
+    def __init__(self, records: Records, watchers: Fanout, heartbeat: float) -> None:
         self.records = records
         self.watchers = watchers
         self.heartbeat = heartbeat
@@ -48,7 +48,7 @@ class SyncService(sync_pb2_grpc.SyncServiceServicer):
         pushed = await self.records.push(account, zone, ops, atomic=request.atomic, device=device)
         token = rules.change_token(pushed.zone_id, pushed.last_seq) if pushed.zone_id is not None else ""
         if pushed.changed:
-            await self.watchers.announce(str(account), Change(zone=zone, token=token, device=device))
+            await self.watchers.publish(str(account), Change(zone=zone, token=token, device=device).encode())
         return sync_pb2.PushResponse(results=[convert.result(r) for r in pushed.results], change_token=token)
 
     async def FetchChanges(self, request: sync_pb2.FetchChangesRequest, context: grpc.aio.ServicerContext) -> sync_pb2.FetchChangesResponse:
@@ -76,19 +76,20 @@ class SyncService(sync_pb2_grpc.SyncServiceServicer):
             yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_WATCHING)
             while True:
                 try:
-                    change = await asyncio.wait_for(queue.get(), timeout=min(self.heartbeat, self._token_left(principal)))
+                    data = await asyncio.wait_for(queue.get(), timeout=min(self.heartbeat, self._token_left(principal)))
                 except TimeoutError:
-                    change = HEARTBEAT
+                    data = b""  # a quiet interval
                 # The stream lives as long as the token it was opened with: a revoked or
                 # deleted account's device must come back with a fresh one.
                 if self._token_left(principal) <= 0:
                     raise Unauthenticated("the access token expired; watch again with a fresh one", reason="TOKEN_EXPIRED")
-                if change is HEARTBEAT:
+                if data is None:
+                    raise Unavailable("this server is stopping; watch again", reason="SERVER_STOPPING")
+                if data == b"":
                     yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_HEARTBEAT)
                     continue
-                if change is None:
-                    raise Unavailable("this server is stopping; watch again", reason="SERVER_STOPPING")
-                if (device and change.device == device) or (wanted and change.zone not in wanted):
+                change = Change.decode(data)
+                if change is None or (device and change.device == device) or (wanted and change.zone not in wanted):
                     continue
                 yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_ZONE_CHANGED, zone=change.zone, change_token=change.token)
 

@@ -102,6 +102,11 @@ class AuthServiceStub:
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CancelAccountRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CancelAccountResponse.FromString,
                 _registered_method=True)
+        self.ConfirmPassword = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/ConfirmPassword',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -194,6 +199,14 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfirmPassword(self, request, context):
+        """The password once more, for what needs it fresh (wiping a device): a new access token
+        whose claim pwd_at says when. Throttled like logins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -261,6 +274,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.CancelAccount,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CancelAccountRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CancelAccountResponse.SerializeToString,
+            ),
+            'ConfirmPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmPassword,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -617,6 +635,33 @@ class AuthService:
             '/cumulo.auth.v1.AuthService/CancelAccount',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.CancelAccountRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.CancelAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/ConfirmPassword',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,10 @@ class AuthServiceStub:
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]
     CancelAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CancelAccountRequest, _auth_pb2.CancelAccountResponse]
     """Cancels the account (password confirmed); its content is then deleted."""
+    ConfirmPassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ConfirmPasswordRequest, _auth_pb2.ConfirmPasswordResponse]
+    """The password once more, for what needs it fresh (wiping a device): a new access token
+    whose claim pwd_at says when. Throttled like logins.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -83,6 +87,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]  # type: ignore[assignment]
     CancelAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.CancelAccountRequest, _auth_pb2.CancelAccountResponse]  # type: ignore[assignment]
     """Cancels the account (password confirmed); its content is then deleted."""
+    ConfirmPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ConfirmPasswordRequest, _auth_pb2.ConfirmPasswordResponse]  # type: ignore[assignment]
+    """The password once more, for what needs it fresh (wiping a device): a new access token
+    whose claim pwd_at says when. Throttled like logins.
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """The public account API, routed by the gateway. Every call carries the
@@ -186,6 +194,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.CancelAccountResponse, _abc.Awaitable[_auth_pb2.CancelAccountResponse]]:
         """Cancels the account (password confirmed); its content is then deleted."""
+
+    @_abc_1.abstractmethod
+    def ConfirmPassword(
+        self,
+        request: _auth_pb2.ConfirmPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ConfirmPasswordResponse, _abc.Awaitable[_auth_pb2.ConfirmPasswordResponse]]:
+        """The password once more, for what needs it fresh (wiping a device): a new access token
+        whose claim pwd_at says when. Throttled like logins.
+        """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

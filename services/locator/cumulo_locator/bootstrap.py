@@ -1,0 +1,82 @@
+"""Wiring: settings in, a runnable device-locator service out."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from cumulo.locator.v1 import locator_pb2_grpc
+from cumulo_locator.adapters.tables import SCHEMA
+from cumulo_locator.api.public import AGENT_SERVICE, SERVICE, DeviceAgentService, DeviceLocatorService
+from cumulo_locator.commands import Commands
+from cumulo_locator.config import LocatorSettings
+from cumulo_locator.devices import Devices
+from cumulo_platform import migrations
+from cumulo_platform.account_states import AccountStates
+from cumulo_platform.clock import Clock, SystemClock
+from cumulo_platform.db import Database
+from cumulo_platform.errors import parse_id
+from cumulo_platform.events import EventConsumer
+from cumulo_platform.fanout import Fanout
+from cumulo_platform.last_access import LastAccessRecorder
+from cumulo_platform.purge import purge_participant
+from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
+from cumulo_platform.service import Foundation
+
+MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
+SERVICE_NAME = "locator"
+COMMANDS_SUBJECT = "cumulo.locator.commands"
+
+
+def migrate(settings: LocatorSettings) -> None:
+    migrations.upgrade(settings.platform.database_url, SCHEMA, MIGRATIONS)
+
+
+@dataclasses.dataclass
+class LocatorApp:
+    settings: LocatorSettings
+    db: Database
+    devices: Devices
+    commands: Commands
+    states: AccountStates
+    recorder: LastAccessRecorder
+    runtime: ServiceRuntime
+
+
+async def build(settings: LocatorSettings, *, clock: Clock | None = None) -> LocatorApp:
+    base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
+    devices = Devices(base.db, settings, base.clock)
+    fanout = Fanout(base.nats, COMMANDS_SUBJECT)
+    commands = Commands(base.db, settings, base.clock, devices, fanout)
+
+    async def purge(account_id: str) -> int:
+        return await devices.purge(parse_id(account_id, "account_id", "an account id (UUID)"))
+
+    runtime = base.runtime(
+        services=[
+            GrpcService(SERVICE, DeviceLocatorService(devices, commands), locator_pb2_grpc.add_DeviceLocatorServiceServicer_to_server),
+            GrpcService(
+                AGENT_SERVICE,
+                DeviceAgentService(devices, commands, heartbeat=settings.heartbeat.total_seconds()),
+                locator_pb2_grpc.add_DeviceAgentServiceServicer_to_server,
+            ),
+        ],
+        interceptor=base.interceptor(verifier=base.remote_verifier(), clients=base.remote_clients()),
+        jobs=[
+            fanout.run,
+            periodic(devices.prune, every=settings.prune_every.total_seconds()),
+            periodic(commands.expire, every=settings.expire_every.total_seconds()),
+            EventConsumer(
+                base.db, base.nats, durable="locator-purge", event_types=["purge.requested"],
+                handler=purge_participant(SERVICE_NAME, purge),
+            ).run,
+            EventConsumer(
+                base.db, base.nats, durable="locator-accounts", event_types=["account.created"], handler=devices.on_account_created
+            ).run,
+        ],
+        on_drain=[fanout.close],
+    )
+    return LocatorApp(
+        settings=settings, db=base.db, devices=devices, commands=commands, states=base.states, recorder=base.recorder,
+        runtime=runtime,
+    )

@@ -1,0 +1,323 @@
+"""Devices, their positions and their history: registration, location reports (written in
+groups: one transaction for all the reports that arrive together), the newest position,
+lost mode's "found", retention in small batches, guardians, and the account purge."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from cumulo.events.v1 import events_pb2
+from cumulo_locator.adapters.tables import SCHEMA, commands, devices, guardians, locations
+from cumulo_locator.config import LocatorSettings
+from cumulo_locator.domain import rules
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.errors import InvalidArgument, NotFound, PermissionDenied, parse_id
+from cumulo_platform.grpc_convert import timestamp
+from cumulo_platform.group_commit import GroupCommit
+from cumulo_platform.logging import get_logger
+from cumulo_platform.paging import decode_token, encode_token, page_size
+from cumulo_platform.tokens import Principal
+
+log = get_logger(__name__)
+
+PURGE_BATCH = 5000
+
+# The devices of a group's reports, locked in one order (no deadlock between groups).
+_LOCK_DEVICES = sa.text(
+    f"""
+    SELECT d.device_key, d.account_id, d.device_id FROM {SCHEMA}.devices d
+    JOIN unnest(CAST(:accounts AS uuid[]), CAST(:ids AS text[])) AS r(account_id, device_id)
+      ON d.account_id = r.account_id AND d.device_id = r.device_id
+    ORDER BY d.device_key FOR UPDATE OF d
+    """
+)
+
+_INSERT_POINTS = sa.text(
+    f"""
+    INSERT INTO {SCHEMA}.locations (device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source, received_at)
+    SELECT * , CAST(:now AS timestamptz) FROM unnest(
+        CAST(:keys AS uuid[]), CAST(:at AS timestamptz[]), CAST(:lat AS float8[]), CAST(:lon AS float8[]),
+        CAST(:acc AS float8[]), CAST(:alt AS float8[]), CAST(:speed AS float8[]), CAST(:battery AS int[]), CAST(:source AS text[]))
+    ON CONFLICT (device_key, measured_at) DO NOTHING
+    RETURNING device_key, measured_at
+    """
+)
+
+# Each device's newest point of the group becomes its position if it is newer than the one
+# it has; every report is a sign of life; a lost device's first report marks it found.
+_UPDATE_DEVICES = sa.text(
+    f"""
+    UPDATE {SCHEMA}.devices d SET
+        last_seen_at = :now,
+        battery = CASE WHEN n.battery >= 0 AND (d.measured_at IS NULL OR n.measured_at >= d.measured_at) THEN n.battery ELSE d.battery END,
+        latitude = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.latitude ELSE d.latitude END,
+        longitude = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.longitude ELSE d.longitude END,
+        accuracy = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.accuracy ELSE d.accuracy END,
+        altitude = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.altitude ELSE d.altitude END,
+        speed = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.speed ELSE d.speed END,
+        source = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.source ELSE d.source END,
+        measured_at = GREATEST(d.measured_at, n.measured_at),
+        found_at = CASE WHEN d.lost_mode AND d.found_at IS NULL THEN CAST(:now AS timestamptz) ELSE d.found_at END
+    FROM (
+        SELECT DISTINCT ON (device_key) * FROM unnest(
+            CAST(:keys AS uuid[]), CAST(:at AS timestamptz[]), CAST(:lat AS float8[]), CAST(:lon AS float8[]),
+            CAST(:acc AS float8[]), CAST(:alt AS float8[]), CAST(:speed AS float8[]), CAST(:battery AS int[]),
+            CAST(:source AS text[]))
+            AS p(device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source)
+        ORDER BY device_key, measured_at DESC
+    ) n
+    WHERE d.device_key = n.device_key
+    RETURNING d.device_key, d.account_id, d.device_id, d.lost_mode, d.lost_message, d.lost_phone, d.lost_since, d.found_at
+    """
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    account_id: uuid.UUID
+    device_id: str
+    points: list[rules.Point]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reported:
+    stored: int
+    lost: Any  # the device row's lost-mode columns
+
+
+class Devices:
+    def __init__(self, db: Database, settings: LocatorSettings, clock: Clock) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.reports: GroupCommit[Report, Reported] = GroupCommit(self._write_reports)
+
+    # --- whose devices ----------------------------------------------------------------
+
+    async def owner(self, principal: Principal, account_id: str) -> uuid.UUID:
+        """The account whose devices the caller may see: their own, or a minor's in their care."""
+        me = uuid.UUID(principal.account_id)
+        if not account_id:
+            return me
+        minor = parse_id(account_id, "account_id", "an account id")
+        if minor == me:
+            return me
+        async with self.db.read() as conn:
+            guardian = (
+                await conn.execute(sa.select(guardians.c.guardian_account_id).where(guardians.c.minor_account_id == minor))
+            ).scalar()
+        if guardian != me:
+            raise PermissionDenied("only the account's owner, or a minor's guardian, sees its devices", reason="NOT_YOUR_DEVICES")
+        return minor
+
+    async def on_account_created(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
+        created = events_pb2.AccountCreated()
+        envelope.payload.Unpack(created)
+        if not created.guardian_account_id:
+            return
+        await uow.execute(
+            pg_insert(guardians)
+            .values(minor_account_id=uuid.UUID(created.account_id), guardian_account_id=uuid.UUID(created.guardian_account_id))
+            .on_conflict_do_nothing()
+        )
+
+    # --- devices ----------------------------------------------------------------------
+
+    async def register(self, account: uuid.UUID, device_id: str, name: str, model: str, platform: str) -> Any:
+        device = rules.check_device_id(device_id)
+        values = {
+            "name": rules.check_label(name, "name") or device,
+            "model": rules.check_label(model, "model"),
+            "platform": rules.check_label(platform, "platform"),
+        }
+        async with self.db.unit_of_work() as uow:
+            row = (
+                await uow.execute(
+                    pg_insert(devices)
+                    .values(device_key=uuid.uuid4(), account_id=account, device_id=device, registered_at=self.clock.now(), **values)
+                    .on_conflict_do_update(constraint="devices_account_device", set_=values)
+                    .returning(*devices.c)
+                )
+            ).one()
+            await uow.commit()
+        return row
+
+    async def find(self, conn: Any, account: uuid.UUID, device_id: str, *, lock: bool = False) -> Any:
+        query = sa.select(devices).where(devices.c.account_id == account, devices.c.device_id == rules.check_device_id(device_id))
+        row = (await conn.execute(query.with_for_update() if lock else query)).first()
+        if row is None:
+            raise NotFound("no such device", reason="DEVICE_NOT_FOUND")
+        return row
+
+    async def get(self, account: uuid.UUID, device_id: str) -> Any:
+        async with self.db.read() as conn:
+            return await self.find(conn, account, device_id)
+
+    async def list(self, account: uuid.UUID) -> list[Any]:
+        async with self.db.read() as conn:
+            return list(
+                (await conn.execute(sa.select(devices).where(devices.c.account_id == account).order_by(devices.c.name, devices.c.device_id))).all()
+            )
+
+    async def remove(self, account: uuid.UUID, device_id: str) -> None:
+        async with self.db.unit_of_work() as uow:
+            row = await self.find(uow, account, device_id, lock=True)
+            await uow.execute(sa.delete(commands).where(commands.c.device_key == row.device_key))
+            await uow.execute(sa.delete(devices).where(devices.c.device_key == row.device_key))
+            await uow.commit()
+        await self._delete_history(row.device_key)
+
+    # --- reports ----------------------------------------------------------------------
+
+    def points(self, items: Sequence[Any]) -> list[rules.Point]:
+        if not items:
+            raise InvalidArgument("locations", "a report carries at least one position")
+        if len(items) > self.settings.max_batch:
+            raise InvalidArgument("locations", f"a report carries at most {self.settings.max_batch} positions")
+        now = self.clock.now()
+        return [
+            rules.check_point(item, f"locations[{i}]", now=now, skew=self.settings.clock_skew, retention=self.settings.retention)
+            for i, item in enumerate(items)
+        ]
+
+    async def report(self, account: uuid.UUID, device_id: str, points: list[rules.Point]) -> Reported:
+        return await self.reports.submit(Report(account, rules.check_device_id(device_id), points))
+
+    async def _write_reports(self, group: list[Report]) -> list[Reported | BaseException]:
+        now = self.clock.now()
+        async with self.db.unit_of_work() as uow:
+            locked = (
+                await uow.execute(
+                    _LOCK_DEVICES, {"accounts": [r.account_id for r in group], "ids": [r.device_id for r in group]}
+                )
+            ).all()
+            keys = {(row.account_id, row.device_id): row.device_key for row in locked}
+            columns: dict[str, list[Any]] = {name: [] for name in ("keys", "at", "lat", "lon", "acc", "alt", "speed", "battery", "source")}
+            for report in group:
+                key = keys.get((report.account_id, report.device_id))
+                if key is None:
+                    continue
+                for p in report.points:
+                    for name, value in zip(
+                        columns, (key, p.measured_at, p.latitude, p.longitude, p.accuracy, p.altitude, p.speed, p.battery, p.source)
+                    ):
+                        columns[name].append(value)
+            stored: set[tuple[uuid.UUID, dt.datetime]] = set()
+            lost: dict[uuid.UUID, Any] = {}
+            if columns["keys"]:
+                stored = {
+                    (row.device_key, row.measured_at)
+                    for row in (await uow.execute(_INSERT_POINTS, {**columns, "now": now})).all()
+                }
+                for row in (await uow.execute(_UPDATE_DEVICES, {**columns, "now": now})).all():
+                    lost[row.device_key] = row
+                    if row.lost_mode and row.found_at == now:
+                        uow.emit(
+                            "device.found",
+                            events_pb2.DeviceFound(account_id=str(row.account_id), device_id=row.device_id, found_at=timestamp(now)),
+                            account_id=str(row.account_id),
+                        )
+            await uow.commit()
+        answers: list[Reported | BaseException] = []
+        for report in group:
+            key = keys.get((report.account_id, report.device_id))
+            if key is None:
+                answers.append(NotFound("no such device: register it first", reason="DEVICE_NOT_FOUND"))
+                continue
+            count = sum(1 for p in report.points if (key, p.measured_at) in stored)
+            stored -= {(key, p.measured_at) for p in report.points}  # a point reported twice in one group counts once
+            answers.append(Reported(count, lost.get(key)))
+        return answers
+
+    async def history(
+        self, account: uuid.UUID, device_id: str, since: dt.datetime | None, until: dt.datetime | None, size: int, token: str
+    ) -> tuple[list[Any], str]:
+        limit = page_size(size, default=500, maximum=5000)
+        async with self.db.read() as conn:
+            device = await self.find(conn, account, device_id)
+            query = sa.select(locations).where(locations.c.device_key == device.device_key)
+            if since is not None:
+                query = query.where(locations.c.measured_at >= since)
+            if until is not None:
+                query = query.where(locations.c.measured_at <= until)
+            if token:
+                (before,) = decode_token(token, str)
+                try:
+                    query = query.where(locations.c.measured_at < dt.datetime.fromisoformat(before))
+                except ValueError:
+                    raise InvalidArgument("page_token", "is not a token from a previous page") from None
+            rows = (await conn.execute(query.order_by(locations.c.measured_at.desc()).limit(limit + 1))).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return list(rows), encode_token([rows[-1].measured_at.isoformat()]) if more else ""
+
+    # --- retention, removal, purge ----------------------------------------------------
+
+    async def prune(self) -> int:
+        """Positions older than the retention go in batches of PRUNE_BATCH rows, each its own
+        short transaction: never one long DELETE holding the table."""
+        cutoff = self.clock.now() - self.settings.retention
+        deleted = 0
+        while True:
+            async with self.db.unit_of_work() as uow:
+                count = (
+                    await uow.execute(
+                        sa.text(
+                            f"""DELETE FROM {SCHEMA}.locations WHERE ctid = ANY(ARRAY(
+                                SELECT ctid FROM {SCHEMA}.locations WHERE measured_at < :cutoff LIMIT :n))"""
+                        ),
+                        {"cutoff": cutoff, "n": self.settings.prune_batch},
+                    )
+                ).rowcount or 0
+                await uow.commit()
+            deleted += count
+            if count < self.settings.prune_batch:
+                break
+        if deleted:
+            log.info("locations_pruned", count=deleted)
+        return deleted
+
+    async def _delete_history(self, device_key: uuid.UUID) -> int:
+        deleted = 0
+        while True:
+            async with self.db.unit_of_work() as uow:
+                count = (
+                    await uow.execute(
+                        sa.text(
+                            f"""DELETE FROM {SCHEMA}.locations WHERE ctid = ANY(ARRAY(
+                                SELECT ctid FROM {SCHEMA}.locations WHERE device_key = :key LIMIT :n))"""
+                        ),
+                        {"key": device_key, "n": PURGE_BATCH},
+                    )
+                ).rowcount or 0
+                await uow.commit()
+            deleted += count
+            if count < PURGE_BATCH:
+                return deleted
+
+    async def purge(self, account: uuid.UUID) -> int:
+        """Every device, position and command of the account, and its guardian links;
+        idempotent and resumable (history first, then the rows that point to it)."""
+        items = 0
+        async with self.db.read() as conn:
+            keys = (await conn.execute(sa.select(devices.c.device_key).where(devices.c.account_id == account))).scalars().all()
+        for key in keys:
+            items += await self._delete_history(key)
+        async with self.db.unit_of_work() as uow:
+            items += (await uow.execute(sa.delete(commands).where(commands.c.account_id == account))).rowcount or 0
+            items += (await uow.execute(sa.delete(devices).where(devices.c.account_id == account))).rowcount or 0
+            await uow.execute(
+                sa.delete(guardians).where(sa.or_(guardians.c.minor_account_id == account, guardians.c.guardian_account_id == account))
+            )
+            await uow.commit()
+        for key in keys:  # a report that slipped in before the devices went
+            items += await self._delete_history(key)
+        return items
