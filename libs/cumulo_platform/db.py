@@ -172,3 +172,19 @@ class UnitOfWork:
         self._committed = True
         if self._events:
             self.db.outbox_written.set()
+
+
+async def delete_in_batches(db: Database, table: str, where: str, params: dict[str, object], *, batch: int) -> int:
+    """DELETE FROM `table` WHERE `where`, `batch` rows per short transaction, until none is
+    left: never one long statement holding a big table. Returns the rows deleted."""
+    statement = sa.text(
+        f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {where} LIMIT :batch_size))"
+    )
+    deleted = 0
+    while True:
+        async with db.unit_of_work() as uow:
+            count = (await uow.execute(statement, {**params, "batch_size": batch})).rowcount or 0
+            await uow.commit()
+        deleted += count
+        if count < batch:
+            return deleted

@@ -161,6 +161,26 @@ class Cumulo:
                     raise error from None
         raise AssertionError("unreachable")
 
+    async def lasting_stream(self, open_stream: Callable[[list[tuple[str, str]]], Any]) -> AsyncIterator[Any]:
+        """The messages of a long-lived server stream, opened again (with a fresh access
+        token, after a short doubling pause) whenever the server ends it for an expired token
+        or a restart, or the connection drops. `open_stream(metadata)` makes the call."""
+        delay = 0.2
+        while True:
+            stream = open_stream(self.metadata(await self.access_token()))
+            try:
+                async for message in stream:
+                    delay = 0.2
+                    yield message
+            except grpc.aio.AioRpcError as exc:
+                error = CumuloRpcError.from_rpc_error(exc)
+                if error.reason != "TOKEN_EXPIRED" and error.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
+                    raise error from None
+            finally:
+                stream.cancel()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+
     def _fresh(self, tokens: Tokens) -> bool:
         return tokens.access_expires_at - REFRESH_MARGIN.total_seconds() > self._now()
 

@@ -116,23 +116,10 @@ class DeviceAgent:
     async def commands(self, device_id: str) -> AsyncIterator[pb.Command]:
         """The device's commands as they come, reconnecting (with a fresh token) whenever the
         stream ends or drops; a command not acknowledged comes again after a reconnect."""
-        delay = 0.2
-        while True:
-            token = await self.client.access_token()
-            stream = self.stub.ReceiveCommands(pb.ReceiveCommandsRequest(device_id=device_id), metadata=self.client.metadata(token))
-            try:
-                async for message in stream:
-                    delay = 0.2
-                    if message.HasField("command"):
-                        yield message.command
-            except grpc.aio.AioRpcError as exc:
-                error = CumuloRpcError.from_rpc_error(exc)
-                if error.reason != "TOKEN_EXPIRED" and error.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
-                    raise error from None
-            finally:
-                stream.cancel()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
+        request = pb.ReceiveCommandsRequest(device_id=device_id)
+        async for message in self.client.lasting_stream(lambda metadata: self.stub.ReceiveCommands(request, metadata=metadata)):
+            if message.HasField("command"):
+                yield message.command
 
 
 # --- a simulated device --------------------------------------------------------------------

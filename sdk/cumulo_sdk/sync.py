@@ -76,24 +76,9 @@ class Sync:
         """Zone changes as they happen. The stream is opened again (with a fresh token) when
         the server ends it or the connection drops; WATCHING marks each (re)start, after
         which a device should fetch, since changes in between were not announced."""
-        delay = 0.2
-        while True:
-            token = await self.client.access_token()
-            stream = self.stub.Watch(
-                sync_pb2.WatchRequest(zones=list(zones), device_id=device_id), metadata=self.client.metadata(token)
-            )
-            try:
-                async for message in stream:
-                    delay = 0.2
-                    yield message
-            except grpc.aio.AioRpcError as exc:
-                error = CumuloRpcError.from_rpc_error(exc)
-                if error.reason != "TOKEN_EXPIRED" and error.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
-                    raise error from None
-            finally:
-                stream.cancel()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
+        request = sync_pb2.WatchRequest(zones=list(zones), device_id=device_id)
+        async for message in self.client.lasting_stream(lambda metadata: self.stub.Watch(request, metadata=metadata)):
+            yield message
 
 
 @dataclasses.dataclass

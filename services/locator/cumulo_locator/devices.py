@@ -18,7 +18,7 @@ from cumulo_locator.adapters.tables import SCHEMA, commands, devices, guardians,
 from cumulo_locator.config import LocatorSettings
 from cumulo_locator.domain import rules
 from cumulo_platform.clock import Clock
-from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.db import Database, UnitOfWork, delete_in_batches
 from cumulo_platform.errors import InvalidArgument, NotFound, PermissionDenied, parse_id
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.group_commit import GroupCommit
@@ -30,52 +30,55 @@ log = get_logger(__name__)
 
 PURGE_BATCH = 5000
 
-# The devices of a group's reports, locked in one order (no deadlock between groups).
-_LOCK_DEVICES = sa.text(
+# A group of reports in one statement (one round trip inside BEGIN/COMMIT): lock the
+# devices named, in one order (no deadlock between groups or replicas); store each point
+# once per device and measurement time; make each device's newest point its position if it
+# is newer than the one it has (a late batch of old points only fills the history); count a
+# report as a sign of life; mark a lost device found. Answers a row per device, and one per
+# point stored (the caller counts them per report: a join here is planned badly).
+_WRITE_REPORTS = sa.text(
     f"""
-    SELECT d.device_key, d.account_id, d.device_id FROM {SCHEMA}.devices d
-    JOIN unnest(CAST(:accounts AS uuid[]), CAST(:ids AS text[])) AS r(account_id, device_id)
-      ON d.account_id = r.account_id AND d.device_id = r.device_id
-    ORDER BY d.device_key FOR UPDATE OF d
-    """
-)
-
-_INSERT_POINTS = sa.text(
-    f"""
-    INSERT INTO {SCHEMA}.locations (device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source, received_at)
-    SELECT * , CAST(:now AS timestamptz) FROM unnest(
-        CAST(:keys AS uuid[]), CAST(:at AS timestamptz[]), CAST(:lat AS float8[]), CAST(:lon AS float8[]),
-        CAST(:acc AS float8[]), CAST(:alt AS float8[]), CAST(:speed AS float8[]), CAST(:battery AS int[]), CAST(:source AS text[]))
-    ON CONFLICT (device_key, measured_at) DO NOTHING
-    RETURNING device_key, measured_at
-    """
-)
-
-# Each device's newest point of the group becomes its position if it is newer than the one
-# it has; every report is a sign of life; a lost device's first report marks it found.
-_UPDATE_DEVICES = sa.text(
-    f"""
-    UPDATE {SCHEMA}.devices d SET
-        last_seen_at = :now,
-        battery = CASE WHEN n.battery >= 0 AND (d.measured_at IS NULL OR n.measured_at >= d.measured_at) THEN n.battery ELSE d.battery END,
-        latitude = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.latitude ELSE d.latitude END,
-        longitude = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.longitude ELSE d.longitude END,
-        accuracy = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.accuracy ELSE d.accuracy END,
-        altitude = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.altitude ELSE d.altitude END,
-        speed = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.speed ELSE d.speed END,
-        source = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.source ELSE d.source END,
-        measured_at = GREATEST(d.measured_at, n.measured_at),
-        found_at = CASE WHEN d.lost_mode AND d.found_at IS NULL THEN CAST(:now AS timestamptz) ELSE d.found_at END
-    FROM (
-        SELECT DISTINCT ON (device_key) * FROM unnest(
-            CAST(:keys AS uuid[]), CAST(:at AS timestamptz[]), CAST(:lat AS float8[]), CAST(:lon AS float8[]),
-            CAST(:acc AS float8[]), CAST(:alt AS float8[]), CAST(:speed AS float8[]), CAST(:battery AS int[]),
-            CAST(:source AS text[]))
-            AS p(device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source)
-        ORDER BY device_key, measured_at DESC
-    ) n
-    WHERE d.device_key = n.device_key
-    RETURNING d.device_key, d.account_id, d.device_id, d.lost_mode, d.lost_message, d.lost_phone, d.lost_since, d.found_at
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:req AS int[]), CAST(:accounts AS uuid[]), CAST(:ids AS text[]), CAST(:at AS timestamptz[]),
+            CAST(:lat AS float8[]), CAST(:lon AS float8[]), CAST(:acc AS float8[]), CAST(:alt AS float8[]),
+            CAST(:speed AS float8[]), CAST(:battery AS int[]), CAST(:source AS text[]))
+            AS i(req, account_id, device_id, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source)
+    ),
+    dev AS (
+        SELECT d.device_key, d.account_id, d.device_id FROM {SCHEMA}.devices d
+        WHERE (d.account_id, d.device_id) IN (SELECT DISTINCT account_id, device_id FROM input)
+        ORDER BY d.device_key FOR UPDATE
+    ),
+    points AS (SELECT dev.device_key, i.* FROM input i JOIN dev USING (account_id, device_id)),
+    ins AS (
+        INSERT INTO {SCHEMA}.locations
+            (device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source, received_at)
+        SELECT device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source, :now FROM points
+        ON CONFLICT (device_key, measured_at) DO NOTHING
+        RETURNING device_key, measured_at
+    ),
+    newest AS (SELECT DISTINCT ON (device_key) * FROM points ORDER BY device_key, measured_at DESC),
+    upd AS (
+        UPDATE {SCHEMA}.devices d SET
+            last_seen_at = :now,
+            battery = CASE WHEN n.battery >= 0 AND (d.measured_at IS NULL OR n.measured_at >= d.measured_at) THEN n.battery ELSE d.battery END,
+            latitude = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.latitude ELSE d.latitude END,
+            longitude = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.longitude ELSE d.longitude END,
+            accuracy = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.accuracy ELSE d.accuracy END,
+            altitude = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.altitude ELSE d.altitude END,
+            speed = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.speed ELSE d.speed END,
+            source = CASE WHEN d.measured_at IS NULL OR n.measured_at > d.measured_at THEN n.source ELSE d.source END,
+            measured_at = GREATEST(d.measured_at, n.measured_at),
+            found_at = CASE WHEN d.lost_mode AND d.found_at IS NULL THEN CAST(:now AS timestamptz) ELSE d.found_at END
+        FROM newest n WHERE d.device_key = n.device_key
+        RETURNING d.device_key, d.account_id, d.device_id, d.lost_mode, d.lost_message, d.lost_phone, d.lost_since, d.found_at
+    )
+    SELECT u.device_key, u.account_id, u.device_id, u.lost_mode, u.lost_message, u.lost_phone, u.lost_since, u.found_at,
+           NULL::timestamptz AS stored_at
+    FROM upd u
+    UNION ALL
+    SELECT ins.device_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ins.measured_at FROM ins
     """
 )
 
@@ -193,48 +196,41 @@ class Devices:
 
     async def _write_reports(self, group: list[Report]) -> list[Reported | BaseException]:
         now = self.clock.now()
+        names = ("req", "accounts", "ids", "at", "lat", "lon", "acc", "alt", "speed", "battery", "source")
+        columns: dict[str, list[Any]] = {name: [] for name in names}
+        for req, report in enumerate(group):
+            for p in report.points:
+                for name, value in zip(
+                    names,
+                    (req, report.account_id, report.device_id, p.measured_at, p.latitude, p.longitude, p.accuracy,
+                     p.altitude, p.speed, p.battery, p.source),
+                ):
+                    columns[name].append(value)
         async with self.db.unit_of_work() as uow:
-            locked = (
-                await uow.execute(
-                    _LOCK_DEVICES, {"accounts": [r.account_id for r in group], "ids": [r.device_id for r in group]}
-                )
-            ).all()
-            keys = {(row.account_id, row.device_id): row.device_key for row in locked}
-            columns: dict[str, list[Any]] = {name: [] for name in ("keys", "at", "lat", "lon", "acc", "alt", "speed", "battery", "source")}
-            for report in group:
-                key = keys.get((report.account_id, report.device_id))
-                if key is None:
-                    continue
-                for p in report.points:
-                    for name, value in zip(
-                        columns, (key, p.measured_at, p.latitude, p.longitude, p.accuracy, p.altitude, p.speed, p.battery, p.source)
-                    ):
-                        columns[name].append(value)
+            rows = (await uow.execute(_WRITE_REPORTS, {**columns, "now": now})).all()
+            found: dict[tuple[uuid.UUID, str], Any] = {}
             stored: set[tuple[uuid.UUID, dt.datetime]] = set()
-            lost: dict[uuid.UUID, Any] = {}
-            if columns["keys"]:
-                stored = {
-                    (row.device_key, row.measured_at)
-                    for row in (await uow.execute(_INSERT_POINTS, {**columns, "now": now})).all()
-                }
-                for row in (await uow.execute(_UPDATE_DEVICES, {**columns, "now": now})).all():
-                    lost[row.device_key] = row
-                    if row.lost_mode and row.found_at == now:
-                        uow.emit(
-                            "device.found",
-                            events_pb2.DeviceFound(account_id=str(row.account_id), device_id=row.device_id, found_at=timestamp(now)),
-                            account_id=str(row.account_id),
-                        )
+            for row in rows:
+                if row.stored_at is not None:
+                    stored.add((row.device_key, row.stored_at))
+                    continue
+                found[(row.account_id, row.device_id)] = row
+                if row.lost_mode and row.found_at == now:
+                    uow.emit(
+                        "device.found",
+                        events_pb2.DeviceFound(account_id=str(row.account_id), device_id=row.device_id, found_at=timestamp(now)),
+                        account_id=str(row.account_id),
+                    )
             await uow.commit()
         answers: list[Reported | BaseException] = []
-        for report in group:
-            key = keys.get((report.account_id, report.device_id))
-            if key is None:
+        for req, report in enumerate(group):
+            device = found.get((report.account_id, report.device_id))
+            if device is None:
                 answers.append(NotFound("no such device: register it first", reason="DEVICE_NOT_FOUND"))
                 continue
-            count = sum(1 for p in report.points if (key, p.measured_at) in stored)
-            stored -= {(key, p.measured_at) for p in report.points}  # a point reported twice in one group counts once
-            answers.append(Reported(count, lost.get(key)))
+            mine = {(device.device_key, p.measured_at) for p in report.points} & stored
+            stored -= mine  # a point in two reports of one group counts once
+            answers.append(Reported(len(mine), device))
         return answers
 
     async def history(
@@ -265,43 +261,15 @@ class Devices:
         """Positions older than the retention go in batches of PRUNE_BATCH rows, each its own
         short transaction: never one long DELETE holding the table."""
         cutoff = self.clock.now() - self.settings.retention
-        deleted = 0
-        while True:
-            async with self.db.unit_of_work() as uow:
-                count = (
-                    await uow.execute(
-                        sa.text(
-                            f"""DELETE FROM {SCHEMA}.locations WHERE ctid = ANY(ARRAY(
-                                SELECT ctid FROM {SCHEMA}.locations WHERE measured_at < :cutoff LIMIT :n))"""
-                        ),
-                        {"cutoff": cutoff, "n": self.settings.prune_batch},
-                    )
-                ).rowcount or 0
-                await uow.commit()
-            deleted += count
-            if count < self.settings.prune_batch:
-                break
+        deleted = await delete_in_batches(
+            self.db, f"{SCHEMA}.locations", "measured_at < :cutoff", {"cutoff": cutoff}, batch=self.settings.prune_batch
+        )
         if deleted:
             log.info("locations_pruned", count=deleted)
         return deleted
 
     async def _delete_history(self, device_key: uuid.UUID) -> int:
-        deleted = 0
-        while True:
-            async with self.db.unit_of_work() as uow:
-                count = (
-                    await uow.execute(
-                        sa.text(
-                            f"""DELETE FROM {SCHEMA}.locations WHERE ctid = ANY(ARRAY(
-                                SELECT ctid FROM {SCHEMA}.locations WHERE device_key = :key LIMIT :n))"""
-                        ),
-                        {"key": device_key, "n": PURGE_BATCH},
-                    )
-                ).rowcount or 0
-                await uow.commit()
-            deleted += count
-            if count < PURGE_BATCH:
-                return deleted
+        return await delete_in_batches(self.db, f"{SCHEMA}.locations", "device_key = :key", {"key": device_key}, batch=PURGE_BATCH)
 
     async def purge(self, account: uuid.UUID) -> int:
         """Every device, position and command of the account, and its guardian links;

@@ -40,12 +40,7 @@ def lost_mode(row: Any) -> locator_pb2.LostMode:
 
 
 def device(row: Any) -> locator_pb2.Device:
-    last = None
-    if row.measured_at is not None:
-        last = locator_pb2.Location(
-            latitude=row.latitude, longitude=row.longitude, accuracy=row.accuracy, altitude=row.altitude, speed=row.speed,
-            battery=row.battery, source=SOURCE_VALUES.get(row.source, 0), measured_at=timestamp(row.measured_at),
-        )
+    last = location(row) if row.measured_at is not None else None  # a device row has a location's columns
     return locator_pb2.Device(
         device_id=row.device_id, account_id=str(row.account_id), name=row.name, model=row.model, platform=row.platform,
         registered_at=timestamp(row.registered_at), last_seen_at=timestamp(row.last_seen_at), battery=row.battery,
