@@ -40,10 +40,6 @@ DEVICES = 100_000
 LOCATE_IN_FLIGHT = 8
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 class Clock:
     """Distinct, increasing measurement times (a point per device and time is stored once)."""
 
@@ -118,7 +114,7 @@ async def run(stack: BenchStack) -> list[Figure]:
     backends = stack.start_services()
     gateway = stack.start_gateway(backends)
     echo = stack.start_echo()
-    dsn = _dsn(stack.database_url("locator"))
+    dsn = stack.asyncpg_dsn("locator")
     async with Cumulo(gateway) as client:
         email = f"bench-locator-{dt.datetime.now().timestamp():.0f}@example.com"
         await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))

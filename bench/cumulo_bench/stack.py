@@ -13,6 +13,10 @@ class BenchStack(Cloud):
     def __init__(self) -> None:
         super().__init__(prefix="cumulo-bench-")
 
+    def asyncpg_dsn(self, name: str) -> str:
+        """A service's database, for asyncpg itself (the raw baselines, seeding)."""
+        return self.database_url(name).replace("postgresql+asyncpg://", "postgresql://")
+
     def start_echo(self) -> str:
         port = free_port()
         process = Process("echo", [sys.executable, "-m", "cumulo_bench.echo", str(port)], self.root / "echo.log")

@@ -35,10 +35,6 @@ SECONDS = 8.0
 PAYLOAD = 200
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def _seed_zone(conn: asyncpg.Connection, account: uuid.UUID, name: str, count: int) -> uuid.UUID:
     zone_id = uuid.uuid4()
     now = dt.datetime.now(dt.timezone.utc)
@@ -120,7 +116,7 @@ async def _push_rate(client: Cumulo) -> float:
 async def run(stack: BenchStack) -> list[Figure]:
     backends = stack.start_services()
     gateway = stack.start_gateway(backends)
-    dsn = _dsn(stack.database_url("sync"))
+    dsn = stack.asyncpg_dsn("sync")
     async with Cumulo(gateway) as client:
         email = f"bench-sync-{dt.datetime.now().timestamp():.0f}@example.com"
         await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))

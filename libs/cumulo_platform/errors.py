@@ -156,3 +156,15 @@ def internal_status(request_id: str) -> status_pb2.Status:
     status = err.to_status()
     status.code = code_pb2.INTERNAL
     return status
+
+
+def reason_of(exc: grpc.aio.AioRpcError) -> str:
+    """The ErrorInfo reason of another cumulo service's error ("" if it has none)."""
+    for key, value in exc.trailing_metadata() or ():
+        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return info.reason
+    return ""

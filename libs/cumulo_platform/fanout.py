@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from nats.aio.msg import Msg
 
-from cumulo_platform.errors import Unavailable
+from cumulo_platform.clock import Clock
+from cumulo_platform.errors import Unauthenticated, Unavailable
 from cumulo_platform.events import Nats
 from cumulo_platform.logging import get_logger
+from cumulo_platform.tokens import Principal
 
 log = get_logger(__name__)
 
 QUEUE_LIMIT = 1000
+HEARTBEAT = b""  # what `notices` yields after a quiet interval
 
 
 class Fanout:
@@ -89,3 +92,27 @@ class Fanout:
                 listeners.discard(queue)
                 if not listeners:
                     del self._listeners[key]
+
+    async def notices(self, key: str, *, principal: Principal, clock: Clock, heartbeat: float) -> AsyncIterator[bytes]:
+        """What a long-lived stream of `key` waits for: each notice's payload as it comes, and
+        HEARTBEAT after `heartbeat` quiet seconds. The stream lives as long as the access token
+        it was opened with (a revoked or deleted account's client must come back with a fresh
+        one: UNAUTHENTICATED TOKEN_EXPIRED), and ends at once when the service stops
+        (UNAVAILABLE SERVER_STOPPING). Yields HEARTBEAT first, once listening."""
+        await self.wait_ready()
+
+        def left() -> float:
+            return principal.expires_at - clock.now().timestamp()
+
+        with self.listen(key) as queue:
+            yield HEARTBEAT
+            while True:
+                try:
+                    payload = await asyncio.wait_for(queue.get(), timeout=max(min(heartbeat, left()), 0.0))
+                except TimeoutError:
+                    payload = HEARTBEAT
+                if left() <= 0:
+                    raise Unauthenticated("the access token expired; open the stream again with a fresh one", reason="TOKEN_EXPIRED")
+                if payload is None:
+                    raise Unavailable("this server is stopping; open the stream again", reason="SERVER_STOPPING")
+                yield payload

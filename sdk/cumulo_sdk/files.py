@@ -206,11 +206,13 @@ class Files:
         content_type: str = "",
         progress: Progress | None = None,
         attempts: int = 5,
+        sha256: str = "",
     ) -> blob_pb2.Node:
-        """Uploads a local file; resumes an earlier unfinished upload of the same file."""
+        """Uploads a local file; resumes an earlier unfinished upload of the same file.
+        `sha256`, when the caller has just hashed the file, saves reading it once more."""
         path = path.resolve()
         stat = path.stat()
-        digest = sha256_of(path)
+        digest = sha256 or sha256_of(path)
         key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{digest}|{parent_id}|{name or path.name}"
         try:
             return await self._upload(path, key, stat.st_size, digest, parent_id, name, content_type, progress, attempts)

@@ -158,7 +158,7 @@ class Backups:
                     if progress:
                         progress(base + sent, total)
 
-                node = await files.upload(item.local, parent_id=folder_id, name=item.sha256, progress=step)
+                node = await files.upload(item.local, parent_id=folder_id, name=item.sha256, progress=step, sha256=item.sha256)
                 if node.sha256 != item.sha256:
                     raise IntegrityError(f"{item.path}: changed while it was backed up; run the backup again")
                 file_ids[item.sha256] = node.node_id

@@ -3,7 +3,6 @@ thin — translate, call a use case, translate back."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +14,8 @@ from cumulo_locator.api import convert
 from cumulo_locator.commands import LOCATE, LOST_MODE, RING, Commands, NewCommand
 from cumulo_locator.devices import Devices
 from cumulo_locator.domain import rules
-from cumulo_platform.errors import InvalidArgument, Unauthenticated, Unavailable
+from cumulo_platform.errors import InvalidArgument
+from cumulo_platform.fanout import HEARTBEAT
 from cumulo_platform.interceptors import current_principal
 
 SERVICE = "cumulo.locator.v1.DeviceLocatorService"
@@ -121,26 +121,19 @@ class DeviceAgentService(locator_pb2_grpc.DeviceAgentServiceServicer):
     async def ReceiveCommands(
         self, request: locator_pb2.ReceiveCommandsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[locator_pb2.ReceiveCommandsResponse]:
-        principal = current_principal()
         device = await self.devices.get(_me(), request.device_id)
-        await self.commands.fanout.wait_ready()
         sent: set[uuid.UUID] = set()
-        with self.commands.fanout.listen(str(device.device_key)) as queue:
-            while True:
-                for row in await self.commands.deliver(device.device_key, sent):
-                    sent.add(row.command_id)
-                    yield locator_pb2.ReceiveCommandsResponse(command=convert.command(row))
-                left = principal.expires_at - self.commands.clock.now().timestamp()
-                try:
-                    notice = await asyncio.wait_for(queue.get(), timeout=max(min(self.heartbeat, left), 0.0))
-                except TimeoutError:
-                    notice = b""
-                if principal.expires_at - self.commands.clock.now().timestamp() <= 0:
-                    raise Unauthenticated("the access token expired; receive again with a fresh one", reason="TOKEN_EXPIRED")
-                if notice is None:
-                    raise Unavailable("this server is stopping; receive again", reason="SERVER_STOPPING")
-                if notice == b"" and queue.empty():
-                    yield locator_pb2.ReceiveCommandsResponse(heartbeat=True)
+        notices = self.commands.fanout.notices(
+            str(device.device_key), principal=current_principal(), clock=self.commands.clock, heartbeat=self.heartbeat
+        )
+        async for notice in notices:
+            # Listening before reading: a command queued from now on is announced, or read here.
+            delivered = await self.commands.deliver(device.device_key, sent)
+            for row in delivered:
+                sent.add(row.command_id)
+                yield locator_pb2.ReceiveCommandsResponse(command=convert.command(row))
+            if notice == HEARTBEAT and not delivered:
+                yield locator_pb2.ReceiveCommandsResponse(heartbeat=True)
 
     async def PollCommands(self, request: locator_pb2.PollCommandsRequest, context: grpc.aio.ServicerContext) -> locator_pb2.PollCommandsResponse:
         device = await self.devices.get(_me(), request.device_id)

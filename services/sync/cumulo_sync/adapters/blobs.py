@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import grpc
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
-from cumulo_platform.errors import FailedPrecondition, Unavailable
+from cumulo_platform.errors import FailedPrecondition, Unavailable, reason_of
 
 CHUNK = 1000  # blob's limit per call
 
@@ -22,7 +22,7 @@ class StoredFile:
 
 
 def _translate(exc: grpc.aio.AioRpcError) -> Exception:
-    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and "legal hold" in (exc.details() or ""):
+    if reason_of(exc) == "LEGAL_HOLD":
         return FailedPrecondition("the account is under a legal hold; nothing is deleted", reason="LEGAL_HOLD")
     return Unavailable("the file service did not answer; try again", reason="BLOB_UNAVAILABLE")
 

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import grpc
 
 from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
-from cumulo_platform.errors import Unauthenticated, Unavailable
 from cumulo_platform.interceptors import current_principal
-from cumulo_platform.tokens import Principal
 from cumulo_sync.api import convert
 from cumulo_sync.backups import Backups
 from cumulo_sync.domain import rules
 from cumulo_sync.records import Records
-from cumulo_platform.fanout import Fanout
+from cumulo_platform.fanout import HEARTBEAT, Fanout
 from cumulo_sync.watch import Change
 
 SERVICE = "cumulo.sync.v1.SyncService"
@@ -64,34 +61,21 @@ class SyncService(sync_pb2_grpc.SyncServiceServicer):
     async def GetSyncUsage(self, request: sync_pb2.GetSyncUsageRequest, context: grpc.aio.ServicerContext) -> sync_pb2.GetSyncUsageResponse:
         return sync_pb2.GetSyncUsageResponse(used=await self.records.usage(_me()), quota=self.records.settings.quota_bytes)
 
-    def _token_left(self, principal: Principal) -> float:
-        return max(principal.expires_at - self.records.clock.now().timestamp(), 0.0)
-
     async def Watch(self, request: sync_pb2.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.WatchResponse]:
         principal = current_principal()
         wanted = {rules.check_zone(z, f"zones[{i}]") for i, z in enumerate(request.zones)}
         device = rules.check_device(request.device_id, "device_id")
-        await self.watchers.wait_ready()
-        with self.watchers.listen(principal.account_id) as queue:
-            yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_WATCHING)
-            while True:
-                try:
-                    data = await asyncio.wait_for(queue.get(), timeout=min(self.heartbeat, self._token_left(principal)))
-                except TimeoutError:
-                    data = b""  # a quiet interval
-                # The stream lives as long as the token it was opened with: a revoked or
-                # deleted account's device must come back with a fresh one.
-                if self._token_left(principal) <= 0:
-                    raise Unauthenticated("the access token expired; watch again with a fresh one", reason="TOKEN_EXPIRED")
-                if data is None:
-                    raise Unavailable("this server is stopping; watch again", reason="SERVER_STOPPING")
-                if data == b"":
-                    yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_HEARTBEAT)
-                    continue
-                change = Change.decode(data)
-                if change is None or (device and change.device == device) or (wanted and change.zone not in wanted):
-                    continue
-                yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_ZONE_CHANGED, zone=change.zone, change_token=change.token)
+        notices = self.watchers.notices(principal.account_id, principal=principal, clock=self.records.clock, heartbeat=self.heartbeat)
+        await anext(notices)  # listening: changes from now on are announced
+        yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_WATCHING)
+        async for data in notices:
+            if data == HEARTBEAT:
+                yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_HEARTBEAT)
+                continue
+            change = Change.decode(data)
+            if change is None or (device and change.device == device) or (wanted and change.zone not in wanted):
+                continue
+            yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_ZONE_CHANGED, zone=change.zone, change_token=change.token)
 
 
 class BackupService(sync_pb2_grpc.BackupServiceServicer):
