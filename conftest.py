@@ -32,6 +32,8 @@ from cumulo_platform.logging import configure_logging
 from cumulo_sdk import Cumulo
 from cumulo_locator import bootstrap as locator_bootstrap
 from cumulo_locator.config import LocatorSettings
+from cumulo_moderation import bootstrap as moderation_bootstrap
+from cumulo_moderation.config import ModerationSettings
 from cumulo_sync import bootstrap as sync_bootstrap
 from cumulo_sync.config import SyncSettings
 
@@ -138,8 +140,28 @@ async def locator(infra: Infra, auth: Running, lifecycle_target: str) -> AsyncIt
 
 
 @pytest.fixture(scope="session")
+async def moderation(
+    infra: Infra, auth: Running, blob: Running, lifecycle_target: str
+) -> AsyncIterator[Running[moderation_bootstrap.ModerationApp]]:
+    settings = ModerationSettings.from_env(
+        infra.service_environ(
+            CUMULO_AUTH_TARGET=auth.target,
+            CUMULO_BLOB_TARGET=blob.target,
+            CUMULO_LIFECYCLE_TARGET=lifecycle_target,
+            CUMULO_MODERATION_RESTORE_EVERY="PT1H",  # tests restore when they mean to
+            # Every test's complaints come through the gateway from 127.0.0.1: the per-address
+            # limit is tested on its own (services/moderation/tests/test_decisions.py).
+            CUMULO_MODERATION_COMPLAINTS_PER_ADDRESS="100000",
+        )
+    )
+    async with in_process(moderation_bootstrap.build, settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 async def lifecycle(
-    infra: Infra, auth: Running, blob: Running, sync: Running, locator: Running, lifecycle_target: str, mail: MailCatcher
+    infra: Infra, auth: Running, blob: Running, sync: Running, locator: Running, moderation: Running, lifecycle_target: str,
+    mail: MailCatcher,
 ) -> AsyncIterator[Running[lifecycle_bootstrap.LifecycleApp]]:
     """The lifecycle with the product's periods (P12M, P30D): nothing of the session freezes
     unless a test ages one account on purpose (see services/lifecycle/tests)."""
@@ -166,7 +188,9 @@ def clock(auth: Running) -> Iterator[OffsetClock]:
 
 
 @pytest.fixture(scope="session")
-def gateway(auth: Running, blob: Running, lifecycle: Running, sync: Running, locator: Running, infra: Infra) -> Iterator[str]:
+def gateway(
+    auth: Running, blob: Running, lifecycle: Running, sync: Running, locator: Running, moderation: Running, infra: Infra
+) -> Iterator[str]:
     port, admin_port = free_port(), free_port()
     config = infra.root / "envoy.json"
     config.write_text(
@@ -176,7 +200,7 @@ def gateway(auth: Running, blob: Running, lifecycle: Running, sync: Running, loc
             admin_port=admin_port,
             backends={
                 "auth": auth.target, "blob": blob.target, "lifecycle": lifecycle.target, "sync": sync.target,
-                "locator": locator.target,
+                "locator": locator.target, "moderation": moderation.target,
             },
         )
     )

@@ -184,7 +184,7 @@ async def test_a_lifecycle_killed_mid_purge_resumes(stack, internal, person):
         await asyncio.sleep(1)
         purges = await internal.ListPurges(pb.ListPurgesRequest())
         (purge,) = [p for p in purges.purges if p.account_id == person.account_id]
-        assert {p.service for p in purge.participants} == {"auth", "blob", "sync", "locator"}
+        assert {p.service for p in purge.participants} == {"auth", "blob", "sync", "locator", "moderation"}
         assert not [p for p in purge.participants if p.service == "blob" and p.completed_at.seconds]
     finally:
         stack.cloud.start_service("blob", **stack.env)

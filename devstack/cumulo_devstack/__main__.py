@@ -36,6 +36,10 @@ def run(var: pathlib.Path) -> int:
     env = dict(os.environ)
     env.setdefault("CUMULO_ENVIRONMENT", "development")
     env.setdefault("CUMULO_LOG_FORMAT", "console")
+    # The demo: a counter-noticed takedown is restored after seconds, not the two weeks of
+    # the production default, and restores are looked for every second.
+    env.setdefault("CUMULO_MODERATION_COUNTER_NOTICE_WAIT", "PT20S")
+    env.setdefault("CUMULO_MODERATION_RESTORE_EVERY", "PT1S")
     try:
         if "DATABASE_URL" not in env:
             postgres = EmbeddedPostgres(var / "postgres")
@@ -73,7 +77,7 @@ def run(var: pathlib.Path) -> int:
             started.append(process)
             wait_for_port(port, process=process.process, timeout=60)
             backends[name] = f"127.0.0.1:{port}"
-            print(f"{name:<9} 127.0.0.1:{port} (log in var/logs/{name}.log)", flush=True)
+            print(f"{name:<10} 127.0.0.1:{port} (log in var/logs/{name}.log)", flush=True)
         gateway_port = int(_setting("CUMULO_GATEWAY_PORT", "8080"))
         admin_port = int(_setting("CUMULO_GATEWAY_ADMIN_PORT", "9901"))
         config = var / "gateway" / "envoy.json"
@@ -96,6 +100,9 @@ def run(var: pathlib.Path) -> int:
         return 0
     finally:
         print("\nstopping ...", flush=True)
+        for item in started:  # the services drain side by side, then everything stops in reverse order
+            if isinstance(item, Process):
+                item.terminate()
         for item in reversed(started):
             try:
                 item.stop()  # type: ignore[attr-defined]

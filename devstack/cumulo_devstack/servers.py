@@ -63,6 +63,7 @@ class Process:
         self.log_path = log_path
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
+        self._terminating = False
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,12 +71,20 @@ class Process:
         self.process = subprocess.Popen(
             self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
         )
+        self._terminating = False
         log.close()
+
+    def terminate(self) -> None:
+        """Asks it to stop (SIGTERM: drain, then exit) without waiting, so that several
+        servers drain at once; `stop` then waits."""
+        if self.process is not None and self.process.poll() is None and not self._terminating:
+            self.process.send_signal(signal.SIGTERM)
+            self._terminating = True
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.terminate()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:

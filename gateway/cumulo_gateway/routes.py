@@ -15,6 +15,8 @@ PUBLIC_SERVICES: dict[str, str] = {
     "cumulo.sync.v1.BackupService": "sync",
     "cumulo.locator.v1.DeviceLocatorService": "locator",
     "cumulo.locator.v1.DeviceAgentService": "locator",
+    "cumulo.moderation.v1.ComplaintService": "moderation",
+    "cumulo.moderation.v1.ModerationService": "moderation",
 }
 
 
@@ -31,6 +33,7 @@ BACKENDS: dict[str, Backend] = {
     "lifecycle": Backend(module="cumulo_lifecycle", port=7103),
     "sync": Backend(module="cumulo_sync", port=7104),
     "locator": Backend(module="cumulo_locator", port=7105),
+    "moderation": Backend(module="cumulo_moderation", port=7106),
 }
 
 # backend name -> address as `make run` starts it; CUMULO_GATEWAY_BACKEND_<NAME> overrides.

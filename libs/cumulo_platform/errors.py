@@ -168,3 +168,14 @@ def reason_of(exc: grpc.aio.AioRpcError) -> str:
             if detail.Unpack(info):
                 return info.reason
     return ""
+
+
+def relayed(exc: grpc.aio.AioRpcError, service: str) -> CumuloError:
+    """Another service's answer, passed on to our caller: a missing thing or a refused state
+    keeps its code, reason and message; anything else means that service is not answering."""
+    reason = reason_of(exc)
+    if exc.code() == grpc.StatusCode.NOT_FOUND:
+        return NotFound(exc.details() or "not found", reason=reason or None)
+    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+        return FailedPrecondition(exc.details() or "refused", reason=reason or None)
+    return Unavailable(f"the {service} service did not answer; try again", reason=f"{service.upper()}_UNAVAILABLE")

@@ -9,8 +9,12 @@ cluster (`kubectl exec deploy/lifecycle -- cumulo-admin lifecycle report`) or ne
     cumulo-admin lifecycle release ACCOUNT --reason R
     cumulo-admin lifecycle sweep [--dry-run]       what is due now (and do it, without --dry-run)
     cumulo-admin lifecycle purges [--stuck]        deletions in progress
+    cumulo-admin auth roles ACCOUNT [ROLE ...] --reason R   set an account's roles (moderator)
+    cumulo-admin moderation queue|show|claim|decide|hold|release|export|verify|audit|blocklist
 
-ACCOUNT is an account id, or an e-mail address / phone number of a live account.
+ACCOUNT is an account id, or an e-mail address / phone number of a live account. The
+moderation commands act as the moderator logged in with `cumulo login` (through the gateway,
+--gateway or CUMULO_GATEWAY), so that the audit log names a person.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ import grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
+from cumulo_sdk.cli_moderation import add_admin_commands as add_moderation_commands
+from cumulo_sdk.client import DEFAULT_GATEWAY, Cumulo, TokenStore
+from cumulo_sdk.console import home
 from cumulo_sdk.errors import CumuloRpcError
 
 STATES = {"active": pb.ACCOUNT_STATE_ACTIVE, "frozen": pb.ACCOUNT_STATE_FROZEN, "deleting": pb.ACCOUNT_STATE_DELETING, "deleted": pb.ACCOUNT_STATE_DELETED}
@@ -156,6 +163,15 @@ async def _purges(admin: Admin, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _roles(admin: Admin, args: argparse.Namespace) -> int:
+    response = await admin.auth.SetAccountRoles(
+        auth_pb2.SetAccountRolesRequest(account_id=await admin.account_id(args.account), roles=args.roles, reason=args.reason, actor=admin.actor()),
+        timeout=10,
+    )
+    print(f"roles: {', '.join(response.roles) or 'none'} (in its tokens from the next login or refresh)")
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -192,12 +208,37 @@ def build_parser() -> argparse.ArgumentParser:
     purges = lifecycle.add_parser("purges", help="deletions in progress")
     purges.add_argument("--stuck", action="store_true", help="only those with a silent service")
     purges.set_defaults(run=_purges)
+    auth = services.add_parser("auth", help="accounts' roles").add_subparsers(dest="auth_command", required=True)
+    roles = auth.add_parser("roles", help="set an account's roles (none given: withdraw them all)")
+    roles.add_argument("account")
+    roles.add_argument("roles", nargs="*", choices=["moderator"], metavar="ROLE", help="moderator")
+    roles.add_argument("--reason", required=True)
+    roles.set_defaults(run=_roles)
+    parser.add_argument("--gateway", default=os.environ.get("CUMULO_GATEWAY", DEFAULT_GATEWAY), help="the gateway, for moderation commands")
+    add_moderation_commands(services)
     return parser
+
+
+async def _as_moderator(admin: Admin, args: argparse.Namespace) -> int:
+    """Moderation goes through the gateway as the logged-in moderator."""
+    if getattr(args, "account_id", None):
+        args.account_id = await admin.account_id(args.account_id)
+    async with Cumulo(args.gateway, store=TokenStore(home() / "credentials.json")) as client:
+        if client.store.tokens is None:
+            print("cumulo-admin: log in first as a moderator: cumulo login you@example.com", file=sys.stderr)
+            return 2
+        try:
+            return await args.run(client, args)
+        except CumuloRpcError as err:
+            print(f"cumulo-admin: {err}", file=sys.stderr)
+            return 1
 
 
 async def _main(args: argparse.Namespace) -> int:
     admin = Admin(args)
     try:
+        if args.service == "moderation":
+            return await _as_moderator(admin, args)
         return await args.run(admin, args)
     except grpc.aio.AioRpcError as exc:
         print(f"cumulo-admin: {CumuloRpcError.from_rpc_error(exc)}", file=sys.stderr)

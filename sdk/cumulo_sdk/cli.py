@@ -27,8 +27,9 @@ from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2
 from cumulo_sdk.client import DEFAULT_CLIENT_ID, DEFAULT_GATEWAY, Cumulo, TokenStore
-from cumulo_sdk.console import ProgressBar, home, human_size, read_password
+from cumulo_sdk.console import ProgressBar, home, human_size, parse_span, read_password
 from cumulo_sdk.cli_devices import add_commands as add_device_commands
+from cumulo_sdk.cli_moderation import add_commands as add_report_commands
 from cumulo_sdk.cli_sync import add_commands as add_sync_commands
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import IntegrityError
@@ -224,20 +225,13 @@ async def _trash_empty(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_duration(text: str) -> float:
-    units = {"m": 60, "h": 3600, "d": 86400}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise SystemExit("cumulo: --expires-in takes a number and m, h or d, e.g. 7d")
-    return int(text[:-1]) * units[text[-1]]
-
-
 async def _share_create(client: Cumulo, args: argparse.Namespace) -> int:
     node = await client.files.resolve(args.path)
     if node is None:
         print("cumulo: the root folder cannot be shared", file=sys.stderr)
         return 2
     password = read_password("Link password (empty for none): ") if args.password else ""
-    expires = time.time() + _parse_duration(args.expires_in) if args.expires_in else None
+    expires = time.time() + parse_span(args.expires_in, "--expires-in") if args.expires_in else None
     link = await client.files.share(node.node_id, expires_at=expires, password=password)
     print(f"link {link.link_id} to {link.name}")
     print(f"  anyone with it: cumulo share get {link.token}")
@@ -408,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(run=_share_fetch)
     add_sync_commands(commands)
     add_device_commands(commands)
+    add_report_commands(commands)
     return parser
 
 

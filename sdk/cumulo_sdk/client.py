@@ -21,6 +21,7 @@ from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import Files, PendingUploads
 from cumulo_sdk.devices import Devices
+from cumulo_sdk.moderation import Complaints, Moderation
 from cumulo_sdk.sync import Backups, Sync
 
 DEFAULT_GATEWAY = "127.0.0.1:8080"
@@ -128,6 +129,8 @@ class Cumulo:
         self.sync = Sync(self)
         self.backups = Backups(self)
         self.devices = Devices(self)
+        self.complaints = Complaints(self)
+        self.moderation = Moderation(self)
 
     async def __aenter__(self) -> "Cumulo":
         return self

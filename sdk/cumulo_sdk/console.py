@@ -15,6 +15,14 @@ def home() -> pathlib.Path:
     return pathlib.Path(configured) if configured else pathlib.Path.home() / ".config" / "cumulo"
 
 
+def parse_span(text: str, flag: str) -> int:
+    """Seconds from "90s", "30m", "12h" or "7d"; a bad value ends the command naming the flag."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) < 1:
+        raise SystemExit(f"{flag} takes a number and s, m, h or d, e.g. 7d")
+    return int(text[:-1]) * units[text[-1]]
+
+
 class ProgressBar:
     """bytes done / all, rate and time left, on one line of standard error."""
 

@@ -49,6 +49,8 @@ from cumulo_platform.tokens import Principal
 REFRESH_TOKEN_PREFIX = "crt_"
 CANCELLED_SESSION_REASON = "account cancelled"
 STATUSES = ("active", "suspended", "terminated", "cancelled", "deleted")
+# Roles an account can be given; tokens carry them in the "roles" claim.
+ROLES = ("moderator",)
 LOCALES = ("zh-CN", "en")
 
 
@@ -809,6 +811,28 @@ class AuthHandlers:
         if row is None or row.status in ("terminated", "cancelled", "deleted"):
             raise NotFound("no cumulo account with this e-mail or phone", reason="ACCOUNT_NOT_FOUND")
         return str(row.account_id)
+
+    async def set_roles(self, account_id: str, roles: list[str], *, reason: str, actor: str) -> list[str]:
+        """An account's roles from now on; its tokens carry them from the next login or refresh."""
+        target = _account_uuid(account_id)
+        require_audit(reason, actor)
+        wanted = sorted(set(roles))
+        for i, role in enumerate(roles):
+            if role not in ROLES:
+                raise InvalidArgument(f"roles[{i}]", f"unknown role; known roles: {', '.join(ROLES)}")
+        async with self.db.unit_of_work() as uow:
+            current = await self._load_account(uow, target, lock=True)
+            if current.status in ("terminated", "cancelled", "deleted"):
+                raise FailedPrecondition(f"the account is {current.status}", reason="ACCOUNT_CLOSED")
+            await uow.execute(sa.update(accounts).where(accounts.c.account_id == target).values(roles=wanted, updated_at=self.clock.now()))
+            await uow.execute(
+                sa.insert(status_changes).values(
+                    account_id=target, status=current.status, reason=f"roles set to [{', '.join(wanted)}]: {reason}", actor=actor,
+                    changed_at=self.clock.now(),
+                )
+            )
+            await uow.commit()
+        return wanted
 
     async def get_contacts(self, account_id: str) -> tuple[str, str, str]:
         async with self.db.unit_of_work() as uow:

@@ -7,7 +7,7 @@ import pathlib
 
 from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo_blob.adapters.accounts import remote_find_account
-from cumulo_blob.adapters.storage import Storage
+from cumulo_platform.storage import Storage
 from cumulo_blob.adapters.tables import SCHEMA
 from cumulo_blob.api.internal import SERVICE as INTERNAL_SERVICE, BlobInternalService
 from cumulo_blob.api.public import (
@@ -56,22 +56,19 @@ class BlobApp:
 async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobApp:
     platform = settings.platform
     base = await Foundation.open(platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
-    storage = Storage(
-        endpoint=platform.s3_endpoint,
-        access_key=platform.s3_access_key,
-        secret_key=platform.s3_secret_key,
-        region=platform.s3_region,
-        bucket=settings.bucket,
-    )
+    storage = Storage.of(platform, settings.bucket)
     await storage.open()
     await storage.ensure_bucket()
+    preservation = Storage.of(platform, platform.preservation_bucket)
+    await preservation.open()
+    await preservation.ensure_bucket()
     plans = Plans(base.db, settings, base.clock)
     if platform.development:
         await plans.seed_development_catalog()
     files = BlobHandlers(db=base.db, storage=storage, settings=settings, clock=base.clock, plans=plans)
     await files.load_purged()
     uploads = Uploads(files)
-    enforcement = Enforcement(files)
+    enforcement = Enforcement(files, preservation)
     passwords = Passwords()
     sharing = Sharing(files, passwords, remote_find_account(base.auth_channel()))
     runtime = base.runtime(
@@ -98,6 +95,6 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
                 base.db, base.nats, durable="blob-purge", event_types=["purge.requested"], handler=enforcement.on_purge_requested
             ).run,
         ],
-        cleanups=[storage.close, closer(passwords.close)],
+        cleanups=[storage.close, preservation.close, closer(passwords.close)],
     )
     return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, enforcement=enforcement, storage=storage, runtime=runtime, states=base.states, recorder=base.recorder)

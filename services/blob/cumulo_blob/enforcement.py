@@ -3,6 +3,7 @@ the account purge of the lifecycle's deletion saga."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -22,10 +23,13 @@ from cumulo_blob.adapters.tables import (
     usage,
 )
 from cumulo_blob.handlers import BlobHandlers, node_uuid
+from cumulo_blob.sharing import BLOCKED_LINK
 from cumulo_blob.uploads import upload_lock_key
 from cumulo_platform.db import UnitOfWork
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id, require_audit
 from cumulo_platform.logging import get_logger
+from cumulo_platform.paging import decode_token, encode_token, page_size
+from cumulo_platform.storage import Storage
 
 log = get_logger(__name__)
 PURGE_BATCH = 500
@@ -46,6 +50,7 @@ _LIVE_FILES = sa.text(
     """
 )
 MAX_FILES_PER_CALL = 1000
+EXPORT_PAGE = 100
 
 
 def _account(value: str) -> uuid.UUID:
@@ -53,8 +58,9 @@ def _account(value: str) -> uuid.UUID:
 
 
 class Enforcement:
-    def __init__(self, files: BlobHandlers) -> None:
+    def __init__(self, files: BlobHandlers, preservation: Storage) -> None:
         self.files = files
+        self.preservation = preservation
         self.db = files.db
         self.storage = files.storage
         self.clock = files.clock
@@ -75,11 +81,18 @@ class Enforcement:
             if row is None:
                 raise NotFound("no such file", reason="NODE_NOT_FOUND")
             if blocked:
-                # A blocked file's links are disconnected for good (unblocking does not reopen them).
+                # A blocked file's links are disconnected; unblocking (a takedown found wrong,
+                # a counter-notice) reconnects the ones the block disconnected, not others.
                 await uow.execute(
                     sa.update(share_links)
                     .where(share_links.c.node_id == target, share_links.c.revoked_at.is_(None))
-                    .values(revoked_at=self.clock.now(), revoke_reason=f"content blocked: {reason}")
+                    .values(revoked_at=self.clock.now(), revoke_reason=BLOCKED_LINK)
+                )
+            else:
+                await uow.execute(
+                    sa.update(share_links)
+                    .where(share_links.c.node_id == target, share_links.c.revoke_reason == BLOCKED_LINK)
+                    .values(revoked_at=None, revoke_reason="")
                 )
             await uow.commit()
         log.info("file_blocked" if blocked else "file_unblocked", node_id=str(target), actor=actor)
@@ -140,6 +153,63 @@ class Enforcement:
         await self.files.delete_doomed(account)
         log.info("files_deleted", account_id=str(account), count=len(gone), actor=actor)
         return len(gone)
+
+    async def find_content(self, *, link_token: str = "", node_id: str = "") -> tuple[str, Any, str]:
+        """(owner account id, file row, link id or "") of what a complaint names."""
+        async with self.db.read() as conn:
+            link_id = ""
+            if link_token:
+                link = (
+                    await conn.execute(
+                        sa.select(share_links.c.link_id, share_links.c.node_id).where(
+                            share_links.c.token_hash == hashlib.sha256(link_token.encode()).digest()
+                        )
+                    )
+                ).first()
+                if link is None:
+                    raise NotFound("no such share link", reason="LINK_NOT_FOUND")
+                target, link_id = link.node_id, str(link.link_id)
+            elif node_id:
+                target = node_uuid(node_id, "node_id")
+            else:
+                raise InvalidArgument("target", "give a link token or a node id")
+            row = (await conn.execute(sa.select(nodes).where(nodes.c.node_id == target))).first()
+        if row is None:
+            raise NotFound("no such file", reason="NODE_NOT_FOUND")
+        return str(row.account_id), row, link_id
+
+    async def export_files(self, account_id: str, export_id: str, *, size: int, token: str) -> tuple[list[tuple[Any, str]], str]:
+        """Copies a page of the account's files (trashed ones too) into the preservation
+        bucket, one object per distinct content; answers (file row, key) pairs and the next
+        page token. Copying again is harmless, so a page can be asked for twice."""
+        account = _account(account_id)
+        export = parse_id(export_id, "export_id", "an export id (UUID)")
+        limit = page_size(size, default=EXPORT_PAGE, maximum=EXPORT_PAGE)
+        after = parse_id(decode_token(token, str)[0], "page_token", "a token from a previous page") if token else None
+        query = (
+            sa.select(nodes, contents.c.s3_key)
+            .join(contents, sa.and_(contents.c.account_id == nodes.c.account_id, contents.c.sha256 == nodes.c.sha256))
+            .where(nodes.c.account_id == account, nodes.c.kind == "file")
+            .order_by(nodes.c.node_id)
+            .limit(limit + 1)
+        )
+        if after is not None:
+            query = query.where(nodes.c.node_id > after)
+        async with self.db.read() as conn:
+            rows = list((await conn.execute(query)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        copied: dict[str, str] = {}
+        out = []
+        for row in rows:
+            key = f"evidence/{account}/{export}/files/{row.sha256}"
+            if row.sha256 not in copied:
+                await self.preservation.copy_from(self.storage.bucket, row.s3_key, key)
+                copied[row.sha256] = key
+            out.append((row, key))
+        next_token = encode_token([str(rows[-1].node_id)]) if more else ""
+        log.info("files_exported", account_id=str(account), export_id=str(export), count=len(out))
+        return out, next_token
 
     async def on_purge_requested(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
         """The `purge.requested` handler of the lifecycle's deletion saga. A held account is

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
-from cumulo_blob.adapters.storage import Storage
+from cumulo_platform.storage import Storage
 from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, purged_accounts, usage
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.domain import names

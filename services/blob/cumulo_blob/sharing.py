@@ -31,6 +31,8 @@ from cumulo_platform.tokens import Principal
 
 FREE_PASSWORD_FAILURES = 5
 MAX_LINK_PASSWORD = 128
+# The revoke reason of links a content block disconnected (an unblock reconnects them).
+BLOCKED_LINK = "content blocked"
 
 
 def _token_hash(token: str) -> bytes:
@@ -142,6 +144,8 @@ class Sharing:
             if link is None:
                 raise NotFound("no such link", reason="LINK_NOT_FOUND")
             if link.revoked_at is not None:
+                if link.revoke_reason == BLOCKED_LINK:
+                    raise NotFound("this link has been disconnected: its content was taken down", reason="LINK_REVOKED")
                 raise NotFound("this link has been turned off by its owner", reason="LINK_REVOKED")
             if link.expires_at is not None and link.expires_at <= now:
                 raise NotFound("this link has expired", reason="LINK_EXPIRED")

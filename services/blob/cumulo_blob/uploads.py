@@ -25,7 +25,8 @@ from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.sha256 import ResumableSha256
-from cumulo_blob.adapters.storage import UploadGone, object_key
+from cumulo_blob.adapters.storage import object_key
+from cumulo_platform.storage import UploadGone
 from cumulo_blob.adapters.tables import contents, nodes, uploads, usage
 from cumulo_blob.domain import names
 from cumulo_blob.handlers import LIVE_CHAIN, BlobHandlers, node_uuid

@@ -22,9 +22,13 @@ from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
 from cumulo_platform.service import Foundation
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
-# What the lifecycle follows besides access: accounts from auth, purge reports from every
-# data service. Applied one by one, in order, each once.
-ACCOUNT_EVENTS = ["account.created", "account.contact_changed", "account.cancelled", "purge.completed"]
+# What the lifecycle follows besides access: accounts from auth (a termination starts the
+# deletion), purge reports from every data service, notices other services want delivered.
+# Applied one by one, in order, each once.
+ACCOUNT_EVENTS = [
+    "account.created", "account.contact_changed", "account.cancelled", "account.status_changed", "purge.completed",
+    "notice.requested",
+]
 
 
 def migrate(settings: LifecycleSettings) -> None:

@@ -64,7 +64,7 @@ class LifecycleSettings:
             freeze_reminders=tuple(sorted(_offsets(env, "FREEZE_REMINDERS", "P30D,P7D"), reverse=True)),
             deletion_reminders=tuple(sorted(_offsets(env, "DELETION_REMINDERS", "P7D"), reverse=True)),
         )
-        participants = tuple(p.strip() for p in env.get("PURGE_PARTICIPANTS", "auth,blob,sync,locator").split(",") if p.strip())
+        participants = tuple(p.strip() for p in env.get("PURGE_PARTICIPANTS", "auth,blob,sync,locator,moderation").split(",") if p.strip())
         settings = cls(
             platform=platform,
             calendar=calendar,

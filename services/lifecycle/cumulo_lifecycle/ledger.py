@@ -169,7 +169,16 @@ class Ledger:
         elif envelope.type == "account.cancelled":
             cancelled = events_pb2.AccountCancelled()
             envelope.payload.Unpack(cancelled)
-            await self._cancelled(uow, uuid.UUID(cancelled.account_id), _from_stamp(cancelled.cancelled_at))
+            await self._deletion_asked(uow, uuid.UUID(cancelled.account_id), _from_stamp(cancelled.cancelled_at), "cancellation")
+        elif envelope.type == "account.status_changed":
+            changed_status = events_pb2.AccountStatusChanged()
+            envelope.payload.Unpack(changed_status)
+            if changed_status.status == "terminated":
+                await self._deletion_asked(uow, uuid.UUID(changed_status.account_id), _from_stamp(envelope.occurred_at), "termination")
+        elif envelope.type == "notice.requested":
+            wanted = events_pb2.NoticeRequested()
+            envelope.payload.Unpack(wanted)
+            await self._notice_requested(uow, wanted)
         elif envelope.type == "purge.completed":
             completed = events_pb2.PurgeCompleted()
             envelope.payload.Unpack(completed)
@@ -204,7 +213,9 @@ class Ledger:
             )
         )
 
-    async def _cancelled(self, uow: UnitOfWork, account_id: uuid.UUID, at: dt.datetime) -> None:
+    async def _deletion_asked(self, uow: UnitOfWork, account_id: uuid.UUID, at: dt.datetime, reason: str) -> None:
+        """The user cancelled, or a moderator terminated the account: deletion starts now,
+        or when a legal hold is released."""
         row = await self._lock(uow, account_id)
         if row is None:
             await uow.execute(
@@ -218,10 +229,36 @@ class Ledger:
             return
         if row.held:
             # Deletion waits for the hold's release; the account stays as it is meanwhile.
-            await uow.execute(sa.update(accounts).where(accounts.c.account_id == account_id).values(cancel_requested_at=at))
-            await self._record(uow, account_id, row.state, row.state, "cancellation waits for a legal hold")
+            await uow.execute(
+                sa.update(accounts).where(accounts.c.account_id == account_id).values(cancel_requested_at=at, cancel_reason=reason)
+            )
+            await self._record(uow, account_id, row.state, row.state, f"{reason} waits for a legal hold")
             return
-        await self._start_deletion(uow, row, reason="cancellation")
+        await self._start_deletion(uow, row, reason=reason)
+
+    async def _notice_requested(self, uow: UnitOfWork, wanted: events_pb2.NoticeRequested) -> None:
+        """Another service's message to an account's owner (moderation), queued like the
+        lifecycle's own notices, once per reference and channel."""
+        if wanted.account_id:
+            recipient = uuid.UUID(wanted.account_id)
+            row = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == recipient))).first()
+            targets = [(channel, to) for channel, to in (("email", row.email), ("sms", row.phone)) if to] if row is not None else []
+        else:
+            # Someone without an account: the notice is filed under an id derived from the address.
+            row = None
+            recipient = uuid.uuid5(uuid.NAMESPACE_URL, f"cumulo:contact:{wanted.address.strip().lower()}")
+            targets = [("email" if "@" in wanted.address else "sms", wanted.address.strip())] if wanted.address.strip() else []
+        now = self.clock.now()
+        common = {
+            "account_id": recipient, "kind": "service", "cycle": wanted.reference,
+            "locale": row.locale if row is not None else texts.LOCALES[0], "subject": wanted.subject, "created_at": now,
+        }
+        values = [
+            {"notice_id": uuid.uuid4(), "channel": channel, "destination": to, "body": wanted.body, "status": "pending", "next_attempt_at": now}
+            for channel, to in targets
+        ] or [{"notice_id": uuid.uuid4(), "channel": "none", "body": "", "status": "undeliverable", "last_error": "no contact method on record"}]
+        for value in values:
+            await uow.execute(pg_insert(notices).values(**common, **value).on_conflict_do_nothing())
 
     # --- transitions -------------------------------------------------------------------
 
@@ -347,7 +384,7 @@ class Ledger:
             .on_conflict_do_nothing()
         )
         updated = await self._transition(uow, row, DELETED, "purged by every service", deleted_at=now, next_due_at=None)
-        kind = "deleted_cancellation" if row.deletion_reason == "cancellation" else "deleted"
+        kind = {"cancellation": "deleted_cancellation", "termination": "deleted_termination"}.get(row.deletion_reason, "deleted")
         await self._notify(uow, updated, kind, cycle="final")
         # The notice keeps its own copy of where it goes; the ledger forgets the contacts.
         await uow.execute(sa.update(accounts).where(accounts.c.account_id == row.account_id).values(email=None, phone=None))
@@ -588,7 +625,7 @@ class Ledger:
             await self._record(uow, account, row.state, row.state, f"legal hold {'placed' if held else 'released'} by {actor}: {reason}")
             if not held and row.cancel_requested_at is not None and row.state in (ACTIVE, FROZEN):
                 row = await self._lock(uow, account)
-                await self._start_deletion(uow, row, reason="cancellation")
+                await self._start_deletion(uow, row, reason=row.cancel_reason or "cancellation")
             row = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == account))).one()
             await uow.commit()
         log.info("lifecycle_hold_set" if held else "lifecycle_hold_released", account_id=str(account), actor=actor)

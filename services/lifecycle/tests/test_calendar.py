@@ -974,7 +974,7 @@ def test_render_freeze_reminder_states_the_freeze_time_and_the_grace(locale, gra
     assert grace in rendered.body
 
 
-_ALL_KINDS = (*notices.KINDS, "deleted_cancellation")
+_ALL_KINDS = (*notices.KINDS, "deleted_cancellation", "deleted_termination")
 
 
 @pytest.mark.parametrize("kind", _ALL_KINDS)

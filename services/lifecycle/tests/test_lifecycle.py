@@ -105,7 +105,7 @@ async def test_an_account_that_stays_frozen_is_purged_everywhere(rows, member, l
         tomb = (await conn.execute(sa.select(tombstones).where(tombstones.c.account_id == row.account_id))).one()
         parts = (await conn.execute(sa.select(purge_participants).where(purge_participants.c.account_id == row.account_id))).all()
     assert tomb.reason == "inactivity"
-    assert set(tomb.participants) == {"auth", "blob", "sync", "locator"}
+    assert set(tomb.participants) == {"auth", "blob", "sync", "locator", "moderation"}
     assert all(p.completed_at is not None for p in parts)
     # Nothing of it is left in blob's tables or in S3.
     async with blob.app.db.read() as conn:

@@ -54,3 +54,7 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
 
     async def FindAccount(self, request: auth_pb2.FindAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.FindAccountResponse:
         return auth_pb2.FindAccountResponse(account_id=await self.h.find_account(request.login))
+
+    async def SetAccountRoles(self, request: auth_pb2.SetAccountRolesRequest, context: grpc.aio.ServicerContext) -> auth_pb2.SetAccountRolesResponse:
+        roles = await self.h.set_roles(request.account_id, list(request.roles), reason=request.reason, actor=request.actor)
+        return auth_pb2.SetAccountRolesResponse(roles=roles)

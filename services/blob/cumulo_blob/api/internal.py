@@ -51,3 +51,17 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
     async def DeleteFiles(self, request: blob_pb2.DeleteFilesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.DeleteFilesResponse:
         deleted = await self.e.delete_files(request.account_id, request.node_ids, reason=request.reason, actor=request.actor)
         return blob_pb2.DeleteFilesResponse(deleted=deleted)
+
+    async def FindContent(self, request: blob_pb2.FindContentRequest, context: grpc.aio.ServicerContext) -> blob_pb2.FindContentResponse:
+        account_id, row, link_id = await self.e.find_content(link_token=request.link_token, node_id=request.node_id)
+        return blob_pb2.FindContentResponse(account_id=account_id, file=convert.node(row), link_id=link_id)
+
+    async def ExportFiles(self, request: blob_pb2.ExportFilesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ExportFilesResponse:
+        files, next_token = await self.e.export_files(
+            request.account_id, request.export_id, size=request.page_size, token=request.page_token
+        )
+        return blob_pb2.ExportFilesResponse(
+            bucket=self.e.preservation.bucket,
+            files=[blob_pb2.ExportedFile(file=convert.node(row), key=key) for row, key in files],
+            next_page_token=next_token,
+        )

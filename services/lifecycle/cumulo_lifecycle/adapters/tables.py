@@ -31,6 +31,8 @@ accounts = sa.Table(
     sa.Column("hold_reason", sa.Text, nullable=False, server_default=""),
     sa.Column("hold_actor", sa.Text, nullable=False, server_default=""),
     sa.Column("cancel_requested_at", TIMESTAMP),
+    # What the waiting deletion is for: "cancellation" or "termination".
+    sa.Column("cancel_reason", sa.Text, nullable=False, server_default=""),
     sa.Column("deletion_reason", sa.Text, nullable=False, server_default=""),
     sa.Column("deletion_started_at", TIMESTAMP),
     sa.Column("deleted_at", TIMESTAMP),

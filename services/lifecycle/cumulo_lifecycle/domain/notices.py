@@ -65,6 +65,11 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "As you asked, your cumulo account was cancelled and its cloud content deleted at "
             "{deleted_at}. This cannot be undone.",
         ),
+        "deleted_termination": (
+            "Your cumulo account has been closed",
+            "Your cumulo account was closed for breaking the terms of service, as we told you "
+            "before, and its cloud content was deleted at {deleted_at}. This cannot be undone.",
+        ),
     },
     "zh-CN": {
         "freeze_reminder": (
@@ -99,6 +104,10 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "deleted_cancellation": (
             "您的 cumulo 账号已注销",
             "按照您的申请，您的 cumulo 账号已注销，其云端内容已于 {deleted_at} 被删除，且无法恢复。",
+        ),
+        "deleted_termination": (
+            "您的 cumulo 账号已被终止",
+            "如此前通知，您的 cumulo 账号因违反服务条款已被终止，其云端内容已于 {deleted_at} 被删除，且无法恢复。",
         ),
     },
 }

@@ -7,10 +7,10 @@ import dataclasses
 import datetime as dt
 import math
 import re
-import unicodedata
 from typing import Any
 
 from cumulo_platform.errors import InvalidArgument
+from cumulo_platform.text import check_text
 
 MAX_DEVICE_ID = 128
 MAX_TEXT = 100
@@ -24,15 +24,7 @@ SOURCES = {1: "gps", 2: "network", 3: "wifi", 4: "cell"}
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{2,30}$")
 
 
-def _text(value: str, field: str, what: str, limit: int, *, empty: bool = True) -> str:
-    text = unicodedata.normalize("NFC", value.strip())
-    if not text and not empty:
-        raise InvalidArgument(field, f"{what} must not be empty")
-    if len(text) > limit:
-        raise InvalidArgument(field, f"{what} must be at most {limit} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
-        raise InvalidArgument(field, f"{what} must not contain control characters")
-    return text
+_text = check_text
 
 
 def check_device_id(value: str, field: str = "device_id") -> str:

@@ -713,6 +713,11 @@ class AuthInternalServiceStub:
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountResponse.FromString,
                 _registered_method=True)
+        self.SetAccountRoles = channel.unary_unary(
+                '/cumulo.auth.v1.AuthInternalService/SetAccountRoles',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesResponse.FromString,
+                _registered_method=True)
 
 
 class AuthInternalServiceServicer:
@@ -757,6 +762,14 @@ class AuthInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAccountRoles(self, request, context):
+        """Grants or withdraws roles (today only "moderator"); tokens carry them from the next
+        login or refresh.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -789,6 +802,11 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
                     servicer.FindAccount,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountResponse.SerializeToString,
+            ),
+            'SetAccountRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccountRoles,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -954,6 +972,33 @@ class AuthInternalService:
             '/cumulo.auth.v1.AuthInternalService/FindAccount',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.FindAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAccountRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthInternalService/SetAccountRoles',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesResponse.FromString,
             options,
             channel_credentials,
             insecure,

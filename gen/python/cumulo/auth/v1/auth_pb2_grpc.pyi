@@ -222,6 +222,10 @@ class AuthInternalServiceStub:
     GetAccountContacts: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetAccountContactsRequest, _auth_pb2.GetAccountContactsResponse]
     FindAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.FindAccountRequest, _auth_pb2.FindAccountResponse]
     """The active account with this e-mail address or phone number (sharing with a user)."""
+    SetAccountRoles: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SetAccountRolesRequest, _auth_pb2.SetAccountRolesResponse]
+    """Grants or withdraws roles (today only "moderator"); tokens carry them from the next
+    login or refresh.
+    """
 
 @_typing.type_check_only
 class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
@@ -236,6 +240,10 @@ class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
     GetAccountContacts: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountContactsRequest, _auth_pb2.GetAccountContactsResponse]  # type: ignore[assignment]
     FindAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.FindAccountRequest, _auth_pb2.FindAccountResponse]  # type: ignore[assignment]
     """The active account with this e-mail address or phone number (sharing with a user)."""
+    SetAccountRoles: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAccountRolesRequest, _auth_pb2.SetAccountRolesResponse]  # type: ignore[assignment]
+    """Grants or withdraws roles (today only "moderator"); tokens carry them from the next
+    login or refresh.
+    """
 
 class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Service-to-service API. Never routed by the gateway."""
@@ -283,5 +291,15 @@ class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.FindAccountResponse, _abc.Awaitable[_auth_pb2.FindAccountResponse]]:
         """The active account with this e-mail address or phone number (sharing with a user)."""
+
+    @_abc_1.abstractmethod
+    def SetAccountRoles(
+        self,
+        request: _auth_pb2.SetAccountRolesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.SetAccountRolesResponse, _abc.Awaitable[_auth_pb2.SetAccountRolesResponse]]:
+        """Grants or withdraws roles (today only "moderator"); tokens carry them from the next
+        login or refresh.
+        """
 
 def add_AuthInternalServiceServicer_to_server(servicer: AuthInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

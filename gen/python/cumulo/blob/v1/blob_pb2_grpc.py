@@ -1361,6 +1361,16 @@ class BlobInternalServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesResponse.FromString,
                 _registered_method=True)
+        self.FindContent = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/FindContent',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentResponse.FromString,
+                _registered_method=True)
+        self.ExportFiles = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/ExportFiles',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesResponse.FromString,
+                _registered_method=True)
 
 
 class BlobInternalServiceServicer:
@@ -1429,6 +1439,22 @@ class BlobInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindContent(self, request, context):
+        """What a complaint names: a share link (by its token), or a file by node id; answers the
+        owner and the file. Revoked links are found too (a complaint may come late).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportFiles(self, request, context):
+        """Copies the account's files (trashed ones too) into the preservation bucket under
+        evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1471,6 +1497,16 @@ def add_BlobInternalServiceServicer_to_server(servicer, server):
                     servicer.DeleteFiles,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesResponse.SerializeToString,
+            ),
+            'FindContent': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindContent,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentResponse.SerializeToString,
+            ),
+            'ExportFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportFiles,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1690,6 +1726,60 @@ class BlobInternalService:
             '/cumulo.blob.v1.BlobInternalService/DeleteFiles',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.DeleteFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/FindContent',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/ExportFiles',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -407,6 +407,14 @@ class BlobInternalServiceStub:
     their content. Files already gone are skipped, so it is safe to repeat. Refused with
     LEGAL_HOLD while held.
     """
+    FindContent: _grpc.UnaryUnaryMultiCallable[_blob_pb2.FindContentRequest, _blob_pb2.FindContentResponse]
+    """What a complaint names: a share link (by its token), or a file by node id; answers the
+    owner and the file. Revoked links are found too (a complaint may come late).
+    """
+    ExportFiles: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ExportFilesRequest, _blob_pb2.ExportFilesResponse]
+    """Copies the account's files (trashed ones too) into the preservation bucket under
+    evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
+    """
 
 @_typing.type_check_only
 class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
@@ -439,6 +447,14 @@ class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
     """Deletes the account's files among node_ids for good (not to the trash), releasing
     their content. Files already gone are skipped, so it is safe to repeat. Refused with
     LEGAL_HOLD while held.
+    """
+    FindContent: _aio.UnaryUnaryMultiCallable[_blob_pb2.FindContentRequest, _blob_pb2.FindContentResponse]  # type: ignore[assignment]
+    """What a complaint names: a share link (by its token), or a file by node id; answers the
+    owner and the file. Revoked links are found too (a complaint may come late).
+    """
+    ExportFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.ExportFilesRequest, _blob_pb2.ExportFilesResponse]  # type: ignore[assignment]
+    """Copies the account's files (trashed ones too) into the preservation bucket under
+    evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
     """
 
 class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -517,6 +533,26 @@ class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes the account's files among node_ids for good (not to the trash), releasing
         their content. Files already gone are skipped, so it is safe to repeat. Refused with
         LEGAL_HOLD while held.
+        """
+
+    @_abc_1.abstractmethod
+    def FindContent(
+        self,
+        request: _blob_pb2.FindContentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.FindContentResponse, _abc.Awaitable[_blob_pb2.FindContentResponse]]:
+        """What a complaint names: a share link (by its token), or a file by node id; answers the
+        owner and the file. Revoked links are found too (a complaint may come late).
+        """
+
+    @_abc_1.abstractmethod
+    def ExportFiles(
+        self,
+        request: _blob_pb2.ExportFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.ExportFilesResponse, _abc.Awaitable[_blob_pb2.ExportFilesResponse]]:
+        """Copies the account's files (trashed ones too) into the preservation bucket under
+        evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
         """
 
 def add_BlobInternalServiceServicer_to_server(servicer: BlobInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

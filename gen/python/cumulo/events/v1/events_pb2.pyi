@@ -475,3 +475,41 @@ class DeviceFound(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeviceFound: _TypeAlias = DeviceFound  # noqa: Y015
+
+@_typing.final
+class NoticeRequested(_message.Message):
+    """A message to an account's owner about something done to their account or content
+    (moderation), delivered by the lifecycle's notice path to the contacts it has on record;
+    or, with `address` and no account, to someone without an account (a complainant).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    reference: _builtins.str
+    """Unique per message: a repeated event queues it once."""
+    subject: _builtins.str
+    body: _builtins.str
+    address: _builtins.str
+    """An e-mail address or phone number; only when account_id is empty."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        body: _builtins.str = ...,
+        address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "address", b"address", "body", b"body", "reference", b"reference", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NoticeRequested: _TypeAlias = NoticeRequested  # noqa: Y015

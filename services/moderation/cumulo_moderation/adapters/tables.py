@@ -1,0 +1,142 @@
+"""The moderation schema. Only the moderation service reads or writes these tables."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from cumulo_platform.account_states import account_states_table
+from cumulo_platform.db import outbox_table, processed_events_table
+
+SCHEMA = "moderation"
+metadata = sa.MetaData(schema=SCHEMA)
+TIMESTAMP = sa.DateTime(timezone=True)
+
+# One case per target and reason to look at it; complaints about a target already in the
+# queue join its open case (`open_key` is unique among cases not yet decided).
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("case_id", sa.Uuid, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),  # complaint, blocklist_match, link_burst, repeat_infringer
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("target_kind", sa.Text, nullable=False),  # link, file, account
+    sa.Column("account_id", sa.Uuid),  # the owner of the content, or the account complained about
+    sa.Column("node_id", sa.Uuid),
+    sa.Column("node_kind", sa.Text, nullable=False, server_default=""),  # "file" or "folder" (a folder's link)
+    sa.Column("link_id", sa.Uuid),
+    sa.Column("sha256", sa.Text, nullable=False, server_default=""),
+    sa.Column("open_key", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # open, claimed, decided
+    sa.Column("auto_blocked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("claimed_by", sa.Text, nullable=False, server_default=""),
+    sa.Column("claimed_at", TIMESTAMP),
+    sa.Column("decision", sa.Text, nullable=False, server_default=""),
+    sa.Column("decided_by", sa.Text, nullable=False, server_default=""),
+    sa.Column("decided_at", TIMESTAMP),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("suspended_until", TIMESTAMP),
+    # Copyright takedowns: none, waiting (a counter-notice runs), restored, legal_action.
+    sa.Column("counter_state", sa.Text, nullable=False, server_default="none"),
+    sa.Column("counter_notice", postgresql.JSONB),
+    sa.Column("counter_at", TIMESTAMP),
+    sa.Column("restore_at", TIMESTAMP),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.CheckConstraint("state IN ('open', 'claimed', 'decided')", name="cases_state_known"),
+    sa.Index("cases_queue", "state", "created_at"),
+    sa.Index("cases_open_key", "open_key", unique=True, postgresql_where=sa.text("state <> 'decided'")),
+    sa.Index("cases_account", "account_id"),
+    sa.Index("cases_restore_due", "restore_at", postgresql_where=sa.text("counter_state = 'waiting'")),
+)
+
+complaints = sa.Table(
+    "complaints",
+    metadata,
+    sa.Column("complaint_id", sa.Uuid, primary_key=True),
+    sa.Column("case_id", sa.Uuid, sa.ForeignKey("cases.case_id"), nullable=False, index=True),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("reporter_account_id", sa.Uuid, index=True),
+    sa.Column("client_id", sa.Text, nullable=False),
+    sa.Column("contact_address", sa.Text, nullable=False, server_default=""),
+    sa.Column("copyright", postgresql.JSONB),
+    # SHA-256 of the receipt handed to the complainant.
+    sa.Column("receipt_hash", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("legal_action_at", TIMESTAMP),
+    sa.Column("legal_action", sa.Text, nullable=False, server_default=""),
+)
+
+# Upheld copyright takedowns per account (the repeat-infringer policy); a restore after a
+# counter-notice withdraws one.
+strikes = sa.Table(
+    "strikes",
+    metadata,
+    sa.Column("case_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("at", TIMESTAMP, nullable=False),
+    sa.Column("withdrawn_at", TIMESTAMP),
+)
+
+# Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE, and no RPC writes but INSERT.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("audit_id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("at", TIMESTAMP, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("account_id", sa.Uuid, index=True),
+    sa.Column("case_id", sa.Uuid, index=True),
+    sa.Column("target", sa.Text, nullable=False, server_default=""),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+)
+
+blocklist = sa.Table(
+    "blocklist",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("added_by", sa.Text, nullable=False),
+    sa.Column("added_at", TIMESTAMP, nullable=False),
+)
+
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("since", TIMESTAMP, nullable=False),
+)
+
+exports = sa.Table(
+    "exports",
+    metadata,
+    sa.Column("export_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("bucket", sa.Text, nullable=False),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("manifest_key", sa.Text, nullable=False),
+    sa.Column("manifest_sha256", sa.Text, nullable=False),
+    sa.Column("files", sa.BigInteger, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+)
+
+# Fixed-window counters: complaint intake per reporter and per network address, share-link
+# creation per account.
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("window_start", TIMESTAMP, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("counters_window", "window_start"),
+)
+
+outbox = outbox_table(metadata)
+processed_events = processed_events_table(metadata)
+account_states = account_states_table(metadata)

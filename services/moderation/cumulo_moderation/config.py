@@ -1,0 +1,64 @@
+"""The moderation service's settings: the platform's, plus its own (CUMULO_MODERATION_*)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+
+from cumulo_platform.settings import Env, PlatformSettings, SettingsError
+
+SERVICE = "moderation"
+DEFAULT_PORT = 7106
+
+
+@dataclasses.dataclass(frozen=True)
+class ModerationSettings:
+    platform: PlatformSettings
+    # How long a counter-noticed copyright takedown waits for the complainant's legal action
+    # before the content is restored (DMCA: 10 to 14 business days).
+    counter_notice_wait: dt.timedelta
+    restore_every: dt.timedelta
+    # Upheld copyright takedowns that put a termination review in the queue.
+    repeat_infringer_strikes: int
+    # Complaint intake: at most so many per reporter (account or contact address) and per
+    # network address in each window.
+    complaints_per_reporter: int
+    complaints_per_address: int
+    complaint_window: dt.timedelta
+    # Share links created by one account within the window that open a spam review.
+    link_burst: int
+    link_burst_window: dt.timedelta
+    max_suspension: dt.timedelta
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ModerationSettings":
+        env = Env(SERVICE, environ)
+        settings = cls(
+            platform=PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT),
+            counter_notice_wait=env.interval("COUNTER_NOTICE_WAIT", "P14D"),
+            restore_every=env.interval("RESTORE_EVERY", "PT10S"),
+            repeat_infringer_strikes=env.get("REPEAT_INFRINGER_STRIKES", 3),
+            complaints_per_reporter=env.get("COMPLAINTS_PER_REPORTER", 20),
+            complaints_per_address=env.get("COMPLAINTS_PER_ADDRESS", 60),
+            complaint_window=env.interval("COMPLAINT_WINDOW", "PT1H"),
+            link_burst=env.get("LINK_BURST", 50),
+            link_burst_window=env.interval("LINK_BURST_WINDOW", "PT10M"),
+            max_suspension=env.interval("MAX_SUSPENSION", "P365D"),
+        )
+        for name, value in (
+            ("REPEAT_INFRINGER_STRIKES", settings.repeat_infringer_strikes),
+            ("COMPLAINTS_PER_REPORTER", settings.complaints_per_reporter),
+            ("COMPLAINTS_PER_ADDRESS", settings.complaints_per_address),
+            ("LINK_BURST", settings.link_burst),
+        ):
+            if value < 1:
+                raise SettingsError(f"CUMULO_MODERATION_{name} must be at least 1")
+        for name, span in (
+            ("COMPLAINT_WINDOW", settings.complaint_window),
+            ("LINK_BURST_WINDOW", settings.link_burst_window),
+            ("RESTORE_EVERY", settings.restore_every),
+        ):
+            if span <= dt.timedelta(0):
+                raise SettingsError(f"CUMULO_MODERATION_{name} must be longer than zero")
+        return settings

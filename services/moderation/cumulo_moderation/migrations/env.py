@@ -1,0 +1,3 @@
+from cumulo_platform.migrations import run_env
+
+run_env()

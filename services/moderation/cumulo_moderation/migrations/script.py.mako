@@ -1,0 +1,20 @@
+"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+"""
+
+from alembic import op
+import sqlalchemy as sa
+${imports if imports else ""}
+
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+
+
+def upgrade(schema: str) -> None:
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade(schema: str) -> None:
+    ${downgrades if downgrades else "pass"}

@@ -1,0 +1,548 @@
+"""Decisions and what they do in the other services, through the gateway on the session's real
+servers: each decision's effect (blob, auth, the lifecycle's notices and deletion saga),
+claiming, complaints joining cases, the repeat-infringer threshold, the counter-notice rules,
+complaint rate limits, and dismissing a blocklist match."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import pathlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from cumulo.auth.v1 import auth_pb2
+from cumulo.lifecycle.v1 import lifecycle_pb2
+from cumulo.moderation.v1 import moderation_pb2 as pb
+from cumulo_blob.adapters.tables import nodes
+from cumulo_devstack.testing import PASSWORD, eventually, expect_error, new_member, unique_email
+from cumulo_lifecycle.adapters.tables import accounts as lifecycle_accounts
+from cumulo_moderation.adapters.tables import cases as case_rows
+from cumulo_sdk import Cumulo, CumuloRpcError
+from cumulo_sdk.client import TokenStore
+
+SUSPEND_SECONDS = 3600
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def second_moderator(gateway: str, tmp_path: pathlib.Path, internal_auth) -> AsyncIterator[Cumulo]:  # type: ignore[no-untyped-def]
+    """Another member of the trust and safety team (moderator B)."""
+    member = await new_member(gateway, tmp_path / "moderator-b")
+    await internal_auth.SetAccountRoles(
+        auth_pb2.SetAccountRolesRequest(account_id=member.account_id, roles=["moderator"], reason="trust and safety team", actor="test")
+    )
+    await member.client.login(member.email, PASSWORD, device_name="moderation desk B")
+    try:
+        yield member.client
+    finally:
+        await member.client.close()
+
+
+async def upload(client: Cumulo, folder: pathlib.Path, name: str, content: bytes | None = None) -> tuple[str, bytes]:
+    """Uploads a file of random (or given) bytes; answers (node id, bytes)."""
+    data = content if content is not None else secrets.token_bytes(20_000)
+    path = folder / name
+    path.write_bytes(data)
+    node = await client.files.upload(path)
+    return node.node_id, data
+
+
+async def complain_about_file(member, node_id: str, category: str = "harmful", claim=None) -> pb.FileComplaintResponse:  # type: ignore[no-untyped-def]
+    """A signed-in member's complaint about a file (a copyright one carries `claim`)."""
+    return await member.client.complaints.report(
+        "file", node_id, category=category, description=f"{category}: reported in a test", copyright=claim,
+    )
+
+
+async def queued(moderator: Cumulo) -> list[pb.CaseSummary]:
+    return [case async for case in moderator.moderation.queue()]
+
+
+async def downloads(client: Cumulo, node_id: str, folder: pathlib.Path) -> bytes:
+    target = folder / f"back-{uuid.uuid4().hex[:8]}"
+    await client.files.download(node_id, target)
+    return target.read_bytes()
+
+
+async def blob_objects(blob, account_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    storage = blob.app.storage
+    listed = await storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"accounts/{account_id}/")
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+async def blob_nodes(blob, account_id: str) -> int:  # type: ignore[no-untyped-def]
+    async with blob.app.db.read() as conn:
+        return (
+            await conn.execute(sa.select(sa.func.count()).select_from(nodes).where(nodes.c.account_id == uuid.UUID(account_id)))
+        ).scalar_one()
+
+
+async def lifecycle_knows_contact(lifecycle, account_id: str, email: str) -> None:  # type: ignore[no-untyped-def]
+    """Waits until the lifecycle has the account's e-mail address (where its notices go)."""
+
+    async def known() -> bool:
+        async with lifecycle.app.db.read() as conn:
+            row = (
+                await conn.execute(sa.select(lifecycle_accounts.c.email).where(lifecycle_accounts.c.account_id == uuid.UUID(account_id)))
+            ).first()
+        return row is not None and row.email == email
+
+    await eventually(known, what="the lifecycle to know the account's e-mail address")
+
+
+async def mails_to(mail, address: str, needle: str, *, timeout: float = 30) -> list[Any]:  # type: ignore[no-untyped-def]
+    async def arrived() -> list[Any]:
+        return [m for m in mail.messages() if m["To"] == address and needle in m.get_content()]
+
+    return await eventually(arrived, timeout=timeout, what=f"an e-mail to {address} mentioning {needle}")  # type: ignore[return-value]
+
+
+async def lifecycle_account(lifecycle, account_id: str) -> lifecycle_pb2.GetAccountResponse | None:  # type: ignore[no-untyped-def]
+    from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
+
+    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
+        try:
+            return await lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel).GetAccount(
+                lifecycle_pb2.GetAccountRequest(account_id=account_id), timeout=10
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+
+# --- 1. each decision's effect ---------------------------------------------------------------
+
+
+async def test_dismiss_changes_nothing(owner, reporter, anonymous, moderator, tmp_path):
+    filed = await complain_about_file(reporter, owner.file_id)
+    await moderator.moderation.claim(filed.case_id)
+    decided = await moderator.moderation.decide(filed.case_id, "dismiss", "holiday photo, nothing harmful")
+    assert decided.state == pb.CASE_STATE_DECIDED and decided.decision == pb.DECISION_DISMISS
+
+    assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content
+    opened = await anonymous.files.open_link(owner.link_token)
+    assert opened.root.node_id == owner.file_id
+    assert [n.node_id for n in await owner.client.files.ls()] == [owner.file_id]
+    assert await owner.client.complaints.my_cases() == []  # a dismissal is not shown to the owner
+    assert filed.case_id not in [c.case_id for c in await queued(moderator)]
+
+
+async def test_block_refuses_downloads_and_kills_the_share_link(owner, reporter, anonymous, moderator, tmp_path):
+    filed = await complain_about_file(reporter, owner.file_id, "illegal")
+    decided = await moderator.moderation.decide(filed.case_id, "block", "unlawful material")
+    assert decided.decision == pb.DECISION_BLOCK and decided.decided_by
+
+    err = await expect_error(owner.client.files.download(owner.file_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
+    assert "blocked" in err.message
+    assert not (tmp_path / "back").exists()
+    with pytest.raises(CumuloRpcError) as dead:
+        await anonymous.files.open_link(owner.link_token)
+    assert dead.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), dead.value
+    with pytest.raises(CumuloRpcError) as no_download:
+        await anonymous.files.download_link(owner.link_token, tmp_path / "shared")
+    assert no_download.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), no_download.value
+    # The file itself stays (blocked, not deleted), and the owner is told which case did it.
+    assert [n.node_id for n in await owner.client.files.ls()] == [owner.file_id]
+    assert [(c.case_id, c.decision) for c in await owner.client.complaints.my_cases()] == [(filed.case_id, pb.DECISION_BLOCK)]
+
+
+async def test_delete_removes_the_file(owner, reporter, moderator, blob, tmp_path):
+    assert await blob_objects(blob, owner.account_id)
+    filed = await complain_about_file(reporter, owner.file_id, "illegal")
+    decided = await moderator.moderation.decide(filed.case_id, "delete", "unlawful material, removed")
+    assert decided.decision == pb.DECISION_DELETE
+
+    assert owner.file_id not in [n.node_id for n in await owner.client.files.ls()]
+    assert owner.file_id not in [n.node_id for n in await owner.client.files.trash()]  # gone for good, not trashed
+    await expect_error(owner.client.files.download(owner.file_id, tmp_path / "back"), grpc.StatusCode.NOT_FOUND)
+    # Its only stored object goes too.
+    assert await eventually(lambda: _no_objects(blob, owner.account_id), what="the deleted file's stored object to go")
+
+
+async def _no_objects(blob, account_id: str) -> bool:  # type: ignore[no-untyped-def]
+    return await blob_objects(blob, account_id) == []
+
+
+async def test_warn_mails_the_owner_a_notice_naming_the_case(owner, reporter, moderator, lifecycle, mail, tmp_path):
+    await lifecycle_knows_contact(lifecycle, owner.account_id, owner.email)
+    filed = await reporter.client.complaints.report("account", owner.account_id, category="spam", description="sends me spam links")
+    decided = await moderator.moderation.decide(filed.case_id, "warn", "spam sent through share links")
+    assert decided.decision == pb.DECISION_WARN
+
+    (notice,) = await mails_to(mail, owner.email, filed.case_id)
+    assert "warning" in notice["Subject"].lower()
+    assert "spam sent through share links" in notice.get_content()
+    # Nothing else happens: the file still downloads.
+    assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content
+    assert [c.decision for c in await owner.client.complaints.my_cases()] == [pb.DECISION_WARN]
+
+
+async def test_suspend_refuses_login_and_refresh_until_the_period_ends(owner, reporter, moderator, auth, gateway, tmp_path):
+    filed = await reporter.client.complaints.report("account", owner.account_id, category="harmful", description="harasses people")
+    decided = await moderator.moderation.decide(filed.case_id, "suspend", "harassment", suspend_seconds=SUSPEND_SECONDS)
+    assert decided.decision == pb.DECISION_SUSPEND
+    until = decided.suspended_until.ToDatetime(tzinfo=dt.timezone.utc)
+    assert until - decided.decided_at.ToDatetime(tzinfo=dt.timezone.utc) == dt.timedelta(seconds=SUSPEND_SECONDS)
+
+    async with Cumulo(gateway, store=TokenStore(tmp_path / "again.json")) as again:
+        await expect_error(again.login(owner.email, PASSWORD), grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_SUSPENDED")
+        await expect_error(owner.client.refresh(), grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_SUSPENDED")
+        shift = dt.timedelta(seconds=SUSPEND_SECONDS + 60)
+        auth.clock.offset += shift
+        try:
+            account = await again.login(owner.email, PASSWORD)
+            assert account.account_id == owner.account_id
+        finally:
+            auth.clock.offset -= shift
+    # Back in the present, the suspension still holds.
+    async with Cumulo(gateway, store=TokenStore(tmp_path / "once-more.json")) as once_more:
+        await expect_error(once_more.login(owner.email, PASSWORD), grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_SUSPENDED")
+
+
+async def test_terminate_closes_the_account_and_runs_the_deletion_saga(owner, reporter, moderator, lifecycle, blob, gateway, tmp_path):
+    assert await blob_objects(blob, owner.account_id) and await blob_nodes(blob, owner.account_id)
+    filed = await reporter.client.complaints.report("account", owner.account_id, category="illegal", description="sells stolen goods")
+    decided = await moderator.moderation.decide(filed.case_id, "terminate", "repeated illegal offers")
+    assert decided.decision == pb.DECISION_TERMINATE
+
+    async with Cumulo(gateway, store=TokenStore(tmp_path / "again.json")) as again:
+        with pytest.raises(CumuloRpcError) as refused:
+            await again.login(owner.email, PASSWORD)
+        # Terminated, or (if the saga was that quick) already deleted.
+        assert (refused.value.code, refused.value.reason) in (
+            (grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_TERMINATED"), (grpc.StatusCode.FAILED_PRECONDITION, "ACCOUNT_DELETED"),
+        ), refused.value
+    with pytest.raises(CumuloRpcError) as no_refresh:
+        await owner.client.refresh()  # its sessions ended with the termination (or were purged)
+    assert no_refresh.value.code == grpc.StatusCode.UNAUTHENTICATED, no_refresh.value
+    assert no_refresh.value.reason in ("SESSION_REVOKED", "REFRESH_TOKEN_INVALID"), no_refresh.value
+
+    async def deleted() -> lifecycle_pb2.GetAccountResponse | None:
+        found = await lifecycle_account(lifecycle, owner.account_id)
+        return found if found is not None and found.account.state == lifecycle_pb2.ACCOUNT_STATE_DELETED else None
+
+    final = await eventually(deleted, timeout=90, what="the terminated account to be deleted by the lifecycle")
+    assert final.account.deletion_reason == "termination"
+    assert "deleting" in [t.to_state for t in final.transitions]
+    assert await blob_objects(blob, owner.account_id) == []
+    assert await blob_nodes(blob, owner.account_id) == 0
+    async with Cumulo(gateway, store=TokenStore(tmp_path / "after.json")) as after:
+        await expect_error(after.login(owner.email, PASSWORD), grpc.StatusCode.FAILED_PRECONDITION, "ACCOUNT_DELETED")
+
+
+# --- 2. claiming -----------------------------------------------------------------------------
+
+
+async def test_a_claimed_case_belongs_to_its_moderator_until_taken_over(owner, reporter, moderator, second_moderator, tmp_path):
+    filed = await complain_about_file(reporter, owner.file_id, "privacy")
+    claimed = await moderator.moderation.claim(filed.case_id)
+    a = claimed.claimed_by
+    assert claimed.state == pb.CASE_STATE_CLAIMED and a
+
+    await expect_error(second_moderator.moderation.claim(filed.case_id), grpc.StatusCode.FAILED_PRECONDITION, "CASE_CLAIMED")
+    await expect_error(
+        second_moderator.moderation.decide(filed.case_id, "block", "my call"), grpc.StatusCode.FAILED_PRECONDITION, "CASE_CLAIMED"
+    )
+    assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content  # the refused decision did nothing
+    assert (await moderator.moderation.case(filed.case_id)).case.claimed_by == a
+
+    taken = await second_moderator.moderation.claim(filed.case_id, take_over=True)
+    b = taken.claimed_by
+    assert b and b != a and taken.state == pb.CASE_STATE_CLAIMED
+    # Now A is the one refused.
+    await expect_error(moderator.moderation.decide(filed.case_id, "dismiss", "fine"), grpc.StatusCode.FAILED_PRECONDITION, "CASE_CLAIMED")
+    decided = await second_moderator.moderation.decide(filed.case_id, "dismiss", "a public place, no privacy breach")
+    assert decided.decided_by == b and decided.decision == pb.DECISION_DISMISS
+
+    # A decided case cannot be decided again, by anyone, nor claimed.
+    await expect_error(
+        second_moderator.moderation.decide(filed.case_id, "block", "changed my mind"), grpc.StatusCode.FAILED_PRECONDITION, "CASE_DECIDED"
+    )
+    await expect_error(moderator.moderation.decide(filed.case_id, "block", "no"), grpc.StatusCode.FAILED_PRECONDITION, "CASE_DECIDED")
+    await expect_error(moderator.moderation.claim(filed.case_id, take_over=True), grpc.StatusCode.FAILED_PRECONDITION, "CASE_DECIDED")
+    assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content
+    trail = await moderator.moderation.audit(case_id=filed.case_id)
+    assert [e.reason for e in trail if e.action == "case.claimed" and e.actor == b] == [f"taken over from {a}"]
+    assert [e.actor for e in trail if e.action.startswith("decision.")] == [b]
+
+
+# --- 3. complaints joining cases ---------------------------------------------------------------
+
+
+async def test_complaints_about_one_file_in_one_category_join_one_case(owner, reporter, anonymous, moderator):
+    first = await complain_about_file(reporter, owner.file_id, "harmful")
+    second = await anonymous.complaints.report(
+        "link", owner.link_token, category="harmful", description="the same file, by its link",
+        contact_address=unique_email(), signed_in=False,
+    )
+    assert second.case_id == first.case_id and second.complaint_id != first.complaint_id
+    found = await moderator.moderation.case(first.case_id)
+    assert found.case.complaints == 2
+    assert {c.complaint_id for c in found.complaints} == {first.complaint_id, second.complaint_id}
+    assert found.case.node_id == owner.file_id and found.case.account_id == owner.account_id
+
+    other = await complain_about_file(reporter, owner.file_id, "privacy")
+    assert other.case_id != first.case_id
+    assert (await moderator.moderation.case(other.case_id)).case.complaints == 1
+    assert (await moderator.moderation.case(first.case_id)).case.complaints == 2
+
+
+async def test_a_complaint_about_an_account_by_email_names_the_account(owner, reporter, anonymous, moderator):
+    filed = await reporter.client.complaints.report("account", owner.email, category="spam", description="spams my inbox")
+    found = await moderator.moderation.case(filed.case_id)
+    assert found.case.account_id == owner.account_id
+    assert found.case.target_kind == pb.TARGET_KIND_ACCOUNT and found.case.node_id == ""
+    # By its id, or its address written differently, it is the same account and the same case.
+    by_id = await anonymous.complaints.report(
+        "account", owner.account_id, category="spam", description="spam again", contact_address=unique_email(), signed_in=False,
+    )
+    by_upper = await reporter.client.complaints.report("account", owner.email.upper(), category="spam", description="and again")
+    assert by_id.case_id == filed.case_id == by_upper.case_id
+    assert (await moderator.moderation.case(filed.case_id)).case.complaints == 3
+
+
+# --- 4. repeat infringers -------------------------------------------------------------------------
+
+
+async def repeat_infringer_case(moderator: Cumulo, account_id: str) -> list[pb.CaseSummary]:
+    return [c for c in await queued(moderator) if c.kind == pb.CASE_KIND_REPEAT_INFRINGER and c.account_id == account_id]
+
+
+async def test_upheld_copyright_takedowns_up_to_the_threshold_queue_a_repeat_infringer_review(
+    owner, reporter, moderator, moderation, claim, tmp_path
+):
+    strikes = moderation.app.settings.repeat_infringer_strikes
+    files = [owner.file_id] + [(await upload(owner.client, tmp_path, f"copy-{i}.jpg"))[0] for i in range(strikes - 1)]
+    decisions = ["block", "delete"]
+    for index, node_id in enumerate(files[:-1]):
+        filed = await complain_about_file(reporter, node_id, "copyright", claim())
+        await moderator.moderation.decide(filed.case_id, decisions[index % 2], "unlicensed copy of the work")
+    # A takedown for something else does not count.
+    other_file, _ = await upload(owner.client, tmp_path, "other.jpg")
+    harmful = await complain_about_file(reporter, other_file, "harmful")
+    await moderator.moderation.decide(harmful.case_id, "block", "harmful material")
+    assert await repeat_infringer_case(moderator, owner.account_id) == []  # one fewer than the threshold
+
+    last = await complain_about_file(reporter, files[-1], "copyright", claim())
+    await moderator.moderation.decide(last.case_id, decisions[(strikes - 1) % 2], "unlicensed copy of the work")
+    (review,) = await repeat_infringer_case(moderator, owner.account_id)
+    assert review.category == pb.CATEGORY_COPYRIGHT and review.target_kind == pb.TARGET_KIND_ACCOUNT
+    assert review.state == pb.CASE_STATE_OPEN and review.node_id == ""
+    trail = await moderator.moderation.audit(case_id=review.case_id)
+    assert [e.actor for e in trail if e.action == "case.opened"] == ["system:repeat-infringer"]
+
+
+# --- 5. counter-notices --------------------------------------------------------------------------
+
+
+async def counter(owner, case_id: str) -> pb.CaseSummary:  # type: ignore[no-untyped-def]
+    return await owner.client.complaints.counter_notice(
+        case_id, statement="I made this myself", name="Ann Owner", contact="ann@example.com, 1 Main St"
+    )
+
+
+async def test_counter_notice_rules_and_legal_action_keeps_the_takedown(
+    owner, reporter, anonymous, moderator, moderation, claim, tmp_path
+):
+    # Only a copyright BLOCK can be disputed: not a block for another reason, not a copyright delete.
+    harmful_file, _ = await upload(owner.client, tmp_path, "harmful.jpg")
+    harmful = await complain_about_file(reporter, harmful_file, "harmful")
+    await moderator.moderation.decide(harmful.case_id, "block", "harmful material")
+    await expect_error(counter(owner, harmful.case_id), grpc.StatusCode.FAILED_PRECONDITION, "NOT_COUNTERABLE")
+    deleted_file, _ = await upload(owner.client, tmp_path, "deleted.jpg")
+    deleted = await complain_about_file(reporter, deleted_file, "copyright", claim())
+    await moderator.moderation.decide(deleted.case_id, "delete", "unlicensed copy")
+    await expect_error(counter(owner, deleted.case_id), grpc.StatusCode.FAILED_PRECONDITION, "NOT_COUNTERABLE")
+
+    filed = await complain_about_file(reporter, owner.file_id, "copyright", claim())
+    await moderator.moderation.decide(filed.case_id, "block", "unlicensed copy of the photograph")
+    # Before any counter-notice there is nothing to take legal action against.
+    await expect_error(
+        reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed"),
+        grpc.StatusCode.FAILED_PRECONDITION, "NO_COUNTER_NOTICE",
+    )
+    waiting = await counter(owner, filed.case_id)
+    assert waiting.counter_notice == pb.COUNTER_NOTICE_STATE_WAITING and waiting.restore_at.seconds
+    await expect_error(counter(owner, filed.case_id), grpc.StatusCode.FAILED_PRECONDITION, "COUNTER_NOTICE_FILED")
+
+    # A wrong receipt looks like no complaint at all.
+    await expect_error(
+        reporter.client.complaints.legal_action(filed.complaint_id, secrets.token_urlsafe(24), "suit filed"),
+        grpc.StatusCode.NOT_FOUND, "COMPLAINT_NOT_FOUND",
+    )
+    await reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed at the district court, no. 24-1177")
+    found = await moderator.moderation.case(filed.case_id)
+    assert found.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
+    assert [c.legal_action_at.seconds > 0 for c in found.complaints] == [True]
+
+    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
+    moderation.clock.offset += shift
+    try:
+        async with moderation.app.db.read() as conn:
+            others_due = (
+                await conn.execute(
+                    sa.select(sa.func.count()).select_from(case_rows).where(
+                        case_rows.c.counter_state == "waiting", case_rows.c.restore_at <= moderation.clock.now(),
+                        case_rows.c.case_id != uuid.UUID(filed.case_id),
+                    )
+                )
+            ).scalar_one()
+        restored = await moderation.app.cases.restore_due()
+    finally:
+        moderation.clock.offset -= shift
+    assert restored == others_due  # nothing of this case
+
+    await expect_error(owner.client.files.download(owner.file_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
+    with pytest.raises(CumuloRpcError) as dead:
+        await anonymous.files.open_link(owner.link_token)
+    assert dead.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), dead.value
+    after = await moderator.moderation.case(filed.case_id)
+    assert after.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
+    assert "content.restored" not in [e.action for e in after.audit]
+    assert "counter_notice.legal_action" in [e.action for e in after.audit]
+
+
+async def test_legal_action_reported_after_the_waiting_period_does_not_stop_the_restore(
+    owner, reporter, moderator, moderation, auth, claim, tmp_path
+):
+    filed = await complain_about_file(reporter, owner.file_id, "copyright", claim())
+    await moderator.moderation.decide(filed.case_id, "block", "unlicensed copy of the photograph")
+    await counter(owner, filed.case_id)
+    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(minutes=1)
+    # Auth moves too, so that the complainant's access token is current for moderation's clock.
+    moderation.clock.offset += shift
+    auth.clock.offset += shift
+    try:
+        await reporter.client.login(reporter.email, PASSWORD)
+        # The waiting period is over (the periodic restore has not run yet): too late.
+        await expect_error(
+            reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed, late"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        await moderation.app.cases.restore_due()
+    finally:
+        moderation.clock.offset -= shift
+        auth.clock.offset -= shift
+    assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content
+
+
+# --- 6. rate limits -----------------------------------------------------------------------------------
+
+
+async def test_complaints_from_one_reporter_are_rate_limited(owner, anonymous, moderator, moderation):
+    settings = moderation.app.settings
+    limit = settings.complaints_per_reporter
+    assert limit + 1 < settings.complaints_per_address  # the per-reporter limit is the one reached here
+    contact = unique_email()
+
+    def report(address: str, number: int):  # type: ignore[no-untyped-def]
+        return anonymous.complaints.report(
+            "account", owner.account_id, category="other", description=f"complaint number {number}",
+            contact_address=address, signed_in=False,
+        )
+
+    # A counting window of this test's own, long past: every complaint the session files
+    # through the gateway shares one network address (Envoy appends 127.0.0.1), whose current
+    # window this test neither fills nor resets (a bump deletes only the key's older windows).
+    # Anonymous complaints: no access token to check against the moved clock.
+    shift = -dt.timedelta(days=4321, hours=7)
+    moderation.clock.offset += shift
+    try:
+        accepted = [await report(contact, number) for number in range(limit)]
+        await expect_error(report(contact, limit), grpc.StatusCode.RESOURCE_EXHAUSTED, "COMPLAINT_RATE_LIMITED")
+        await expect_error(report(contact.upper(), limit + 1), grpc.StatusCode.RESOURCE_EXHAUSTED, "COMPLAINT_RATE_LIMITED")
+        another = await report(unique_email(), 0)  # someone else, from the same address, is still heard
+    finally:
+        moderation.clock.offset -= shift
+    case_ids = {filed.case_id for filed in accepted} | {another.case_id}
+    assert len(case_ids) == 1
+    (case_id,) = case_ids
+    assert (await moderator.moderation.case(case_id)).case.complaints == limit + 1  # the refused ones left nothing
+    # Its created_at lies long past: decided, so it does not sit at the head of the queue.
+    await moderator.moderation.decide(case_id, "dismiss", "rate limit test")
+
+
+async def test_complaints_from_one_network_address_are_rate_limited(owner, anonymous, moderator, moderation):
+    """Many reporters from one address: the per-address limit (lowered here to 5 for this test;
+    the session allows many, since all its complaints come from 127.0.0.1)."""
+    complaints = moderation.app.complaints
+    original = complaints.settings
+    complaints.settings = dataclasses.replace(original, complaints_per_address=5)
+    shift = -dt.timedelta(days=5432, hours=3)  # a counting window of this test's own, long past
+    moderation.clock.offset += shift
+    try:
+        accepted = [
+            await anonymous.complaints.report(
+                "account", owner.account_id, category="spam", description=f"reporter {n}", contact_address=unique_email(), signed_in=False
+            )
+            for n in range(5)
+        ]
+        await expect_error(
+            anonymous.complaints.report(
+                "account", owner.account_id, category="spam", description="one more", contact_address=unique_email(), signed_in=False
+            ),
+            grpc.StatusCode.RESOURCE_EXHAUSTED, "COMPLAINT_RATE_LIMITED",
+        )
+    finally:
+        moderation.clock.offset -= shift
+        complaints.settings = original
+    (case_id,) = {filed.case_id for filed in accepted}
+    assert (await moderator.moderation.case(case_id)).case.complaints == 5
+    await moderator.moderation.decide(case_id, "dismiss", "rate limit test")
+
+
+# --- 7. blocklist matches ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def blocklisted(moderator) -> AsyncIterator[tuple[bytes, str]]:  # type: ignore[no-untyped-def]
+    """Content whose SHA-256 is on the blocklist (taken off again afterwards)."""
+    content = secrets.token_bytes(30_000)
+    digest = hashlib.sha256(content).hexdigest()
+    assert await moderator.moderation.block_hashes([digest], "known unlawful image (test)") == (1, 0)
+    try:
+        yield content, digest
+    finally:
+        await moderator.moderation.unblock_hash(digest, "test over")
+
+
+async def blocklist_case(moderator: Cumulo, node_id: str) -> pb.CaseSummary | None:
+    found = [c for c in await queued(moderator) if c.node_id == node_id and c.kind == pb.CASE_KIND_BLOCKLIST_MATCH]
+    return found[0] if found else None
+
+
+async def test_dismissing_a_blocklist_match_unblocks_the_file(owner, moderator, blocklisted, tmp_path):
+    content, digest = blocklisted
+    node_id, _ = await upload(owner.client, tmp_path, "matched.jpg", content)
+    case = await eventually(lambda: blocklist_case(moderator, node_id), what="the blocklist match to be queued")
+    assert case.sha256 == digest and case.account_id == owner.account_id and case.category == pb.CATEGORY_ILLEGAL
+    await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
+    assert case.case_id in [c.case_id for c in await owner.client.complaints.my_cases()]  # the owner sees why
+
+    decided = await moderator.moderation.decide(case.case_id, "dismiss", "false positive: a different image")
+    assert decided.decision == pb.DECISION_DISMISS
+    assert await downloads(owner.client, node_id, tmp_path) == content
+    assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content
+
+
+async def test_dismissing_a_blocklist_match_keeps_another_cases_block(owner, reporter, moderator, blocklisted, tmp_path):
+    content, _ = blocklisted
+    node_id, _ = await upload(owner.client, tmp_path, "matched.jpg", content)
+    case = await eventually(lambda: blocklist_case(moderator, node_id), what="the blocklist match to be queued")
+    complaint = await complain_about_file(reporter, node_id, "harmful")
+    assert complaint.case_id != case.case_id
+    await moderator.moderation.decide(complaint.case_id, "block", "harmful material, upheld")
+    await moderator.moderation.decide(case.case_id, "dismiss", "not the listed image")
+    # The complaint's upheld BLOCK still stands.
+    await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")

@@ -1,0 +1,90 @@
+"""The copyright path end to end: a link reported, taken down, disputed and restored."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from cumulo.moderation.v1 import moderation_pb2 as pb
+from cumulo_devstack.testing import eventually, unique_email
+from cumulo_sdk.errors import CumuloRpcError
+
+
+async def test_copyright_takedown_counter_notice_and_restore(owner, anonymous, moderator, moderation, claim, tmp_path):
+    filed = await anonymous.complaints.report(
+        "link", f"https://cumulo.example/s/{owner.link_token}", category="copyright", description="my photograph, shared without licence",
+        contact_address="legal@lumen.example", copyright=claim(), signed_in=False,
+    )
+    queue = [c async for c in moderator.moderation.queue()]
+    case = next(c for c in queue if c.case_id == filed.case_id)
+    assert case.category == pb.CATEGORY_COPYRIGHT and case.node_id == owner.file_id and case.account_id == owner.account_id
+    await moderator.moderation.claim(case.case_id)
+    decided = await moderator.moderation.decide(case.case_id, "block", "the complainant's photograph, unlicensed")
+    assert decided.state == pb.CASE_STATE_DECIDED and decided.decision == pb.DECISION_BLOCK
+
+    with pytest.raises(CumuloRpcError) as dead:
+        await anonymous.files.open_link(owner.link_token)
+    assert dead.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED")
+    with pytest.raises(CumuloRpcError) as refused:
+        await owner.client.files.download(owner.file_id, tmp_path / "back.jpg")
+    assert refused.value.reason == "CONTENT_BLOCKED"
+
+    mine = await owner.client.complaints.my_cases()
+    assert [c.case_id for c in mine] == [case.case_id]
+    waiting = await owner.client.complaints.counter_notice(
+        case.case_id, statement="I took this photograph myself", name="Ann Owner", contact="ann@example.com"
+    )
+    assert waiting.counter_notice == pb.COUNTER_NOTICE_STATE_WAITING
+
+    await moderation.app.cases.restore_due()  # not before the waiting period
+    assert (await moderator.moderation.case(case.case_id)).case.counter_notice == pb.COUNTER_NOTICE_STATE_WAITING
+    moderation.clock.offset += moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
+    try:
+        assert await moderation.app.cases.restore_due() >= 1  # other tests' due cases too
+    finally:
+        moderation.clock.offset -= moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
+    await owner.client.files.download(owner.file_id, tmp_path / "back.jpg")
+    assert (tmp_path / "back.jpg").read_bytes() == owner.content
+    opened = await anonymous.files.open_link(owner.link_token)
+    assert opened is not None
+    assert (await moderator.moderation.case(case.case_id)).case.counter_notice == pb.COUNTER_NOTICE_STATE_RESTORED
+    trail = [e.action for e in await moderator.moderation.audit(case_id=case.case_id)]
+    assert {"case.opened", "complaint.filed", "case.claimed", "decision.block", "counter_notice.filed", "content.restored"} <= set(trail)
+
+
+async def test_a_complainant_without_an_account_hears_of_the_counter_notice_and_can_keep_the_takedown(
+    owner, anonymous, moderator, moderation, lifecycle, mail, claim, tmp_path
+):
+    contact = unique_email()
+    filed = await anonymous.complaints.report(
+        "file", owner.file_id, category="copyright", description="our photograph", contact_address=contact,
+        copyright=claim(), signed_in=False,
+    )
+    await moderator.moderation.decide(filed.case_id, "block", "the complainant's photograph")
+    await owner.client.complaints.counter_notice(filed.case_id, statement="I took it myself", name="Ann Owner", contact="ann@example.com")
+
+    async def told() -> list[Any]:
+        return [m for m in mail.messages() if m["To"] == contact and filed.complaint_id in m.get_content()]
+
+    (notice,) = await eventually(told, what="the counter-notice mailed to the complainant's contact address")
+    body = notice.get_content()
+    assert "I took it myself" in body and "Ann Owner" in body  # a copy of the counter-notice
+    assert filed.receipt not in body  # the receipt is the complainant's secret
+
+    with pytest.raises(CumuloRpcError) as wrong:
+        await anonymous.complaints.legal_action(filed.complaint_id, "not-the-receipt", "suit filed")
+    assert wrong.value.reason == "COMPLAINT_NOT_FOUND"
+    await anonymous.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed at the district court")
+    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
+    moderation.clock.offset += shift
+    try:
+        await moderation.app.cases.restore_due()
+    finally:
+        moderation.clock.offset -= shift
+    with pytest.raises(CumuloRpcError) as still:
+        await owner.client.files.download(owner.file_id, tmp_path / "back.jpg")
+    assert still.value.reason == "CONTENT_BLOCKED"
+    shown = await moderator.moderation.case(filed.case_id)
+    assert shown.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
