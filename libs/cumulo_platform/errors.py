@@ -170,12 +170,21 @@ def reason_of(exc: grpc.aio.AioRpcError) -> str:
     return ""
 
 
-def relayed(exc: grpc.aio.AioRpcError, service: str) -> CumuloError:
-    """Another service's answer, passed on to our caller: a missing thing or a refused state
-    keeps its code, reason and message; anything else means that service is not answering."""
-    reason = reason_of(exc)
-    if exc.code() == grpc.StatusCode.NOT_FOUND:
-        return NotFound(exc.details() or "not found", reason=reason or None)
-    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-        return FailedPrecondition(exc.details() or "refused", reason=reason or None)
-    return Unavailable(f"the {service} service did not answer; try again", reason=f"{service.upper()}_UNAVAILABLE")
+def relayed(exc: grpc.aio.AioRpcError, service: str, field: str = "request") -> CumuloError:
+    """Another service's answer, passed on to our caller: a missing thing, a refused state or a
+    refusal keeps its code, reason and message; bad input is named as our caller's `field`; a
+    service that does not answer is UNAVAILABLE (retry); anything else is an internal error."""
+    reason = reason_of(exc) or None
+    code = exc.code()
+    message = exc.details() or code.name.lower()
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(message, reason=reason)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return FailedPrecondition(message, reason=reason)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(message, reason=reason)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(field, message)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return Unavailable(f"the {service} service did not answer; try again", reason=f"{service.upper()}_UNAVAILABLE")
+    return CumuloError(f"the {service} service failed ({code.name})", reason=f"{service.upper()}_FAILED")

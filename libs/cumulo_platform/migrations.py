@@ -95,6 +95,17 @@ def create_account_states_table(schema: str) -> None:
     )
 
 
+def create_legal_holds_table(schema: str) -> None:
+    """The held accounts a service's clean-up leaves alone (cumulo_platform.legal_holds), frozen here."""
+    op.create_table(
+        "legal_holds",
+        sa.Column("account_id", sa.Uuid, primary_key=True),
+        sa.Column("held", sa.Boolean, nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        schema=schema,
+    )
+
+
 def index_account_states(schema: str) -> None:
     """Replicas read the cache table's recent changes every second."""
     op.create_index(f"{schema}_account_states_updated_at", "account_states", ["updated_at"], schema=schema)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import pathlib
 import sys
 from typing import TYPE_CHECKING, Any
 
 from cumulo.moderation.v1 import moderation_pb2 as pb
-from cumulo_sdk.console import parse_span
+from cumulo_sdk.console import parse_span, read_password
 from cumulo_sdk.moderation import DECISIONS, read_digests
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ async def _counter_notice(client: "Cumulo", args: argparse.Namespace) -> int:
 
 
 async def _legal_action(client: "Cumulo", args: argparse.Namespace) -> int:
-    await client.complaints.legal_action(args.complaint_id, args.receipt, args.description)
+    receipt = os.environ.get("CUMULO_RECEIPT") or read_password("Receipt of the complaint: ")
+    await client.complaints.legal_action(args.complaint_id, receipt, args.description)
     print("legal action recorded: the content stays down")
     return 0
 
@@ -123,9 +125,10 @@ def add_commands(commands: Any) -> None:
     counter.add_argument("--contact", required=True, help="your address, phone or e-mail")
     counter.add_argument("--consent", action="store_true", help="you consent to the courts' jurisdiction and state this under penalty of perjury")
     counter.set_defaults(run=_counter_notice)
-    legal = report.add_parser("legal-action", help="as complainant: you have taken legal action (keeps the content down)")
+    legal = report.add_parser(
+        "legal-action", help="as complainant: you have taken legal action (keeps the content down); the receipt is asked for, or CUMULO_RECEIPT"
+    )
     legal.add_argument("complaint_id")
-    legal.add_argument("--receipt", required=True)
     legal.add_argument("--description", required=True)
     legal.set_defaults(run=_legal_action)
 

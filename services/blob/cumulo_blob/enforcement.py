@@ -98,6 +98,28 @@ class Enforcement:
         log.info("file_blocked" if blocked else "file_unblocked", node_id=str(target), actor=actor)
         return row
 
+    async def set_link_blocked(self, link_id: str, *, blocked: bool, reason: str, actor: str) -> None:
+        target = parse_id(link_id, "link_id", "a share link id (UUID)")
+        require_audit(reason, actor)
+        async with self.db.unit_of_work() as uow:
+            found = (await uow.execute(sa.select(share_links.c.link_id).where(share_links.c.link_id == target).with_for_update())).first()
+            if found is None:
+                raise NotFound("no such share link", reason="LINK_NOT_FOUND")
+            if blocked:
+                await uow.execute(
+                    sa.update(share_links)
+                    .where(share_links.c.link_id == target, share_links.c.revoked_at.is_(None))
+                    .values(revoked_at=self.clock.now(), revoke_reason=BLOCKED_LINK)
+                )
+            else:
+                await uow.execute(
+                    sa.update(share_links)
+                    .where(share_links.c.link_id == target, share_links.c.revoke_reason == BLOCKED_LINK)
+                    .values(revoked_at=None, revoke_reason="")
+                )
+            await uow.commit()
+        log.info("link_blocked" if blocked else "link_unblocked", link_id=str(target), actor=actor)
+
     async def set_hold(self, account_id: str, *, held: bool, reason: str, actor: str) -> None:
         account = _account(account_id)
         require_audit(reason, actor)

@@ -248,13 +248,19 @@ class Ledger:
             row = None
             recipient = uuid.uuid5(uuid.NAMESPACE_URL, f"cumulo:contact:{wanted.address.strip().lower()}")
             targets = [("email" if "@" in wanted.address else "sms", wanted.address.strip())] if wanted.address.strip() else []
+        locale = row.locale if row is not None else texts.LOCALES[0]
+        await self._queue(uow, recipient, "service", wanted.reference, locale, wanted.subject, wanted.body, targets)
+
+    async def _queue(
+        self, uow: UnitOfWork, account_id: uuid.UUID, kind: str, cycle: str, locale: str, subject: str, body: str,
+        targets: list[tuple[str, str]],
+    ) -> None:
+        """One notice per channel, once per kind and occurrence; with no contact method, a
+        record that it could not be sent (SPEC R2.5: the lifecycle goes on regardless)."""
         now = self.clock.now()
-        common = {
-            "account_id": recipient, "kind": "service", "cycle": wanted.reference,
-            "locale": row.locale if row is not None else texts.LOCALES[0], "subject": wanted.subject, "created_at": now,
-        }
+        common = {"account_id": account_id, "kind": kind, "cycle": cycle, "locale": locale, "subject": subject, "created_at": now}
         values = [
-            {"notice_id": uuid.uuid4(), "channel": channel, "destination": to, "body": wanted.body, "status": "pending", "next_attempt_at": now}
+            {"notice_id": uuid.uuid4(), "channel": channel, "destination": to, "body": body, "status": "pending", "next_attempt_at": now}
             for channel, to in targets
         ] or [{"notice_id": uuid.uuid4(), "channel": "none", "body": "", "status": "undeliverable", "last_error": "no contact method on record"}]
         for value in values:
@@ -417,24 +423,8 @@ class Ledger:
             "reactivate_link": f"{self.settings.reactivate_url}?token={token}" if token else self.settings.reactivate_url,
         }
         rendered = texts.render(kind, locale, values)
-        channels = [("email", row.email), ("sms", row.phone)]
-        targets = [(channel, to) for channel, to in channels if to]
-        now = self.clock.now()
-        common = {"account_id": row.account_id, "kind": kind, "cycle": cycle, "locale": locale, "subject": rendered.subject, "created_at": now}
-        if not targets:
-            # Recorded, and the lifecycle goes on (SPEC R2.5).
-            await uow.execute(
-                pg_insert(notices)
-                .values(notice_id=uuid.uuid4(), channel="none", body="", status="undeliverable", last_error="no contact method on record", **common)
-                .on_conflict_do_nothing()
-            )
-            return
-        for channel, to in targets:
-            await uow.execute(
-                pg_insert(notices)
-                .values(notice_id=uuid.uuid4(), channel=channel, destination=to, body=rendered.body, status="pending", next_attempt_at=now, **common)
-                .on_conflict_do_nothing()
-            )
+        targets = [(channel, to) for channel, to in (("email", row.email), ("sms", row.phone)) if to]
+        await self._queue(uow, row.account_id, kind, cycle, locale, rendered.subject, rendered.body, targets)
 
     # --- the sweeper ---------------------------------------------------------------------
 
@@ -623,6 +613,7 @@ class Ledger:
                 )
             )
             await self._record(uow, account, row.state, row.state, f"legal hold {'placed' if held else 'released'} by {actor}: {reason}")
+            uow.emit("account.hold_changed", events_pb2.LegalHoldChanged(account_id=str(account), held=held), account_id=str(account))
             if not held and row.cancel_requested_at is not None and row.state in (ACTIVE, FROZEN):
                 row = await self._lock(uow, account)
                 await self._start_deletion(uow, row, reason=row.cancel_reason or "cancellation")

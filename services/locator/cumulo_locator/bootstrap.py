@@ -6,7 +6,7 @@ import dataclasses
 import pathlib
 
 from cumulo.locator.v1 import locator_pb2_grpc
-from cumulo_locator.adapters.tables import SCHEMA
+from cumulo_locator.adapters.tables import SCHEMA, legal_holds
 from cumulo_locator.api.public import AGENT_SERVICE, SERVICE, DeviceAgentService, DeviceLocatorService
 from cumulo_locator.commands import Commands
 from cumulo_locator.config import LocatorSettings
@@ -19,6 +19,7 @@ from cumulo_platform.errors import parse_id
 from cumulo_platform.events import EventConsumer
 from cumulo_platform.fanout import Fanout
 from cumulo_platform.last_access import LastAccessRecorder
+from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.purge import purge_participant
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
 from cumulo_platform.service import Foundation
@@ -65,6 +66,7 @@ async def build(settings: LocatorSettings, *, clock: Clock | None = None) -> Loc
         jobs=[
             fanout.run,
             periodic(devices.prune, every=settings.prune_every.total_seconds()),
+            LegalHolds(base.db, legal_holds).consumer(base.nats, SERVICE_NAME).run,
             periodic(commands.expire, every=settings.expire_every.total_seconds()),
             EventConsumer(
                 base.db, base.nats, durable="locator-purge", event_types=["purge.requested"],

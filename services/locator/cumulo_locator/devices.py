@@ -14,12 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
-from cumulo_locator.adapters.tables import SCHEMA, commands, devices, guardians, locations
+from cumulo_locator.adapters.tables import SCHEMA, commands, devices, guardians, legal_holds, locations
 from cumulo_locator.config import LocatorSettings
 from cumulo_locator.domain import rules
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork, delete_in_batches
-from cumulo_platform.errors import InvalidArgument, NotFound, PermissionDenied, parse_id
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_id
+from cumulo_platform.legal_holds import is_held
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.group_commit import GroupCommit
 from cumulo_platform.logging import get_logger
@@ -173,6 +174,11 @@ class Devices:
     async def remove(self, account: uuid.UUID, device_id: str) -> None:
         async with self.db.unit_of_work() as uow:
             row = await self.find(uow, account, device_id, lock=True)
+            if (await uow.execute(sa.select(is_held(legal_holds, sa.literal(account, sa.Uuid))))).scalar():
+                raise FailedPrecondition(
+                    "this account's data is preserved under a legal hold; the device can be removed once it is released",
+                    reason="LEGAL_HOLD",
+                )
             await uow.execute(sa.delete(commands).where(commands.c.device_key == row.device_key))
             await uow.execute(sa.delete(devices).where(devices.c.device_key == row.device_key))
             await uow.commit()
@@ -259,10 +265,15 @@ class Devices:
 
     async def prune(self) -> int:
         """Positions older than the retention go in batches of PRUNE_BATCH rows, each its own
-        short transaction: never one long DELETE holding the table."""
+        short transaction: never one long DELETE holding the table. A held account's history
+        stays until the hold is released (SPEC R3.6)."""
         cutoff = self.clock.now() - self.settings.retention
+        held = (
+            f"device_key IN (SELECT d.device_key FROM {SCHEMA}.devices d JOIN {SCHEMA}.legal_holds h ON h.account_id = d.account_id"
+            " WHERE h.held)"
+        )
         deleted = await delete_in_batches(
-            self.db, f"{SCHEMA}.locations", "measured_at < :cutoff", {"cutoff": cutoff}, batch=self.settings.prune_batch
+            self.db, f"{SCHEMA}.locations", f"measured_at < :cutoff AND NOT {held}", {"cutoff": cutoff}, batch=self.settings.prune_batch
         )
         if deleted:
             log.info("locations_pruned", count=deleted)

@@ -23,12 +23,21 @@ from cumulo_moderation.domain import notices
 from cumulo_moderation.domain.notices import Message
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, parse_id
+from cumulo_platform.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+    parse_id,
+)
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import decode_token, encode_token, page_size
 
 log = get_logger(__name__)
-RESTORE_BATCH = 20
+# Decisions carried out by another service.
+EFFECTS = ("block", "delete", "suspend", "terminate")
 QUEUE_STATES = ("open", "claimed")
 COUNTER_ACTOR = "system:counter-notice"
 
@@ -104,31 +113,35 @@ class Cases:
         subject = node_id or account_id
         open_key = f"{kind}:{category}:{subject}"
         now = self.clock.now()
-        case_id = (
-            await uow.execute(
-                pg_insert(cases)
-                .values(
-                    case_id=uuid.uuid4(), kind=kind, category=category, target_kind=target_kind, account_id=uuid.UUID(str(account_id)),
-                    node_id=uuid.UUID(str(node_id)) if node_id else None, node_kind=node_kind or ("file" if node_id else ""), link_id=uuid.UUID(str(link_id)) if link_id else None,
-                    sha256=sha256, open_key=open_key, state="open", auto_blocked=auto_blocked, created_at=now,
+        for _ in range(5):
+            case_id = (
+                await uow.execute(
+                    pg_insert(cases)
+                    .values(
+                        case_id=uuid.uuid4(), kind=kind, category=category, target_kind=target_kind, account_id=uuid.UUID(str(account_id)),
+                        node_id=uuid.UUID(str(node_id)) if node_id else None, node_kind=node_kind or ("file" if node_id else ""),
+                        link_id=uuid.UUID(str(link_id)) if link_id else None, sha256=sha256, open_key=open_key, state="open",
+                        auto_blocked=auto_blocked, created_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["open_key"], index_where=sa.text("state <> 'decided'"))
+                    .returning(cases.c.case_id)
                 )
-                .on_conflict_do_nothing(index_elements=["open_key"], index_where=sa.text("state <> 'decided'"))
-                .returning(cases.c.case_id)
-            )
-        ).scalar_one_or_none()
-        if case_id is not None:
-            await audit.record(
-                uow, at=now, actor=actor, action="case.opened", account_id=account_id, case_id=case_id,
-                target=f"{target_kind}:{subject}", reason=reason,
-            )
-            log.info("case_opened", case_id=str(case_id), kind=kind, category=category)
-            return case_id
-        found = (
-            await uow.execute(sa.select(cases.c.case_id).where(cases.c.open_key == open_key, cases.c.state != "decided"))
-        ).scalar_one()
-        if auto_blocked:
-            await uow.execute(sa.update(cases).where(cases.c.case_id == found).values(auto_blocked=True))
-        return found
+            ).scalar_one_or_none()
+            if case_id is not None:
+                await audit.record(
+                    uow, at=now, actor=actor, action="case.opened", account_id=account_id, case_id=case_id,
+                    target=f"{target_kind}:{subject}", reason=reason,
+                )
+                log.info("case_opened", case_id=str(case_id), kind=kind, category=category)
+                return case_id
+            found = (
+                await uow.execute(sa.select(cases.c.case_id).where(cases.c.open_key == open_key, cases.c.state != "decided"))
+            ).scalar_one_or_none()
+            if found is not None:  # else it was decided in between: open a new one
+                if auto_blocked:
+                    await uow.execute(sa.update(cases).where(cases.c.case_id == found).values(auto_blocked=True))
+                return found
+        raise Unavailable("the review queue is busy; try again", reason="QUEUE_BUSY")
 
     # --- the queue --------------------------------------------------------------------------
 
@@ -218,20 +231,26 @@ class Cases:
                 raise FailedPrecondition("another moderator has claimed this case; take it over first", reason="CASE_CLAIMED")
             if decision in ("block", "delete") and row.node_id is None:
                 raise InvalidArgument("decision", "this case is about an account, not a file: it can be dismissed, warned, suspended or terminated")
-            if decision in ("block", "delete") and row.node_kind == "folder":
+            if decision == "delete" and row.node_kind == "folder":
                 raise InvalidArgument(
-                    "decision", "this case is about a shared folder: block or delete its files in cases of their own, or warn, suspend or terminate"
+                    "decision", "this case is about a shared folder's link: block it (the link is disconnected), or delete its files in cases of their own"
                 )
             now = self.clock.now()
             account = str(row.account_id)
             audit_reason = f"case {target}: {reason}"
+            note = ""
+            if decision in EFFECTS or (decision == "dismiss" and row.auto_blocked):
+                # The intent is on record before another service acts, whatever happens next.
+                async with self.db.unit_of_work() as intent:
+                    await audit.record(
+                        intent, at=now, actor=moderator, action=f"effect.{decision}", account_id=account, case_id=target,
+                        target=f"{row.target_kind}:{row.node_id or account}", reason="carrying out the decision",
+                    )
+                    await intent.commit()
             # The effect first, in the service that owns the data (each call is idempotent):
             # if it fails, the case stays undecided and deciding again carries it out.
             if decision == "block":
-                try:
-                    await self.services.block(account, str(row.node_id), blocked=True, reason=audit_reason, actor=moderator)
-                except NotFound:
-                    log.info("blocked_file_gone", case_id=str(target))  # deleted meanwhile: nothing left to block
+                note = await self._set_blocked(uow, row, blocked=True, reason=audit_reason, actor=moderator)
             elif decision == "delete":
                 await self.services.delete_file(account, str(row.node_id), reason=audit_reason, actor=moderator)
             elif decision == "suspend":
@@ -243,10 +262,9 @@ class Cases:
                 except FailedPrecondition as err:
                     if err.reason != "ACCOUNT_CLOSED":
                         raise
-                    log.info("terminated_account_closed", case_id=str(target))  # cancelled or deleted already: its deletion runs
-            elif decision == "dismiss" and row.auto_blocked and row.node_id is not None:
-                if not await self._blocked_elsewhere(uow, row):
-                    await self.services.block(account, str(row.node_id), blocked=False, reason=audit_reason, actor=moderator)
+                    note = " (the account was closed already; its deletion runs)"
+            elif decision == "dismiss" and row.auto_blocked:
+                note = await self._set_blocked(uow, row, blocked=False, reason=audit_reason, actor=moderator)
             await uow.execute(
                 sa.update(cases)
                 .where(cases.c.case_id == target)
@@ -257,7 +275,7 @@ class Cases:
             )
             await audit.record(
                 uow, at=now, actor=moderator, action=f"decision.{decision}", account_id=account, case_id=target,
-                target=f"{row.target_kind}:{row.node_id or account}", reason=reason,
+                target=f"{row.target_kind}:{row.node_id or account}", reason=reason + note,
             )
             message = notices.decided(
                 decision, category=row.category, reason=reason, node_id=str(row.node_id or ""), case_id=str(target),
@@ -272,19 +290,37 @@ class Cases:
         log.info("case_decided", case_id=str(target), decision=decision)
         return summary
 
+    async def _set_blocked(self, uow: UnitOfWork, row: Any, *, blocked: bool, reason: str, actor: str) -> str:
+        """Blocks or unblocks what the case is about: a file, or a shared folder's link. One
+        case's dismissal or restore does not undo another case's block; the content's lock
+        keeps two replicas from deciding that at once. Answers a note for the audit log."""
+        subject = row.link_id if row.node_kind == "folder" else row.node_id
+        await uow.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"moderation-block:{subject}", 0))))
+        if not blocked and await self._blocked_elsewhere(uow, row):
+            return " (it stays blocked: another case's decision blocks it)"
+        try:
+            if row.node_kind == "folder":
+                await self.services.block_link(str(row.link_id), blocked=blocked, reason=reason, actor=actor)
+            else:
+                await self.services.block(str(row.account_id), str(row.node_id), blocked=blocked, reason=reason, actor=actor)
+        except NotFound:
+            return " (the content no longer exists)"
+        return ""
+
     @staticmethod
     async def _blocked_elsewhere(uow: UnitOfWork, row: Any) -> bool:
-        """Whether another case keeps this file blocked (a block that stands, or an automatic
-        block still under review): one case's dismissal or restore must not undo it."""
+        """Whether another case keeps this content blocked: a block that stands, or an
+        automatic block that was not dismissed."""
+        same = cases.c.link_id == row.link_id if row.node_kind == "folder" else cases.c.node_id == row.node_id
         other = (
             await uow.execute(
                 sa.select(cases.c.case_id)
                 .where(
-                    cases.c.node_id == row.node_id,
+                    same,
                     cases.c.case_id != row.case_id,
                     sa.or_(
                         sa.and_(cases.c.decision == "block", cases.c.counter_state != "restored"),
-                        sa.and_(cases.c.auto_blocked, cases.c.state != "decided"),
+                        sa.and_(cases.c.auto_blocked, cases.c.decision != "dismiss"),
                     ),
                 )
                 .limit(1)
@@ -391,39 +427,32 @@ class Cases:
             await uow.commit()
 
     async def restore_due(self) -> int:
-        """Restores counter-noticed takedowns whose waiting period ended; replicas share the
-        work (SKIP LOCKED), and a restore interrupted half-way is done again."""
+        """Restores counter-noticed takedowns whose waiting period ended, one per transaction;
+        replicas share the work (SKIP LOCKED), and a restore interrupted half-way is done again."""
         restored = 0
         while True:
             async with self.db.unit_of_work() as uow:
-                due = (
+                row = (
                     await uow.execute(
                         sa.select(cases)
                         .where(cases.c.counter_state == "waiting", cases.c.restore_at <= self.clock.now())
                         .order_by(cases.c.restore_at)
-                        .limit(RESTORE_BATCH)
+                        .limit(1)
                         .with_for_update(skip_locked=True)
                     )
-                ).all()
-                if not due:
+                ).first()
+                if row is None:
                     return restored
                 now = self.clock.now()
-                for row in due:
-                    reason = f"case {row.case_id}: counter-notice, no legal action reported within the waiting period"
-                    if await self._blocked_elsewhere(uow, row):
-                        reason += " (the file stays blocked: another case's decision blocks it)"
-                    else:
-                        try:
-                            await self.services.block(str(row.account_id), str(row.node_id), blocked=False, reason=reason, actor=COUNTER_ACTOR)
-                        except NotFound:
-                            reason += " (the owner had deleted the file meanwhile)"
-                    await uow.execute(sa.update(cases).where(cases.c.case_id == row.case_id).values(counter_state="restored"))
-                    await uow.execute(sa.update(strikes).where(strikes.c.case_id == row.case_id).values(withdrawn_at=now))
-                    await audit.record(
-                        uow, at=now, actor=COUNTER_ACTOR, action="content.restored", account_id=row.account_id, case_id=row.case_id,
-                        target=f"file:{row.node_id}", reason=reason,
-                    )
-                    notify(uow, row.account_id, f"case:{row.case_id}:restored", notices.restored(str(row.node_id), str(row.case_id)))
+                reason = f"case {row.case_id}: counter-notice, no legal action reported within the waiting period"
+                reason += await self._set_blocked(uow, row, blocked=False, reason=reason, actor=COUNTER_ACTOR)
+                await uow.execute(sa.update(cases).where(cases.c.case_id == row.case_id).values(counter_state="restored"))
+                await uow.execute(sa.update(strikes).where(strikes.c.case_id == row.case_id).values(withdrawn_at=now))
+                await audit.record(
+                    uow, at=now, actor=COUNTER_ACTOR, action="content.restored", account_id=row.account_id, case_id=row.case_id,
+                    target=f"{row.target_kind}:{row.node_id}", reason=reason,
+                )
+                notify(uow, row.account_id, f"case:{row.case_id}:restored", notices.restored(str(row.node_id), str(row.case_id)))
                 await uow.commit()
-                restored += len(due)
-                log.info("content_restored", count=len(due))
+            restored += 1
+            log.info("content_restored", case_id=str(row.case_id))

@@ -126,6 +126,12 @@ class Preservation:
         digest = hashlib.sha256(manifest).hexdigest()
         total = sum(size for _, size in objects.values())
         async with self.db.unit_of_work() as uow:
+            # Still held? A release (and the deletion it lets start) meanwhile must not leave
+            # copies of the account's files behind: the bundle goes again.
+            still = (await uow.execute(sa.select(holds.c.account_id).where(holds.c.account_id == account).with_for_update())).first()
+            if still is None:
+                await self.storage.delete_prefix(prefix)
+                raise FailedPrecondition("the legal hold was released during the export; nothing is kept", reason="NOT_HELD")
             row = (
                 await uow.execute(
                     sa.insert(exports)
@@ -171,11 +177,8 @@ class Preservation:
         (complaints it filed lose their contact, counter-notices their statements, strikes and
         evidence bundles are deleted); the audit log stays, as the law requires."""
         account = _account(account_id)
-        items = 0
-        async with self.db.read() as conn:
-            bundles = (await conn.execute(sa.select(exports).where(exports.c.account_id == account))).all()
-        for bundle in bundles:
-            await self.storage.delete_prefix(bundle.prefix)
+        # Every bundle of the account, also one an interrupted export left without a row.
+        items = await self.storage.delete_prefix(f"evidence/{account}/")
         async with self.db.unit_of_work() as uow:
             items += (await uow.execute(sa.delete(exports).where(exports.c.account_id == account))).rowcount or 0
             items += (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
@@ -88,3 +89,41 @@ async def test_a_complainant_without_an_account_hears_of_the_counter_notice_and_
     assert still.value.reason == "CONTENT_BLOCKED"
     shown = await moderator.moderation.case(filed.case_id)
     assert shown.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
+
+
+async def test_a_shared_folder_is_taken_down_by_disconnecting_its_link_and_restored_with_it(
+    owner, anonymous, moderator, moderation, claim, tmp_path
+):
+    folder = await owner.client.files.mkdir("", f"album-{uuid.uuid4().hex[:6]}")
+    link = await owner.client.files.share(folder.node_id)
+    other = await owner.client.files.share(folder.node_id)  # another link to it, not complained about
+    filed = await anonymous.complaints.report(
+        "link", link.token, category="copyright", description="our album", contact_address=unique_email(), copyright=claim(), signed_in=False,
+    )
+    with pytest.raises(CumuloRpcError) as refused:
+        await moderator.moderation.decide(filed.case_id, "delete", "a folder")
+    assert refused.value.reason == "INVALID_ARGUMENT" and "decision" in str(refused.value)
+    await moderator.moderation.decide(filed.case_id, "block", "the complainant's album")
+    with pytest.raises(CumuloRpcError) as dead:
+        await anonymous.files.open_link(link.token)
+    assert dead.value.reason == "LINK_REVOKED" and "taken down" in str(dead.value)
+    assert await anonymous.files.open_link(other.token) is not None  # only the reported link
+    trail = [e.action for e in await moderator.moderation.audit(case_id=filed.case_id)]
+    assert trail.index("effect.block") > trail.index("decision.block")  # newest first: the intent came before
+
+    await owner.client.complaints.counter_notice(filed.case_id, statement="my own album", name="Ann Owner", contact="ann@example.com")
+    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
+    moderation.clock.offset += shift
+    try:
+        await moderation.app.cases.restore_due()
+    finally:
+        moderation.clock.offset -= shift
+    assert await anonymous.files.open_link(link.token) is not None
+
+
+async def test_an_account_named_in_a_form_no_account_has_is_refused_by_field(anonymous):
+    with pytest.raises(CumuloRpcError) as refused:
+        await anonymous.complaints.report(
+            "account", "bob", category="spam", description="spams me", contact_address=unique_email(), signed_in=False
+        )
+    assert refused.value.reason == "INVALID_ARGUMENT" and "target.account" in str(refused.value)

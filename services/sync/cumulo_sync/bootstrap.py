@@ -12,10 +12,11 @@ from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
 from cumulo_platform.events import EventConsumer
 from cumulo_platform.last_access import LastAccessRecorder
+from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
 from cumulo_platform.service import Foundation
 from cumulo_sync.adapters.blobs import RemoteBlobs
-from cumulo_sync.adapters.tables import SCHEMA
+from cumulo_sync.adapters.tables import SCHEMA, legal_holds
 from cumulo_sync.api.public import BACKUP_SERVICE, SERVICE, BackupService, SyncService
 from cumulo_sync.backups import Backups
 from cumulo_sync.config import SyncSettings
@@ -69,6 +70,7 @@ async def build(settings: SyncSettings, *, clock: Clock | None = None) -> SyncAp
         jobs=[
             watchers.run,
             periodic(tidy, every=settings.prune_every.total_seconds()),
+            LegalHolds(base.db, legal_holds).consumer(base.nats, "sync").run,
             EventConsumer(
                 base.db, base.nats, durable="sync-purge", event_types=["purge.requested"], handler=purge.on_purge_requested
             ).run,

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from cumulo_platform.legal_holds import not_held
 from cumulo_platform.logging import get_logger
-from cumulo_sync.adapters.tables import SCHEMA, records, usage, zones
+from cumulo_sync.adapters.tables import SCHEMA, legal_holds, records, usage, zones
 from cumulo_sync.config import SyncSettings
 from cumulo_sync.domain import rules
 
@@ -353,14 +354,18 @@ class Records:
         await self.drop_dropped(account)
         return int(row.record_count)
 
-    async def drop_dropped(self, account: uuid.UUID | None = None) -> int:
-        """Removes deleted zones' records in batches, then the zones; any replica may run it."""
+    async def drop_dropped(self, account: uuid.UUID | None = None, *, honour_holds: bool = True) -> int:
+        """Removes deleted zones' records in batches, then the zones; any replica may run it.
+        A held account's deleted zones stay (out of the user's sight) until the hold is
+        released; the account's purge (`honour_holds=False`) comes only after a release."""
         removed = 0
         while True:
             async with self.db.unit_of_work() as uow:
                 condition = [zones.c.dropped_at.is_not(None)]
                 if account is not None:
                     condition.append(zones.c.account_id == account)
+                if honour_holds:
+                    condition.append(not_held(legal_holds, zones.c.account_id))
                 zone = (
                     await uow.execute(sa.select(zones.c.zone_id).where(*condition).limit(1).with_for_update(skip_locked=True))
                 ).scalar()
@@ -389,7 +394,11 @@ class Records:
         async with self.db.read() as conn:
             candidates = (
                 await conn.execute(
-                    sa.select(records.c.zone_id).where(records.c.deleted, records.c.modified_at < cutoff).distinct().limit(100)
+                    sa.select(records.c.zone_id)
+                    .join(zones, zones.c.zone_id == records.c.zone_id)
+                    .where(records.c.deleted, records.c.modified_at < cutoff, not_held(legal_holds, zones.c.account_id))
+                    .distinct()
+                    .limit(100)
                 )
             ).scalars().all()
         for zone_id in candidates:
@@ -432,12 +441,12 @@ class Records:
             )
             await uow.execute(sa.delete(usage).where(usage.c.account_id == account))
             await uow.commit()
-        removed = await self.drop_dropped(account)
+        removed = await self.drop_dropped(account, honour_holds=False)
         # Another replica's tidy-up may hold one of these zones: done only when none is left
         # (a zone's row goes after its last record).
         while await self._zones_left(account):
             await asyncio.sleep(0.2)
-            removed += await self.drop_dropped(account)
+            removed += await self.drop_dropped(account, honour_holds=False)
         return removed
 
     async def _zones_left(self, account: uuid.UUID) -> int:

@@ -65,3 +65,7 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
             files=[blob_pb2.ExportedFile(file=convert.node(row), key=key) for row, key in files],
             next_page_token=next_token,
         )
+
+    async def BlockLink(self, request: blob_pb2.BlockLinkRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockLinkResponse:
+        await self.e.set_link_blocked(request.link_id, blocked=request.blocked, reason=request.reason, actor=request.actor)
+        return blob_pb2.BlockLinkResponse()

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
+from cumulo_platform.legal_holds import legal_holds_table
 
 SCHEMA = "locator"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -95,3 +96,4 @@ guardians = sa.Table(
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
+legal_holds = legal_holds_table(metadata)

@@ -10,12 +10,13 @@ import datetime as dt
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_platform.errors import relayed
+from cumulo_platform.grpc_convert import timestamp
 
 TIMEOUT = 30
 
@@ -30,12 +31,6 @@ class Content:
     link_id: str
 
 
-def _stamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 class Services:
     def __init__(self, *, auth: grpc.aio.Channel, blob: grpc.aio.Channel, lifecycle: grpc.aio.Channel) -> None:
         self.auth = auth_pb2_grpc.AuthInternalServiceStub(auth)
@@ -43,17 +38,17 @@ class Services:
         self.lifecycle = lifecycle_pb2_grpc.LifecycleInternalServiceStub(lifecycle)
 
     @staticmethod
-    async def _call(service: str, method: Any, request: Any, timeout: float = TIMEOUT) -> Any:
+    async def _call(service: str, method: Any, request: Any, timeout: float = TIMEOUT, field: str = "request") -> Any:
         try:
             return await method(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
-            raise relayed(exc, service) from None
+            raise relayed(exc, service, field) from None
 
     # --- blob ---------------------------------------------------------------------------
 
     async def find_content(self, *, link_token: str = "", node_id: str = "") -> Content:
         request = blob_pb2.FindContentRequest(link_token=link_token) if link_token else blob_pb2.FindContentRequest(node_id=node_id)
-        found = await self._call("blob", self.blob.FindContent, request)
+        found = await self._call("blob", self.blob.FindContent, request, field="target.link" if link_token else "target.node_id")
         kind = "folder" if found.file.kind == blob_pb2.NODE_KIND_FOLDER else "file"
         return Content(found.account_id, found.file.node_id, kind, found.file.sha256, found.file.name, found.link_id)
 
@@ -64,6 +59,9 @@ class Services:
             await self._call(
                 "blob", self.blob.UnblockFile, blob_pb2.UnblockFileRequest(account_id=account_id, node_id=node_id, reason=reason, actor=actor)
             )
+
+    async def block_link(self, link_id: str, *, blocked: bool, reason: str, actor: str) -> None:
+        await self._call("blob", self.blob.BlockLink, blob_pb2.BlockLinkRequest(link_id=link_id, blocked=blocked, reason=reason, actor=actor))
 
     async def delete_file(self, account_id: str, node_id: str, *, reason: str, actor: str) -> None:
         await self._call(
@@ -79,17 +77,17 @@ class Services:
     # --- auth -----------------------------------------------------------------------------
 
     async def find_account(self, login: str) -> str:
-        return (await self._call("auth", self.auth.FindAccount, auth_pb2.FindAccountRequest(login=login))).account_id
+        return (await self._call("auth", self.auth.FindAccount, auth_pb2.FindAccountRequest(login=login), field="target.account")).account_id
 
     async def account_exists(self, account_id: str) -> None:
         """Raises NotFound (ACCOUNT_NOT_FOUND) unless auth knows the account."""
-        await self._call("auth", self.auth.GetAccountContacts, auth_pb2.GetAccountContactsRequest(account_id=account_id))
+        await self._call("auth", self.auth.GetAccountContacts, auth_pb2.GetAccountContactsRequest(account_id=account_id), field="target.account")
 
     async def suspend(self, account_id: str, until: dt.datetime, *, reason: str, actor: str) -> None:
         await self._call(
             "auth", self.auth.SetAccountStatus,
             auth_pb2.SetAccountStatusRequest(
-                account_id=account_id, status=auth_pb2.ACCOUNT_STATUS_SUSPENDED, suspended_until=_stamp(until), reason=reason, actor=actor
+                account_id=account_id, status=auth_pb2.ACCOUNT_STATUS_SUSPENDED, suspended_until=timestamp(until), reason=reason, actor=actor
             ),
         )
 

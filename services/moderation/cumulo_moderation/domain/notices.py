@@ -92,7 +92,7 @@ def counter_notice_filed(case_id: str, complaint_id: str, restore_at: str, notic
         f"The owner consents to the jurisdiction of the courts and states in good faith that the material "
         f"was removed by mistake. It will be restored at {restore_at} unless you report, before then, "
         f"that you have taken legal action:\n"
-        f"  cumulo report legal-action {complaint_id} --receipt RECEIPT --description WHAT",
+        f"  cumulo report legal-action {complaint_id} --description WHAT   (it asks for the complaint's receipt)",
     )
 
 

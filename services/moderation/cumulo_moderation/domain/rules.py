@@ -18,6 +18,7 @@ MAX_REASON = 1000
 MAX_CONTACT = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{5,30}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _LINK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 CATEGORIES = {
@@ -98,6 +99,8 @@ def check_target(target: pb.Target) -> Target:
             raise InvalidArgument("target.node_id", "a file complaint names the file's node id")
         return Target(kind, str(parse_id(value, "target.node_id", "a file's node id (UUID)")))
     value = check_text(target.account, "target.account", "an account (id, e-mail or phone)", MAX_CONTACT, empty=False)
+    if not (_UUID.match(value) or _EMAIL.match(value) or _PHONE.match(value)):
+        raise InvalidArgument("target.account", "must be an account id, an e-mail address or a phone number")
     return Target(kind, value)
 
 

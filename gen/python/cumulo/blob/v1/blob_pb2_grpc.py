@@ -1366,6 +1366,11 @@ class BlobInternalServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentResponse.FromString,
                 _registered_method=True)
+        self.BlockLink = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/BlockLink',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockLinkRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockLinkResponse.FromString,
+                _registered_method=True)
         self.ExportFiles = channel.unary_unary(
                 '/cumulo.blob.v1.BlobInternalService/ExportFiles',
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesRequest.SerializeToString,
@@ -1447,6 +1452,14 @@ class BlobInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BlockLink(self, request, context):
+        """Disconnects one share link (a shared folder taken down), or reconnects a link that a
+        takedown disconnected; links their owner revoked stay revoked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExportFiles(self, request, context):
         """Copies the account's files (trashed ones too) into the preservation bucket under
         evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
@@ -1502,6 +1515,11 @@ def add_BlobInternalServiceServicer_to_server(servicer, server):
                     servicer.FindContent,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentResponse.SerializeToString,
+            ),
+            'BlockLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.BlockLink,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockLinkRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockLinkResponse.SerializeToString,
             ),
             'ExportFiles': grpc.unary_unary_rpc_method_handler(
                     servicer.ExportFiles,
@@ -1753,6 +1771,33 @@ class BlobInternalService:
             '/cumulo.blob.v1.BlobInternalService/FindContent',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.FindContentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BlockLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/BlockLink',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockLinkRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -411,6 +411,10 @@ class BlobInternalServiceStub:
     """What a complaint names: a share link (by its token), or a file by node id; answers the
     owner and the file. Revoked links are found too (a complaint may come late).
     """
+    BlockLink: _grpc.UnaryUnaryMultiCallable[_blob_pb2.BlockLinkRequest, _blob_pb2.BlockLinkResponse]
+    """Disconnects one share link (a shared folder taken down), or reconnects a link that a
+    takedown disconnected; links their owner revoked stay revoked.
+    """
     ExportFiles: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ExportFilesRequest, _blob_pb2.ExportFilesResponse]
     """Copies the account's files (trashed ones too) into the preservation bucket under
     evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
@@ -451,6 +455,10 @@ class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
     FindContent: _aio.UnaryUnaryMultiCallable[_blob_pb2.FindContentRequest, _blob_pb2.FindContentResponse]  # type: ignore[assignment]
     """What a complaint names: a share link (by its token), or a file by node id; answers the
     owner and the file. Revoked links are found too (a complaint may come late).
+    """
+    BlockLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.BlockLinkRequest, _blob_pb2.BlockLinkResponse]  # type: ignore[assignment]
+    """Disconnects one share link (a shared folder taken down), or reconnects a link that a
+    takedown disconnected; links their owner revoked stay revoked.
     """
     ExportFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.ExportFilesRequest, _blob_pb2.ExportFilesResponse]  # type: ignore[assignment]
     """Copies the account's files (trashed ones too) into the preservation bucket under
@@ -543,6 +551,16 @@ class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_blob_pb2.FindContentResponse, _abc.Awaitable[_blob_pb2.FindContentResponse]]:
         """What a complaint names: a share link (by its token), or a file by node id; answers the
         owner and the file. Revoked links are found too (a complaint may come late).
+        """
+
+    @_abc_1.abstractmethod
+    def BlockLink(
+        self,
+        request: _blob_pb2.BlockLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.BlockLinkResponse, _abc.Awaitable[_blob_pb2.BlockLinkResponse]]:
+        """Disconnects one share link (a shared folder taken down), or reconnects a link that a
+        takedown disconnected; links their owner revoked stay revoked.
         """
 
     @_abc_1.abstractmethod

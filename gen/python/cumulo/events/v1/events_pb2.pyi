@@ -513,3 +513,29 @@ class NoticeRequested(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NoticeRequested: _TypeAlias = NoticeRequested  # noqa: Y015
+
+@_typing.final
+class LegalHoldChanged(_message.Message):
+    """"account.hold_changed": the lifecycle placed or released a legal hold. While held, no
+    service deletes anything of the account by itself (retention, clean-up jobs).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    held: _builtins.bool
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        held: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "held", b"held"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegalHoldChanged: _TypeAlias = LegalHoldChanged  # noqa: Y015

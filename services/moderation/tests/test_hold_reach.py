@@ -1,0 +1,451 @@
+"""Legal holds reach the locator and sync (SPEC R3.6), against the session's real servers and
+services: a hold placed by a moderator (ModerationService.SetLegalHold, which sets it in the
+lifecycle) is announced by the lifecycle as `account.hold_changed`, each service keeps the
+held accounts in its own `legal_holds` table, and its clean-up leaves them alone:
+
+- the locator's retention (`Devices.prune`) keeps a held account's old positions;
+- sync's clean-up (`Records.prune_tombstones`, `Records.drop_dropped()`) keeps a held
+  account's old tombstones and its deleted zones;
+
+while other accounts' old rows go in the same run, and the held account's go once the
+release has reached the service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from cumulo.events.v1 import events_pb2
+from cumulo.lifecycle.v1 import lifecycle_pb2 as lpb
+from cumulo.sync.v1 import sync_pb2
+from cumulo_devstack.testing import Member, eventually, expect_error, new_member, read_stream
+from cumulo_platform.db import SUBJECT_PREFIX
+from cumulo_platform.legal_holds import EVENT_TYPE
+from cumulo_locator.adapters.tables import devices, locations
+from cumulo_locator.adapters.tables import legal_holds as locator_holds
+from cumulo_sdk import Cumulo, CumuloRpcError
+from cumulo_sdk.devices import DeviceAgent
+from cumulo_sync.adapters.tables import legal_holds as sync_holds
+from cumulo_sync.adapters.tables import records, zones
+
+HOLD_WAIT = 30.0  # seconds for an event to travel lifecycle outbox -> JetStream -> consumer
+
+
+# --- fixtures and helpers -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def held(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
+    """The account a moderator will hold."""
+    made = await new_member(gateway, tmp_path / "held")
+    try:
+        yield made
+    finally:
+        await made.client.close()
+
+
+@pytest.fixture
+async def bystander(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
+    """Another account, never held."""
+    made = await new_member(gateway, tmp_path / "bystander")
+    try:
+        yield made
+    finally:
+        await made.client.close()
+
+
+class Desk:
+    """The moderator's desk: places and releases holds, and remembers those still placed."""
+
+    def __init__(self, moderator: Cumulo) -> None:
+        self.moderator = moderator
+        self.placed: set[str] = set()
+
+    async def place(self, account_id: str, reason: str) -> None:
+        await self.moderator.moderation.hold(account_id, held=True, reason=reason)
+        self.placed.add(account_id)
+
+    async def release(self, account_id: str, reason: str) -> None:
+        await self.moderator.moderation.hold(account_id, held=False, reason=reason)
+        self.placed.discard(account_id)
+
+
+@pytest.fixture
+async def desk(moderator: Cumulo) -> AsyncIterator[Desk]:
+    """A hold a failing test leaves in place is released afterwards: no later test meets it."""
+    made = Desk(moderator)
+    yield made
+    for account_id in list(made.placed):
+        await made.release(account_id, "test clean-up: a hold left by a failing test")
+
+
+async def known_to_lifecycle(internal_lifecycle, account_id: str) -> None:  # type: ignore[no-untyped-def]
+    """A hold is placed in the lifecycle, which must have learnt of the account first."""
+
+    async def known() -> bool:
+        try:
+            await internal_lifecycle.GetAccount(lpb.GetAccountRequest(account_id=account_id), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    await eventually(known, timeout=HOLD_WAIT, what="the lifecycle to know the account")
+
+
+async def lifecycle_held(internal_lifecycle, account_id: str) -> bool:  # type: ignore[no-untyped-def]
+    found = await internal_lifecycle.GetAccount(lpb.GetAccountRequest(account_id=account_id), timeout=10)
+    return bool(found.account.held)
+
+
+async def holds_in(running, table: sa.Table) -> set[uuid.UUID]:  # type: ignore[no-untyped-def]
+    """The accounts in a service's `legal_holds` table."""
+    async with running.app.db.read() as conn:
+        return set((await conn.execute(sa.select(table.c.account_id).where(table.c.held))).scalars())
+
+
+async def hold_rows(running, table: sa.Table, account_id: str) -> list[sa.Row]:  # type: ignore[no-untyped-def]
+    async with running.app.db.read() as conn:
+        return list((await conn.execute(sa.select(table).where(table.c.account_id == uuid.UUID(account_id)))).all())
+
+
+async def reaches(running, table: sa.Table, account_id: str, *, held: bool, service: str) -> None:  # type: ignore[no-untyped-def]
+    """Waits until the service's table shows the account held (or no longer held)."""
+    account = uuid.UUID(account_id)
+
+    async def seen() -> bool:
+        return (account in await holds_in(running, table)) == held
+
+    what = f"{service} to learn that the hold was {'placed' if held else 'released'}"
+    await eventually(seen, timeout=HOLD_WAIT, what=what)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+# --- locator helpers ---
+
+
+async def registered_device(locator, member: Member, device_id: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    await DeviceAgent(member.client).register(device_id, name=device_id, model="Pixel", platform="android")
+    async with locator.app.db.read() as conn:
+        return (
+            await conn.execute(
+                sa.select(devices.c.device_key).where(
+                    devices.c.account_id == uuid.UUID(member.account_id), devices.c.device_id == device_id
+                )
+            )
+        ).scalar_one()
+
+
+async def insert_points(locator, key: uuid.UUID, times: list[dt.datetime]) -> None:  # type: ignore[no-untyped-def]
+    """Positions written straight into the table, as services/locator/tests do: reports refuse
+    points older than the retention, which is what these stand for."""
+    rows = [
+        {"device_key": key, "measured_at": at, "latitude": 31.0, "longitude": 121.0, "accuracy": 10.0, "altitude": 0.0,
+         "speed": 0.0, "battery": 50, "source": "gps", "received_at": at}
+        for at in times
+    ]
+    async with locator.app.db.unit_of_work() as uow:
+        await uow.execute(sa.insert(locations), rows)
+        await uow.commit()
+
+
+async def stored_times(locator, key: uuid.UUID) -> set[dt.datetime]:  # type: ignore[no-untyped-def]
+    async with locator.app.db.read() as conn:
+        return set((await conn.execute(sa.select(locations.c.measured_at).where(locations.c.device_key == key))).scalars())
+
+
+# --- sync helpers ---
+
+
+def save(record_id: str, payload: bytes = b"x") -> sync_pb2.RecordSave:
+    return sync_pb2.RecordSave(record_id=record_id, record_type="contact", payload=payload)
+
+
+async def zone_id(sync, account_id: str, name: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    async with sync.app.db.read() as conn:
+        return (
+            await conn.execute(
+                sa.select(zones.c.zone_id).where(
+                    zones.c.account_id == uuid.UUID(account_id), zones.c.name == name, zones.c.dropped_at.is_(None)
+                )
+            )
+        ).scalar_one()
+
+
+async def with_old_tombstone(sync, member: Member, zone: str) -> tuple[uuid.UUID, str]:  # type: ignore[no-untyped-def]
+    """A zone with a live record "keep" and a tombstone "gone" older than the retention (aged in
+    the table, as if deleted long ago); and a change token from before the deletion."""
+    made = await member.client.sync.push(zone, [save("gone", b"evidence"), save("keep", b"k")])
+    _, token_before = await member.client.sync.fetch_all(zone)
+    deleted = await member.client.sync.push(
+        zone, deletes=[sync_pb2.RecordDelete(record_id="gone", change_tag=made.results[0].change_tag)]
+    )
+    assert deleted.results[0].status == sync_pb2.PUSH_STATUS_DELETED
+    zid = await zone_id(sync, member.account_id, zone)
+    aged = utcnow() - sync.app.settings.tombstone_retention - dt.timedelta(days=2)
+    async with sync.app.db.unit_of_work() as uow:
+        changed = (
+            await uow.execute(sa.update(records).where(records.c.zone_id == zid, records.c.deleted).values(modified_at=aged))
+        ).rowcount
+        await uow.commit()
+    assert changed == 1
+    return zid, token_before
+
+
+async def with_dropped_zone(sync, member: Member, zone: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    """A zone with three records that was deleted and left for the clean-up (`drop_dropped()`
+    without an account, the periodic tidy-up): marked dropped in the table. Deleting through
+    the API also removes the records at once, for the caller's own account."""
+    await member.client.sync.push(zone, [save("r1"), save("r2"), save("r3")])
+    zid = await zone_id(sync, member.account_id, zone)
+    async with sync.app.db.unit_of_work() as uow:
+        await uow.execute(sa.update(zones).where(zones.c.zone_id == zid).values(dropped_at=utcnow() - dt.timedelta(hours=1)))
+        await uow.commit()
+    return zid
+
+
+async def tombstones_of(sync, zid: uuid.UUID) -> list[str]:  # type: ignore[no-untyped-def]
+    async with sync.app.db.read() as conn:
+        return sorted((await conn.execute(sa.select(records.c.record_id).where(records.c.zone_id == zid, records.c.deleted))).scalars())
+
+
+async def zone_left(sync, zid: uuid.UUID) -> tuple[bool, int]:  # type: ignore[no-untyped-def]
+    """Whether the zone's row is still there, and how many records it has."""
+    async with sync.app.db.read() as conn:
+        row = (await conn.execute(sa.select(zones.c.zone_id).where(zones.c.zone_id == zid))).first()
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(records).where(records.c.zone_id == zid))).scalar_one()
+    return row is not None, int(count)
+
+
+# --- 1. the event reaches the services ------------------------------------------------------------
+
+
+async def test_a_hold_and_its_release_reach_the_locators_and_syncs_legal_holds_tables(
+    desk, held, bystander, locator, sync, lifecycle, internal_lifecycle
+):  # type: ignore[no-untyped-def]
+    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    account = uuid.UUID(held.account_id)
+    assert account not in await holds_in(locator, locator_holds)
+    assert account not in await holds_in(sync, sync_holds)
+
+    await desk.place(held.account_id, "preservation request, ref 2025/301")
+    assert await lifecycle_held(internal_lifecycle, held.account_id)
+    await reaches(locator, locator_holds, held.account_id, held=True, service="the locator")
+    await reaches(sync, sync_holds, held.account_id, held=True, service="sync")
+    for running, table in ((locator, locator_holds), (sync, sync_holds)):
+        rows = await hold_rows(running, table, held.account_id)
+        assert len(rows) == 1 and rows[0].held and rows[0].changed_at is not None
+    # Only the held account: the other one is in neither table.
+    assert uuid.UUID(bystander.account_id) not in await holds_in(locator, locator_holds)
+    assert uuid.UUID(bystander.account_id) not in await holds_in(sync, sync_holds)
+
+    # Placed again (a new reason), then released once: the hold is lifted everywhere.
+    await desk.place(held.account_id, "preservation request, ref 2025/301, extended")
+    await desk.release(held.account_id, "preservation period over")
+    assert not await lifecycle_held(internal_lifecycle, held.account_id)
+    await reaches(locator, locator_holds, held.account_id, held=False, service="the locator")
+    await reaches(sync, sync_holds, held.account_id, held=False, service="sync")
+    for running, table in ((locator, locator_holds), (sync, sync_holds)):
+        (row,) = await hold_rows(running, table, held.account_id)
+        assert not row.held  # kept as released, so that a late "held" event cannot bring it back
+
+
+async def test_a_member_cannot_place_a_hold_and_nothing_reaches_the_services(
+    held, bystander, locator, sync, internal_lifecycle
+):  # type: ignore[no-untyped-def]
+    """Only moderators hold accounts: a member's call is refused and no service learns of a hold."""
+    await known_to_lifecycle(internal_lifecycle, bystander.account_id)
+    await expect_error(
+        held.client.moderation.hold(bystander.account_id, held=True, reason="I want to keep their data"),
+        grpc.StatusCode.PERMISSION_DENIED,
+        reason="NOT_A_MODERATOR",
+    )
+    assert not await lifecycle_held(internal_lifecycle, bystander.account_id)
+    assert uuid.UUID(bystander.account_id) not in await holds_in(locator, locator_holds)
+    assert uuid.UUID(bystander.account_id) not in await holds_in(sync, sync_holds)
+
+
+async def hold_events(infra, account_id: str, at_least: int) -> list[tuple[uuid.UUID, events_pb2.LegalHoldChanged]]:  # type: ignore[no-untyped-def]
+    """The account's `account.hold_changed` events in the stream, in the stream's order."""
+    delivered = await read_stream(
+        infra.nats.url, SUBJECT_PREFIX + EVENT_TYPE, lambda envelope: envelope.account_id == account_id,
+        at_least=at_least, timeout=HOLD_WAIT, what=f"{at_least} hold events of the account",
+    )
+    found: list[tuple[uuid.UUID, events_pb2.LegalHoldChanged]] = []
+    for item in delivered:
+        changed = events_pb2.LegalHoldChanged()
+        item.envelope.payload.Unpack(changed)
+        assert changed.account_id == account_id
+        found.append((uuid.UUID(item.envelope.event_id), changed))
+    return found
+
+
+async def all_applied(running, consumer: str, event_ids: set[uuid.UUID]) -> None:  # type: ignore[no-untyped-def]
+    """Waits until the service's consumer has applied every one of these events."""
+    table = running.app.db.processed_events
+
+    async def done() -> bool:
+        async with running.app.db.read() as conn:
+            applied = set(
+                (
+                    await conn.execute(sa.select(table.c.event_id).where(table.c.consumer == consumer, table.c.event_id.in_(event_ids)))
+                ).scalars()
+            )
+        return applied == event_ids
+
+    await eventually(done, timeout=HOLD_WAIT, what=f"{consumer} to apply {len(event_ids)} hold events")
+
+
+async def test_quick_holds_and_releases_settle_on_the_last_one_in_every_service(
+    desk, held, locator, sync, lifecycle, internal_lifecycle, infra
+):  # type: ignore[no-untyped-def]
+    """Placed, released, placed, released, placed in quick succession: once every one of the
+    five events has been applied, both services hold the account; one more release, applied,
+    and neither does. The lifecycle announces them in the order they were made."""
+    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    wanted = [True, False, True, False, True]
+    for i, state in enumerate(wanted):
+        if state:
+            await desk.place(held.account_id, f"court order 9/2025, step {i}")
+        else:
+            await desk.release(held.account_id, f"court order 9/2025 suspended, step {i}")
+    assert await lifecycle_held(internal_lifecycle, held.account_id)
+    events = await hold_events(infra, held.account_id, len(wanted))
+    assert [changed.held for _, changed in events] == wanted
+    ids = {event_id for event_id, _ in events}
+    await all_applied(locator, "locator-legal-holds", ids)
+    await all_applied(sync, "sync-legal-holds", ids)
+    assert uuid.UUID(held.account_id) in await holds_in(locator, locator_holds)
+    assert uuid.UUID(held.account_id) in await holds_in(sync, sync_holds)
+
+    await desk.release(held.account_id, "court order 9/2025 lifted")
+    events = await hold_events(infra, held.account_id, len(wanted) + 1)
+    assert [changed.held for _, changed in events] == [*wanted, False]
+    ids = {event_id for event_id, _ in events}
+    await all_applied(locator, "locator-legal-holds", ids)
+    await all_applied(sync, "sync-legal-holds", ids)
+    assert uuid.UUID(held.account_id) not in await holds_in(locator, locator_holds)
+    assert uuid.UUID(held.account_id) not in await holds_in(sync, sync_holds)
+
+
+# --- 2. the locator's retention --------------------------------------------------------------------
+
+
+async def test_the_locators_retention_keeps_a_held_accounts_history_until_the_release(
+    desk, held, bystander, locator, lifecycle, internal_lifecycle
+):  # type: ignore[no-untyped-def]
+    assert locator.app.settings.retention == dt.timedelta(days=7)
+    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    held_key = await registered_device(locator, held, f"phone-{uuid.uuid4().hex[:6]}")
+    other_key = await registered_device(locator, bystander, f"phone-{uuid.uuid4().hex[:6]}")
+    now = utcnow()
+    recent = [now - dt.timedelta(hours=1), now - dt.timedelta(days=6)]
+    old = [now - dt.timedelta(days=7, minutes=10), now - dt.timedelta(days=20), now - dt.timedelta(days=120)]
+    await insert_points(locator, held_key, recent + old)
+    await insert_points(locator, other_key, recent + old)
+
+    await desk.place(held.account_id, "stalking case: police request 77/2025 for the location history")
+    await reaches(locator, locator_holds, held.account_id, held=True, service="the locator")
+
+    # One run: the other account's old positions go, the held account's all stay.
+    assert await locator.app.devices.prune() >= len(old)
+    assert await stored_times(locator, other_key) == set(recent)
+    assert await stored_times(locator, held_key) == set(recent) | set(old)
+    # Again: still nothing of the held account goes.
+    await locator.app.devices.prune()
+    assert await stored_times(locator, held_key) == set(recent) | set(old)
+
+    await desk.release(held.account_id, "police request answered")
+    await reaches(locator, locator_holds, held.account_id, held=False, service="the locator")
+    assert await locator.app.devices.prune() >= len(old)
+    assert await stored_times(locator, held_key) == set(recent)
+    assert await stored_times(locator, other_key) == set(recent)
+
+
+# --- 3. sync's clean-up ----------------------------------------------------------------------------
+
+
+async def test_syncs_clean_up_keeps_a_held_accounts_tombstones_and_deleted_zones_until_the_release(
+    desk, held, bystander, sync, lifecycle, internal_lifecycle
+):  # type: ignore[no-untyped-def]
+    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    held_zone, held_token = await with_old_tombstone(sync, held, "contacts")
+    other_zone, other_token = await with_old_tombstone(sync, bystander, "contacts")
+    held_dropped = await with_dropped_zone(sync, held, "old-notes")
+    other_dropped = await with_dropped_zone(sync, bystander, "old-notes")
+    assert await tombstones_of(sync, held_zone) == ["gone"] == await tombstones_of(sync, other_zone)
+    assert await zone_left(sync, held_dropped) == (True, 3) == await zone_left(sync, other_dropped)
+
+    await desk.place(held.account_id, "fraud inquiry 12/2025: preserve the synced contacts")
+    await reaches(sync, sync_holds, held.account_id, held=True, service="sync")
+
+    # One run of each: the other account's tombstone and deleted zone go, the held account's stay.
+    assert await sync.app.records.prune_tombstones() >= 1
+    assert await tombstones_of(sync, other_zone) == []
+    assert await tombstones_of(sync, held_zone) == ["gone"]
+    assert await sync.app.records.drop_dropped() >= 3
+    assert await zone_left(sync, other_dropped) == (False, 0)
+    assert await zone_left(sync, held_dropped) == (True, 3)
+    # What the devices see: the other account's token from before the deletion has expired, the
+    # held account's still shows the deletion (its horizon did not move).
+    await expect_error(
+        bystander.client.sync.fetch("contacts", other_token), grpc.StatusCode.FAILED_PRECONDITION, reason="CHANGE_TOKEN_EXPIRED"
+    )
+    changes, _ = await held.client.sync.fetch_all("contacts", held_token)
+    assert [(r.record_id, r.deleted) for r in changes] == [("gone", True)]
+    # The live records of both are untouched.
+    assert [r.record_id for r in await held.client.sync.get("contacts", ["keep"])] == ["keep"]
+    assert [r.record_id for r in await bystander.client.sync.get("contacts", ["keep"])] == ["keep"]
+
+    await desk.release(held.account_id, "fraud inquiry closed")
+    await reaches(sync, sync_holds, held.account_id, held=False, service="sync")
+    assert await sync.app.records.prune_tombstones() >= 1
+    assert await tombstones_of(sync, held_zone) == []
+    assert await sync.app.records.drop_dropped() >= 3
+    assert await zone_left(sync, held_dropped) == (False, 0)
+    await expect_error(
+        held.client.sync.fetch("contacts", held_token), grpc.StatusCode.FAILED_PRECONDITION, reason="CHANGE_TOKEN_EXPIRED"
+    )
+    assert [r.record_id for r in await held.client.sync.get("contacts", ["keep"])] == ["keep"]
+
+
+# --- 4. the user's own deletions while held -------------------------------------------------------
+
+
+async def test_while_held_a_device_cannot_be_removed_and_a_deleted_zone_keeps_its_records(
+    desk, held, locator, sync, internal_lifecycle, tmp_path
+):  # type: ignore[no-untyped-def]
+    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    agent = DeviceAgent(held.client)
+    await agent.register("held-phone", name="phone", model="Pixel", platform="android")
+    await held.client.sync.push("notes", [save("n1", b"note one")])
+    zid = await zone_id(sync, held.account_id, "notes")
+    await desk.place(held.account_id, "preservation request, ref 2025/302")
+    await reaches(locator, locator_holds, held.account_id, held=True, service="the locator")
+    await reaches(sync, sync_holds, held.account_id, held=True, service="sync")
+    try:
+        with pytest.raises(CumuloRpcError) as refused:
+            await held.client.devices.remove("held-phone")
+        assert refused.value.reason == "LEGAL_HOLD"
+        await held.client.sync.delete_zone("notes")  # the user sees it gone ...
+        assert "notes" not in [z.name for z in await held.client.sync.zones()]
+        assert await zone_left(sync, zid) == (True, 1)  # ... and it is kept for the hold
+        await sync.app.records.drop_dropped()
+        assert await zone_left(sync, zid) == (True, 1)
+    finally:
+        await desk.release(held.account_id, "preservation period over")
+    await reaches(sync, sync_holds, held.account_id, held=False, service="sync")
+    await sync.app.records.drop_dropped()
+    assert await zone_left(sync, zid) == (False, 0)
+    await reaches(locator, locator_holds, held.account_id, held=False, service="the locator")
+    await held.client.devices.remove("held-phone")
