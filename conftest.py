@@ -141,12 +141,14 @@ async def locator(infra: Infra, auth: Running, lifecycle_target: str) -> AsyncIt
 
 @pytest.fixture(scope="session")
 async def moderation(
-    infra: Infra, auth: Running, blob: Running, lifecycle_target: str
+    infra: Infra, auth: Running, blob: Running, sync: Running, locator: Running, lifecycle_target: str
 ) -> AsyncIterator[Running[moderation_bootstrap.ModerationApp]]:
     settings = ModerationSettings.from_env(
         infra.service_environ(
             CUMULO_AUTH_TARGET=auth.target,
             CUMULO_BLOB_TARGET=blob.target,
+            CUMULO_SYNC_TARGET=sync.target,
+            CUMULO_LOCATOR_TARGET=locator.target,
             CUMULO_LIFECYCLE_TARGET=lifecycle_target,
             CUMULO_MODERATION_RESTORE_EVERY="PT1H",  # tests restore when they mean to
             # Every test's complaints come through the gateway from 127.0.0.1: the per-address

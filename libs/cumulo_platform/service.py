@@ -27,6 +27,7 @@ from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.logging import configure_logging
 from cumulo_platform.runtime import GrpcService, Job, ServiceRuntime
 from cumulo_platform.settings import PlatformSettings, SettingsError
+from cumulo_platform.storage import Storage
 from cumulo_platform.tokens import KeyCache, Principal, TokenVerifier, remote_keys
 
 
@@ -41,6 +42,7 @@ class Foundation:
     recorder: LastAccessRecorder
     states: AccountStates
     _channels: dict[str, grpc.aio.Channel] = dataclasses.field(default_factory=dict)
+    _preservation: Storage | None = None
 
     @classmethod
     async def open(
@@ -80,9 +82,24 @@ class Foundation:
         """auth's internal API (keys, client apps), for services other than auth."""
         return self._channel(self.platform.auth_target)
 
+    def sync_channel(self) -> grpc.aio.Channel:
+        return self._channel(self.platform.sync_target)
+
+    def locator_channel(self) -> grpc.aio.Channel:
+        return self._channel(self.platform.locator_target)
+
     def blob_channel(self) -> grpc.aio.Channel:
         """blob's internal API, for services keeping references to blob files."""
         return self._channel(self.platform.blob_target)
+
+    async def preservation(self) -> Storage:
+        """The preservation bucket (evidence bundles), opened once; closed with the service."""
+        if self._preservation is None:
+            storage = Storage.of(self.platform, self.platform.preservation_bucket)
+            await storage.open()
+            await storage.ensure_bucket()
+            self._preservation = storage
+        return self._preservation
 
     def remote_verifier(self) -> TokenVerifier:
         return TokenVerifier(KeyCache(remote_keys(self.auth_channel())), clock=self.clock)
@@ -140,6 +157,8 @@ class Foundation:
         )
 
     async def _close(self) -> None:
+        if self._preservation is not None:
+            await self._preservation.close()
         await self.nats.close()
         for channel in self._channels.values():
             await channel.close()

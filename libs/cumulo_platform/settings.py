@@ -98,6 +98,8 @@ class PlatformSettings:
     auth_target: str
     lifecycle_target: str
     blob_target: str
+    sync_target: str
+    locator_target: str
     # The S3 bucket evidence bundles are preserved in (moderation writes, blob copies files in).
     preservation_bucket: str
     log_format: str
@@ -127,6 +129,8 @@ class PlatformSettings:
             auth_target=env.get("AUTH_TARGET", "127.0.0.1:7101"),
             lifecycle_target=env.get("LIFECYCLE_TARGET", "127.0.0.1:7103"),
             blob_target=env.get("BLOB_TARGET", "127.0.0.1:7102"),
+            sync_target=env.get("SYNC_TARGET", "127.0.0.1:7104"),
+            locator_target=env.get("LOCATOR_TARGET", "127.0.0.1:7105"),
             preservation_bucket=env.server("PRESERVATION_BUCKET", "cumulo-preservation"),
             log_format=env.get("LOG_FORMAT", "json"),
             log_level=env.get("LOG_LEVEL", "info"),

@@ -59,9 +59,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     storage = Storage.of(platform, settings.bucket)
     await storage.open()
     await storage.ensure_bucket()
-    preservation = Storage.of(platform, platform.preservation_bucket)
-    await preservation.open()
-    await preservation.ensure_bucket()
+    preservation = await base.preservation()
     plans = Plans(base.db, settings, base.clock)
     if platform.development:
         await plans.seed_development_catalog()
@@ -95,6 +93,6 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
                 base.db, base.nats, durable="blob-purge", event_types=["purge.requested"], handler=enforcement.on_purge_requested
             ).run,
         ],
-        cleanups=[storage.close, preservation.close, closer(passwords.close)],
+        cleanups=[storage.close, closer(passwords.close)],
     )
     return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, enforcement=enforcement, storage=storage, runtime=runtime, states=base.states, recorder=base.recorder)

@@ -27,6 +27,7 @@ from cumulo_blob.sharing import BLOCKED_LINK
 from cumulo_blob.uploads import upload_lock_key
 from cumulo_platform.db import UnitOfWork
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id, require_audit
+from cumulo_platform.evidence import evidence_prefix
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import decode_token, encode_token, page_size
 from cumulo_platform.storage import Storage
@@ -224,7 +225,7 @@ class Enforcement:
         copied: dict[str, str] = {}
         out = []
         for row in rows:
-            key = f"evidence/{account}/{export}/files/{row.sha256}"
+            key = evidence_prefix(account, export) + f"files/{row.sha256}"
             if row.sha256 not in copied:
                 await self.preservation.copy_from(self.storage.bucket, row.s3_key, key)
                 copied[row.sha256] = key

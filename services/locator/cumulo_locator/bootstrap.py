@@ -17,6 +17,7 @@ from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import parse_id
 from cumulo_platform.events import EventConsumer
+from cumulo_platform.evidence import evidence_service
 from cumulo_platform.fanout import Fanout
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
@@ -61,6 +62,7 @@ async def build(settings: LocatorSettings, *, clock: Clock | None = None) -> Loc
                 DeviceAgentService(devices, commands, heartbeat=settings.heartbeat.total_seconds()),
                 locator_pb2_grpc.add_DeviceAgentServiceServicer_to_server,
             ),
+            evidence_service(SERVICE_NAME, await base.preservation(), devices.evidence),
         ],
         interceptor=base.interceptor(verifier=base.remote_verifier(), clients=base.remote_clients()),
         jobs=[

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from cumulo_locator.domain import rules
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork, delete_in_batches
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_id
+from cumulo_platform.evidence import paged
 from cumulo_platform.legal_holds import is_held
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.group_commit import GroupCommit
@@ -278,6 +279,18 @@ class Devices:
         if deleted:
             log.info("locations_pruned", count=deleted)
         return deleted
+
+    async def evidence(self, account: uuid.UUID) -> AsyncIterator[dict[str, Any]]:
+        """The account's devices, their location history and commands, for an evidence bundle."""
+        async for row in paged(self.db, sa.select(devices).where(devices.c.account_id == account), [devices.c.device_key], kind="device"):
+            yield row
+        keys = sa.select(devices.c.device_key).where(devices.c.account_id == account).scalar_subquery()
+        async for row in paged(
+            self.db, sa.select(locations).where(locations.c.device_key.in_(keys)), [locations.c.device_key, locations.c.measured_at], kind="location"
+        ):
+            yield row
+        async for row in paged(self.db, sa.select(commands).where(commands.c.account_id == account), [commands.c.command_id], kind="command"):
+            yield row
 
     async def _delete_history(self, device_key: uuid.UUID) -> int:
         return await delete_in_batches(self.db, f"{SCHEMA}.locations", "device_key = :key", {"key": device_key}, batch=PURGE_BATCH)

@@ -57,10 +57,11 @@ class ModerationApp:
 async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> ModerationApp:
     platform = settings.platform
     base = await Foundation.open(platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
-    storage = Storage.of(platform, platform.preservation_bucket)
-    await storage.open()
-    await storage.ensure_bucket()
-    services = Services(auth=base.auth_channel(), blob=base.blob_channel(), lifecycle=base.lifecycle_channel())
+    storage = await base.preservation()
+    services = Services(
+        auth=base.auth_channel(), blob=base.blob_channel(), lifecycle=base.lifecycle_channel(),
+        sync=base.sync_channel(), locator=base.locator_channel(),
+    )
     cases = Cases(base.db, settings, base.clock, services)
     complaints = Complaints(base.db, settings, base.clock, services, cases)
     checks = Checks(base.db, settings, base.clock, services, cases)
@@ -101,7 +102,6 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
                 handler=purge_participant(SERVICE_NAME, preservation.purge),
             ).run,
         ],
-        cleanups=[storage.close],
     )
     return ModerationApp(
         settings=settings, db=base.db, cases=cases, complaints=complaints, checks=checks, preservation=preservation, storage=storage, states=base.states,

@@ -5,7 +5,8 @@ and in blob (nothing leaves storage: trash, retention, purge) and recorded here.
 export writes, under evidence/<account>/<export_id>/ in the preservation bucket: the account's
 facts, its file list with hashes, the files' bytes, its cases and its audit trail, then a
 manifest naming every part with its size and SHA-256. The manifest's own SHA-256 is kept here,
-so the bundle can be verified against it later."""
+so the bundle can be verified against it later. Sync and the locator write their own parts
+(`<service>.jsonl`: records, devices, location history) through `EvidenceInternalService`."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from cumulo_moderation.domain import rules
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import FailedPrecondition, NotFound, parse_id
+from cumulo_platform.evidence import evidence_prefix
 from cumulo_platform.logging import get_logger
 from cumulo_platform.storage import Storage
 
@@ -79,7 +81,7 @@ class Preservation:
         if hold is None:
             raise FailedPrecondition("evidence is exported from held accounts only; place a legal hold first", reason="NOT_HELD")
         export_id = uuid.uuid4()
-        prefix = f"evidence/{account}/{export_id}/"
+        prefix = evidence_prefix(account, export_id)
         created = self.clock.now()
         facts = await self.services.account_facts(str(account))
         files: list[dict[str, Any]] = []
@@ -114,6 +116,8 @@ class Preservation:
             data = _json(document)
             await self.storage.put(prefix + name, data)
             parts.append({"key": prefix + name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        for part in await self.services.export_parts(str(account), str(export_id)):
+            parts.append({"key": part.key, "size": part.size, "sha256": part.sha256, "items": part.items})
         for key, (sha256, size) in sorted(objects.items()):
             parts.append({"key": key, "size": size, "sha256": sha256})
         manifest = _json({

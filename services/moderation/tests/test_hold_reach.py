@@ -449,3 +449,48 @@ async def test_while_held_a_device_cannot_be_removed_and_a_deleted_zone_keeps_it
     assert await zone_left(sync, zid) == (False, 0)
     await reaches(locator, locator_holds, held.account_id, held=False, service="the locator")
     await held.client.devices.remove("held-phone")
+
+
+# --- 5. the evidence bundle carries sync's and the locator's data -------------------------------
+
+
+async def test_the_evidence_bundle_has_the_held_accounts_records_devices_and_location_history(
+    desk, moderator, held, locator, sync, moderation, internal_lifecycle
+):  # type: ignore[no-untyped-def]
+    import base64
+    import hashlib
+    import json
+
+    from cumulo_platform.storage import Storage
+
+    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    key = await registered_device(locator, held, f"phone-{uuid.uuid4().hex[:6]}")
+    now = utcnow()
+    await insert_points(locator, key, [now - dt.timedelta(hours=h) for h in (1, 2, 3)])
+    await held.client.sync.push("contacts", [save("c1", b"Ann +86 138 0000 0000"), save("c2", b"Bo")])
+    await desk.place(held.account_id, "police request 81/2025: preserve everything")
+    evidence = await moderator.moderation.export(held.account_id, "police request 81/2025")
+
+    platform = moderation.app.settings.platform
+    storage = Storage.of(platform, platform.preservation_bucket)
+    await storage.open()
+    try:
+        manifest = json.loads(await storage.read_small(evidence.manifest_key, 1 << 24) or b"{}")
+        parts = {part["key"]: part for part in manifest["parts"]}
+        lines: dict[str, list[dict]] = {}
+        for name in ("sync.jsonl", "locator.jsonl"):
+            data = await storage.read_small(evidence.prefix + name, 1 << 24)
+            assert data is not None
+            part = parts[evidence.prefix + name]
+            assert (len(data), hashlib.sha256(data).hexdigest()) == (part["size"], part["sha256"])
+            lines[name] = [json.loads(line) for line in data.decode().splitlines()]
+            assert part["items"] == len(lines[name])
+    finally:
+        await storage.close()
+    synced = {row["record_id"]: base64.b64decode(row["payload"]) for row in lines["sync.jsonl"] if row["kind"] == "record"}
+    assert synced == {"c1": b"Ann +86 138 0000 0000", "c2": b"Bo"}
+    assert [row["name"] for row in lines["sync.jsonl"] if row["kind"] == "zone"] == ["contacts"]
+    kinds = [row["kind"] for row in lines["locator.jsonl"]]
+    assert kinds.count("device") == 1 and kinds.count("location") == 3
+    assert all(row["device_key"] == str(key) for row in lines["locator.jsonl"] if row["kind"] == "location")
+    assert (await moderator.moderation.verify(evidence.export_id)).intact

@@ -35,6 +35,8 @@ from cumulo_sdk import Cumulo
 from cumulo_sdk.errors import CumuloRpcError
 
 DOCUMENTS = ("account.json", "files.json", "cases.json", "audit.json")
+# Written by the data services themselves (EvidenceInternalService).
+SERVICE_PARTS = ("sync.jsonl", "locator.jsonl")
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------
@@ -426,7 +428,7 @@ async def test_evidence_is_exported_from_held_accounts_verified_and_tampering_fo
     assert evidence.manifest_key == evidence.prefix + "manifest.json"
     assert (evidence.files, evidence.bytes) == (2, len(owner.content) + len(second))
     uploaded = {sha256(owner.content): owner.content, sha256(second): second}
-    expected = {evidence.prefix + name for name in DOCUMENTS} | {f"{evidence.prefix}files/{d}" for d in uploaded}
+    expected = {evidence.prefix + name for name in DOCUMENTS + SERVICE_PARTS} | {f"{evidence.prefix}files/{d}" for d in uploaded}
     assert set(bundle.parts) == expected
     for key, part in bundle.parts.items():
         data = await read_object(preserved, key)

@@ -11,6 +11,7 @@ from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
 from cumulo_platform.events import EventConsumer
+from cumulo_platform.evidence import evidence_service
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
@@ -65,6 +66,7 @@ async def build(settings: SyncSettings, *, clock: Clock | None = None) -> SyncAp
                 sync_pb2_grpc.add_SyncServiceServicer_to_server,
             ),
             GrpcService(BACKUP_SERVICE, BackupService(backups), sync_pb2_grpc.add_BackupServiceServicer_to_server),
+            evidence_service("sync", await base.preservation(), records.evidence),
         ],
         interceptor=base.interceptor(verifier=base.remote_verifier(), clients=base.remote_clients()),
         jobs=[

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from cumulo_platform.evidence import paged
 from cumulo_platform.legal_holds import not_held
 from cumulo_platform.logging import get_logger
 from cumulo_sync.adapters.tables import SCHEMA, legal_holds, records, usage, zones
@@ -452,3 +453,12 @@ class Records:
     async def _zones_left(self, account: uuid.UUID) -> int:
         async with self.db.read() as conn:
             return int((await conn.execute(sa.select(sa.func.count()).select_from(zones).where(zones.c.account_id == account))).scalar_one())
+
+    async def evidence(self, account: uuid.UUID) -> AsyncIterator[dict[str, Any]]:
+        """The account's zones (deleted ones kept for a hold too) and every record with its
+        payload, for an evidence bundle."""
+        async for row in paged(self.db, sa.select(zones).where(zones.c.account_id == account), [zones.c.zone_id], kind="zone"):
+            yield row
+        mine = sa.select(zones.c.zone_id).where(zones.c.account_id == account).scalar_subquery()
+        async for row in paged(self.db, sa.select(records).where(records.c.zone_id.in_(mine)), [records.c.zone_id, records.c.record_id], kind="record"):
+            yield row

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_platform.errors import relayed
 from cumulo_platform.grpc_convert import timestamp
@@ -32,10 +33,18 @@ class Content:
 
 
 class Services:
-    def __init__(self, *, auth: grpc.aio.Channel, blob: grpc.aio.Channel, lifecycle: grpc.aio.Channel) -> None:
+    def __init__(
+        self, *, auth: grpc.aio.Channel, blob: grpc.aio.Channel, lifecycle: grpc.aio.Channel, sync: grpc.aio.Channel,
+        locator: grpc.aio.Channel,
+    ) -> None:
         self.auth = auth_pb2_grpc.AuthInternalServiceStub(auth)
         self.blob = blob_pb2_grpc.BlobInternalServiceStub(blob)
         self.lifecycle = lifecycle_pb2_grpc.LifecycleInternalServiceStub(lifecycle)
+        # The data services that write their own part of an evidence bundle.
+        self.evidence = {
+            "sync": evidence_pb2_grpc.EvidenceInternalServiceStub(sync),
+            "locator": evidence_pb2_grpc.EvidenceInternalServiceStub(locator),
+        }
 
     @staticmethod
     async def _call(service: str, method: Any, request: Any, timeout: float = TIMEOUT, field: str = "request") -> Any:
@@ -73,6 +82,12 @@ class Services:
             "blob", self.blob.ExportFiles,
             blob_pb2.ExportFilesRequest(account_id=account_id, export_id=export_id, page_token=page_token), timeout=300,
         )
+
+    async def export_parts(self, account_id: str, export_id: str) -> list[evidence_pb2.ExportAccountResponse]:
+        """Each data service's part of the bundle (sync records, device locations), written by
+        that service into the preservation bucket."""
+        request = evidence_pb2.ExportAccountRequest(account_id=account_id, export_id=export_id)
+        return [await self._call(name, stub.ExportAccount, request, timeout=3600) for name, stub in self.evidence.items()]
 
     # --- auth -----------------------------------------------------------------------------
 
