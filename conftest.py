@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import pathlib
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 import pytest
+import structlog
+from structlog._config import BoundLoggerLazyProxy
 
 from cumulo_auth import bootstrap as auth_bootstrap
 from cumulo_auth.config import AuthSettings
@@ -28,7 +32,7 @@ from cumulo_gateway.envoy_config import render_json
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_platform.clock import OffsetClock
-from cumulo_platform.logging import configure_logging
+from cumulo_platform.logging import configure_logging, get_logger
 from cumulo_sdk import Cumulo
 from cumulo_locator import bootstrap as locator_bootstrap
 from cumulo_locator.config import LocatorSettings
@@ -249,3 +253,46 @@ async def user(client: Cumulo) -> tuple[Cumulo, str]:
     await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))
     await client.login(email, PASSWORD, device_name="test phone")
     return client, email
+
+
+@pytest.fixture
+def debug_logs(capsys) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """For tests that secrets never reach the logs: the process's structlog set-up (where the in-process services log) at debug level in
+    JSON, every cumulo module's logger made afresh so that it takes it (loggers are cached at
+    their first use, at the session's level); yields a function that returns what was logged
+    since. Everything is put back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    noisy = {name: logging.getLogger(name).level for name in ("alembic", "aiobotocore", "botocore", "nats")}
+    config = structlog.get_config()
+    context = structlog.contextvars.get_contextvars()
+    swapped: list[tuple[Any, str, Any]] = []
+    configure_logging("tests", "debug", "json")
+    root.setLevel(logging.INFO)  # structlog's own calls at debug; the libraries' chatter (grpc's) not
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("cumulo") or module is None:
+            continue
+        for attribute, value in list(vars(module).items()):
+            # (no getattr on a lazy proxy: that would bind it to the debug set-up for good)
+            if isinstance(value, (BoundLoggerLazyProxy, structlog.BoundLoggerBase)):
+                initial = vars(value).get("_initial_values") or {}
+                swapped.append((module, attribute, value))
+                setattr(module, attribute, get_logger(initial.get("logger_name", name)))
+    capsys.readouterr()
+
+    def logged() -> str:
+        captured = capsys.readouterr()
+        return captured.err + captured.out
+
+    try:
+        yield logged
+    finally:
+        for module, attribute, value in swapped:
+            setattr(module, attribute, value)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, lvl in noisy.items():
+            logging.getLogger(name).setLevel(lvl)
+        structlog.configure(**config)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**context)

@@ -19,19 +19,15 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
-import logging
 import math
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import jwt
 import pytest
-import structlog
-from structlog._config import BoundLoggerLazyProxy
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
@@ -41,7 +37,6 @@ from cumulo_devstack.testing import (
     FORGERIES, PASSWORD, b64json, eventually, expect_error, forge_token, unique_email,
 )
 from cumulo_platform.errors import STATUS_DETAILS_KEY
-from cumulo_platform.logging import configure_logging, get_logger
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.devices import DeviceAgent
 
@@ -830,47 +825,6 @@ async def test_a_bad_position_is_refused_without_repeating_a_coordinate(gateway,
     assert await person.client.devices.history(device_id) == []
 
 
-@pytest.fixture
-def debug_logs(capsys) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    """The process's structlog set-up (where the in-process services log) at debug level in
-    JSON, every cumulo module's logger made afresh so that it takes it (loggers are cached at
-    their first use, at the session's level); yields a function that returns what was logged
-    since. Everything is put back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    noisy = {name: logging.getLogger(name).level for name in ("alembic", "aiobotocore", "botocore", "nats")}
-    config = structlog.get_config()
-    context = structlog.contextvars.get_contextvars()
-    swapped: list[tuple[Any, str, Any]] = []
-    configure_logging("tests", "debug", "json")
-    root.setLevel(logging.INFO)  # structlog's own calls at debug; the libraries' chatter (grpc's) not
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("cumulo") or module is None:
-            continue
-        for attribute, value in list(vars(module).items()):
-            # (no getattr on a lazy proxy: that would bind it to the debug set-up for good)
-            if isinstance(value, (BoundLoggerLazyProxy, structlog.BoundLoggerBase)):
-                initial = vars(value).get("_initial_values") or {}
-                swapped.append((module, attribute, value))
-                setattr(module, attribute, get_logger(initial.get("logger_name", name)))
-    capsys.readouterr()
-
-    def logged() -> str:
-        captured = capsys.readouterr()
-        return captured.err + captured.out
-
-    try:
-        yield logged
-    finally:
-        for module, attribute, value in swapped:
-            setattr(module, attribute, value)
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        for name, lvl in noisy.items():
-            logging.getLogger(name).setLevel(lvl)
-        structlog.configure(**config)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(**context)
 
 
 async def test_positions_never_reach_the_locators_logs(owner, debug_logs):

@@ -21,27 +21,22 @@ import base64
 import dataclasses
 import datetime as dt
 import json
-import logging
 import secrets
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 import jwt
 import pytest
-import structlog
 from google.rpc import error_details_pb2, status_pb2
-from structlog._config import BoundLoggerLazyProxy
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.moderation.v1 import moderation_pb2 as pb, moderation_pb2_grpc
 from cumulo_devstack.testing import FORGERIES, PASSWORD, b64json, expect_error, forge_token, new_member, unique_email
 from cumulo_moderation.api.public import ANONYMOUS_METHODS
 from cumulo_platform.errors import STATUS_DETAILS_KEY
-from cumulo_platform.logging import configure_logging, get_logger
 from cumulo_platform.paging import encode_token
 from cumulo_sdk import Cumulo, CumuloRpcError
 
@@ -1016,47 +1011,6 @@ async def test_a_token_is_never_repeated_in_an_answer(gateway, world, signing_ke
 # --- secrets never reach the logs ---------------------------------------------------------------
 
 
-@pytest.fixture
-def debug_logs(capsys) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    """The process's structlog set-up (where the in-process services log) at debug level in
-    JSON, every cumulo module's logger made afresh so that it takes it (loggers are cached at
-    their first use, at the session's level); yields a function that returns what was logged
-    since. Everything is put back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    noisy = {name: logging.getLogger(name).level for name in ("alembic", "aiobotocore", "botocore", "nats")}
-    config = structlog.get_config()
-    context = structlog.contextvars.get_contextvars()
-    swapped: list[tuple[Any, str, Any]] = []
-    configure_logging("tests", "debug", "json")
-    root.setLevel(logging.INFO)  # structlog's own calls at debug; the libraries' chatter (grpc's) not
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("cumulo") or module is None:
-            continue
-        for attribute, value in list(vars(module).items()):
-            # (no getattr on a lazy proxy: that would bind it to the debug set-up for good)
-            if isinstance(value, (BoundLoggerLazyProxy, structlog.BoundLoggerBase)):
-                initial = vars(value).get("_initial_values") or {}
-                swapped.append((module, attribute, value))
-                setattr(module, attribute, get_logger(initial.get("logger_name", name)))
-    capsys.readouterr()
-
-    def logged() -> str:
-        captured = capsys.readouterr()
-        return captured.err + captured.out
-
-    try:
-        yield logged
-    finally:
-        for module, attribute, value in swapped:
-            setattr(module, attribute, value)
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        for name, lvl in noisy.items():
-            logging.getLogger(name).setLevel(lvl)
-        structlog.configure(**config)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(**context)
 
 
 async def test_receipts_tokens_and_contacts_never_reach_the_logs(gateway, world, signing_key, people, tmp_path, debug_logs):
