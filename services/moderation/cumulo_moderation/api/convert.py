@@ -9,7 +9,6 @@ from cumulo_moderation.domain.rules import CATEGORIES, DECISIONS, TARGET_KINDS
 from cumulo_platform.grpc_convert import timestamp
 
 CATEGORY_VALUES = {name: value for value, name in CATEGORIES.items()}
-# Cases opened by automatic checks carry the category their kind implies.
 TARGET_VALUES = {name: value for value, name in TARGET_KINDS.items()}
 DECISION_VALUES = {name: value for value, name in DECISIONS.items()}
 KINDS = {

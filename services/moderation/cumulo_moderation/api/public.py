@@ -19,7 +19,7 @@ from cumulo_moderation.domain import rules
 from cumulo_moderation.preservation import Preservation
 from cumulo_platform.db import Database
 from cumulo_platform.errors import InvalidArgument, PermissionDenied
-from cumulo_platform.interceptors import current_call, current_principal
+from cumulo_platform.interceptors import CallInfo, current_call, current_principal
 from cumulo_platform.tokens import Principal
 
 COMPLAINT_SERVICE = "cumulo.moderation.v1.ComplaintService"
@@ -58,19 +58,18 @@ class ComplaintService(moderation_pb2_grpc.ComplaintServiceServicer):
         self.cases = cases
         self.authenticate = authenticate
 
-    async def _caller(self) -> str | None:
+    async def _caller(self, call: CallInfo) -> str | None:
         """The signed-in caller of an anonymous method: a token sent is checked like any other."""
-        call = current_call()
         return (await self.authenticate(call.bearer_token)).account_id if call.bearer_token else None
 
     async def FileComplaint(self, request: pb.FileComplaintRequest, context: grpc.aio.ServicerContext) -> pb.FileComplaintResponse:
-        reporter = await self._caller()
         call = current_call()
+        reporter = await self._caller(call)
         filed = await self.complaints.file(request, reporter=reporter, client_id=call.client_id, address=call.client_address)
         return pb.FileComplaintResponse(complaint_id=str(filed.complaint_id), case_id=str(filed.case_id), receipt=filed.receipt)
 
     async def ReportLegalAction(self, request: pb.ReportLegalActionRequest, context: grpc.aio.ServicerContext) -> pb.ReportLegalActionResponse:
-        await self._caller()
+        await self._caller(current_call())
         description = rules.check_description(request.description)
         await self.cases.legal_action(request.complaint_id, request.receipt, description)
         return pb.ReportLegalActionResponse()
