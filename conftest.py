@@ -31,16 +31,15 @@ from cumulo_devstack.stack import Infra
 from cumulo_gateway.envoy_config import render_json
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
 from cumulo_lifecycle.config import LifecycleSettings
-from cumulo_platform.clock import OffsetClock
-from cumulo_platform.logging import configure_logging, get_logger
-from cumulo_sdk import Cumulo
 from cumulo_locator import bootstrap as locator_bootstrap
 from cumulo_locator.config import LocatorSettings
 from cumulo_moderation import bootstrap as moderation_bootstrap
 from cumulo_moderation.config import ModerationSettings
+from cumulo_platform.clock import OffsetClock
+from cumulo_platform.logging import configure_logging, get_logger
+from cumulo_sdk import Cumulo
 from cumulo_sync import bootstrap as sync_bootstrap
 from cumulo_sync.config import SyncSettings
-
 
 App = TypeVar("App")
 

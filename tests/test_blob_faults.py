@@ -21,7 +21,8 @@ from cumulo.blob.v1 import blob_pb2
 from cumulo_devstack.servers import Process, wait_for_port
 from cumulo_devstack.testing import eventually
 from cumulo_sdk import Cumulo, CumuloRpcError
-from cumulo_sdk.files import CHUNK as SDK_CHUNK, sha256_of
+from cumulo_sdk.files import CHUNK as SDK_CHUNK
+from cumulo_sdk.files import sha256_of
 
 MIB = 1024 * 1024
 PART = 8 * MIB  # the blob service's part size (CUMULO_BLOB_PART_SIZE_BYTES default)

@@ -18,7 +18,8 @@ import grpc
 import pytest
 from aiobotocore.session import get_session
 
-from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.servers import MailCatcher, Process, free_port, wait_for_port
 from cumulo_devstack.stack import Cloud
 from cumulo_devstack.testing import PASSWORD, Member, eventually, expect_error, new_member, unique_email
@@ -125,8 +126,8 @@ async def stored_objects(stack: Stack, account_id: str) -> list[str]:
 async def test_an_idle_account_is_frozen_told_when_and_then_purged(stack, internal, person, tmp_path):
     assert await stored_objects(stack, person.account_id)
     frozen = await wait_for_state(internal, person.account_id, pb.ACCOUNT_STATE_FROZEN)
-    delete_at = frozen.account.delete_at.ToDatetime(tzinfo=dt.timezone.utc)
-    frozen_at = frozen.account.frozen_at.ToDatetime(tzinfo=dt.timezone.utc)
+    delete_at = frozen.account.delete_at.ToDatetime(tzinfo=dt.UTC)
+    frozen_at = frozen.account.frozen_at.ToDatetime(tzinfo=dt.UTC)
     assert delete_at - frozen_at == dt.timedelta(seconds=4)
     (notice,) = await mails(stack, person.email, "is frozen")
     exact = format_time(delete_at, zoneinfo.ZoneInfo(TZ))
@@ -165,8 +166,8 @@ async def _active_since(internal, account_id: str) -> bool:  # type: ignore[no-u
 async def test_a_held_account_is_not_deleted(stack, internal, person):
     await internal.SetLegalHold(pb.SetLegalHoldRequest(account_id=person.account_id, held=True, reason="case 42", actor="legal"))
     frozen = await wait_for_state(internal, person.account_id, pb.ACCOUNT_STATE_FROZEN)
-    delete_at = frozen.account.delete_at.ToDatetime(tzinfo=dt.timezone.utc)
-    while dt.datetime.now(dt.timezone.utc) < delete_at + dt.timedelta(seconds=3):
+    delete_at = frozen.account.delete_at.ToDatetime(tzinfo=dt.UTC)
+    while dt.datetime.now(dt.UTC) < delete_at + dt.timedelta(seconds=3):
         await asyncio.sleep(0.5)
     held = await state_of(internal, person.account_id)
     assert held.account.state == pb.ACCOUNT_STATE_FROZEN and held.account.held

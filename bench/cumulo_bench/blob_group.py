@@ -26,7 +26,7 @@ HUGE = 1024 * MIB
 PASSWORD = "benchmark passphrase 2026"
 
 
-def _write_random(path, size: int) -> str:  # type: ignore[no-untyped-def]
+def _write_random(path, size: int) -> str:
     digest = hashlib.sha256()
     with open(path, "wb") as handle:
         left = size
@@ -38,7 +38,7 @@ def _write_random(path, size: int) -> str:  # type: ignore[no-untyped-def]
     return digest.hexdigest()
 
 
-async def _direct_s3(stack: BenchStack, path) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+async def _direct_s3(stack: BenchStack, path) -> tuple[float, float]:
     """The raw building block with the same client-side duties as cumulo's path: the file is
     read from disk and its SHA-256 computed before it is stored; on the way back the bytes
     are hashed and written to disk. Only the service hops differ."""

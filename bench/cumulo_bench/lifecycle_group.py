@@ -39,7 +39,7 @@ SMALL, LARGE = 100_000, 1_000_000
 RAW_SUBJECT = SUBJECT_PREFIX + "bench.raw"
 
 
-async def _publish_all(js, subject: str, payloads: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+async def _publish_all(js, subject: str, payloads: list[bytes]) -> None:
     window = 500
     for start in range(0, len(payloads), window):
         await asyncio.gather(*(js.publish(subject, p) for p in payloads[start : start + window]))
@@ -106,9 +106,9 @@ async def _ingest_rate(stack: BenchStack, count: int) -> float:
             await asyncio.sleep(0.01)
 
     # Warm-up: the accounts exist (as after their creation); the measured events update them.
-    await _publish_all(js, subject, _access_payloads(account_ids, ACCOUNTS, dt.datetime.now(dt.timezone.utc)))
+    await _publish_all(js, subject, _access_payloads(account_ids, ACCOUNTS, dt.datetime.now(dt.UTC)))
     await drained()
-    payloads = _access_payloads(account_ids, count, dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5))
+    payloads = _access_payloads(account_ids, count, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5))
     started = time.perf_counter()
     await _publish_all(js, subject, payloads)
     await drained()
@@ -119,7 +119,7 @@ async def _ingest_rate(stack: BenchStack, count: int) -> float:
 
 async def _fill(db: Database, total: int, due: int, *, already: int) -> None:
     """Accounts up to `total`: the new ones not due for months, but `due` of them due now."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     past = now - dt.timedelta(days=400)
     records = []
     for i in range(total - already):
@@ -168,7 +168,7 @@ async def run(stack: BenchStack) -> list[Figure]:
     async def no_contacts(account_id: str) -> None:
         return None
 
-    ledger = Ledger(db, settings, SystemClock(), no_contacts)  # type: ignore[arg-type]
+    ledger = Ledger(db, settings, SystemClock(), no_contacts)
     try:
         await _fill(db, SMALL, DUE, already=0)
         small_seconds, small_done = await _sweep_seconds(ledger)

@@ -23,7 +23,8 @@ import asyncpg
 import grpc
 from google.protobuf import timestamp_pb2
 
-from cumulo.locator.v1 import locator_pb2 as pb, locator_pb2_grpc
+from cumulo.locator.v1 import locator_pb2 as pb
+from cumulo.locator.v1 import locator_pb2_grpc
 from cumulo_bench.echo import METHOD as ECHO_METHOD
 from cumulo_bench.measure import Result, best_of, closed_loop
 from cumulo_bench.report import Figure
@@ -44,7 +45,7 @@ class Clock:
     """Distinct, increasing measurement times (a point per device and time is stored once)."""
 
     def __init__(self) -> None:
-        self.base = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+        self.base = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
         self.n = 0
 
     def next(self) -> timestamp_pb2.Timestamp:
@@ -62,7 +63,7 @@ def _location(clock: Clock) -> pb.Location:
 
 
 async def _seed_devices(dsn: str, account: uuid.UUID, count: int) -> list[str]:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     rows = [
         (uuid.uuid4(), account if i < 1000 else uuid.uuid4(), f"dev-{i}", f"device {i}", now, now, 70, 31.2, 121.4, 10.0, 0.0, 0.0, "gps", now)
         for i in range(count)
@@ -91,9 +92,9 @@ async def _raw_batch_rate(dsn: str) -> float:
         nonlocal done
         key = uuid.uuid4()
         while time.perf_counter() < stop_at:
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             rows = [
-                (key, clock.next().ToDatetime(dt.timezone.utc), 31.2, 121.4, 10.0, 0.0, 0.0, 80, "gps", now) for _ in range(BATCH)
+                (key, clock.next().ToDatetime(dt.UTC), 31.2, 121.4, 10.0, 0.0, 0.0, 80, "gps", now) for _ in range(BATCH)
             ]
             await conn.executemany(
                 "INSERT INTO public.bench_locations (device_key, measured_at, latitude, longitude, accuracy, altitude, speed,"

@@ -29,7 +29,7 @@ class Figure:
     def ratio(self) -> float | None:
         if self.baseline in (None, 0):
             return None
-        return self.value / self.baseline  # type: ignore[operator]
+        return self.value / self.baseline
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -65,7 +65,7 @@ def write_json(figures: list[Figure], path: pathlib.Path) -> None:
             entries = json.loads(path.read_text())
         except ValueError:
             entries = {}
-    measured_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    measured_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for figure in figures:
         entries[figure.name] = {**figure.as_json(), "measured_at": measured_at}
     path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")

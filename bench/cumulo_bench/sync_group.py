@@ -37,7 +37,7 @@ PAYLOAD = 200
 
 async def _seed_zone(conn: asyncpg.Connection, account: uuid.UUID, name: str, count: int) -> uuid.UUID:
     zone_id = uuid.uuid4()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     await conn.execute(
         "INSERT INTO sync.zones (zone_id, account_id, name, last_seq, record_count, bytes, created_at, modified_at)"
         " VALUES ($1, $2, $3, $4, $4, $5, $6, $6)",
@@ -70,7 +70,7 @@ async def _raw_insert_rate(dsn: str) -> float:
     conns = [await asyncpg.connect(dsn) for _ in range(IN_FLIGHT)]
     await conns[0].execute("CREATE TABLE IF NOT EXISTS public.bench_records (LIKE sync.records INCLUDING ALL)")
     payload = os.urandom(PAYLOAD)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     done = 0
     stop_at = time.perf_counter() + SECONDS
 

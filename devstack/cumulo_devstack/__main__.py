@@ -21,7 +21,6 @@ from cumulo_gateway.envoy_config import render_json
 from cumulo_gateway.routes import BACKENDS
 
 
-
 def _setting(name: str, default: str) -> str:
     return os.environ.get(name, default)
 

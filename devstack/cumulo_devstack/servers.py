@@ -256,7 +256,7 @@ class MailCatcher:
         folder = self.folder
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            async def handle_DATA(self, server, session, envelope):
                 name = f"{time.time_ns()}-{os.getpid()}"
                 scratch = folder / f"{name}.part"
                 scratch.write_bytes(envelope.original_content or envelope.content)
@@ -266,12 +266,12 @@ class MailCatcher:
         self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self._controller.start()
 
-    def messages(self) -> list["email.message.EmailMessage"]:
+    def messages(self) -> list[email.message.EmailMessage]:
         import email
         import email.policy
 
         return [
-            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             for path in sorted(self.folder.glob("*.eml"))
         ]
 

@@ -19,7 +19,7 @@ class Infra:
     root: pathlib.Path
 
     @classmethod
-    def start(cls, root: pathlib.Path) -> "Infra":
+    def start(cls, root: pathlib.Path) -> Infra:
         infra = cls(
             EmbeddedPostgres(root / "postgres"),
             EmbeddedNats(root / "nats", free_port(), root / "nats.log"),

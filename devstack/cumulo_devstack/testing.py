@@ -289,7 +289,7 @@ class Member:
     uploaded_at: dt.datetime  # just before the upload: its access events are from then on
 
 
-async def new_member(gateway: str, folder: "pathlib.Path", *, locale: str = "en") -> Member:
+async def new_member(gateway: str, folder: pathlib.Path, *, locale: str = "en") -> Member:
     """Signs up through the gateway (session and pending uploads kept in `folder`), logs in
     and uploads a photo. The caller closes `member.client`."""
     from cumulo_sdk.client import TokenStore
@@ -301,7 +301,7 @@ async def new_member(gateway: str, folder: "pathlib.Path", *, locale: str = "en"
     content = secrets.token_bytes(300_000)
     path = folder / "photo.jpg"
     path.write_bytes(content)
-    uploaded_at = dt.datetime.now(dt.timezone.utc)
+    uploaded_at = dt.datetime.now(dt.UTC)
     node = await client.files.upload(path)
     return Member(client, address, account.account_id, node.node_id, content, uploaded_at)
 
@@ -314,7 +314,7 @@ class Ages:
     (auth's and blob's recorders, their outboxes, the lifecycle's consumer) has been applied,
     so that a late event cannot undo the aging."""
 
-    def __init__(self, lifecycle, services, nats_url: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, lifecycle, services, nats_url: str) -> None:
         self.lifecycle = lifecycle
         self.services = services  # the running services whose access events must land first
         self.nats_url = nats_url
@@ -374,7 +374,7 @@ class Ages:
         return row
 
 
-async def notices_sent(lifecycle, account_id: str) -> None:  # type: ignore[no-untyped-def]
+async def notices_sent(lifecycle, account_id: str) -> None:
     """Waits until the session lifecycle has no e-mail of the account still to send."""
     from cumulo_lifecycle.adapters.tables import notices
 

@@ -12,7 +12,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
 
 
 class FrozenClock:
@@ -40,7 +40,7 @@ class OffsetClock:
         self.offset = dt.timedelta(0)
 
     def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc) + self.offset
+        return dt.datetime.now(dt.UTC) + self.offset
 
     def advance(self, delta: dt.timedelta) -> None:
         self.offset += delta

@@ -104,7 +104,7 @@ class Database:
         """`async with db.read() as conn:` for single read-only statements on the hot path."""
         return self._autocommit.connect()
 
-    def unit_of_work(self) -> "UnitOfWork":
+    def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self)
 
     async def dispose(self) -> None:
@@ -124,7 +124,7 @@ class UnitOfWork:
         self._committed = False
         self.session: AsyncSession
 
-    async def __aenter__(self) -> "UnitOfWork":
+    async def __aenter__(self) -> UnitOfWork:
         self.session = self.db.sessions()
         await self.session.begin()
         return self
@@ -153,7 +153,7 @@ class UnitOfWork:
         return envelope
 
     async def execute(self, statement: sa.Executable, params: object = None) -> sa.Result:
-        return await self.session.execute(statement, params)  # type: ignore[arg-type]
+        return await self.session.execute(statement, params)
 
     async def commit(self) -> None:
         if self._events:

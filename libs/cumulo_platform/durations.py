@@ -23,7 +23,7 @@ class IsoDuration:
     text: str
 
     @classmethod
-    def parse(cls, text: str) -> "IsoDuration":
+    def parse(cls, text: str) -> IsoDuration:
         match = _PATTERN.match(text.strip().upper())
         if not match:
             raise ValueError(f"not an ISO-8601 duration: {text!r} (e.g. P12M, P30D, PT10M)")

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import nats
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from nats.aio.client import Client as NatsConnection
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import BadRequestError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
 from cumulo_platform.db import SUBJECT_PREFIX, Database, UnitOfWork

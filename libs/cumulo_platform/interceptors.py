@@ -241,7 +241,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             code = err.code
             await self._abort(context, err.to_status(), code)
         except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+            code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED

@@ -52,7 +52,7 @@ class LegalHolds:
         changed = events_pb2.LegalHoldChanged()
         envelope.payload.Unpack(changed)
         statement = pg_insert(self.table).values(
-            account_id=uuid.UUID(changed.account_id), held=changed.held, changed_at=envelope.occurred_at.ToDatetime(dt.timezone.utc)
+            account_id=uuid.UUID(changed.account_id), held=changed.held, changed_at=envelope.occurred_at.ToDatetime(dt.UTC)
         )
         await uow.execute(
             statement.on_conflict_do_update(

@@ -129,7 +129,7 @@ async def schema_drift(database_url: str, metadata: sa.MetaData) -> list[object]
         await engine.dispose()
 
 
-def _only_schema(schema: str | None):  # type: ignore[no-untyped-def]
+def _only_schema(schema: str | None):
     def include(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
         if type_ == "schema":
             return name == schema

@@ -47,7 +47,7 @@ class Foundation:
     @classmethod
     async def open(
         cls, platform: PlatformSettings, *, schema: str, migrations_dir: pathlib.Path, clock: Clock
-    ) -> "Foundation":
+    ) -> Foundation:
         if platform.migrate_on_start:
             await asyncio.to_thread(migrations.upgrade, platform.database_url, schema, migrations_dir)
         db = Database(create_engine(platform.database_url), schema=schema, producer=platform.service, clock=clock)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Mapping
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from cumulo_platform.durations import IsoDuration
 
@@ -114,7 +114,7 @@ class PlatformSettings:
         return self.environment == "development"
 
     @classmethod
-    def from_env(cls, service: str, env: Env, default_port: int) -> "PlatformSettings":
+    def from_env(cls, service: str, env: Env, default_port: int) -> PlatformSettings:
         settings = cls(
             service=service,
             environment=env.get("ENVIRONMENT", "production"),
@@ -155,5 +155,5 @@ class PlatformSettings:
             # The drain, then the last outbox flush and NATS drain (5 s each), fit in Kubernetes' 30 s.
             raise SettingsError("CUMULO_DRAIN_GRACE_SECONDS must be at most 20 (Kubernetes gives 30 s in all)")
 
-    def replace(self, **changes: Any) -> "PlatformSettings":
+    def replace(self, **changes: Any) -> PlatformSettings:
         return dataclasses.replace(self, **changes)

@@ -66,7 +66,7 @@ class Storage:
         self.client: Any = None
 
     @classmethod
-    def of(cls, platform: PlatformSettings, bucket: str) -> "Storage":
+    def of(cls, platform: PlatformSettings, bucket: str) -> Storage:
         return cls(
             endpoint=platform.s3_endpoint, access_key=platform.s3_access_key, secret_key=platform.s3_secret_key,
             region=platform.s3_region, bucket=bucket,

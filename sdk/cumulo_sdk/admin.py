@@ -30,7 +30,8 @@ from typing import Any
 import grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_sdk.cli_moderation import add_admin_commands as add_moderation_commands
 from cumulo_sdk.client import DEFAULT_GATEWAY, Cumulo, TokenStore
 from cumulo_sdk.console import home
@@ -42,7 +43,7 @@ STATES = {"active": pb.ACCOUNT_STATE_ACTIVE, "frozen": pb.ACCOUNT_STATE_FROZEN, 
 def _when(stamp: Any) -> str:
     if not stamp.seconds:
         return "-"
-    return stamp.ToDatetime(tzinfo=dt.timezone.utc).isoformat(timespec="seconds")
+    return stamp.ToDatetime(tzinfo=dt.UTC).isoformat(timespec="seconds")
 
 
 def _state(value: int) -> str:

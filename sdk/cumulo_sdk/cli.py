@@ -26,11 +26,11 @@ from typing import Any
 from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2
-from cumulo_sdk.client import DEFAULT_CLIENT_ID, DEFAULT_GATEWAY, Cumulo, TokenStore
-from cumulo_sdk.console import ProgressBar, home, human_size, parse_span, read_password
 from cumulo_sdk.cli_devices import add_commands as add_device_commands
 from cumulo_sdk.cli_moderation import add_commands as add_report_commands
 from cumulo_sdk.cli_sync import add_commands as add_sync_commands
+from cumulo_sdk.client import DEFAULT_CLIENT_ID, DEFAULT_GATEWAY, Cumulo, TokenStore
+from cumulo_sdk.console import ProgressBar, home, human_size, parse_span, read_password
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import IntegrityError
 
@@ -80,7 +80,7 @@ async def _whoami(client: Cumulo, args: argparse.Namespace) -> int:
 
 
 def _when(stamp: Any) -> str:
-    return stamp.ToDatetime(tzinfo=dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if stamp.seconds else "-"
+    return stamp.ToDatetime(tzinfo=dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if stamp.seconds else "-"
 
 
 def print_lifecycle_account(account: lifecycle_pb2.Account) -> None:

@@ -24,7 +24,7 @@ KINDS = {v: k.removeprefix("COMMAND_KIND_").lower() for k, v in pb.CommandKind.i
 def _when(stamp: Any) -> str:
     if not stamp.ByteSize():
         return "-"
-    return stamp.ToDatetime(dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return stamp.ToDatetime(dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _position(location: pb.Location) -> str:
@@ -48,13 +48,13 @@ def _print_command(command: pb.Command) -> None:
     print(f"{command.command_id}  {KINDS[command.kind]:<9} {STATES[command.state]:<9} sent {_when(command.created_at)}{detail}")
 
 
-async def _ls(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _ls(client: Cumulo, args: argparse.Namespace) -> int:
     for device in await client.devices.list(args.account or ""):
         _print_device(device)
     return 0
 
 
-async def _locate(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _locate(client: Cumulo, args: argparse.Namespace) -> int:
     located = await client.devices.locate(args.device_id, args.account or "")
     before = located.device.last_location.measured_at.ToDatetime() if located.device.last_location.ByteSize() else None
     print(f"last known: {_position(located.device.last_location)}")
@@ -70,7 +70,7 @@ async def _locate(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _wait_for(client: "Cumulo", command: pb.Command, seconds: float, account: str) -> pb.Command:
+async def _wait_for(client: Cumulo, command: pb.Command, seconds: float, account: str) -> pb.Command:
     deadline = asyncio.get_running_loop().time() + seconds
     while command.state in (pb.COMMAND_STATE_QUEUED, pb.COMMAND_STATE_DELIVERED) and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.3)
@@ -78,7 +78,7 @@ async def _wait_for(client: "Cumulo", command: pb.Command, seconds: float, accou
     return command
 
 
-async def _command(client: "Cumulo", args: argparse.Namespace, command: pb.Command) -> int:
+async def _command(client: Cumulo, args: argparse.Namespace, command: pb.Command) -> int:
     _print_command(command)
     if args.wait:
         done = await _wait_for(client, command, args.wait, getattr(args, "account", "") or "")
@@ -87,46 +87,46 @@ async def _command(client: "Cumulo", args: argparse.Namespace, command: pb.Comma
     return 0
 
 
-async def _ring(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _ring(client: Cumulo, args: argparse.Namespace) -> int:
     return await _command(client, args, await client.devices.ring(args.device_id, args.seconds, account_id=args.account or ""))
 
 
-async def _lock(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _lock(client: Cumulo, args: argparse.Namespace) -> int:
     command = await client.devices.lost_mode(
         args.device_id, enabled=True, message=args.message, phone=args.phone or "", account_id=args.account or ""
     )
     return await _command(client, args, command)
 
 
-async def _unlock(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _unlock(client: Cumulo, args: argparse.Namespace) -> int:
     return await _command(client, args, await client.devices.lost_mode(args.device_id, enabled=False, account_id=args.account or ""))
 
 
-async def _wipe(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _wipe(client: Cumulo, args: argparse.Namespace) -> int:
     password = read_password("Your password, to confirm the wipe: ")
     return await _command(client, args, await client.devices.wipe(args.device_id, password=password))
 
 
-async def _history(client: "Cumulo", args: argparse.Namespace) -> int:
-    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=args.hours) if args.hours else None
+async def _history(client: Cumulo, args: argparse.Namespace) -> int:
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=args.hours) if args.hours else None
     for location in await client.devices.history(args.device_id, account_id=args.account or "", since=since):
         print(_position(location))
     return 0
 
 
-async def _commands(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _commands(client: Cumulo, args: argparse.Namespace) -> int:
     for command in await client.devices.commands(args.device_id, account_id=args.account or ""):
         _print_command(command)
     return 0
 
 
-async def _rm(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _rm(client: Cumulo, args: argparse.Namespace) -> int:
     await client.devices.remove(args.device_id)
     print(f"device {args.device_id} removed, with its positions and commands")
     return 0
 
 
-async def _agent(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _agent(client: Cumulo, args: argparse.Namespace) -> int:
     if args.track:
         fixes = read_track(pathlib.Path(args.track))
         if not fixes:

@@ -29,7 +29,7 @@ STATE_VALUES = {"open": pb.CASE_STATE_OPEN, "claimed": pb.CASE_STATE_CLAIMED, "d
 def _when(stamp: Any) -> str:
     if not stamp.ByteSize():
         return "-"
-    return stamp.ToDatetime(dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return stamp.ToDatetime(dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def print_case(case: pb.CaseSummary) -> None:
@@ -48,7 +48,7 @@ def print_case(case: pb.CaseSummary) -> None:
 # --- cumulo report ---------------------------------------------------------------------------
 
 
-async def _report(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _report(client: Cumulo, args: argparse.Namespace) -> int:
     signed_in = client.store.tokens is not None
     if not signed_in and not args.contact:
         print("cumulo: without logging in, give --contact (an e-mail address or phone number)", file=sys.stderr)
@@ -69,7 +69,7 @@ async def _report(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _cases(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _cases(client: Cumulo, args: argparse.Namespace) -> int:
     cases = await client.complaints.my_cases()
     for case in cases:
         print_case(case)
@@ -78,7 +78,7 @@ async def _cases(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _counter_notice(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _counter_notice(client: Cumulo, args: argparse.Namespace) -> int:
     if not args.consent:
         print("cumulo: a counter-notice needs --consent (to the courts' jurisdiction, under penalty of perjury)", file=sys.stderr)
         return 2
@@ -87,7 +87,7 @@ async def _counter_notice(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _legal_action(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _legal_action(client: Cumulo, args: argparse.Namespace) -> int:
     receipt = os.environ.get("CUMULO_RECEIPT") or read_password("Receipt of the complaint: ")
     await client.complaints.legal_action(args.complaint_id, receipt, args.description)
     print("legal action recorded: the content stays down")
@@ -136,7 +136,7 @@ def add_commands(commands: Any) -> None:
 # --- cumulo-admin moderation -----------------------------------------------------------------
 
 
-async def _queue(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _queue(client: Cumulo, args: argparse.Namespace) -> int:
     found = 0
     async for case in client.moderation.queue(STATE_VALUES.get(args.state or "", 0)):
         print_case(case)
@@ -146,7 +146,7 @@ async def _queue(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _show(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _show(client: Cumulo, args: argparse.Namespace) -> int:
     shown = await client.moderation.case(args.case_id)
     print_case(shown.case)
     for complaint in shown.complaints:
@@ -161,12 +161,12 @@ async def _show(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _claim(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _claim(client: Cumulo, args: argparse.Namespace) -> int:
     print_case(await client.moderation.claim(args.case_id, take_over=args.take_over))
     return 0
 
 
-async def _decide(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _decide(client: Cumulo, args: argparse.Namespace) -> int:
     seconds = 0
     if args.decision == "suspend":
         if not args.duration:
@@ -177,7 +177,7 @@ async def _decide(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _hold(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _hold(client: Cumulo, args: argparse.Namespace) -> int:
     held = args.moderation_command == "hold"
     await client.moderation.hold(args.account_id, held=held, reason=args.reason)
     print(f"legal hold {'placed on' if held else 'released from'} {args.account_id}")
@@ -191,12 +191,12 @@ def _print_evidence(evidence: pb.Evidence) -> None:
     print(f"sha256    {evidence.manifest_sha256}")
 
 
-async def _export(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _export(client: Cumulo, args: argparse.Namespace) -> int:
     _print_evidence(await client.moderation.export(args.account_id, args.reason))
     return 0
 
 
-async def _verify(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _verify(client: Cumulo, args: argparse.Namespace) -> int:
     checked = await client.moderation.verify(args.export_id)
     _print_evidence(checked.evidence)
     for problem in checked.problems:
@@ -205,13 +205,13 @@ async def _verify(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0 if checked.intact else 1
 
 
-async def _audit(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _audit(client: Cumulo, args: argparse.Namespace) -> int:
     for entry in await client.moderation.audit(account_id=args.account or "", case_id=args.case or "", limit=args.limit):
         print(f"{entry.audit_id:>6}  {_when(entry.at)}  {entry.action:<24} {entry.actor:<38} {entry.target}  {entry.reason}")
     return 0
 
 
-async def _blocklist(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _blocklist(client: Cumulo, args: argparse.Namespace) -> int:
     if args.blocklist_command == "ls":
         async for entry in client.moderation.blocklist():
             print(f"{entry.sha256}  {_when(entry.added_at)}  {entry.reason}")

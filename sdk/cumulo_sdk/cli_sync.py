@@ -78,7 +78,7 @@ def record_json(record: sync_pb2.Record) -> dict[str, Any]:
     if record.modified_by_device:
         out["device"] = record.modified_by_device
     if record.HasField("modified_at"):
-        out["modified"] = record.modified_at.ToDatetime(dt.timezone.utc).isoformat(timespec="seconds")
+        out["modified"] = record.modified_at.ToDatetime(dt.UTC).isoformat(timespec="seconds")
     return out
 
 
@@ -108,7 +108,7 @@ def _device(args: argparse.Namespace) -> str:
     return args.device or platform.node() or "device"
 
 
-async def _zones(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _zones(client: Cumulo, args: argparse.Namespace) -> int:
     for zone in await client.sync.zones():
         when = zone.modified_at.ToDatetime().strftime("%Y-%m-%d %H:%M")
         print(f"{zone.name:<20} {zone.record_count:>8} records {human_size(zone.bytes):>10}  {when}")
@@ -117,7 +117,7 @@ async def _zones(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _push(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _push(client: Cumulo, args: argparse.Namespace) -> int:
     try:
         source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
     except OSError as err:
@@ -155,7 +155,7 @@ async def _push(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _pull(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _pull(client: Cumulo, args: argparse.Namespace) -> int:
     tokens = ZoneTokens(home() / "sync-tokens.json")
     start = "" if args.full else (args.token if args.token is not None else tokens.get(args.zone))
     records, token = await client.sync.fetch_all(args.zone, start)
@@ -167,7 +167,7 @@ async def _pull(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _watch(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _watch(client: Cumulo, args: argparse.Namespace) -> int:
     seen = 0
     async for message in client.sync.watch(args.zones, device_id=args.device or ""):
         if message.event == sync_pb2.WATCH_EVENT_WATCHING:
@@ -180,7 +180,7 @@ async def _watch(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _backup_create(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _backup_create(client: Cumulo, args: argparse.Namespace) -> int:
     root = pathlib.Path(args.dir)
     if not root.is_dir():
         print(f"cumulo: {root}: not a folder", file=sys.stderr)
@@ -197,20 +197,20 @@ async def _backup_create(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _backup_ls(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _backup_ls(client: Cumulo, args: argparse.Namespace) -> int:
     for backup in await client.backups.list(args.device or ""):
         when = backup.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
         print(f"{backup.backup_id}  {when}  {backup.device_name:<16} {backup.entry_count:>6} files {human_size(backup.total_size):>10}")
     return 0
 
 
-async def _backup_show(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _backup_show(client: Cumulo, args: argparse.Namespace) -> int:
     for entry in await client.backups.entries(args.backup_id):
         print(f"{human_size(entry.size):>10}  {entry.sha256[:12]}  {entry.path}")
     return 0
 
 
-async def _backup_restore(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _backup_restore(client: Cumulo, args: argparse.Namespace) -> int:
     dest = pathlib.Path(args.dir)
     dest.mkdir(parents=True, exist_ok=True)
     try:
@@ -222,7 +222,7 @@ async def _backup_restore(client: "Cumulo", args: argparse.Namespace) -> int:
     return 0
 
 
-async def _backup_rm(client: "Cumulo", args: argparse.Namespace) -> int:
+async def _backup_rm(client: Cumulo, args: argparse.Namespace) -> int:
     await client.backups.delete(args.backup_id)
     print(f"backup {args.backup_id} deleted")
     return 0

@@ -18,9 +18,9 @@ import grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
+from cumulo_sdk.devices import Devices
 from cumulo_sdk.errors import CumuloRpcError
 from cumulo_sdk.files import Files, PendingUploads
-from cumulo_sdk.devices import Devices
 from cumulo_sdk.moderation import Complaints, Moderation
 from cumulo_sdk.sync import Backups, Sync
 
@@ -42,7 +42,7 @@ class Tokens:
     login: str = ""
 
     @classmethod
-    def from_pair(cls, pair: auth_pb2.TokenPair, *, account_id: str = "", login: str = "") -> "Tokens":
+    def from_pair(cls, pair: auth_pb2.TokenPair, *, account_id: str = "", login: str = "") -> Tokens:
         return cls(
             access_token=pair.access_token,
             access_expires_at=pair.access_token_expires_at.ToSeconds(),
@@ -118,7 +118,7 @@ class Cumulo:
         self.gateway = gateway
         self.client_id = client_id
         self.store = store or TokenStore()
-        self._now = now or (lambda: dt.datetime.now(dt.timezone.utc).timestamp())
+        self._now = now or (lambda: dt.datetime.now(dt.UTC).timestamp())
         self.channel = grpc.aio.insecure_channel(
             gateway, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)]
         )
@@ -132,7 +132,7 @@ class Cumulo:
         self.complaints = Complaints(self)
         self.moderation = Moderation(self)
 
-    async def __aenter__(self) -> "Cumulo":
+    async def __aenter__(self) -> Cumulo:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import grpc
 from google.protobuf import timestamp_pb2
 
-from cumulo.locator.v1 import locator_pb2 as pb, locator_pb2_grpc
+from cumulo.locator.v1 import locator_pb2 as pb
+from cumulo.locator.v1 import locator_pb2_grpc
 from cumulo_sdk.errors import CumuloRpcError
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def _stamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
 class Devices:
     """The owner's side (or a guardian's, with `account_id` of the minor)."""
 
-    def __init__(self, client: "Cumulo") -> None:
+    def __init__(self, client: Cumulo) -> None:
         self.client = client
         self.stub = locator_pb2_grpc.DeviceLocatorServiceStub(client.channel)
 
@@ -95,7 +96,7 @@ class Devices:
 class DeviceAgent:
     """The device's side, logged in as its owner."""
 
-    def __init__(self, client: "Cumulo") -> None:
+    def __init__(self, client: Cumulo) -> None:
         self.client = client
         self.stub = locator_pb2_grpc.DeviceAgentServiceStub(client.channel)
 
@@ -196,7 +197,7 @@ def describe(command: pb.Command) -> str:
 
 
 async def run_agent(
-    client: "Cumulo",
+    client: Cumulo,
     *,
     device_id: str,
     name: str,
@@ -223,7 +224,7 @@ async def run_agent(
     def reading(fix: Fix) -> pb.Location:
         return pb.Location(
             latitude=fix.latitude, longitude=fix.longitude, accuracy=fix.accuracy, battery=battery,
-            source=pb.LOCATION_SOURCE_GPS, measured_at=_stamp(dt.datetime.now(dt.timezone.utc)),
+            source=pb.LOCATION_SOURCE_GPS, measured_at=_stamp(dt.datetime.now(dt.UTC)),
         )
 
     async def report_now() -> None:

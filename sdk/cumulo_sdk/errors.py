@@ -25,7 +25,7 @@ class CumuloRpcError(Exception):
         return f"{self.code.name}{reason}: {self.message}"
 
     @classmethod
-    def from_rpc_error(cls, exc: grpc.aio.AioRpcError) -> "CumuloRpcError":
+    def from_rpc_error(cls, exc: grpc.aio.AioRpcError) -> CumuloRpcError:
         error = cls(code=exc.code(), message=exc.details() or "")
         for key, value in exc.trailing_metadata() or ():
             if key == "x-request-id" and isinstance(value, str):

@@ -66,12 +66,12 @@ class PendingUploads:
 
 
 class Files:
-    def __init__(self, client: "Cumulo", pending: PendingUploads | None = None) -> None:
+    def __init__(self, client: Cumulo, pending: PendingUploads | None = None) -> None:
         self.client = client
         self.stub = blob_pb2_grpc.BlobServiceStub(client.channel)
         self.pending = pending or PendingUploads(None)
 
-    async def call(self, method, request):  # type: ignore[no-untyped-def]
+    async def call(self, method, request):
         return await self.client.call(method, request)
 
     # --- folders and paths ---------------------------------------------------------------

@@ -42,7 +42,7 @@ def target(kind: str, value: str) -> pb.Target:
 
 
 class Complaints:
-    def __init__(self, client: "Cumulo") -> None:
+    def __init__(self, client: Cumulo) -> None:
         self.client = client
         self.stub = moderation_pb2_grpc.ComplaintServiceStub(client.channel)
 
@@ -74,7 +74,7 @@ class Complaints:
 
 
 class Moderation:
-    def __init__(self, client: "Cumulo") -> None:
+    def __init__(self, client: Cumulo) -> None:
         self.client = client
         self.stub = moderation_pb2_grpc.ModerationServiceStub(client.channel)
 

@@ -28,7 +28,7 @@ ENTRIES_PER_MESSAGE = 1000
 
 
 class Sync:
-    def __init__(self, client: "Cumulo") -> None:
+    def __init__(self, client: Cumulo) -> None:
         self.client = client
         self.stub = sync_pb2_grpc.SyncServiceStub(client.channel)
 
@@ -118,7 +118,7 @@ def _folder_name(device_name: str) -> str:
 
 
 class Backups:
-    def __init__(self, client: "Cumulo") -> None:
+    def __init__(self, client: Cumulo) -> None:
         self.client = client
         self.stub = sync_pb2_grpc.BackupServiceStub(client.channel)
 

@@ -20,7 +20,8 @@ import grpc
 import pytest
 import sqlalchemy as sa
 
-from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.servers import free_port
 from cumulo_devstack.testing import PASSWORD, Ages, eventually, unique_email, unique_phone
 from cumulo_lifecycle.adapters.tables import accounts, purge_participants, purges, transitions
@@ -49,7 +50,7 @@ def field(out: str, name: str) -> str:
 
 
 def iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+    return when.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 # --- accounts --------------------------------------------------------------------------------

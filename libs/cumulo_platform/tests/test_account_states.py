@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from nats.js.errors import NotFoundError
 
 from cumulo.events.v1 import events_pb2
-from cumulo_devstack.testing import Ages, PASSWORD, eventually, notices_sent, unique_email
+from cumulo_devstack.testing import PASSWORD, Ages, eventually, notices_sent, unique_email
 from cumulo_platform.account_states import (
     ACTIVE,
     DELETED,
@@ -49,7 +49,7 @@ def changed(account_id: str, state: str, version: int) -> events_pb2.Envelope:
         events_pb2.AccountStateChanged(account_id=account_id, state=state, version=version, reason="test"),
         account_id=account_id,
         producer="lifecycle",
-        occurred_at=dt.datetime.now(dt.timezone.utc),
+        occurred_at=dt.datetime.now(dt.UTC),
     )
 
 
@@ -100,7 +100,7 @@ class Opened:
 
 
 @pytest.fixture
-async def opened(infra) -> AsyncIterator[Opened]:  # type: ignore[no-untyped-def]
+async def opened(infra) -> AsyncIterator[Opened]:
     """A fresh database of the session's PostgreSQL; every Database opened on it is disposed."""
     opened = Opened(infra.new_database())
     try:
@@ -378,7 +378,7 @@ async def _known(states: AccountStates, account: str, state: str) -> bool:
 # --- end to end: the real lifecycle and blob services -------------------------------------------------
 
 
-async def _registered(client, lifecycle) -> str:  # type: ignore[no-untyped-def]
+async def _registered(client, lifecycle) -> str:
     from cumulo_lifecycle.adapters.tables import accounts
 
     address = unique_email()
@@ -395,11 +395,11 @@ async def _registered(client, lifecycle) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def ages(lifecycle, auth, blob, infra) -> Ages:  # type: ignore[no-untyped-def]
+def ages(lifecycle, auth, blob, infra) -> Ages:
     return Ages(lifecycle, (auth, blob), infra.nats.url)
 
 
-async def _cached(service, account_id: str, state: str, version: int) -> bool:  # type: ignore[no-untyped-def]
+async def _cached(service, account_id: str, state: str, version: int) -> bool:
     states: AccountStates = service.app.states
     if states.state_of(account_id) != state:
         return False
@@ -407,7 +407,7 @@ async def _cached(service, account_id: str, state: str, version: int) -> bool:  
 
 
 @pytest.fixture
-async def lifecycle_api(lifecycle) -> AsyncIterator[Callable[[str], Awaitable[str]]]:  # type: ignore[no-untyped-def]
+async def lifecycle_api(lifecycle) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
     """`remote_ensure_active` on a channel of the test's own to the session's lifecycle."""
     async with grpc.aio.insecure_channel(lifecycle.target) as channel:
         yield remote_ensure_active(channel)

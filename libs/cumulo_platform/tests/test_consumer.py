@@ -19,7 +19,6 @@ from cumulo_devstack.testing import eventually, unique_event_type
 from cumulo_platform.db import SUBJECT_PREFIX, Database, UnitOfWork, make_envelope
 from cumulo_platform.events import STREAM_NAME, EventConsumer, Nats
 
-
 # --- helpers -------------------------------------------------------------------------
 
 
@@ -29,7 +28,7 @@ def envelope(event_type: str, account_id: str) -> events_pb2.Envelope:
         events_pb2.AccountCancelled(account_id=account_id, cancelled_at=timestamp_pb2.Timestamp(seconds=1)),
         account_id=account_id,
         producer="test",
-        occurred_at=dt.datetime.now(dt.timezone.utc),
+        occurred_at=dt.datetime.now(dt.UTC),
     )
 
 
@@ -86,7 +85,7 @@ class Running:
         )
         self.task = asyncio.create_task(self.consumer.run())
 
-    async def __aenter__(self) -> "Running":
+    async def __aenter__(self) -> Running:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from cumulo_platform.durations import IsoDuration
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def at(year: int, month: int, day: int, hour: int = 0) -> dt.datetime:

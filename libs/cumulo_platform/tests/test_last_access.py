@@ -14,7 +14,7 @@ from cumulo_platform.db import SUBJECT_PREFIX, Database
 from cumulo_platform.last_access import EVENT_TYPE, LastAccessRecorder
 
 INTERVAL = dt.timedelta(minutes=10)
-START = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -69,8 +69,8 @@ async def test_marks_coalesce_to_one_event_per_account(db, clock):
         assert payload.service == "files"
     by_account = {env.account_id: accessed(env) for _, env in written}
     # The first mark of each account is what is recorded.
-    assert by_account[alice].accessed_at.ToDatetime(dt.timezone.utc) == START
-    assert by_account[bob].accessed_at.ToDatetime(dt.timezone.utc) == START + dt.timedelta(minutes=1)
+    assert by_account[alice].accessed_at.ToDatetime(dt.UTC) == START
+    assert by_account[bob].accessed_at.ToDatetime(dt.UTC) == START + dt.timedelta(minutes=1)
     # One flush, one transaction: PostgreSQL's now() is the same for every row.
     assert len({row.created_at for row, _ in written}) == 1
 
@@ -92,7 +92,7 @@ async def test_at_most_one_event_per_account_per_interval(db, clock):
     assert await rec.flush() == 1
     written = await outbox(db)
     assert len(written) == 2
-    stamps = sorted(accessed(env).accessed_at.ToDatetime(dt.timezone.utc) for _, env in written)
+    stamps = sorted(accessed(env).accessed_at.ToDatetime(dt.UTC) for _, env in written)
     assert stamps == [START, START + INTERVAL]
 
 
@@ -118,7 +118,7 @@ async def test_a_failed_flush_keeps_the_marks_for_the_next_one(bare_db, clock, c
     assert await rec.flush() == 1
     ((_, env),) = await outbox(bare_db)
     assert env.account_id == alice
-    assert accessed(env).accessed_at.ToDatetime(dt.timezone.utc) == START
+    assert accessed(env).accessed_at.ToDatetime(dt.UTC) == START
 
 
 async def test_close_flushes_what_is_pending(db, clock):

@@ -16,7 +16,6 @@ from cumulo_devstack.testing import Delivered, eventually, read_stream, unique_e
 from cumulo_platform.db import SUBJECT_PREFIX, Database
 from cumulo_platform.events import DUPLICATE_WINDOW, STREAM_NAME, Nats, OutboxRelay
 
-
 # --- helpers ---------------------------------------------------------------------------
 
 

@@ -7,21 +7,23 @@ import dataclasses
 import pathlib
 
 from cumulo.auth.v1 import auth_pb2_grpc
-from cumulo_platform.passwords import Passwords
 from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import SCHEMA
-from cumulo_auth.api.internal import SERVICE as INTERNAL_SERVICE, AuthInternalService
-from cumulo_auth.api.public import ANONYMOUS_METHODS, SERVICE as PUBLIC_SERVICE, AuthService
+from cumulo_auth.api.internal import SERVICE as INTERNAL_SERVICE
+from cumulo_auth.api.internal import AuthInternalService
+from cumulo_auth.api.public import ANONYMOUS_METHODS, AuthService
+from cumulo_auth.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
 from cumulo_auth.handlers import AuthHandlers
 from cumulo_platform import migrations
+from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clients import ClientRegistry
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
-from cumulo_platform.last_access import LastAccessRecorder
-from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
 from cumulo_platform.events import EventConsumer
-from cumulo_platform.account_states import AccountStates
+from cumulo_platform.last_access import LastAccessRecorder
+from cumulo_platform.passwords import Passwords
+from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
 from cumulo_platform.service import Foundation
 from cumulo_platform.tokens import KeyCache, TokenVerifier
 

@@ -31,7 +31,7 @@ class AuthSettings:
     throttle_forget_after: dt.timedelta
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "AuthSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
         env = Env(SERVICE, environ)
         platform = PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT)
         try:

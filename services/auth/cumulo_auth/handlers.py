@@ -15,7 +15,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
-from cumulo_platform.passwords import Passwords
 from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import (
     accounts,
@@ -26,13 +25,12 @@ from cumulo_auth.adapters.tables import (
     sessions,
     status_changes,
 )
-from cumulo_platform.account_states import AccountDeleted, AccountStates
 from cumulo_auth.config import AuthSettings
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.throttle import ThrottlePolicy
+from cumulo_platform.account_states import AccountDeleted, AccountStates
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -44,6 +42,8 @@ from cumulo_platform.errors import (
     parse_id,
     require_audit,
 )
+from cumulo_platform.grpc_convert import timestamp
+from cumulo_platform.passwords import Passwords
 from cumulo_platform.tokens import Principal
 
 REFRESH_TOKEN_PREFIX = "crt_"

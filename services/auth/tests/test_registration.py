@@ -20,7 +20,7 @@ SHANGHAI_OFFSET = dt.timedelta(hours=8)
 
 def set_clock(clock, when: dt.datetime) -> None:
     """Put the service's clock at `when` (the fixture restores it afterwards)."""
-    clock.offset = when - dt.datetime.now(dt.timezone.utc)
+    clock.offset = when - dt.datetime.now(dt.UTC)
 
 
 # --- terms and the happy paths --------------------------------------------------------
@@ -155,13 +155,13 @@ async def test_someone_under_18_cannot_register_themselves(direct, auth, account
 async def test_eighteenth_birthday_is_reckoned_in_asia_shanghai(direct, clock, accounts):
     born = auth_pb2.Date(year=2013, month=7, day=15)
     # 23:00 on 14 July in Shanghai: still 17 there.
-    set_clock(clock, dt.datetime(2031, 7, 14, 23, 0, tzinfo=dt.timezone.utc) - SHANGHAI_OFFSET)
+    set_clock(clock, dt.datetime(2031, 7, 14, 23, 0, tzinfo=dt.UTC) - SHANGHAI_OFFSET)
     email = unique_email()
     await expect_error(
         accounts.register(direct, email=email, birth_date=born), grpc.StatusCode.PERMISSION_DENIED, reason="GUARDIAN_REQUIRED"
     )
     # 04:00 on 15 July in Shanghai, while it is still 14 July in UTC: 18 today.
-    set_clock(clock, dt.datetime(2031, 7, 15, 4, 0, tzinfo=dt.timezone.utc) - SHANGHAI_OFFSET)
+    set_clock(clock, dt.datetime(2031, 7, 15, 4, 0, tzinfo=dt.UTC) - SHANGHAI_OFFSET)
     account = (await accounts.register(direct, email=email, birth_date=born)).account
     assert account.minor is False
     # Born a day later: 18 only tomorrow.

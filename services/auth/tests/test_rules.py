@@ -230,7 +230,7 @@ def test_newborn_is_a_minor_and_age_is_zero():
 
 # --- throttle policy ----------------------------------------------------------------
 
-T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 POLICY = ThrottlePolicy(
     free_failures=5,
     base_delay=dt.timedelta(seconds=1),

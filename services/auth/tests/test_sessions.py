@@ -46,7 +46,7 @@ async def test_login_returns_tokens_for_a_new_session(direct, auth, accounts):
     assert claims["minor"] is False
     assert claims["exp"] - claims["iat"] == 15 * 60
     assert tokens.access_token_expires_at.seconds == claims["exp"]
-    assert tokens.refresh_token_expires_at.ToDatetime(tzinfo=dt.timezone.utc) > auth.clock.now() + dt.timedelta(days=89)
+    assert tokens.refresh_token_expires_at.ToDatetime(tzinfo=dt.UTC) > auth.clock.now() + dt.timedelta(days=89)
 
 
 async def test_login_accepts_the_email_in_any_case_and_spacing(direct, accounts):

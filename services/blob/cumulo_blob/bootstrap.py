@@ -7,15 +7,17 @@ import pathlib
 
 from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo_blob.adapters.accounts import remote_find_account
-from cumulo_platform.storage import Storage
 from cumulo_blob.adapters.tables import SCHEMA
-from cumulo_blob.api.internal import SERVICE as INTERNAL_SERVICE, BlobInternalService
+from cumulo_blob.api.internal import SERVICE as INTERNAL_SERVICE
+from cumulo_blob.api.internal import BlobInternalService
 from cumulo_blob.api.public import (
     ANONYMOUS_METHODS,
     LINK_SERVICE,
-    SERVICE as PUBLIC_SERVICE,
     BlobService,
     ShareLinkService,
+)
+from cumulo_blob.api.public import (
+    SERVICE as PUBLIC_SERVICE,
 )
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.enforcement import Enforcement
@@ -24,14 +26,15 @@ from cumulo_blob.plans import Plans
 from cumulo_blob.sharing import Sharing
 from cumulo_blob.uploads import Uploads
 from cumulo_platform import migrations
+from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
 from cumulo_platform.events import EventConsumer
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.passwords import Passwords
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
-from cumulo_platform.account_states import AccountStates
 from cumulo_platform.service import Foundation
+from cumulo_platform.storage import Storage
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 

@@ -28,7 +28,7 @@ class BlobSettings:
     links_per_minute: int
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "BlobSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BlobSettings:
         env = Env(SERVICE, environ)
         settings = cls(
             platform=PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT),

@@ -14,7 +14,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
-from cumulo_platform.storage import Storage
 from cumulo_blob.adapters.tables import contents, doomed_objects, holds, nodes, purged_accounts, usage
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.domain import names
@@ -31,6 +30,7 @@ from cumulo_platform.errors import (
 )
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import decode_token, encode_token, page_size
+from cumulo_platform.storage import Storage
 
 log = get_logger(__name__)
 MAX_PAGE = 1000

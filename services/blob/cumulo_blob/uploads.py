@@ -26,14 +26,14 @@ from sqlalchemy.exc import IntegrityError
 from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.sha256 import ResumableSha256
 from cumulo_blob.adapters.storage import object_key
-from cumulo_platform.storage import UploadGone
 from cumulo_blob.adapters.tables import contents, nodes, uploads, usage
 from cumulo_blob.domain import names
 from cumulo_blob.handlers import LIVE_CHAIN, BlobHandlers, node_uuid
-from cumulo_platform.paging import check_sha256
 from cumulo_platform.db import UnitOfWork
 from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, parse_id
 from cumulo_platform.logging import get_logger
+from cumulo_platform.paging import check_sha256
+from cumulo_platform.storage import UploadGone
 
 log = get_logger(__name__)
 MAX_FILE_SIZE = 5 * 1024**4  # S3's limit for one object

@@ -10,10 +10,10 @@ import grpc
 import pytest
 
 from cumulo.blob.v1 import blob_pb2
-from cumulo_platform.paging import check_sha256
 from cumulo_blob.domain import names
 from cumulo_devstack.testing import expect_error
 from cumulo_platform.errors import InvalidArgument
+from cumulo_platform.paging import check_sha256
 
 DECOMPOSED_E = "e\u0301"  # "e" + COMBINING ACUTE ACCENT
 COMPOSED_E = "\u00e9"  # "é"

@@ -80,7 +80,7 @@ async def test_upload_status_shows_the_completed_file(resident, workdir):
     started = await resident.start("status.txt", payload, parent_id=workdir, content_type="text/plain")
     before = await resident.get_upload(started.upload_id)
     assert (before.size, before.committed_offset, before.HasField("file")) == (6, 0, False)
-    assert before.expires_at.ToDatetime(dt.timezone.utc) > dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=23)
+    assert before.expires_at.ToDatetime(dt.UTC) > dt.datetime.now(dt.UTC) + dt.timedelta(hours=23)
     done = await resident.send(started.upload_id, 0, payload)
     after = await resident.get_upload(started.upload_id)
     assert after.committed_offset == 6

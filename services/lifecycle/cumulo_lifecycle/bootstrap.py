@@ -9,8 +9,10 @@ from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_lifecycle.adapters.contacts import remote_contacts
 from cumulo_lifecycle.adapters.delivery import Delivery
 from cumulo_lifecycle.adapters.tables import SCHEMA
-from cumulo_lifecycle.api.internal import SERVICE as INTERNAL_SERVICE, LifecycleInternalService
-from cumulo_lifecycle.api.public import ANONYMOUS_METHODS, SERVICE as PUBLIC_SERVICE, LifecycleService
+from cumulo_lifecycle.api.internal import SERVICE as INTERNAL_SERVICE
+from cumulo_lifecycle.api.internal import LifecycleInternalService
+from cumulo_lifecycle.api.public import ANONYMOUS_METHODS, LifecycleService
+from cumulo_lifecycle.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.ledger import Ledger
 from cumulo_lifecycle.notifier import Notifier

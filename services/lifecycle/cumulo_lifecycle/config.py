@@ -49,7 +49,7 @@ class LifecycleSettings:
     reactivate_url: str
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "LifecycleSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LifecycleSettings:
         env = Env(SERVICE, environ)
         platform = PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT)
         try:

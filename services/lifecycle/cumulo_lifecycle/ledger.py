@@ -32,7 +32,8 @@ from cumulo_lifecycle.adapters.tables import (
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.domain import notices as texts
 from cumulo_lifecycle.domain.calendar import ACTIVE, DELETED, DELETING, FROZEN, Step
-from cumulo_platform.account_states import EVENT_TYPE as STATE_EVENT, AccountDeleted
+from cumulo_platform.account_states import EVENT_TYPE as STATE_EVENT
+from cumulo_platform.account_states import AccountDeleted
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id, require_audit
@@ -58,7 +59,7 @@ def _locale(value: str) -> str:
 
 
 def _from_stamp(stamp: Any) -> dt.datetime:
-    return stamp.ToDatetime(tzinfo=dt.timezone.utc)
+    return stamp.ToDatetime(tzinfo=dt.UTC)
 
 
 # Access events, applied in bulk: new accounts appear, active ones move their clock forward

@@ -24,7 +24,6 @@ from cumulo_devstack.testing import Ages, eventually, new_member
 from cumulo_lifecycle.adapters.tables import accounts
 
 
-
 @pytest.fixture
 async def member(gateway: str, lifecycle, tmp_path) -> Any:  # type: ignore[no-untyped-def]
     made = await new_member(gateway, tmp_path)

@@ -40,7 +40,7 @@ from cumulo_lifecycle.domain.calendar import (
 )
 from cumulo_platform.durations import IsoDuration
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")

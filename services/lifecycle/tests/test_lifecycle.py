@@ -28,7 +28,7 @@ async def test_a_new_account_is_active_and_its_freeze_date_follows_its_last_use(
     assert row.next_due_at <= row.freeze_at
     state = await member.client.account_state()
     assert state.state == pb.ACCOUNT_STATE_ACTIVE
-    assert state.freeze_at.ToDatetime(tzinfo=dt.timezone.utc) == row.freeze_at
+    assert state.freeze_at.ToDatetime(tzinfo=dt.UTC) == row.freeze_at
 
 
 async def test_an_unused_account_is_frozen_and_told_the_exact_deletion_time(rows, member, lifecycle, ages, mailbox):
@@ -43,7 +43,7 @@ async def test_an_unused_account_is_frozen_and_told_the_exact_deletion_time(rows
     # Asking for the state is not a use: the account stays frozen.
     state = await member.client.account_state()
     assert state.state == pb.ACCOUNT_STATE_FROZEN
-    assert state.delete_at.ToDatetime(tzinfo=dt.timezone.utc) == row.delete_at
+    assert state.delete_at.ToDatetime(tzinfo=dt.UTC) == row.delete_at
     assert (await rows.get(member.account_id)).state == "frozen"
 
 

@@ -27,7 +27,8 @@ import pytest
 import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.testing import (
     FORGERIES,
     PASSWORD,

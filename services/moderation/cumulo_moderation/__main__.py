@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from cumulo_platform.service import service_main
 from cumulo_moderation import bootstrap
 from cumulo_moderation.config import ModerationSettings
+from cumulo_platform.service import service_main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,7 @@ def _case_id(value: str) -> uuid.UUID:
 
 
 def _format(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def notify(uow: UnitOfWork, account_id: Any, reference: str, message: Message, *, address: str = "") -> None:
@@ -68,7 +68,7 @@ def notify(uow: UnitOfWork, account_id: Any, reference: str, message: Message, *
 async def bump(uow: UnitOfWork, key: str, window: dt.timedelta, now: dt.datetime) -> int:
     """Counts one more in the current fixed window of `key`; answers the count so far."""
     seconds = int(window.total_seconds())
-    start = dt.datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, dt.timezone.utc)
+    start = dt.datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, dt.UTC)
     statement = pg_insert(counters).values(key=key, window_start=start, count=1)
     statement = statement.on_conflict_do_update(index_elements=["key", "window_start"], set_={"count": counters.c.count + 1})
     count = (await uow.execute(statement.returning(counters.c.count))).scalar_one()

@@ -32,7 +32,7 @@ class ModerationSettings:
     max_suspension: dt.timedelta
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ModerationSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ModerationSettings:
         env = Env(SERVICE, environ)
         settings = cls(
             platform=PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT),

@@ -18,10 +18,10 @@ import pytest
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
+from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing import PASSWORD, Member, new_member
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
-from cumulo.moderation.v1 import moderation_pb2 as pb
 
 
 @dataclasses.dataclass

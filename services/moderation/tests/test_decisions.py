@@ -192,8 +192,8 @@ async def test_suspend_refuses_login_and_refresh_until_the_period_ends(owner, re
     filed = await reporter.client.complaints.report("account", owner.account_id, category="harmful", description="harasses people")
     decided = await moderator.moderation.decide(filed.case_id, "suspend", "harassment", suspend_seconds=SUSPEND_SECONDS)
     assert decided.decision == pb.DECISION_SUSPEND
-    until = decided.suspended_until.ToDatetime(tzinfo=dt.timezone.utc)
-    assert until - decided.decided_at.ToDatetime(tzinfo=dt.timezone.utc) == dt.timedelta(seconds=SUSPEND_SECONDS)
+    until = decided.suspended_until.ToDatetime(tzinfo=dt.UTC)
+    assert until - decided.decided_at.ToDatetime(tzinfo=dt.UTC) == dt.timedelta(seconds=SUSPEND_SECONDS)
 
     async with Cumulo(gateway, store=TokenStore(tmp_path / "again.json")) as again:
         await expect_error(again.login(owner.email, PASSWORD), grpc.StatusCode.PERMISSION_DENIED, "ACCOUNT_SUSPENDED")

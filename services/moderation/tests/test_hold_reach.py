@@ -25,10 +25,10 @@ from cumulo.events.v1 import events_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2 as lpb
 from cumulo.sync.v1 import sync_pb2
 from cumulo_devstack.testing import Member, eventually, expect_error, new_member, read_stream
-from cumulo_platform.db import SUBJECT_PREFIX
-from cumulo_platform.legal_holds import EVENT_TYPE
 from cumulo_locator.adapters.tables import devices, locations
 from cumulo_locator.adapters.tables import legal_holds as locator_holds
+from cumulo_platform.db import SUBJECT_PREFIX
+from cumulo_platform.legal_holds import EVENT_TYPE
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.devices import DeviceAgent
 from cumulo_sync.adapters.tables import legal_holds as sync_holds
@@ -128,7 +128,7 @@ async def reaches(running, table: sa.Table, account_id: str, *, held: bool, serv
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 # --- locator helpers ---
@@ -147,7 +147,7 @@ async def registered_device(locator, member: Member, device_id: str) -> uuid.UUI
 
 
 async def insert_points(locator, key: uuid.UUID, times: list[dt.datetime]) -> None:  # type: ignore[no-untyped-def]
-    """Positions written straight into the table, as services/locator/tests do: reports refuse
+    """Positions written straight into the table, as services/device-locator/tests do: reports refuse
     points older than the retention, which is what these stand for."""
     rows = [
         {"device_key": key, "measured_at": at, "latitude": 31.0, "longitude": 121.0, "accuracy": 10.0, "altitude": 0.0,

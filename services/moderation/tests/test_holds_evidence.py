@@ -370,7 +370,7 @@ async def test_a_held_account_survives_the_inactivity_deletion_until_released(
     await lifecycle.app.ledger.sweep()
     held = await lifecycle_account(internal_lifecycle, member.account_id)
     assert held.account.state == lpb.ACCOUNT_STATE_FROZEN and held.account.held
-    assert held.account.delete_at.ToDatetime(tzinfo=dt.timezone.utc) < lifecycle.clock.now()
+    assert held.account.delete_at.ToDatetime(tzinfo=dt.UTC) < lifecycle.clock.now()
     await assert_preserved(moderator, preserved, blob, member, keys, "court order 88/2024: the account's files")
 
     await moderator.moderation.hold(member.account_id, held=False, reason="court order lifted")

@@ -33,7 +33,8 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo.moderation.v1 import moderation_pb2 as pb, moderation_pb2_grpc
+from cumulo.moderation.v1 import moderation_pb2 as pb
+from cumulo.moderation.v1 import moderation_pb2_grpc
 from cumulo_devstack.testing import FORGERIES, PASSWORD, b64json, expect_error, forge_token, new_member, unique_email
 from cumulo_moderation.api.public import ANONYMOUS_METHODS
 from cumulo_platform.errors import STATUS_DETAILS_KEY

@@ -12,6 +12,7 @@ from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
 from cumulo_platform.events import EventConsumer
 from cumulo_platform.evidence import evidence_service
+from cumulo_platform.fanout import Fanout
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
@@ -23,7 +24,6 @@ from cumulo_sync.backups import Backups
 from cumulo_sync.config import SyncSettings
 from cumulo_sync.purge import Purge
 from cumulo_sync.records import Records
-from cumulo_platform.fanout import Fanout
 from cumulo_sync.watch import watchers as make_watchers
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"

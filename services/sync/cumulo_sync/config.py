@@ -26,7 +26,7 @@ class SyncSettings:
     watch_heartbeat: dt.timedelta
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "SyncSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SyncSettings:
         env = Env(SERVICE, environ)
         settings = cls(
             platform=PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT),

@@ -23,7 +23,7 @@ class Change:
         return json.dumps({"zone": self.zone, "token": self.token, "device": self.device}).encode()
 
     @classmethod
-    def decode(cls, data: bytes) -> "Change | None":
+    def decode(cls, data: bytes) -> Change | None:
         try:
             body = json.loads(data)
             return cls(zone=str(body["zone"]), token=str(body["token"]), device=str(body.get("device", "")))

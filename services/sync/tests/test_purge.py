@@ -45,7 +45,7 @@ async def add_released_file(sync, account_id: str) -> None:  # type: ignore[no-u
     async with sync.app.db.unit_of_work() as uow:
         await uow.execute(
             sa.insert(released_files).values(
-                account_id=uuid.UUID(account_id), file_id=uuid.uuid4(), released_at=dt.datetime.now(dt.timezone.utc)
+                account_id=uuid.UUID(account_id), file_id=uuid.uuid4(), released_at=dt.datetime.now(dt.UTC)
             )
         )
         await uow.commit()

@@ -30,7 +30,8 @@ import pytest
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
-from cumulo.sync.v1 import sync_pb2 as pb, sync_pb2_grpc
+from cumulo.sync.v1 import sync_pb2 as pb
+from cumulo.sync.v1 import sync_pb2_grpc
 from cumulo_devstack.testing import FORGERIES, PASSWORD, bare_rpc_error, expect_error, forge_token, unique_email
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sync.domain import rules

@@ -172,8 +172,9 @@ async def test_the_sync_quota_refuses_a_push_that_would_exceed_it(phone, sync) -
     quota = sync.app.settings.quota_bytes
     limit = sync.app.settings.max_payload_bytes
     # Fill up to just under the quota straight in the usage table: a GiB of pushes is slow.
-    import sqlalchemy as sa
     import uuid
+
+    import sqlalchemy as sa
 
     from cumulo_sync.adapters.tables import usage
 

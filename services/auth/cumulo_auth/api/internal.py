@@ -40,7 +40,7 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
         row = await self.h.set_account_status(
             account_id=request.account_id,
             status=convert.PROTO_TO_STATUS.get(request.status, "unspecified"),
-            suspended_until=request.suspended_until.ToDatetime(tzinfo=dt.timezone.utc)
+            suspended_until=request.suspended_until.ToDatetime(tzinfo=dt.UTC)
             if request.HasField("suspended_until")
             else None,
             reason=request.reason,

@@ -129,7 +129,7 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         self, request: blob_pb2.CreateShareLinkRequest, context: grpc.aio.ServicerContext
     ) -> blob_pb2.CreateShareLinkResponse:
         try:
-            expires_at = request.expires_at.ToDatetime(tzinfo=dt.timezone.utc) if request.HasField("expires_at") else None
+            expires_at = request.expires_at.ToDatetime(tzinfo=dt.UTC) if request.HasField("expires_at") else None
         except (OverflowError, ValueError):
             raise InvalidArgument("expires_at", "must be a real point in time") from None
         row, name, token = await self.sharing.create(

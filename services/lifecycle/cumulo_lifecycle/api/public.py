@@ -4,10 +4,10 @@ Reactivate, and the link from a notice, bring it back."""
 
 from __future__ import annotations
 
-
 import grpc
 
-from cumulo.lifecycle.v1 import lifecycle_pb2 as pb, lifecycle_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_lifecycle.api import convert
 from cumulo_lifecycle.ledger import Ledger
 from cumulo_platform.interceptors import current_principal

@@ -33,7 +33,7 @@ def add_months_local(when: dt.datetime, months: int, tz: zoneinfo.ZoneInfo) -> d
     year, month = local.year + index // 12, index % 12 + 1
     day = min(local.day, _calendar.monthrange(year, month)[1])
     moved = local.replace(tzinfo=None).replace(year=year, month=month, day=day)
-    return moved.replace(tzinfo=tz).astimezone(dt.timezone.utc)
+    return moved.replace(tzinfo=tz).astimezone(dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Calendar:
         first_day = frozen_at.astimezone(self.time_zone).date()
         last_day = _add_months_to_date(first_day, self.grace.months) + self.grace.fixed
         end = dt.datetime.combine(last_day + DAY, dt.time(0), tzinfo=self.time_zone)
-        return end.astimezone(dt.timezone.utc)
+        return end.astimezone(dt.UTC)
 
     def last_day_of_grace(self, delete_at: dt.datetime) -> dt.date:
         """The last natural day the data is kept (for notices)."""

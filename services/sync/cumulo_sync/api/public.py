@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import grpc
 
 from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
+from cumulo_platform.fanout import HEARTBEAT, Fanout
 from cumulo_platform.interceptors import current_principal
 from cumulo_sync.api import convert
 from cumulo_sync.backups import Backups
 from cumulo_sync.domain import rules
 from cumulo_sync.records import Records
-from cumulo_platform.fanout import HEARTBEAT, Fanout
 from cumulo_sync.watch import Change
 
 SERVICE = "cumulo.sync.v1.SyncService"

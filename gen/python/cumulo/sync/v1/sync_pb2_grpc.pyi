@@ -20,7 +20,7 @@ _T = _typing.TypeVar("_T")
 
 class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
 
-class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
+class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):
     ...
 
 GRPC_GENERATED_VERSION: str
@@ -68,27 +68,27 @@ class SyncServiceAsyncStub(SyncServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    ListZones: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListZonesRequest, _sync_pb2.ListZonesResponse]  # type: ignore[assignment]
-    DeleteZone: _aio.UnaryUnaryMultiCallable[_sync_pb2.DeleteZoneRequest, _sync_pb2.DeleteZoneResponse]  # type: ignore[assignment]
+    ListZones: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListZonesRequest, _sync_pb2.ListZonesResponse]
+    DeleteZone: _aio.UnaryUnaryMultiCallable[_sync_pb2.DeleteZoneRequest, _sync_pb2.DeleteZoneResponse]
     """Deletes a zone with its records; devices holding its tokens get CHANGE_TOKEN_EXPIRED."""
-    Push: _aio.UnaryUnaryMultiCallable[_sync_pb2.PushRequest, _sync_pb2.PushResponse]  # type: ignore[assignment]
+    Push: _aio.UnaryUnaryMultiCallable[_sync_pb2.PushRequest, _sync_pb2.PushResponse]
     """Saves and deletes up to 400 records of one zone (the zone is created by its first save).
     Each operation carries the change tag the device last saw; a stale tag is a conflict,
     answered with the server's record so the device can merge.
     """
-    FetchChanges: _aio.UnaryUnaryMultiCallable[_sync_pb2.FetchChangesRequest, _sync_pb2.FetchChangesResponse]  # type: ignore[assignment]
+    FetchChanges: _aio.UnaryUnaryMultiCallable[_sync_pb2.FetchChangesRequest, _sync_pb2.FetchChangesResponse]
     """Changes after a token, in change order: records and tombstones, a new token, more_coming.
     A token from before the tombstone horizon fails with FAILED_PRECONDITION
     CHANGE_TOKEN_EXPIRED: resync the zone from an empty token.
     """
-    GetRecords: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetRecordsRequest, _sync_pb2.GetRecordsResponse]  # type: ignore[assignment]
-    Watch: _aio.UnaryStreamMultiCallable[_sync_pb2.WatchRequest, _sync_pb2.WatchResponse]  # type: ignore[assignment]
+    GetRecords: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetRecordsRequest, _sync_pb2.GetRecordsResponse]
+    Watch: _aio.UnaryStreamMultiCallable[_sync_pb2.WatchRequest, _sync_pb2.WatchResponse]
     """A long-lived stream naming each zone of the account as soon as it changes (first a
     WATCHING message, then ZONE_CHANGED and a HEARTBEAT every 30 s). It ends when the access
     token expires (UNAUTHENTICATED TOKEN_EXPIRED) or the server stops (UNAVAILABLE
     SERVER_STOPPING): watch again, and fetch, since changes in between were not announced.
     """
-    GetSyncUsage: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetSyncUsageRequest, _sync_pb2.GetSyncUsageResponse]  # type: ignore[assignment]
+    GetSyncUsage: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetSyncUsageRequest, _sync_pb2.GetSyncUsageResponse]
 
 class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
     """Cloud sync of small records (contacts, notes, calendar, settings, ...) between a user's
@@ -187,14 +187,14 @@ class BackupServiceAsyncStub(BackupServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    CreateBackup: _aio.StreamUnaryMultiCallable[_sync_pb2.CreateBackupRequest, _sync_pb2.CreateBackupResponse]  # type: ignore[assignment]
+    CreateBackup: _aio.StreamUnaryMultiCallable[_sync_pb2.CreateBackupRequest, _sync_pb2.CreateBackupResponse]
     """A client stream: first a header, then entries in any number of messages. Nothing is
     stored unless the stream completes. Entries are checked against the blob service.
     """
-    ListBackups: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListBackupsRequest, _sync_pb2.ListBackupsResponse]  # type: ignore[assignment]
-    GetBackup: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetBackupRequest, _sync_pb2.GetBackupResponse]  # type: ignore[assignment]
-    ListBackupEntries: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListBackupEntriesRequest, _sync_pb2.ListBackupEntriesResponse]  # type: ignore[assignment]
-    DeleteBackup: _aio.UnaryUnaryMultiCallable[_sync_pb2.DeleteBackupRequest, _sync_pb2.DeleteBackupResponse]  # type: ignore[assignment]
+    ListBackups: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListBackupsRequest, _sync_pb2.ListBackupsResponse]
+    GetBackup: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetBackupRequest, _sync_pb2.GetBackupResponse]
+    ListBackupEntries: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListBackupEntriesRequest, _sync_pb2.ListBackupEntriesResponse]
+    DeleteBackup: _aio.UnaryUnaryMultiCallable[_sync_pb2.DeleteBackupRequest, _sync_pb2.DeleteBackupResponse]
 
 class BackupServiceServicer(metaclass=_abc_1.ABCMeta):
     """Device backups: a manifest of a device's files, whose bytes are blob files of the

@@ -36,7 +36,7 @@ class Owner:
 def point(latitude: float = 31.2304, longitude: float = 121.4737, *, ago: dt.timedelta = dt.timedelta(0), battery: int = 80,
           accuracy: float = 12.0, at: dt.datetime | None = None) -> pb.Location:
     stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(at or dt.datetime.now(dt.timezone.utc) - ago)
+    stamp.FromDatetime(at or dt.datetime.now(dt.UTC) - ago)
     return pb.Location(latitude=latitude, longitude=longitude, accuracy=accuracy, battery=battery, source=pb.LOCATION_SOURCE_GPS,
                        measured_at=stamp)
 

@@ -19,7 +19,8 @@ import grpc
 import pytest
 import sqlalchemy as sa
 
-from cumulo.locator.v1 import locator_pb2 as pb, locator_pb2_grpc
+from cumulo.locator.v1 import locator_pb2 as pb
+from cumulo.locator.v1 import locator_pb2_grpc
 from cumulo_devstack.servers import Process, free_port, wait_for_port
 from cumulo_devstack.testing import eventually, expect_error, rpc
 from cumulo_locator.adapters.tables import commands

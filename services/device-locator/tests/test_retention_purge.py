@@ -24,7 +24,7 @@ from .conftest import point
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 async def device_key(locator, account_id: str, device_id: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
@@ -71,9 +71,9 @@ async def test_prune_deletes_the_positions_older_than_the_retention_and_keeps_th
     assert await locator.app.devices.prune() >= len(old)
     assert await stored_times(locator, key) == set(recent)
     history = await owner.client.devices.history(owner.device_id)
-    assert [h.measured_at.ToDatetime(dt.timezone.utc) for h in history] == recent  # newest first
+    assert [h.measured_at.ToDatetime(dt.UTC) for h in history] == recent  # newest first
     device = await owner.client.devices.get(owner.device_id)
-    assert device.last_location.measured_at.ToDatetime(dt.timezone.utc) == now  # the device's position stays
+    assert device.last_location.measured_at.ToDatetime(dt.UTC) == now  # the device's position stays
     # Again: nothing of this device left to prune.
     await locator.app.devices.prune()
     assert await stored_times(locator, key) == set(recent)

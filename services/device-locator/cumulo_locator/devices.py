@@ -21,9 +21,9 @@ from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork, delete_in_batches
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_id
 from cumulo_platform.evidence import paged
-from cumulo_platform.legal_holds import is_held
-from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.group_commit import GroupCommit
+from cumulo_platform.grpc_convert import timestamp
+from cumulo_platform.legal_holds import is_held
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import decode_token, encode_token, page_size
 from cumulo_platform.tokens import Principal

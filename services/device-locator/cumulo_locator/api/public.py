@@ -30,7 +30,7 @@ def _when(stamp: object, field: str) -> dt.datetime | None:
     if not stamp.ByteSize():  # type: ignore[attr-defined]
         return None
     try:
-        return stamp.ToDatetime(dt.timezone.utc)  # type: ignore[attr-defined]
+        return stamp.ToDatetime(dt.UTC)  # type: ignore[attr-defined]
     except (ValueError, OverflowError):
         raise InvalidArgument(field, "is not a valid time") from None
 

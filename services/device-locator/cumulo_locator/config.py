@@ -28,7 +28,7 @@ class LocatorSettings:
     expire_every: dt.timedelta
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "LocatorSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LocatorSettings:
         env = Env(SERVICE, environ)
         settings = cls(
             platform=PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT),

@@ -89,7 +89,7 @@ def check_point(location: Any, field: str, *, now: dt.datetime, skew: dt.timedel
     if not location.HasField("measured_at"):
         raise InvalidArgument(f"{field}.measured_at", "is required: when the device measured the position")
     try:
-        at = location.measured_at.ToDatetime(dt.timezone.utc)
+        at = location.measured_at.ToDatetime(dt.UTC)
     except (ValueError, OverflowError):
         raise InvalidArgument(f"{field}.measured_at", "is not a valid time") from None
     if at > now + skew:

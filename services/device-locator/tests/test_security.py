@@ -32,9 +32,16 @@ from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo.locator.v1 import locator_pb2 as pb, locator_pb2_grpc
+from cumulo.locator.v1 import locator_pb2 as pb
+from cumulo.locator.v1 import locator_pb2_grpc
 from cumulo_devstack.testing import (
-    FORGERIES, PASSWORD, b64json, eventually, expect_error, forge_token, unique_email,
+    FORGERIES,
+    PASSWORD,
+    b64json,
+    eventually,
+    expect_error,
+    forge_token,
+    unique_email,
 )
 from cumulo_platform.errors import STATUS_DETAILS_KEY
 from cumulo_sdk import Cumulo, CumuloRpcError
@@ -146,7 +153,7 @@ def stamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
 def point(latitude: float, longitude: float, *, ago: dt.timedelta = dt.timedelta(0), **values: Any) -> pb.Location:
     fields: dict[str, Any] = {"accuracy": 12.0, "battery": 80, "source": pb.LOCATION_SOURCE_GPS}
     fields.update(values)
-    return pb.Location(latitude=latitude, longitude=longitude, measured_at=stamp(dt.datetime.now(dt.timezone.utc) - ago), **fields)
+    return pb.Location(latitude=latitude, longitude=longitude, measured_at=stamp(dt.datetime.now(dt.UTC) - ago), **fields)
 
 
 @dataclasses.dataclass

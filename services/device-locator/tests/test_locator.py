@@ -17,7 +17,7 @@ WAIT = 15.0
 
 
 async def test_a_report_becomes_the_devices_last_position(owner) -> None:
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     earlier = now - dt.timedelta(minutes=5)
     response = await owner.agent.report(owner.device_id, [point(31.1, 121.1, at=earlier), point(31.2, 121.2, at=now)])
     assert response.stored == 2
