@@ -4,8 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ONLY ?=
+# make test SHUFFLE=1: the tests in a random order (pytest-randomly; the seed is printed, and
+# SHUFFLE=<seed> repeats an order). By default they run in file order.
+SHUFFLE ?=
+ifeq ($(SHUFFLE),)
+ORDER := -p no:randomly
+else ifeq ($(SHUFFLE),1)
+ORDER :=
+else
+ORDER := --randomly-seed=$(SHUFFLE)
+endif
 
-.PHONY: run test bench protos check-protos k8s-gateway lock clean install
+.PHONY: run test lint bench protos check-protos k8s-gateway lock clean install
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +29,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m cumulo_devstack run
 
-## make test: the whole suite, against real PostgreSQL, NATS and S3 servers it starts itself.
-test: $(STAMP)
+## make test: lint and types, then the whole suite, against real PostgreSQL, NATS and S3 servers it starts itself.
+test: $(STAMP) lint
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/protogen.py --check
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(ORDER) $(PYTEST_ARGS)
+
+## make lint: ruff (lint and import order) and mypy (libs, services, sdk, gateway, devstack, bench).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## make bench [ONLY=group]: benchmarks beside the raw building blocks; writes var/bench/latest.json.
 bench: $(STAMP)
@@ -35,7 +50,7 @@ protos: $(STAMP)
 check-protos: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/protogen.py --check
 
-## make k8s-gateway: re-render the gateway's Envoy config for Kubernetes from gateway/cumulo_gateway/routes.py.
+## make k8s-gateway: re-render the gateway's Envoy config for Kubernetes from the service registry.
 k8s-gateway: $(STAMP)
 	$(BIN)/python -m cumulo_gateway render-k8s > deploy/k8s/base/gateway-envoy.json
 

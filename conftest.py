@@ -16,7 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import pytest
 import structlog
@@ -28,6 +28,7 @@ from cumulo_blob import bootstrap as blob_bootstrap
 from cumulo_blob.config import BlobSettings
 from cumulo_devstack.servers import Envoy, MailCatcher, free_port
 from cumulo_devstack.stack import Infra
+from cumulo_devstack.testing import People, signing_key_of
 from cumulo_gateway.envoy_config import render_json
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
 from cumulo_lifecycle.config import LifecycleSettings
@@ -37,11 +38,20 @@ from cumulo_moderation import bootstrap as moderation_bootstrap
 from cumulo_moderation.config import ModerationSettings
 from cumulo_platform.clock import OffsetClock
 from cumulo_platform.logging import configure_logging, get_logger
+from cumulo_platform.runtime import ServiceRuntime
 from cumulo_sdk import Cumulo
 from cumulo_sync import bootstrap as sync_bootstrap
 from cumulo_sync.config import SyncSettings
 
-App = TypeVar("App")
+
+class ServiceApp(Protocol):
+    """What every service's bootstrap builds: its runtime among the rest."""
+
+    @property
+    def runtime(self) -> ServiceRuntime: ...
+
+
+App = TypeVar("App", bound=ServiceApp)
 
 
 @pytest.fixture(scope="session")
@@ -89,11 +99,11 @@ class Running(Generic[App]):
 async def in_process(build: Callable[..., Awaitable[App]], settings: Any) -> AsyncIterator[Running[App]]:
     clock = OffsetClock()
     app = await build(settings, clock=clock)
-    port = await app.runtime.start()  # type: ignore[attr-defined]
+    port = await app.runtime.start()
     try:
         yield Running(app, clock, f"127.0.0.1:{port}")
     finally:
-        await app.runtime.stop()  # type: ignore[attr-defined]
+        await app.runtime.stop()
 
 
 @pytest.fixture(scope="session")
@@ -254,8 +264,36 @@ async def user(client: Cumulo) -> tuple[Cumulo, str]:
     return client, email
 
 
+@pytest.fixture(scope="session")
+async def signing_key(auth: Running) -> tuple[str, bytes]:
+    """Auth's signing key id and public key, which the forged tokens of the tests imitate
+    (cumulo_devstack.testing.forge_token, forged_access_token)."""
+    return await signing_key_of(auth.target)
+
+
 @pytest.fixture
-def debug_logs(capsys) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+async def people(gateway: str) -> AsyncIterator[People]:
+    """Makes accounts registered and logged in through the gateway (cumulo_devstack.testing.People);
+    their clients are closed after the test."""
+    made = People(gateway)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+@pytest.fixture(scope="module")
+async def module_people(gateway: str) -> AsyncIterator[People]:
+    """`people` for a whole test module (for accounts that module-scoped fixtures set up)."""
+    made = People(gateway)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+@pytest.fixture
+def debug_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
     """For tests that secrets never reach the logs: the process's structlog set-up (where the in-process services log) at debug level in
     JSON, every cumulo module's logger made afresh so that it takes it (loggers are cached at
     their first use, at the session's level); yields a function that returns what was logged

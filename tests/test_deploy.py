@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from cumulo_gateway.envoy_config import render_kubernetes
-from cumulo_gateway.routes import BACKENDS
+from cumulo_platform.registry import SERVICES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
@@ -38,11 +38,13 @@ def test_overlay_builds_and_validates(overlay, tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-@pytest.mark.parametrize("name", sorted(BACKENDS))
+@pytest.mark.parametrize("name", sorted(SERVICES))
 def test_every_service_has_its_manifest(name):
-    manifest = (K8S / "base" / f"{name}.yaml").read_text()
-    backend = BACKENDS[name]
+    backend = SERVICES[name]
+    file = f"{pathlib.PurePath(backend.folder).name}.yaml"  # named like the service's folder
+    manifest = (K8S / "base" / file).read_text()
     assert f'command: ["python", "-m", "{backend.module}"]' in manifest
     assert f'command: ["python", "-m", "{backend.module}", "migrate"]' in manifest
     assert f"containerPort: {backend.port}" in manifest
-    assert f"- {name}.yaml" in (K8S / "base" / "kustomization.yaml").read_text()
+    assert f"- {file}" in (K8S / "base" / "kustomization.yaml").read_text()
+    assert (ROOT / backend.folder / backend.module).is_dir()

@@ -13,6 +13,7 @@ import pathlib
 import sys
 import zoneinfo
 from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
 
 import grpc
 import pytest
@@ -89,7 +90,7 @@ async def person(stack: Stack, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
         await member.client.close()
 
 
-async def state_of(internal, account_id: str) -> pb.GetAccountResponse | None:  # type: ignore[no-untyped-def]
+async def state_of(internal: lifecycle_pb2_grpc.LifecycleInternalServiceStub, account_id: str) -> pb.GetAccountResponse | None:
     try:
         return await internal.GetAccount(pb.GetAccountRequest(account_id=account_id), timeout=10)
     except grpc.aio.AioRpcError as exc:
@@ -98,20 +99,24 @@ async def state_of(internal, account_id: str) -> pb.GetAccountResponse | None:  
         raise
 
 
-async def wait_for_state(internal, account_id: str, state: int, *, timeout: float = 40) -> pb.GetAccountResponse:  # type: ignore[no-untyped-def]
+async def wait_for_state(
+    internal: lifecycle_pb2_grpc.LifecycleInternalServiceStub, account_id: str, state: int, *, timeout: float = 40
+) -> pb.GetAccountResponse:
     async def reached() -> pb.GetAccountResponse | None:
         found = await state_of(internal, account_id)
         return found if found is not None and found.account.state == state else None
 
-    return await eventually(reached, timeout=timeout, what=f"account {account_id} to be {pb.AccountState.Name(state)}")  # type: ignore[return-value]
+    found = await eventually(reached, timeout=timeout, what=f"account {account_id} to be {pb.AccountState.Name(state)}")
+    assert found is not None
+    return found
 
 
-async def mails(stack: Stack, address: str, subject_part: str, *, count: int = 1, timeout: float = 30) -> list:  # type: ignore[type-arg]
-    async def arrived() -> list:  # type: ignore[type-arg]
+async def mails(stack: Stack, address: str, subject_part: str, *, count: int = 1, timeout: float = 30) -> list[EmailMessage]:
+    async def arrived() -> list[EmailMessage]:
         found = [m for m in stack.mail.messages() if m["To"] == address and subject_part in m["Subject"]]
         return found if len(found) >= count else []
 
-    return await eventually(arrived, timeout=timeout, what=f"{count} notice(s) '{subject_part}' to {address}")  # type: ignore[return-value]
+    return await eventually(arrived, timeout=timeout, what=f"{count} notice(s) '{subject_part}' to {address}")
 
 
 async def stored_objects(stack: Stack, account_id: str) -> list[str]:
@@ -158,7 +163,7 @@ async def test_an_account_used_during_the_grace_period_comes_back_with_its_files
     await mails(stack, person.email, "active again")
 
 
-async def _active_since(internal, account_id: str) -> bool:  # type: ignore[no-untyped-def]
+async def _active_since(internal: lifecycle_pb2_grpc.LifecycleInternalServiceStub, account_id: str) -> bool:
     found = await state_of(internal, account_id)
     return found is not None and "active" in [t.to_state for t in found.transitions]
 
@@ -167,8 +172,7 @@ async def test_a_held_account_is_not_deleted(stack, internal, person):
     await internal.SetLegalHold(pb.SetLegalHoldRequest(account_id=person.account_id, held=True, reason="case 42", actor="legal"))
     frozen = await wait_for_state(internal, person.account_id, pb.ACCOUNT_STATE_FROZEN)
     delete_at = frozen.account.delete_at.ToDatetime(tzinfo=dt.UTC)
-    while dt.datetime.now(dt.UTC) < delete_at + dt.timedelta(seconds=3):
-        await asyncio.sleep(0.5)
+    await asyncio.sleep(max((delete_at + dt.timedelta(seconds=3) - dt.datetime.now(dt.UTC)).total_seconds(), 0))
     held = await state_of(internal, person.account_id)
     assert held.account.state == pb.ACCOUNT_STATE_FROZEN and held.account.held
     assert await stored_objects(stack, person.account_id)
@@ -212,10 +216,10 @@ async def test_two_lifecycle_processes_never_freeze_or_notify_twice(stack, inter
             account = await client.login(address, PASSWORD)
             await client.close()
             people.append((address, account.account_id))
-        for address, account_id in people:
+        for _address, account_id in people:
             await wait_for_state(internal, account_id, pb.ACCOUNT_STATE_DELETED, timeout=60)
         await asyncio.sleep(1)  # anything sent twice would have arrived by now
-        for address, account_id in people:
+        for _address, account_id in people:
             found = await state_of(internal, account_id)
             assert [t.to_state for t in found.transitions] == ["frozen", "deleting", "deleted"]
             subjects = [m["Subject"] for m in stack.mail.messages() if m["To"] == address]

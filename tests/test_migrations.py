@@ -6,8 +6,7 @@ import importlib
 import pytest
 import sqlalchemy as sa
 
-from cumulo_gateway.routes import BACKENDS
-from cumulo_platform import migrations
+from cumulo_platform import migrations, registry
 
 
 def _service(module: str) -> tuple[str, sa.MetaData, object]:
@@ -17,7 +16,7 @@ def _service(module: str) -> tuple[str, sa.MetaData, object]:
     return tables.SCHEMA, tables.metadata, bootstrap.MIGRATIONS
 
 
-SERVICES = {name: _service(backend.module) for name, backend in BACKENDS.items()}
+SERVICES = {name: _service(backend.module) for name, backend in registry.SERVICES.items()}
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))

@@ -97,7 +97,9 @@ async def run(stack: BenchStack) -> list[Figure]:
         download_rate = BIG / MIB / (time.perf_counter() - started)
 
         print("  1 GiB upload (blob RSS sampled) ...", file=sys.stderr, flush=True)
-        blob_process = psutil.Process(stack.processes["blob"].process.pid)
+        blob_server = stack.processes["blob"].process
+        assert blob_server is not None  # start_services started it
+        blob_process = psutil.Process(blob_server.pid)
         idle = peak = blob_process.memory_info().rss
         uploading = asyncio.create_task(client.files.upload(huge))
         while not uploading.done():

@@ -26,11 +26,12 @@ from cumulo_bench.stack import BenchStack
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
 from cumulo_lifecycle.adapters.tables import accounts
 from cumulo_lifecycle.config import LifecycleSettings
-from cumulo_lifecycle.ledger import Ledger
+from cumulo_lifecycle.sweeper import Sweeper
 from cumulo_platform.clock import SystemClock
-from cumulo_platform.db import Database, create_engine, make_envelope
-from cumulo_platform.events import STREAM_NAME, SUBJECT_PREFIX, ensure_stream
+from cumulo_platform.db import SUBJECT_PREFIX, Database, create_engine, make_envelope
+from cumulo_platform.events import STREAM_NAME, ensure_streams
 from cumulo_platform.grpc_convert import timestamp
+from cumulo_platform.legal_holds import LegalHolds
 
 EVENTS = 20_000
 ACCOUNTS = 10_000
@@ -134,24 +135,26 @@ async def _fill(db: Database, total: int, due: int, *, already: int) -> None:
                "next_due_at", "email", "locale", "updated_at"]
     async with db.engine.connect() as conn:
         raw = await conn.get_raw_connection()
+        driver = raw.driver_connection  # asyncpg's own connection: it has COPY
+        assert driver is not None
         for start in range(0, len(records), 100_000):
-            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            await driver.copy_records_to_table(
                 "accounts", schema_name="lifecycle", records=records[start : start + 100_000], columns=columns
             )
         await conn.execute(sa.text("ANALYZE lifecycle.accounts"))
         await conn.commit()
 
 
-async def _sweep_seconds(ledger: Ledger) -> tuple[float, int]:
+async def _sweep_seconds(sweeper: Sweeper) -> tuple[float, int]:
     started = time.perf_counter()
-    _, done = await ledger.sweep()
+    _, done = await sweeper.sweep()
     return time.perf_counter() - started, done
 
 
 async def run(stack: BenchStack) -> list[Figure]:
     stack.start_services()
     nc = await nats.connect(stack.infra.nats.url)
-    await ensure_stream(nc.jetstream())
+    await ensure_streams(nc.jetstream())
     await nc.close()
 
     print(f"  raw JetStream publish + pull + ack of {EVENTS} messages ...", file=sys.stderr, flush=True)
@@ -168,12 +171,12 @@ async def run(stack: BenchStack) -> list[Figure]:
     async def no_contacts(account_id: str) -> None:
         return None
 
-    ledger = Ledger(db, settings, SystemClock(), no_contacts)
+    sweeper = lifecycle_bootstrap.compose(db, settings, SystemClock(), holds=LegalHolds(db), contacts=no_contacts).sweeper
     try:
         await _fill(db, SMALL, DUE, already=0)
-        small_seconds, small_done = await _sweep_seconds(ledger)
+        small_seconds, small_done = await _sweep_seconds(sweeper)
         await _fill(db, LARGE, DUE, already=SMALL)
-        large_seconds, large_done = await _sweep_seconds(ledger)
+        large_seconds, large_done = await _sweep_seconds(sweeper)
         async with db.read() as conn:
             total = (await conn.execute(sa.select(sa.func.count()).select_from(accounts))).scalar_one()
     finally:

@@ -15,10 +15,15 @@ import signal
 import subprocess
 import sys
 import threading
+from typing import Protocol
 
 from cumulo_devstack.servers import EmbeddedNats, EmbeddedPostgres, EmbeddedS3, Envoy, MailCatcher, Process, wait_for_port
 from cumulo_gateway.envoy_config import render_json
-from cumulo_gateway.routes import BACKENDS
+from cumulo_platform.registry import SERVICES
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
 
 
 def _setting(name: str, default: str) -> str:
@@ -31,7 +36,7 @@ def run(var: pathlib.Path) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    started: list[object] = []
+    started: list[_Stoppable] = []
     env = dict(os.environ)
     env.setdefault("CUMULO_ENVIRONMENT", "development")
     env.setdefault("CUMULO_LOG_FORMAT", "console")
@@ -64,11 +69,11 @@ def run(var: pathlib.Path) -> int:
             started.append(mail)
             env["CUMULO_LIFECYCLE_SMTP_HOST"], env["CUMULO_LIFECYCLE_SMTP_PORT"] = "127.0.0.1", str(mail_port)
             print(f"smtp      127.0.0.1:{mail_port} (lifecycle notices land in var/mail/*.eml)", flush=True)
-        ports = {name: int(_setting(f"CUMULO_{name.upper()}_GRPC_PORT", str(b.port))) for name, b in BACKENDS.items()}
+        ports = {name: int(_setting(f"CUMULO_{name.upper()}_GRPC_PORT", str(b.port))) for name, b in SERVICES.items()}
         # Every service finds the others where this run starts them.
         env.update({f"CUMULO_{name.upper()}_TARGET": f"127.0.0.1:{port}" for name, port in ports.items()})
         backends: dict[str, str] = {}
-        for name, backend in BACKENDS.items():  # auth first: the others need it to start
+        for name, backend in SERVICES.items():  # auth first: the others need it to start
             port = ports[name]
             service_env = {**env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port)}
             process = Process(name, [sys.executable, "-m", backend.module], logs / f"{name}.log", env=service_env)
@@ -104,7 +109,7 @@ def run(var: pathlib.Path) -> int:
                 item.terminate()
         for item in reversed(started):
             try:
-                item.stop()  # type: ignore[attr-defined]
+                item.stop()
             except (OSError, subprocess.SubprocessError) as exc:
                 print(f"could not stop {item}: {exc}", file=sys.stderr)
         print("stopped", flush=True)

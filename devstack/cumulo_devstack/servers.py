@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import contextlib
+import email
+import email.message
+import email.policy
 import os
 import pathlib
 import shutil
@@ -19,6 +22,11 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pgserver
+    from aiosmtpd.controller import Controller
 
 BIN = pathlib.Path(sys.executable).parent
 S3_ACCESS_KEY = "cumulo-development-key"  # rclone wants 15+ characters
@@ -31,17 +39,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before listening on {port}")
+            raise RuntimeError(f"{_program(process)} exited with {process.returncode} before listening on {port}")
         with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
             sock.settimeout(0.5)
             if sock.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def _program(process: subprocess.Popen[bytes]) -> str:
+    command = process.args
+    if not isinstance(command, (str, bytes, os.PathLike)):
+        command = command[0]  # an argument list: its program
+    return os.fsdecode(command)
 
 
 def _binary(name: str) -> str:
@@ -105,7 +120,7 @@ class Process:
 class EmbeddedPostgres:
     def __init__(self, data_dir: pathlib.Path) -> None:
         self.data_dir = data_dir
-        self._server = None
+        self._server: pgserver.PostgresServer | None = None
 
     def start(self) -> str:
         # pgserver keeps its lock under the user's runtime folder; without XDG_RUNTIME_DIR
@@ -114,10 +129,10 @@ class EmbeddedPostgres:
         import pgserver
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+        server = self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
         # After stop(), pgserver hands back its cached handle: make sure postgres runs again.
-        with self._server._lock:
-            self._server.ensure_postgres_running()
+        with server._lock:
+            server.ensure_postgres_running()
         return self.url()
 
     def url(self, database: str = "postgres") -> str:
@@ -138,8 +153,11 @@ class EmbeddedPostgres:
         """mode "immediate" is a crash: no checkpoint, recovery on the next start."""
         if self._server is None or self._server._postmaster_info is None:
             return
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import create_command_function
 
+        # pgserver defines its `pg_ctl` with setattr at import time, out of a type checker's
+        # sight; this builds the same function.
+        pg_ctl = create_command_function("pg_ctl")
         with contextlib.suppress(subprocess.CalledProcessError):
             pg_ctl(["-w", "stop", "-m", mode], pgdata=self.data_dir, user=self._server.system_user)
         self._server._postmaster_info = None
@@ -247,7 +265,7 @@ class MailCatcher:
     def __init__(self, folder: pathlib.Path, port: int) -> None:
         self.folder = folder
         self.port = port
-        self._controller = None
+        self._controller: Controller | None = None
 
     def start(self) -> None:
         from aiosmtpd.controller import Controller
@@ -267,9 +285,6 @@ class MailCatcher:
         self._controller.start()
 
     def messages(self) -> list[email.message.EmailMessage]:
-        import email
-        import email.policy
-
         return [
             email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             for path in sorted(self.folder.glob("*.eml"))

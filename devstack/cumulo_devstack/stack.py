@@ -55,6 +55,10 @@ class Infra:
             "CUMULO_LOG_LEVEL": "warning",
             "CUMULO_ENVIRONMENT": "development",
             "CUMULO_DRAIN_GRACE_SECONDS": "1",
+            # A failing event is retried 8 times within seconds, not minutes, before it is
+            # parked: tests of dead letters do not wait, and a handler bug shows at once.
+            "CUMULO_EVENT_RETRY_FIRST_DELAY": "PT0.1S",
+            "CUMULO_EVENT_RETRY_MAX_DELAY": "PT1S",
             **extra,
         }
 
@@ -68,12 +72,12 @@ class Cloud:
     def __init__(self, root: pathlib.Path | None = None, *, prefix: str = "cumulo-cloud-") -> None:
         import tempfile
 
-        from cumulo_gateway.routes import BACKENDS
+        from cumulo_platform.registry import SERVICES
 
         self.root = root or pathlib.Path(tempfile.mkdtemp(prefix=prefix))
         self.root.chmod(0o755)  # PostgreSQL runs as its own user and must reach its folder
         self.infra = Infra.start(self.root)
-        self.ports = {name: free_port() for name in BACKENDS}
+        self.ports = {name: free_port() for name in SERVICES}
         self.processes: dict[str, Process] = {}
         self._envoys: list[Envoy] = []
         self._databases: dict[str, str] = {}
@@ -102,9 +106,9 @@ class Cloud:
     def start_service(self, name: str, **extra: str) -> str:
         import sys
 
-        from cumulo_gateway.routes import BACKENDS
+        from cumulo_platform.registry import SERVICES
 
-        process = Process(name, [sys.executable, "-m", BACKENDS[name].module], self.root / f"{name}.log", env=self.environ(name, **extra))
+        process = Process(name, [sys.executable, "-m", SERVICES[name].module], self.root / f"{name}.log", env=self.environ(name, **extra))
         process.start()
         self.processes[name] = process
         wait_for_port(self.ports[name], process=process.process, timeout=60)
@@ -112,9 +116,9 @@ class Cloud:
 
     def start_services(self, **extra: str) -> dict[str, str]:
         """Every service, in the registry's order (auth first: the others need it to start)."""
-        from cumulo_gateway.routes import BACKENDS
+        from cumulo_platform.registry import SERVICES
 
-        return {name: self.start_service(name, **extra) for name in BACKENDS}
+        return {name: self.start_service(name, **extra) for name in SERVICES}
 
     def start_gateway(self, backends: dict[str, str] | None = None) -> str:
         from cumulo_gateway.envoy_config import render_json

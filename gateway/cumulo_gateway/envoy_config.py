@@ -15,8 +15,9 @@ import json
 import urllib.parse
 from typing import Any
 
-from cumulo_gateway.routes import BACKENDS, CLIENT_ID_HEADER, PUBLIC_SERVICES
+from cumulo_gateway.routes import CLIENT_ID_HEADER, PUBLIC_SERVICES
 from cumulo_platform.errors import STATUS_DETAILS_KEY, CumuloError, PermissionDenied
+from cumulo_platform.registry import SERVICES
 
 
 def _cluster(name: str, address: str) -> dict[str, Any]:
@@ -138,5 +139,5 @@ def render_json(**kwargs: Any) -> str:
 
 def render_kubernetes() -> str:
     """The config in deploy/k8s/base: every backend is its Kubernetes Service, same port."""
-    backends = {name: f"{name}:{backend.port}" for name, backend in BACKENDS.items()}
+    backends = {name: f"{name}:{backend.port}" for name, backend in SERVICES.items()}
     return render_json(listen_host="0.0.0.0", listen_port=8080, admin_port=9901, backends=backends)

@@ -6,8 +6,9 @@ import pytest
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_devstack.testing import bare_rpc_error
 from cumulo_gateway.envoy_config import render
-from cumulo_gateway.routes import BACKENDS, PUBLIC_SERVICES
+from cumulo_gateway.routes import PUBLIC_SERVICES
 from cumulo_platform.interceptors import _client_address
+from cumulo_platform.registry import SERVICES
 from cumulo_sdk import Cumulo, CumuloRpcError
 
 
@@ -68,7 +69,7 @@ async def test_gateway_replaces_a_client_chosen_request_id(gateway):
 
 
 def test_every_public_service_has_a_route_and_internal_ones_none():
-    config = render(listen_host="127.0.0.1", listen_port=1, admin_port=2, backends={name: "127.0.0.1:3" for name in BACKENDS})
+    config = render(listen_host="127.0.0.1", listen_port=1, admin_port=2, backends={name: "127.0.0.1:3" for name in SERVICES})
     routes = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
         "route_config"
     ]["virtual_hosts"][0]["routes"]

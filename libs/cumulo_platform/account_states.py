@@ -1,4 +1,4 @@
-"""The account states every service honours (SPEC §4 "Frozen accounts").
+"""The account states every service honours: the lifecycle alone decides them.
 
 The lifecycle service is the only authority on an account's state and announces every change
 as an `account.state_changed` event. Each service keeps the accounts that are not simply
@@ -24,17 +24,19 @@ import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 
-import grpc
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
+from cumulo_platform.consumer import EventConsumer
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import FailedPrecondition
-from cumulo_platform.events import EventConsumer, Nats
+from cumulo_platform.event_types import Event
+from cumulo_platform.events import Nats
 from cumulo_platform.logging import get_logger
-from cumulo_platform.runtime import periodic
+from cumulo_platform.remote import Remote
+from cumulo_platform.runtime import Job, periodic
 from cumulo_platform.tokens import Principal
 
 EVENT_TYPE = "account.state_changed"
@@ -44,6 +46,8 @@ STATES = (ACTIVE, FROZEN, DELETING, DELETED)
 log = get_logger(__name__)
 REFRESH_EVERY = 1.0  # seconds between a replica's looks at what the others wrote
 REREAD = dt.timedelta(seconds=30)
+# The version a purge writes: above any the lifecycle gives, so no later event undoes it.
+PURGED_VERSION = 2**62
 
 # Answers an account id with the state after reactivation ("active"), or raises.
 EnsureActive = Callable[[str], Awaitable[str]]
@@ -68,8 +72,7 @@ class AccountDeleted(FailedPrecondition):
         super().__init__("this account has been deleted (it was unused or cancelled)")
 
 
-def remote_ensure_active(channel: grpc.aio.Channel) -> EnsureActive:
-    stub = lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+def remote_ensure_active(lifecycle: Remote[lifecycle_pb2_grpc.LifecycleInternalServiceStub]) -> EnsureActive:
     names = {
         lifecycle_pb2.ACCOUNT_STATE_ACTIVE: ACTIVE,
         lifecycle_pb2.ACCOUNT_STATE_FROZEN: FROZEN,
@@ -79,11 +82,9 @@ def remote_ensure_active(channel: grpc.aio.Channel) -> EnsureActive:
 
     async def ensure_active(account_id: str) -> str:
         try:
-            response = await stub.EnsureActive(lifecycle_pb2.EnsureActiveRequest(account_id=account_id), timeout=10)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                return DELETING  # the lifecycle's ACCOUNT_DELETED
-            raise
+            response = await lifecycle.call(lifecycle.stub.EnsureActive, lifecycle_pb2.EnsureActiveRequest(account_id=account_id))
+        except FailedPrecondition:
+            return DELETING  # the lifecycle's ACCOUNT_DELETED
         return names.get(response.state, ACTIVE)
 
     return ensure_active
@@ -120,7 +121,7 @@ class AccountStates:
         self._seen_until = now
         return len(rows)
 
-    def jobs(self, nats_client: Nats, service: str) -> list[Callable[[], Awaitable[None]]]:
+    def jobs(self, nats_client: Nats, service: str) -> list[Job]:
         """Run by every replica: the shared consumer (one replica per event) and the refresh."""
         return [self.consumer(nats_client, service).run, periodic(self.refresh, every=REFRESH_EVERY)]
 
@@ -133,25 +134,38 @@ class AccountStates:
         else:
             self._states[account_id] = state
 
-    async def apply(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
+    async def apply(self, received: Event[events_pb2.AccountStateChanged], uow: UnitOfWork) -> None:
         """The `account.state_changed` handler: a newer version replaces an older one; a late,
         older event changes nothing."""
-        event = events_pb2.AccountStateChanged()
-        envelope.payload.Unpack(event)
+        event = received.message
         if event.state not in STATES:
             log.warning("account_state_unknown", state=event.state)
             return
-        statement = pg_insert(self.table).values(
+        insert = pg_insert(self.table).values(
             account_id=uuid.UUID(event.account_id), state=event.state, version=event.version, updated_at=sa.func.clock_timestamp()
         )
-        statement = statement.on_conflict_do_update(
+        statement = insert.on_conflict_do_update(
             index_elements=[self.table.c.account_id],
-            set_={"state": statement.excluded.state, "version": statement.excluded.version, "updated_at": sa.func.clock_timestamp()},
-            where=self.table.c.version < statement.excluded.version,
+            set_={"state": insert.excluded.state, "version": insert.excluded.version, "updated_at": sa.func.clock_timestamp()},
+            where=self.table.c.version < insert.excluded.version,
         ).returning(self.table.c.state)
         changed = (await uow.execute(statement)).first()
         if changed is not None:
             self._remember(event.account_id, event.state)
+
+    async def mark_deleted(self, uow: UnitOfWork, account_id: str) -> None:
+        """This service purged the account: from now on every replica refuses it, whatever
+        the lifecycle's events say later (a purge is never undone)."""
+        statement = pg_insert(self.table).values(
+            account_id=uuid.UUID(account_id), state=DELETED, version=PURGED_VERSION, updated_at=sa.func.clock_timestamp()
+        )
+        await uow.execute(
+            statement.on_conflict_do_update(
+                index_elements=[self.table.c.account_id],
+                set_={"state": DELETED, "version": PURGED_VERSION, "updated_at": sa.func.clock_timestamp()},
+            )
+        )
+        self._remember(account_id, DELETED)
 
     def consumer(self, nats_client: Nats, service: str) -> EventConsumer:
         return EventConsumer(

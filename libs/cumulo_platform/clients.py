@@ -1,4 +1,4 @@
-"""Registered client apps (SPEC R3.2): every public call names one; unknown ones are refused.
+"""Registered client apps (§3.1.5: only authorised clients): every public call names one; unknown ones are refused.
 
 Services ask auth's registry once and keep the answer for a while.
 """
@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-import grpc
-
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_platform.errors import NotFound
+from cumulo_platform.remote import Remote
 
 Lookup = Callable[[str], Awaitable[bool]]
 
@@ -35,20 +35,13 @@ class ClientRegistry:
         self._answers[client_id] = (registered, now + (self._ttl if registered else self._negative_ttl))
         return registered
 
-    def forget(self, client_id: str) -> None:
-        self._answers.pop(client_id, None)
 
-
-def remote_lookup(channel: grpc.aio.Channel) -> Lookup:
-    stub = auth_pb2_grpc.AuthInternalServiceStub(channel)
-
+def remote_lookup(auth: Remote[auth_pb2_grpc.AuthInternalServiceStub]) -> Lookup:
     async def lookup(client_id: str) -> bool:
         try:
-            response = await stub.GetClientApp(auth_pb2.GetClientAppRequest(client_id=client_id), timeout=5)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return False
-            raise
+            response = await auth.call(auth.stub.GetClientApp, auth_pb2.GetClientAppRequest(client_id=client_id))
+        except NotFound:
+            return False
         return response.enabled
 
     return lookup

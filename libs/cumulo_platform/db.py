@@ -4,9 +4,12 @@ unit of work that commits state changes together with their outbox events."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import uuid
+from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 import sqlalchemy as sa
 from google.protobuf import any_pb2, message, timestamp_pb2
@@ -14,8 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from cumulo.events.v1 import events_pb2
 from cumulo_platform.clock import Clock, SystemClock
+from cumulo_platform.event_types import check_type
 
 SUBJECT_PREFIX = "cumulo.events."
+
+# The unit of work open in this task, if any: calls to other services check it (see remote).
+_open_unit: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar("cumulo_open_unit_of_work", default=None)
+
+
+class RemoteCallInTransaction(RuntimeError):
+    """A call to another service was made while a unit of work was open: it would hold row
+    locks (and a pooled connection) for as long as the other service takes, or for ever
+    when it hangs. A programming error: carry the call out before or after the unit of work."""
+
+
+def assert_no_open_unit_of_work(what: str) -> None:
+    if _open_unit.get() is not None:
+        raise RemoteCallInTransaction(f"{what} was called inside an open unit of work")
 
 
 def async_url(url: str) -> str:
@@ -123,10 +141,12 @@ class UnitOfWork:
         self._events: list[events_pb2.Envelope] = []
         self._committed = False
         self.session: AsyncSession
+        self._open_token: contextvars.Token[UnitOfWork | None] | None = None
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self.db.sessions()
         await self.session.begin()
+        self._open_token = _open_unit.set(self)
         return self
 
     async def __aexit__(
@@ -135,6 +155,9 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._open_token is not None:
+            _open_unit.reset(self._open_token)
+            self._open_token = None
         try:
             if not self._committed:
                 await self.session.rollback()
@@ -142,6 +165,8 @@ class UnitOfWork:
             await self.session.close()
 
     def emit(self, event_type: str, payload: message.Message, *, account_id: str = "") -> events_pb2.Envelope:
+        """Queues an event for the outbox; its type must carry this payload (event_types)."""
+        check_type(event_type, payload)
         envelope = make_envelope(
             event_type,
             payload,
@@ -152,7 +177,8 @@ class UnitOfWork:
         self._events.append(envelope)
         return envelope
 
-    async def execute(self, statement: sa.Executable, params: object = None) -> sa.Result:
+    async def execute(self, statement: sa.Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> Any:
+        """The statement's result (a CursorResult for DML: `.rowcount` works)."""
         return await self.session.execute(statement, params)
 
     async def commit(self) -> None:

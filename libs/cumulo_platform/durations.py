@@ -1,11 +1,12 @@
 """ISO-8601 durations with calendar months, as the product's periods are configured.
 
-"P12M" means twelve calendar months: 31 Jan + 1 month = 28/29 Feb (month-end clamped).
+"P12M" means twelve calendar months, kept apart from the fixed part (days, hours, seconds): a
+month has no fixed length. Whoever adds one decides on whose calendar (the lifecycle adds
+months on the configured zone's wall clock, clamped to the month's end).
 """
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import datetime as dt
 import re
@@ -37,15 +38,6 @@ class IsoDuration:
             seconds=float(parts.get("seconds", 0)),
         )
         return cls(months=months, fixed=fixed, text=text.strip().upper())
-
-    def add_to(self, when: dt.datetime) -> dt.datetime:
-        """Calendar months first (day clamped to the month's end), then the fixed part."""
-        if self.months:
-            month_index = when.month - 1 + self.months
-            year, month = when.year + month_index // 12, month_index % 12 + 1
-            day = min(when.day, calendar.monthrange(year, month)[1])
-            when = when.replace(year=year, month=month, day=day)
-        return when + self.fixed
 
     def as_timedelta(self) -> dt.timedelta:
         """Only for durations without months (intervals, TTLs)."""

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 
 import grpc
+import sqlalchemy.exc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -188,3 +189,15 @@ def relayed(exc: grpc.aio.AioRpcError, service: str, field: str = "request") -> 
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return Unavailable(f"the {service} service did not answer; try again", reason=f"{service.upper()}_UNAVAILABLE")
     return CumuloError(f"the {service} service failed ({code.name})", reason=f"{service.upper()}_FAILED")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a failure is a dependency being away (the database, NATS, another service)
+    rather than something wrong with the request or the event: worth retrying, not blaming."""
+    if isinstance(exc, Unavailable):
+        return True
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
+    return isinstance(exc, (OSError, TimeoutError, sqlalchemy.exc.TimeoutError))

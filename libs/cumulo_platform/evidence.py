@@ -1,4 +1,4 @@
-"""A data service's part of an evidence bundle (SPEC R3.6): moderation asks each service
+"""A data service's part of an evidence bundle (§3.3.1, §6.7: preserved for the authorities): moderation asks each service
 through `EvidenceInternalService.ExportAccount`; the service streams the account's rows as JSON
 lines straight into the preservation bucket (multipart, hashed on the way, never the whole
 part in memory) and answers where it is, its size and its SHA-256, for the bundle's manifest."""

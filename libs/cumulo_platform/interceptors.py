@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
-import sqlalchemy.exc
 import structlog
 
 from cumulo_platform.clients import ClientRegistry
@@ -36,6 +35,7 @@ from cumulo_platform.errors import (
     Unauthenticated,
     Unavailable,
     internal_status,
+    is_outage,
 )
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.logging import get_logger
@@ -247,12 +247,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             code = grpc.StatusCode.CANCELLED
             raise
         except Exception as exc:
-            if _is_outage(exc):
+            if is_outage(exc):
                 # A dependency is away (database, auth, NATS): tell clients to retry.
                 code = grpc.StatusCode.UNAVAILABLE
                 log.warning("rpc_dependency_unavailable", error=type(exc).__name__)
-                err = Unavailable(f"the service is briefly unavailable; retry (request id {_request_id()})")
-                await self._abort(context, err.to_status(), code)
+                outage = Unavailable(f"the service is briefly unavailable; retry (request id {_request_id()})")
+                await self._abort(context, outage.to_status(), code)
             else:
                 code = grpc.StatusCode.INTERNAL
                 log.exception("rpc_failed")
@@ -270,14 +270,6 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 (REQUEST_ID_HEADER, _request_id()),
             ),
         )
-
-
-def _is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
-    return isinstance(exc, (OSError, TimeoutError, sqlalchemy.exc.TimeoutError))
 
 
 def _request_id() -> str:

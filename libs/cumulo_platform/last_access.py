@@ -1,4 +1,4 @@
-"""The last-access signal every service sends (SPEC §4 "last-access").
+"""The last-access signal every service sends: every authenticated use counts, coalesced per account.
 
 Each authenticated call marks its account as used. The recorder coalesces: it emits at most
 one `access.recorded` event per account per interval, and writes the due ones in one

@@ -1,20 +1,24 @@
-"""Legal holds as every data service honours them (SPEC R3.6): while an account is held,
-nothing of it is deleted automatically (retention, clean-up jobs). The lifecycle is the
-authority: it announces each hold and release as an `account.hold_changed` event, and each
-service keeps the held accounts in a small table of its own schema, which its clean-up
-statements exclude (`not_held`). The account's deletion itself is stopped by the lifecycle."""
+"""Legal holds as every service honours them (§3.3.1, §6.7): while an account is held, nothing
+of it is deleted, neither by the service itself (retention, clean-up jobs, the user's own
+deletions where the service refuses them) nor by the account's deletion, which the lifecycle
+stops. The lifecycle is the authority: it records each hold and release in its own copy of
+this table and announces it as an `account.hold_changed` event in the same transaction; every
+other service that needs to know keeps the same table in its schema, fed by that event
+(`Foundation.legal_holds()`). The one way to ask: `held()` in code, `is_held`/`not_held` in
+statements."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
+from cumulo_platform.consumer import EventConsumer
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.events import EventConsumer, Nats
+from cumulo_platform.event_types import Event
+from cumulo_platform.events import Nats
 
 EVENT_TYPE = "account.hold_changed"
 
@@ -41,18 +45,27 @@ def not_held(holds: sa.Table, account_column: sa.ColumnElement[uuid.UUID]) -> sa
 
 
 class LegalHolds:
-    """Keeps a service's `legal_holds` table (declared with `legal_holds_table`) in step
-    with the lifecycle's events."""
+    """A service's `legal_holds` table (in `db.metadata`; the service's migrations create it),
+    kept in step with the lifecycle's events by `consumer`."""
 
-    def __init__(self, db: Database, table: sa.Table) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.table = table
+        self.table = legal_holds_table(db.metadata)
 
-    async def apply(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
-        changed = events_pb2.LegalHoldChanged()
-        envelope.payload.Unpack(changed)
+    async def held(self, account_id: uuid.UUID) -> bool:
+        async with self.db.read() as conn:
+            return bool((await conn.execute(sa.select(is_held(self.table, sa.literal(account_id, sa.Uuid))))).scalar())
+
+    def is_held(self, account_column: sa.ColumnElement[uuid.UUID]) -> sa.ColumnElement[bool]:
+        return is_held(self.table, account_column)
+
+    def not_held(self, account_column: sa.ColumnElement[uuid.UUID]) -> sa.ColumnElement[bool]:
+        return not_held(self.table, account_column)
+
+    async def apply(self, event: Event[events_pb2.LegalHoldChanged], uow: UnitOfWork) -> None:
+        changed = event.message
         statement = pg_insert(self.table).values(
-            account_id=uuid.UUID(changed.account_id), held=changed.held, changed_at=envelope.occurred_at.ToDatetime(dt.UTC)
+            account_id=uuid.UUID(changed.account_id), held=changed.held, changed_at=event.occurred_at
         )
         await uow.execute(
             statement.on_conflict_do_update(

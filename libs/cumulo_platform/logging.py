@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -38,8 +39,9 @@ def _redact(value: Any) -> Any:
     return value
 
 
-def _drop_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return _redact(event_dict)
+def _drop_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    redacted: MutableMapping[str, Any] = _redact(event_dict)
+    return redacted
 
 
 class _Stderr:
@@ -110,7 +112,7 @@ def get_logger(name: str) -> Any:
     return structlog.get_logger(logger_name=name)
 
 
-def _name_logger(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _name_logger(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if "logger_name" in event_dict:
         event_dict["logger"] = event_dict.pop("logger_name")
     return event_dict

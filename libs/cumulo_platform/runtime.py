@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import grpc
@@ -20,7 +20,7 @@ from cumulo_platform.logging import get_logger
 JOB_STOP_TIMEOUT = 5.0  # seconds a cancelled background job gets to end
 log = get_logger(__name__)
 
-Job = Callable[[], Awaitable[None]]
+Job = Callable[[], Coroutine[Any, Any, None]]
 
 
 def closer(close: Callable[[], object]) -> Job:

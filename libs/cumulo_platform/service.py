@@ -10,25 +10,34 @@ import ctypes
 import dataclasses
 import pathlib
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 import grpc
 import uvloop
 
+from cumulo.auth.v1 import auth_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates, remote_ensure_active
 from cumulo_platform.clients import ClientRegistry, remote_lookup
 from cumulo_platform.clock import Clock
+from cumulo_platform.consumer import EventConsumer
 from cumulo_platform.db import Database, create_engine
-from cumulo_platform.events import Nats, OutboxRelay
+from cumulo_platform.events import Nats, Redelivery
 from cumulo_platform.interceptors import AccountGate, CallInterceptor
 from cumulo_platform.last_access import LastAccessRecorder
+from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import configure_logging
+from cumulo_platform.outbox import OutboxRelay
+from cumulo_platform.purge import purge_participant
+from cumulo_platform.remote import Remote
 from cumulo_platform.runtime import GrpcService, Job, ServiceRuntime
 from cumulo_platform.settings import PlatformSettings, SettingsError
 from cumulo_platform.storage import Storage
 from cumulo_platform.tokens import KeyCache, Principal, TokenVerifier, remote_keys
+
+Stub = TypeVar("Stub")
 
 
 @dataclasses.dataclass
@@ -43,6 +52,7 @@ class Foundation:
     states: AccountStates
     _channels: dict[str, grpc.aio.Channel] = dataclasses.field(default_factory=dict)
     _preservation: Storage | None = None
+    _holds: LegalHolds | None = None
 
     @classmethod
     async def open(
@@ -51,7 +61,15 @@ class Foundation:
         if platform.migrate_on_start:
             await asyncio.to_thread(migrations.upgrade, platform.database_url, schema, migrations_dir)
         db = Database(create_engine(platform.database_url), schema=schema, producer=platform.service, clock=clock)
-        nats_client = Nats(platform.nats_url, name=platform.service)
+        nats_client = Nats(
+            platform.nats_url,
+            name=platform.service,
+            redelivery=Redelivery(
+                max_attempts=platform.event_max_attempts,
+                first_delay=platform.event_retry_first_delay,
+                max_delay=platform.event_retry_max_delay,
+            ),
+        )
         base = cls(
             platform=platform,
             service=platform.service,
@@ -65,32 +83,44 @@ class Foundation:
             states=AccountStates(db, None),
         )
         # Frozen accounts are reactivated by the lifecycle (which puts its own method here).
-        base.states.ensure_active = remote_ensure_active(base.lifecycle_channel())
+        base.states.ensure_active = remote_ensure_active(base.remote("lifecycle", lifecycle_pb2_grpc.LifecycleInternalServiceStub))
         await base.states.load()
         return base
 
-    def _channel(self, target: str) -> grpc.aio.Channel:
-        """One channel per other service, opened on first use, closed with the service."""
+    def channel(self, service: str) -> grpc.aio.Channel:
+        """One channel per other service (by its registry name), opened on first use, closed
+        with the service. Prefer `remote`, which adds deadlines and the error policy."""
+        target = self.platform.target(service)
         if target not in self._channels:
             self._channels[target] = grpc.aio.insecure_channel(target)
         return self._channels[target]
 
-    def lifecycle_channel(self) -> grpc.aio.Channel:
-        return self._channel(self.platform.lifecycle_target)
+    def remote(self, service: str, stub_class: Callable[[grpc.aio.Channel], Stub]) -> Remote[Stub]:
+        """Another service's internal API: `await remote.call(remote.stub.Method, request)`."""
+        return Remote(
+            service,
+            stub_class(self.channel(service)),
+            deadline=self.platform.call_deadline,
+            bulk_deadline=self.platform.bulk_call_deadline,
+        )
 
-    def auth_channel(self) -> grpc.aio.Channel:
-        """auth's internal API (keys, client apps), for services other than auth."""
-        return self._channel(self.platform.auth_target)
+    def legal_holds(self) -> LegalHolds:
+        """The lifecycle's legal holds as this service keeps them (its `legal_holds` table,
+        which its migrations create), fed by `account.hold_changed` in `runtime()`."""
+        if self._holds is None:
+            self._holds = LegalHolds(self.db)
+        return self._holds
 
-    def sync_channel(self) -> grpc.aio.Channel:
-        return self._channel(self.platform.sync_target)
-
-    def locator_channel(self) -> grpc.aio.Channel:
-        return self._channel(self.platform.locator_target)
-
-    def blob_channel(self) -> grpc.aio.Channel:
-        """blob's internal API, for services keeping references to blob files."""
-        return self._channel(self.platform.blob_target)
+    def purge_consumer(self, purge_account: Callable[[str], Awaitable[int]]) -> Job:
+        """This service's part in the lifecycle's deletion saga (`purge.participant`): the
+        durable consumer `<service>-purge` of `purge.requested`."""
+        return EventConsumer(
+            self.db,
+            self.nats,
+            durable=f"{self.service}-purge",
+            event_types=["purge.requested"],
+            handler=purge_participant(self.service, purge_account, self.states),
+        ).run
 
     async def preservation(self) -> Storage:
         """The preservation bucket (evidence bundles), opened once; closed with the service."""
@@ -102,10 +132,10 @@ class Foundation:
         return self._preservation
 
     def remote_verifier(self) -> TokenVerifier:
-        return TokenVerifier(KeyCache(remote_keys(self.auth_channel())), clock=self.clock)
+        return TokenVerifier(KeyCache(remote_keys(self.remote("auth", auth_pb2_grpc.AuthInternalServiceStub))), clock=self.clock)
 
     def remote_clients(self) -> ClientRegistry:
-        return ClientRegistry(remote_lookup(self.auth_channel()), ttl=self.platform.client_cache_ttl_seconds)
+        return ClientRegistry(remote_lookup(self.remote("auth", auth_pb2_grpc.AuthInternalServiceStub)), ttl=self.platform.client_cache_ttl_seconds)
 
     def interceptor(
         self,
@@ -149,7 +179,13 @@ class Foundation:
             port=self.platform.grpc_port,
             services=services,
             interceptors=[interceptor],
-            jobs=[self.relay.run, self.recorder.run, *self.states.jobs(self.nats, self.service), *jobs],
+            jobs=[
+                self.relay.run,
+                self.recorder.run,
+                *self.states.jobs(self.nats, self.service),
+                *([self._holds.consumer(self.nats, self.service).run] if self._holds is not None else []),
+                *jobs,
+            ],
             # Service clean-ups first (they may still write), then flush what is left.
             cleanups=[*cleanups, self.recorder.close, self.relay.publish_once, self._close],
             drain_grace=self.platform.drain_grace_seconds,
@@ -167,16 +203,11 @@ class Foundation:
 
 S = TypeVar("S")
 
-
-class HasRuntime(Generic[S]):
-    runtime: ServiceRuntime
-
-
 @dataclasses.dataclass(frozen=True)
 class Command(Generic[S]):
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[S, argparse.Namespace], Awaitable[None]]
+    run: Callable[[S, argparse.Namespace], Coroutine[Any, Any, None]]
 
 
 def tune_malloc() -> None:

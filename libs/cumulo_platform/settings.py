@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from cumulo_platform import registry
 from cumulo_platform.durations import IsoDuration
 
 T = TypeVar("T")
@@ -95,13 +96,19 @@ class PlatformSettings:
     s3_region: str
     grpc_host: str
     grpc_port: int
-    auth_target: str
-    lifecycle_target: str
-    blob_target: str
-    sync_target: str
-    locator_target: str
+    # Where each other service listens: CUMULO_<NAME>_TARGET, by default as `make run` starts it.
+    targets: Mapping[str, str]
+    # Deadlines of calls to other services: an ordinary call, and one that walks a whole
+    # account (exports, purges, evidence).
+    call_deadline: float
+    bulk_call_deadline: float
     # The S3 bucket evidence bundles are preserved in (moderation writes, blob copies files in).
     preservation_bucket: str
+    # A consumer retries a failing event this many times (after 1, 2, 4 ... s, at most the
+    # max delay), then parks it in the dead-letter stream.
+    event_max_attempts: int
+    event_retry_first_delay: float
+    event_retry_max_delay: float
     log_format: str
     log_level: str
     last_access_interval: dt.timedelta
@@ -114,7 +121,7 @@ class PlatformSettings:
         return self.environment == "development"
 
     @classmethod
-    def from_env(cls, service: str, env: Env, default_port: int) -> PlatformSettings:
+    def from_env(cls, service: str, env: Env) -> PlatformSettings:
         settings = cls(
             service=service,
             environment=env.get("ENVIRONMENT", "production"),
@@ -125,13 +132,14 @@ class PlatformSettings:
             s3_secret_key=env.server("S3_SECRET_ACCESS_KEY"),
             s3_region=env.server("S3_REGION", "us-east-1"),
             grpc_host=env.get("GRPC_HOST", "127.0.0.1"),
-            grpc_port=env.get("GRPC_PORT", default_port),
-            auth_target=env.get("AUTH_TARGET", "127.0.0.1:7101"),
-            lifecycle_target=env.get("LIFECYCLE_TARGET", "127.0.0.1:7103"),
-            blob_target=env.get("BLOB_TARGET", "127.0.0.1:7102"),
-            sync_target=env.get("SYNC_TARGET", "127.0.0.1:7104"),
-            locator_target=env.get("LOCATOR_TARGET", "127.0.0.1:7105"),
+            grpc_port=env.get("GRPC_PORT", registry.service(service).port),
+            targets={name: env.get(f"{name.upper()}_TARGET", info.default_target) for name, info in registry.SERVICES.items()},
+            call_deadline=env.interval("CALL_DEADLINE", "PT10S").total_seconds(),
+            bulk_call_deadline=env.interval("BULK_CALL_DEADLINE", "PT2M").total_seconds(),
             preservation_bucket=env.server("PRESERVATION_BUCKET", "cumulo-preservation"),
+            event_max_attempts=env.get("EVENT_MAX_ATTEMPTS", 8),
+            event_retry_first_delay=env.interval("EVENT_RETRY_FIRST_DELAY", "PT1S").total_seconds(),
+            event_retry_max_delay=env.interval("EVENT_RETRY_MAX_DELAY", "PT1M").total_seconds(),
             log_format=env.get("LOG_FORMAT", "json"),
             log_level=env.get("LOG_LEVEL", "info"),
             last_access_interval=env.interval("LAST_ACCESS_INTERVAL", "PT10M"),
@@ -151,9 +159,19 @@ class PlatformSettings:
             raise SettingsError("CUMULO_ENVIRONMENT must be development or production")
         if not 0 < self.grpc_port < 65536:
             raise SettingsError("CUMULO_GRPC_PORT must be a TCP port")
+        if not 0 < self.call_deadline <= self.bulk_call_deadline:
+            raise SettingsError("CUMULO_CALL_DEADLINE must be positive and at most CUMULO_BULK_CALL_DEADLINE")
+        if self.event_max_attempts < 1:
+            raise SettingsError("CUMULO_EVENT_MAX_ATTEMPTS must be at least 1")
+        if not 0 < self.event_retry_first_delay <= self.event_retry_max_delay:
+            raise SettingsError("CUMULO_EVENT_RETRY_FIRST_DELAY must be positive and at most CUMULO_EVENT_RETRY_MAX_DELAY")
         if self.drain_grace_seconds > 20:
             # The drain, then the last outbox flush and NATS drain (5 s each), fit in Kubernetes' 30 s.
             raise SettingsError("CUMULO_DRAIN_GRACE_SECONDS must be at most 20 (Kubernetes gives 30 s in all)")
+
+    def target(self, service: str) -> str:
+        """Where another cumulo service (by its registry name) listens."""
+        return self.targets[registry.service(service).name]
 
     def replace(self, **changes: Any) -> PlatformSettings:
         return dataclasses.replace(self, **changes)

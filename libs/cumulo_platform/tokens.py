@@ -12,13 +12,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.errors import Unauthenticated, Unavailable
+from cumulo_platform.remote import Remote
 
 ISSUER = "cumulo-auth"
 AUDIENCE = "cumulo"
@@ -85,12 +85,11 @@ class KeyCache:
             return self._keys.get(key_id)
 
 
-def remote_keys(channel: grpc.aio.Channel) -> FetchKeys:
+def remote_keys(auth: Remote[auth_pb2_grpc.AuthInternalServiceStub]) -> FetchKeys:
     """The key set from auth's internal API (what every service but auth uses)."""
-    stub = auth_pb2_grpc.AuthInternalServiceStub(channel)
 
     async def fetch() -> dict[str, bytes]:
-        response = await stub.GetSigningKeys(auth_pb2.GetSigningKeysRequest(), timeout=5)
+        response = await auth.call(auth.stub.GetSigningKeys, auth_pb2.GetSigningKeysRequest())
         return {k.key_id: k.public_key for k in response.keys if k.algorithm == ALGORITHM}
 
     return fetch

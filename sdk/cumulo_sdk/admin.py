@@ -11,6 +11,7 @@ cluster (`kubectl exec deploy/lifecycle -- cumulo-admin lifecycle report`) or ne
     cumulo-admin lifecycle purges [--stuck]        deletions in progress
     cumulo-admin auth roles ACCOUNT [ROLE ...] --reason R   set an account's roles (moderator)
     cumulo-admin moderation queue|show|claim|decide|hold|release|export|verify|audit|blocklist
+    cumulo-admin events dead-letters|replay ID|drop ID   events consumers gave up on (NATS)
 
 ACCOUNT is an account id, or an e-mail address / phone number of a live account. The
 moderation commands act as the moderator logged in with `cumulo login` (through the gateway,
@@ -25,6 +26,7 @@ import datetime as dt
 import getpass
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -32,6 +34,7 @@ import grpc
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
+from cumulo_sdk.admin_events import add_admin_commands as add_events_commands
 from cumulo_sdk.cli_moderation import add_admin_commands as add_moderation_commands
 from cumulo_sdk.client import DEFAULT_GATEWAY, Cumulo, TokenStore
 from cumulo_sdk.console import home
@@ -46,7 +49,7 @@ def _when(stamp: Any) -> str:
     return stamp.ToDatetime(tzinfo=dt.UTC).isoformat(timespec="seconds")
 
 
-def _state(value: int) -> str:
+def _state(value: pb.AccountState.ValueType) -> str:
     return pb.AccountState.Name(value).removeprefix("ACCOUNT_STATE_").lower()
 
 
@@ -68,7 +71,7 @@ class Admin:
         return account
 
     def actor(self) -> str:
-        named = self.args.actor or os.environ.get("CUMULO_ADMIN_ACTOR")
+        named = self.args.actor or self.args.environ.get("CUMULO_ADMIN_ACTOR")
         if named:
             return named
         try:
@@ -112,7 +115,7 @@ async def _list(admin: Admin, args: argparse.Namespace) -> int:
     shown = 0
     while True:
         response = await admin.lifecycle.ListAccounts(
-            pb.ListAccountsRequest(state=STATES.get(args.state or "", 0), page_size=min(args.limit - shown, 500), page_token=token),
+            pb.ListAccountsRequest(state=STATES.get(args.state or "", pb.ACCOUNT_STATE_UNSPECIFIED), page_size=min(args.limit - shown, 500), page_token=token),
             timeout=30,
         )
         for a in response.accounts:
@@ -180,10 +183,19 @@ def _positive(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+ROLES = ("moderator",)
+
+
+def _role(text: str) -> str:
+    if text not in ROLES:
+        raise argparse.ArgumentTypeError(f"unknown role {text!r} (known: {', '.join(ROLES)})")
+    return text
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cumulo-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lifecycle", default=os.environ.get("CUMULO_LIFECYCLE_TARGET", "127.0.0.1:7103"), help="lifecycle's internal address")
-    parser.add_argument("--auth", default=os.environ.get("CUMULO_AUTH_TARGET", "127.0.0.1:7101"), help="auth's internal address")
+    parser.add_argument("--lifecycle", default=environ.get("CUMULO_LIFECYCLE_TARGET", "127.0.0.1:7103"), help="lifecycle's internal address")
+    parser.add_argument("--auth", default=environ.get("CUMULO_AUTH_TARGET", "127.0.0.1:7101"), help="auth's internal address")
     parser.add_argument("--actor", help="who is acting, for the audit trail (default: the OS user)")
     services = parser.add_subparsers(dest="service", required=True)
     lifecycle = services.add_parser("lifecycle", help="account states, holds, sweeps, purges").add_subparsers(
@@ -212,11 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     auth = services.add_parser("auth", help="accounts' roles").add_subparsers(dest="auth_command", required=True)
     roles = auth.add_parser("roles", help="set an account's roles (none given: withdraw them all)")
     roles.add_argument("account")
-    roles.add_argument("roles", nargs="*", choices=["moderator"], metavar="ROLE", help="moderator")
+    # Not `choices`: argparse (3.11) refuses an empty list against them, and none is allowed here.
+    roles.add_argument("roles", nargs="*", type=_role, metavar="ROLE", help="moderator")
     roles.add_argument("--reason", required=True)
     roles.set_defaults(run=_roles)
-    parser.add_argument("--gateway", default=os.environ.get("CUMULO_GATEWAY", DEFAULT_GATEWAY), help="the gateway, for moderation commands")
+    parser.add_argument("--gateway", default=environ.get("CUMULO_GATEWAY", DEFAULT_GATEWAY), help="the gateway, for moderation commands")
     add_moderation_commands(services)
+    add_events_commands(services)
+    parser.set_defaults(environ=environ)
     return parser
 
 
@@ -224,7 +239,7 @@ async def _as_moderator(admin: Admin, args: argparse.Namespace) -> int:
     """Moderation goes through the gateway as the logged-in moderator."""
     if getattr(args, "account_id", None):
         args.account_id = await admin.account_id(args.account_id)
-    async with Cumulo(args.gateway, store=TokenStore(home() / "credentials.json")) as client:
+    async with Cumulo(args.gateway, store=TokenStore(home(args.environ) / "credentials.json")) as client:
         if client.store.tokens is None:
             print("cumulo-admin: log in first as a moderator: cumulo login you@example.com", file=sys.stderr)
             return 2
@@ -248,8 +263,10 @@ async def _main(args: argparse.Namespace) -> int:
         await admin.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(_main(build_parser().parse_args(argv)))
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """`environ`, the process's environment by default, is where the CUMULO_* settings are read
+    (the tests run commands in-process, each with its own)."""
+    return asyncio.run(_main(build_parser(os.environ if environ is None else environ).parse_args(argv)))
 
 
 if __name__ == "__main__":

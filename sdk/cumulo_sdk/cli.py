@@ -20,7 +20,7 @@ import pathlib
 import platform
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cumulo.auth.v1 import auth_pb2
@@ -313,10 +313,10 @@ async def _usage(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cumulo", description="cumulo personal cloud")
-    parser.add_argument("--gateway", default=os.environ.get("CUMULO_GATEWAY", DEFAULT_GATEWAY), help="host:port of the gateway")
-    parser.add_argument("--client-id", default=os.environ.get("CUMULO_CLIENT_ID", DEFAULT_CLIENT_ID), help=argparse.SUPPRESS)
+    parser.add_argument("--gateway", default=environ.get("CUMULO_GATEWAY", DEFAULT_GATEWAY), help="host:port of the gateway")
+    parser.add_argument("--client-id", default=environ.get("CUMULO_CLIENT_ID", DEFAULT_CLIENT_ID), help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
     signup = commands.add_parser("signup", help="create an account (adults; a guardian creates a minor's)")
     signup.add_argument("--email")
@@ -403,12 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_sync_commands(commands)
     add_device_commands(commands)
     add_report_commands(commands)
+    parser.set_defaults(environ=environ)
     return parser
 
 
 async def _main(args: argparse.Namespace) -> int:
-    store = TokenStore(home() / "credentials.json")
-    async with Cumulo(args.gateway, client_id=args.client_id, store=store, pending_uploads=home() / "uploads.json") as client:
+    store = TokenStore(home(args.environ) / "credentials.json")
+    async with Cumulo(args.gateway, client_id=args.client_id, store=store, pending_uploads=home(args.environ) / "uploads.json") as client:
         try:
             return await args.run(client, args)
         except IntegrityError as err:
@@ -421,8 +422,10 @@ async def _main(args: argparse.Namespace) -> int:
             return 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """`environ`, the process's environment by default, is where the CUMULO_* settings are read
+    (the tests run commands in-process, each with its own)."""
+    args = build_parser(os.environ if environ is None else environ).parse_args(argv)
     return asyncio.run(_main(args))
 
 

@@ -139,7 +139,7 @@ async def _agent(client: Cumulo, args: argparse.Namespace) -> int:
     device_id = args.device_id or f"{platform.node() or 'device'}-{args.name}".replace(" ", "-")
     handled = await run_agent(
         client, device_id=device_id, name=args.name, model=args.model, platform=args.platform, fixes=track,
-        every=args.every, executed=Executed(home() / f"agent-{device_id}.json"), stop_after=args.count,
+        every=args.every, executed=Executed(home(args.environ) / f"agent-{device_id}.json"), stop_after=args.count,
         say=lambda text: print(text, flush=True),
     )
     print(f"handled {handled} command(s)", flush=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import pathlib
 import sys
 from typing import TYPE_CHECKING, Any
@@ -88,7 +87,7 @@ async def _counter_notice(client: Cumulo, args: argparse.Namespace) -> int:
 
 
 async def _legal_action(client: Cumulo, args: argparse.Namespace) -> int:
-    receipt = os.environ.get("CUMULO_RECEIPT") or read_password("Receipt of the complaint: ")
+    receipt = args.environ.get("CUMULO_RECEIPT") or read_password("Receipt of the complaint: ")
     await client.complaints.legal_action(args.complaint_id, receipt, args.description)
     print("legal action recorded: the content stays down")
     return 0
@@ -138,7 +137,7 @@ def add_commands(commands: Any) -> None:
 
 async def _queue(client: Cumulo, args: argparse.Namespace) -> int:
     found = 0
-    async for case in client.moderation.queue(STATE_VALUES.get(args.state or "", 0)):
+    async for case in client.moderation.queue(STATE_VALUES.get(args.state or "", pb.CASE_STATE_UNSPECIFIED)):
         print_case(case)
         found += 1
     if not found:

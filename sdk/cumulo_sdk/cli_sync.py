@@ -156,7 +156,7 @@ async def _push(client: Cumulo, args: argparse.Namespace) -> int:
 
 
 async def _pull(client: Cumulo, args: argparse.Namespace) -> int:
-    tokens = ZoneTokens(home() / "sync-tokens.json")
+    tokens = ZoneTokens(home(args.environ) / "sync-tokens.json")
     start = "" if args.full else (args.token if args.token is not None else tokens.get(args.zone))
     records, token = await client.sync.fetch_all(args.zone, start)
     for record in records:

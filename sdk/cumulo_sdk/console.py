@@ -4,14 +4,14 @@ sizes for people, and a progress bar."""
 from __future__ import annotations
 
 import getpass
-import os
 import pathlib
 import sys
 import time
+from collections.abc import Mapping
 
 
-def home() -> pathlib.Path:
-    configured = os.environ.get("CUMULO_HOME")
+def home(environ: Mapping[str, str]) -> pathlib.Path:
+    configured = environ.get("CUMULO_HOME")
     return pathlib.Path(configured) if configured else pathlib.Path.home() / ".config" / "cumulo"
 
 

@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import datetime as dt
 import json
 import math
 import pathlib
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import TYPE_CHECKING
 
 import grpc
@@ -38,7 +39,7 @@ class Devices:
         self.client = client
         self.stub = locator_pb2_grpc.DeviceLocatorServiceStub(client.channel)
 
-    async def list(self, account_id: str = "") -> list[pb.Device]:
+    async def list(self, account_id: str = "") -> builtins.list[pb.Device]:
         return list((await self.client.call(self.stub.ListDevices, pb.ListDevicesRequest(account_id=account_id))).devices)
 
     async def get(self, device_id: str, account_id: str = "") -> pb.Device:
@@ -48,7 +49,7 @@ class Devices:
     async def locate(self, device_id: str, account_id: str = "") -> pb.LocateResponse:
         return await self.client.call(self.stub.Locate, pb.LocateRequest(device_id=device_id, account_id=account_id))
 
-    async def history(self, device_id: str, *, account_id: str = "", since: dt.datetime | None = None) -> list[pb.Location]:
+    async def history(self, device_id: str, *, account_id: str = "", since: dt.datetime | None = None) -> builtins.list[pb.Location]:
         found: list[pb.Location] = []
         token = ""
         while True:
@@ -81,7 +82,7 @@ class Devices:
             await self.client.confirm_password(password)
         return await self.send(pb.SendCommandRequest(device_id=device_id, kind=pb.COMMAND_KIND_WIPE))
 
-    async def commands(self, device_id: str, *, account_id: str = "", limit: int = 0) -> list[pb.Command]:
+    async def commands(self, device_id: str, *, account_id: str = "", limit: int = 0) -> builtins.list[pb.Command]:
         request = pb.ListCommandsRequest(device_id=device_id, account_id=account_id, limit=limit)
         return list((await self.client.call(self.stub.ListCommands, request)).commands)
 
@@ -114,7 +115,7 @@ class DeviceAgent:
         request = pb.AckCommandRequest(device_id=device_id, command_id=command_id, succeeded=succeeded, detail=detail)
         return (await self.client.call(self.stub.AckCommand, request)).command
 
-    async def commands(self, device_id: str) -> AsyncIterator[pb.Command]:
+    async def commands(self, device_id: str) -> AsyncGenerator[pb.Command, None]:
         """The device's commands as they come, reconnecting (with a fresh token) whenever the
         stream ends or drops; a command not acknowledged comes again after a reconnect."""
         request = pb.ReceiveCommandsRequest(device_id=device_id)

@@ -21,7 +21,6 @@ CATEGORIES = {
     "copyright": pb.CATEGORY_COPYRIGHT,
     "other": pb.CATEGORY_OTHER,
 }
-TARGETS = {"link": pb.TARGET_KIND_LINK, "file": pb.TARGET_KIND_FILE, "account": pb.TARGET_KIND_ACCOUNT}
 DECISIONS = {
     "dismiss": pb.DECISION_DISMISS,
     "block": pb.DECISION_BLOCK,
@@ -78,7 +77,7 @@ class Moderation:
         self.client = client
         self.stub = moderation_pb2_grpc.ModerationServiceStub(client.channel)
 
-    async def queue(self, state: int = 0) -> AsyncIterator[pb.CaseSummary]:
+    async def queue(self, state: pb.CaseState.ValueType = pb.CASE_STATE_UNSPECIFIED) -> AsyncIterator[pb.CaseSummary]:
         token = ""
         while True:
             page = await self.client.call(self.stub.ListQueue, pb.ListQueueRequest(state=state, page_token=token))

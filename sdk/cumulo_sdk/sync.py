@@ -7,6 +7,7 @@ file's SHA-256 before it appears."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import os
 import pathlib
@@ -189,13 +190,13 @@ class Backups:
             raise CumuloRpcError.from_rpc_error(exc) from None
         return BackupReport(response.backup, list(response.pruned_backup_ids), len(local), uploaded_files, uploaded_bytes, reused)
 
-    async def list(self, device_id: str = "") -> list[sync_pb2.Backup]:
+    async def list(self, device_id: str = "") -> builtins.list[sync_pb2.Backup]:
         return list((await self.client.call(self.stub.ListBackups, sync_pb2.ListBackupsRequest(device_id=device_id))).backups)
 
     async def get(self, backup_id: str) -> sync_pb2.Backup:
         return (await self.client.call(self.stub.GetBackup, sync_pb2.GetBackupRequest(backup_id=backup_id))).backup
 
-    async def entries(self, backup_id: str) -> list[sync_pb2.BackupEntry]:
+    async def entries(self, backup_id: str) -> builtins.list[sync_pb2.BackupEntry]:
         found: list[sync_pb2.BackupEntry] = []
         token = ""
         while True:

@@ -1,29 +1,27 @@
 """The `cumulo` command as people use it: the README's session, the 0600 credentials file,
-silent refresh, and two commands at once sharing one session."""
+silent refresh, and two commands at once sharing one session. Commands run in-process; the
+installed console script runs once per command group."""
 
 import asyncio
 import datetime as dt
 import json
 import os
+import pathlib
 import stat
-import sys
 import uuid
 
 import pytest
 
+from cumulo_devstack.testing import PASSWORD
+from cumulo_devstack.testing.cli import run_command
 from cumulo_sdk import Cumulo, TokenStore
 
-PASSWORD = "correct horse battery staple"
 
-
-async def cumulo(gateway, home, *args, stdin=""):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cumulo_sdk.cli", "--gateway", gateway, *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "CUMULO_HOME": str(home)},
+async def cumulo(gateway: str, home: pathlib.Path, *args: str, stdin: str = "", process: bool = False) -> tuple[int, str, str]:
+    result = await run_command(
+        "cumulo", "--gateway", gateway, *args, environ={"CUMULO_HOME": str(home)}, stdin=stdin, process=process
     )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
-    return process.returncode, out.decode(), err.decode()
+    return result.returncode, result.stdout, result.stderr
 
 
 @pytest.fixture
@@ -120,11 +118,36 @@ async def test_readme_files_and_link_session(gateway, tmp_path, email):
     assert code == 0, err
     token = out.split()[-1]
     link_id = out.split()[1]
-    code, out, err = await cumulo(gateway, nobody, "share", "get", token, str(tmp_path / "from-link.mp4"))
+    # "--": a token may begin with "-", which would otherwise be taken for an option.
+    code, out, err = await cumulo(gateway, nobody, "share", "get", "--", token, str(tmp_path / "from-link.mp4"))
     assert code == 0, err
     assert (tmp_path / "from-link.mp4").read_bytes() == source.read_bytes()
     code, out, err = await cumulo(gateway, home, "share", "revoke", link_id)
     assert code == 0, err
-    code, out, err = await cumulo(gateway, nobody, "share", "get", token, str(tmp_path / "again.mp4"))
+    code, out, err = await cumulo(gateway, nobody, "share", "get", "--", token, str(tmp_path / "again.mp4"))
     assert code == 1 and "LINK_REVOKED" in err
     assert not (tmp_path / "again.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        (["login", "{email}"], "logged in as {email}"),
+        (["account", "state"], "state        active"),
+        (["files", "ls"], ""),
+        (["trash", "ls"], ""),
+        (["share", "ls"], ""),
+    ],
+    ids=["login", "account", "files", "trash", "share"],
+)
+async def test_the_installed_console_script_runs_each_command_group(gateway, tmp_path, email, command, expected):
+    """The other tests run `main()` in-process; this runs the installed `cumulo` once per group
+    (for login, with the password on a real pipe)."""
+    code, _, err = await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    assert code == 0, err
+    code, _, err = await cumulo(gateway, tmp_path, "login", email, stdin=PASSWORD + "\n")
+    assert code == 0, err
+    args = [part.format(email=email) for part in command]
+    code, out, err = await cumulo(gateway, tmp_path, *args, stdin=PASSWORD + "\n", process=True)
+    assert (code, err) == (0, ""), err
+    assert expected.format(email=email) in out

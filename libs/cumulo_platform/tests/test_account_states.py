@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from nats.js.errors import NotFoundError
 
 from cumulo.events.v1 import events_pb2
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.testing import PASSWORD, Ages, eventually, notices_sent, unique_email
 from cumulo_platform.account_states import (
     ACTIVE,
@@ -34,7 +35,9 @@ from cumulo_platform.account_states import (
 )
 from cumulo_platform.db import SUBJECT_PREFIX, Database, create_engine, make_envelope
 from cumulo_platform.errors import FailedPrecondition
+from cumulo_platform.event_types import decode
 from cumulo_platform.events import STREAM_NAME, Nats
+from cumulo_platform.remote import Remote
 
 SCHEMA = "t1"
 
@@ -57,7 +60,7 @@ async def apply(states: AccountStates, *envelopes: events_pb2.Envelope) -> None:
     """Each envelope in its own committed transaction, as the consumer applies them."""
     for envelope in envelopes:
         async with states.db.unit_of_work() as uow:
-            await states.apply(envelope, uow)
+            await states.apply(decode(envelope), uow)
             await uow.commit()
 
 
@@ -188,7 +191,7 @@ async def test_a_rolled_back_transaction_stores_nothing(opened):
     states = await opened.states(Lifecycle())
     account = new_id()
     async with states.db.unit_of_work() as uow:
-        await states.apply(changed(account, FROZEN, 1), uow)
+        await states.apply(decode(changed(account, FROZEN, 1)), uow)
     assert await stored(states) == {}
     # Redelivered (the consumer naks what it did not commit), it is applied then.
     await apply(states, changed(account, FROZEN, 1))
@@ -354,7 +357,7 @@ async def test_every_replica_of_a_service_learns_a_state_change(opened, infra):
         # Every replica must now refuse the deleted account.
         for states in replicas:
             await eventually(
-                lambda: _known(states, account, DELETED), timeout=5, what="every replica to learn that the account is deleted"
+                lambda states=states: _known(states, account, DELETED), timeout=5, what="every replica to learn that the account is deleted"
             )
             with pytest.raises(AccountDeleted):
                 await states.ensure_usable(account)
@@ -410,7 +413,8 @@ async def _cached(service, account_id: str, state: str, version: int) -> bool:
 async def lifecycle_api(lifecycle) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
     """`remote_ensure_active` on a channel of the test's own to the session's lifecycle."""
     async with grpc.aio.insecure_channel(lifecycle.target) as channel:
-        yield remote_ensure_active(channel)
+        stub = lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+        yield remote_ensure_active(Remote("lifecycle", stub, deadline=10, bulk_deadline=10))
 
 
 async def test_the_blob_services_cache_learns_a_freeze_and_the_lifecycle_reactivates(ages, client, lifecycle, blob, lifecycle_api):
@@ -422,7 +426,7 @@ async def test_the_blob_services_cache_learns_a_freeze_and_the_lifecycle_reactiv
     )
 
     assert await lifecycle_api(account_id) == ACTIVE
-    row = await lifecycle.app.ledger.state_of(account_id)
+    row = await lifecycle.app.cases.reports.state_of(account_id)
     assert row.state == ACTIVE and row.version == frozen.version + 1
     await eventually(
         lambda: _cached(blob, account_id, ACTIVE, frozen.version + 1),
@@ -430,7 +434,7 @@ async def test_the_blob_services_cache_learns_a_freeze_and_the_lifecycle_reactiv
     )
     # Asking again is harmless: the account is active.
     assert await lifecycle_api(account_id) == ACTIVE
-    assert (await lifecycle.app.ledger.state_of(account_id)).version == frozen.version + 1
+    assert (await lifecycle.app.cases.reports.state_of(account_id)).version == frozen.version + 1
     await blob.app.states.ensure_usable(account_id)
     await notices_sent(lifecycle, account_id)
 
@@ -439,12 +443,12 @@ async def test_once_deletion_has_begun_the_lifecycle_and_the_blob_service_refuse
     account_id = await _registered(client, lifecycle)
     frozen = await ages.freeze(account_id)
     await ages.grace_over(account_id)
-    await lifecycle.app.ledger.sweep()
-    assert (await lifecycle.app.ledger.state_of(account_id)).state in (DELETING, DELETED)
+    await lifecycle.app.cases.sweeper.sweep()
+    assert (await lifecycle.app.cases.reports.state_of(account_id)).state in (DELETING, DELETED)
 
     # The lifecycle's FAILED_PRECONDITION (ACCOUNT_DELETED) reads as "deleting"; nothing is reactivated.
     assert await lifecycle_api(account_id) == DELETING
-    assert (await lifecycle.app.ledger.state_of(account_id)).state in (DELETING, DELETED)
+    assert (await lifecycle.app.cases.reports.state_of(account_id)).state in (DELETING, DELETED)
 
     async def blob_knows() -> bool:
         state = blob.app.states.state_of(account_id)
@@ -456,7 +460,7 @@ async def test_once_deletion_has_begun_the_lifecycle_and_the_blob_service_refuse
 
     # The purge ends; the account stays refused everywhere.
     async def deleted() -> bool:
-        return (await lifecycle.app.ledger.state_of(account_id)).state == DELETED
+        return (await lifecycle.app.cases.reports.state_of(account_id)).state == DELETED
 
     await eventually(deleted, timeout=30, what="the purge to finish")
     assert await lifecycle_api(account_id) == DELETING

@@ -16,8 +16,11 @@ from nats.js.errors import NotFoundError
 
 from cumulo.events.v1 import events_pb2
 from cumulo_devstack.testing import eventually, unique_event_type
+from cumulo_platform import dead_letters
+from cumulo_platform.consumer import EventConsumer
 from cumulo_platform.db import SUBJECT_PREFIX, Database, UnitOfWork, make_envelope
-from cumulo_platform.events import STREAM_NAME, EventConsumer, Nats
+from cumulo_platform.event_types import Event
+from cumulo_platform.events import STREAM_NAME, Nats, Redelivery
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -78,8 +81,10 @@ async def durable(publisher) -> AsyncIterator[str]:
 class Running:
     """A consumer running as a background job with its own NATS connection."""
 
-    def __init__(self, db: Database, url: str, durable: str, event_types: list[str], handler) -> None:
-        self.bus = Nats(url, name=f"test-{durable}")
+    def __init__(
+        self, db: Database, url: str, durable: str, event_types: list[str], handler, *, redelivery: Redelivery | None = None
+    ) -> None:
+        self.bus = Nats(url, name=f"test-{durable}", redelivery=redelivery)
         self.consumer = EventConsumer(
             db, self.bus, durable=durable, event_types=event_types, handler=handler, fetch_timeout=0.5
         )
@@ -111,7 +116,7 @@ class Recorder:
         self.calls: list[str] = []
         self.fail_first = fail_first
 
-    async def __call__(self, env: events_pb2.Envelope, uow: UnitOfWork) -> None:
+    async def __call__(self, env: Event[events_pb2.AccountCancelled], uow: UnitOfWork) -> None:
         self.calls.append(env.event_id)
         applied = self.db.metadata.tables[f"{self.db.schema}.applied"]
         await uow.execute(sa.insert(applied).values(event_id=env.event_id))
@@ -201,17 +206,80 @@ async def test_consumer_naks_and_retries_when_the_handler_raises(db, publisher, 
         assert await processed(db, durable) == [uuid.UUID(event.event_id)]
 
 
-async def test_consumer_skips_undecodable_messages_and_goes_on(db, publisher, infra, durable):
+async def test_consumer_parks_undecodable_messages_and_goes_on(db, publisher, infra, durable):
     event_type = unique_event_type()
     handler = Recorder(db)
     js = await publisher.bus.jetstream()
     await js.publish(SUBJECT_PREFIX + event_type, b"\xff\xffnot an envelope")
+    wrong_payload = make_envelope(  # an envelope whose payload is not what its type carries
+        event_type, events_pb2.FileDeleted(account_id="acc-9"), account_id="acc-9", producer="test", occurred_at=dt.datetime.now(dt.UTC)
+    )
+    await publisher.publish(wrong_payload)
     good = envelope(event_type, "acc-1")
     await publisher.publish(good, msg_id=good.event_id)
     async with Running(db, infra.nats.url, durable, [event_type], handler):
-        await eventually(settled(publisher, durable, 2), what="both messages to be settled")
+        await eventually(settled(publisher, durable, 3), what="the three messages to be settled")
         assert handler.calls == [good.event_id]
         assert await applied(db) == [good.event_id]
+    parked = await dead_letters.listing(js, consumer=durable)
+    assert [letter.error.split(":")[0] for letter in parked] == ["undecodable", "undecodable"]
+    assert parked[1].event_id == wrong_payload.event_id and "does not carry" in parked[1].error
+    assert all(letter.subject == SUBJECT_PREFIX + event_type and letter.attempts == 1 for letter in parked)
+
+
+class Poisoned:
+    """A handler that fails on one account's events (a malformed event, a bug) and applies
+    every other."""
+
+    def __init__(self, db: Database, poison: str) -> None:
+        self.recorder = Recorder(db)
+        self.poison = poison
+        self.attempts = 0
+        self.fixed = False
+
+    async def __call__(self, event: Event[events_pb2.AccountCancelled], uow: UnitOfWork) -> None:
+        if event.message.account_id == self.poison and not self.fixed:
+            self.attempts += 1
+            uuid.UUID(event.message.account_id)  # raises: not an id
+        await self.recorder(event, uow)
+
+
+async def test_a_poison_event_is_retried_a_bounded_number_of_times_then_dead_lettered_and_replayable(db, publisher, infra, durable):
+    event_type = unique_event_type()
+    handler = Poisoned(db, poison="not-a-uuid")
+    poison, good = envelope(event_type, "not-a-uuid"), envelope(event_type, "acc-1")
+    await publisher.publish(poison, msg_id=poison.event_id)
+    await publisher.publish(good, msg_id=good.event_id)
+    js = await publisher.bus.jetstream()
+    policy = Redelivery(max_attempts=3, first_delay=0.1, max_delay=0.2)
+    async with Running(db, infra.nats.url, durable, [event_type], handler, redelivery=policy) as running:
+        await eventually(lambda: _parked(running), what="the poison event to be parked")
+        await eventually(settled(publisher, durable, 4), what="the good event applied, the poison one acknowledged")
+        assert handler.recorder.calls == [good.event_id]  # the poison event did not hold the other up
+        assert handler.attempts == 3
+        assert running.consumer.dead_lettered == 1
+        [letter] = await dead_letters.listing(js, consumer=durable)
+        assert (letter.event_id, letter.event_type, letter.attempts) == (poison.event_id, event_type, 3)
+        assert letter.error.startswith("ValueError")
+        assert letter.subject == SUBJECT_PREFIX + event_type
+
+        # The fix is deployed; the operator replays the event: it is applied once, and the
+        # dead letter is gone.
+        handler.fixed = True
+        await dead_letters.replay(js, letter.id)
+        await eventually(lambda: _applied_has(db, poison.event_id), what="the replayed event to be applied")
+        assert await dead_letters.listing(js, consumer=durable) == []
+        with pytest.raises(dead_letters.NoSuchDeadLetter):
+            await dead_letters.replay(js, letter.id)  # a second replay finds nothing
+    assert sorted(await applied(db)) == sorted([good.event_id, poison.event_id])
+
+
+async def _parked(running: Running) -> bool:
+    return running.consumer.dead_lettered >= 1
+
+
+async def _applied_has(db: Database, event_id: str) -> bool:
+    return event_id in await applied(db)
 
 
 async def test_consumer_is_durable_across_restarts(db, publisher, infra, durable):

@@ -14,7 +14,8 @@ from nats.js import api as js_api
 from cumulo.events.v1 import events_pb2
 from cumulo_devstack.testing import Delivered, eventually, read_stream, unique_event_type
 from cumulo_platform.db import SUBJECT_PREFIX, Database
-from cumulo_platform.events import DUPLICATE_WINDOW, STREAM_NAME, Nats, OutboxRelay
+from cumulo_platform.events import DUPLICATE_WINDOW, STREAM_NAME, Nats
+from cumulo_platform.outbox import OutboxRelay
 
 # --- helpers ---------------------------------------------------------------------------
 

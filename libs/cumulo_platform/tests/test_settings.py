@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -13,7 +14,7 @@ BASE = {"DATABASE_URL": "postgresql://localhost/cumulo"}
 
 
 def settings(**environ: str) -> PlatformSettings:
-    return PlatformSettings.from_env("auth", Env("auth", {**BASE, **environ}), 7101)
+    return PlatformSettings.from_env("auth", Env("auth", {**BASE, **environ}))
 
 
 # --- Env ---------------------------------------------------------------------------
@@ -165,13 +166,13 @@ def test_kubernetes_style_server_variables_win_over_cumulo_ones():
 
 
 def test_cumulo_database_url_is_accepted():
-    s = PlatformSettings.from_env("auth", Env("auth", {"CUMULO_AUTH_DATABASE_URL": "postgresql://x/y"}), 7101)
+    s = PlatformSettings.from_env("auth", Env("auth", {"CUMULO_AUTH_DATABASE_URL": "postgresql://x/y"}))
     assert s.database_url == "postgresql://x/y"
 
 
 def test_settings_are_frozen():
     s = settings()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.grpc_port = 1  # type: ignore[misc]
     assert s.replace(grpc_port=1).grpc_port == 1 and s.grpc_port == 7101
 
@@ -196,7 +197,7 @@ def test_validation_errors(environ, match):
 
 def test_database_url_is_required():
     with pytest.raises(SettingsError, match="DATABASE_URL"):
-        PlatformSettings.from_env("auth", Env("auth", {}), 7101)
+        PlatformSettings.from_env("auth", Env("auth", {}))
 
 
 def test_calendar_month_interval_is_a_settings_error_naming_the_variable():

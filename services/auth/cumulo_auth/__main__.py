@@ -20,7 +20,7 @@ def _configure_register(parser: argparse.ArgumentParser) -> None:
 async def _register_client(settings: AuthSettings, args: argparse.Namespace) -> None:
     app = await bootstrap.build(dataclasses.replace(settings, register_development_clients=False))
     try:
-        await app.handlers.register_client_app(args.client_id, args.name)
+        await app.client_apps.register(args.client_id, args.name)
     finally:
         await app.db.dispose()
 

@@ -7,23 +7,31 @@ import dataclasses
 import pathlib
 
 from cumulo.auth.v1 import auth_pb2_grpc
+from cumulo_auth import consumers, jobs
+from cumulo_auth.account_changes import AccountChanges
 from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import SCHEMA
+from cumulo_auth.admin import Admin
 from cumulo_auth.api.internal import SERVICE as INTERNAL_SERVICE
 from cumulo_auth.api.internal import AuthInternalService
 from cumulo_auth.api.public import ANONYMOUS_METHODS, AuthService
 from cumulo_auth.api.public import SERVICE as PUBLIC_SERVICE
+from cumulo_auth.client_apps import ClientApps
 from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
-from cumulo_auth.handlers import AuthHandlers
+from cumulo_auth.issuing import TokenIssuer
+from cumulo_auth.login import Login
+from cumulo_auth.purge import AccountPurge
+from cumulo_auth.registration import Registration
+from cumulo_auth.sessions import Sessions
+from cumulo_auth.throttling import LoginThrottle
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clients import ClientRegistry
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
-from cumulo_platform.events import EventConsumer
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.passwords import Passwords
-from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
+from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer
 from cumulo_platform.service import Foundation
 from cumulo_platform.tokens import KeyCache, TokenVerifier
 
@@ -38,40 +46,65 @@ def migrate(settings: AuthSettings) -> None:
 class AuthApp:
     settings: AuthSettings
     db: Database
-    handlers: AuthHandlers
     runtime: ServiceRuntime
     states: AccountStates
     recorder: LastAccessRecorder
+    client_apps: ClientApps
+    throttle_cleanup: jobs.ThrottleCleanup
+    purge: AccountPurge
 
 
 async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthApp:
     base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
-    db = base.db
+    db, clock, states = base.db, base.clock, base.states
     keys = SigningKeys(db)
     await keys.ensure_active_key()
     passwords = Passwords()
-    handlers = AuthHandlers(db=db, settings=settings, passwords=passwords, keys=keys, clock=base.clock, states=base.states)
+    client_apps = ClientApps(db=db)
     if settings.register_development_clients:
         for client_id, name in DEVELOPMENT_CLIENTS.items():
-            await handlers.register_client_app(client_id, name, enable=False)
+            await client_apps.register(client_id, name, enable=False)
+
+    throttle = LoginThrottle(db=db, clock=clock, settings=settings)
+    issuer = TokenIssuer(keys=keys, clock=clock, settings=settings)
+    sessions = Sessions(
+        db=db, clock=clock, settings=settings, issuer=issuer, states=states, throttle=throttle, passwords=passwords
+    )
+    public = AuthService(
+        terms_version=settings.terms_version,
+        registration=Registration(db=db, clock=clock, settings=settings, passwords=passwords),
+        login=Login(
+            db=db, clock=clock, time_zone=settings.time_zone, passwords=passwords, throttle=throttle, issuer=issuer, states=states
+        ),
+        sessions=sessions,
+        changes=AccountChanges(db=db, clock=clock, settings=settings, passwords=passwords, throttle=throttle, sessions=sessions),
+    )
+    internal = AuthInternalService(keys=keys, client_apps=client_apps, admin=Admin(db=db, clock=clock, time_zone=settings.time_zone))
+    throttle_cleanup = jobs.ThrottleCleanup(db=db, clock=clock, forget_after=settings.throttle_forget_after)
+    purge = AccountPurge(db=db, clock=clock)
+
     # Auth verifies tokens and client apps from its own tables; other services ask auth.
     interceptor = base.interceptor(
-        verifier=TokenVerifier(KeyCache(keys.verification_keys), clock=base.clock),
-        clients=ClientRegistry(handlers.client_registered, ttl=settings.platform.client_cache_ttl_seconds),
+        verifier=TokenVerifier(KeyCache(keys.verification_keys), clock=clock),
+        clients=ClientRegistry(client_apps.registered, ttl=settings.platform.client_cache_ttl_seconds),
         anonymous_methods=ANONYMOUS_METHODS,
     )
     runtime = base.runtime(
         services=[
-            GrpcService(PUBLIC_SERVICE, AuthService(handlers), auth_pb2_grpc.add_AuthServiceServicer_to_server),
-            GrpcService(
-                INTERNAL_SERVICE, AuthInternalService(handlers), auth_pb2_grpc.add_AuthInternalServiceServicer_to_server
-            ),
+            GrpcService(PUBLIC_SERVICE, public, auth_pb2_grpc.add_AuthServiceServicer_to_server),
+            GrpcService(INTERNAL_SERVICE, internal, auth_pb2_grpc.add_AuthInternalServiceServicer_to_server),
         ],
         interceptor=interceptor,
-        jobs=[
-            periodic(handlers.forget_old_throttles, every=600.0),
-            EventConsumer(db, base.nats, durable="auth-purge", event_types=["purge.requested"], handler=handlers.purge).run,
-        ],
+        jobs=[*jobs.jobs(throttle_cleanup), *consumers.consumers(base, purge)],
         cleanups=[closer(passwords.close)],
     )
-    return AuthApp(settings=settings, db=db, handlers=handlers, runtime=runtime, recorder=base.recorder, states=base.states)
+    return AuthApp(
+        settings=settings,
+        db=db,
+        runtime=runtime,
+        states=states,
+        recorder=base.recorder,
+        client_apps=client_apps,
+        throttle_cleanup=throttle_cleanup,
+        purge=purge,
+    )

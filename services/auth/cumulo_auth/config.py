@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
 
 SERVICE = "auth"
-DEFAULT_PORT = 7101
 # Client apps registered on a development start-up: the CLI and the web console.
 DEVELOPMENT_CLIENTS = {"cumulo-cli": "cumulo command line", "cumulo-web": "cumulo web console"}
 
@@ -33,7 +32,7 @@ class AuthSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
         env = Env(SERVICE, environ)
-        platform = PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT)
+        platform = PlatformSettings.from_env(SERVICE, env)
         try:
             time_zone = zoneinfo.ZoneInfo(env.get("TIME_ZONE", "Asia/Shanghai"))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:

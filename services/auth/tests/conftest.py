@@ -5,13 +5,17 @@ shared helpers live here and in cumulo_devstack.testing)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import grpc
 import pytest
 
 from cumulo.auth.v1 import auth_pb2
-from cumulo_devstack.testing import PASSWORD, call, eventually, unique_email, unique_phone
+from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
+from cumulo_devstack.testing import PASSWORD, call, eventually, rpc, unique_email, unique_phone
 from cumulo_sdk import Cumulo
+from cumulo_sdk.errors import CumuloRpcError
 
 TERMS = "2026-11"  # the service's current terms version
 ADULT = auth_pb2.Date(year=1990, month=5, day=17)
@@ -81,18 +85,25 @@ async def module_client(auth) -> AsyncIterator[Cumulo]:
 
 
 @pytest.fixture
-def hold_deletion(lifecycle):  # type: ignore[no-untyped-def]
-    """Holds an account's deletion in the lifecycle, so that a cancelled account stays as it is."""
-    from cumulo_platform.errors import NotFound
+async def hold_deletion(lifecycle: Any) -> AsyncIterator[Callable[[str], Awaitable[None]]]:
+    """Holds an account's deletion in the lifecycle (its SetLegalHold), so that a cancelled or
+    terminated account stays as it is: the deletion saga would otherwise purge it at its own
+    pace, and a test would see ACCOUNT_DELETED or not depending on the machine's speed."""
+    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
+        internal = lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
 
-    async def hold(account_id: str) -> None:
-        async def held() -> bool:
-            try:
-                await lifecycle.app.ledger.set_hold(account_id, held=True, reason="test: see the cancelled account", actor="tests")
-            except NotFound:
-                return False  # the lifecycle has not heard of the account yet
-            return True
+        async def hold(account_id: str) -> None:
+            request = lifecycle_pb2.SetLegalHoldRequest(account_id=account_id, held=True, reason="test: keep the account as it is", actor="tests")
 
-        await eventually(held, what="the lifecycle to hold the account")
+            async def held() -> bool:
+                try:
+                    await rpc(internal.SetLegalHold, request)
+                except CumuloRpcError as exc:
+                    if exc.code == grpc.StatusCode.NOT_FOUND:
+                        return False  # the lifecycle has not heard of the account yet
+                    raise
+                return True
 
-    return hold
+            await eventually(held, what="the lifecycle to hold the account")
+
+        yield hold

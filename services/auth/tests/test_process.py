@@ -18,6 +18,7 @@ from cumulo.auth.v1 import auth_pb2
 from cumulo_devstack.servers import wait_for_port
 from cumulo_platform.db import create_engine
 from cumulo_sdk import Cumulo
+from cumulo_sdk.errors import CumuloRpcError
 
 PASSWORD = "a secret nobody should log 42"
 
@@ -97,8 +98,9 @@ async def test_logs_are_json_with_request_context_and_no_secrets(auth_process):
         await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
         await client.login(email, PASSWORD)
         await client.whoami()
-        with pytest.raises(Exception):
+        with pytest.raises(CumuloRpcError) as refused:
             await client.call(client.auth.Login, auth_pb2.LoginRequest(login=email, password="wrong " + PASSWORD), authenticated=False)
+        assert refused.value.reason == "INVALID_CREDENTIALS"
         tokens = client.store.tokens
         await client.refresh()
     process.send_signal(signal.SIGTERM)

@@ -8,7 +8,6 @@ from cumulo_auth.adapters.tables import login_throttle
 
 
 async def test_forgotten_throttle_rows_are_deleted_and_live_ones_kept(auth, clock):
-    handlers = auth.app.handlers
     now = clock.now()
     old, live, blocked = "login:old@example.com", "login:live@example.com", "login:blocked@example.com"
     async with auth.app.db.unit_of_work() as uow:
@@ -23,7 +22,7 @@ async def test_forgotten_throttle_rows_are_deleted_and_live_ones_kept(auth, cloc
             ],
         )
         await uow.commit()
-    assert await handlers.forget_old_throttles() >= 1
+    assert await auth.app.throttle_cleanup.forget_old_throttles() >= 1
     async with auth.app.db.read() as conn:
         keys = {r.key for r in await conn.execute(sa.select(login_throttle.c.key).where(login_throttle.c.key.in_([old, live, blocked])))}
     assert keys == {live, blocked}

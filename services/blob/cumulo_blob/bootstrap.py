@@ -5,34 +5,35 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+from cumulo.auth.v1 import auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo_blob.adapters.accounts import remote_find_account
 from cumulo_blob.adapters.tables import SCHEMA
 from cumulo_blob.api.internal import SERVICE as INTERNAL_SERVICE
 from cumulo_blob.api.internal import BlobInternalService
-from cumulo_blob.api.public import (
-    ANONYMOUS_METHODS,
-    LINK_SERVICE,
-    BlobService,
-    ShareLinkService,
-)
-from cumulo_blob.api.public import (
-    SERVICE as PUBLIC_SERVICE,
-)
+from cumulo_blob.api.public import ANONYMOUS_METHODS, LINK_SERVICE, BlobService, ShareLinkService
+from cumulo_blob.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_blob.config import BlobSettings
+from cumulo_blob.consumers import consumers
+from cumulo_blob.contents import StoredContent
+from cumulo_blob.downloads import Downloads
 from cumulo_blob.enforcement import Enforcement
-from cumulo_blob.handlers import BlobHandlers
+from cumulo_blob.folders import Folders
+from cumulo_blob.jobs import jobs
 from cumulo_blob.plans import Plans
+from cumulo_blob.purge import Purge
+from cumulo_blob.quota import Quota
 from cumulo_blob.sharing import Sharing
+from cumulo_blob.trash import Trash
 from cumulo_blob.uploads import Uploads
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
-from cumulo_platform.events import EventConsumer
 from cumulo_platform.last_access import LastAccessRecorder
+from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.passwords import Passwords
-from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer, periodic
+from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer
 from cumulo_platform.service import Foundation
 from cumulo_platform.storage import Storage
 
@@ -47,10 +48,14 @@ def migrate(settings: BlobSettings) -> None:
 class BlobApp:
     settings: BlobSettings
     db: Database
-    files: BlobHandlers
-    uploads: Uploads
-    enforcement: Enforcement
     storage: Storage
+    folders: Folders
+    trash: Trash
+    uploads: Uploads
+    contents: StoredContent
+    enforcement: Enforcement
+    purge: Purge
+    holds: LegalHolds
     runtime: ServiceRuntime
     states: AccountStates
     recorder: LastAccessRecorder
@@ -59,43 +64,52 @@ class BlobApp:
 async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobApp:
     platform = settings.platform
     base = await Foundation.open(platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
+    db, clock = base.db, base.clock
     storage = Storage.of(platform, settings.bucket)
     await storage.open()
     await storage.ensure_bucket()
-    preservation = await base.preservation()
-    plans = Plans(base.db, settings, base.clock)
+    holds = base.legal_holds()  # nothing of a held account leaves storage
+    plans = Plans(db, settings, clock)
     if platform.development:
         await plans.seed_development_catalog()
-    files = BlobHandlers(db=base.db, storage=storage, settings=settings, clock=base.clock, plans=plans)
-    await files.load_purged()
-    uploads = Uploads(files)
-    enforcement = Enforcement(files, preservation)
+    contents = StoredContent(db=db, storage=storage, clock=clock, holds=holds)
+    quota = Quota(db=db, plans=plans)
+    folders = Folders(db=db, clock=clock)
+    trash = Trash(db=db, clock=clock, settings=settings, contents=contents, holds=holds)
+    downloads = Downloads(db=db, storage=storage)
+    uploads = Uploads(db=db, storage=storage, settings=settings, clock=clock, quota=quota, contents=contents)
     passwords = Passwords()
-    sharing = Sharing(files, passwords, remote_find_account(base.auth_channel()))
+    sharing = Sharing(
+        db=db, clock=clock, settings=settings, downloads=downloads, passwords=passwords,
+        find_account=remote_find_account(base.remote("auth", auth_pb2_grpc.AuthInternalServiceStub)),
+    )
+    enforcement = Enforcement(
+        db=db, clock=clock, storage=storage, preservation=await base.preservation(), contents=contents, holds=holds
+    )
+    purge = Purge(db=db, storage=storage, contents=contents, holds=holds, states=base.states)
+    public = BlobService(
+        folders=folders, trash=trash, uploads=uploads, downloads=downloads, quota=quota, plans=plans, sharing=sharing
+    )
     runtime = base.runtime(
         services=[
-            GrpcService(PUBLIC_SERVICE, BlobService(files, uploads, sharing), blob_pb2_grpc.add_BlobServiceServicer_to_server),
-            GrpcService(LINK_SERVICE, ShareLinkService(files, sharing), blob_pb2_grpc.add_ShareLinkServiceServicer_to_server),
+            GrpcService(PUBLIC_SERVICE, public, blob_pb2_grpc.add_BlobServiceServicer_to_server),
+            GrpcService(
+                LINK_SERVICE, ShareLinkService(downloads=downloads, sharing=sharing), blob_pb2_grpc.add_ShareLinkServiceServicer_to_server
+            ),
             GrpcService(
                 INTERNAL_SERVICE,
-                BlobInternalService(enforcement, plans),
+                BlobInternalService(enforcement=enforcement, purge=purge, plans=plans),
                 blob_pb2_grpc.add_BlobInternalServiceServicer_to_server,
             ),
         ],
+        # The platform's account-state gate is the only one: a purged account is refused there.
         interceptor=base.interceptor(
-            verifier=base.remote_verifier(),
-            clients=base.remote_clients(),
-            anonymous_methods=ANONYMOUS_METHODS,
-            account_gate=files.refuse_purged,
+            verifier=base.remote_verifier(), clients=base.remote_clients(), anonymous_methods=ANONYMOUS_METHODS
         ),
-        jobs=[
-            periodic(uploads.expire_abandoned, every=60.0),
-            periodic(files.delete_doomed, every=30.0),
-            periodic(files.purge_old_trash, every=3600.0),
-            EventConsumer(
-                base.db, base.nats, durable="blob-purge", event_types=["purge.requested"], handler=enforcement.on_purge_requested
-            ).run,
-        ],
+        jobs=[*jobs(uploads=uploads, contents=contents, trash=trash), *consumers(base, purge)],
         cleanups=[storage.close, closer(passwords.close)],
     )
-    return BlobApp(settings=settings, db=base.db, files=files, uploads=uploads, enforcement=enforcement, storage=storage, runtime=runtime, states=base.states, recorder=base.recorder)
+    return BlobApp(
+        settings=settings, db=db, storage=storage, folders=folders, trash=trash, uploads=uploads, contents=contents,
+        enforcement=enforcement, purge=purge, holds=holds, runtime=runtime, states=base.states, recorder=base.recorder,
+    )

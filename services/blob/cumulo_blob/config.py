@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
 
 SERVICE = "blob"
-DEFAULT_PORT = 7102
 MIB = 1024 * 1024
 S3_MIN_PART = 5 * MIB  # S3 refuses smaller parts, but for the last
 
@@ -31,7 +30,7 @@ class BlobSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BlobSettings:
         env = Env(SERVICE, environ)
         settings = cls(
-            platform=PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT),
+            platform=PlatformSettings.from_env(SERVICE, env),
             bucket=env.get("BUCKET", "cumulo-blobs"),
             free_quota_bytes=env.get("FREE_QUOTA_BYTES", 5 * 1024 * MIB),
             upload_ttl=env.interval("UPLOAD_TTL", "P1D"),

@@ -1,39 +1,31 @@
-"""Enforcement and deletion for other services: block and unblock a file, legal holds, and
-the account purge of the lifecycle's deletion saga."""
+"""What other services ask of the blob service about an account's files: moderation blocks and
+unblocks files and links, finds what a complaint names and exports files as evidence; services
+that keep references to files (backups) describe and delete them."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from cumulo.events.v1 import events_pb2
-from cumulo_blob.adapters.storage import object_key
-from cumulo_blob.adapters.tables import (
-    contents,
-    doomed_objects,
-    holds,
-    nodes,
-    purged_accounts,
-    share_links,
-    uploads,
-    usage,
-)
-from cumulo_blob.handlers import BlobHandlers, node_uuid
+from cumulo_blob.adapters import nodes as tree
+from cumulo_blob.adapters.tables import contents, nodes, share_links
+from cumulo_blob.contents import StoredContent
+from cumulo_blob.domain.errors import LegalHold
 from cumulo_blob.sharing import BLOCKED_LINK
-from cumulo_blob.uploads import upload_lock_key
-from cumulo_platform.db import UnitOfWork
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id, require_audit
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database
+from cumulo_platform.errors import InvalidArgument, NotFound, parse_id, require_audit
 from cumulo_platform.evidence import evidence_prefix
+from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import decode_token, encode_token, page_size
 from cumulo_platform.storage import Storage
 
 log = get_logger(__name__)
-PURGE_BATCH = 500
 
 # The account's files among :ids that are live: neither they nor a folder above them trashed.
 _LIVE_FILES = sa.text(
@@ -54,21 +46,31 @@ MAX_FILES_PER_CALL = 1000
 EXPORT_PAGE = 100
 
 
-def _account(value: str) -> uuid.UUID:
+def account_id_of(value: str) -> uuid.UUID:
     return parse_id(value, "account_id", "an account id (UUID)")
 
 
 class Enforcement:
-    def __init__(self, files: BlobHandlers, preservation: Storage) -> None:
-        self.files = files
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        storage: Storage,
+        preservation: Storage,
+        contents: StoredContent,
+        holds: LegalHolds,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.storage = storage
         self.preservation = preservation
-        self.db = files.db
-        self.storage = files.storage
-        self.clock = files.clock
+        self.contents = contents
+        self.holds = holds
 
     async def set_blocked(self, account_id: str, node_id: str, *, blocked: bool, reason: str, actor: str) -> Any:
-        account = _account(account_id)
-        target = node_uuid(node_id, "node_id")
+        account = account_id_of(account_id)
+        target = tree.node_id(node_id, "node_id")
         require_audit(reason, actor)
         async with self.db.unit_of_work() as uow:
             row = (
@@ -121,44 +123,29 @@ class Enforcement:
             await uow.commit()
         log.info("link_blocked" if blocked else "link_unblocked", link_id=str(target), actor=actor)
 
-    async def set_hold(self, account_id: str, *, held: bool, reason: str, actor: str) -> None:
-        account = _account(account_id)
-        require_audit(reason, actor)
-        async with self.db.unit_of_work() as uow:
-            if held:
-                await uow.execute(
-                    pg_insert(holds)
-                    .values(account_id=account, reason=reason, actor=actor, since=self.clock.now())
-                    .on_conflict_do_update(index_elements=["account_id"], set_={"reason": reason, "actor": actor})
-                )
-            else:
-                await uow.execute(sa.delete(holds).where(holds.c.account_id == account))
-            await uow.commit()
-        log.info("legal_hold_set" if held else "legal_hold_released", account_id=str(account), actor=actor)
-
-    def _files(self, node_ids: Any) -> list[uuid.UUID]:
+    def _files(self, node_ids: Sequence[str]) -> list[uuid.UUID]:
         if len(node_ids) > MAX_FILES_PER_CALL:
             raise InvalidArgument("node_ids", f"at most {MAX_FILES_PER_CALL} per call")
-        return [node_uuid(value, f"node_ids[{i}]") for i, value in enumerate(node_ids)]  # type: ignore[misc]
+        return [tree.node_id(value, f"node_ids[{i}]") for i, value in enumerate(node_ids)]
 
-    async def describe_files(self, account_id: str, node_ids: Any) -> list[Any]:
-        account = _account(account_id)
+    async def describe_files(self, account_id: str, node_ids: Sequence[str]) -> list[Any]:
+        account = account_id_of(account_id)
         wanted = self._files(node_ids)
         if not wanted:
             return []
         async with self.db.read() as conn:
             return list((await conn.execute(_LIVE_FILES, {"account_id": account, "ids": wanted})).all())
 
-    async def delete_files(self, account_id: str, node_ids: Any, *, reason: str, actor: str) -> int:
+    async def delete_files(self, account_id: str, node_ids: Sequence[str], *, reason: str, actor: str) -> int:
         """Deletes files of the account for good, for a service that owned them (a pruned
         backup); those already gone are skipped."""
-        account = _account(account_id)
+        account = account_id_of(account_id)
         wanted = self._files(node_ids)
         require_audit(reason, actor)
         if not wanted:
             return 0
-        if await self.files.held(account):
-            raise FailedPrecondition("the account is under a legal hold; nothing is deleted", reason="LEGAL_HOLD")
+        if await self.holds.held(account):
+            raise LegalHold("the account is under a legal hold; nothing is deleted")
         async with self.db.unit_of_work() as uow:
             gone = (
                 await uow.execute(
@@ -171,9 +158,9 @@ class Enforcement:
             for sha256 in gone:
                 refs[sha256] = refs.get(sha256, 0) + 1
             for sha256, count in refs.items():
-                await self.files.release_content(uow, account, sha256, count)
+                await self.contents.release(uow, account, sha256, count)
             await uow.commit()
-        await self.files.delete_doomed(account)
+        await self.contents.delete_doomed(account)
         log.info("files_deleted", account_id=str(account), count=len(gone), actor=actor)
         return len(gone)
 
@@ -193,7 +180,7 @@ class Enforcement:
                     raise NotFound("no such share link", reason="LINK_NOT_FOUND")
                 target, link_id = link.node_id, str(link.link_id)
             elif node_id:
-                target = node_uuid(node_id, "node_id")
+                target = tree.node_id(node_id, "node_id")
             else:
                 raise InvalidArgument("target", "give a link token or a node id")
             row = (await conn.execute(sa.select(nodes).where(nodes.c.node_id == target))).first()
@@ -205,7 +192,7 @@ class Enforcement:
         """Copies a page of the account's files (trashed ones too) into the preservation
         bucket, one object per distinct content; answers (file row, key) pairs and the next
         page token. Copying again is harmless, so a page can be asked for twice."""
-        account = _account(account_id)
+        account = account_id_of(account_id)
         export = parse_id(export_id, "export_id", "an export id (UUID)")
         limit = page_size(size, default=EXPORT_PAGE, maximum=EXPORT_PAGE)
         after = parse_id(decode_token(token, str)[0], "page_token", "a token from a previous page") if token else None
@@ -233,97 +220,3 @@ class Enforcement:
         next_token = encode_token([str(rows[-1].node_id)]) if more else ""
         log.info("files_exported", account_id=str(account), export_id=str(export), count=len(out))
         return out, next_token
-
-    async def on_purge_requested(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
-        """The `purge.requested` handler of the lifecycle's deletion saga. A held account is
-        left alone (the lifecycle asks again later); an unfinished purge fails the event,
-        which comes back."""
-        request = events_pb2.PurgeRequested()
-        envelope.payload.Unpack(request)
-        if request.services and "blob" not in request.services:
-            return
-        try:
-            await self.purge(request.account_id)
-        except FailedPrecondition as err:
-            if err.reason != "LEGAL_HOLD":
-                raise
-            log.warning("purge_refused_held", account_id=request.account_id)
-
-    async def purge(self, account_id: str) -> tuple[int, int]:
-        """Deletes the account's data in batches; safe to run again after a crash at any point.
-        Returns (items deleted, stored objects deleted)."""
-        account = _account(account_id)
-        if await self.files.held(account):
-            raise FailedPrecondition("the account is under a legal hold; nothing is deleted", reason="LEGAL_HOLD")
-        items = 0
-        # First the gate: from here on the account's calls are refused, so nothing new arrives.
-        async with self.db.unit_of_work() as uow:
-            await uow.execute(
-                pg_insert(purged_accounts).values(account_id=account, purged_at=self.clock.now()).on_conflict_do_nothing()
-            )
-            await uow.commit()
-        self.files.purged.add(account)
-        # Open uploads: abort their S3 parts, then forget them.
-        async with self.db.read() as conn:
-            open_uploads = (
-                await conn.execute(
-                    sa.select(uploads.c.upload_id, uploads.c.s3_upload_id)
-                    .where(uploads.c.account_id == account, uploads.c.state == "open")
-                )
-            ).all()
-        async with self.db.unit_of_work() as uow:
-            # A stream that never ends must not stall the purge for good: give up, retry later.
-            await uow.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
-            for upload in open_uploads:
-                # Wait for a stream still writing it: it ends as UPLOAD_CLOSED, not as a new file.
-                await uow.execute(sa.select(sa.func.pg_advisory_xact_lock(upload_lock_key(upload.upload_id))))
-                if upload.s3_upload_id:
-                    await self.storage.abort_multipart(object_key(str(account), str(upload.upload_id)), upload.s3_upload_id)
-            items += (await uow.execute(sa.delete(uploads).where(uploads.c.account_id == account))).rowcount or 0
-            await uow.commit()
-        # Nodes: leaves first, in batches, so no statement grows with the account's size.
-        while True:
-            async with self.db.unit_of_work() as uow:
-                batch = (
-                    await uow.execute(
-                        sa.select(nodes.c.node_id)
-                        .where(
-                            nodes.c.account_id == account,
-                            ~sa.exists().where(nodes.alias("child").c.parent_id == nodes.c.node_id),
-                        )
-                        .limit(PURGE_BATCH)
-                    )
-                ).scalars().all()
-                if not batch:
-                    break
-                items += (await uow.execute(sa.delete(nodes).where(nodes.c.node_id.in_(batch)))).rowcount or 0
-                await uow.commit()
-        # Contents: every stored object is doomed; then the account's usage goes.
-        async with self.db.unit_of_work() as uow:
-            keys = (
-                await uow.execute(sa.delete(contents).where(contents.c.account_id == account).returning(contents.c.s3_key))
-            ).scalars().all()
-            for key in keys:
-                await self.files.doom(uow, account, key)
-            await uow.execute(sa.delete(usage).where(usage.c.account_id == account))
-            await uow.commit()
-        objects = 0
-        while True:
-            deleted = await self.files.delete_doomed(account)
-            objects += deleted
-            if deleted == 0:
-                break
-        async with self.db.read() as conn:
-            left = (
-                await conn.execute(sa.select(sa.func.count()).select_from(doomed_objects).where(doomed_objects.c.account_id == account))
-            ).scalar_one()
-        if left:
-            raise FailedPrecondition(f"{left} stored objects could not be deleted yet; purge again", reason="PURGE_INCOMPLETE")
-        async with self.db.unit_of_work() as uow:
-            uow.emit(
-                "purge.completed",
-                events_pb2.PurgeCompleted(account_id=str(account), service="blob", items_deleted=items),
-                account_id=str(account),
-            )
-            await uow.commit()
-        return items, objects

@@ -51,13 +51,13 @@ class Plans:
             .subquery()
         )
         async with self.db.read() as conn:
-            return (
+            return list(
                 await conn.execute(
                     sa.select(plan_prices)
                     .join(latest, sa.and_(plan_prices.c.plan_id == latest.c.plan_id, plan_prices.c.version == latest.c.version))
                     .order_by(plan_prices.c.bytes)
                 )
-            ).all()
+            )
 
     async def set_price(
         self, *, plan_id: str, name: str, size: int, price: int, currency: str, period_days: int
@@ -154,6 +154,6 @@ class Plans:
 
     async def purchases_of(self, account: uuid.UUID) -> list[Any]:
         async with self.db.read() as conn:
-            return (
+            return list(
                 await conn.execute(sa.select(purchases).where(purchases.c.account_id == account).order_by(purchases.c.starts_at))
-            ).all()
+            )

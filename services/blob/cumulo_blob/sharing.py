@@ -16,8 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
-from cumulo_blob.adapters.tables import contents, nodes, share_links, user_shares
-from cumulo_blob.handlers import LIVE_CHAIN, BlobHandlers, node_uuid
+from cumulo_blob.adapters import nodes as tree
+from cumulo_blob.adapters.tables import nodes, share_links, user_shares
+from cumulo_blob.config import BlobSettings
+from cumulo_blob.downloads import Downloads, Served, byte_range
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database
 from cumulo_platform.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -35,25 +39,43 @@ MAX_LINK_PASSWORD = 128
 BLOCKED_LINK = "content blocked"
 
 
+def new_link_token() -> str:
+    """192 random bits, URL-safe; never starting with "-", which a command line (the CLI's
+    `share get TOKEN`, any tool's argument parser) would take for an option."""
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
+
+
 def _token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
 class Sharing:
-    def __init__(self, files: BlobHandlers, passwords: Passwords, find_account: Callable[[str], Awaitable[str]]) -> None:
-        self.files = files
-        self.find_account = find_account
-        self.db = files.db
-        self.settings = files.settings
-        self.clock = files.clock
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        settings: BlobSettings,
+        downloads: Downloads,
+        passwords: Passwords,
+        find_account: Callable[[str], Awaitable[str]],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.downloads = downloads
         self.passwords = passwords
+        self.find_account = find_account
 
     async def create(
         self, principal: Principal, node_id: str, *, expires_at: dt.datetime | None, password: str
     ) -> tuple[Any, str, str]:
         """(link row, the shared item's name, the token — shown this once)."""
         account = uuid.UUID(principal.account_id)
-        target = node_uuid(node_id, "node_id")
+        target = tree.node_id(node_id, "node_id")
         if principal.minor and not self.settings.minors_may_share_publicly:
             raise PermissionDenied("accounts of minors cannot create public links", reason="MINOR_CANNOT_SHARE_PUBLICLY")
         now = self.clock.now()
@@ -62,10 +84,10 @@ class Sharing:
         if len(password) > MAX_LINK_PASSWORD:
             raise InvalidArgument("password", f"must be at most {MAX_LINK_PASSWORD} characters")
         password_hash = await self.passwords.hash(password) if password else None
-        token = secrets.token_urlsafe(24)  # 192 random bits
+        token = new_link_token()
         async with self.db.unit_of_work() as uow:
-            node = await self.files.load_node(uow, account, target, lock=True)
-            await self.files.check_folder(uow, account, node.parent_id, "node_id")
+            node = await tree.load(uow, account, target, lock=True)
+            await tree.check_folder(uow, account, node.parent_id, "node_id")
             if node.blocked:
                 raise FailedPrecondition("a blocked file cannot be shared", reason="CONTENT_BLOCKED")
             recent = (
@@ -97,10 +119,10 @@ class Sharing:
             await uow.commit()
         return row, node.name, token
 
-    async def list(self, account: uuid.UUID) -> list[Any]:
+    async def links(self, account: uuid.UUID) -> list[Any]:
         now = self.clock.now()
         async with self.db.read() as conn:
-            return (
+            return list(
                 await conn.execute(
                     sa.select(share_links, nodes.c.name)
                     .join(nodes, nodes.c.node_id == share_links.c.node_id)
@@ -111,7 +133,7 @@ class Sharing:
                     )
                     .order_by(share_links.c.created_at.desc())
                 )
-            ).all()
+            )
 
     async def revoke(self, account: uuid.UUID, link_id: str) -> None:
         target = parse_id(link_id, "link_id", "a link id from ListShareLinks")
@@ -150,8 +172,7 @@ class Sharing:
             if link.expires_at is not None and link.expires_at <= now:
                 raise NotFound("this link has expired", reason="LINK_EXPIRED")
             root = (await conn.execute(sa.select(nodes).where(nodes.c.node_id == link.node_id))).first()
-            chain = (await conn.execute(LIVE_CHAIN, {"node_id": link.node_id, "account_id": link.account_id})).first()
-            if root is None or chain is None or not chain.live:
+            if root is None or not await tree.is_live(conn, link.account_id, link.node_id):
                 raise NotFound("what this link shared is gone", reason="LINK_NOT_FOUND")
         if root.blocked:
             raise PermissionDenied("this file has been blocked", reason="CONTENT_BLOCKED")
@@ -198,14 +219,14 @@ class Sharing:
 
     async def open_download(
         self, token: str, password: str, node_id: str, offset: int, length: int
-    ) -> tuple[Any, str, int, int]:
+    ) -> Served:
         root, children = await self.open(token, password)
         return await self.serve(root, children, node_id, offset, length)
 
-    async def serve(self, root: Any, children: list[Any], node_id: str, offset: int, length: int) -> tuple[Any, str, int, int]:
+    async def serve(self, root: Any, children: list[Any], node_id: str, offset: int, length: int) -> Served:
         """A file of a share: the shared file itself, or one directly in the shared folder."""
         if node_id:
-            target = node_uuid(node_id, "node_id")
+            target = tree.node_id(node_id, "node_id")
             node = next((c for c in children if c.node_id == target), None)
             if node is None:
                 raise NotFound("no such file in this share", reason="NODE_NOT_FOUND")
@@ -215,44 +236,36 @@ class Sharing:
             raise FailedPrecondition("node_id: is a folder; download its files one by one", reason="NOT_A_FILE")
         if node.blocked:
             raise PermissionDenied("this file has been blocked", reason="CONTENT_BLOCKED")
-        if offset < 0 or offset > node.size:
-            raise InvalidArgument("offset", f"must be between 0 and the file's size ({node.size})")
-        if length < 0:
-            raise InvalidArgument("length", "must not be negative (0 means to the end)")
+        start, size = byte_range(node, offset, length)
         async with self.db.read() as conn:
-            key = (
-                await conn.execute(
-                    sa.select(contents.c.s3_key).where(contents.c.account_id == node.account_id, contents.c.sha256 == node.sha256)
-                )
-            ).scalar_one()
-        length = node.size - offset if length == 0 else min(length, node.size - offset)
-        return node, key, offset, length
+            key = await self.downloads.key_of(conn, node)
+        return node, key, start, size
 
     async def _live_children(self, root: Any) -> list[Any]:
         if root.kind != "folder":
             return []
         async with self.db.read() as conn:
-            return (
+            return list(
                 await conn.execute(
                     sa.select(nodes)
                     .where(nodes.c.parent_id == root.node_id, nodes.c.trashed_at.is_(None))
                     .order_by(nodes.c.kind == "file", nodes.c.name)
                     .limit(1000)
                 )
-            ).all()
+            )
 
     # --- sharing with another user ---------------------------------------------------------
 
     async def share_with_user(self, owner: uuid.UUID, node_id: str, recipient: str) -> tuple[Any, str]:
-        target = node_uuid(node_id, "node_id")
+        target = tree.node_id(node_id, "node_id")
         if not recipient.strip():
             raise InvalidArgument("recipient", "must be the e-mail address or phone number of a cumulo user")
         recipient_id = uuid.UUID(await self.find_account(recipient.strip()))
         if recipient_id == owner:
             raise InvalidArgument("recipient", "is you; share with someone else")
         async with self.db.unit_of_work() as uow:
-            node = await self.files.load_node(uow, owner, target)
-            await self.files.check_folder(uow, owner, node.parent_id, "node_id")
+            node = await tree.load(uow, owner, target)
+            await tree.check_folder(uow, owner, node.parent_id, "node_id")
             row = (
                 await uow.execute(
                     pg_insert(user_shares)
@@ -267,14 +280,14 @@ class Sharing:
 
     async def user_shares(self, owner: uuid.UUID) -> list[Any]:
         async with self.db.read() as conn:
-            return (
+            return list(
                 await conn.execute(
                     sa.select(user_shares, nodes.c.name)
                     .join(nodes, nodes.c.node_id == user_shares.c.node_id)
                     .where(user_shares.c.owner_id == owner)
                     .order_by(user_shares.c.created_at.desc())
                 )
-            ).all()
+            )
 
     async def revoke_user_share(self, owner: uuid.UUID, share_id: str) -> None:
         target = _share_uuid(share_id)
@@ -301,8 +314,7 @@ class Sharing:
             ).all()
             live = []
             for row in rows:
-                chain = (await conn.execute(LIVE_CHAIN, {"node_id": row.node_id, "account_id": row.owner_id})).first()
-                if chain is not None and chain.live:
+                if await tree.is_live(conn, row.owner_id, row.node_id):
                     live.append(row)
         return live
 
@@ -316,9 +328,9 @@ class Sharing:
             ).first()
             if share is None:
                 raise NotFound("no such share", reason="SHARE_NOT_FOUND")
-            chain = (await conn.execute(LIVE_CHAIN, {"node_id": share.node_id, "account_id": share.owner_id})).first()
+            live = await tree.is_live(conn, share.owner_id, share.node_id)
             root = (await conn.execute(sa.select(nodes).where(nodes.c.node_id == share.node_id))).first()
-        if root is None or chain is None or not chain.live:
+        if root is None or not live:
             raise NotFound("what was shared is gone", reason="SHARE_NOT_FOUND")
         if root.blocked:
             raise PermissionDenied("this file has been blocked", reason="CONTENT_BLOCKED")

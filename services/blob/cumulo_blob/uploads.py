@@ -13,29 +13,31 @@ quota and event commit in one transaction.
 from __future__ import annotations
 
 import asyncio
-import collections
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
-from google.protobuf import message
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
+from cumulo.blob.v1 import blob_pb2
 from cumulo.events.v1 import events_pb2
+from cumulo_blob.adapters import nodes as tree
 from cumulo_blob.adapters.sha256 import ResumableSha256
 from cumulo_blob.adapters.storage import object_key
-from cumulo_blob.adapters.tables import contents, nodes, uploads, usage
+from cumulo_blob.adapters.tables import contents, nodes, uploads
+from cumulo_blob.config import BlobSettings
+from cumulo_blob.contents import StoredContent
 from cumulo_blob.domain import names
-from cumulo_blob.handlers import LIVE_CHAIN, BlobHandlers, node_uuid
-from cumulo_platform.db import UnitOfWork
-from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, parse_id
-from cumulo_platform.logging import get_logger
+from cumulo_blob.quota import Quota
+from cumulo_blob.upload_parts import PartWriter
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id
 from cumulo_platform.paging import check_sha256
-from cumulo_platform.storage import UploadGone
+from cumulo_platform.storage import Storage, UploadGone
 
-log = get_logger(__name__)
 MAX_FILE_SIZE = 5 * 1024**4  # S3's limit for one object
 S3_MAX_PARTS = 10_000
 RENAME_ATTEMPTS = 100
@@ -43,12 +45,15 @@ _SET_ON_COMPLETION = frozenset({"state", "node_id", "committed_offset"})
 
 
 class Uploads:
-    def __init__(self, files: BlobHandlers) -> None:
-        self.files = files
-        self.db = files.db
-        self.storage = files.storage
-        self.settings = files.settings
-        self.clock = files.clock
+    def __init__(
+        self, *, db: Database, storage: Storage, settings: BlobSettings, clock: Clock, quota: Quota, contents: StoredContent
+    ) -> None:
+        self.db = db
+        self.storage = storage
+        self.settings = settings
+        self.clock = clock
+        self.quota = quota
+        self.contents = contents
 
     # --- start ------------------------------------------------------------------------
 
@@ -56,7 +61,7 @@ class Uploads:
         self, account: uuid.UUID, *, parent_id: str, name: str, size: int, sha256: str, content_type: str
     ) -> tuple[Any, Any | None]:
         """(upload row, file node if it completed at once)."""
-        parent = node_uuid(parent_id, "parent_id", root_allowed=True)
+        parent = tree.folder_id(parent_id, "parent_id")
         clean = names.check_name(name)
         digest = check_sha256(sha256)
         media = names.check_content_type(content_type)
@@ -66,10 +71,10 @@ class Uploads:
         if size == 0 and digest != names.EMPTY_SHA256:
             raise InvalidArgument("sha256", "an empty file's SHA-256 is that of no bytes", reason="SHA256_MISMATCH")
         async with self.db.read() as conn:
-            await self.files.check_folder(conn, account, parent, "parent_id")
+            await tree.check_folder(conn, account, parent, "parent_id")
             taken = (await conn.execute(_live_name(account, parent, clean))).first()
             if taken is not None:
-                raise _name_taken(clean)
+                raise tree.name_taken(clean)
             held = (
                 await conn.execute(sa.select(contents.c.size).where(contents.c.account_id == account, contents.c.sha256 == digest))
             ).first()
@@ -86,7 +91,7 @@ class Uploads:
             if held is None:  # the first empty file of this account
                 await self.storage.put(key, b"")
             async with self.db.unit_of_work() as uow:
-                await self._lock_usage(uow, account)
+                await self.quota.lock(uow, account)
                 still_held = (
                     await uow.execute(
                         sa.select(contents.c.size)
@@ -100,14 +105,14 @@ class Uploads:
                     node = await self._store(uow, account, row_values, key=key)
                     await uow.commit()
                     return (await self.get(account, str(upload_id))), node
-        await self._check_quota(account, size)
+        await self.quota.check(account, size)
         key = object_key(str(account), str(upload_id))
         s3_upload_id = await self.storage.start_multipart(key)
         try:
             async with self.db.unit_of_work() as uow:
-                await self._lock_usage(uow, account)
-                await self._check_quota(account, size, uow=uow)
-                await uow.execute(sa.update(usage).where(usage.c.account_id == account).values(reserved=usage.c.reserved + size))
+                await self.quota.lock(uow, account)
+                await self.quota.check(account, size, uow=uow)
+                await self.quota.reserve(uow, account, size)
                 await uow.execute(
                     sa.insert(uploads).values(**row_values, s3_upload_id=s3_upload_id, hash_state=ResumableSha256().state())
                 )
@@ -116,27 +121,6 @@ class Uploads:
             await asyncio.shield(self.storage.abort_multipart(key, s3_upload_id))
             raise
         return await self.get(account, str(upload_id)), None
-
-    async def _lock_usage(self, uow: UnitOfWork, account: uuid.UUID) -> Any:
-        await uow.execute(pg_insert(usage).values(account_id=account).on_conflict_do_nothing())
-        return (await uow.execute(sa.select(usage).where(usage.c.account_id == account).with_for_update())).one()
-
-    async def _check_quota(self, account: uuid.UUID, size: int, *, uow: UnitOfWork | None = None) -> None:
-        query = sa.select(usage.c.used, usage.c.reserved).where(usage.c.account_id == account)
-        if uow is None:
-            async with self.db.read() as conn:
-                row = (await conn.execute(query)).first()
-                quota = await self.files.plans.quota_of(conn, account)
-        else:
-            row = (await uow.execute(query)).first()
-            quota = await self.files.plans.quota_of(uow, account)
-        used, reserved = (row.used, row.reserved) if row else (0, 0)
-        if used + reserved + size > quota:
-            raise ResourceExhausted(
-                f"this upload needs {size} bytes; {max(quota - used - reserved, 0)} of your {quota} are free",
-                reason="QUOTA_EXCEEDED",
-                metadata={"quota": str(quota), "used": str(used), "reserved": str(reserved)},
-            )
 
     async def _store(self, uow: UnitOfWork, account: uuid.UUID, upload: dict[str, Any], *, key: str) -> Any:
         """The file record, its content reference and the quota, in the caller's transaction.
@@ -153,7 +137,7 @@ class Uploads:
                     created_at=self.clock.now(),
                 )
             )
-            await uow.execute(sa.update(usage).where(usage.c.account_id == account).values(used=usage.c.used + upload["size"]))
+            await self.quota.use(uow, account, upload["size"])
         else:
             await uow.execute(
                 sa.update(contents)
@@ -161,7 +145,7 @@ class Uploads:
                 .values(refcount=contents.c.refcount + 1)
             )
             if content.s3_key != key and upload.get("s3_upload_id"):
-                await self.files.doom(uow, account, key)  # an identical upload finished first
+                await self.contents.doom(uow, account, key)  # an identical upload finished first
         node = await self._insert_file(uow, account, upload)
         await uow.execute(
             pg_insert(uploads)
@@ -189,8 +173,7 @@ class Uploads:
             stem, dot, extension = upload["name"], "", ""
         parent = upload["parent_id"]
         if parent is not None:
-            chain = (await uow.execute(LIVE_CHAIN, {"node_id": parent, "account_id": account})).first()
-            if chain is None or not chain.live:
+            if not await tree.is_live(uow, account, parent):
                 parent = None  # its folder went while the bytes were on their way: keep them in the root
         attempt = 0
         while attempt < RENAME_ATTEMPTS:
@@ -215,7 +198,7 @@ class Uploads:
                 if "nodes_live_name" not in str(exc.orig):
                     raise
             attempt += 1
-        raise _name_taken(upload["name"])
+        raise tree.name_taken(upload["name"])
 
     # --- status -----------------------------------------------------------------------
 
@@ -253,9 +236,7 @@ class Uploads:
     async def _end(self, uow: UnitOfWork, row: Any, state: str) -> None:
         """Closes an open upload that will not complete, releasing its reservation."""
         await uow.execute(sa.update(uploads).where(uploads.c.upload_id == row.upload_id).values(state=state))
-        await uow.execute(
-            sa.update(usage).where(usage.c.account_id == row.account_id).values(reserved=usage.c.reserved - row.size)
-        )
+        await self.quota.release(uow, row.account_id, row.size)
 
     async def expire_abandoned(self, batch_size: int = 100) -> int:
         """Open uploads past their expiry: S3 parts aborted, reservation released. Replicas
@@ -283,7 +264,7 @@ class Uploads:
 
     # --- bytes ------------------------------------------------------------------------
 
-    async def receive(self, account: uuid.UUID, requests: AsyncIterator[message.Message]) -> tuple[int, Any | None]:
+    async def receive(self, account: uuid.UUID, requests: AsyncIterator[blob_pb2.UploadChunksRequest]) -> tuple[int, Any | None]:
         """Takes the chunk stream; returns (committed offset, file node when complete)."""
         try:
             first = await anext(requests)
@@ -302,7 +283,12 @@ class Uploads:
                 await asyncio.shield(lock_conn.scalar(sa.select(sa.func.pg_advisory_unlock(upload_lock_key(target)))))
 
     async def _receive_locked(
-        self, conn: Any, account: uuid.UUID, target: uuid.UUID, first: Any, requests: AsyncIterator[Any]
+        self,
+        conn: Any,
+        account: uuid.UUID,
+        target: uuid.UUID,
+        first: blob_pb2.UploadChunksRequest,
+        requests: AsyncIterator[blob_pb2.UploadChunksRequest],
     ) -> tuple[int, Any | None]:
         row = (
             await conn.execute(sa.select(uploads).where(uploads.c.upload_id == target, uploads.c.account_id == account))
@@ -322,7 +308,9 @@ class Uploads:
                 reason="OFFSET_MISMATCH",
                 metadata={"committed_offset": str(row.committed_offset), "field": "offset"},
             )
-        writer = _PartWriter(self, conn, row)
+        writer = PartWriter(
+            self.storage, conn, row, part_size=self.settings.part_size, parts_in_flight=self.settings.parts_in_flight
+        )
         try:
             await writer.take(first.data)
             async for request in requests:
@@ -365,108 +353,22 @@ class Uploads:
                 await self._lost(row)
                 raise FailedPrecondition("the stored parts of this upload are gone; start again", reason="UPLOAD_LOST")
         async with self.db.unit_of_work() as uow:
-            await self._lock_usage(uow, account)
+            await self.quota.lock(uow, account)
             locked = (await uow.execute(sa.select(uploads).where(uploads.c.upload_id == target).with_for_update())).first()
             if locked is not None and locked.state == "completed":
                 node = (await uow.execute(sa.select(nodes).where(nodes.c.node_id == locked.node_id))).first()
                 return node
             if locked is None or locked.state != "open":
                 # Cancelled, expired or purged while its last bytes landed: the object goes.
-                await self.files.doom(uow, account, key)
+                await self.contents.doom(uow, account, key)
                 await uow.commit()
-                await self.files.delete_doomed(account)
+                await self.contents.delete_doomed(account)
                 raise FailedPrecondition("this upload was closed before it completed", reason="UPLOAD_CLOSED")
-            await uow.execute(sa.update(usage).where(usage.c.account_id == account).values(reserved=usage.c.reserved - row.size))
+            await self.quota.release(uow, account, row.size)
             node = await self._store(uow, account, dict(row._mapping), key=key)
             await uow.commit()
-        await self.files.delete_doomed(account)  # a copy that lost a race with identical bytes
+        await self.contents.delete_doomed(account)  # a copy that lost a race with identical bytes
         return node
-
-
-class _PartWriter:
-    """Buffers incoming bytes into parts, sends each full part to S3 while the next arrives
-    (at most `parts_in_flight`), and records progress in order as parts land."""
-
-    def __init__(self, uploads_: Uploads, conn: Any, row: Any) -> None:
-        self.u = uploads_
-        self.conn = conn
-        self.row = row
-        self.key = object_key(str(row.account_id), str(row.upload_id))
-        self.part_size = uploads_.settings.part_size
-        self.received = row.committed_offset
-        self.etags = list(row.part_etags)
-        self.hasher = ResumableSha256(row.hash_state)
-        # Incoming chunks are kept as they came and joined once per part: one 8 MiB
-        # allocation per part, no growing or shifting buffer.
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.buffered = 0
-        self.in_flight: collections.deque[tuple[asyncio.Task[str], int, bytes]] = collections.deque()
-
-    async def take(self, data: bytes) -> None:
-        if not data:
-            return
-        if self.received + self.buffered + len(data) > self.row.size:
-            raise InvalidArgument("data", f"more bytes than the {self.row.size} declared at the start")
-        self.chunks.append(data)
-        self.buffered += len(data)
-        while self.buffered >= self.part_size:
-            await self._send(self._cut(self.part_size))
-
-    def _cut(self, size: int) -> bytes:
-        """The next `size` buffered bytes as one object (a single copy of them)."""
-        taken: list[bytes | memoryview] = []
-        total = 0
-        while total < size:
-            chunk = self.chunks.popleft()
-            need = size - total
-            if len(chunk) > need:
-                view = memoryview(chunk)
-                taken.append(view[:need])
-                self.chunks.appendleft(bytes(view[need:]))
-                total += need
-            else:
-                taken.append(chunk)
-                total += len(chunk)
-        self.buffered -= size
-        return b"".join(taken)
-
-    async def _send(self, part: bytes) -> None:
-        await asyncio.to_thread(self.hasher.update, part)
-        number = len(self.etags) + len(self.in_flight) + 1
-        self.received += len(part)
-        task = asyncio.create_task(self.u.storage.upload_part(self.key, self.row.s3_upload_id, number, part))
-        self.in_flight.append((task, self.received, self.hasher.state()))
-        while len(self.in_flight) >= self.u.settings.parts_in_flight:
-            await self._land_oldest()
-
-    async def _land_oldest(self) -> None:
-        task, end, state = self.in_flight[0]
-        etag = await task
-        self.in_flight.popleft()
-        self.etags.append(etag)
-        await self.conn.execute(
-            sa.update(uploads)
-            .where(uploads.c.upload_id == self.row.upload_id)
-            .values(committed_offset=end, part_etags=self.etags, hash_state=state)
-        )
-
-    async def finish_stream(self) -> int:
-        """The stream ended: the last part goes too if the upload is whole; a partial part of
-        an unfinished upload is dropped (S3 parts but the last must be 5 MiB or more), and the
-        client resumes from the committed offset."""
-        if self.buffered and self.received + self.buffered == self.row.size:
-            await self._send(self._cut(self.buffered))
-        while self.in_flight:
-            await self._land_oldest()
-        return self.received
-
-    def digest(self) -> str:
-        return self.hasher.hexdigest()
-
-    async def abandon(self) -> None:
-        for task, _, _ in self.in_flight:
-            task.cancel()
-        await asyncio.gather(*(t for t, _, _ in self.in_flight), return_exceptions=True)
 
 
 def _upload_uuid(value: str) -> uuid.UUID:
@@ -485,6 +387,3 @@ def _live_name(account: uuid.UUID, parent: uuid.UUID | None, name: str) -> sa.Se
         nodes.c.trashed_at.is_(None),
     )
 
-
-def _name_taken(name: str) -> AlreadyExists:
-    return AlreadyExists(f"name: {name!r} already exists in this folder", reason="NAME_TAKEN", metadata={"field": "name"})

@@ -29,7 +29,7 @@ from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
 from cumulo_blob.adapters.storage import object_key
 from cumulo_blob.uploads import upload_lock_key
-from cumulo_devstack.testing import PASSWORD, call, unique_email
+from cumulo_devstack.testing import PASSWORD, call, call_in_shape, unique_email
 from cumulo_platform.clock import OffsetClock
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import Tokens
@@ -53,20 +53,7 @@ BLOB_METHODS = blob_pb2.DESCRIPTOR.services_by_name["BlobService"].methods_by_na
 async def invoke_stub(stub: Any, method: str, request: Any, metadata: list[tuple[str, str]], *, timeout: float = 30) -> Any:
     """One BlobService call, whatever its shape: a client stream gets `request` as its only
     message; a server stream's messages come back as a list. Failures raise CumuloRpcError."""
-    shape = BLOB_METHODS[method]
-    try:
-        if shape.client_streaming:
-            only = request
-
-            async def one() -> AsyncIterator[Any]:
-                yield only
-
-            request = one()
-        if shape.server_streaming:
-            return [m async for m in getattr(stub, method)(request, metadata=metadata, timeout=timeout)]
-        return await getattr(stub, method)(request, metadata=metadata, timeout=timeout)
-    except grpc.aio.AioRpcError as exc:
-        raise as_rpc_error(exc) from None
+    return await call_in_shape(getattr(stub, method), BLOB_METHODS[method], request, metadata=metadata, timeout=timeout, messages="all")
 
 
 def split(data: bytes, size: int = CHUNK) -> list[bytes]:

@@ -1,4 +1,7 @@
-"""Internal enforcement: blocking, legal holds that stop every deletion, and the purge."""
+"""Internal enforcement: blocking, legal holds that stop every deletion, and the purge.
+
+Holds are placed as the product places them: the lifecycle (SetLegalHold on its internal API)
+announces `account.hold_changed`, and the blob service keeps it in its `legal_holds` table."""
 
 import os
 import uuid
@@ -8,15 +11,51 @@ import pytest
 import sqlalchemy as sa
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_blob.adapters.tables import nodes
-from cumulo_devstack.testing import read_stream
+from cumulo_devstack.testing import eventually, read_stream
 from cumulo_sdk import CumuloRpcError
+
+HOLD_WAIT = 30.0  # seconds for a hold to go lifecycle outbox -> JetStream -> blob's consumer
 
 
 @pytest.fixture
 async def internal(blob):
     async with grpc.aio.insecure_channel(blob.target) as channel:
         yield blob_pb2_grpc.BlobInternalServiceStub(channel)
+
+
+class Legal:
+    """Places and releases holds through the lifecycle and waits until the blob service knows."""
+
+    def __init__(self, lifecycle: lifecycle_pb2_grpc.LifecycleInternalServiceStub, blob) -> None:
+        self.lifecycle = lifecycle
+        self.blob = blob
+
+    async def hold(self, account_id: str, *, held: bool, reason: str) -> None:
+        request = lifecycle_pb2.SetLegalHoldRequest(account_id=account_id, held=held, reason=reason, actor="legal")
+
+        async def placed() -> bool:
+            try:
+                await self.lifecycle.SetLegalHold(request, timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:  # the lifecycle has not learnt of the new account yet
+                    return False
+                raise
+            return True
+
+        await eventually(placed, what="the lifecycle to know the account")
+
+        async def learnt() -> bool:
+            return await self.blob.app.holds.held(uuid.UUID(account_id)) == held
+
+        await eventually(learnt, timeout=HOLD_WAIT, what=f"the blob service to learn the hold ({held})")
+
+
+@pytest.fixture
+async def legal(lifecycle, blob):
+    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
+        yield Legal(lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel), blob)
 
 
 async def _objects(blob, account_id: str) -> list[str]:
@@ -63,25 +102,25 @@ async def test_block_needs_a_reason_and_the_owners_file(user, internal, tmp_path
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_legal_hold_keeps_stored_objects_through_trash_and_refuses_purge(user, internal, blob, tmp_path):
+async def test_legal_hold_keeps_stored_objects_through_trash_and_refuses_purge(user, internal, legal, blob, tmp_path):
     client, _ = user
     account_id = client.store.tokens.account_id
     node = await _upload(client, tmp_path, "evidence.bin")
     assert len(await _objects(blob, account_id)) == 1
-    await internal.SetLegalHold(blob_pb2.SetLegalHoldRequest(account_id=account_id, held=True, reason="case 4", actor="legal"))
+    await legal.hold(account_id, held=True, reason="case 4")
     await client.files.delete(node.node_id)  # to the trash: still possible
     with pytest.raises(CumuloRpcError) as emptying:
         await client.files.empty_trash()
     assert emptying.value.reason == "LEGAL_HOLD"
     assert [n.node_id for n in await client.files.trash()] == [node.node_id]
-    assert await blob.app.files.purge_old_trash() >= 0  # retention skips held accounts
+    assert await blob.app.trash.purge_old_trash() >= 0  # retention skips held accounts
     assert [n.node_id for n in await client.files.trash()] == [node.node_id]
     assert len(await _objects(blob, account_id)) == 1
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await internal.PurgeAccount(blob_pb2.PurgeAccountRequest(account_id=account_id))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "LEGAL_HOLD" in str(caught.value.trailing_metadata())
-    await internal.SetLegalHold(blob_pb2.SetLegalHoldRequest(account_id=account_id, held=False, reason="case closed", actor="legal"))
+    await legal.hold(account_id, held=False, reason="case closed")
     await client.files.empty_trash()
     assert await _objects(blob, account_id) == []
 

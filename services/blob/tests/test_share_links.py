@@ -12,6 +12,7 @@ import pytest
 
 from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo_blob.sharing import new_link_token
 from cumulo_sdk import Cumulo, CumuloRpcError
 
 
@@ -35,7 +36,7 @@ async def test_link_opens_without_an_account_until_revoked(user, stranger, tmp_p
     assert len(link.token) >= 32  # at least 128 random bits, base64url
     got = await stranger.files.download_link(link.token, tmp_path / "got.jpg")
     assert (tmp_path / "got.jpg").read_bytes() == path.read_bytes() and got.name == "shared.jpg"
-    assert [l.link_id for l in await owner.files.links()] == [link.link_id]
+    assert [found.link_id for found in await owner.files.links()] == [link.link_id]
     await owner.files.revoke_link(link.link_id)
     with pytest.raises(CumuloRpcError) as caught:
         await stranger.files.open_link(link.token)
@@ -154,7 +155,7 @@ async def test_another_account_cannot_list_or_revoke_my_links(user, gateway, tmp
         with pytest.raises(CumuloRpcError) as caught:
             await other.files.share(node.node_id)
         assert caught.value.code == grpc.StatusCode.NOT_FOUND
-    assert [l.link_id for l in await owner.files.links()] == [link.link_id]
+    assert [found.link_id for found in await owner.files.links()] == [link.link_id]
 
 
 async def test_minor_cannot_create_public_links(user, gateway, tmp_path):
@@ -187,3 +188,10 @@ async def test_link_creation_is_rate_limited(user, tmp_path):
             made += 1
     assert made == 10
     assert caught.value.reason == "LINK_RATE_LIMITED" and caught.value.retry_after_seconds > 0
+
+
+def test_a_link_token_never_looks_like_a_command_line_option():
+    tokens = {new_link_token() for _ in range(5000)}  # about 78 would start with "-" unchecked
+    assert len(tokens) == 5000
+    assert not any(token.startswith("-") for token in tokens)
+    assert all(len(token) == 32 for token in tokens)

@@ -36,7 +36,7 @@ async def call(owner, method: str, request):
 async def purge_everything_old(blob) -> int:
     total = 0
     for _ in range(20):
-        purged = await blob.app.files.purge_old_trash()
+        purged = await blob.app.trash.purge_old_trash()
         total += purged
         if purged == 0:
             return total
@@ -287,7 +287,7 @@ async def test_items_past_the_retention_are_purged_and_newer_ones_kept(alice, bl
     assert [n.node_id for n in await alice.trash()] == [old.node_id]
     # 31 days on; meanwhile the newer file was trashed "today".
     blob_clock.advance(dt.timedelta(days=31))
-    await blob.app.files.delete(uuid.UUID(alice.account_id), newer.node_id)
+    await blob.app.trash.delete(uuid.UUID(alice.account_id), newer.node_id)
     purged = await purge_everything_old(blob)
     blob_clock.advance(dt.timedelta(days=-31))
     assert purged >= 1

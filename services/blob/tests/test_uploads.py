@@ -1,11 +1,10 @@
-"""Uploads: the bytes that come back are the bytes that went in; content the account holds
-completes at once; every way an upload can go wrong (digest, size, offset, a second writer,
-cancelling, expiry) leaves nothing behind and gives its reservation back; an interrupted
-upload resumes from the committed offset."""
+"""Uploads: the bytes that come back are the bytes that went in, whatever the chunking; the
+start checks what it is told; content the account holds completes at once; and a name taken
+meanwhile gets a free variant. (Failures and resumption: test_upload_failures.py; cancelling
+and expiry: test_upload_expiry.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import os
@@ -15,7 +14,7 @@ import grpc
 import pytest
 
 from cumulo.blob.v1 import blob_pb2
-from cumulo_devstack.testing import eventually, expect_error
+from cumulo_devstack.testing import expect_error
 from cumulo_sdk import CumuloRpcError
 
 MIB = 1024 * 1024
@@ -24,17 +23,6 @@ PART = 8 * MIB  # the service's part size
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-async def expire_everything_overdue(blob) -> int:
-    """Runs the expiry sweep until it finds nothing more (bounded)."""
-    total = 0
-    for _ in range(20):
-        swept = await blob.app.uploads.expire_abandoned()
-        total += swept
-        if swept == 0:
-            return total
-    raise AssertionError("the expiry sweep never ran dry")
 
 
 # --- bytes out equal bytes in -------------------------------------------------------------
@@ -187,276 +175,6 @@ async def test_the_same_content_in_another_account_is_not_instant(alice, bob, pe
     bob_key = await peek.content_key(bob.account_id, sha(payload))
     assert alice_key and bob_key and alice_key != bob_key
     assert await peek.object_size(bob_key) == len(payload)
-
-
-# --- failures that leave nothing behind ---------------------------------------------------
-
-
-async def test_bytes_with_another_digest_are_refused_and_leave_nothing(alice, peek):
-    payload = os.urandom(PART + 4321)
-    started = await alice.start("liar.bin", payload, sha256=sha(b"something else"))
-    assert (await alice.usage()).reserved == len(payload)
-    await expect_error(
-        alice.send(started.upload_id, 0, payload), grpc.StatusCode.INVALID_ARGUMENT, reason="SHA256_MISMATCH", field="sha256"
-    )
-    assert await alice.names() == []
-    assert await peek.file_nodes(alice.account_id) == 0
-    usage = await alice.usage()
-    assert (usage.used, usage.reserved) == (0, 0)
-    assert await peek.objects(alice.account_id) == []
-    assert await peek.multipart_uploads(alice.account_id) == []
-    # The upload is over: sending again does not revive it.
-    await expect_error(alice.send(started.upload_id, 0, payload[:1000]), grpc.StatusCode.FAILED_PRECONDITION, reason="UPLOAD_CLOSED")
-
-
-async def test_more_bytes_than_declared_are_refused(alice):
-    payload = os.urandom(1000)
-    started = await alice.start("short.bin", payload)
-    await expect_error(alice.send(started.upload_id, 0, payload + b"!"), grpc.StatusCode.INVALID_ARGUMENT, field="data")
-    assert await alice.names() == []
-    # Nothing was committed; the right bytes still complete it.
-    assert (await alice.get_upload(started.upload_id)).committed_offset == 0
-    done = await alice.send(started.upload_id, 0, payload)
-    assert await alice.read(done.file.node_id) == payload
-    usage = await alice.usage()
-    assert (usage.used, usage.reserved) == (1000, 0)
-
-
-async def test_more_bytes_than_declared_are_refused_past_a_part(resident, workdir):
-    payload = os.urandom(PART + 10)
-    started = await resident.start("overflow.bin", payload, parent_id=workdir)
-    # The overflow comes in the last message, after a whole part went to S3.
-    await expect_error(resident.send(started.upload_id, 0, payload + b"!"), grpc.StatusCode.INVALID_ARGUMENT, field="data")
-    assert await resident.names(workdir) == []
-
-
-@pytest.mark.parametrize("offset", [1, -1, 100])
-async def test_a_first_offset_other_than_the_committed_one_is_refused(resident, workdir, offset):
-    payload = os.urandom(200)
-    started = await resident.start("offset.bin", payload, parent_id=workdir)
-    err = await expect_error(
-        resident.send(started.upload_id, offset, payload[max(offset, 0):]),
-        grpc.StatusCode.FAILED_PRECONDITION,
-        reason="OFFSET_MISMATCH",
-    )
-    assert err.metadata["committed_offset"] == "0"
-    assert (await resident.get_upload(started.upload_id)).committed_offset == 0
-    await resident.cancel(started.upload_id)
-
-
-async def test_an_interrupted_upload_resumes_from_the_committed_offset(alice):
-    payload = os.urandom(3 * PART + 777)
-    started = await alice.start("resumed.bin", payload)
-    # Two and a half parts, then the stream ends: only whole parts are kept.
-    partial = await alice.send(started.upload_id, 0, payload[: 2 * PART + PART // 2])
-    assert not partial.HasField("file")
-    assert partial.committed_offset == 2 * PART
-    status = await alice.get_upload(started.upload_id)
-    assert (status.committed_offset, status.size, status.HasField("file")) == (2 * PART, len(payload), False)
-    assert await alice.names() == []
-    # Resuming anywhere but the committed offset is refused, and says where to go on from.
-    err = await expect_error(
-        alice.send(started.upload_id, 2 * PART + PART // 2, payload[2 * PART + PART // 2 :][:1000]),
-        grpc.StatusCode.FAILED_PRECONDITION,
-        reason="OFFSET_MISMATCH",
-    )
-    assert err.metadata["committed_offset"] == str(2 * PART)
-    done = await alice.send(started.upload_id, 2 * PART, payload[2 * PART :])
-    assert done.committed_offset == len(payload)
-    assert done.file.sha256 == sha(payload)
-    assert sha(await alice.read(done.file.node_id)) == sha(payload)
-    usage = await alice.usage()
-    assert (usage.used, usage.reserved) == (len(payload), 0)
-
-
-async def test_an_upload_resumed_in_small_steps_still_hashes_right(resident, workdir):
-    payload = os.urandom(2 * PART + 3)
-    started = await resident.start("steps.bin", payload, parent_id=workdir)
-    offset = 0
-    for _ in range(10):  # bounded: three streams expected
-        sent = await resident.send(started.upload_id, offset, payload[offset : offset + PART + MIB])
-        if sent.HasField("file"):
-            break
-        assert sent.committed_offset == offset + PART
-        offset = sent.committed_offset
-    assert sent.file.sha256 == sha(payload)
-    assert sha(await resident.read(sent.file.node_id)) == sha(payload)
-
-
-async def test_a_second_writer_on_the_same_upload_is_refused_while_the_first_writes(alice):
-    payload = os.urandom(2 * PART + 1)
-    started = await alice.start("busy.bin", payload)
-    go_on = asyncio.Event()
-
-    async def first_writer():
-        yield blob_pb2.UploadChunksRequest(upload_id=started.upload_id, offset=0, data=payload[:MIB])
-        for at in range(MIB, 2 * PART, MIB):
-            yield blob_pb2.UploadChunksRequest(data=payload[at : at + MIB])
-        await go_on.wait()
-        yield blob_pb2.UploadChunksRequest(data=payload[2 * PART :])
-
-    metadata = await alice.metadata()
-    first = asyncio.ensure_future(alice.stub.UploadChunks(first_writer(), metadata=metadata, timeout=60))
-    try:
-        # Once a part has landed the first writer is certainly inside (and still open).
-        async def first_part_landed():
-            return (await alice.get_upload(started.upload_id)).committed_offset >= PART
-
-        await eventually(first_part_landed, timeout=30, what="the first writer's first part")
-        # (A first message alone: a refused stream still sending bytes races its own end.)
-        await expect_error(alice.send(started.upload_id, PART, b""), grpc.StatusCode.FAILED_PRECONDITION, reason="UPLOAD_BUSY")
-    finally:
-        go_on.set()
-    done = await asyncio.wait_for(first, 60)
-    assert done.file.sha256 == sha(payload)
-    assert sha(await alice.read(done.file.node_id)) == sha(payload)
-
-
-async def test_the_writer_lock_is_released_when_a_stream_fails(resident, workdir):
-    payload = os.urandom(100)
-    started = await resident.start("unlocked.bin", payload, parent_id=workdir)
-    await expect_error(resident.send(started.upload_id, 5, payload), grpc.StatusCode.FAILED_PRECONDITION, reason="OFFSET_MISMATCH")
-    await expect_error(resident.send(started.upload_id, 0, payload * 2), grpc.StatusCode.INVALID_ARGUMENT, field="data")
-    done = await resident.send(started.upload_id, 0, payload)
-    assert done.HasField("file")
-
-
-async def test_cancelling_releases_the_reservation_and_closes_the_upload(alice, peek):
-    payload = os.urandom(PART + 5)
-    started = await alice.start("cancelled.bin", payload)
-    partial = await alice.send(started.upload_id, 0, payload[: PART + 1])
-    assert partial.committed_offset == PART
-    assert (await alice.usage()).reserved == len(payload)
-    await alice.cancel(started.upload_id)
-    usage = await alice.usage()
-    assert (usage.used, usage.reserved) == (0, 0)
-    await expect_error(alice.send(started.upload_id, PART, payload[PART:]), grpc.StatusCode.FAILED_PRECONDITION, reason="UPLOAD_CLOSED")
-    await alice.cancel(started.upload_id)  # cancelling twice is harmless
-    assert (await alice.usage()).reserved == 0
-    assert await alice.names() == []
-    assert await peek.multipart_uploads(alice.account_id) == []
-    assert await peek.objects(alice.account_id) == []
-
-
-async def test_cancelling_a_completed_upload_keeps_the_file(alice):
-    node = await alice.put("kept.txt", b"kept")
-    uploads = await alice.start("other.txt", b"other")
-    done = await alice.send(uploads.upload_id, 0, b"other")
-    await alice.cancel(uploads.upload_id)
-    assert sorted(await alice.names()) == ["kept.txt", "other.txt"]
-    assert await alice.read(done.file.node_id) == b"other"
-    usage = await alice.usage()
-    assert (usage.used, usage.reserved) == (len(b"kept") + len(b"other"), 0)
-    assert node.name == "kept.txt"
-
-
-async def test_an_abandoned_upload_expires_and_releases_its_reservation(alice, blob, blob_clock, peek):
-    payload = os.urandom(PART + 100)
-    started = await alice.start("abandoned.bin", payload)
-    await alice.send(started.upload_id, 0, payload[:PART])
-    fresh = await alice.start("fresh.bin", size=500, sha256="1" * 64)
-    # Not yet overdue: kept.
-    blob_clock.advance(dt.timedelta(hours=23))
-    await expire_everything_overdue(blob)
-    blob_clock.advance(dt.timedelta(hours=-23))
-    assert (await alice.usage()).reserved == len(payload) + 500
-    # Past its expiry: closed, reservation released, S3 parts aborted.
-    blob_clock.advance(dt.timedelta(hours=24, minutes=1))
-    swept = await expire_everything_overdue(blob)
-    blob_clock.advance(dt.timedelta(hours=-24, minutes=-1))
-    assert swept >= 2
-    assert await peek.upload_state(started.upload_id) == "expired"
-    assert await peek.upload_state(fresh.upload_id) == "expired"
-    usage = await alice.usage()
-    assert (usage.used, usage.reserved) == (0, 0)
-    await expect_error(alice.send(started.upload_id, PART, payload[PART:]), grpc.StatusCode.FAILED_PRECONDITION, reason="UPLOAD_CLOSED")
-    assert await peek.multipart_uploads(alice.account_id) == []
-    assert await alice.names() == []
-
-
-class HeldWriter:
-    """An UploadChunks stream that sends its first bytes, then waits to be let go."""
-
-    def __init__(self, owner, peek, upload_id: str, payload: bytes, head: int) -> None:
-        self.owner = owner
-        self.peek = peek
-        self.upload_id = upload_id
-        self.go_on = asyncio.Event()
-        self.call = None
-
-        async def messages():
-            yield blob_pb2.UploadChunksRequest(upload_id=upload_id, offset=0, data=payload[:head])
-            await self.go_on.wait()
-            yield blob_pb2.UploadChunksRequest(data=payload[head:])
-
-        self.messages = messages
-
-    async def start(self) -> None:
-        assert not await self.peek.writer_holds(self.upload_id)
-        self.call = asyncio.ensure_future(self.owner.stub.UploadChunks(self.messages(), metadata=await self.owner.metadata(), timeout=60))
-
-        async def writing():
-            assert not self.call.done(), self.call
-            return await self.peek.writer_holds(self.upload_id)
-
-        await eventually(writing, timeout=20, what="the held writer to hold the upload")
-
-    async def finish(self):
-        self.go_on.set()
-        try:
-            return await asyncio.wait_for(self.call, 60)
-        except grpc.aio.AioRpcError as exc:
-            raise CumuloRpcError.from_rpc_error(exc) from None
-
-
-async def test_an_upload_being_written_is_not_expired_under_its_writer(alice, blob, blob_clock, peek):
-    """expire_abandoned promises to skip an upload whose writer holds it."""
-    payload = os.urandom(1000)
-    started = await alice.start("slow.bin", payload)
-    writer = HeldWriter(alice, peek, started.upload_id, payload, head=10)
-    await writer.start()
-    try:
-        blob_clock.advance(dt.timedelta(hours=25))
-        await expire_everything_overdue(blob)
-        blob_clock.advance(dt.timedelta(hours=-25))
-        assert await peek.upload_state(started.upload_id) == "open"
-    finally:
-        (done,) = await asyncio.gather(writer.finish(), return_exceptions=True)
-    assert not isinstance(done, BaseException), done
-    assert done.file.sha256 == sha(payload)
-    usage = await alice.usage()
-    assert (usage.used, usage.reserved) == (1000, 0)
-
-
-async def test_a_reservation_is_released_once_even_if_the_upload_expires_while_written(alice, blob, blob_clock, peek):
-    payload = os.urandom(1000)
-    started = await alice.start("wrong-and-slow.bin", payload, sha256=sha(b"not these bytes"))
-    writer = HeldWriter(alice, peek, started.upload_id, payload, head=10)
-    await writer.start()
-    try:
-        blob_clock.advance(dt.timedelta(hours=25))
-        await expire_everything_overdue(blob)
-        blob_clock.advance(dt.timedelta(hours=-25))
-        other = await alice.start("other.bin", size=5000, sha256="2" * 64)
-    finally:
-        with pytest.raises(CumuloRpcError):
-            await writer.finish()
-    # Only the other upload's bytes are still set aside.
-    assert (await alice.usage()).reserved == 5000
-    await alice.cancel(other.upload_id)
-    assert (await alice.usage()).reserved == 0
-
-
-async def test_sending_to_an_overdue_upload_is_refused_before_the_sweep(alice, blob_clock, clock):
-    started = await alice.start("late.bin", b"late")
-    token = await alice.token()
-    # Both clocks move, so the (re-issued) token is still good at the blob service.
-    clock.advance(dt.timedelta(hours=25))
-    blob_clock.advance(dt.timedelta(hours=25))
-    await alice.client.refresh()
-    assert await alice.token() != token
-    await expect_error(alice.send(started.upload_id, 0, b"late"), grpc.StatusCode.FAILED_PRECONDITION, reason="UPLOAD_CLOSED")
-
 
 # --- names taken meanwhile ------------------------------------------------------------------
 

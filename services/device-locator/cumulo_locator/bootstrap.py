@@ -6,23 +6,22 @@ import dataclasses
 import pathlib
 
 from cumulo.locator.v1 import locator_pb2_grpc
-from cumulo_locator.adapters.tables import SCHEMA, legal_holds
+from cumulo_locator.adapters.tables import SCHEMA
 from cumulo_locator.api.public import AGENT_SERVICE, SERVICE, DeviceAgentService, DeviceLocatorService
 from cumulo_locator.commands import Commands
 from cumulo_locator.config import LocatorSettings
+from cumulo_locator.consumers import consumers
 from cumulo_locator.devices import Devices
+from cumulo_locator.jobs import jobs
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
-from cumulo_platform.errors import parse_id
-from cumulo_platform.events import EventConsumer
 from cumulo_platform.evidence import evidence_service
 from cumulo_platform.fanout import Fanout
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
-from cumulo_platform.purge import purge_participant
-from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
+from cumulo_platform.runtime import GrpcService, ServiceRuntime
 from cumulo_platform.service import Foundation
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
@@ -40,6 +39,7 @@ class LocatorApp:
     db: Database
     devices: Devices
     commands: Commands
+    holds: LegalHolds
     states: AccountStates
     recorder: LastAccessRecorder
     runtime: ServiceRuntime
@@ -47,12 +47,10 @@ class LocatorApp:
 
 async def build(settings: LocatorSettings, *, clock: Clock | None = None) -> LocatorApp:
     base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
-    devices = Devices(base.db, settings, base.clock)
+    holds = base.legal_holds()  # its retention and device removal leave held accounts alone
+    devices = Devices(base.db, settings, base.clock, holds)
     fanout = Fanout(base.nats, COMMANDS_SUBJECT)
     commands = Commands(base.db, settings, base.clock, devices, fanout)
-
-    async def purge(account_id: str) -> int:
-        return await devices.purge(parse_id(account_id, "account_id", "an account id (UUID)"))
 
     runtime = base.runtime(
         services=[
@@ -65,22 +63,10 @@ async def build(settings: LocatorSettings, *, clock: Clock | None = None) -> Loc
             evidence_service(SERVICE_NAME, await base.preservation(), devices.evidence),
         ],
         interceptor=base.interceptor(verifier=base.remote_verifier(), clients=base.remote_clients()),
-        jobs=[
-            fanout.run,
-            periodic(devices.prune, every=settings.prune_every.total_seconds()),
-            LegalHolds(base.db, legal_holds).consumer(base.nats, SERVICE_NAME).run,
-            periodic(commands.expire, every=settings.expire_every.total_seconds()),
-            EventConsumer(
-                base.db, base.nats, durable="locator-purge", event_types=["purge.requested"],
-                handler=purge_participant(SERVICE_NAME, purge),
-            ).run,
-            EventConsumer(
-                base.db, base.nats, durable="locator-accounts", event_types=["account.created"], handler=devices.on_account_created
-            ).run,
-        ],
+        jobs=[fanout.run, *jobs(settings, devices, commands), *consumers(base, devices)],
         on_drain=[fanout.close],
     )
     return LocatorApp(
-        settings=settings, db=base.db, devices=devices, commands=commands, states=base.states, recorder=base.recorder,
-        runtime=runtime,
+        settings=settings, db=base.db, devices=devices, commands=commands, holds=holds, states=base.states,
+        recorder=base.recorder, runtime=runtime,
     )

@@ -25,7 +25,6 @@ from cumulo_platform.tokens import Principal
 log = get_logger(__name__)
 
 LOCATE, RING, LOST_MODE, WIPE = "locate", "ring", "lost_mode", "wipe"
-PENDING = ("queued", "delivered")
 FINAL = ("succeeded", "failed", "expired")
 MAX_LIST = 500
 
@@ -118,7 +117,7 @@ class Commands:
         log.info("command_queued", command_id=str(row.command_id), kind=command.kind)
         return row
 
-    async def list(self, account: uuid.UUID, device_id: str, limit: int) -> list[Any]:
+    async def of_device(self, account: uuid.UUID, device_id: str, limit: int) -> list[Any]:
         if not 0 <= limit <= MAX_LIST:
             raise InvalidArgument("limit", f"must be between 0 and {MAX_LIST}")
         async with self.db.read() as conn:

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
 
 SERVICE = "locator"
-DEFAULT_PORT = 7105
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +30,7 @@ class LocatorSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocatorSettings:
         env = Env(SERVICE, environ)
         settings = cls(
-            platform=PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT),
+            platform=PlatformSettings.from_env(SERVICE, env),
             retention=env.interval("RETENTION", "P7D"),
             clock_skew=env.interval("CLOCK_SKEW", "PT5M"),
             max_batch=env.get("MAX_BATCH", 1000),

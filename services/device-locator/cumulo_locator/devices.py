@@ -1,6 +1,7 @@
 """Devices, their positions and their history: registration, location reports (written in
 groups: one transaction for all the reports that arrive together), the newest position,
-lost mode's "found", retention in small batches, guardians, and the account purge."""
+lost mode's "found", retention in small batches, whose devices a caller sees (guardians),
+and the account purge."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
-from cumulo_locator.adapters.tables import SCHEMA, commands, devices, guardians, legal_holds, locations
+from cumulo_locator.adapters.tables import SCHEMA, commands, devices, guardians, locations
 from cumulo_locator.config import LocatorSettings
 from cumulo_locator.domain import rules
 from cumulo_platform.clock import Clock
-from cumulo_platform.db import Database, UnitOfWork, delete_in_batches
+from cumulo_platform.db import Database, delete_in_batches
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_id
 from cumulo_platform.evidence import paged
 from cumulo_platform.group_commit import GroupCommit
 from cumulo_platform.grpc_convert import timestamp
-from cumulo_platform.legal_holds import is_held
+from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import decode_token, encode_token, page_size
 from cumulo_platform.tokens import Principal
@@ -99,10 +100,11 @@ class Reported:
 
 
 class Devices:
-    def __init__(self, db: Database, settings: LocatorSettings, clock: Clock) -> None:
+    def __init__(self, db: Database, settings: LocatorSettings, clock: Clock, holds: LegalHolds) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
+        self.holds = holds
         self.reports: GroupCommit[Report, Reported] = GroupCommit(self._write_reports)
 
     # --- whose devices ----------------------------------------------------------------
@@ -122,17 +124,6 @@ class Devices:
         if guardian != me:
             raise PermissionDenied("only the account's owner, or a minor's guardian, sees its devices", reason="NOT_YOUR_DEVICES")
         return minor
-
-    async def on_account_created(self, envelope: events_pb2.Envelope, uow: UnitOfWork) -> None:
-        created = events_pb2.AccountCreated()
-        envelope.payload.Unpack(created)
-        if not created.guardian_account_id:
-            return
-        await uow.execute(
-            pg_insert(guardians)
-            .values(minor_account_id=uuid.UUID(created.account_id), guardian_account_id=uuid.UUID(created.guardian_account_id))
-            .on_conflict_do_nothing()
-        )
 
     # --- devices ----------------------------------------------------------------------
 
@@ -166,7 +157,7 @@ class Devices:
         async with self.db.read() as conn:
             return await self.find(conn, account, device_id)
 
-    async def list(self, account: uuid.UUID) -> list[Any]:
+    async def of_account(self, account: uuid.UUID) -> list[Any]:
         async with self.db.read() as conn:
             return list(
                 (await conn.execute(sa.select(devices).where(devices.c.account_id == account).order_by(devices.c.name, devices.c.device_id))).all()
@@ -175,7 +166,7 @@ class Devices:
     async def remove(self, account: uuid.UUID, device_id: str) -> None:
         async with self.db.unit_of_work() as uow:
             row = await self.find(uow, account, device_id, lock=True)
-            if (await uow.execute(sa.select(is_held(legal_holds, sa.literal(account, sa.Uuid))))).scalar():
+            if (await uow.execute(sa.select(self.holds.is_held(sa.literal(account, sa.Uuid))))).scalar():
                 raise FailedPrecondition(
                     "this account's data is preserved under a legal hold; the device can be removed once it is released",
                     reason="LEGAL_HOLD",
@@ -230,7 +221,7 @@ class Devices:
                     )
             await uow.commit()
         answers: list[Reported | BaseException] = []
-        for req, report in enumerate(group):
+        for report in group:
             device = found.get((report.account_id, report.device_id))
             if device is None:
                 answers.append(NotFound("no such device: register it first", reason="DEVICE_NOT_FOUND"))
@@ -267,11 +258,11 @@ class Devices:
     async def prune(self) -> int:
         """Positions older than the retention go in batches of PRUNE_BATCH rows, each its own
         short transaction: never one long DELETE holding the table. A held account's history
-        stays until the hold is released (SPEC R3.6)."""
+        stays until the hold is released."""
         cutoff = self.clock.now() - self.settings.retention
         held = (
-            f"device_key IN (SELECT d.device_key FROM {SCHEMA}.devices d JOIN {SCHEMA}.legal_holds h ON h.account_id = d.account_id"
-            " WHERE h.held)"
+            f"device_key IN (SELECT d.device_key FROM {SCHEMA}.devices d JOIN {self.holds.table.fullname} h"
+            " ON h.account_id = d.account_id WHERE h.held)"
         )
         deleted = await delete_in_batches(
             self.db, f"{SCHEMA}.locations", f"measured_at < :cutoff AND NOT {held}", {"cutoff": cutoff}, batch=self.settings.prune_batch

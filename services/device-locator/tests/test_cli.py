@@ -1,87 +1,72 @@
 """`cumulo devices ...` and `cumulo device-agent` as people run them: one CUMULO_HOME is the
 owner's laptop, another the device, both logged in to one new account. The agent (a
 simulated phone walking around Shanghai) reports its position every second and obeys
-the commands the owner sends from the other home, then stops after three."""
+the commands the owner sends from the other home, then stops after three. Commands run
+in-process; the installed console script runs once per command group."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import pathlib
 import re
-import sys
 import uuid
 
 import pytest
 
-PASSWORD = "correct horse battery staple"
-WAIT = 60.0  # generous: each command is a new Python process on a shared machine
+from cumulo_devstack.testing import PASSWORD
+from cumulo_devstack.testing.cli import Command, run_command, start_command
+
+WAIT = 60.0  # generous: a shared machine
 POSITION = re.compile(r"(-?\d+\.\d{5}),(-?\d+\.\d{5}) ±(\d+) m at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
 def environ(gateway: str, home: pathlib.Path) -> dict[str, str]:
-    return {**os.environ, "CUMULO_GATEWAY": gateway, "CUMULO_HOME": str(home)}
+    return {"CUMULO_GATEWAY": gateway, "CUMULO_HOME": str(home)}
 
 
-async def cumulo(gateway: str, home: pathlib.Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cumulo_sdk.cli", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=environ(gateway, home),
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 120)
-    return process.returncode, out.decode(), err.decode()
+async def cumulo(gateway: str, home: pathlib.Path, *args: str, stdin: str = "", process: bool = False) -> tuple[int, str, str]:
+    """`cumulo ARGS` in-process (`process`: the installed console script)."""
+    result = await run_command("cumulo", *args, environ=environ(gateway, home), stdin=stdin, process=process)
+    return result.returncode, result.stdout, result.stderr
 
 
 class Agent:
     """`cumulo device-agent` running in the background, its output line by line."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self.reader = asyncio.create_task(self._read())
+    def __init__(self, command: Command) -> None:
+        self.command = command
 
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for raw in self.process.stdout:
-            self.lines.append(raw.decode().rstrip("\n"))
+    @property
+    def lines(self) -> list[str]:
+        return self.command.output.splitlines()
 
     async def line(self, pattern: str) -> re.Match[str]:
         """The first line matching `pattern`, waiting for it."""
 
         async def found() -> re.Match[str]:
             while True:
+                ended = self.command.returncode is not None  # then its output is all there
                 for text in self.lines:
                     if match := re.search(pattern, text):
                         return match
-                if self.process.returncode is not None and self.reader.done():
+                if ended:
                     raise AssertionError(f"the agent exited without printing {pattern!r}: {self.lines}")
                 await asyncio.sleep(0.1)
 
         return await asyncio.wait_for(found(), WAIT)
 
     async def exited(self) -> int:
-        code = await asyncio.wait_for(self.process.wait(), WAIT)
-        await asyncio.wait_for(self.reader, WAIT)
-        return code
+        return (await self.command.wait(WAIT)).returncode
 
     async def stop(self) -> str:
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-        self.reader.cancel()
-        assert self.process.stderr is not None
-        return (await self.process.stderr.read()).decode()
+        """Its standard error, once it has ended (interrupted, as with Ctrl-C, if it still runs)."""
+        self.command.interrupt()
+        return (await self.command.wait(WAIT)).stderr
 
 
-async def start_agent(gateway: str, home: pathlib.Path, *args: str) -> Agent:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cumulo_sdk.cli", "device-agent", *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=environ(gateway, home),
-    )
-    return Agent(process)
+def start_agent(gateway: str, home: pathlib.Path, *args: str, process: bool = False) -> Agent:
+    return Agent(start_command("cumulo", "device-agent", *args, environ=environ(gateway, home), process=process))
 
 
 @pytest.fixture
@@ -107,7 +92,7 @@ def near(line: str, latitude: float, longitude: float) -> bool:
 async def test_the_owner_finds_rings_locks_and_wipes_a_simulated_device(gateway, homes) -> None:
     laptop, phone = homes
     device_id = f"cli-phone-{uuid.uuid4().hex[:6]}"
-    agent = await start_agent(
+    agent = start_agent(
         gateway, phone, "--name", "cli phone", "--device-id", device_id, "--start", "31.2,121.4", "--every", "1", "--count", "3"
     )
     try:
@@ -198,7 +183,10 @@ async def test_an_agent_replays_a_gpx_track(gateway, homes, tmp_path) -> None:
         + "</trkseg></trk></gpx>\n"
     )
     device_id = f"gpx-{uuid.uuid4().hex[:6]}"
-    agent = await start_agent(gateway, phone, "--name", "walker", "--device-id", device_id, "--track", str(track), "--every", "1", "--count", "1")
+    # The installed console script: the device-agent group's smoke test.
+    agent = start_agent(
+        gateway, phone, "--name", "walker", "--device-id", device_id, "--track", str(track), "--every", "1", "--count", "1", process=True
+    )
     try:
         await agent.line(rf"^device {device_id} \(walker\) registered$")
 
@@ -220,3 +208,9 @@ async def test_an_agent_replays_a_gpx_track(gateway, homes, tmp_path) -> None:
         await agent.stop()
     reported = await history()  # newest first
     assert set(reported) == set(fixes) and reported[-1] == fixes[0] and reported[0] == fixes[-1], reported
+
+
+async def test_the_installed_console_script_runs_the_devices_group(gateway, homes) -> None:
+    laptop, _ = homes
+    code, out, err = await cumulo(gateway, laptop, "devices", "ls", process=True)
+    assert (code, out, err) == (0, "", "")

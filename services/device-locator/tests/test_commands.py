@@ -14,6 +14,7 @@ import pathlib
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -32,14 +33,14 @@ WAIT = 15.0  # generous: a shared machine; the product's aim is well under a sec
 # --- a raw stream, as a device without the SDK opens it -------------------------------------
 
 
-async def open_stream(client, device_id: str, channel: grpc.aio.Channel | None = None):  # type: ignore[no-untyped-def]
+async def open_stream(client: Any, device_id: str, channel: grpc.aio.Channel | None = None) -> Any:
     """ReceiveCommands on `channel` (the client's own, through the gateway, by default)."""
     stub = locator_pb2_grpc.DeviceAgentServiceStub(channel or client.channel)
     token = await client.access_token()
     return stub.ReceiveCommands(pb.ReceiveCommandsRequest(device_id=device_id), metadata=client.metadata(token))
 
 
-async def next_command(stream) -> pb.Command:  # type: ignore[no-untyped-def]
+async def next_command(stream: Any) -> pb.Command:
     """The stream's next command, heartbeats skipped."""
 
     async def first() -> pb.Command:
@@ -53,7 +54,7 @@ async def next_command(stream) -> pb.Command:  # type: ignore[no-untyped-def]
     return await asyncio.wait_for(first(), WAIT)
 
 
-async def no_command_before_a_heartbeat(stream) -> None:  # type: ignore[no-untyped-def]
+async def no_command_before_a_heartbeat(stream: Any) -> None:
     """A heartbeat comes only after the stream has sent every pending command: nothing
     pending was there when the stream opened."""
 
@@ -388,7 +389,7 @@ async def test_a_huge_time_to_live_is_refused_naming_the_field(owner) -> None:
 # --- an acknowledgement racing a delivery ---------------------------------------------------
 
 
-async def waiting_on_a_lock(db, fragment: str) -> bool:  # type: ignore[no-untyped-def]
+async def waiting_on_a_lock(db: Any, fragment: str) -> bool:
     """Whether a session of the locator's database waits for a row lock in a statement containing `fragment`."""
     async with db.read() as conn:
         count = (

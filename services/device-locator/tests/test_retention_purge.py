@@ -1,5 +1,6 @@
 """What the locator forgets: positions older than the retention (P7D) go with prune(), in
-batches, the rest stays; an account's purge leaves no device, position, command or
+batches, the rest stays; a held account's stay, and its devices cannot be removed, until the
+hold is released; an account's purge leaves no device, position, command or
 guardian link of it, can run again, spares other accounts; and end to end, an account
 left frozen is purged by the lifecycle's real saga with "locator" among the participants."""
 
@@ -12,12 +13,14 @@ from typing import Any
 
 import grpc
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo_devstack.testing import Ages, eventually, expect_error
 from cumulo_lifecycle.adapters.tables import accounts, purge_participants, tombstones
 from cumulo_locator.adapters.tables import commands, devices, guardians, locations
 from cumulo_locator.devices import Devices
 from cumulo_platform.db import Database, create_engine
+from cumulo_platform.legal_holds import LegalHolds
 from cumulo_sdk.devices import DeviceAgent
 
 from .conftest import point
@@ -27,7 +30,7 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-async def device_key(locator, account_id: str, device_id: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+async def device_key(locator: Any, account_id: str, device_id: str) -> uuid.UUID:
     async with locator.app.db.read() as conn:
         return (
             await conn.execute(
@@ -36,7 +39,7 @@ async def device_key(locator, account_id: str, device_id: str) -> uuid.UUID:  # 
         ).scalar_one()
 
 
-async def insert_points(locator, key: uuid.UUID, times: list[dt.datetime]) -> None:  # type: ignore[no-untyped-def]
+async def insert_points(locator: Any, key: uuid.UUID, times: list[dt.datetime]) -> None:
     """Positions written straight into the table: reports refuse points older than the
     retention, which is what these stand for (kept from before, the clock moved on)."""
     rows = [
@@ -49,7 +52,7 @@ async def insert_points(locator, key: uuid.UUID, times: list[dt.datetime]) -> No
         await uow.commit()
 
 
-async def stored_times(locator, key: uuid.UUID) -> set[dt.datetime]:  # type: ignore[no-untyped-def]
+async def stored_times(locator: Any, key: uuid.UUID) -> set[dt.datetime]:
     async with locator.app.db.read() as conn:
         return set((await conn.execute(sa.select(locations.c.measured_at).where(locations.c.device_key == key))).scalars())
 
@@ -98,6 +101,33 @@ async def test_with_the_clock_a_week_on_the_positions_reported_today_are_pruned(
     assert len(await owner.client.devices.history(owner.device_id)) == 1
 
 
+async def set_hold(locator: Any, account_id: str, *, held: bool) -> None:
+    """The hold as the locator learns it from the lifecycle's `account.hold_changed`."""
+    table = locator.app.holds.table
+    statement = pg_insert(table).values(account_id=uuid.UUID(account_id), held=held, changed_at=dt.datetime.now(dt.UTC))
+    async with locator.app.db.unit_of_work() as uow:
+        await uow.execute(statement.on_conflict_do_update(index_elements=[table.c.account_id], set_={"held": held}))
+        await uow.commit()
+
+
+async def test_a_held_accounts_positions_and_devices_stay_until_the_release(owner, locator) -> None:
+    key = await device_key(locator, owner.account_id, owner.device_id)
+    old = [utcnow() - dt.timedelta(days=30)]
+    await insert_points(locator, key, old)
+    await set_hold(locator, owner.account_id, held=True)
+    try:
+        assert await locator.app.holds.held(uuid.UUID(owner.account_id))
+        await locator.app.devices.prune()
+        assert await stored_times(locator, key) == set(old)
+        await expect_error(owner.client.devices.remove(owner.device_id), grpc.StatusCode.FAILED_PRECONDITION, "LEGAL_HOLD")
+    finally:
+        await set_hold(locator, owner.account_id, held=False)
+    await locator.app.devices.prune()
+    assert await stored_times(locator, key) == set()
+    await owner.client.devices.remove(owner.device_id)
+    assert await owner.client.devices.list() == []
+
+
 async def test_prune_deletes_in_batches_of_prune_batch_rows(owner, locator) -> None:
     """A Devices of its own with the smallest batch the settings allow (100), on an engine of
     its own whose statements the test counts: 250 old rows go in three DELETEs of at most 100."""
@@ -111,7 +141,8 @@ async def test_prune_deletes_in_batches_of_prune_batch_rows(owner, locator) -> N
 
     sa.event.listen(engine.sync_engine, "after_cursor_execute", count)
     try:
-        pruner = Devices(Database(engine, schema="locator", producer="locator-test"), settings, locator.clock)
+        db = Database(engine, schema="locator", producer="locator-test")
+        pruner = Devices(db, settings, locator.clock, LegalHolds(db))
         key = await device_key(locator, owner.account_id, owner.device_id)
         now = utcnow()
         old = [now - dt.timedelta(days=8, seconds=i) for i in range(250)]
@@ -132,7 +163,7 @@ async def test_prune_deletes_in_batches_of_prune_batch_rows(owner, locator) -> N
 # --- purge ------------------------------------------------------------------------------------
 
 
-async def fill(locator, client, agent: DeviceAgent, account_id: str, device_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+async def fill(locator: Any, client: Any, agent: DeviceAgent, account_id: str, device_ids: list[str]) -> None:
     """Devices with positions (recent and old) and commands in every state but expired, and
     guardian links both ways."""
     for device_id in device_ids:
@@ -155,12 +186,12 @@ async def fill(locator, client, agent: DeviceAgent, account_id: str, device_ids:
         await uow.commit()
 
 
-async def device_keys(locator, account_id: str) -> list[uuid.UUID]:  # type: ignore[no-untyped-def]
+async def device_keys(locator: Any, account_id: str) -> list[uuid.UUID]:
     async with locator.app.db.read() as conn:
         return list((await conn.execute(sa.select(devices.c.device_key).where(devices.c.account_id == uuid.UUID(account_id)))).scalars())
 
 
-async def counts(locator, account_id: str, keys: list[uuid.UUID]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def counts(locator: Any, account_id: str, keys: list[uuid.UUID]) -> dict[str, int]:
     """The rows of the account in every locator table (positions through the device keys
     captured before, commands by account and by device)."""
     account = uuid.UUID(account_id)
@@ -225,7 +256,7 @@ async def test_an_account_left_frozen_is_purged_by_the_saga_with_locator_among_t
     ages = Ages(lifecycle, (auth, blob, sync, locator), infra.nats.url)  # the locator's access events land first too
     await ages.freeze(owner.account_id)
     await ages.grace_over(owner.account_id)
-    await lifecycle.app.ledger.sweep()
+    await lifecycle.app.cases.sweeper.sweep()
 
     async def deleted() -> Any:
         async with lifecycle.app.db.read() as conn:

@@ -15,7 +15,6 @@ from cumulo_platform.durations import IsoDuration
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
 
 SERVICE = "lifecycle"
-DEFAULT_PORT = 7103
 
 
 def _offsets(env: Env, name: str, default: str) -> tuple[dt.timedelta, ...]:
@@ -39,6 +38,7 @@ class LifecycleSettings:
     notice_retry: dt.timedelta
     notice_attempts: int
     notice_every: float
+    contacts_every: float
     smtp_host: str
     smtp_port: int
     smtp_username: str
@@ -51,7 +51,7 @@ class LifecycleSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LifecycleSettings:
         env = Env(SERVICE, environ)
-        platform = PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT)
+        platform = PlatformSettings.from_env(SERVICE, env)
         try:
             time_zone = zoneinfo.ZoneInfo(env.get("TIME_ZONE", "Asia/Shanghai"))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
@@ -77,6 +77,7 @@ class LifecycleSettings:
             notice_retry=env.interval("NOTICE_RETRY", "PT1M"),
             notice_attempts=env.get("NOTICE_ATTEMPTS", 6),
             notice_every=env.interval("NOTICE_EVERY", "PT2S").total_seconds(),
+            contacts_every=env.interval("CONTACTS_EVERY", "PT1S").total_seconds(),
             smtp_host=env.get("SMTP_HOST", ""),
             smtp_port=env.get("SMTP_PORT", 25),
             smtp_username=env.get("SMTP_USERNAME", ""),

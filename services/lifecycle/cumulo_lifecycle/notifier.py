@@ -1,6 +1,6 @@
 """Delivers queued notices: a few at a time, each row locked while it is sent (`SKIP LOCKED`:
 two replicas never send the same notice), retried with a growing delay, and recorded as
-undeliverable after the last attempt; the lifecycle never waits for them (SPEC R2.5)."""
+undeliverable after the last attempt; the lifecycle never waits for them."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from typing import Any
 
 import grpc
 import pytest
@@ -15,10 +16,12 @@ import sqlalchemy as sa
 
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo_blob.adapters.tables import nodes
-from cumulo_devstack.testing import PASSWORD, eventually, expect_error
+from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_phone
 from cumulo_lifecycle.adapters.tables import notices, purge_participants, tombstones, transitions
 from cumulo_lifecycle.domain.notices import format_time
 from cumulo_sdk import Cumulo
+
+from .conftest import access_event
 
 
 async def test_a_new_account_is_active_and_its_freeze_date_follows_its_last_use(rows, member, lifecycle):
@@ -30,6 +33,20 @@ async def test_a_new_account_is_active_and_its_freeze_date_follows_its_last_use(
     assert state.state == pb.ACCOUNT_STATE_ACTIVE
     assert state.freeze_at.ToDatetime(tzinfo=dt.UTC) == row.freeze_at
 
+
+
+async def test_changed_contacts_reach_the_ledger_after_the_event(rows, member):
+    """auth announces only that the contacts changed; the lifecycle asks auth for them after the
+    event's unit of work (no call to another service inside one) and records the answer."""
+    from cumulo.auth.v1 import auth_pb2
+
+    phone = unique_phone()
+    await member.client.call(member.client.auth.UpdateContacts, auth_pb2.UpdateContactsRequest(phone=phone, update_mask=["phone"]))
+    row = await eventually(
+        lambda: rows.get(member.account_id, lambda r: r.phone == phone and r.contacts_wanted_at is None),
+        what="the lifecycle to learn the new phone number",
+    )
+    assert row.email == member.email and row.state == "active"
 
 async def test_an_unused_account_is_frozen_and_told_the_exact_deletion_time(rows, member, lifecycle, ages, mailbox):
     row = await ages.freeze(member.account_id)
@@ -95,7 +112,7 @@ async def test_an_account_that_stays_frozen_is_purged_everywhere(rows, member, l
     assert storage_keys
     await ages.freeze(member.account_id)
     await ages.grace_over(member.account_id)
-    await lifecycle.app.ledger.sweep()
+    await lifecycle.app.cases.sweeper.sweep()
     assert (await rows.get(member.account_id)).state in ("deleting", "deleted")
     row = await eventually(
         lambda: rows.get(member.account_id, lambda r: r.state == "deleted"), timeout=30, what="the purge to finish"
@@ -124,11 +141,11 @@ async def test_a_legal_hold_keeps_a_frozen_account_from_deletion(rows, member, l
     await ages.freeze(member.account_id)
     await internal.SetLegalHold(pb.SetLegalHoldRequest(account_id=member.account_id, held=True, reason="court order 17", actor="legal"))
     await ages.grace_over(member.account_id)
-    await lifecycle.app.ledger.sweep()
+    await lifecycle.app.cases.sweeper.sweep()
     row = await rows.get(member.account_id)
     assert row.state == "frozen" and row.held and row.next_due_at is None
     await internal.SetLegalHold(pb.SetLegalHoldRequest(account_id=member.account_id, held=False, reason="order lifted", actor="legal"))
-    await lifecycle.app.ledger.sweep()
+    await lifecycle.app.cases.sweeper.sweep()
     assert (await rows.get(member.account_id)).state in ("deleting", "deleted")
 
 
@@ -156,12 +173,12 @@ async def test_cancellation_deletes_the_account_but_waits_for_a_hold(rows, membe
 async def test_access_events_only_move_last_access_forward(rows, member, lifecycle):
     row = await rows.get(member.account_id)
     earlier, later = row.last_access_at - dt.timedelta(days=3), row.last_access_at + dt.timedelta(minutes=5)
-    ledger = lifecycle.app.ledger
+    access = lifecycle.app.cases.access
     expected = row.last_access_at
     # Older, then newer twice (a duplicate), then older ones again, in one batch each.
     for batch in ([earlier], [later, later], [earlier, later - dt.timedelta(minutes=1)]):
         async with lifecycle.app.db.unit_of_work() as uow:
-            await ledger.apply_access_batch([_access(member.account_id, at) for at in batch], uow)
+            await access.apply_batch([access_event(member.account_id, at) for at in batch], uow)
             await uow.commit()
         expected = max(expected, *batch)
         assert (await rows.get(member.account_id)).last_access_at == expected
@@ -188,8 +205,8 @@ async def test_each_notice_is_recorded_once_per_occurrence(member, lifecycle, ag
     await ages.freeze(member.account_id)
     await mailbox.wait_for(member.email, "frozen")
     # Sweeping again, twice, sends nothing more.
-    await lifecycle.app.ledger.sweep()
-    await lifecycle.app.ledger.sweep()
+    await lifecycle.app.cases.sweeper.sweep()
+    await lifecycle.app.cases.sweeper.sweep()
     await lifecycle.app.notifier.deliver_due()
     assert len([m for m in mailbox.to(member.email) if "frozen" in m["Subject"]]) == 1
     async with lifecycle.app.db.read() as conn:
@@ -232,7 +249,7 @@ async def test_internal_calls_check_their_input(internal):
 # --- helpers -------------------------------------------------------------------------------
 
 
-async def _cached(service, account_id: str, state: str) -> bool:  # type: ignore[no-untyped-def]
+async def _cached(service: Any, account_id: str, state: str) -> bool:
     from cumulo_platform.account_states import AccountStates
 
     states = _states_of(service)
@@ -240,32 +257,18 @@ async def _cached(service, account_id: str, state: str) -> bool:  # type: ignore
     return states.state_of(account_id) == state
 
 
-def _states_of(service):  # type: ignore[no-untyped-def]
+def _states_of(service: Any) -> Any:
     return service.app.states
 
 
-async def _object_keys(blob, account_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+async def _object_keys(blob: Any, account_id: str) -> list[str]:
     from cumulo_blob.adapters.tables import contents
 
     async with blob.app.db.read() as conn:
         return list((await conn.execute(sa.select(contents.c.s3_key).where(contents.c.account_id == uuid.UUID(account_id)))).scalars())
 
 
-def _cancel_request():  # type: ignore[no-untyped-def]
+def _cancel_request() -> Any:
     from cumulo.auth.v1 import auth_pb2
 
     return auth_pb2.CancelAccountRequest(password=PASSWORD)
-
-
-def _access(account_id: str, at: dt.datetime):  # type: ignore[no-untyped-def]
-    from cumulo.events.v1 import events_pb2
-    from cumulo_platform.db import make_envelope
-    from cumulo_platform.grpc_convert import timestamp
-
-    return make_envelope(
-        "access.recorded",
-        events_pb2.AccessRecorded(account_id=account_id, accessed_at=timestamp(at), service="test"),
-        account_id=account_id,
-        producer="test",
-        occurred_at=at,
-    )

@@ -6,7 +6,7 @@ each notice in the account's language.
 
 The session lifecycle delivers pending notices in the background every 0.2 s (by e-mail through
 the session's catcher; it has no SMS provider). The tests that check one notifier's outcome
-therefore run a sweeper and a notifier of their own (`Own`): the session lifecycle's settings,
+therefore run a sweeper and a notifier of their own (`own`, conftest.py): the session lifecycle's settings,
 database and contact lookup, with their own delivery settings and a clock `AHEAD` of the
 session's. Their sweep freezes the account (aged by the `ages` fixture) exactly as the session's
 would, but its notices are due at the own clock's time, which the background notifier reaches
@@ -18,163 +18,19 @@ gives the same outcome (locale, no contact), the session's own freeze and delive
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import datetime as dt
-import random
-import re
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-import grpc
 import pytest
 import sqlalchemy as sa
-from aiohttp import web
 
-from cumulo.events.v1 import events_pb2
-from cumulo_devstack.servers import MailCatcher, free_port
-from cumulo_devstack.testing import PASSWORD, eventually, expect_error, notices_sent, unique_email, unique_phone
-from cumulo_lifecycle.adapters.delivery import Delivery, DeliveryFailed
-from cumulo_lifecycle.adapters.tables import accounts, notices, transitions
+from cumulo_devstack.servers import free_port
+from cumulo_devstack.testing import unique_email, unique_phone
+from cumulo_lifecycle.adapters.tables import transitions
 from cumulo_lifecycle.domain.notices import format_time
-from cumulo_lifecycle.ledger import Ledger
-from cumulo_lifecycle.notifier import Notifier, mask
-from cumulo_platform.clock import OffsetClock
-from cumulo_platform.db import make_envelope
-from cumulo_platform.grpc_convert import timestamp
+from cumulo_lifecycle.notifier import mask
 
-# How far the own sweeper's and notifier's clock runs ahead of the session lifecycle's: the
-# background notifier does not see the test's notices before real time gets there.
-AHEAD = dt.timedelta(minutes=10)
-TOKEN = re.compile(r"\?token=([A-Za-z0-9_-]+)")
-
-
-# --- a provider's SMS webhook ---------------------------------------------------------------
-
-
-class SmsProvider:
-    """A real HTTP server taking `POST {"to", "text"}`; answers the queued statuses in turn
-    (then 200). Its error answers echo the message, as some providers' do."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, str]] = []
-        self.answers: list[int] = []
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        payload = await request.json()
-        self.received.append(payload)
-        status = self.answers.pop(0) if self.answers else 200
-        if status >= 400:
-            return web.json_response({"error": "rejected", "message": payload}, status=status)
-        return web.json_response({"id": uuid.uuid4().hex}, status=status)
-
-    def to(self, phone: str) -> list[str]:
-        return [m["text"] for m in self.received if m.get("to") == phone]
-
-
-@pytest.fixture
-async def sms_provider() -> AsyncIterator[SmsProvider]:
-    provider = SmsProvider()
-    app = web.Application()
-    app.router.add_post("/v1/sms", provider.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    provider.url = f"http://127.0.0.1:{port}/v1/sms"
-    try:
-        yield provider
-    finally:
-        await runner.cleanup()
-
-
-# --- a sweeper and notifier of the test's own -------------------------------------------------
-
-
-class Own:
-    """The session lifecycle's settings (with `changes`), database and contact lookup, on a
-    clock AHEAD of the session's."""
-
-    def __init__(self, lifecycle, ages, **changes: Any) -> None:  # type: ignore[no-untyped-def]
-        self.lifecycle = lifecycle
-        self.ages = ages
-        self.db = lifecycle.app.db
-        self.settings = dataclasses.replace(lifecycle.app.settings, **changes)
-        self.clock = OffsetClock()
-        self.clock.offset = lifecycle.clock.offset + AHEAD
-        self.ledger = Ledger(self.db, self.settings, self.clock, lifecycle.app.ledger.contacts)
-        self.delivery = Delivery(self.settings)
-        self.notifier = Notifier(self.db, self.settings, self.clock, self.delivery)
-
-    async def freeze(self, account_id: str) -> Any:
-        """Ages the account a year (the `ages` fixture) and sweeps: it freezes, and its freeze
-        notices are due for this notifier only."""
-        await self.ages.unused_for_a_year(account_id)
-        await self.ledger.sweep()
-        row = await account_row(self.lifecycle, account_id)
-        assert row.state == "frozen", row.state
-        return row
-
-    async def deliver(self, *notice_ids: uuid.UUID) -> int:
-        """One `deliver_due()` round that can only reach these notices: every other pending
-        notice is held locked meanwhile (the notifier skips locked rows)."""
-        async with self.db.unit_of_work() as uow:
-            await uow.execute(
-                sa.select(notices.c.notice_id)
-                .where(notices.c.status == "pending", notices.c.notice_id.not_in(notice_ids))
-                .with_for_update(skip_locked=True)
-            )
-            return await self.notifier.deliver_due()
-
-
-@pytest.fixture
-async def own(lifecycle, ages) -> AsyncIterator[Callable[..., Own]]:  # type: ignore[no-untyped-def]
-    made: list[Own] = []
-
-    def make(**changes: Any) -> Own:
-        made.append(Own(lifecycle, ages, **changes))
-        return made[-1]
-
-    try:
-        yield make
-    finally:
-        for each in made:
-            await each.delivery.close()
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-async def account_row(lifecycle, account_id: str) -> Any:  # type: ignore[no-untyped-def]
-    async with lifecycle.app.db.read() as conn:
-        return (await conn.execute(sa.select(accounts).where(accounts.c.account_id == uuid.UUID(account_id)))).one()
-
-
-async def notices_of(lifecycle, account_id: str, kind: str = "frozen") -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """The account's notices of a kind, by channel."""
-    async with lifecycle.app.db.read() as conn:
-        found = (
-            await conn.execute(
-                sa.select(notices).where(notices.c.account_id == uuid.UUID(account_id), notices.c.kind == kind)
-            )
-        ).all()
-    by_channel = {row.channel: row for row in found}
-    assert len(by_channel) == len(found), found  # one notice per channel and occurrence
-    return by_channel
-
-
-async def register(client, rows, *, email: str = "", phone: str = "", locale: str = "") -> str:  # type: ignore[no-untyped-def]
-    """A new account, registered through the gateway; returns once the lifecycle has its contacts."""
-    account = await client.register(email=email, phone=phone, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale=locale)
-    await eventually(
-        lambda: rows.get(account.account_id, lambda r: (r.email or "") == email and (r.phone or "") == phone),
-        what="the lifecycle to know the new account and its contacts",
-    )
-    return account.account_id
-
+from .conftest import TOKEN, account_row, notices_of, register
 
 # --- SMS ----------------------------------------------------------------------------------------
 
@@ -210,7 +66,7 @@ async def test_a_phone_only_account_gets_its_freeze_notice_by_sms_with_the_exact
     assert await mine.deliver(notice.notice_id) == 0
     assert len(sms_provider.to(phone)) == 1
     # The link in it is the account's own: it brings the account back.
-    assert await lifecycle.app.ledger.reactivate_with_link(link.group(1)) == "active"
+    assert await lifecycle.app.cases.access.reactivate_with_link(link.group(1)) == "active"
     assert (await account_row(lifecycle, account_id)).state == "active"
 
 
@@ -321,156 +177,3 @@ async def test_with_the_smtp_server_down_a_notice_is_retried_then_undeliverable_
     assert [tuple(m) for m in moved] == [("active", "frozen")]
     # Nothing reached the session's mail server for it.
     assert mailbox.to(address) == []
-
-
-# --- no contact ---------------------------------------------------------------------------------
-
-
-async def test_an_account_without_a_contact_gets_its_notice_recorded_as_undeliverable(rows, lifecycle, ages):
-    """An account the lifecycle knows only from its use (auth gave it no contact)."""
-    account_id = str(uuid.uuid4())
-    used = lifecycle.clock.now() - dt.timedelta(days=2)
-    async with lifecycle.app.db.unit_of_work() as uow:
-        await lifecycle.app.ledger.apply_access_batch(
-            [
-                make_envelope(
-                    "access.recorded",
-                    events_pb2.AccessRecorded(account_id=account_id, accessed_at=timestamp(used), service="test"),
-                    account_id=account_id,
-                    producer="test",
-                    occurred_at=used,
-                )
-            ],
-            uow,
-        )
-        await uow.commit()
-    row = await rows.get(account_id)
-    assert row.email is None and row.phone is None
-
-    frozen = await ages.freeze(account_id)
-    assert frozen.state == "frozen"
-    (notice,) = (await notices_of(lifecycle, account_id)).values()
-    assert (notice.channel, notice.status, notice.destination, notice.body) == ("none", "undeliverable", "", "")
-    assert notice.last_error == "no contact method on record"
-    assert notice.attempts == 0 and notice.next_attempt_at is None
-    # The notifiers never pick it up; the account stays frozen with its deletion scheduled.
-    await lifecycle.app.notifier.deliver_due()
-    assert (await notices_of(lifecycle, account_id))["none"].status == "undeliverable"
-    assert (await rows.get(account_id)).next_due_at is not None
-
-
-# --- secrets ---------------------------------------------------------------------------------------
-
-
-async def test_the_reactivation_link_token_never_reaches_logs_or_error_texts(
-    client, rows, lifecycle, own, sms_provider, capsys
-):
-    address, phone = unique_email(), unique_phone()
-    account_id = await register(client, rows, email=address, phone=phone, locale="en")
-    # Both channels fail, and the provider echoes the message (and so the link) in its errors.
-    mine = own(sms_webhook_url=sms_provider.url, smtp_host="127.0.0.1", smtp_port=free_port())
-    await mine.freeze(account_id)
-    ids = [row.notice_id for row in (await notices_of(lifecycle, account_id)).values()]
-    assert len(ids) == 2
-    sms_provider.answers = [500, 400]
-
-    for _ in range(mine.settings.notice_attempts):
-        await mine.deliver(*ids)
-        mine.clock.advance(mine.settings.notice_retry * 2 ** mine.settings.notice_attempts)
-    done = await notices_of(lifecycle, account_id)
-    assert {c: r.status for c, r in done.items()} == {"sms": "undeliverable", "email": "undeliverable"}
-    assert done["sms"].attempts == 2 and done["email"].attempts == mine.settings.notice_attempts
-
-    texts = sms_provider.to(phone)
-    assert len(texts) == 2
-    token = TOKEN.search(texts[0]).group(1)
-    assert texts[1] == texts[0]
-
-    # The link works once, through the gateway; the refusal after that does not repeat it.
-    await client.reactivate_with_link(token)
-    assert (await account_row(lifecycle, account_id)).state == "active"
-    refused = await expect_error(client.reactivate_with_link(token), grpc.StatusCode.NOT_FOUND, "LINK_INVALID")
-    assert token not in str(refused) and token not in repr(refused.metadata)
-
-    captured = capsys.readouterr()
-    logs = captured.err + captured.out
-    assert "notice_not_delivered" in logs  # the failures were logged (and captured) ...
-    assert token not in logs  # ... without the token
-    for line in logs.splitlines():
-        if "notice_not_delivered" in line:
-            assert phone not in line and address not in line
-    for row in done.values():
-        assert token not in row.last_error and phone not in row.last_error and address not in row.last_error
-        assert row.body == ""
-        # Nothing of the finished notice holds the token any more.
-        assert token not in repr(tuple(row))
-    await notices_sent(lifecycle, account_id)  # the session's notifier sends "active again"
-
-
-# --- locale ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "locale, subject, body_start",
-    [
-        ("", "您的 cumulo 账号已被冻结，数据将于 {exact} 删除", "您的 cumulo 账号自 "),
-        ("zh-CN", "您的 cumulo 账号已被冻结，数据将于 {exact} 删除", "您的 cumulo 账号自 "),
-        ("en", "Your cumulo account is frozen: its data will be deleted at {exact}", "Your cumulo account has not been used since "),
-    ],
-    ids=["default", "zh-CN", "en"],
-)
-async def test_notices_are_in_the_accounts_language(client, rows, lifecycle, ages, mailbox, locale, subject, body_start):
-    address = unique_email()
-    account_id = await register(client, rows, email=address, locale=locale)
-    assert (await rows.get(account_id)).locale == (locale or "zh-CN")
-    frozen = await ages.freeze(account_id)
-    exact = format_time(frozen.delete_at, lifecycle.app.settings.calendar.time_zone)
-    (mail,) = await mailbox.wait_for(address, exact)  # delivered by the session's notifier
-    assert mail["Subject"] == subject.format(exact=exact)
-    body = mail.get_content()
-    assert body.startswith(body_start)
-    assert exact in body and TOKEN.search(body)
-    assert (await notices_of(lifecycle, account_id))["email"].locale == (locale or "zh-CN")
-    await notices_sent(lifecycle, account_id)
-
-
-# --- stopping --------------------------------------------------------------------------------------
-
-
-async def test_a_notice_being_sent_gives_way_to_cancellation(lifecycle, tmp_path):
-    """A service stops by cancelling its jobs; a notice in the middle of its sending must let
-    the notifier's job end (the notice stays pending and is sent after the restart)."""
-    catcher = MailCatcher(tmp_path / "mail", free_port())  # a real SMTP server of the test's own
-    catcher.start()
-    delivery = Delivery(dataclasses.replace(lifecycle.app.settings, smtp_host="127.0.0.1", smtp_port=catcher.port))
-    loop = asyncio.get_running_loop()
-    try:
-        started = loop.time()
-        await delivery.send("email", unique_email(), "Your cumulo account is frozen", "text")
-        took = loop.time() - started  # how long one notice takes to send here
-        interrupted, carried_on, failed = 0, 0, 0
-        for _ in range(1000):
-            if interrupted >= 40:
-                break
-            sending = asyncio.create_task(delivery.send("email", unique_email(), "Your cumulo account is frozen", "text"))
-            await asyncio.sleep(random.uniform(0, took))
-            if sending.done():
-                continue
-            sending.cancel()  # as ServiceRuntime.stop() cancels the notifier's job
-            interrupted += 1
-            try:
-                await sending
-            except asyncio.CancelledError:
-                continue
-            except DeliveryFailed:
-                failed += 1
-            else:
-                carried_on += 1
-        assert interrupted >= 40, f"only {interrupted} sends could be interrupted"
-        assert (carried_on, failed) == (0, 0), (
-            f"of {interrupted} sends cancelled midway, {carried_on} finished as if not cancelled "
-            f"and {failed} turned the cancellation into a delivery failure"
-        )
-    finally:
-        await delivery.close()
-        catcher.stop()

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import pathlib
 
+from cumulo.auth.v1 import auth_pb2_grpc
+from cumulo.blob.v1 import blob_pb2_grpc
+from cumulo.evidence.v1 import evidence_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo.moderation.v1 import moderation_pb2_grpc
 from cumulo_moderation.adapters.services import Services
 from cumulo_moderation.adapters.tables import SCHEMA
@@ -15,25 +20,26 @@ from cumulo_moderation.api.public import (
     ComplaintService,
     ModerationService,
 )
-from cumulo_moderation.cases import Cases, prune_counters
-from cumulo_moderation.checks import Checks
+from cumulo_moderation.blocklist import Blocklist
+from cumulo_moderation.cases import Cases
 from cumulo_moderation.complaints import Complaints
 from cumulo_moderation.config import ModerationSettings
+from cumulo_moderation.consumers import Checks, consumers
+from cumulo_moderation.decisions import Decisions
+from cumulo_moderation.effects import Effects
+from cumulo_moderation.jobs import jobs
 from cumulo_moderation.preservation import Preservation
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
-from cumulo_platform.events import EventConsumer
 from cumulo_platform.last_access import LastAccessRecorder
-from cumulo_platform.purge import purge_participant
-from cumulo_platform.runtime import GrpcService, ServiceRuntime, periodic
+from cumulo_platform.runtime import GrpcService, ServiceRuntime
 from cumulo_platform.service import Foundation
 from cumulo_platform.storage import Storage
 from cumulo_platform.tokens import Principal
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
-SERVICE_NAME = "moderation"
 
 
 def migrate(settings: ModerationSettings) -> None:
@@ -45,8 +51,11 @@ class ModerationApp:
     settings: ModerationSettings
     db: Database
     cases: Cases
+    decisions: Decisions
+    effects: Effects
     complaints: Complaints
     checks: Checks
+    blocklist: Blocklist
     preservation: Preservation
     storage: Storage
     states: AccountStates
@@ -58,19 +67,22 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
     platform = settings.platform
     base = await Foundation.open(platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
     storage = await base.preservation()
+    holds = base.legal_holds()
     services = Services(
-        auth=base.auth_channel(), blob=base.blob_channel(), lifecycle=base.lifecycle_channel(),
-        sync=base.sync_channel(), locator=base.locator_channel(),
+        auth=base.remote("auth", auth_pb2_grpc.AuthInternalServiceStub),
+        blob=base.remote("blob", blob_pb2_grpc.BlobInternalServiceStub),
+        lifecycle=base.remote("lifecycle", lifecycle_pb2_grpc.LifecycleInternalServiceStub),
+        evidence={name: base.remote(name, evidence_pb2_grpc.EvidenceInternalServiceStub) for name in ("sync", "locator")},
     )
-    cases = Cases(base.db, settings, base.clock, services)
+    # An effect's carrier has a few call deadlines before it counts as interrupted.
+    effects = Effects(base.db, base.clock, services, lease=dt.timedelta(seconds=3 * platform.call_deadline))
+    cases = Cases(base.db, settings, base.clock, effects)
+    decisions = Decisions(base.db, settings, base.clock, cases, effects)
+    checks = Checks(settings, base.clock, cases, effects)
     complaints = Complaints(base.db, settings, base.clock, services, cases)
-    checks = Checks(base.db, settings, base.clock, services, cases)
-    preservation = Preservation(base.db, base.clock, services, storage)
+    blocklist = Blocklist(base.db, base.clock)
+    preservation = Preservation(base.db, base.clock, services, storage, holds)
     verifier = base.remote_verifier()
-
-    async def prune() -> None:
-        longest = max(settings.complaint_window, settings.link_burst_window)
-        await prune_counters(base.db, base.clock.now() - 2 * longest)
 
     async def authenticate(token: str) -> Principal:
         """A token sent with an anonymous call still counts: verified, gated and a use."""
@@ -85,25 +97,18 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
                 COMPLAINT_SERVICE, ComplaintService(complaints, cases, authenticate), moderation_pb2_grpc.add_ComplaintServiceServicer_to_server
             ),
             GrpcService(
-                MODERATION_SERVICE, ModerationService(base.db, cases, checks, preservation),
+                MODERATION_SERVICE, ModerationService(base.db, cases, decisions, blocklist, preservation),
                 moderation_pb2_grpc.add_ModerationServiceServicer_to_server,
             ),
         ],
         interceptor=base.interceptor(verifier=verifier, clients=base.remote_clients(), anonymous_methods=ANONYMOUS_METHODS),
         jobs=[
-            periodic(cases.restore_due, every=settings.restore_every.total_seconds()),
-            periodic(prune, every=600),
-            EventConsumer(base.db, base.nats, durable="moderation-uploads", event_types=["file.uploaded"], handler=checks.on_file_uploaded).run,
-            EventConsumer(
-                base.db, base.nats, durable="moderation-links", event_types=["link.created"], handler=checks.on_link_created
-            ).run,
-            EventConsumer(
-                base.db, base.nats, durable="moderation-purge", event_types=["purge.requested"],
-                handler=purge_participant(SERVICE_NAME, preservation.purge),
-            ).run,
+            *jobs(base.db, settings, base.clock, cases, effects),
+            *consumers(base.db, base.nats, checks),
+            base.purge_consumer(preservation.purge),
         ],
     )
     return ModerationApp(
-        settings=settings, db=base.db, cases=cases, complaints=complaints, checks=checks, preservation=preservation, storage=storage, states=base.states,
-        recorder=base.recorder, runtime=runtime,
+        settings=settings, db=base.db, cases=cases, decisions=decisions, effects=effects, complaints=complaints, checks=checks,
+        blocklist=blocklist, preservation=preservation, storage=storage, states=base.states, recorder=base.recorder, runtime=runtime,
     )

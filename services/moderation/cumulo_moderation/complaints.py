@@ -15,9 +15,11 @@ from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_moderation import audit
 from cumulo_moderation.adapters.services import Content, Services
 from cumulo_moderation.adapters.tables import complaints
-from cumulo_moderation.cases import Cases, receipt_hash, within_limit
+from cumulo_moderation.cases import Cases
 from cumulo_moderation.config import ModerationSettings
+from cumulo_moderation.counters import within_limit
 from cumulo_moderation.domain import rules
+from cumulo_moderation.domain.rules import receipt_hash
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import InvalidArgument, NotFound

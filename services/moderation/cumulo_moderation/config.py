@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
 
 SERVICE = "moderation"
-DEFAULT_PORT = 7106
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +18,9 @@ class ModerationSettings:
     # before the content is restored (DMCA: 10 to 14 business days).
     counter_notice_wait: dt.timedelta
     restore_every: dt.timedelta
+    # How often pending effects are looked for: blocklist matches to block, and decisions
+    # whose effect was interrupted (a crash, an outage of the service carrying it out).
+    effects_every: dt.timedelta
     # Upheld copyright takedowns that put a termination review in the queue.
     repeat_infringer_strikes: int
     # Complaint intake: at most so many per reporter (account or contact address) and per
@@ -35,9 +37,10 @@ class ModerationSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ModerationSettings:
         env = Env(SERVICE, environ)
         settings = cls(
-            platform=PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT),
+            platform=PlatformSettings.from_env(SERVICE, env),
             counter_notice_wait=env.interval("COUNTER_NOTICE_WAIT", "P14D"),
             restore_every=env.interval("RESTORE_EVERY", "PT10S"),
+            effects_every=env.interval("EFFECTS_EVERY", "PT1S"),
             repeat_infringer_strikes=env.get("REPEAT_INFRINGER_STRIKES", 3),
             complaints_per_reporter=env.get("COMPLAINTS_PER_REPORTER", 20),
             complaints_per_address=env.get("COMPLAINTS_PER_ADDRESS", 60),
@@ -58,6 +61,7 @@ class ModerationSettings:
             ("COMPLAINT_WINDOW", settings.complaint_window),
             ("LINK_BURST_WINDOW", settings.link_burst_window),
             ("RESTORE_EVERY", settings.restore_every),
+            ("EFFECTS_EVERY", settings.effects_every),
         ):
             if span <= dt.timedelta(0):
                 raise SettingsError(f"CUMULO_MODERATION_{name} must be longer than zero")

@@ -1,11 +1,13 @@
 """Legal holds, evidence bundles, and the moderation side of an account's purge.
 
-A hold is placed in the lifecycle (no deletion starts, a cancellation or termination waits)
-and in blob (nothing leaves storage: trash, retention, purge) and recorded here. An evidence
-export writes, under evidence/<account>/<export_id>/ in the preservation bucket: the account's
-facts, its file list with hashes, the files' bytes, its cases and its audit trail, then a
-manifest naming every part with its size and SHA-256. The manifest's own SHA-256 is kept here,
-so the bundle can be verified against it later. Sync and the locator write their own parts
+A hold is placed (and released) in the lifecycle, the authority on holds: no deletion starts
+and a cancellation or termination waits; every service that keeps data (blob, sync, the
+locator, moderation itself) learns of it from the lifecycle's `account.hold_changed` event and
+keeps what the account has. An evidence export (held accounts only, as the lifecycle answers)
+writes, under evidence/<account>/<export_id>/ in the preservation bucket: the account's facts,
+its file list with hashes, the files' bytes, its cases and its audit trail, then a manifest
+naming every part with its size and SHA-256. The manifest's own SHA-256 is kept here, so the
+bundle can be verified against it later. Sync and the locator write their own parts
 (`<service>.jsonl`: records, devices, location history) through `EvidenceInternalService`."""
 
 from __future__ import annotations
@@ -17,16 +19,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from google.protobuf import json_format
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo_moderation import audit
 from cumulo_moderation.adapters.services import Services
-from cumulo_moderation.adapters.tables import cases, complaints, counters, exports, holds, strikes
+from cumulo_moderation.adapters.tables import cases, complaints, counters, exports, strikes
 from cumulo_moderation.domain import rules
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import FailedPrecondition, NotFound, parse_id
 from cumulo_platform.evidence import evidence_prefix
+from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
 from cumulo_platform.storage import Storage
 
@@ -47,43 +49,48 @@ def _row(row: Any, *skip: str) -> dict[str, Any]:
 
 
 class Preservation:
-    def __init__(self, db: Database, clock: Clock, services: Services, storage: Storage) -> None:
+    def __init__(self, db: Database, clock: Clock, services: Services, storage: Storage, holds: LegalHolds) -> None:
         self.db = db
         self.clock = clock
         self.services = services
         self.storage = storage
+        self.holds = holds
 
     async def set_hold(self, account_id: str, *, held: bool, reason: str, actor: str) -> None:
         account = _account(account_id)
         reason = rules.check_reason(reason)
         await self.services.set_hold(str(account), held=held, reason=reason, actor=actor)
-        now = self.clock.now()
         async with self.db.unit_of_work() as uow:
-            if held:
-                await uow.execute(
-                    pg_insert(holds)
-                    .values(account_id=account, reason=reason, actor=actor, since=now)
-                    .on_conflict_do_update(index_elements=["account_id"], set_={"reason": reason, "actor": actor})
-                )
-            else:
-                await uow.execute(sa.delete(holds).where(holds.c.account_id == account))
             await audit.record(
-                uow, at=now, actor=actor, action="hold.placed" if held else "hold.released", account_id=account,
+                uow, at=self.clock.now(), actor=actor, action="hold.placed" if held else "hold.released", account_id=account,
                 target=f"account:{account}", reason=reason,
             )
             await uow.commit()
 
+    async def _hold(self, account: uuid.UUID) -> Any | None:
+        """The account as the lifecycle has it, if it is held now. Asked of the lifecycle
+        rather than of the `legal_holds` table its event fills: a moderator exports right
+        after placing a hold, before the event may have arrived."""
+        try:
+            found = await self.services.lifecycle_account(str(account))
+        except NotFound:
+            return None  # an account the lifecycle does not know is not held
+        return found if found.account.held else None
+
     async def export(self, account_id: str, *, reason: str, actor: str) -> Any:
         account = _account(account_id)
         reason = rules.check_reason(reason)
-        async with self.db.read() as conn:
-            hold = (await conn.execute(sa.select(holds).where(holds.c.account_id == account))).first()
-        if hold is None:
+        lifecycle = await self._hold(account)
+        if lifecycle is None:
             raise FailedPrecondition("evidence is exported from held accounts only; place a legal hold first", reason="NOT_HELD")
         export_id = uuid.uuid4()
         prefix = evidence_prefix(account, export_id)
         created = self.clock.now()
-        facts = await self.services.account_facts(str(account))
+        facts = {
+            "account_id": str(account),
+            "contacts": await self.services.contacts(str(account)),
+            "lifecycle": json_format.MessageToDict(lifecycle, preserving_proto_field_name=True),
+        }
         files: list[dict[str, Any]] = []
         objects: dict[str, tuple[str, int]] = {}  # key -> (sha256, size)
         token = ""
@@ -105,6 +112,7 @@ class Preservation:
                 )
             ).all()
         trail = await audit.of_account(self.db, account)
+        placed = [entry.at for entry in trail if entry.action == "hold.placed"]
         parts: list[dict[str, Any]] = []
         documents = {
             "account.json": facts,
@@ -122,20 +130,20 @@ class Preservation:
             parts.append({"key": key, "size": size, "sha256": sha256})
         manifest = _json({
             "export_id": str(export_id), "account_id": str(account), "created_at": created.isoformat(), "actor": actor,
-            "reason": reason, "bucket": self.storage.bucket, "hold": {"reason": hold.reason, "since": hold.since.isoformat()},
+            "reason": reason, "bucket": self.storage.bucket,
+            "hold": {"reason": lifecycle.account.hold_reason, "since": placed[-1].isoformat() if placed else ""},
             "parts": parts,
         })
         manifest_key = prefix + "manifest.json"
         await self.storage.put(manifest_key, manifest)
         digest = hashlib.sha256(manifest).hexdigest()
         total = sum(size for _, size in objects.values())
+        # Still held? A release (and the deletion it lets start) meanwhile must not leave
+        # copies of the account's files behind: the bundle goes again.
+        if await self._hold(account) is None:
+            await self.storage.delete_prefix(prefix)
+            raise FailedPrecondition("the legal hold was released during the export; nothing is kept", reason="NOT_HELD")
         async with self.db.unit_of_work() as uow:
-            # Still held? A release (and the deletion it lets start) meanwhile must not leave
-            # copies of the account's files behind: the bundle goes again.
-            still = (await uow.execute(sa.select(holds.c.account_id).where(holds.c.account_id == account).with_for_update())).first()
-            if still is None:
-                await self.storage.delete_prefix(prefix)
-                raise FailedPrecondition("the legal hold was released during the export; nothing is kept", reason="NOT_HELD")
             row = (
                 await uow.execute(
                     sa.insert(exports)
@@ -181,6 +189,10 @@ class Preservation:
         (complaints it filed lose their contact, counter-notices their statements, strikes and
         evidence bundles are deleted); the audit log stays, as the law requires."""
         account = _account(account_id)
+        if await self.holds.held(account):
+            # The lifecycle starts no deletion of a held account; a purge that comes anyway
+            # (the release not yet learnt here) is asked again later.
+            raise FailedPrecondition("the account is under a legal hold; nothing is deleted", reason="LEGAL_HOLD")
         # Every bundle of the account, also one an interrupted export left without a row.
         items = await self.storage.delete_prefix(f"evidence/{account}/")
         async with self.db.unit_of_work() as uow:
@@ -197,6 +209,5 @@ class Preservation:
             ).rowcount or 0
             items += (await uow.execute(sa.delete(strikes).where(strikes.c.account_id == account))).rowcount or 0
             await uow.execute(sa.delete(counters).where(counters.c.key.in_([f"links:{account}", f"reporter:account:{account}"])))
-            await uow.execute(sa.delete(holds).where(holds.c.account_id == account))
             await uow.commit()
         return items

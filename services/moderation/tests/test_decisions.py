@@ -1,11 +1,9 @@
 """Decisions and what they do in the other services, through the gateway on the session's real
 servers: each decision's effect (blob, auth, the lifecycle's notices and deletion saga),
-claiming, complaints joining cases, the repeat-infringer threshold, the counter-notice rules,
-complaint rate limits, and dismissing a blocklist match."""
+claiming, and dismissing a blocklist match."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import pathlib
@@ -22,9 +20,8 @@ from cumulo.auth.v1 import auth_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_blob.adapters.tables import nodes
-from cumulo_devstack.testing import PASSWORD, eventually, expect_error, new_member, unique_email
+from cumulo_devstack.testing import PASSWORD, eventually, expect_error, new_member
 from cumulo_lifecycle.adapters.tables import accounts as lifecycle_accounts
-from cumulo_moderation.adapters.tables import cases as case_rows
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import TokenStore
 
@@ -275,231 +272,6 @@ async def test_a_claimed_case_belongs_to_its_moderator_until_taken_over(owner, r
     trail = await moderator.moderation.audit(case_id=filed.case_id)
     assert [e.reason for e in trail if e.action == "case.claimed" and e.actor == b] == [f"taken over from {a}"]
     assert [e.actor for e in trail if e.action.startswith("decision.")] == [b]
-
-
-# --- 3. complaints joining cases ---------------------------------------------------------------
-
-
-async def test_complaints_about_one_file_in_one_category_join_one_case(owner, reporter, anonymous, moderator):
-    first = await complain_about_file(reporter, owner.file_id, "harmful")
-    second = await anonymous.complaints.report(
-        "link", owner.link_token, category="harmful", description="the same file, by its link",
-        contact_address=unique_email(), signed_in=False,
-    )
-    assert second.case_id == first.case_id and second.complaint_id != first.complaint_id
-    found = await moderator.moderation.case(first.case_id)
-    assert found.case.complaints == 2
-    assert {c.complaint_id for c in found.complaints} == {first.complaint_id, second.complaint_id}
-    assert found.case.node_id == owner.file_id and found.case.account_id == owner.account_id
-
-    other = await complain_about_file(reporter, owner.file_id, "privacy")
-    assert other.case_id != first.case_id
-    assert (await moderator.moderation.case(other.case_id)).case.complaints == 1
-    assert (await moderator.moderation.case(first.case_id)).case.complaints == 2
-
-
-async def test_a_complaint_about_an_account_by_email_names_the_account(owner, reporter, anonymous, moderator):
-    filed = await reporter.client.complaints.report("account", owner.email, category="spam", description="spams my inbox")
-    found = await moderator.moderation.case(filed.case_id)
-    assert found.case.account_id == owner.account_id
-    assert found.case.target_kind == pb.TARGET_KIND_ACCOUNT and found.case.node_id == ""
-    # By its id, or its address written differently, it is the same account and the same case.
-    by_id = await anonymous.complaints.report(
-        "account", owner.account_id, category="spam", description="spam again", contact_address=unique_email(), signed_in=False,
-    )
-    by_upper = await reporter.client.complaints.report("account", owner.email.upper(), category="spam", description="and again")
-    assert by_id.case_id == filed.case_id == by_upper.case_id
-    assert (await moderator.moderation.case(filed.case_id)).case.complaints == 3
-
-
-# --- 4. repeat infringers -------------------------------------------------------------------------
-
-
-async def repeat_infringer_case(moderator: Cumulo, account_id: str) -> list[pb.CaseSummary]:
-    return [c for c in await queued(moderator) if c.kind == pb.CASE_KIND_REPEAT_INFRINGER and c.account_id == account_id]
-
-
-async def test_upheld_copyright_takedowns_up_to_the_threshold_queue_a_repeat_infringer_review(
-    owner, reporter, moderator, moderation, claim, tmp_path
-):
-    strikes = moderation.app.settings.repeat_infringer_strikes
-    files = [owner.file_id] + [(await upload(owner.client, tmp_path, f"copy-{i}.jpg"))[0] for i in range(strikes - 1)]
-    decisions = ["block", "delete"]
-    for index, node_id in enumerate(files[:-1]):
-        filed = await complain_about_file(reporter, node_id, "copyright", claim())
-        await moderator.moderation.decide(filed.case_id, decisions[index % 2], "unlicensed copy of the work")
-    # A takedown for something else does not count.
-    other_file, _ = await upload(owner.client, tmp_path, "other.jpg")
-    harmful = await complain_about_file(reporter, other_file, "harmful")
-    await moderator.moderation.decide(harmful.case_id, "block", "harmful material")
-    assert await repeat_infringer_case(moderator, owner.account_id) == []  # one fewer than the threshold
-
-    last = await complain_about_file(reporter, files[-1], "copyright", claim())
-    await moderator.moderation.decide(last.case_id, decisions[(strikes - 1) % 2], "unlicensed copy of the work")
-    (review,) = await repeat_infringer_case(moderator, owner.account_id)
-    assert review.category == pb.CATEGORY_COPYRIGHT and review.target_kind == pb.TARGET_KIND_ACCOUNT
-    assert review.state == pb.CASE_STATE_OPEN and review.node_id == ""
-    trail = await moderator.moderation.audit(case_id=review.case_id)
-    assert [e.actor for e in trail if e.action == "case.opened"] == ["system:repeat-infringer"]
-
-
-# --- 5. counter-notices --------------------------------------------------------------------------
-
-
-async def counter(owner, case_id: str) -> pb.CaseSummary:  # type: ignore[no-untyped-def]
-    return await owner.client.complaints.counter_notice(
-        case_id, statement="I made this myself", name="Ann Owner", contact="ann@example.com, 1 Main St"
-    )
-
-
-async def test_counter_notice_rules_and_legal_action_keeps_the_takedown(
-    owner, reporter, anonymous, moderator, moderation, claim, tmp_path
-):
-    # Only a copyright BLOCK can be disputed: not a block for another reason, not a copyright delete.
-    harmful_file, _ = await upload(owner.client, tmp_path, "harmful.jpg")
-    harmful = await complain_about_file(reporter, harmful_file, "harmful")
-    await moderator.moderation.decide(harmful.case_id, "block", "harmful material")
-    await expect_error(counter(owner, harmful.case_id), grpc.StatusCode.FAILED_PRECONDITION, "NOT_COUNTERABLE")
-    deleted_file, _ = await upload(owner.client, tmp_path, "deleted.jpg")
-    deleted = await complain_about_file(reporter, deleted_file, "copyright", claim())
-    await moderator.moderation.decide(deleted.case_id, "delete", "unlicensed copy")
-    await expect_error(counter(owner, deleted.case_id), grpc.StatusCode.FAILED_PRECONDITION, "NOT_COUNTERABLE")
-
-    filed = await complain_about_file(reporter, owner.file_id, "copyright", claim())
-    await moderator.moderation.decide(filed.case_id, "block", "unlicensed copy of the photograph")
-    # Before any counter-notice there is nothing to take legal action against.
-    await expect_error(
-        reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed"),
-        grpc.StatusCode.FAILED_PRECONDITION, "NO_COUNTER_NOTICE",
-    )
-    waiting = await counter(owner, filed.case_id)
-    assert waiting.counter_notice == pb.COUNTER_NOTICE_STATE_WAITING and waiting.restore_at.seconds
-    await expect_error(counter(owner, filed.case_id), grpc.StatusCode.FAILED_PRECONDITION, "COUNTER_NOTICE_FILED")
-
-    # A wrong receipt looks like no complaint at all.
-    await expect_error(
-        reporter.client.complaints.legal_action(filed.complaint_id, secrets.token_urlsafe(24), "suit filed"),
-        grpc.StatusCode.NOT_FOUND, "COMPLAINT_NOT_FOUND",
-    )
-    await reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed at the district court, no. 24-1177")
-    found = await moderator.moderation.case(filed.case_id)
-    assert found.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
-    assert [c.legal_action_at.seconds > 0 for c in found.complaints] == [True]
-
-    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
-    moderation.clock.offset += shift
-    try:
-        async with moderation.app.db.read() as conn:
-            others_due = (
-                await conn.execute(
-                    sa.select(sa.func.count()).select_from(case_rows).where(
-                        case_rows.c.counter_state == "waiting", case_rows.c.restore_at <= moderation.clock.now(),
-                        case_rows.c.case_id != uuid.UUID(filed.case_id),
-                    )
-                )
-            ).scalar_one()
-        restored = await moderation.app.cases.restore_due()
-    finally:
-        moderation.clock.offset -= shift
-    assert restored == others_due  # nothing of this case
-
-    await expect_error(owner.client.files.download(owner.file_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
-    with pytest.raises(CumuloRpcError) as dead:
-        await anonymous.files.open_link(owner.link_token)
-    assert dead.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), dead.value
-    after = await moderator.moderation.case(filed.case_id)
-    assert after.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
-    assert "content.restored" not in [e.action for e in after.audit]
-    assert "counter_notice.legal_action" in [e.action for e in after.audit]
-
-
-async def test_legal_action_reported_after_the_waiting_period_does_not_stop_the_restore(
-    owner, reporter, moderator, moderation, auth, claim, tmp_path
-):
-    filed = await complain_about_file(reporter, owner.file_id, "copyright", claim())
-    await moderator.moderation.decide(filed.case_id, "block", "unlicensed copy of the photograph")
-    await counter(owner, filed.case_id)
-    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(minutes=1)
-    # Auth moves too, so that the complainant's access token is current for moderation's clock.
-    moderation.clock.offset += shift
-    auth.clock.offset += shift
-    try:
-        await reporter.client.login(reporter.email, PASSWORD)
-        # The waiting period is over (the periodic restore has not run yet): too late.
-        await expect_error(
-            reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed, late"),
-            grpc.StatusCode.FAILED_PRECONDITION,
-        )
-        await moderation.app.cases.restore_due()
-    finally:
-        moderation.clock.offset -= shift
-        auth.clock.offset -= shift
-    assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content
-
-
-# --- 6. rate limits -----------------------------------------------------------------------------------
-
-
-async def test_complaints_from_one_reporter_are_rate_limited(owner, anonymous, moderator, moderation):
-    settings = moderation.app.settings
-    limit = settings.complaints_per_reporter
-    assert limit + 1 < settings.complaints_per_address  # the per-reporter limit is the one reached here
-    contact = unique_email()
-
-    def report(address: str, number: int):  # type: ignore[no-untyped-def]
-        return anonymous.complaints.report(
-            "account", owner.account_id, category="other", description=f"complaint number {number}",
-            contact_address=address, signed_in=False,
-        )
-
-    # A counting window of this test's own, long past: every complaint the session files
-    # through the gateway shares one network address (Envoy appends 127.0.0.1), whose current
-    # window this test neither fills nor resets (a bump deletes only the key's older windows).
-    # Anonymous complaints: no access token to check against the moved clock.
-    shift = -dt.timedelta(days=4321, hours=7)
-    moderation.clock.offset += shift
-    try:
-        accepted = [await report(contact, number) for number in range(limit)]
-        await expect_error(report(contact, limit), grpc.StatusCode.RESOURCE_EXHAUSTED, "COMPLAINT_RATE_LIMITED")
-        await expect_error(report(contact.upper(), limit + 1), grpc.StatusCode.RESOURCE_EXHAUSTED, "COMPLAINT_RATE_LIMITED")
-        another = await report(unique_email(), 0)  # someone else, from the same address, is still heard
-    finally:
-        moderation.clock.offset -= shift
-    case_ids = {filed.case_id for filed in accepted} | {another.case_id}
-    assert len(case_ids) == 1
-    (case_id,) = case_ids
-    assert (await moderator.moderation.case(case_id)).case.complaints == limit + 1  # the refused ones left nothing
-    # Its created_at lies long past: decided, so it does not sit at the head of the queue.
-    await moderator.moderation.decide(case_id, "dismiss", "rate limit test")
-
-
-async def test_complaints_from_one_network_address_are_rate_limited(owner, anonymous, moderator, moderation):
-    """Many reporters from one address: the per-address limit (lowered here to 5 for this test;
-    the session allows many, since all its complaints come from 127.0.0.1)."""
-    complaints = moderation.app.complaints
-    original = complaints.settings
-    complaints.settings = dataclasses.replace(original, complaints_per_address=5)
-    shift = -dt.timedelta(days=5432, hours=3)  # a counting window of this test's own, long past
-    moderation.clock.offset += shift
-    try:
-        accepted = [
-            await anonymous.complaints.report(
-                "account", owner.account_id, category="spam", description=f"reporter {n}", contact_address=unique_email(), signed_in=False
-            )
-            for n in range(5)
-        ]
-        await expect_error(
-            anonymous.complaints.report(
-                "account", owner.account_id, category="spam", description="one more", contact_address=unique_email(), signed_in=False
-            ),
-            grpc.StatusCode.RESOURCE_EXHAUSTED, "COMPLAINT_RATE_LIMITED",
-        )
-    finally:
-        moderation.clock.offset -= shift
-        complaints.settings = original
-    (case_id,) = {filed.case_id for filed in accepted}
-    assert (await moderator.moderation.case(case_id)).case.complaints == 5
-    await moderator.moderation.decide(case_id, "dismiss", "rate limit test")
 
 
 # --- 7. blocklist matches ---------------------------------------------------------------------------

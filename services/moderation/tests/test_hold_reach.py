@@ -1,10 +1,10 @@
-"""Legal holds reach the locator and sync (SPEC R3.6), against the session's real servers and
+"""Legal holds reach the locator and sync (§3.3.1, §6.7), against the session's real servers and
 services: a hold placed by a moderator (ModerationService.SetLegalHold, which sets it in the
 lifecycle) is announced by the lifecycle as `account.hold_changed`, each service keeps the
 held accounts in its own `legal_holds` table, and its clean-up leaves them alone:
 
 - the locator's retention (`Devices.prune`) keeps a held account's old positions;
-- sync's clean-up (`Records.prune_tombstones`, `Records.drop_dropped()`) keeps a held
+- sync's clean-up (`Cleanup.prune_tombstones`, `Cleanup.drop_dropped()`) keeps a held
   account's old tombstones and its deleted zones;
 
 while other accounts' old rows go in the same run, and the held account's go once the
@@ -13,118 +13,26 @@ release has reached the service."""
 from __future__ import annotations
 
 import datetime as dt
-import pathlib
 import uuid
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 import sqlalchemy as sa
 
 from cumulo.events.v1 import events_pb2
-from cumulo.lifecycle.v1 import lifecycle_pb2 as lpb
 from cumulo.sync.v1 import sync_pb2
-from cumulo_devstack.testing import Member, eventually, expect_error, new_member, read_stream
+from cumulo_devstack.testing import Member, eventually, expect_error, read_stream
 from cumulo_locator.adapters.tables import devices, locations
-from cumulo_locator.adapters.tables import legal_holds as locator_holds
 from cumulo_platform.db import SUBJECT_PREFIX
 from cumulo_platform.legal_holds import EVENT_TYPE
-from cumulo_sdk import Cumulo, CumuloRpcError
+from cumulo_sdk import CumuloRpcError
 from cumulo_sdk.devices import DeviceAgent
-from cumulo_sync.adapters.tables import legal_holds as sync_holds
 from cumulo_sync.adapters.tables import records, zones
 
 HOLD_WAIT = 30.0  # seconds for an event to travel lifecycle outbox -> JetStream -> consumer
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def held(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
-    """The account a moderator will hold."""
-    made = await new_member(gateway, tmp_path / "held")
-    try:
-        yield made
-    finally:
-        await made.client.close()
-
-
-@pytest.fixture
-async def bystander(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
-    """Another account, never held."""
-    made = await new_member(gateway, tmp_path / "bystander")
-    try:
-        yield made
-    finally:
-        await made.client.close()
-
-
-class Desk:
-    """The moderator's desk: places and releases holds, and remembers those still placed."""
-
-    def __init__(self, moderator: Cumulo) -> None:
-        self.moderator = moderator
-        self.placed: set[str] = set()
-
-    async def place(self, account_id: str, reason: str) -> None:
-        await self.moderator.moderation.hold(account_id, held=True, reason=reason)
-        self.placed.add(account_id)
-
-    async def release(self, account_id: str, reason: str) -> None:
-        await self.moderator.moderation.hold(account_id, held=False, reason=reason)
-        self.placed.discard(account_id)
-
-
-@pytest.fixture
-async def desk(moderator: Cumulo) -> AsyncIterator[Desk]:
-    """A hold a failing test leaves in place is released afterwards: no later test meets it."""
-    made = Desk(moderator)
-    yield made
-    for account_id in list(made.placed):
-        await made.release(account_id, "test clean-up: a hold left by a failing test")
-
-
-async def known_to_lifecycle(internal_lifecycle, account_id: str) -> None:  # type: ignore[no-untyped-def]
-    """A hold is placed in the lifecycle, which must have learnt of the account first."""
-
-    async def known() -> bool:
-        try:
-            await internal_lifecycle.GetAccount(lpb.GetAccountRequest(account_id=account_id), timeout=10)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return False
-            raise
-        return True
-
-    await eventually(known, timeout=HOLD_WAIT, what="the lifecycle to know the account")
-
-
-async def lifecycle_held(internal_lifecycle, account_id: str) -> bool:  # type: ignore[no-untyped-def]
-    found = await internal_lifecycle.GetAccount(lpb.GetAccountRequest(account_id=account_id), timeout=10)
-    return bool(found.account.held)
-
-
-async def holds_in(running, table: sa.Table) -> set[uuid.UUID]:  # type: ignore[no-untyped-def]
-    """The accounts in a service's `legal_holds` table."""
-    async with running.app.db.read() as conn:
-        return set((await conn.execute(sa.select(table.c.account_id).where(table.c.held))).scalars())
-
-
-async def hold_rows(running, table: sa.Table, account_id: str) -> list[sa.Row]:  # type: ignore[no-untyped-def]
-    async with running.app.db.read() as conn:
-        return list((await conn.execute(sa.select(table).where(table.c.account_id == uuid.UUID(account_id)))).all())
-
-
-async def reaches(running, table: sa.Table, account_id: str, *, held: bool, service: str) -> None:  # type: ignore[no-untyped-def]
-    """Waits until the service's table shows the account held (or no longer held)."""
-    account = uuid.UUID(account_id)
-
-    async def seen() -> bool:
-        return (account in await holds_in(running, table)) == held
-
-    what = f"{service} to learn that the hold was {'placed' if held else 'released'}"
-    await eventually(seen, timeout=HOLD_WAIT, what=what)
 
 
 def utcnow() -> dt.datetime:
@@ -231,48 +139,48 @@ async def zone_left(sync, zid: uuid.UUID) -> tuple[bool, int]:  # type: ignore[n
 
 
 async def test_a_hold_and_its_release_reach_the_locators_and_syncs_legal_holds_tables(
-    desk, held, bystander, locator, sync, lifecycle, internal_lifecycle
+    desk, held, bystander, locator, sync, lifecycle
 ):  # type: ignore[no-untyped-def]
-    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    await desk.known_to_lifecycle(held.account_id)
     account = uuid.UUID(held.account_id)
-    assert account not in await holds_in(locator, locator_holds)
-    assert account not in await holds_in(sync, sync_holds)
+    assert account not in await desk.held_in(locator)
+    assert account not in await desk.held_in(sync)
 
     await desk.place(held.account_id, "preservation request, ref 2025/301")
-    assert await lifecycle_held(internal_lifecycle, held.account_id)
-    await reaches(locator, locator_holds, held.account_id, held=True, service="the locator")
-    await reaches(sync, sync_holds, held.account_id, held=True, service="sync")
-    for running, table in ((locator, locator_holds), (sync, sync_holds)):
-        rows = await hold_rows(running, table, held.account_id)
+    assert await desk.lifecycle_held(held.account_id)
+    await desk.reaches(locator, held.account_id, held=True, service="the locator")
+    await desk.reaches(sync, held.account_id, held=True, service="sync")
+    for running in (locator, sync):
+        rows = await desk.rows_in(running, held.account_id)
         assert len(rows) == 1 and rows[0].held and rows[0].changed_at is not None
     # Only the held account: the other one is in neither table.
-    assert uuid.UUID(bystander.account_id) not in await holds_in(locator, locator_holds)
-    assert uuid.UUID(bystander.account_id) not in await holds_in(sync, sync_holds)
+    assert uuid.UUID(bystander.account_id) not in await desk.held_in(locator)
+    assert uuid.UUID(bystander.account_id) not in await desk.held_in(sync)
 
     # Placed again (a new reason), then released once: the hold is lifted everywhere.
     await desk.place(held.account_id, "preservation request, ref 2025/301, extended")
     await desk.release(held.account_id, "preservation period over")
-    assert not await lifecycle_held(internal_lifecycle, held.account_id)
-    await reaches(locator, locator_holds, held.account_id, held=False, service="the locator")
-    await reaches(sync, sync_holds, held.account_id, held=False, service="sync")
-    for running, table in ((locator, locator_holds), (sync, sync_holds)):
-        (row,) = await hold_rows(running, table, held.account_id)
+    assert not await desk.lifecycle_held(held.account_id)
+    await desk.reaches(locator, held.account_id, held=False, service="the locator")
+    await desk.reaches(sync, held.account_id, held=False, service="sync")
+    for running in (locator, sync):
+        (row,) = await desk.rows_in(running, held.account_id)
         assert not row.held  # kept as released, so that a late "held" event cannot bring it back
 
 
 async def test_a_member_cannot_place_a_hold_and_nothing_reaches_the_services(
-    held, bystander, locator, sync, internal_lifecycle
+    desk, held, bystander, locator, sync
 ):  # type: ignore[no-untyped-def]
     """Only moderators hold accounts: a member's call is refused and no service learns of a hold."""
-    await known_to_lifecycle(internal_lifecycle, bystander.account_id)
+    await desk.known_to_lifecycle(bystander.account_id)
     await expect_error(
         held.client.moderation.hold(bystander.account_id, held=True, reason="I want to keep their data"),
         grpc.StatusCode.PERMISSION_DENIED,
         reason="NOT_A_MODERATOR",
     )
-    assert not await lifecycle_held(internal_lifecycle, bystander.account_id)
-    assert uuid.UUID(bystander.account_id) not in await holds_in(locator, locator_holds)
-    assert uuid.UUID(bystander.account_id) not in await holds_in(sync, sync_holds)
+    assert not await desk.lifecycle_held(bystander.account_id)
+    assert uuid.UUID(bystander.account_id) not in await desk.held_in(locator)
+    assert uuid.UUID(bystander.account_id) not in await desk.held_in(sync)
 
 
 async def hold_events(infra, account_id: str, at_least: int) -> list[tuple[uuid.UUID, events_pb2.LegalHoldChanged]]:  # type: ignore[no-untyped-def]
@@ -307,26 +215,26 @@ async def all_applied(running, consumer: str, event_ids: set[uuid.UUID]) -> None
 
 
 async def test_quick_holds_and_releases_settle_on_the_last_one_in_every_service(
-    desk, held, locator, sync, lifecycle, internal_lifecycle, infra
+    desk, held, locator, sync, lifecycle, infra
 ):  # type: ignore[no-untyped-def]
     """Placed, released, placed, released, placed in quick succession: once every one of the
     five events has been applied, both services hold the account; one more release, applied,
     and neither does. The lifecycle announces them in the order they were made."""
-    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    await desk.known_to_lifecycle(held.account_id)
     wanted = [True, False, True, False, True]
     for i, state in enumerate(wanted):
         if state:
             await desk.place(held.account_id, f"court order 9/2025, step {i}")
         else:
             await desk.release(held.account_id, f"court order 9/2025 suspended, step {i}")
-    assert await lifecycle_held(internal_lifecycle, held.account_id)
+    assert await desk.lifecycle_held(held.account_id)
     events = await hold_events(infra, held.account_id, len(wanted))
     assert [changed.held for _, changed in events] == wanted
     ids = {event_id for event_id, _ in events}
     await all_applied(locator, "locator-legal-holds", ids)
     await all_applied(sync, "sync-legal-holds", ids)
-    assert uuid.UUID(held.account_id) in await holds_in(locator, locator_holds)
-    assert uuid.UUID(held.account_id) in await holds_in(sync, sync_holds)
+    assert uuid.UUID(held.account_id) in await desk.held_in(locator)
+    assert uuid.UUID(held.account_id) in await desk.held_in(sync)
 
     await desk.release(held.account_id, "court order 9/2025 lifted")
     events = await hold_events(infra, held.account_id, len(wanted) + 1)
@@ -334,18 +242,18 @@ async def test_quick_holds_and_releases_settle_on_the_last_one_in_every_service(
     ids = {event_id for event_id, _ in events}
     await all_applied(locator, "locator-legal-holds", ids)
     await all_applied(sync, "sync-legal-holds", ids)
-    assert uuid.UUID(held.account_id) not in await holds_in(locator, locator_holds)
-    assert uuid.UUID(held.account_id) not in await holds_in(sync, sync_holds)
+    assert uuid.UUID(held.account_id) not in await desk.held_in(locator)
+    assert uuid.UUID(held.account_id) not in await desk.held_in(sync)
 
 
 # --- 2. the locator's retention --------------------------------------------------------------------
 
 
 async def test_the_locators_retention_keeps_a_held_accounts_history_until_the_release(
-    desk, held, bystander, locator, lifecycle, internal_lifecycle
+    desk, held, bystander, locator, lifecycle
 ):  # type: ignore[no-untyped-def]
     assert locator.app.settings.retention == dt.timedelta(days=7)
-    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    await desk.known_to_lifecycle(held.account_id)
     held_key = await registered_device(locator, held, f"phone-{uuid.uuid4().hex[:6]}")
     other_key = await registered_device(locator, bystander, f"phone-{uuid.uuid4().hex[:6]}")
     now = utcnow()
@@ -355,7 +263,7 @@ async def test_the_locators_retention_keeps_a_held_accounts_history_until_the_re
     await insert_points(locator, other_key, recent + old)
 
     await desk.place(held.account_id, "stalking case: police request 77/2025 for the location history")
-    await reaches(locator, locator_holds, held.account_id, held=True, service="the locator")
+    await desk.reaches(locator, held.account_id, held=True, service="the locator")
 
     # One run: the other account's old positions go, the held account's all stay.
     assert await locator.app.devices.prune() >= len(old)
@@ -366,7 +274,7 @@ async def test_the_locators_retention_keeps_a_held_accounts_history_until_the_re
     assert await stored_times(locator, held_key) == set(recent) | set(old)
 
     await desk.release(held.account_id, "police request answered")
-    await reaches(locator, locator_holds, held.account_id, held=False, service="the locator")
+    await desk.reaches(locator, held.account_id, held=False, service="the locator")
     assert await locator.app.devices.prune() >= len(old)
     assert await stored_times(locator, held_key) == set(recent)
     assert await stored_times(locator, other_key) == set(recent)
@@ -376,9 +284,9 @@ async def test_the_locators_retention_keeps_a_held_accounts_history_until_the_re
 
 
 async def test_syncs_clean_up_keeps_a_held_accounts_tombstones_and_deleted_zones_until_the_release(
-    desk, held, bystander, sync, lifecycle, internal_lifecycle
+    desk, held, bystander, sync, lifecycle
 ):  # type: ignore[no-untyped-def]
-    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    await desk.known_to_lifecycle(held.account_id)
     held_zone, held_token = await with_old_tombstone(sync, held, "contacts")
     other_zone, other_token = await with_old_tombstone(sync, bystander, "contacts")
     held_dropped = await with_dropped_zone(sync, held, "old-notes")
@@ -387,13 +295,13 @@ async def test_syncs_clean_up_keeps_a_held_accounts_tombstones_and_deleted_zones
     assert await zone_left(sync, held_dropped) == (True, 3) == await zone_left(sync, other_dropped)
 
     await desk.place(held.account_id, "fraud inquiry 12/2025: preserve the synced contacts")
-    await reaches(sync, sync_holds, held.account_id, held=True, service="sync")
+    await desk.reaches(sync, held.account_id, held=True, service="sync")
 
     # One run of each: the other account's tombstone and deleted zone go, the held account's stay.
-    assert await sync.app.records.prune_tombstones() >= 1
+    assert await sync.app.cleanup.prune_tombstones() >= 1
     assert await tombstones_of(sync, other_zone) == []
     assert await tombstones_of(sync, held_zone) == ["gone"]
-    assert await sync.app.records.drop_dropped() >= 3
+    assert await sync.app.cleanup.drop_dropped() >= 3
     assert await zone_left(sync, other_dropped) == (False, 0)
     assert await zone_left(sync, held_dropped) == (True, 3)
     # What the devices see: the other account's token from before the deletion has expired, the
@@ -408,10 +316,10 @@ async def test_syncs_clean_up_keeps_a_held_accounts_tombstones_and_deleted_zones
     assert [r.record_id for r in await bystander.client.sync.get("contacts", ["keep"])] == ["keep"]
 
     await desk.release(held.account_id, "fraud inquiry closed")
-    await reaches(sync, sync_holds, held.account_id, held=False, service="sync")
-    assert await sync.app.records.prune_tombstones() >= 1
+    await desk.reaches(sync, held.account_id, held=False, service="sync")
+    assert await sync.app.cleanup.prune_tombstones() >= 1
     assert await tombstones_of(sync, held_zone) == []
-    assert await sync.app.records.drop_dropped() >= 3
+    assert await sync.app.cleanup.drop_dropped() >= 3
     assert await zone_left(sync, held_dropped) == (False, 0)
     await expect_error(
         held.client.sync.fetch("contacts", held_token), grpc.StatusCode.FAILED_PRECONDITION, reason="CHANGE_TOKEN_EXPIRED"
@@ -423,16 +331,16 @@ async def test_syncs_clean_up_keeps_a_held_accounts_tombstones_and_deleted_zones
 
 
 async def test_while_held_a_device_cannot_be_removed_and_a_deleted_zone_keeps_its_records(
-    desk, held, locator, sync, internal_lifecycle, tmp_path
+    desk, held, locator, sync, tmp_path
 ):  # type: ignore[no-untyped-def]
-    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    await desk.known_to_lifecycle(held.account_id)
     agent = DeviceAgent(held.client)
     await agent.register("held-phone", name="phone", model="Pixel", platform="android")
     await held.client.sync.push("notes", [save("n1", b"note one")])
     zid = await zone_id(sync, held.account_id, "notes")
     await desk.place(held.account_id, "preservation request, ref 2025/302")
-    await reaches(locator, locator_holds, held.account_id, held=True, service="the locator")
-    await reaches(sync, sync_holds, held.account_id, held=True, service="sync")
+    await desk.reaches(locator, held.account_id, held=True, service="the locator")
+    await desk.reaches(sync, held.account_id, held=True, service="sync")
     try:
         with pytest.raises(CumuloRpcError) as refused:
             await held.client.devices.remove("held-phone")
@@ -440,14 +348,14 @@ async def test_while_held_a_device_cannot_be_removed_and_a_deleted_zone_keeps_it
         await held.client.sync.delete_zone("notes")  # the user sees it gone ...
         assert "notes" not in [z.name for z in await held.client.sync.zones()]
         assert await zone_left(sync, zid) == (True, 1)  # ... and it is kept for the hold
-        await sync.app.records.drop_dropped()
+        await sync.app.cleanup.drop_dropped()
         assert await zone_left(sync, zid) == (True, 1)
     finally:
         await desk.release(held.account_id, "preservation period over")
-    await reaches(sync, sync_holds, held.account_id, held=False, service="sync")
-    await sync.app.records.drop_dropped()
+    await desk.reaches(sync, held.account_id, held=False, service="sync")
+    await sync.app.cleanup.drop_dropped()
     assert await zone_left(sync, zid) == (False, 0)
-    await reaches(locator, locator_holds, held.account_id, held=False, service="the locator")
+    await desk.reaches(locator, held.account_id, held=False, service="the locator")
     await held.client.devices.remove("held-phone")
 
 
@@ -455,7 +363,7 @@ async def test_while_held_a_device_cannot_be_removed_and_a_deleted_zone_keeps_it
 
 
 async def test_the_evidence_bundle_has_the_held_accounts_records_devices_and_location_history(
-    desk, moderator, held, locator, sync, moderation, internal_lifecycle
+    desk, moderator, held, locator, sync, moderation
 ):  # type: ignore[no-untyped-def]
     import base64
     import hashlib
@@ -463,7 +371,7 @@ async def test_the_evidence_bundle_has_the_held_accounts_records_devices_and_loc
 
     from cumulo_platform.storage import Storage
 
-    await known_to_lifecycle(internal_lifecycle, held.account_id)
+    await desk.known_to_lifecycle(held.account_id)
     key = await registered_device(locator, held, f"phone-{uuid.uuid4().hex[:6]}")
     now = utcnow()
     await insert_points(locator, key, [now - dt.timedelta(hours=h) for h in (1, 2, 3)])

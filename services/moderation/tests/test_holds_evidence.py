@@ -1,5 +1,5 @@
-"""The blocklist, link bursts, legal holds, evidence bundles, the append-only audit log and the
-moderation part of an account's purge, against the session's real servers and services."""
+"""Legal holds, evidence bundles and the moderation part of an account's purge, against the
+session's real servers and services."""
 
 from __future__ import annotations
 
@@ -8,31 +8,25 @@ import datetime as dt
 import hashlib
 import json
 import pathlib
-import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import nats
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.exc
 
 from cumulo.auth.v1 import auth_pb2
-from cumulo.events.v1 import events_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2 as lpb
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_blob.adapters.tables import contents, nodes
-from cumulo_devstack.testing import PASSWORD, Ages, Member, eventually, expect_error, new_member, read_stream
+from cumulo_devstack.testing import PASSWORD, Ages, Member, eventually, expect_error, new_member
 from cumulo_lifecycle.adapters.tables import purge_participants, tombstones
-from cumulo_moderation.adapters.tables import audit_log, complaints, exports
-from cumulo_platform.db import SUBJECT_PREFIX
-from cumulo_platform.events import STREAM_NAME
+from cumulo_moderation.adapters.tables import complaints, exports
 from cumulo_platform.storage import Storage
 from cumulo_sdk import Cumulo
-from cumulo_sdk.errors import CumuloRpcError
 
 DOCUMENTS = ("account.json", "files.json", "cases.json", "audit.json")
 # Written by the data services themselves (EvidenceInternalService).
@@ -133,31 +127,6 @@ async def read_object(storage: Storage, key: str) -> bytes:
     return data
 
 
-async def blocked_for_owner(member: Member, node_id: str, dest: pathlib.Path) -> bool:
-    try:
-        await member.client.files.download(node_id, dest)
-    except CumuloRpcError as err:
-        return err.reason == "CONTENT_BLOCKED"
-    return False
-
-
-async def cases_of(moderator: Cumulo, **wanted: Any) -> list[pb.CaseSummary]:
-    found = []
-    async for case in moderator.moderation.queue():
-        if all(getattr(case, name) == value for name, value in wanted.items()):
-            found.append(case)
-    return found
-
-
-async def consumer_idle(nats_url: str, durable: str) -> bool:
-    connection = await nats.connect(nats_url)
-    try:
-        info = await connection.jetstream().consumer_info(STREAM_NAME, durable)
-    finally:
-        await connection.close()
-    return info.num_pending == 0 and info.num_ack_pending == 0
-
-
 @dataclasses.dataclass
 class Bundle:
     evidence: pb.Evidence
@@ -198,141 +167,6 @@ async def cancel(member: Member) -> None:
     await member.client.call(member.client.auth.CancelAccount, auth_pb2.CancelAccountRequest(password=PASSWORD))
 
 
-# --- 1. the blocklist ----------------------------------------------------------------------------
-
-
-async def test_a_blocklisted_upload_is_blocked_and_queued_and_the_listing_can_be_undone(
-    moderator, member, moderation, tmp_path
-):  # type: ignore[no-untyped-def]
-    content = secrets.token_bytes(40_000)
-    digest = sha256(content)
-    added, listed = await moderator.moderation.block_hashes([digest.upper()], "known abuse material (hash list 2024-11)")
-    assert (added, listed) == (1, 0)
-    (entry,) = [e async for e in moderator.moderation.blocklist() if e.sha256 == digest]  # stored lower-case
-    assert entry.reason == "known abuse material (hash list 2024-11)" and entry.added_by == me(moderator)
-
-    node = await upload(member, tmp_path / "up", content, "holiday.bin")
-    assert node.sha256 == digest
-    await eventually(
-        lambda: blocked_for_owner(member, node.node_id, tmp_path / "back.bin"), timeout=30,
-        what="the owner's download of the blocklisted file to be refused CONTENT_BLOCKED",
-    )
-    (case,) = await eventually(
-        lambda: cases_of(moderator, kind=pb.CASE_KIND_BLOCKLIST_MATCH, node_id=node.node_id), what="the blocklist case"
-    )
-    assert case.account_id == member.account_id and case.sha256 == digest
-    assert case.category == pb.CATEGORY_ILLEGAL and case.state == pb.CASE_STATE_OPEN
-    trail = await moderator.moderation.audit(case_id=case.case_id)
-    assert {(e.actor, e.action) for e in trail} >= {("system:blocklist", "case.opened"), ("system:blocklist", "content.blocked")}
-    # The owner sees what was done to their file; the member's other file is untouched.
-    assert case.case_id in [c.case_id for c in await member.client.complaints.my_cases()]
-    await member.client.files.download(member.file_id, tmp_path / "photo.jpg")
-    assert (tmp_path / "photo.jpg").read_bytes() == member.content
-
-    await moderator.moderation.unblock_hash(digest.upper(), "hash list entry withdrawn by its source")
-    assert digest not in [e.sha256 async for e in moderator.moderation.blocklist()]
-    removal = [e for e in await moderator.moderation.audit(limit=200) if e.action == "blocklist.removed" and e.target == f"sha256:{digest}"]
-    assert len(removal) == 1
-    assert removal[0].actor == me(moderator) and removal[0].reason == "hash list entry withdrawn by its source"
-    additions = [e for e in await moderator.moderation.audit(limit=1000) if e.action == "blocklist.added" and e.target == f"sha256:{digest}"]
-    assert len(additions) == 1  # the removal appended; it did not erase the addition
-    await expect_error(
-        moderator.moderation.unblock_hash(digest, "again"), grpc.StatusCode.NOT_FOUND, "NOT_LISTED"
-    )
-
-
-async def test_bulk_blocklist_counts_what_was_already_listed_and_the_listing_pages(moderator):  # type: ignore[no-untyped-def]
-    digests = sorted(sha256(secrets.token_bytes(16)) for _ in range(300))
-    early = digests[::7]
-    assert await moderator.moderation.block_hashes(early, "first batch") == (len(early), 0)
-    # All of them again, some in upper case: only the new ones are added.
-    mixed = [d.upper() if i % 3 == 0 else d for i, d in enumerate(digests)]
-    response = await moderator.call(moderator.moderation.stub.AddToBlocklist, pb.AddToBlocklistRequest(sha256=mixed, reason="full list"))
-    assert (response.added, response.already_listed) == (len(digests) - len(early), len(early))
-
-    pages: list[list[str]] = []
-    token = ""
-    while True:
-        page = await moderator.call(moderator.moderation.stub.ListBlocklist, pb.ListBlocklistRequest(page_size=37, page_token=token))
-        pages.append([e.sha256 for e in page.entries])
-        token = page.next_page_token
-        if not token:
-            break
-    listed = [d for page in pages for d in page]
-    assert all(len(page) <= 37 for page in pages) and len(pages) >= len(digests) // 37
-    assert listed == sorted(set(listed))  # in order, nothing twice across pages
-    assert set(digests) <= set(listed)
-    await expect_error(
-        moderator.call(moderator.moderation.stub.ListBlocklist, pb.ListBlocklistRequest(page_token="not-a-token")),
-        grpc.StatusCode.INVALID_ARGUMENT, field="page_token",
-    )
-    await expect_error(
-        moderator.call(moderator.moderation.stub.AddToBlocklist, pb.AddToBlocklistRequest(sha256=["abc"], reason="bad")),
-        grpc.StatusCode.INVALID_ARGUMENT, field="sha256[0]",
-    )
-    too_many = [sha256(i.to_bytes(4, "big")) for i in range(10_001)]
-    await expect_error(
-        moderator.call(moderator.moderation.stub.AddToBlocklist, pb.AddToBlocklistRequest(sha256=too_many, reason="too many")),
-        grpc.StatusCode.INVALID_ARGUMENT, field="sha256",
-    )
-
-
-async def test_the_documented_maximum_of_ten_thousand_digests_in_one_call(moderator):  # type: ignore[no-untyped-def]
-    digests = [sha256(secrets.token_bytes(16)) for _ in range(10_000)]
-    response = await moderator.call(
-        moderator.moderation.stub.AddToBlocklist, pb.AddToBlocklistRequest(sha256=digests, reason="a full hash list"), timeout=110
-    )
-    assert (response.added, response.already_listed) == (10_000, 0)
-
-
-# --- 2. link bursts ---------------------------------------------------------------------------
-
-
-async def test_a_burst_of_share_links_opens_one_spam_case(moderator, member, moderation, blob, infra):  # type: ignore[no-untyped-def]
-    burst = moderation.app.settings.link_burst
-    window = moderation.app.settings.link_burst_window
-    moved_moderation, moved_blob = dt.timedelta(0), dt.timedelta(0)
-    # Moderation counts in fixed windows: start the burst at the beginning of one, so that no
-    # window boundary falls inside it. Blob allows so many links a minute: its clock moves on.
-    now = moderation.clock.now().timestamp()
-    moved_moderation = dt.timedelta(seconds=window.total_seconds() - now % window.total_seconds() + 1)
-    moderation.clock.offset += moved_moderation
-    created: list[str] = []
-    try:
-        async def make_links(count: int) -> None:
-            nonlocal moved_blob
-            while len(created) < count:
-                try:
-                    created.append((await member.client.files.share(member.file_id)).link_id)
-                except CumuloRpcError as err:
-                    assert err.reason == "LINK_RATE_LIMITED", err
-                    blob.clock.offset += dt.timedelta(seconds=61)
-                    moved_blob += dt.timedelta(seconds=61)
-
-        await make_links(burst)
-        # Blob announced every one of them.
-        announced = await read_stream(
-            infra.nats.url, SUBJECT_PREFIX + ">",
-            lambda e: e.account_id == member.account_id and e.payload.Is(events_pb2.ShareLinkCreated.DESCRIPTOR),
-            at_least=burst,
-        )
-        assert len(announced) >= burst
-        (case,) = await eventually(
-            lambda: cases_of(moderator, kind=pb.CASE_KIND_LINK_BURST, account_id=member.account_id), timeout=20,
-            what="a link-burst case for the account",
-        )
-        assert case.category == pb.CATEGORY_SPAM and case.target_kind == pb.TARGET_KIND_ACCOUNT
-        await make_links(burst + 5)
-        await eventually(lambda: consumer_idle(infra.nats.url, "moderation-links"), what="moderation to take in every link event")
-        again = await cases_of(moderator, kind=pb.CASE_KIND_LINK_BURST, account_id=member.account_id)
-        assert [c.case_id for c in again] == [case.case_id]
-        trail = await moderator.moderation.audit(case_id=case.case_id)
-        assert [(e.actor, e.action) for e in trail] == [("system:link-burst", "case.opened")]
-    finally:
-        moderation.clock.offset -= moved_moderation
-        blob.clock.offset -= moved_blob
-
-
 # --- 3. legal holds ------------------------------------------------------------------------------
 
 
@@ -367,14 +201,14 @@ async def test_a_held_account_survives_the_inactivity_deletion_until_released(
     ages = Ages(lifecycle, (auth, blob), infra.nats.url)
     await ages.freeze(member.account_id)
     await ages.grace_over(member.account_id)  # the sweep would delete it now, were it not held
-    await lifecycle.app.ledger.sweep()
+    await lifecycle.app.cases.sweeper.sweep()
     held = await lifecycle_account(internal_lifecycle, member.account_id)
     assert held.account.state == lpb.ACCOUNT_STATE_FROZEN and held.account.held
     assert held.account.delete_at.ToDatetime(tzinfo=dt.UTC) < lifecycle.clock.now()
     await assert_preserved(moderator, preserved, blob, member, keys, "court order 88/2024: the account's files")
 
     await moderator.moderation.hold(member.account_id, held=False, reason="court order lifted")
-    await lifecycle.app.ledger.sweep()
+    await lifecycle.app.cases.sweeper.sweep()
     final = await deleted(internal_lifecycle, member.account_id)
     assert final.account.deletion_reason == "inactivity"
     await assert_purged(blob, member.account_id, keys)
@@ -469,58 +303,6 @@ async def test_evidence_is_exported_from_held_accounts_verified_and_tampering_fo
     verified = await moderator.moderation.verify(evidence.export_id)
     assert not verified.intact and len(verified.problems) == 1 and verified.problems[0].startswith(evidence.manifest_key + ":")
     await expect_error(moderator.moderation.verify(str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND, "EXPORT_NOT_FOUND")
-
-
-# --- 5. the audit log is append-only --------------------------------------------------------------
-
-
-AUDIT_CHANGING = re.compile(r"^(Update|Delete|Edit|Remove|Modify|Change|Erase|Purge|Truncate|Rewrite|Clear|Set|Put|Patch)", re.I)
-
-
-async def test_no_rpc_changes_or_deletes_audit_entries():  # type: ignore[no-untyped-def]
-    methods = {
-        f"{service.name}/{method.name}": method
-        for service in pb.DESCRIPTOR.services_by_name.values()
-        for method in service.methods
-    }
-    assert "ModerationService/ListAudit" in methods and "ModerationService/RemoveFromBlocklist" in methods
-    audit_methods = [name for name in methods if "audit" in name.lower()]
-    assert audit_methods == ["ModerationService/ListAudit"]
-    for name, method in methods.items():
-        about_audit = "AuditEntry" in {f.message_type.name for f in method.input_type.fields if f.message_type is not None}
-        assert not about_audit, f"{name} takes an audit entry"
-        if AUDIT_CHANGING.match(method.name):
-            # The changing calls are about other things, never the audit log.
-            assert "audit" not in method.name.lower() and "audit" not in method.input_type.name.lower(), name
-    assert {name for name, m in methods.items() if AUDIT_CHANGING.match(m.name)} == {
-        "ModerationService/SetLegalHold", "ModerationService/RemoveFromBlocklist"
-    }
-
-
-async def test_the_audit_log_refuses_update_delete_and_truncate_even_from_the_service(moderator, moderation):  # type: ignore[no-untyped-def]
-    digest = sha256(secrets.token_bytes(16))
-    await moderator.moderation.block_hashes([digest], "an entry to try to erase")
-    async with moderation.app.db.read() as conn:
-        before = (await conn.execute(sa.select(audit_log).where(audit_log.c.target == f"sha256:{digest}"))).one()
-        count = (await conn.execute(sa.select(sa.func.count()).select_from(audit_log))).scalar_one()
-    attempts = [
-        sa.update(audit_log).where(audit_log.c.audit_id == before.audit_id).values(reason="nothing happened", actor="nobody"),
-        sa.delete(audit_log).where(audit_log.c.audit_id == before.audit_id),
-        sa.delete(audit_log),
-        sa.text("TRUNCATE moderation.audit_log"),
-    ]
-    for statement in attempts:
-        with pytest.raises(sqlalchemy.exc.DBAPIError) as refused:
-            async with moderation.app.db.unit_of_work() as uow:
-                await uow.execute(statement)
-                await uow.commit()
-        assert "append-only" in str(refused.value), statement
-    async with moderation.app.db.read() as conn:
-        after = (await conn.execute(sa.select(audit_log).where(audit_log.c.audit_id == before.audit_id))).one()
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(audit_log))).scalar_one() >= count
-    assert after == before
-    listed = [e for e in await moderator.moderation.audit(limit=50) if e.audit_id == before.audit_id]
-    assert len(listed) == 1 and listed[0].reason == "an entry to try to erase" and listed[0].actor == me(moderator)
 
 
 # --- 6. the moderation part of an account's purge ---------------------------------------------------

@@ -1,16 +1,22 @@
-"""The copyright path end to end: a link reported, taken down, disputed and restored."""
+"""The copyright path end to end: a link reported, taken down, disputed and restored; the
+repeat-infringer threshold, and the counter-notice and legal-action rules."""
 
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
+import secrets
 import uuid
 from typing import Any
 
+import grpc
 import pytest
+import sqlalchemy as sa
 
 from cumulo.moderation.v1 import moderation_pb2 as pb
-from cumulo_devstack.testing import eventually, unique_email
-from cumulo_sdk.errors import CumuloRpcError
+from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_email
+from cumulo_moderation.adapters.tables import cases as case_rows
+from cumulo_sdk import Cumulo, CumuloRpcError
 
 
 async def test_copyright_takedown_counter_notice_and_restore(owner, anonymous, moderator, moderation, claim, tmp_path):
@@ -127,3 +133,160 @@ async def test_an_account_named_in_a_form_no_account_has_is_refused_by_field(ano
             "account", "bob", category="spam", description="spams me", contact_address=unique_email(), signed_in=False
         )
     assert refused.value.reason == "INVALID_ARGUMENT" and "target.account" in str(refused.value)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+async def upload(client: Cumulo, folder: pathlib.Path, name: str, content: bytes | None = None) -> tuple[str, bytes]:
+    """Uploads a file of random (or given) bytes; answers (node id, bytes)."""
+    data = content if content is not None else secrets.token_bytes(20_000)
+    path = folder / name
+    path.write_bytes(data)
+    node = await client.files.upload(path)
+    return node.node_id, data
+
+
+async def queued(moderator: Cumulo) -> list[pb.CaseSummary]:
+    return [case async for case in moderator.moderation.queue()]
+
+
+async def complain_about_file(member, node_id: str, category: str = "harmful", claim=None) -> pb.FileComplaintResponse:  # type: ignore[no-untyped-def]
+    """A signed-in member's complaint about a file (a copyright one carries `claim`)."""
+    return await member.client.complaints.report(
+        "file", node_id, category=category, description=f"{category}: reported in a test", copyright=claim,
+    )
+
+
+
+async def downloads(client: Cumulo, node_id: str, folder: pathlib.Path) -> bytes:
+    target = folder / f"back-{uuid.uuid4().hex[:8]}"
+    await client.files.download(node_id, target)
+    return target.read_bytes()
+
+
+# --- 4. repeat infringers -------------------------------------------------------------------------
+
+
+async def repeat_infringer_case(moderator: Cumulo, account_id: str) -> list[pb.CaseSummary]:
+    return [c for c in await queued(moderator) if c.kind == pb.CASE_KIND_REPEAT_INFRINGER and c.account_id == account_id]
+
+
+async def test_upheld_copyright_takedowns_up_to_the_threshold_queue_a_repeat_infringer_review(
+    owner, reporter, moderator, moderation, claim, tmp_path
+):
+    strikes = moderation.app.settings.repeat_infringer_strikes
+    files = [owner.file_id] + [(await upload(owner.client, tmp_path, f"copy-{i}.jpg"))[0] for i in range(strikes - 1)]
+    decisions = ["block", "delete"]
+    for index, node_id in enumerate(files[:-1]):
+        filed = await complain_about_file(reporter, node_id, "copyright", claim())
+        await moderator.moderation.decide(filed.case_id, decisions[index % 2], "unlicensed copy of the work")
+    # A takedown for something else does not count.
+    other_file, _ = await upload(owner.client, tmp_path, "other.jpg")
+    harmful = await complain_about_file(reporter, other_file, "harmful")
+    await moderator.moderation.decide(harmful.case_id, "block", "harmful material")
+    assert await repeat_infringer_case(moderator, owner.account_id) == []  # one fewer than the threshold
+
+    last = await complain_about_file(reporter, files[-1], "copyright", claim())
+    await moderator.moderation.decide(last.case_id, decisions[(strikes - 1) % 2], "unlicensed copy of the work")
+    (review,) = await repeat_infringer_case(moderator, owner.account_id)
+    assert review.category == pb.CATEGORY_COPYRIGHT and review.target_kind == pb.TARGET_KIND_ACCOUNT
+    assert review.state == pb.CASE_STATE_OPEN and review.node_id == ""
+    trail = await moderator.moderation.audit(case_id=review.case_id)
+    assert [e.actor for e in trail if e.action == "case.opened"] == ["system:repeat-infringer"]
+
+
+# --- 5. counter-notices --------------------------------------------------------------------------
+
+
+async def counter(owner, case_id: str) -> pb.CaseSummary:  # type: ignore[no-untyped-def]
+    return await owner.client.complaints.counter_notice(
+        case_id, statement="I made this myself", name="Ann Owner", contact="ann@example.com, 1 Main St"
+    )
+
+
+async def test_counter_notice_rules_and_legal_action_keeps_the_takedown(
+    owner, reporter, anonymous, moderator, moderation, claim, tmp_path
+):
+    # Only a copyright BLOCK can be disputed: not a block for another reason, not a copyright delete.
+    harmful_file, _ = await upload(owner.client, tmp_path, "harmful.jpg")
+    harmful = await complain_about_file(reporter, harmful_file, "harmful")
+    await moderator.moderation.decide(harmful.case_id, "block", "harmful material")
+    await expect_error(counter(owner, harmful.case_id), grpc.StatusCode.FAILED_PRECONDITION, "NOT_COUNTERABLE")
+    deleted_file, _ = await upload(owner.client, tmp_path, "deleted.jpg")
+    deleted = await complain_about_file(reporter, deleted_file, "copyright", claim())
+    await moderator.moderation.decide(deleted.case_id, "delete", "unlicensed copy")
+    await expect_error(counter(owner, deleted.case_id), grpc.StatusCode.FAILED_PRECONDITION, "NOT_COUNTERABLE")
+
+    filed = await complain_about_file(reporter, owner.file_id, "copyright", claim())
+    await moderator.moderation.decide(filed.case_id, "block", "unlicensed copy of the photograph")
+    # Before any counter-notice there is nothing to take legal action against.
+    await expect_error(
+        reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed"),
+        grpc.StatusCode.FAILED_PRECONDITION, "NO_COUNTER_NOTICE",
+    )
+    waiting = await counter(owner, filed.case_id)
+    assert waiting.counter_notice == pb.COUNTER_NOTICE_STATE_WAITING and waiting.restore_at.seconds
+    await expect_error(counter(owner, filed.case_id), grpc.StatusCode.FAILED_PRECONDITION, "COUNTER_NOTICE_FILED")
+
+    # A wrong receipt looks like no complaint at all.
+    await expect_error(
+        reporter.client.complaints.legal_action(filed.complaint_id, secrets.token_urlsafe(24), "suit filed"),
+        grpc.StatusCode.NOT_FOUND, "COMPLAINT_NOT_FOUND",
+    )
+    await reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed at the district court, no. 24-1177")
+    found = await moderator.moderation.case(filed.case_id)
+    assert found.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
+    assert [c.legal_action_at.seconds > 0 for c in found.complaints] == [True]
+
+    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
+    moderation.clock.offset += shift
+    try:
+        async with moderation.app.db.read() as conn:
+            others_due = (
+                await conn.execute(
+                    sa.select(sa.func.count()).select_from(case_rows).where(
+                        case_rows.c.counter_state == "waiting", case_rows.c.restore_at <= moderation.clock.now(),
+                        case_rows.c.case_id != uuid.UUID(filed.case_id),
+                    )
+                )
+            ).scalar_one()
+        restored = await moderation.app.cases.restore_due()
+    finally:
+        moderation.clock.offset -= shift
+    assert restored == others_due  # nothing of this case
+
+    await expect_error(owner.client.files.download(owner.file_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
+    with pytest.raises(CumuloRpcError) as dead:
+        await anonymous.files.open_link(owner.link_token)
+    assert dead.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), dead.value
+    after = await moderator.moderation.case(filed.case_id)
+    assert after.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
+    assert "content.restored" not in [e.action for e in after.audit]
+    assert "counter_notice.legal_action" in [e.action for e in after.audit]
+
+
+async def test_legal_action_reported_after_the_waiting_period_does_not_stop_the_restore(
+    owner, reporter, moderator, moderation, auth, claim, tmp_path
+):
+    filed = await complain_about_file(reporter, owner.file_id, "copyright", claim())
+    await moderator.moderation.decide(filed.case_id, "block", "unlicensed copy of the photograph")
+    await counter(owner, filed.case_id)
+    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(minutes=1)
+    # Auth moves too, so that the complainant's access token is current for moderation's clock.
+    moderation.clock.offset += shift
+    auth.clock.offset += shift
+    try:
+        await reporter.client.login(reporter.email, PASSWORD)
+        # The waiting period is over (the periodic restore has not run yet): too late.
+        await expect_error(
+            reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed, late"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        await moderation.app.cases.restore_due()
+    finally:
+        moderation.clock.offset -= shift
+        auth.clock.offset -= shift
+    assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content
+
+

@@ -1,7 +1,10 @@
 """Device backups: manifests whose entries point at blob files of the account. The newest
 N of a device are kept; files no kept backup needs any more are released, and a job has
-the blob service delete them. An account lock orders backup creation against that job, so
-a file a new backup reuses is never deleted under it."""
+the blob service delete them. No transaction stays open over a call to the blob service;
+an account lock orders the steps of backup creation against the job's, so a file a new
+backup uses is never deleted under it: the backup's entries are stored (unready) before its
+files are checked, and the job neither takes a file an entry points to nor lets a backup use
+a file it is deleting."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import sqlalchemy as sa
 
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, parse_id
+from cumulo_platform.errors import CumuloError, FailedPrecondition, InvalidArgument, NotFound, Unavailable, parse_id
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import check_sha256, decode_token, encode_token, page_size
 from cumulo_sync.adapters.blobs import RemoteBlobs
@@ -29,6 +32,8 @@ log = get_logger(__name__)
 ENTRY_CHUNK = 5000
 RELEASE_BATCH = 1000
 RELEASE_RETRY = dt.timedelta(minutes=10)
+# An unready backup this old will never be completed: its CreateBackup call ended long ago.
+ABANDONED_AFTER = dt.timedelta(hours=1)
 
 _INSERT_ENTRIES = sa.text(
     f"""
@@ -112,15 +117,65 @@ class Backups:
         return device_id, device_name, entries
 
     async def create(self, account: uuid.UUID, device_id: str, device_name: str, entries: list[Entry]) -> tuple[Any, list[uuid.UUID]]:
+        """Stored unready first (its entries keep their files from being released from now
+        on), then its files are checked with the blob service outside any transaction, then
+        it is made ready and the device's oldest backups beyond the kept number go."""
+        backup_id = await self._store_unready(account, device_id, device_name, entries)
+        try:
+            await self._check_files(account, entries)
+        except Exception:
+            async with self.db.unit_of_work() as uow:
+                await uow.execute(sa.delete(backups).where(backups.c.backup_id == backup_id))
+                await uow.commit()
+            raise
         now = self.clock.now()
+        async with self.db.unit_of_work() as uow:
+            await self._lock(uow, account)
+            row = (
+                await uow.execute(
+                    sa.update(backups).where(backups.c.backup_id == backup_id, ~backups.c.ready).values(ready=True).returning(*backups.c)
+                )
+            ).first()
+            if row is None:  # left unready for so long that the tidy-up removed it
+                raise Unavailable("the backup took too long to complete; send it again", reason="BACKUP_ABANDONED")
+            # A released file this backup uses again is not deleted after all.
+            file_ids = list({e.file_id for e in entries})
+            for start in range(0, len(file_ids), ENTRY_CHUNK):
+                await uow.execute(
+                    sa.delete(released_files).where(
+                        released_files.c.account_id == account, released_files.c.file_id.in_(file_ids[start : start + ENTRY_CHUNK])
+                    )
+                )
+            doomed = (
+                await uow.execute(
+                    sa.select(backups.c.backup_id)
+                    .where(backups.c.account_id == account, backups.c.device_id == device_id, backups.c.ready)
+                    .order_by(backups.c.created_at.desc(), backups.c.backup_id)
+                    .offset(self.settings.backups_kept)
+                )
+            ).scalars().all()
+            await self._remove(uow, list(doomed), now)
+            await uow.commit()
+        log.info("backup_created", backup_id=str(backup_id), entries=len(entries), pruned=len(doomed))
+        return row, list(doomed)
+
+    async def _store_unready(self, account: uuid.UUID, device_id: str, device_name: str, entries: list[Entry]) -> uuid.UUID:
+        """Under the account's lock, which orders it against the release job: a file the job
+        is deleting right now cannot be used; any other file is safe once this commits."""
         backup_id = uuid.uuid4()
         async with self.db.unit_of_work() as uow:
             await self._lock(uow, account)
-            await self._check_files(account, entries)
+            going = await self._being_deleted(uow, account, list({e.file_id for e in entries}))
+            for i, entry in enumerate(entries):
+                if entry.file_id in going:
+                    raise FailedPrecondition(
+                        f"entries[{i}].file_id: the file is being deleted (no backup needed it any more); upload it again",
+                        reason="BACKUP_FILE_MISSING", metadata={"field": f"entries[{i}].file_id"},
+                    )
             await uow.execute(
                 sa.insert(backups).values(
-                    backup_id=backup_id, account_id=account, device_id=device_id, device_name=device_name, created_at=now,
-                    entry_count=len(entries), total_size=sum(e.size for e in entries),
+                    backup_id=backup_id, account_id=account, device_id=device_id, device_name=device_name,
+                    created_at=self.clock.now(), entry_count=len(entries), total_size=sum(e.size for e in entries), ready=False,
                 )
             )
             for start in range(0, len(entries), ENTRY_CHUNK):
@@ -133,27 +188,25 @@ class Backups:
                         "sizes": [e.size for e in chunk], "sha256s": [e.sha256 for e in chunk],
                     },
                 )
-            # A released file this backup uses again is not deleted after all.
-            file_ids = list({e.file_id for e in entries})
-            for start in range(0, len(file_ids), ENTRY_CHUNK):
-                await uow.execute(
-                    sa.delete(released_files).where(
-                        released_files.c.account_id == account, released_files.c.file_id.in_(file_ids[start : start + ENTRY_CHUNK])
-                    )
-                )
-            doomed = (
-                await uow.execute(
-                    sa.select(backups.c.backup_id)
-                    .where(backups.c.account_id == account, backups.c.device_id == device_id)
-                    .order_by(backups.c.created_at.desc(), backups.c.backup_id)
-                    .offset(self.settings.backups_kept)
-                )
-            ).scalars().all()
-            await self._remove(uow, list(doomed), now)
-            row = (await uow.execute(sa.select(backups).where(backups.c.backup_id == backup_id))).one()
             await uow.commit()
-        log.info("backup_created", backup_id=str(backup_id), entries=len(entries), pruned=len(doomed))
-        return row, list(doomed)
+        return backup_id
+
+    @staticmethod
+    async def _being_deleted(uow: UnitOfWork, account: uuid.UUID, file_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        going: set[uuid.UUID] = set()
+        for start in range(0, len(file_ids), ENTRY_CHUNK):
+            going.update(
+                (
+                    await uow.execute(
+                        sa.select(released_files.c.file_id).where(
+                            released_files.c.account_id == account,
+                            released_files.c.deleting_since.is_not(None),
+                            released_files.c.file_id.in_(file_ids[start : start + ENTRY_CHUNK]),
+                        )
+                    )
+                ).scalars()
+            )
+        return going
 
     async def _check_files(self, account: uuid.UUID, entries: list[Entry]) -> None:
         stored = await self.blobs.live_files(str(account), list({str(e.file_id) for e in entries}))
@@ -183,7 +236,7 @@ class Backups:
     # --- reading ----------------------------------------------------------------------
 
     async def of_account(self, account: uuid.UUID, device_id: str) -> list[Any]:
-        query = sa.select(backups).where(backups.c.account_id == account)
+        query = sa.select(backups).where(backups.c.account_id == account, backups.c.ready)
         if device_id:
             query = query.where(backups.c.device_id == rules.check_device(device_id, "device_id"))
         async with self.db.read() as conn:
@@ -192,7 +245,11 @@ class Backups:
     async def get(self, account: uuid.UUID, backup_id: str) -> Any:
         target = parse_id(backup_id, "backup_id", "a backup id")
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(backups).where(backups.c.backup_id == target, backups.c.account_id == account))).first()
+            row = (
+                await conn.execute(
+                    sa.select(backups).where(backups.c.backup_id == target, backups.c.account_id == account, backups.c.ready)
+                )
+            ).first()
         if row is None:
             raise NotFound("no such backup", reason="BACKUP_NOT_FOUND")
         return row
@@ -225,8 +282,11 @@ class Backups:
             await uow.commit()
 
     async def release_files(self) -> int:
-        """Has the blob service delete files no backup needs any more, account by account,
-        under the account's lock. A held account's files stay (and stay listed) until released."""
+        """Has the blob service delete files no backup needs any more, account by account.
+        The files are taken under the account's lock (marked as being deleted, so a new
+        backup cannot count on them), deleted outside any transaction, then forgotten. A held
+        account's files stay (and stay listed) until released; so do those of an account the
+        blob service did not answer for, while the others' go on."""
         now = self.clock.now()
         async with self.db.read() as conn:
             accounts = (
@@ -239,30 +299,65 @@ class Backups:
             ).scalars().all()
         deleted = 0
         for account in accounts:
-            async with self.db.unit_of_work() as uow:
-                await self._lock(uow, account)
-                file_ids = (
-                    await uow.execute(
-                        sa.select(released_files.c.file_id).where(released_files.c.account_id == account).limit(RELEASE_BATCH)
-                    )
-                ).scalars().all()
-                if not file_ids:
-                    continue
-                try:
-                    deleted += await self.blobs.delete(str(account), [str(f) for f in file_ids], reason="backup pruned")
-                except (FailedPrecondition, Unavailable) as err:
-                    # Held, or blob away: this account waits; the others' files go on.
-                    log.warning("backup_files_not_released", account_id=str(account), reason=err.reason)
-                    await uow.execute(
-                        sa.update(released_files).where(released_files.c.account_id == account).values(retry_at=now + RELEASE_RETRY)
-                    )
-                    await uow.commit()
-                    continue
-                await uow.execute(
-                    sa.delete(released_files).where(released_files.c.account_id == account, released_files.c.file_id.in_(file_ids))
-                )
-                await uow.commit()
+            file_ids = await self._take_released(account, now)
+            if not file_ids:
+                continue
+            try:
+                deleted += await self.blobs.delete(str(account), [str(f) for f in file_ids], reason="backup pruned")
+            except CumuloError as err:
+                log.warning("backup_files_not_released", account_id=str(account), reason=err.reason)
+                await self._settle_released(account, file_ids, deleted=False)
+                continue
+            await self._settle_released(account, file_ids, deleted=True)
         return deleted
+
+    async def _take_released(self, account: uuid.UUID, now: dt.datetime) -> list[uuid.UUID]:
+        """Due files no backup points to (an unready one may use a released file again), marked
+        as being deleted and not due again before RELEASE_RETRY (should this round not end)."""
+        due = (
+            sa.select(released_files.c.file_id)
+            .where(
+                released_files.c.account_id == account,
+                sa.or_(released_files.c.retry_at.is_(None), released_files.c.retry_at <= now),
+                ~sa.exists().where(backup_entries.c.account_id == account, backup_entries.c.file_id == released_files.c.file_id),
+            )
+            .limit(RELEASE_BATCH)
+            .scalar_subquery()
+        )
+        async with self.db.unit_of_work() as uow:
+            await self._lock(uow, account)
+            taken = (
+                await uow.execute(
+                    sa.update(released_files)
+                    .where(released_files.c.account_id == account, released_files.c.file_id.in_(due))
+                    .values(deleting_since=now, retry_at=now + RELEASE_RETRY)
+                    .returning(released_files.c.file_id)
+                )
+            ).scalars().all()
+            await uow.commit()
+        return list(taken)
+
+    async def _settle_released(self, account: uuid.UUID, file_ids: list[uuid.UUID], *, deleted: bool) -> None:
+        taken = sa.and_(released_files.c.account_id == account, released_files.c.file_id.in_(file_ids))
+        async with self.db.unit_of_work() as uow:
+            await self._lock(uow, account)
+            if deleted:
+                await uow.execute(sa.delete(released_files).where(taken))
+            else:  # still there: usable again, and tried again after RELEASE_RETRY
+                await uow.execute(sa.update(released_files).where(taken).values(deleting_since=None))
+            await uow.commit()
+
+    async def drop_abandoned(self) -> int:
+        """Unready backups whose making stopped half-way (a crash between the steps). Their
+        files are not released: any of them may be a file of the user's own."""
+        async with self.db.unit_of_work() as uow:
+            gone = (
+                await uow.execute(
+                    sa.delete(backups).where(~backups.c.ready, backups.c.created_at < self.clock.now() - ABANDONED_AFTER)
+                )
+            ).rowcount or 0
+            await uow.commit()
+        return gone
 
     async def purge(self, account: uuid.UUID) -> int:
         """Every backup of the account (the blob service purges the files themselves)."""

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
 
 SERVICE = "sync"
-DEFAULT_PORT = 7104
 MIB = 1024 * 1024
 
 
@@ -29,7 +28,7 @@ class SyncSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SyncSettings:
         env = Env(SERVICE, environ)
         settings = cls(
-            platform=PlatformSettings.from_env(SERVICE, env, DEFAULT_PORT),
+            platform=PlatformSettings.from_env(SERVICE, env),
             max_payload_bytes=env.get("MAX_PAYLOAD_BYTES", MIB),
             max_batch=env.get("MAX_BATCH", 400),
             quota_bytes=env.get("QUOTA_BYTES", 1024 * MIB),

@@ -2,6 +2,7 @@
 
 - `phone`, `laptop`: two devices of one new account, each its own client through the gateway.
 - `stranger`: a device of another account.
+- `blob_internal`: blob's internal API, as the sync service calls it; and helpers for backups.
 """
 
 from __future__ import annotations
@@ -9,13 +10,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pathlib
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
+import grpc
 import pytest
+import sqlalchemy as sa
 
+from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
 from cumulo_devstack.testing import PASSWORD, unique_email
-from cumulo_sdk import Cumulo
+from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import TokenStore
+from cumulo_sync.adapters.tables import released_files
 
 
 @dataclasses.dataclass
@@ -71,3 +79,76 @@ async def stranger(gateway: str, sync, tmp_path: pathlib.Path) -> AsyncIterator[
         yield device
     finally:
         await device.client.close()
+
+
+# --- backups -------------------------------------------------------------------------------
+
+
+def write_tree(root: pathlib.Path, files: dict[str, bytes]) -> dict[str, bytes]:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return dict(files)
+
+
+def read_tree(root: pathlib.Path) -> dict[str, bytes]:
+    """Every regular file under `root`, by its relative "/" path."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+async def folder_files(client: Any, device_folder: str) -> dict[str, str]:
+    """The live files of "Backups/<device_folder>": name (a SHA-256) -> file id."""
+    folder = await client.files.resolve(f"/Backups/{device_folder}")
+    return {n.name: n.node_id for n in await client.files.ls(folder.node_id) if n.kind == blob_pb2.NODE_KIND_FILE}
+
+
+async def raw_create(client: Any, messages: Iterable[sync_pb2.CreateBackupRequest]) -> sync_pb2.CreateBackupResponse:
+    """CreateBackup with exactly these stream messages (no SDK checks), errors as CumuloRpcError."""
+    stub = sync_pb2_grpc.BackupServiceStub(client.channel)
+    token = await client.access_token()
+    items = list(messages)
+
+    async def stream() -> AsyncIterator[sync_pb2.CreateBackupRequest]:
+        for item in items:
+            yield item
+
+    try:
+        return await stub.CreateBackup(stream(), metadata=client.metadata(token), timeout=30)
+    except grpc.aio.AioRpcError as exc:
+        raise CumuloRpcError.from_rpc_error(exc) from None
+
+
+def header(device_id: str = "tablet-1", device_name: str = "tablet") -> sync_pb2.CreateBackupRequest:
+    return sync_pb2.CreateBackupRequest(header=sync_pb2.BackupHeader(device_id=device_id, device_name=device_name))
+
+
+def entries(*items: sync_pb2.BackupEntry) -> sync_pb2.CreateBackupRequest:
+    return sync_pb2.CreateBackupRequest(entries=sync_pb2.BackupEntries(entries=list(items)))
+
+
+def entry(node: blob_pb2.Node, path: str = "a.txt", **changes: Any) -> sync_pb2.BackupEntry:
+    values = dict(path=path, file_id=node.node_id, size=node.size, sha256=node.sha256)
+    values.update(changes)
+    return sync_pb2.BackupEntry(**values)
+
+
+async def account_rows(sync: Any, table: sa.Table, account_id: str) -> list:
+    async with sync.app.db.read() as conn:
+        return list((await conn.execute(sa.select(table).where(table.c.account_id == uuid.UUID(account_id)))).all())
+
+
+async def released_of(sync: Any, account_id: str) -> set[str]:
+    return {str(r.file_id) for r in await account_rows(sync, released_files, account_id)}
+
+
+@pytest.fixture
+async def blob_internal(blob: Any) -> AsyncIterator[blob_pb2_grpc.BlobInternalServiceStub]:
+    async with grpc.aio.insecure_channel(blob.target) as channel:
+        yield blob_pb2_grpc.BlobInternalServiceStub(channel)
+
+
+async def existing(internal: blob_pb2_grpc.BlobInternalServiceStub, account_id: str, file_ids: Iterable[str]) -> set[str]:
+    """Which of `file_ids` the blob service still holds for the account (trashed or not)."""
+    response = await internal.DescribeFiles(blob_pb2.DescribeFilesRequest(account_id=account_id, node_ids=list(file_ids)))
+    return {f.node_id for f in response.files}

@@ -1,106 +1,32 @@
 """Device backups end to end through the gateway: a folder's files go to the user's blob
 folder "Backups/<device>", the manifest to the sync service; a second backup sends only what
-changed; a restore gives back the exact bytes; the newest 3 of a device are kept and the
-files only pruned backups needed are deleted in blob (not under a legal hold); malformed
-manifests are refused naming the field, and nothing is stored."""
+changed; a restore gives back the exact bytes; the newest 3 of a device are kept; malformed
+manifests are refused naming the field, and nothing is stored (released files:
+test_backup_releases.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import pathlib
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 import grpc
 import pytest
-import sqlalchemy as sa
 
-from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo.blob.v1 import blob_pb2
 from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
 from cumulo_devstack.testing import expect_error
-from cumulo_sdk import CumuloRpcError
 from cumulo_sdk.files import sha256_of
-from cumulo_sync.adapters.tables import backup_entries, backups, released_files
+from cumulo_sync.adapters.tables import backup_entries, backups
+
+from .conftest import account_rows, entries, entry, folder_files, header, raw_create, read_tree, write_tree
 
 INVALID, PRECONDITION, NOT_FOUND = (
     grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND,
 )
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-# --- helpers -------------------------------------------------------------------------------
-
-
-def write_tree(root: pathlib.Path, files: dict[str, bytes]) -> dict[str, bytes]:
-    for relative, content in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    return dict(files)
-
-
-def read_tree(root: pathlib.Path) -> dict[str, bytes]:
-    """Every regular file under `root`, by its relative "/" path."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-async def folder_files(client, device_folder: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """The live files of "Backups/<device_folder>": name (a SHA-256) -> file id."""
-    folder = await client.files.resolve(f"/Backups/{device_folder}")
-    return {n.name: n.node_id for n in await client.files.ls(folder.node_id) if n.kind == blob_pb2.NODE_KIND_FILE}
-
-
-async def raw_create(client, messages: Iterable[sync_pb2.CreateBackupRequest]) -> sync_pb2.CreateBackupResponse:  # type: ignore[no-untyped-def]
-    """CreateBackup with exactly these stream messages (no SDK checks), errors as CumuloRpcError."""
-    stub = sync_pb2_grpc.BackupServiceStub(client.channel)
-    token = await client.access_token()
-    items = list(messages)
-
-    async def stream() -> AsyncIterator[sync_pb2.CreateBackupRequest]:
-        for item in items:
-            yield item
-
-    try:
-        return await stub.CreateBackup(stream(), metadata=client.metadata(token), timeout=30)
-    except grpc.aio.AioRpcError as exc:
-        raise CumuloRpcError.from_rpc_error(exc) from None
-
-
-def header(device_id: str = "tablet-1", device_name: str = "tablet") -> sync_pb2.CreateBackupRequest:
-    return sync_pb2.CreateBackupRequest(header=sync_pb2.BackupHeader(device_id=device_id, device_name=device_name))
-
-
-def entries(*items: sync_pb2.BackupEntry) -> sync_pb2.CreateBackupRequest:
-    return sync_pb2.CreateBackupRequest(entries=sync_pb2.BackupEntries(entries=list(items)))
-
-
-def entry(node: blob_pb2.Node, path: str = "a.txt", **changes) -> sync_pb2.BackupEntry:  # type: ignore[no-untyped-def]
-    values = dict(path=path, file_id=node.node_id, size=node.size, sha256=node.sha256)
-    values.update(changes)
-    return sync_pb2.BackupEntry(**values)
-
-
-async def account_rows(sync, table: sa.Table, account_id: str) -> list:  # type: ignore[no-untyped-def]
-    async with sync.app.db.read() as conn:
-        return list((await conn.execute(sa.select(table).where(table.c.account_id == uuid.UUID(account_id)))).all())
-
-
-async def released_of(sync, account_id: str) -> set[str]:  # type: ignore[no-untyped-def]
-    return {str(r.file_id) for r in await account_rows(sync, released_files, account_id)}
-
-
-@pytest.fixture
-async def blob_internal(blob) -> AsyncIterator[blob_pb2_grpc.BlobInternalServiceStub]:  # type: ignore[no-untyped-def]
-    async with grpc.aio.insecure_channel(blob.target) as channel:
-        yield blob_pb2_grpc.BlobInternalServiceStub(channel)
-
-
-async def existing(internal: blob_pb2_grpc.BlobInternalServiceStub, account_id: str, file_ids: Iterable[str]) -> set[str]:
-    """Which of `file_ids` the blob service still holds for the account (trashed or not)."""
-    response = await internal.DescribeFiles(blob_pb2.DescribeFilesRequest(account_id=account_id, node_ids=list(file_ids)))
-    return {f.node_id for f in response.files}
-
 
 # --- create, list, get, entries, a second backup, restore -----------------------------------
 
@@ -236,139 +162,11 @@ async def test_up_to_three_backups_per_device_are_kept_whatever_other_devices_ha
     assert [b.backup_id for b in await laptop.client.backups.list()] == [third.backup.backup_id] + [r.backup.backup_id for r in made[::-1]]
 
 
-async def test_the_newest_three_of_a_device_are_kept_and_unneeded_files_deleted(
-    phone, laptop, sync, blob_internal, tmp_path
-) -> None:
-    assert sync.app.settings.backups_kept == 3
-    # Another device of the account, backed up first: pruning the phone's leaves it alone.
-    laptop_root = tmp_path / "laptop-files"
-    laptop_files = write_tree(laptop_root, {"work.txt": b"quarterly report", "only-once.bin": os.urandom(5000)})
-    laptop_backup = await laptop.client.backups.create(laptop_root, device_id="laptop-1", device_name="laptop")
-    laptop_entries = await laptop.client.backups.entries(laptop_backup.backup.backup_id)
-
-    root = tmp_path / "phone-files"
-    write_tree(root, {"kept.txt": b"in every backup", "version.txt": b"v1", "first-only.bin": os.urandom(9000)})
-    reports = [await phone.client.backups.create(root, device_id="phone-1", device_name="phone")]
-    first_entries = {e.path: e for e in await phone.client.backups.entries(reports[0].backup.backup_id)}
-    (root / "first-only.bin").unlink()
-    for version in (b"v2", b"v3", b"v4"):
-        (root / "version.txt").write_bytes(version)
-        reports.append(await phone.client.backups.create(root, device_id="phone-1", device_name="phone"))
-    ids = [r.backup.backup_id for r in reports]
-    assert [r.pruned for r in reports] == [[], [], [], [ids[0]]]
-    assert [b.backup_id for b in await phone.client.backups.list("phone-1")] == ids[:0:-1]
-    await expect_error(phone.client.backups.get(ids[0]), NOT_FOUND, "BACKUP_NOT_FOUND")
-    await expect_error(phone.client.backups.entries(ids[0]), NOT_FOUND, "BACKUP_NOT_FOUND")
-    assert await account_rows(sync, backup_entries, phone.account_id) != []
-    async with sync.app.db.read() as conn:
-        orphans = (
-            await conn.execute(sa.select(sa.func.count()).select_from(backup_entries).where(backup_entries.c.backup_id == uuid.UUID(ids[0])))
-        ).scalar_one()
-    assert orphans == 0
-
-    # Released: the files only the pruned backup pointed to; deleted by the job, not before.
-    only_first = {first_entries["first-only.bin"].file_id, first_entries["version.txt"].file_id}
-    assert await released_of(sync, phone.account_id) == only_first
-    assert await existing(blob_internal, phone.account_id, only_first) == only_first
-    await sync.app.backups.release_files()
-    assert await released_of(sync, phone.account_id) == set()
-    assert await existing(blob_internal, phone.account_id, only_first) == set()
-    kept = {e.sha256: e.file_id for r in reports[1:] for e in await phone.client.backups.entries(r.backup.backup_id)}
-    assert await folder_files(phone.client, "phone") == kept
-    assert first_entries["kept.txt"].file_id in kept.values()  # still needed: still there
-
-    # The laptop's backup and its files are untouched.
-    assert [b.backup_id for b in await laptop.client.backups.list("laptop-1")] == [laptop_backup.backup.backup_id]
-    assert await existing(blob_internal, laptop.account_id, [e.file_id for e in laptop_entries]) == {e.file_id for e in laptop_entries}
-    back = tmp_path / "laptop-back"
-    await laptop.client.backups.restore(laptop_backup.backup.backup_id, back)
-    assert read_tree(back) == laptop_files
-    # And the oldest kept phone backup restores exactly.
-    second = tmp_path / "second-back"
-    await phone.client.backups.restore(ids[1], second)
-    assert read_tree(second) == {"kept.txt": b"in every backup", "version.txt": b"v2"}
-
-
-async def test_a_file_another_backup_points_to_is_not_released(phone, sync, blob_internal, tmp_path) -> None:
-    root = tmp_path / "phone-files"
-    write_tree(root, {"shared.bin": os.urandom(4000), "alone.bin": os.urandom(3000)})
-    first = await phone.client.backups.create(root, device_id="phone-1", device_name="phone")
-    by_path = {e.path: e for e in await phone.client.backups.entries(first.backup.backup_id)}
-    # A tablet's manifest points at one of the phone's files.
-    shared = by_path["shared.bin"]
-    tablet = await raw_create(phone.client, [header("tablet-1", "tablet"), entries(shared)])
-    await phone.client.backups.delete(first.backup.backup_id)
-    await expect_error(phone.client.backups.get(first.backup.backup_id), NOT_FOUND, "BACKUP_NOT_FOUND")
-    assert await released_of(sync, phone.account_id) == {by_path["alone.bin"].file_id}
-    await sync.app.backups.release_files()
-    assert await existing(blob_internal, phone.account_id, [shared.file_id, by_path["alone.bin"].file_id]) == {shared.file_id}
-    # Deleting the last backup that needs it releases it too.
-    await phone.client.backups.delete(tablet.backup.backup_id)
-    assert await released_of(sync, phone.account_id) == {shared.file_id}
-    await sync.app.backups.release_files()
-    assert await existing(blob_internal, phone.account_id, [shared.file_id]) == set()
-    assert await folder_files(phone.client, "phone") == {}
-    assert await phone.client.backups.list() == []
-
-
-async def test_a_released_file_a_new_backup_uses_again_is_kept(phone, sync, blob_internal, tmp_path) -> None:
-    root = tmp_path / "phone-files"
-    write_tree(root, {"photo.jpg": os.urandom(8000)})
-    first = await phone.client.backups.create(root, device_id="phone-1", device_name="phone")
-    (file_id,) = [e.file_id for e in await phone.client.backups.entries(first.backup.backup_id)]
-    await phone.client.backups.delete(first.backup.backup_id)
-    assert await released_of(sync, phone.account_id) == {file_id}
-    # Before the job ran, the same content is backed up again: the file is reused, not sent.
-    again = await phone.client.backups.create(root, device_id="phone-1", device_name="phone")
-    assert (again.uploaded_files, again.reused_files) == (0, 1)
-    assert [e.file_id for e in await phone.client.backups.entries(again.backup.backup_id)] == [file_id]
-    assert await released_of(sync, phone.account_id) == set()
-    await sync.app.backups.release_files()
-    assert await existing(blob_internal, phone.account_id, [file_id]) == {file_id}
-    back = tmp_path / "back"
-    await phone.client.backups.restore(again.backup.backup_id, back)
-    assert read_tree(back) == read_tree(root)
-
-
-async def test_a_legal_hold_keeps_released_files_until_it_is_lifted(phone, sync, blob_internal, tmp_path) -> None:
-    root = tmp_path / "evidence"
-    write_tree(root, {"ledger.csv": os.urandom(6000)})
-    report = await phone.client.backups.create(root, device_id="phone-1", device_name="phone")
-    (file_id,) = [e.file_id for e in await phone.client.backups.entries(report.backup.backup_id)]
-    await blob_internal.SetLegalHold(
-        blob_pb2.SetLegalHoldRequest(account_id=phone.account_id, held=True, reason="case 31", actor="legal")
-    )
-    try:
-        await phone.client.backups.delete(report.backup.backup_id)
-        assert await released_of(sync, phone.account_id) == {file_id}
-        await sync.app.backups.release_files()
-        await sync.app.backups.release_files()
-        assert await released_of(sync, phone.account_id) == {file_id}
-        assert await existing(blob_internal, phone.account_id, [file_id]) == {file_id}
-        assert await folder_files(phone.client, "phone") == {sha256_of(root / "ledger.csv"): file_id}
-    finally:
-        await blob_internal.SetLegalHold(
-            blob_pb2.SetLegalHoldRequest(account_id=phone.account_id, held=False, reason="case closed", actor="legal")
-        )
-    # A refused account waits (10 minutes) instead of holding up the others; then it is tried again.
-    await sync.app.backups.release_files()
-    assert await released_of(sync, phone.account_id) == {file_id}
-    before = sync.clock.offset
-    sync.clock.offset = before + dt.timedelta(minutes=11)
-    try:
-        await sync.app.backups.release_files()
-    finally:
-        sync.clock.offset = before
-    assert await released_of(sync, phone.account_id) == set()
-    assert await existing(blob_internal, phone.account_id, [file_id]) == set()
-    assert await folder_files(phone.client, "phone") == {}
-
-
 # --- malformed manifests ----------------------------------------------------------------------
 
 
 @pytest.fixture
-async def uploaded(phone, tmp_path) -> blob_pb2.Node:  # type: ignore[no-untyped-def]
+async def uploaded(phone: Any, tmp_path: pathlib.Path) -> blob_pb2.Node:
     """A file of the phone's account to point manifests at."""
     path = tmp_path / "real.bin"
     path.write_bytes(os.urandom(2048))

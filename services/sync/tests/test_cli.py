@@ -2,31 +2,29 @@
 device of one account; records go up from a JSON Lines file and come down as JSON lines,
 a stale tag is a conflict showing the server's record, each pull prints only what changed
 since the device's last one; a folder is backed up (a second time sending only what
-changed) and restored byte for byte."""
+changed) and restored byte for byte. Commands run in-process; the installed console script
+runs once per command group."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import pathlib
 import re
-import sys
 import uuid
 
 import pytest
 
-PASSWORD = "correct horse battery staple"
+from cumulo_devstack.testing import PASSWORD
+from cumulo_devstack.testing.cli import run_command
 
 
-async def cumulo(gateway: str, home: pathlib.Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cumulo_sdk.cli", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "CUMULO_GATEWAY": gateway, "CUMULO_HOME": str(home)},
+async def cumulo(gateway: str, home: pathlib.Path, *args: str, stdin: str = "", process: bool = False) -> tuple[int, str, str]:
+    """`cumulo ARGS` in-process (`process`: the installed console script)."""
+    result = await run_command(
+        "cumulo", *args, environ={"CUMULO_GATEWAY": gateway, "CUMULO_HOME": str(home)}, stdin=stdin, process=process
     )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 120)
-    return process.returncode, out.decode(), err.decode()
+    return result.returncode, result.stdout, result.stderr
 
 
 def json_lines(out: str) -> list[dict]:
@@ -168,3 +166,11 @@ async def test_a_folder_is_backed_up_twice_and_restored_byte_for_byte(gateway, h
     code, out, err = await cumulo(gateway, laptop, "backup", "restore", second_id, str(target))
     assert code == 2 and "exists" in err
     assert (target / "notes.txt").read_bytes() == b"first version\n"
+
+
+@pytest.mark.parametrize("command", [["sync", "zones"], ["backup", "ls"]], ids=["sync", "backup"])
+async def test_the_installed_console_script_runs_each_command_group(gateway, homes, command) -> None:
+    phone, _ = homes
+    code, out, err = await cumulo(gateway, phone, *command, process=True)
+    assert (code, err) == (0, ""), err
+    assert out.startswith("sync storage:") if command[0] == "sync" else out == ""

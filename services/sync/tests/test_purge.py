@@ -24,7 +24,7 @@ def save(record_id: str, payload: bytes, tag: str = "") -> sync_pb2.RecordSave:
     return sync_pb2.RecordSave(record_id=record_id, record_type="contact", payload=payload, change_tag=tag)
 
 
-async def fill(device, tmp_path: pathlib.Path, label: str) -> None:  # type: ignore[no-untyped-def]
+async def fill(device: Any, tmp_path: pathlib.Path, label: str) -> None:
     """Zones with records and a tombstone, two backups of a device."""
     c = device.client
     made = await c.sync.push("contacts", [save("ann", b'{"name": "Ann"}'), save("bob", b'{"name": "Bob"}')], device_id=label)
@@ -39,7 +39,7 @@ async def fill(device, tmp_path: pathlib.Path, label: str) -> None:  # type: ign
     await c.backups.create(root, device_id=f"{label}-1", device_name=label)
 
 
-async def add_released_file(sync, account_id: str) -> None:  # type: ignore[no-untyped-def]
+async def add_released_file(sync: Any, account_id: str) -> None:
     """What a pruned backup leaves: a file waiting for the release job (written directly: the
     purge must clear such rows whatever the job has done)."""
     async with sync.app.db.unit_of_work() as uow:
@@ -51,12 +51,12 @@ async def add_released_file(sync, account_id: str) -> None:  # type: ignore[no-u
         await uow.commit()
 
 
-async def zone_ids(sync, account_id: str) -> list[uuid.UUID]:  # type: ignore[no-untyped-def]
+async def zone_ids(sync: Any, account_id: str) -> list[uuid.UUID]:
     async with sync.app.db.read() as conn:
         return list((await conn.execute(sa.select(zones.c.zone_id).where(zones.c.account_id == uuid.UUID(account_id)))).scalars())
 
 
-async def counts(sync, account_id: str, zone_list: list[uuid.UUID]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def counts(sync: Any, account_id: str, zone_list: list[uuid.UUID]) -> dict[str, int]:
     """The rows of the account in every sync table (records through the zones captured before)."""
     account = uuid.UUID(account_id)
 
@@ -127,7 +127,7 @@ async def test_an_account_left_frozen_is_purged_by_the_saga_with_sync_among_the_
     ages = Ages(lifecycle, (auth, blob, sync), infra.nats.url)  # sync's access events land first too
     await ages.freeze(phone.account_id)
     await ages.grace_over(phone.account_id)
-    await lifecycle.app.ledger.sweep()
+    await lifecycle.app.cases.sweeper.sweep()
 
     async def deleted() -> Any:
         async with lifecycle.app.db.read() as conn:

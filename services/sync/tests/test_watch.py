@@ -142,7 +142,7 @@ async def test_a_token_from_before_pruned_tombstones_expires(phone, laptop, sync
     before = clock.offset
     clock.offset = before + sync.app.settings.tombstone_retention + dt.timedelta(minutes=1)
     try:
-        pruned = await sync.app.records.prune_tombstones()
+        pruned = await sync.app.cleanup.prune_tombstones()
     finally:
         clock.offset = before
     assert pruned >= 1

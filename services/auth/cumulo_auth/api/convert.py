@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from cumulo.auth.v1 import auth_pb2
-from cumulo_auth.handlers import Tokens
+from cumulo_auth.issuing import Tokens
 from cumulo_platform.grpc_convert import timestamp
 
 STATUS_TO_PROTO = {

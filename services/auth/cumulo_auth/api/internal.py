@@ -7,8 +7,10 @@ import datetime as dt
 import grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_auth.adapters.signing import SigningKeys
+from cumulo_auth.admin import Admin
 from cumulo_auth.api import convert
-from cumulo_auth.handlers import AuthHandlers
+from cumulo_auth.client_apps import ClientApps
 from cumulo_platform.errors import NotFound
 from cumulo_platform.tokens import ALGORITHM
 
@@ -16,28 +18,30 @@ SERVICE = "cumulo.auth.v1.AuthInternalService"
 
 
 class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
-    def __init__(self, handlers: AuthHandlers) -> None:
-        self.h = handlers
+    def __init__(self, *, keys: SigningKeys, client_apps: ClientApps, admin: Admin) -> None:
+        self.keys = keys
+        self.client_apps = client_apps
+        self.admin = admin
 
     async def GetSigningKeys(self, request: auth_pb2.GetSigningKeysRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetSigningKeysResponse:
-        keys = await self.h.keys.public_keys(request.key_id)
+        keys = await self.keys.public_keys(request.key_id)
         return auth_pb2.GetSigningKeysResponse(
             keys=[auth_pb2.SigningKey(key_id=k, algorithm=ALGORITHM, public_key=pub) for k, pub in keys]
         )
 
     async def GetClientApp(self, request: auth_pb2.GetClientAppRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetClientAppResponse:
-        found = await self.h.client_app(request.client_id)
+        found = await self.client_apps.find(request.client_id)
         if found is None:
             raise NotFound("no such client app", reason="CLIENT_NOT_FOUND")
         name, enabled = found
         return auth_pb2.GetClientAppResponse(client_id=request.client_id, name=name, enabled=enabled)
 
     async def RegisterClientApp(self, request: auth_pb2.RegisterClientAppRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RegisterClientAppResponse:
-        await self.h.register_client_app(request.client_id, request.name)
+        await self.client_apps.register(request.client_id, request.name)
         return auth_pb2.RegisterClientAppResponse()
 
     async def SetAccountStatus(self, request: auth_pb2.SetAccountStatusRequest, context: grpc.aio.ServicerContext) -> auth_pb2.SetAccountStatusResponse:
-        row = await self.h.set_account_status(
+        row = await self.admin.set_account_status(
             account_id=request.account_id,
             status=convert.PROTO_TO_STATUS.get(request.status, "unspecified"),
             suspended_until=request.suspended_until.ToDatetime(tzinfo=dt.UTC)
@@ -49,12 +53,12 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.SetAccountStatusResponse(account=convert.account(row))
 
     async def GetAccountContacts(self, request: auth_pb2.GetAccountContactsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetAccountContactsResponse:
-        email, phone, locale = await self.h.get_contacts(request.account_id)
+        email, phone, locale = await self.admin.get_contacts(request.account_id)
         return auth_pb2.GetAccountContactsResponse(email=email, phone=phone, locale=locale)
 
     async def FindAccount(self, request: auth_pb2.FindAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.FindAccountResponse:
-        return auth_pb2.FindAccountResponse(account_id=await self.h.find_account(request.login))
+        return auth_pb2.FindAccountResponse(account_id=await self.admin.find_account(request.login))
 
     async def SetAccountRoles(self, request: auth_pb2.SetAccountRolesRequest, context: grpc.aio.ServicerContext) -> auth_pb2.SetAccountRolesResponse:
-        roles = await self.h.set_roles(request.account_id, list(request.roles), reason=request.reason, actor=request.actor)
+        roles = await self.admin.set_roles(request.account_id, list(request.roles), reason=request.reason, actor=request.actor)
         return auth_pb2.SetAccountRolesResponse(roles=roles)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_auth.account_changes import AccountChanges
 from cumulo_auth.api import convert
-from cumulo_auth.handlers import AuthHandlers
+from cumulo_auth.login import Login
+from cumulo_auth.registration import Registration
+from cumulo_auth.sessions import Sessions
 from cumulo_platform.errors import InvalidArgument
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.interceptors import current_call, current_principal, mark_used
@@ -18,21 +21,27 @@ ANONYMOUS_METHODS = frozenset(f"/{SERVICE}/{m}" for m in ("GetTerms", "Register"
 
 
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, handlers: AuthHandlers) -> None:
-        self.h = handlers
+    def __init__(
+        self, *, terms_version: str, registration: Registration, login: Login, sessions: Sessions, changes: AccountChanges
+    ) -> None:
+        self.terms_version = terms_version
+        self.registration = registration
+        self.login = login
+        self.sessions = sessions
+        self.changes = changes
 
     async def _me(self) -> Principal:
         principal = current_principal()
-        await self.h.require_live_session(principal)
+        await self.sessions.require_live_session(principal)
         return principal
 
     async def GetTerms(self, request: auth_pb2.GetTermsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetTermsResponse:
-        return auth_pb2.GetTermsResponse(version=self.h.settings.terms_version)
+        return auth_pb2.GetTermsResponse(version=self.terms_version)
 
     async def Register(self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RegisterResponse:
         if not request.HasField("birth_date"):
             raise InvalidArgument("birth_date", "is required")
-        row = await self.h.register(
+        row = await self.registration.register(
             email=request.email,
             phone=request.phone,
             password=request.password,
@@ -44,7 +53,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
 
     async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LoginResponse:
         call = current_call()
-        tokens, row = await self.h.login(
+        tokens, row = await self.login.login(
             login=request.login,
             password=request.password,
             device_name=request.device_name,
@@ -55,31 +64,31 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.LoginResponse(tokens=convert.tokens(tokens), account=convert.account(row))
 
     async def Refresh(self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RefreshResponse:
-        tokens = await self.h.refresh(refresh_token=request.refresh_token, client_id=current_call().client_id)
+        tokens = await self.sessions.refresh(refresh_token=request.refresh_token, client_id=current_call().client_id)
         mark_used(str(tokens.account_id))
         return auth_pb2.RefreshResponse(tokens=convert.tokens(tokens))
 
     async def Logout(self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LogoutResponse:
-        await self.h.logout(current_principal())
+        await self.sessions.logout(current_principal())
         return auth_pb2.LogoutResponse()
 
     async def GetAccount(self, request: auth_pb2.GetAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetAccountResponse:
-        row = await self.h.require_live_session(current_principal())
+        row = await self.sessions.require_live_session(current_principal())
         return auth_pb2.GetAccountResponse(
-            account=convert.account(row), current_terms_version=self.h.settings.terms_version
+            account=convert.account(row), current_terms_version=self.terms_version
         )
 
     async def ListSessions(self, request: auth_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.ListSessionsResponse:
         principal = await self._me()
-        rows = await self.h.list_sessions(principal)
+        rows = await self.sessions.list_sessions(principal)
         return auth_pb2.ListSessionsResponse(
             sessions=[
                 auth_pb2.Session(
                     session_id=str(r["session_id"]),
                     client_id=r["client_id"],
                     device_name=r["device_name"],
-                    created_at=convert.timestamp(r["created_at"]),
-                    last_used_at=convert.timestamp(r["last_used_at"]),
+                    created_at=timestamp(r["created_at"]),
+                    last_used_at=timestamp(r["last_used_at"]),
                     current=str(r["session_id"]) == principal.session_id,
                 )
                 for r in rows
@@ -87,7 +96,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def RevokeSession(self, request: auth_pb2.RevokeSessionRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RevokeSessionResponse:
-        await self.h.revoke_session(await self._me(), request.session_id)
+        await self.sessions.revoke_session(await self._me(), request.session_id)
         return auth_pb2.RevokeSessionResponse()
 
     async def CreateMinorAccount(
@@ -95,7 +104,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.CreateMinorAccountResponse:
         if not request.HasField("birth_date"):
             raise InvalidArgument("birth_date", "is required")
-        row = await self.h.create_minor_account(
+        row = await self.registration.create_minor_account(
             await self._me(),
             email=request.email,
             phone=request.phone,
@@ -106,17 +115,17 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.CreateMinorAccountResponse(account=convert.account(row))
 
     async def UpdateContacts(self, request: auth_pb2.UpdateContactsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.UpdateContactsResponse:
-        row = await self.h.update_contacts(
+        row = await self.changes.update_contacts(
             await self._me(), email=request.email, phone=request.phone, mask=list(request.update_mask)
         )
         return auth_pb2.UpdateContactsResponse(account=convert.account(row))
 
     async def AcceptTerms(self, request: auth_pb2.AcceptTermsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.AcceptTermsResponse:
-        row = await self.h.accept_terms(await self._me(), request.terms_version)
+        row = await self.changes.accept_terms(await self._me(), request.terms_version)
         return auth_pb2.AcceptTermsResponse(account=convert.account(row))
 
     async def ChangePassword(self, request: auth_pb2.ChangePasswordRequest, context: grpc.aio.ServicerContext) -> auth_pb2.ChangePasswordResponse:
-        await self.h.change_password(
+        await self.changes.change_password(
             await self._me(), current_password=request.current_password, new_password=request.new_password
         )
         return auth_pb2.ChangePasswordResponse()
@@ -124,11 +133,11 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def ConfirmPassword(
         self, request: auth_pb2.ConfirmPasswordRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ConfirmPasswordResponse:
-        token, expires, confirmed = await self.h.confirm_password(current_principal(), request.password)
+        token, expires, confirmed = await self.sessions.confirm_password(current_principal(), request.password)
         return auth_pb2.ConfirmPasswordResponse(
             access_token=token, access_token_expires_at=timestamp(expires), password_confirmed_at=timestamp(confirmed)
         )
 
     async def CancelAccount(self, request: auth_pb2.CancelAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.CancelAccountResponse:
-        await self.h.cancel_account(current_principal(), password=request.password)
+        await self.changes.cancel_account(current_principal(), password=request.password)
         return auth_pb2.CancelAccountResponse()

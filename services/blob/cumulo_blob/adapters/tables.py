@@ -7,6 +7,7 @@ from sqlalchemy.dialects import postgresql
 
 from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
+from cumulo_platform.legal_holds import legal_holds_table
 
 SCHEMA = "blob"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -99,16 +100,6 @@ doomed_objects = sa.Table(
     sa.Column("created_at", TIMESTAMP, nullable=False),
 )
 
-# Legal holds (§3.3.1, §6.7): while a row exists, nothing of the account leaves storage.
-holds = sa.Table(
-    "holds",
-    metadata,
-    sa.Column("account_id", sa.Uuid, primary_key=True),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("actor", sa.Text, nullable=False),
-    sa.Column("since", TIMESTAMP, nullable=False),
-)
-
 share_links = sa.Table(
     "share_links",
     metadata,
@@ -174,14 +165,8 @@ purchases = sa.Table(
     sa.Index("purchases_account", "account_id", "ends_at"),
 )
 
-# Accounts whose data this service purged: their calls are refused from then on.
-purged_accounts = sa.Table(
-    "purged_accounts",
-    metadata,
-    sa.Column("account_id", sa.Uuid, primary_key=True),
-    sa.Column("purged_at", TIMESTAMP, nullable=False),
-)
-
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
+# Held accounts (fed by account.hold_changed): nothing of theirs leaves storage.
+legal_holds = legal_holds_table(metadata)

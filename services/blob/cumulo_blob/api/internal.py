@@ -8,13 +8,15 @@ from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo_blob.api import convert
 from cumulo_blob.enforcement import Enforcement
 from cumulo_blob.plans import Plans
+from cumulo_blob.purge import Purge
 
 SERVICE = "cumulo.blob.v1.BlobInternalService"
 
 
 class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
-    def __init__(self, enforcement: Enforcement, plans: Plans) -> None:
+    def __init__(self, *, enforcement: Enforcement, purge: Purge, plans: Plans) -> None:
         self.e = enforcement
+        self.purge = purge
         self.plans = plans
 
     async def BlockFile(self, request: blob_pb2.BlockFileRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockFileResponse:
@@ -25,12 +27,8 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
         row = await self.e.set_blocked(request.account_id, request.node_id, blocked=False, reason=request.reason, actor=request.actor)
         return blob_pb2.UnblockFileResponse(file=convert.node(row))
 
-    async def SetLegalHold(self, request: blob_pb2.SetLegalHoldRequest, context: grpc.aio.ServicerContext) -> blob_pb2.SetLegalHoldResponse:
-        await self.e.set_hold(request.account_id, held=request.held, reason=request.reason, actor=request.actor)
-        return blob_pb2.SetLegalHoldResponse()
-
     async def PurgeAccount(self, request: blob_pb2.PurgeAccountRequest, context: grpc.aio.ServicerContext) -> blob_pb2.PurgeAccountResponse:
-        items, objects = await self.e.purge(request.account_id)
+        items, objects = await self.purge.purge_and_report(request.account_id)
         return blob_pb2.PurgeAccountResponse(nodes_deleted=items, objects_deleted=objects)
 
     async def RecordPurchase(self, request: blob_pb2.RecordPurchaseRequest, context: grpc.aio.ServicerContext) -> blob_pb2.RecordPurchaseResponse:

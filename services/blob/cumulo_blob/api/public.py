@@ -11,8 +11,12 @@ import grpc
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo_blob.api import convert
-from cumulo_blob.handlers import BlobHandlers
+from cumulo_blob.downloads import Downloads, Served
+from cumulo_blob.folders import Folders
+from cumulo_blob.plans import Plans
+from cumulo_blob.quota import Quota
 from cumulo_blob.sharing import Sharing
+from cumulo_blob.trash import Trash
 from cumulo_blob.uploads import Uploads
 from cumulo_platform.errors import InvalidArgument
 from cumulo_platform.grpc_convert import timestamp
@@ -21,14 +25,13 @@ from cumulo_platform.interceptors import current_principal
 SERVICE = "cumulo.blob.v1.BlobService"
 
 
-def _file_stream(
-    files: BlobHandlers, message: type[Any], node: Any, key: str, offset: int, length: int
-) -> AsyncIterator[Any]:
+def _file_stream(downloads: Downloads, message: type[Any], served: Served) -> AsyncIterator[Any]:
     """Every download answers alike: the file's metadata first, then its bytes."""
+    node, key, offset, length = served
 
     async def stream() -> AsyncIterator[Any]:
         yield message(file=convert.node(node))
-        async for chunk in files.read(key, offset, length):
+        async for chunk in downloads.read(key, offset, length):
             yield message(data=chunk)
 
     return stream()
@@ -39,41 +42,55 @@ def _me() -> uuid.UUID:
 
 
 class BlobService(blob_pb2_grpc.BlobServiceServicer):
-    def __init__(self, files: BlobHandlers, uploads: Uploads, sharing: Sharing) -> None:
-        self.files = files
+    def __init__(
+        self,
+        *,
+        folders: Folders,
+        trash: Trash,
+        uploads: Uploads,
+        downloads: Downloads,
+        quota: Quota,
+        plans: Plans,
+        sharing: Sharing,
+    ) -> None:
+        self.folders = folders
+        self.trash = trash
         self.uploads = uploads
+        self.downloads = downloads
+        self.quota = quota
+        self.plans = plans
         self.sharing = sharing
 
     async def CreateFolder(self, request: blob_pb2.CreateFolderRequest, context: grpc.aio.ServicerContext) -> blob_pb2.CreateFolderResponse:
-        row = await self.files.create_folder(_me(), request.parent_id, request.name)
+        row = await self.folders.create_folder(_me(), request.parent_id, request.name)
         return blob_pb2.CreateFolderResponse(folder=convert.node(row))
 
     async def ListFolder(self, request: blob_pb2.ListFolderRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListFolderResponse:
-        rows, token = await self.files.list_folder(_me(), request.folder_id, request.page_size, request.page_token)
+        rows, token = await self.folders.list_folder(_me(), request.folder_id, request.page_size, request.page_token)
         return blob_pb2.ListFolderResponse(nodes=[convert.node(r) for r in rows], next_page_token=token)
 
     async def Stat(self, request: blob_pb2.StatRequest, context: grpc.aio.ServicerContext) -> blob_pb2.StatResponse:
-        return blob_pb2.StatResponse(node=convert.node(await self.files.stat(_me(), request.node_id)))
+        return blob_pb2.StatResponse(node=convert.node(await self.folders.stat(_me(), request.node_id)))
 
     async def Rename(self, request: blob_pb2.RenameRequest, context: grpc.aio.ServicerContext) -> blob_pb2.RenameResponse:
-        return blob_pb2.RenameResponse(node=convert.node(await self.files.rename(_me(), request.node_id, request.new_name)))
+        return blob_pb2.RenameResponse(node=convert.node(await self.folders.rename(_me(), request.node_id, request.new_name)))
 
     async def Move(self, request: blob_pb2.MoveRequest, context: grpc.aio.ServicerContext) -> blob_pb2.MoveResponse:
-        return blob_pb2.MoveResponse(node=convert.node(await self.files.move(_me(), request.node_id, request.new_parent_id)))
+        return blob_pb2.MoveResponse(node=convert.node(await self.folders.move(_me(), request.node_id, request.new_parent_id)))
 
     async def Delete(self, request: blob_pb2.DeleteRequest, context: grpc.aio.ServicerContext) -> blob_pb2.DeleteResponse:
-        await self.files.delete(_me(), request.node_id)
+        await self.trash.delete(_me(), request.node_id)
         return blob_pb2.DeleteResponse()
 
     async def ListTrash(self, request: blob_pb2.ListTrashRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListTrashResponse:
-        rows, token = await self.files.list_trash(_me(), request.page_size, request.page_token)
+        rows, token = await self.trash.list_trash(_me(), request.page_size, request.page_token)
         return blob_pb2.ListTrashResponse(nodes=[convert.node(r) for r in rows], next_page_token=token)
 
     async def Restore(self, request: blob_pb2.RestoreRequest, context: grpc.aio.ServicerContext) -> blob_pb2.RestoreResponse:
-        return blob_pb2.RestoreResponse(node=convert.node(await self.files.restore(_me(), request.node_id)))
+        return blob_pb2.RestoreResponse(node=convert.node(await self.trash.restore(_me(), request.node_id)))
 
     async def EmptyTrash(self, request: blob_pb2.EmptyTrashRequest, context: grpc.aio.ServicerContext) -> blob_pb2.EmptyTrashResponse:
-        return blob_pb2.EmptyTrashResponse(deleted=await self.files.empty_trash(_me()))
+        return blob_pb2.EmptyTrashResponse(deleted=await self.trash.empty_trash(_me()))
 
     async def StartUpload(self, request: blob_pb2.StartUploadRequest, context: grpc.aio.ServicerContext) -> blob_pb2.StartUploadResponse:
         (upload, _), node = await self.uploads.start(
@@ -115,15 +132,15 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
     async def Download(
         self, request: blob_pb2.DownloadRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[blob_pb2.DownloadResponse]:
-        node, key, offset, length = await self.files.open_download(_me(), request.node_id, request.offset, request.length)
-        async for message in _file_stream(self.files, blob_pb2.DownloadResponse, node, key, offset, length):
+        served = await self.downloads.open(_me(), request.node_id, request.offset, request.length)
+        async for message in _file_stream(self.downloads, blob_pb2.DownloadResponse, served):
             yield message
 
     async def ListPlans(self, request: blob_pb2.ListPlansRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListPlansResponse:
-        return blob_pb2.ListPlansResponse(plans=[convert.plan(r) for r in await self.files.plans.current()])
+        return blob_pb2.ListPlansResponse(plans=[convert.plan(r) for r in await self.plans.current()])
 
     async def ListPurchases(self, request: blob_pb2.ListPurchasesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListPurchasesResponse:
-        return blob_pb2.ListPurchasesResponse(purchases=[convert.purchase(r) for r in await self.files.plans.purchases_of(_me())])
+        return blob_pb2.ListPurchasesResponse(purchases=[convert.purchase(r) for r in await self.plans.purchases_of(_me())])
 
     async def CreateShareLink(
         self, request: blob_pb2.CreateShareLinkRequest, context: grpc.aio.ServicerContext
@@ -140,7 +157,7 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
     async def ListShareLinks(
         self, request: blob_pb2.ListShareLinksRequest, context: grpc.aio.ServicerContext
     ) -> blob_pb2.ListShareLinksResponse:
-        return blob_pb2.ListShareLinksResponse(links=[convert.link(r, r.name) for r in await self.sharing.list(_me())])
+        return blob_pb2.ListShareLinksResponse(links=[convert.link(r, r.name) for r in await self.sharing.links(_me())])
 
     async def RevokeShareLink(
         self, request: blob_pb2.RevokeShareLinkRequest, context: grpc.aio.ServicerContext
@@ -175,12 +192,12 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         self, request: blob_pb2.DownloadSharedWithMeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[blob_pb2.DownloadSharedWithMeResponse]:
         root, children = await self.sharing.open_shared_with_me(_me(), request.share_id)
-        node, key, offset, length = await self.sharing.serve(root, children, request.node_id, request.offset, request.length)
-        async for message in _file_stream(self.files, blob_pb2.DownloadSharedWithMeResponse, node, key, offset, length):
+        served = await self.sharing.serve(root, children, request.node_id, request.offset, request.length)
+        async for message in _file_stream(self.downloads, blob_pb2.DownloadSharedWithMeResponse, served):
             yield message
 
     async def GetUsage(self, request: blob_pb2.GetUsageRequest, context: grpc.aio.ServicerContext) -> blob_pb2.GetUsageResponse:
-        used, reserved, quota = await self.files.usage(_me())
+        used, reserved, quota = await self.quota.usage(_me())
         return blob_pb2.GetUsageResponse(used=used, reserved=reserved, quota=quota)
 
 
@@ -190,8 +207,8 @@ ANONYMOUS_METHODS = frozenset(f"/{LINK_SERVICE}/{m}" for m in ("OpenShareLink", 
 
 
 class ShareLinkService(blob_pb2_grpc.ShareLinkServiceServicer):
-    def __init__(self, files: BlobHandlers, sharing: Sharing) -> None:
-        self.files = files
+    def __init__(self, *, downloads: Downloads, sharing: Sharing) -> None:
+        self.downloads = downloads
         self.sharing = sharing
 
     async def OpenShareLink(self, request: blob_pb2.OpenShareLinkRequest, context: grpc.aio.ServicerContext) -> blob_pb2.OpenShareLinkResponse:
@@ -201,8 +218,6 @@ class ShareLinkService(blob_pb2_grpc.ShareLinkServiceServicer):
     async def DownloadShared(
         self, request: blob_pb2.DownloadSharedRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[blob_pb2.DownloadSharedResponse]:
-        node, key, offset, length = await self.sharing.open_download(
-            request.token, request.password, request.node_id, request.offset, request.length
-        )
-        async for message in _file_stream(self.files, blob_pb2.DownloadSharedResponse, node, key, offset, length):
+        served = await self.sharing.open_download(request.token, request.password, request.node_id, request.offset, request.length)
+        async for message in _file_stream(self.downloads, blob_pb2.DownloadSharedResponse, served):
             yield message

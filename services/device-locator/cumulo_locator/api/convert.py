@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from cumulo.locator.v1 import locator_pb2
-from cumulo_locator.domain.rules import SOURCES
 from cumulo_platform.grpc_convert import timestamp
 
-SOURCE_VALUES = {name: value for value, name in SOURCES.items()}
+# The names the table stores (domain.rules.SOURCES, by the same numbers).
+SOURCE_VALUES = {
+    "gps": locator_pb2.LOCATION_SOURCE_GPS,
+    "network": locator_pb2.LOCATION_SOURCE_NETWORK,
+    "wifi": locator_pb2.LOCATION_SOURCE_WIFI,
+    "cell": locator_pb2.LOCATION_SOURCE_CELL,
+}
 KINDS = {
     "locate": locator_pb2.COMMAND_KIND_LOCATE,
     "ring": locator_pb2.COMMAND_KIND_RING,
@@ -28,7 +33,8 @@ STATES = {
 def location(row: Any) -> locator_pb2.Location:
     return locator_pb2.Location(
         latitude=row.latitude, longitude=row.longitude, accuracy=row.accuracy, altitude=row.altitude, speed=row.speed,
-        battery=row.battery, source=SOURCE_VALUES.get(row.source, 0), measured_at=timestamp(row.measured_at),
+        battery=row.battery, source=SOURCE_VALUES.get(row.source, locator_pb2.LOCATION_SOURCE_UNSPECIFIED),
+        measured_at=timestamp(row.measured_at),
     )
 
 

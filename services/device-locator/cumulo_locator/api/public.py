@@ -44,7 +44,7 @@ class DeviceLocatorService(locator_pb2_grpc.DeviceLocatorServiceServicer):
         return await self.devices.owner(current_principal(), account_id)
 
     async def ListDevices(self, request: locator_pb2.ListDevicesRequest, context: grpc.aio.ServicerContext) -> locator_pb2.ListDevicesResponse:
-        rows = await self.devices.list(await self._owner(request.account_id))
+        rows = await self.devices.of_account(await self._owner(request.account_id))
         return locator_pb2.ListDevicesResponse(devices=[convert.device(r) for r in rows])
 
     async def GetDevice(self, request: locator_pb2.GetDeviceRequest, context: grpc.aio.ServicerContext) -> locator_pb2.GetDeviceResponse:
@@ -87,7 +87,7 @@ class DeviceLocatorService(locator_pb2_grpc.DeviceLocatorServiceServicer):
         return locator_pb2.SendCommandResponse(command=convert.command(row))
 
     async def ListCommands(self, request: locator_pb2.ListCommandsRequest, context: grpc.aio.ServicerContext) -> locator_pb2.ListCommandsResponse:
-        rows = await self.commands.list(await self._owner(request.account_id), request.device_id, request.limit)
+        rows = await self.commands.of_device(await self._owner(request.account_id), request.device_id, request.limit)
         return locator_pb2.ListCommandsResponse(commands=[convert.command(r) for r in rows])
 
     async def GetCommand(self, request: locator_pb2.GetCommandRequest, context: grpc.aio.ServicerContext) -> locator_pb2.GetCommandResponse:

@@ -7,6 +7,7 @@ from sqlalchemy.dialects import postgresql
 
 from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
+from cumulo_platform.legal_holds import legal_holds_table
 
 SCHEMA = "lifecycle"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -27,9 +28,6 @@ accounts = sa.Table(
     sa.Column("reminders_done", sa.Integer, nullable=False, server_default="0"),
     # When the sweeper next looks at the account; NULL when nothing is scheduled.
     sa.Column("next_due_at", TIMESTAMP),
-    sa.Column("held", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("hold_reason", sa.Text, nullable=False, server_default=""),
-    sa.Column("hold_actor", sa.Text, nullable=False, server_default=""),
     sa.Column("cancel_requested_at", TIMESTAMP),
     # What the waiting deletion is for: "cancellation" or "termination".
     sa.Column("cancel_reason", sa.Text, nullable=False, server_default=""),
@@ -39,10 +37,13 @@ accounts = sa.Table(
     sa.Column("email", sa.Text),
     sa.Column("phone", sa.Text),
     sa.Column("locale", sa.Text, nullable=False, server_default="zh-CN"),
+    # Set when auth announced new contacts; cleared once auth was asked for them (accounts.py).
+    sa.Column("contacts_wanted_at", TIMESTAMP),
     sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("state IN ('active', 'frozen', 'deleting', 'deleted')", name="accounts_state_known"),
     sa.Index("accounts_next_due", "next_due_at", postgresql_where=sa.text("next_due_at IS NOT NULL")),
     sa.Index("accounts_state", "state"),
+    sa.Index("accounts_contacts_wanted", "contacts_wanted_at", postgresql_where=sa.text("contacts_wanted_at IS NOT NULL")),
 )
 
 # The links in notices (freeze, deletion reminders): SHA-256 of each token, valid while the
@@ -63,6 +64,8 @@ transitions = sa.Table(
     sa.Column("from_state", sa.Text, nullable=False),
     sa.Column("to_state", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+    # Who decided, for an operator's or a moderator's action (a legal hold); "" for the lifecycle's own.
+    sa.Column("actor", sa.Text, nullable=False, server_default=""),
     sa.Column("at", TIMESTAMP, nullable=False),
 )
 
@@ -130,3 +133,6 @@ tombstones = sa.Table(
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
+# The legal holds: the holds use case (the authority) writes them, the sweeper asks them
+# (cumulo_platform.legal_holds); declared here for the schema check.
+legal_holds_table(metadata)

@@ -6,8 +6,11 @@ import grpc
 
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
+from cumulo_lifecycle.access import Access
 from cumulo_lifecycle.api import convert
-from cumulo_lifecycle.ledger import Ledger
+from cumulo_lifecycle.holds import Holds
+from cumulo_lifecycle.reports import Reports
+from cumulo_lifecycle.sweeper import Sweeper
 from cumulo_platform.errors import InvalidArgument
 from cumulo_platform.grpc_convert import timestamp
 
@@ -15,15 +18,18 @@ SERVICE = "cumulo.lifecycle.v1.LifecycleInternalService"
 
 
 class LifecycleInternalService(lifecycle_pb2_grpc.LifecycleInternalServiceServicer):
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
+    def __init__(self, *, access: Access, reports: Reports, holds: Holds, sweeper: Sweeper) -> None:
+        self.access = access
+        self.reports = reports
+        self.holds = holds
+        self.sweeper = sweeper
 
     async def EnsureActive(self, request: pb.EnsureActiveRequest, context: grpc.aio.ServicerContext) -> pb.EnsureActiveResponse:
-        state = await self.ledger.ensure_active(request.account_id)
+        state = await self.access.ensure_active(request.account_id)
         return pb.EnsureActiveResponse(state=convert.STATE[state])
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext) -> pb.GetAccountResponse:
-        row, history, sent = await self.ledger.get(request.account_id)
+        row, history, sent = await self.reports.get(request.account_id)
         return pb.GetAccountResponse(
             account=convert.account(row),
             transitions=[convert.transition(t) for t in history],
@@ -36,27 +42,27 @@ class LifecycleInternalService(lifecycle_pb2_grpc.LifecycleInternalServiceServic
             if request.state not in convert.STATE_NAME:
                 raise InvalidArgument("state", "is not a known account state")
             state = convert.STATE_NAME[request.state]
-        rows, next_token = await self.ledger.list(state=state, page_size=request.page_size, page_token=request.page_token)
+        rows, next_token = await self.reports.list_accounts(state=state, page_size=request.page_size, page_token=request.page_token)
         return pb.ListAccountsResponse(accounts=[convert.account(r) for r in rows], next_page_token=next_token)
 
     async def GetReport(self, request: pb.GetReportRequest, context: grpc.aio.ServicerContext) -> pb.GetReportResponse:
-        return pb.GetReportResponse(**await self.ledger.report())
+        return pb.GetReportResponse(**await self.reports.report())
 
     async def SetLegalHold(self, request: pb.SetLegalHoldRequest, context: grpc.aio.ServicerContext) -> pb.SetLegalHoldResponse:
-        row = await self.ledger.set_hold(request.account_id, held=request.held, reason=request.reason, actor=request.actor)
+        row = await self.holds.set_hold(request.account_id, held=request.held, reason=request.reason, actor=request.actor)
         return pb.SetLegalHoldResponse(account=convert.account(row))
 
     async def Sweep(self, request: pb.SweepRequest, context: grpc.aio.ServicerContext) -> pb.SweepResponse:
         if request.limit < 0:
             raise InvalidArgument("limit", "must not be negative")
-        planned, done = await self.ledger.sweep(dry_run=request.dry_run, limit=request.limit or None)
+        planned, done = await self.sweeper.sweep(dry_run=request.dry_run, limit=request.limit or None)
         return pb.SweepResponse(
             actions=[pb.PlannedAction(account_id=str(p.account_id), action=p.action, due_at=timestamp(p.due_at)) for p in planned],
             done=done,
         )
 
     async def ListPurges(self, request: pb.ListPurgesRequest, context: grpc.aio.ServicerContext) -> pb.ListPurgesResponse:
-        found = await self.ledger.purges(stuck_only=request.stuck_only)
+        found = await self.reports.purges(stuck_only=request.stuck_only)
         return pb.ListPurgesResponse(
             purges=[
                 pb.Purge(

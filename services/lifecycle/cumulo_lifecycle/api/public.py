@@ -8,8 +8,9 @@ import grpc
 
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
+from cumulo_lifecycle.access import Access
 from cumulo_lifecycle.api import convert
-from cumulo_lifecycle.ledger import Ledger
+from cumulo_lifecycle.reports import Reports
 from cumulo_platform.interceptors import current_principal
 
 SERVICE = "cumulo.lifecycle.v1.LifecycleService"
@@ -17,12 +18,13 @@ ANONYMOUS_METHODS = frozenset({f"/{SERVICE}/ReactivateWithLink"})
 
 
 class LifecycleService(lifecycle_pb2_grpc.LifecycleServiceServicer):
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
+    def __init__(self, *, access: Access, reports: Reports) -> None:
+        self.access = access
+        self.reports = reports
 
     async def _mine(self) -> pb.Account:
         account_id = current_principal().account_id
-        row = await self.ledger.state_of(account_id)
+        row = await self.reports.state_of(account_id)
         if row is None:
             # Not seen yet (its events are on their way): a new account is active.
             return pb.Account(account_id=account_id, state=pb.ACCOUNT_STATE_ACTIVE)
@@ -32,11 +34,11 @@ class LifecycleService(lifecycle_pb2_grpc.LifecycleServiceServicer):
         return pb.GetAccountStateResponse(account=await self._mine())
 
     async def Reactivate(self, request: pb.ReactivateRequest, context: grpc.aio.ServicerContext) -> pb.ReactivateResponse:
-        await self.ledger.ensure_active(current_principal().account_id, reason="reactivated by the user")
+        await self.access.ensure_active(current_principal().account_id, reason="reactivated by the user")
         return pb.ReactivateResponse(account=await self._mine())
 
     async def ReactivateWithLink(self, request: pb.ReactivateWithLinkRequest, context: grpc.aio.ServicerContext) -> pb.ReactivateWithLinkResponse:
-        state = await self.ledger.reactivate_with_link(request.token)
+        state = await self.access.reactivate_with_link(request.token)
         return pb.ReactivateWithLinkResponse(state=convert.STATE[state])
 
 

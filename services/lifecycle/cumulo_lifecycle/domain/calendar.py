@@ -1,4 +1,4 @@
-"""The calendar rules of the inactivity lifecycle (SPEC R1.5), pure and without I/O.
+"""The calendar rules of the inactivity lifecycle, pure and without I/O.
 
 - Freeze is due `inactivity` after the last access. Calendar months count on the wall clock
   of the configured time zone, clamped to the month's end (31 Jan + 1 month = 28/29 Feb;

@@ -1,4 +1,4 @@
-"""The lifecycle's notices (SPEC R1.5, R2.5) in the user's language (zh-CN, en). Each states
+"""The lifecycle's notices in the user's language (zh-CN, en). Each states
 exact dates and times in the operator's time zone, and how to keep the account."""
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from sqlalchemy.dialects import postgresql
 
 from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
+from cumulo_platform.legal_holds import legal_holds_table
 
 SCHEMA = "moderation"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -101,13 +102,33 @@ blocklist = sa.Table(
     sa.Column("added_at", TIMESTAMP, nullable=False),
 )
 
-holds = sa.Table(
-    "holds",
+# Effects another service carries out for moderation (block, unblock, delete, suspend,
+# terminate), each on record from the unit of work that decides it until the unit of work that
+# records it done: a row is a pending effect. One at a time per subject (the file, link or
+# account acted on), so that a block and an unblock of the same content never cross.
+effects = sa.Table(
+    "effects",
     metadata,
-    sa.Column("account_id", sa.Uuid, primary_key=True),
-    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("effect_id", sa.Uuid, primary_key=True),
+    sa.Column("purpose", sa.Text, nullable=False),  # decision, restore, blocklist
+    sa.Column("case_id", sa.Uuid, unique=True),  # none for a blocklist match: its case opens once the file is blocked
+    sa.Column("subject", sa.Text, nullable=False, unique=True),  # file:<id>, link:<id>, account:<id>
+    sa.Column("action", sa.Text, nullable=False),  # block, unblock, delete, suspend, terminate
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("node_id", sa.Uuid),
+    sa.Column("link_id", sa.Uuid),
+    sa.Column("sha256", sa.Text, nullable=False, server_default=""),
+    sa.Column("decision", sa.Text, nullable=False, server_default=""),
     sa.Column("actor", sa.Text, nullable=False),
-    sa.Column("since", TIMESTAMP, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),  # the purpose's own: a moderator's, a blocklist entry's
+    sa.Column("call_reason", sa.Text, nullable=False),  # what the other service records
+    sa.Column("suspended_until", TIMESTAMP),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    # Until then the effect is being carried out by whoever recorded or last took it up;
+    # after it, `Effects.resume_due` takes it up (it was interrupted, or failed for a while).
+    sa.Column("due_at", TIMESTAMP, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("effects_due", "due_at"),
 )
 
 exports = sa.Table(
@@ -140,3 +161,5 @@ counters = sa.Table(
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
+# Declared for the schema check only: the code asks the platform's `Foundation.legal_holds()`.
+legal_holds_table(metadata)

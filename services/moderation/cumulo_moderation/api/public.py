@@ -12,9 +12,10 @@ from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo.moderation.v1 import moderation_pb2_grpc
 from cumulo_moderation import audit
 from cumulo_moderation.api import convert
+from cumulo_moderation.blocklist import Blocklist
 from cumulo_moderation.cases import Cases
-from cumulo_moderation.checks import Checks
 from cumulo_moderation.complaints import Complaints
+from cumulo_moderation.decisions import Decisions
 from cumulo_moderation.domain import rules
 from cumulo_moderation.preservation import Preservation
 from cumulo_platform.db import Database
@@ -45,7 +46,7 @@ def _moderator() -> str:
     return principal.account_id
 
 
-def _decision(value: int) -> str:
+def _decision(value: pb.Decision.ValueType) -> str:
     decision = rules.DECISIONS.get(value)
     if decision is None:
         raise InvalidArgument("decision", "must be DISMISS, BLOCK, DELETE, WARN, SUSPEND or TERMINATE")
@@ -84,10 +85,11 @@ class ComplaintService(moderation_pb2_grpc.ComplaintServiceServicer):
 
 
 class ModerationService(moderation_pb2_grpc.ModerationServiceServicer):
-    def __init__(self, db: Database, cases: Cases, checks: Checks, preservation: Preservation) -> None:
+    def __init__(self, db: Database, cases: Cases, decisions: Decisions, blocklist: Blocklist, preservation: Preservation) -> None:
         self.db = db
         self.cases = cases
-        self.checks = checks
+        self.decisions = decisions
+        self.blocklist = blocklist
         self.preservation = preservation
 
     async def ListQueue(self, request: pb.ListQueueRequest, context: grpc.aio.ServicerContext) -> pb.ListQueueResponse:
@@ -113,7 +115,7 @@ class ModerationService(moderation_pb2_grpc.ModerationServiceServicer):
         moderator = _moderator()
         decision = _decision(request.decision)
         reason = rules.check_reason(request.reason)
-        row = await self.cases.decide(request.case_id, moderator, decision=decision, reason=reason, suspend_seconds=request.suspend_seconds)
+        row = await self.decisions.decide(request.case_id, moderator, decision=decision, reason=reason, suspend_seconds=request.suspend_seconds)
         return pb.DecideCaseResponse(case=convert.case(row))
 
     async def SetLegalHold(self, request: pb.SetLegalHoldRequest, context: grpc.aio.ServicerContext) -> pb.SetLegalHoldResponse:
@@ -137,14 +139,14 @@ class ModerationService(moderation_pb2_grpc.ModerationServiceServicer):
         return pb.ListAuditResponse(entries=[convert.audit_entry(r) for r in rows], next_page_token=token)
 
     async def AddToBlocklist(self, request: pb.AddToBlocklistRequest, context: grpc.aio.ServicerContext) -> pb.AddToBlocklistResponse:
-        added, listed = await self.checks.add(list(request.sha256), reason=request.reason, actor=_moderator())
+        added, listed = await self.blocklist.add(list(request.sha256), reason=request.reason, actor=_moderator())
         return pb.AddToBlocklistResponse(added=added, already_listed=listed)
 
     async def RemoveFromBlocklist(self, request: pb.RemoveFromBlocklistRequest, context: grpc.aio.ServicerContext) -> pb.RemoveFromBlocklistResponse:
-        await self.checks.remove(request.sha256, reason=request.reason, actor=_moderator())
+        await self.blocklist.remove(request.sha256, reason=request.reason, actor=_moderator())
         return pb.RemoveFromBlocklistResponse()
 
     async def ListBlocklist(self, request: pb.ListBlocklistRequest, context: grpc.aio.ServicerContext) -> pb.ListBlocklistResponse:
         _moderator()
-        rows, token = await self.checks.listing(size=request.page_size, token=request.page_token)
+        rows, token = await self.blocklist.listing(size=request.page_size, token=request.page_token)
         return pb.ListBlocklistResponse(entries=[convert.blocklist_entry(r) for r in rows], next_page_token=token)

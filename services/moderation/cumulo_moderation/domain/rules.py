@@ -4,6 +4,7 @@ naming the field (for a copyright notice, the missing element) and never echoes 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import urllib.parse
 from typing import Any
@@ -38,8 +39,6 @@ DECISIONS = {
     pb.DECISION_SUSPEND: "suspend",
     pb.DECISION_TERMINATE: "terminate",
 }
-# What each decision can act on: content decisions need a file.
-CONTENT_DECISIONS = ("block", "delete")
 # The elements of a copyright notice, in the order they are checked.
 COPYRIGHT_TEXT = (
     ("rights_holder", "the rights holder's name"),
@@ -144,7 +143,7 @@ def check_reason(value: str, field: str = "reason") -> str:
 
 
 def check_counter_notice(request: pb.FileCounterNoticeRequest) -> dict[str, Any]:
-    notice = {
+    notice: dict[str, Any] = {
         "statement": check_text(request.statement, "statement", "the statement", MAX_DESCRIPTION, empty=False, multiline=True),
         "name": check_text(request.name, "name", "your full name", MAX_FIELD, empty=False),
         "contact": check_text(request.contact, "contact", "your address, phone or e-mail", MAX_FIELD, empty=False),
@@ -156,3 +155,8 @@ def check_counter_notice(request: pb.FileCounterNoticeRequest) -> dict[str, Any]
     notice["consent_to_jurisdiction"] = True
     notice["good_faith_statement"] = True
     return notice
+
+
+def receipt_hash(receipt: str) -> bytes:
+    """What is kept of a complaint's receipt: only its holder can prove the complaint theirs."""
+    return hashlib.sha256(receipt.encode()).digest()

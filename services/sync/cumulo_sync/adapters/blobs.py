@@ -1,15 +1,14 @@
 """The blob files that backups point to: checked when a backup is made, deleted when no
-backup needs them any more (blob's internal API)."""
+backup needs them any more (blob's internal API, through the platform's remote calls: its
+deadlines and its one error policy; a LEGAL_HOLD refusal comes back as FailedPrecondition)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
 
-import grpc
-
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
-from cumulo_platform.errors import FailedPrecondition, Unavailable, reason_of
+from cumulo_platform.remote import Remote
 
 CHUNK = 1000  # blob's limit per call
 
@@ -21,26 +20,18 @@ class StoredFile:
     sha256: str
 
 
-def _translate(exc: grpc.aio.AioRpcError) -> Exception:
-    if reason_of(exc) == "LEGAL_HOLD":
-        return FailedPrecondition("the account is under a legal hold; nothing is deleted", reason="LEGAL_HOLD")
-    return Unavailable("the file service did not answer; try again", reason="BLOB_UNAVAILABLE")
-
-
 class RemoteBlobs:
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self.stub = blob_pb2_grpc.BlobInternalServiceStub(channel)
+    def __init__(self, blob: Remote[blob_pb2_grpc.BlobInternalServiceStub]) -> None:
+        self.blob = blob
 
     async def live_files(self, account_id: str, file_ids: Sequence[str]) -> dict[str, StoredFile]:
         found: dict[str, StoredFile] = {}
         for start in range(0, len(file_ids), CHUNK):
-            try:
-                response = await self.stub.DescribeFiles(
-                    blob_pb2.DescribeFilesRequest(account_id=account_id, node_ids=list(file_ids[start : start + CHUNK])),
-                    timeout=30,
-                )
-            except grpc.aio.AioRpcError as exc:
-                raise _translate(exc) from None
+            response = await self.blob.call(
+                self.blob.stub.DescribeFiles,
+                blob_pb2.DescribeFilesRequest(account_id=account_id, node_ids=list(file_ids[start : start + CHUNK])),
+                field="entries",
+            )
             for node in response.files:
                 found[node.node_id] = StoredFile(node.node_id, node.size, node.sha256)
         return found
@@ -48,14 +39,12 @@ class RemoteBlobs:
     async def delete(self, account_id: str, file_ids: Sequence[str], *, reason: str) -> int:
         deleted = 0
         for start in range(0, len(file_ids), CHUNK):
-            try:
-                response = await self.stub.DeleteFiles(
-                    blob_pb2.DeleteFilesRequest(
-                        account_id=account_id, node_ids=list(file_ids[start : start + CHUNK]), reason=reason, actor="sync"
-                    ),
-                    timeout=60,
-                )
-            except grpc.aio.AioRpcError as exc:
-                raise _translate(exc) from None
+            response = await self.blob.call(
+                self.blob.stub.DeleteFiles,
+                blob_pb2.DeleteFilesRequest(
+                    account_id=account_id, node_ids=list(file_ids[start : start + CHUNK]), reason=reason, actor="sync"
+                ),
+                bulk=True,
+            )
             deleted += response.deleted
         return deleted

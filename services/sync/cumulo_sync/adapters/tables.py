@@ -68,7 +68,11 @@ backups = sa.Table(
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("entry_count", sa.BigInteger, nullable=False),
     sa.Column("total_size", sa.BigInteger, nullable=False),
+    # False while its files are checked with the blob service: out of sight, but its entries
+    # already keep their files from being released.
+    sa.Column("ready", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Index("backups_device", "account_id", "device_id", "created_at"),
+    sa.Index("backups_unready", "created_at", postgresql_where=sa.text("NOT ready")),
 )
 
 backup_entries = sa.Table(
@@ -91,11 +95,15 @@ released_files = sa.Table(
     sa.Column("account_id", sa.Uuid, primary_key=True),
     sa.Column("file_id", sa.Uuid, primary_key=True),
     sa.Column("released_at", TIMESTAMP, nullable=False),
-    # Set when the blob service refused (a legal hold) or was away: not before then.
+    # Not before then: set when the job takes the file, and left when the blob service
+    # refused (a legal hold) or was away.
     sa.Column("retry_at", TIMESTAMP),
+    # Set while the job has the blob service delete it: a backup can no longer count on it.
+    sa.Column("deleting_since", TIMESTAMP),
 )
 
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
-legal_holds = legal_holds_table(metadata)
+# Declared for the schema check only: the code asks the platform's `Foundation.legal_holds()`.
+legal_holds_table(metadata)

@@ -7,7 +7,7 @@ from typing import Any
 from cumulo.sync.v1 import sync_pb2
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_sync.domain import rules
-from cumulo_sync.records import CONFLICT, DELETED, NOT_APPLIED, SAVED, Result
+from cumulo_sync.pushes import CONFLICT, DELETED, NOT_APPLIED, SAVED, Result
 
 STATUSES = {
     SAVED: sync_pb2.PUSH_STATUS_SAVED,

@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator
 import grpc
 
 from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
+from cumulo_platform.clock import Clock
 from cumulo_platform.fanout import HEARTBEAT, Fanout
 from cumulo_platform.interceptors import current_principal
 from cumulo_sync.api import convert
 from cumulo_sync.backups import Backups
+from cumulo_sync.cleanup import Cleanup
 from cumulo_sync.domain import rules
-from cumulo_sync.records import Records
+from cumulo_sync.pulls import Pulls
+from cumulo_sync.pushes import Pushes
 from cumulo_sync.watch import Change
 
 SERVICE = "cumulo.sync.v1.SyncService"
@@ -25,47 +28,53 @@ def _me() -> uuid.UUID:
 
 
 class SyncService(sync_pb2_grpc.SyncServiceServicer):
-    def __init__(self, records: Records, watchers: Fanout, heartbeat: float) -> None:
-        self.records = records
+    def __init__(
+        self, pushes: Pushes, pulls: Pulls, cleanup: Cleanup, watchers: Fanout, *, clock: Clock, quota_bytes: int, heartbeat: float
+    ) -> None:
+        self.pushes = pushes
+        self.pulls = pulls
+        self.cleanup = cleanup
         self.watchers = watchers
+        self.clock = clock
+        self.quota_bytes = quota_bytes
         self.heartbeat = heartbeat
 
     async def ListZones(self, request: sync_pb2.ListZonesRequest, context: grpc.aio.ServicerContext) -> sync_pb2.ListZonesResponse:
-        return sync_pb2.ListZonesResponse(zones=[convert.zone(r) for r in await self.records.list_zones(_me())])
+        return sync_pb2.ListZonesResponse(zones=[convert.zone(r) for r in await self.pulls.list_zones(_me())])
 
     async def DeleteZone(self, request: sync_pb2.DeleteZoneRequest, context: grpc.aio.ServicerContext) -> sync_pb2.DeleteZoneResponse:
-        count = await self.records.delete_zone(_me(), rules.check_zone(request.zone))
+        count = await self.cleanup.delete_zone(_me(), rules.check_zone(request.zone))
         return sync_pb2.DeleteZoneResponse(records_deleted=count)
 
     async def Push(self, request: sync_pb2.PushRequest, context: grpc.aio.ServicerContext) -> sync_pb2.PushResponse:
         account = _me()
         zone = rules.check_zone(request.zone)
         device = rules.check_device(request.device_id, "device_id")
-        ops = self.records.operations(request.saves, request.deletes)
-        pushed = await self.records.push(account, zone, ops, atomic=request.atomic, device=device)
+        ops = self.pushes.operations(request.saves, request.deletes)
+        pushed = await self.pushes.push(account, zone, ops, atomic=request.atomic, device=device)
         token = rules.change_token(pushed.zone_id, pushed.last_seq) if pushed.zone_id is not None else ""
         if pushed.changed:
             await self.watchers.publish(str(account), Change(zone=zone, token=token, device=device).encode())
         return sync_pb2.PushResponse(results=[convert.result(r) for r in pushed.results], change_token=token)
 
     async def FetchChanges(self, request: sync_pb2.FetchChangesRequest, context: grpc.aio.ServicerContext) -> sync_pb2.FetchChangesResponse:
-        rows, token, more = await self.records.fetch_changes(
+        rows, token, more = await self.pulls.fetch_changes(
             _me(), rules.check_zone(request.zone), request.change_token, request.limit
         )
         return sync_pb2.FetchChangesResponse(records=[convert.record(r) for r in rows], change_token=token, more_coming=more)
 
     async def GetRecords(self, request: sync_pb2.GetRecordsRequest, context: grpc.aio.ServicerContext) -> sync_pb2.GetRecordsResponse:
-        rows = await self.records.get_records(_me(), rules.check_zone(request.zone), request.record_ids)
+        rows = await self.pulls.get_records(_me(), rules.check_zone(request.zone), request.record_ids)
         return sync_pb2.GetRecordsResponse(records=[convert.record(r) for r in rows])
 
     async def GetSyncUsage(self, request: sync_pb2.GetSyncUsageRequest, context: grpc.aio.ServicerContext) -> sync_pb2.GetSyncUsageResponse:
-        return sync_pb2.GetSyncUsageResponse(used=await self.records.usage(_me()), quota=self.records.settings.quota_bytes)
+        return sync_pb2.GetSyncUsageResponse(used=await self.pulls.usage(_me()), quota=self.quota_bytes)
 
     async def Watch(self, request: sync_pb2.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.WatchResponse]:
         principal = current_principal()
         wanted = {rules.check_zone(z, f"zones[{i}]") for i, z in enumerate(request.zones)}
         device = rules.check_device(request.device_id, "device_id")
-        notices = self.watchers.notices(principal.account_id, principal=principal, clock=self.records.clock, heartbeat=self.heartbeat)
+        notices = self.watchers.notices(principal.account_id, principal=principal, clock=self.clock, heartbeat=self.heartbeat)
         await anext(notices)  # listening: changes from now on are announced
         yield sync_pb2.WatchResponse(event=sync_pb2.WATCH_EVENT_WATCHING)
         async for data in notices:

@@ -20,7 +20,7 @@ _T = _typing.TypeVar("_T")
 
 class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
 
-class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):
+class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
 
 GRPC_GENERATED_VERSION: str
@@ -68,26 +68,26 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    GetTerms: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetTermsRequest, _auth_pb2.GetTermsResponse]
+    GetTerms: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetTermsRequest, _auth_pb2.GetTermsResponse]  # type: ignore[assignment]
     """The terms of service version that registration must accept."""
-    Register: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterRequest, _auth_pb2.RegisterResponse]
+    Register: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterRequest, _auth_pb2.RegisterResponse]  # type: ignore[assignment]
     """Creates an adult's account. Under-18s are refused with GUARDIAN_REQUIRED."""
-    Login: _aio.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]
-    Refresh: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshRequest, _auth_pb2.RefreshResponse]
+    Login: _aio.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]  # type: ignore[assignment]
+    Refresh: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshRequest, _auth_pb2.RefreshResponse]  # type: ignore[assignment]
     """Rotates the refresh token. Presenting a used one revokes its session."""
-    Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]
+    Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
     """Ends the caller's current session."""
-    GetAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]
-    ListSessions: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListSessionsRequest, _auth_pb2.ListSessionsResponse]
-    RevokeSession: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionRequest, _auth_pb2.RevokeSessionResponse]
-    CreateMinorAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateMinorAccountRequest, _auth_pb2.CreateMinorAccountResponse]
+    GetAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]  # type: ignore[assignment]
+    ListSessions: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListSessionsRequest, _auth_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    RevokeSession: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionRequest, _auth_pb2.RevokeSessionResponse]  # type: ignore[assignment]
+    CreateMinorAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateMinorAccountRequest, _auth_pb2.CreateMinorAccountResponse]  # type: ignore[assignment]
     """A logged-in adult creates an account for a minor in their care."""
-    UpdateContacts: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateContactsRequest, _auth_pb2.UpdateContactsResponse]
-    AcceptTerms: _aio.UnaryUnaryMultiCallable[_auth_pb2.AcceptTermsRequest, _auth_pb2.AcceptTermsResponse]
-    ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]
-    CancelAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.CancelAccountRequest, _auth_pb2.CancelAccountResponse]
+    UpdateContacts: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateContactsRequest, _auth_pb2.UpdateContactsResponse]  # type: ignore[assignment]
+    AcceptTerms: _aio.UnaryUnaryMultiCallable[_auth_pb2.AcceptTermsRequest, _auth_pb2.AcceptTermsResponse]  # type: ignore[assignment]
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    CancelAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.CancelAccountRequest, _auth_pb2.CancelAccountResponse]  # type: ignore[assignment]
     """Cancels the account (password confirmed); its content is then deleted."""
-    ConfirmPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ConfirmPasswordRequest, _auth_pb2.ConfirmPasswordResponse]
+    ConfirmPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ConfirmPasswordRequest, _auth_pb2.ConfirmPasswordResponse]  # type: ignore[assignment]
     """The password once more, for what needs it fresh (wiping a device): a new access token
     whose claim pwd_at says when. Throttled like logins.
     """
@@ -232,15 +232,15 @@ class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
     """Service-to-service API. Never routed by the gateway."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    GetSigningKeys: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetSigningKeysRequest, _auth_pb2.GetSigningKeysResponse]
+    GetSigningKeys: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetSigningKeysRequest, _auth_pb2.GetSigningKeysResponse]  # type: ignore[assignment]
     """Public keys that verify access tokens, by key id."""
-    GetClientApp: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetClientAppRequest, _auth_pb2.GetClientAppResponse]
-    RegisterClientApp: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterClientAppRequest, _auth_pb2.RegisterClientAppResponse]
-    SetAccountStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAccountStatusRequest, _auth_pb2.SetAccountStatusResponse]
-    GetAccountContacts: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountContactsRequest, _auth_pb2.GetAccountContactsResponse]
-    FindAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.FindAccountRequest, _auth_pb2.FindAccountResponse]
+    GetClientApp: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetClientAppRequest, _auth_pb2.GetClientAppResponse]  # type: ignore[assignment]
+    RegisterClientApp: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterClientAppRequest, _auth_pb2.RegisterClientAppResponse]  # type: ignore[assignment]
+    SetAccountStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAccountStatusRequest, _auth_pb2.SetAccountStatusResponse]  # type: ignore[assignment]
+    GetAccountContacts: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountContactsRequest, _auth_pb2.GetAccountContactsResponse]  # type: ignore[assignment]
+    FindAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.FindAccountRequest, _auth_pb2.FindAccountResponse]  # type: ignore[assignment]
     """The active account with this e-mail address or phone number (sharing with a user)."""
-    SetAccountRoles: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAccountRolesRequest, _auth_pb2.SetAccountRolesResponse]
+    SetAccountRoles: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAccountRolesRequest, _auth_pb2.SetAccountRolesResponse]  # type: ignore[assignment]
     """Grants or withdraws roles (today only "moderator"); tokens carry them from the next
     login or refresh.
     """

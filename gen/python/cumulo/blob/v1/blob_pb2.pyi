@@ -852,49 +852,6 @@ class UnblockFileResponse(_message.Message):
 Global___UnblockFileResponse: _TypeAlias = UnblockFileResponse  # noqa: Y015
 
 @_typing.final
-class SetLegalHoldRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
-    HELD_FIELD_NUMBER: _builtins.int
-    REASON_FIELD_NUMBER: _builtins.int
-    ACTOR_FIELD_NUMBER: _builtins.int
-    account_id: _builtins.str
-    held: _builtins.bool
-    reason: _builtins.str
-    actor: _builtins.str
-    def __init__(
-        self,
-        *,
-        account_id: _builtins.str = ...,
-        held: _builtins.bool = ...,
-        reason: _builtins.str = ...,
-        actor: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "held", b"held", "reason", b"reason"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___SetLegalHoldRequest: _TypeAlias = SetLegalHoldRequest  # noqa: Y015
-
-@_typing.final
-class SetLegalHoldResponse(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    def __init__(
-        self,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___SetLegalHoldResponse: _TypeAlias = SetLegalHoldResponse  # noqa: Y015
-
-@_typing.final
 class DescribeFilesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

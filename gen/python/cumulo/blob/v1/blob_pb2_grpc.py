@@ -1331,11 +1331,6 @@ class BlobInternalServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileResponse.FromString,
                 _registered_method=True)
-        self.SetLegalHold = channel.unary_unary(
-                '/cumulo.blob.v1.BlobInternalService/SetLegalHold',
-                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldRequest.SerializeToString,
-                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldResponse.FromString,
-                _registered_method=True)
         self.PurgeAccount = channel.unary_unary(
                 '/cumulo.blob.v1.BlobInternalService/PurgeAccount',
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PurgeAccountRequest.SerializeToString,
@@ -1395,17 +1390,10 @@ class BlobInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def SetLegalHold(self, request, context):
-        """While held, nothing of the account is deleted from storage: not by the trash, its
-        retention, or a purge.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def PurgeAccount(self, request, context):
         """Deletes every file, folder, upload and stored object of the account. Idempotent and
-        resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
+        resumable; refused with LEGAL_HOLD while the lifecycle holds the account. Ends with a
+        purge.completed event; the account's calls are refused (ACCOUNT_DELETED) from then on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1480,11 +1468,6 @@ def add_BlobInternalServiceServicer_to_server(servicer, server):
                     servicer.UnblockFile,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileResponse.SerializeToString,
-            ),
-            'SetLegalHold': grpc.unary_unary_rpc_method_handler(
-                    servicer.SetLegalHold,
-                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldRequest.FromString,
-                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldResponse.SerializeToString,
             ),
             'PurgeAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.PurgeAccount,
@@ -1582,33 +1565,6 @@ class BlobInternalService:
             '/cumulo.blob.v1.BlobInternalService/UnblockFile',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.UnblockFileResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SetLegalHold(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/cumulo.blob.v1.BlobInternalService/SetLegalHold',
-            cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldRequest.SerializeToString,
-            cumulo_dot_blob_dot_v1_dot_blob__pb2.SetLegalHoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,7 +20,7 @@ _T = _typing.TypeVar("_T")
 
 class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
 
-class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):
+class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
 
 GRPC_GENERATED_VERSION: str
@@ -84,47 +84,47 @@ class BlobServiceAsyncStub(BlobServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    CreateFolder: _aio.UnaryUnaryMultiCallable[_blob_pb2.CreateFolderRequest, _blob_pb2.CreateFolderResponse]
-    ListFolder: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListFolderRequest, _blob_pb2.ListFolderResponse]
+    CreateFolder: _aio.UnaryUnaryMultiCallable[_blob_pb2.CreateFolderRequest, _blob_pb2.CreateFolderResponse]  # type: ignore[assignment]
+    ListFolder: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListFolderRequest, _blob_pb2.ListFolderResponse]  # type: ignore[assignment]
     """The live (not trashed) children of a folder, folders first, then by name; paged."""
-    Stat: _aio.UnaryUnaryMultiCallable[_blob_pb2.StatRequest, _blob_pb2.StatResponse]
-    Rename: _aio.UnaryUnaryMultiCallable[_blob_pb2.RenameRequest, _blob_pb2.RenameResponse]
-    Move: _aio.UnaryUnaryMultiCallable[_blob_pb2.MoveRequest, _blob_pb2.MoveResponse]
-    Delete: _aio.UnaryUnaryMultiCallable[_blob_pb2.DeleteRequest, _blob_pb2.DeleteResponse]
+    Stat: _aio.UnaryUnaryMultiCallable[_blob_pb2.StatRequest, _blob_pb2.StatResponse]  # type: ignore[assignment]
+    Rename: _aio.UnaryUnaryMultiCallable[_blob_pb2.RenameRequest, _blob_pb2.RenameResponse]  # type: ignore[assignment]
+    Move: _aio.UnaryUnaryMultiCallable[_blob_pb2.MoveRequest, _blob_pb2.MoveResponse]  # type: ignore[assignment]
+    Delete: _aio.UnaryUnaryMultiCallable[_blob_pb2.DeleteRequest, _blob_pb2.DeleteResponse]  # type: ignore[assignment]
     """Moves a file or folder (with everything in it) to the trash."""
-    ListTrash: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListTrashRequest, _blob_pb2.ListTrashResponse]
-    Restore: _aio.UnaryUnaryMultiCallable[_blob_pb2.RestoreRequest, _blob_pb2.RestoreResponse]
-    EmptyTrash: _aio.UnaryUnaryMultiCallable[_blob_pb2.EmptyTrashRequest, _blob_pb2.EmptyTrashResponse]
+    ListTrash: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListTrashRequest, _blob_pb2.ListTrashResponse]  # type: ignore[assignment]
+    Restore: _aio.UnaryUnaryMultiCallable[_blob_pb2.RestoreRequest, _blob_pb2.RestoreResponse]  # type: ignore[assignment]
+    EmptyTrash: _aio.UnaryUnaryMultiCallable[_blob_pb2.EmptyTrashRequest, _blob_pb2.EmptyTrashResponse]  # type: ignore[assignment]
     """Deletes everything in the trash for good."""
-    StartUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.StartUploadRequest, _blob_pb2.StartUploadResponse]
+    StartUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.StartUploadRequest, _blob_pb2.StartUploadResponse]  # type: ignore[assignment]
     """Starts (or, for content the account already holds, at once completes) an upload."""
-    UploadChunks: _aio.StreamUnaryMultiCallable[_blob_pb2.UploadChunksRequest, _blob_pb2.UploadChunksResponse]
+    UploadChunks: _aio.StreamUnaryMultiCallable[_blob_pb2.UploadChunksRequest, _blob_pb2.UploadChunksResponse]  # type: ignore[assignment]
     """Sends bytes from the committed offset on. The first message names the upload and
     the offset; the stream may end anywhere and be resumed from the committed offset.
     """
-    GetUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.GetUploadResponse]
-    CancelUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.CancelUploadRequest, _blob_pb2.CancelUploadResponse]
-    Download: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadRequest, _blob_pb2.DownloadResponse]
+    GetUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.GetUploadResponse]  # type: ignore[assignment]
+    CancelUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.CancelUploadRequest, _blob_pb2.CancelUploadResponse]  # type: ignore[assignment]
+    Download: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadRequest, _blob_pb2.DownloadResponse]  # type: ignore[assignment]
     """A file's bytes, whole or a range. The first message carries the file's metadata."""
-    GetUsage: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUsageRequest, _blob_pb2.GetUsageResponse]
-    ListPlans: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListPlansRequest, _blob_pb2.ListPlansResponse]
+    GetUsage: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUsageRequest, _blob_pb2.GetUsageResponse]  # type: ignore[assignment]
+    ListPlans: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListPlansRequest, _blob_pb2.ListPlansResponse]  # type: ignore[assignment]
     """The storage plans on sale, each at its current price."""
-    ListPurchases: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListPurchasesRequest, _blob_pb2.ListPurchasesResponse]
-    CreateShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.CreateShareLinkRequest, _blob_pb2.CreateShareLinkResponse]
+    ListPurchases: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListPurchasesRequest, _blob_pb2.ListPurchasesResponse]  # type: ignore[assignment]
+    CreateShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.CreateShareLinkRequest, _blob_pb2.CreateShareLinkResponse]  # type: ignore[assignment]
     """A link anyone can open (with a registered client, no account) until it expires or is
     revoked. Minors cannot create them; creation is rate-limited per account.
     """
-    ListShareLinks: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListShareLinksRequest, _blob_pb2.ListShareLinksResponse]
-    RevokeShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.RevokeShareLinkRequest, _blob_pb2.RevokeShareLinkResponse]
-    ShareWithUser: _aio.UnaryUnaryMultiCallable[_blob_pb2.ShareWithUserRequest, _blob_pb2.ShareWithUserResponse]
+    ListShareLinks: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListShareLinksRequest, _blob_pb2.ListShareLinksResponse]  # type: ignore[assignment]
+    RevokeShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.RevokeShareLinkRequest, _blob_pb2.RevokeShareLinkResponse]  # type: ignore[assignment]
+    ShareWithUser: _aio.UnaryUnaryMultiCallable[_blob_pb2.ShareWithUserRequest, _blob_pb2.ShareWithUserResponse]  # type: ignore[assignment]
     """Shares a file or folder, read-only, with another cumulo user (by e-mail or phone)."""
-    ListUserShares: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListUserSharesRequest, _blob_pb2.ListUserSharesResponse]
+    ListUserShares: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListUserSharesRequest, _blob_pb2.ListUserSharesResponse]  # type: ignore[assignment]
     """What the caller shares with others."""
-    RevokeUserShare: _aio.UnaryUnaryMultiCallable[_blob_pb2.RevokeUserShareRequest, _blob_pb2.RevokeUserShareResponse]
-    ListSharedWithMe: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListSharedWithMeRequest, _blob_pb2.ListSharedWithMeResponse]
+    RevokeUserShare: _aio.UnaryUnaryMultiCallable[_blob_pb2.RevokeUserShareRequest, _blob_pb2.RevokeUserShareResponse]  # type: ignore[assignment]
+    ListSharedWithMe: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListSharedWithMeRequest, _blob_pb2.ListSharedWithMeResponse]  # type: ignore[assignment]
     """"Shared with me"."""
-    OpenSharedWithMe: _aio.UnaryUnaryMultiCallable[_blob_pb2.OpenSharedWithMeRequest, _blob_pb2.OpenSharedWithMeResponse]
-    DownloadSharedWithMe: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedWithMeRequest, _blob_pb2.DownloadSharedWithMeResponse]
+    OpenSharedWithMe: _aio.UnaryUnaryMultiCallable[_blob_pb2.OpenSharedWithMeRequest, _blob_pb2.OpenSharedWithMeResponse]  # type: ignore[assignment]
+    DownloadSharedWithMe: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedWithMeRequest, _blob_pb2.DownloadSharedWithMeResponse]  # type: ignore[assignment]
 
 class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
     """Files and folders of the caller's own account. Every call carries the client id and an
@@ -347,9 +347,9 @@ class ShareLinkServiceAsyncStub(ShareLinkServiceStub):
     """Opening share links: no access token, only the client id and the link's token."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    OpenShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.OpenShareLinkRequest, _blob_pb2.OpenShareLinkResponse]
+    OpenShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.OpenShareLinkRequest, _blob_pb2.OpenShareLinkResponse]  # type: ignore[assignment]
     """What the link shows: the file, or the folder and its live children."""
-    DownloadShared: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedRequest, _blob_pb2.DownloadSharedResponse]
+    DownloadShared: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedRequest, _blob_pb2.DownloadSharedResponse]  # type: ignore[assignment]
     """A file of the link (the shared file, or one directly in the shared folder)."""
 
 class ShareLinkServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -383,13 +383,10 @@ class BlobInternalServiceStub:
     BlockFile: _grpc.UnaryUnaryMultiCallable[_blob_pb2.BlockFileRequest, _blob_pb2.BlockFileResponse]
     """Downloads of a blocked file are refused with CONTENT_BLOCKED."""
     UnblockFile: _grpc.UnaryUnaryMultiCallable[_blob_pb2.UnblockFileRequest, _blob_pb2.UnblockFileResponse]
-    SetLegalHold: _grpc.UnaryUnaryMultiCallable[_blob_pb2.SetLegalHoldRequest, _blob_pb2.SetLegalHoldResponse]
-    """While held, nothing of the account is deleted from storage: not by the trash, its
-    retention, or a purge.
-    """
     PurgeAccount: _grpc.UnaryUnaryMultiCallable[_blob_pb2.PurgeAccountRequest, _blob_pb2.PurgeAccountResponse]
     """Deletes every file, folder, upload and stored object of the account. Idempotent and
-    resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
+    resumable; refused with LEGAL_HOLD while the lifecycle holds the account. Ends with a
+    purge.completed event; the account's calls are refused (ACCOUNT_DELETED) from then on.
     """
     RecordPurchase: _grpc.UnaryUnaryMultiCallable[_blob_pb2.RecordPurchaseRequest, _blob_pb2.RecordPurchaseResponse]
     """What a payment system calls once a user paid: the purchase keeps the price the user
@@ -425,42 +422,39 @@ class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
     """For other services only (moderation, lifecycle); the gateway never routes it."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    BlockFile: _aio.UnaryUnaryMultiCallable[_blob_pb2.BlockFileRequest, _blob_pb2.BlockFileResponse]
+    BlockFile: _aio.UnaryUnaryMultiCallable[_blob_pb2.BlockFileRequest, _blob_pb2.BlockFileResponse]  # type: ignore[assignment]
     """Downloads of a blocked file are refused with CONTENT_BLOCKED."""
-    UnblockFile: _aio.UnaryUnaryMultiCallable[_blob_pb2.UnblockFileRequest, _blob_pb2.UnblockFileResponse]
-    SetLegalHold: _aio.UnaryUnaryMultiCallable[_blob_pb2.SetLegalHoldRequest, _blob_pb2.SetLegalHoldResponse]
-    """While held, nothing of the account is deleted from storage: not by the trash, its
-    retention, or a purge.
-    """
-    PurgeAccount: _aio.UnaryUnaryMultiCallable[_blob_pb2.PurgeAccountRequest, _blob_pb2.PurgeAccountResponse]
+    UnblockFile: _aio.UnaryUnaryMultiCallable[_blob_pb2.UnblockFileRequest, _blob_pb2.UnblockFileResponse]  # type: ignore[assignment]
+    PurgeAccount: _aio.UnaryUnaryMultiCallable[_blob_pb2.PurgeAccountRequest, _blob_pb2.PurgeAccountResponse]  # type: ignore[assignment]
     """Deletes every file, folder, upload and stored object of the account. Idempotent and
-    resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
+    resumable; refused with LEGAL_HOLD while the lifecycle holds the account. Ends with a
+    purge.completed event; the account's calls are refused (ACCOUNT_DELETED) from then on.
     """
-    RecordPurchase: _aio.UnaryUnaryMultiCallable[_blob_pb2.RecordPurchaseRequest, _blob_pb2.RecordPurchaseResponse]
+    RecordPurchase: _aio.UnaryUnaryMultiCallable[_blob_pb2.RecordPurchaseRequest, _blob_pb2.RecordPurchaseResponse]  # type: ignore[assignment]
     """What a payment system calls once a user paid: the purchase keeps the price the user
     agreed to (§7.2); a price that changed since needs the user's consent first.
     """
-    SetPlanPrice: _aio.UnaryUnaryMultiCallable[_blob_pb2.SetPlanPriceRequest, _blob_pb2.SetPlanPriceResponse]
+    SetPlanPrice: _aio.UnaryUnaryMultiCallable[_blob_pb2.SetPlanPriceRequest, _blob_pb2.SetPlanPriceResponse]  # type: ignore[assignment]
     """A new price for a plan; it applies to purchases from now on, never to earlier ones."""
-    DescribeFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.DescribeFilesRequest, _blob_pb2.DescribeFilesResponse]
+    DescribeFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.DescribeFilesRequest, _blob_pb2.DescribeFilesResponse]  # type: ignore[assignment]
     """The account's live files among node_ids (at most 1000); trashed ones (or in a trashed
     folder), folders and others' are left out. For services that keep references to blob
     files (backups).
     """
-    DeleteFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.DeleteFilesRequest, _blob_pb2.DeleteFilesResponse]
+    DeleteFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.DeleteFilesRequest, _blob_pb2.DeleteFilesResponse]  # type: ignore[assignment]
     """Deletes the account's files among node_ids for good (not to the trash), releasing
     their content. Files already gone are skipped, so it is safe to repeat. Refused with
     LEGAL_HOLD while held.
     """
-    FindContent: _aio.UnaryUnaryMultiCallable[_blob_pb2.FindContentRequest, _blob_pb2.FindContentResponse]
+    FindContent: _aio.UnaryUnaryMultiCallable[_blob_pb2.FindContentRequest, _blob_pb2.FindContentResponse]  # type: ignore[assignment]
     """What a complaint names: a share link (by its token), or a file by node id; answers the
     owner and the file. Revoked links are found too (a complaint may come late).
     """
-    BlockLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.BlockLinkRequest, _blob_pb2.BlockLinkResponse]
+    BlockLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.BlockLinkRequest, _blob_pb2.BlockLinkResponse]  # type: ignore[assignment]
     """Disconnects one share link (a shared folder taken down), or reconnects a link that a
     takedown disconnected; links their owner revoked stay revoked.
     """
-    ExportFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.ExportFilesRequest, _blob_pb2.ExportFilesResponse]
+    ExportFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.ExportFilesRequest, _blob_pb2.ExportFilesResponse]  # type: ignore[assignment]
     """Copies the account's files (trashed ones too) into the preservation bucket under
     evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
     """
@@ -484,23 +478,14 @@ class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_blob_pb2.UnblockFileResponse, _abc.Awaitable[_blob_pb2.UnblockFileResponse]]: ...
 
     @_abc_1.abstractmethod
-    def SetLegalHold(
-        self,
-        request: _blob_pb2.SetLegalHoldRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_blob_pb2.SetLegalHoldResponse, _abc.Awaitable[_blob_pb2.SetLegalHoldResponse]]:
-        """While held, nothing of the account is deleted from storage: not by the trash, its
-        retention, or a purge.
-        """
-
-    @_abc_1.abstractmethod
     def PurgeAccount(
         self,
         request: _blob_pb2.PurgeAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_blob_pb2.PurgeAccountResponse, _abc.Awaitable[_blob_pb2.PurgeAccountResponse]]:
         """Deletes every file, folder, upload and stored object of the account. Idempotent and
-        resumable; refused with LEGAL_HOLD while held. Ends with a purge.completed event.
+        resumable; refused with LEGAL_HOLD while the lifecycle holds the account. Ends with a
+        purge.completed event; the account's calls are refused (ACCOUNT_DELETED) from then on.
         """
 
     @_abc_1.abstractmethod

@@ -20,7 +20,7 @@ _T = _typing.TypeVar("_T")
 
 class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
 
-class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):
+class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
 
 GRPC_GENERATED_VERSION: str
@@ -48,7 +48,7 @@ class EvidenceInternalServiceAsyncStub(EvidenceInternalServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    ExportAccount: _aio.UnaryUnaryMultiCallable[_evidence_pb2.ExportAccountRequest, _evidence_pb2.ExportAccountResponse]
+    ExportAccount: _aio.UnaryUnaryMultiCallable[_evidence_pb2.ExportAccountRequest, _evidence_pb2.ExportAccountResponse]  # type: ignore[assignment]
 
 class EvidenceInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """A data service's part of an evidence bundle (moderation's ExportEvidence): the account's

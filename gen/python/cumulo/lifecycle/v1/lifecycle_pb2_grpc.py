@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class LifecycleServiceStub:
-    """The caller's own account state (SPEC R1.5): active, frozen after 12 months without use,
+    """The caller's own account state (§1.5): active, frozen after 12 months without use,
     deleted 30 natural days after the freeze unless used again. Every call carries the client
     id; all but ReactivateWithLink carry an access token.
     """
@@ -55,7 +55,7 @@ class LifecycleServiceStub:
 
 
 class LifecycleServiceServicer:
-    """The caller's own account state (SPEC R1.5): active, frozen after 12 months without use,
+    """The caller's own account state (§1.5): active, frozen after 12 months without use,
     deleted 30 natural days after the freeze unless used again. Every call carries the client
     id; all but ReactivateWithLink carry an access token.
     """
@@ -108,7 +108,7 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class LifecycleService:
-    """The caller's own account state (SPEC R1.5): active, frozen after 12 months without use,
+    """The caller's own account state (§1.5): active, frozen after 12 months without use,
     deleted 30 natural days after the freeze unless used again. Every call carries the client
     id; all but ReactivateWithLink carry an access token.
     """

@@ -20,14 +20,14 @@ _T = _typing.TypeVar("_T")
 
 class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
 
-class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):
+class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class LifecycleServiceStub:
-    """The caller's own account state (SPEC R1.5): active, frozen after 12 months without use,
+    """The caller's own account state (§1.5): active, frozen after 12 months without use,
     deleted 30 natural days after the freeze unless used again. Every call carries the client
     id; all but ReactivateWithLink carry an access token.
     """
@@ -45,21 +45,21 @@ class LifecycleServiceStub:
 
 @_typing.type_check_only
 class LifecycleServiceAsyncStub(LifecycleServiceStub):
-    """The caller's own account state (SPEC R1.5): active, frozen after 12 months without use,
+    """The caller's own account state (§1.5): active, frozen after 12 months without use,
     deleted 30 natural days after the freeze unless used again. Every call carries the client
     id; all but ReactivateWithLink carry an access token.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    GetAccountState: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetAccountStateRequest, _lifecycle_pb2.GetAccountStateResponse]
+    GetAccountState: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetAccountStateRequest, _lifecycle_pb2.GetAccountStateResponse]  # type: ignore[assignment]
     """The state, the next freeze date and, for a frozen account, the exact deletion time."""
-    Reactivate: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateRequest, _lifecycle_pb2.ReactivateResponse]
+    Reactivate: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateRequest, _lifecycle_pb2.ReactivateResponse]  # type: ignore[assignment]
     """Brings a frozen account back (any authenticated call does too); a no-op when active."""
-    ReactivateWithLink: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateWithLinkRequest, _lifecycle_pb2.ReactivateWithLinkResponse]
+    ReactivateWithLink: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateWithLinkRequest, _lifecycle_pb2.ReactivateWithLinkResponse]  # type: ignore[assignment]
     """The link in a freeze notice: reactivates without logging in. Anonymous."""
 
 class LifecycleServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The caller's own account state (SPEC R1.5): active, frozen after 12 months without use,
+    """The caller's own account state (§1.5): active, frozen after 12 months without use,
     deleted 30 natural days after the freeze unless used again. Every call carries the client
     id; all but ReactivateWithLink carry an access token.
     """
@@ -117,19 +117,19 @@ class LifecycleInternalServiceAsyncStub(LifecycleInternalServiceStub):
     """Inside the cluster only: other services, and cumulo-admin for operators."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    EnsureActive: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.EnsureActiveRequest, _lifecycle_pb2.EnsureActiveResponse]
+    EnsureActive: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.EnsureActiveRequest, _lifecycle_pb2.EnsureActiveResponse]  # type: ignore[assignment]
     """Called by a service before serving an account it has cached as frozen: reactivates it,
     or fails with ACCOUNT_DELETED once deletion has begun.
     """
-    GetAccount: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetAccountRequest, _lifecycle_pb2.GetAccountResponse]
-    ListAccounts: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ListAccountsRequest, _lifecycle_pb2.ListAccountsResponse]
-    GetReport: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetReportRequest, _lifecycle_pb2.GetReportResponse]
+    GetAccount: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetAccountRequest, _lifecycle_pb2.GetAccountResponse]  # type: ignore[assignment]
+    ListAccounts: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ListAccountsRequest, _lifecycle_pb2.ListAccountsResponse]  # type: ignore[assignment]
+    GetReport: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetReportRequest, _lifecycle_pb2.GetReportResponse]  # type: ignore[assignment]
     """Counts per state, and transitions due in the next 7 and 30 days."""
-    SetLegalHold: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.SetLegalHoldRequest, _lifecycle_pb2.SetLegalHoldResponse]
+    SetLegalHold: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.SetLegalHoldRequest, _lifecycle_pb2.SetLegalHoldResponse]  # type: ignore[assignment]
     """A legal hold stops deletion (inactivity and cancellation) until released."""
-    Sweep: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.SweepRequest, _lifecycle_pb2.SweepResponse]
+    Sweep: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.SweepRequest, _lifecycle_pb2.SweepResponse]  # type: ignore[assignment]
     """One sweep now; with dry_run, only what it would do."""
-    ListPurges: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ListPurgesRequest, _lifecycle_pb2.ListPurgesResponse]
+    ListPurges: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ListPurgesRequest, _lifecycle_pb2.ListPurgesResponse]  # type: ignore[assignment]
     """Purges in progress; stuck_only lists those with a participant silent past the threshold."""
 
 class LifecycleInternalServiceServicer(metaclass=_abc_1.ABCMeta):

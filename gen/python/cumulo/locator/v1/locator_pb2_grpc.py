@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class DeviceLocatorServiceStub:
-    """Find my device, for the owner (SPEC R1.1): the account's devices with their last known
+    """Find my device, for the owner (§1.1): the account's devices with their last known
     position, their location history, and commands to them (locate, ring, lost mode, wipe).
     A guardian may use it on their minor's devices (account_id), all but wipe.
     Every call carries the client id and an access token.
@@ -81,7 +81,7 @@ class DeviceLocatorServiceStub:
 
 
 class DeviceLocatorServiceServicer:
-    """Find my device, for the owner (SPEC R1.1): the account's devices with their last known
+    """Find my device, for the owner (§1.1): the account's devices with their last known
     position, their location history, and commands to them (locate, ring, lost mode, wipe).
     A guardian may use it on their minor's devices (account_id), all but wipe.
     Every call carries the client id and an access token.
@@ -192,7 +192,7 @@ def add_DeviceLocatorServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DeviceLocatorService:
-    """Find my device, for the owner (SPEC R1.1): the account's devices with their last known
+    """Find my device, for the owner (§1.1): the account's devices with their last known
     position, their location history, and commands to them (locate, ring, lost mode, wipe).
     A guardian may use it on their minor's devices (account_id), all but wipe.
     Every call carries the client id and an access token.

@@ -20,14 +20,14 @@ _T = _typing.TypeVar("_T")
 
 class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
 
-class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):
+class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class DeviceLocatorServiceStub:
-    """Find my device, for the owner (SPEC R1.1): the account's devices with their last known
+    """Find my device, for the owner (§1.1): the account's devices with their last known
     position, their location history, and commands to them (locate, ring, lost mode, wipe).
     A guardian may use it on their minor's devices (account_id), all but wipe.
     Every call carries the client id and an access token.
@@ -54,30 +54,30 @@ class DeviceLocatorServiceStub:
 
 @_typing.type_check_only
 class DeviceLocatorServiceAsyncStub(DeviceLocatorServiceStub):
-    """Find my device, for the owner (SPEC R1.1): the account's devices with their last known
+    """Find my device, for the owner (§1.1): the account's devices with their last known
     position, their location history, and commands to them (locate, ring, lost mode, wipe).
     A guardian may use it on their minor's devices (account_id), all but wipe.
     Every call carries the client id and an access token.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    ListDevices: _aio.UnaryUnaryMultiCallable[_locator_pb2.ListDevicesRequest, _locator_pb2.ListDevicesResponse]
-    GetDevice: _aio.UnaryUnaryMultiCallable[_locator_pb2.GetDeviceRequest, _locator_pb2.GetDeviceResponse]
-    Locate: _aio.UnaryUnaryMultiCallable[_locator_pb2.LocateRequest, _locator_pb2.LocateResponse]
+    ListDevices: _aio.UnaryUnaryMultiCallable[_locator_pb2.ListDevicesRequest, _locator_pb2.ListDevicesResponse]  # type: ignore[assignment]
+    GetDevice: _aio.UnaryUnaryMultiCallable[_locator_pb2.GetDeviceRequest, _locator_pb2.GetDeviceResponse]  # type: ignore[assignment]
+    Locate: _aio.UnaryUnaryMultiCallable[_locator_pb2.LocateRequest, _locator_pb2.LocateResponse]  # type: ignore[assignment]
     """The last known position at once, and a LOCATE command so the device reports afresh."""
-    GetHistory: _aio.UnaryUnaryMultiCallable[_locator_pb2.GetHistoryRequest, _locator_pb2.GetHistoryResponse]
+    GetHistory: _aio.UnaryUnaryMultiCallable[_locator_pb2.GetHistoryRequest, _locator_pb2.GetHistoryResponse]  # type: ignore[assignment]
     """Positions of one device, newest first, within the retention (7 days by default)."""
-    SendCommand: _aio.UnaryUnaryMultiCallable[_locator_pb2.SendCommandRequest, _locator_pb2.SendCommandResponse]
+    SendCommand: _aio.UnaryUnaryMultiCallable[_locator_pb2.SendCommandRequest, _locator_pb2.SendCommandResponse]  # type: ignore[assignment]
     """Queues a command for the device. WIPE needs a password confirmed within the last
     minutes (AuthService.ConfirmPassword): FAILED_PRECONDITION RECENT_PASSWORD_REQUIRED.
     """
-    ListCommands: _aio.UnaryUnaryMultiCallable[_locator_pb2.ListCommandsRequest, _locator_pb2.ListCommandsResponse]
-    GetCommand: _aio.UnaryUnaryMultiCallable[_locator_pb2.GetCommandRequest, _locator_pb2.GetCommandResponse]
-    RemoveDevice: _aio.UnaryUnaryMultiCallable[_locator_pb2.RemoveDeviceRequest, _locator_pb2.RemoveDeviceResponse]
+    ListCommands: _aio.UnaryUnaryMultiCallable[_locator_pb2.ListCommandsRequest, _locator_pb2.ListCommandsResponse]  # type: ignore[assignment]
+    GetCommand: _aio.UnaryUnaryMultiCallable[_locator_pb2.GetCommandRequest, _locator_pb2.GetCommandResponse]  # type: ignore[assignment]
+    RemoveDevice: _aio.UnaryUnaryMultiCallable[_locator_pb2.RemoveDeviceRequest, _locator_pb2.RemoveDeviceResponse]  # type: ignore[assignment]
     """Forgets a device, its positions and commands."""
 
 class DeviceLocatorServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Find my device, for the owner (SPEC R1.1): the account's devices with their last known
+    """Find my device, for the owner (§1.1): the account's devices with their last known
     position, their location history, and commands to them (locate, ring, lost mode, wipe).
     A guardian may use it on their minor's devices (account_id), all but wipe.
     Every call carries the client id and an access token.
@@ -175,20 +175,20 @@ class DeviceAgentServiceAsyncStub(DeviceAgentServiceStub):
     """For the device itself, logged in as its owner."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    RegisterDevice: _aio.UnaryUnaryMultiCallable[_locator_pb2.RegisterDeviceRequest, _locator_pb2.RegisterDeviceResponse]
+    RegisterDevice: _aio.UnaryUnaryMultiCallable[_locator_pb2.RegisterDeviceRequest, _locator_pb2.RegisterDeviceResponse]  # type: ignore[assignment]
     """Registers the device under the caller's account, or updates its name, model, platform."""
-    ReportLocations: _aio.UnaryUnaryMultiCallable[_locator_pb2.ReportLocationsRequest, _locator_pb2.ReportLocationsResponse]
+    ReportLocations: _aio.UnaryUnaryMultiCallable[_locator_pb2.ReportLocationsRequest, _locator_pb2.ReportLocationsResponse]  # type: ignore[assignment]
     """One point, or a batch buffered while offline (at most 1000). A point already stored
     (same device and time) is not stored twice.
     """
-    ReceiveCommands: _aio.UnaryStreamMultiCallable[_locator_pb2.ReceiveCommandsRequest, _locator_pb2.ReceiveCommandsResponse]
+    ReceiveCommands: _aio.UnaryStreamMultiCallable[_locator_pb2.ReceiveCommandsRequest, _locator_pb2.ReceiveCommandsResponse]  # type: ignore[assignment]
     """A long-lived stream of the device's commands: first every pending one, then each new
     one as it is queued, and a HEARTBEAT every 30 s. At least once: a command not acknowledged
     comes again on the next stream, so devices skip command ids they have already run.
     """
-    PollCommands: _aio.UnaryUnaryMultiCallable[_locator_pb2.PollCommandsRequest, _locator_pb2.PollCommandsResponse]
+    PollCommands: _aio.UnaryUnaryMultiCallable[_locator_pb2.PollCommandsRequest, _locator_pb2.PollCommandsResponse]  # type: ignore[assignment]
     """The pending commands, for devices that poll instead."""
-    AckCommand: _aio.UnaryUnaryMultiCallable[_locator_pb2.AckCommandRequest, _locator_pb2.AckCommandResponse]
+    AckCommand: _aio.UnaryUnaryMultiCallable[_locator_pb2.AckCommandRequest, _locator_pb2.AckCommandResponse]  # type: ignore[assignment]
     """The command's outcome; acknowledging twice is harmless."""
 
 class DeviceAgentServiceServicer(metaclass=_abc_1.ABCMeta):

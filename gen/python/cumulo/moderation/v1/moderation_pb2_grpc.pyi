@@ -20,7 +20,7 @@ _T = _typing.TypeVar("_T")
 
 class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
 
-class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):
+class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
 
 GRPC_GENERATED_VERSION: str
@@ -58,14 +58,14 @@ class ComplaintServiceAsyncStub(ComplaintServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    FileComplaint: _aio.UnaryUnaryMultiCallable[_moderation_pb2.FileComplaintRequest, _moderation_pb2.FileComplaintResponse]
-    ReportLegalAction: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ReportLegalActionRequest, _moderation_pb2.ReportLegalActionResponse]
+    FileComplaint: _aio.UnaryUnaryMultiCallable[_moderation_pb2.FileComplaintRequest, _moderation_pb2.FileComplaintResponse]  # type: ignore[assignment]
+    ReportLegalAction: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ReportLegalActionRequest, _moderation_pb2.ReportLegalActionResponse]  # type: ignore[assignment]
     """The complainant (by the receipt FileComplaint returned) records that they have taken
     legal action: a counter-noticed takedown then stays in place.
     """
-    ListMyCases: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListMyCasesRequest, _moderation_pb2.ListMyCasesResponse]
+    ListMyCases: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListMyCasesRequest, _moderation_pb2.ListMyCasesResponse]  # type: ignore[assignment]
     """The owner: decisions about their content and their account."""
-    FileCounterNotice: _aio.UnaryUnaryMultiCallable[_moderation_pb2.FileCounterNoticeRequest, _moderation_pb2.FileCounterNoticeResponse]
+    FileCounterNotice: _aio.UnaryUnaryMultiCallable[_moderation_pb2.FileCounterNoticeRequest, _moderation_pb2.FileCounterNoticeResponse]  # type: ignore[assignment]
     """The owner disputes a copyright takedown; the content comes back after the waiting period
     unless the complainant reports legal action before.
     """
@@ -145,20 +145,20 @@ class ModerationServiceAsyncStub(ModerationServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    ListQueue: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListQueueRequest, _moderation_pb2.ListQueueResponse]
-    GetCase: _aio.UnaryUnaryMultiCallable[_moderation_pb2.GetCaseRequest, _moderation_pb2.GetCaseResponse]
-    ClaimCase: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ClaimCaseRequest, _moderation_pb2.ClaimCaseResponse]
-    DecideCase: _aio.UnaryUnaryMultiCallable[_moderation_pb2.DecideCaseRequest, _moderation_pb2.DecideCaseResponse]
-    SetLegalHold: _aio.UnaryUnaryMultiCallable[_moderation_pb2.SetLegalHoldRequest, _moderation_pb2.SetLegalHoldResponse]
+    ListQueue: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListQueueRequest, _moderation_pb2.ListQueueResponse]  # type: ignore[assignment]
+    GetCase: _aio.UnaryUnaryMultiCallable[_moderation_pb2.GetCaseRequest, _moderation_pb2.GetCaseResponse]  # type: ignore[assignment]
+    ClaimCase: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ClaimCaseRequest, _moderation_pb2.ClaimCaseResponse]  # type: ignore[assignment]
+    DecideCase: _aio.UnaryUnaryMultiCallable[_moderation_pb2.DecideCaseRequest, _moderation_pb2.DecideCaseResponse]  # type: ignore[assignment]
+    SetLegalHold: _aio.UnaryUnaryMultiCallable[_moderation_pb2.SetLegalHoldRequest, _moderation_pb2.SetLegalHoldResponse]  # type: ignore[assignment]
     """Holds stop every deletion of the account (lifecycle, trash, the user's own) until released."""
-    ExportEvidence: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ExportEvidenceRequest, _moderation_pb2.ExportEvidenceResponse]
+    ExportEvidence: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ExportEvidenceRequest, _moderation_pb2.ExportEvidenceResponse]  # type: ignore[assignment]
     """Writes an evidence bundle of a held account to the preservation area."""
-    VerifyEvidence: _aio.UnaryUnaryMultiCallable[_moderation_pb2.VerifyEvidenceRequest, _moderation_pb2.VerifyEvidenceResponse]
+    VerifyEvidence: _aio.UnaryUnaryMultiCallable[_moderation_pb2.VerifyEvidenceRequest, _moderation_pb2.VerifyEvidenceResponse]  # type: ignore[assignment]
     """Reads a bundle back and checks it against the manifest hash recorded at export."""
-    ListAudit: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListAuditRequest, _moderation_pb2.ListAuditResponse]
-    AddToBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.AddToBlocklistRequest, _moderation_pb2.AddToBlocklistResponse]
-    RemoveFromBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.RemoveFromBlocklistRequest, _moderation_pb2.RemoveFromBlocklistResponse]
-    ListBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListBlocklistRequest, _moderation_pb2.ListBlocklistResponse]
+    ListAudit: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListAuditRequest, _moderation_pb2.ListAuditResponse]  # type: ignore[assignment]
+    AddToBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.AddToBlocklistRequest, _moderation_pb2.AddToBlocklistResponse]  # type: ignore[assignment]
+    RemoveFromBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.RemoveFromBlocklistRequest, _moderation_pb2.RemoveFromBlocklistResponse]  # type: ignore[assignment]
+    ListBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListBlocklistRequest, _moderation_pb2.ListBlocklistResponse]  # type: ignore[assignment]
 
 class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """For moderators only (the "moderator" role in the access token). There is no call that

@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class SyncServiceStub:
     """Cloud sync of small records (contacts, notes, calendar, settings, ...) between a user's
-    devices (SPEC R1.1). Records live in named zones; every change gets a place in its zone's
+    devices (§1.1). Records live in named zones; every change gets a place in its zone's
     change order, so a device asks "what changed since my token" and pays only for the answer.
     Every call carries the client id and an access token.
     """
@@ -77,7 +77,7 @@ class SyncServiceStub:
 
 class SyncServiceServicer:
     """Cloud sync of small records (contacts, notes, calendar, settings, ...) between a user's
-    devices (SPEC R1.1). Records live in named zones; every change gets a place in its zone's
+    devices (§1.1). Records live in named zones; every change gets a place in its zone's
     change order, so a device asks "what changed since my token" and pays only for the answer.
     Every call carries the client id and an access token.
     """
@@ -183,7 +183,7 @@ def add_SyncServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SyncService:
     """Cloud sync of small records (contacts, notes, calendar, settings, ...) between a user's
-    devices (SPEC R1.1). Records live in named zones; every change gets a place in its zone's
+    devices (§1.1). Records live in named zones; every change gets a place in its zone's
     change order, so a device asks "what changed since my token" and pays only for the answer.
     Every call carries the client id and an access token.
     """

@@ -20,7 +20,7 @@ _T = _typing.TypeVar("_T")
 
 class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
 
-class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):
+class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
 
 GRPC_GENERATED_VERSION: str
@@ -28,7 +28,7 @@ GRPC_VERSION: str
 
 class SyncServiceStub:
     """Cloud sync of small records (contacts, notes, calendar, settings, ...) between a user's
-    devices (SPEC R1.1). Records live in named zones; every change gets a place in its zone's
+    devices (§1.1). Records live in named zones; every change gets a place in its zone's
     change order, so a device asks "what changed since my token" and pays only for the answer.
     Every call carries the client id and an access token.
     """
@@ -62,37 +62,37 @@ class SyncServiceStub:
 @_typing.type_check_only
 class SyncServiceAsyncStub(SyncServiceStub):
     """Cloud sync of small records (contacts, notes, calendar, settings, ...) between a user's
-    devices (SPEC R1.1). Records live in named zones; every change gets a place in its zone's
+    devices (§1.1). Records live in named zones; every change gets a place in its zone's
     change order, so a device asks "what changed since my token" and pays only for the answer.
     Every call carries the client id and an access token.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    ListZones: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListZonesRequest, _sync_pb2.ListZonesResponse]
-    DeleteZone: _aio.UnaryUnaryMultiCallable[_sync_pb2.DeleteZoneRequest, _sync_pb2.DeleteZoneResponse]
+    ListZones: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListZonesRequest, _sync_pb2.ListZonesResponse]  # type: ignore[assignment]
+    DeleteZone: _aio.UnaryUnaryMultiCallable[_sync_pb2.DeleteZoneRequest, _sync_pb2.DeleteZoneResponse]  # type: ignore[assignment]
     """Deletes a zone with its records; devices holding its tokens get CHANGE_TOKEN_EXPIRED."""
-    Push: _aio.UnaryUnaryMultiCallable[_sync_pb2.PushRequest, _sync_pb2.PushResponse]
+    Push: _aio.UnaryUnaryMultiCallable[_sync_pb2.PushRequest, _sync_pb2.PushResponse]  # type: ignore[assignment]
     """Saves and deletes up to 400 records of one zone (the zone is created by its first save).
     Each operation carries the change tag the device last saw; a stale tag is a conflict,
     answered with the server's record so the device can merge.
     """
-    FetchChanges: _aio.UnaryUnaryMultiCallable[_sync_pb2.FetchChangesRequest, _sync_pb2.FetchChangesResponse]
+    FetchChanges: _aio.UnaryUnaryMultiCallable[_sync_pb2.FetchChangesRequest, _sync_pb2.FetchChangesResponse]  # type: ignore[assignment]
     """Changes after a token, in change order: records and tombstones, a new token, more_coming.
     A token from before the tombstone horizon fails with FAILED_PRECONDITION
     CHANGE_TOKEN_EXPIRED: resync the zone from an empty token.
     """
-    GetRecords: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetRecordsRequest, _sync_pb2.GetRecordsResponse]
-    Watch: _aio.UnaryStreamMultiCallable[_sync_pb2.WatchRequest, _sync_pb2.WatchResponse]
+    GetRecords: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetRecordsRequest, _sync_pb2.GetRecordsResponse]  # type: ignore[assignment]
+    Watch: _aio.UnaryStreamMultiCallable[_sync_pb2.WatchRequest, _sync_pb2.WatchResponse]  # type: ignore[assignment]
     """A long-lived stream naming each zone of the account as soon as it changes (first a
     WATCHING message, then ZONE_CHANGED and a HEARTBEAT every 30 s). It ends when the access
     token expires (UNAUTHENTICATED TOKEN_EXPIRED) or the server stops (UNAVAILABLE
     SERVER_STOPPING): watch again, and fetch, since changes in between were not announced.
     """
-    GetSyncUsage: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetSyncUsageRequest, _sync_pb2.GetSyncUsageResponse]
+    GetSyncUsage: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetSyncUsageRequest, _sync_pb2.GetSyncUsageResponse]  # type: ignore[assignment]
 
 class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
     """Cloud sync of small records (contacts, notes, calendar, settings, ...) between a user's
-    devices (SPEC R1.1). Records live in named zones; every change gets a place in its zone's
+    devices (§1.1). Records live in named zones; every change gets a place in its zone's
     change order, so a device asks "what changed since my token" and pays only for the answer.
     Every call carries the client id and an access token.
     """
@@ -187,14 +187,14 @@ class BackupServiceAsyncStub(BackupServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    CreateBackup: _aio.StreamUnaryMultiCallable[_sync_pb2.CreateBackupRequest, _sync_pb2.CreateBackupResponse]
+    CreateBackup: _aio.StreamUnaryMultiCallable[_sync_pb2.CreateBackupRequest, _sync_pb2.CreateBackupResponse]  # type: ignore[assignment]
     """A client stream: first a header, then entries in any number of messages. Nothing is
     stored unless the stream completes. Entries are checked against the blob service.
     """
-    ListBackups: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListBackupsRequest, _sync_pb2.ListBackupsResponse]
-    GetBackup: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetBackupRequest, _sync_pb2.GetBackupResponse]
-    ListBackupEntries: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListBackupEntriesRequest, _sync_pb2.ListBackupEntriesResponse]
-    DeleteBackup: _aio.UnaryUnaryMultiCallable[_sync_pb2.DeleteBackupRequest, _sync_pb2.DeleteBackupResponse]
+    ListBackups: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListBackupsRequest, _sync_pb2.ListBackupsResponse]  # type: ignore[assignment]
+    GetBackup: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetBackupRequest, _sync_pb2.GetBackupResponse]  # type: ignore[assignment]
+    ListBackupEntries: _aio.UnaryUnaryMultiCallable[_sync_pb2.ListBackupEntriesRequest, _sync_pb2.ListBackupEntriesResponse]  # type: ignore[assignment]
+    DeleteBackup: _aio.UnaryUnaryMultiCallable[_sync_pb2.DeleteBackupRequest, _sync_pb2.DeleteBackupResponse]  # type: ignore[assignment]
 
 class BackupServiceServicer(metaclass=_abc_1.ABCMeta):
     """Device backups: a manifest of a device's files, whose bytes are blob files of the

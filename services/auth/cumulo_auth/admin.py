@@ -1,0 +1,106 @@
+"""What other services and operators do to accounts (AuthInternalService): suspension and
+termination, roles, finding an account by its login, and its contacts for notices."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+import sqlalchemy as sa
+
+from cumulo.events.v1 import events_pb2
+from cumulo_auth.adapters import accounts as account_table
+from cumulo_auth.adapters.tables import accounts
+from cumulo_auth.domain import rules
+from cumulo_auth.domain.accounts import CLOSED, ROLES, view
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, require_audit
+from cumulo_platform.grpc_convert import timestamp
+
+SETTABLE_STATUSES = ("active", "suspended", "terminated")
+
+
+class Admin:
+    def __init__(self, *, db: Database, clock: Clock, time_zone: zoneinfo.ZoneInfo) -> None:
+        self.db = db
+        self.clock = clock
+        self.time_zone = time_zone
+
+    async def set_account_status(
+        self, *, account_id: str, status: str, suspended_until: dt.datetime | None, reason: str, actor: str
+    ) -> dict[str, Any]:
+        target = account_table.account_uuid(account_id)
+        if status not in SETTABLE_STATUSES:
+            raise InvalidArgument("status", "must be ACTIVE, SUSPENDED or TERMINATED")
+        require_audit(reason, actor)
+        now = self.clock.now()
+        if status == "suspended" and suspended_until is not None and suspended_until <= now:
+            raise InvalidArgument("suspended_until", "must be in the future")
+        async with self.db.unit_of_work() as uow:
+            current = await account_table.load(uow, target, lock=True)
+            if current.status in CLOSED and status != current.status:
+                raise FailedPrecondition(f"the account is {current.status}; that cannot be undone here", reason="ACCOUNT_CLOSED")
+            await uow.execute(
+                sa.update(accounts)
+                .where(accounts.c.account_id == target)
+                .values(
+                    status=status,
+                    status_reason=reason,
+                    suspended_until=suspended_until if status == "suspended" else None,
+                    updated_at=now,
+                )
+            )
+            await account_table.record_status(uow, target, status=status, reason=reason, actor=actor, now=now)
+            if status == "terminated":
+                await account_table.revoke_all_sessions(uow, target, reason="account terminated", now=now)
+            uow.emit(
+                "account.status_changed",
+                events_pb2.AccountStatusChanged(
+                    account_id=str(target),
+                    status=status,
+                    reason=reason,
+                    suspended_until=timestamp(suspended_until) if status == "suspended" else None,
+                    actor=actor,
+                ),
+                account_id=str(target),
+            )
+            row = await account_table.load(uow, target)
+            await uow.commit()
+        return view(row, now=self.clock.now(), time_zone=self.time_zone)
+
+    async def set_roles(self, account_id: str, roles: list[str], *, reason: str, actor: str) -> list[str]:
+        """An account's roles from now on; its tokens carry them from the next login or refresh."""
+        target = account_table.account_uuid(account_id)
+        require_audit(reason, actor)
+        wanted = sorted(set(roles))
+        for i, role in enumerate(roles):
+            if role not in ROLES:
+                raise InvalidArgument(f"roles[{i}]", f"unknown role; known roles: {', '.join(ROLES)}")
+        now = self.clock.now()
+        async with self.db.unit_of_work() as uow:
+            current = await account_table.load(uow, target, lock=True)
+            if current.status in CLOSED:
+                raise FailedPrecondition(f"the account is {current.status}", reason="ACCOUNT_CLOSED")
+            await uow.execute(sa.update(accounts).where(accounts.c.account_id == target).values(roles=wanted, updated_at=now))
+            await account_table.record_status(
+                uow, target, status=current.status, reason=f"roles set to [{', '.join(wanted)}]: {reason}", actor=actor, now=now
+            )
+            await uow.commit()
+        return wanted
+
+    async def find_account(self, login: str) -> str:
+        key = rules.login_key(login)
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(sa.select(accounts.c.account_id, accounts.c.status).where(account_table.login_column(key) == key))
+            ).first()
+        if row is None or row.status in CLOSED:
+            raise NotFound("no cumulo account with this e-mail or phone", reason="ACCOUNT_NOT_FOUND")
+        return str(row.account_id)
+
+    async def get_contacts(self, account_id: str) -> tuple[str, str, str]:
+        async with self.db.unit_of_work() as uow:
+            row = await account_table.load(uow, account_table.account_uuid(account_id))
+        return row.email or "", row.phone or "", row.locale

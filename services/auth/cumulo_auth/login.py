@@ -1,0 +1,82 @@
+"""Logging in with a login (e-mail or phone) and a password: throttled, and answering
+ACCOUNT_DELETED for a login whose account the deletion saga purged."""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+import sqlalchemy as sa
+
+from cumulo.events.v1 import events_pb2
+from cumulo_auth.adapters import accounts as account_table
+from cumulo_auth.adapters.tables import accounts, deleted_logins
+from cumulo_auth.domain import credentials, rules
+from cumulo_auth.domain.accounts import refuse_unless_usable, view
+from cumulo_auth.issuing import TokenIssuer, Tokens
+from cumulo_auth.throttling import LoginThrottle
+from cumulo_platform.account_states import AccountDeleted, AccountStates
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database
+from cumulo_platform.errors import InvalidArgument, Unauthenticated
+from cumulo_platform.passwords import Passwords
+
+DEVICE_NAME_MAX_LENGTH = 100
+
+
+class Login:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        time_zone: zoneinfo.ZoneInfo,
+        passwords: Passwords,
+        throttle: LoginThrottle,
+        issuer: TokenIssuer,
+        states: AccountStates,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.time_zone = time_zone
+        self.passwords = passwords
+        self.throttle = throttle
+        self.issuer = issuer
+        self.states = states
+
+    async def login(
+        self, *, login: str, password: str, device_name: str, client_id: str, client_address: str
+    ) -> tuple[Tokens, dict[str, Any]]:
+        key = rules.login_key(login)
+        if not password:
+            raise InvalidArgument("password", "must not be empty")
+        if len(device_name) > DEVICE_NAME_MAX_LENGTH:
+            raise InvalidArgument("device_name", f"must be at most {DEVICE_NAME_MAX_LENGTH} characters")
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(accounts).where(account_table.login_column(key) == key))).first()
+            deleted = row is None and (
+                await conn.execute(
+                    sa.select(deleted_logins.c.account_id).where(deleted_logins.c.login_digest == credentials.login_digest(key))
+                )
+            ).first() is not None
+        # Unknown logins are throttled like real ones, so throttling does not tell which exist.
+        counters = [self.throttle.for_account(row.account_id if row else None, key), self.throttle.for_address(client_address)]
+        await self.throttle.claim(counters)
+        if deleted:
+            raise AccountDeleted()
+        if not await self.passwords.verify(row.password_hash if row else None, rules.normalize_password(password)):
+            raise Unauthenticated("the login or the password is wrong", reason="INVALID_CREDENTIALS")
+        assert row is not None
+        await self.throttle.succeeded(counters)
+        refuse_unless_usable(row, self.clock.now())
+        # Logging in reactivates a frozen account (asking the lifecycle: before the unit of work).
+        await self.states.ensure_usable(str(row.account_id))
+        async with self.db.unit_of_work() as uow:
+            tokens = await self.issuer.open_session(uow, row, client_id=client_id, device_name=device_name)
+            uow.emit(
+                "account.logged_in",
+                events_pb2.LoggedIn(account_id=str(row.account_id), session_id=str(tokens.session_id), client_id=client_id),
+                account_id=str(row.account_id),
+            )
+            await uow.commit()
+        return tokens, view(row, now=self.clock.now(), time_zone=self.time_zone)

@@ -1,0 +1,59 @@
+"""Auth's part in the lifecycle's deletion saga (run by the platform's purge participant):
+sessions and refresh tokens go, the contact methods, password and roles go; the SHA-256 of
+each login stays, so that logging in with it answers ACCOUNT_DELETED."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from cumulo_auth.adapters import accounts as account_table
+from cumulo_auth.adapters.tables import accounts, deleted_logins, login_throttle, refresh_tokens, sessions
+from cumulo_auth.domain import credentials
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database
+
+# The lifecycle's saga asks; the reason (cancellation, termination, inactivity) is its record.
+PURGE_ACTOR = "lifecycle"
+PURGE_REASON = "deleted by the lifecycle's deletion saga"
+
+
+class AccountPurge:
+    def __init__(self, *, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def purge_account(self, account_id: str) -> int:
+        """Deletes what auth keeps of the account and returns how many items (sessions, and the
+        account's own data as one). Idempotent: an account already purged (or never known)
+        deletes nothing and reports 0."""
+        target = uuid.UUID(account_id)
+        now = self.clock.now()
+        async with self.db.unit_of_work() as uow:
+            row = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == target).with_for_update())).first()
+            if row is None or row.status == "deleted":
+                return 0
+            for login in (row.email, row.phone):
+                if login:
+                    await uow.execute(
+                        pg_insert(deleted_logins)
+                        .values(login_digest=credentials.login_digest(login), account_id=target, deleted_at=now)
+                        .on_conflict_do_update(
+                            index_elements=[deleted_logins.c.login_digest],
+                            set_={"account_id": target, "deleted_at": now},
+                        )
+                    )
+            session_ids = sa.select(sessions.c.session_id).where(sessions.c.account_id == target).scalar_subquery()
+            await uow.execute(sa.delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(session_ids)))
+            deleted = (await uow.execute(sa.delete(sessions).where(sessions.c.account_id == target))).rowcount or 0
+            await uow.execute(sa.delete(login_throttle).where(login_throttle.c.key == f"id:{target}"))
+            await uow.execute(
+                sa.update(accounts)
+                .where(accounts.c.account_id == target)
+                .values(email=None, phone=None, password_hash=None, roles=[], status="deleted", status_reason=PURGE_REASON, updated_at=now)
+            )
+            await account_table.record_status(uow, target, status="deleted", reason=PURGE_REASON, actor=PURGE_ACTOR, now=now)
+            await uow.commit()
+        return deleted + 1

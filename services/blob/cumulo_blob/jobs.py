@@ -1,0 +1,24 @@
+"""The blob service's periodic work; every replica runs it, and the work is shared out by row
+locks (SKIP LOCKED), so replicas never do the same piece twice."""
+
+from __future__ import annotations
+
+from cumulo_blob.contents import StoredContent
+from cumulo_blob.trash import Trash
+from cumulo_blob.uploads import Uploads
+from cumulo_platform.runtime import Job, periodic
+
+EXPIRE_UPLOADS_EVERY = 60.0  # seconds
+DELETE_DOOMED_EVERY = 30.0
+TRASH_RETENTION_EVERY = 3600.0
+
+
+def jobs(*, uploads: Uploads, contents: StoredContent, trash: Trash) -> list[Job]:
+    return [
+        # Abandoned uploads: S3 parts aborted, reservations given back.
+        periodic(uploads.expire_abandoned, every=EXPIRE_UPLOADS_EVERY),
+        # Stored objects doomed by a process that died before deleting them.
+        periodic(contents.delete_doomed, every=DELETE_DOOMED_EVERY),
+        # Trash past the retention period (held accounts' stays).
+        periodic(trash.purge_old_trash, every=TRASH_RETENTION_EVERY),
+    ]

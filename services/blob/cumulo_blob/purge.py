@@ -1,0 +1,133 @@
+"""The account purge: everything of an account goes — open uploads (their S3 parts aborted),
+files and folders, content and usage, and every stored object. It runs in short transactions
+and is safe to run again after a crash at any point; while the account is under a legal hold
+it is refused (LEGAL_HOLD), and the lifecycle asks again after the release.
+
+The lifecycle's deletion saga reaches it through the platform's purge participant (which then
+marks the account deleted and reports `purge.completed`); the internal PurgeAccount RPC does
+the same by hand."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from cumulo.events.v1 import events_pb2
+from cumulo_blob.adapters.storage import object_key
+from cumulo_blob.adapters.tables import contents, doomed_objects, nodes, uploads, usage
+from cumulo_blob.config import SERVICE
+from cumulo_blob.contents import StoredContent
+from cumulo_blob.domain.errors import LegalHold
+from cumulo_blob.uploads import upload_lock_key
+from cumulo_platform.account_states import AccountStates
+from cumulo_platform.db import Database
+from cumulo_platform.errors import FailedPrecondition, parse_id
+from cumulo_platform.legal_holds import LegalHolds
+from cumulo_platform.logging import get_logger
+from cumulo_platform.storage import Storage
+
+log = get_logger(__name__)
+PURGE_BATCH = 500
+
+
+class Purge:
+    def __init__(
+        self, *, db: Database, storage: Storage, contents: StoredContent, holds: LegalHolds, states: AccountStates
+    ) -> None:
+        self.db = db
+        self.storage = storage
+        self.contents = contents
+        self.holds = holds
+        self.states = states
+
+    async def account(self, account_id: str) -> int:
+        """The purge participant's `purge_account`: how many items went."""
+        items, _ = await self.purge(account_id)
+        return items
+
+    async def purge_and_report(self, account_id: str) -> tuple[int, int]:
+        """The internal PurgeAccount RPC: the purge, then what the participant does after it —
+        the account refused by every replica, and `purge.completed`."""
+        items, objects = await self.purge(account_id)
+        account = str(uuid.UUID(account_id))
+        async with self.db.unit_of_work() as uow:
+            await self.states.mark_deleted(uow, account)
+            uow.emit(
+                "purge.completed",
+                events_pb2.PurgeCompleted(account_id=account, service=SERVICE, items_deleted=items),
+                account_id=account,
+            )
+            await uow.commit()
+        return items, objects
+
+    async def purge(self, account_id: str) -> tuple[int, int]:
+        """(items deleted, stored objects deleted)."""
+        account = parse_id(account_id, "account_id", "an account id (UUID)")
+        if await self.holds.held(account):
+            raise LegalHold("the account is under a legal hold; nothing is deleted")
+        items = await self._uploads(account) + await self._nodes(account)
+        await self._contents(account)
+        objects = 0
+        while deleted := await self.contents.delete_doomed(account):
+            objects += deleted
+        async with self.db.read() as conn:
+            left = (
+                await conn.execute(sa.select(sa.func.count()).select_from(doomed_objects).where(doomed_objects.c.account_id == account))
+            ).scalar_one()
+        if left:
+            raise FailedPrecondition(f"{left} stored objects could not be deleted yet; purge again", reason="PURGE_INCOMPLETE")
+        log.info("blob_account_purged", account_id=account_id, items=items, objects=objects)
+        return items, objects
+
+    async def _uploads(self, account: uuid.UUID) -> int:
+        """Open uploads: their S3 parts aborted, then forgotten."""
+        async with self.db.read() as conn:
+            open_uploads = (
+                await conn.execute(
+                    sa.select(uploads.c.upload_id, uploads.c.s3_upload_id)
+                    .where(uploads.c.account_id == account, uploads.c.state == "open")
+                )
+            ).all()
+        async with self.db.unit_of_work() as uow:
+            # A stream that never ends must not stall the purge for good: give up, retry later.
+            await uow.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
+            for upload in open_uploads:
+                # Wait for a stream still writing it: it ends as UPLOAD_CLOSED, not as a new file.
+                await uow.execute(sa.select(sa.func.pg_advisory_xact_lock(upload_lock_key(upload.upload_id))))
+                if upload.s3_upload_id:
+                    await self.storage.abort_multipart(object_key(str(account), str(upload.upload_id)), upload.s3_upload_id)
+            deleted = (await uow.execute(sa.delete(uploads).where(uploads.c.account_id == account))).rowcount or 0
+            await uow.commit()
+        return int(deleted)
+
+    async def _nodes(self, account: uuid.UUID) -> int:
+        """Files and folders: leaves first, in batches, so no statement grows with the account."""
+        deleted = 0
+        while True:
+            async with self.db.unit_of_work() as uow:
+                batch = (
+                    await uow.execute(
+                        sa.select(nodes.c.node_id)
+                        .where(
+                            nodes.c.account_id == account,
+                            ~sa.exists().where(nodes.alias("child").c.parent_id == nodes.c.node_id),
+                        )
+                        .limit(PURGE_BATCH)
+                    )
+                ).scalars().all()
+                if not batch:
+                    return deleted
+                deleted += (await uow.execute(sa.delete(nodes).where(nodes.c.node_id.in_(batch)))).rowcount or 0
+                await uow.commit()
+
+    async def _contents(self, account: uuid.UUID) -> None:
+        """Every stored object of the account is doomed; then its usage goes."""
+        async with self.db.unit_of_work() as uow:
+            keys = (
+                await uow.execute(sa.delete(contents).where(contents.c.account_id == account).returning(contents.c.s3_key))
+            ).scalars().all()
+            for key in keys:
+                await self.contents.doom(uow, account, key)
+            await uow.execute(sa.delete(usage).where(usage.c.account_id == account))
+            await uow.commit()

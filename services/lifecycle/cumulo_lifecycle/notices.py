@@ -1,0 +1,100 @@
+"""Notices queued for delivery (the notifier sends them): the lifecycle's own, rendered in the
+account's language to every contact method on record, and those other services ask for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from cumulo.events.v1 import events_pb2
+from cumulo_lifecycle.adapters.tables import accounts, notices, reactivation_links
+from cumulo_lifecycle.config import LifecycleSettings
+from cumulo_lifecycle.domain import notices as texts
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import UnitOfWork
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def known_locale(value: str) -> str:
+    return value if value in texts.LOCALES else texts.LOCALES[0]
+
+
+def _targets(row: Any) -> list[tuple[str, str]]:
+    return [(channel, to) for channel, to in (("email", row.email), ("sms", row.phone)) if to]
+
+
+class Notices:
+    def __init__(self, settings: LifecycleSettings, clock: Clock) -> None:
+        self.settings = settings
+        self.cal = settings.calendar
+        self.clock = clock
+
+    async def queue(
+        self, uow: UnitOfWork, account_id: uuid.UUID, kind: str, cycle: str, locale: str, subject: str, body: str,
+        targets: list[tuple[str, str]],
+    ) -> None:
+        """One notice per channel, once per kind and occurrence; with no contact method, a
+        record that it could not be sent (the lifecycle goes on regardless)."""
+        now = self.clock.now()
+        common = {"account_id": account_id, "kind": kind, "cycle": cycle, "locale": locale, "subject": subject, "created_at": now}
+        values = [
+            {"notice_id": uuid.uuid4(), "channel": channel, "destination": to, "body": body, "status": "pending", "next_attempt_at": now}
+            for channel, to in targets
+        ] or [{"notice_id": uuid.uuid4(), "channel": "none", "body": "", "status": "undeliverable", "last_error": "no contact method on record"}]
+        for value in values:
+            await uow.execute(pg_insert(notices).values(**common, **value).on_conflict_do_nothing())
+
+    async def notify(
+        self, uow: UnitOfWork, row: Any, kind: str, *, cycle: str, link: bool = False, at: dt.datetime | None = None
+    ) -> None:
+        """Queues one notice per contact method (once per kind and occurrence); with `link`,
+        it carries a reactivation link of its own."""
+        tz = self.cal.time_zone
+        token = ""
+        if link:
+            token = secrets.token_urlsafe(32)
+            await uow.execute(
+                sa.insert(reactivation_links).values(token_hash=token_hash(token), account_id=row.account_id, created_at=self.clock.now())
+            )
+        locale = known_locale(row.locale)
+
+        def when(value: dt.datetime | None) -> str:
+            return texts.format_time(value, tz) if value else ""
+
+        values = {
+            "last_access_at": when(row.last_access_at),
+            "freeze_at": when(row.freeze_at),
+            "delete_at": when(row.delete_at),
+            "last_day": self.cal.last_day_of_grace(row.delete_at).isoformat() if row.delete_at else "",
+            "deleted_at": when(row.deleted_at),
+            "at": when(at),
+            "grace": texts.describe_duration(self.cal.grace.months, self.cal.grace.fixed, locale),
+            "reactivate_link": f"{self.settings.reactivate_url}?token={token}" if token else self.settings.reactivate_url,
+        }
+        rendered = texts.render(kind, locale, values)
+        await self.queue(uow, row.account_id, kind, cycle, locale, rendered.subject, rendered.body, _targets(row))
+
+    async def requested(self, uow: UnitOfWork, wanted: events_pb2.NoticeRequested) -> None:
+        """Another service's message to an account's owner (moderation), queued like the
+        lifecycle's own notices, once per reference and channel."""
+        if wanted.account_id:
+            recipient = uuid.UUID(wanted.account_id)
+            row = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == recipient))).first()
+            targets = _targets(row) if row is not None else []
+        else:
+            # Someone without an account: the notice is filed under an id derived from the address.
+            row = None
+            address = wanted.address.strip()
+            recipient = uuid.uuid5(uuid.NAMESPACE_URL, f"cumulo:contact:{address.lower()}")
+            targets = [("email" if "@" in wanted.address else "sms", address)] if address else []
+        locale = row.locale if row is not None else texts.LOCALES[0]
+        await self.queue(uow, recipient, "service", wanted.reference, locale, wanted.subject, wanted.body, targets)

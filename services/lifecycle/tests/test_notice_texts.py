@@ -1,0 +1,204 @@
+"""The notice texts: exact times in the configured zone, every kind rendered in both locales
+with the same values, durations described.
+
+
+The rules under test, as the product states them:
+
+- An account unused for 12 consecutive calendar months is frozen. Months count on the wall
+  clock of the configured time zone (default Asia/Shanghai) and clamp to the month's end:
+  31 Jan + 1 month = 28/29 Feb, 29 Feb 2028 + 12 months = 28 Feb 2029. A fixed part
+  (days, hours, seconds) of the inactivity period is then added exactly.
+- Deletion ("30 natural days"): frozen on local day D with grace P30D, the data goes when day
+  D+30 ends, i.e. at 00:00 local of day D+31. A grace with an hours/minutes/seconds part
+  (PT3S, ...) is exact instead.
+- Reminders come a fixed offset before a due date; only those strictly after the last access
+  (freeze reminders) or after the freeze (deletion reminders) count. `step` sends only the
+  latest of several reminders due together. Deletion runs at delete_at + safety_margin, and
+  never while the account is held.
+
+All inputs are timezone-aware UTC datetimes, as the service passes them. Everything here is
+pure: no servers, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cumulo_lifecycle.domain import notices
+from cumulo_lifecycle.domain.calendar import (
+    Calendar,
+)
+from cumulo_platform.durations import IsoDuration
+
+from .calendar_cases import (
+    BERLIN,
+    KOLKATA,
+    MARGIN,
+    NEW_YORK,
+    PROPERTY,
+    SHANGHAI,
+    ZONE_UTC,
+    at_local,
+    instants,
+    make_calendar,
+    utc,
+    zones,
+)
+
+# === notices ===========================================================================
+
+
+@pytest.mark.parametrize(
+    ("when", "tz", "text"),
+    [
+        (utc(2026, 3, 31, 20), SHANGHAI, "2026-04-01 04:00:00 (Asia/Shanghai, UTC+08:00)"),
+        (utc(2026, 5, 1, 16), SHANGHAI, "2026-05-02 00:00:00 (Asia/Shanghai, UTC+08:00)"),
+        (utc(2026, 1, 15, 11, 0, 5, 999999), BERLIN, "2026-01-15 12:00:05 (Europe/Berlin, UTC+01:00)"),
+        (utc(2026, 7, 15, 10), BERLIN, "2026-07-15 12:00:00 (Europe/Berlin, UTC+02:00)"),
+        (utc(2026, 1, 15, 12), NEW_YORK, "2026-01-15 07:00:00 (America/New_York, UTC-05:00)"),
+        (utc(2026, 7, 15, 12), NEW_YORK, "2026-07-15 08:00:00 (America/New_York, UTC-04:00)"),
+        (utc(2026, 7, 15, 12), KOLKATA, "2026-07-15 17:30:00 (Asia/Kolkata, UTC+05:30)"),
+        (utc(2026, 7, 15, 12), ZONE_UTC, "2026-07-15 12:00:00 (UTC, UTC+00:00)"),
+    ],
+)
+def test_format_time(when, tz, text):
+    assert notices.format_time(when, tz) == text
+
+
+def test_format_time_distinguishes_the_repeated_hour():
+    assert notices.format_time(utc(2026, 10, 25, 0, 30), BERLIN) == "2026-10-25 02:30:00 (Europe/Berlin, UTC+02:00)"
+    assert notices.format_time(utc(2026, 10, 25, 1, 30), BERLIN) == "2026-10-25 02:30:00 (Europe/Berlin, UTC+01:00)"
+
+
+_FORMATTED = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \(([^,]+), UTC([+-])(\d\d):(\d\d)\)")
+
+
+@PROPERTY
+@given(when=instants, tz=zones)
+def test_format_time_names_the_instant_to_the_second(when, tz):
+    match = _FORMATTED.fullmatch(notices.format_time(when, tz))
+    assert match is not None
+    text, key, sign, hours, minutes = match.groups()
+    assert key == tz.key
+    offset = dt.timedelta(hours=int(hours), minutes=int(minutes)) * (-1 if sign == "-" else 1)
+    parsed = dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.timezone(offset))
+    assert parsed == when.replace(microsecond=0)
+
+
+def _notice_values(cal: Calendar, last_access: dt.datetime, locale: str) -> dict[str, str]:
+    """The values the ledger fills in, for an account frozen at its freeze time."""
+    tz = cal.time_zone
+    freeze_at = cal.freeze_at(last_access)
+    delete_at = cal.delete_at(freeze_at)
+    return {
+        "last_access_at": notices.format_time(last_access, tz),
+        "freeze_at": notices.format_time(freeze_at, tz),
+        "delete_at": notices.format_time(delete_at, tz),
+        "last_day": cal.last_day_of_grace(delete_at).isoformat(),
+        "deleted_at": notices.format_time(delete_at + MARGIN, tz),
+        "at": notices.format_time(last_access, tz),
+        "grace": notices.describe_duration(cal.grace.months, cal.grace.fixed, locale),
+        "reactivate_link": "https://cumulo.example/reactivate?token=abc",
+    }
+
+
+@pytest.mark.parametrize("locale", notices.LOCALES)
+@pytest.mark.parametrize("kind", ["frozen", "deletion_reminder"])
+def test_render_states_the_delete_time_and_the_last_day(kind, locale):
+    cal = make_calendar()
+    # Last access 31 Mar 2025 20:00Z (1 Apr 04:00 local): frozen 1 Apr 2026 04:00, gone 2 May 00:00.
+    values = _notice_values(cal, utc(2025, 3, 31, 20), locale)
+    assert values["delete_at"] == "2026-05-02 00:00:00 (Asia/Shanghai, UTC+08:00)"
+    assert values["last_day"] == "2026-05-01"
+    rendered = notices.render(kind, locale, values)
+    assert values["delete_at"] in rendered.subject
+    assert values["delete_at"] in rendered.body
+    assert "2026-05-01" in rendered.body
+    assert values["reactivate_link"] in rendered.body
+    if locale == "en":
+        assert "when 2026-05-01 ends" in rendered.body
+    else:
+        assert "即 2026-05-01 结束时" in rendered.body
+
+
+@pytest.mark.parametrize(("locale", "grace"), [("en", "30 days"), ("zh-CN", "30 天")])
+def test_render_freeze_reminder_states_the_freeze_time_and_the_grace(locale, grace):
+    cal = make_calendar()
+    values = _notice_values(cal, at_local(SHANGHAI, 2028, 2, 29, 12), locale)
+    rendered = notices.render("freeze_reminder", locale, values)
+    assert "2029-02-28 12:00:00 (Asia/Shanghai, UTC+08:00)" in rendered.subject
+    assert values["last_access_at"] in rendered.body
+    assert values["freeze_at"] in rendered.body
+    assert grace in rendered.body
+
+
+_ALL_KINDS = (*notices.KINDS, "deleted_cancellation", "deleted_termination")
+
+
+@pytest.mark.parametrize("kind", _ALL_KINDS)
+def test_both_locales_render_every_kind_with_the_same_values(kind):
+    # Every value as a unique marker: each locale must use the same ones, and nothing unfilled.
+    values = {key: f"<{key}>" for key in ("last_access_at", "freeze_at", "delete_at", "last_day", "deleted_at", "at", "grace", "reactivate_link")}
+    used = {}
+    for locale in notices.LOCALES:
+        rendered = notices.render(kind, locale, values)
+        text = rendered.subject + rendered.body
+        assert "{" not in text and "}" not in text
+        used[locale] = {key for key, marker in values.items() if marker in text}
+    assert used["en"] == used["zh-CN"]
+    assert used["en"]  # every notice states at least a time or a link
+
+
+def test_render_english_and_chinese_differ_and_unknown_locales_fall_back_to_chinese():
+    values = _notice_values(make_calendar(), utc(2025, 3, 31, 20), "zh-CN")
+    en, zh = notices.render("frozen", "en", values), notices.render("frozen", "zh-CN", values)
+    assert en != zh
+    assert "frozen" in en.subject and "冻结" in zh.subject
+    assert notices.render("frozen", "fr", values) == zh
+    assert notices.render("frozen", "", values) == zh
+
+
+def test_render_unknown_kind_or_missing_value_raises():
+    values = _notice_values(make_calendar(), utc(2025, 3, 31, 20), "en")
+    with pytest.raises(KeyError):
+        notices.render("no_such_kind", "en", values)
+    with pytest.raises(KeyError):
+        notices.render("frozen", "en", {k: v for k, v in values.items() if k != "delete_at"})
+
+
+@pytest.mark.parametrize(
+    ("duration", "en", "zh"),
+    [
+        ("P30D", "30 days", "30 天"),
+        ("P1D", "1 day", "1 天"),
+        ("P12M", "12 months", "12 个月"),
+        ("P1M", "1 month", "1 个月"),
+        ("P1Y", "12 months", "12 个月"),
+        ("P1W", "7 days", "7 天"),
+        ("PT3S", "3 seconds", "3 秒"),
+        ("PT1S", "1 second", "1 秒"),
+        ("PT1H", "3600 seconds", "3600 秒"),
+        ("P1DT1S", "1 day 1 second", "1 天 1 秒"),
+        ("P12M30D", "12 months 30 days", "12 个月 30 天"),
+        ("PT0S", "0 days", "0 天"),
+    ],
+)
+def test_describe_duration(duration, en, zh):
+    parsed = IsoDuration.parse(duration)
+    assert notices.describe_duration(parsed.months, parsed.fixed, "en") == en
+    assert notices.describe_duration(parsed.months, parsed.fixed, "zh-CN") == zh
+
+
+@PROPERTY
+@given(months=st.integers(0, 600), days=st.integers(0, 1000), seconds=st.integers(0, 86399))
+def test_describe_duration_states_each_nonzero_part(months, days, seconds):
+    fixed = dt.timedelta(days=days, seconds=seconds)
+    en = notices.describe_duration(months, fixed, "en")
+    numbers = [int(n) for n in re.findall(r"\d+", en)]
+    assert numbers == [n for n in (months, days, seconds) if n] or (numbers == [0] and not (months or days or seconds))
+    assert [int(n) for n in re.findall(r"\d+", notices.describe_duration(months, fixed, "zh-CN"))] == numbers

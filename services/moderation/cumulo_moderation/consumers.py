@@ -1,0 +1,91 @@
+"""Automatic checks on other services' events. An upload whose SHA-256 is on the blocklist is
+blocked and queued for review; a burst of share-link creation (`link.created`) is queued as
+spam. A handler runs inside its consumer's unit of work, so it calls no other service: the
+block is recorded there as a pending effect, carried out by `Effects.resume_due` once the
+event's unit of work has committed, and the case opens when the file is blocked (none when the
+file is gone by then)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from cumulo.events.v1 import events_pb2
+from cumulo_moderation import audit
+from cumulo_moderation.adapters.tables import blocklist
+from cumulo_moderation.cases import Cases
+from cumulo_moderation.config import ModerationSettings
+from cumulo_moderation.counters import bump
+from cumulo_moderation.domain import notices
+from cumulo_moderation.effects import GONE, Effects
+from cumulo_moderation.notify import notify
+from cumulo_platform.clock import Clock
+from cumulo_platform.consumer import EventConsumer
+from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.errors import Unavailable
+from cumulo_platform.event_types import Event
+from cumulo_platform.events import Nats
+from cumulo_platform.logging import get_logger
+from cumulo_platform.runtime import Job
+
+log = get_logger(__name__)
+BLOCKLIST_ACTOR = "system:blocklist"
+BURST_ACTOR = "system:link-burst"
+
+
+class Checks:
+    def __init__(self, settings: ModerationSettings, clock: Clock, cases: Cases, effects: Effects) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.cases = cases
+        self.effects = effects
+        effects.on_done("blocklist", self._blocked)
+
+    async def on_file_uploaded(self, event: Event[events_pb2.FileUploaded], uow: UnitOfWork) -> None:
+        uploaded = event.message
+        digest = uploaded.sha256.lower()
+        listed = (await uow.execute(sa.select(blocklist).where(blocklist.c.sha256 == digest))).first()
+        if listed is None:
+            return
+        subject = f"file:{uploaded.node_id}"
+        if not await self.effects.claim(uow, subject):
+            # The event comes back later (an outage is retried, not parked).
+            raise Unavailable("another effect on this file is being carried out", reason="EFFECT_PENDING")
+        await self.effects.record(
+            uow, purpose="blocklist", subject=subject, action="block", account_id=uploaded.account_id, node_id=uploaded.node_id,
+            sha256=digest, actor=BLOCKLIST_ACTOR, reason=listed.reason, call_reason=f"blocklist match: {listed.reason}", due_now=True,
+        )
+
+    async def _blocked(self, uow: UnitOfWork, effect: Any, outcome: str) -> None:
+        if outcome == GONE:
+            log.info("blocklisted_file_gone", node_id=str(effect.node_id))
+            return
+        case_id = await self.cases.open(
+            uow, kind="blocklist_match", category="illegal", target_kind="file", account_id=effect.account_id,
+            node_id=effect.node_id, sha256=effect.sha256, auto_blocked=True, actor=BLOCKLIST_ACTOR,
+            reason=f"upload matches the blocklist: {effect.reason}",
+        )
+        await audit.record(
+            uow, at=self.clock.now(), actor=BLOCKLIST_ACTOR, action="content.blocked", account_id=effect.account_id, case_id=case_id,
+            target=f"file:{effect.node_id}", reason=f"SHA-256 on the blocklist: {effect.reason}",
+        )
+        node_id = str(effect.node_id)
+        notify(uow, effect.account_id, f"case:{case_id}:auto-blocked:{node_id}", notices.auto_blocked(node_id, str(case_id)))
+        log.warning("blocklisted_upload_blocked", case_id=str(case_id), node_id=node_id)
+
+    async def on_link_created(self, event: Event[events_pb2.ShareLinkCreated], uow: UnitOfWork) -> None:
+        created = event.message
+        count = await bump(uow, f"links:{created.account_id}", self.settings.link_burst_window, self.clock.now())
+        if count == self.settings.link_burst:
+            await self.cases.open(
+                uow, kind="link_burst", category="spam", target_kind="account", account_id=created.account_id, actor=BURST_ACTOR,
+                reason=f"{count} share links within {self.settings.link_burst_window}",
+            )
+
+
+def consumers(db: Database, nats: Nats, checks: Checks) -> list[Job]:
+    return [
+        EventConsumer(db, nats, durable="moderation-uploads", event_types=["file.uploaded"], handler=checks.on_file_uploaded).run,
+        EventConsumer(db, nats, durable="moderation-links", event_types=["link.created"], handler=checks.on_link_created).run,
+    ]

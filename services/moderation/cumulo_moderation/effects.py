@@ -1,0 +1,229 @@
+"""Effects another service carries out for moderation: blocking or unblocking content (a file,
+or a shared folder's link), deleting a file, suspending or terminating an account.
+
+No call to another service is made while a unit of work is open: it would hold row locks (and
+a connection) for as long as the other service takes. So an effect goes in three steps:
+1. recorded as pending (`effects`), in the unit of work that decides it, with its purpose (a
+   case's decision, a takedown's restore, a blocklist match) and what the purpose needs later;
+2. carried out by the other service, outside any unit of work (every call is idempotent);
+3. finished in a new unit of work by its purpose's finisher (the case recorded as decided, the
+   content as restored, the match queued), which also removes the pending record.
+A pending effect whose step 2 or 3 was interrupted (a crash, an outage) is taken up again by
+`resume_due` once its lease is over. One effect at a time acts on a subject (a file, a link,
+an account), so that a block and an unblock of the same content never cross on their way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from cumulo_moderation.adapters.services import Services
+from cumulo_moderation.adapters.tables import cases, effects
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from cumulo_platform.logging import get_logger
+
+log = get_logger(__name__)
+# Answers that no retry changes: the effect is dropped and the refusal passed on.
+REFUSALS = (NotFound, FailedPrecondition, PermissionDenied, InvalidArgument)
+MAX_BACKOFF = dt.timedelta(minutes=5)
+
+# How an effect ended, and what the audit log adds to the decision's reason.
+DONE, GONE, CLOSED, KEPT = "done", "gone", "closed", "kept"
+NOTES = {
+    DONE: "",
+    GONE: " (the content no longer exists)",
+    CLOSED: " (the account was closed already; its deletion runs)",
+    KEPT: " (it stays blocked: another case's decision blocks it)",
+}
+
+# (the unit of work, the pending effect, how it ended): records what the effect was for.
+Finisher = Callable[[UnitOfWork, Any, str], Awaitable[None]]
+
+
+def content_subject(row: Any) -> str:
+    """What blocking a case's content acts on: a shared folder is blocked by its link."""
+    return f"link:{row.link_id}" if row.node_kind == "folder" else f"file:{row.node_id}"
+
+
+def account_subject(account_id: Any) -> str:
+    return f"account:{account_id}"
+
+
+async def blocked_elsewhere(uow: UnitOfWork, row: Any) -> bool:
+    """Whether another case keeps this case's content blocked: a block that stands, or an
+    automatic block that was not dismissed. One case's dismissal or restore does not undo
+    another case's block."""
+    same = cases.c.link_id == row.link_id if row.node_kind == "folder" else cases.c.node_id == row.node_id
+    other = (
+        await uow.execute(
+            sa.select(cases.c.case_id)
+            .where(
+                same,
+                cases.c.case_id != row.case_id,
+                sa.or_(
+                    sa.and_(cases.c.decision == "block", cases.c.counter_state != "restored"),
+                    sa.and_(cases.c.auto_blocked, cases.c.decision != "dismiss"),
+                ),
+            )
+            .limit(1)
+        )
+    ).first()
+    return other is not None
+
+
+class Effects:
+    def __init__(self, db: Database, clock: Clock, services: Services, *, lease: dt.timedelta) -> None:
+        self.db = db
+        self.clock = clock
+        self.services = services
+        # How long whoever records or takes up an effect has to carry it out before
+        # `resume_due` considers it interrupted (a few call deadlines).
+        self.lease = lease
+        self._finishers: dict[str, Finisher] = {}
+
+    def on_done(self, purpose: str, finish: Finisher) -> None:
+        self._finishers[purpose] = finish
+
+    # --- step 1 ---------------------------------------------------------------------------------
+
+    async def claim(self, uow: UnitOfWork, subject: str) -> bool:
+        """Takes the subject until the unit of work ends (another claim waits) and answers
+        whether no effect is pending on it: the caller may then look at the content's state
+        and record an effect, with nothing changing in between."""
+        await uow.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"moderation-effect:{subject}", 0))))
+        return (await uow.execute(sa.select(effects.c.effect_id).where(effects.c.subject == subject))).first() is None
+
+    async def of_case(self, uow: UnitOfWork, case_id: uuid.UUID) -> Any | None:
+        return (await uow.execute(sa.select(effects).where(effects.c.case_id == case_id).with_for_update())).first()
+
+    async def record(
+        self, uow: UnitOfWork, *, purpose: str, subject: str, action: str, account_id: Any, actor: str, reason: str,
+        call_reason: str, case_id: uuid.UUID | None = None, node_id: Any = None, link_id: Any = None, sha256: str = "",
+        decision: str = "", suspended_until: dt.datetime | None = None, due_now: bool = False, at: dt.datetime | None = None,
+    ) -> Any:
+        """The pending effect, after `claim`. `reason` is the purpose's own (a moderator's,
+        a blocklist entry's), `call_reason` what the other service records. `due_now`: no
+        caller carries it out now; `resume_due` does. `at`: when it was decided (now)."""
+        now = at or self.clock.now()
+        return (
+            await uow.execute(
+                sa.insert(effects)
+                .values(
+                    effect_id=uuid.uuid4(), purpose=purpose, case_id=case_id, subject=subject, action=action,
+                    account_id=uuid.UUID(str(account_id)), node_id=uuid.UUID(str(node_id)) if node_id else None,
+                    link_id=uuid.UUID(str(link_id)) if link_id else None, sha256=sha256, decision=decision, actor=actor,
+                    reason=reason, call_reason=call_reason, suspended_until=suspended_until, created_at=now,
+                    due_at=now if due_now else now + self.lease,
+                )
+                .returning(*effects.c)
+            )
+        ).one()
+
+    async def take_up(self, uow: UnitOfWork, effect_id: uuid.UUID) -> Any:
+        """A pending effect, leased to the caller who carries it out now."""
+        return (
+            await uow.execute(
+                sa.update(effects).where(effects.c.effect_id == effect_id).values(due_at=self.clock.now() + self.lease).returning(*effects.c)
+            )
+        ).one()
+
+    # --- steps 2 and 3 ----------------------------------------------------------------------
+
+    async def run(self, effect: Any) -> bool:
+        """Carries the effect out and finishes it; answers False when someone else finished
+        it meanwhile. A refusal (the content or account is not as the effect needs it) drops
+        the pending effect and is raised; any other failure (an outage) leaves it pending for
+        `resume_due`, a little later each time, and is raised."""
+        try:
+            outcome = await self._carry_out(effect)
+        except REFUSALS as err:
+            await self._drop(effect)
+            log.warning("effect_refused", effect_id=str(effect.effect_id), purpose=effect.purpose, action=effect.action, reason=err.reason)
+            raise
+        except Exception:
+            await self._postpone(effect)
+            raise
+        return await self._finish(effect, outcome)
+
+    async def _carry_out(self, effect: Any) -> str:
+        account, told, actor = str(effect.account_id), effect.call_reason, effect.actor
+        if effect.action in ("block", "unblock"):
+            blocked = effect.action == "block"
+            try:
+                if effect.subject.startswith("link:"):
+                    await self.services.block_link(str(effect.link_id), blocked=blocked, reason=told, actor=actor)
+                else:
+                    await self.services.block(account, str(effect.node_id), blocked=blocked, reason=told, actor=actor)
+            except NotFound:
+                return GONE
+        elif effect.action == "delete":
+            await self.services.delete_file(account, str(effect.node_id), reason=told, actor=actor)
+        elif effect.action == "suspend":
+            await self.services.suspend(account, effect.suspended_until, reason=told, actor=actor)
+        elif effect.action == "terminate":
+            try:
+                await self.services.terminate(account, reason=told, actor=actor)
+            except FailedPrecondition as err:
+                if err.reason != "ACCOUNT_CLOSED":
+                    raise
+                return CLOSED
+        else:
+            raise ValueError(f"no such effect: {effect.action}")
+        return DONE
+
+    async def _finish(self, effect: Any, outcome: str) -> bool:
+        async with self.db.unit_of_work() as uow:
+            # The finisher locks its case first, as step 1 does: the two never deadlock.
+            await self._finishers[effect.purpose](uow, effect, outcome)
+            gone = (await uow.execute(sa.delete(effects).where(effects.c.effect_id == effect.effect_id))).rowcount
+            if not gone:
+                return False  # finished (or dropped) by someone else: what was done here rolls back
+            await uow.commit()
+        log.info("effect_done", effect_id=str(effect.effect_id), purpose=effect.purpose, action=effect.action, outcome=outcome)
+        return True
+
+    async def _drop(self, effect: Any) -> None:
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(sa.delete(effects).where(effects.c.effect_id == effect.effect_id))
+            await uow.commit()
+
+    async def _postpone(self, effect: Any) -> None:
+        attempts = effect.attempts + 1
+        delay = min(dt.timedelta(seconds=2 ** min(attempts, 10)), MAX_BACKOFF)
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(
+                sa.update(effects).where(effects.c.effect_id == effect.effect_id).values(attempts=attempts, due_at=self.clock.now() + delay)
+            )
+            await uow.commit()
+
+    # --- the job --------------------------------------------------------------------------------
+
+    async def resume_due(self) -> int:
+        """Takes up the pending effects whose lease is over, one at a time; replicas share
+        them (SKIP LOCKED). Answers how many it finished."""
+        finished = 0
+        while True:
+            async with self.db.unit_of_work() as uow:
+                due = (
+                    await uow.execute(
+                        sa.select(effects.c.effect_id)
+                        .where(effects.c.due_at <= self.clock.now())
+                        .order_by(effects.c.due_at)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalar_one_or_none()
+                if due is None:
+                    return finished
+                effect = await self.take_up(uow, due)
+                await uow.commit()
+            try:
+                finished += await self.run(effect)
+            except Exception as exc:  # the effect is dropped or postponed; the next one goes on
+                log.warning("effect_not_done", effect_id=str(effect.effect_id), purpose=effect.purpose, error=type(exc).__name__)

@@ -1,0 +1,258 @@
+"""Pushes: a device's saves and deletes, each checked, applied under the zone's lock with
+change tags (a stale tag is a conflict answered with the server's record), numbered in
+commit order, and charged against the account's sync storage."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from cumulo_platform.clock import Clock
+from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.errors import InvalidArgument, ResourceExhausted
+from cumulo_sync.adapters.tables import SCHEMA, records, zones
+from cumulo_sync.config import SyncSettings
+from cumulo_sync.domain import rules
+
+SAVED, DELETED, CONFLICT, NOT_APPLIED = "saved", "deleted", "conflict", "not_applied"
+
+# The zone, created by its first push, and locked: pushes to one zone take their change
+# numbers one after another, in commit order.
+_LOCK_ZONE = sa.text(
+    f"""
+    INSERT INTO {SCHEMA}.zones (zone_id, account_id, name, created_at, modified_at)
+    VALUES (:zone_id, :account_id, :name, :now, :now)
+    ON CONFLICT (account_id, name) WHERE dropped_at IS NULL
+    DO UPDATE SET modified_at = {SCHEMA}.zones.modified_at
+    RETURNING zone_id, last_seq
+    """
+)
+
+# Every change of a push in one statement, whatever its size (no per-row SQL to compile).
+_UPSERT = sa.text(
+    f"""
+    INSERT INTO {SCHEMA}.records (zone_id, record_id, record_type, payload, seq, deleted, modified_at, modified_by)
+    SELECT :zone_id, r.record_id, r.record_type, r.payload, r.seq, r.deleted, :now, :device
+    FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:payloads AS bytea[]),
+                CAST(:seqs AS bigint[]), CAST(:deleted AS boolean[]))
+         AS r(record_id, record_type, payload, seq, deleted)
+    ON CONFLICT (zone_id, record_id) DO UPDATE SET
+        record_type = excluded.record_type, payload = excluded.payload, seq = excluded.seq,
+        deleted = excluded.deleted, modified_at = excluded.modified_at, modified_by = excluded.modified_by
+    """
+)
+
+_CURRENT = sa.text(
+    f"""
+    SELECT record_id, record_type, seq, deleted, octet_length(payload) AS size
+    FROM {SCHEMA}.records WHERE zone_id = :zone_id AND record_id = ANY(CAST(:ids AS text[]))
+    """
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    record_id: str
+    tag: int | None
+    delete: bool
+    record_type: str = ""
+    payload: bytes = b""
+
+
+@dataclasses.dataclass
+class Result:
+    record_id: str
+    status: str
+    seq: int = 0
+    server: Any = None  # the record as stored (a row, or a tombstone made up for a record long gone)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gone:
+    """The server's side of a conflict over a record whose tombstone has been dropped."""
+
+    record_id: str
+    record_type: str = ""
+    payload: bytes = b""
+    seq: int = 0
+    deleted: bool = True
+    modified_at: dt.datetime | None = None
+    modified_by: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pushed:
+    results: list[Result]
+    zone_id: uuid.UUID | None
+    last_seq: int
+    changed: bool
+
+
+class Pushes:
+    def __init__(self, db: Database, settings: SyncSettings, clock: Clock) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+
+    # --- checking a push --------------------------------------------------------------
+
+    def operations(self, saves: Sequence[Any], deletes: Sequence[Any]) -> list[Operation]:
+        """The push's operations, each checked; the whole push is refused naming the first
+        bad field, before anything is written."""
+        if len(saves) + len(deletes) > self.settings.max_batch:
+            field = "saves" if len(saves) > self.settings.max_batch else "deletes"
+            raise InvalidArgument(field, f"a push carries at most {self.settings.max_batch} saves and deletes together")
+        if not saves and not deletes:
+            raise InvalidArgument("saves", "a push needs at least one save or delete")
+        seen: set[str] = set()
+        ops: list[Operation] = []
+        for kind, items in (("saves", saves), ("deletes", deletes)):
+            for i, item in enumerate(items):
+                field = f"{kind}[{i}]"
+                record_id = rules.check_record_id(item.record_id, f"{field}.record_id")
+                if record_id in seen:
+                    raise InvalidArgument(f"{field}.record_id", "appears more than once in this push")
+                seen.add(record_id)
+                tag = rules.parse_change_tag(item.change_tag, f"{field}.change_tag")
+                if kind == "deletes":
+                    ops.append(Operation(record_id, tag, True))
+                    continue
+                if len(item.payload) > self.settings.max_payload_bytes:
+                    raise InvalidArgument(
+                        f"{field}.payload", f"is {len(item.payload)} bytes; at most {self.settings.max_payload_bytes}",
+                        reason="PAYLOAD_TOO_LARGE",
+                    )
+                ops.append(Operation(record_id, tag, False, rules.check_record_type(item.record_type, f"{field}.record_type"), item.payload))
+        return ops
+
+    # --- push -------------------------------------------------------------------------
+
+    async def push(self, account: uuid.UUID, zone: str, ops: list[Operation], *, atomic: bool, device: str) -> Pushed:
+        now = self.clock.now()
+        async with self.db.unit_of_work() as uow:
+            row = (
+                await uow.execute(_LOCK_ZONE, {"zone_id": uuid.uuid4(), "account_id": account, "name": zone, "now": now})
+            ).one()
+            zone_id, last_seq = row.zone_id, row.last_seq
+            current = {
+                r.record_id: r
+                for r in (await uow.execute(_CURRENT, {"zone_id": zone_id, "ids": [op.record_id for op in ops]})).all()
+            }
+            results: list[Result] = []
+            applied: list[Operation] = []
+            for op in ops:
+                result = self._decide(op, current.get(op.record_id))
+                results.append(result)
+                if result.status in (SAVED, DELETED) and result.seq == -1:
+                    applied.append(op)
+            conflicts = [r for r in results if r.status == CONFLICT]
+            if conflicts:
+                await self._attach_server_records(uow, zone_id, conflicts)
+            if atomic and conflicts:
+                for result in results:
+                    if result.status != CONFLICT:
+                        result.status, result.seq = NOT_APPLIED, 0
+                return Pushed(results, zone_id, last_seq, changed=False)
+            if not applied:
+                for result in results:
+                    result.seq = max(result.seq, 0)
+                await uow.commit()  # the zone exists from now on, even if nothing changed
+                return Pushed(results, zone_id, last_seq, changed=False)
+            bytes_delta, count_delta = 0, 0
+            for op in applied:
+                before = current.get(op.record_id)
+                if before is not None and not before.deleted:
+                    bytes_delta -= before.size
+                    count_delta -= 1
+                if not op.delete:
+                    bytes_delta += len(op.payload)
+                    count_delta += 1
+            await self._charge(uow, account, bytes_delta)
+            first = last_seq + 1
+            seqs = list(range(first, first + len(applied)))
+            await uow.execute(
+                _UPSERT,
+                {
+                    "zone_id": zone_id,
+                    "now": now,
+                    "device": device,
+                    "ids": [op.record_id for op in applied],
+                    "types": [op.record_type for op in applied],
+                    "payloads": [b"" if op.delete else op.payload for op in applied],
+                    "seqs": seqs,
+                    "deleted": [op.delete for op in applied],
+                },
+            )
+            last_seq = seqs[-1]
+            await uow.execute(
+                sa.update(zones)
+                .where(zones.c.zone_id == zone_id)
+                .values(
+                    last_seq=last_seq,
+                    record_count=zones.c.record_count + count_delta,
+                    bytes=zones.c.bytes + bytes_delta,
+                    modified_at=now,
+                )
+            )
+            assigned = dict(zip((op.record_id for op in applied), seqs))
+            for result in results:
+                if result.seq == -1:
+                    result.seq = assigned[result.record_id]
+            await uow.commit()
+        return Pushed(results, zone_id, last_seq, changed=True)
+
+    @staticmethod
+    def _decide(op: Operation, current: Any) -> Result:
+        """seq -1 marks an operation to apply (it gets its change number later)."""
+        live = current is not None and not current.deleted
+        if op.delete:
+            if not live:
+                # Already gone: the device's wish holds; nothing changes.
+                return Result(op.record_id, DELETED, current.seq if current is not None else 0)
+            if op.tag is None or op.tag == current.seq:
+                return Result(op.record_id, DELETED, -1)
+            return Result(op.record_id, CONFLICT)
+        if op.tag is None:
+            return Result(op.record_id, CONFLICT) if live else Result(op.record_id, SAVED, -1)
+        if current is not None and op.tag == current.seq:
+            return Result(op.record_id, SAVED, -1)
+        return Result(op.record_id, CONFLICT)
+
+    async def _attach_server_records(self, uow: UnitOfWork, zone_id: uuid.UUID, conflicts: list[Result]) -> None:
+        found = {
+            r.record_id: r
+            for r in (
+                await uow.execute(
+                    sa.select(records).where(records.c.zone_id == zone_id, records.c.record_id.in_([c.record_id for c in conflicts]))
+                )
+            ).all()
+        }
+        for conflict in conflicts:
+            conflict.server = found.get(conflict.record_id) or Gone(conflict.record_id)
+
+    async def _charge(self, uow: UnitOfWork, account: uuid.UUID, delta: int) -> None:
+        quota = self.settings.quota_bytes
+        row = (
+            await uow.execute(
+                sa.text(
+                    f"""
+                    INSERT INTO {SCHEMA}.usage AS u (account_id, used) VALUES (:account, GREATEST(:delta, 0))
+                    ON CONFLICT (account_id) DO UPDATE SET used = GREATEST(u.used + :delta, 0)
+                    WHERE :delta <= 0 OR u.used + :delta <= :quota
+                    RETURNING used
+                    """
+                ),
+                {"account": account, "delta": delta, "quota": quota},
+            )
+        ).first()
+        if row is None or row.used > quota and delta > 0:
+            raise ResourceExhausted(
+                f"this push needs {delta} more bytes than the account's sync storage of {quota} bytes allows",
+                reason="QUOTA_EXCEEDED",
+                metadata={"quota": str(quota)},
+            )
