@@ -5,6 +5,7 @@ modules cannot import each other; they import these instead). Import them from h
 - calls: `rpc`, `call`, `expect_error`: gRPC calls that raise the SDK's CumuloRpcError, and the
   assertion that one does; `bare_rpc_error` for a call without the SDK; `fake_client_address`:
   a client address no other call uses; `everything_said`: all an error says.
+- clocks: `clock_moved`: a service's clock moved for a block (a job run "later"), then put back.
 - values: `unique_email`, `unique_phone`, `unique_event_type`: values no other test uses.
 - tokens: `forge_token`, an access token of one of the kinds in `FORGERIES` that auth never
   issued (`b64url`, `b64json`: the JWT encodings it writes them in); `signing_key_of`: auth's
@@ -12,11 +13,12 @@ modules cannot import each other; they import these instead). Import them from h
   token for a made-up account, signed by a key auth never had; `token_claims`, `token_expiry`:
   what a token says.
 - accounts: `Person`, `People`: accounts registered and logged in through the gateway (the root
-  conftest's `people` and `module_people` fixtures); `new_member`: one with a photo uploaded.
+  conftest's `people` and `module_people` fixtures); `new_member`: one with a photo uploaded
+  (`signed_up_member`: its client closed after a block).
 - methods: `invoke`, `call_in_shape`: any method (unary or streaming) by its descriptor or
   path, with the metadata of the test's choosing (`with_client_id`).
 - gates: `gate_cases`, `assert_gated`: the test each service keeps that every method of its
-  public services is gated (the full matrix of bad tokens is tried once, on the platform's
+  public services is gated (`public_services`, `public_methods`: those services and methods) (the full matrix of bad tokens is tried once, on the platform's
   interceptor, in libs/cumulo_platform/tests/test_call_door.py).
 - streams: `read_stream`: the event envelopes JetStream holds on a subject.
 - aging: `Ages`: ages one account on purpose for the lifecycle (a year unused, a grace over),
@@ -25,10 +27,11 @@ modules cannot import each other; they import these instead). Import them from h
 `cumulo` and `cumulo-admin` as the tests run them are in `cumulo_devstack.testing.cli`.
 """
 
-from cumulo_devstack.testing.accounts import PASSWORD, Member, People, Person, new_member
+from cumulo_devstack.testing.accounts import PASSWORD, Member, People, Person, new_member, signed_up_member
 from cumulo_devstack.testing.aging import Ages, notices_sent
 from cumulo_devstack.testing.calls import bare_rpc_error, call, everything_said, expect_error, fake_client_address, rpc
-from cumulo_devstack.testing.gates import assert_gated, gate_cases, public_services
+from cumulo_devstack.testing.clocks import clock_moved
+from cumulo_devstack.testing.gates import assert_gated, gate_cases, public_methods, public_services
 from cumulo_devstack.testing.methods import call_in_shape, invoke, method_id, method_path, rpc_method, with_client_id
 from cumulo_devstack.testing.streams import Delivered, read_stream
 from cumulo_devstack.testing.tokens import (
@@ -58,6 +61,7 @@ __all__ = [
     "bare_rpc_error",
     "call",
     "call_in_shape",
+    "clock_moved",
     "everything_said",
     "eventually",
     "expect_error",
@@ -70,10 +74,12 @@ __all__ = [
     "method_path",
     "new_member",
     "notices_sent",
+    "public_methods",
     "public_services",
     "read_stream",
     "rpc",
     "rpc_method",
+    "signed_up_member",
     "signing_key_of",
     "token_claims",
     "token_expiry",

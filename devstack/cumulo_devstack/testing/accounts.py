@@ -1,12 +1,15 @@
 """Accounts registered and logged in through the gateway: `People` (the root conftest's
-`people` and `module_people` fixtures) and a `Member` with one uploaded photo."""
+`people` and `module_people` fixtures) and a `Member` with one uploaded photo (`new_member`;
+`signed_up_member` for the length of a block)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import pathlib
 import secrets
+from collections.abc import AsyncIterator
 
 from cumulo_devstack.testing.values import unique_email
 from cumulo_sdk import Cumulo
@@ -88,3 +91,13 @@ async def new_member(gateway: str, folder: pathlib.Path, *, locale: str = "en") 
     uploaded_at = dt.datetime.now(dt.UTC)
     node = await client.files.upload(path)
     return Member(client, address, account.account_id, node.node_id, content, uploaded_at)
+
+
+@contextlib.asynccontextmanager
+async def signed_up_member(gateway: str, folder: pathlib.Path, *, locale: str = "en") -> AsyncIterator[Member]:
+    """`new_member`, its client closed when the block is left (a fixture's whole test)."""
+    member = await new_member(gateway, folder, locale=locale)
+    try:
+        yield member
+    finally:
+        await member.client.close()

@@ -30,6 +30,11 @@ def public_services(module: Any) -> list[ServiceDescriptor]:
     return [s for s in module.DESCRIPTOR.services_by_name.values() if not s.name.endswith("InternalService")]
 
 
+def public_methods(module: Any) -> dict[str, MethodDescriptor]:
+    """Every method of the module's public services, by "Service/Method" (method_id)."""
+    return {method_id(m): m for service in public_services(module) for m in service.methods}
+
+
 def gate_cases(services: Sequence[ServiceDescriptor], anonymous: Iterable[str] = ()) -> list[Any]:
     """Parameters for a test parametrised "method, case" with assert_gated: every method of
     `services` with "no-client-id", and each one not in `anonymous` (the service's declared

@@ -8,6 +8,7 @@
 - `invoke`: any BlobService method (unary or streaming) with metadata of the test's choosing.
 - `blob_clock`: the blob service's clock; whatever a test moves is put back afterwards.
 - `peek`: looks where clients cannot — the blob schema and the S3 bucket.
+- `until_dry`: a sweeping job run until it finds nothing more.
 
 Test modules cannot import each other (importlib mode); what they share lives here.
 """
@@ -18,7 +19,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import grpc
@@ -41,6 +42,18 @@ CHUNK = MIB  # bytes per UploadChunks message unless a test says otherwise
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+async def until_dry(sweep: Callable[[], Awaitable[int]]) -> int:
+    """Runs a job that sweeps a batch a call (upload expiry, trash purge) until it finds
+    nothing more; answers how many it swept in all."""
+    total = 0
+    for _ in range(20):
+        swept = await sweep()
+        total += swept
+        if swept == 0:
+            return total
+    raise AssertionError(f"{getattr(sweep, '__name__', 'the sweep')} never ran dry")
 
 
 def as_rpc_error(exc: grpc.aio.AioRpcError) -> CumuloRpcError:

@@ -14,9 +14,9 @@ import grpc
 import pytest
 
 from cumulo.blob.v1 import blob_pb2
-from cumulo_devstack.testing import expect_error
+from cumulo_devstack.testing import clock_moved, expect_error
 
-MIB = 1024 * 1024
+from .conftest import MIB, until_dry
 
 
 async def empty_trash(owner) -> int:
@@ -31,16 +31,6 @@ async def call(owner, method: str, request):
     if method == "Download":
         return await owner.download(request.node_id)
     return await owner.rpc(method, request)
-
-
-async def purge_everything_old(blob) -> int:
-    total = 0
-    for _ in range(20):
-        purged = await blob.app.trash.purge_old_trash()
-        total += purged
-        if purged == 0:
-            return total
-    raise AssertionError("the trash purge never ran dry")
 
 
 # --- delete and restore -------------------------------------------------------------------
@@ -281,15 +271,13 @@ async def test_items_past_the_retention_are_purged_and_newer_ones_kept(alice, bl
     newer = await alice.put("newer.bin", os.urandom(1000))
     await alice.delete(old.node_id)
     # 29 days on: still within the 30 days' retention.
-    blob_clock.advance(dt.timedelta(days=29))
-    await purge_everything_old(blob)
-    blob_clock.advance(dt.timedelta(days=-29))
+    with clock_moved(blob_clock, dt.timedelta(days=29)):
+        await until_dry(blob.app.trash.purge_old_trash)
     assert [n.node_id for n in await alice.trash()] == [old.node_id]
     # 31 days on; meanwhile the newer file was trashed "today".
-    blob_clock.advance(dt.timedelta(days=31))
-    await blob.app.trash.delete(uuid.UUID(alice.account_id), newer.node_id)
-    purged = await purge_everything_old(blob)
-    blob_clock.advance(dt.timedelta(days=-31))
+    with clock_moved(blob_clock, dt.timedelta(days=31)):
+        await blob.app.trash.delete(uuid.UUID(alice.account_id), newer.node_id)
+        purged = await until_dry(blob.app.trash.purge_old_trash)
     assert purged >= 1
     assert [n.node_id for n in await alice.trash()] == [newer.node_id]
     assert await peek.object_size(old_key) is None

@@ -6,34 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import os
 
 import grpc
 import pytest
 
 from cumulo.blob.v1 import blob_pb2
-from cumulo_devstack.testing import eventually, expect_error
+from cumulo_devstack.testing import clock_moved, eventually, expect_error
 from cumulo_sdk import CumuloRpcError
 
-MIB = 1024 * 1024
-PART = 8 * MIB  # the service's part size
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-async def expire_everything_overdue(blob) -> int:
-    """Runs the expiry sweep until it finds nothing more (bounded)."""
-    total = 0
-    for _ in range(20):
-        swept = await blob.app.uploads.expire_abandoned()
-        total += swept
-        if swept == 0:
-            return total
-    raise AssertionError("the expiry sweep never ran dry")
-
+from .conftest import PART, sha, until_dry
 
 # --- cancelling and expiry ---------------------------------------------------------------
 
@@ -73,14 +55,12 @@ async def test_an_abandoned_upload_expires_and_releases_its_reservation(alice, b
     await alice.send(started.upload_id, 0, payload[:PART])
     fresh = await alice.start("fresh.bin", size=500, sha256="1" * 64)
     # Not yet overdue: kept.
-    blob_clock.advance(dt.timedelta(hours=23))
-    await expire_everything_overdue(blob)
-    blob_clock.advance(dt.timedelta(hours=-23))
+    with clock_moved(blob_clock, dt.timedelta(hours=23)):
+        await until_dry(blob.app.uploads.expire_abandoned)
     assert (await alice.usage()).reserved == len(payload) + 500
     # Past its expiry: closed, reservation released, S3 parts aborted.
-    blob_clock.advance(dt.timedelta(hours=24, minutes=1))
-    swept = await expire_everything_overdue(blob)
-    blob_clock.advance(dt.timedelta(hours=-24, minutes=-1))
+    with clock_moved(blob_clock, dt.timedelta(hours=24, minutes=1)):
+        swept = await until_dry(blob.app.uploads.expire_abandoned)
     assert swept >= 2
     assert await peek.upload_state(started.upload_id) == "expired"
     assert await peek.upload_state(fresh.upload_id) == "expired"
@@ -133,9 +113,8 @@ async def test_an_upload_being_written_is_not_expired_under_its_writer(alice, bl
     writer = HeldWriter(alice, peek, started.upload_id, payload, head=10)
     await writer.start()
     try:
-        blob_clock.advance(dt.timedelta(hours=25))
-        await expire_everything_overdue(blob)
-        blob_clock.advance(dt.timedelta(hours=-25))
+        with clock_moved(blob_clock, dt.timedelta(hours=25)):
+            await until_dry(blob.app.uploads.expire_abandoned)
         assert await peek.upload_state(started.upload_id) == "open"
     finally:
         (done,) = await asyncio.gather(writer.finish(), return_exceptions=True)
@@ -151,9 +130,8 @@ async def test_a_reservation_is_released_once_even_if_the_upload_expires_while_w
     writer = HeldWriter(alice, peek, started.upload_id, payload, head=10)
     await writer.start()
     try:
-        blob_clock.advance(dt.timedelta(hours=25))
-        await expire_everything_overdue(blob)
-        blob_clock.advance(dt.timedelta(hours=-25))
+        with clock_moved(blob_clock, dt.timedelta(hours=25)):
+            await until_dry(blob.app.uploads.expire_abandoned)
         other = await alice.start("other.bin", size=5000, sha256="2" * 64)
     finally:
         with pytest.raises(CumuloRpcError):

@@ -12,12 +12,13 @@ import datetime as dt
 import pathlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from google.protobuf import timestamp_pb2
 
 from cumulo.locator.v1 import locator_pb2 as pb
-from cumulo_devstack.testing import PASSWORD, unique_email
+from cumulo_devstack.testing import PASSWORD, Person, unique_email
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
 from cumulo_sdk.devices import DeviceAgent
@@ -33,12 +34,19 @@ class Owner:
     device_id: str
 
 
-def point(latitude: float = 31.2304, longitude: float = 121.4737, *, ago: dt.timedelta = dt.timedelta(0), battery: int = 80,
-          accuracy: float = 12.0, at: dt.datetime | None = None) -> pb.Location:
+def point(latitude: float = 31.2304, longitude: float = 121.4737, *, ago: dt.timedelta = dt.timedelta(0), at: dt.datetime | None = None,
+          **values: Any) -> pb.Location:
+    """A GPS fix measured `ago` before now (or `at`); `values` set or override the other fields."""
+    fields: dict[str, Any] = {"accuracy": 12.0, "battery": 80, "source": pb.LOCATION_SOURCE_GPS}
+    fields.update(values)
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(at or dt.datetime.now(dt.UTC) - ago)
-    return pb.Location(latitude=latitude, longitude=longitude, accuracy=accuracy, battery=battery, source=pb.LOCATION_SOURCE_GPS,
-                       measured_at=stamp)
+    return pb.Location(latitude=latitude, longitude=longitude, measured_at=stamp, **fields)
+
+
+def agent(person: Person) -> DeviceAgent:
+    """The device side of the locator, as one of `people`'s sessions."""
+    return DeviceAgent(person.client)
 
 
 async def signup(gateway: str, folder: pathlib.Path) -> str:

@@ -20,7 +20,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
 
 from cumulo.locator.v1 import locator_pb2 as pb
 from cumulo_devstack.testing import (
@@ -31,13 +30,14 @@ from cumulo_devstack.testing import (
     expect_error,
     gate_cases,
     invoke,
-    method_id,
+    public_methods,
     public_services,
 )
-from cumulo_sdk.devices import DeviceAgent
+
+from .conftest import agent, point
 
 # "Service/Method" -> its descriptor: every method of the public API, from the proto.
-METHODS = {method_id(m): m for service in public_services(pb) for m in service.methods}
+METHODS = public_methods(pb)
 # The owner's side that takes an account_id (a minor's, for their guardian): all but RemoveDevice.
 WITH_ACCOUNT_ID = [name for name, m in METHODS.items() if "account_id" in m.input_type.fields_by_name]
 
@@ -47,22 +47,6 @@ def test_every_method_is_tried_with_another_accounts_token():
     bystander's answer said (BYSTANDER_GETS)."""
     assert sorted(METHODS) == sorted(BYSTANDER_GETS)
     assert WITH_ACCOUNT_ID == [m for m in METHODS if m.startswith("DeviceLocatorService/") and m != "DeviceLocatorService/RemoveDevice"]
-
-
-def agent(person: Person) -> DeviceAgent:
-    return DeviceAgent(person.client)
-
-
-def stamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
-    value = timestamp_pb2.Timestamp()
-    value.FromDatetime(when)
-    return value
-
-
-def point(latitude: float, longitude: float, *, ago: dt.timedelta = dt.timedelta(0), **values: Any) -> pb.Location:
-    fields: dict[str, Any] = {"accuracy": 12.0, "battery": 80, "source": pb.LOCATION_SOURCE_GPS}
-    fields.update(values)
-    return pb.Location(latitude=latitude, longitude=longitude, measured_at=stamp(dt.datetime.now(dt.UTC) - ago), **fields)
 
 
 @dataclasses.dataclass

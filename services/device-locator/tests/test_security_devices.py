@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
 
 from cumulo.auth.v1 import auth_pb2
 from cumulo.locator.v1 import locator_pb2 as pb
@@ -36,25 +35,11 @@ from cumulo_devstack.testing import (
 from cumulo_sdk import CumuloRpcError
 from cumulo_sdk.devices import DeviceAgent
 
+from .conftest import agent, point
+
 SEND_COMMAND = "/cumulo.locator.v1.DeviceLocatorService/SendCommand"
 WAIT = 15.0
 MINOR_PASSWORD = "purple monkey dishwasher"
-
-
-def agent(person: Person) -> DeviceAgent:
-    return DeviceAgent(person.client)
-
-
-def stamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
-    value = timestamp_pb2.Timestamp()
-    value.FromDatetime(when)
-    return value
-
-
-def point(latitude: float, longitude: float, *, ago: dt.timedelta = dt.timedelta(0), **values: Any) -> pb.Location:
-    fields: dict[str, Any] = {"accuracy": 12.0, "battery": 80, "source": pb.LOCATION_SOURCE_GPS}
-    fields.update(values)
-    return pb.Location(latitude=latitude, longitude=longitude, measured_at=stamp(dt.datetime.now(dt.UTC) - ago), **fields)
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ import datetime as dt
 import json
 import math
 import uuid
-from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
 
 from cumulo.locator.v1 import locator_pb2 as pb
 from cumulo.locator.v1 import locator_pb2_grpc
@@ -20,18 +18,7 @@ from cumulo_devstack.testing import People, Person, everything_said, expect_erro
 from cumulo_sdk import CumuloRpcError
 from cumulo_sdk.devices import DeviceAgent
 
-
-def stamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
-    value = timestamp_pb2.Timestamp()
-    value.FromDatetime(when)
-    return value
-
-
-def point(latitude: float, longitude: float, *, ago: dt.timedelta = dt.timedelta(0), **values: Any) -> pb.Location:
-    fields: dict[str, Any] = {"accuracy": 12.0, "battery": 80, "source": pb.LOCATION_SOURCE_GPS}
-    fields.update(values)
-    return pb.Location(latitude=latitude, longitude=longitude, measured_at=stamp(dt.datetime.now(dt.UTC) - ago), **fields)
-
+from .conftest import point
 
 # --- positions are personal data: never in errors, never in logs ------------------------------
 
@@ -94,8 +81,6 @@ async def test_a_bad_position_is_refused_without_repeating_a_coordinate(gateway,
     for number in set().union(*(numbers_of(location) for location in locations)):
         assert number not in said, f"{number} in the answer: {said}"
     assert await person.client.devices.history(device_id) == []
-
-
 
 
 async def test_positions_never_reach_the_locators_logs(owner, debug_logs):

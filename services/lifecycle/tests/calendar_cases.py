@@ -1,5 +1,23 @@
 """What the calendar tests share (test_calendar_*.py, test_notice_texts.py): zones, instants,
-calendars as the service configures them, next_due/step arguments, hypothesis strategies."""
+calendars as the service configures them, next_due/step arguments, hypothesis strategies.
+
+The rules under test, as the product states them:
+
+- An account unused for 12 consecutive calendar months is frozen. Months count on the wall
+  clock of the configured time zone (default Asia/Shanghai) and clamp to the month's end:
+  31 Jan + 1 month = 28/29 Feb, 29 Feb 2028 + 12 months = 28 Feb 2029. A fixed part
+  (days, hours, seconds) of the inactivity period is then added exactly.
+- Deletion ("30 natural days"): frozen on local day D with grace P30D, the data goes when day
+  D+30 ends, i.e. at 00:00 local of day D+31. A grace with an hours/minutes/seconds part
+  (PT3S, ...) is exact instead.
+- Reminders come a fixed offset before a due date; only those strictly after the last access
+  (freeze reminders) or after the freeze (deletion reminders) count. `step` sends only the
+  latest of several reminders due together. Deletion runs at delete_at + safety_margin, and
+  never while the account is held.
+
+All inputs are timezone-aware UTC datetimes, as the service passes them. Everything here is
+pure: no servers, no I/O.
+"""
 
 from __future__ import annotations
 
@@ -101,14 +119,8 @@ def active(cal: Calendar, last_access: dt.datetime, reminders_done: int = 0, hel
 
 def frozen(cal: Calendar, frozen_at: dt.datetime, reminders_done: int = 0, held: bool = False) -> dict:
     """The keyword arguments of next_due/step for an account frozen at `frozen_at`."""
-    return dict(
-        state=FROZEN,
-        last_access_at=frozen_at - dt.timedelta(days=400),
-        freeze_at=frozen_at,
-        frozen_at=frozen_at,
-        delete_at=cal.delete_at(frozen_at),
-        reminders_done=reminders_done,
-        held=held,
+    return active(cal, frozen_at - dt.timedelta(days=400), reminders_done, held) | dict(
+        state=FROZEN, freeze_at=frozen_at, frozen_at=frozen_at, delete_at=cal.delete_at(frozen_at)
     )
 
 

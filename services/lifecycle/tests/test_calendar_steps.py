@@ -1,23 +1,7 @@
 """Calendar rules, what is due: `next_due` and `step`, one by one and as properties, and whole
 sweeps of an account from its last access to its deletion.
 
-
-The rules under test, as the product states them:
-
-- An account unused for 12 consecutive calendar months is frozen. Months count on the wall
-  clock of the configured time zone (default Asia/Shanghai) and clamp to the month's end:
-  31 Jan + 1 month = 28/29 Feb, 29 Feb 2028 + 12 months = 28 Feb 2029. A fixed part
-  (days, hours, seconds) of the inactivity period is then added exactly.
-- Deletion ("30 natural days"): frozen on local day D with grace P30D, the data goes when day
-  D+30 ends, i.e. at 00:00 local of day D+31. A grace with an hours/minutes/seconds part
-  (PT3S, ...) is exact instead.
-- Reminders come a fixed offset before a due date; only those strictly after the last access
-  (freeze reminders) or after the freeze (deletion reminders) count. `step` sends only the
-  latest of several reminders due together. Deletion runs at delete_at + safety_margin, and
-  never while the account is held.
-
-All inputs are timezone-aware UTC datetimes, as the service passes them. Everything here is
-pure: no servers, no I/O.
+The rules under test are stated once, in calendar_cases.py.
 """
 
 from __future__ import annotations
@@ -194,6 +178,21 @@ def test_step_freezes_a_held_active_account():
 # --- step and next_due: properties -----------------------------------------------------
 
 
+def step_around_next_due(cal: Calendar, kwargs: dict, shift: dt.timedelta, *, latest: dt.datetime) -> tuple[dt.datetime, Step | None]:
+    """`next_due` (never after `latest`) and `step` at next_due + shift: nothing before it,
+    a step from it on. Answers (now, step)."""
+    next_due = cal.next_due(**kwargs)
+    assert next_due is not None
+    assert next_due <= latest
+    now = next_due + shift
+    step = cal.step(now, **kwargs)
+    if now < next_due:
+        assert step is None
+    else:
+        assert step is not None
+    return now, step
+
+
 def _check_step(cal: Calendar, now: dt.datetime, kwargs: dict, times: list[dt.datetime], due: dt.datetime, action: str, remind: str) -> None:
     """Checks one step: the final action iff its time has come, else only the latest due reminder."""
     step = cal.step(now, **kwargs)
@@ -213,15 +212,7 @@ def test_active_step_and_next_due_agree(tz, last_access, inactivity, offsets, do
     cal = make_calendar(inactivity, tz=tz, freeze_reminders=offsets)
     kwargs = active(cal, last_access, done)
     freeze_at = kwargs["freeze_at"]
-    next_due = cal.next_due(**kwargs)
-    assert next_due is not None
-    assert next_due <= freeze_at
-    now = next_due + shift
-    step = cal.step(now, **kwargs)
-    if now < next_due:
-        assert step is None
-    else:
-        assert step is not None
+    now, step = step_around_next_due(cal, kwargs, shift, latest=freeze_at)
     times = cal.freeze_reminder_times(last_access, freeze_at)
     _check_step(cal, now, kwargs, times, freeze_at, "freeze", "remind_freeze")
     if step is not None and step.action == "freeze":
@@ -234,15 +225,7 @@ def test_frozen_step_and_next_due_agree(tz, frozen_at, grace, offsets, margin, d
     cal = make_calendar(grace=grace, tz=tz, margin=margin, deletion_reminders=offsets)
     kwargs = frozen(cal, frozen_at, done)
     delete_at = kwargs["delete_at"]
-    next_due = cal.next_due(**kwargs)
-    assert next_due is not None
-    assert next_due <= delete_at + margin
-    now = next_due + shift
-    step = cal.step(now, **kwargs)
-    if now < next_due:
-        assert step is None
-    else:
-        assert step is not None
+    now, step = step_around_next_due(cal, kwargs, shift, latest=delete_at + margin)
     if step is not None and step.action == "delete":
         assert now >= delete_at + margin and step.due_at == delete_at
     times = cal.deletion_reminder_times(frozen_at, delete_at)

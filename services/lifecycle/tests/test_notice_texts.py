@@ -1,23 +1,7 @@
 """The notice texts: exact times in the configured zone, every kind rendered in both locales
 with the same values, durations described.
 
-
-The rules under test, as the product states them:
-
-- An account unused for 12 consecutive calendar months is frozen. Months count on the wall
-  clock of the configured time zone (default Asia/Shanghai) and clamp to the month's end:
-  31 Jan + 1 month = 28/29 Feb, 29 Feb 2028 + 12 months = 28 Feb 2029. A fixed part
-  (days, hours, seconds) of the inactivity period is then added exactly.
-- Deletion ("30 natural days"): frozen on local day D with grace P30D, the data goes when day
-  D+30 ends, i.e. at 00:00 local of day D+31. A grace with an hours/minutes/seconds part
-  (PT3S, ...) is exact instead.
-- Reminders come a fixed offset before a due date; only those strictly after the last access
-  (freeze reminders) or after the freeze (deletion reminders) count. `step` sends only the
-  latest of several reminders due together. Deletion runs at delete_at + safety_margin, and
-  never while the account is held.
-
-All inputs are timezone-aware UTC datetimes, as the service passes them. Everything here is
-pure: no servers, no I/O.
+The rules under test are stated once, in calendar_cases.py.
 """
 
 from __future__ import annotations

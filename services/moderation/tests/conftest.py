@@ -5,8 +5,12 @@
   again so that its token carries the role.
 - `reporter`: another member, signed in.
 - `held`, `bystander`: members a moderator will hold, and one never held.
+- `member`: a member who uploaded a photo (as `owner`, without the share link).
 - `desk`: a moderator's legal holds, released after the test, and waits for them to reach the
   lifecycle and the services' `legal_holds` tables.
+- `world`: what the security tests (test_security*.py) aim at, built once for all of them;
+  `fresh_world`, one of the same making for a test that changes it. `moderation_clock`: the
+  service's clock, put back after the test.
 """
 
 from __future__ import annotations
@@ -14,19 +18,21 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import grpc
 import pytest
 import sqlalchemy as sa
 
-from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo.auth.v1 import auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
-from cumulo.moderation.v1 import moderation_pb2 as pb
-from cumulo_devstack.testing import PASSWORD, Member, eventually, new_member
+from cumulo_devstack.testing import Member, People, eventually, signed_up_member
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
+
+from .helpers import World, build_world, copyright_claim, make_moderator
 
 HOLD_WAIT = 30.0  # seconds for an event to travel lifecycle outbox -> JetStream -> consumer
 
@@ -35,16 +41,6 @@ HOLD_WAIT = 30.0  # seconds for an event to travel lifecycle outbox -> JetStream
 class Owner(Member):
     link_token: str = ""
     link_id: str = ""
-
-
-def copyright_claim(**changes: object) -> pb.CopyrightClaim:
-    fields: dict[str, object] = dict(
-        rights_holder="Lumen Pictures Ltd", rights_holder_contact="legal@lumen.example, +44 20 7946 0000",
-        work="the photograph 'Harbour at Dawn' (2024)", location="the share link given as the target",
-        good_faith_statement=True, accuracy_statement=True, signature="Jane Roe",
-    )
-    fields.update(changes)
-    return pb.CopyrightClaim(**fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -67,33 +63,29 @@ async def internal_lifecycle(lifecycle) -> AsyncIterator[lifecycle_pb2_grpc.Life
 
 @pytest.fixture
 async def owner(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Owner]:
-    member = await new_member(gateway, tmp_path / "owner")
-    link = await member.client.files.share(member.file_id)
-    try:
+    async with signed_up_member(gateway, tmp_path / "owner") as member:
+        link = await member.client.files.share(member.file_id)
         yield Owner(
             member.client, member.email, member.account_id, member.file_id, member.content, member.uploaded_at,
             link_token=link.token, link_id=link.link_id,
         )
-    finally:
-        await member.client.close()
 
 
-@pytest.fixture
-async def reporter(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
-    member = await new_member(gateway, tmp_path / "reporter")
-    try:
-        yield member
-    finally:
-        await member.client.close()
+def member_fixture(name: str, doc: str) -> Any:
+    """A fixture `name`: a member of its own (with a photo uploaded), signed out after the test."""
+
+    async def made(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
+        async with signed_up_member(gateway, tmp_path / name) as member:
+            yield member
+
+    made.__doc__ = doc
+    return pytest.fixture(name=name)(made)
 
 
-async def make_moderator(gateway: str, folder: pathlib.Path, internal_auth: auth_pb2_grpc.AuthInternalServiceStub) -> Member:
-    member = await new_member(gateway, folder)
-    await internal_auth.SetAccountRoles(
-        auth_pb2.SetAccountRolesRequest(account_id=member.account_id, roles=["moderator"], reason="trust and safety team", actor="test")
-    )
-    await member.client.login(member.email, PASSWORD, device_name="moderation desk")
-    return member
+reporter = member_fixture("reporter", "Another member, signed in.")
+member = member_fixture("member", "A member who uploaded a photo (as `owner`, without the share link).")
+held = member_fixture("held", "The account a moderator will hold.")
+bystander = member_fixture("bystander", "Another account, never held.")
 
 
 @pytest.fixture
@@ -118,26 +110,6 @@ async def anonymous(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Cumul
 def claim():  # type: ignore[no-untyped-def]
     """Builds a complete copyright notice, with any element changed: claim(work="")."""
     return copyright_claim
-
-
-@pytest.fixture
-async def held(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
-    """The account a moderator will hold."""
-    made = await new_member(gateway, tmp_path / "held")
-    try:
-        yield made
-    finally:
-        await made.client.close()
-
-
-@pytest.fixture
-async def bystander(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
-    """Another account, never held."""
-    made = await new_member(gateway, tmp_path / "bystander")
-    try:
-        yield made
-    finally:
-        await made.client.close()
 
 
 class Desk:
@@ -206,3 +178,32 @@ async def desk(moderator: Cumulo, internal_lifecycle) -> AsyncIterator[Desk]:  #
     yield made
     for account_id in list(made.placed):
         await made.release(account_id, "test clean-up: a hold left by a failing test")
+
+
+# --- the security tests' world (helpers.py) -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def world(gateway: str, moderation, auth, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
+    """One world for every security test: they only aim calls at it, which must all be
+    refused (a test that changes it takes `fresh_world`). Built once, it saves each module
+    a dozen registrations, complaints and decisions."""
+    people = People(gateway)
+    try:
+        yield await build_world(gateway, auth.target, people, tmp_path_factory.mktemp("moderation-world"))
+    finally:
+        await people.close()
+
+
+@pytest.fixture
+async def fresh_world(gateway: str, moderation, auth, people: People, tmp_path: pathlib.Path) -> World:  # type: ignore[no-untyped-def]
+    """A world of the test's own, for the calls that go through and change it."""
+    return await build_world(gateway, auth.target, people, tmp_path)
+
+
+@pytest.fixture
+def moderation_clock(moderation) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """The moderation service's clock (which judges token expiry); put back afterwards."""
+    before = moderation.clock.offset
+    yield moderation.clock
+    moderation.clock.offset = before

@@ -3,7 +3,6 @@ table refuses UPDATE, DELETE and TRUNCATE even from the service's own connection
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 
@@ -13,17 +12,8 @@ import sqlalchemy.exc
 
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_moderation.adapters.tables import audit_log
-from cumulo_sdk import Cumulo
 
-
-def me(client: Cumulo) -> str:
-    assert client.store.tokens is not None
-    return client.store.tokens.account_id
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
+from .helpers import me, sha256
 
 # --- 1. the audit log is append-only --------------------------------------------------------------
 

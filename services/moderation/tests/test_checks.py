@@ -5,51 +5,24 @@ queued as spam."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import pathlib
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import nats
-import pytest
 
 from cumulo.events.v1 import events_pb2
 from cumulo.moderation.v1 import moderation_pb2 as pb
-from cumulo_devstack.testing import Member, eventually, expect_error, new_member, read_stream
+from cumulo_devstack.testing import Member, eventually, expect_error, read_stream
 from cumulo_platform.db import SUBJECT_PREFIX
 from cumulo_platform.events import STREAM_NAME
 from cumulo_sdk import Cumulo
 from cumulo_sdk.errors import CumuloRpcError
 
+from .helpers import me, sha256, upload
+
 # --- fixtures and helpers -----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def member(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
-    made = await new_member(gateway, tmp_path / "member")
-    try:
-        yield made
-    finally:
-        await made.client.close()
-
-
-def me(client: Cumulo) -> str:
-    assert client.store.tokens is not None
-    return client.store.tokens.account_id
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-async def upload(member: Member, folder: pathlib.Path, data: bytes, name: str) -> Any:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_bytes(data)
-    return await member.client.files.upload(path)
-
 
 
 async def blocked_for_owner(member: Member, node_id: str, dest: pathlib.Path) -> bool:
@@ -90,7 +63,7 @@ async def test_a_blocklisted_upload_is_blocked_and_queued_and_the_listing_can_be
     (entry,) = [e async for e in moderator.moderation.blocklist() if e.sha256 == digest]  # stored lower-case
     assert entry.reason == "known abuse material (hash list 2024-11)" and entry.added_by == me(moderator)
 
-    node = await upload(member, tmp_path / "up", content, "holiday.bin")
+    node = await upload(member.client, tmp_path / "up", "holiday.bin", content)
     assert node.sha256 == digest
     await eventually(
         lambda: blocked_for_owner(member, node.node_id, tmp_path / "back.bin"), timeout=30,

@@ -12,16 +12,7 @@ import grpc
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing import expect_error, unique_email
 
-# --- helpers -------------------------------------------------------------------------------
-
-
-async def complain_about_file(member, node_id: str, category: str = "harmful", claim=None) -> pb.FileComplaintResponse:  # type: ignore[no-untyped-def]
-    """A signed-in member's complaint about a file (a copyright one carries `claim`)."""
-    return await member.client.complaints.report(
-        "file", node_id, category=category, description=f"{category}: reported in a test", copyright=claim,
-    )
-
-
+from .helpers import complain_about_file
 
 # --- 1. complaints joining cases ---------------------------------------------------------------
 

@@ -16,14 +16,15 @@ import grpc
 import pytest
 import sqlalchemy as sa
 
-from cumulo.auth.v1 import auth_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_blob.adapters.tables import nodes
-from cumulo_devstack.testing import PASSWORD, eventually, expect_error, new_member
+from cumulo_devstack.testing import PASSWORD, eventually, expect_error
 from cumulo_lifecycle.adapters.tables import accounts as lifecycle_accounts
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import TokenStore
+
+from .helpers import complain_about_file, downloads, make_moderator, queued, upload
 
 SUSPEND_SECONDS = 3600
 
@@ -34,41 +35,11 @@ SUSPEND_SECONDS = 3600
 @pytest.fixture
 async def second_moderator(gateway: str, tmp_path: pathlib.Path, internal_auth) -> AsyncIterator[Cumulo]:  # type: ignore[no-untyped-def]
     """Another member of the trust and safety team (moderator B)."""
-    member = await new_member(gateway, tmp_path / "moderator-b")
-    await internal_auth.SetAccountRoles(
-        auth_pb2.SetAccountRolesRequest(account_id=member.account_id, roles=["moderator"], reason="trust and safety team", actor="test")
-    )
-    await member.client.login(member.email, PASSWORD, device_name="moderation desk B")
+    member = await make_moderator(gateway, tmp_path / "moderator-b", internal_auth, "moderation desk B")
     try:
         yield member.client
     finally:
         await member.client.close()
-
-
-async def upload(client: Cumulo, folder: pathlib.Path, name: str, content: bytes | None = None) -> tuple[str, bytes]:
-    """Uploads a file of random (or given) bytes; answers (node id, bytes)."""
-    data = content if content is not None else secrets.token_bytes(20_000)
-    path = folder / name
-    path.write_bytes(data)
-    node = await client.files.upload(path)
-    return node.node_id, data
-
-
-async def complain_about_file(member, node_id: str, category: str = "harmful", claim=None) -> pb.FileComplaintResponse:  # type: ignore[no-untyped-def]
-    """A signed-in member's complaint about a file (a copyright one carries `claim`)."""
-    return await member.client.complaints.report(
-        "file", node_id, category=category, description=f"{category}: reported in a test", copyright=claim,
-    )
-
-
-async def queued(moderator: Cumulo) -> list[pb.CaseSummary]:
-    return [case async for case in moderator.moderation.queue()]
-
-
-async def downloads(client: Cumulo, node_id: str, folder: pathlib.Path) -> bytes:
-    target = folder / f"back-{uuid.uuid4().hex[:8]}"
-    await client.files.download(node_id, target)
-    return target.read_bytes()
 
 
 async def blob_objects(blob, account_id: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -296,7 +267,7 @@ async def blocklist_case(moderator: Cumulo, node_id: str) -> pb.CaseSummary | No
 
 async def test_dismissing_a_blocklist_match_unblocks_the_file(owner, moderator, blocklisted, tmp_path):
     content, digest = blocklisted
-    node_id, _ = await upload(owner.client, tmp_path, "matched.jpg", content)
+    node_id = (await upload(owner.client, tmp_path, "matched.jpg", content)).node_id
     case = await eventually(lambda: blocklist_case(moderator, node_id), what="the blocklist match to be queued")
     assert case.sha256 == digest and case.account_id == owner.account_id and case.category == pb.CATEGORY_ILLEGAL
     await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
@@ -310,7 +281,7 @@ async def test_dismissing_a_blocklist_match_unblocks_the_file(owner, moderator, 
 
 async def test_dismissing_a_blocklist_match_keeps_another_cases_block(owner, reporter, moderator, blocklisted, tmp_path):
     content, _ = blocklisted
-    node_id, _ = await upload(owner.client, tmp_path, "matched.jpg", content)
+    node_id = (await upload(owner.client, tmp_path, "matched.jpg", content)).node_id
     case = await eventually(lambda: blocklist_case(moderator, node_id), what="the blocklist match to be queued")
     complaint = await complain_about_file(reporter, node_id, "harmful")
     assert complaint.case_id != case.case_id

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
-import pathlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -22,11 +20,13 @@ from cumulo.auth.v1 import auth_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2 as lpb
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_blob.adapters.tables import contents, nodes
-from cumulo_devstack.testing import PASSWORD, Ages, Member, eventually, expect_error, new_member
+from cumulo_devstack.testing import PASSWORD, Ages, Member, eventually, expect_error
 from cumulo_lifecycle.adapters.tables import purge_participants, tombstones
 from cumulo_moderation.adapters.tables import complaints, exports
 from cumulo_platform.storage import Storage
 from cumulo_sdk import Cumulo
+
+from .helpers import me, sha256, upload
 
 DOCUMENTS = ("account.json", "files.json", "cases.json", "audit.json")
 # Written by the data services themselves (EvidenceInternalService).
@@ -34,15 +34,6 @@ SERVICE_PARTS = ("sync.jsonl", "locator.jsonl")
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def member(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
-    made = await new_member(gateway, tmp_path / "member")
-    try:
-        yield made
-    finally:
-        await made.client.close()
 
 
 @pytest.fixture
@@ -55,22 +46,6 @@ async def preserved(moderation) -> AsyncIterator[Storage]:  # type: ignore[no-un
         yield storage
     finally:
         await storage.close()
-
-
-def me(client: Cumulo) -> str:
-    assert client.store.tokens is not None
-    return client.store.tokens.account_id
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-async def upload(member: Member, folder: pathlib.Path, data: bytes, name: str) -> Any:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_bytes(data)
-    return await member.client.files.upload(path)
 
 
 async def lifecycle_account(internal_lifecycle, account_id: str) -> lpb.GetAccountResponse | None:  # type: ignore[no-untyped-def]
@@ -248,7 +223,7 @@ async def test_evidence_is_exported_from_held_accounts_verified_and_tampering_fo
         moderator.moderation.export(owner.account_id, "before any hold"), grpc.StatusCode.FAILED_PRECONDITION, "NOT_HELD"
     )
     second = secrets.token_bytes(12_345)
-    node = await upload(owner, tmp_path / "more", second, "notes.bin")
+    node = await upload(owner.client, tmp_path / "more", "notes.bin", second)
     filed = await reporter.client.complaints.report(
         "link", owner.link_token, category="privacy", description="my home address is in this shared photo",
     )

@@ -10,36 +10,29 @@ signed-in user without the moderator role (PERMISSION_DENIED NOT_A_MODERATOR). T
 side only ever reaches the caller's own cases, and a complaint only through its receipt. Bad
 input: test_security_input.py; receipts and tokens in answers and logs: test_security_secrets.py.
 
-The calls aim at the module's `world` (the owner's two copyright takedowns, one
-counter-noticed; an open spam case about the owner; a legal hold with an evidence export; a
-blocklisted digest); the last test looks that none of them changed anything."""
+The calls aim at the `world` of the package's conftest (the owner's two copyright takedowns,
+one counter-noticed; an open spam case about the owner; a legal hold with an evidence export;
+a blocklisted digest); the last test looks that none of them changed anything."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
 
-from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing import (
-    PASSWORD,
-    People,
     Person,
     assert_gated,
     expect_error,
     forge_token,
     gate_cases,
     invoke,
-    method_id,
-    new_member,
+    public_methods,
     public_services,
     token_claims,
     token_expiry,
@@ -47,10 +40,11 @@ from cumulo_devstack.testing import (
     with_client_id,
 )
 from cumulo_moderation.api.public import ANONYMOUS_METHODS
-from cumulo_sdk import Cumulo
+
+from .helpers import World, new_moderator, set_roles
 
 # "Service/Method" -> its descriptor: every method of the public API, from the proto.
-METHODS = {method_id(m): m for service in public_services(pb) for m in service.methods}
+METHODS = public_methods(pb)
 FILE_COMPLAINT, LEGAL = "ComplaintService/FileComplaint", "ComplaintService/ReportLegalAction"
 ANONYMOUS = [FILE_COMPLAINT, LEGAL]
 MODERATOR_ONLY = [m for m in METHODS if m.startswith("ModerationService/")]
@@ -59,168 +53,6 @@ MODERATOR_ONLY = [m for m in METHODS if m.startswith("ModerationService/")]
 def test_the_anonymous_methods_are_the_services_own_list():
     assert sorted(ANONYMOUS_METHODS) == sorted(f"/{METHODS[m].containing_service.full_name}/{METHODS[m].name}" for m in ANONYMOUS)
     assert len(MODERATOR_ONLY) == 11
-
-
-# --- people -------------------------------------------------------------------------------------
-
-
-async def set_roles(auth_target: str, person: Person, roles: list[str]) -> None:
-    async with grpc.aio.insecure_channel(auth_target) as channel:
-        await auth_pb2_grpc.AuthInternalServiceStub(channel).SetAccountRoles(
-            auth_pb2.SetAccountRolesRequest(account_id=person.account_id, roles=roles, reason="trust and safety team", actor="test"), timeout=10
-        )
-
-
-async def new_moderator(people: People, auth_target: str, device_name: str = "moderation desk") -> Person:
-    person = await people.new(device_name)
-    await set_roles(auth_target, person, ["moderator"])
-    await person.client.login(person.email, PASSWORD, device_name=device_name)  # a token with the role
-    return person
-
-
-def copyright_claim(**changes: Any) -> pb.CopyrightClaim:
-    fields: dict[str, Any] = dict(
-        rights_holder="Lumen Pictures Ltd", rights_holder_contact="legal@lumen.example, +44 20 7946 0000",
-        work="the photograph 'Harbour at Dawn' (2024)", location="the file named in the complaint",
-        good_faith_statement=True, accuracy_statement=True, signature="Jane Roe",
-    )
-    fields.update(changes)
-    return pb.CopyrightClaim(**fields)
-
-
-def sha256_hex() -> str:
-    return secrets.token_hex(32)
-
-
-# --- the world the calls aim at ---------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Snapshot:
-    """What the moderator and the owner see of the world."""
-
-    cases: dict[str, pb.GetCaseResponse]
-    queued: list[pb.CaseSummary]
-    audit: list[pb.AuditEntry]
-    blocklist: list[pb.BlocklistEntry]
-    verified: tuple[bool, list[str], int]
-    mine: list[pb.CaseSummary]
-
-
-@dataclasses.dataclass
-class World:
-    """The owner (two files, both taken down on the complainant's copyright notices: A, via
-    the share link of the first, counter-noticed and waiting; C, about the second, not
-    disputed yet); B, an open anonymous spam complaint about the owner's account; the owner's
-    account under a legal hold with an evidence export; a digest on the blocklist. The
-    moderator did all that; the stranger is an unrelated member."""
-
-    owner: Person
-    moderator: Person
-    complainant: Person
-    stranger: Person
-    link_token: str
-    case_a: str
-    complaint_a: str
-    receipt_a: str
-    case_b: str
-    case_c: str
-    complaint_c: str
-    receipt_c: str
-    export_id: str
-    listed: str  # on the blocklist
-    unlisted: str  # never to be on it
-    contact: str
-    snapshot: Snapshot
-
-
-async def snapshot_of(world_moderator: Person, owner: Person, case_ids: list[str], export_id: str, digests: set[str]) -> Snapshot:
-    moderation = world_moderator.client.moderation
-    verified = await moderation.verify(export_id)
-    return Snapshot(
-        cases={case_id: await moderation.case(case_id) for case_id in case_ids},
-        queued=[c async for c in moderation.queue() if c.case_id in case_ids],
-        audit=await moderation.audit(account_id=owner.account_id, limit=1000),
-        blocklist=[e async for e in moderation.blocklist() if e.sha256 in digests],
-        verified=(verified.intact, list(verified.problems), verified.parts_checked),
-        mine=await owner.client.complaints.my_cases(),
-    )
-
-
-async def snapshot_of_world(world: World) -> Snapshot:
-    return await snapshot_of(
-        world.moderator, world.owner, [world.case_a, world.case_b, world.case_c], world.export_id, {world.listed, world.unlisted}
-    )
-
-
-@pytest.fixture(scope="module")
-async def world(gateway, moderation, auth, tmp_path_factory) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
-    people = People(gateway)
-    folder = tmp_path_factory.mktemp("moderation-security")
-    (folder / "owner").mkdir()
-    member = await new_member(gateway, folder / "owner")
-    people.clients.append(member.client)
-    owner = Person(member.client, member.email, member.account_id)
-    link = await owner.client.files.share(member.file_id)
-    second = folder / "owner" / "second.jpg"
-    second.write_bytes(secrets.token_bytes(20_000))
-    node = await owner.client.files.upload(second)
-    moderator = await new_moderator(people, auth.target)
-    complainant = await people.new("rights holder's laptop")
-    stranger = await people.new("stranger")
-    anonymous = Cumulo(gateway)
-    people.clients.append(anonymous)
-
-    complaints = complainant.client.complaints
-    filed_a = await complaints.report(
-        "link", f"https://cumulo.example/s/{link.token}", category="copyright", description="our photograph, shared without licence",
-        copyright=copyright_claim(location=f"https://cumulo.example/s/{link.token}"),
-    )
-    filed_c = await complaints.report(
-        "file", node.node_id, category="copyright", description="another of our photographs", copyright=copyright_claim(work="'Quay at Dusk'"),
-    )
-    filed_b = await anonymous.complaints.report(
-        "account", owner.account_id, category="spam", description="this account sends me spam links every hour",
-        contact_address=unique_email(), signed_in=False,
-    )
-    assert len({filed_a.case_id, filed_b.case_id, filed_c.case_id}) == 3
-
-    desk = moderator.client.moderation
-    assert (await desk.decide(filed_a.case_id, "block", "the complainant's photograph, unlicensed")).decision == pb.DECISION_BLOCK
-    assert (await desk.decide(filed_c.case_id, "block", "the complainant's photograph, unlicensed")).decision == pb.DECISION_BLOCK
-    waiting = await owner.client.complaints.counter_notice(
-        filed_a.case_id, statement="I took this photograph myself", name="Ann Owner", contact="ann@example.com"
-    )
-    assert waiting.counter_notice == pb.COUNTER_NOTICE_STATE_WAITING
-    await desk.hold(owner.account_id, held=True, reason="law enforcement preservation request 2025-118")
-    evidence = await desk.export(owner.account_id, "law enforcement preservation request 2025-118")
-    listed, unlisted = sha256_hex(), sha256_hex()
-    assert await desk.block_hashes([listed], "known abuse material (hash list import)") == (1, 0)
-
-    snapshot = await snapshot_of(
-        moderator, owner, [filed_a.case_id, filed_b.case_id, filed_c.case_id], evidence.export_id, {listed, unlisted}
-    )
-    assert [c.case_id for c in snapshot.queued] == [filed_b.case_id]
-    assert {c.case_id for c in snapshot.mine} == {filed_a.case_id, filed_c.case_id}
-    assert snapshot.verified[0] and not snapshot.verified[1]
-    assert [e.sha256 for e in snapshot.blocklist] == [listed]
-    assert snapshot.cases[filed_b.case_id].case.state == pb.CASE_STATE_OPEN
-    try:
-        yield World(
-            owner, moderator, complainant, stranger, link.token,
-            filed_a.case_id, filed_a.complaint_id, filed_a.receipt, filed_b.case_id, filed_c.case_id, filed_c.complaint_id, filed_c.receipt,
-            evidence.export_id, listed, unlisted, unique_email(), snapshot,
-        )
-    finally:
-        await people.close()
-
-
-@pytest.fixture
-def moderation_clock(moderation):  # type: ignore[no-untyped-def]
-    """The moderation service's clock (which judges token expiry); put back afterwards."""
-    before = moderation.clock.offset
-    yield moderation.clock
-    moderation.clock.offset = before
 
 
 def request_for(method: str, world: World) -> Any:
@@ -376,18 +208,20 @@ async def test_a_counter_notice_on_another_owners_case_is_not_found(gateway, wor
 # --- the world ---------------------------------------------------------------------------------
 
 
-async def test_the_world_is_untouched_by_everything_aimed_at_it(world):
+async def test_the_world_is_untouched_by_everything_aimed_at_it(world, fresh_world):
     """Runs last: the cases, the queue, the owner's audit trail and cases, the blocklist and
     the evidence are as the setup left them. Then the controls: the very requests refused
-    above, made by the people entitled to, go through."""
-    assert await snapshot_of_world(world) == world.snapshot
-    desk = world.moderator.client.moderation
+    above, made by the people entitled to, go through (in a world of the same making, of
+    this test's own: the shared one stays as it is for the tests that run after)."""
+    assert await world.snapshot_now() == world.snapshot
+    own = fresh_world
+    desk = own.moderator.client.moderation
     # The owner disputes C; the complainant reports legal action on A (with A's receipt).
-    disputed = await world.owner.client.complaints.counter_notice(world.case_c, statement="my own photograph", name="Ann Owner", contact="ann@example.com")
-    assert (disputed.case_id, disputed.counter_notice) == (world.case_c, pb.COUNTER_NOTICE_STATE_WAITING)
-    await world.complainant.client.complaints.legal_action(world.complaint_a, world.receipt_a, "we filed suit in the district court")
-    assert (await desk.case(world.case_a)).case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
-    claimed = await desk.claim(world.case_b)
-    assert (claimed.state, claimed.claimed_by) == (pb.CASE_STATE_CLAIMED, world.moderator.account_id)
-    assert await desk.block_hashes([world.unlisted], "a second hash list import") == (1, 0)
-    assert {e.sha256 async for e in desk.blocklist() if e.sha256 in (world.listed, world.unlisted)} == {world.listed, world.unlisted}
+    disputed = await own.owner.client.complaints.counter_notice(own.case_c, statement="my own photograph", name="Ann Owner", contact="ann@example.com")
+    assert (disputed.case_id, disputed.counter_notice) == (own.case_c, pb.COUNTER_NOTICE_STATE_WAITING)
+    await own.complainant.client.complaints.legal_action(own.complaint_a, own.receipt_a, "we filed suit in the district court")
+    assert (await desk.case(own.case_a)).case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
+    claimed = await desk.claim(own.case_b)
+    assert (claimed.state, claimed.claimed_by) == (pb.CASE_STATE_CLAIMED, own.moderator.account_id)
+    assert await desk.block_hashes([own.unlisted], "a second hash list import") == (1, 0)
+    assert {e.sha256 async for e in desk.blocklist() if e.sha256 in (own.listed, own.unlisted)} == {own.listed, own.unlisted}

@@ -1,13 +1,13 @@
 """Bad input to the moderation service's public API: refused INVALID_ARGUMENT naming the field,
 never repeating the value, never an internal error (crafted page tokens included), and to a
 signed-in user without the moderator role, refused NOT_A_MODERATOR before the input is looked
-at. The door of every method, and what other members reach: test_security.py."""
+at. The door of every method, and what other members reach: test_security.py. The bad
+requests name the `world` of the package's conftest (they are refused, so it stays as it is)."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import secrets
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,81 +15,25 @@ from typing import Any
 import grpc
 import pytest
 
-from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing import (
-    PASSWORD,
-    People,
-    Person,
     expect_error,
     invoke,
-    method_id,
-    public_services,
+    public_methods,
     unique_email,
     with_client_id,
 )
 from cumulo_platform.paging import encode_token
 
+from .helpers import World, copyright_claim, metadata_of
+
 # "Service/Method" -> its descriptor: every method of the public API, from the proto.
-METHODS = {method_id(m): m for service in public_services(pb) for m in service.methods}
+METHODS = public_methods(pb)
 FILE_COMPLAINT, LEGAL, COUNTER = "ComplaintService/FileComplaint", "ComplaintService/ReportLegalAction", "ComplaintService/FileCounterNotice"
 M = "ModerationService/"
 MODERATOR_ONLY = [m for m in METHODS if m.startswith(M)]
 # Methods whose request has any field: each must have bad inputs in BAD_INPUT below.
 TAKES_INPUT = [name for name, m in METHODS.items() if m.input_type.fields]
-
-
-async def new_moderator(people: People, auth_target: str) -> Person:
-    person = await people.new("moderation desk")
-    async with grpc.aio.insecure_channel(auth_target) as channel:
-        await auth_pb2_grpc.AuthInternalServiceStub(channel).SetAccountRoles(
-            auth_pb2.SetAccountRolesRequest(account_id=person.account_id, roles=["moderator"], reason="trust and safety team", actor="test"),
-            timeout=10,
-        )
-    await person.client.login(person.email, PASSWORD, device_name="moderation desk")  # a token with the role
-    return person
-
-
-def copyright_claim(**changes: Any) -> pb.CopyrightClaim:
-    fields: dict[str, Any] = dict(
-        rights_holder="Lumen Pictures Ltd", rights_holder_contact="legal@lumen.example, +44 20 7946 0000",
-        work="the photograph 'Harbour at Dawn' (2024)", location="the file named in the complaint",
-        good_faith_statement=True, accuracy_statement=True, signature="Jane Roe",
-    )
-    fields.update(changes)
-    return pb.CopyrightClaim(**fields)
-
-
-def sha256_hex() -> str:
-    return secrets.token_hex(32)
-
-
-@dataclasses.dataclass
-class World:
-    """What the bad requests name: the owner's account, an open spam case about it (the
-    complainant's complaint, with its receipt), a digest on the blocklist and one not."""
-
-    owner: Person
-    moderator: Person
-    complainant: Person
-    stranger: Person
-    case_b: str
-    complaint_a: str
-    receipt_a: str
-    listed: str
-    unlisted: str
-    contact: str
-
-
-@pytest.fixture(scope="module")
-async def world(auth, module_people) -> World:  # type: ignore[no-untyped-def]
-    owner, complainant, stranger = [await module_people.new(name) for name in ("owner", "complainant", "stranger")]
-    moderator = await new_moderator(module_people, auth.target)
-    filed = await complainant.client.complaints.report("account", owner.account_id, category="spam", description="this account sends me spam links")
-    await moderator.client.moderation.hold(owner.account_id, held=True, reason="law enforcement preservation request 2025-118")
-    listed, unlisted = sha256_hex(), sha256_hex()
-    assert await moderator.client.moderation.block_hashes([listed], "known abuse material (hash list import)") == (1, 0)
-    return World(owner, moderator, complainant, stranger, filed.case_id, filed.complaint_id, filed.receipt, listed, unlisted, unique_email())
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -270,10 +214,6 @@ def test_every_method_that_takes_input_has_bad_inputs_tried():
     # Every element of a copyright notice the proto declares is tried missing.
     declared = {f.name for f in pb.CopyrightClaim.DESCRIPTOR.fields}
     assert declared == set(COPYRIGHT_ELEMENTS) | set(COPYRIGHT_STATEMENTS)
-
-
-async def metadata_of(world: World, who: str) -> list[tuple[str, str]]:
-    return with_client_id() if who == "anonymous" else await getattr(world, who).metadata()
 
 
 @pytest.mark.parametrize("bad", BAD_INPUT, ids=[f"{b.method.split('/')[1]}-{b.name}" for b in BAD_INPUT])

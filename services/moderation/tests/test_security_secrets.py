@@ -2,11 +2,11 @@
 receipt is shown once, to whoever filed it, and never again (not in an answer, the case, the
 audit log or the evidence bundle); every wrong receipt gets one and the same answer; a bad
 token sent to an anonymous method is refused without being echoed; and none of them, nor a
-complainant's contact address, reaches the logs. The door of every method: test_security.py."""
+complainant's contact address, reaches the logs. The door of every method: test_security.py.
+The calls aim at the `world` of the package's conftest."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import secrets
@@ -17,110 +17,26 @@ from typing import Any
 import grpc
 import pytest
 
-from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing import (
-    PASSWORD,
-    People,
     Person,
     everything_said,
     expect_error,
     forge_token,
     invoke,
-    method_id,
     new_member,
-    public_services,
+    public_methods,
     rpc_method,
     token_expiry,
     with_client_id,
 )
 
+from .helpers import World, metadata_of
+
 # "Service/Method" -> its descriptor: every method of the public API, from the proto.
-METHODS = {method_id(m): m for service in public_services(pb) for m in service.methods}
+METHODS = public_methods(pb)
 FILE_COMPLAINT, LEGAL = "ComplaintService/FileComplaint", "ComplaintService/ReportLegalAction"
 M = "ModerationService/"
-
-
-async def new_moderator(people: People, auth_target: str) -> Person:
-    person = await people.new("moderation desk")
-    async with grpc.aio.insecure_channel(auth_target) as channel:
-        await auth_pb2_grpc.AuthInternalServiceStub(channel).SetAccountRoles(
-            auth_pb2.SetAccountRolesRequest(account_id=person.account_id, roles=["moderator"], reason="trust and safety team", actor="test"),
-            timeout=10,
-        )
-    await person.client.login(person.email, PASSWORD, device_name="moderation desk")  # a token with the role
-    return person
-
-
-def copyright_claim(**changes: Any) -> pb.CopyrightClaim:
-    fields: dict[str, Any] = dict(
-        rights_holder="Lumen Pictures Ltd", rights_holder_contact="legal@lumen.example, +44 20 7946 0000",
-        work="the photograph 'Harbour at Dawn' (2024)", location="the file named in the complaint",
-        good_faith_statement=True, accuracy_statement=True, signature="Jane Roe",
-    )
-    fields.update(changes)
-    return pb.CopyrightClaim(**fields)
-
-
-@dataclasses.dataclass
-class World:
-    """The complainant's copyright takedowns of the owner's two files (A through its share
-    link, C by its node id), both decided; the owner's account held, with an evidence export;
-    the stranger, an unrelated member."""
-
-    owner: Person
-    moderator: Person
-    complainant: Person
-    stranger: Person
-    case_a: str
-    complaint_a: str
-    receipt_a: str
-    case_c: str
-    complaint_c: str
-    receipt_c: str
-    export_id: str
-
-
-@pytest.fixture(scope="module")
-async def world(gateway, auth, module_people, tmp_path_factory) -> World:  # type: ignore[no-untyped-def]
-    folder = tmp_path_factory.mktemp("moderation-secrets")
-    member = await new_member(gateway, folder)
-    module_people.clients.append(member.client)
-    owner = Person(member.client, member.email, member.account_id)
-    link = await owner.client.files.share(member.file_id)
-    (folder / "second.jpg").write_bytes(secrets.token_bytes(20_000))
-    second = await owner.client.files.upload(folder / "second.jpg")
-    moderator = await new_moderator(module_people, auth.target)
-    complainant, stranger = await module_people.new("rights holder's laptop"), await module_people.new("stranger")
-    complaints = complainant.client.complaints
-    filed_a = await complaints.report(
-        "link", f"https://cumulo.example/s/{link.token}", category="copyright", description="our photograph, shared without licence",
-        copyright=copyright_claim(location=f"https://cumulo.example/s/{link.token}"),
-    )
-    filed_c = await complaints.report(
-        "file", second.node_id, category="copyright", description="another of our photographs", copyright=copyright_claim(work="'Quay at Dusk'")
-    )
-    desk = moderator.client.moderation
-    for filed in (filed_a, filed_c):
-        await desk.decide(filed.case_id, "block", "the complainant's photograph, unlicensed")
-    await desk.hold(owner.account_id, held=True, reason="law enforcement preservation request 2025-118")
-    evidence = await desk.export(owner.account_id, "law enforcement preservation request 2025-118")
-    return World(
-        owner, moderator, complainant, stranger, filed_a.case_id, filed_a.complaint_id, filed_a.receipt,
-        filed_c.case_id, filed_c.complaint_id, filed_c.receipt, evidence.export_id,
-    )
-
-
-@pytest.fixture
-def moderation_clock(moderation):  # type: ignore[no-untyped-def]
-    """The moderation service's clock (which judges token expiry); put back afterwards."""
-    before = moderation.clock.offset
-    yield moderation.clock
-    moderation.clock.offset = before
-
-
-async def metadata_of(world: World, who: str) -> list[tuple[str, str]]:
-    return with_client_id() if who == "anonymous" else await getattr(world, who).metadata()
 
 
 async def raw_error(target: str, method: str, request: Any, metadata: list[tuple[str, str]] | None) -> grpc.aio.AioRpcError:
@@ -251,8 +167,6 @@ async def test_a_token_sent_to_an_anonymous_method_is_never_repeated_in_the_answ
 
 
 # --- secrets never reach the logs ---------------------------------------------------------------
-
-
 
 
 async def test_receipts_tokens_and_contacts_never_reach_the_logs(gateway, world, signing_key, people, tmp_path, debug_logs):

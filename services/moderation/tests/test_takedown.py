@@ -4,7 +4,6 @@ repeat-infringer threshold, and the counter-notice and legal-action rules."""
 from __future__ import annotations
 
 import datetime as dt
-import pathlib
 import secrets
 import uuid
 from typing import Any
@@ -17,6 +16,8 @@ from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_email
 from cumulo_moderation.adapters.tables import cases as case_rows
 from cumulo_sdk import Cumulo, CumuloRpcError
+
+from .helpers import complain_about_file, downloads, queued, upload
 
 
 async def test_copyright_takedown_counter_notice_and_restore(owner, anonymous, moderator, moderation, claim, tmp_path):
@@ -135,36 +136,6 @@ async def test_an_account_named_in_a_form_no_account_has_is_refused_by_field(ano
     assert refused.value.reason == "INVALID_ARGUMENT" and "target.account" in str(refused.value)
 
 
-# --- helpers -------------------------------------------------------------------------------
-
-
-async def upload(client: Cumulo, folder: pathlib.Path, name: str, content: bytes | None = None) -> tuple[str, bytes]:
-    """Uploads a file of random (or given) bytes; answers (node id, bytes)."""
-    data = content if content is not None else secrets.token_bytes(20_000)
-    path = folder / name
-    path.write_bytes(data)
-    node = await client.files.upload(path)
-    return node.node_id, data
-
-
-async def queued(moderator: Cumulo) -> list[pb.CaseSummary]:
-    return [case async for case in moderator.moderation.queue()]
-
-
-async def complain_about_file(member, node_id: str, category: str = "harmful", claim=None) -> pb.FileComplaintResponse:  # type: ignore[no-untyped-def]
-    """A signed-in member's complaint about a file (a copyright one carries `claim`)."""
-    return await member.client.complaints.report(
-        "file", node_id, category=category, description=f"{category}: reported in a test", copyright=claim,
-    )
-
-
-
-async def downloads(client: Cumulo, node_id: str, folder: pathlib.Path) -> bytes:
-    target = folder / f"back-{uuid.uuid4().hex[:8]}"
-    await client.files.download(node_id, target)
-    return target.read_bytes()
-
-
 # --- 4. repeat infringers -------------------------------------------------------------------------
 
 
@@ -176,13 +147,13 @@ async def test_upheld_copyright_takedowns_up_to_the_threshold_queue_a_repeat_inf
     owner, reporter, moderator, moderation, claim, tmp_path
 ):
     strikes = moderation.app.settings.repeat_infringer_strikes
-    files = [owner.file_id] + [(await upload(owner.client, tmp_path, f"copy-{i}.jpg"))[0] for i in range(strikes - 1)]
+    files = [owner.file_id] + [(await upload(owner.client, tmp_path, f"copy-{i}.jpg")).node_id for i in range(strikes - 1)]
     decisions = ["block", "delete"]
     for index, node_id in enumerate(files[:-1]):
         filed = await complain_about_file(reporter, node_id, "copyright", claim())
         await moderator.moderation.decide(filed.case_id, decisions[index % 2], "unlicensed copy of the work")
     # A takedown for something else does not count.
-    other_file, _ = await upload(owner.client, tmp_path, "other.jpg")
+    other_file = (await upload(owner.client, tmp_path, "other.jpg")).node_id
     harmful = await complain_about_file(reporter, other_file, "harmful")
     await moderator.moderation.decide(harmful.case_id, "block", "harmful material")
     assert await repeat_infringer_case(moderator, owner.account_id) == []  # one fewer than the threshold
@@ -209,11 +180,11 @@ async def test_counter_notice_rules_and_legal_action_keeps_the_takedown(
     owner, reporter, anonymous, moderator, moderation, claim, tmp_path
 ):
     # Only a copyright BLOCK can be disputed: not a block for another reason, not a copyright delete.
-    harmful_file, _ = await upload(owner.client, tmp_path, "harmful.jpg")
+    harmful_file = (await upload(owner.client, tmp_path, "harmful.jpg")).node_id
     harmful = await complain_about_file(reporter, harmful_file, "harmful")
     await moderator.moderation.decide(harmful.case_id, "block", "harmful material")
     await expect_error(counter(owner, harmful.case_id), grpc.StatusCode.FAILED_PRECONDITION, "NOT_COUNTERABLE")
-    deleted_file, _ = await upload(owner.client, tmp_path, "deleted.jpg")
+    deleted_file = (await upload(owner.client, tmp_path, "deleted.jpg")).node_id
     deleted = await complain_about_file(reporter, deleted_file, "copyright", claim())
     await moderator.moderation.decide(deleted.case_id, "delete", "unlicensed copy")
     await expect_error(counter(owner, deleted.case_id), grpc.StatusCode.FAILED_PRECONDITION, "NOT_COUNTERABLE")

@@ -3,15 +3,20 @@
 - `phone`, `laptop`: two devices of one new account, each its own client through the gateway.
 - `stranger`: a device of another account.
 - `blob_internal`: blob's internal API, as the sync service calls it; and helpers for backups.
+- `world`: what the security tests (test_security*.py) aim at, built once for all of them;
+  `sync_clock`: the service's clock, put back after the test.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
+import json
 import pathlib
+import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -20,7 +25,7 @@ import sqlalchemy as sa
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, unique_email
+from cumulo_devstack.testing import PASSWORD, People, Person, unique_email
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import TokenStore
 from cumulo_sync.adapters.tables import released_files
@@ -152,3 +157,93 @@ async def existing(internal: blob_pb2_grpc.BlobInternalServiceStub, account_id: 
     """Which of `file_ids` the blob service still holds for the account (trashed or not)."""
     response = await internal.DescribeFiles(blob_pb2.DescribeFilesRequest(account_id=account_id, node_ids=list(file_ids)))
     return {f.node_id for f in response.files}
+
+
+# --- the security tests' world ----------------------------------------------------------------
+
+OWNER_DEVICE = "owner-laptop"
+ZED = b'{"name": "Zed, the stranger\'s own"}'
+
+
+def save(record_id: str, payload: bytes, tag: str = "", record_type: str = "contact") -> sync_pb2.RecordSave:
+    return sync_pb2.RecordSave(record_id=record_id, record_type=record_type, payload=payload, change_tag=tag)
+
+
+def manifest(device_id: str, entries: Sequence[sync_pb2.BackupEntry]) -> list[sync_pb2.CreateBackupRequest]:
+    """CreateBackup's stream messages (as `raw_create` takes them) for these entries."""
+    return [
+        sync_pb2.CreateBackupRequest(header=sync_pb2.BackupHeader(device_id=device_id, device_name="security test")),
+        sync_pb2.CreateBackupRequest(entries=sync_pb2.BackupEntries(entries=list(entries))),
+    ]
+
+
+def token_values(token: str) -> list[Any]:
+    return json.loads(base64.urlsafe_b64decode(token.encode()))
+
+
+@dataclasses.dataclass
+class World:
+    """The owner's records, change tokens and backup of two files; the stranger's own zone
+    "contacts" (same name as the owner's, record ZED); a bystander that owns nothing of
+    interest."""
+
+    owner: Person
+    stranger: Person
+    bystander: Person
+    owner_records: dict[str, list[sync_pb2.Record]]  # zone -> records as fetched after the setup
+    owner_tokens: dict[str, str]  # zone -> change token after the setup
+    owner_zones: list[tuple[str, int, int]]
+    owner_usage: int
+    backup: sync_pb2.Backup
+    entries: list[sync_pb2.BackupEntry]
+    stranger_records: list[sync_pb2.Record]
+    stranger_token: str
+
+    def owner_zone_id(self, zone: str) -> str:
+        return token_values(self.owner_tokens[zone])[1]
+
+
+@pytest.fixture(scope="session")
+async def world(gateway: str, sync: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    """One world for every security test: they only aim calls at it, which must all be
+    refused or reach the caller's own data. Built once, it saves each module its accounts,
+    records and backup."""
+    people = People(gateway)
+    try:
+        owner, stranger, bystander = await people.new("owner"), await people.new("stranger"), await people.new("bystander")
+        await owner.client.sync.push(
+            "contacts", [save("ann", b'{"name": "Ann", "phone": "+15550100"}'), save("bob", b'{"name": "Bob"}')], device_id="owner-phone"
+        )
+        await owner.client.sync.push("notes", [save("n1", b"the owner's secret note", record_type="note")], device_id="owner-phone")
+        records, tokens = {}, {}
+        for zone in ("contacts", "notes"):
+            records[zone], tokens[zone] = await owner.client.sync.fetch_all(zone)
+        zones = [(z.name, z.record_count, z.bytes) for z in await owner.client.sync.zones()]
+        assert zones == [("contacts", 2, sum(len(r.payload) for r in records["contacts"])), ("notes", 1, len(records["notes"][0].payload))]
+
+        await stranger.client.sync.push("contacts", [save("zed", ZED)], device_id="stranger-phone")
+        stranger_records, stranger_token = await stranger.client.sync.fetch_all("contacts")
+        assert [r.record_id for r in stranger_records] == ["zed"]
+
+        folder = tmp_path_factory.mktemp("owner-files")
+        write_tree(folder, {"photos/beach.jpg": secrets.token_bytes(70_000), "diary.txt": b"dear diary, nobody else may read this\n"})
+        report = await owner.client.backups.create(folder, device_id=OWNER_DEVICE, device_name="Owner's laptop")
+        entries = await owner.client.backups.entries(report.backup.backup_id)
+        assert sorted(e.path for e in entries) == ["diary.txt", "photos/beach.jpg"]
+        yield World(
+            owner=owner, stranger=stranger, bystander=bystander,
+            owner_records=records, owner_tokens=tokens, owner_zones=zones,
+            owner_usage=(await owner.client.sync.usage()).used,
+            backup=report.backup, entries=entries,
+            stranger_records=stranger_records, stranger_token=stranger_token,
+        )
+    finally:
+        await people.close()
+
+
+@pytest.fixture
+def sync_clock(sync: Any) -> Iterator[Any]:
+    """The sync service's clock (which judges token expiry); put back afterwards."""
+    before = sync.clock.offset
+    yield sync.clock
+    sync.clock.offset = before

@@ -14,7 +14,7 @@ import grpc
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from cumulo_devstack.testing import expect_error
+from cumulo_devstack.testing import clock_moved, expect_error
 from cumulo_sdk.files import sha256_of
 from cumulo_sync.adapters.tables import backup_entries, backups, released_files
 
@@ -146,17 +146,11 @@ async def test_a_legal_hold_keeps_released_files_until_it_is_lifted(phone, sync,
     # A refused account waits (10 minutes) instead of holding up the others; then it is tried again.
     await sync.app.backups.release_files()
     assert await released_of(sync, phone.account_id) == {file_id}
-    before = sync.clock.offset
-    sync.clock.offset = before + dt.timedelta(minutes=11)
-    try:
+    with clock_moved(sync.clock, dt.timedelta(minutes=11)):
         await sync.app.backups.release_files()
-    finally:
-        sync.clock.offset = before
     assert await released_of(sync, phone.account_id) == set()
     assert await existing(blob_internal, phone.account_id, [file_id]) == set()
     assert await folder_files(phone.client, "phone") == {}
-
-
 
 
 # --- backups made while the job runs ----------------------------------------------------------
@@ -219,12 +213,8 @@ async def test_an_unready_backup_keeps_its_files_and_once_abandoned_goes_without
     # Too young to be abandoned; an hour on, it is dropped, and the job deletes the file.
     await sync.app.backups.drop_abandoned()
     assert [r.backup_id for r in await account_rows(sync, backups, phone.account_id)] == [unready]
-    before = sync.clock.offset
-    sync.clock.offset = before + dt.timedelta(hours=2)
-    try:
+    with clock_moved(sync.clock, dt.timedelta(hours=2)):
         await sync.app.backups.drop_abandoned()
-    finally:
-        sync.clock.offset = before
     assert await account_rows(sync, backups, phone.account_id) == []
     assert await account_rows(sync, backup_entries, phone.account_id) == []
     await sync.app.backups.release_files()

@@ -7,15 +7,11 @@ change tokens name their zone's id, backups and their entries answer NOT_FOUND t
 else, and Watch announces only the caller's own zones (backups, watches and blob's internal
 API in depth: test_security_backups.py).
 
-The calls of other accounts aim at the module's `owner` (its zone "notes", its backup, its blob
-files); the last test looks that none of them changed anything."""
+The calls of other accounts aim at the `owner` of the conftest's `world` (its zone "notes", its
+backup, its blob files); the last test looks that none of them changed anything."""
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import json
-import secrets
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -25,105 +21,18 @@ import pytest
 
 from cumulo.blob.v1 import blob_pb2
 from cumulo.sync.v1 import sync_pb2 as pb
-from cumulo_devstack.testing import (
-    People,
-    Person,
-    assert_gated,
-    expect_error,
-    gate_cases,
-    invoke,
-    method_id,
-    public_services,
-)
+from cumulo_devstack.testing import assert_gated, expect_error, gate_cases, invoke, public_methods, public_services
 from cumulo_sdk import CumuloRpcError
 from cumulo_sync.domain import rules
 
-# "Service/Method" -> its descriptor: every method of the public API, from the proto.
-METHODS = {method_id(m): m for service in public_services(pb) for m in service.methods}
+from .conftest import OWNER_DEVICE, ZED, World, manifest, save, token_values
 
-def save(record_id: str, payload: bytes, tag: str = "", record_type: str = "contact") -> pb.RecordSave:
-    return pb.RecordSave(record_id=record_id, record_type=record_type, payload=payload, change_tag=tag)
+# "Service/Method" -> its descriptor: every method of the public API, from the proto.
+METHODS = public_methods(pb)
 
 
 def summary(records: Sequence[pb.Record]) -> list[tuple[Any, ...]]:
     return [(r.record_id, r.record_type, r.payload, r.change_tag, r.deleted, r.modified_by_device) for r in records]
-
-
-@dataclasses.dataclass
-class World:
-    """The owner's records, change tokens and backup; the stranger's own zone "contacts"
-    (same name as the owner's); a bystander that owns nothing of interest."""
-
-    owner: Person
-    stranger: Person
-    bystander: Person
-    owner_records: dict[str, list[pb.Record]]  # zone -> records as fetched after the setup
-    owner_tokens: dict[str, str]  # zone -> change token after the setup
-    owner_zones: list[tuple[str, int, int]]
-    owner_usage: int
-    backup: pb.Backup
-    entries: list[pb.BackupEntry]
-    stranger_records: list[pb.Record]
-    stranger_token: str
-
-    def owner_zone_id(self, zone: str) -> str:
-        return token_values(self.owner_tokens[zone])[1]
-
-
-def token_values(token: str) -> list[Any]:
-    return json.loads(base64.urlsafe_b64decode(token.encode()))
-
-
-OWNER_DEVICE = "owner-laptop"
-ZED = b'{"name": "Zed, the stranger\'s own"}'
-
-
-@pytest.fixture(scope="module")
-async def world(module_people: People, tmp_path_factory: pytest.TempPathFactory) -> World:
-    owner, stranger, bystander = await module_people.new("owner"), await module_people.new("stranger"), await module_people.new("bystander")
-    await owner.client.sync.push(
-        "contacts", [save("ann", b'{"name": "Ann", "phone": "+15550100"}'), save("bob", b'{"name": "Bob"}')], device_id="owner-phone"
-    )
-    await owner.client.sync.push("notes", [save("n1", b"the owner's secret note", record_type="note")], device_id="owner-phone")
-    records, tokens = {}, {}
-    for zone in ("contacts", "notes"):
-        records[zone], tokens[zone] = await owner.client.sync.fetch_all(zone)
-    zones = [(z.name, z.record_count, z.bytes) for z in await owner.client.sync.zones()]
-    assert zones == [("contacts", 2, sum(len(r.payload) for r in records["contacts"])), ("notes", 1, len(records["notes"][0].payload))]
-
-    await stranger.client.sync.push("contacts", [save("zed", ZED)], device_id="stranger-phone")
-    stranger_records, stranger_token = await stranger.client.sync.fetch_all("contacts")
-    assert [r.record_id for r in stranger_records] == ["zed"]
-
-    folder = tmp_path_factory.mktemp("owner-files")
-    (folder / "photos").mkdir()
-    (folder / "photos" / "beach.jpg").write_bytes(secrets.token_bytes(70_000))
-    (folder / "diary.txt").write_bytes(b"dear diary, nobody else may read this\n")
-    report = await owner.client.backups.create(folder, device_id=OWNER_DEVICE, device_name="Owner's laptop")
-    entries = await owner.client.backups.entries(report.backup.backup_id)
-    assert sorted(e.path for e in entries) == ["diary.txt", "photos/beach.jpg"]
-    return World(
-        owner=owner, stranger=stranger, bystander=bystander,
-        owner_records=records, owner_tokens=tokens, owner_zones=zones,
-        owner_usage=(await owner.client.sync.usage()).used,
-        backup=report.backup, entries=entries,
-        stranger_records=stranger_records, stranger_token=stranger_token,
-    )
-
-
-@pytest.fixture
-def sync_clock(sync: Any) -> Any:
-    """The sync service's clock (which judges token expiry); put back afterwards."""
-    before = sync.clock.offset
-    yield sync.clock
-    sync.clock.offset = before
-
-
-def manifest(device_id: str, entries: Sequence[pb.BackupEntry]) -> list[pb.CreateBackupRequest]:
-    return [
-        pb.CreateBackupRequest(header=pb.BackupHeader(device_id=device_id, device_name="security test")),
-        pb.CreateBackupRequest(entries=pb.BackupEntries(entries=list(entries))),
-    ]
 
 
 def request_for(method: str, world: World) -> Any:

@@ -4,12 +4,12 @@ Backups and their entries answer NOT_FOUND to anyone but their owner, a backup m
 at the caller's own blob files, a watch announces only the caller's own zones (and nothing
 once its token has expired), and BlobInternalService (DescribeFiles, DeleteFiles: what the
 sync service uses behind the scenes) is for the cluster only: the gateway does not route it,
-whatever the path looks like. The door of every method: test_security.py."""
+whatever the path looks like. The door of every method: test_security.py. The calls aim at the
+owner's backup in the conftest's `world`."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import secrets
 import time
@@ -23,58 +23,17 @@ import pytest
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.sync.v1 import sync_pb2 as pb
 from cumulo.sync.v1 import sync_pb2_grpc
-from cumulo_devstack.testing import People, Person, bare_rpc_error, expect_error, invoke, rpc_method, token_expiry, with_client_id
+from cumulo_devstack.testing import Person, bare_rpc_error, expect_error, invoke, rpc_method, token_expiry, with_client_id
 from cumulo_sdk import CumuloRpcError
 
-OWNER_DEVICE = "owner-laptop"
+from .conftest import OWNER_DEVICE, World, manifest, save
+
 BLOB_INTERNAL_METHODS = ["DescribeFiles", "DeleteFiles"]
 
 
 def test_blobs_internal_methods_tried_here_exist():
     blob_internal = {m.name for m in blob_pb2.DESCRIPTOR.services_by_name["BlobInternalService"].methods}
     assert set(BLOB_INTERNAL_METHODS) <= blob_internal
-
-
-def save(record_id: str, payload: bytes, record_type: str = "entry") -> pb.RecordSave:
-    return pb.RecordSave(record_id=record_id, record_type=record_type, payload=payload)
-
-
-def manifest(device_id: str, entries: Sequence[pb.BackupEntry]) -> list[pb.CreateBackupRequest]:
-    return [
-        pb.CreateBackupRequest(header=pb.BackupHeader(device_id=device_id, device_name="security test")),
-        pb.CreateBackupRequest(entries=pb.BackupEntries(entries=list(entries))),
-    ]
-
-
-@dataclasses.dataclass
-class World:
-    """The owner's backup of two files; the stranger, another account."""
-
-    owner: Person
-    stranger: Person
-    backup: pb.Backup
-    entries: list[pb.BackupEntry]
-
-
-@pytest.fixture(scope="module")
-async def world(module_people: People, tmp_path_factory: pytest.TempPathFactory) -> World:
-    owner, stranger = await module_people.new("owner"), await module_people.new("stranger")
-    folder = tmp_path_factory.mktemp("owner-files")
-    (folder / "photos").mkdir()
-    (folder / "photos" / "beach.jpg").write_bytes(secrets.token_bytes(70_000))
-    (folder / "diary.txt").write_bytes(b"dear diary, nobody else may read this\n")
-    report = await owner.client.backups.create(folder, device_id=OWNER_DEVICE, device_name="Owner's laptop")
-    entries = await owner.client.backups.entries(report.backup.backup_id)
-    assert sorted(e.path for e in entries) == ["diary.txt", "photos/beach.jpg"]
-    return World(owner, stranger, report.backup, entries)
-
-
-@pytest.fixture
-def sync_clock(sync: Any) -> Any:
-    """The sync service's clock (which judges token expiry); put back afterwards."""
-    before = sync.clock.offset
-    yield sync.clock
-    sync.clock.offset = before
 
 
 # --- a watch lives as long as its token ---------------------------------------------------------
