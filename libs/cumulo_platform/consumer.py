@@ -34,6 +34,7 @@ from cumulo_platform.errors import is_outage
 from cumulo_platform.event_types import Event, decode
 from cumulo_platform.events import DEAD_LETTER_PREFIX, STREAM_NAME, Nats
 from cumulo_platform.logging import get_logger
+from cumulo_platform.runtime import raise_if_cancelled
 
 log = get_logger(__name__)
 
@@ -108,6 +109,8 @@ class EventConsumer:
                     messages = await subscription.fetch(self.batch_size, timeout=self.fetch_timeout)
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue
+                finally:
+                    raise_if_cancelled()  # nats-py's fetch waits with asyncio.wait_for
                 if self.batch_handler is not None:
                     await self._apply_batch(messages)
                 else:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from cumulo_platform.db import Database
 from cumulo_platform.events import Nats
 from cumulo_platform.logging import get_logger
+from cumulo_platform.runtime import raise_if_cancelled
 
 log = get_logger(__name__)
 
@@ -49,6 +50,7 @@ class OutboxRelay:
                     await asyncio.wait_for(self.db.outbox_written.wait(), self.poll_interval)
                 except TimeoutError:
                     pass
+                raise_if_cancelled()
 
     async def publish_once(self) -> None:
         """Best effort on shutdown: what is left stays in the outbox for the next start."""

@@ -23,6 +23,15 @@ log = get_logger(__name__)
 Job = Callable[[], Coroutine[Any, Any, None]]
 
 
+def raise_if_cancelled() -> None:
+    """For a job's loop, after an `asyncio.wait_for`: on Python 3.11 it can swallow a
+    cancellation that comes just as its result arrives (CPython gh-86296), and the job would
+    run on for ever. The task still counts the request, so the loop can honour it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 def closer(close: Callable[[], object]) -> Job:
     """A synchronous close() as a clean-up step."""
 

@@ -26,6 +26,7 @@ from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import CumuloError, Unavailable
 from cumulo_platform.logging import get_logger
+from cumulo_platform.runtime import raise_if_cancelled
 
 log = get_logger(__name__)
 REFRESH_BATCH = 100
@@ -81,6 +82,7 @@ class Accounts:
                 await asyncio.wait_for(self._wanted.wait(), timeout=every)
             except TimeoutError:
                 pass
+            raise_if_cancelled()
             self._wanted.clear()
             try:
                 await self.refresh_wanted()
