@@ -6,7 +6,6 @@ id, the account, the time, the producer and the payload."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Generic, TypeVar
 
@@ -63,17 +62,36 @@ def check_type(event_type: str, payload: message.Message) -> None:
         raise UnknownEvent(f"{event_type!r} carries {expected.DESCRIPTOR.full_name}, not {payload.DESCRIPTOR.full_name}")
 
 
-@dataclasses.dataclass(frozen=True)
 class Event(Generic[M]):
-    """An event as a consumer receives it: the envelope's facts and the decoded message."""
+    """An event as a consumer receives it: the envelope's facts and the decoded message. Cheap
+    to make (a consumer of access events makes thousands a second): the envelope's fields are
+    read when asked for."""
 
-    event_id: str
-    type: str
-    account_id: str
-    occurred_at: dt.datetime
-    producer: str
-    message: M
-    envelope: events_pb2.Envelope
+    __slots__ = ("envelope", "message")
+
+    def __init__(self, envelope: events_pb2.Envelope, message: M) -> None:
+        self.envelope = envelope
+        self.message = message
+
+    @property
+    def event_id(self) -> str:
+        return self.envelope.event_id
+
+    @property
+    def type(self) -> str:
+        return self.envelope.type
+
+    @property
+    def account_id(self) -> str:
+        return self.envelope.account_id
+
+    @property
+    def producer(self) -> str:
+        return self.envelope.producer
+
+    @property
+    def occurred_at(self) -> dt.datetime:
+        return self.envelope.occurred_at.ToDatetime(dt.UTC)
 
 
 def decode(envelope: events_pb2.Envelope) -> Event[message.Message]:
@@ -85,12 +103,4 @@ def decode(envelope: events_pb2.Envelope) -> Event[message.Message]:
     payload = cls()
     if not envelope.payload.Unpack(payload):
         raise UnknownEvent(f"{envelope.type!r} does not carry {cls.DESCRIPTOR.full_name}")
-    return Event(
-        event_id=envelope.event_id,
-        type=envelope.type,
-        account_id=envelope.account_id,
-        occurred_at=envelope.occurred_at.ToDatetime(dt.UTC),
-        producer=envelope.producer,
-        message=payload,
-        envelope=envelope,
-    )
+    return Event(envelope, payload)

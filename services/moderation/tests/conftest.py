@@ -44,19 +44,19 @@ class Owner(Member):
 
 
 @pytest.fixture
-async def internal_auth(auth) -> AsyncIterator[auth_pb2_grpc.AuthInternalServiceStub]:  # type: ignore[no-untyped-def]
+async def internal_auth(auth) -> AsyncIterator[auth_pb2_grpc.AuthInternalServiceStub]:
     async with grpc.aio.insecure_channel(auth.target) as channel:
         yield auth_pb2_grpc.AuthInternalServiceStub(channel)
 
 
 @pytest.fixture
-async def internal_blob(blob) -> AsyncIterator[blob_pb2_grpc.BlobInternalServiceStub]:  # type: ignore[no-untyped-def]
+async def internal_blob(blob) -> AsyncIterator[blob_pb2_grpc.BlobInternalServiceStub]:
     async with grpc.aio.insecure_channel(blob.target) as channel:
         yield blob_pb2_grpc.BlobInternalServiceStub(channel)
 
 
 @pytest.fixture
-async def internal_lifecycle(lifecycle) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleInternalServiceStub]:  # type: ignore[no-untyped-def]
+async def internal_lifecycle(lifecycle) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleInternalServiceStub]:
     async with grpc.aio.insecure_channel(lifecycle.target) as channel:
         yield lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
 
@@ -89,7 +89,7 @@ bystander = member_fixture("bystander", "Another account, never held.")
 
 
 @pytest.fixture
-async def moderator(gateway: str, tmp_path: pathlib.Path, internal_auth) -> AsyncIterator[Cumulo]:  # type: ignore[no-untyped-def]
+async def moderator(gateway: str, tmp_path: pathlib.Path, internal_auth) -> AsyncIterator[Cumulo]:
     member = await make_moderator(gateway, tmp_path / "moderator", internal_auth)
     try:
         yield member.client
@@ -107,7 +107,7 @@ async def anonymous(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Cumul
 
 
 @pytest.fixture
-def claim():  # type: ignore[no-untyped-def]
+def claim():
     """Builds a complete copyright notice, with any element changed: claim(work="")."""
     return copyright_claim
 
@@ -148,19 +148,19 @@ class Desk:
         return bool(found.account.held)
 
     @staticmethod
-    async def held_in(running) -> set[uuid.UUID]:  # type: ignore[no-untyped-def]
+    async def held_in(running) -> set[uuid.UUID]:
         """The accounts held in a service's `legal_holds` table."""
         table = running.app.holds.table
         async with running.app.db.read() as conn:
             return set((await conn.execute(sa.select(table.c.account_id).where(table.c.held))).scalars())
 
     @staticmethod
-    async def rows_in(running, account_id: str) -> list[sa.Row]:  # type: ignore[no-untyped-def]
+    async def rows_in(running, account_id: str) -> list[sa.Row]:
         table = running.app.holds.table
         async with running.app.db.read() as conn:
             return list((await conn.execute(sa.select(table).where(table.c.account_id == uuid.UUID(account_id)))).all())
 
-    async def reaches(self, running, account_id: str, *, held: bool, service: str) -> None:  # type: ignore[no-untyped-def]
+    async def reaches(self, running, account_id: str, *, held: bool, service: str) -> None:
         """Waits until the service's table shows the account held (or no longer held)."""
         account = uuid.UUID(account_id)
 
@@ -172,7 +172,7 @@ class Desk:
 
 
 @pytest.fixture
-async def desk(moderator: Cumulo, internal_lifecycle) -> AsyncIterator[Desk]:  # type: ignore[no-untyped-def]
+async def desk(moderator: Cumulo, internal_lifecycle) -> AsyncIterator[Desk]:
     """A hold a failing test leaves in place is released afterwards: no later test meets it."""
     made = Desk(moderator, internal_lifecycle)
     yield made
@@ -184,7 +184,7 @@ async def desk(moderator: Cumulo, internal_lifecycle) -> AsyncIterator[Desk]:  #
 
 
 @pytest.fixture(scope="session")
-async def world(gateway: str, moderation, auth, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
+async def world(gateway: str, moderation, auth, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     """One world for every security test: they only aim calls at it, which must all be
     refused (a test that changes it takes `fresh_world`). Built once, it saves each module
     a dozen registrations, complaints and decisions."""
@@ -196,13 +196,13 @@ async def world(gateway: str, moderation, auth, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture
-async def fresh_world(gateway: str, moderation, auth, people: People, tmp_path: pathlib.Path) -> World:  # type: ignore[no-untyped-def]
+async def fresh_world(gateway: str, moderation, auth, people: People, tmp_path: pathlib.Path) -> World:
     """A world of the test's own, for the calls that go through and change it."""
     return await build_world(gateway, auth.target, people, tmp_path)
 
 
 @pytest.fixture
-def moderation_clock(moderation) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+def moderation_clock(moderation) -> Iterator[Any]:
     """The moderation service's clock (which judges token expiry); put back afterwards."""
     before = moderation.clock.offset
     yield moderation.clock

@@ -47,7 +47,7 @@ async def upload(client: Cumulo, folder: pathlib.Path, name: str, content: bytes
     return await client.files.upload(path)
 
 
-async def complain_about_file(member, node_id: str, category: str = "harmful", claim=None) -> pb.FileComplaintResponse:  # type: ignore[no-untyped-def]
+async def complain_about_file(member, node_id: str, category: str = "harmful", claim=None) -> pb.FileComplaintResponse:
     """A signed-in member's complaint about a file (a copyright one carries `claim`)."""
     return await member.client.complaints.report(
         "file", node_id, category=category, description=f"{category}: reported in a test", copyright=claim,

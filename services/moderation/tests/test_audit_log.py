@@ -21,7 +21,7 @@ from .helpers import me, sha256
 AUDIT_CHANGING = re.compile(r"^(Update|Delete|Edit|Remove|Modify|Change|Erase|Purge|Truncate|Rewrite|Clear|Set|Put|Patch)", re.I)
 
 
-async def test_no_rpc_changes_or_deletes_audit_entries():  # type: ignore[no-untyped-def]
+async def test_no_rpc_changes_or_deletes_audit_entries():
     methods = {
         f"{service.name}/{method.name}": method
         for service in pb.DESCRIPTOR.services_by_name.values()
@@ -41,7 +41,7 @@ async def test_no_rpc_changes_or_deletes_audit_entries():  # type: ignore[no-unt
     }
 
 
-async def test_the_audit_log_refuses_update_delete_and_truncate_even_from_the_service(moderator, moderation):  # type: ignore[no-untyped-def]
+async def test_the_audit_log_refuses_update_delete_and_truncate_even_from_the_service(moderator, moderation):
     digest = sha256(secrets.token_bytes(16))
     await moderator.moderation.block_hashes([digest], "an entry to try to erase")
     async with moderation.app.db.read() as conn:

@@ -55,7 +55,7 @@ async def consumer_idle(nats_url: str, durable: str) -> bool:
 
 async def test_a_blocklisted_upload_is_blocked_and_queued_and_the_listing_can_be_undone(
     moderator, member, moderation, tmp_path
-):  # type: ignore[no-untyped-def]
+):
     content = secrets.token_bytes(40_000)
     digest = sha256(content)
     added, listed = await moderator.moderation.block_hashes([digest.upper()], "known abuse material (hash list 2024-11)")
@@ -93,7 +93,7 @@ async def test_a_blocklisted_upload_is_blocked_and_queued_and_the_listing_can_be
     )
 
 
-async def test_bulk_blocklist_counts_what_was_already_listed_and_the_listing_pages(moderator):  # type: ignore[no-untyped-def]
+async def test_bulk_blocklist_counts_what_was_already_listed_and_the_listing_pages(moderator):
     digests = sorted(sha256(secrets.token_bytes(16)) for _ in range(300))
     early = digests[::7]
     assert await moderator.moderation.block_hashes(early, "first batch") == (len(early), 0)
@@ -129,7 +129,7 @@ async def test_bulk_blocklist_counts_what_was_already_listed_and_the_listing_pag
     )
 
 
-async def test_the_documented_maximum_of_ten_thousand_digests_in_one_call(moderator):  # type: ignore[no-untyped-def]
+async def test_the_documented_maximum_of_ten_thousand_digests_in_one_call(moderator):
     digests = [sha256(secrets.token_bytes(16)) for _ in range(10_000)]
     response = await moderator.call(
         moderator.moderation.stub.AddToBlocklist, pb.AddToBlocklistRequest(sha256=digests, reason="a full hash list"), timeout=110
@@ -140,7 +140,7 @@ async def test_the_documented_maximum_of_ten_thousand_digests_in_one_call(modera
 # --- 2. link bursts ---------------------------------------------------------------------------
 
 
-async def test_a_burst_of_share_links_opens_one_spam_case(moderator, member, moderation, blob, infra):  # type: ignore[no-untyped-def]
+async def test_a_burst_of_share_links_opens_one_spam_case(moderator, member, moderation, blob, infra):
     burst = moderation.app.settings.link_burst
     window = moderation.app.settings.link_burst_window
     moved_moderation, moved_blob = dt.timedelta(0), dt.timedelta(0)

@@ -58,7 +58,7 @@ async def test_complaints_from_one_reporter_are_rate_limited(owner, anonymous, m
     assert limit + 1 < settings.complaints_per_address  # the per-reporter limit is the one reached here
     contact = unique_email()
 
-    def report(address: str, number: int):  # type: ignore[no-untyped-def]
+    def report(address: str, number: int):
         return anonymous.complaints.report(
             "account", owner.account_id, category="other", description=f"complaint number {number}",
             contact_address=address, signed_in=False,

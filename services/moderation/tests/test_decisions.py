@@ -33,7 +33,7 @@ SUSPEND_SECONDS = 3600
 
 
 @pytest.fixture
-async def second_moderator(gateway: str, tmp_path: pathlib.Path, internal_auth) -> AsyncIterator[Cumulo]:  # type: ignore[no-untyped-def]
+async def second_moderator(gateway: str, tmp_path: pathlib.Path, internal_auth) -> AsyncIterator[Cumulo]:
     """Another member of the trust and safety team (moderator B)."""
     member = await make_moderator(gateway, tmp_path / "moderator-b", internal_auth, "moderation desk B")
     try:
@@ -42,20 +42,20 @@ async def second_moderator(gateway: str, tmp_path: pathlib.Path, internal_auth) 
         await member.client.close()
 
 
-async def blob_objects(blob, account_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+async def blob_objects(blob, account_id: str) -> list[str]:
     storage = blob.app.storage
     listed = await storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"accounts/{account_id}/")
     return [item["Key"] for item in listed.get("Contents", [])]
 
 
-async def blob_nodes(blob, account_id: str) -> int:  # type: ignore[no-untyped-def]
+async def blob_nodes(blob, account_id: str) -> int:
     async with blob.app.db.read() as conn:
         return (
             await conn.execute(sa.select(sa.func.count()).select_from(nodes).where(nodes.c.account_id == uuid.UUID(account_id)))
         ).scalar_one()
 
 
-async def lifecycle_knows_contact(lifecycle, account_id: str, email: str) -> None:  # type: ignore[no-untyped-def]
+async def lifecycle_knows_contact(lifecycle, account_id: str, email: str) -> None:
     """Waits until the lifecycle has the account's e-mail address (where its notices go)."""
 
     async def known() -> bool:
@@ -68,14 +68,14 @@ async def lifecycle_knows_contact(lifecycle, account_id: str, email: str) -> Non
     await eventually(known, what="the lifecycle to know the account's e-mail address")
 
 
-async def mails_to(mail, address: str, needle: str, *, timeout: float = 30) -> list[Any]:  # type: ignore[no-untyped-def]
+async def mails_to(mail, address: str, needle: str, *, timeout: float = 30) -> list[Any]:
     async def arrived() -> list[Any]:
         return [m for m in mail.messages() if m["To"] == address and needle in m.get_content()]
 
     return await eventually(arrived, timeout=timeout, what=f"an e-mail to {address} mentioning {needle}")  # type: ignore[return-value]
 
 
-async def lifecycle_account(lifecycle, account_id: str) -> lifecycle_pb2.GetAccountResponse | None:  # type: ignore[no-untyped-def]
+async def lifecycle_account(lifecycle, account_id: str) -> lifecycle_pb2.GetAccountResponse | None:
     from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 
     async with grpc.aio.insecure_channel(lifecycle.target) as channel:
@@ -138,7 +138,7 @@ async def test_delete_removes_the_file(owner, reporter, moderator, blob, tmp_pat
     assert await eventually(lambda: _no_objects(blob, owner.account_id), what="the deleted file's stored object to go")
 
 
-async def _no_objects(blob, account_id: str) -> bool:  # type: ignore[no-untyped-def]
+async def _no_objects(blob, account_id: str) -> bool:
     return await blob_objects(blob, account_id) == []
 
 
@@ -249,7 +249,7 @@ async def test_a_claimed_case_belongs_to_its_moderator_until_taken_over(owner, r
 
 
 @pytest.fixture
-async def blocklisted(moderator) -> AsyncIterator[tuple[bytes, str]]:  # type: ignore[no-untyped-def]
+async def blocklisted(moderator) -> AsyncIterator[tuple[bytes, str]]:
     """Content whose SHA-256 is on the blocklist (taken off again afterwards)."""
     content = secrets.token_bytes(30_000)
     digest = hashlib.sha256(content).hexdigest()

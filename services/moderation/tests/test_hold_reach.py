@@ -42,7 +42,7 @@ def utcnow() -> dt.datetime:
 # --- locator helpers ---
 
 
-async def registered_device(locator, member: Member, device_id: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+async def registered_device(locator, member: Member, device_id: str) -> uuid.UUID:
     await DeviceAgent(member.client).register(device_id, name=device_id, model="Pixel", platform="android")
     async with locator.app.db.read() as conn:
         return (
@@ -54,7 +54,7 @@ async def registered_device(locator, member: Member, device_id: str) -> uuid.UUI
         ).scalar_one()
 
 
-async def insert_points(locator, key: uuid.UUID, times: list[dt.datetime]) -> None:  # type: ignore[no-untyped-def]
+async def insert_points(locator, key: uuid.UUID, times: list[dt.datetime]) -> None:
     """Positions written straight into the table, as services/device-locator/tests do: reports refuse
     points older than the retention, which is what these stand for."""
     rows = [
@@ -67,7 +67,7 @@ async def insert_points(locator, key: uuid.UUID, times: list[dt.datetime]) -> No
         await uow.commit()
 
 
-async def stored_times(locator, key: uuid.UUID) -> set[dt.datetime]:  # type: ignore[no-untyped-def]
+async def stored_times(locator, key: uuid.UUID) -> set[dt.datetime]:
     async with locator.app.db.read() as conn:
         return set((await conn.execute(sa.select(locations.c.measured_at).where(locations.c.device_key == key))).scalars())
 
@@ -79,7 +79,7 @@ def save(record_id: str, payload: bytes = b"x") -> sync_pb2.RecordSave:
     return sync_pb2.RecordSave(record_id=record_id, record_type="contact", payload=payload)
 
 
-async def zone_id(sync, account_id: str, name: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+async def zone_id(sync, account_id: str, name: str) -> uuid.UUID:
     async with sync.app.db.read() as conn:
         return (
             await conn.execute(
@@ -90,7 +90,7 @@ async def zone_id(sync, account_id: str, name: str) -> uuid.UUID:  # type: ignor
         ).scalar_one()
 
 
-async def with_old_tombstone(sync, member: Member, zone: str) -> tuple[uuid.UUID, str]:  # type: ignore[no-untyped-def]
+async def with_old_tombstone(sync, member: Member, zone: str) -> tuple[uuid.UUID, str]:
     """A zone with a live record "keep" and a tombstone "gone" older than the retention (aged in
     the table, as if deleted long ago); and a change token from before the deletion."""
     made = await member.client.sync.push(zone, [save("gone", b"evidence"), save("keep", b"k")])
@@ -110,7 +110,7 @@ async def with_old_tombstone(sync, member: Member, zone: str) -> tuple[uuid.UUID
     return zid, token_before
 
 
-async def with_dropped_zone(sync, member: Member, zone: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+async def with_dropped_zone(sync, member: Member, zone: str) -> uuid.UUID:
     """A zone with three records that was deleted and left for the clean-up (`drop_dropped()`
     without an account, the periodic tidy-up): marked dropped in the table. Deleting through
     the API also removes the records at once, for the caller's own account."""
@@ -122,12 +122,12 @@ async def with_dropped_zone(sync, member: Member, zone: str) -> uuid.UUID:  # ty
     return zid
 
 
-async def tombstones_of(sync, zid: uuid.UUID) -> list[str]:  # type: ignore[no-untyped-def]
+async def tombstones_of(sync, zid: uuid.UUID) -> list[str]:
     async with sync.app.db.read() as conn:
         return sorted((await conn.execute(sa.select(records.c.record_id).where(records.c.zone_id == zid, records.c.deleted))).scalars())
 
 
-async def zone_left(sync, zid: uuid.UUID) -> tuple[bool, int]:  # type: ignore[no-untyped-def]
+async def zone_left(sync, zid: uuid.UUID) -> tuple[bool, int]:
     """Whether the zone's row is still there, and how many records it has."""
     async with sync.app.db.read() as conn:
         row = (await conn.execute(sa.select(zones.c.zone_id).where(zones.c.zone_id == zid))).first()
@@ -140,7 +140,7 @@ async def zone_left(sync, zid: uuid.UUID) -> tuple[bool, int]:  # type: ignore[n
 
 async def test_a_hold_and_its_release_reach_the_locators_and_syncs_legal_holds_tables(
     desk, held, bystander, locator, sync, lifecycle
-):  # type: ignore[no-untyped-def]
+):
     await desk.known_to_lifecycle(held.account_id)
     account = uuid.UUID(held.account_id)
     assert account not in await desk.held_in(locator)
@@ -170,7 +170,7 @@ async def test_a_hold_and_its_release_reach_the_locators_and_syncs_legal_holds_t
 
 async def test_a_member_cannot_place_a_hold_and_nothing_reaches_the_services(
     desk, held, bystander, locator, sync
-):  # type: ignore[no-untyped-def]
+):
     """Only moderators hold accounts: a member's call is refused and no service learns of a hold."""
     await desk.known_to_lifecycle(bystander.account_id)
     await expect_error(
@@ -183,7 +183,7 @@ async def test_a_member_cannot_place_a_hold_and_nothing_reaches_the_services(
     assert uuid.UUID(bystander.account_id) not in await desk.held_in(sync)
 
 
-async def hold_events(infra, account_id: str, at_least: int) -> list[tuple[uuid.UUID, events_pb2.LegalHoldChanged]]:  # type: ignore[no-untyped-def]
+async def hold_events(infra, account_id: str, at_least: int) -> list[tuple[uuid.UUID, events_pb2.LegalHoldChanged]]:
     """The account's `account.hold_changed` events in the stream, in the stream's order."""
     delivered = await read_stream(
         infra.nats.url, SUBJECT_PREFIX + EVENT_TYPE, lambda envelope: envelope.account_id == account_id,
@@ -198,7 +198,7 @@ async def hold_events(infra, account_id: str, at_least: int) -> list[tuple[uuid.
     return found
 
 
-async def all_applied(running, consumer: str, event_ids: set[uuid.UUID]) -> None:  # type: ignore[no-untyped-def]
+async def all_applied(running, consumer: str, event_ids: set[uuid.UUID]) -> None:
     """Waits until the service's consumer has applied every one of these events."""
     table = running.app.db.processed_events
 
@@ -216,7 +216,7 @@ async def all_applied(running, consumer: str, event_ids: set[uuid.UUID]) -> None
 
 async def test_quick_holds_and_releases_settle_on_the_last_one_in_every_service(
     desk, held, locator, sync, lifecycle, infra
-):  # type: ignore[no-untyped-def]
+):
     """Placed, released, placed, released, placed in quick succession: once every one of the
     five events has been applied, both services hold the account; one more release, applied,
     and neither does. The lifecycle announces them in the order they were made."""
@@ -251,7 +251,7 @@ async def test_quick_holds_and_releases_settle_on_the_last_one_in_every_service(
 
 async def test_the_locators_retention_keeps_a_held_accounts_history_until_the_release(
     desk, held, bystander, locator, lifecycle
-):  # type: ignore[no-untyped-def]
+):
     assert locator.app.settings.retention == dt.timedelta(days=7)
     await desk.known_to_lifecycle(held.account_id)
     held_key = await registered_device(locator, held, f"phone-{uuid.uuid4().hex[:6]}")
@@ -285,7 +285,7 @@ async def test_the_locators_retention_keeps_a_held_accounts_history_until_the_re
 
 async def test_syncs_clean_up_keeps_a_held_accounts_tombstones_and_deleted_zones_until_the_release(
     desk, held, bystander, sync, lifecycle
-):  # type: ignore[no-untyped-def]
+):
     await desk.known_to_lifecycle(held.account_id)
     held_zone, held_token = await with_old_tombstone(sync, held, "contacts")
     other_zone, other_token = await with_old_tombstone(sync, bystander, "contacts")
@@ -332,7 +332,7 @@ async def test_syncs_clean_up_keeps_a_held_accounts_tombstones_and_deleted_zones
 
 async def test_while_held_a_device_cannot_be_removed_and_a_deleted_zone_keeps_its_records(
     desk, held, locator, sync, tmp_path
-):  # type: ignore[no-untyped-def]
+):
     await desk.known_to_lifecycle(held.account_id)
     agent = DeviceAgent(held.client)
     await agent.register("held-phone", name="phone", model="Pixel", platform="android")
@@ -364,7 +364,7 @@ async def test_while_held_a_device_cannot_be_removed_and_a_deleted_zone_keeps_it
 
 async def test_the_evidence_bundle_has_the_held_accounts_records_devices_and_location_history(
     desk, moderator, held, locator, sync, moderation
-):  # type: ignore[no-untyped-def]
+):
     import base64
     import hashlib
     import json

@@ -37,7 +37,7 @@ SERVICE_PARTS = ("sync.jsonl", "locator.jsonl")
 
 
 @pytest.fixture
-async def preserved(moderation) -> AsyncIterator[Storage]:  # type: ignore[no-untyped-def]
+async def preserved(moderation) -> AsyncIterator[Storage]:
     """The preservation bucket, through a client of the test's own."""
     platform = moderation.app.settings.platform
     storage = Storage.of(platform, platform.preservation_bucket)
@@ -48,7 +48,7 @@ async def preserved(moderation) -> AsyncIterator[Storage]:  # type: ignore[no-un
         await storage.close()
 
 
-async def lifecycle_account(internal_lifecycle, account_id: str) -> lpb.GetAccountResponse | None:  # type: ignore[no-untyped-def]
+async def lifecycle_account(internal_lifecycle, account_id: str) -> lpb.GetAccountResponse | None:
     try:
         return await internal_lifecycle.GetAccount(lpb.GetAccountRequest(account_id=account_id), timeout=10)
     except grpc.aio.AioRpcError as exc:
@@ -57,13 +57,13 @@ async def lifecycle_account(internal_lifecycle, account_id: str) -> lpb.GetAccou
         raise
 
 
-async def known_to_lifecycle(internal_lifecycle, account_id: str) -> lpb.GetAccountResponse:  # type: ignore[no-untyped-def]
+async def known_to_lifecycle(internal_lifecycle, account_id: str) -> lpb.GetAccountResponse:
     return await eventually(  # type: ignore[return-value]
         lambda: lifecycle_account(internal_lifecycle, account_id), what="the lifecycle to know the account"
     )
 
 
-async def transition_recorded(internal_lifecycle, account_id: str, reason: str) -> lpb.GetAccountResponse:  # type: ignore[no-untyped-def]
+async def transition_recorded(internal_lifecycle, account_id: str, reason: str) -> lpb.GetAccountResponse:
     async def recorded() -> lpb.GetAccountResponse | None:
         found = await lifecycle_account(internal_lifecycle, account_id)
         return found if found is not None and any(t.reason == reason for t in found.transitions) else None
@@ -71,7 +71,7 @@ async def transition_recorded(internal_lifecycle, account_id: str, reason: str) 
     return await eventually(recorded, timeout=30, what=f"the lifecycle to record '{reason}'")  # type: ignore[return-value]
 
 
-async def deleted(internal_lifecycle, account_id: str) -> lpb.GetAccountResponse:  # type: ignore[no-untyped-def]
+async def deleted(internal_lifecycle, account_id: str) -> lpb.GetAccountResponse:
     async def gone() -> lpb.GetAccountResponse | None:
         found = await lifecycle_account(internal_lifecycle, account_id)
         return found if found is not None and found.account.state == lpb.ACCOUNT_STATE_DELETED else None
@@ -79,12 +79,12 @@ async def deleted(internal_lifecycle, account_id: str) -> lpb.GetAccountResponse
     return await eventually(gone, timeout=90, what=f"account {account_id} to be DELETED")  # type: ignore[return-value]
 
 
-async def blob_keys(blob, account_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+async def blob_keys(blob, account_id: str) -> list[str]:
     async with blob.app.db.read() as conn:
         return list((await conn.execute(sa.select(contents.c.s3_key).where(contents.c.account_id == uuid.UUID(account_id)))).scalars())
 
 
-async def blob_nodes(blob, account_id: str) -> int:  # type: ignore[no-untyped-def]
+async def blob_nodes(blob, account_id: str) -> int:
     async with blob.app.db.read() as conn:
         return (
             await conn.execute(sa.select(sa.func.count()).select_from(nodes).where(nodes.c.account_id == uuid.UUID(account_id)))
@@ -117,7 +117,7 @@ async def export_and_read(moderator: Cumulo, preserved: Storage, account_id: str
     return Bundle(evidence, manifest, {part["key"]: part for part in manifest["parts"]})
 
 
-async def assert_preserved(moderator: Cumulo, preserved: Storage, blob, member: Member, keys: list[str], reason: str) -> Bundle:  # type: ignore[no-untyped-def]
+async def assert_preserved(moderator: Cumulo, preserved: Storage, blob, member: Member, keys: list[str], reason: str) -> Bundle:
     """The held account's file comes out in a moderator's export, byte for byte, and its
     stored objects are still in blob's bucket."""
     bundle = await export_and_read(moderator, preserved, member.account_id, reason)
@@ -130,7 +130,7 @@ async def assert_preserved(moderator: Cumulo, preserved: Storage, blob, member: 
     return bundle
 
 
-async def assert_purged(blob, account_id: str, keys: list[str]) -> None:  # type: ignore[no-untyped-def]
+async def assert_purged(blob, account_id: str, keys: list[str]) -> None:
     assert await blob_nodes(blob, account_id) == 0
     assert await blob_keys(blob, account_id) == []
     for stored in keys:
@@ -147,7 +147,7 @@ async def cancel(member: Member) -> None:
 
 async def test_a_held_account_survives_its_owners_cancellation_until_released(
     moderator, member, moderation, blob, internal_lifecycle, preserved
-):  # type: ignore[no-untyped-def]
+):
     await known_to_lifecycle(internal_lifecycle, member.account_id)
     keys = await blob_keys(blob, member.account_id)
     await moderator.moderation.hold(member.account_id, held=True, reason="preservation request from the prosecutor, ref 2024/17")
@@ -169,7 +169,7 @@ async def test_a_held_account_survives_its_owners_cancellation_until_released(
 
 async def test_a_held_account_survives_the_inactivity_deletion_until_released(
     moderator, member, moderation, blob, auth, lifecycle, internal_lifecycle, preserved, infra
-):  # type: ignore[no-untyped-def]
+):
     await known_to_lifecycle(internal_lifecycle, member.account_id)
     keys = await blob_keys(blob, member.account_id)
     await moderator.moderation.hold(member.account_id, held=True, reason="court order 88/2024")
@@ -191,7 +191,7 @@ async def test_a_held_account_survives_the_inactivity_deletion_until_released(
 
 async def test_a_held_account_survives_termination_until_released(
     moderator, member, reporter, moderation, blob, internal_lifecycle, preserved
-):  # type: ignore[no-untyped-def]
+):
     await known_to_lifecycle(internal_lifecycle, member.account_id)
     keys = await blob_keys(blob, member.account_id)
     filed = await reporter.client.complaints.report(
@@ -217,7 +217,7 @@ async def test_a_held_account_survives_termination_until_released(
 
 async def test_evidence_is_exported_from_held_accounts_verified_and_tampering_found(
     moderator, owner, reporter, moderation, preserved, internal_lifecycle, tmp_path
-):  # type: ignore[no-untyped-def]
+):
     await known_to_lifecycle(internal_lifecycle, owner.account_id)
     await expect_error(
         moderator.moderation.export(owner.account_id, "before any hold"), grpc.StatusCode.FAILED_PRECONDITION, "NOT_HELD"
@@ -285,7 +285,7 @@ async def test_evidence_is_exported_from_held_accounts_verified_and_tampering_fo
 
 async def test_a_deleted_complainants_personal_data_and_evidence_go_but_the_audit_stays(
     moderator, owner, member, moderation, lifecycle, internal_lifecycle, preserved
-):  # type: ignore[no-untyped-def]
+):
     await known_to_lifecycle(internal_lifecycle, member.account_id)
     filed = [
         await member.client.complaints.report(

@@ -170,7 +170,7 @@ async def test_upheld_copyright_takedowns_up_to_the_threshold_queue_a_repeat_inf
 # --- 5. counter-notices --------------------------------------------------------------------------
 
 
-async def counter(owner, case_id: str) -> pb.CaseSummary:  # type: ignore[no-untyped-def]
+async def counter(owner, case_id: str) -> pb.CaseSummary:
     return await owner.client.complaints.counter_notice(
         case_id, statement="I made this myself", name="Ann Owner", contact="ann@example.com, 1 Main St"
     )

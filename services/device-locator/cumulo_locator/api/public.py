@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf import timestamp_pb2
 
 from cumulo.locator.v1 import locator_pb2, locator_pb2_grpc
 from cumulo_locator.api import convert
@@ -26,11 +27,11 @@ def _me() -> uuid.UUID:
     return uuid.UUID(current_principal().account_id)
 
 
-def _when(stamp: object, field: str) -> dt.datetime | None:
-    if not stamp.ByteSize():  # type: ignore[attr-defined]
+def _when(stamp: timestamp_pb2.Timestamp, field: str) -> dt.datetime | None:
+    if not stamp.ByteSize():
         return None
     try:
-        return stamp.ToDatetime(dt.UTC)  # type: ignore[attr-defined]
+        return stamp.ToDatetime(dt.UTC)
     except (ValueError, OverflowError):
         raise InvalidArgument(field, "is not a valid time") from None
 
