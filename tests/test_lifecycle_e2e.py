@@ -169,6 +169,8 @@ async def _active_since(internal: lifecycle_pb2_grpc.LifecycleInternalServiceStu
 
 
 async def test_a_held_account_is_not_deleted(stack, internal, person):
+    # The lifecycle learns of a new account from auth's event: a hold before that finds none.
+    await eventually(lambda: state_of(internal, person.account_id), what="the lifecycle to know the new account")
     await internal.SetLegalHold(pb.SetLegalHoldRequest(account_id=person.account_id, held=True, reason="case 42", actor="legal"))
     frozen = await wait_for_state(internal, person.account_id, pb.ACCOUNT_STATE_FROZEN)
     delete_at = frozen.account.delete_at.ToDatetime(tzinfo=dt.UTC)
