@@ -183,7 +183,7 @@ async def desk(moderator: Cumulo, internal_lifecycle) -> AsyncIterator[Desk]:
 # --- the security tests' world (helpers.py) -------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def world(gateway: str, moderation, auth, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     """One world for every security test: they only aim calls at it, which must all be
     refused (a test that changes it takes `fresh_world`). Built once, it saves each module
