@@ -7,7 +7,7 @@ import asyncio
 import contextvars
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -140,6 +140,7 @@ class UnitOfWork:
         self.db = db
         self._events: list[events_pb2.Envelope] = []
         self._committed = False
+        self._after_commit: list[Callable[[], None]] = []
         self.session: AsyncSession
         self._open_token: contextvars.Token[UnitOfWork | None] | None = None
 
@@ -164,15 +165,18 @@ class UnitOfWork:
         finally:
             await self.session.close()
 
-    def emit(self, event_type: str, payload: message.Message, *, account_id: str = "") -> events_pb2.Envelope:
-        """Queues an event for the outbox; its type must carry this payload (event_types)."""
+    def emit(
+        self, event_type: str, payload: message.Message, *, account_id: str = "", occurred_at: dt.datetime | None = None
+    ) -> events_pb2.Envelope:
+        """Queues an event for the outbox; its type must carry this payload (event_types). It
+        occurred now, unless the change it announces is ordered by a time of its own."""
         check_type(event_type, payload)
         envelope = make_envelope(
             event_type,
             payload,
             account_id=account_id,
             producer=self.db.producer,
-            occurred_at=self.db.clock.now(),
+            occurred_at=occurred_at or self.db.clock.now(),
         )
         self._events.append(envelope)
         return envelope
@@ -198,6 +202,13 @@ class UnitOfWork:
         self._committed = True
         if self._events:
             self.db.outbox_written.set()
+        for callback in self._after_commit:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """`callback()` once the unit of work has committed (never if it rolls back): wakes a
+        job that must see what this transaction wrote."""
+        self._after_commit.append(callback)
 
 
 async def delete_in_batches(db: Database, table: str, where: str, params: dict[str, object], *, batch: int) -> int:

@@ -9,6 +9,7 @@ statements."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import sqlalchemy as sa
@@ -63,10 +64,21 @@ class LegalHolds:
         return not_held(self.table, account_column)
 
     async def apply(self, event: Event[events_pb2.LegalHoldChanged], uow: UnitOfWork) -> None:
-        changed = event.message
-        statement = pg_insert(self.table).values(
-            account_id=uuid.UUID(changed.account_id), held=changed.held, changed_at=event.occurred_at
-        )
+        """The `account.hold_changed` handler."""
+        await self.record(uow, uuid.UUID(event.message.account_id), event.message.held, event.occurred_at)
+
+    async def change_time(self, uow: UnitOfWork, account_id: uuid.UUID, now: dt.datetime) -> dt.datetime:
+        """For the authority, with the account locked: the time to announce a change at —
+        now, or just after the last change if the clock says otherwise (another replica's
+        clock, a clock stepped back). Each account's holds and releases then carry strictly
+        growing times, which is what orders them in every service's copy."""
+        last = (await uow.execute(sa.select(self.table.c.changed_at).where(self.table.c.account_id == account_id))).scalar()
+        return now if last is None or now > last else last + dt.timedelta(microseconds=1)
+
+    async def record(self, uow: UnitOfWork, account_id: uuid.UUID, held: bool, changed_at: dt.datetime) -> None:
+        """Held or not as of `changed_at`: a change older than the one recorded (a late or
+        redelivered event) changes nothing."""
+        statement = pg_insert(self.table).values(account_id=account_id, held=held, changed_at=changed_at)
         await uow.execute(
             statement.on_conflict_do_update(
                 index_elements=[self.table.c.account_id],

@@ -28,9 +28,14 @@ def alembic_config(database_url: str, schema: str, script_location: pathlib.Path
     return config
 
 
-def upgrade(database_url: str, schema: str, script_location: pathlib.Path) -> None:
+def upgrade(database_url: str, schema: str, script_location: pathlib.Path, revision: str = "head") -> None:
     """Blocking; from async code call it through asyncio.to_thread (it runs its own loop)."""
-    command.upgrade(alembic_config(database_url, schema, script_location), "head")
+    command.upgrade(alembic_config(database_url, schema, script_location), revision)
+
+
+def downgrade(database_url: str, schema: str, script_location: pathlib.Path, revision: str) -> None:
+    """Back to `revision` (blocking, like `upgrade`)."""
+    command.downgrade(alembic_config(database_url, schema, script_location), revision)
 
 
 def run_env() -> None:

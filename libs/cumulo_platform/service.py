@@ -30,7 +30,7 @@ from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import configure_logging
 from cumulo_platform.outbox import OutboxRelay
-from cumulo_platform.purge import purge_participant
+from cumulo_platform.purge import PurgeAccount, purge_participant
 from cumulo_platform.remote import Remote
 from cumulo_platform.runtime import GrpcService, Job, ServiceRuntime
 from cumulo_platform.settings import PlatformSettings, SettingsError
@@ -106,20 +106,22 @@ class Foundation:
 
     def legal_holds(self) -> LegalHolds:
         """The lifecycle's legal holds as this service keeps them (its `legal_holds` table,
-        which its migrations create), fed by `account.hold_changed` in `runtime()`."""
+        which its migrations create), fed by `account.hold_changed` in `runtime()`. The
+        lifecycle itself, the authority, makes its `LegalHolds(db)` and follows no events."""
         if self._holds is None:
             self._holds = LegalHolds(self.db)
         return self._holds
 
-    def purge_consumer(self, purge_account: Callable[[str], Awaitable[int]]) -> Job:
-        """This service's part in the lifecycle's deletion saga (`purge.participant`): the
-        durable consumer `<service>-purge` of `purge.requested`."""
+    def purge_consumer(self, purge_account: PurgeAccount) -> Job:
+        """This service's part in the lifecycle's deletion saga (`cumulo_platform.purge`): the
+        durable consumer `<service>-purge` of `purge.requested`. A service that keeps the legal
+        holds (`legal_holds()`, called first) waits for a release to reach it."""
         return EventConsumer(
             self.db,
             self.nats,
             durable=f"{self.service}-purge",
             event_types=["purge.requested"],
-            handler=purge_participant(self.service, purge_account, self.states),
+            handler=purge_participant(self.service, purge_account, self.states, self._holds),
         ).run
 
     async def preservation(self) -> Storage:

@@ -1,4 +1,5 @@
-"""Access-token verification, done locally by every service from a cached public key.
+"""Access tokens: their claims and signature (written by auth, `access_claims` + `sign`), and
+their verification, done locally by every service from a cached public key.
 
 Tokens are EdDSA (Ed25519) JWTs with the key id in the header. Only EdDSA is accepted:
 `alg: none` and every HMAC trick fail before any key is looked at.
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+import secrets
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_platform.clock import Clock, SystemClock
@@ -23,6 +26,39 @@ from cumulo_platform.remote import Remote
 ISSUER = "cumulo-auth"
 AUDIENCE = "cumulo"
 ALGORITHM = "EdDSA"
+
+
+def access_claims(
+    *,
+    account_id: str,
+    session_id: str,
+    client_id: str,
+    minor: bool,
+    roles: list[str],
+    issued_at: dt.datetime,
+    expires_at: dt.datetime,
+    password_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """What an access token says, as `TokenVerifier` reads it back into a `Principal`."""
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": account_id,
+        "sid": session_id,
+        "azp": client_id,
+        "minor": minor,
+        "roles": roles,
+        "iat": int(issued_at.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "jti": secrets.token_urlsafe(12),
+    }
+    if password_at is not None:
+        claims["pwd_at"] = int(password_at.timestamp())
+    return claims
+
+
+def sign(claims: Mapping[str, Any], key_id: str, private_key: Ed25519PrivateKey) -> str:
+    return jwt.encode(dict(claims), private_key, algorithm=ALGORITHM, headers={"kid": key_id})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ one says, and auth's signing key that the forgeries imitate."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -16,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_platform.tokens import access_claims, sign
 
 
 def b64url(data: bytes) -> str:
@@ -59,9 +61,9 @@ def forge_token(kind: str, *, genuine: str, signing_key: tuple[str, bytes], intr
     now = int(time.time())
     claims = {**original, "iat": now, "exp": now + 600}  # the holder's, with an expiry well in the future
     if kind == "foreign-key-real-kid":
-        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid})
+        return sign(claims, kid, Ed25519PrivateKey.generate())
     if kind == "foreign-key-unknown-kid":
-        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "k20260101-deadbeef"})
+        return sign(claims, "k20260101-deadbeef", Ed25519PrivateKey.generate())
     if kind == "alg-none":
         return f"{b64json({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{b64json(claims)}."
     if kind == "alg-none-with-real-signature":
@@ -103,12 +105,12 @@ def forged_access_token(signing_key: tuple[str, bytes]) -> str:
     key of the forger's own under auth's real key id (`signing_key`), so a service gets as
     far as the signature check before it refuses it. Needs no account."""
     kid, _ = signing_key
-    now = int(time.time())
-    claims = {
-        "iss": "cumulo-auth", "aud": "cumulo", "sub": str(uuid.uuid4()), "sid": str(uuid.uuid4()),
-        "azp": "cumulo-cli", "minor": False, "roles": ["moderator"], "iat": now, "exp": now + 600,
-    }
-    return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid})
+    now = dt.datetime.now(dt.UTC)
+    claims = access_claims(
+        account_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), client_id="cumulo-cli", minor=False,
+        roles=["moderator"], issued_at=now, expires_at=now + dt.timedelta(minutes=10),
+    )
+    return sign(claims, kid, Ed25519PrivateKey.generate())
 
 
 async def signing_key_of(auth_target: str) -> tuple[str, bytes]:

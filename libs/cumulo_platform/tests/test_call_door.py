@@ -28,7 +28,7 @@ from cumulo_platform.clients import ClientRegistry
 from cumulo_platform.clock import OffsetClock
 from cumulo_platform.errors import FailedPrecondition
 from cumulo_platform.interceptors import CallInterceptor, current_call
-from cumulo_platform.tokens import ALGORITHM, AUDIENCE, ISSUER, KeyCache, Principal, TokenVerifier
+from cumulo_platform.tokens import ALGORITHM, KeyCache, Principal, TokenVerifier, access_claims, sign
 from cumulo_sdk import CumuloRpcError
 
 SERVICE = "cumulo.test.v1.DoorService"
@@ -49,15 +49,16 @@ class Issuer:
         self.public = self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     def claims(self, account_id: str, *, issued_at: float | None = None, **changes: Any) -> dict[str, Any]:
-        iat = int(time.time() if issued_at is None else issued_at)
-        claims = {
-            "iss": ISSUER, "aud": AUDIENCE, "sub": account_id, "sid": str(uuid.uuid4()), "azp": APP, "minor": False,
-            "roles": [], "iat": iat, "exp": iat + TTL, "jti": secrets.token_urlsafe(12), "pwd_at": iat,
-        }
+        """Auth's claim layout (cumulo_platform.tokens.access_claims), with `changes` written over it."""
+        iat = dt.datetime.fromtimestamp(int(time.time() if issued_at is None else issued_at), dt.UTC)
+        claims = access_claims(
+            account_id=account_id, session_id=str(uuid.uuid4()), client_id=APP, minor=False, roles=[],
+            issued_at=iat, expires_at=iat + dt.timedelta(seconds=TTL), password_at=iat,
+        )
         return {**claims, **changes}
 
     def token(self, account_id: str | None = None, **changes: Any) -> str:
-        return jwt.encode(self.claims(account_id or str(uuid.uuid4()), **changes), self.private, algorithm=ALGORITHM, headers={"kid": self.key_id})
+        return sign(self.claims(account_id or str(uuid.uuid4()), **changes), self.key_id, self.private)
 
 
 @dataclasses.dataclass

@@ -15,9 +15,8 @@ from cumulo_auth.domain import credentials
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 
-# The lifecycle's saga asks; the reason (cancellation, termination, inactivity) is its record.
+# The lifecycle's saga asks, for a reason of its own (inactivity, cancellation, termination).
 PURGE_ACTOR = "lifecycle"
-PURGE_REASON = "deleted by the lifecycle's deletion saga"
 
 
 class AccountPurge:
@@ -25,11 +24,11 @@ class AccountPurge:
         self.db = db
         self.clock = clock
 
-    async def purge_account(self, account_id: str) -> int:
+    async def purge_account(self, target: uuid.UUID, reason: str) -> int:
         """Deletes what auth keeps of the account and returns how many items (sessions, and the
-        account's own data as one). Idempotent: an account already purged (or never known)
-        deletes nothing and reports 0."""
-        target = uuid.UUID(account_id)
+        account's own data as one); the saga's reason is recorded with the status. Idempotent:
+        an account already purged (or never known) deletes nothing and reports 0."""
+        reason = reason or "deleted"
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
             row = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == target).with_for_update())).first()
@@ -52,8 +51,8 @@ class AccountPurge:
             await uow.execute(
                 sa.update(accounts)
                 .where(accounts.c.account_id == target)
-                .values(email=None, phone=None, password_hash=None, roles=[], status="deleted", status_reason=PURGE_REASON, updated_at=now)
+                .values(email=None, phone=None, password_hash=None, roles=[], status="deleted", status_reason=reason, updated_at=now)
             )
-            await account_table.record_status(uow, target, status="deleted", reason=PURGE_REASON, actor=PURGE_ACTOR, now=now)
+            await account_table.record_status(uow, target, status="deleted", reason=reason, actor=PURGE_ACTOR, now=now)
             await uow.commit()
         return deleted + 1

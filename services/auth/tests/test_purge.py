@@ -28,7 +28,7 @@ async def stored(auth, account_id: str):
 async def test_purged_account_keeps_nothing_but_answers_account_deleted(direct, auth, accounts):
     member = await accounts.new_member(direct, with_phone=True)
     await accounts.login(direct, member.phone)
-    assert await auth.app.purge.purge_account(member.account_id) == 3  # two sessions and the account
+    assert await auth.app.purge.purge_account(uuid.UUID(member.account_id), "cancellation") == 3  # two sessions and the account
     account, left = await stored(auth, member.account_id)
     assert (account.email, account.phone, account.password_hash, account.roles, account.status) == (None, None, None, [], "deleted")
     assert left == 0
@@ -36,7 +36,7 @@ async def test_purged_account_keeps_nothing_but_answers_account_deleted(direct, 
         await expect_error(accounts.login_call(direct, login), DELETED, reason="ACCOUNT_DELETED")
     await expect_error(accounts.refresh(direct, member.refresh_token), grpc.StatusCode.UNAUTHENTICATED, reason="REFRESH_TOKEN_INVALID")
     # Asked again (a lost completion, a retry of the saga): nothing more to delete.
-    assert await auth.app.purge.purge_account(member.account_id) == 0
+    assert await auth.app.purge.purge_account(uuid.UUID(member.account_id), "cancellation") == 0
     await expect_error(accounts.login_call(direct, member.email), DELETED, reason="ACCOUNT_DELETED")
 
 
@@ -60,7 +60,9 @@ async def test_purge_requested_is_answered_and_the_account_refused_everywhere(di
     assert completed.envelope.payload.Unpack(report)
     assert (report.service, report.items_deleted) == ("auth", 2)  # the session and the account
     await expect_error(accounts.login_call(direct, member.email), DELETED, reason="ACCOUNT_DELETED")
+    account, _ = await stored(auth, member.account_id)
+    assert account.status_reason == "test"  # the saga's own reason is auth's record of why
 
-    # The platform's gate (marked in the same transaction as the report) refuses the
+    # The platform's gate (marked before anything was deleted) refuses the
     # account's still-valid access token before any handler runs.
     await expect_error(accounts.get_account(direct, member.access_token), DELETED, reason="ACCOUNT_DELETED")

@@ -4,7 +4,6 @@ that keep references to files (backups) describe and delete them."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +14,7 @@ from cumulo_blob.adapters import nodes as tree
 from cumulo_blob.adapters.tables import contents, nodes, share_links
 from cumulo_blob.contents import StoredContent
 from cumulo_blob.domain.errors import LegalHold
-from cumulo_blob.sharing import BLOCKED_LINK
+from cumulo_blob.sharing import BLOCKED_LINK, token_hash
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import InvalidArgument, NotFound, parse_id, require_audit
@@ -172,7 +171,7 @@ class Enforcement:
                 link = (
                     await conn.execute(
                         sa.select(share_links.c.link_id, share_links.c.node_id).where(
-                            share_links.c.token_hash == hashlib.sha256(link_token.encode()).digest()
+                            share_links.c.token_hash == token_hash(link_token)
                         )
                     )
                 ).first()

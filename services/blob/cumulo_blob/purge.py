@@ -1,11 +1,11 @@
 """The account purge: everything of an account goes — open uploads (their S3 parts aborted),
 files and folders, content and usage, and every stored object. It runs in short transactions
-and is safe to run again after a crash at any point; while the account is under a legal hold
-it is refused (LEGAL_HOLD), and the lifecycle asks again after the release.
+and is safe to run again after a crash at any point; objects the storage could not delete yet
+make it ask to be run again (`PurgeNotYet`).
 
-The lifecycle's deletion saga reaches it through the platform's purge participant (which then
-marks the account deleted and reports `purge.completed`); the internal PurgeAccount RPC does
-the same by hand."""
+The lifecycle's deletion saga reaches it through the platform's purge participant
+(`cumulo_platform.purge`: the account refused first, the completion reported after); the
+internal PurgeAccount RPC takes the same steps, and refuses a held account (LEGAL_HOLD)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import uuid
 
 import sqlalchemy as sa
 
-from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters.storage import object_key
 from cumulo_blob.adapters.tables import contents, doomed_objects, nodes, uploads, usage
 from cumulo_blob.config import SERVICE
@@ -22,9 +21,10 @@ from cumulo_blob.domain.errors import LegalHold
 from cumulo_blob.uploads import upload_lock_key
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.db import Database
-from cumulo_platform.errors import FailedPrecondition, parse_id
+from cumulo_platform.errors import parse_id
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
+from cumulo_platform.purge import PurgeNotYet, refuse, report
 from cumulo_platform.storage import Storage
 
 log = get_logger(__name__)
@@ -41,31 +41,26 @@ class Purge:
         self.holds = holds
         self.states = states
 
-    async def account(self, account_id: str) -> int:
+    async def account(self, account: uuid.UUID, reason: str = "") -> int:
         """The purge participant's `purge_account`: how many items went."""
-        items, _ = await self.purge(account_id)
+        items, _ = await self.purge(account)
         return items
 
     async def purge_and_report(self, account_id: str) -> tuple[int, int]:
-        """The internal PurgeAccount RPC: the purge, then what the participant does after it —
-        the account refused by every replica, and `purge.completed`."""
-        items, objects = await self.purge(account_id)
-        account = str(uuid.UUID(account_id))
-        async with self.db.unit_of_work() as uow:
-            await self.states.mark_deleted(uow, account)
-            uow.emit(
-                "purge.completed",
-                events_pb2.PurgeCompleted(account_id=account, service=SERVICE, items_deleted=items),
-                account_id=account,
-            )
-            await uow.commit()
-        return items, objects
-
-    async def purge(self, account_id: str) -> tuple[int, int]:
-        """(items deleted, stored objects deleted)."""
+        """The internal PurgeAccount RPC: the participant's steps, for a caller that is not the
+        lifecycle (so the hold is checked here)."""
         account = parse_id(account_id, "account_id", "an account id (UUID)")
         if await self.holds.held(account):
             raise LegalHold("the account is under a legal hold; nothing is deleted")
+        await refuse(self.states, account)
+        items, objects = await self.purge(account)
+        async with self.db.unit_of_work() as uow:
+            report(uow, SERVICE, account, items)
+            await uow.commit()
+        return items, objects
+
+    async def purge(self, account: uuid.UUID) -> tuple[int, int]:
+        """(items deleted, stored objects deleted)."""
         items = await self._uploads(account) + await self._nodes(account)
         await self._contents(account)
         objects = 0
@@ -75,9 +70,9 @@ class Purge:
             left = (
                 await conn.execute(sa.select(sa.func.count()).select_from(doomed_objects).where(doomed_objects.c.account_id == account))
             ).scalar_one()
-        if left:
-            raise FailedPrecondition(f"{left} stored objects could not be deleted yet; purge again", reason="PURGE_INCOMPLETE")
-        log.info("blob_account_purged", account_id=account_id, items=items, objects=objects)
+        if left:  # the storage refused or was away: nothing to blame the request for
+            raise PurgeNotYet(f"{left} stored objects could not be deleted yet; purge again", reason="PURGE_INCOMPLETE")
+        log.info("blob_account_purged", account_id=str(account), items=items, objects=objects)
         return items, objects
 
     async def _uploads(self, account: uuid.UUID) -> int:

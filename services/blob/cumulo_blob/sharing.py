@@ -48,7 +48,7 @@ def new_link_token() -> str:
             return token
 
 
-def _token_hash(token: str) -> bytes:
+def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
@@ -106,7 +106,7 @@ class Sharing:
             row = (
                 await uow.execute(
                     sa.insert(share_links)
-                    .values(link_id=uuid.uuid4(), account_id=account, node_id=target, token_hash=_token_hash(token),
+                    .values(link_id=uuid.uuid4(), account_id=account, node_id=target, token_hash=token_hash(token),
                             password_hash=password_hash, created_at=now, expires_at=expires_at)
                     .returning(*share_links.c)
                 )
@@ -162,7 +162,7 @@ class Sharing:
             raise InvalidArgument("token", "must be the token of a share link")
         now = self.clock.now()
         async with self.db.read() as conn:
-            link = (await conn.execute(sa.select(share_links).where(share_links.c.token_hash == _token_hash(token)))).first()
+            link = (await conn.execute(sa.select(share_links).where(share_links.c.token_hash == token_hash(token)))).first()
             if link is None:
                 raise NotFound("no such link", reason="LINK_NOT_FOUND")
             if link.revoked_at is not None:

@@ -13,7 +13,8 @@ from cumulo.blob.v1 import blob_pb2
 from cumulo_devstack.testing import expect_error
 from cumulo_sdk.files import IntegrityError
 
-MIB = 1024 * 1024
+from .conftest import MIB
+
 SIZE = 2 * MIB + MIB // 2 + 7  # spans several of the service's 1 MiB read chunks
 
 

@@ -19,7 +19,8 @@ from cumulo_blob.config import BlobSettings
 from cumulo_devstack.testing import expect_error
 from cumulo_sdk import CumuloRpcError
 
-MIB = 1024 * 1024
+from .conftest import MIB
+
 QUOTA = 20 * MIB
 
 

@@ -5,7 +5,6 @@ from the committed offset, in steps of any size."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 
 import grpc
@@ -14,13 +13,7 @@ import pytest
 from cumulo.blob.v1 import blob_pb2
 from cumulo_devstack.testing import eventually, expect_error
 
-MIB = 1024 * 1024
-PART = 8 * MIB  # the service's part size
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
+from .conftest import MIB, PART, sha
 
 # --- failures that leave nothing behind ---------------------------------------------------
 

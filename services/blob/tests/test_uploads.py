@@ -6,7 +6,6 @@ and expiry: test_upload_expiry.py.)"""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import pathlib
 
@@ -17,13 +16,7 @@ from cumulo.blob.v1 import blob_pb2
 from cumulo_devstack.testing import expect_error
 from cumulo_sdk import CumuloRpcError
 
-MIB = 1024 * 1024
-PART = 8 * MIB  # the service's part size
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
+from .conftest import MIB, PART, sha
 
 # --- bytes out equal bytes in -------------------------------------------------------------
 

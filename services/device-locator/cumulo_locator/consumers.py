@@ -13,7 +13,6 @@ from cumulo_locator.adapters.tables import guardians
 from cumulo_locator.devices import Devices
 from cumulo_platform.consumer import EventConsumer
 from cumulo_platform.db import UnitOfWork
-from cumulo_platform.errors import parse_id
 from cumulo_platform.event_types import Event
 from cumulo_platform.runtime import Job
 from cumulo_platform.service import Foundation
@@ -31,8 +30,8 @@ async def on_account_created(event: Event[events_pb2.AccountCreated], uow: UnitO
 
 
 def consumers(base: Foundation, devices: Devices) -> list[Job]:
-    async def purge_account(account_id: str) -> int:
-        return await devices.purge(parse_id(account_id, "account_id", "an account id (UUID)"))
+    async def purge_account(account: uuid.UUID, reason: str) -> int:
+        return await devices.purge(account)
 
     return [
         base.purge_consumer(purge_account),

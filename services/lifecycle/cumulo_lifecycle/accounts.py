@@ -24,15 +24,12 @@ from cumulo_lifecycle.notices import known_locale
 from cumulo_lifecycle.schedule import Schedule
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.errors import CumuloError, Unavailable
+from cumulo_platform.errors import CumuloError, is_outage
 from cumulo_platform.logging import get_logger
 from cumulo_platform.runtime import raise_if_cancelled
 
 log = get_logger(__name__)
 REFRESH_BATCH = 100
-# How long after a handler wants contacts the job looks (its unit of work commits first);
-# the job's own period catches whatever this misses.
-WAKE_DELAY = 0.05
 
 
 class Accounts:
@@ -62,7 +59,7 @@ class Accounts:
                 set_={"created_at": statement.excluded.created_at, "contacts_wanted_at": now, "updated_at": now},
             )
         )
-        self._wake()
+        uow.after_commit(self._wanted.set)
 
     async def contact_changed(self, uow: UnitOfWork, event: events_pb2.ContactChanged) -> None:
         await uow.execute(
@@ -70,10 +67,7 @@ class Accounts:
             .where(accounts.c.account_id == uuid.UUID(event.account_id), accounts.c.state.in_((ACTIVE, FROZEN)))
             .values(contacts_wanted_at=self.clock.now())
         )
-        self._wake()
-
-    def _wake(self) -> None:
-        asyncio.get_running_loop().call_later(WAKE_DELAY, self._wanted.set)
+        uow.after_commit(self._wanted.set)
 
     async def run(self, *, every: float) -> None:
         """The job: contacts as soon as they are wanted, and every `every` seconds whatever is left."""
@@ -105,15 +99,27 @@ class Accounts:
         for account_id, wanted_at in wanted:
             try:
                 found = await self.contacts(str(account_id))
-            except Unavailable:
-                log.warning("contacts_unavailable", waiting=len(wanted) - recorded)
-                break
-            except CumuloError as exc:  # this account's question only: the others go on
+            except CumuloError as exc:
+                if is_outage(exc):
+                    log.warning("contacts_unavailable", waiting=len(wanted) - recorded)
+                    break
+                # This account's question only: it goes to the back of the queue, and the
+                # others are not held up behind it.
                 log.warning("contacts_lookup_failed", account_id=str(account_id), reason=exc.reason)
+                await self._ask_later(account_id, wanted_at)
                 continue
             await self._record(account_id, wanted_at, found)
             recorded += 1
         return recorded
+
+    async def _ask_later(self, account_id: uuid.UUID, wanted_at: dt.datetime) -> None:
+        async with self.db.unit_of_work() as uow:
+            await uow.execute(
+                sa.update(accounts)
+                .where(accounts.c.account_id == account_id, accounts.c.contacts_wanted_at == wanted_at)
+                .values(contacts_wanted_at=self.clock.now())
+            )
+            await uow.commit()
 
     async def _record(self, account_id: uuid.UUID, wanted_at: dt.datetime, found: tuple[str, str, str] | None) -> None:
         """Auth's answer, unless the contacts were wanted again since the question (the next

@@ -87,7 +87,8 @@ class LifecycleApp:
 
 async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> LifecycleApp:
     base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
-    holds = base.legal_holds()
+    # The authority on holds keeps the table itself: it follows no one's events.
+    holds = LegalHolds(base.db)
     cases = compose(
         base.db, settings, base.clock, holds=holds,
         contacts=remote_contacts(base.remote("auth", auth_pb2_grpc.AuthInternalServiceStub)),

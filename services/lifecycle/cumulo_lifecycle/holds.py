@@ -6,11 +6,9 @@ for meanwhile starts at the release."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
 from cumulo_lifecycle.adapters.tables import accounts
@@ -19,7 +17,7 @@ from cumulo_lifecycle.rows import AccountRows, hold_placed, hold_released
 from cumulo_lifecycle.saga import Saga
 from cumulo_lifecycle.schedule import Schedule
 from cumulo_platform.clock import Clock
-from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.db import Database
 from cumulo_platform.errors import FailedPrecondition, NotFound, parse_id, require_audit
 from cumulo_platform.legal_holds import EVENT_TYPE as HOLD_CHANGED
 from cumulo_platform.legal_holds import LegalHolds
@@ -49,8 +47,10 @@ class Holds:
                 raise NotFound("the lifecycle knows no such account", reason="ACCOUNT_NOT_FOUND")
             if row.state == DELETED or (row.state == DELETING and held):
                 raise FailedPrecondition(f"the account is {row.state}; a hold comes too late", reason="ACCOUNT_DELETED")
-            envelope = uow.emit(HOLD_CHANGED, events_pb2.LegalHoldChanged(account_id=str(account), held=held), account_id=str(account))
-            await self._write(uow, row.account_id, held, envelope.occurred_at.ToDatetime(tzinfo=dt.UTC))
+            # The authority's changes carry strictly growing times: they order every copy.
+            at = await self.holds.change_time(uow, account, self.clock.now())
+            uow.emit(HOLD_CHANGED, events_pb2.LegalHoldChanged(account_id=str(account), held=held), account_id=str(account), occurred_at=at)
+            await self.holds.record(uow, account, held, at)
             await uow.execute(
                 sa.update(accounts)
                 .where(accounts.c.account_id == account)
@@ -65,18 +65,3 @@ class Holds:
             await uow.commit()
         log.info("lifecycle_hold_set" if held else "lifecycle_hold_released", account_id=str(account), actor=actor)
         return answer
-
-    async def _write(self, uow: UnitOfWork, account_id: Any, held: bool, changed_at: dt.datetime) -> None:
-        """The row `LegalHolds.apply` keeps, as of the event's own time, so that the event's echo
-        through the lifecycle's own legal-holds consumer changes nothing. The authority's word
-        always stands: its unit of work holds the account locked, so holds and releases are
-        written in their order even if the clock does not move between them (`changed_at`
-        never goes back, so an older event arriving late still loses)."""
-        table = self.holds.table
-        statement = pg_insert(table).values(account_id=account_id, held=held, changed_at=changed_at)
-        await uow.execute(
-            statement.on_conflict_do_update(
-                index_elements=[table.c.account_id],
-                set_={"held": statement.excluded.held, "changed_at": sa.func.greatest(table.c.changed_at, statement.excluded.changed_at)},
-            )
-        )

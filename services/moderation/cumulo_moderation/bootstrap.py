@@ -67,7 +67,7 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
     platform = settings.platform
     base = await Foundation.open(platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
     storage = await base.preservation()
-    holds = base.legal_holds()
+    base.legal_holds()  # the purge waits until a release has reached this service
     services = Services(
         auth=base.remote("auth", auth_pb2_grpc.AuthInternalServiceStub),
         blob=base.remote("blob", blob_pb2_grpc.BlobInternalServiceStub),
@@ -81,7 +81,7 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
     checks = Checks(settings, base.clock, cases, effects)
     complaints = Complaints(base.db, settings, base.clock, services, cases)
     blocklist = Blocklist(base.db, base.clock)
-    preservation = Preservation(base.db, base.clock, services, storage, holds)
+    preservation = Preservation(base.db, base.clock, services, storage)
     verifier = base.remote_verifier()
 
     async def authenticate(token: str) -> Principal:

@@ -25,13 +25,16 @@ from cumulo_moderation.adapters.services import Services
 from cumulo_moderation.adapters.tables import cases, effects
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, is_outage
 from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
 # Answers that no retry changes: the effect is dropped and the refusal passed on.
 REFUSALS = (NotFound, FailedPrecondition, PermissionDenied, InvalidArgument)
 MAX_BACKOFF = dt.timedelta(minutes=5)
+# Failures that are not outages (a bug, an INTERNAL answer) are tried this many times, then the
+# effect is dropped: it must not keep its content or account taken for ever.
+MAX_ATTEMPTS = 8
 
 # How an effect ended, and what the audit log adds to the decision's reason.
 DONE, GONE, CLOSED, KEPT = "done", "gone", "closed", "kept"
@@ -139,15 +142,20 @@ class Effects:
         """Carries the effect out and finishes it; answers False when someone else finished
         it meanwhile. A refusal (the content or account is not as the effect needs it) drops
         the pending effect and is raised; any other failure (an outage) leaves it pending for
-        `resume_due`, a little later each time, and is raised."""
+        `resume_due`, a little later each time, and is raised: for as long as an outage lasts,
+        `MAX_ATTEMPTS` times for anything else."""
         try:
             outcome = await self._carry_out(effect)
         except REFUSALS as err:
             await self._drop(effect)
             log.warning("effect_refused", effect_id=str(effect.effect_id), purpose=effect.purpose, action=effect.action, reason=err.reason)
             raise
-        except Exception:
-            await self._postpone(effect)
+        except Exception as exc:
+            if not is_outage(exc) and effect.attempts + 1 >= MAX_ATTEMPTS:
+                await self._drop(effect)
+                log.error("effect_given_up", effect_id=str(effect.effect_id), purpose=effect.purpose, action=effect.action, error=type(exc).__name__)
+            else:
+                await self._postpone(effect)
             raise
         return await self._finish(effect, outcome)
 
@@ -194,11 +202,12 @@ class Effects:
             await uow.commit()
 
     async def _postpone(self, effect: Any) -> None:
-        attempts = effect.attempts + 1
-        delay = min(dt.timedelta(seconds=2 ** min(attempts, 10)), MAX_BACKOFF)
+        delay = min(dt.timedelta(seconds=2 ** min(effect.attempts + 1, 10)), MAX_BACKOFF)
         async with self.db.unit_of_work() as uow:
             await uow.execute(
-                sa.update(effects).where(effects.c.effect_id == effect.effect_id).values(attempts=attempts, due_at=self.clock.now() + delay)
+                sa.update(effects)
+                .where(effects.c.effect_id == effect.effect_id)
+                .values(attempts=effects.c.attempts + 1, due_at=self.clock.now() + delay)
             )
             await uow.commit()
 

@@ -28,7 +28,6 @@ from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import FailedPrecondition, NotFound, parse_id
 from cumulo_platform.evidence import evidence_prefix
-from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
 from cumulo_platform.storage import Storage
 
@@ -49,12 +48,11 @@ def _row(row: Any, *skip: str) -> dict[str, Any]:
 
 
 class Preservation:
-    def __init__(self, db: Database, clock: Clock, services: Services, storage: Storage, holds: LegalHolds) -> None:
+    def __init__(self, db: Database, clock: Clock, services: Services, storage: Storage) -> None:
         self.db = db
         self.clock = clock
         self.services = services
         self.storage = storage
-        self.holds = holds
 
     async def set_hold(self, account_id: str, *, held: bool, reason: str, actor: str) -> None:
         account = _account(account_id)
@@ -184,15 +182,11 @@ class Preservation:
                 problems.append(f"{part['key']}: size or SHA-256 differs from the manifest")
         return row, problems, len(parts) + 1
 
-    async def purge(self, account_id: str) -> int:
-        """The moderation part of the deletion saga: the account's personal copies go
-        (complaints it filed lose their contact, counter-notices their statements, strikes and
-        evidence bundles are deleted); the audit log stays, as the law requires."""
-        account = _account(account_id)
-        if await self.holds.held(account):
-            # The lifecycle starts no deletion of a held account; a purge that comes anyway
-            # (the release not yet learnt here) is asked again later.
-            raise FailedPrecondition("the account is under a legal hold; nothing is deleted", reason="LEGAL_HOLD")
+    async def purge(self, account: uuid.UUID, reason: str = "") -> int:
+        """The moderation part of the deletion saga (the platform's participant checks the
+        holds first): the account's personal copies go (complaints it filed lose their
+        contact, counter-notices their statements, strikes and evidence bundles are deleted);
+        the audit log stays, as the law requires."""
         # Every bundle of the account, also one an interrupted export left without a row.
         items = await self.storage.delete_prefix(f"evidence/{account}/")
         async with self.db.unit_of_work() as uow:

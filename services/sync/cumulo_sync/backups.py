@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import CumuloError, FailedPrecondition, InvalidArgument, NotFound, Unavailable, parse_id
+from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import check_sha256, decode_token, encode_token, page_size
 from cumulo_sync.adapters.blobs import RemoteBlobs
@@ -73,11 +74,12 @@ class Entry:
 
 
 class Backups:
-    def __init__(self, db: Database, settings: SyncSettings, clock: Clock, blobs: RemoteBlobs) -> None:
+    def __init__(self, db: Database, settings: SyncSettings, clock: Clock, blobs: RemoteBlobs, holds: LegalHolds) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.blobs = blobs
+        self.holds = holds
 
     # --- creating ---------------------------------------------------------------------
 
@@ -133,7 +135,12 @@ class Backups:
             await self._lock(uow, account)
             row = (
                 await uow.execute(
-                    sa.update(backups).where(backups.c.backup_id == backup_id, ~backups.c.ready).values(ready=True).returning(*backups.c)
+                    sa.update(backups)
+                    .where(backups.c.backup_id == backup_id, ~backups.c.ready)
+                    # Its time is when it is complete: a slow check must not make it the oldest
+                    # of the device's backups, pruned by the very step that makes it ready.
+                    .values(ready=True, created_at=now)
+                    .returning(*backups.c)
                 )
             ).first()
             if row is None:  # left unready for so long that the tidy-up removed it
@@ -292,7 +299,11 @@ class Backups:
             accounts = (
                 await conn.execute(
                     sa.select(released_files.c.account_id)
-                    .where(sa.or_(released_files.c.retry_at.is_(None), released_files.c.retry_at <= now))
+                    .where(
+                        sa.or_(released_files.c.retry_at.is_(None), released_files.c.retry_at <= now),
+                        # Blob would refuse a held account's deletion: do not ask.
+                        self.holds.not_held(released_files.c.account_id),
+                    )
                     .distinct()
                     .limit(100)
                 )

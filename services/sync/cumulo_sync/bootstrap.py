@@ -58,7 +58,7 @@ async def build(settings: SyncSettings, *, clock: Clock | None = None) -> SyncAp
     pushes = Pushes(base.db, settings, base.clock)
     pulls = Pulls(base.db)
     cleanup = Cleanup(base.db, settings, base.clock, holds)
-    backups = Backups(base.db, settings, base.clock, RemoteBlobs(base.remote("blob", blob_pb2_grpc.BlobInternalServiceStub)))
+    backups = Backups(base.db, settings, base.clock, RemoteBlobs(base.remote("blob", blob_pb2_grpc.BlobInternalServiceStub)), holds)
     watchers = make_watchers(base.nats)
     purge = Purge(cleanup, backups)
 

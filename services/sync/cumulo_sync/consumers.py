@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from cumulo_platform.errors import parse_id
+import uuid
+
 from cumulo_platform.runtime import Job
 from cumulo_platform.service import Foundation
 from cumulo_sync.backups import Backups
@@ -15,10 +16,9 @@ class Purge:
         self.cleanup = cleanup
         self.backups = backups
 
-    async def account(self, account_id: str) -> int:
+    async def account(self, account: uuid.UUID, reason: str = "") -> int:
         """Every zone, record, tombstone and backup of the account; safe to run again. The
         blob files of its backups are the blob service's to purge."""
-        account = parse_id(account_id, "account_id", "an account id (UUID)")
         return await self.cleanup.purge(account) + await self.backups.purge(account)
 
 

@@ -203,7 +203,7 @@ class World:
         return token_values(self.owner_tokens[zone])[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def world(gateway: str, sync: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     """One world for every security test: they only aim calls at it, which must all be
     refused or reach the caller's own data. Built once, it saves each module its accounts,

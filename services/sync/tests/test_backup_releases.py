@@ -120,11 +120,7 @@ async def test_a_released_file_a_new_backup_uses_again_is_kept(phone, sync, blob
 async def blob_hold(blob: Any, account_id: str, *, held: bool) -> None:
     """The hold as the blob service learns it from the lifecycle's `account.hold_changed`
     (the way there: services/blob/tests/test_enforcement.py)."""
-    table = blob.app.holds.table
-    statement = pg_insert(table).values(account_id=uuid.UUID(account_id), held=held, changed_at=dt.datetime.now(dt.UTC))
-    async with blob.app.db.unit_of_work() as uow:
-        await uow.execute(statement.on_conflict_do_update(index_elements=[table.c.account_id], set_={"held": held}))
-        await uow.commit()
+    await hold_in(blob.app.holds.table, blob.app.db, account_id, held=held)
 
 
 async def test_a_legal_hold_keeps_released_files_until_it_is_lifted(phone, sync, blob, blob_internal, tmp_path) -> None:
@@ -220,3 +216,30 @@ async def test_an_unready_backup_keeps_its_files_and_once_abandoned_goes_without
     await sync.app.backups.release_files()
     assert await existing(blob_internal, phone.account_id, [listed.file_id]) == set()
     assert await released_of(sync, phone.account_id) == set()
+
+
+async def test_a_hold_sync_knows_of_keeps_the_job_from_asking_blob_at_all(phone, sync, blob_internal, tmp_path) -> None:
+    root = tmp_path / "kept"
+    write_tree(root, {"minutes.txt": os.urandom(3000)})
+    report = await phone.client.backups.create(root, device_id="phone-1", device_name="phone")
+    (file_id,) = [e.file_id for e in await phone.client.backups.entries(report.backup.backup_id)]
+    await phone.client.backups.delete(report.backup.backup_id)
+    await hold_in(sync.app.holds.table, sync.app.db, phone.account_id, held=True)
+    try:
+        assert await sync.app.backups.release_files() == 0
+        rows = await account_rows(sync, released_files, phone.account_id)
+        # Not taken at all: no mark of a deletion under way, no wait set after a refusal.
+        assert [(row.file_id, row.deleting_since, row.retry_at) for row in rows] == [(uuid.UUID(file_id), None, None)]
+        assert await existing(blob_internal, phone.account_id, [file_id]) == {file_id}
+    finally:
+        await hold_in(sync.app.holds.table, sync.app.db, phone.account_id, held=False)
+    await sync.app.backups.release_files()
+    assert await existing(blob_internal, phone.account_id, [file_id]) == set()
+
+
+async def hold_in(table: Any, db: Any, account_id: str, *, held: bool) -> None:
+    """A hold as a service's copy records it from the lifecycle's `account.hold_changed`."""
+    statement = pg_insert(table).values(account_id=uuid.UUID(account_id), held=held, changed_at=dt.datetime.now(dt.UTC))
+    async with db.unit_of_work() as uow:
+        await uow.execute(statement.on_conflict_do_update(index_elements=[table.c.account_id], set_={"held": held}))
+        await uow.commit()

@@ -91,11 +91,11 @@ async def test_purging_an_account_leaves_no_row_of_it_and_can_run_again(phone, s
     theirs_before = await counts(sync, stranger.account_id, theirs)
     assert theirs_before == before
 
-    items = await sync.app.purge.account(phone.account_id)
+    items = await sync.app.purge.account(uuid.UUID(phone.account_id))
     assert items > 0
     assert await counts(sync, phone.account_id, mine) == NOTHING
     # Running it again is harmless; the other account keeps everything.
-    assert await sync.app.purge.account(phone.account_id) == 0
+    assert await sync.app.purge.account(uuid.UUID(phone.account_id)) == 0
     assert await counts(sync, phone.account_id, mine) == NOTHING
     assert await counts(sync, stranger.account_id, theirs) == theirs_before
     assert [z.name for z in await stranger.client.sync.zones()] == ["contacts", "notes"]
@@ -104,7 +104,7 @@ async def test_purging_an_account_leaves_no_row_of_it_and_can_run_again(phone, s
     assert await phone.client.sync.zones() == []
     assert (await phone.client.sync.usage()).used == 0
     assert await phone.client.backups.list() == []
-    assert await sync.app.purge.account(str(uuid.uuid4())) == 0  # an account sync never saw
+    assert await sync.app.purge.account(uuid.uuid4()) == 0  # an account sync never saw
 
 
 async def test_an_account_left_frozen_is_purged_by_the_saga_with_sync_among_the_participants(

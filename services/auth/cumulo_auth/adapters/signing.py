@@ -7,14 +7,13 @@ import datetime as dt
 import secrets
 import uuid
 
-import jwt
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from cumulo_auth.adapters.tables import signing_keys
 from cumulo_platform.db import Database
-from cumulo_platform.tokens import ALGORITHM, AUDIENCE, ISSUER
+from cumulo_platform.tokens import access_claims, sign
 
 
 class SigningKeys:
@@ -77,19 +76,14 @@ class SigningKeys:
             raise RuntimeError("ensure_active_key() was not called")
         key_id, private = self._active
         expires_at = issued_at + ttl
-        claims = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": str(account_id),
-            "sid": str(session_id),
-            "azp": client_id,
-            "minor": minor,
-            "roles": roles,
-            "iat": int(issued_at.timestamp()),
-            "exp": int(expires_at.timestamp()),
-            "jti": secrets.token_urlsafe(12),
-        }
-        if password_at is not None:
-            claims["pwd_at"] = int(password_at.timestamp())
-        token = jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": key_id})
-        return token, expires_at
+        claims = access_claims(
+            account_id=str(account_id),
+            session_id=str(session_id),
+            client_id=client_id,
+            minor=minor,
+            roles=roles,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            password_at=password_at,
+        )
+        return sign(claims, key_id, private), expires_at

@@ -57,4 +57,17 @@ def downgrade(schema: str) -> None:
         sa.Column("purged_at", sa.DateTime(timezone=True), nullable=False),
         schema=schema,
     )
+    # Back to the old tables without losing a hold or letting a purged account in again.
+    op.execute(
+        sa.text(
+            f'INSERT INTO "{schema}".holds (account_id, reason, actor, since) '
+            f"SELECT account_id, 'carried over', 'migration', changed_at FROM \"{schema}\".legal_holds WHERE held"
+        )
+    )
+    op.execute(
+        sa.text(
+            f'INSERT INTO "{schema}".purged_accounts (account_id, purged_at) '
+            f"SELECT account_id, updated_at FROM \"{schema}\".account_states WHERE version = {PURGED_VERSION}"
+        )
+    )
     op.drop_table("legal_holds", schema=schema)

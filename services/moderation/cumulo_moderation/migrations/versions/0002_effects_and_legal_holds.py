@@ -19,9 +19,17 @@ TIMESTAMP = sa.DateTime(timezone=True)
 
 def upgrade(schema: str) -> None:
     # The lifecycle is the authority on holds; its `account.hold_changed` events fill the new
-    # table (a hold placed before this release is still known to the lifecycle).
-    op.drop_table("holds", schema=schema)
+    # table from now on. The holds moderation knew are carried over as of when they were
+    # placed (the stream keeps events for days, not for ever): a hold must never be lost, and
+    # any later change the lifecycle announces replaces them.
     create_legal_holds_table(schema)
+    op.execute(
+        sa.text(
+            f'INSERT INTO "{schema}".legal_holds (account_id, held, changed_at) '
+            f'SELECT account_id, true, since FROM "{schema}".holds'
+        )
+    )
+    op.drop_table("holds", schema=schema)
     op.create_table(
         "effects",
         sa.Column("effect_id", sa.Uuid, primary_key=True),
@@ -48,7 +56,6 @@ def upgrade(schema: str) -> None:
 
 def downgrade(schema: str) -> None:
     op.drop_table("effects", schema=schema)
-    op.drop_table("legal_holds", schema=schema)
     op.create_table(
         "holds",
         sa.Column("account_id", sa.Uuid, primary_key=True),
@@ -57,3 +64,10 @@ def downgrade(schema: str) -> None:
         sa.Column("since", TIMESTAMP, nullable=False),
         schema=schema,
     )
+    op.execute(
+        sa.text(
+            f'INSERT INTO "{schema}".holds (account_id, reason, actor, since) '
+            f"SELECT account_id, 'carried over', 'migration', changed_at FROM \"{schema}\".legal_holds WHERE held"
+        )
+    )
+    op.drop_table("legal_holds", schema=schema)
