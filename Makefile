@@ -43,7 +43,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m cumulo_bench $(if $(ONLY),--only $(ONLY),)
 
-## make protos: regenerate gen/python from protos/.
+## make protos: regenerate gen/python and gen/descriptors (what the gateway's JSON transcoder reads) from protos/.
 protos: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/protogen.py
 

@@ -12,6 +12,7 @@ import contextlib
 import email
 import email.message
 import email.policy
+import http.client
 import os
 import pathlib
 import shutil
@@ -19,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -34,9 +36,28 @@ S3_SECRET_KEY = "cumulo-development-secret"
 
 
 def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports, none handed out before by this process. A port chosen here is not
+    listened on until its server starts, and the kernel may well answer it again in between
+    (two services of one test session were once given one port): each candidate stays bound
+    until all are chosen, and this process remembers what it gave."""
+    with _handing_out, contextlib.ExitStack() as stack:
+        chosen: list[int] = []
+        while len(chosen) < count:
+            sock = stack.enter_context(contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)))
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+            if port not in _handed_out:
+                chosen.append(port)
+        _handed_out.update(chosen)
+        return chosen
 
 
 def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -50,6 +71,45 @@ def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0, 
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether this process itself listens on the port: a connection that succeeds may reach
+    another program that took the port first."""
+    import psutil
+
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections)
+
+
+def wait_until_listening(process: subprocess.Popen[bytes], *ports: int, timeout: float = 30.0) -> None:
+    """Until the process listens on every port itself (see `listens_on`)."""
+    deadline = time.monotonic() + timeout
+    waiting = list(ports)
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{_program(process)} exited with {process.returncode} before listening on {', '.join(map(str, waiting))}")
+        waiting = [port for port in waiting if not listens_on(process.pid, port)]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{_program(process)} does not listen on {', '.join(map(str, waiting))} after {timeout} s")
+        time.sleep(0.05)
+
+
+def log_tail(path: pathlib.Path, lines: int = 15) -> list[str]:
+    """The last lines of a log (empty when there is none yet)."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 64 * 1024))
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
 
 
 def _program(process: subprocess.Popen[bytes]) -> str:
@@ -129,7 +189,12 @@ class EmbeddedPostgres:
         import pgserver
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        server = self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+        try:
+            server = self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+        finally:
+            # A start that failed or was interrupted may have left a postmaster running:
+            # keep pgserver's handle (it records it first thing), so that `stop` stops it.
+            self._server = self._server or pgserver.PostgresServer._instances.get(self.data_dir.resolve())
         # After stop(), pgserver hands back its cached handle: make sure postgres runs again.
         with server._lock:
             server.ensure_postgres_running()
@@ -151,7 +216,9 @@ class EmbeddedPostgres:
 
     def stop(self, mode: str = "fast") -> None:
         """mode "immediate" is a crash: no checkpoint, recovery on the next start."""
-        if self._server is None or self._server._postmaster_info is None:
+        if self._server is None:
+            return
+        if self._server._postmaster_info is None and not (self.data_dir / "postmaster.pid").exists():
             return
         from pgserver._commands import create_command_function
 
@@ -163,99 +230,101 @@ class EmbeddedPostgres:
         self._server._postmaster_info = None
 
 
-class EmbeddedNats:
-    def __init__(self, store_dir: pathlib.Path, port: int, log_path: pathlib.Path) -> None:
-        self.store_dir = store_dir
+class ServerProcess:
+    """A server program as a child process listening on `port`: `launch` starts it, `ready`
+    waits until it listens itself, `start` does both."""
+
+    def __init__(self, name: str, args: list[str], port: int, log_path: pathlib.Path, folder: pathlib.Path | None = None) -> None:
         self.port = port
-        self._process = Process(
-            "nats",
-            [_binary("nats-server"), "-js", "-sd", str(store_dir), "-a", "127.0.0.1", "-p", str(port)],
-            log_path,
-        )
+        self.process = Process(name, args, log_path)
+        self._folder = folder
+
+    def launch(self) -> None:
+        if self._folder is not None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+        self.process.start()
+
+    def ready(self, timeout: float = 30.0) -> None:
+        assert self.process.process is not None
+        wait_until_listening(self.process.process, self.port, timeout=timeout)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+class EmbeddedNats(ServerProcess):
+    def __init__(self, store_dir: pathlib.Path, port: int, log_path: pathlib.Path) -> None:
+        args = [_binary("nats-server"), "-js", "-sd", str(store_dir), "-a", "127.0.0.1", "-p", str(port)]
+        super().__init__("nats", args, port, log_path, store_dir)
+        self.store_dir = store_dir
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> str:
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        self._process.start()
-        wait_for_port(self.port, process=self._process.process)
+        self.launch()
+        self.ready()
         return self.url
 
-    def stop(self) -> None:
-        self._process.stop()
 
-    def kill(self) -> None:
-        self._process.kill()
-
-
-class EmbeddedS3:
+class EmbeddedS3(ServerProcess):
     def __init__(self, root: pathlib.Path, port: int, log_path: pathlib.Path) -> None:
+        auth = f"{S3_ACCESS_KEY},{S3_SECRET_KEY}"
+        args = [_binary("rclone"), "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}", "--auth-key", auth, "--config", "/dev/null"]
+        super().__init__("s3", args, port, log_path, root)
         self.root = root
-        self.port = port
         self.access_key = S3_ACCESS_KEY
         self.secret_key = S3_SECRET_KEY
-        self._process = Process(
-            "s3",
-            [
-                _binary("rclone"),
-                "serve",
-                "s3",
-                str(root),
-                "--addr",
-                f"127.0.0.1:{port}",
-                "--auth-key",
-                f"{S3_ACCESS_KEY},{S3_SECRET_KEY}",
-                "--config",
-                "/dev/null",
-            ],
-            log_path,
-        )
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._process.start()
-        wait_for_port(self.port, process=self._process.process)
+        self.launch()
+        self.ready()
         return self.endpoint
 
-    def stop(self) -> None:
-        self._process.stop()
 
-    def kill(self) -> None:
-        self._process.kill()
-
-
-class Envoy:
+class Envoy(ServerProcess):
     def __init__(self, config_path: pathlib.Path, port: int, admin_port: int, log_path: pathlib.Path) -> None:
-        self.port = port
+        # Several Envoys on one machine need their own shared-memory ids (--base-id).
+        args = [_binary("envoy"), "-c", str(config_path), "--log-level", "warning", "--base-id", str(port), "--concurrency", "2"]
+        super().__init__("envoy", args, port, log_path)
         self.admin_port = admin_port
-        self._process = Process(
-            "envoy",
-            [
-                _binary("envoy"),
-                "-c",
-                str(config_path),
-                "--log-level",
-                "warning",
-                "--base-id",
-                str(port),  # several Envoys on one machine need their own shared-memory ids
-                "--concurrency",
-                "2",
-            ],
-            log_path,
-        )
+
+    def ready(self, timeout: float = 30.0) -> None:
+        """Until Envoy itself listens on both ports and its admin says it is live (listeners
+        and clusters initialised)."""
+        process = self.process.process
+        assert process is not None
+        deadline = time.monotonic() + timeout
+        wait_until_listening(process, self.port, self.admin_port, timeout=timeout)
+        while not self.admin_ready():
+            if process.poll() is not None:
+                raise RuntimeError(f"envoy exited with {process.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"envoy is not ready after {timeout} s")
+            time.sleep(0.05)
+
+    def admin_ready(self) -> bool:
+        # http.client, not urllib: a proxy named in the environment must not see a local call.
+        connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=2)
+        try:
+            connection.request("GET", "/ready")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            connection.close()
 
     def start(self) -> None:
-        self._process.start()
-        wait_for_port(self.port, process=self._process.process)
-
-    def stop(self) -> None:
-        self._process.stop()
+        self.launch()
+        self.ready()
 
 
 class MailCatcher:

@@ -4,11 +4,24 @@ whole of cumulo as separate processes on top of them."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
 import uuid
+from collections.abc import Iterator
 
-from cumulo_devstack.servers import EmbeddedNats, EmbeddedPostgres, EmbeddedS3, Envoy, Process, free_port, wait_for_port
+from cumulo_devstack.servers import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    EmbeddedS3,
+    Envoy,
+    Process,
+    free_port,
+    free_ports,
+    wait_for_port,
+)
+from cumulo_devstack.tls import TlsFiles, ensure_dev_tls
+from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
 
 
 @dataclasses.dataclass
@@ -17,14 +30,19 @@ class Infra:
     nats: EmbeddedNats
     s3: EmbeddedS3
     root: pathlib.Path
+    tls: TlsFiles  # the development CA and the gateway's certificate, under root/tls
 
     @classmethod
-    def start(cls, root: pathlib.Path) -> Infra:
+    def start(cls, root: pathlib.Path, tls: TlsFiles | None = None) -> Infra:
+        """`tls`: a development CA made before (the test session's, so that a client trusts
+        every gateway of the session); a new one under root/tls otherwise."""
+        nats_port, s3_port = free_ports(2)
         infra = cls(
             EmbeddedPostgres(root / "postgres"),
-            EmbeddedNats(root / "nats", free_port(), root / "nats.log"),
-            EmbeddedS3(root / "s3", free_port(), root / "s3.log"),
+            EmbeddedNats(root / "nats", nats_port, root / "nats.log"),
+            EmbeddedS3(root / "s3", s3_port, root / "s3.log"),
             root,
+            tls or ensure_dev_tls(root / "tls"),
         )
         infra.postgres.start()
         try:
@@ -63,21 +81,57 @@ class Infra:
         }
 
 
+def gateway_config(
+    tls: TlsFiles, port: int, admin_port: int, backends: dict[str, str], limits: EdgeLimits | None = None,
+    object_store: ObjectStore | None = None,
+) -> str:
+    """Envoy's config for a gateway on loopback `port`, serving TLS with `tls`'s certificate;
+    `limits`: the edge's per-address limits (the production defaults unless given);
+    `object_store`: where signed download URLs go."""
+    from cumulo_gateway.envoy_config import ServerTls, render_json
+
+    return render_json(
+        listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends=backends,
+        tls=ServerTls(str(tls.cert), str(tls.key)), limits=limits or EdgeLimits(), object_store=object_store,
+    )
+
+
+@contextlib.contextmanager
+def running_gateway(
+    tls: TlsFiles, folder: pathlib.Path, backends: dict[str, str], limits: EdgeLimits | None = None, *,
+    ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None,
+) -> Iterator[str]:
+    """Envoy on loopback serving TLS in front of `backends`, with its config and log in
+    `folder`, for a block: its address ("127.0.0.1:port"). `ports`: (public, admin), free ones
+    unless given."""
+    port, admin_port = ports or tuple(free_ports(2))
+    config = folder / f"envoy-{port}.json"
+    config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store))
+    envoy = Envoy(config, port, admin_port, folder / f"envoy-{port}.log")
+    envoy.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        envoy.stop()
+
+
 class Cloud:
     """The building blocks and every service as separate processes, as in production (a
     client in a server's process would share its one GIL), on free ports under one folder:
     what the benchmarks and the cross-service fault tests start. Each service finds the
     others through CUMULO_<NAME>_TARGET, known before any starts."""
 
-    def __init__(self, root: pathlib.Path | None = None, *, prefix: str = "cumulo-cloud-") -> None:
+    def __init__(self, root: pathlib.Path | None = None, *, prefix: str = "cumulo-cloud-", tls: TlsFiles | None = None) -> None:
         import tempfile
 
         from cumulo_platform.registry import SERVICES
 
         self.root = root or pathlib.Path(tempfile.mkdtemp(prefix=prefix))
         self.root.chmod(0o755)  # PostgreSQL runs as its own user and must reach its folder
-        self.infra = Infra.start(self.root)
-        self.ports = {name: free_port() for name in SERVICES}
+        self.infra = Infra.start(self.root, tls)
+        self.ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+        # The first gateway's port, known before blob starts (it signs download URLs for it).
+        self.gateway_port = free_port()
         self.processes: dict[str, Process] = {}
         self._envoys: list[Envoy] = []
         self._databases: dict[str, str] = {}
@@ -96,6 +150,7 @@ class Cloud:
             **base,
             **{f"CUMULO_{other.upper()}_TARGET": self.target(other) for other in self.ports},
             "CUMULO_GRPC_PORT": str(self.ports[name]),
+            "CUMULO_BLOB_DOWNLOAD_URL_BASE": f"https://127.0.0.1:{self.gateway_port}",
             **extra,
         }
 
@@ -121,12 +176,14 @@ class Cloud:
         return {name: self.start_service(name, **extra) for name in SERVICES}
 
     def start_gateway(self, backends: dict[str, str] | None = None) -> str:
-        from cumulo_gateway.envoy_config import render_json
-
-        port, admin_port = free_port(), free_port()
+        """Envoy in front of the services, serving TLS with the cloud's development
+        certificate: clients trust `self.infra.tls.ca` (CUMULO_CA)."""
+        port = self.gateway_port if not self._envoys else free_port()
+        admin_port = free_port()
         config = self.root / f"envoy-{port}.json"
         backends = backends or {name: self.target(name) for name in self.ports}
-        config.write_text(render_json(listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends=backends))
+        store = ObjectStore(self.infra.s3.endpoint.removeprefix("http://"))
+        config.write_text(gateway_config(self.infra.tls, port, admin_port, backends, object_store=store))
         envoy = Envoy(config, port, admin_port, self.root / f"envoy-{port}.log")
         envoy.start()
         self._envoys.append(envoy)

@@ -1,8 +1,13 @@
 """`python -m cumulo_gateway render` prints Envoy's config; `python -m cumulo_gateway run`
 renders it and runs Envoy (the same config works with the upstream image in Kubernetes).
 
-Settings: CUMULO_GATEWAY_HOST, _PORT, _ADMIN_PORT, and CUMULO_GATEWAY_BACKEND_<NAME>=host:port
-per backend, defaulting to `make run`'s."""
+Settings: CUMULO_GATEWAY_HOST, _PORT, _ADMIN_PORT, CUMULO_GATEWAY_BACKEND_<NAME>=host:port per
+backend (defaulting to `make run`'s), and the public certificate: CUMULO_GATEWAY_TLS_CERT (a PEM
+chain) and CUMULO_GATEWAY_TLS_KEY (without them the gateway only listens on loopback); the edge's
+limits: CUMULO_GATEWAY_EDGE_BURST, _EDGE_PER_SECOND (per client address, for expensive anonymous
+calls), _TRUSTED_HOPS (proxies in front that write x-forwarded-for), _MAX_HEAP_MIB, and
+_CORS_ORIGINS (comma-separated browser origins besides the gateway's own), _OBJECT_STORE (host:port
+of S3, for signed download URLs) and _OBJECT_STORE_BUCKET."""
 
 from __future__ import annotations
 
@@ -12,13 +17,30 @@ import pathlib
 import sys
 import tempfile
 
-from cumulo_gateway.envoy_config import render_json, render_kubernetes
+from cumulo_gateway.envoy_config import DEFAULT_MAX_HEAP, EdgeLimits, ObjectStore, ServerTls, render_json, render_kubernetes
 from cumulo_gateway.routes import DEFAULT_BACKENDS
 from cumulo_platform.settings import Env
 
 
 def backends_from_env(env: Env) -> dict[str, str]:
     return {name: env.get(f"BACKEND_{name.upper()}", address) for name, address in DEFAULT_BACKENDS.items()}
+
+
+def edge_limits_from_env(env: Env) -> EdgeLimits:
+    default = EdgeLimits()
+    return EdgeLimits(
+        burst=env.get("EDGE_BURST", default.burst),
+        per_second=env.get("EDGE_PER_SECOND", default.per_second),
+        trusted_hops=env.get("TRUSTED_HOPS", default.trusted_hops),
+        cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
+    )
+
+
+def object_store_from_env(env: Env) -> ObjectStore | None:
+    """CUMULO_GATEWAY_OBJECT_STORE=host:port (and _OBJECT_STORE_BUCKET): the route that signed
+    download URLs take; none without it."""
+    address = env.get("OBJECT_STORE", "")
+    return ObjectStore(address, env.get("OBJECT_STORE_BUCKET", "cumulo-blobs")) if address else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,9 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "render-k8s":
         print(render_kubernetes())
         return 0
-    config = render_json(
-        listen_host=args.host, listen_port=args.port, admin_port=args.admin_port, backends=backends_from_env(env)
-    )
+    cert, key = env.get("TLS_CERT", ""), env.get("TLS_KEY", "")
+    if bool(cert) != bool(key):
+        parser.error("CUMULO_GATEWAY_TLS_CERT and CUMULO_GATEWAY_TLS_KEY go together")
+    tls = ServerTls(str(pathlib.Path(cert).resolve()), str(pathlib.Path(key).resolve())) if cert else None
+    try:
+        config = render_json(
+            listen_host=args.host, listen_port=args.port, admin_port=args.admin_port, backends=backends_from_env(env), tls=tls,
+            limits=edge_limits_from_env(env), max_heap=env.get("MAX_HEAP_MIB", DEFAULT_MAX_HEAP // 2**20) * 2**20,
+            object_store=object_store_from_env(env),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.command == "render":
         print(config)
         return 0

@@ -101,6 +101,14 @@ class Unavailable(CumuloError):
     default_reason = "UNAVAILABLE"
 
 
+class DeadlineExceeded(CumuloError):
+    """A call ended because its time ran out: a stream whose client sent or read nothing for
+    too long, for one. Clients retry (or resume) as after any deadline."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    default_reason = "DEADLINE_EXCEEDED"
+
+
 class ResourceExhausted(CumuloError):
     """Throttled or over a limit. `retry_after` tells the client when to try again."""
 

@@ -3,7 +3,8 @@
 1. request id (from the gateway's `x-request-id`, or a new one) and method bound to the logs;
 2. client app check (`x-cumulo-client-id` must name a registered app) on public services;
 3. access-token verification (local, cached keys) unless the method is anonymous;
-4. the account gate (lifecycle state) and the last-access mark for authenticated calls;
+4. the account gate (lifecycle state) and the last-access mark for authenticated calls (a
+   stream's end is marked too);
 5. domain errors mapped to gRPC status with google.rpc details; anything unexpected becomes a
    generic INTERNAL carrying the request id, and is logged with its traceback;
 6. one log line per call with its duration and code.
@@ -19,6 +20,7 @@ import contextlib
 import contextvars
 import dataclasses
 import inspect
+import ipaddress
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -57,6 +59,11 @@ class CallInfo:
     principal: Principal | None
     bearer_token: str | None = dataclasses.field(default=None, repr=False)
 
+    @property
+    def client_network(self) -> str:
+        """The client's address as per-address limits count it (see `client_network`)."""
+        return client_network(self.client_address)
+
 
 _current_call: contextvars.ContextVar[CallInfo] = contextvars.ContextVar("cumulo_call")
 _current_recorder: contextvars.ContextVar[LastAccessRecorder | None] = contextvars.ContextVar("cumulo_recorder")
@@ -85,11 +92,27 @@ def current_principal() -> Principal:
 AccountGate = Callable[[Principal], Awaitable[None]]
 
 
-def _client_address(metadata: dict[str, str], peer: str) -> str:
-    # The gateway appends the real peer address as the last X-Forwarded-For entry.
-    forwarded = metadata.get(FORWARDED_FOR_HEADER)
-    if forwarded:
-        return forwarded.split(",")[-1].strip()
+# How many proxies of ours stand in front of the services and append to x-forwarded-for: 1 is
+# Envoy alone (it appends the peer it saw); a TLS-terminating load balancer before Envoy makes
+# 2. CUMULO_TRUSTED_PROXY_HOPS sets it (cumulo_platform.settings).
+DEFAULT_TRUSTED_PROXY_HOPS = 1
+# An IPv6 subscriber (a home line, a phone, a server) usually holds a whole /64: counted one
+# address at a time, one client would have 2**64 fresh addresses to throttle.
+IPV6_NETWORK_PREFIX = 64
+# What a malformed x-forwarded-for entry is cut to before it becomes a throttling key.
+MAX_ADDRESS_LENGTH = 64
+
+
+def _client_address(metadata: dict[str, str], peer: str, trusted_proxy_hops: int = DEFAULT_TRUSTED_PROXY_HOPS) -> str:
+    """The caller's address. Each trusted proxy appends the peer it saw to x-forwarded-for,
+    so the entry `trusted_proxy_hops` from the right is the one the outermost of ours wrote:
+    whatever stands left of it the client may have made up. With fewer entries than hops (a
+    request that came past the outer proxy) the leftmost is taken, which a proxy of ours
+    wrote too. With no trusted hops the header is ignored and the transport peer counts."""
+    forwarded = metadata.get(FORWARDED_FOR_HEADER, "") if trusted_proxy_hops > 0 else ""
+    entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+    if entries:
+        return entries[max(len(entries) - trusted_proxy_hops, 0)][:MAX_ADDRESS_LENGTH]
     # peer looks like "ipv4:127.0.0.1:5555" or "ipv6:[::1]:5555"
     kind, _, rest = peer.partition(":")
     if kind == "ipv4":
@@ -97,6 +120,37 @@ def _client_address(metadata: dict[str, str], peer: str) -> str:
     if kind == "ipv6":
         return rest.rsplit(":", 1)[0].strip("[]")
     return peer
+
+
+def client_network(address: str) -> str:
+    """What per-address limits and throttles count for a client address: an IPv4 address as
+    it is, an IPv6 address by its /64 network (an IPv4-mapped one as its IPv4 address).
+    An entry with a port ("192.0.2.1:443", "[2001:db8::1]:443") counts without it; anything
+    that is no address (a unix socket peer) counts as it is."""
+    ip = _parse_ip(address)
+    if ip is None:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        shift = 128 - IPV6_NETWORK_PREFIX
+        return str(ipaddress.IPv6Network(((int(ip) >> shift) << shift, IPV6_NETWORK_PREFIX)))
+    return str(ip)
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    candidates = [text]
+    if text.startswith("["):  # [v6]:port
+        candidates.append(text[1:].partition("]")[0])
+    elif text.count(":") == 1:  # v4:port
+        candidates.append(text.partition(":")[0])
+    for candidate in candidates:
+        try:
+            ip = ipaddress.ip_address(candidate.split("%", 1)[0])  # no zone ("fe80::1%eth0")
+        except ValueError:
+            continue
+        return ip
+    return None
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
@@ -108,8 +162,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         anonymous_methods: Iterable[str] = (),
         recorder: LastAccessRecorder | None = None,
         account_gate: AccountGate | None = None,
+        trusted_proxy_hops: int = DEFAULT_TRUSTED_PROXY_HOPS,
     ) -> None:
         self._verifier = verifier
+        self._trusted_proxy_hops = trusted_proxy_hops
         self._clients = clients
         self._anonymous = frozenset(anonymous_methods)
         self._recorder = recorder
@@ -147,7 +203,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary, enter),
+                self._wrap_unary(handler.stream_unary, enter, streaming=True),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -175,7 +231,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 method=method,
                 request_id=request_id,
                 client_id=client_id,
-                client_address=_client_address(metadata, context.peer() or ""),
+                client_address=_client_address(metadata, context.peer() or "", self._trusted_proxy_hops),
                 principal=None,
             )
             _current_call.set(call)
@@ -209,26 +265,42 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         return enter
 
-    def _wrap_unary(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]) -> Any:
+    def _wrap_unary(
+        self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]], *, streaming: bool = False
+    ) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             async with self._call_scope(context):
-                await enter(context)
-                return await behavior(request, context)
+                call = await enter(context)
+                try:
+                    return await behavior(request, context)
+                finally:
+                    if streaming:
+                        self._used_until_now(call)
 
         return wrapped
 
     def _wrap_stream(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._call_scope(context):
-                await enter(context)
-                result = behavior(request, context)
-                if inspect.isasyncgen(result):
-                    async for item in result:
-                        yield item
-                else:
-                    await result
+                call = await enter(context)
+                try:
+                    result = behavior(request, context)
+                    if inspect.isasyncgen(result):
+                        async for item in result:
+                            yield item
+                    else:
+                        await result
+                finally:
+                    self._used_until_now(call)
 
         return wrapped
+
+    def _used_until_now(self, call: CallInfo) -> None:
+        """A stream (an upload, a download, a watch) is a use for as long as it lasts: its end
+        is marked too, not only its start, or a long upload could end after the account froze
+        "unused". The recorder coalesces, so a short stream adds nothing."""
+        if self._recorder is not None and call.principal is not None:
+            self._recorder.mark(call.principal.account_id)
 
     @contextlib.asynccontextmanager
     async def _call_scope(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:

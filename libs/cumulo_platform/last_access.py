@@ -32,11 +32,14 @@ class LastAccessRecorder:
         self.flush_every = flush_every
         self._last_emitted: dict[str, dt.datetime] = {}
         self._pending: dict[str, dt.datetime] = {}
+        self._flushing = 0
 
     @property
     def idle(self) -> bool:
-        """Nothing marked is waiting for the next flush."""
-        return not self._pending
+        """Nothing marked is waiting for the next flush, and no flush is writing: once idle,
+        every mark made so far is in the outbox (a flush takes the marks before its
+        transaction commits, so the marks alone would say idle while the events are nowhere)."""
+        return not self._pending and not self._flushing
 
     def mark(self, account_id: str) -> None:
         now = self.clock.now()
@@ -50,6 +53,7 @@ class LastAccessRecorder:
         if not self._pending:
             return 0
         pending, self._pending = self._pending, {}
+        self._flushing += 1
         try:
             async with self.db.unit_of_work() as uow:
                 for account_id, at in pending.items():
@@ -67,6 +71,8 @@ class LastAccessRecorder:
             for account_id, at in pending.items():
                 self._pending.setdefault(account_id, at)
             raise
+        finally:
+            self._flushing -= 1
         self._forget_old()
         return len(pending)
 

@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cumulo_platform.logging import get_logger
+from cumulo_platform.settings import DEFAULT_GRPC_MAX_RECEIVE_BYTES
 
 JOB_STOP_TIMEOUT = 5.0  # seconds a cancelled background job gets to end
 log = get_logger(__name__)
@@ -76,6 +77,7 @@ class ServiceRuntime:
         cleanups: Sequence[Job] = (),
         drain_grace: float = 15.0,
         on_drain: Sequence[Callable[[], None]] = (),
+        max_receive_bytes: int = DEFAULT_GRPC_MAX_RECEIVE_BYTES,
     ) -> None:
         self.name = name
         self.host = host
@@ -86,6 +88,7 @@ class ServiceRuntime:
         self._cleanups = cleanups
         self._drain_grace = drain_grace
         self._on_drain = on_drain
+        self._max_receive_bytes = max_receive_bytes
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,7 +99,7 @@ class ServiceRuntime:
             interceptors=list(self._interceptors),
             options=[
                 ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.max_receive_message_length", self._max_receive_bytes),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 ("grpc.http2.bdp_probe", 0),

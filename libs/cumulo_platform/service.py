@@ -164,6 +164,7 @@ class Foundation:
             anonymous_methods=anonymous_methods,
             recorder=self.recorder if record_access else None,
             account_gate=gate if gates else None,
+            trusted_proxy_hops=self.platform.trusted_proxy_hops,
         )
 
     def runtime(
@@ -192,6 +193,7 @@ class Foundation:
             cleanups=[*cleanups, self.recorder.close, self.relay.publish_once, self._close],
             drain_grace=self.platform.drain_grace_seconds,
             on_drain=on_drain,
+            max_receive_bytes=self.platform.grpc_max_receive_bytes,
         )
 
     async def _close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import zoneinfo
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -17,6 +18,22 @@ from cumulo_platform import registry
 from cumulo_platform.durations import IsoDuration
 
 T = TypeVar("T")
+
+# Every service's recorder lets through at most one access event per account and interval, so
+# the lifecycle may learn of a use up to an interval late. Short lifecycle periods (a demo,
+# staging) need a short interval: unless set, it is PT10M or this fraction of the lifecycle's
+# inactivity (CUMULO_LIFECYCLE_INACTIVITY, which Kubernetes' config map and `make run` give
+# every service), whichever is shorter. The lifecycle refuses an explicit interval longer
+# than its inactivity allows (cumulo_lifecycle.config).
+DEFAULT_LAST_ACCESS_INTERVAL = dt.timedelta(minutes=10)
+INTERVALS_PER_INACTIVITY = 10
+MAX_TRUSTED_PROXY_HOPS = 10
+# The largest message a service takes (gRPC's own default is 4 MiB): the biggest legitimate
+# ones are upload chunks (the SDK sends 2 MiB, clients may send a part of 8 MiB) and a sync
+# push of many records. Anything larger is refused by gRPC itself (RESOURCE_EXHAUSTED) before
+# it is parsed; set lower per service (CUMULO_<SERVICE>_GRPC_MAX_RECEIVE_BYTES) where less does.
+DEFAULT_GRPC_MAX_RECEIVE_BYTES = 16 * 1024 * 1024
+GRPC_MAX_RECEIVE_RANGE = (64 * 1024, 64 * 1024 * 1024)
 
 
 class SettingsError(ValueError):
@@ -37,6 +54,11 @@ class Env:
             if key in self._environ:
                 return key, self._environ[key]
         return None
+
+    def for_service(self, service: str) -> Env:
+        """The same environment as another service reads it (the settings one service's
+        behaviour must agree with, e.g. the lifecycle's inactivity)."""
+        return Env(service, self._environ)
 
     def raw(self, name: str) -> str | None:
         found = self.lookup(name)
@@ -71,6 +93,42 @@ class Env:
 
     def flag(self, name: str, default: bool) -> bool:
         return self.get(name, default, _parse_bool)
+
+    def time_zone(self, default: str = "Asia/Shanghai") -> zoneinfo.ZoneInfo:
+        """CUMULO_[<SERVICE>_]TIME_ZONE: the operator's zone (ages, calendar days, times told
+        to people); a bad name is refused naming the variable that held it."""
+        variable, name = self.lookup("TIME_ZONE") or ("CUMULO_TIME_ZONE", default)
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"{variable}: {exc}") from None
+
+
+def shortest(duration: IsoDuration) -> dt.timedelta:
+    """The least time a duration can last: a calendar month counts 28 days."""
+    return dt.timedelta(days=28 * duration.months) + duration.fixed
+
+
+def last_access_interval(env: Env) -> dt.timedelta:
+    """CUMULO_[<SERVICE>_]LAST_ACCESS_INTERVAL; unset, PT10M or a tenth of the lifecycle's
+    inactivity when that is set, whichever is shorter."""
+    default = DEFAULT_LAST_ACCESS_INTERVAL
+    lifecycle = env.for_service("lifecycle")
+    if lifecycle.lookup("INACTIVITY") is not None:
+        inactivity = shortest(lifecycle.duration("INACTIVITY", "P12M"))
+        if inactivity > dt.timedelta(0):  # zero: the lifecycle refuses it, naming the variable
+            default = min(default, inactivity / INTERVALS_PER_INACTIVITY)
+    return env.interval("LAST_ACCESS_INTERVAL", f"PT{default.total_seconds():f}S")
+
+
+def trusted_proxy_hops(env: Env) -> int:
+    """CUMULO_[<SERVICE>_]TRUSTED_PROXY_HOPS; unset, 1 (Envoy, which appends the peer it saw)
+    plus the proxies the gateway is told stand in front of it, CUMULO_[GATEWAY_]TRUSTED_HOPS,
+    when the service's environment has that (a config map every service reads): the two must
+    agree, so one setting is enough."""
+    gateway = env.for_service("gateway")
+    in_front = gateway.get("TRUSTED_HOPS", 0) if gateway.lookup("TRUSTED_HOPS") is not None else 0
+    return env.get("TRUSTED_PROXY_HOPS", 1 + in_front)
 
 
 def _parse_bool(text: str) -> bool:
@@ -115,6 +173,11 @@ class PlatformSettings:
     drain_grace_seconds: float
     migrate_on_start: bool
     client_cache_ttl_seconds: float
+    # How many proxies of ours append to x-forwarded-for in front of the services (1: Envoy;
+    # 2: a load balancer, then Envoy): the client address is the entry that many from the
+    # right (cumulo_platform.interceptors). 0 trusts no header. See trusted_proxy_hops().
+    trusted_proxy_hops: int = 1
+    grpc_max_receive_bytes: int = DEFAULT_GRPC_MAX_RECEIVE_BYTES
 
     @property
     def development(self) -> bool:
@@ -142,10 +205,12 @@ class PlatformSettings:
             event_retry_max_delay=env.interval("EVENT_RETRY_MAX_DELAY", "PT1M").total_seconds(),
             log_format=env.get("LOG_FORMAT", "json"),
             log_level=env.get("LOG_LEVEL", "info"),
-            last_access_interval=env.interval("LAST_ACCESS_INTERVAL", "PT10M"),
+            last_access_interval=last_access_interval(env),
             drain_grace_seconds=env.get("DRAIN_GRACE_SECONDS", 15.0),
             migrate_on_start=env.flag("MIGRATE_ON_START", True),
             client_cache_ttl_seconds=env.get("CLIENT_CACHE_TTL_SECONDS", 300.0),
+            trusted_proxy_hops=trusted_proxy_hops(env),
+            grpc_max_receive_bytes=env.get("GRPC_MAX_RECEIVE_BYTES", DEFAULT_GRPC_MAX_RECEIVE_BYTES),
         )
         settings.validate()
         return settings
@@ -168,6 +233,11 @@ class PlatformSettings:
         if self.drain_grace_seconds > 20:
             # The drain, then the last outbox flush and NATS drain (5 s each), fit in Kubernetes' 30 s.
             raise SettingsError("CUMULO_DRAIN_GRACE_SECONDS must be at most 20 (Kubernetes gives 30 s in all)")
+        if not 0 <= self.trusted_proxy_hops <= MAX_TRUSTED_PROXY_HOPS:
+            raise SettingsError(f"CUMULO_TRUSTED_PROXY_HOPS must be between 0 and {MAX_TRUSTED_PROXY_HOPS}")
+        low, high = GRPC_MAX_RECEIVE_RANGE
+        if not low <= self.grpc_max_receive_bytes <= high:
+            raise SettingsError(f"CUMULO_GRPC_MAX_RECEIVE_BYTES must be between {low} and {high}")
 
     def target(self, service: str) -> str:
         """Where another cumulo service (by its registry name) listens."""

@@ -18,13 +18,14 @@ from cumulo_platform.logging import get_logger
 from cumulo_platform.settings import PlatformSettings
 
 log = get_logger(__name__)
-READ_CHUNK = 2 * 1024 * 1024  # bytes per download message
+READ_CHUNK = 2 * 1024 * 1024  # bytes per piece that `read` yields, and per ranged GET of a download
 
 _OUTAGES = (
     botocore.exceptions.EndpointConnectionError,
     botocore.exceptions.ConnectionClosedError,
     botocore.exceptions.ReadTimeoutError,
     botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ResponseStreamingError,
     OSError,
 )
 
@@ -64,6 +65,7 @@ class Storage:
         )
         self._exit: contextlib.AsyncExitStack | None = None
         self.client: Any = None
+        self._signers: dict[str, Any] = {}
 
     @classmethod
     def of(cls, platform: PlatformSettings, bucket: str) -> Storage:
@@ -83,10 +85,30 @@ class Storage:
             except botocore.exceptions.ClientError:
                 await self.client.create_bucket(Bucket=self.bucket)
 
+    async def presigned_get(self, key: str, *, public_endpoint: str, expires_in: int) -> str:
+        """A URL that lets whoever holds it GET (ranges allowed) this one object for
+        `expires_in` seconds, and nothing else. Signed with SigV4 for `public_endpoint`, the
+        address clients use (the signature covers the Host header): whatever forwards it to the
+        object store must keep that Host. Computed here; nothing goes to S3."""
+        signer = await self._signer(public_endpoint)
+        url = await signer.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in)
+        return str(url)
+
+    async def _signer(self, public_endpoint: str) -> Any:
+        signer = self._signers.get(public_endpoint)
+        if signer is None:
+            assert self._exit is not None, "open() first"
+            settings = {**self._settings, "endpoint_url": public_endpoint}
+            settings["config"] = settings["config"].merge(AioConfig(signature_version="s3v4"))
+            signer = await self._exit.enter_async_context(get_session().create_client("s3", **settings))
+            self._signers[public_endpoint] = signer
+        return signer
+
     async def close(self) -> None:
         if self._exit is not None:
             await self._exit.aclose()
             self._exit = None
+            self._signers.clear()
 
     async def start_multipart(self, key: str) -> str:
         with _outage_as_unavailable():
@@ -167,6 +189,18 @@ class Storage:
                     yield b"".join(pending)
             finally:
                 body.close()
+
+    async def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset+length) by one ranged GET, read whole and the response closed
+        before they are returned: a caller that is slow to use them (a download whose client
+        does not read) holds neither a pooled connection nor an open response. For pieces of a
+        few MiB; `read` streams longer ranges."""
+        if length <= 0:
+            return b""
+        with _outage_as_unavailable():
+            response = await self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}")
+            async with response["Body"] as body:
+                return bytes(await body.read())
 
     async def delete(self, key: str) -> None:
         with _outage_as_unavailable():

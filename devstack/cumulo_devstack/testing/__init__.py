@@ -5,6 +5,8 @@ modules cannot import each other; they import these instead). Import them from h
 - calls: `rpc`, `call`, `expect_error`: gRPC calls that raise the SDK's CumuloRpcError, and the
   assertion that one does; `bare_rpc_error` for a call without the SDK; `fake_client_address`:
   a client address no other call uses; `everything_said`: all an error says.
+- channels: `open_channel`, `transport_for`: a bare channel / the SDK's transport to an address
+  of the session, TLS for a gateway (`serves_tls` registers one), plaintext for a service.
 - clocks: `clock_moved`: a service's clock moved for a block (a job run "later"), then put back.
 - values: `unique_email`, `unique_phone`, `unique_event_type`: values no other test uses.
 - tokens: `forge_token`, an access token of one of the kinds in `FORGERIES` that auth never
@@ -30,6 +32,7 @@ modules cannot import each other; they import these instead). Import them from h
 from cumulo_devstack.testing.accounts import PASSWORD, Member, People, Person, new_member, signed_up_member
 from cumulo_devstack.testing.aging import Ages, notices_sent
 from cumulo_devstack.testing.calls import bare_rpc_error, call, everything_said, expect_error, fake_client_address, rpc
+from cumulo_devstack.testing.channels import open_channel, serves_tls, transport_for
 from cumulo_devstack.testing.clocks import clock_moved
 from cumulo_devstack.testing.gates import assert_gated, gate_cases, public_methods, public_services
 from cumulo_devstack.testing.methods import call_in_shape, invoke, method_id, method_path, rpc_method, with_client_id
@@ -48,6 +51,9 @@ from cumulo_devstack.testing.values import unique_email, unique_event_type, uniq
 from cumulo_devstack.testing.waiting import eventually
 
 __all__ = [
+    "open_channel",
+    "serves_tls",
+    "transport_for",
     "FORGERIES",
     "PASSWORD",
     "Ages",

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
+from cumulo_devstack.testing.channels import open_channel
 from cumulo_platform.errors import STATUS_DETAILS_KEY
 from cumulo_sdk import Cumulo, CumuloRpcError
 
@@ -64,7 +65,7 @@ async def bare_rpc_error(
 ) -> grpc.aio.AioRpcError:
     """The grpc.aio.AioRpcError that a call through a bare stub (no SDK, so no client id unless
     `metadata` has one) to `target` must fail with."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await getattr(stub_class(channel), method)(request, metadata=metadata, timeout=timeout)
     return caught.value

@@ -9,8 +9,9 @@ one smoke test with `process=True`: the installed console script, in a process o
     result = await run_command("cumulo", "whoami", environ={"CUMULO_HOME": ..., "CUMULO_GATEWAY": ...})
     result.returncode, result.stdout, result.stderr        # a subprocess.CompletedProcess
 
-`environ` is all the command sees of the environment in-process (a process also inherits the
-test process's); `stdin` is its standard input, not a terminal, so a password comes from its
+`environ` is all the command sees of the environment in-process, besides how the session's
+gateway is reached (CUMULO_CA, CUMULO_PLAINTEXT, unless `environ` sets them); a process inherits
+the whole of the test process's; `stdin` is its standard input, not a terminal, so a password comes from its
 first line. `start_command` returns a running command (a device agent) whose output can be
 read as it comes and which can be interrupted as Ctrl-C would.
 """
@@ -32,7 +33,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, Protocol
 
 Program = Literal["cumulo", "cumulo-admin"]
-INTERRUPTED = -signal.SIGINT  # what a process killed by Ctrl-C answers (Python re-raises SIGINT on exit)
+# A Ctrl-C the command did not handle: what a process killed by SIGINT answers (the commands
+# themselves catch it and exit 130, cumulo_sdk.console.INTERRUPTED_EXIT).
+INTERRUPTED = -signal.SIGINT
 
 
 class Command(Protocol):
@@ -150,6 +153,11 @@ def _exit_code(code: object, stderr: io.StringIO) -> int:
     return 1
 
 
+def _connection_settings() -> dict[str, str]:
+    """The test session's way to its gateways (the development CA), as a shell would pass it."""
+    return {name: os.environ[name] for name in ("CUMULO_CA", "CUMULO_PLAINTEXT") if name in os.environ}
+
+
 class _InProcess:
     def __init__(self, program: Program, argv: list[str], environ: Mapping[str, str], stdin: str) -> None:
         self.args = [program, *argv]
@@ -165,7 +173,7 @@ class _InProcess:
             code = 1
             try:
                 _streams.set(streams)
-                code = self._run(main, argv, dict(environ))
+                code = self._run(main, argv, {**_connection_settings(), **environ})
             finally:
                 self._code = code
                 loop.call_soon_threadsafe(self._finished.set_result, code)

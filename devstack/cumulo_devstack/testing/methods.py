@@ -11,6 +11,7 @@ import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
+from cumulo_devstack.testing.channels import open_channel
 from cumulo_sdk import CumuloRpcError
 
 
@@ -82,7 +83,7 @@ async def invoke(
     shapes = {
         (False, False): "unary_unary", (False, True): "unary_stream", (True, False): "stream_unary", (True, True): "stream_stream",
     }
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target) as channel:
         multicallable = getattr(channel, shapes[(method.client_streaming, method.server_streaming)])(
             method_path(method),
             request_serializer=lambda message: message.SerializeToString(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from cumulo.events.v1 import events_pb2
+from cumulo_devstack.testing.waiting import eventually
 from cumulo_platform.clock import FrozenClock
 from cumulo_platform.db import SUBJECT_PREFIX, Database
 from cumulo_platform.last_access import EVENT_TYPE, LastAccessRecorder
@@ -126,3 +128,24 @@ async def test_close_flushes_what_is_pending(db, clock):
     rec.mark("acc-close")
     await rec.close()
     assert [env.account_id for _, env in await outbox(db)] == ["acc-close"]
+
+
+async def test_the_recorder_is_not_idle_while_a_flush_is_still_writing(db, clock):
+    """`idle` promises every mark made so far is in the outbox (tests age accounts once it
+    holds): a flush that has taken the marks but not committed is not idle."""
+    rec = recorder(db, clock)
+    rec.mark(str(uuid.uuid4()))
+    async with db.engine.connect() as blocker:
+        await blocker.execute(sa.text(f"LOCK TABLE {db.outbox.fullname} IN ACCESS EXCLUSIVE MODE"))
+        flushing = asyncio.create_task(rec.flush())
+
+        async def marks_taken() -> bool:  # the flush has them; its insert waits for the lock
+            return not rec._pending
+
+        await eventually(marks_taken, what="the flush to take the marks")
+        assert not rec.idle
+        assert not flushing.done()
+        await blocker.rollback()
+    assert await flushing == 1
+    assert rec.idle
+    assert len(await outbox(db)) == 1

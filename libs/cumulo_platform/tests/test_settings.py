@@ -205,3 +205,40 @@ def test_calendar_month_interval_is_a_settings_error_naming_the_variable():
     # Start-up must fail with a SettingsError that names the variable, like every other bad value.
     with pytest.raises(SettingsError, match="LAST_ACCESS_INTERVAL"):
         settings(CUMULO_LAST_ACCESS_INTERVAL="P1M")
+
+
+# --- the last-access interval follows the lifecycle's inactivity ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inactivity", "interval"),
+    [
+        (None, dt.timedelta(minutes=10)),  # no lifecycle setting here: the production default
+        ("P12M", dt.timedelta(minutes=10)),
+        ("PT1H", dt.timedelta(minutes=6)),
+        ("PT20S", dt.timedelta(seconds=2)),
+        ("PT15S", dt.timedelta(seconds=1.5)),
+    ],
+)
+def test_the_default_last_access_interval_is_at_most_a_tenth_of_the_lifecycles_inactivity(inactivity, interval):
+    environ = {} if inactivity is None else {"CUMULO_LIFECYCLE_INACTIVITY": inactivity}
+    for service in ("auth", "blob", "sync"):  # every service reads the same config map
+        s = PlatformSettings.from_env(service, Env(service, {**BASE, **environ}))
+        assert s.last_access_interval == interval
+
+
+def test_a_set_last_access_interval_wins_over_the_derived_one():
+    # Whether it suits the inactivity is the lifecycle's to judge (it refuses at start-up).
+    assert settings(CUMULO_LIFECYCLE_INACTIVITY="PT20S", CUMULO_LAST_ACCESS_INTERVAL="PT1S").last_access_interval == dt.timedelta(seconds=1)
+    assert settings(CUMULO_LIFECYCLE_INACTIVITY="PT20S", CUMULO_AUTH_LAST_ACCESS_INTERVAL="PT3S").last_access_interval == dt.timedelta(seconds=3)
+
+
+def test_a_malformed_lifecycle_inactivity_is_a_settings_error_naming_it():
+    with pytest.raises(SettingsError, match="CUMULO_LIFECYCLE_INACTIVITY"):
+        settings(CUMULO_LIFECYCLE_INACTIVITY="twenty seconds")
+
+
+def test_env_reads_another_services_settings_from_the_same_environment():
+    env = Env("auth", {"CUMULO_LIFECYCLE_INACTIVITY": "PT20S", "CUMULO_AUTH_INACTIVITY": "PT1S"})
+    assert env.for_service("lifecycle").raw("INACTIVITY") == "PT20S"
+    assert env.raw("INACTIVITY") == "PT1S"

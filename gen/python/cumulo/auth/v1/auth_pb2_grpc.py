@@ -27,8 +27,8 @@ if _version_not_supported:
 
 class AuthServiceStub:
     """The public account API, routed by the gateway. Every call carries the
-    metadata "x-cumulo-client-id" naming a registered client app; every call
-    but GetTerms, Register, Login and Refresh carries "authorization: Bearer <access token>".
+    metadata "x-cumulo-client-id" naming a registered client app; every call but GetTerms,
+    CheckNewPassword, Register, Login and Refresh carries "authorization: Bearer <access token>".
     """
 
     def __init__(self, channel):
@@ -41,6 +41,11 @@ class AuthServiceStub:
                 '/cumulo.auth.v1.AuthService/GetTerms',
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.GetTermsRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.GetTermsResponse.FromString,
+                _registered_method=True)
+        self.CheckNewPassword = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/CheckNewPassword',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CheckNewPasswordRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CheckNewPasswordResponse.FromString,
                 _registered_method=True)
         self.Register = channel.unary_unary(
                 '/cumulo.auth.v1.AuthService/Register',
@@ -111,26 +116,39 @@ class AuthServiceStub:
 
 class AuthServiceServicer:
     """The public account API, routed by the gateway. Every call carries the
-    metadata "x-cumulo-client-id" naming a registered client app; every call
-    but GetTerms, Register, Login and Refresh carries "authorization: Bearer <access token>".
+    metadata "x-cumulo-client-id" naming a registered client app; every call but GetTerms,
+    CheckNewPassword, Register, Login and Refresh carries "authorization: Bearer <access token>".
     """
 
     def GetTerms(self, request, context):
-        """The terms of service version that registration must accept.
+        """The current terms of service: the version registration must accept, and their text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckNewPassword(self, request, context):
+        """Whether a password meets the rule for a new one (the rule Register applies, which stays
+        the authority), so that a client can say so before asking for it a second time. Nothing
+        is stored; a refused password answers INVALID_ARGUMENT naming the field "password".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Register(self, request, context):
-        """Creates an adult's account. Under-18s are refused with GUARDIAN_REQUIRED.
+        """Creates an adult's account. Under-18s are refused with GUARDIAN_REQUIRED; a taken e-mail
+        address or phone number with ALREADY_EXISTS (ACCOUNT_EXISTS). Each client address may
+        register only so often (REGISTRATION_RATE_LIMITED, with the time to retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Login(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Wrong passwords are throttled per account and client address, per account and per
+        address (LOGIN_THROTTLED, with the time to retry).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -201,7 +219,8 @@ class AuthServiceServicer:
 
     def ConfirmPassword(self, request, context):
         """The password once more, for what needs it fresh (wiping a device): a new access token
-        whose claim pwd_at says when. Throttled like logins.
+        whose claim pwd_at says when. Wrong passwords are throttled per session (as for
+        ChangePassword and CancelAccount): failed logins elsewhere never refuse it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,6 +233,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetTerms,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.GetTermsRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.GetTermsResponse.SerializeToString,
+            ),
+            'CheckNewPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckNewPassword,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CheckNewPasswordRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CheckNewPasswordResponse.SerializeToString,
             ),
             'Register': grpc.unary_unary_rpc_method_handler(
                     servicer.Register,
@@ -290,8 +314,8 @@ def add_AuthServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AuthService:
     """The public account API, routed by the gateway. Every call carries the
-    metadata "x-cumulo-client-id" naming a registered client app; every call
-    but GetTerms, Register, Login and Refresh carries "authorization: Bearer <access token>".
+    metadata "x-cumulo-client-id" naming a registered client app; every call but GetTerms,
+    CheckNewPassword, Register, Login and Refresh carries "authorization: Bearer <access token>".
     """
 
     @staticmethod
@@ -311,6 +335,33 @@ class AuthService:
             '/cumulo.auth.v1.AuthService/GetTerms',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.GetTermsRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.GetTermsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckNewPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/CheckNewPassword',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.CheckNewPasswordRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.CheckNewPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,8 +28,8 @@ GRPC_VERSION: str
 
 class AuthServiceStub:
     """The public account API, routed by the gateway. Every call carries the
-    metadata "x-cumulo-client-id" naming a registered client app; every call
-    but GetTerms, Register, Login and Refresh carries "authorization: Bearer <access token>".
+    metadata "x-cumulo-client-id" naming a registered client app; every call but GetTerms,
+    CheckNewPassword, Register, Login and Refresh carries "authorization: Bearer <access token>".
     """
 
     @_typing.overload
@@ -37,10 +37,21 @@ class AuthServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     GetTerms: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetTermsRequest, _auth_pb2.GetTermsResponse]
-    """The terms of service version that registration must accept."""
+    """The current terms of service: the version registration must accept, and their text."""
+    CheckNewPassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CheckNewPasswordRequest, _auth_pb2.CheckNewPasswordResponse]
+    """Whether a password meets the rule for a new one (the rule Register applies, which stays
+    the authority), so that a client can say so before asking for it a second time. Nothing
+    is stored; a refused password answers INVALID_ARGUMENT naming the field "password".
+    """
     Register: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RegisterRequest, _auth_pb2.RegisterResponse]
-    """Creates an adult's account. Under-18s are refused with GUARDIAN_REQUIRED."""
+    """Creates an adult's account. Under-18s are refused with GUARDIAN_REQUIRED; a taken e-mail
+    address or phone number with ALREADY_EXISTS (ACCOUNT_EXISTS). Each client address may
+    register only so often (REGISTRATION_RATE_LIMITED, with the time to retry).
+    """
     Login: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]
+    """Wrong passwords are throttled per account and client address, per account and per
+    address (LOGIN_THROTTLED, with the time to retry).
+    """
     Refresh: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RefreshRequest, _auth_pb2.RefreshResponse]
     """Rotates the refresh token. Presenting a used one revokes its session."""
     Logout: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]
@@ -57,22 +68,34 @@ class AuthServiceStub:
     """Cancels the account (password confirmed); its content is then deleted."""
     ConfirmPassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ConfirmPasswordRequest, _auth_pb2.ConfirmPasswordResponse]
     """The password once more, for what needs it fresh (wiping a device): a new access token
-    whose claim pwd_at says when. Throttled like logins.
+    whose claim pwd_at says when. Wrong passwords are throttled per session (as for
+    ChangePassword and CancelAccount): failed logins elsewhere never refuse it.
     """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
     """The public account API, routed by the gateway. Every call carries the
-    metadata "x-cumulo-client-id" naming a registered client app; every call
-    but GetTerms, Register, Login and Refresh carries "authorization: Bearer <access token>".
+    metadata "x-cumulo-client-id" naming a registered client app; every call but GetTerms,
+    CheckNewPassword, Register, Login and Refresh carries "authorization: Bearer <access token>".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetTerms: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetTermsRequest, _auth_pb2.GetTermsResponse]  # type: ignore[assignment]
-    """The terms of service version that registration must accept."""
+    """The current terms of service: the version registration must accept, and their text."""
+    CheckNewPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.CheckNewPasswordRequest, _auth_pb2.CheckNewPasswordResponse]  # type: ignore[assignment]
+    """Whether a password meets the rule for a new one (the rule Register applies, which stays
+    the authority), so that a client can say so before asking for it a second time. Nothing
+    is stored; a refused password answers INVALID_ARGUMENT naming the field "password".
+    """
     Register: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterRequest, _auth_pb2.RegisterResponse]  # type: ignore[assignment]
-    """Creates an adult's account. Under-18s are refused with GUARDIAN_REQUIRED."""
+    """Creates an adult's account. Under-18s are refused with GUARDIAN_REQUIRED; a taken e-mail
+    address or phone number with ALREADY_EXISTS (ACCOUNT_EXISTS). Each client address may
+    register only so often (REGISTRATION_RATE_LIMITED, with the time to retry).
+    """
     Login: _aio.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]  # type: ignore[assignment]
+    """Wrong passwords are throttled per account and client address, per account and per
+    address (LOGIN_THROTTLED, with the time to retry).
+    """
     Refresh: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshRequest, _auth_pb2.RefreshResponse]  # type: ignore[assignment]
     """Rotates the refresh token. Presenting a used one revokes its session."""
     Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
@@ -89,13 +112,14 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Cancels the account (password confirmed); its content is then deleted."""
     ConfirmPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ConfirmPasswordRequest, _auth_pb2.ConfirmPasswordResponse]  # type: ignore[assignment]
     """The password once more, for what needs it fresh (wiping a device): a new access token
-    whose claim pwd_at says when. Throttled like logins.
+    whose claim pwd_at says when. Wrong passwords are throttled per session (as for
+    ChangePassword and CancelAccount): failed logins elsewhere never refuse it.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """The public account API, routed by the gateway. Every call carries the
-    metadata "x-cumulo-client-id" naming a registered client app; every call
-    but GetTerms, Register, Login and Refresh carries "authorization: Bearer <access token>".
+    metadata "x-cumulo-client-id" naming a registered client app; every call but GetTerms,
+    CheckNewPassword, Register, Login and Refresh carries "authorization: Bearer <access token>".
     """
 
     @_abc_1.abstractmethod
@@ -104,7 +128,18 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.GetTermsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.GetTermsResponse, _abc.Awaitable[_auth_pb2.GetTermsResponse]]:
-        """The terms of service version that registration must accept."""
+        """The current terms of service: the version registration must accept, and their text."""
+
+    @_abc_1.abstractmethod
+    def CheckNewPassword(
+        self,
+        request: _auth_pb2.CheckNewPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.CheckNewPasswordResponse, _abc.Awaitable[_auth_pb2.CheckNewPasswordResponse]]:
+        """Whether a password meets the rule for a new one (the rule Register applies, which stays
+        the authority), so that a client can say so before asking for it a second time. Nothing
+        is stored; a refused password answers INVALID_ARGUMENT naming the field "password".
+        """
 
     @_abc_1.abstractmethod
     def Register(
@@ -112,14 +147,20 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.RegisterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.RegisterResponse, _abc.Awaitable[_auth_pb2.RegisterResponse]]:
-        """Creates an adult's account. Under-18s are refused with GUARDIAN_REQUIRED."""
+        """Creates an adult's account. Under-18s are refused with GUARDIAN_REQUIRED; a taken e-mail
+        address or phone number with ALREADY_EXISTS (ACCOUNT_EXISTS). Each client address may
+        register only so often (REGISTRATION_RATE_LIMITED, with the time to retry).
+        """
 
     @_abc_1.abstractmethod
     def Login(
         self,
         request: _auth_pb2.LoginRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_pb2.LoginResponse, _abc.Awaitable[_auth_pb2.LoginResponse]]: ...
+    ) -> _typing.Union[_auth_pb2.LoginResponse, _abc.Awaitable[_auth_pb2.LoginResponse]]:
+        """Wrong passwords are throttled per account and client address, per account and per
+        address (LOGIN_THROTTLED, with the time to retry).
+        """
 
     @_abc_1.abstractmethod
     def Refresh(
@@ -202,7 +243,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.ConfirmPasswordResponse, _abc.Awaitable[_auth_pb2.ConfirmPasswordResponse]]:
         """The password once more, for what needs it fresh (wiping a device): a new access token
-        whose claim pwd_at says when. Throttled like logins.
+        whose claim pwd_at says when. Wrong passwords are throttled per session (as for
+        ChangePassword and CancelAccount): failed logins elsewhere never refuse it.
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

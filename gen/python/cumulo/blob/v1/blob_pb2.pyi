@@ -501,8 +501,11 @@ class StartUploadResponse(_message.Message):
     UPLOAD_ID_FIELD_NUMBER: _builtins.int
     COMMITTED_OFFSET_FIELD_NUMBER: _builtins.int
     FILE_FIELD_NUMBER: _builtins.int
+    PART_SIZE_FIELD_NUMBER: _builtins.int
     upload_id: _builtins.str
     committed_offset: _builtins.int
+    part_size: _builtins.int
+    """The size of the pieces PutUploadPart keeps whole (the file's parts in storage)."""
     @_builtins.property
     def file(self) -> Global___Node:
         """Set when the upload completed at once (the account already holds this content)."""
@@ -513,10 +516,11 @@ class StartUploadResponse(_message.Message):
         upload_id: _builtins.str = ...,
         committed_offset: _builtins.int = ...,
         file: Global___Node | None = ...,
+        part_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["committed_offset", b"committed_offset", "file", b"file", "upload_id", b"upload_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["committed_offset", b"committed_offset", "file", b"file", "part_size", b"part_size", "upload_id", b"upload_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1035,6 +1039,79 @@ class BlockLinkResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BlockLinkResponse: _TypeAlias = BlockLinkResponse  # noqa: Y015
+
+@_typing.final
+class DescribePathsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    NODE_IDS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    @_builtins.property
+    def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        node_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "node_ids", b"node_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DescribePathsRequest: _TypeAlias = DescribePathsRequest  # noqa: Y015
+
+@_typing.final
+class NodePath(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    IN_TRASH_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    path: _builtins.str
+    """From the root folder, names joined by "/": "/photos/2026/harbour.jpg"."""
+    kind: Global___NodeKind.ValueType
+    in_trash: _builtins.bool
+    """The node, or a folder above it, is in the trash: `path` is where it was."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        path: _builtins.str = ...,
+        kind: Global___NodeKind.ValueType = ...,
+        in_trash: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_trash", b"in_trash", "kind", b"kind", "node_id", b"node_id", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodePath: _TypeAlias = NodePath  # noqa: Y015
+
+@_typing.final
+class DescribePathsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATHS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def paths(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodePath]: ...
+    def __init__(
+        self,
+        *,
+        paths: _abc.Iterable[Global___NodePath] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["paths", b"paths"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DescribePathsResponse: _TypeAlias = DescribePathsResponse  # noqa: Y015
 
 @_typing.final
 class ExportFilesRequest(_message.Message):
@@ -1950,3 +2027,215 @@ class DownloadSharedWithMeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
 Global___DownloadSharedWithMeResponse: _TypeAlias = DownloadSharedWithMeResponse  # noqa: Y015
+
+@_typing.final
+class DownloadUrl(_message.Message):
+    """A file's bytes at a signed URL: GET it (with a Range header for a part) before expires_at.
+    The URL names the file's stored content and nothing else; changing any part of it voids it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def file(self) -> Global___Node:
+        """The file: its size and SHA-256, to check what was fetched."""
+
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        file: Global___Node | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "file", b"file", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadUrl: _TypeAlias = DownloadUrl  # noqa: Y015
+
+@_typing.final
+class GetDownloadUrlRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDownloadUrlRequest: _TypeAlias = GetDownloadUrlRequest  # noqa: Y015
+
+@_typing.final
+class GetDownloadUrlResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOWNLOAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def download(self) -> Global___DownloadUrl: ...
+    def __init__(
+        self,
+        *,
+        download: Global___DownloadUrl | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["download", b"download"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["download", b"download"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDownloadUrlResponse: _TypeAlias = GetDownloadUrlResponse  # noqa: Y015
+
+@_typing.final
+class GetSharedWithMeDownloadUrlRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHARE_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    share_id: _builtins.str
+    node_id: _builtins.str
+    """Empty for the shared file; else a file directly in the shared folder."""
+    def __init__(
+        self,
+        *,
+        share_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "share_id", b"share_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSharedWithMeDownloadUrlRequest: _TypeAlias = GetSharedWithMeDownloadUrlRequest  # noqa: Y015
+
+@_typing.final
+class GetSharedWithMeDownloadUrlResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOWNLOAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def download(self) -> Global___DownloadUrl: ...
+    def __init__(
+        self,
+        *,
+        download: Global___DownloadUrl | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["download", b"download"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["download", b"download"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSharedWithMeDownloadUrlResponse: _TypeAlias = GetSharedWithMeDownloadUrlResponse  # noqa: Y015
+
+@_typing.final
+class GetSharedDownloadUrlRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    password: _builtins.str
+    node_id: _builtins.str
+    """Empty for the shared file itself; else a file directly in the shared folder."""
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        password: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "password", b"password", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSharedDownloadUrlRequest: _TypeAlias = GetSharedDownloadUrlRequest  # noqa: Y015
+
+@_typing.final
+class GetSharedDownloadUrlResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOWNLOAD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def download(self) -> Global___DownloadUrl: ...
+    def __init__(
+        self,
+        *,
+        download: Global___DownloadUrl | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["download", b"download"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["download", b"download"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSharedDownloadUrlResponse: _TypeAlias = GetSharedDownloadUrlResponse  # noqa: Y015
+
+@_typing.final
+class PutUploadPartRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPLOAD_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    upload_id: _builtins.str
+    offset: _builtins.int
+    """Must equal the committed offset (or name a piece that landed already)."""
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        upload_id: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "offset", b"offset", "upload_id", b"upload_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutUploadPartRequest: _TypeAlias = PutUploadPartRequest  # noqa: Y015
+
+@_typing.final
+class PutUploadPartResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMITTED_OFFSET_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    committed_offset: _builtins.int
+    @_builtins.property
+    def file(self) -> Global___Node:
+        """Set when the upload is complete."""
+
+    def __init__(
+        self,
+        *,
+        committed_offset: _builtins.int = ...,
+        file: Global___Node | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["committed_offset", b"committed_offset", "file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutUploadPartResponse: _TypeAlias = PutUploadPartResponse  # noqa: Y015

@@ -91,6 +91,11 @@ class BlobServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UploadChunksRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UploadChunksResponse.FromString,
                 _registered_method=True)
+        self.PutUploadPart = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/PutUploadPart',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PutUploadPartRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PutUploadPartResponse.FromString,
+                _registered_method=True)
         self.GetUpload = channel.unary_unary(
                 '/cumulo.blob.v1.BlobService/GetUpload',
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUploadRequest.SerializeToString,
@@ -105,6 +110,11 @@ class BlobServiceStub:
                 '/cumulo.blob.v1.BlobService/Download',
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadResponse.FromString,
+                _registered_method=True)
+        self.GetDownloadUrl = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/GetDownloadUrl',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetDownloadUrlRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetDownloadUrlResponse.FromString,
                 _registered_method=True)
         self.GetUsage = channel.unary_unary(
                 '/cumulo.blob.v1.BlobService/GetUsage',
@@ -165,6 +175,11 @@ class BlobServiceStub:
                 '/cumulo.blob.v1.BlobService/DownloadSharedWithMe',
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeResponse.FromString,
+                _registered_method=True)
+        self.GetSharedWithMeDownloadUrl = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/GetSharedWithMeDownloadUrl',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedWithMeDownloadUrlRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedWithMeDownloadUrlResponse.FromString,
                 _registered_method=True)
 
 
@@ -245,6 +260,17 @@ class BlobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutUploadPart(self, request, context):
+        """One piece of an upload, without a stream (browsers: grpc-web and JSON cannot stream up):
+        the same upload, SHA-256 state and quota as UploadChunks. Send whole parts of StartUpload's
+        part_size (the last may be shorter) from committed_offset; bytes short of a whole part that
+        do not end the file are not kept (committed_offset says where to go on). A piece sent again
+        after it landed answers as the first time did.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetUpload(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -259,6 +285,16 @@ class BlobServiceServicer:
 
     def Download(self, request, context):
         """A file's bytes, whole or a range. The first message carries the file's metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDownloadUrl(self, request, context):
+        """A short-lived signed URL for one of the caller's files (an HTTPS GET through the gateway,
+        ranges allowed), after the same checks as Download: the bytes then never pass through a
+        service. FAILED_PRECONDITION DOWNLOAD_URLS_UNAVAILABLE where the operator has not set
+        them up: use Download.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -342,6 +378,13 @@ class BlobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSharedWithMeDownloadUrl(self, request, context):
+        """A signed URL for a file shared with the caller, as GetDownloadUrl.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -400,6 +443,11 @@ def add_BlobServiceServicer_to_server(servicer, server):
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UploadChunksRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.UploadChunksResponse.SerializeToString,
             ),
+            'PutUploadPart': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutUploadPart,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PutUploadPartRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.PutUploadPartResponse.SerializeToString,
+            ),
             'GetUpload': grpc.unary_unary_rpc_method_handler(
                     servicer.GetUpload,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetUploadRequest.FromString,
@@ -414,6 +462,11 @@ def add_BlobServiceServicer_to_server(servicer, server):
                     servicer.Download,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadResponse.SerializeToString,
+            ),
+            'GetDownloadUrl': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDownloadUrl,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetDownloadUrlRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetDownloadUrlResponse.SerializeToString,
             ),
             'GetUsage': grpc.unary_unary_rpc_method_handler(
                     servicer.GetUsage,
@@ -474,6 +527,11 @@ def add_BlobServiceServicer_to_server(servicer, server):
                     servicer.DownloadSharedWithMe,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedWithMeResponse.SerializeToString,
+            ),
+            'GetSharedWithMeDownloadUrl': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSharedWithMeDownloadUrl,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedWithMeDownloadUrlRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedWithMeDownloadUrlResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -786,6 +844,33 @@ class BlobService:
             _registered_method=True)
 
     @staticmethod
+    def PutUploadPart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/PutUploadPart',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.PutUploadPartRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.PutUploadPartResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetUpload(request,
             target,
             options=(),
@@ -856,6 +941,33 @@ class BlobService:
             '/cumulo.blob.v1.BlobService/Download',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDownloadUrl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/GetDownloadUrl',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.GetDownloadUrlRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.GetDownloadUrlResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1190,6 +1302,33 @@ class BlobService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def GetSharedWithMeDownloadUrl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/GetSharedWithMeDownloadUrl',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedWithMeDownloadUrlRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedWithMeDownloadUrlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ShareLinkServiceStub:
     """Opening share links: no access token, only the client id and the link's token.
@@ -1211,6 +1350,11 @@ class ShareLinkServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedResponse.FromString,
                 _registered_method=True)
+        self.GetSharedDownloadUrl = channel.unary_unary(
+                '/cumulo.blob.v1.ShareLinkService/GetSharedDownloadUrl',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedDownloadUrlRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedDownloadUrlResponse.FromString,
+                _registered_method=True)
 
 
 class ShareLinkServiceServicer:
@@ -1231,6 +1375,13 @@ class ShareLinkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSharedDownloadUrl(self, request, context):
+        """A signed URL for a file of a share link, as GetDownloadUrl (no account needed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShareLinkServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1243,6 +1394,11 @@ def add_ShareLinkServiceServicer_to_server(servicer, server):
                     servicer.DownloadShared,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedResponse.SerializeToString,
+            ),
+            'GetSharedDownloadUrl': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSharedDownloadUrl,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedDownloadUrlRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedDownloadUrlResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1300,6 +1456,33 @@ class ShareLinkService:
             '/cumulo.blob.v1.ShareLinkService/DownloadShared',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.DownloadSharedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSharedDownloadUrl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.ShareLinkService/GetSharedDownloadUrl',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedDownloadUrlRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.GetSharedDownloadUrlResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1370,6 +1553,11 @@ class BlobInternalServiceStub:
                 '/cumulo.blob.v1.BlobInternalService/ExportFiles',
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesResponse.FromString,
+                _registered_method=True)
+        self.DescribePaths = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/DescribePaths',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsResponse.FromString,
                 _registered_method=True)
 
 
@@ -1456,6 +1644,15 @@ class BlobInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribePaths(self, request, context):
+        """Where the account's files and folders among node_ids (at most 1000) are, as their owner
+        sees them ("/photos/2026/harbour.jpg"), for messages to the owner. Trashed ones are
+        answered too (where they were); those gone, or another account's, are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1508,6 +1705,11 @@ def add_BlobInternalServiceServicer_to_server(servicer, server):
                     servicer.ExportFiles,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesResponse.SerializeToString,
+            ),
+            'DescribePaths': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribePaths,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1781,6 +1983,33 @@ class BlobInternalService:
             '/cumulo.blob.v1.BlobInternalService/ExportFiles',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.ExportFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribePaths(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/DescribePaths',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,10 +53,23 @@ class BlobServiceStub:
     """Sends bytes from the committed offset on. The first message names the upload and
     the offset; the stream may end anywhere and be resumed from the committed offset.
     """
+    PutUploadPart: _grpc.UnaryUnaryMultiCallable[_blob_pb2.PutUploadPartRequest, _blob_pb2.PutUploadPartResponse]
+    """One piece of an upload, without a stream (browsers: grpc-web and JSON cannot stream up):
+    the same upload, SHA-256 state and quota as UploadChunks. Send whole parts of StartUpload's
+    part_size (the last may be shorter) from committed_offset; bytes short of a whole part that
+    do not end the file are not kept (committed_offset says where to go on). A piece sent again
+    after it landed answers as the first time did.
+    """
     GetUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.GetUploadResponse]
     CancelUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.CancelUploadRequest, _blob_pb2.CancelUploadResponse]
     Download: _grpc.UnaryStreamMultiCallable[_blob_pb2.DownloadRequest, _blob_pb2.DownloadResponse]
     """A file's bytes, whole or a range. The first message carries the file's metadata."""
+    GetDownloadUrl: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetDownloadUrlRequest, _blob_pb2.GetDownloadUrlResponse]
+    """A short-lived signed URL for one of the caller's files (an HTTPS GET through the gateway,
+    ranges allowed), after the same checks as Download: the bytes then never pass through a
+    service. FAILED_PRECONDITION DOWNLOAD_URLS_UNAVAILABLE where the operator has not set
+    them up: use Download.
+    """
     GetUsage: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetUsageRequest, _blob_pb2.GetUsageResponse]
     ListPlans: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ListPlansRequest, _blob_pb2.ListPlansResponse]
     """The storage plans on sale, each at its current price."""
@@ -76,6 +89,8 @@ class BlobServiceStub:
     """"Shared with me"."""
     OpenSharedWithMe: _grpc.UnaryUnaryMultiCallable[_blob_pb2.OpenSharedWithMeRequest, _blob_pb2.OpenSharedWithMeResponse]
     DownloadSharedWithMe: _grpc.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedWithMeRequest, _blob_pb2.DownloadSharedWithMeResponse]
+    GetSharedWithMeDownloadUrl: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetSharedWithMeDownloadUrlRequest, _blob_pb2.GetSharedWithMeDownloadUrlResponse]
+    """A signed URL for a file shared with the caller, as GetDownloadUrl."""
 
 @_typing.type_check_only
 class BlobServiceAsyncStub(BlobServiceStub):
@@ -102,10 +117,23 @@ class BlobServiceAsyncStub(BlobServiceStub):
     """Sends bytes from the committed offset on. The first message names the upload and
     the offset; the stream may end anywhere and be resumed from the committed offset.
     """
+    PutUploadPart: _aio.UnaryUnaryMultiCallable[_blob_pb2.PutUploadPartRequest, _blob_pb2.PutUploadPartResponse]  # type: ignore[assignment]
+    """One piece of an upload, without a stream (browsers: grpc-web and JSON cannot stream up):
+    the same upload, SHA-256 state and quota as UploadChunks. Send whole parts of StartUpload's
+    part_size (the last may be shorter) from committed_offset; bytes short of a whole part that
+    do not end the file are not kept (committed_offset says where to go on). A piece sent again
+    after it landed answers as the first time did.
+    """
     GetUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.GetUploadResponse]  # type: ignore[assignment]
     CancelUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.CancelUploadRequest, _blob_pb2.CancelUploadResponse]  # type: ignore[assignment]
     Download: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadRequest, _blob_pb2.DownloadResponse]  # type: ignore[assignment]
     """A file's bytes, whole or a range. The first message carries the file's metadata."""
+    GetDownloadUrl: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetDownloadUrlRequest, _blob_pb2.GetDownloadUrlResponse]  # type: ignore[assignment]
+    """A short-lived signed URL for one of the caller's files (an HTTPS GET through the gateway,
+    ranges allowed), after the same checks as Download: the bytes then never pass through a
+    service. FAILED_PRECONDITION DOWNLOAD_URLS_UNAVAILABLE where the operator has not set
+    them up: use Download.
+    """
     GetUsage: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUsageRequest, _blob_pb2.GetUsageResponse]  # type: ignore[assignment]
     ListPlans: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListPlansRequest, _blob_pb2.ListPlansResponse]  # type: ignore[assignment]
     """The storage plans on sale, each at its current price."""
@@ -125,6 +153,8 @@ class BlobServiceAsyncStub(BlobServiceStub):
     """"Shared with me"."""
     OpenSharedWithMe: _aio.UnaryUnaryMultiCallable[_blob_pb2.OpenSharedWithMeRequest, _blob_pb2.OpenSharedWithMeResponse]  # type: ignore[assignment]
     DownloadSharedWithMe: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedWithMeRequest, _blob_pb2.DownloadSharedWithMeResponse]  # type: ignore[assignment]
+    GetSharedWithMeDownloadUrl: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetSharedWithMeDownloadUrlRequest, _blob_pb2.GetSharedWithMeDownloadUrlResponse]  # type: ignore[assignment]
+    """A signed URL for a file shared with the caller, as GetDownloadUrl."""
 
 class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
     """Files and folders of the caller's own account. Every call carries the client id and an
@@ -216,6 +246,19 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def PutUploadPart(
+        self,
+        request: _blob_pb2.PutUploadPartRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.PutUploadPartResponse, _abc.Awaitable[_blob_pb2.PutUploadPartResponse]]:
+        """One piece of an upload, without a stream (browsers: grpc-web and JSON cannot stream up):
+        the same upload, SHA-256 state and quota as UploadChunks. Send whole parts of StartUpload's
+        part_size (the last may be shorter) from committed_offset; bytes short of a whole part that
+        do not end the file are not kept (committed_offset says where to go on). A piece sent again
+        after it landed answers as the first time did.
+        """
+
+    @_abc_1.abstractmethod
     def GetUpload(
         self,
         request: _blob_pb2.GetUploadRequest,
@@ -236,6 +279,18 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_blob_pb2.DownloadResponse], _abc.AsyncIterator[_blob_pb2.DownloadResponse]]:
         """A file's bytes, whole or a range. The first message carries the file's metadata."""
+
+    @_abc_1.abstractmethod
+    def GetDownloadUrl(
+        self,
+        request: _blob_pb2.GetDownloadUrlRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.GetDownloadUrlResponse, _abc.Awaitable[_blob_pb2.GetDownloadUrlResponse]]:
+        """A short-lived signed URL for one of the caller's files (an HTTPS GET through the gateway,
+        ranges allowed), after the same checks as Download: the bytes then never pass through a
+        service. FAILED_PRECONDITION DOWNLOAD_URLS_UNAVAILABLE where the operator has not set
+        them up: use Download.
+        """
 
     @_abc_1.abstractmethod
     def GetUsage(
@@ -328,6 +383,14 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_blob_pb2.DownloadSharedWithMeResponse], _abc.AsyncIterator[_blob_pb2.DownloadSharedWithMeResponse]]: ...
 
+    @_abc_1.abstractmethod
+    def GetSharedWithMeDownloadUrl(
+        self,
+        request: _blob_pb2.GetSharedWithMeDownloadUrlRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.GetSharedWithMeDownloadUrlResponse, _abc.Awaitable[_blob_pb2.GetSharedWithMeDownloadUrlResponse]]:
+        """A signed URL for a file shared with the caller, as GetDownloadUrl."""
+
 def add_BlobServiceServicer_to_server(servicer: BlobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class ShareLinkServiceStub:
@@ -341,6 +404,8 @@ class ShareLinkServiceStub:
     """What the link shows: the file, or the folder and its live children."""
     DownloadShared: _grpc.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedRequest, _blob_pb2.DownloadSharedResponse]
     """A file of the link (the shared file, or one directly in the shared folder)."""
+    GetSharedDownloadUrl: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetSharedDownloadUrlRequest, _blob_pb2.GetSharedDownloadUrlResponse]
+    """A signed URL for a file of a share link, as GetDownloadUrl (no account needed)."""
 
 @_typing.type_check_only
 class ShareLinkServiceAsyncStub(ShareLinkServiceStub):
@@ -351,6 +416,8 @@ class ShareLinkServiceAsyncStub(ShareLinkServiceStub):
     """What the link shows: the file, or the folder and its live children."""
     DownloadShared: _aio.UnaryStreamMultiCallable[_blob_pb2.DownloadSharedRequest, _blob_pb2.DownloadSharedResponse]  # type: ignore[assignment]
     """A file of the link (the shared file, or one directly in the shared folder)."""
+    GetSharedDownloadUrl: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetSharedDownloadUrlRequest, _blob_pb2.GetSharedDownloadUrlResponse]  # type: ignore[assignment]
+    """A signed URL for a file of a share link, as GetDownloadUrl (no account needed)."""
 
 class ShareLinkServiceServicer(metaclass=_abc_1.ABCMeta):
     """Opening share links: no access token, only the client id and the link's token."""
@@ -370,6 +437,14 @@ class ShareLinkServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_blob_pb2.DownloadSharedResponse], _abc.AsyncIterator[_blob_pb2.DownloadSharedResponse]]:
         """A file of the link (the shared file, or one directly in the shared folder)."""
+
+    @_abc_1.abstractmethod
+    def GetSharedDownloadUrl(
+        self,
+        request: _blob_pb2.GetSharedDownloadUrlRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.GetSharedDownloadUrlResponse, _abc.Awaitable[_blob_pb2.GetSharedDownloadUrlResponse]]:
+        """A signed URL for a file of a share link, as GetDownloadUrl (no account needed)."""
 
 def add_ShareLinkServiceServicer_to_server(servicer: ShareLinkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -416,6 +491,11 @@ class BlobInternalServiceStub:
     """Copies the account's files (trashed ones too) into the preservation bucket under
     evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
     """
+    DescribePaths: _grpc.UnaryUnaryMultiCallable[_blob_pb2.DescribePathsRequest, _blob_pb2.DescribePathsResponse]
+    """Where the account's files and folders among node_ids (at most 1000) are, as their owner
+    sees them ("/photos/2026/harbour.jpg"), for messages to the owner. Trashed ones are
+    answered too (where they were); those gone, or another account's, are left out.
+    """
 
 @_typing.type_check_only
 class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
@@ -457,6 +537,11 @@ class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
     ExportFiles: _aio.UnaryUnaryMultiCallable[_blob_pb2.ExportFilesRequest, _blob_pb2.ExportFilesResponse]  # type: ignore[assignment]
     """Copies the account's files (trashed ones too) into the preservation bucket under
     evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
+    """
+    DescribePaths: _aio.UnaryUnaryMultiCallable[_blob_pb2.DescribePathsRequest, _blob_pb2.DescribePathsResponse]  # type: ignore[assignment]
+    """Where the account's files and folders among node_ids (at most 1000) are, as their owner
+    sees them ("/photos/2026/harbour.jpg"), for messages to the owner. Trashed ones are
+    answered too (where they were); those gone, or another account's, are left out.
     """
 
 class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -556,6 +641,17 @@ class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_blob_pb2.ExportFilesResponse, _abc.Awaitable[_blob_pb2.ExportFilesResponse]]:
         """Copies the account's files (trashed ones too) into the preservation bucket under
         evidence/<account>/<export_id>/files/<sha256>, a page at a time; safe to repeat.
+        """
+
+    @_abc_1.abstractmethod
+    def DescribePaths(
+        self,
+        request: _blob_pb2.DescribePathsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.DescribePathsResponse, _abc.Awaitable[_blob_pb2.DescribePathsResponse]]:
+        """Where the account's files and folders among node_ids (at most 1000) are, as their owner
+        sees them ("/photos/2026/harbour.jpg"), for messages to the owner. Trashed ones are
+        answered too (where they were); those gone, or another account's, are left out.
         """
 
 def add_BlobInternalServiceServicer_to_server(servicer: BlobInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

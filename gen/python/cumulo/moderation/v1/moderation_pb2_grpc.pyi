@@ -134,6 +134,7 @@ class ModerationServiceStub:
     VerifyEvidence: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.VerifyEvidenceRequest, _moderation_pb2.VerifyEvidenceResponse]
     """Reads a bundle back and checks it against the manifest hash recorded at export."""
     ListAudit: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.ListAuditRequest, _moderation_pb2.ListAuditResponse]
+    """Newest first; with case_id, that case's trail oldest first (cause before effect)."""
     AddToBlocklist: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.AddToBlocklistRequest, _moderation_pb2.AddToBlocklistResponse]
     RemoveFromBlocklist: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.RemoveFromBlocklistRequest, _moderation_pb2.RemoveFromBlocklistResponse]
     ListBlocklist: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.ListBlocklistRequest, _moderation_pb2.ListBlocklistResponse]
@@ -156,6 +157,7 @@ class ModerationServiceAsyncStub(ModerationServiceStub):
     VerifyEvidence: _aio.UnaryUnaryMultiCallable[_moderation_pb2.VerifyEvidenceRequest, _moderation_pb2.VerifyEvidenceResponse]  # type: ignore[assignment]
     """Reads a bundle back and checks it against the manifest hash recorded at export."""
     ListAudit: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListAuditRequest, _moderation_pb2.ListAuditResponse]  # type: ignore[assignment]
+    """Newest first; with case_id, that case's trail oldest first (cause before effect)."""
     AddToBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.AddToBlocklistRequest, _moderation_pb2.AddToBlocklistResponse]  # type: ignore[assignment]
     RemoveFromBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.RemoveFromBlocklistRequest, _moderation_pb2.RemoveFromBlocklistResponse]  # type: ignore[assignment]
     ListBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListBlocklistRequest, _moderation_pb2.ListBlocklistResponse]  # type: ignore[assignment]
@@ -222,7 +224,8 @@ class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _moderation_pb2.ListAuditRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_moderation_pb2.ListAuditResponse, _abc.Awaitable[_moderation_pb2.ListAuditResponse]]: ...
+    ) -> _typing.Union[_moderation_pb2.ListAuditResponse, _abc.Awaitable[_moderation_pb2.ListAuditResponse]]:
+        """Newest first; with case_id, that case's trail oldest first (cause before effect)."""
 
     @_abc_1.abstractmethod
     def AddToBlocklist(

@@ -1,0 +1,147 @@
+"""The development certificate authority: what `make run` and the tests put under `<var>/tls/`
+so that the gateway serves TLS from the first start, without an operator.
+
+    ca.pem       the CA certificate: clients trust it (CUMULO_CA=var/tls/ca.pem)
+    ca.key       its private key (0600), kept so that later certificates chain to the same CA
+    tls.crt      the gateway's certificate (names as in a cert-manager Secret), then the CA's
+    tls.key      its private key (0600)
+
+The CA is made once and kept: a client that trusts it keeps working across restarts. The
+server certificate is made again when it is missing, does not cover the names asked for, or
+expires within 30 days. Keys are ECDSA P-256 (cheap handshakes on small machines)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+import os
+import pathlib
+from collections.abc import Iterable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_VALIDITY = dt.timedelta(days=3650)
+SERVER_VALIDITY = dt.timedelta(days=365)
+RENEW_BEFORE = dt.timedelta(days=30)
+DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsFiles:
+    ca: pathlib.Path
+    cert: pathlib.Path
+    key: pathlib.Path
+
+
+def ensure_dev_tls(folder: pathlib.Path, names: Iterable[str] = DEFAULT_NAMES) -> TlsFiles:
+    """The CA and a server certificate for `names` (host names and IP addresses) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files = TlsFiles(folder / "ca.pem", folder / "tls.crt", folder / "tls.key")
+    wanted = sorted(set(names))
+    ca_key_path = folder / "ca.key"
+    if not (files.ca.exists() and ca_key_path.exists()):
+        _make_ca(files.ca, ca_key_path)
+    if not _current(files.cert, wanted):
+        ca_cert = x509.load_pem_x509_certificate(files.ca.read_bytes())
+        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        _make_server(files, ca_cert, ca_key, wanted)
+    return files
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _write_private(path: pathlib.Path, data: bytes) -> None:
+    scratch = path.with_name(path.name + ".part")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    scratch.replace(path)
+
+
+def _write_public(path: pathlib.Path, data: bytes) -> None:
+    scratch = path.with_name(path.name + ".part")
+    scratch.write_bytes(data)
+    scratch.replace(path)
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def _make_ca(cert_path: pathlib.Path, key_path: pathlib.Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cumulo development"), x509.NameAttribute(NameOID.COMMON_NAME, "cumulo development CA")])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + CA_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(key_path, _pem_key(key))
+    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _current(cert_path: pathlib.Path, names: list[str]) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if cert.not_valid_after_utc - RENEW_BEFORE < _now():
+        return False
+    try:
+        covered = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return all(_general_name(name) in covered for name in names)
+
+
+def _make_server(files: TlsFiles, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, names: list[str]) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(min(now + SERVER_VALIDITY, ca_cert.not_valid_after_utc))
+        .add_extension(x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_private(files.key, _pem_key(key))
+    chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+    _write_public(files.cert, chain)
