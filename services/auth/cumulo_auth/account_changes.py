@@ -108,7 +108,9 @@ class AccountChanges:
         account_id = uuid.UUID(principal.account_id)
         async with self.db.unit_of_work() as uow:
             row = await account_table.load(uow, account_id)
-        await confirm_password(self.throttle, self.passwords, row, current_password)
+        await confirm_password(
+            self.throttle, self.passwords, row, current_password, session_id=principal.session_id, field="current_password"
+        )
         normalized = rules.check_password(new_password, field="new_password", contacts=(row.email or "", row.phone or ""))
         new_hash = await self.passwords.hash(normalized)
         now = self.clock.now()
@@ -135,7 +137,7 @@ class AccountChanges:
             await self.sessions.require_live_session(principal)
         async with self.db.unit_of_work() as uow:
             account = await account_table.load(uow, account_id)
-        await confirm_password(self.throttle, self.passwords, account, password)
+        await confirm_password(self.throttle, self.passwords, account, password, session_id=principal.session_id)
         if retry:
             return
         now = self.clock.now()

@@ -18,6 +18,7 @@ from cumulo_auth.api.public import ANONYMOUS_METHODS, AuthService
 from cumulo_auth.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_auth.client_apps import ClientApps
 from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
+from cumulo_auth.domain.call_limit import CallLimit
 from cumulo_auth.issuing import TokenIssuer
 from cumulo_auth.login import Login
 from cumulo_auth.purge import AccountPurge
@@ -52,6 +53,7 @@ class AuthApp:
     client_apps: ClientApps
     throttle_cleanup: jobs.ThrottleCleanup
     purge: AccountPurge
+    passwords: Passwords
 
 
 async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthApp:
@@ -59,7 +61,13 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
     db, clock, states = base.db, base.clock, base.states
     keys = SigningKeys(db)
     await keys.ensure_active_key()
-    passwords = Passwords()
+    passwords = Passwords(
+        concurrency=settings.password_hash_workers,
+        verify_queue=settings.password_verify_queue,
+        new_hash_queue=settings.password_new_hash_queue,
+    )
+    # One allowance per client address for all the anonymous calls that check a password.
+    password_checks = CallLimit(calls=settings.password_checks_per_address, window=settings.password_check_window)
     client_apps = ClientApps(db=db)
     if settings.register_development_clients:
         for client_id, name in DEVELOPMENT_CLIENTS.items():
@@ -72,9 +80,17 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
     )
     public = AuthService(
         terms_version=settings.terms_version,
-        registration=Registration(db=db, clock=clock, settings=settings, passwords=passwords),
+        terms_text=settings.terms_text,
+        registration=Registration(db=db, clock=clock, settings=settings, passwords=passwords, password_checks=password_checks),
         login=Login(
-            db=db, clock=clock, time_zone=settings.time_zone, passwords=passwords, throttle=throttle, issuer=issuer, states=states
+            db=db,
+            clock=clock,
+            time_zone=settings.time_zone,
+            passwords=passwords,
+            throttle=throttle,
+            password_checks=password_checks,
+            issuer=issuer,
+            states=states,
         ),
         sessions=sessions,
         changes=AccountChanges(db=db, clock=clock, settings=settings, passwords=passwords, throttle=throttle, sessions=sessions),
@@ -107,4 +123,5 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         client_apps=client_apps,
         throttle_cleanup=throttle_cleanup,
         purge=purge,
+        passwords=passwords,
     )

@@ -29,6 +29,8 @@ class ThrottleCleanup:
             .where(
                 login_throttle.c.last_failure_at < now - self.forget_after,
                 sa.or_(login_throttle.c.blocked_until.is_(None), login_throttle.c.blocked_until < now),
+                # An attempt still being checked keeps its row (an abandoned one lets go when overdue).
+                sa.or_(login_throttle.c.pending == 0, login_throttle.c.pending_until.is_(None), login_throttle.c.pending_until < now),
             )
             .limit(batch_size)
             .with_for_update(skip_locked=True)

@@ -1,5 +1,7 @@
-"""Logging in with a login (e-mail or phone) and a password: throttled, and answering
-ACCOUNT_DELETED for a login whose account the deletion saga purged."""
+"""Logging in with a login (e-mail or phone) and a password: each client address has only so
+many logins in its allowance of password checks, wrong guesses are throttled
+(cumulo_auth.throttling), and a login whose account the deletion saga purged is answered
+ACCOUNT_DELETED."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts, deleted_logins
 from cumulo_auth.domain import credentials, rules
 from cumulo_auth.domain.accounts import refuse_unless_usable, view
+from cumulo_auth.domain.call_limit import CallLimit, PasswordWork, spend
 from cumulo_auth.issuing import TokenIssuer, Tokens
-from cumulo_auth.throttling import LoginThrottle
+from cumulo_auth.throttling import THROTTLED_REASON, LoginThrottle
 from cumulo_platform.account_states import AccountDeleted, AccountStates
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
@@ -33,6 +36,7 @@ class Login:
         time_zone: zoneinfo.ZoneInfo,
         passwords: Passwords,
         throttle: LoginThrottle,
+        password_checks: CallLimit,
         issuer: TokenIssuer,
         states: AccountStates,
     ) -> None:
@@ -41,17 +45,20 @@ class Login:
         self.time_zone = time_zone
         self.passwords = passwords
         self.throttle = throttle
+        self.password_checks = password_checks
         self.issuer = issuer
         self.states = states
 
     async def login(
-        self, *, login: str, password: str, device_name: str, client_id: str, client_address: str
+        self, *, login: str, password: str, device_name: str, client_id: str, client_network: str
     ) -> tuple[Tokens, dict[str, Any]]:
         key = rules.login_key(login)
         if not password:
             raise InvalidArgument("password", "must not be empty")
+        normalized = rules.normalize_password(password)
         if len(device_name) > DEVICE_NAME_MAX_LENGTH:
             raise InvalidArgument("device_name", f"must be at most {DEVICE_NAME_MAX_LENGTH} characters")
+        spend(self.password_checks, client_network, self.clock.now(), PasswordWork.LOGIN, what="logins", reason=THROTTLED_REASON)
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(accounts).where(account_table.login_column(key) == key))).first()
             deleted = row is None and (
@@ -60,14 +67,15 @@ class Login:
                 )
             ).first() is not None
         # Unknown logins are throttled like real ones, so throttling does not tell which exist.
-        counters = [self.throttle.for_account(row.account_id if row else None, key), self.throttle.for_address(client_address)]
-        await self.throttle.claim(counters)
-        if deleted:
-            raise AccountDeleted()
-        if not await self.passwords.verify(row.password_hash if row else None, rules.normalize_password(password)):
+        counters = self.throttle.for_login(row.account_id if row else None, key, client_network)
+        async with self.throttle.attempt(counters) as attempt:
+            if deleted:
+                raise AccountDeleted()
+            right = await self.passwords.verify(row.password_hash if row else None, normalized)
+            attempt.record(right)
+        if not right:
             raise Unauthenticated("the login or the password is wrong", reason="INVALID_CREDENTIALS")
         assert row is not None
-        await self.throttle.succeeded(counters)
         refuse_unless_usable(row, self.clock.now())
         # Logging in reactivates a frozen account (asking the lifecycle: before the unit of work).
         await self.states.ensure_usable(str(row.account_id))

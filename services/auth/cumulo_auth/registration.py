@@ -1,5 +1,20 @@
 """New accounts: adults register themselves; an adult's session creates a minor's account
-with the guardian's consent."""
+with the guardian's consent.
+
+Each new account, and each CheckNewPassword, spends from its client address's allowance of
+password checks (cumulo_auth.domain.call_limit.PasswordWork): a registration counts as four
+checks, so one address makes at most 15 accounts a minute by default however many callers it
+has; the 64 MiB hash is then admitted by cumulo_platform.passwords, whose new hashes can never
+take the worker logins keep.
+
+A taken e-mail address or phone number is answered ALREADY_EXISTS (ACCOUNT_EXISTS, naming the
+field): a person who registers twice must be told to log in instead, and without a
+verification mail or text before the account exists the product has no answer that is both
+uniform and useful. What keeps this from being an enumeration oracle: the answer comes only
+after the allowance was spent (at most 15 probes a minute per address, as for real
+registrations) and after the same hash a new account pays, so it is neither cheaper nor faster
+than a registration. CheckNewPassword never looks at the accounts, and Login answers an unknown
+login as a wrong password, after a decoy hash."""
 
 from __future__ import annotations
 
@@ -16,9 +31,10 @@ from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.config import AuthSettings
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.accounts import LOCALES, local_date, view
+from cumulo_auth.domain.call_limit import CallLimit, PasswordWork, spend
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
-from cumulo_platform.errors import AlreadyExists, InvalidArgument, PermissionDenied
+from cumulo_platform.errors import InvalidArgument, PermissionDenied
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.passwords import Passwords
 from cumulo_platform.tokens import Principal
@@ -33,11 +49,30 @@ def _contacts(email: str, phone: str) -> tuple[str | None, str | None]:
 
 
 class Registration:
-    def __init__(self, *, db: Database, clock: Clock, settings: AuthSettings, passwords: Passwords) -> None:
+    def __init__(
+        self, *, db: Database, clock: Clock, settings: AuthSettings, passwords: Passwords, password_checks: CallLimit
+    ) -> None:
         self.db = db
         self.clock = clock
         self.settings = settings
         self.passwords = passwords
+        self.password_checks = password_checks
+
+    def check_new_password(self, password: str, *, email: str = "", phone: str = "", client_network: str) -> None:
+        """The password rule alone, before anything else of a registration is known to be
+        right: a contact that is not (yet) valid is simply not compared. Anyone may ask, so
+        each client address may ask only so often."""
+        spend(
+            self.password_checks, client_network, self.clock.now(), PasswordWork.CHECK,
+            what="passwords checked", reason="PASSWORD_CHECK_RATE_LIMITED",
+        )
+        contacts = []
+        for value, normalize in ((email, rules.normalize_email), (phone, rules.normalize_phone)):
+            try:
+                contacts.append(normalize(value) if value.strip() else "")
+            except InvalidArgument:
+                contacts.append("")
+        rules.check_password(password, contacts=tuple(contacts))
 
     def _today(self) -> dt.date:
         return local_date(self.clock.now(), self.settings.time_zone)
@@ -50,6 +85,7 @@ class Registration:
         password: str,
         birth_date: tuple[int, int, int],
         accepted_terms_version: str,
+        client_network: str,
         locale: str = "",
     ) -> dict[str, Any]:
         locale = locale or LOCALES[0]
@@ -69,6 +105,7 @@ class Registration:
                 reason="GUARDIAN_REQUIRED",
             )
         normalized = rules.check_password(password, contacts=(email_n or "", phone_n or ""))
+        self._spend_new_account(client_network)
         return await self._create_account(
             email=email_n, phone=phone_n, password=normalized, born=born, guardian=None, locale=locale
         )
@@ -82,6 +119,7 @@ class Registration:
         password: str,
         birth_date: tuple[int, int, int],
         guardian_consent: bool,
+        client_network: str,
     ) -> dict[str, Any]:
         email_n, phone_n = _contacts(email, phone)
         born = rules.check_birth_date(*birth_date, today=self._today())
@@ -94,19 +132,25 @@ class Registration:
             if rules.is_minor(row.birth_date, self._today()):
                 raise PermissionDenied("only an adult can create a minor's account", reason="GUARDIAN_MUST_BE_ADULT")
         normalized = rules.check_password(password, contacts=(email_n or "", phone_n or ""))
+        self._spend_new_account(client_network)
         return await self._create_account(
             email=email_n, phone=phone_n, password=normalized, born=born, guardian=row.account_id, locale=row.locale
+        )
+
+    def _spend_new_account(self, client_network: str) -> None:
+        """After the free checks of the input (a typo costs nothing), before the hash."""
+        spend(
+            self.password_checks, client_network, self.clock.now(), PasswordWork.NEW_ACCOUNT,
+            what="new accounts", reason="REGISTRATION_RATE_LIMITED",
         )
 
     async def _create_account(
         self, *, email: str | None, phone: str | None, password: str, born: dt.date, guardian: uuid.UUID | None, locale: str
     ) -> dict[str, Any]:
-        """A guardian's account makes a minor's: the stored flag says how it was created."""
-        # Refuse a taken contact before paying for a hash; the insert below still guards races.
-        async with self.db.read() as conn:
-            for field, value in (("email", email), ("phone", phone)):
-                if value is not None and (await conn.execute(sa.select(sa.literal(1)).where(accounts.c[field] == value))).first():
-                    raise AlreadyExists(f"{field}: an account with this {field} exists", reason="ACCOUNT_EXISTS", metadata={"field": field})
+        """A guardian's account makes a minor's: the stored flag says how it was created.
+
+        The hash comes first, and a taken contact is found by the insert itself: a taken
+        e-mail address costs the caller as much, and takes as long, as a new account."""
         password_hash = await self.passwords.hash(password)
         now = self.clock.now()
         account_id = uuid.uuid4()

@@ -169,7 +169,7 @@ class Sessions:
         await self.require_live_session(principal)
         async with self.db.unit_of_work() as uow:
             row = await account_table.load(uow, uuid.UUID(principal.account_id))
-        await confirm_password(self.throttle, self.passwords, row, password)
+        await confirm_password(self.throttle, self.passwords, row, password, session_id=principal.session_id)
         now = self.clock.now()
         session_id = uuid.UUID(principal.session_id)
         async with self.db.unit_of_work() as uow:

@@ -1,10 +1,14 @@
-"""Fixtures of the auth service's tests: `accounts` registers and logs in accounts, and
-`module_client` serves module-scoped fixtures (test modules cannot import each other, so their
-shared helpers live here and in cumulo_devstack.testing)."""
+"""Fixtures of the auth service's tests: `accounts` registers and logs in accounts,
+`module_client` serves module-scoped fixtures, and `start_own_auth` starts an auth of a test's
+own, with its own settings (test modules cannot import each other, so their shared helpers
+live here and in cumulo_devstack.testing)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
+import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -13,7 +17,11 @@ import pytest
 
 from cumulo.auth.v1 import auth_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, call, eventually, rpc, unique_email, unique_phone
+from cumulo_auth import bootstrap as auth_bootstrap
+from cumulo_auth.config import AuthSettings
+from cumulo_devstack.servers import EmbeddedNats, free_port
+from cumulo_devstack.testing import PASSWORD, call, eventually, rpc, transport_for, unique_email, unique_phone
+from cumulo_platform.clock import FrozenClock
 from cumulo_sdk import Cumulo
 from cumulo_sdk.errors import CumuloRpcError
 
@@ -50,14 +58,18 @@ class Accounts:
         await self.register(client, email=email, phone=unique_phone() if with_phone else "")
         return email
 
-    def login_call(self, client: Cumulo, login: str, password: str = PASSWORD, device_name: str = "test device"):
-        """The Login call, to await (or expect to fail)."""
+    def login_call(
+        self, client: Cumulo, login: str, password: str = PASSWORD, device_name: str = "test device", *, address: str | None = None
+    ):
+        """The Login call, to await (or expect to fail); from `address` if given."""
         request = auth_pb2.LoginRequest(login=login, password=password, device_name=device_name)
-        return call(client, client.auth.Login, request)
+        return call(client, client.auth.Login, request, address=address)
 
-    async def login(self, client: Cumulo, login: str, password: str = PASSWORD, device_name: str = "test device") -> Member:
+    async def login(
+        self, client: Cumulo, login: str, password: str = PASSWORD, device_name: str = "test device", *, address: str | None = None
+    ) -> Member:
         """A new session of the account `login` names."""
-        response = await self.login_call(client, login, password, device_name)
+        response = await self.login_call(client, login, password, device_name, address=address)
         account, tokens = response.account, response.tokens
         return Member(account.account_id, account.email, account.phone, tokens.access_token, tokens.refresh_token, tokens.session_id)
 
@@ -80,7 +92,7 @@ def accounts() -> Accounts:
 @pytest.fixture(scope="module")
 async def module_client(auth) -> AsyncIterator[Cumulo]:
     """A client straight to auth that lives as long as the test module (for module fixtures)."""
-    async with Cumulo(auth.target) as client:
+    async with Cumulo(auth.target, transport=transport_for(auth.target)) as client:
         yield client
 
 
@@ -107,3 +119,44 @@ async def hold_deletion(lifecycle: Any) -> AsyncIterator[Callable[[str], Awaitab
             await eventually(held, what="the lifecycle to hold the account")
 
         yield hold
+
+
+@dataclasses.dataclass
+class OwnAuth:
+    """An auth service of a test's own: its app, its clock (standing still unless moved) and
+    where it listens."""
+
+    app: auth_bootstrap.AuthApp
+    clock: FrozenClock
+    target: str
+
+
+OwnAuthStarter = Callable[..., contextlib.AbstractAsyncContextManager[OwnAuth]]
+
+
+@pytest.fixture(scope="session")
+def start_own_auth(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> OwnAuthStarter:
+    """`async with start_own_auth(CUMULO_AUTH_...="...")` runs an auth whose limits are the
+    test's own (the session's auth lifts some for the whole suite). Its clock stands still, so
+    a limit bites however slowly the machine runs, and time passes only when a test moves it;
+    its database and NATS are its own too, so that it never takes the session's auth's share of
+    the purge events."""
+
+    @contextlib.asynccontextmanager
+    async def start(**environ: str) -> AsyncIterator[OwnAuth]:
+        folder: pathlib.Path = tmp_path_factory.mktemp("own-auth")
+        nats = EmbeddedNats(folder / "nats", free_port(), folder / "nats.log")
+        nats.start()
+        clock = FrozenClock(dt.datetime.now(dt.UTC))
+        try:
+            settings = AuthSettings.from_env(infra.service_environ(NATS_URL=nats.url, **environ))
+            app = await auth_bootstrap.build(settings, clock=clock)
+            port = await app.runtime.start()
+            try:
+                yield OwnAuth(app, clock, f"127.0.0.1:{port}")
+            finally:
+                await app.runtime.stop()
+        finally:
+            nats.stop()
+
+    return start

@@ -1,8 +1,9 @@
 """ConfirmPassword: the password once more, in a live session, for what needs it fresh (wiping
 a device). The answer is a new access token whose claim pwd_at says when; a login sets pwd_at
-too, a refresh keeps the session's. Wrong passwords count against the same throttle as
-logins (and ChangePassword, CancelAccount): the account's free failures, then LOGIN_THROTTLED
-even for the right one."""
+too, a refresh keeps the session's. Wrong passwords are throttled per session (as for
+ChangePassword and CancelAccount): the session's free failures, then LOGIN_THROTTLED even for
+the right one; strangers' failed logins never refuse a signed-in session, and a session's
+failures never refuse logins."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import jwt
 import pytest
 
 from cumulo.auth.v1 import auth_pb2
-from cumulo_devstack.testing import PASSWORD, call, expect_error, unique_email
+from cumulo_devstack.testing import PASSWORD, call, expect_error, fake_client_address, unique_email
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
 from cumulo_sdk.errors import CumuloRpcError
 
 WRONG = "definitely not the password"
-ACCOUNT_FREE_FAILURES = 5
+SESSION_FREE_FAILURES = 5
+ACCOUNT_ADDRESS_FREE_FAILURES = 5
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -116,41 +118,49 @@ async def test_a_wrong_password_is_refused_and_gives_nothing(direct, accounts):
     assert claims(refreshed.tokens.access_token)["pwd_at"] == claims(member.access_token)["pwd_at"]
 
 
-async def test_wrong_passwords_are_throttled_then_even_the_right_one(direct, accounts, clock):
+async def test_wrong_confirmations_throttle_the_session_then_even_the_right_one_but_not_logins(direct, accounts, clock):
     member = await accounts.new_member(direct)
-    for _ in range(ACCOUNT_FREE_FAILURES):
+    for _ in range(SESSION_FREE_FAILURES):
         await wrong_confirmation(direct, member.access_token)
     await throttled_confirmation(direct, member.access_token)
     err = await throttled_confirmation(direct, member.access_token, PASSWORD)
-    # It is the login throttle: logging in, with the right password and from anywhere, waits too.
-    login = await expect_error(accounts.login_call(direct, member.email, PASSWORD), EXHAUSTED, reason="LOGIN_THROTTLED")
-    assert login.retry_after_seconds is not None and login.retry_after_seconds > 0
+    # It is the session's throttle: the account's logins go on, and so does another session.
+    other = await accounts.login(direct, member.email)
+    await confirm(direct, other.access_token)
     clock.advance(dt.timedelta(seconds=err.retry_after_seconds + 1))
     confirmed = await confirm(direct, member.access_token)
     assert claims(confirmed.access_token)["sid"] == member.session_id
-    # the right password cleared the account's slate
-    await wrong_confirmation(direct, member.access_token)
-    await wrong_confirmation(direct, member.access_token)
-
-
-async def test_wrong_logins_and_wrong_confirmations_share_one_count(direct, accounts):
-    member = await accounts.new_member(direct)
-    for _ in range(ACCOUNT_FREE_FAILURES - 2):
-        await expect_error(accounts.login_call(direct, member.email, WRONG), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
-    for _ in range(2):
+    # the right password cleared the session's slate
+    for _ in range(SESSION_FREE_FAILURES - 1):
         await wrong_confirmation(direct, member.access_token)
-    await throttled_confirmation(direct, member.access_token)
-    await expect_error(accounts.login_call(direct, member.email, PASSWORD), EXHAUSTED, reason="LOGIN_THROTTLED")
-
-
-async def test_a_right_confirmation_clears_the_failed_logins(direct, accounts):
-    member = await accounts.new_member(direct)
-    for _ in range(ACCOUNT_FREE_FAILURES - 1):
-        await expect_error(accounts.login_call(direct, member.email, WRONG), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
     await confirm(direct, member.access_token)
-    # Without the reset the fifth failure would start a delay and this sixth one be throttled.
+
+
+async def test_strangers_failed_logins_do_not_refuse_a_signed_in_sessions_confirmation(direct, accounts):
+    """Knowing only the e-mail address, a stranger fails at the login many times; the owner's
+    session confirms its password all the same."""
+    member = await accounts.new_member(direct)
+    stranger = fake_client_address()
+    for _ in range(ACCOUNT_ADDRESS_FREE_FAILURES):
+        await expect_error(accounts.login_call(direct, member.email, WRONG, address=stranger), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    await expect_error(accounts.login_call(direct, member.email, PASSWORD, address=stranger), EXHAUSTED, reason="LOGIN_THROTTLED")
+    confirmed = await confirm(direct, member.access_token)
+    assert claims(confirmed.access_token)["sid"] == member.session_id
+
+
+async def test_a_sessions_wrong_confirmations_and_its_accounts_failed_logins_are_counted_apart(direct, accounts):
+    member = await accounts.new_member(direct)
+    address = fake_client_address()
+    for _ in range(ACCOUNT_ADDRESS_FREE_FAILURES - 1):
+        await expect_error(accounts.login_call(direct, member.email, WRONG, address=address), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    for _ in range(SESSION_FREE_FAILURES - 1):
+        await wrong_confirmation(direct, member.access_token)
+    # Neither count is spent by the other: one more wrong of each is still free, and only
+    # then is each throttled.
+    await expect_error(accounts.login_call(direct, member.email, WRONG, address=address), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    await expect_error(accounts.login_call(direct, member.email, PASSWORD, address=address), EXHAUSTED, reason="LOGIN_THROTTLED")
     await wrong_confirmation(direct, member.access_token)
-    await expect_error(accounts.login_call(direct, member.email, WRONG), UNAUTHENTICATED, reason="INVALID_CREDENTIALS")
+    await throttled_confirmation(direct, member.access_token, PASSWORD)
 
 
 async def test_concurrent_wrong_confirmations_get_no_more_than_the_free_failures(direct, accounts):
@@ -162,16 +172,16 @@ async def test_concurrent_wrong_confirmations_get_no_more_than_the_free_failures
     assert all(isinstance(r, CumuloRpcError) for r in results), results
     verdicts = [r.reason for r in results]
     assert set(verdicts) <= {"INVALID_CREDENTIALS", "LOGIN_THROTTLED"}, verdicts
-    assert verdicts.count("INVALID_CREDENTIALS") <= ACCOUNT_FREE_FAILURES, verdicts
+    assert verdicts.count("INVALID_CREDENTIALS") <= SESSION_FREE_FAILURES, verdicts
 
 
 async def test_an_empty_password_is_invalid_and_not_counted(direct, accounts):
     member = await accounts.new_member(direct)
-    for _ in range(ACCOUNT_FREE_FAILURES + 1):
+    for _ in range(SESSION_FREE_FAILURES + 1):
         await expect_error(confirm(direct, member.access_token, ""), grpc.StatusCode.INVALID_ARGUMENT, field="password")
     # none of them was a guess: the right password goes through, and five wrong ones are still free
     await confirm(direct, member.access_token)
-    for _ in range(ACCOUNT_FREE_FAILURES):
+    for _ in range(SESSION_FREE_FAILURES):
         await wrong_confirmation(direct, member.access_token)
 
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf import timestamp_pb2
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, bare_rpc_error, call, expect_error, rpc
+from cumulo_devstack.testing import PASSWORD, bare_rpc_error, call, expect_error, rpc, transport_for
 from cumulo_sdk import Cumulo
 
 TERMS = "2026-11"
@@ -207,7 +207,7 @@ async def test_registered_client_app_may_call(internal, auth):
     await rpc(internal.RegisterClientApp, auth_pb2.RegisterClientAppRequest(client_id=client_id, name="  Test App "))
     app = await rpc(internal.GetClientApp, auth_pb2.GetClientAppRequest(client_id=client_id))
     assert (app.name, app.enabled) == ("Test App", True)
-    async with Cumulo(auth.target, client_id=client_id) as client:
+    async with Cumulo(auth.target, transport=transport_for(auth.target), client_id=client_id) as client:
         assert (await client.call(client.auth.GetTerms, auth_pb2.GetTermsRequest(), authenticated=False)).version == TERMS
 
 
@@ -226,7 +226,7 @@ async def test_bad_client_app_registration_is_invalid_argument(internal, client_
 
 @pytest.mark.parametrize("client_id", ["nope", ""], ids=["unknown", "none"])
 async def test_call_from_an_unregistered_client_app_is_refused(auth, client_id):
-    async with Cumulo(auth.target, client_id=client_id) as stranger:
+    async with Cumulo(auth.target, transport=transport_for(auth.target), client_id=client_id) as stranger:
         await expect_error(
             stranger.call(stranger.auth.GetTerms, auth_pb2.GetTermsRequest(), authenticated=False),
             DENIED,
@@ -236,7 +236,7 @@ async def test_call_from_an_unregistered_client_app_is_refused(auth, client_id):
 
 async def test_valid_token_from_an_unregistered_client_app_is_refused(direct, auth, accounts):
     member = await accounts.new_member(direct)
-    async with Cumulo(auth.target, client_id="nope") as stranger:
+    async with Cumulo(auth.target, transport=transport_for(auth.target), client_id="nope") as stranger:
         await expect_error(
             call(stranger, stranger.auth.GetAccount, auth_pb2.GetAccountRequest(), member.access_token),
             DENIED,

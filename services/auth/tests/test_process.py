@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cumulo.auth.v1 import auth_pb2
 from cumulo_devstack.servers import wait_for_port
+from cumulo_devstack.testing import transport_for
 from cumulo_platform.db import create_engine
 from cumulo_sdk import Cumulo
 from cumulo_sdk.errors import CumuloRpcError
@@ -75,7 +76,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(auth_process):
         health = health_pb2_grpc.HealthStub(channel)
         status = await health.Check(health_pb2.HealthCheckRequest(service="cumulo.auth.v1.AuthService"), timeout=5)
         assert status.status == health_pb2.HealthCheckResponse.SERVING
-    async with Cumulo(target) as client:
+    async with Cumulo(target, transport=transport_for(target)) as client:
         email = f"drain-{os.getpid()}-{dt.datetime.now().timestamp():.0f}@example.com"
         # The channel is connected first, so the registration below reaches the server at once.
         terms = await client.terms_version()
@@ -93,7 +94,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(auth_process):
 
 async def test_logs_are_json_with_request_context_and_no_secrets(auth_process):
     process, target, log_path = auth_process
-    async with Cumulo(target) as client:
+    async with Cumulo(target, transport=transport_for(target)) as client:
         email = f"logs-{os.getpid()}-{dt.datetime.now().timestamp():.0f}@example.com"
         await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
         await client.login(email, PASSWORD)

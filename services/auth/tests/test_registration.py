@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from cumulo.auth.v1 import auth_pb2
-from cumulo_devstack.testing import call, expect_error, unique_email, unique_phone
+from cumulo_devstack.testing import call, expect_error, transport_for, unique_email, unique_phone
 from cumulo_sdk.errors import CumuloRpcError
 
 TERMS = "2026-11"
@@ -225,7 +225,7 @@ async def test_registration_from_an_unregistered_client_app_is_refused_and_write
     from cumulo_sdk import Cumulo
 
     email = unique_email()
-    async with Cumulo(auth.target, client_id="not-a-registered-app") as stranger:
+    async with Cumulo(auth.target, transport=transport_for(auth.target), client_id="not-a-registered-app") as stranger:
         await expect_error(
             accounts.register(stranger, email=email), grpc.StatusCode.PERMISSION_DENIED, reason="CLIENT_NOT_AUTHORIZED"
         )

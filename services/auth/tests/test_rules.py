@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from cumulo_auth.domain import rules
-from cumulo_auth.domain.throttle import ThrottlePolicy
+from cumulo_auth.domain.throttle import PENDING_TTL, CounterState, ThrottlePolicy, Verdict
 from cumulo_platform.errors import InvalidArgument
 
 
@@ -175,6 +175,36 @@ def test_empty_contacts_do_not_refuse_anything():
     assert rules.check_password("a fine passphrase", contacts=("", "")) == "a fine passphrase"
 
 
+# Sixteen MiB of U+FDFA, which NFKC makes 18 characters each: normalised whole, 95 million
+# characters, seconds of CPU and half a gigabyte.
+EXPANDING = "\ufdfa" * (16 * 1024 * 1024 // 3)
+# An alpha with three marks written apart: NFKC composes these four code points into one
+# (U+1F82), the most it ever composes.
+ALPHA_WRITTEN_APART = "\u03b1\u0313\u0300\u0345"
+
+
+def test_an_expanding_input_is_refused_before_normalization_naming_the_field():
+    for field in ("password", "new_password"):
+        err = refused(rules.check_password, EXPANDING, field=field)
+        assert err.field == field
+        assert f"at most {rules.PASSWORD_MAX_LENGTH} characters" in err.message
+    assert refused(rules.normalize_password, EXPANDING, "current_password").field == "current_password"
+
+
+def test_the_input_bound_never_refuses_what_normalizes_into_the_rule():
+    typed = ALPHA_WRITTEN_APART * rules.PASSWORD_MAX_LENGTH
+    assert len(typed) == rules.PASSWORD_MAX_INPUT_LENGTH
+    assert rules.check_password(typed) == "\u1f82" * rules.PASSWORD_MAX_LENGTH
+    assert refused(rules.check_password, typed + "x").field == "password"
+
+
+def test_an_overlong_contact_is_refused_before_normalization():
+    assert refused(rules.normalize_email, "\u0344" * (8 * 1024 * 1024) + "@example.com").field == "email"
+    assert refused(rules.normalize_email, "a@example.com" + " " * rules.EMAIL_MAX_INPUT_LENGTH).field == "email"
+    assert refused(rules.normalize_phone, "+86 " + "1" * 8 * 1024 * 1024).field == "phone"
+    assert refused(rules.login_key, "1" * 8 * 1024 * 1024).field == "login"
+
+
 # --- birth date and age -------------------------------------------------------------
 
 TODAY = dt.date(2026, 11, 20)
@@ -270,3 +300,46 @@ def test_recent_failures_accumulate():
 
 def test_failures_are_forgotten_after_a_quiet_hour():
     assert POLICY.failures_after_new_failure(9, T0 - dt.timedelta(hours=1, seconds=1), T0) == 1
+
+
+# --- attempts being checked (pending) ----------------------------------------------------
+
+
+def counter(failures: int = 0, pending: int = 0, *, last_failure_at: dt.datetime = T0, blocked_until=None, pending_until=None):
+    return CounterState(
+        failures=failures,
+        last_failure_at=last_failure_at,
+        blocked_until=blocked_until,
+        pending=pending,
+        pending_until=pending_until if pending_until is not None else T0 + PENDING_TTL,
+    )
+
+
+def test_as_many_attempts_may_be_checked_at_once_as_failures_are_still_free():
+    assert [POLICY.verdict(counter(pending=n), T0) for n in range(6)] == [Verdict.GO] * 5 + [Verdict.WAIT]
+    assert POLICY.verdict(counter(failures=3, pending=1), T0) is Verdict.GO
+    assert POLICY.verdict(counter(failures=3, pending=2), T0) is Verdict.WAIT
+
+
+def test_once_the_free_failures_are_spent_one_attempt_at_a_time_after_each_delay():
+    after_delay = T0 + dt.timedelta(seconds=2)
+    spent = counter(failures=5, blocked_until=T0 + dt.timedelta(seconds=1))
+    assert POLICY.verdict(spent, T0) is Verdict.BLOCKED
+    assert POLICY.verdict(spent, after_delay) is Verdict.GO
+    assert POLICY.verdict(counter(failures=5, pending=1, blocked_until=T0 + dt.timedelta(seconds=1)), after_delay) is Verdict.WAIT
+
+
+def test_a_running_delay_refuses_whatever_is_pending():
+    assert POLICY.verdict(counter(failures=7, blocked_until=T0 + dt.timedelta(seconds=4)), T0) is Verdict.BLOCKED
+
+
+def test_forgotten_failures_give_back_their_room():
+    old = T0 - dt.timedelta(hours=2)
+    assert POLICY.verdict(counter(failures=4, pending=4, last_failure_at=old), T0) is Verdict.GO
+
+
+def test_attempts_pending_past_their_time_were_abandoned():
+    overdue = counter(pending=5, pending_until=T0)
+    assert POLICY.pending_now(overdue, T0) == 0
+    assert POLICY.verdict(overdue, T0) is Verdict.GO
+    assert POLICY.pending_now(counter(pending=5), T0) == 5

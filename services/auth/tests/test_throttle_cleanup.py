@@ -26,3 +26,24 @@ async def test_forgotten_throttle_rows_are_deleted_and_live_ones_kept(auth, cloc
     async with auth.app.db.read() as conn:
         keys = {r.key for r in await conn.execute(sa.select(login_throttle.c.key).where(login_throttle.c.key.in_([old, live, blocked])))}
     assert keys == {live, blocked}
+
+
+async def test_a_row_with_an_attempt_being_checked_is_kept_until_the_attempt_is_overdue(auth, clock):
+    now = clock.now()
+    checking, abandoned = "login:checking@example.com", "login:abandoned@example.com"
+    old = now - dt.timedelta(hours=2)
+    async with auth.app.db.unit_of_work() as uow:
+        await uow.execute(
+            sa.insert(login_throttle),
+            [
+                {"scope": "account", "key": checking, "failures": 0, "last_failure_at": old, "pending": 1,
+                 "pending_until": now + dt.timedelta(minutes=1)},
+                {"scope": "account", "key": abandoned, "failures": 0, "last_failure_at": old, "pending": 1,
+                 "pending_until": now - dt.timedelta(minutes=1)},
+            ],
+        )
+        await uow.commit()
+    await auth.app.throttle_cleanup.forget_old_throttles()
+    async with auth.app.db.read() as conn:
+        keys = {r.key for r in await conn.execute(sa.select(login_throttle.c.key).where(login_throttle.c.key.in_([checking, abandoned])))}
+    assert keys == {checking}

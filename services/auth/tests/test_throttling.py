@@ -1,6 +1,6 @@
-"""Login throttling: a few free failures per account (5) and per client address (20), then a
-delay that the client is told about; a throttled attempt is refused at once, even with the
-right password.
+"""Login throttling: a few free failures per account and client address (5), per client
+address across accounts (20) and per account over all addresses (100), then a delay that the
+client is told about; a throttled attempt is refused at once, even with the right password.
 
 The per-address counter for 127.0.0.1 is shared by every test of the session, so each test
 here logs in straight to auth with its own made-up address in x-forwarded-for."""
@@ -11,15 +11,18 @@ import asyncio
 import datetime as dt
 
 import grpc
+import pytest
 import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2
 from cumulo_auth.adapters.tables import login_throttle
-from cumulo_devstack.testing import PASSWORD, call, expect_error, unique_email
+from cumulo_auth.config import AuthSettings
+from cumulo_devstack.testing import PASSWORD, call, expect_error, fake_client_address, unique_email
+from cumulo_platform.settings import SettingsError
 from cumulo_sdk.errors import CumuloRpcError
 
 WRONG = "definitely not the password"
-ACCOUNT_FREE_FAILURES = 5
+ACCOUNT_FREE_FAILURES = 5  # per account and client address
 ADDRESS_FREE_FAILURES = 20
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -48,13 +51,14 @@ async def exhaust_free_failures(direct, email, address) -> CumuloRpcError:
     return await throttled(direct, email, WRONG, address)
 
 
-async def test_account_is_throttled_after_its_free_failures_even_for_the_right_password(direct, clock, accounts):
+async def test_an_address_is_throttled_for_an_account_after_its_free_failures_even_for_the_right_password(direct, clock, accounts):
     email = await accounts.new_account(direct)
-    address = "203.0.113.1"
+    address = fake_client_address()
     await exhaust_free_failures(direct, email, address)
-    # The right password, and from another address too: the account itself is throttled.
-    err = await throttled(direct, email, PASSWORD, "203.0.113.2")
+    # The right password from that address waits too; from another address it is welcome.
+    err = await throttled(direct, email, PASSWORD, address)
     assert err.retry_after_seconds <= 15 * 60
+    assert (await login(direct, email, PASSWORD, fake_client_address())).account.email == email
     clock.advance(dt.timedelta(seconds=err.retry_after_seconds + 1))
     response = await login(direct, email, PASSWORD, address)
     assert response.account.email == email
@@ -114,8 +118,9 @@ async def test_address_is_throttled_after_its_free_failures_across_many_logins(d
 async def test_concurrent_wrong_passwords_get_no_more_than_the_free_failures(direct, accounts):
     """A burst of parallel guesses must not slip past the throttle before it has counted them."""
     email = await accounts.new_account(direct)
+    address = fake_client_address()
     results = await asyncio.gather(
-        *(login(direct, email, f"guess number {i}", f"198.51.100.{i}") for i in range(12)), return_exceptions=True
+        *(login(direct, email, f"guess number {i}", address) for i in range(12)), return_exceptions=True
     )
     assert all(isinstance(r, CumuloRpcError) for r in results), results
     verdicts = [r.reason for r in results]
@@ -145,3 +150,24 @@ async def test_address_forged_in_x_forwarded_for_through_the_gateway_is_not_trus
     counted = [key for key in after if after[key] != before.get(key)]
     assert forged not in after
     assert len(counted) == 1, counted  # the failure was charged to the peer Envoy saw
+
+
+def test_an_accounts_ceiling_below_one_addresss_share_is_refused_naming_both_settings():
+    """A ceiling as low as one address's free failures would let a stranger lock the owner out
+    from a single address again."""
+    environ = {
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "CUMULO_AUTH_THROTTLE_FREE_FAILURES_PER_ACCOUNT": "4",
+        "CUMULO_AUTH_THROTTLE_FREE_FAILURES_PER_ACCOUNT_ADDRESS": "5",
+    }
+    with pytest.raises(SettingsError) as refused:
+        AuthSettings.from_env(environ)
+    assert str(refused.value).startswith("CUMULO_AUTH_THROTTLE_FREE_FAILURES_PER_ACCOUNT must be at least")
+    assert "CUMULO_AUTH_THROTTLE_FREE_FAILURES_PER_ACCOUNT_ADDRESS" in str(refused.value)
+
+
+def test_the_default_throttles_keep_a_ceiling_far_above_one_addresss_share():
+    settings = AuthSettings.from_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert settings.throttle_free_failures_per_account_address == 5
+    assert settings.throttle_free_failures_per_account >= 10 * settings.throttle_free_failures_per_account_address
+    assert settings.throttle_free_failures_per_session == 5

@@ -52,6 +52,7 @@ class BlobApp:
     folders: Folders
     trash: Trash
     uploads: Uploads
+    downloads: Downloads
     contents: StoredContent
     enforcement: Enforcement
     purge: Purge
@@ -76,7 +77,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     quota = Quota(db=db, plans=plans)
     folders = Folders(db=db, clock=clock)
     trash = Trash(db=db, clock=clock, settings=settings, contents=contents, holds=holds)
-    downloads = Downloads(db=db, storage=storage)
+    downloads = Downloads(db=db, storage=storage, settings=settings, clock=clock)
     uploads = Uploads(db=db, storage=storage, settings=settings, clock=clock, quota=quota, contents=contents)
     passwords = Passwords()
     sharing = Sharing(
@@ -110,6 +111,6 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
         cleanups=[storage.close, closer(passwords.close)],
     )
     return BlobApp(
-        settings=settings, db=db, storage=storage, folders=folders, trash=trash, uploads=uploads, contents=contents,
+        settings=settings, db=db, storage=storage, folders=folders, trash=trash, uploads=uploads, downloads=downloads, contents=contents,
         enforcement=enforcement, purge=purge, holds=holds, runtime=runtime, states=base.states, recorder=base.recorder,
     )

@@ -25,6 +25,20 @@ class BlobSettings:
     max_name_bytes: int
     minors_may_share_publicly: bool
     links_per_minute: int
+    # No client can stall the service (each limit counts this replica's streams): an account's
+    # UploadChunks streams at once, and how long one may send nothing before it is ended (the
+    # upload stays resumable); downloads at once per client address and per share link, and
+    # how long one may go unread before it is ended.
+    uploads_per_account: int
+    upload_idle_timeout: dt.timedelta
+    downloads_per_address: int
+    downloads_per_link: int
+    download_stall_timeout: dt.timedelta
+    # Signed download URLs: where clients reach the object store (the gateway's public address,
+    # e.g. https://cloud.example.com, whose route to S3 keeps the Host the URL was signed for;
+    # empty: no signed URLs, clients stream through Download), and how long a URL lives.
+    download_url_base: str
+    download_url_ttl: dt.timedelta
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BlobSettings:
@@ -40,11 +54,35 @@ class BlobSettings:
             max_name_bytes=255,
             minors_may_share_publicly=env.flag("MINORS_MAY_SHARE_PUBLICLY", False),
             links_per_minute=env.get("LINKS_PER_MINUTE", 10),
+            uploads_per_account=env.get("UPLOADS_PER_ACCOUNT", 4),
+            upload_idle_timeout=env.interval("UPLOAD_IDLE_TIMEOUT", "PT60S"),
+            downloads_per_address=env.get("DOWNLOADS_PER_ADDRESS", 8),
+            downloads_per_link=env.get("DOWNLOADS_PER_LINK", 32),
+            download_stall_timeout=env.interval("DOWNLOAD_STALL_TIMEOUT", "PT60S"),
+            download_url_base=env.get("DOWNLOAD_URL_BASE", "").rstrip("/"),
+            download_url_ttl=env.interval("DOWNLOAD_URL_TTL", "PT5M"),
         )
+        if settings.download_url_base and not settings.download_url_base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise SettingsError("CUMULO_BLOB_DOWNLOAD_URL_BASE must be an https:// address (plain http only on this machine)")
+        if not dt.timedelta(seconds=10) <= settings.download_url_ttl <= dt.timedelta(hours=1):
+            raise SettingsError("CUMULO_BLOB_DOWNLOAD_URL_TTL must be between PT10S and PT1H")
         if settings.part_size < S3_MIN_PART:
             raise SettingsError(f"CUMULO_BLOB_PART_SIZE_BYTES must be at least {S3_MIN_PART} (S3's minimum part)")
         if not 1 <= settings.parts_in_flight <= 8:
             raise SettingsError("CUMULO_BLOB_PARTS_IN_FLIGHT must be between 1 and 8")
         if settings.free_quota_bytes < 0:
             raise SettingsError("CUMULO_BLOB_FREE_QUOTA_BYTES must not be negative")
+        for name, limit in (
+            ("UPLOADS_PER_ACCOUNT", settings.uploads_per_account),
+            ("DOWNLOADS_PER_ADDRESS", settings.downloads_per_address),
+            ("DOWNLOADS_PER_LINK", settings.downloads_per_link),
+        ):
+            if limit < 1:
+                raise SettingsError(f"CUMULO_BLOB_{name} must be at least 1")
+        for name, timeout in (
+            ("UPLOAD_IDLE_TIMEOUT", settings.upload_idle_timeout),
+            ("DOWNLOAD_STALL_TIMEOUT", settings.download_stall_timeout),
+        ):
+            if timeout <= dt.timedelta(0):
+                raise SettingsError(f"CUMULO_BLOB_{name} must be a positive duration")
         return settings

@@ -26,19 +26,24 @@ from cumulo_platform.storage import Storage
 
 log = get_logger(__name__)
 
-# The account's files among :ids that are live: neither they nor a folder above them trashed.
-_LIVE_FILES = sa.text(
+# The account's nodes of :kinds among :ids, each with where it is as its owner sees it: `path`,
+# the names from the root folder down, and `in_trash`, whether it or a folder above it is in
+# the trash. One walk up the tree answers both what a backup still refers to (live files) and
+# what a message to the owner names (paths).
+_LOCATED = sa.text(
     """
     WITH RECURSIVE chain AS (
-        SELECT node_id AS file_id, parent_id, trashed_at, 0 AS depth FROM blob.nodes
-        WHERE account_id = :account_id AND node_id = ANY(CAST(:ids AS uuid[])) AND kind = 'file'
+        SELECT node_id AS start_id, parent_id, name, trashed_at, 0 AS depth FROM blob.nodes
+        WHERE account_id = :account_id AND node_id = ANY(CAST(:ids AS uuid[])) AND kind = ANY(CAST(:kinds AS text[]))
         UNION ALL
-        SELECT c.file_id, n.parent_id, n.trashed_at, c.depth + 1 FROM blob.nodes n
+        SELECT c.start_id, n.parent_id, n.name, n.trashed_at, c.depth + 1 FROM blob.nodes n
         JOIN chain c ON n.node_id = c.parent_id
         WHERE c.depth < 10000
+    ), located AS (
+        SELECT start_id, '/' || string_agg(name, '/' ORDER BY depth DESC) AS path, bool_or(trashed_at IS NOT NULL) AS in_trash
+        FROM chain GROUP BY start_id
     )
-    SELECT * FROM blob.nodes WHERE node_id IN (
-        SELECT file_id FROM chain GROUP BY file_id HAVING bool_and(trashed_at IS NULL))
+    SELECT n.*, l.path, l.in_trash FROM blob.nodes n JOIN located l ON n.node_id = l.start_id
     """
 )
 MAX_FILES_PER_CALL = 1000
@@ -127,13 +132,18 @@ class Enforcement:
             raise InvalidArgument("node_ids", f"at most {MAX_FILES_PER_CALL} per call")
         return [tree.node_id(value, f"node_ids[{i}]") for i, value in enumerate(node_ids)]
 
-    async def describe_files(self, account_id: str, node_ids: Sequence[str]) -> list[Any]:
+    async def located(self, account_id: str, node_ids: Sequence[str], *, live_files: bool = False) -> list[Any]:
+        """The account's nodes among node_ids, each row with its `path` as the owner sees it and
+        `in_trash`; those gone (or another account's) are left out. `live_files`: only files,
+        and only those neither trashed nor under a trashed folder (what a backup refers to)."""
         account = account_id_of(account_id)
         wanted = self._files(node_ids)
         if not wanted:
             return []
+        kinds = ["file"] if live_files else ["file", "folder"]
         async with self.db.read() as conn:
-            return list((await conn.execute(_LIVE_FILES, {"account_id": account, "ids": wanted})).all())
+            rows = (await conn.execute(_LOCATED, {"account_id": account, "ids": wanted, "kinds": kinds})).all()
+        return [row for row in rows if not (live_files and row.in_trash)]
 
     async def delete_files(self, account_id: str, node_ids: Sequence[str], *, reason: str, actor: str) -> int:
         """Deletes files of the account for good, for a service that owned them (a pruned

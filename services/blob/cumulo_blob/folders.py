@@ -1,5 +1,7 @@
 """Files and folders of the caller's own account: create, list, look at, rename and move.
-Every query is scoped by the caller's account id."""
+Every query is scoped by the caller's account id. Folders nest at most `max_depth` deep:
+creations and moves are checked under the account's tree lock (creations share it, a move
+takes it alone), so no two of them can together go past the limit."""
 
 from __future__ import annotations
 
@@ -20,22 +22,45 @@ from cumulo_platform.paging import decode_token, encode_token, page_size
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
+# How many folder levels a folder holds, itself included (trashed ones too: they come back
+# where they were): a move adds them all below the new parent. Stops past `limit`.
+_FOLDER_HEIGHT = sa.text(
+    """
+    WITH RECURSIVE below AS (
+        SELECT node_id, 1 AS level FROM blob.nodes WHERE node_id = :node_id AND account_id = :account_id
+        UNION ALL
+        SELECT n.node_id, b.level + 1 FROM blob.nodes n JOIN below b ON n.parent_id = b.node_id
+        WHERE n.kind = 'folder' AND b.level <= :limit
+    )
+    SELECT max(level) FROM below
+    """
+)
+
 
 def listing_size(value: int) -> int:
     return page_size(value, default=DEFAULT_PAGE, maximum=MAX_PAGE, field="page_size")
 
 
+def _tree_lock(account: uuid.UUID) -> dict[str, str]:
+    return {"key": f"move:{account}"}
+
+
 class Folders:
-    def __init__(self, *, db: Database, clock: Clock) -> None:
+    def __init__(self, *, db: Database, clock: Clock, max_depth: int = names.MAX_FOLDER_DEPTH) -> None:
         self.db = db
         self.clock = clock
+        self.max_depth = max_depth
 
     async def create_folder(self, account: uuid.UUID, parent_id: str, name: str) -> Any:
         parent = tree.folder_id(parent_id, "parent_id")
         clean = names.check_name(name)
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
+            # Shared: creations go on side by side; a move (which deepens a whole subtree) waits.
+            await uow.execute(sa.text("SELECT pg_advisory_xact_lock_shared(hashtext(:key))"), _tree_lock(account))
             await tree.check_folder(uow, account, parent, "parent_id")
+            depth = 0 if parent is None else len(await tree.ancestors(uow, parent))
+            names.check_depth(depth + 1, self.max_depth, "parent_id")
             try:
                 row = (
                     await uow.execute(
@@ -103,13 +128,20 @@ class Folders:
         target = tree.node_id(node_id, "node_id")
         parent = tree.folder_id(new_parent_id, "new_parent_id")
         async with self.db.unit_of_work() as uow:
-            # Folder moves of one account, one at a time: two crossing moves cannot make a cycle.
-            await uow.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"move:{account}"})
+            # Folder moves of one account, one at a time: two crossing moves cannot make a cycle
+            # nor together a tree too deep; creations wait (they take the lock shared).
+            await uow.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), _tree_lock(account))
             node = await tree.load_visible(uow, account, target, lock=True)
             await tree.check_folder(uow, account, parent, "new_parent_id")
-            if parent is not None and node.kind == "folder" and target in await tree.ancestors(uow, parent):
+            above = [] if parent is None else await tree.ancestors(uow, parent)
+            if node.kind == "folder" and target in above:
                 raise FailedPrecondition("new_parent_id: a folder cannot move into itself", reason="MOVE_INTO_ITSELF",
                                          metadata={"field": "new_parent_id"})
+            if node.kind == "folder":
+                height = (
+                    await uow.execute(_FOLDER_HEIGHT, {"node_id": target, "account_id": account, "limit": self.max_depth})
+                ).scalar_one()
+                names.check_depth(len(above) + height, self.max_depth, "new_parent_id")
             try:
                 row = (
                     await uow.execute(

@@ -14,11 +14,10 @@ import uuid
 import sqlalchemy as sa
 
 from cumulo_blob.adapters.storage import object_key
-from cumulo_blob.adapters.tables import contents, doomed_objects, nodes, uploads, usage
+from cumulo_blob.adapters.tables import contents, doomed_objects, nodes, upload_writers, uploads, usage
 from cumulo_blob.config import SERVICE
 from cumulo_blob.contents import StoredContent
 from cumulo_blob.domain.errors import LegalHold
-from cumulo_blob.uploads import upload_lock_key
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.db import Database
 from cumulo_platform.errors import parse_id
@@ -85,14 +84,13 @@ class Purge:
                 )
             ).all()
         async with self.db.unit_of_work() as uow:
-            # A stream that never ends must not stall the purge for good: give up, retry later.
-            await uow.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
+            # A stream still writing one is not waited for: its next record or its completion
+            # finds the upload gone and ends UPLOAD_CLOSED, never as a new file (writer_lock).
             for upload in open_uploads:
-                # Wait for a stream still writing it: it ends as UPLOAD_CLOSED, not as a new file.
-                await uow.execute(sa.select(sa.func.pg_advisory_xact_lock(upload_lock_key(upload.upload_id))))
                 if upload.s3_upload_id:
                     await self.storage.abort_multipart(object_key(str(account), str(upload.upload_id)), upload.s3_upload_id)
             deleted = (await uow.execute(sa.delete(uploads).where(uploads.c.account_id == account))).rowcount or 0
+            await uow.execute(sa.delete(upload_writers).where(upload_writers.c.account_id == account))
             await uow.commit()
         return int(deleted)
 

@@ -20,10 +20,10 @@ from cumulo_blob.domain.errors import LegalHold
 from cumulo_blob.folders import listing_size
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
-from cumulo_platform.errors import InvalidArgument, NotFound
+from cumulo_platform.errors import NotFound, parse_id
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
-from cumulo_platform.paging import decode_token, encode_token
+from cumulo_platform.paging import decode_token, encode_token, token_time
 
 log = get_logger(__name__)
 
@@ -56,10 +56,7 @@ class Trash:
         )
         if page_token:
             after_at, after_id = decode_token(page_token, str, str)
-            try:
-                at, node = dt.datetime.fromisoformat(str(after_at)), uuid.UUID(str(after_id))
-            except (TypeError, ValueError):
-                raise InvalidArgument("page_token", "is not a token from a previous page") from None
+            at, node = token_time(after_at), parse_id(after_id, "page_token", "a token from a previous page")
             query = query.where(
                 sa.or_(nodes.c.trashed_at < at, sa.and_(nodes.c.trashed_at == at, nodes.c.node_id > node))
             )

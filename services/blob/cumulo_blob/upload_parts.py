@@ -1,7 +1,8 @@
 """The bytes of one upload stream on their way to S3: incoming chunks are buffered into parts,
 each full part is sent while the next arrives (a few in flight), hashing as it goes, and the
 committed offset, part ETags and SHA-256 state are recorded in order as parts land — so a
-resumed upload, in this process or any other, goes on from there."""
+resumed upload, in this process or any other, goes on from there. Each record takes a pooled
+database connection for its one statement: none is held while the client is waited for."""
 
 from __future__ import annotations
 
@@ -14,16 +15,25 @@ import sqlalchemy as sa
 from cumulo_blob.adapters.sha256 import ResumableSha256
 from cumulo_blob.adapters.storage import object_key
 from cumulo_blob.adapters.tables import uploads
+from cumulo_blob.writer_lock import WriterLease
+from cumulo_platform.db import Database
 from cumulo_platform.errors import InvalidArgument
 from cumulo_platform.storage import Storage
 
 
-class PartWriter:
-    """`conn` is the stream's own (autocommit) connection; `row` the open upload."""
+class NoLongerWriter(Exception):
+    """A part's record found the upload closed (cancelled, expired, purged) or taken over."""
 
-    def __init__(self, storage: Storage, conn: Any, row: Any, *, part_size: int, parts_in_flight: int) -> None:
+
+class PartWriter:
+    """`lease` is the stream's hold on the upload; `row` the open upload as it was claimed."""
+
+    def __init__(
+        self, storage: Storage, db: Database, lease: WriterLease, row: Any, *, part_size: int, parts_in_flight: int
+    ) -> None:
         self.storage = storage
-        self.conn = conn
+        self.db = db
+        self.lease = lease
         self.row = row
         self.key = object_key(str(row.account_id), str(row.upload_id))
         self.part_size = part_size
@@ -79,11 +89,16 @@ class PartWriter:
         etag = await task
         self.in_flight.popleft()
         self.etags.append(etag)
-        await self.conn.execute(
-            sa.update(uploads)
-            .where(uploads.c.upload_id == self.row.upload_id)
-            .values(committed_offset=end, part_etags=self.etags, hash_state=state)
-        )
+        # One statement on an autocommit connection: no transaction to roll back when the
+        # stream is cancelled inside it (the client's Ctrl-C), so the cancellation stays the end.
+        async with self.db.read() as conn:
+            recorded = await conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.upload_id == self.row.upload_id, uploads.c.state == "open", self.lease.still_mine())
+                .values(committed_offset=end, part_etags=self.etags, hash_state=state)
+            )
+        if recorded.rowcount == 0:
+            raise NoLongerWriter(str(self.row.upload_id))
 
     async def finish_stream(self) -> int:
         """The stream ended: the last part goes too if the upload is whole; a partial part of
@@ -91,8 +106,15 @@ class PartWriter:
         client resumes from the committed offset."""
         if self.buffered and self.received + self.buffered == self.row.size:
             await self._send(self._cut(self.buffered))
+        return await self.land_in_flight()
+
+    async def land_in_flight(self) -> int:
+        """The parts on their way land and are recorded; the bytes of a partial part are
+        dropped. Answers the committed offset."""
         while self.in_flight:
             await self._land_oldest()
+        self.chunks.clear()
+        self.buffered = 0
         return int(self.received)
 
     def digest(self) -> str:

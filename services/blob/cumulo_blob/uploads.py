@@ -8,6 +8,12 @@ committed offset, part ETags and the SHA-256 state are saved with each part — 
 upload, in this process or any other, goes on from there. When the last byte arrives the
 size and SHA-256 are checked, the object completed, and file record, content reference,
 quota and event commit in one transaction.
+
+No client can stall the service through its uploads: a stream holds no database connection
+while it waits for its client (one writer per upload is a lease, see writer_lock; each record
+takes a pooled connection for one statement), an account has a few streams at once at most
+(one more is refused at once), and a stream that sends nothing for the idle timeout ends with
+DEADLINE_EXCEEDED, its landed parts kept, to be resumed from the committed offset.
 """
 
 from __future__ import annotations
@@ -26,15 +32,17 @@ from cumulo.events.v1 import events_pb2
 from cumulo_blob.adapters import nodes as tree
 from cumulo_blob.adapters.sha256 import ResumableSha256
 from cumulo_blob.adapters.storage import object_key
-from cumulo_blob.adapters.tables import contents, nodes, uploads
+from cumulo_blob.adapters.tables import contents, nodes, upload_writers, uploads
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.contents import StoredContent
 from cumulo_blob.domain import names
 from cumulo_blob.quota import Quota
-from cumulo_blob.upload_parts import PartWriter
+from cumulo_blob.stream_limits import StreamSlots
+from cumulo_blob.upload_parts import NoLongerWriter, PartWriter
+from cumulo_blob.writer_lock import WriterLease, claim, held, renewed
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, parse_id
+from cumulo_platform.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, parse_id
 from cumulo_platform.paging import check_sha256
 from cumulo_platform.storage import Storage, UploadGone
 
@@ -54,6 +62,10 @@ class Uploads:
         self.clock = clock
         self.quota = quota
         self.contents = contents
+        # Per account and replica: each stream holds part buffers and S3 parts in flight.
+        self.streams = StreamSlots(
+            limit=settings.uploads_per_account, what="upload streams of this account", reason="TOO_MANY_UPLOADS"
+        )
 
     # --- start ------------------------------------------------------------------------
 
@@ -227,7 +239,7 @@ class Uploads:
                 raise NotFound("no such upload", reason="UPLOAD_NOT_FOUND")
             if row.state != "open":
                 return
-            if not await uow.session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(upload_lock_key(target)))):
+            if await uow.session.scalar(sa.select(held(target))):
                 raise FailedPrecondition("this upload is being written; stop that stream first", reason="UPLOAD_BUSY")
             await self._end(uow, row, "cancelled")
             await uow.commit()
@@ -237,25 +249,26 @@ class Uploads:
         """Closes an open upload that will not complete, releasing its reservation."""
         await uow.execute(sa.update(uploads).where(uploads.c.upload_id == row.upload_id).values(state=state))
         await self.quota.release(uow, row.account_id, row.size)
+        # A lapsed lease of a writer that died goes with it (a live one is its writer's to let go).
+        await uow.execute(
+            sa.delete(upload_writers).where(upload_writers.c.upload_id == row.upload_id, upload_writers.c.held_until <= sa.func.now())
+        )
 
     async def expire_abandoned(self, batch_size: int = 100) -> int:
         """Open uploads past their expiry: S3 parts aborted, reservation released. Replicas
-        share the work (SKIP LOCKED); an upload being written holds its lock and is skipped."""
+        share the work (SKIP LOCKED); an upload being written (its writer's lease is live) is
+        skipped."""
         async with self.db.unit_of_work() as uow:
             rows = (
                 await uow.execute(
                     sa.select(uploads)
-                    .where(uploads.c.state == "open", uploads.c.expires_at < self.clock.now())
+                    .where(uploads.c.state == "open", uploads.c.expires_at < self.clock.now(), ~held(uploads.c.upload_id))
                     .limit(batch_size)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
             expired = 0
             for row in rows:
-                # A writer holds the upload's advisory lock for as long as it streams.
-                busy = not await uow.session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(upload_lock_key(row.upload_id))))
-                if busy:
-                    continue
                 await self.storage.abort_multipart(object_key(str(row.account_id), str(row.upload_id)), row.s3_upload_id)
                 await self._end(uow, row, "expired")
                 expired += 1
@@ -266,42 +279,90 @@ class Uploads:
 
     async def receive(self, account: uuid.UUID, requests: AsyncIterator[blob_pb2.UploadChunksRequest]) -> tuple[int, Any | None]:
         """Takes the chunk stream; returns (committed offset, file node when complete)."""
-        try:
-            first = await anext(requests)
-        except StopAsyncIteration:
-            raise InvalidArgument("upload_id", "the first message must name the upload") from None
-        target = _upload_uuid(first.upload_id)
-        async with self.db.engine.connect() as lock_conn:
-            lock_conn = await lock_conn.execution_options(isolation_level="AUTOCOMMIT")
-            # One writer per upload; the lock dies with the connection if this process does.
-            got = await lock_conn.scalar(sa.select(sa.func.pg_try_advisory_lock(upload_lock_key(target))))
-            if not got:
-                raise FailedPrecondition("this upload is being written by another connection", reason="UPLOAD_BUSY")
+        with self.streams.take(account):  # refused at once past the account's limit
             try:
-                return await self._receive_locked(lock_conn, account, target, first, requests)
-            finally:
-                await asyncio.shield(lock_conn.scalar(sa.select(sa.func.pg_advisory_unlock(upload_lock_key(target)))))
+                first = await self._next(requests)
+            except _ClientIdle:
+                raise self._idle("no message came") from None
+            if first is None:
+                raise InvalidArgument("upload_id", "the first message must name the upload")
+            target = _upload_uuid(first.upload_id)
+            lease, row = await self._claim(account, target)
+            if lease is None:  # completed already: nothing to write
+                _, node = await self.get(account, str(target))
+                return row.size, node
+            async with renewed(lease):
+                return await self._receive_held(lease, row, account, target, first, requests)
 
-    async def _receive_locked(
+    async def put_part(self, account: uuid.UUID, upload_id: str, offset: int, data: bytes) -> tuple[int, Any | None]:
+        """One piece at an offset, as a stream of one message (the same lease, parts, SHA-256
+        state and quota); a piece that landed already answers the upload's state again."""
+        if offset < 0:
+            raise InvalidArgument("offset", "must not be negative")
+        upload, node = await self.get(account, upload_id)
+        if node is not None:
+            return upload.size, node
+        if offset + len(data) <= upload.committed_offset and offset < upload.committed_offset:
+            return upload.committed_offset, None  # sent again after it landed: idempotent
+
+        async def one() -> AsyncIterator[blob_pb2.UploadChunksRequest]:
+            yield blob_pb2.UploadChunksRequest(upload_id=upload_id, offset=offset, data=data)
+
+        return await self.receive(account, one())
+
+    async def _next(self, requests: AsyncIterator[blob_pb2.UploadChunksRequest]) -> blob_pb2.UploadChunksRequest | None:
+        """The stream's next message (None at its end); _ClientIdle when none comes in time."""
+        try:
+            async with asyncio.timeout(self.settings.upload_idle_timeout.total_seconds()):
+                return await anext(requests)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise _ClientIdle() from None
+
+    def _idle(self, what: str, committed: int | None = None) -> DeadlineExceeded:
+        """The end of a stream whose client went quiet; its upload stays open, to be resumed."""
+        seconds = f"{self.settings.upload_idle_timeout.total_seconds():g}"
+        if committed is None:
+            return DeadlineExceeded(f"{what} for {seconds} s, so this stream was ended", reason="UPLOAD_IDLE")
+        return DeadlineExceeded(
+            f"{what} for {seconds} s, so this stream was ended; the upload goes on from byte {committed}",
+            reason="UPLOAD_IDLE",
+            metadata={"committed_offset": str(committed)},
+        )
+
+    async def _claim(self, account: uuid.UUID, target: uuid.UUID) -> tuple[WriterLease | None, Any]:
+        """The upload taken for this stream, and its row as of then; no lease for an upload
+        that completed already. UPLOAD_BUSY while another stream holds it."""
+        writer_id = uuid.uuid4()
+        async with self.db.unit_of_work() as uow:
+            taken = (await uow.execute(claim(target, account, writer_id))).first()
+            # Read after the claim: a writer before this one recorded its parts before it let go.
+            row = (
+                await uow.execute(sa.select(uploads).where(uploads.c.upload_id == target, uploads.c.account_id == account))
+            ).first()
+            if row is None:
+                raise NotFound("no such upload", reason="UPLOAD_NOT_FOUND")  # the claim is rolled back
+            if row.state == "completed":
+                return None, row
+            if row.state != "open":
+                raise FailedPrecondition(f"this upload is {row.state}; start a new one", reason="UPLOAD_CLOSED")
+            if row.expires_at < self.clock.now():
+                raise FailedPrecondition("this upload has expired; start a new one", reason="UPLOAD_CLOSED")
+            if taken is None:
+                raise FailedPrecondition("this upload is being written by another stream", reason="UPLOAD_BUSY")
+            await uow.commit()
+        return WriterLease(self.db, target, writer_id), row
+
+    async def _receive_held(
         self,
-        conn: Any,
+        lease: WriterLease,
+        row: Any,
         account: uuid.UUID,
         target: uuid.UUID,
         first: blob_pb2.UploadChunksRequest,
         requests: AsyncIterator[blob_pb2.UploadChunksRequest],
     ) -> tuple[int, Any | None]:
-        row = (
-            await conn.execute(sa.select(uploads).where(uploads.c.upload_id == target, uploads.c.account_id == account))
-        ).first()
-        if row is None:
-            raise NotFound("no such upload", reason="UPLOAD_NOT_FOUND")
-        if row.state == "completed":
-            _, node = await self.get(account, str(target))
-            return row.size, node
-        if row.state != "open":
-            raise FailedPrecondition(f"this upload is {row.state}; start a new one", reason="UPLOAD_CLOSED")
-        if row.expires_at < self.clock.now():
-            raise FailedPrecondition("this upload has expired; start a new one", reason="UPLOAD_CLOSED")
         if first.offset != row.committed_offset:
             raise FailedPrecondition(
                 f"offset: the upload goes on from byte {row.committed_offset}",
@@ -309,19 +370,28 @@ class Uploads:
                 metadata={"committed_offset": str(row.committed_offset), "field": "offset"},
             )
         writer = PartWriter(
-            self.storage, conn, row, part_size=self.settings.part_size, parts_in_flight=self.settings.parts_in_flight
+            self.storage, self.db, lease, row, part_size=self.settings.part_size, parts_in_flight=self.settings.parts_in_flight
         )
         try:
-            await writer.take(first.data)
-            async for request in requests:
-                if request.upload_id and request.upload_id != first.upload_id:
-                    raise InvalidArgument("upload_id", "only the first message names the upload")
-                await writer.take(request.data)
-            committed = await writer.finish_stream()
+            try:
+                await writer.take(first.data)
+                while (request := await self._next(requests)) is not None:
+                    if lease.lost:
+                        raise NoLongerWriter(str(target))
+                    if request.upload_id and request.upload_id != first.upload_id:
+                        raise InvalidArgument("upload_id", "only the first message names the upload")
+                    await writer.take(request.data)
+                committed = await writer.finish_stream()
+            except _ClientIdle:
+                committed = await writer.land_in_flight()
+                raise self._idle("no bytes came", committed) from None
         except UploadGone:
             await writer.abandon()
             await self._lost(row)
             raise FailedPrecondition("the stored parts of this upload are gone; start again", reason="UPLOAD_LOST") from None
+        except NoLongerWriter:
+            await writer.abandon()
+            raise await self._displaced(target) from None
         except BaseException:
             await writer.abandon()
             raise
@@ -329,11 +399,19 @@ class Uploads:
             return committed, None
         return row.size, await self._complete(account, target, writer.digest())
 
+    async def _displaced(self, target: uuid.UUID) -> FailedPrecondition:
+        """Why a stream may write no more: its upload was closed meanwhile, or taken over."""
+        async with self.db.read() as conn:
+            state = (await conn.execute(sa.select(uploads.c.state).where(uploads.c.upload_id == target))).scalar()
+        if state != "open":
+            return FailedPrecondition("this upload was closed while it was being written", reason="UPLOAD_CLOSED")
+        return FailedPrecondition("another stream took this upload over", reason="UPLOAD_BUSY")
+
     async def _lost(self, row: Any) -> None:
         """The upload cannot go on: closed as failed, its reservation released at once."""
         async with self.db.unit_of_work() as uow:
-            locked = (await uow.execute(sa.select(uploads).where(uploads.c.upload_id == row.upload_id).with_for_update())).one()
-            if locked.state == "open":
+            locked = (await uow.execute(sa.select(uploads).where(uploads.c.upload_id == row.upload_id).with_for_update())).first()
+            if locked is not None and locked.state == "open":  # (a purge takes the row away)
                 await self._end(uow, locked, "failed")
             await uow.commit()
 
@@ -371,12 +449,12 @@ class Uploads:
         return node
 
 
+class _ClientIdle(Exception):
+    """No message came from the client within the idle timeout."""
+
+
 def _upload_uuid(value: str) -> uuid.UUID:
     return parse_id(value, "upload_id", "an upload id from StartUpload")
-
-
-def upload_lock_key(upload_id: uuid.UUID) -> int:
-    return int.from_bytes(upload_id.bytes[:8], "big", signed=True)
 
 
 def _live_name(account: uuid.UUID, parent: uuid.UUID | None, name: str) -> sa.Select:

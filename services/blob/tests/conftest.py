@@ -29,8 +29,7 @@ import sqlalchemy as sa
 from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
 from cumulo_blob.adapters.storage import object_key
-from cumulo_blob.uploads import upload_lock_key
-from cumulo_devstack.testing import PASSWORD, call, call_in_shape, unique_email
+from cumulo_devstack.testing import PASSWORD, call, call_in_shape, transport_for, unique_email
 from cumulo_platform.clock import OffsetClock
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import Tokens
@@ -212,13 +211,13 @@ class Owners:
         """A newly registered adult, logged in, whose client calls `target` (the gateway by
         default; a blob service directly, for one of the tests' own)."""
         email = unique_email()
-        async with Cumulo(self.auth_target) as to_auth:
+        async with Cumulo(self.auth_target, transport=transport_for(self.auth_target)) as to_auth:
             await to_auth.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))
             # A fake client address of its own: the login throttle never counts our logins together.
             response = await call(
                 to_auth, to_auth.auth.Login, auth_pb2.LoginRequest(login=email, password=PASSWORD, device_name="blob tests")
             )
-        client = Cumulo(target or self.gateway)
+        client = Cumulo(target or self.gateway, transport=transport_for(target or self.gateway))
         client.store.save(Tokens.from_pair(response.tokens, account_id=response.account.account_id, login=email))
         self.clients.append(client)
         return Owner(client, response.account.account_id, email)
@@ -305,16 +304,13 @@ class Peek:
         )
 
     async def writer_holds(self, upload_id: str) -> bool:
-        """Whether an UploadChunks stream holds the upload (its advisory lock), seen from
-        outside without taking it."""
-        key = upload_lock_key(uuid.UUID(upload_id)) & 0xFFFFFFFFFFFFFFFF
-        held = await self.scalar(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            " AND classid::text::bigint = :high AND objid::text::bigint = :low AND objsubid = 1",
-            high=key >> 32,
-            low=key & 0xFFFFFFFF,
+        """Whether an UploadChunks stream holds the upload (its writer's lease is live), seen
+        from outside without taking it."""
+        return bool(
+            await self.scalar(
+                "SELECT count(*) FROM blob.upload_writers WHERE upload_id = :u AND held_until > now()", u=uuid.UUID(upload_id)
+            )
         )
-        return held > 0
 
     async def block(self, node_id: str) -> None:
         await self.execute("UPDATE blob.nodes SET blocked = true WHERE node_id = :n", n=uuid.UUID(node_id))

@@ -73,8 +73,10 @@ def requests_at(world: World) -> dict[str, object]:
         "StartUpload": blob_pb2.StartUploadRequest(parent_id=world.folder_id, name="planted.bin", size=1, sha256="cd" * 32),
         "UploadChunks": blob_pb2.UploadChunksRequest(upload_id=world.upload_id, offset=0, data=b"x" * 10),
         "GetUpload": blob_pb2.GetUploadRequest(upload_id=world.upload_id),
+        "PutUploadPart": blob_pb2.PutUploadPartRequest(upload_id=world.upload_id, offset=0, data=b"x" * 10),
         "CancelUpload": blob_pb2.CancelUploadRequest(upload_id=world.upload_id),
         "Download": blob_pb2.DownloadRequest(node_id=world.file_id),
+        "GetDownloadUrl": blob_pb2.GetDownloadUrlRequest(node_id=world.file_id),
         "CreateShareLink": blob_pb2.CreateShareLinkRequest(node_id=world.file_id),
         "RevokeShareLink": blob_pb2.RevokeShareLinkRequest(link_id=world.link_id),
         "ShareWithUser": blob_pb2.ShareWithUserRequest(node_id=world.file_id, recipient=world.friend_email),
@@ -82,13 +84,14 @@ def requests_at(world: World) -> dict[str, object]:
         # Shared with the friend, not with whoever calls.
         "OpenSharedWithMe": blob_pb2.OpenSharedWithMeRequest(share_id=world.share_id),
         "DownloadSharedWithMe": blob_pb2.DownloadSharedWithMeRequest(share_id=world.share_id, node_id=world.file_id),
+        "GetSharedWithMeDownloadUrl": blob_pb2.GetSharedWithMeDownloadUrlRequest(share_id=world.share_id, node_id=world.file_id),
     }
 
 
 # The methods that take an id of the caller's things.
 AIMED = ["CreateFolder", "ListFolder", "Stat", "Rename", "Move", "Delete", "Restore", "StartUpload",
-         "UploadChunks", "GetUpload", "CancelUpload", "Download", "CreateShareLink", "RevokeShareLink",
-         "ShareWithUser", "RevokeUserShare", "OpenSharedWithMe", "DownloadSharedWithMe"]
+         "UploadChunks", "PutUploadPart", "GetUpload", "CancelUpload", "Download", "GetDownloadUrl", "CreateShareLink", "RevokeShareLink",
+         "ShareWithUser", "RevokeUserShare", "OpenSharedWithMe", "DownloadSharedWithMe", "GetSharedWithMeDownloadUrl"]
 
 
 def test_every_method_that_takes_an_id_is_tried_with_another_accounts_id():

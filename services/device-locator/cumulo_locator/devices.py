@@ -26,7 +26,7 @@ from cumulo_platform.group_commit import GroupCommit
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
-from cumulo_platform.paging import decode_token, encode_token, page_size
+from cumulo_platform.paging import decode_token, encode_token, page_size, token_time
 from cumulo_platform.tokens import Principal
 
 log = get_logger(__name__)
@@ -128,7 +128,7 @@ class Devices:
     # --- devices ----------------------------------------------------------------------
 
     async def register(self, account: uuid.UUID, device_id: str, name: str, model: str, platform: str) -> Any:
-        device = rules.check_device_id(device_id)
+        device = rules.check_device_id(device_id, new=True)
         values = {
             "name": rules.check_label(name, "name") or device,
             "model": rules.check_label(model, "model"),
@@ -244,10 +244,7 @@ class Devices:
                 query = query.where(locations.c.measured_at <= until)
             if token:
                 (before,) = decode_token(token, str)
-                try:
-                    query = query.where(locations.c.measured_at < dt.datetime.fromisoformat(before))
-                except ValueError:
-                    raise InvalidArgument("page_token", "is not a token from a previous page") from None
+                query = query.where(locations.c.measured_at < token_time(before))
             rows = (await conn.execute(query.order_by(locations.c.measured_at.desc()).limit(limit + 1))).all()
         more = len(rows) > limit
         rows = rows[:limit]

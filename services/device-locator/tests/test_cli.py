@@ -132,7 +132,7 @@ async def test_the_owner_finds_rings_locks_and_wipes_a_simulated_device(gateway,
 
         # Three commands: the agent stops by itself.
         assert await agent.exited() == 0
-        assert agent.lines[-1] == "handled 3 command(s)"
+        assert agent.lines[-1] == "handled 3 commands"
         assert len([line for line in agent.lines if line.startswith("command ")]) == 3
     finally:
         errors = await agent.stop()
@@ -157,7 +157,7 @@ async def test_the_owner_finds_rings_locks_and_wipes_a_simulated_device(gateway,
     code, out, err = await cumulo(gateway, laptop, "devices", "ls")
     assert code == 0, err
     (listed,) = out.splitlines()
-    assert "battery  87%" in listed and near(listed, 31.2, 121.4) and "[lost" in listed, listed
+    assert " 87%  " in listed and near(listed, 31.2, 121.4) and "[lost" in listed, listed  # its battery
 
     # Wipe: the password from standard input's first line; a wrong one queues nothing.
     code, out, err = await cumulo(gateway, laptop, "devices", "wipe", device_id, "--wait", "0", stdin="not my password\n")

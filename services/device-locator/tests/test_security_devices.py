@@ -27,6 +27,7 @@ from cumulo_devstack.testing import (
     eventually,
     expect_error,
     invoke,
+    open_channel,
     token_claims,
     token_expiry,
     unique_email,
@@ -80,7 +81,7 @@ async def test_a_device_of_the_same_id_in_another_account_is_another_device(gate
     agent = DeviceAgent(stranger)
     mine = await agent.register(owner.device_id, name="Stranger's phone")
     assert mine.account_id == stranger.store.tokens.account_id != owner.account_id
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         stream = locator_pb2_grpc.DeviceAgentServiceStub(channel).ReceiveCommands(
             pb.ReceiveCommandsRequest(device_id=owner.device_id), metadata=stranger.metadata(await stranger.access_token()), timeout=60
         )
@@ -117,7 +118,7 @@ async def test_a_stream_receives_nothing_once_its_token_has_expired(gateway, own
     time passed the token's end is not delivered on it, and the stream ends TOKEN_EXPIRED."""
     phone_token = await owner.phone.access_token()
     expires_at = token_expiry(phone_token)
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         stream = locator_pb2_grpc.DeviceAgentServiceStub(channel).ReceiveCommands(
             pb.ReceiveCommandsRequest(device_id=owner.device_id), metadata=owner.phone.metadata(phone_token), timeout=90
         )

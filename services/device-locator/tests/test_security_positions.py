@@ -14,7 +14,7 @@ import pytest
 
 from cumulo.locator.v1 import locator_pb2 as pb
 from cumulo.locator.v1 import locator_pb2_grpc
-from cumulo_devstack.testing import People, Person, everything_said, expect_error
+from cumulo_devstack.testing import People, Person, everything_said, expect_error, open_channel
 from cumulo_sdk import CumuloRpcError
 from cumulo_sdk.devices import DeviceAgent
 
@@ -70,7 +70,7 @@ async def test_a_bad_position_is_refused_without_repeating_a_coordinate(gateway,
     locations = [bad] if batch == "alone" else [point(*GOOD, ago=dt.timedelta(minutes=1)), bad]
     if batch == "after-a-good-one":
         field = field.replace("locations[0]", "locations[1]")
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await locator_pb2_grpc.DeviceAgentServiceStub(channel).ReportLocations(
                 pb.ReportLocationsRequest(device_id=device_id, locations=locations), metadata=await person.metadata(), timeout=10

@@ -23,6 +23,7 @@ from cumulo_lifecycle.jobs import jobs
 from cumulo_lifecycle.notices import Notices
 from cumulo_lifecycle.notifier import Notifier
 from cumulo_lifecycle.reports import Reports
+from cumulo_lifecycle.retiming import Retiming
 from cumulo_lifecycle.rows import AccountRows
 from cumulo_lifecycle.saga import Saga
 from cumulo_lifecycle.schedule import Schedule
@@ -51,6 +52,7 @@ class UseCases:
     account_events: AccountEvents
     holds: Holds
     reports: Reports
+    retiming: Retiming
     saga: Saga
     sweeper: Sweeper
     transitions: Transitions
@@ -69,6 +71,7 @@ def compose(db: Database, settings: LifecycleSettings, clock: Clock, *, holds: L
         account_events=AccountEvents(accounts=accounts, saga=saga, notices=notices),
         holds=Holds(db, clock, holds=holds, rows=rows, schedule=schedule, saga=saga),
         reports=Reports(db, settings, clock, rows=rows, holds=holds),
+        retiming=Retiming(db, clock, schedule=schedule, rows=rows),
         saga=saga,
         sweeper=Sweeper(db, settings, clock, schedule=schedule, rows=rows, transitions=transitions, saga=saga, notices=notices),
         transitions=transitions,
@@ -119,7 +122,7 @@ async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> L
         ),
         jobs=[
             *(consumer.run for consumer in consumers(base.db, base.nats, access=cases.access, account_events=cases.account_events)),
-            *jobs(settings, sweeper=cases.sweeper, notifier=notifier, accounts=cases.accounts),
+            *jobs(settings, sweeper=cases.sweeper, notifier=notifier, accounts=cases.accounts, retiming=cases.retiming),
         ],
         cleanups=[delivery.close],
     )

@@ -18,6 +18,7 @@ from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.domain import notices as texts
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import UnitOfWork
+from cumulo_platform.text import local_time
 
 
 def token_hash(token: str) -> bytes:
@@ -68,13 +69,14 @@ class Notices:
         locale = known_locale(row.locale)
 
         def when(value: dt.datetime | None) -> str:
-            return texts.format_time(value, tz) if value else ""
+            return local_time(value, tz) if value else ""
 
         values = {
             "last_access_at": when(row.last_access_at),
             "freeze_at": when(row.freeze_at),
             "delete_at": when(row.delete_at),
-            "last_day": self.cal.last_day_of_grace(row.delete_at).isoformat() if row.delete_at else "",
+            # An exact grace ends at a time, not with a day: the notices say only the time.
+            "last_day": self.cal.last_day_of_grace(row.delete_at).isoformat() if row.delete_at and not self.cal.exact_grace else "",
             "deleted_at": when(row.deleted_at),
             "at": when(at),
             "grace": texts.describe_duration(self.cal.grace.months, self.cal.grace.fixed, locale),

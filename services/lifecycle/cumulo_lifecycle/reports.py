@@ -49,7 +49,7 @@ class Reports:
         if state:
             query = query.where(accounts.c.state == state)
         if page_token:
-            query = query.where(accounts.c.account_id > parse_id(page_token, "page_token", "page"))
+            query = query.where(accounts.c.account_id > parse_id(page_token, "page_token", "a token from a previous page"))
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
         more = len(rows) > size

@@ -48,7 +48,7 @@ class Sweeper:
                 rows = (
                     await uow.execute(
                         self.rows.select()
-                        .where(accounts.c.next_due_at <= now)
+                        .where(self.schedule.taken(now))
                         .order_by(accounts.c.next_due_at)
                         .limit(batch)
                         .with_for_update(of=accounts, skip_locked=True)
@@ -76,7 +76,7 @@ class Sweeper:
         planned: list[Planned] = []
         async with self.db.read() as conn:
             rows = (
-                await conn.execute(self.rows.select().where(accounts.c.next_due_at <= now).order_by(accounts.c.next_due_at).limit(limit))
+                await conn.execute(self.rows.select().where(self.schedule.taken(now)).order_by(accounts.c.next_due_at).limit(limit))
             ).all()
             for row in rows:
                 step = self.schedule.step(row, now)

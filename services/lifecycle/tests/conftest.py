@@ -9,6 +9,8 @@ and P30D, so nothing freezes by itself).
 - `internal`: the lifecycle's internal API, as other services and cumulo-admin call it.
 - `sms_provider`, `own`: an SMS provider's webhook, and a sweeper and notifier of a test's own
   (test_notices*.py: see test_notices.py for why).
+- `ledger`: a ledger of the test's own (a fresh database, ledger.py), for sweeps and re-timings
+  that would otherwise act on every test's accounts.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from cumulo_platform.clock import OffsetClock
 from cumulo_platform.db import make_envelope
 from cumulo_platform.event_types import Event, decode
 from cumulo_platform.grpc_convert import timestamp
+
+from .ledger import Ledger, open_ledger
 
 
 @pytest.fixture
@@ -221,6 +225,12 @@ async def own(lifecycle: Any, ages: Ages) -> AsyncIterator[Callable[..., Own]]:
     finally:
         for each in made:
             await each.delivery.close()
+
+
+@pytest.fixture
+async def ledger(infra: Infra) -> AsyncIterator[Ledger]:
+    async with open_ledger(infra.service_environ()) as opened:
+        yield opened
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Calendar rules, what is due: `next_due` and `step`, one by one and as properties, and whole
-sweeps of an account from its last access to its deletion.
+sweeps of an account from its last access to its deletion. Which rows the sweeper's query takes
+(the margin added to a deletion's stored due time) is tested on PostgreSQL: test_schedule_taken.py.
 
 The rules under test are stated once, in calendar_cases.py.
 """
@@ -57,12 +58,22 @@ def test_next_due_without_reminders_is_the_freeze():
     assert cal.next_due(**active(cal, last_access)) == cal.freeze_at(last_access)
 
 
-def test_next_due_for_a_frozen_account_is_the_reminder_then_the_deletion_plus_margin():
+def test_next_due_for_a_frozen_account_is_the_reminder_then_the_deletion_without_the_margin():
     cal = make_calendar()
     frozen_at = utc(2026, 3, 31, 20)
     delete_at = cal.delete_at(frozen_at)
     assert cal.next_due(**frozen(cal, frozen_at, 0)) == delete_at - dt.timedelta(days=7)
-    assert cal.next_due(**frozen(cal, frozen_at, 1)) == delete_at + MARGIN
+    # The stored due time is the deletion's own: the margin is added as the sweeper takes it.
+    assert cal.next_due(**frozen(cal, frozen_at, 1)) == delete_at
+
+
+def test_a_changed_margin_moves_the_deletion_step_not_the_stored_due_time():
+    frozen_at = utc(2026, 3, 31, 20)
+    long, short = make_calendar(), make_calendar(margin=dt.timedelta(seconds=1))
+    delete_at = long.delete_at(frozen_at)
+    assert long.next_due(**frozen(long, frozen_at, 1)) == short.next_due(**frozen(short, frozen_at, 1)) == delete_at
+    assert long.step(delete_at + dt.timedelta(seconds=1), **frozen(long, frozen_at, 1)) is None
+    assert short.step(delete_at + dt.timedelta(seconds=1), **frozen(long, frozen_at, 1)) == Step("delete", delete_at)
 
 
 def test_held_frozen_account_has_no_next_due():
@@ -178,9 +189,11 @@ def test_step_freezes_a_held_active_account():
 # --- step and next_due: properties -----------------------------------------------------
 
 
-def step_around_next_due(cal: Calendar, kwargs: dict, shift: dt.timedelta, *, latest: dt.datetime) -> tuple[dt.datetime, Step | None]:
-    """`next_due` (never after `latest`) and `step` at next_due + shift: nothing before it,
-    a step from it on. Answers (now, step)."""
+def step_around_next_due(
+    cal: Calendar, kwargs: dict, shift: dt.timedelta, *, latest: dt.datetime, wait: dt.timedelta = dt.timedelta(0)
+) -> tuple[dt.datetime, Step | None]:
+    """`next_due` (never after `latest`) and `step` at next_due + shift: nothing before it, a
+    step from `wait` after it on (a deletion waits out the margin). Answers (now, step)."""
     next_due = cal.next_due(**kwargs)
     assert next_due is not None
     assert next_due <= latest
@@ -188,7 +201,7 @@ def step_around_next_due(cal: Calendar, kwargs: dict, shift: dt.timedelta, *, la
     step = cal.step(now, **kwargs)
     if now < next_due:
         assert step is None
-    else:
+    elif now >= next_due + wait:
         assert step is not None
     return now, step
 
@@ -225,7 +238,7 @@ def test_frozen_step_and_next_due_agree(tz, frozen_at, grace, offsets, margin, d
     cal = make_calendar(grace=grace, tz=tz, margin=margin, deletion_reminders=offsets)
     kwargs = frozen(cal, frozen_at, done)
     delete_at = kwargs["delete_at"]
-    now, step = step_around_next_due(cal, kwargs, shift, latest=delete_at + margin)
+    now, step = step_around_next_due(cal, kwargs, shift, latest=delete_at, wait=margin)
     if step is not None and step.action == "delete":
         assert now >= delete_at + margin and step.due_at == delete_at
     times = cal.deletion_reminder_times(frozen_at, delete_at)
@@ -242,13 +255,18 @@ def test_held_frozen_accounts_are_never_due(tz, frozen_at, grace, offsets, done,
 
 
 def _sweep(cal: Calendar, kwargs: dict, lags: list[dt.timedelta]) -> tuple[list[Step], list[dt.datetime]]:
-    """Runs the sweeper as the ledger does: at (or after) next_due, one step, then reminders_done
-    = index + 1. Returns the steps taken and when, up to the final freeze or deletion."""
+    """Runs the sweeper as the ledger does: a look at (or after) next_due and, when nothing is
+    due yet (a deletion within its margin), another once the margin has passed; one step, then
+    reminders_done = index + 1. Returns the steps taken and when, up to the final freeze or
+    deletion."""
     steps, times = [], []
     now = cal.next_due(**kwargs)
     for lag in lags:
         now = max(now, cal.next_due(**kwargs)) + lag
         step = cal.step(now, **kwargs)
+        if step is None:
+            now += cal.safety_margin
+            step = cal.step(now, **kwargs)
         assert step is not None
         steps.append(step)
         times.append(now)

@@ -18,7 +18,7 @@ from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo_blob.adapters.tables import nodes
 from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_phone
 from cumulo_lifecycle.adapters.tables import notices, purge_participants, tombstones, transitions
-from cumulo_lifecycle.domain.notices import format_time
+from cumulo_platform.text import local_time
 from cumulo_sdk import Cumulo
 
 from .conftest import access_event
@@ -52,7 +52,7 @@ async def test_an_unused_account_is_frozen_and_told_the_exact_deletion_time(rows
     row = await ages.freeze(member.account_id)
     assert row.delete_at == lifecycle.app.settings.calendar.delete_at(row.frozen_at)
     (notice,) = await mailbox.wait_for(member.email, "frozen")
-    exact = format_time(row.delete_at, lifecycle.app.settings.calendar.time_zone)
+    exact = local_time(row.delete_at, lifecycle.app.settings.calendar.time_zone)
     assert exact in notice["Subject"]
     body = notice.get_content()
     assert exact in body

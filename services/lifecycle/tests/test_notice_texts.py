@@ -1,5 +1,6 @@
-"""The notice texts: exact times in the configured zone, every kind rendered in both locales
-with the same values, durations described.
+"""The notice texts: exact times in the configured zone (as the notices fill them in, with
+cumulo_platform.text.local_time), every kind rendered in both locales with the same values,
+durations described.
 
 The rules under test are stated once, in calendar_cases.py.
 """
@@ -18,6 +19,7 @@ from cumulo_lifecycle.domain.calendar import (
     Calendar,
 )
 from cumulo_platform.durations import IsoDuration
+from cumulo_platform.text import local_time
 
 from .calendar_cases import (
     BERLIN,
@@ -40,38 +42,37 @@ from .calendar_cases import (
 @pytest.mark.parametrize(
     ("when", "tz", "text"),
     [
-        (utc(2026, 3, 31, 20), SHANGHAI, "2026-04-01 04:00:00 (Asia/Shanghai, UTC+08:00)"),
-        (utc(2026, 5, 1, 16), SHANGHAI, "2026-05-02 00:00:00 (Asia/Shanghai, UTC+08:00)"),
-        (utc(2026, 1, 15, 11, 0, 5, 999999), BERLIN, "2026-01-15 12:00:05 (Europe/Berlin, UTC+01:00)"),
-        (utc(2026, 7, 15, 10), BERLIN, "2026-07-15 12:00:00 (Europe/Berlin, UTC+02:00)"),
-        (utc(2026, 1, 15, 12), NEW_YORK, "2026-01-15 07:00:00 (America/New_York, UTC-05:00)"),
-        (utc(2026, 7, 15, 12), NEW_YORK, "2026-07-15 08:00:00 (America/New_York, UTC-04:00)"),
-        (utc(2026, 7, 15, 12), KOLKATA, "2026-07-15 17:30:00 (Asia/Kolkata, UTC+05:30)"),
-        (utc(2026, 7, 15, 12), ZONE_UTC, "2026-07-15 12:00:00 (UTC, UTC+00:00)"),
+        (utc(2026, 3, 31, 20), SHANGHAI, "2026-04-01 04:00:00 CST (Asia/Shanghai)"),
+        (utc(2026, 5, 1, 16), SHANGHAI, "2026-05-02 00:00:00 CST (Asia/Shanghai)"),
+        (utc(2026, 1, 15, 11, 0, 5, 999999), BERLIN, "2026-01-15 12:00:05 CET (Europe/Berlin)"),
+        (utc(2026, 7, 15, 10), BERLIN, "2026-07-15 12:00:00 CEST (Europe/Berlin)"),
+        (utc(2026, 1, 15, 12), NEW_YORK, "2026-01-15 07:00:00 EST (America/New_York)"),
+        (utc(2026, 7, 15, 12), NEW_YORK, "2026-07-15 08:00:00 EDT (America/New_York)"),
+        (utc(2026, 7, 15, 12), KOLKATA, "2026-07-15 17:30:00 IST (Asia/Kolkata)"),
+        (utc(2026, 7, 15, 12), ZONE_UTC, "2026-07-15 12:00:00 UTC"),
     ],
 )
-def test_format_time(when, tz, text):
-    assert notices.format_time(when, tz) == text
+def test_notice_times_are_local_time_with_the_zone(when, tz, text):
+    assert local_time(when, tz) == text
 
 
-def test_format_time_distinguishes_the_repeated_hour():
-    assert notices.format_time(utc(2026, 10, 25, 0, 30), BERLIN) == "2026-10-25 02:30:00 (Europe/Berlin, UTC+02:00)"
-    assert notices.format_time(utc(2026, 10, 25, 1, 30), BERLIN) == "2026-10-25 02:30:00 (Europe/Berlin, UTC+01:00)"
+def test_notice_times_distinguish_the_repeated_hour():
+    assert local_time(utc(2026, 10, 25, 0, 30), BERLIN) == "2026-10-25 02:30:00 CEST (Europe/Berlin)"
+    assert local_time(utc(2026, 10, 25, 1, 30), BERLIN) == "2026-10-25 02:30:00 CET (Europe/Berlin)"
 
 
-_FORMATTED = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \(([^,]+), UTC([+-])(\d\d):(\d\d)\)")
+_FORMATTED = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (\S+)(?: \(([^)]+)\))?")
 
 
 @PROPERTY
 @given(when=instants, tz=zones)
-def test_format_time_names_the_instant_to_the_second(when, tz):
-    match = _FORMATTED.fullmatch(notices.format_time(when, tz))
+def test_notice_times_name_the_instant_to_the_second(when, tz):
+    match = _FORMATTED.fullmatch(local_time(when, tz))
     assert match is not None
-    text, key, sign, hours, minutes = match.groups()
-    assert key == tz.key
-    offset = dt.timedelta(hours=int(hours), minutes=int(minutes)) * (-1 if sign == "-" else 1)
-    parsed = dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.timezone(offset))
-    assert parsed == when.replace(microsecond=0)
+    text, abbreviation, key = match.groups()
+    local = when.astimezone(tz)
+    assert (key or abbreviation) == tz.key and abbreviation == local.tzname()
+    assert text == local.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _notice_values(cal: Calendar, last_access: dt.datetime, locale: str) -> dict[str, str]:
@@ -80,12 +81,12 @@ def _notice_values(cal: Calendar, last_access: dt.datetime, locale: str) -> dict
     freeze_at = cal.freeze_at(last_access)
     delete_at = cal.delete_at(freeze_at)
     return {
-        "last_access_at": notices.format_time(last_access, tz),
-        "freeze_at": notices.format_time(freeze_at, tz),
-        "delete_at": notices.format_time(delete_at, tz),
+        "last_access_at": local_time(last_access, tz),
+        "freeze_at": local_time(freeze_at, tz),
+        "delete_at": local_time(delete_at, tz),
         "last_day": cal.last_day_of_grace(delete_at).isoformat(),
-        "deleted_at": notices.format_time(delete_at + MARGIN, tz),
-        "at": notices.format_time(last_access, tz),
+        "deleted_at": local_time(delete_at + MARGIN, tz),
+        "at": local_time(last_access, tz),
         "grace": notices.describe_duration(cal.grace.months, cal.grace.fixed, locale),
         "reactivate_link": "https://cumulo.example/reactivate?token=abc",
     }
@@ -97,7 +98,7 @@ def test_render_states_the_delete_time_and_the_last_day(kind, locale):
     cal = make_calendar()
     # Last access 31 Mar 2025 20:00Z (1 Apr 04:00 local): frozen 1 Apr 2026 04:00, gone 2 May 00:00.
     values = _notice_values(cal, utc(2025, 3, 31, 20), locale)
-    assert values["delete_at"] == "2026-05-02 00:00:00 (Asia/Shanghai, UTC+08:00)"
+    assert values["delete_at"] == "2026-05-02 00:00:00 CST (Asia/Shanghai)"
     assert values["last_day"] == "2026-05-01"
     rendered = notices.render(kind, locale, values)
     assert values["delete_at"] in rendered.subject
@@ -110,12 +111,31 @@ def test_render_states_the_delete_time_and_the_last_day(kind, locale):
         assert "即 2026-05-01 结束时" in rendered.body
 
 
+@pytest.mark.parametrize("locale", notices.LOCALES)
+@pytest.mark.parametrize("kind", ["frozen", "deletion_reminder"])
+def test_render_states_an_exact_grace_as_a_time_not_as_the_end_of_a_day(kind, locale):
+    cal = make_calendar(grace="PT30S")
+    frozen_at = at_local(SHANGHAI, 2026, 12, 4, 14, 3, 55)
+    values = _notice_values(cal, frozen_at - dt.timedelta(days=400), locale) | {
+        "delete_at": local_time(cal.delete_at(frozen_at), cal.time_zone),
+        "last_day": "",  # what the ledger fills in for an exact grace
+    }
+    rendered = notices.render(kind, locale, values)
+    assert "2026-12-04 14:04:25 CST (Asia/Shanghai)" in rendered.subject
+    assert "2026-12-04 14:04:25 CST (Asia/Shanghai)" in rendered.body
+    assert "ends" not in rendered.body and "结束时" not in rendered.body
+    if locale == "en":
+        assert "deleted permanently at 2026-12-04 14:04:25 CST (Asia/Shanghai)." in rendered.body
+    else:
+        assert "于 2026-12-04 14:04:25 CST (Asia/Shanghai) 被永久删除" in rendered.body
+
+
 @pytest.mark.parametrize(("locale", "grace"), [("en", "30 days"), ("zh-CN", "30 天")])
 def test_render_freeze_reminder_states_the_freeze_time_and_the_grace(locale, grace):
     cal = make_calendar()
     values = _notice_values(cal, at_local(SHANGHAI, 2028, 2, 29, 12), locale)
     rendered = notices.render("freeze_reminder", locale, values)
-    assert "2029-02-28 12:00:00 (Asia/Shanghai, UTC+08:00)" in rendered.subject
+    assert "2029-02-28 12:00:00 CST (Asia/Shanghai)" in rendered.subject
     assert values["last_access_at"] in rendered.body
     assert values["freeze_at"] in rendered.body
     assert grace in rendered.body

@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from cumulo_devstack.servers import free_port
 from cumulo_devstack.testing import unique_email, unique_phone
 from cumulo_lifecycle.adapters.tables import transitions
-from cumulo_lifecycle.domain.notices import format_time
 from cumulo_lifecycle.notifier import mask
+from cumulo_platform.text import local_time
 
 from .conftest import TOKEN, account_row, notices_of, register
 
@@ -49,7 +49,7 @@ async def test_a_phone_only_account_gets_its_freeze_notice_by_sms_with_the_exact
 
     assert await mine.deliver(notice.notice_id) == 1
     (text,) = sms_provider.to(phone)
-    exact = format_time(frozen.delete_at, lifecycle.app.settings.calendar.time_zone)
+    exact = local_time(frozen.delete_at, lifecycle.app.settings.calendar.time_zone)
     assert exact in text
     assert text.startswith(f"您的 cumulo 账号已被冻结，数据将于 {exact} 删除\n")
     link = TOKEN.search(text)

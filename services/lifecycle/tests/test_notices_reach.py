@@ -18,7 +18,7 @@ import pytest
 from cumulo_devstack.servers import MailCatcher, free_port
 from cumulo_devstack.testing import expect_error, notices_sent, unique_email, unique_phone
 from cumulo_lifecycle.adapters.delivery import Delivery, DeliveryFailed
-from cumulo_lifecycle.domain.notices import format_time
+from cumulo_platform.text import local_time
 
 from .conftest import TOKEN, access_event, account_row, notices_of, register
 
@@ -112,7 +112,7 @@ async def test_notices_are_in_the_accounts_language(client, rows, lifecycle, age
     account_id = await register(client, rows, email=address, locale=locale)
     assert (await rows.get(account_id)).locale == (locale or "zh-CN")
     frozen = await ages.freeze(account_id)
-    exact = format_time(frozen.delete_at, lifecycle.app.settings.calendar.time_zone)
+    exact = local_time(frozen.delete_at, lifecycle.app.settings.calendar.time_zone)
     (mail,) = await mailbox.wait_for(address, exact)  # delivered by the session's notifier
     assert mail["Subject"] == subject.format(exact=exact)
     body = mail.get_content()

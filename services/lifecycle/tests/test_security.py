@@ -34,6 +34,7 @@ from cumulo_devstack.testing import (
     eventually,
     expect_error,
     gate_cases,
+    open_channel,
     public_services,
     read_stream,
     rpc,
@@ -136,7 +137,7 @@ async def intruder(module_people) -> Person:
 @pytest.fixture(scope="module")
 async def stub(gateway: str) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleServiceStub]:
     """LifecycleService through the gateway, with nothing added to the calls."""
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         yield lifecycle_pb2_grpc.LifecycleServiceStub(channel)
 
 
@@ -176,7 +177,7 @@ async def test_an_account_id_smuggled_into_the_request_is_ignored(gateway, holde
     """The requests name no account; one written into their bytes anyway (field 1, as in
     GetAccountRequest) is an unknown field, and the token still decides whose account it is."""
     smuggled = pb.GetAccountRequest(account_id=holder.account_id).SerializeToString()
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         for method, response_type in (("GetAccountState", pb.GetAccountStateResponse), ("Reactivate", pb.ReactivateResponse)):
             call = channel.unary_unary(
                 f"/{PUBLIC.full_name}/{method}", request_serializer=lambda raw: raw, response_deserializer=response_type.FromString
@@ -344,7 +345,7 @@ async def test_the_internal_service_is_not_routed_by_the_gateway(gateway, holder
 )
 async def test_no_path_reaches_the_internal_service_through_the_gateway(gateway, lifecycle, holder, path):
     request = pb.EnsureActiveRequest(account_id=holder.account_id)
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         call = channel.unary_unary(path, request_serializer=pb.EnsureActiveRequest.SerializeToString, response_deserializer=pb.EnsureActiveResponse.FromString)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call(request, metadata=with_client_id(await holder.token()), timeout=10)

@@ -13,14 +13,14 @@ import pytest
 
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
-from cumulo_devstack.testing import expect_error, rpc, with_client_id
+from cumulo_devstack.testing import expect_error, open_channel, rpc, with_client_id
 from cumulo_sdk import Cumulo
 
 
 @pytest.fixture(scope="module")
 async def stub(gateway: str) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleServiceStub]:
     """LifecycleService through the gateway, with nothing added to the calls."""
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         yield lifecycle_pb2_grpc.LifecycleServiceStub(channel)
 
 

@@ -28,6 +28,7 @@ from cumulo_moderation.consumers import Checks, consumers
 from cumulo_moderation.decisions import Decisions
 from cumulo_moderation.effects import Effects
 from cumulo_moderation.jobs import jobs
+from cumulo_moderation.owner_notices import OwnerNotices
 from cumulo_moderation.preservation import Preservation
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
@@ -53,6 +54,7 @@ class ModerationApp:
     cases: Cases
     decisions: Decisions
     effects: Effects
+    owners: OwnerNotices
     complaints: Complaints
     checks: Checks
     blocklist: Blocklist
@@ -74,11 +76,12 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
         lifecycle=base.remote("lifecycle", lifecycle_pb2_grpc.LifecycleInternalServiceStub),
         evidence={name: base.remote(name, evidence_pb2_grpc.EvidenceInternalServiceStub) for name in ("sync", "locator")},
     )
+    owners = OwnerNotices(base.db, settings, base.clock, services)
     # An effect's carrier has a few call deadlines before it counts as interrupted.
-    effects = Effects(base.db, base.clock, services, lease=dt.timedelta(seconds=3 * platform.call_deadline))
-    cases = Cases(base.db, settings, base.clock, effects)
-    decisions = Decisions(base.db, settings, base.clock, cases, effects)
-    checks = Checks(settings, base.clock, cases, effects)
+    effects = Effects(base.db, base.clock, services, lease=dt.timedelta(seconds=3 * platform.call_deadline), locate=owners.place)
+    cases = Cases(base.db, settings, base.clock, effects, owners)
+    decisions = Decisions(base.db, settings, base.clock, cases, effects, owners)
+    checks = Checks(settings, base.clock, cases, effects, owners)
     complaints = Complaints(base.db, settings, base.clock, services, cases)
     blocklist = Blocklist(base.db, base.clock)
     preservation = Preservation(base.db, base.clock, services, storage)
@@ -103,12 +106,12 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
         ],
         interceptor=base.interceptor(verifier=verifier, clients=base.remote_clients(), anonymous_methods=ANONYMOUS_METHODS),
         jobs=[
-            *jobs(base.db, settings, base.clock, cases, effects),
+            *jobs(base.db, settings, base.clock, cases, effects, owners),
             *consumers(base.db, base.nats, checks),
             base.purge_consumer(preservation.purge),
         ],
     )
     return ModerationApp(
-        settings=settings, db=base.db, cases=cases, decisions=decisions, effects=effects, complaints=complaints, checks=checks,
+        settings=settings, db=base.db, cases=cases, decisions=decisions, effects=effects, owners=owners, complaints=complaints, checks=checks,
         blocklist=blocklist, preservation=preservation, storage=storage, states=base.states, recorder=base.recorder, runtime=runtime,
     )

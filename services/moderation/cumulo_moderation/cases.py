@@ -5,9 +5,9 @@ period unless the complainant reports legal action."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,14 +17,16 @@ from cumulo_moderation import audit
 from cumulo_moderation.adapters.tables import cases, complaints, effects, strikes
 from cumulo_moderation.config import ModerationSettings
 from cumulo_moderation.domain import notices
+from cumulo_moderation.domain.notices import Place
 from cumulo_moderation.domain.rules import receipt_hash
 from cumulo_moderation.effects import KEPT, NOTES, Effects, blocked_elsewhere, content_subject
 from cumulo_moderation.notify import notify
+from cumulo_moderation.owner_notices import OwnerNotices
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable, parse_id
+from cumulo_platform.errors import FailedPrecondition, NotFound, PermissionDenied, Unavailable, parse_id
 from cumulo_platform.logging import get_logger
-from cumulo_platform.paging import decode_token, encode_token, page_size
+from cumulo_platform.paging import decode_token, encode_token, page_size, token_time
 
 log = get_logger(__name__)
 QUEUE_STATES = ("open", "claimed")
@@ -35,8 +37,8 @@ def case_id_of(value: str) -> uuid.UUID:
     return parse_id(value, "case_id", "a case id (UUID)")
 
 
-def when(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def restored_reference(case_id: Any) -> str:
+    return f"case:{case_id}:restored"
 
 
 def not_about_self(row: Any, moderator: str) -> None:
@@ -49,11 +51,12 @@ def _complaint_count() -> Any:
 
 
 class Cases:
-    def __init__(self, db: Database, settings: ModerationSettings, clock: Clock, effects: Effects) -> None:
+    def __init__(self, db: Database, settings: ModerationSettings, clock: Clock, effects: Effects, owners: OwnerNotices) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.effects = effects
+        self.owners = owners
         effects.on_done("restore", self._restored)
 
     # --- opening ---------------------------------------------------------------------------
@@ -61,10 +64,11 @@ class Cases:
     async def open(
         self, uow: UnitOfWork, *, kind: str, category: str, target_kind: str, account_id: str | uuid.UUID,
         node_id: str | uuid.UUID | None = None, node_kind: str = "", link_id: str | uuid.UUID | None = None, sha256: str = "",
-        auto_blocked: bool = False, actor: str, reason: str,
+        auto_blocked: bool = False, actor: str, reason: str, cause: Callable[[uuid.UUID], Awaitable[None]] | None = None,
     ) -> uuid.UUID:
         """The open case for this target and reason, made if there is none: complaints about
-        the same file or account in the same category join one case."""
+        the same file or account in the same category join one case. `cause` records what
+        brings the target to the case (a complaint), before the case's opening if it opens."""
         subject = node_id or account_id
         open_key = f"{kind}:{category}:{subject}"
         now = self.clock.now()
@@ -83,9 +87,12 @@ class Cases:
                 )
             ).scalar_one_or_none()
             if case_id is not None:
+                if cause is not None:
+                    await cause(case_id)
                 await audit.record(
                     uow, at=now, actor=actor, action="case.opened", account_id=account_id, case_id=case_id,
-                    target=f"{target_kind}:{subject}", reason=reason,
+                    target=audit.target(target_kind, account_id=account_id, node_id=node_id, node_kind=node_kind, link_id=link_id),
+                    reason=reason,
                 )
                 log.info("case_opened", case_id=str(case_id), kind=kind, category=category)
                 return case_id
@@ -95,6 +102,8 @@ class Cases:
             if found is not None:  # else it was decided in between: open a new one
                 if auto_blocked:
                     await uow.execute(sa.update(cases).where(cases.c.case_id == found).values(auto_blocked=True))
+                if cause is not None:
+                    await cause(found)
                 return found
         raise Unavailable("the review queue is busy; try again", reason="QUEUE_BUSY")
 
@@ -110,10 +119,7 @@ class Cases:
         )
         if token:
             created, case_id = decode_token(token, str, str)
-            try:
-                after = (dt.datetime.fromisoformat(created), uuid.UUID(case_id))
-            except ValueError:
-                raise InvalidArgument("page_token", "is not a token from a previous page") from None
+            after = (token_time(created), parse_id(case_id, "page_token", "a token from a previous page"))
             query = query.where(sa.tuple_(cases.c.created_at, cases.c.case_id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
         async with self.db.read() as conn:
             rows = list((await conn.execute(query)).all())
@@ -197,7 +203,7 @@ class Cases:
             )
             await audit.record(
                 uow, at=now, actor=str(owner), action="counter_notice.filed", account_id=owner, case_id=target,
-                target=f"file:{row.node_id}", reason=f"restore at {when(restore_at)} unless legal action is reported",
+                target=audit.case_target(row), reason=f"restore at {audit.when(restore_at)} unless legal action is reported",
             )
             filed = (
                 await uow.execute(
@@ -207,7 +213,7 @@ class Cases:
             ).all()
             for complaint in filed:
                 # Each complainant gets the counter-notice, at their account or their contact address.
-                message = notices.counter_notice_filed(str(target), str(complaint.complaint_id), when(restore_at), notice)
+                message = notices.counter_notice_filed(str(target), str(complaint.complaint_id), self.owners.local(restore_at), notice)
                 reference = f"case:{target}:counter-notice:{complaint.complaint_id}"
                 if complaint.reporter_account_id is not None:
                     notify(uow, complaint.reporter_account_id, reference, message)
@@ -238,10 +244,15 @@ class Cases:
             await uow.execute(sa.update(cases).where(cases.c.case_id == row.case_id).values(counter_state="legal_action", restore_at=None))
             await audit.record(
                 uow, at=now, actor=f"complainant:{target}", action="counter_notice.legal_action", account_id=row.account_id,
-                case_id=row.case_id, target=f"file:{row.node_id}", reason=description,
+                case_id=row.case_id, target=audit.case_target(row), reason=description,
             )
-            notify(uow, row.account_id, f"case:{row.case_id}:legal-action", notices.legal_action(str(row.node_id), str(row.case_id)))
+            reference = f"case:{row.case_id}:legal-action"
+            await self.owners.tell(
+                uow, account_id=row.account_id, reference=reference, kind="legal_action", args={"case_id": str(row.case_id)},
+                about=self.owners.about(row), node_id=row.node_id,
+            )
             await uow.commit()
+        await self.owners.send(reference)  # the notice waits for the file's path: looked up now
 
     # --- restores -------------------------------------------------------------------------------
 
@@ -267,25 +278,29 @@ class Cases:
                 if not await self.effects.claim(uow, subject):
                     passed.append(row.case_id)
                     continue
+                effect = None
                 if await blocked_elsewhere(uow, row):
-                    await self._restored(uow, row, KEPT)
-                    await uow.commit()
-                    restored += 1
-                    continue
-                effect = await self.effects.record(
-                    uow, purpose="restore", case_id=row.case_id, subject=subject, action="unblock", account_id=row.account_id,
-                    node_id=row.node_id, link_id=row.link_id, actor=COUNTER_ACTOR, reason="",
-                    call_reason=f"case {row.case_id}: counter-notice, no legal action reported within the waiting period",
-                )
+                    await self._restored(uow, row, KEPT, None)
+                else:
+                    effect = await self.effects.record(
+                        uow, purpose="restore", case_id=row.case_id, subject=subject, action="unblock", account_id=row.account_id,
+                        node_id=row.node_id, link_id=row.link_id, actor=COUNTER_ACTOR, reason="",
+                        call_reason=f"case {row.case_id}: counter-notice, no legal action reported within the waiting period",
+                    )
                 await uow.commit()
+            if effect is None:  # recorded as restored; its notice waits for the file's path
+                await self.owners.send(restored_reference(row.case_id))
+                restored += 1
+                continue
             try:
                 restored += await self.effects.run(effect)
             except Exception as exc:
                 passed.append(row.case_id)
                 log.warning("restore_not_done", case_id=str(row.case_id), error=type(exc).__name__)
 
-    async def _restored(self, uow: UnitOfWork, done: Any, outcome: str) -> None:
-        """Records a restore (`done`: the case, or its restore effect)."""
+    async def _restored(self, uow: UnitOfWork, done: Any, outcome: str, place: Place | None) -> None:
+        """Records a restore (`done`: the case, or its restore effect; `place`: where its
+        content is, None when not looked up)."""
         row = await self.locked(uow, done.case_id)
         if row.counter_state != "waiting":
             return
@@ -295,7 +310,11 @@ class Cases:
         await uow.execute(sa.update(strikes).where(strikes.c.case_id == row.case_id).values(withdrawn_at=now))
         await audit.record(
             uow, at=now, actor=COUNTER_ACTOR, action="content.restored", account_id=row.account_id, case_id=row.case_id,
-            target=f"{row.target_kind}:{row.node_id}", reason=reason,
+            target=audit.case_target(row), reason=reason,
         )
-        notify(uow, row.account_id, f"case:{row.case_id}:restored", notices.restored(str(row.node_id), str(row.case_id)))
+        await self.owners.tell(
+            uow, account_id=row.account_id, reference=restored_reference(row.case_id), kind="restored",
+            args={"case_id": str(row.case_id), "kept": outcome == KEPT, "node_kind": row.node_kind or "file"},
+            about=self.owners.about(row), node_id=row.node_id, place=place,
+        )
         log.info("content_restored", case_id=str(row.case_id))

@@ -82,24 +82,32 @@ class Complaints:
         receipt = secrets.token_urlsafe(24)
         complaint_id = uuid.uuid4()
         actor = f"user:{reporter}" if reporter else "anonymous"
+        target_kind = "account" if content is None else complaint.target.kind
+        node_id = content.node_id if content else None
+        node_kind = content.kind if content else ""
+        link_id = (content.link_id or None) if content else None
+
         async with self.db.unit_of_work() as uow:
-            case_id = await self.cases.open(
-                uow, kind="complaint", category=complaint.category,
-                target_kind="account" if content is None else complaint.target.kind, account_id=account_id,
-                node_id=content.node_id if content else None, node_kind=content.kind if content else "", link_id=(content.link_id or None) if content else None,
-                sha256=content.sha256 if content else "", actor=actor, reason=f"{complaint.category} complaint",
-            )
-            await uow.execute(
-                sa.insert(complaints).values(
-                    complaint_id=complaint_id, case_id=case_id, category=complaint.category, description=complaint.description,
-                    reporter_account_id=uuid.UUID(reporter) if reporter else None, client_id=client_id,
-                    contact_address=complaint.contact_address, copyright=complaint.copyright, receipt_hash=receipt_hash(receipt),
-                    created_at=now,
+            async def filed(case_id: uuid.UUID) -> None:
+                """The complaint, recorded before the case it opens (if it opens one)."""
+                await uow.execute(
+                    sa.insert(complaints).values(
+                        complaint_id=complaint_id, case_id=case_id, category=complaint.category, description=complaint.description,
+                        reporter_account_id=uuid.UUID(reporter) if reporter else None, client_id=client_id,
+                        contact_address=complaint.contact_address, copyright=complaint.copyright, receipt_hash=receipt_hash(receipt),
+                        created_at=now,
+                    )
                 )
-            )
-            await audit.record(
-                uow, at=now, actor=actor, action="complaint.filed", account_id=account_id, case_id=case_id,
-                target=f"{complaint.target.kind}:{content.node_id if content else account_id}", reason=complaint.category,
+                await audit.record(
+                    uow, at=now, actor=actor, action="complaint.filed", account_id=account_id, case_id=case_id,
+                    target=audit.target(target_kind, account_id=account_id, node_id=node_id, node_kind=node_kind, link_id=link_id),
+                    reason=complaint.category,
+                )
+
+            case_id = await self.cases.open(
+                uow, kind="complaint", category=complaint.category, target_kind=target_kind, account_id=account_id, node_id=node_id,
+                node_kind=node_kind, link_id=link_id, sha256=content.sha256 if content else "", actor=actor,
+                reason=f"{complaint.category} complaint", cause=filed,
             )
             await uow.commit()
         log.info("complaint_filed", complaint_id=str(complaint_id), case_id=str(case_id), category=complaint.category)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import zoneinfo
 from collections.abc import Mapping
 
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
@@ -32,6 +33,9 @@ class ModerationSettings:
     link_burst: int
     link_burst_window: dt.timedelta
     max_suspension: dt.timedelta
+    # The times in the notices to people are told in this zone (CUMULO_TIME_ZONE, as the
+    # lifecycle's notices are, unless CUMULO_MODERATION_TIME_ZONE says otherwise).
+    time_zone: zoneinfo.ZoneInfo
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ModerationSettings:
@@ -48,6 +52,7 @@ class ModerationSettings:
             link_burst=env.get("LINK_BURST", 50),
             link_burst_window=env.interval("LINK_BURST_WINDOW", "PT10M"),
             max_suspension=env.interval("MAX_SUSPENSION", "P365D"),
+            time_zone=env.time_zone(),
         )
         for name, value in (
             ("REPEAT_INFRINGER_STRIKES", settings.repeat_infringer_strikes),

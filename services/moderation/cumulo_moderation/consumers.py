@@ -17,9 +17,9 @@ from cumulo_moderation.adapters.tables import blocklist
 from cumulo_moderation.cases import Cases
 from cumulo_moderation.config import ModerationSettings
 from cumulo_moderation.counters import bump
-from cumulo_moderation.domain import notices
+from cumulo_moderation.domain.notices import About, Place
 from cumulo_moderation.effects import GONE, Effects
-from cumulo_moderation.notify import notify
+from cumulo_moderation.owner_notices import OwnerNotices
 from cumulo_platform.clock import Clock
 from cumulo_platform.consumer import EventConsumer
 from cumulo_platform.db import Database, UnitOfWork
@@ -35,11 +35,12 @@ BURST_ACTOR = "system:link-burst"
 
 
 class Checks:
-    def __init__(self, settings: ModerationSettings, clock: Clock, cases: Cases, effects: Effects) -> None:
+    def __init__(self, settings: ModerationSettings, clock: Clock, cases: Cases, effects: Effects, owners: OwnerNotices) -> None:
         self.settings = settings
         self.clock = clock
         self.cases = cases
         self.effects = effects
+        self.owners = owners
         effects.on_done("blocklist", self._blocked)
 
     async def on_file_uploaded(self, event: Event[events_pb2.FileUploaded], uow: UnitOfWork) -> None:
@@ -57,7 +58,7 @@ class Checks:
             sha256=digest, actor=BLOCKLIST_ACTOR, reason=listed.reason, call_reason=f"blocklist match: {listed.reason}", due_now=True,
         )
 
-    async def _blocked(self, uow: UnitOfWork, effect: Any, outcome: str) -> None:
+    async def _blocked(self, uow: UnitOfWork, effect: Any, outcome: str, place: Place | None) -> None:
         if outcome == GONE:
             log.info("blocklisted_file_gone", node_id=str(effect.node_id))
             return
@@ -71,7 +72,11 @@ class Checks:
             target=f"file:{effect.node_id}", reason=f"SHA-256 on the blocklist: {effect.reason}",
         )
         node_id = str(effect.node_id)
-        notify(uow, effect.account_id, f"case:{case_id}:auto-blocked:{node_id}", notices.auto_blocked(node_id, str(case_id)))
+        await self.owners.tell(
+            uow, account_id=effect.account_id, reference=f"case:{case_id}:auto-blocked:{node_id}", kind="auto_blocked",
+            args={"case_id": str(case_id)}, about=About(node_kind="file", via="upload", since=self.owners.local(effect.created_at)),
+            node_id=effect.node_id, place=place,
+        )
         log.warning("blocklisted_upload_blocked", case_id=str(case_id), node_id=node_id)
 
     async def on_link_created(self, event: Event[events_pb2.ShareLinkCreated], uow: UnitOfWork) -> None:

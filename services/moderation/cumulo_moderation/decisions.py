@@ -2,11 +2,12 @@
 
 A decision that another service carries out (block, delete, suspend, terminate, or the
 dismissal of an automatic block) is an effect (effects.py): the case is locked, checked and
-the effect recorded as pending, with the intent in the audit log; then, outside any unit of
-work, the other service acts; then the case is recorded as decided, with its audit entry, the
-owner's notice and (for a copyright takedown) a strike. Deciding again carries a pending
-decision out again; `Effects.resume_due` finishes one that was interrupted. Decisions nobody
-else acts on are recorded in one unit of work."""
+the effect recorded as pending, with the decision in the audit log; then, outside any unit of
+work, the other service acts; then the case is recorded as decided, with the effect's audit
+entry, the owner's notice and (for a copyright takedown) a strike. So the trail reads cause
+first: `decision.block`, then `effect.block` (or `effect.refused`). Deciding again carries a
+pending decision out again; `Effects.resume_due` finishes one that was interrupted. Decisions
+nobody else acts on are recorded in one unit of work."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo_moderation import audit
 from cumulo_moderation.adapters.tables import cases, strikes
-from cumulo_moderation.cases import Cases, case_id_of, not_about_self, when
+from cumulo_moderation.cases import Cases, case_id_of, not_about_self
 from cumulo_moderation.config import ModerationSettings
 from cumulo_moderation.domain import notices
-from cumulo_moderation.effects import DONE, KEPT, NOTES, Effects, account_subject, blocked_elsewhere, content_subject
-from cumulo_moderation.notify import notify
+from cumulo_moderation.domain.notices import Place
+from cumulo_moderation.effects import DONE, KEPT, NOTES, Effects, account_subject, blocked_elsewhere, content_subject, did
+from cumulo_moderation.owner_notices import OwnerNotices
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, Unavailable
@@ -32,16 +34,26 @@ from cumulo_platform.logging import get_logger
 log = get_logger(__name__)
 # Decisions carried out by another service, and how.
 ACTIONS = {"block": "block", "delete": "delete", "suspend": "suspend", "terminate": "terminate"}
+# Decisions the owner does not hear of: a dismissal.
+SILENT = {"dismiss"}
+
+
+def decided_reference(case_id: Any) -> str:
+    """The owner's notice of a case's decision (delivered once per reference)."""
+    return f"case:{case_id}:decided"
 
 
 class Decisions:
-    def __init__(self, db: Database, settings: ModerationSettings, clock: Clock, cases: Cases, effects: Effects) -> None:
+    def __init__(
+        self, db: Database, settings: ModerationSettings, clock: Clock, cases: Cases, effects: Effects, owners: OwnerNotices
+    ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.cases = cases
         self.effects = effects
-        effects.on_done("decision", self._carried_out)
+        self.owners = owners
+        effects.on_done("decision", self._carried_out, tells=lambda effect: effect.decision not in SILENT)
 
     def _check_duration(self, decision: str, suspend_seconds: int) -> None:
         if decision == "suspend":
@@ -69,6 +81,7 @@ class Decisions:
     async def decide(self, case_id: str, moderator: str, *, decision: str, reason: str, suspend_seconds: int) -> Any:
         target = case_id_of(case_id)
         self._check_duration(decision, suspend_seconds)
+        summary: Any = None
         async with self.db.unit_of_work() as uow:
             row = await self.cases.locked(uow, target)
             self._check(row, moderator, decision)
@@ -83,10 +96,11 @@ class Decisions:
                 effect = await self._record(uow, row, moderator, decision=decision, reason=reason, suspend_seconds=suspend_seconds)
                 if effect is None:
                     summary = await self.cases.summary(uow, target)
-                    await uow.commit()
-                    log.info("case_decided", case_id=str(target), decision=decision)
-                    return summary
             await uow.commit()
+        if effect is None:  # decided here; the owner's notice waits for the file's path
+            log.info("case_decided", case_id=str(target), decision=decision)
+            await self.owners.send(decided_reference(target))
+            return summary
         # The effect, in the service that owns the data. If it fails, the case stays undecided:
         # refused, the decision is dropped; interrupted, it stays pending (decide again, or
         # `resume_due` finishes it).
@@ -107,35 +121,40 @@ class Decisions:
             if action == "unblock" and await blocked_elsewhere(uow, row):
                 action, outcome = None, KEPT
         until = now + dt.timedelta(seconds=suspend_seconds) if decision == "suspend" else None
-        if action is None:
-            await self._decided(uow, row, decision=decision, moderator=moderator, reason=reason, at=now, until=until, outcome=outcome)
-            return None
         account = str(row.account_id)
-        effect = await self.effects.record(
+        # The decision is on record before another service acts, whatever happens next: its
+        # effect's entry follows it (or one saying the effect was refused).
+        await audit.record(
+            uow, at=now, actor=moderator, action=f"decision.{decision}", account_id=account, case_id=row.case_id,
+            target=audit.case_target(row), reason=reason + NOTES[outcome],
+        )
+        if action is None:
+            await self._decided(uow, row, decision=decision, moderator=moderator, reason=reason, at=now, until=until, place=None)
+            return None
+        return await self.effects.record(
             uow, purpose="decision", case_id=row.case_id, subject=subject, action=action, account_id=account, node_id=row.node_id,
             link_id=row.link_id, decision=decision, actor=moderator, reason=reason, call_reason=f"case {row.case_id}: {reason}",
             suspended_until=until, at=now,
         )
-        # The intent is on record before another service acts, whatever happens next.
-        await audit.record(
-            uow, at=now, actor=moderator, action=f"effect.{decision}", account_id=account, case_id=row.case_id,
-            target=f"{row.target_kind}:{row.node_id or account}", reason="carrying out the decision",
-        )
-        return effect
 
-    async def _carried_out(self, uow: UnitOfWork, effect: Any, outcome: str) -> None:
+    async def _carried_out(self, uow: UnitOfWork, effect: Any, outcome: str, place: Place | None) -> None:
         row = await self.cases.locked(uow, effect.case_id)
         if row.state != "decided":
+            await audit.record(
+                uow, at=self.clock.now(), actor=effect.actor, action=f"effect.{effect.action}", account_id=row.account_id,
+                case_id=row.case_id, target=effect.subject, reason=did(effect, outcome),
+            )
             await self._decided(
                 uow, row, decision=effect.decision, moderator=effect.actor, reason=effect.reason, at=effect.created_at,
-                until=effect.suspended_until, outcome=outcome,
+                until=effect.suspended_until, place=place,
             )
 
     async def _decided(
         self, uow: UnitOfWork, row: Any, *, decision: str, moderator: str, reason: str, at: dt.datetime, until: dt.datetime | None,
-        outcome: str,
+        place: Place | None,
     ) -> None:
-        """`at`: when the moderator decided (a suspension runs from then); the audit entry is of now."""
+        """`at`: when the moderator decided (a suspension runs from then). `place`: where the
+        case's content is, None when not looked up (the notice then waits for it)."""
         account = str(row.account_id)
         await uow.execute(
             sa.update(cases)
@@ -145,16 +164,16 @@ class Decisions:
                 claimed_by=moderator, claimed_at=row.claimed_at or at,
             )
         )
-        await audit.record(
-            uow, at=self.clock.now(), actor=moderator, action=f"decision.{decision}", account_id=account, case_id=row.case_id,
-            target=f"{row.target_kind}:{row.node_id or account}", reason=reason + NOTES[outcome],
-        )
-        message = notices.decided(
-            decision, category=row.category, reason=reason, node_id=str(row.node_id or ""), case_id=str(row.case_id),
-            until=when(until) if until else "",
-        )
-        if message is not None:
-            notify(uow, account, f"case:{row.case_id}:decided", message)
+        if decision not in SILENT:
+            args = {
+                "decision": decision, "category": row.category, "reason": reason, "case_id": str(row.case_id),
+                "until": self.owners.local(until) if until else "", "counter_wait": notices.span(self.settings.counter_notice_wait),
+                "node_kind": row.node_kind or "file",
+            }
+            await self.owners.tell(
+                uow, account_id=account, reference=decided_reference(row.case_id), kind="decided", args=args,
+                about=self.owners.about(row), node_id=row.node_id, place=place,
+            )
         if row.category == "copyright" and decision in ("block", "delete"):
             await self._strike(uow, row.account_id, row.case_id, self.clock.now())
 

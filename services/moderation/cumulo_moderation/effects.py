@@ -7,13 +7,19 @@ a connection) for as long as the other service takes. So an effect goes in three
    case's decision, a takedown's restore, a blocklist match) and what the purpose needs later;
 2. carried out by the other service, outside any unit of work (every call is idempotent);
 3. finished in a new unit of work by its purpose's finisher (the case recorded as decided, the
-   content as restored, the match queued), which also removes the pending record.
+   content as restored, the match queued), which also removes the pending record. When the
+   owner is to be told, the finisher is handed where the content is (its path as the owner
+   sees it): looked up once the effect is carried out (a failed attempt asks nothing), or
+   before a delete (after it, the file has no path) and then kept with the effect, so that a
+   retry does not ask again.
+An effect that is refused, or given up, leaves an entry in the audit log saying so.
 A pending effect whose step 2 or 3 was interrupted (a crash, an outage) is taken up again by
 `resume_due` once its lease is over. One effect at a time acts on a subject (a file, a link,
 an account), so that a block and an unblock of the same content never cross on their way."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,8 +27,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cumulo_moderation import audit
 from cumulo_moderation.adapters.services import Services
 from cumulo_moderation.adapters.tables import cases, effects
+from cumulo_moderation.domain import notices
+from cumulo_moderation.domain.notices import Place
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, is_outage
@@ -45,8 +54,31 @@ NOTES = {
     KEPT: " (it stays blocked: another case's decision blocks it)",
 }
 
-# (the unit of work, the pending effect, how it ended): records what the effect was for.
-Finisher = Callable[[UnitOfWork, Any, str], Awaitable[None]]
+# (the unit of work, the pending effect, how it ended, where its content was or None):
+# records what the effect was for.
+Finisher = Callable[[UnitOfWork, Any, str, Place | None], Awaitable[None]]
+# (account id, node id): where the owner's file or folder is; never raises.
+Locator = Callable[[Any, Any], Awaitable[Place]]
+# (the pending effect): whether its finisher tells the owner about the content.
+Tells = Callable[[Any], bool]
+# What an effect did, for the audit log: by action, and whether it acted on a link.
+DID = {
+    ("block", False): "file blocked; its share links disconnected",
+    ("block", True): "share link disconnected",
+    ("unblock", False): "file unblocked; the share links the block disconnected reconnected",
+    ("unblock", True): "share link reconnected",
+    ("delete", False): "file deleted",
+    ("suspend", False): "account suspended",
+    ("terminate", False): "account closed; the lifecycle deletes its data",
+}
+
+
+def did(effect: Any, outcome: str) -> str:
+    """What the effect did, for its audit entry."""
+    text = DID.get((effect.action, effect.subject.startswith("link:")), effect.action)
+    if effect.action == "suspend" and effect.suspended_until:
+        text += f" until {audit.when(effect.suspended_until)}"
+    return text + NOTES[outcome]
 
 
 def content_subject(row: Any) -> str:
@@ -81,17 +113,22 @@ async def blocked_elsewhere(uow: UnitOfWork, row: Any) -> bool:
 
 
 class Effects:
-    def __init__(self, db: Database, clock: Clock, services: Services, *, lease: dt.timedelta) -> None:
+    def __init__(self, db: Database, clock: Clock, services: Services, *, lease: dt.timedelta, locate: Locator) -> None:
         self.db = db
         self.clock = clock
         self.services = services
+        self.locate = locate
         # How long whoever records or takes up an effect has to carry it out before
         # `resume_due` considers it interrupted (a few call deadlines).
         self.lease = lease
         self._finishers: dict[str, Finisher] = {}
+        self._tells: dict[str, Tells] = {}
 
-    def on_done(self, purpose: str, finish: Finisher) -> None:
+    def on_done(self, purpose: str, finish: Finisher, *, tells: Tells = lambda effect: True) -> None:
+        """`tells`: whether the finisher of an effect tells the owner about its content (the
+        content's place is looked up only then)."""
         self._finishers[purpose] = finish
+        self._tells[purpose] = tells
 
     # --- step 1 ---------------------------------------------------------------------------------
 
@@ -144,20 +181,27 @@ class Effects:
         the pending effect and is raised; any other failure (an outage) leaves it pending for
         `resume_due`, a little later each time, and is raised: for as long as an outage lasts,
         `MAX_ATTEMPTS` times for anything else."""
+        tells = effect.node_id is not None and self._tells[effect.purpose](effect)
+        place = Place(**effect.place) if effect.place else None
+        if tells and place is None and effect.action == "delete":
+            place = await self.locate(effect.account_id, effect.node_id)
         try:
             outcome = await self._carry_out(effect)
         except REFUSALS as err:
-            await self._drop(effect)
+            await self._drop(effect, "effect.refused", f"not carried out: {err.reason or type(err).__name__}: {err.message}")
             log.warning("effect_refused", effect_id=str(effect.effect_id), purpose=effect.purpose, action=effect.action, reason=err.reason)
             raise
         except Exception as exc:
             if not is_outage(exc) and effect.attempts + 1 >= MAX_ATTEMPTS:
-                await self._drop(effect)
+                why = f"not carried out: given up after {effect.attempts + 1} attempts ({type(exc).__name__})"
+                await self._drop(effect, "effect.given_up", why)
                 log.error("effect_given_up", effect_id=str(effect.effect_id), purpose=effect.purpose, action=effect.action, error=type(exc).__name__)
             else:
-                await self._postpone(effect)
+                await self._postpone(effect, place)
             raise
-        return await self._finish(effect, outcome)
+        if tells and place is None:
+            place = notices.GONE if outcome == GONE else await self.locate(effect.account_id, effect.node_id)
+        return await self._finish(effect, outcome, place)
 
     async def _carry_out(self, effect: Any) -> str:
         account, told, actor = str(effect.account_id), effect.call_reason, effect.actor
@@ -185,10 +229,10 @@ class Effects:
             raise ValueError(f"no such effect: {effect.action}")
         return DONE
 
-    async def _finish(self, effect: Any, outcome: str) -> bool:
+    async def _finish(self, effect: Any, outcome: str, place: Place | None) -> bool:
         async with self.db.unit_of_work() as uow:
             # The finisher locks its case first, as step 1 does: the two never deadlock.
-            await self._finishers[effect.purpose](uow, effect, outcome)
+            await self._finishers[effect.purpose](uow, effect, outcome, place)
             gone = (await uow.execute(sa.delete(effects).where(effects.c.effect_id == effect.effect_id))).rowcount
             if not gone:
                 return False  # finished (or dropped) by someone else: what was done here rolls back
@@ -196,18 +240,26 @@ class Effects:
         log.info("effect_done", effect_id=str(effect.effect_id), purpose=effect.purpose, action=effect.action, outcome=outcome)
         return True
 
-    async def _drop(self, effect: Any) -> None:
+    async def _drop(self, effect: Any, action: str, why: str) -> None:
         async with self.db.unit_of_work() as uow:
-            await uow.execute(sa.delete(effects).where(effects.c.effect_id == effect.effect_id))
+            gone = (await uow.execute(sa.delete(effects).where(effects.c.effect_id == effect.effect_id))).rowcount
+            if gone:
+                await audit.record(
+                    uow, at=self.clock.now(), actor=effect.actor, action=action, account_id=effect.account_id, case_id=effect.case_id,
+                    target=effect.subject, reason=f"{effect.action} {why}",
+                )
             await uow.commit()
 
-    async def _postpone(self, effect: Any) -> None:
+    async def _postpone(self, effect: Any, place: Place | None) -> None:
+        """`place`: where the content was found before acting; kept when known, so that a
+        retry names it as it was (a delete) without asking blob again."""
         delay = min(dt.timedelta(seconds=2 ** min(effect.attempts + 1, 10)), MAX_BACKOFF)
+        kept = dataclasses.asdict(place) if place is not None and place.known else effects.c.place
         async with self.db.unit_of_work() as uow:
             await uow.execute(
                 sa.update(effects)
                 .where(effects.c.effect_id == effect.effect_id)
-                .values(attempts=effects.c.attempts + 1, due_at=self.clock.now() + delay)
+                .values(attempts=effects.c.attempts + 1, due_at=self.clock.now() + delay, place=kept)
             )
             await uow.commit()
 

@@ -22,7 +22,7 @@ from google.protobuf import json_format
 
 from cumulo_moderation import audit
 from cumulo_moderation.adapters.services import Services
-from cumulo_moderation.adapters.tables import cases, complaints, counters, exports, strikes
+from cumulo_moderation.adapters.tables import cases, complaints, counters, exports, owner_notices, strikes
 from cumulo_moderation.domain import rules
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
@@ -185,7 +185,8 @@ class Preservation:
     async def purge(self, account: uuid.UUID, reason: str = "") -> int:
         """The moderation part of the deletion saga (the platform's participant checks the
         holds first): the account's personal copies go (complaints it filed lose their
-        contact, counter-notices their statements, strikes and evidence bundles are deleted);
+        contact, counter-notices their statements, strikes, evidence bundles and notices still
+        waiting to be sent are deleted);
         the audit log stays, as the law requires."""
         # Every bundle of the account, also one an interrupted export left without a row.
         items = await self.storage.delete_prefix(f"evidence/{account}/")
@@ -202,6 +203,7 @@ class Preservation:
                 )
             ).rowcount or 0
             items += (await uow.execute(sa.delete(strikes).where(strikes.c.account_id == account))).rowcount or 0
+            items += (await uow.execute(sa.delete(owner_notices).where(owner_notices.c.account_id == account))).rowcount or 0
             await uow.execute(sa.delete(counters).where(counters.c.key.in_([f"links:{account}", f"reporter:account:{account}"])))
             await uow.commit()
         return items

@@ -11,12 +11,16 @@
 - `world`: what the security tests (test_security*.py) aim at, built once for all of them;
   `fresh_world`, one of the same making for a test that changes it. `moderation_clock`: the
   service's clock, put back after the test.
+- `blob_away`: moderation's calls to blob refused, inside `with blob_away:`. `blocklisted`:
+  content whose digest is on the blocklist for the test.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import pathlib
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -28,7 +32,9 @@ import sqlalchemy as sa
 from cumulo.auth.v1 import auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
+from cumulo_devstack.servers import free_port
 from cumulo_devstack.testing import Member, People, eventually, signed_up_member
+from cumulo_platform.remote import Remote
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
 
@@ -207,3 +213,35 @@ def moderation_clock(moderation) -> Iterator[Any]:
     before = moderation.clock.offset
     yield moderation.clock
     moderation.clock.offset = before
+
+
+@pytest.fixture
+async def blob_away(moderation) -> AsyncIterator[Any]:
+    """Inside `with blob_away:`, moderation's calls to blob go where nothing listens (refused
+    at once, as a blob that is down); blob itself serves everyone else."""
+    services = moderation.app.effects.services  # (the owners' notices ask through it too)
+    real = services.blob
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}")
+
+    class Away:
+        def __enter__(self) -> None:
+            services.blob = Remote("blob", blob_pb2_grpc.BlobInternalServiceStub(channel), deadline=2, bulk_deadline=2)
+
+        def __exit__(self, *exc: object) -> None:
+            services.blob = real
+
+    try:
+        yield Away()
+    finally:
+        services.blob = real
+        await channel.close()
+
+
+@pytest.fixture
+async def blocklisted(moderator) -> AsyncIterator[bytes]:
+    content = secrets.token_bytes(30_000)
+    assert await moderator.moderation.block_hashes([hashlib.sha256(content).hexdigest()], "known unlawful image (test)") == (1, 0)
+    try:
+        yield content
+    finally:
+        await moderator.moderation.unblock_hash(hashlib.sha256(content).hexdigest(), "test over")

@@ -1,5 +1,5 @@
 """What the moderation tests share besides fixtures (the conftest's fixtures use it too):
-copyright notices, uploads, complaints and the queue; moderators; and the world the security
+copyright notices, uploads, complaints, restores and the queue; moderators; and the world the security
 tests (test_security*.py) aim their calls at (the conftest's `world` and `fresh_world`)."""
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import uuid
 from typing import Any
 
 import grpc
+import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing import PASSWORD, Member, People, Person, new_member, unique_email, with_client_id
+from cumulo_moderation.adapters.tables import cases
 from cumulo_sdk import Cumulo
 
 
@@ -56,6 +58,25 @@ async def complain_about_file(member, node_id: str, category: str = "harmful", c
 
 async def queued(moderator: Cumulo) -> list[pb.CaseSummary]:
     return [case async for case in moderator.moderation.queue()]
+
+
+async def waiting_period_over(moderation, case_id: str) -> None:
+    """The case's waiting period after its counter-notice ends now. No clock moves: moved, it
+    would make every other test's notice drafts, leases and waiting periods look long over to
+    the jobs that run meanwhile."""
+    async with moderation.app.db.unit_of_work() as uow:
+        await uow.execute(
+            sa.update(cases)
+            .where(cases.c.case_id == uuid.UUID(case_id), cases.c.counter_state == "waiting")
+            .values(restore_at=moderation.clock.now())
+        )
+        await uow.commit()
+
+
+async def restore_now(moderation, case_id: str) -> int:
+    """The case's waiting period is over, and the restore job runs (answers how many it restored)."""
+    await waiting_period_over(moderation, case_id)
+    return await moderation.app.cases.restore_due()
 
 
 async def downloads(client: Cumulo, node_id: str, folder: pathlib.Path) -> bytes:

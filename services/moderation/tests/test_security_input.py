@@ -23,6 +23,7 @@ from cumulo_devstack.testing import (
     unique_email,
     with_client_id,
 )
+from cumulo_moderation.audit import NEWEST_FIRST
 from cumulo_platform.paging import encode_token
 
 from .helpers import World, copyright_claim, metadata_of
@@ -238,8 +239,12 @@ CRAFTED_TOKENS = [
         id="ListQueue-not-a-case-id",
     ),
     pytest.param(
-        "ListAudit", lambda: pb.ListAuditRequest(page_token=_token_of([2**70])),
+        "ListAudit", lambda: pb.ListAuditRequest(page_token=_token_of([NEWEST_FIRST, 2**70])),
         id="ListAudit-beyond-64-bits",
+    ),
+    pytest.param(
+        "ListAudit", lambda: pb.ListAuditRequest(page_token=_token_of([2**62])),
+        id="ListAudit-without-its-order",
     ),
 ]
 
@@ -255,7 +260,7 @@ async def test_a_crafted_page_token_is_invalid_argument_not_an_internal_error(ga
     "method,request_",
     [
         ("ListQueue", pb.ListQueueRequest(page_token=encode_token(["2000-01-01T00:00:00+00:00", "00000000-0000-0000-0000-000000000000"]))),
-        ("ListAudit", pb.ListAuditRequest(page_size=1000, page_token=encode_token([2**62]))),
+        ("ListAudit", pb.ListAuditRequest(page_size=1000, page_token=encode_token([NEWEST_FIRST, 2**62]))),
         ("ListBlocklist", pb.ListBlocklistRequest(page_token=encode_token(["0"]))),
     ],
     ids=["ListQueue", "ListAudit", "ListBlocklist"],

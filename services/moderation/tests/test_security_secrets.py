@@ -25,6 +25,7 @@ from cumulo_devstack.testing import (
     forge_token,
     invoke,
     new_member,
+    open_channel,
     public_methods,
     rpc_method,
     token_expiry,
@@ -42,7 +43,7 @@ M = "ModerationService/"
 async def raw_error(target: str, method: str, request: Any, metadata: list[tuple[str, str]] | None) -> grpc.aio.AioRpcError:
     """The grpc error itself (everything it says), of a call that must fail."""
     path = rpc_method(METHODS[method])
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target) as channel:
         call = channel.unary_unary(
             f"/{path.containing_service.full_name}/{path.name}", request_serializer=lambda m: m.SerializeToString(), response_deserializer=lambda b: b
         )

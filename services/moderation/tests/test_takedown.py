@@ -3,7 +3,6 @@ repeat-infringer threshold, and the counter-notice and legal-action rules."""
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import uuid
 from typing import Any
@@ -13,11 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from cumulo.moderation.v1 import moderation_pb2 as pb
-from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_email
+from cumulo_devstack.testing import eventually, expect_error, unique_email
 from cumulo_moderation.adapters.tables import cases as case_rows
 from cumulo_sdk import Cumulo, CumuloRpcError
 
-from .helpers import complain_about_file, downloads, queued, upload
+from .helpers import complain_about_file, downloads, queued, restore_now, upload, waiting_period_over
+from .test_owner_notices import lifecycle_knows, mail_about
 
 
 async def test_copyright_takedown_counter_notice_and_restore(owner, anonymous, moderator, moderation, claim, tmp_path):
@@ -48,11 +48,7 @@ async def test_copyright_takedown_counter_notice_and_restore(owner, anonymous, m
 
     await moderation.app.cases.restore_due()  # not before the waiting period
     assert (await moderator.moderation.case(case.case_id)).case.counter_notice == pb.COUNTER_NOTICE_STATE_WAITING
-    moderation.clock.offset += moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
-    try:
-        assert await moderation.app.cases.restore_due() >= 1  # other tests' due cases too
-    finally:
-        moderation.clock.offset -= moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
+    assert await restore_now(moderation, case.case_id) >= 1
     await owner.client.files.download(owner.file_id, tmp_path / "back.jpg")
     assert (tmp_path / "back.jpg").read_bytes() == owner.content
     opened = await anonymous.files.open_link(owner.link_token)
@@ -65,6 +61,7 @@ async def test_copyright_takedown_counter_notice_and_restore(owner, anonymous, m
 async def test_a_complainant_without_an_account_hears_of_the_counter_notice_and_can_keep_the_takedown(
     owner, anonymous, moderator, moderation, lifecycle, mail, claim, tmp_path
 ):
+    await lifecycle_knows(lifecycle, owner.account_id)
     contact = unique_email()
     filed = await anonymous.complaints.report(
         "file", owner.file_id, category="copyright", description="our photograph", contact_address=contact,
@@ -85,12 +82,9 @@ async def test_a_complainant_without_an_account_hears_of_the_counter_notice_and_
         await anonymous.complaints.legal_action(filed.complaint_id, "not-the-receipt", "suit filed")
     assert wrong.value.reason == "COMPLAINT_NOT_FOUND"
     await anonymous.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed at the district court")
-    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
-    moderation.clock.offset += shift
-    try:
-        await moderation.app.cases.restore_due()
-    finally:
-        moderation.clock.offset -= shift
+    body = await mail_about(mail, owner.email, filed.case_id, "The complainant has taken legal action")
+    assert f"The complainant reported legal action about your file /photo.jpg (case {filed.case_id})" in body
+    await restore_now(moderation, filed.case_id)
     with pytest.raises(CumuloRpcError) as still:
         await owner.client.files.download(owner.file_id, tmp_path / "back.jpg")
     assert still.value.reason == "CONTENT_BLOCKED"
@@ -116,15 +110,10 @@ async def test_a_shared_folder_is_taken_down_by_disconnecting_its_link_and_resto
     assert dead.value.reason == "LINK_REVOKED" and "taken down" in str(dead.value)
     assert await anonymous.files.open_link(other.token) is not None  # only the reported link
     trail = [e.action for e in await moderator.moderation.audit(case_id=filed.case_id)]
-    assert trail.index("effect.block") > trail.index("decision.block")  # newest first: the intent came before
+    assert trail.index("decision.block") < trail.index("effect.block")  # a case's trail reads as it happened: cause first
 
     await owner.client.complaints.counter_notice(filed.case_id, statement="my own album", name="Ann Owner", contact="ann@example.com")
-    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
-    moderation.clock.offset += shift
-    try:
-        await moderation.app.cases.restore_due()
-    finally:
-        moderation.clock.offset -= shift
+    await restore_now(moderation, filed.case_id)
     assert await anonymous.files.open_link(link.token) is not None
 
 
@@ -210,22 +199,11 @@ async def test_counter_notice_rules_and_legal_action_keeps_the_takedown(
     assert found.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
     assert [c.legal_action_at.seconds > 0 for c in found.complaints] == [True]
 
-    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(seconds=1)
-    moderation.clock.offset += shift
-    try:
-        async with moderation.app.db.read() as conn:
-            others_due = (
-                await conn.execute(
-                    sa.select(sa.func.count()).select_from(case_rows).where(
-                        case_rows.c.counter_state == "waiting", case_rows.c.restore_at <= moderation.clock.now(),
-                        case_rows.c.case_id != uuid.UUID(filed.case_id),
-                    )
-                )
-            ).scalar_one()
-        restored = await moderation.app.cases.restore_due()
-    finally:
-        moderation.clock.offset -= shift
-    assert restored == others_due  # nothing of this case
+    # Legal action ends the waiting: even when its time comes, nothing of this case is restored.
+    async with moderation.app.db.read() as conn:
+        kept = (await conn.execute(sa.select(case_rows).where(case_rows.c.case_id == uuid.UUID(filed.case_id)))).one()
+    assert kept.restore_at is None
+    await restore_now(moderation, filed.case_id)
 
     await expect_error(owner.client.files.download(owner.file_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
     with pytest.raises(CumuloRpcError) as dead:
@@ -238,26 +216,17 @@ async def test_counter_notice_rules_and_legal_action_keeps_the_takedown(
 
 
 async def test_legal_action_reported_after_the_waiting_period_does_not_stop_the_restore(
-    owner, reporter, moderator, moderation, auth, claim, tmp_path
+    owner, reporter, moderator, moderation, claim, tmp_path
 ):
     filed = await complain_about_file(reporter, owner.file_id, "copyright", claim())
     await moderator.moderation.decide(filed.case_id, "block", "unlicensed copy of the photograph")
     await counter(owner, filed.case_id)
-    shift = moderation.app.settings.counter_notice_wait + dt.timedelta(minutes=1)
-    # Auth moves too, so that the complainant's access token is current for moderation's clock.
-    moderation.clock.offset += shift
-    auth.clock.offset += shift
-    try:
-        await reporter.client.login(reporter.email, PASSWORD)
-        # The waiting period is over (the periodic restore has not run yet): too late.
-        await expect_error(
-            reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed, late"),
-            grpc.StatusCode.FAILED_PRECONDITION,
-        )
-        await moderation.app.cases.restore_due()
-    finally:
-        moderation.clock.offset -= shift
-        auth.clock.offset -= shift
+    await waiting_period_over(moderation, filed.case_id)  # (the periodic restore has not run yet)
+    await expect_error(  # too late
+        reporter.client.complaints.legal_action(filed.complaint_id, filed.receipt, "suit filed, late"),
+        grpc.StatusCode.FAILED_PRECONDITION, "WAITING_PERIOD_OVER",
+    )
+    await moderation.app.cases.restore_due()
     assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content
 
 

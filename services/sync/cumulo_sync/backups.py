@@ -8,7 +8,7 @@ a file it is deleting."""
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import datetime as dt
 import hashlib
 import uuid
@@ -22,26 +22,41 @@ from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import CumuloError, FailedPrecondition, InvalidArgument, NotFound, Unavailable, parse_id
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
-from cumulo_platform.paging import check_sha256, decode_token, encode_token, page_size
+from cumulo_platform.paging import decode_token, encode_token, page_size
 from cumulo_sync.adapters.blobs import RemoteBlobs
 from cumulo_sync.adapters.tables import SCHEMA, backup_entries, backups, released_files
 from cumulo_sync.config import SyncSettings
 from cumulo_sync.domain import rules
+from cumulo_sync.domain.manifests import Entry, Limits, Manifest
 
 log = get_logger(__name__)
 
 ENTRY_CHUNK = 5000
+# Manifest entries stored and checked with the blob service at a time (as many as blob
+# describes in one call): what the server holds of a manifest, however big it is.
+MANIFEST_CHUNK = 1000
 RELEASE_BATCH = 1000
 RELEASE_RETRY = dt.timedelta(minutes=10)
 # An unready backup this old will never be completed: its CreateBackup call ended long ago.
 ABANDONED_AFTER = dt.timedelta(hours=1)
 
+# A path already stored for the backup (sent in an earlier chunk) is not stored again, nor
+# returned: the caller names its entry.
 _INSERT_ENTRIES = sa.text(
     f"""
     INSERT INTO {SCHEMA}.backup_entries (backup_id, path, account_id, file_id, size, sha256)
     SELECT :backup_id, e.path, :account_id, e.file_id, e.size, e.sha256
     FROM unnest(CAST(:paths AS text[]), CAST(:file_ids AS uuid[]), CAST(:sizes AS bigint[]), CAST(:sha256s AS text[]))
          AS e(path, file_id, size, sha256)
+    ON CONFLICT (backup_id, path) DO NOTHING
+    RETURNING path
+    """
+)
+
+_KEEP_USED_AGAIN = sa.text(
+    f"""
+    DELETE FROM {SCHEMA}.released_files r USING {SCHEMA}.backup_entries e
+    WHERE e.backup_id = :backup_id AND r.account_id = :account_id AND r.file_id = e.file_id
     """
 )
 
@@ -65,14 +80,6 @@ def account_lock_key(account: uuid.UUID) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    path: str
-    file_id: uuid.UUID
-    size: int
-    sha256: str
-
-
 class Backups:
     def __init__(self, db: Database, settings: SyncSettings, clock: Clock, blobs: RemoteBlobs, holds: LegalHolds) -> None:
         self.db = db
@@ -83,53 +90,120 @@ class Backups:
 
     # --- creating ---------------------------------------------------------------------
 
-    async def read_manifest(self, messages: AsyncIterator[Any]) -> tuple[str, str, list[Entry]]:
-        """The client stream: a header first, then entries. Each entry is checked as it comes."""
-        device_id = device_name = None
-        entries: list[Entry] = []
-        paths: set[str] = set()
-        async for message in messages:
-            kind = message.WhichOneof("item")
-            if kind == "header":
-                if device_id is not None:
-                    raise InvalidArgument("header", "comes once, first")
-                device_id = rules.check_device(message.header.device_id, "header.device_id", empty=False)
-                device_name = rules.check_device(message.header.device_name, "header.device_name") or device_id
-                continue
-            if kind != "entries":
-                raise InvalidArgument("item", "each message is a header or entries")
-            if device_id is None:
-                raise InvalidArgument("header", "must come first")
-            for item in message.entries.entries:
-                i = len(entries)
-                field = f"entries[{i}]"
-                if i >= self.settings.max_backup_entries:
-                    raise InvalidArgument("entries", f"a backup holds at most {self.settings.max_backup_entries} entries")
-                path = rules.check_path(item.path, f"{field}.path")
-                if path in paths:
-                    raise InvalidArgument(f"{field}.path", "appears more than once in this backup")
-                paths.add(path)
-                if item.size < 0:
-                    raise InvalidArgument(f"{field}.size", "must not be negative")
-                entries.append(
-                    Entry(path, parse_id(item.file_id, f"{field}.file_id", "a blob file id"), item.size, check_sha256(item.sha256, f"{field}.sha256"))
-                )
-        if device_id is None or device_name is None:
-            raise InvalidArgument("header", "a backup starts with a header naming the device")
-        return device_id, device_name, entries
+    async def create(self, account: uuid.UUID, messages: AsyncIterator[Any]) -> tuple[Any, list[uuid.UUID]]:
+        """The client stream: a header, then entries in any number of messages, each entry
+        checked as it comes. They are stored a chunk at a time, unready (out of sight, but
+        keeping their files from being released from then on), and each chunk's files are
+        then checked with the blob service outside any transaction; so however big the
+        manifest, the server holds one message and one chunk of it. At the end the backup is
+        made ready and the device's oldest backups beyond the kept number go. Should anything
+        fail (a bad entry, a missing file, the client going away), what was stored goes."""
+        stream = aiter(messages)
+        device_id, device_name = await self._header(stream)
+        settings = self.settings
+        manifest = Manifest(
+            Limits(
+                entries=settings.max_backup_entries,
+                path_bytes=settings.max_backup_path_bytes,
+                manifest_bytes=settings.max_backup_manifest_bytes,
+            )
+        )
+        backup_id: uuid.UUID | None = None
 
-    async def create(self, account: uuid.UUID, device_id: str, device_name: str, entries: list[Entry]) -> tuple[Any, list[uuid.UUID]]:
-        """Stored unready first (its entries keep their files from being released from now
-        on), then its files are checked with the blob service outside any transaction, then
-        it is made ready and the device's oldest backups beyond the kept number go."""
-        backup_id = await self._store_unready(account, device_id, device_name, entries)
+        async def flush() -> uuid.UUID:
+            nonlocal backup_id
+            chunk, first = manifest.take()
+            backup_id = await self._store(account, backup_id, device_id, device_name, chunk, first)
+            await self._check_files(account, chunk, first)
+            return backup_id
+
         try:
-            await self._check_files(account, entries)
-        except Exception:
-            async with self.db.unit_of_work() as uow:
-                await uow.execute(sa.delete(backups).where(backups.c.backup_id == backup_id))
-                await uow.commit()
+            async for message in stream:
+                kind = message.WhichOneof("item")
+                if kind == "header":
+                    raise InvalidArgument("header", "comes once, first")
+                if kind != "entries":
+                    raise InvalidArgument("item", "each message is a header or entries")
+                manifest.count_message()
+                for item in message.entries.entries:
+                    manifest.add(item)
+                    if len(manifest.pending) >= MANIFEST_CHUNK:
+                        await flush()
+            made = await flush() if backup_id is None or manifest.pending else backup_id
+            return await self._make_ready(account, made, device_id, manifest)
+        except BaseException:
+            if backup_id is not None:
+                await asyncio.shield(self._discard(backup_id))
             raise
+
+    @staticmethod
+    async def _header(stream: AsyncIterator[Any]) -> tuple[str, str]:
+        message = await anext(stream, None)
+        if message is None:
+            raise InvalidArgument("header", "a backup starts with a header naming the device")
+        if message.WhichOneof("item") != "header":
+            raise InvalidArgument("header", "must come first")
+        device_id = rules.check_device(message.header.device_id, "header.device_id", empty=False)
+        device_name = rules.check_device(message.header.device_name, "header.device_name") or device_id
+        return device_id, device_name
+
+    async def _store(
+        self, account: uuid.UUID, backup_id: uuid.UUID | None, device_id: str, device_name: str, chunk: list[Entry], first: int
+    ) -> uuid.UUID:
+        """A chunk of entries (`first`: the index of its first in the manifest); the first
+        chunk stores the backup itself (an empty manifest too). Under the account's lock, which
+        orders it against the release job: a file the job is deleting right now cannot be
+        used; any other file is safe once this commits."""
+        async with self.db.unit_of_work() as uow:
+            await self._lock(uow, account)
+            if backup_id is None:
+                backup_id = uuid.uuid4()
+                await uow.execute(
+                    sa.insert(backups).values(
+                        backup_id=backup_id, account_id=account, device_id=device_id, device_name=device_name,
+                        created_at=self.clock.now(), entry_count=0, total_size=0, ready=False,
+                    )
+                )
+            elif chunk:
+                await self._still_unready(uow, backup_id)
+            going = await self._being_deleted(uow, account, list({e.file_id for e in chunk}))
+            for i, entry in enumerate(chunk, first):
+                if entry.file_id in going:
+                    raise FailedPrecondition(
+                        f"entries[{i}].file_id: the file is being deleted (no backup needed it any more); upload it again",
+                        reason="BACKUP_FILE_MISSING", metadata={"field": f"entries[{i}].file_id"},
+                    )
+            if chunk:
+                stored = set(
+                    (
+                        await uow.execute(
+                            _INSERT_ENTRIES,
+                            {
+                                "backup_id": backup_id, "account_id": account,
+                                "paths": [e.path for e in chunk], "file_ids": [e.file_id for e in chunk],
+                                "sizes": [e.size for e in chunk], "sha256s": [e.sha256 for e in chunk],
+                            },
+                        )
+                    ).scalars()
+                )
+                for i, entry in enumerate(chunk, first):
+                    if entry.path not in stored:  # the same path in an earlier chunk
+                        raise InvalidArgument(f"entries[{i}].path", "appears more than once in this backup")
+            await uow.commit()
+        return backup_id
+
+    @staticmethod
+    async def _still_unready(uow: UnitOfWork, backup_id: uuid.UUID) -> None:
+        """The backup being made is still there (FOR SHARE: the tidy-up cannot drop it now)."""
+        alive = (
+            await uow.execute(sa.select(backups.c.backup_id).where(backups.c.backup_id == backup_id, ~backups.c.ready).with_for_update(read=True))
+        ).first()
+        if alive is None:  # left unready for so long that the tidy-up removed it
+            raise Unavailable("the backup took too long to complete; send it again", reason="BACKUP_ABANDONED")
+
+    async def _make_ready(
+        self, account: uuid.UUID, backup_id: uuid.UUID, device_id: str, manifest: Manifest
+    ) -> tuple[Any, list[uuid.UUID]]:
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
             await self._lock(uow, account)
@@ -139,20 +213,14 @@ class Backups:
                     .where(backups.c.backup_id == backup_id, ~backups.c.ready)
                     # Its time is when it is complete: a slow check must not make it the oldest
                     # of the device's backups, pruned by the very step that makes it ready.
-                    .values(ready=True, created_at=now)
+                    .values(ready=True, created_at=now, entry_count=manifest.entries, total_size=manifest.total_size)
                     .returning(*backups.c)
                 )
             ).first()
             if row is None:  # left unready for so long that the tidy-up removed it
                 raise Unavailable("the backup took too long to complete; send it again", reason="BACKUP_ABANDONED")
             # A released file this backup uses again is not deleted after all.
-            file_ids = list({e.file_id for e in entries})
-            for start in range(0, len(file_ids), ENTRY_CHUNK):
-                await uow.execute(
-                    sa.delete(released_files).where(
-                        released_files.c.account_id == account, released_files.c.file_id.in_(file_ids[start : start + ENTRY_CHUNK])
-                    )
-                )
+            await uow.execute(_KEEP_USED_AGAIN, {"backup_id": backup_id, "account_id": account})
             doomed = (
                 await uow.execute(
                     sa.select(backups.c.backup_id)
@@ -163,40 +231,18 @@ class Backups:
             ).scalars().all()
             await self._remove(uow, list(doomed), now)
             await uow.commit()
-        log.info("backup_created", backup_id=str(backup_id), entries=len(entries), pruned=len(doomed))
+        log.info("backup_created", backup_id=str(backup_id), entries=manifest.entries, pruned=len(doomed))
         return row, list(doomed)
 
-    async def _store_unready(self, account: uuid.UUID, device_id: str, device_name: str, entries: list[Entry]) -> uuid.UUID:
-        """Under the account's lock, which orders it against the release job: a file the job
-        is deleting right now cannot be used; any other file is safe once this commits."""
-        backup_id = uuid.uuid4()
-        async with self.db.unit_of_work() as uow:
-            await self._lock(uow, account)
-            going = await self._being_deleted(uow, account, list({e.file_id for e in entries}))
-            for i, entry in enumerate(entries):
-                if entry.file_id in going:
-                    raise FailedPrecondition(
-                        f"entries[{i}].file_id: the file is being deleted (no backup needed it any more); upload it again",
-                        reason="BACKUP_FILE_MISSING", metadata={"field": f"entries[{i}].file_id"},
-                    )
-            await uow.execute(
-                sa.insert(backups).values(
-                    backup_id=backup_id, account_id=account, device_id=device_id, device_name=device_name,
-                    created_at=self.clock.now(), entry_count=len(entries), total_size=sum(e.size for e in entries), ready=False,
-                )
-            )
-            for start in range(0, len(entries), ENTRY_CHUNK):
-                chunk = entries[start : start + ENTRY_CHUNK]
-                await uow.execute(
-                    _INSERT_ENTRIES,
-                    {
-                        "backup_id": backup_id, "account_id": account,
-                        "paths": [e.path for e in chunk], "file_ids": [e.file_id for e in chunk],
-                        "sizes": [e.size for e in chunk], "sha256s": [e.sha256 for e in chunk],
-                    },
-                )
-            await uow.commit()
-        return backup_id
+    async def _discard(self, backup_id: uuid.UUID) -> None:
+        """A backup whose making failed, with its entries; if even that fails, the tidy-up
+        drops it once it is ABANDONED_AFTER old."""
+        try:
+            async with self.db.unit_of_work() as uow:
+                await uow.execute(sa.delete(backups).where(backups.c.backup_id == backup_id, ~backups.c.ready))
+                await uow.commit()
+        except Exception:
+            log.warning("unready_backup_left", backup_id=str(backup_id))
 
     @staticmethod
     async def _being_deleted(uow: UnitOfWork, account: uuid.UUID, file_ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -215,9 +261,11 @@ class Backups:
             )
         return going
 
-    async def _check_files(self, account: uuid.UUID, entries: list[Entry]) -> None:
+    async def _check_files(self, account: uuid.UUID, entries: list[Entry], first: int) -> None:
+        if not entries:
+            return
         stored = await self.blobs.live_files(str(account), list({str(e.file_id) for e in entries}))
-        for i, entry in enumerate(entries):
+        for i, entry in enumerate(entries, first):
             found = stored.get(str(entry.file_id))
             if found is None:
                 raise FailedPrecondition(

@@ -11,17 +11,32 @@ import uuid
 import sqlalchemy as sa
 
 from cumulo_platform.clock import Clock
-from cumulo_platform.db import Database
+from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import NotFound
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
 from cumulo_sync.adapters.tables import SCHEMA, records, usage, zones
 from cumulo_sync.config import SyncSettings
+from cumulo_sync.domain import rules
 
 log = get_logger(__name__)
 
 PRUNE_BATCH = 1000
 DROP_BATCH = 5000
+
+# Rows gone (pruned tombstones, a deleted zone's records): their account no longer pays the
+# overhead a push charged for each (rules.RECORD_OVERHEAD_BYTES).
+_REFUND_ROWS = sa.text(
+    f"""
+    UPDATE {SCHEMA}.usage SET used = GREATEST(used - :rows * CAST(:overhead AS bigint), 0)
+    WHERE account_id = (SELECT account_id FROM {SCHEMA}.zones WHERE zone_id = :zone)
+    """
+)
+
+
+async def refund_rows(uow: UnitOfWork, zone: uuid.UUID, rows: int) -> None:
+    if rows:
+        await uow.execute(_REFUND_ROWS, {"zone": zone, "rows": rows, "overhead": rules.RECORD_OVERHEAD_BYTES})
 
 
 class Cleanup:
@@ -77,6 +92,7 @@ class Cleanup:
                     )
                 ).rowcount or 0
                 removed += deleted
+                await refund_rows(uow, zone, deleted)
                 if deleted < DROP_BATCH:
                     await uow.execute(sa.delete(zones).where(zones.c.zone_id == zone))
                 await uow.commit()
@@ -122,6 +138,7 @@ class Cleanup:
                     await uow.execute(
                         sa.update(zones).where(zones.c.zone_id == zone_id).values(horizon_seq=sa.func.greatest(zones.c.horizon_seq, max(gone)))
                     )
+                    await refund_rows(uow, zone_id, len(gone))
                 await uow.commit()
                 pruned += len(gone)
         if pruned:

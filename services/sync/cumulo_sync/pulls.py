@@ -13,12 +13,28 @@ import sqlalchemy as sa
 from cumulo_platform.db import Database
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument
 from cumulo_platform.evidence import paged
-from cumulo_sync.adapters.tables import records, usage, zones
+from cumulo_sync.adapters.tables import SCHEMA, records, usage, zones
 from cumulo_sync.domain import rules
 
 MAX_FETCH = 1000
 DEFAULT_FETCH = 200
 MAX_GET = 400
+# Payload bytes an answer to FetchChanges carries before it stops (more_coming): a page of
+# a thousand 1 MiB records would be a gigabyte to build here and far past the 16 MiB a client
+# takes. A page still holds at least its first record, and ends after the one that crosses this.
+FETCH_BYTES = 4 * 1024 * 1024
+
+# The changes after a change number, in order, as many as `n` and as `budget` bytes allow:
+# a running sum over the (zone, seq) index, so the database stops at the page's end.
+_CHANGES = sa.text(
+    f"""
+    SELECT * FROM (
+        SELECT r.*, sum(octet_length(r.payload)) OVER (ORDER BY r.seq ROWS UNBOUNDED PRECEDING) - octet_length(r.payload) AS bytes_before
+        FROM {SCHEMA}.records r WHERE r.zone_id = :zone AND r.seq > :after
+        ORDER BY r.seq LIMIT :n
+    ) page WHERE page.bytes_before < :budget ORDER BY page.seq
+    """
+)
 
 
 async def zone_row(conn: Any, account: uuid.UUID, name: str) -> Any:
@@ -48,16 +64,14 @@ class Pulls:
                     "this change token is older than the zone's deleted-record history: fetch the zone again from an empty token",
                     reason="CHANGE_TOKEN_EXPIRED",
                 )
-            rows = (
-                await conn.execute(
-                    sa.select(records)
-                    .where(records.c.zone_id == found.zone_id, records.c.seq > after)
-                    .order_by(records.c.seq)
-                    .limit(limit + 1)
-                )
-            ).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
+            rows = (await conn.execute(_CHANGES, {"zone": found.zone_id, "after": after, "n": limit + 1, "budget": FETCH_BYTES})).all()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            if not more and rows and rows[-1].bytes_before + len(rows[-1].payload) >= FETCH_BYTES:
+                # The budget may have ended the page: is there anything after it?
+                more = (
+                    await conn.execute(sa.select(records.c.seq).where(records.c.zone_id == found.zone_id, records.c.seq > rows[-1].seq).limit(1))
+                ).first() is not None
         # Every change up to last_seq had committed when the zone row was read.
         last = rows[-1].seq if more else max(found.last_seq, rows[-1].seq if rows else 0, after)
         return list(rows), rules.change_token(found.zone_id, last), more

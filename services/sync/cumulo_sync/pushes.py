@@ -1,6 +1,8 @@
 """Pushes: a device's saves and deletes, each checked, applied under the zone's lock with
 change tags (a stale tag is a conflict answered with the server's record), numbered in
-commit order, and charged against the account's sync storage."""
+commit order, and charged against the account's sync storage: payload bytes, and a fixed
+overhead per record row (rules.RECORD_OVERHEAD_BYTES), so that neither big records nor many
+small ones go past the quota. An account has at most `max_zones` zones."""
 
 from __future__ import annotations
 
@@ -21,12 +23,22 @@ from cumulo_sync.domain import rules
 
 SAVED, DELETED, CONFLICT, NOT_APPLIED = "saved", "deleted", "conflict", "not_applied"
 
-# The zone, created by its first push, and locked: pushes to one zone take their change
-# numbers one after another, in commit order.
+# The zone, locked: pushes to one zone take their change numbers one after another, in
+# commit order.
 _LOCK_ZONE = sa.text(
     f"""
+    UPDATE {SCHEMA}.zones SET modified_at = modified_at
+    WHERE account_id = :account_id AND name = :name AND dropped_at IS NULL
+    RETURNING zone_id, last_seq
+    """
+)
+
+# A zone created by its first push (and locked), unless the account has its fill of zones.
+_CREATE_ZONE = sa.text(
+    f"""
     INSERT INTO {SCHEMA}.zones (zone_id, account_id, name, created_at, modified_at)
-    VALUES (:zone_id, :account_id, :name, :now, :now)
+    SELECT :zone_id, :account_id, :name, :now, :now
+    WHERE (SELECT count(*) FROM {SCHEMA}.zones WHERE account_id = :account_id AND dropped_at IS NULL) < :max_zones
     ON CONFLICT (account_id, name) WHERE dropped_at IS NULL
     DO UPDATE SET modified_at = {SCHEMA}.zones.modified_at
     RETURNING zone_id, last_seq
@@ -135,9 +147,7 @@ class Pushes:
     async def push(self, account: uuid.UUID, zone: str, ops: list[Operation], *, atomic: bool, device: str) -> Pushed:
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
-            row = (
-                await uow.execute(_LOCK_ZONE, {"zone_id": uuid.uuid4(), "account_id": account, "name": zone, "now": now})
-            ).one()
+            row = await self._lock_zone(uow, account, zone, now)
             zone_id, last_seq = row.zone_id, row.last_seq
             current = {
                 r.record_id: r
@@ -163,16 +173,18 @@ class Pushes:
                     result.seq = max(result.seq, 0)
                 await uow.commit()  # the zone exists from now on, even if nothing changed
                 return Pushed(results, zone_id, last_seq, changed=False)
-            bytes_delta, count_delta = 0, 0
+            bytes_delta, count_delta, new_rows = 0, 0, 0
             for op in applied:
                 before = current.get(op.record_id)
-                if before is not None and not before.deleted:
+                if before is None:
+                    new_rows += 1  # a row from now on; deleted, it stays as a tombstone
+                elif not before.deleted:
                     bytes_delta -= before.size
                     count_delta -= 1
                 if not op.delete:
                     bytes_delta += len(op.payload)
                     count_delta += 1
-            await self._charge(uow, account, bytes_delta)
+            await self._charge(uow, account, bytes_delta + new_rows * rules.RECORD_OVERHEAD_BYTES)
             first = last_seq + 1
             seqs = list(range(first, first + len(applied)))
             await uow.execute(
@@ -205,6 +217,20 @@ class Pushes:
                     result.seq = assigned[result.record_id]
             await uow.commit()
         return Pushed(results, zone_id, last_seq, changed=True)
+
+    async def _lock_zone(self, uow: UnitOfWork, account: uuid.UUID, zone: str, now: dt.datetime) -> Any:
+        names = {"account_id": account, "name": zone}
+        row = (await uow.execute(_LOCK_ZONE, names)).first()
+        if row is None:
+            row = (
+                await uow.execute(_CREATE_ZONE, {**names, "zone_id": uuid.uuid4(), "now": now, "max_zones": self.settings.max_zones})
+            ).first()
+        if row is None:
+            raise ResourceExhausted(
+                f"an account has at most {self.settings.max_zones} zones; delete one to make another",
+                reason="ZONE_LIMIT_REACHED", metadata={"max_zones": str(self.settings.max_zones)},
+            )
+        return row
 
     @staticmethod
     def _decide(op: Operation, current: Any) -> Result:
@@ -252,7 +278,8 @@ class Pushes:
         ).first()
         if row is None or row.used > quota and delta > 0:
             raise ResourceExhausted(
-                f"this push needs {delta} more bytes than the account's sync storage of {quota} bytes allows",
+                f"this push needs {delta} more bytes (payloads, and {rules.RECORD_OVERHEAD_BYTES} for each new record) "
+                f"than the account's sync storage of {quota} bytes allows",
                 reason="QUOTA_EXCEEDED",
                 metadata={"quota": str(quota)},
             )

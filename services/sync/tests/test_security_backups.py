@@ -23,7 +23,16 @@ import pytest
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.sync.v1 import sync_pb2 as pb
 from cumulo.sync.v1 import sync_pb2_grpc
-from cumulo_devstack.testing import Person, bare_rpc_error, expect_error, invoke, rpc_method, token_expiry, with_client_id
+from cumulo_devstack.testing import (
+    Person,
+    bare_rpc_error,
+    expect_error,
+    invoke,
+    open_channel,
+    rpc_method,
+    token_expiry,
+    with_client_id,
+)
 from cumulo_sdk import CumuloRpcError
 
 from .conftest import OWNER_DEVICE, World, manifest, save
@@ -54,7 +63,7 @@ async def test_a_watch_announces_nothing_once_its_token_has_expired(gateway, peo
     person = await people.new()
     watcher_token = await person.token()
     expires_at = token_expiry(watcher_token)
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         stream = sync_pb2_grpc.SyncServiceStub(channel).Watch(pb.WatchRequest(), metadata=with_client_id(watcher_token), timeout=90)
         try:
             assert (await read_next(stream)).event == pb.WATCH_EVENT_WATCHING
@@ -204,7 +213,7 @@ async def test_a_strangers_watch_never_hears_of_the_owners_changes(gateway, peop
     owner, stranger = await people.new(), await people.new()
     zone = "diary"
     request = pb.WatchRequest(zones=[zone] if watched == "the-zone-by-name" else [])
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         stub = sync_pb2_grpc.SyncServiceStub(channel)
         theirs = stub.Watch(request, metadata=await stranger.metadata(), timeout=90)
         mine = stub.Watch(request, metadata=await owner.metadata(), timeout=90)
@@ -271,7 +280,7 @@ INTERNAL = "cumulo.blob.v1.BlobInternalService"
 )
 async def test_no_path_reaches_blobs_delete_files_through_the_gateway(gateway, blob, world, path):
     request = blob_internal_request("DeleteFiles", world)
-    async with grpc.aio.insecure_channel(gateway) as channel:
+    async with open_channel(gateway) as channel:
         call = channel.unary_unary(
             path, request_serializer=blob_pb2.DeleteFilesRequest.SerializeToString, response_deserializer=blob_pb2.DeleteFilesResponse.FromString
         )

@@ -14,9 +14,10 @@ import pytest
 
 from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
 from cumulo_devstack.servers import Process, free_port, wait_for_port
-from cumulo_devstack.testing import expect_error
+from cumulo_devstack.testing import expect_error, transport_for
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import TokenStore
+from cumulo_sync.domain import rules
 
 WAIT = 15.0  # generous: a shared 2-core machine; the product's aim is well under a second
 
@@ -104,7 +105,7 @@ def second_replica(replica_process: tuple[str, Process]) -> str:
 
 async def test_watch_on_one_replica_hears_a_push_to_another(phone, laptop, second_replica, tmp_path) -> None:
     # The laptop talks to the second process directly (same session), the phone through the gateway.
-    direct = Cumulo(second_replica, store=TokenStore(laptop.client.store.path))
+    direct = Cumulo(second_replica, transport=transport_for(second_replica), store=TokenStore(laptop.client.store.path))
     try:
         stream = direct.sync.watch()
         await next_event(stream, sync_pb2.WATCH_EVENT_WATCHING)
@@ -164,7 +165,8 @@ async def test_a_deleted_zones_tokens_expire_and_its_name_is_free(phone, laptop)
     records, new_token = await laptop.client.sync.fetch_all("wifi")
     assert [r.record_id for r in records] == ["cafe"]
     await expect_error(laptop.client.sync.fetch("wifi", token), grpc.StatusCode.FAILED_PRECONDITION, reason="CHANGE_TOKEN_EXPIRED")
-    assert (await phone.client.sync.usage()).used == 1
+    # The deleted zone's records are gone, and their cost with them: one record of 1 byte is left.
+    assert (await phone.client.sync.usage()).used == 1 + rules.RECORD_OVERHEAD_BYTES
     await expect_error(phone.client.sync.delete_zone("nope"), grpc.StatusCode.NOT_FOUND, reason="ZONE_NOT_FOUND")
 
 
@@ -172,6 +174,7 @@ async def test_the_sync_quota_refuses_a_push_that_would_exceed_it(phone, sync) -
     quota = sync.app.settings.quota_bytes
     limit = sync.app.settings.max_payload_bytes
     # Fill up to just under the quota straight in the usage table: a GiB of pushes is slow.
+    # A new record costs its payload and the overhead of its row.
     import uuid
 
     import sqlalchemy as sa
@@ -179,7 +182,7 @@ async def test_the_sync_quota_refuses_a_push_that_would_exceed_it(phone, sync) -
     from cumulo_sync.adapters.tables import usage
 
     async with sync.app.db.unit_of_work() as uow:
-        await uow.execute(sa.insert(usage).values(account_id=uuid.UUID(phone.account_id), used=quota - 10))
+        await uow.execute(sa.insert(usage).values(account_id=uuid.UUID(phone.account_id), used=quota - 10 - rules.RECORD_OVERHEAD_BYTES))
         await uow.commit()
     err = await expect_error(
         phone.client.sync.push("big", [save("r", b"x" * 11)]), grpc.StatusCode.RESOURCE_EXHAUSTED, reason="QUOTA_EXCEEDED"
@@ -187,7 +190,7 @@ async def test_the_sync_quota_refuses_a_push_that_would_exceed_it(phone, sync) -
     assert err.metadata["quota"] == str(quota)
     assert (await phone.client.sync.push("big", [save("r", b"x" * 10)])).results[0].status == sync_pb2.PUSH_STATUS_SAVED
     assert (await phone.client.sync.usage()).used == quota
-    # Shrinking and deleting are always allowed, and free the space.
+    # Shrinking and deleting are always allowed, and free the space (the tombstone keeps its row's cost).
     tag = (await phone.client.sync.get("big", ["r"]))[0].change_tag
     await phone.client.sync.push("big", deletes=[sync_pb2.RecordDelete(record_id="r", change_tag=tag)])
     assert (await phone.client.sync.usage()).used == quota - 10

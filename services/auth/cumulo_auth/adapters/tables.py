@@ -94,11 +94,14 @@ signing_keys = sa.Table(
 login_throttle = sa.Table(
     "login_throttle",
     metadata,
-    sa.Column("scope", sa.Text, primary_key=True),  # "account" or "address"
+    sa.Column("scope", sa.Text, primary_key=True),  # "account_address", "account", "address" or "session"
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("blocked_until", sa.DateTime(timezone=True)),
+    # Attempts being checked right now, and when they count as abandoned (a crashed replica).
+    sa.Column("pending", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("pending_until", sa.DateTime(timezone=True)),
 )
 
 status_changes = sa.Table(

@@ -17,14 +17,22 @@ from cumulo_platform.tokens import Principal
 
 SERVICE = "cumulo.auth.v1.AuthService"
 # Methods callable without an access token (they still need a registered client id).
-ANONYMOUS_METHODS = frozenset(f"/{SERVICE}/{m}" for m in ("GetTerms", "Register", "Login", "Refresh"))
+ANONYMOUS_METHODS = frozenset(f"/{SERVICE}/{m}" for m in ("GetTerms", "CheckNewPassword", "Register", "Login", "Refresh"))
 
 
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
     def __init__(
-        self, *, terms_version: str, registration: Registration, login: Login, sessions: Sessions, changes: AccountChanges
+        self,
+        *,
+        terms_version: str,
+        terms_text: str,
+        registration: Registration,
+        login: Login,
+        sessions: Sessions,
+        changes: AccountChanges,
     ) -> None:
         self.terms_version = terms_version
+        self.terms_text = terms_text
         self.registration = registration
         self.login = login
         self.sessions = sessions
@@ -36,7 +44,15 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return principal
 
     async def GetTerms(self, request: auth_pb2.GetTermsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetTermsResponse:
-        return auth_pb2.GetTermsResponse(version=self.terms_version)
+        return auth_pb2.GetTermsResponse(version=self.terms_version, text=self.terms_text)
+
+    async def CheckNewPassword(
+        self, request: auth_pb2.CheckNewPasswordRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.CheckNewPasswordResponse:
+        self.registration.check_new_password(
+            request.password, email=request.email, phone=request.phone, client_network=current_call().client_network
+        )
+        return auth_pb2.CheckNewPasswordResponse()
 
     async def Register(self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RegisterResponse:
         if not request.HasField("birth_date"):
@@ -48,6 +64,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             birth_date=convert.date_tuple(request.birth_date),
             accepted_terms_version=request.accepted_terms_version,
             locale=request.locale,
+            client_network=current_call().client_network,
         )
         return auth_pb2.RegisterResponse(account=convert.account(row))
 
@@ -58,7 +75,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             password=request.password,
             device_name=request.device_name,
             client_id=call.client_id,
-            client_address=call.client_address,
+            client_network=call.client_network,
         )
         mark_used(str(row["account_id"]))
         return auth_pb2.LoginResponse(tokens=convert.tokens(tokens), account=convert.account(row))
@@ -111,6 +128,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             password=request.password,
             birth_date=convert.date_tuple(request.birth_date),
             guardian_consent=request.guardian_consent,
+            client_network=current_call().client_network,
         )
         return auth_pb2.CreateMinorAccountResponse(account=convert.account(row))
 

@@ -81,6 +81,19 @@ uploads = sa.Table(
     sa.Index("uploads_account", "account_id"),
 )
 
+# The one UploadChunks stream writing an upload: a lease it renews while it streams (judged by
+# the database's clock), so that no stream keeps a database connection while it waits for its
+# client (cumulo_blob.writer_lock).
+upload_writers = sa.Table(
+    "upload_writers",
+    metadata,
+    sa.Column("upload_id", sa.Uuid, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("writer_id", sa.Uuid, nullable=False),
+    sa.Column("held_until", TIMESTAMP, nullable=False),
+    sa.Index("upload_writers_account", "account_id"),
+)
+
 usage = sa.Table(
     "usage",
     metadata,

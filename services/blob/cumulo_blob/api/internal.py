@@ -43,7 +43,7 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
         return blob_pb2.SetPlanPriceResponse(plan=convert.plan(row))
 
     async def DescribeFiles(self, request: blob_pb2.DescribeFilesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.DescribeFilesResponse:
-        rows = await self.e.describe_files(request.account_id, request.node_ids)
+        rows = await self.e.located(request.account_id, request.node_ids, live_files=True)
         return blob_pb2.DescribeFilesResponse(files=[convert.node(r) for r in rows])
 
     async def DeleteFiles(self, request: blob_pb2.DeleteFilesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.DeleteFilesResponse:
@@ -62,6 +62,14 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
             bucket=self.e.preservation.bucket,
             files=[blob_pb2.ExportedFile(file=convert.node(row), key=key) for row, key in files],
             next_page_token=next_token,
+        )
+
+    async def DescribePaths(self, request: blob_pb2.DescribePathsRequest, context: grpc.aio.ServicerContext) -> blob_pb2.DescribePathsResponse:
+        rows = await self.e.located(request.account_id, request.node_ids)
+        return blob_pb2.DescribePathsResponse(
+            paths=[
+                blob_pb2.NodePath(node_id=str(r.node_id), path=r.path, kind=convert.KINDS[r.kind], in_trash=r.in_trash) for r in rows
+            ]
         )
 
     async def BlockLink(self, request: blob_pb2.BlockLinkRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockLinkResponse:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
 import grpc
@@ -15,26 +17,60 @@ from cumulo_blob.downloads import Downloads, Served
 from cumulo_blob.folders import Folders
 from cumulo_blob.plans import Plans
 from cumulo_blob.quota import Quota
-from cumulo_blob.sharing import Sharing
+from cumulo_blob.sharing import Sharing, token_hash
+from cumulo_blob.stream_limits import StreamSlots
 from cumulo_blob.trash import Trash
 from cumulo_blob.uploads import Uploads
-from cumulo_platform.errors import InvalidArgument
+from cumulo_platform.errors import DeadlineExceeded, InvalidArgument
 from cumulo_platform.grpc_convert import timestamp
-from cumulo_platform.interceptors import current_principal
+from cumulo_platform.interceptors import client_network, current_call, current_principal
+from cumulo_platform.logging import get_logger
 
 SERVICE = "cumulo.blob.v1.BlobService"
 
 
-def _file_stream(downloads: Downloads, message: type[Any], served: Served) -> AsyncIterator[Any]:
-    """Every download answers alike: the file's metadata first, then its bytes."""
+def _download_url(node: Any, url: str, expires_at: dt.datetime) -> blob_pb2.DownloadUrl:
+    return blob_pb2.DownloadUrl(url=url, expires_at=timestamp(expires_at), file=convert.node(node))
+log = get_logger(__name__)
+
+
+# The download handlers write their messages themselves (context.write) rather than yield them,
+# so that a write the client leaves waiting can time out: the generated servicer declares them
+# as generators, hence their `type: ignore[override]`.
+async def _send_file(context: grpc.aio.ServicerContext, downloads: Downloads, message: type[Any], served: Served) -> None:
+    """Every download answers alike: the file's metadata first, then its bytes. Each message
+    is written once the client has taken enough of the ones before (gRPC's write waits for
+    HTTP/2 flow control), and a write the client leaves waiting for the stall timeout ends the
+    download with DEADLINE_EXCEEDED — the client resumes from the bytes it has (an offset)."""
     node, key, offset, length = served
+    stall = downloads.stall_timeout.total_seconds()
+    await _write(context, message(file=convert.node(node)), stall)
+    async with contextlib.aclosing(downloads.read(key, offset, length)) as chunks:
+        async for chunk in chunks:
+            reply = message(data=chunk)
+            del chunk  # the message has the bytes now: no second copy waits with it
+            await _write(context, reply, stall)
 
-    async def stream() -> AsyncIterator[Any]:
-        yield message(file=convert.node(node))
-        async for chunk in downloads.read(key, offset, length):
-            yield message(data=chunk)
 
-    return stream()
+async def _write(context: grpc.aio.ServicerContext, message: Any, stall: float) -> None:
+    try:
+        async with asyncio.timeout(stall):
+            await context.write(message)
+    except TimeoutError:
+        log.info("download_client_not_reading", stall_seconds=stall)
+        raise DeadlineExceeded(
+            f"the client read nothing for {stall:g} s, so this download was ended; ask for the rest from the bytes received",
+            reason="CLIENT_NOT_READING",
+        ) from None
+
+
+def _admit(context: grpc.aio.ServicerContext, slots: StreamSlots, key: Hashable) -> None:
+    """A place among `slots` for this download (RESOURCE_EXHAUSTED at once when there is none),
+    kept until the call is over: not when the handler returns, but once its status is out — a
+    download ended for a client that does not read keeps its place, and its last message in
+    gRPC's buffers, until that client reads or goes."""
+    slot = slots.take(key)
+    context.add_done_callback(lambda _: slot.release())
 
 
 def _me() -> uuid.UUID:
@@ -105,6 +141,7 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
             upload_id=str(upload.upload_id),
             committed_offset=upload.committed_offset,
             file=convert.node(node) if node is not None else None,
+            part_size=self.uploads.settings.part_size,
         )
 
     async def UploadChunks(
@@ -114,6 +151,10 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         return blob_pb2.UploadChunksResponse(
             committed_offset=committed, file=convert.node(node) if node is not None else None
         )
+
+    async def PutUploadPart(self, request: blob_pb2.PutUploadPartRequest, context: grpc.aio.ServicerContext) -> blob_pb2.PutUploadPartResponse:
+        committed, node = await self.uploads.put_part(_me(), request.upload_id, request.offset, request.data)
+        return blob_pb2.PutUploadPartResponse(committed_offset=committed, file=convert.node(node) if node is not None else None)
 
     async def GetUpload(self, request: blob_pb2.GetUploadRequest, context: grpc.aio.ServicerContext) -> blob_pb2.GetUploadResponse:
         upload, node = await self.uploads.get(_me(), request.upload_id)
@@ -129,12 +170,14 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         await self.uploads.cancel(_me(), request.upload_id)
         return blob_pb2.CancelUploadResponse()
 
-    async def Download(
-        self, request: blob_pb2.DownloadRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[blob_pb2.DownloadResponse]:
+    async def Download(self, request: blob_pb2.DownloadRequest, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override]
+        _admit(context, self.downloads.per_address, client_network(current_call().client_address))
         served = await self.downloads.open(_me(), request.node_id, request.offset, request.length)
-        async for message in _file_stream(self.downloads, blob_pb2.DownloadResponse, served):
-            yield message
+        await _send_file(context, self.downloads, blob_pb2.DownloadResponse, served)
+
+    async def GetDownloadUrl(self, request: blob_pb2.GetDownloadUrlRequest, context: grpc.aio.ServicerContext) -> blob_pb2.GetDownloadUrlResponse:
+        served = await self.downloads.open(_me(), request.node_id, 0, 0)
+        return blob_pb2.GetDownloadUrlResponse(download=_download_url(*await self.downloads.signed_url(served)))
 
     async def ListPlans(self, request: blob_pb2.ListPlansRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListPlansResponse:
         return blob_pb2.ListPlansResponse(plans=[convert.plan(r) for r in await self.plans.current()])
@@ -188,13 +231,20 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         root, children = await self.sharing.open_shared_with_me(_me(), request.share_id)
         return blob_pb2.OpenSharedWithMeResponse(root=convert.node(root), children=[convert.node(c) for c in children])
 
-    async def DownloadSharedWithMe(
+    async def DownloadSharedWithMe(  # type: ignore[override]
         self, request: blob_pb2.DownloadSharedWithMeRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[blob_pb2.DownloadSharedWithMeResponse]:
+    ) -> None:
+        _admit(context, self.downloads.per_address, client_network(current_call().client_address))
         root, children = await self.sharing.open_shared_with_me(_me(), request.share_id)
         served = await self.sharing.serve(root, children, request.node_id, request.offset, request.length)
-        async for message in _file_stream(self.downloads, blob_pb2.DownloadSharedWithMeResponse, served):
-            yield message
+        await _send_file(context, self.downloads, blob_pb2.DownloadSharedWithMeResponse, served)
+
+    async def GetSharedWithMeDownloadUrl(
+        self, request: blob_pb2.GetSharedWithMeDownloadUrlRequest, context: grpc.aio.ServicerContext
+    ) -> blob_pb2.GetSharedWithMeDownloadUrlResponse:
+        root, children = await self.sharing.open_shared_with_me(_me(), request.share_id)
+        served = await self.sharing.serve(root, children, request.node_id, 0, 0)
+        return blob_pb2.GetSharedWithMeDownloadUrlResponse(download=_download_url(*await self.downloads.signed_url(served)))
 
     async def GetUsage(self, request: blob_pb2.GetUsageRequest, context: grpc.aio.ServicerContext) -> blob_pb2.GetUsageResponse:
         used, reserved, quota = await self.quota.usage(_me())
@@ -203,7 +253,7 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
 
 LINK_SERVICE = "cumulo.blob.v1.ShareLinkService"
 # Opening a link needs a registered client id, but no account.
-ANONYMOUS_METHODS = frozenset(f"/{LINK_SERVICE}/{m}" for m in ("OpenShareLink", "DownloadShared"))
+ANONYMOUS_METHODS = frozenset(f"/{LINK_SERVICE}/{m}" for m in ("OpenShareLink", "DownloadShared", "GetSharedDownloadUrl"))
 
 
 class ShareLinkService(blob_pb2_grpc.ShareLinkServiceServicer):
@@ -215,9 +265,17 @@ class ShareLinkService(blob_pb2_grpc.ShareLinkServiceServicer):
         root, children = await self.sharing.open(request.token, request.password)
         return blob_pb2.OpenShareLinkResponse(root=convert.node(root), children=[convert.node(c) for c in children])
 
-    async def DownloadShared(
+    async def DownloadShared(  # type: ignore[override]
         self, request: blob_pb2.DownloadSharedRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[blob_pb2.DownloadSharedResponse]:
+    ) -> None:
+        # Anonymous: counted per client address, and per link (once the link has opened).
+        _admit(context, self.downloads.per_address, client_network(current_call().client_address))
         served = await self.sharing.open_download(request.token, request.password, request.node_id, request.offset, request.length)
-        async for message in _file_stream(self.downloads, blob_pb2.DownloadSharedResponse, served):
-            yield message
+        _admit(context, self.downloads.per_link, token_hash(request.token))
+        await _send_file(context, self.downloads, blob_pb2.DownloadSharedResponse, served)
+
+    async def GetSharedDownloadUrl(
+        self, request: blob_pb2.GetSharedDownloadUrlRequest, context: grpc.aio.ServicerContext
+    ) -> blob_pb2.GetSharedDownloadUrlResponse:
+        served = await self.sharing.open_download(request.token, request.password, request.node_id, 0, 0)
+        return blob_pb2.GetSharedDownloadUrlResponse(download=_download_url(*await self.downloads.signed_url(served)))

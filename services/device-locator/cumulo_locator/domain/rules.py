@@ -27,12 +27,15 @@ _PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{2,30}$")
 _text = check_text
 
 
-def check_device_id(value: str, field: str = "device_id") -> str:
-    return _text(value, field, "a device id", MAX_DEVICE_ID, empty=False)
+def check_device_id(value: str, field: str = "device_id", *, new: bool = False) -> str:
+    """`new`: registering the device, whose id is its name in lists until it is given one;
+    so it follows the rule of names (lookups take any id registered before the rule)."""
+    return _text(value, field, "a device id", MAX_DEVICE_ID, empty=False, name=new)
 
 
 def check_label(value: str, field: str) -> str:
-    return _text(value, field, "it", MAX_TEXT)
+    """A device's name, model or platform, as its owner picks the device from a list."""
+    return _text(value, field, "it", MAX_TEXT, name=True)
 
 
 def check_lost_message(value: str, field: str) -> str:

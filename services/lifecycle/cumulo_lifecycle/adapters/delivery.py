@@ -5,13 +5,35 @@ never carries the message, the address or a credential."""
 from __future__ import annotations
 
 import asyncio
+import email.generator
 import email.message
+import email.policy
 import email.utils
+import io
 
 import aiohttp
 import aiosmtplib
 
 from cumulo_lifecycle.config import LifecycleSettings
+
+# Headers are not folded: a subject stays on one line (up to RFC 5322's 998 characters), so
+# that `grep '^Subject'` shows it whole, the date at its end included. Bodies are 7-bit (a
+# non-ASCII text is encoded), as the bytes are handed over without asking for 8BITMIME.
+UNFOLDED = email.policy.default.clone(max_line_length=998, cte_type="7bit")
+
+
+def mail_bytes(sender: str, to: str, subject: str, body: str) -> bytes:
+    """The message as it goes over the wire (CRLF line ends, headers unfolded)."""
+    message = email.message.EmailMessage(policy=UNFOLDED)
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = email.utils.formatdate(localtime=False)
+    message["Message-ID"] = email.utils.make_msgid(domain="cumulo")
+    message.set_content(body)
+    with io.BytesIO() as out:
+        email.generator.BytesGenerator(out, policy=UNFOLDED.clone(linesep="\r\n")).flatten(message)
+        return out.getvalue()
 
 
 class DeliveryFailed(Exception):
@@ -46,16 +68,11 @@ class Delivery:
         s = self.settings
         if not s.smtp_host:
             raise DeliveryFailed("no SMTP server configured (CUMULO_LIFECYCLE_SMTP_HOST)")
-        message = email.message.EmailMessage()
-        message["From"] = s.mail_from
-        message["To"] = to
-        message["Subject"] = subject
-        message["Date"] = email.utils.formatdate(localtime=False)
-        message["Message-ID"] = email.utils.make_msgid(domain="cumulo")
-        message.set_content(body)
         try:
             await aiosmtplib.send(
-                message,
+                mail_bytes(s.mail_from, to, subject, body),
+                sender=email.utils.parseaddr(s.mail_from)[1] or s.mail_from,
+                recipients=[to],
                 hostname=s.smtp_host,
                 port=s.smtp_port,
                 username=s.smtp_username or None,

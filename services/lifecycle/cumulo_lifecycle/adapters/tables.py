@@ -26,7 +26,8 @@ accounts = sa.Table(
     sa.Column("frozen_at", TIMESTAMP),
     sa.Column("delete_at", TIMESTAMP),
     sa.Column("reminders_done", sa.Integer, nullable=False, server_default="0"),
-    # When the sweeper next looks at the account; NULL when nothing is scheduled.
+    # When the next thing falls due (a deletion: its delete_at, the sweeper adds the safety
+    # margin); NULL when nothing is scheduled.
     sa.Column("next_due_at", TIMESTAMP),
     sa.Column("cancel_requested_at", TIMESTAMP),
     # What the waiting deletion is for: "cancellation" or "termination".
@@ -44,6 +45,15 @@ accounts = sa.Table(
     sa.Index("accounts_next_due", "next_due_at", postgresql_where=sa.text("next_due_at IS NOT NULL")),
     sa.Index("accounts_state", "state"),
     sa.Index("accounts_contacts_wanted", "contacts_wanted_at", postgresql_where=sa.text("contacts_wanted_at IS NOT NULL")),
+)
+
+# The settings the stored due times were last computed with, per scope (retiming.py).
+schedule_settings = sa.Table(
+    "schedule_settings",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("applied_at", TIMESTAMP, nullable=False),
 )
 
 # The links in notices (freeze, deletion reminders): SHA-256 of each token, valid while the

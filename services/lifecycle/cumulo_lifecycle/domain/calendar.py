@@ -9,6 +9,9 @@
 - Reminders come a fixed time before a due date; only those after the last access (before a
   freeze) or after the freeze (before a deletion) count.
 - Deletion runs `safety_margin` after its due time, so in-flight access events land first.
+  The margin is never part of a stored due time: `next_due` is when the next thing falls due
+  (the deletion at `delete_at`), and the sweeper's query adds the margin to the deletions it
+  takes (`Schedule.taken`), so a changed margin applies at once to every frozen account.
 """
 
 from __future__ import annotations
@@ -55,11 +58,17 @@ class Calendar:
     freeze_reminders: tuple[dt.timedelta, ...] = ()  # longest first
     deletion_reminders: tuple[dt.timedelta, ...] = ()  # longest first
 
+    @property
+    def exact_grace(self) -> bool:
+        """A grace written with hours, minutes or seconds (even PT24H) ends at an exact time;
+        one of months and days ends when its last natural day ends."""
+        return "T" in self.grace.text
+
     def freeze_at(self, last_access: dt.datetime) -> dt.datetime:
         return add_months_local(last_access, self.inactivity.months, self.time_zone) + self.inactivity.fixed
 
     def delete_at(self, frozen_at: dt.datetime) -> dt.datetime:
-        if "T" in self.grace.text:  # hours, minutes or seconds: exact, even PT24H
+        if self.exact_grace:
             return add_months_local(frozen_at, self.grace.months, self.time_zone) + self.grace.fixed
         first_day = frozen_at.astimezone(self.time_zone).date()
         last_day = _add_months_to_date(first_day, self.grace.months) + self.grace.fixed
@@ -92,12 +101,13 @@ class Calendar:
         reminders_done: int,
         held: bool,
     ) -> dt.datetime | None:
-        """When the sweeper should next look at the account (None: nothing to do)."""
+        """When the next thing falls due (None: nothing to do); the ledger stores it. For the
+        deletion that is `delete_at`: the safety margin is added when the sweeper takes it."""
         if state == ACTIVE and freeze_at is not None:
             return min([*self.freeze_reminder_times(last_access_at, freeze_at)[reminders_done:], freeze_at])
         if state == FROZEN and frozen_at is not None and delete_at is not None and not held:
             reminders = self.deletion_reminder_times(frozen_at, delete_at)[reminders_done:]
-            return min([*reminders, delete_at + self.safety_margin])
+            return min([*reminders, delete_at])
         return None
 
     def step(

@@ -1,11 +1,14 @@
-"""The lifecycle's notices in the user's language (zh-CN, en). Each states
-exact dates and times in the operator's time zone, and how to keep the account."""
+"""The lifecycle's notices in the user's language (zh-CN, en). Each states exact dates and
+times in the operator's time zone (local time, the zone's abbreviation and name: the values
+are filled in with cumulo_platform.text.local_time), and how to keep the account. A deletion
+is stated by the rule that computed it: a grace of days ends when its last natural day ends
+("at <time>, that is, when <day> ends"); an exact grace (hours, minutes, seconds) at a time
+("at <time>"): the values leave `last_day` empty then."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import zoneinfo
 
 LOCALES = ("zh-CN", "en")
 KINDS = ("freeze_reminder", "frozen", "deletion_reminder", "reactivated", "deleted")
@@ -17,11 +20,11 @@ class Rendered:
     body: str
 
 
-def format_time(when: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
-    local = when.astimezone(tz)
-    minutes = round((local.utcoffset() or dt.timedelta(0)).total_seconds() / 60)
-    sign = "-" if minutes < 0 else "+"
-    return f"{local:%Y-%m-%d %H:%M:%S} ({tz.key}, UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
+# When the data goes, by the rule that computed it: the end of a natural day, or an exact time.
+_DELETION = {
+    "en": ("at {delete_at}, that is, when {last_day} ends", "at {delete_at}"),
+    "zh-CN": ("{delete_at}（即 {last_day} 结束时）", "{delete_at} "),
+}
 
 
 _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
@@ -38,8 +41,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "Your cumulo account is frozen: its data will be deleted at {delete_at}",
             "Your cumulo account has not been used since {last_access_at} and is now frozen.\n\n"
             "Unless you use it again, all of its cloud content (files, photos, backups, synced data "
-            "and device locations) will be deleted permanently at {delete_at}, "
-            "that is, when {last_day} ends.\n\n"
+            "and device locations) will be deleted permanently {deletion}.\n\n"
             "To keep your account and everything in it, do any of these before then:\n"
             "  - sign in or use any cumulo app or the web console;\n"
             "  - open this link: {reactivate_link}",
@@ -47,7 +49,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "deletion_reminder": (
             "Reminder: your cumulo account's data will be deleted at {delete_at}",
             "Your cumulo account is frozen. All of its cloud content will be deleted permanently "
-            "at {delete_at}, that is, when {last_day} ends.\n\n"
+            "{deletion}.\n\n"
             "To keep it, sign in or use any cumulo app before then, or open this link: {reactivate_link}",
         ),
         "reactivated": (
@@ -83,14 +85,14 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "您的 cumulo 账号已被冻结，数据将于 {delete_at} 删除",
             "您的 cumulo 账号自 {last_access_at} 起未被使用，现已被冻结。\n\n"
             "如果您不再使用，账号中的全部云端内容（文件、照片、备份、同步数据和设备位置）将于 "
-            "{delete_at}（即 {last_day} 结束时）被永久删除。\n\n"
+            "{deletion}被永久删除。\n\n"
             "如需保留账号及其中的全部内容，请在此之前：\n"
             "  - 登录或使用任意 cumulo 应用或网页端；\n"
             "  - 或打开此链接：{reactivate_link}",
         ),
         "deletion_reminder": (
             "提醒：您的 cumulo 账号数据将于 {delete_at} 删除",
-            "您的 cumulo 账号已被冻结，其全部云端内容将于 {delete_at}（即 {last_day} 结束时）被永久删除。\n\n"
+            "您的 cumulo 账号已被冻结，其全部云端内容将于 {deletion}被永久删除。\n\n"
             "如需保留，请在此之前登录或使用任意 cumulo 应用，或打开此链接：{reactivate_link}",
         ),
         "reactivated": (
@@ -114,8 +116,12 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 
 
 def render(kind: str, locale: str, values: dict[str, str]) -> Rendered:
-    templates = _TEMPLATES.get(locale) or _TEMPLATES["zh-CN"]
-    subject, body = templates[kind]
+    if locale not in _TEMPLATES:
+        locale = "zh-CN"
+    subject, body = _TEMPLATES[locale][kind]
+    if "{deletion}" in body:
+        days, exact = _DELETION[locale]
+        values = {**values, "deletion": (days if values.get("last_day") else exact).format(**values)}
     return Rendered(subject.format(**values), body.format(**values))
 
 

@@ -1,6 +1,6 @@
 """What moderation asks of the other services, through their internal APIs and the platform's
 remote calls (deadlines from settings, one error policy, never inside a unit of work): blob
-(find, block, delete, export files), auth (find accounts, suspend, terminate), the lifecycle
+(find, locate, block, delete, export files), auth (find accounts, suspend, terminate), the lifecycle
 (legal holds, account facts), and the data services that write their own part of an evidence
 bundle. Every call that changes something is idempotent, so an effect interrupted half-way is
 simply carried out again."""
@@ -17,6 +17,7 @@ from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
+from cumulo_moderation.domain.notices import Place
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.remote import Remote
 
@@ -53,6 +54,11 @@ class Services:
         found = await self.blob.call(self.blob.stub.FindContent, request, field="target.link" if link_token else "target.node_id")
         kind = "folder" if found.file.kind == blob_pb2.NODE_KIND_FOLDER else "file"
         return Content(found.account_id, found.file.node_id, kind, found.file.sha256, found.file.name, found.link_id)
+
+    async def places(self, account_id: str, node_ids: list[str]) -> dict[str, Place]:
+        """Where the account's files or folders are, as the owner sees them; those gone are left out."""
+        found = await self.blob.call(self.blob.stub.DescribePaths, blob_pb2.DescribePathsRequest(account_id=account_id, node_ids=node_ids))
+        return {p.node_id: Place(path=p.path, in_trash=p.in_trash) for p in found.paths}
 
     async def block(self, account_id: str, node_id: str, *, blocked: bool, reason: str, actor: str) -> None:
         if blocked:

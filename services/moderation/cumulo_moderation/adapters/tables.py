@@ -128,7 +128,27 @@ effects = sa.Table(
     # after it, `Effects.resume_due` takes it up (it was interrupted, or failed for a while).
     sa.Column("due_at", TIMESTAMP, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # Where the content was before a delete, once blob said (a Place); kept for a retry.
+    sa.Column("place", postgresql.JSONB),
     sa.Index("effects_due", "due_at"),
+)
+
+# Notices to the owner of content that wait for where the content is (its path, from blob,
+# looked up outside any transaction): `OwnerNotices` sends each once it knows, or once it has
+# waited long enough, then deletes it. The lifecycle delivers a reference once.
+owner_notices = sa.Table(
+    "owner_notices",
+    metadata,
+    sa.Column("reference", sa.Text, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("kind", sa.Text, nullable=False),  # decided, auto_blocked, restored, legal_action
+    sa.Column("args", postgresql.JSONB, nullable=False),  # what the message says besides the content's name
+    sa.Column("about", postgresql.JSONB, nullable=False),  # the content: its kind, how it was reported, when
+    sa.Column("node_id", sa.Uuid, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("due_at", TIMESTAMP, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("owner_notices_due", "due_at"),
 )
 
 exports = sa.Table(

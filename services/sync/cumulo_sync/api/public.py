@@ -94,9 +94,7 @@ class BackupService(sync_pb2_grpc.BackupServiceServicer):
     async def CreateBackup(
         self, request_iterator: AsyncIterator[sync_pb2.CreateBackupRequest], context: grpc.aio.ServicerContext
     ) -> sync_pb2.CreateBackupResponse:
-        account = _me()
-        device_id, device_name, entries = await self.backups.read_manifest(request_iterator)
-        row, pruned = await self.backups.create(account, device_id, device_name, entries)
+        row, pruned = await self.backups.create(_me(), request_iterator)
         return sync_pb2.CreateBackupResponse(backup=convert.backup(row), pruned_backup_ids=[str(p) for p in pruned])
 
     async def ListBackups(self, request: sync_pb2.ListBackupsRequest, context: grpc.aio.ServicerContext) -> sync_pb2.ListBackupsResponse:
