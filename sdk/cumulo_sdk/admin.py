@@ -21,13 +21,10 @@ moderation commands act as the moderator logged in with `cumulo login` (through 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
 import getpass
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 import grpc
 
@@ -35,18 +32,14 @@ from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_sdk.admin_events import add_admin_commands as add_events_commands
+from cumulo_sdk.cli_common import add_json_flag, show, show_rows
 from cumulo_sdk.cli_moderation import add_admin_commands as add_moderation_commands
 from cumulo_sdk.client import DEFAULT_GATEWAY, Cumulo, TokenStore
-from cumulo_sdk.console import home
+from cumulo_sdk.console import add_transport_flags, connect_timeout, debugging, failed, home, plural, run, transport, when
 from cumulo_sdk.errors import CumuloRpcError
+from cumulo_sdk.transport import TransportError
 
 STATES = {"active": pb.ACCOUNT_STATE_ACTIVE, "frozen": pb.ACCOUNT_STATE_FROZEN, "deleting": pb.ACCOUNT_STATE_DELETING, "deleted": pb.ACCOUNT_STATE_DELETED}
-
-
-def _when(stamp: Any) -> str:
-    if not stamp.seconds:
-        return "-"
-    return stamp.ToDatetime(tzinfo=dt.UTC).isoformat(timespec="seconds")
 
 
 def _state(value: pb.AccountState.ValueType) -> str:
@@ -84,56 +77,65 @@ class Admin:
 def _print_account(account: pb.Account) -> None:
     print(f"account      {account.account_id}")
     print(f"state        {_state(account.state)}")
-    print(f"last access  {_when(account.last_access_at)}")
+    print(f"last access  {when(account.last_access_at)}")
     if account.state == pb.ACCOUNT_STATE_ACTIVE:
-        print(f"freeze at    {_when(account.freeze_at)}")
+        print(f"freeze at    {when(account.freeze_at)}")
     if account.frozen_at.seconds:
-        print(f"frozen at    {_when(account.frozen_at)}")
+        print(f"frozen at    {when(account.frozen_at)}")
     if account.delete_at.seconds:
-        print(f"delete at    {_when(account.delete_at)}")
+        print(f"delete at    {when(account.delete_at)}")
     print(f"legal hold   {'yes: ' + account.hold_reason if account.held else 'no'}")
     if account.deleted_at.seconds:
-        print(f"deleted at   {_when(account.deleted_at)} ({account.deletion_reason})")
+        print(f"deleted at   {when(account.deleted_at)} ({account.deletion_reason})")
 
 
 async def _status(admin: Admin, args: argparse.Namespace) -> int:
     response = await admin.lifecycle.GetAccount(pb.GetAccountRequest(account_id=await admin.account_id(args.account)), timeout=10)
+    return show(args, response, lambda: _print_status(response))
+
+
+def _print_status(response: pb.GetAccountResponse) -> None:
     _print_account(response.account)
     if response.transitions:
         print("\ntransitions")
         for t in response.transitions:
-            print(f"  {_when(t.at)}  {t.from_state} -> {t.to_state}  {t.reason}")
+            print(f"  {when(t.at)}  {t.from_state} -> {t.to_state}  {t.reason}")
     if response.notices:
         print("\nnotices")
         for n in response.notices:
-            print(f"  {_when(n.created_at)}  {n.kind:<18} {n.channel:<6} {n.status} (attempts {n.attempts}, sent {_when(n.sent_at)})")
-    return 0
+            print(f"  {when(n.created_at)}  {n.kind:<18} {n.channel:<6} {n.status} ({plural(n.attempts, 'attempt')}, sent {when(n.sent_at)})")
 
 
 async def _list(admin: Admin, args: argparse.Namespace) -> int:
     token = ""
-    shown = 0
+    found: list[pb.Account] = []
     while True:
         response = await admin.lifecycle.ListAccounts(
-            pb.ListAccountsRequest(state=STATES.get(args.state or "", pb.ACCOUNT_STATE_UNSPECIFIED), page_size=min(args.limit - shown, 500), page_token=token),
+            pb.ListAccountsRequest(state=STATES.get(args.state or "", pb.ACCOUNT_STATE_UNSPECIFIED), page_size=min(args.limit - len(found), 500), page_token=token),
             timeout=30,
         )
-        for a in response.accounts:
-            due = a.freeze_at if a.state == pb.ACCOUNT_STATE_ACTIVE else a.delete_at
-            print(f"{a.account_id}  {_state(a.state):<8}  last access {_when(a.last_access_at)}  next {_when(due)}{'  HELD' if a.held else ''}")
-        shown += len(response.accounts)
+        found.extend(response.accounts)
         token = response.next_page_token
-        if not token or shown >= args.limit:
-            return 0
+        if not token or len(found) >= args.limit:
+            break
+    return show_rows(args, "accounts", found, _print_listed)
+
+
+def _print_listed(a: pb.Account) -> None:
+    due = a.freeze_at if a.state == pb.ACCOUNT_STATE_ACTIVE else a.delete_at
+    print(f"{a.account_id}  {_state(a.state):<8}  last access {when(a.last_access_at)}  next {when(due)}{'  HELD' if a.held else ''}")
 
 
 async def _report(admin: Admin, args: argparse.Namespace) -> int:
-    r = await admin.lifecycle.GetReport(pb.GetReportRequest(), timeout=30)
+    report = await admin.lifecycle.GetReport(pb.GetReportRequest(), timeout=30)
+    return show(args, report, lambda: _print_report(report))
+
+
+def _print_report(r: pb.GetReportResponse) -> None:
     print(f"active    {r.active}\nfrozen    {r.frozen}\ndeleting  {r.deleting}\ndeleted   {r.deleted}\nheld      {r.held}")
     print(f"freezes due    next 7 days: {r.freezes_next_7_days:<8} next 30 days: {r.freezes_next_30_days}")
     print(f"deletions due  next 7 days: {r.deletions_next_7_days:<8} next 30 days: {r.deletions_next_30_days}")
     print(f"stuck purges   {r.stuck_purges}")
-    return 0
 
 
 async def _hold(admin: Admin, args: argparse.Namespace) -> int:
@@ -148,23 +150,29 @@ async def _hold(admin: Admin, args: argparse.Namespace) -> int:
 
 async def _sweep(admin: Admin, args: argparse.Namespace) -> int:
     response = await admin.lifecycle.Sweep(pb.SweepRequest(dry_run=args.dry_run, limit=args.limit or 0), timeout=120)
-    for action in response.actions:
-        print(f"{action.account_id}  {action.action:<16} due {_when(action.due_at)}")
-    verb = "would do" if args.dry_run else "did"
-    print(f"{verb} {len(response.actions) if args.dry_run else response.done} action(s)")
-    return 0
+
+    def person() -> None:
+        for action in response.actions:
+            print(f"{action.account_id}  {action.action:<16} due {when(action.due_at)}")
+        verb = "would do" if args.dry_run else "did"
+        print(f"{verb} {plural(len(response.actions) if args.dry_run else response.done, 'action')}")
+
+    return show(args, response, person)
 
 
 async def _purges(admin: Admin, args: argparse.Namespace) -> int:
     response = await admin.lifecycle.ListPurges(pb.ListPurgesRequest(stuck_only=args.stuck), timeout=30)
-    for purge in response.purges:
-        print(f"{purge.account_id}  {purge.reason}  started {_when(purge.started_at)}{'  STUCK' if purge.stuck else ''}")
-        for p in purge.participants:
-            status = f"done {_when(p.completed_at)}, {p.items_deleted} items" if p.completed_at.seconds else f"waiting (asked {p.attempts}x)"
-            print(f"    {p.service:<16} {status}")
-    if not response.purges:
-        print("no purges in progress" if not args.stuck else "no stuck purges")
-    return 0
+
+    def person() -> None:
+        for purge in response.purges:
+            print(f"{purge.account_id}  {purge.reason}  started {when(purge.started_at)}{'  STUCK' if purge.stuck else ''}")
+            for p in purge.participants:
+                status = f"done {when(p.completed_at)}, {plural(p.items_deleted, 'item')}" if p.completed_at.seconds else f"waiting (asked {p.attempts}x)"
+                print(f"    {p.service:<16} {status}")
+        if not response.purges:
+            print("no purges in progress" if not args.stuck else "no stuck purges")
+
+    return show(args, response, person)
 
 
 async def _roles(admin: Admin, args: argparse.Namespace) -> int:
@@ -197,38 +205,46 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--lifecycle", default=environ.get("CUMULO_LIFECYCLE_TARGET", "127.0.0.1:7103"), help="lifecycle's internal address")
     parser.add_argument("--auth", default=environ.get("CUMULO_AUTH_TARGET", "127.0.0.1:7101"), help="auth's internal address")
     parser.add_argument("--actor", help="who is acting, for the audit trail (default: the OS user)")
-    services = parser.add_subparsers(dest="service", required=True)
+    services = parser.add_subparsers(dest="service", required=True, metavar="SERVICE")
     lifecycle = services.add_parser("lifecycle", help="account states, holds, sweeps, purges").add_subparsers(
-        dest="lifecycle_command", required=True
+        dest="lifecycle_command", required=True, metavar="COMMAND"
     )
+    account_help = "an account id, or the e-mail address or phone number of a live account"
     status = lifecycle.add_parser("status", help="one account: state, dates, transitions, notices")
-    status.add_argument("account")
+    status.add_argument("account", help=account_help)
+    add_json_flag(status)
     status.set_defaults(run=_status)
     listing = lifecycle.add_parser("list", help="accounts, optionally in one state")
-    listing.add_argument("--state", choices=sorted(STATES))
-    listing.add_argument("--limit", type=_positive, default=100)
+    listing.add_argument("--state", choices=sorted(STATES), help="only accounts in this state")
+    listing.add_argument("--limit", type=_positive, default=100, help="at most this many accounts (default: 100)")
+    add_json_flag(listing)
     listing.set_defaults(run=_list)
-    lifecycle.add_parser("report", help="counts per state, transitions due soon, stuck purges").set_defaults(run=_report)
+    report = lifecycle.add_parser("report", help="counts per state, transitions due soon, stuck purges")
+    add_json_flag(report)
+    report.set_defaults(run=_report)
     for name, text in (("hold", "place a legal hold: nothing of the account is deleted"), ("release", "release a legal hold")):
         hold = lifecycle.add_parser(name, help=text)
-        hold.add_argument("account")
-        hold.add_argument("--reason", required=True)
+        hold.add_argument("account", help=account_help)
+        hold.add_argument("--reason", required=True, help="recorded with the hold (e.g. the authority's request)")
         hold.set_defaults(run=_hold)
     sweep = lifecycle.add_parser("sweep", help="carry out what is due now")
     sweep.add_argument("--dry-run", action="store_true", help="only show what would happen")
     sweep.add_argument("--limit", type=_positive, help="at most this many actions")
+    add_json_flag(sweep)
     sweep.set_defaults(run=_sweep)
     purges = lifecycle.add_parser("purges", help="deletions in progress")
     purges.add_argument("--stuck", action="store_true", help="only those with a silent service")
+    add_json_flag(purges)
     purges.set_defaults(run=_purges)
-    auth = services.add_parser("auth", help="accounts' roles").add_subparsers(dest="auth_command", required=True)
+    auth = services.add_parser("auth", help="accounts' roles").add_subparsers(dest="auth_command", required=True, metavar="COMMAND")
     roles = auth.add_parser("roles", help="set an account's roles (none given: withdraw them all)")
-    roles.add_argument("account")
+    roles.add_argument("account", help=account_help)
     # Not `choices`: argparse (3.11) refuses an empty list against them, and none is allowed here.
-    roles.add_argument("roles", nargs="*", type=_role, metavar="ROLE", help="moderator")
-    roles.add_argument("--reason", required=True)
+    roles.add_argument("roles", nargs="*", type=_role, metavar="ROLE", help=f"the roles it has from now on: {', '.join(ROLES)}")
+    roles.add_argument("--reason", required=True, help="recorded in the audit trail")
     roles.set_defaults(run=_roles)
     parser.add_argument("--gateway", default=environ.get("CUMULO_GATEWAY", DEFAULT_GATEWAY), help="the gateway, for moderation commands")
+    add_transport_flags(parser, environ)
     add_moderation_commands(services)
     add_events_commands(services)
     parser.set_defaults(environ=environ)
@@ -239,15 +255,36 @@ async def _as_moderator(admin: Admin, args: argparse.Namespace) -> int:
     """Moderation goes through the gateway as the logged-in moderator."""
     if getattr(args, "account_id", None):
         args.account_id = await admin.account_id(args.account_id)
-    async with Cumulo(args.gateway, store=TokenStore(home(args.environ) / "credentials.json")) as client:
+    try:
+        client = Cumulo(
+            args.gateway, store=TokenStore(home(args.environ) / "credentials.json"),
+            connect_timeout=connect_timeout(args.environ), transport=transport(args),
+        )
+    except TransportError as err:
+        return failed("cumulo-admin", err)
+    async with client:
         if client.store.tokens is None:
             print("cumulo-admin: log in first as a moderator: cumulo login you@example.com", file=sys.stderr)
             return 2
         try:
             return await args.run(client, args)
         except CumuloRpcError as err:
-            print(f"cumulo-admin: {err}", file=sys.stderr)
-            return 1
+            return failed("cumulo-admin", err)
+
+
+def _unreachable(admin: Admin, error: CumuloRpcError) -> tuple[CumuloRpcError, str]:
+    """A service's internal address that does not answer, named with where it is set."""
+    if error.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or error.reason:
+        return error, ""
+    not_connected = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.CONNECTING)
+    for name, target, flag, variable, channel in (
+        ("lifecycle", admin.args.lifecycle, "--lifecycle", "CUMULO_LIFECYCLE_TARGET", admin.lifecycle_channel),
+        ("auth", admin.args.auth, "--auth", "CUMULO_AUTH_TARGET", admin.auth_channel),
+    ):
+        if channel.get_state() in not_connected:
+            unreachable = CumuloRpcError(grpc.StatusCode.UNAVAILABLE, f"cannot reach the {name} service at {target}", reason="SERVICE_UNREACHABLE")
+            return unreachable, f"Is `make run` going? Set {flag} or {variable} to its internal address."
+    return error, ""
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -257,8 +294,7 @@ async def _main(args: argparse.Namespace) -> int:
             return await _as_moderator(admin, args)
         return await args.run(admin, args)
     except grpc.aio.AioRpcError as exc:
-        print(f"cumulo-admin: {CumuloRpcError.from_rpc_error(exc)}", file=sys.stderr)
-        return 1
+        return failed("cumulo-admin", *_unreachable(admin, CumuloRpcError.from_rpc_error(exc)))
     finally:
         await admin.close()
 
@@ -266,7 +302,9 @@ async def _main(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """`environ`, the process's environment by default, is where the CUMULO_* settings are read
     (the tests run commands in-process, each with its own)."""
-    return asyncio.run(_main(build_parser(os.environ if environ is None else environ).parse_args(argv)))
+    environ = os.environ if environ is None else environ
+    args = build_parser(environ).parse_args(argv)
+    return run("cumulo-admin", lambda: _main(args), debug=debugging(environ))
 
 
 if __name__ == "__main__":

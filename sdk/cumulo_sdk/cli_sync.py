@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import datetime as dt
 import json
 import pathlib
 import platform
@@ -25,12 +24,22 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cumulo.sync.v1 import sync_pb2
-from cumulo_sdk.console import ProgressBar, home, human_size
+from cumulo_sdk.cli_common import add_json_flag, fail, show, show_rows, show_table
+from cumulo_sdk.console import ProgressBar, home, human_size, plural, when, when_iso
+from cumulo_sdk.tables import Column, print_table
 
 if TYPE_CHECKING:
     from cumulo_sdk.client import Cumulo
 
 PUSH_BATCH = 400
+ZONE_COLUMNS = [Column("ZONE"), Column("RECORDS", right=True), Column("SIZE", right=True), Column("CHANGED")]
+BACKUP_COLUMNS = [Column("BACKUP"), Column("MADE"), Column("DEVICE"), Column("FILES", right=True), Column("SIZE", right=True)]
+RECORD_LINES = """Save and delete records; each line of the file is one record:
+
+    {"id": "ann", "type": "contact", "data": {"name": "Ann"}}            create
+    {"id": "ann", "type": "contact", "data": {...}, "tag": "3"}            update on top of tag 3
+    {"id": "ann", "delete": true, "tag": "4"}                              delete
+    {"id": "raw", "type": "blob", "payload_b64": "AAEC"}                   bytes that are not JSON"""
 STATUS = {
     sync_pb2.PUSH_STATUS_SAVED: "saved",
     sync_pb2.PUSH_STATUS_DELETED: "deleted",
@@ -78,7 +87,7 @@ def record_json(record: sync_pb2.Record) -> dict[str, Any]:
     if record.modified_by_device:
         out["device"] = record.modified_by_device
     if record.HasField("modified_at"):
-        out["modified"] = record.modified_at.ToDatetime(dt.UTC).isoformat(timespec="seconds")
+        out["modified"] = when_iso(record.modified_at)
     return out
 
 
@@ -109,30 +118,32 @@ def _device(args: argparse.Namespace) -> str:
 
 
 async def _zones(client: Cumulo, args: argparse.Namespace) -> int:
-    for zone in await client.sync.zones():
-        when = zone.modified_at.ToDatetime().strftime("%Y-%m-%d %H:%M")
-        print(f"{zone.name:<20} {zone.record_count:>8} records {human_size(zone.bytes):>10}  {when}")
+    zones = await client.sync.zones()
     usage = await client.sync.usage()
-    print(f"sync storage: {human_size(usage.used)} of {human_size(usage.quota)}")
-    return 0
+
+    def person() -> None:
+        print_table(ZONE_COLUMNS, [[z.name, str(z.record_count), human_size(z.bytes), when(z.modified_at)] for z in zones])
+        print(f"sync storage: {human_size(usage.used)} of {human_size(usage.quota)}")
+
+    return show(args, {"zones": zones, "storage": usage}, person)
 
 
 async def _push(client: Cumulo, args: argparse.Namespace) -> int:
     try:
         source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
     except OSError as err:
-        print(f"cumulo: {args.file}: {err.strerror}", file=sys.stderr)
+        fail(f"{args.file}: {err.strerror}")
         return 2
     try:
         items = [parse_line(line, n) for n, line in enumerate(source, 1) if line.strip()]
     except BadLine as err:
-        print(f"cumulo: {args.file}: {err}", file=sys.stderr)
+        fail(f"{args.file}: {err}")
         return 2
     finally:
         if source is not sys.stdin:
             source.close()
     if args.atomic and len(items) > PUSH_BATCH:
-        print(f"cumulo: an atomic push carries at most {PUSH_BATCH} records", file=sys.stderr)
+        fail(f"an atomic push carries at most {PUSH_BATCH} records; split the file, or push without --atomic")
         return 2
     conflicts = 0
     for start in range(0, len(items), PUSH_BATCH):
@@ -150,7 +161,7 @@ async def _push(client: Cumulo, args: argparse.Namespace) -> int:
                 line += "  server has: " + json.dumps(record_json(server), ensure_ascii=False)
             print(line)
     if conflicts:
-        print(f"cumulo: {conflicts} conflict(s): merge with the server's record and push again with its tag", file=sys.stderr)
+        fail(f"{plural(conflicts, 'conflict')}: merge with the server's record and push again with its tag")
         return 1
     return 0
 
@@ -163,7 +174,7 @@ async def _pull(client: Cumulo, args: argparse.Namespace) -> int:
         print(json.dumps(record_json(record), ensure_ascii=False))
     if args.token is None:
         tokens.put(args.zone, token)
-    print(f"{len(records)} change(s); token {token}", file=sys.stderr)
+    print(f"{plural(len(records), 'change')}; token {token}", file=sys.stderr)
     return 0
 
 
@@ -183,13 +194,13 @@ async def _watch(client: Cumulo, args: argparse.Namespace) -> int:
 async def _backup_create(client: Cumulo, args: argparse.Namespace) -> int:
     root = pathlib.Path(args.dir)
     if not root.is_dir():
-        print(f"cumulo: {root}: not a folder", file=sys.stderr)
+        fail(f"{root}: not a folder")
         return 2
     device = _device(args)
-    report = await client.backups.create(root, device_id=device, device_name=device, progress=ProgressBar(f"backup of {root.name}"))
+    report = await client.backups.create(root, device_id=device, device_name=device, progress=ProgressBar(f"backup of {root.name}", upload=True))
     backup = report.backup
     print(
-        f"backup {backup.backup_id} of {device}: {report.files} files, {human_size(backup.total_size)}; "
+        f"backup {backup.backup_id} of {device}: {plural(report.files, 'file')}, {human_size(backup.total_size)}; "
         f"sent {report.uploaded_files} ({human_size(report.uploaded_bytes)}), {report.reused_files} unchanged"
     )
     for pruned in report.pruned:
@@ -198,16 +209,18 @@ async def _backup_create(client: Cumulo, args: argparse.Namespace) -> int:
 
 
 async def _backup_ls(client: Cumulo, args: argparse.Namespace) -> int:
-    for backup in await client.backups.list(args.device or ""):
-        when = backup.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{backup.backup_id}  {when}  {backup.device_name:<16} {backup.entry_count:>6} files {human_size(backup.total_size):>10}")
-    return 0
+    return show_table(args, "backups", await client.backups.list(args.device or ""), BACKUP_COLUMNS, _backup_cells)
+
+
+def _backup_cells(backup: sync_pb2.Backup) -> list[str]:
+    return [backup.backup_id, when(backup.created_at), backup.device_name, str(backup.entry_count), human_size(backup.total_size)]
 
 
 async def _backup_show(client: Cumulo, args: argparse.Namespace) -> int:
-    for entry in await client.backups.entries(args.backup_id):
-        print(f"{human_size(entry.size):>10}  {entry.sha256[:12]}  {entry.path}")
-    return 0
+    entries = await client.backups.entries(args.backup_id)
+    return show_rows(
+        args, "entries", entries, lambda entry: print(f"{human_size(entry.size):>10}  {entry.sha256[:12]}  {entry.path}"), backup_id=args.backup_id
+    )
 
 
 async def _backup_restore(client: Cumulo, args: argparse.Namespace) -> int:
@@ -216,9 +229,9 @@ async def _backup_restore(client: Cumulo, args: argparse.Namespace) -> int:
     try:
         count = await client.backups.restore(args.backup_id, dest, progress=ProgressBar("restore"))
     except FileExistsError as err:
-        print(f"cumulo: {err}", file=sys.stderr)
+        fail(f"{err}")
         return 2
-    print(f"restored {count} files into {dest} (sha256 verified)")
+    print(f"restored {plural(count, 'file')} into {dest} (sha256 verified)")
     return 0
 
 
@@ -229,39 +242,50 @@ async def _backup_rm(client: Cumulo, args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    sync = commands.add_parser("sync", help="records synced between your devices").add_subparsers(dest="sync_command", required=True)
-    sync.add_parser("zones", help="your zones and the sync storage used").set_defaults(run=_zones)
-    push = sync.add_parser("push", help="save and delete records from a JSON Lines file ('-': standard input)")
-    push.add_argument("zone")
-    push.add_argument("file")
-    push.add_argument("--atomic", action="store_true", help="all or nothing (at most 400 records)")
+    sync = commands.add_parser("sync", help="records synced between your devices (contacts, notes...)").add_subparsers(
+        dest="sync_command", required=True, metavar="COMMAND"
+    )
+    zones = sync.add_parser("zones", help="your zones and the sync storage used")
+    add_json_flag(zones)
+    zones.set_defaults(run=_zones)
+    push = sync.add_parser(
+        "push", help="save and delete records from a JSON Lines file ('-': standard input)",
+        description=RECORD_LINES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    push.add_argument("zone", help="the zone, e.g. contacts (created by its first record)")
+    push.add_argument("file", help="JSON Lines, one record a line (as below); '-' reads standard input")
+    push.add_argument("--atomic", action="store_true", help=f"all or nothing (at most {PUSH_BATCH} records)")
     push.add_argument("--device", help="this device's name (default: the host name)")
     push.set_defaults(run=_push)
     pull = sync.add_parser("pull", help="changes since this device's last pull, as JSON Lines")
-    pull.add_argument("zone")
+    pull.add_argument("zone", help="the zone to pull")
     pull.add_argument("--token", help="changes after this token instead (not remembered)")
     pull.add_argument("--full", action="store_true", help="everything, from the start")
     pull.set_defaults(run=_pull)
     watch = sync.add_parser("watch", help="print each zone as it changes, until Ctrl-C")
-    watch.add_argument("zones", nargs="*", help="only these zones")
+    watch.add_argument("zones", nargs="*", help="only these zones (default: all)")
     watch.add_argument("--device", help="do not announce this device's own pushes")
     watch.add_argument("--count", type=int, default=0, help="stop after this many changes")
     watch.set_defaults(run=_watch)
-    backup = commands.add_parser("backup", help="device backups").add_subparsers(dest="backup_command", required=True)
+    backup = commands.add_parser("backup", help="device backups: create, list, restore").add_subparsers(
+        dest="backup_command", required=True, metavar="COMMAND"
+    )
     create = backup.add_parser("create", help="back up a folder (unchanged files are not sent again)")
-    create.add_argument("dir")
+    create.add_argument("dir", help="the folder to back up")
     create.add_argument("--device", help="the device's name (default: the host name); the newest 3 per device are kept")
     create.set_defaults(run=_backup_create)
     ls = backup.add_parser("ls", help="your backups, newest first")
-    ls.add_argument("--device")
+    ls.add_argument("--device", help="only this device's")
+    add_json_flag(ls)
     ls.set_defaults(run=_backup_ls)
     show = backup.add_parser("show", help="the files of a backup")
-    show.add_argument("backup_id")
+    show.add_argument("backup_id", help="its id, as `cumulo backup ls` shows it")
+    add_json_flag(show)
     show.set_defaults(run=_backup_show)
     restore = backup.add_parser("restore", help="restore a backup into an empty folder, checking every SHA-256")
-    restore.add_argument("backup_id")
-    restore.add_argument("dir")
+    restore.add_argument("backup_id", help="its id, as `cumulo backup ls` shows it")
+    restore.add_argument("dir", help="the folder to restore into (created if missing; no file in it is overwritten)")
     restore.set_defaults(run=_backup_restore)
     rm = backup.add_parser("rm", help="delete a backup (its files go when no backup needs them)")
-    rm.add_argument("backup_id")
+    rm.add_argument("backup_id", help="its id, as `cumulo backup ls` shows it")
     rm.set_defaults(run=_backup_rm)

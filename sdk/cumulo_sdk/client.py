@@ -20,12 +20,18 @@ from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_sdk.devices import Devices
 from cumulo_sdk.errors import CumuloRpcError
-from cumulo_sdk.files import Files, PendingUploads
+from cumulo_sdk.files import Files
+from cumulo_sdk.local_state import PendingUploads, lock_path, write_whole
 from cumulo_sdk.moderation import Complaints, Moderation
+from cumulo_sdk.reach import ConnectionRefused, HandshakeFailed, wait_ready
 from cumulo_sdk.sync import Backups, Sync
+from cumulo_sdk.transport import Transport
 
 DEFAULT_GATEWAY = "127.0.0.1:8080"
 DEFAULT_CLIENT_ID = "cumulo-cli"
+# How long the first call waits for the connection to the gateway: past it, a clear
+# GATEWAY_UNREACHABLE instead of a command that seems to hang.
+DEFAULT_CONNECT_TIMEOUT = 5.0
 # Refresh a little before expiry, so a call never goes out with a token about to lapse.
 REFRESH_MARGIN = dt.timedelta(seconds=60)
 
@@ -82,7 +88,7 @@ class TokenStore:
             yield
             return
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
             yield
@@ -96,13 +102,7 @@ class TokenStore:
         if tokens is None:
             self.path.unlink(missing_ok=True)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        scratch = self.path.with_suffix(".tmp")
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(dataclasses.asdict(tokens), handle)
-        os.chmod(scratch, 0o600)
-        scratch.replace(self.path)
+        write_whole(self.path, json.dumps(dataclasses.asdict(tokens)))
 
 
 class Cumulo:
@@ -114,14 +114,19 @@ class Cumulo:
         store: TokenStore | None = None,
         now: Callable[[], float] | None = None,
         pending_uploads: pathlib.Path | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        transport: Transport | None = None,
     ) -> None:
+        """`transport`: TLS, trusting CUMULO_CA besides the system's roots, unless
+        CUMULO_PLAINTEXT=1 (Transport.from_environ) when not given."""
         self.gateway = gateway
+        self.transport = transport if transport is not None else Transport.from_environ()
+        self.connect_timeout = connect_timeout
+        self._connected = False
         self.client_id = client_id
         self.store = store or TokenStore()
         self._now = now or (lambda: dt.datetime.now(dt.UTC).timestamp())
-        self.channel = grpc.aio.insecure_channel(
-            gateway, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)]
-        )
+        self.channel = self.transport.channel(gateway, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)])
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self._refresh_lock = asyncio.Lock()
         self.files = Files(self, PendingUploads(pending_uploads))
@@ -143,6 +148,42 @@ class Cumulo:
 
     # --- plumbing ----------------------------------------------------------------------
 
+    async def connect(self) -> None:
+        """Waits for the connection to the gateway, at most `connect_timeout` seconds, before
+        the first call; GATEWAY_UNREACHABLE past that, or at once when the connection is
+        refused. (A call on a channel that cannot connect would otherwise wait for its own
+        deadline, or forever for a stream without one.)"""
+        if self._connected:
+            return
+        try:
+            await asyncio.wait_for(
+                wait_ready(self.channel, self.gateway, lambda: self.transport.handshake_problem(self.gateway)), self.connect_timeout
+            )
+        except TimeoutError:
+            raise self.unreachable() from None
+        except HandshakeFailed as failed:
+            raise CumuloRpcError(grpc.StatusCode.UNAVAILABLE, str(failed), reason=failed.reason) from None
+        except ConnectionRefused:  # nothing listens there: waiting out the deadline cannot help
+            raise self.unreachable(refused=True) from None
+        self._connected = True
+
+    def unreachable(self, *, refused: bool = False) -> CumuloRpcError:
+        why = ": the connection was refused, nothing listens there" if refused else f" (tried for {self.connect_timeout:g} s)"
+        return CumuloRpcError(
+            grpc.StatusCode.UNAVAILABLE, f"cannot reach the cumulo gateway at {self.gateway}{why}", reason="GATEWAY_UNREACHABLE"
+        )
+
+    def rpc_error(self, exc: grpc.aio.AioRpcError) -> CumuloRpcError:
+        """The typed error of a failed call; a connection to the gateway that broke since the
+        first call is named as such, not in the transport's words."""
+        error = CumuloRpcError.from_rpc_error(exc)
+        lost = self.channel.get_state() in (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
+        if error.code == grpc.StatusCode.UNAVAILABLE and not error.reason and lost:
+            return dataclasses.replace(
+                self.unreachable(), message=f"lost the connection to the cumulo gateway at {self.gateway}"
+            )
+        return error
+
     def metadata(self, access_token: str | None = None) -> list[tuple[str, str]]:
         metadata = [("x-cumulo-client-id", self.client_id)]
         if access_token:
@@ -154,12 +195,13 @@ class Cumulo:
 
         An access token the server finds expired (this machine's clock may be slow) is
         refreshed once and the call retried."""
+        await self.connect()
         for attempt in range(2):
             token = await self.access_token(force_refresh=attempt > 0) if authenticated else None
             try:
                 return await method(request, metadata=self.metadata(token), timeout=timeout)
             except grpc.aio.AioRpcError as exc:
-                error = CumuloRpcError.from_rpc_error(exc)
+                error = self.rpc_error(exc)
                 if not (authenticated and attempt == 0 and error.reason == "TOKEN_EXPIRED"):
                     raise error from None
         raise AssertionError("unreachable")
@@ -169,6 +211,7 @@ class Cumulo:
         token, after a short doubling pause) whenever the server ends it for an expired token
         or a restart, or the connection drops. `open_stream(metadata)` makes the call."""
         delay = 0.2
+        await self.connect()
         while True:
             stream = open_stream(self.metadata(await self.access_token()))
             try:
@@ -176,7 +219,7 @@ class Cumulo:
                     delay = 0.2
                     yield message
             except grpc.aio.AioRpcError as exc:
-                error = CumuloRpcError.from_rpc_error(exc)
+                error = self.rpc_error(exc)
                 if error.reason != "TOKEN_EXPIRED" and error.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
                     raise error from None
             finally:

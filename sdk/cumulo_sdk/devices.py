@@ -275,8 +275,9 @@ async def run_agent(
     finally:
         await stream.aclose()
         reporting.cancel()
-        try:
-            await reporting
-        except (asyncio.CancelledError, CumuloRpcError):
-            pass
+        # gather, not `await reporting`: a Ctrl-C arriving meanwhile still cancels this task
+        # (catching the reporter's CancelledError would swallow that one too).
+        (ended,) = await asyncio.gather(reporting, return_exceptions=True)
+        if isinstance(ended, BaseException) and not isinstance(ended, (asyncio.CancelledError, CumuloRpcError)):
+            raise ended
     return handled

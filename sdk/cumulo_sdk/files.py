@@ -3,66 +3,56 @@ the server confirms, and downloads that check SHA-256 before the file appears.""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
-import json
 import os
 import pathlib
-from collections.abc import AsyncIterator, Callable
+import secrets
+import ssl
+import unicodedata
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import grpc
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo_sdk.errors import CumuloRpcError
+from cumulo_sdk.fetch import UrlRefused, fetch_to
+from cumulo_sdk.local_state import PendingUploads
+
+# Kept importable from here, where they were first: CHUNK and sha256_of.
+from cumulo_sdk.transfer import CHUNK as CHUNK
+from cumulo_sdk.transfer import Progress
+from cumulo_sdk.transfer import sha256_of as sha256_of
+from cumulo_sdk.uploads import Uploads
 
 if TYPE_CHECKING:
     from cumulo_sdk.client import Cumulo
-
-CHUNK = 2 * 1024 * 1024  # bytes per upload message
-Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 
 class IntegrityError(Exception):
     """A download's bytes do not have the SHA-256 the server recorded: nothing was written."""
 
 
-def sha256_of(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+def stored_name(name: str) -> str:
+    """A name as the service keeps it: NFC. A name typed or read from a disk in another form
+    (macOS gives decomposed "e\u0301" for "\u00e9") is the same name there."""
+    return unicodedata.normalize("NFC", name)
 
 
-@dataclasses.dataclass
-class PendingUploads:
-    """Upload ids of unfinished uploads, by local file, so a new run resumes them."""
+def same_name(one: str, other: str) -> bool:
+    return stored_name(one) == stored_name(other)
 
-    path: pathlib.Path | None
 
-    def _load(self) -> dict[str, str]:
-        if self.path is None or not self.path.exists():
-            return {}
-        try:
-            return json.loads(self.path.read_text())
-        except ValueError:
-            return {}
+def path_parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
 
-    def get(self, key: str) -> str | None:
-        return self._load().get(key)
 
-    def put(self, key: str, upload_id: str | None) -> None:
-        if self.path is None:
-            return
-        entries = self._load()
-        if upload_id is None:
-            entries.pop(key, None)
-        else:
-            entries[key] = upload_id
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path.write_text(json.dumps(entries))
+@dataclasses.dataclass(frozen=True)
+class Folder:
+    folder_id: str  # "" for the root
+    created: list[str]  # the paths of the folders just created, outermost first
 
 
 class Files:
@@ -73,6 +63,11 @@ class Files:
 
     async def call(self, method, request):
         return await self.client.call(method, request)
+
+    async def signed_metadata(self) -> list[tuple[str, str]]:
+        """The metadata of a stream: connected first (as `call` does), with an access token."""
+        await self.client.connect()
+        return self.client.metadata(await self.client.access_token())
 
     # --- folders and paths ---------------------------------------------------------------
 
@@ -94,9 +89,9 @@ class Files:
     async def resolve(self, path: str) -> blob_pb2.Node | None:
         """A "/folder/file" path to its node; None for the root folder."""
         node: blob_pb2.Node | None = None
-        for part in [p for p in path.split("/") if p]:
+        for part in path_parts(path):
             children = await self.ls(node.node_id if node else "")
-            match = next((c for c in children if c.name == part), None)
+            match = next((c for c in children if same_name(c.name, part)), None)
             if match is None:
                 raise CumuloRpcError(grpc.StatusCode.NOT_FOUND, f"{path}: no such file or folder", reason="NODE_NOT_FOUND")
             node = match
@@ -104,12 +99,32 @@ class Files:
 
     async def makedirs(self, path: str) -> str:
         """The folder id of `path`, creating the folders that are missing."""
-        folder_id = ""
-        for part in [p for p in path.split("/") if p]:
-            children = await self.ls(folder_id)
-            match = next((c for c in children if c.name == part), None)
-            folder_id = match.node_id if match else (await self.mkdir(folder_id, part)).node_id
-        return folder_id
+        return (await self.ensure_folder(path)).folder_id
+
+    async def ensure_folder(self, path: str) -> Folder:
+        """The folder at `path`, created with its missing parents, saying which were created
+        (none: it existed). A file on the way is refused (NOT_A_FOLDER)."""
+        folder_id, created, walked = "", [], []
+        for part in path_parts(path):
+            walked.append(part)
+            match = next((c for c in await self.ls(folder_id) if same_name(c.name, part)), None)
+            if match is None:
+                try:
+                    match = await self.mkdir(folder_id, part)
+                    created.append("/" + "/".join(walked))
+                except CumuloRpcError as err:
+                    if err.reason != "NAME_TAKEN":
+                        raise
+                    # Created meanwhile (another command, another device): that one will do.
+                    match = next((c for c in await self.ls(folder_id) if same_name(c.name, part)), None)
+                    if match is None:
+                        raise
+            if match.kind != blob_pb2.NODE_KIND_FOLDER:
+                raise CumuloRpcError(
+                    grpc.StatusCode.FAILED_PRECONDITION, f"/{'/'.join(walked)}: is a file, not a folder", reason="NOT_A_FOLDER"
+                )
+            folder_id = match.node_id
+        return Folder(folder_id, created)
 
     async def rename(self, node_id: str, new_name: str) -> blob_pb2.Node:
         return (await self.call(self.stub.Rename, blob_pb2.RenameRequest(node_id=node_id, new_name=new_name))).node
@@ -164,6 +179,15 @@ class Files:
     ) -> blob_pb2.Node:
         """A shared file, written to `dest` only once its SHA-256 checks out."""
         stub = blob_pb2_grpc.ShareLinkServiceStub(self.client.channel)
+
+        async def url() -> blob_pb2.DownloadUrl:
+            request = blob_pb2.GetSharedDownloadUrlRequest(token=token, password=password, node_id=node_id)
+            return (await self.client.call(stub.GetSharedDownloadUrl, request, authenticated=False)).download
+
+        fetched = await self._by_url(url, dest, progress)
+        if fetched is not None:
+            return fetched
+        await self.client.connect()
         stream = stub.DownloadShared(
             blob_pb2.DownloadSharedRequest(token=token, password=password, node_id=node_id), metadata=self.client.metadata()
         )
@@ -189,11 +213,37 @@ class Files:
     async def download_shared(
         self, share_id: str, dest: pathlib.Path, *, node_id: str = "", progress: Progress | None = None
     ) -> blob_pb2.Node:
-        token = await self.client.access_token()
+        async def url() -> blob_pb2.DownloadUrl:
+            request = blob_pb2.GetSharedWithMeDownloadUrlRequest(share_id=share_id, node_id=node_id)
+            return (await self.call(self.stub.GetSharedWithMeDownloadUrl, request)).download
+
+        fetched = await self._by_url(url, dest, progress)
+        if fetched is not None:
+            return fetched
+        metadata = await self.signed_metadata()
         stream = self.stub.DownloadSharedWithMe(
-            blob_pb2.DownloadSharedWithMeRequest(share_id=share_id, node_id=node_id), metadata=self.client.metadata(token)
+            blob_pb2.DownloadSharedWithMeRequest(share_id=share_id, node_id=node_id), metadata=metadata
         )
         return await self._save(stream, dest, progress)
+
+    async def _by_url(
+        self, url: Callable[[], Awaitable[blob_pb2.DownloadUrl]], dest: pathlib.Path, progress: Progress | None
+    ) -> blob_pb2.Node | None:
+        """The file fetched by signed URL (the default path: the bytes do not pass through a
+        service); None when this server offers no URLs, or the URL path fails, and the caller
+        streams through gRPC instead. Refusals (no such file, blocked, wrong password) raise."""
+        if self.client.transport.plaintext:
+            return None  # the URL is https: a plaintext setup streams
+        try:
+            first = await url()
+        except CumuloRpcError as err:
+            if err.reason == "DOWNLOAD_URLS_UNAVAILABLE" or err.code == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            raise
+        try:
+            return await fetch_to(dest, first, url, context=self.client.transport.https_context(), progress=progress)
+        except (UrlRefused, aiohttp.ClientError, TimeoutError, ssl.SSLError):
+            return None
 
     # --- upload -------------------------------------------------------------------------
 
@@ -209,112 +259,46 @@ class Files:
         sha256: str = "",
     ) -> blob_pb2.Node:
         """Uploads a local file; resumes an earlier unfinished upload of the same file.
-        `sha256`, when the caller has just hashed the file, saves reading it once more."""
-        path = path.resolve()
-        stat = path.stat()
-        digest = sha256 or sha256_of(path)
-        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{digest}|{parent_id}|{name or path.name}"
-        try:
-            return await self._upload(path, key, stat.st_size, digest, parent_id, name, content_type, progress, attempts)
-        except CumuloRpcError as err:
-            if err.reason not in ("UPLOAD_LOST", "UPLOAD_CLOSED") or self.pending.get(key) is None:
-                raise
-            self.pending.put(key, None)  # the earlier upload cannot go on: start a new one
-            return await self._upload(path, key, stat.st_size, digest, parent_id, name, content_type, progress, attempts)
-
-    async def _upload(
-        self, path: pathlib.Path, key: str, size: int, digest: str, parent_id: str, name: str | None,
-        content_type: str, progress: Progress | None, attempts: int,
-    ) -> blob_pb2.Node:
-        upload_id = self.pending.get(key)
-        committed = 0
-        if upload_id is not None:
-            try:
-                status = await self.call(self.stub.GetUpload, blob_pb2.GetUploadRequest(upload_id=upload_id))
-                if status.HasField("file"):
-                    self.pending.put(key, None)
-                    return status.file
-                committed = status.committed_offset
-            except CumuloRpcError:
-                upload_id = None  # expired or gone: start afresh
-        if upload_id is None:
-            started = await self.call(
-                self.stub.StartUpload,
-                blob_pb2.StartUploadRequest(
-                    parent_id=parent_id, name=name or path.name, size=size, sha256=digest, content_type=content_type
-                ),
-            )
-            if started.HasField("file"):
-                if progress:
-                    progress(size, size)
-                return started.file  # the account already holds these bytes
-            upload_id, committed = started.upload_id, started.committed_offset
-            self.pending.put(key, upload_id)
-        for attempt in range(attempts):
-            try:
-                response = await self._send(upload_id, path, committed, size, progress)
-            except CumuloRpcError as err:
-                if err.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or attempt == attempts - 1:
-                    raise
-                await asyncio.sleep(min(2**attempt * 0.2, 5))
-                status = await self.call(self.stub.GetUpload, blob_pb2.GetUploadRequest(upload_id=upload_id))
-                committed = status.committed_offset
-                continue
-            if response.HasField("file"):
-                self.pending.put(key, None)
-                return response.file
-            committed = response.committed_offset
-        raise CumuloRpcError(grpc.StatusCode.UNAVAILABLE, "the upload did not finish; run it again to resume", reason="UPLOAD_INCOMPLETE")
-
-    async def _send(
-        self, upload_id: str, path: pathlib.Path, offset: int, size: int, progress: Progress | None
-    ) -> blob_pb2.UploadChunksResponse:
-        async def chunks() -> AsyncIterator[blob_pb2.UploadChunksRequest]:
-            done = offset
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                first = True
-                while True:
-                    block = handle.read(CHUNK)
-                    if first:
-                        yield blob_pb2.UploadChunksRequest(upload_id=upload_id, offset=offset, data=block)
-                        first = False
-                    elif block:
-                        yield blob_pb2.UploadChunksRequest(data=block)
-                    if not block:
-                        return
-                    done += len(block)
-                    if progress:
-                        progress(done, size)
-
-        token = await self.client.access_token()
-        try:
-            return await self.stub.UploadChunks(chunks(), metadata=self.client.metadata(token))
-        except grpc.aio.AioRpcError as exc:
-            raise CumuloRpcError.from_rpc_error(exc) from None
+        `sha256`, when the caller has just hashed the file, saves reading it once more.
+        A `TransferProgress` hears the bytes sent and, apart, those the server has stored."""
+        return await Uploads(self).upload(
+            path, parent_id=parent_id, name=name, content_type=content_type, progress=progress, attempts=attempts, sha256=sha256
+        )
 
     # --- download -----------------------------------------------------------------------
 
     async def download(self, node_id: str, dest: pathlib.Path, *, progress: Progress | None = None) -> blob_pb2.Node:
-        """Writes the file to `dest` only once its SHA-256 matches the server's record."""
-        token = await self.client.access_token()
-        stream = self.stub.Download(blob_pb2.DownloadRequest(node_id=node_id), metadata=self.client.metadata(token))
+        """Writes the file to `dest` only once its SHA-256 matches the server's record: by
+        signed URL where the server offers them, else (or when that fails) streamed by gRPC."""
+
+        async def url() -> blob_pb2.DownloadUrl:
+            return (await self.call(self.stub.GetDownloadUrl, blob_pb2.GetDownloadUrlRequest(node_id=node_id))).download
+
+        fetched = await self._by_url(url, dest, progress)
+        if fetched is not None:
+            return fetched
+        metadata = await self.signed_metadata()
+        stream = self.stub.Download(blob_pb2.DownloadRequest(node_id=node_id), metadata=metadata)
         return await self._save(stream, dest, progress)
 
     async def _save(self, stream: Any, dest: pathlib.Path, progress: Progress | None) -> blob_pb2.Node:
-        scratch = dest.with_name(f".{dest.name}.cumulo-part")
+        # Beside the destination (so that the rename is atomic), hidden, and of this run only:
+        # two downloads to one place never write the same scratch file. A download that ends
+        # otherwise than whole (an error, Ctrl-C's cancellation) takes its scratch file along.
+        scratch = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.cumulo-part")
         digest = hashlib.sha256()
         node: blob_pb2.Node | None = None
         done = 0
         try:
-            with open(scratch, "wb") as handle:
+            with open(scratch, "xb") as handle:
                 async for message in stream:
                     if message.HasField("file"):
                         node = message.file
                         continue
-                    handle.write(message.data)
-                    digest.update(message.data)
-                    done += len(message.data)
+                    data = message.data  # each read of the field is a copy: once
+                    handle.write(data)
+                    digest.update(data)
+                    done += len(data)
                     if progress and node is not None:
                         progress(done, node.size)
             if node is None or digest.hexdigest() != node.sha256:
@@ -322,19 +306,19 @@ class Files:
             os.replace(scratch, dest)
             return node
         except grpc.aio.AioRpcError as exc:
-            raise CumuloRpcError.from_rpc_error(exc) from None
+            raise self.client.rpc_error(exc) from None
         finally:
             scratch.unlink(missing_ok=True)
 
     async def read_range(self, node_id: str, offset: int, length: int) -> bytes:
-        token = await self.client.access_token()
+        metadata = await self.signed_metadata()
         data = bytearray()
         try:
             async for message in self.stub.Download(
-                blob_pb2.DownloadRequest(node_id=node_id, offset=offset, length=length), metadata=self.client.metadata(token)
+                blob_pb2.DownloadRequest(node_id=node_id, offset=offset, length=length), metadata=metadata
             ):
                 if not message.HasField("file"):
                     data += message.data
         except grpc.aio.AioRpcError as exc:
-            raise CumuloRpcError.from_rpc_error(exc) from None
+            raise self.client.rpc_error(exc) from None
         return bytes(data)

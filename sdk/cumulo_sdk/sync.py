@@ -19,7 +19,8 @@ import grpc
 from cumulo.blob.v1 import blob_pb2
 from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
 from cumulo_sdk.errors import CumuloRpcError
-from cumulo_sdk.files import IntegrityError, Progress, sha256_of
+from cumulo_sdk.files import IntegrityError
+from cumulo_sdk.transfer import Progress, TransferProgress, hash_file, tell_stored
 
 if TYPE_CHECKING:
     from cumulo_sdk.client import Cumulo
@@ -100,18 +101,43 @@ class LocalFile:
     sha256: str
 
 
-def scan(root: pathlib.Path) -> list[LocalFile]:
-    """Regular files under `root` (symbolic links are not followed), in path order."""
-    found: list[LocalFile] = []
+def _walk(root: pathlib.Path) -> list[tuple[str, pathlib.Path, int]]:
+    found: list[tuple[str, pathlib.Path, int]] = []
     for folder, dirs, names in os.walk(root):
         dirs.sort()
         for name in sorted(names):
             local = pathlib.Path(folder) / name
             if local.is_symlink() or not local.is_file():
                 continue
-            relative = local.relative_to(root).as_posix()
-            found.append(LocalFile(relative, local, local.stat().st_size, sha256_of(local)))
+            found.append((local.relative_to(root).as_posix(), local, local.stat().st_size))
     return found
+
+
+async def scan(root: pathlib.Path, progress: Progress | None = None) -> list[LocalFile]:
+    """Regular files under `root` (symbolic links are not followed), in path order, hashed
+    (`progress.hashing` hears how far, over all their bytes)."""
+    listed = await asyncio.to_thread(_walk, root)
+    total = sum(size for _, _, size in listed)
+    found: list[LocalFile] = []
+    hashed = 0
+    for relative, local, size in listed:
+        found.append(LocalFile(relative, local, size, await hash_file(local, progress, base=hashed, total=total)))
+        hashed += size
+    return found
+
+
+class _Within(TransferProgress):
+    """One file's upload as a part of the whole backup, whose first `base` bytes are stored."""
+
+    def __init__(self, progress: Progress | None, base: int, total: int) -> None:
+        self.progress, self.base, self.total = progress, base, total
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(self.base + done, self.total)
+
+    def stored(self, done: int, total: int) -> None:
+        tell_stored(self.progress, self.base + done, self.total)
 
 
 def _folder_name(device_name: str) -> str:
@@ -134,7 +160,7 @@ class Backups:
         """Backs up the files under `root`: content the device folder already holds is not
         sent again, the rest is uploaded (resumably), then the manifest is stored."""
         files = self.client.files
-        local = await asyncio.to_thread(scan, root)
+        local = await scan(root, progress)
         folder_id = await files.makedirs(f"{BACKUPS_FOLDER}/{_folder_name(device_name or device_id)}")
         held = {
             node.name: node
@@ -152,13 +178,9 @@ class Backups:
                 reused += 1
                 if progress:
                     progress(done + item.size, total)
+                tell_stored(progress, done + item.size, total)
             else:
-                base = done
-
-                def step(sent: int, size: int, base: int = base) -> None:
-                    if progress:
-                        progress(base + sent, total)
-
+                step = _Within(progress, done, total)
                 node = await files.upload(item.local, parent_id=folder_id, name=item.sha256, progress=step, sha256=item.sha256)
                 if node.sha256 != item.sha256:
                     raise IntegrityError(f"{item.path}: changed while it was backed up; run the backup again")
@@ -169,6 +191,7 @@ class Backups:
             done += item.size
         if progress and not local:
             progress(0, 0)
+            tell_stored(progress, 0, 0)
 
         async def manifest() -> AsyncIterator[sync_pb2.CreateBackupRequest]:
             yield sync_pb2.CreateBackupRequest(header=sync_pb2.BackupHeader(device_id=device_id, device_name=device_name))

@@ -31,6 +31,7 @@ from cumulo_lifecycle.adapters.tables import accounts, transitions
 from cumulo_sdk import Cumulo
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+"  # a time as people read it: local, with its zone
 REPORT_LINES = [
     r"active +(\d+)",
     r"frozen +(\d+)",
@@ -50,6 +51,7 @@ class CumuloAdmin:
     lifecycle: Any
     auth: Any
     UUID = UUID
+    TIME = TIME
 
     async def __call__(self, *args: str, environ: Mapping[str, str] | None = None, targets: bool = True) -> tuple[int, str, str]:
         """`cumulo-admin [--lifecycle T --auth T] ARGS...` in-process: (exit code, stdout, stderr)."""
@@ -79,16 +81,16 @@ class CumuloAdmin:
         return found.group(1).strip()
 
     @staticmethod
-    def iso(when: dt.datetime) -> str:
-        """A time as the output shows it."""
-        return when.astimezone(dt.UTC).isoformat(timespec="seconds")
+    def shown(when: dt.datetime) -> str:
+        """A time as the output shows it (console.when): this machine's local time, its zone."""
+        return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
     @staticmethod
     def listed(out: str) -> dict[str, str]:
         """account id -> state, from `list` output (every line must be an account line)."""
         found = {}
         for line in out.splitlines():
-            match = re.fullmatch(rf"({UUID})  (\w+) +last access \S+  next \S+(  HELD)?", line)
+            match = re.fullmatch(rf"({UUID})  (\w+) +last access ({TIME}|-)  next ({TIME}|-)(  HELD)?", line)
             assert match, f"unexpected line: {line!r}"
             found[match.group(1)] = match.group(2)
         return found
