@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import pathlib
 import shutil
 import sys
@@ -26,10 +27,10 @@ from cumulo_auth import bootstrap as auth_bootstrap
 from cumulo_auth.config import AuthSettings
 from cumulo_blob import bootstrap as blob_bootstrap
 from cumulo_blob.config import BlobSettings
-from cumulo_devstack.servers import Envoy, MailCatcher, free_port
-from cumulo_devstack.stack import Infra
-from cumulo_devstack.testing import People, signing_key_of
-from cumulo_gateway.envoy_config import render_json
+from cumulo_devstack.servers import MailCatcher, free_port, free_ports
+from cumulo_devstack.stack import Infra, running_gateway
+from cumulo_devstack.testing import People, serves_tls, signing_key_of, transport_for
+from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_locator import bootstrap as locator_bootstrap
@@ -42,6 +43,9 @@ from cumulo_platform.runtime import ServiceRuntime
 from cumulo_sdk import Cumulo
 from cumulo_sync import bootstrap as sync_bootstrap
 from cumulo_sync.config import SyncSettings
+
+# A browser origin the session's gateway lets call the API (CORS), as an operator configures one.
+CONSOLE_ORIGIN = "https://console.cumulo.test"
 
 
 class ServiceApp(Protocol):
@@ -62,9 +66,17 @@ def infra() -> Iterator[Infra]:
     root = pathlib.Path(tempfile.mkdtemp(prefix="cumulo-test-"))
     root.chmod(0o755)
     infra = Infra.start(root)
+    # Clients trust the session's development CA, as a `make run` user sets CUMULO_CA (the
+    # CLI's subprocesses inherit it).
+    before = os.environ.get("CUMULO_CA")
+    os.environ["CUMULO_CA"] = str(infra.tls.ca)
     try:
         yield infra
     finally:
+        if before is None:
+            os.environ.pop("CUMULO_CA", None)
+        else:
+            os.environ["CUMULO_CA"] = before
         infra.stop()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -108,15 +120,36 @@ async def in_process(build: Callable[..., Awaitable[App]], settings: Any) -> Asy
 
 @pytest.fixture(scope="session")
 async def auth(infra: Infra, lifecycle_target: str) -> AsyncIterator[Running[auth_bootstrap.AuthApp]]:
-    settings = AuthSettings.from_env(infra.service_environ(CUMULO_LIFECYCLE_TARGET=lifecycle_target))
+    settings = AuthSettings.from_env(
+        infra.service_environ(
+            CUMULO_LIFECYCLE_TARGET=lifecycle_target,
+            # Every CLI signup of the suite checks its password from 127.0.0.1: the per-address
+            # limit must not depend on how many of them a fast machine fits in one window
+            # (the limit itself is tested on an auth of its own).
+            CUMULO_AUTH_PASSWORD_CHECKS_PER_ADDRESS="1000000",
+        )
+    )
     async with in_process(auth_bootstrap.build, settings) as running:
         yield running
 
 
 @pytest.fixture(scope="session")
-async def blob(infra: Infra, auth: Running, lifecycle_target: str) -> AsyncIterator[Running[blob_bootstrap.BlobApp]]:
+def gateway_ports() -> tuple[int, int]:
+    """The session gateway's port and admin port, known before blob starts: blob signs its
+    download URLs for the gateway's address."""
+    port, admin_port = free_ports(2)
+    return port, admin_port
+
+
+@pytest.fixture(scope="session")
+async def blob(
+    infra: Infra, auth: Running, lifecycle_target: str, gateway_ports: tuple[int, int]
+) -> AsyncIterator[Running[blob_bootstrap.BlobApp]]:
     settings = BlobSettings.from_env(
-        infra.service_environ(CUMULO_AUTH_TARGET=auth.target, CUMULO_LIFECYCLE_TARGET=lifecycle_target)
+        infra.service_environ(
+            CUMULO_AUTH_TARGET=auth.target, CUMULO_LIFECYCLE_TARGET=lifecycle_target,
+            CUMULO_BLOB_DOWNLOAD_URL_BASE=f"https://127.0.0.1:{gateway_ports[0]}",
+        )
     )
     async with in_process(blob_bootstrap.build, settings) as running:
         yield running
@@ -203,34 +236,29 @@ def clock(auth: Running) -> Iterator[OffsetClock]:
 
 
 @pytest.fixture(scope="session")
-def gateway(
-    auth: Running, blob: Running, lifecycle: Running, sync: Running, locator: Running, moderation: Running, infra: Infra
-) -> Iterator[str]:
-    port, admin_port = free_port(), free_port()
-    config = infra.root / "envoy.json"
-    config.write_text(
-        render_json(
-            listen_host="127.0.0.1",
-            listen_port=port,
-            admin_port=admin_port,
-            backends={
-                "auth": auth.target, "blob": blob.target, "lifecycle": lifecycle.target, "sync": sync.target,
-                "locator": locator.target, "moderation": moderation.target,
-            },
-        )
-    )
-    envoy = Envoy(config, port, admin_port, infra.root / "envoy.log")
-    envoy.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        envoy.stop()
+def gateway(backends: dict[str, str], blob: Running, infra: Infra, gateway_ports: tuple[int, int]) -> Iterator[str]:
+    # Every test calls from 127.0.0.1: the edge's per-address buckets are lifted for the
+    # session (gateway/tests/test_edge_limits.py runs a gateway of its own with the defaults).
+    lifted = EdgeLimits(burst=1_000_000, per_second=1_000_000, cors_origins=(CONSOLE_ORIGIN,))
+    store = ObjectStore(infra.s3.endpoint.removeprefix("http://"), blob.app.settings.bucket)  # signed download URLs
+    with running_gateway(infra.tls, infra.root, backends, lifted, ports=gateway_ports, object_store=store) as target:
+        serves_tls(target)
+        yield target
+
+
+@pytest.fixture(scope="session")
+def backends(auth: Running, blob: Running, lifecycle: Running, sync: Running, locator: Running, moderation: Running) -> dict[str, str]:
+    """Where the session's services listen, by name: what a gateway routes to."""
+    return {
+        "auth": auth.target, "blob": blob.target, "lifecycle": lifecycle.target, "sync": sync.target,
+        "locator": locator.target, "moderation": moderation.target,
+    }
 
 
 @pytest.fixture
 async def direct(auth: Running) -> AsyncIterator[Cumulo]:
     """A client straight to the auth service (no gateway)."""
-    async with Cumulo(auth.target) as client:
+    async with Cumulo(auth.target, transport=transport_for(auth.target)) as client:
         yield client
 
 

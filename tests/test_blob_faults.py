@@ -18,8 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from cumulo.blob.v1 import blob_pb2
+from cumulo_blob.writer_lock import LEASE
 from cumulo_devstack.servers import Process, wait_for_port
-from cumulo_devstack.testing import eventually
+from cumulo_devstack.testing import eventually, transport_for
+from cumulo_platform.db import create_engine
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.files import CHUNK as SDK_CHUNK
 from cumulo_sdk.files import sha256_of
@@ -103,23 +105,18 @@ async def committed_at_least(client: Cumulo, upload_id: str, offset: int) -> blo
     return status if status.committed_offset >= offset else None
 
 
-def _lock_parts(upload_id: str) -> tuple[int, int]:
-    """pg_locks' (classid, objid) of the advisory lock the service takes on an upload: the
-    first 8 bytes of the upload id as a signed bigint, split into two unsigned halves."""
-    key = int.from_bytes(uuid.UUID(upload_id).bytes[:8], "big", signed=True) & 0xFFFF_FFFF_FFFF_FFFF
-    return key >> 32, key & 0xFFFF_FFFF
-
-
-async def writer_gone(db, upload_id: str) -> bool:
-    """No PostgreSQL session (of any database of the cluster) holds the upload's writer lock."""
-    classid, objid = _lock_parts(upload_id)
-    async with db.read() as conn:
-        held = await conn.scalar(
-            sa.text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND objid = :o AND objsubid = 1"
-            ),
-            {"c": classid, "o": objid},
-        )
+async def writer_gone(database_url: str, upload_id: str) -> bool:
+    """No live writer holds the upload: a killed process cannot let its lease go, so it lapses
+    by itself (cumulo_blob.writer_lock.LEASE)."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            held = await conn.scalar(
+                sa.text("SELECT count(*) FROM blob.upload_writers WHERE upload_id = :u AND held_until > now()"),
+                {"u": uuid.UUID(upload_id)},
+            )
+    finally:
+        await engine.dispose()
     return held == 0
 
 
@@ -156,7 +153,9 @@ async def test_client_killed_mid_upload_resumes_from_a_committed_part(user, gate
     never.set()  # let the abandoned request generator end
 
     # The server lets go of the upload once it sees the client is gone.
-    await eventually(lambda: writer_gone(blob.app.db, upload_id), timeout=30, what="the server to drop the upload's writer lock")
+    await eventually(
+        lambda: writer_gone(blob.app.settings.platform.database_url, upload_id), timeout=30, what="the server to let the upload go"
+    )
     status = await get_upload(client, upload_id)
     assert 0 < status.committed_offset < 20 * MIB
     assert status.committed_offset % PART == 0, status.committed_offset
@@ -168,7 +167,7 @@ async def test_client_killed_mid_upload_resumes_from_a_committed_part(user, gate
 
     # A new run of the SDK (sharing the session) finds the unfinished upload and resumes it.
     pending = tmp_path / "pending.json"
-    async with Cumulo(gateway, store=client.store, pending_uploads=pending) as resumed:
+    async with Cumulo(gateway, transport=transport_for(gateway), store=client.store, pending_uploads=pending) as resumed:
         # The SDK's record of the unfinished upload, as the killed run had left it.
         stat = source.resolve().stat()
         resumed.files.pending.put(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{digest}||{source.name}", upload_id)
@@ -244,7 +243,7 @@ async def test_blob_process_killed_mid_upload_resumes_in_a_new_process(user, blo
     client, _ = user  # logged in through the gateway; the blob process checks the same tokens
     data = os.urandom(28 * MIB + 777)
     digest = hashlib.sha256(data).hexdigest()
-    async with Cumulo(blob_process.target, store=client.store) as direct:
+    async with Cumulo(blob_process.target, transport=transport_for(blob_process.target), store=client.store) as direct:
         upload_id = (await until_served(lambda: start_upload(direct, "scan.tiff", data), what="the blob process")).upload_id
 
         never = asyncio.Event()
@@ -265,8 +264,12 @@ async def test_blob_process_killed_mid_upload_resumes_in_a_new_process(user, blo
         assert status.committed_offset == before.committed_offset
         assert 0 < status.committed_offset < 20 * MIB and status.committed_offset % PART == 0
         assert not status.HasField("file")
-        # The dead process's writer lock went with its database connections.
-        await eventually(lambda: writer_gone(blob.app.db, upload_id), timeout=30, what="the killed process's lock to go")
+        # The dead process's writer lease lapses by itself.
+        await eventually(
+            lambda: writer_gone(blob_process.environ["DATABASE_URL"], upload_id),
+            timeout=LEASE.total_seconds() + 30,
+            what="the killed process's lease to lapse",
+        )
 
         # Offsets other than the committed one are refused; the committed one is taken.
         with pytest.raises(CumuloRpcError) as wrong:

@@ -22,9 +22,9 @@ from aiobotocore.session import get_session
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.servers import MailCatcher, Process, free_port, wait_for_port
-from cumulo_devstack.stack import Cloud
+from cumulo_devstack.stack import Cloud, Infra
 from cumulo_devstack.testing import PASSWORD, Member, eventually, expect_error, new_member, unique_email
-from cumulo_lifecycle.domain.notices import format_time
+from cumulo_platform.text import local_time
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
 
@@ -57,8 +57,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    cloud = Cloud(prefix="cumulo-lifecycle-")
+def stack(infra: Infra) -> Iterator[Stack]:
+    # The session's CA: the session's clients (CUMULO_CA) trust this gateway too.
+    cloud = Cloud(prefix="cumulo-lifecycle-", tls=infra.tls)
     mail = MailCatcher(cloud.root / "mail", free_port())
     mail.start()
     env = {
@@ -135,7 +136,7 @@ async def test_an_idle_account_is_frozen_told_when_and_then_purged(stack, intern
     frozen_at = frozen.account.frozen_at.ToDatetime(tzinfo=dt.UTC)
     assert delete_at - frozen_at == dt.timedelta(seconds=4)
     (notice,) = await mails(stack, person.email, "is frozen")
-    exact = format_time(delete_at, zoneinfo.ZoneInfo(TZ))
+    exact = local_time(delete_at, zoneinfo.ZoneInfo(TZ))
     assert exact in notice["Subject"] and exact in notice.get_content()
     await mails(stack, person.email, "will be frozen")  # the reminder a second before
     await wait_for_state(internal, person.account_id, pb.ACCOUNT_STATE_DELETED)

@@ -12,16 +12,19 @@ import tempfile
 
 import psutil
 
-from cumulo_devstack.servers import free_port
+from cumulo_devstack.servers import free_ports
+from cumulo_platform.registry import SERVICES
 
 PASSWORD = "correct horse battery staple"
 
 
-async def _cli(gateway: str, home: pathlib.Path, *args: str, stdin: str = "") -> tuple[int, str]:
+async def _cli(gateway: str, home: pathlib.Path, *args: str, stdin: str = "", ca: pathlib.Path | None = None) -> tuple[int, str]:
+    """The CLI as the README runs it: CUMULO_CA names make run's development CA."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("CUMULO_CA", "CUMULO_PLAINTEXT")}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cumulo_sdk.cli", "--gateway", gateway, *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "CUMULO_HOME": str(home)},
+        env={**environ, "CUMULO_HOME": str(home), **({"CUMULO_CA": str(ca)} if ca else {})},
     )
     out, _ = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
     return process.returncode, out.decode()
@@ -30,22 +33,14 @@ async def _cli(gateway: str, home: pathlib.Path, *args: str, stdin: str = "") ->
 async def test_make_run_serves_the_readme_session_and_ctrl_c_stops_everything():
     var = pathlib.Path(tempfile.mkdtemp(prefix="cumulo-run-"))
     var.chmod(0o755)
-    gateway_port = free_port()
+    # Every port the launcher listens on, distinct (it refuses to start otherwise).
+    variables = ["CUMULO_DEV_NATS_PORT", "CUMULO_DEV_S3_PORT", "CUMULO_DEV_SMTP_PORT", "CUMULO_GATEWAY_PORT", "CUMULO_GATEWAY_ADMIN_PORT"]
+    variables += [f"CUMULO_{name.upper()}_GRPC_PORT" for name in SERVICES]
+    ports = dict(zip(variables, map(str, free_ports(len(variables))), strict=True))
+    gateway_port = int(ports["CUMULO_GATEWAY_PORT"])
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL", "S3_ENDPOINT")},
-        "CUMULO_DEV_NATS_PORT": str(free_port()),
-        "CUMULO_DEV_S3_PORT": str(free_port()),
-        "CUMULO_DEV_SMTP_PORT": str(free_port()),
-        "CUMULO_AUTH_GRPC_PORT": str(free_port()),
-        "CUMULO_BLOB_GRPC_PORT": str(free_port()),
-        "CUMULO_LIFECYCLE_GRPC_PORT": str(free_port()),
-        "CUMULO_GATEWAY_PORT": str(gateway_port),
-        # The README's lifecycle session: an account unused for a few seconds freezes.
-        "CUMULO_LIFECYCLE_INACTIVITY": "PT4S",
-        "CUMULO_LIFECYCLE_GRACE": "PT1H",
-        "CUMULO_LIFECYCLE_FREEZE_REMINDERS": "",
-        "CUMULO_LIFECYCLE_SWEEP_EVERY": "PT1S",
-        "CUMULO_GATEWAY_ADMIN_PORT": str(free_port()),
+        **ports,
     }
     launcher = subprocess.Popen(
         [sys.executable, "-m", "cumulo_devstack", "run", "--var", str(var / "var")],
@@ -53,7 +48,7 @@ async def test_make_run_serves_the_readme_session_and_ctrl_c_stops_everything():
     )
     try:
         output = ""
-        while "cumulo is running" not in output:
+        while "Ctrl-C stops everything" not in output:
             line = await asyncio.wait_for(asyncio.to_thread(launcher.stdout.readline), 120)
             assert line, f"the launcher stopped early:\n{output}"
             output += line
@@ -62,34 +57,25 @@ async def test_make_run_serves_the_readme_session_and_ctrl_c_stops_everything():
 
         gateway = f"127.0.0.1:{gateway_port}"
         home = var / "home"
-        code, out = await _cli(gateway, home, "signup", "--email", "run@example.com", "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+        ca = var / "var" / "tls" / "ca.pem"
+        assert f"export CUMULO_CA={ca}" in output, output  # the CA it made, as the README sets it
+        code, out = await _cli(gateway, home, "signup", "--email", "run@example.com", "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n", ca=ca)
         assert code == 0, out
-        code, out = await _cli(gateway, home, "login", "run@example.com", "--device-name", "laptop", stdin=PASSWORD + "\n")
+        code, out = await _cli(gateway, home, "login", "run@example.com", "--device-name", "laptop", stdin=PASSWORD + "\n", ca=ca)
         assert code == 0, out
-        code, out = await _cli(gateway, home, "whoami")
+        code, out = await _cli(gateway, home, "whoami", ca=ca)
         assert code == 0 and "run@example.com" in out, out
-        code, out = await _cli(gateway, home, "sessions")
+        code, out = await _cli(gateway, home, "sessions", ca=ca)
         assert code == 0 and "laptop" in out, out
-        code, out = await _cli(gateway, home, "account", "state")
+        code, out = await _cli(gateway, home, "account", "state", ca=ca)
         assert code == 0 and "state        active" in out, out
-        for _ in range(60):  # unused for 4 s, the next sweep freezes it
-            code, out = await _cli(gateway, home, "account", "state")
-            if "state        frozen" in out:
-                break
-            await asyncio.sleep(0.5)
-        assert "state        frozen" in out and "deleted at" in out, out
-        mails = []
-        for _ in range(40):
-            mails = [p.read_text() for p in (var / "var" / "mail").glob("*.eml")]
-            if mails:
-                break
-            await asyncio.sleep(0.5)
-        assert mails and "run@example.com" in mails[0], mails
-        code, out = await _cli(gateway, home, "usage")  # any use brings it back
-        assert code == 0, out
-        code, out = await _cli(gateway, home, "account", "state")
-        assert code == 0 and "state        active" in out, out
-        code, out = await _cli(gateway, home, "logout")
+        # The public port speaks only TLS: a plaintext client is refused, and told why.
+        code, out = await _cli(gateway, home, "--plaintext", "whoami", ca=ca)
+        assert code == 1 and "speaks TLS" in out and "GATEWAY_TLS_MISMATCH" in out, out
+        # Without the CA the certificate is not trusted: said at once, not a hang.
+        code, out = await _cli(gateway, home, "whoami")
+        assert code == 1 and "GATEWAY_NOT_TRUSTED" in out and "CUMULO_CA" in out, out
+        code, out = await _cli(gateway, home, "logout", ca=ca)
         assert code == 0, out
 
         launcher.send_signal(signal.SIGINT)  # Ctrl-C

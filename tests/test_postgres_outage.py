@@ -14,6 +14,7 @@ import pytest
 from cumulo_auth import bootstrap
 from cumulo_auth.config import AuthSettings
 from cumulo_devstack.servers import EmbeddedPostgres
+from cumulo_devstack.testing import transport_for
 from cumulo_sdk import Cumulo, CumuloRpcError
 
 PASSWORD = "correct horse battery staple"
@@ -38,7 +39,7 @@ async def test_database_crash_gives_unavailable_and_service_recovers(infra, own_
     app = await bootstrap.build(AuthSettings.from_env(environ))
     port = await app.runtime.start()
     try:
-        async with Cumulo(f"127.0.0.1:{port}") as client:
+        async with Cumulo(f"127.0.0.1:{port}", transport=transport_for(f"127.0.0.1:{port}")) as client:
             email = f"outage-{uuid.uuid4().hex[:8]}@example.com"
             account = await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
             await client.login(email, PASSWORD)

@@ -83,7 +83,7 @@ async def run(stack: BenchStack) -> list[Figure]:
     print("  direct S3 put/get of 256 MiB ...", file=sys.stderr, flush=True)
     direct_put, direct_get = await _direct_s3(stack, big)
 
-    async with Cumulo(gateway) as client:
+    async with Cumulo(gateway, transport=stack.transport(gateway)) as client:
         email = f"bench-blob-{dt.datetime.now().timestamp():.0f}@example.com"
         await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
         await client.login(email, PASSWORD, device_name="bench")
@@ -123,7 +123,7 @@ async def run(stack: BenchStack) -> list[Figure]:
         Figure("upload_ratio", upload_rate, "MiB/s", direct_put, "aiobotocore put_object (file read + SHA-256)", target=0.7,
                note="256 MiB file, SDK -> gateway -> blob -> S3 multipart, SHA-256 checked by the service"),
         Figure("download_ratio", download_rate, "MiB/s", direct_get, "aiobotocore get_object (SHA-256 + file write)",
-               target=0.7, note="256 MiB, S3 -> blob -> gateway -> SDK, which verifies SHA-256 and writes the file"),
+               target=0.9, note="256 MiB, the SDK's default path: a signed URL from blob, then S3 -> gateway (TLS) -> SDK, which verifies SHA-256 and writes the file"),
         Figure("instant_upload_ms", instant_ms, "ms", 100.0, "the 100 ms limit", target=1.0, lower_is_better=True,
                note="median StartUpload of known 1 GiB content through the gateway"),
         Figure("blob_peak_rss_mib", peak / MIB, "MiB", 200.0, "the 200 MiB limit", target=1.0, lower_is_better=True,

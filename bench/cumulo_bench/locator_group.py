@@ -116,7 +116,7 @@ async def run(stack: BenchStack) -> list[Figure]:
     gateway = stack.start_gateway(backends)
     echo = stack.start_echo()
     dsn = stack.asyncpg_dsn("locator")
-    async with Cumulo(gateway) as client:
+    async with Cumulo(gateway, transport=stack.transport(gateway)) as client:
         email = f"bench-locator-{dt.datetime.now().timestamp():.0f}@example.com"
         await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
         account = uuid.UUID((await client.login(email, PASSWORD, device_name="bench")).account_id)
@@ -125,7 +125,7 @@ async def run(stack: BenchStack) -> list[Figure]:
         metadata = client.metadata(await client.access_token())
 
     clock = Clock()
-    async with grpc.aio.insecure_channel(gateway) as channel, grpc.aio.insecure_channel(echo) as echo_channel:
+    async with stack.transport(gateway).channel(gateway) as channel, grpc.aio.insecure_channel(echo) as echo_channel:
         agent = locator_pb2_grpc.DeviceAgentServiceStub(channel)
         owner = locator_pb2_grpc.DeviceLocatorServiceStub(channel)
         echo_method = echo_channel.unary_unary(ECHO_METHOD)

@@ -117,7 +117,7 @@ async def run(stack: BenchStack) -> list[Figure]:
     backends = stack.start_services()
     gateway = stack.start_gateway(backends)
     dsn = stack.asyncpg_dsn("sync")
-    async with Cumulo(gateway) as client:
+    async with Cumulo(gateway, transport=stack.transport(gateway)) as client:
         email = f"bench-sync-{dt.datetime.now().timestamp():.0f}@example.com"
         await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
         account = uuid.UUID((await client.login(email, PASSWORD, device_name="bench")).account_id)
