@@ -18,7 +18,6 @@ from cumulo_auth.api.public import ANONYMOUS_METHODS, AuthService
 from cumulo_auth.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_auth.client_apps import ClientApps
 from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
-from cumulo_auth.domain.call_limit import CallLimit
 from cumulo_auth.issuing import TokenIssuer
 from cumulo_auth.login import Login
 from cumulo_auth.purge import AccountPurge
@@ -27,6 +26,7 @@ from cumulo_auth.sessions import Sessions
 from cumulo_auth.throttling import LoginThrottle
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
+from cumulo_platform.call_limit import CallLimit
 from cumulo_platform.clients import ClientRegistry
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database

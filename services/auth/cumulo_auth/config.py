@@ -41,7 +41,7 @@ class AuthSettings:
     throttle_forget_after: dt.timedelta
     # The one allowance per client address of the anonymous calls that check a password:
     # CheckNewPassword, Login and Register spend from it what each costs
-    # (cumulo_auth.domain.call_limit.PasswordWork; a registration counts as 4 checks). Kept in
+    # (cumulo_auth.domain.password_work.PasswordWork; a registration counts as 4 checks). Kept in
     # memory, per replica.
     password_checks_per_address: int
     password_check_window: dt.timedelta

@@ -15,10 +15,11 @@ from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts, deleted_logins
 from cumulo_auth.domain import credentials, rules
 from cumulo_auth.domain.accounts import refuse_unless_usable, view
-from cumulo_auth.domain.call_limit import CallLimit, PasswordWork, spend
+from cumulo_auth.domain.password_work import PasswordWork
 from cumulo_auth.issuing import TokenIssuer, Tokens
 from cumulo_auth.throttling import THROTTLED_REASON, LoginThrottle
 from cumulo_platform.account_states import AccountDeleted, AccountStates
+from cumulo_platform.call_limit import CallLimit, spend
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import InvalidArgument, Unauthenticated
@@ -58,7 +59,7 @@ class Login:
         normalized = rules.normalize_password(password)
         if len(device_name) > DEVICE_NAME_MAX_LENGTH:
             raise InvalidArgument("device_name", f"must be at most {DEVICE_NAME_MAX_LENGTH} characters")
-        spend(self.password_checks, client_network, self.clock.now(), PasswordWork.LOGIN, what="logins", reason=THROTTLED_REASON)
+        spend(self.password_checks, client_network, self.clock.now(), PasswordWork.LOGIN, what="logins from this address", reason=THROTTLED_REASON)
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(accounts).where(account_table.login_column(key) == key))).first()
             deleted = row is None and (

@@ -2,7 +2,7 @@
 with the guardian's consent.
 
 Each new account, and each CheckNewPassword, spends from its client address's allowance of
-password checks (cumulo_auth.domain.call_limit.PasswordWork): a registration counts as four
+password checks (cumulo_auth.domain.password_work.PasswordWork): a registration counts as four
 checks, so one address makes at most 15 accounts a minute by default however many callers it
 has; the 64 MiB hash is then admitted by cumulo_platform.passwords, whose new hashes can never
 take the worker logins keep.
@@ -31,7 +31,8 @@ from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.config import AuthSettings
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.accounts import LOCALES, local_date, view
-from cumulo_auth.domain.call_limit import CallLimit, PasswordWork, spend
+from cumulo_auth.domain.password_work import PasswordWork
+from cumulo_platform.call_limit import CallLimit, spend
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import InvalidArgument, PermissionDenied
@@ -64,7 +65,7 @@ class Registration:
         each client address may ask only so often."""
         spend(
             self.password_checks, client_network, self.clock.now(), PasswordWork.CHECK,
-            what="passwords checked", reason="PASSWORD_CHECK_RATE_LIMITED",
+            what="passwords checked from this address", reason="PASSWORD_CHECK_RATE_LIMITED",
         )
         contacts = []
         for value, normalize in ((email, rules.normalize_email), (phone, rules.normalize_phone)):
@@ -141,7 +142,7 @@ class Registration:
         """After the free checks of the input (a typo costs nothing), before the hash."""
         spend(
             self.password_checks, client_network, self.clock.now(), PasswordWork.NEW_ACCOUNT,
-            what="new accounts", reason="REGISTRATION_RATE_LIMITED",
+            what="new accounts from this address", reason="REGISTRATION_RATE_LIMITED",
         )
 
     async def _create_account(

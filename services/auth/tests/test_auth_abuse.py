@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2
 from cumulo_auth.adapters.tables import login_throttle
-from cumulo_auth.domain.call_limit import PasswordWork
+from cumulo_auth.domain.password_work import PasswordWork
 from cumulo_auth.throttling import MAX_WAITERS_PER_COUNTER
 from cumulo_devstack.testing import PASSWORD, call, eventually, expect_error, fake_client_address, transport_for, unique_email
 from cumulo_platform.interceptors import client_network

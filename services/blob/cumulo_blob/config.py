@@ -25,6 +25,9 @@ class BlobSettings:
     max_name_bytes: int
     minors_may_share_publicly: bool
     links_per_minute: int
+    # Each ShareWithUser looks a contact up in auth, so answers tell whether an account has it:
+    # an account may look up this many recipients per hour (this replica's count).
+    recipients_per_hour: int
     # No client can stall the service (each limit counts this replica's streams): an account's
     # UploadChunks streams at once, and how long one may send nothing before it is ended (the
     # upload stays resumable); downloads at once per client address and per share link, and
@@ -54,6 +57,7 @@ class BlobSettings:
             max_name_bytes=255,
             minors_may_share_publicly=env.flag("MINORS_MAY_SHARE_PUBLICLY", False),
             links_per_minute=env.get("LINKS_PER_MINUTE", 10),
+            recipients_per_hour=env.get("RECIPIENTS_PER_HOUR", 60),
             uploads_per_account=env.get("UPLOADS_PER_ACCOUNT", 4),
             upload_idle_timeout=env.interval("UPLOAD_IDLE_TIMEOUT", "PT60S"),
             downloads_per_address=env.get("DOWNLOADS_PER_ADDRESS", 8),
@@ -74,6 +78,7 @@ class BlobSettings:
             raise SettingsError("CUMULO_BLOB_FREE_QUOTA_BYTES must not be negative")
         for name, limit in (
             ("UPLOADS_PER_ACCOUNT", settings.uploads_per_account),
+            ("RECIPIENTS_PER_HOUR", settings.recipients_per_hour),
             ("DOWNLOADS_PER_ADDRESS", settings.downloads_per_address),
             ("DOWNLOADS_PER_LINK", settings.downloads_per_link),
         ):

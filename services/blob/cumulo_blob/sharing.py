@@ -20,6 +20,7 @@ from cumulo_blob.adapters import nodes as tree
 from cumulo_blob.adapters.tables import nodes, share_links, user_shares
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.downloads import Downloads, Served, byte_range
+from cumulo_platform.call_limit import CallLimit, spend
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import (
@@ -69,6 +70,7 @@ class Sharing:
         self.downloads = downloads
         self.passwords = passwords
         self.find_account = find_account
+        self.recipient_lookups = CallLimit(calls=settings.recipients_per_hour, window=dt.timedelta(hours=1))
 
     async def create(
         self, principal: Principal, node_id: str, *, expires_at: dt.datetime | None, password: str
@@ -260,6 +262,12 @@ class Sharing:
         target = tree.node_id(node_id, "node_id")
         if not recipient.strip():
             raise InvalidArgument("recipient", "must be the e-mail address or phone number of a cumulo user")
+        # Counted before the look-up, found or not: the answers cannot be used to go through
+        # a list of addresses to learn who has an account.
+        spend(
+            self.recipient_lookups, str(owner), self.clock.now(), 1,
+            what="recipients looked up by this account this hour", reason="SHARE_RATE_LIMITED",
+        )
         recipient_id = uuid.UUID(await self.find_account(recipient.strip()))
         if recipient_id == owner:
             raise InvalidArgument("recipient", "is you; share with someone else")

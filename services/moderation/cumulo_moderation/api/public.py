@@ -66,7 +66,7 @@ class ComplaintService(moderation_pb2_grpc.ComplaintServiceServicer):
     async def FileComplaint(self, request: pb.FileComplaintRequest, context: grpc.aio.ServicerContext) -> pb.FileComplaintResponse:
         call = current_call()
         reporter = await self._caller(call)
-        filed = await self.complaints.file(request, reporter=reporter, client_id=call.client_id, address=call.client_address)
+        filed = await self.complaints.file(request, reporter=reporter, client_id=call.client_id, address=call.client_network)
         return pb.FileComplaintResponse(complaint_id=str(filed.complaint_id), case_id=str(filed.case_id), receipt=filed.receipt)
 
     async def ReportLegalAction(self, request: pb.ReportLegalActionRequest, context: grpc.aio.ServicerContext) -> pb.ReportLegalActionResponse:

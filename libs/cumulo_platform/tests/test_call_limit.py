@@ -1,5 +1,5 @@
-"""Pure unit tests of the in-memory call limit (domain/call_limit.py): the allowance per client
-address that CheckNewPassword, Login and Register spend from, each what it costs; no servers,
+"""Pure unit tests of the in-memory call limit (cumulo_platform.call_limit): an allowance per key
+(auth's per client network, blob's per account), each call spending what it costs; no servers,
 time given."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from cumulo_auth.domain.call_limit import CallLimit, PasswordWork
+from cumulo_platform.call_limit import CallLimit
 
 START = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
@@ -83,10 +83,6 @@ def test_a_call_dearer_than_a_whole_window_takes_a_whole_window():
     assert limit.admit("a", START, cost=4) is None
     assert limit.admit("a", START, cost=1) == MINUTE
     assert limit.admit("a", START + MINUTE, cost=4) is None
-
-
-def test_a_new_account_costs_more_than_a_check_or_a_login():
-    assert PasswordWork.NEW_ACCOUNT > PasswordWork.CHECK == PasswordWork.LOGIN == 1
 
 
 def test_a_call_costs_something():

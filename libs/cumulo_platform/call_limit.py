@@ -1,8 +1,7 @@
-"""A limit on calls per key (a client address) in fixed windows, kept in memory: for calls that
-store nothing, where counts lost at a restart, or split between replicas, cost nothing. A call
-may cost more than one unit of the window's allowance: the anonymous calls that check a
-password share one allowance per client address, each spending what it costs (see
-`PasswordWork`).
+"""A limit on calls per key (a client network, an account) in fixed windows, kept in memory: for
+calls that store nothing, where counts lost at a restart, or split between replicas, cost
+little. A call may cost more than one unit of the window's allowance (auth's anonymous calls
+that check a password share one allowance per client network, each spending what it costs).
 
 Memory stays bounded: windows that ended are dropped as new ones open (they are kept in the
 order they opened), and past `max_keys` open windows the oldest goes first."""
@@ -70,22 +69,9 @@ class CallLimit:
         return len(self._windows)
 
 
-class PasswordWork:
-    """What each anonymous call that checks a password spends of its client address's one
-    allowance (CUMULO_AUTH_PASSWORD_CHECKS_PER_ADDRESS units per CUMULO_AUTH_PASSWORD_CHECK_WINDOW;
-    by default 60 a minute). One allowance, not one per call, so that a client cannot spend
-    each in full: CheckNewPassword runs the password rules; a login verifies a hash (its
-    wrong guesses are throttled besides, see cumulo_auth.throttling); a new account pays for a
-    64 MiB hash and a row, and keeps the address's new accounts to a quarter of its checks (15
-    a minute by default, however many callers share the address)."""
-
-    CHECK = 1
-    LOGIN = 1
-    NEW_ACCOUNT = 4
-
-
 def spend(limit: CallLimit, key: str, now: dt.datetime, cost: int, *, what: str, reason: str) -> None:
-    """Spends `cost` of `key`'s allowance, or refuses the call with the time to wait."""
+    """Spends `cost` of `key`'s allowance, or refuses the call with the time to wait. `what`
+    names what was counted and whose ("new accounts from this address")."""
     wait = limit.admit(key, now, cost)
     if wait is not None:
-        raise ResourceExhausted(f"too many {what} from this address; try again later", reason=reason, retry_after=wait)
+        raise ResourceExhausted(f"too many {what}; try again later", reason=reason, retry_after=wait)
