@@ -287,6 +287,7 @@ def _json_transcoder() -> dict[str, Any]:
 
 
 CORS_FILTER = "envoy.filters.http.cors"
+JSON_PREFIX = "/v1/"  # every google.api.http path of protos/
 
 
 def _cors(origins: tuple[str, ...]) -> dict[str, Any]:
@@ -301,6 +302,9 @@ def _cors(origins: tuple[str, ...]) -> dict[str, Any]:
             "expose_headers": f"grpc-status, grpc-message, {STATUS_DETAILS_KEY}, x-request-id",
             "max_age": "600",
             "allow_credentials": False,
+            # A preflight from an origin not allowed is answered here, without CORS headers:
+            # it never reaches a service.
+            "forward_not_matching_preflights": False,
         }
     }
 
@@ -325,11 +329,15 @@ def _routes(limits: EdgeLimits, store: ObjectStore | None = None) -> list[dict[s
                 routes.append(limited)
         prefix = f"/{service}/"
         # A browser's CORS preflight carries no client id: the CORS filter answers it here (an
-        # origin it does not allow gets no CORS headers, and the gRPC server refuses OPTIONS).
+        # origin it does not allow gets no CORS headers).
         preflight = {"prefix": prefix, "headers": [{"name": ":method", "string_match": {"exact": "OPTIONS"}}]}
         routes.append({"match": preflight, "route": {"cluster": backend, "timeout": "5s"}})
         routes.append(_to({"prefix": prefix}, backend, timeout=UNARY_TIMEOUT))
         routes.append({"match": {"prefix": prefix}, **_NO_CLIENT_ID})
+    # The JSON paths' preflights (the transcoder knows no OPTIONS binding): the CORS filter
+    # answers them on a forwarding route (it passes over direct responses); none is forwarded.
+    json_preflight = {"prefix": JSON_PREFIX, "headers": [{"name": ":method", "string_match": {"exact": "OPTIONS"}}]}
+    routes.append({"match": json_preflight, "route": {"cluster": by_service[min(by_service)][0].backend, "timeout": "5s"}})
     if store is not None:
         routes.append(_object_store_route(store))
     routes.append(

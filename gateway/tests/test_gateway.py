@@ -5,7 +5,7 @@ import pytest
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_devstack.testing import bare_rpc_error
-from cumulo_gateway.envoy_config import render
+from cumulo_gateway.envoy_config import JSON_PREFIX, render
 from cumulo_gateway.routes import PUBLIC_SERVICES
 from cumulo_platform.interceptors import _client_address
 from cumulo_platform.registry import SERVICES
@@ -73,7 +73,10 @@ def test_every_public_service_has_a_route_and_internal_ones_none():
     routes = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
         "route_config"
     ]["virtual_hosts"][0]["routes"]
-    forwarded = {r["match"].get("prefix") or r["match"]["path"] for r in routes if "route" in r}
+    # The JSON paths' preflights, OPTIONS only, are the CORS filter's to answer (none is forwarded).
+    json_preflights = [r for r in routes if r["match"].get("prefix") == JSON_PREFIX]
+    assert [r["match"]["headers"] for r in json_preflights] == [[{"name": ":method", "string_match": {"exact": "OPTIONS"}}]]
+    forwarded = {r["match"].get("prefix") or r["match"]["path"] for r in routes if "route" in r and r not in json_preflights}
     # Each service's prefix, and some of its methods on routes of their own (streams, limits).
     assert {p for p in forwarded if p.endswith("/")} == {f"/{service}/" for service in PUBLIC_SERVICES}
     assert all(p.split("/")[1] in PUBLIC_SERVICES for p in forwarded)

@@ -66,3 +66,13 @@ async def test_cors_lets_the_configured_origin_in_and_no_other(gateway):
 async def test_a_preflight_for_an_internal_service_is_not_forwarded(gateway):
     answer = await _preflight(gateway, CONSOLE_ORIGIN, "/cumulo.auth.v1.AuthInternalService/SetAccountRoles")
     assert answer.status == 404
+
+
+async def test_a_browser_calling_json_from_an_allowed_origin_gets_its_preflight_answered(gateway):
+    """fetch("/v1/account", {headers: {authorization}}) from the console's origin is preceded by
+    a preflight of the JSON path, which the transcoder does not know (no OPTIONS binding)."""
+    allowed = await _preflight(gateway, CONSOLE_ORIGIN, "/v1/account")
+    assert allowed.headers.get("access-control-allow-origin") == CONSOLE_ORIGIN, allowed
+    assert "authorization" in allowed.headers.get("access-control-allow-headers", "")
+    stranger = await _preflight(gateway, "https://evil.example", "/v1/account")
+    assert "access-control-allow-origin" not in stranger.headers
