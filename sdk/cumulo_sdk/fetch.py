@@ -7,19 +7,22 @@ has expired), and the file is only put in place once its SHA-256 matches."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import hashlib
 import os
 import pathlib
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from typing import BinaryIO
 
 import aiohttp
 
 from cumulo.blob.v1 import blob_pb2
 from cumulo_sdk.transfer import Progress
 
-READ = 1024 * 1024  # bytes per read of the response body (and per hash update)
+READ = 4 * 1024 * 1024  # bytes per read of the response body (and per hash update and write)
 ATTEMPTS = 5
 
 
@@ -49,10 +52,20 @@ async def fetch_to(
     digest = hashlib.sha256()
     done = 0
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+    loop = asyncio.get_running_loop()
+    # Each piece is hashed and written by a thread (both let go of the GIL) while the next one
+    # is read and decrypted: one piece in hand at a time, so memory stays at two reads.
+    writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cumulo-fetch")
+    writing: asyncio.Future[None] | None = None
+
+    def keep(handle: BinaryIO, piece: bytes) -> None:
+        handle.write(piece)
+        digest.update(piece)
+
     try:
-        with open(scratch, "xb") as handle:
+        with open(scratch, "xb") as handle, _draining(writer):
             async with aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=context), timeout=timeout, read_bufsize=4 * READ
+                connector=aiohttp.TCPConnector(ssl=context), timeout=timeout, read_bufsize=READ
             ) as session:
                 attempt = 0
                 while done < node.size or (node.size == 0 and attempt == 0):
@@ -68,8 +81,9 @@ async def fetch_to(
                             if done and response.status == 200 and "Content-Range" not in response.headers:
                                 raise UrlRefused(response.status)  # the range was ignored: cannot resume
                             async for chunk in response.content.iter_chunked(READ):
-                                handle.write(chunk)
-                                digest.update(chunk)
+                                if writing is not None:
+                                    await writing
+                                writing = loop.run_in_executor(writer, keep, handle, chunk)
                                 done += len(chunk)
                                 if progress:
                                     progress(done, node.size)
@@ -79,9 +93,21 @@ async def fetch_to(
                         await asyncio.sleep(min(0.2 * 2**attempt, 5))
                     if node.size == 0:
                         break
+                if writing is not None:
+                    await writing
         if done != node.size or digest.hexdigest() != node.sha256:
             raise IntegrityError(f"{dest.name}: the downloaded bytes do not match the file's SHA-256")
         os.replace(scratch, dest)
         return node
     finally:
         scratch.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _draining(writer: concurrent.futures.ThreadPoolExecutor) -> Iterator[None]:
+    """However the download ends (a cancellation too), the piece in the thread lands before
+    the file is closed and removed."""
+    try:
+        yield
+    finally:
+        writer.shutdown(wait=True)
