@@ -25,6 +25,7 @@ import tempfile
 import pytest
 
 from cumulo_devstack.servers import free_ports
+from cumulo_devstack.testing.readme import shell_blocks
 from cumulo_platform.registry import SERVICES
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -36,25 +37,6 @@ ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*")
 SUBJECT = re.compile(
     r"Subject: Your cumulo account is frozen: its data will be deleted at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CST \(Asia/Shanghai\)"
 )
-
-
-def shell_blocks(readme: str) -> list[str]:
-    """The ```sh blocks of the README's lifecycle section (up to the next heading)."""
-    lines = readme[readme.index(SECTION) + len(SECTION):].splitlines()
-    blocks: list[str] = []
-    current: list[str] | None = None
-    for line in lines:
-        if current is None:
-            if line.startswith("#"):
-                break  # the next heading
-            if line.strip() == "```sh":
-                current = []
-        elif line.strip() == "```":
-            blocks.append("\n".join(current) + "\n")
-            current = None
-        else:
-            current.append(line)
-    return blocks
 
 
 def launch_environment(block: str) -> dict[str, str]:
@@ -120,7 +102,7 @@ async def _read_until_running(launcher: subprocess.Popen[str]) -> str:
 # a Python start and a TLS handshake); its own waits are bounded, this bounds the whole.
 @pytest.mark.timeout(900)
 async def test_the_readme_lifecycle_session_freezes_reactivates_and_deletes():
-    launch, client = shell_blocks((REPO / "README.md").read_text())
+    launch, client = shell_blocks(SECTION)
     lifecycle_settings = launch_environment(launch)
     assert README_GATEWAY in client
 

@@ -25,11 +25,11 @@ from cumulo.locator.v1 import locator_pb2
 from cumulo.moderation.v1 import moderation_pb2
 from cumulo.sync.v1 import sync_pb2
 from cumulo_devstack.testing import PASSWORD, unique_email
+from cumulo_devstack.testing.readme import shell_blocks
 from cumulo_gateway.routes import PUBLIC_SERVICES
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PUBLIC_SET = ROOT / "gen" / "descriptors" / "cumulo_public.pb"
-README = ROOT / "README.md"
 GRPCURL = pathlib.Path(sys.prefix) / "bin" / "grpcurl"
 CLIENT = ["-H", "x-cumulo-client-id: cumulo-cli"]
 INTERNAL_CALLS = [
@@ -142,17 +142,10 @@ async def test_a_plaintext_grpcurl_is_refused(gateway):
     assert answer.returncode != 0 and answer.stdout == "", answer
 
 
-def _readme_block() -> str:
-    text = README.read_text()
-    section = text[text.index("### grpcurl"):]
-    start = section.index("```sh\n") + len("```sh\n")
-    return section[start:section.index("```\n", start)]
-
-
 async def test_the_readme_grpcurl_lines_work_as_pasted(gateway, client, tmp_path):
     """Run by bash from the repository's root against the session's gateway (its address and
     CA in place of make run's), for a fresh account of the README's password."""
-    block = _readme_block()
+    (block,) = shell_blocks("### grpcurl")
     assert block.count(".venv/bin/grpcurl ") == 4
     email = unique_email()
     await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))

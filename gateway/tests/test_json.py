@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import pathlib
 import re
 import subprocess
 import uuid
@@ -32,6 +31,7 @@ from cumulo.moderation.v1 import moderation_pb2
 from cumulo.sync.v1 import sync_pb2
 from cumulo_devstack.stack import running_gateway
 from cumulo_devstack.testing import PASSWORD, People, Person, forged_access_token, unique_email
+from cumulo_devstack.testing.readme import shell_blocks
 from cumulo_gateway.envoy_config import JSON_BODY_LIMIT, JSON_TRANSCODER, EdgeLimits, render
 from cumulo_gateway.methods import public_methods
 from cumulo_gateway.routes import PUBLIC_SERVICES
@@ -39,9 +39,6 @@ from cumulo_platform.registry import SERVICES
 from cumulo_sdk import Cumulo, CumuloRpcError
 
 from .edge import HTTP_STATUS, Answer, call_json, details, grpc_web, grpc_web_details, json_status, request
-
-README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
-
 
 # --- the world the calls look at -------------------------------------------------------------
 
@@ -494,17 +491,10 @@ README_CA = "var/tls/ca.pem"
 README_EMAIL = "alice@example.com"
 
 
-def _readme_block() -> str:
-    text = README.read_text()
-    section = text[text.index("### JSON over HTTP"):]
-    start = section.index("```sh\n") + len("```sh\n")
-    return section[start:section.index("```\n", start)]
-
-
 async def test_the_readme_curl_lines_work_as_pasted(gateway, client, tmp_path):
     """The README's JSON block, run by bash against the session's gateway (its address and CA
     in place of make run's) for a fresh account of the README's password."""
-    block = _readme_block()
+    (block,) = shell_blocks("### JSON over HTTP")
     assert block.count("curl ") >= 3 and README_GATEWAY in block and README_CA in block and README_EMAIL in block
     email = unique_email()
     await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))

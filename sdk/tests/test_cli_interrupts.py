@@ -18,7 +18,6 @@ import pty
 import re
 import signal
 import socket
-import ssl
 import struct
 import termios
 import time
@@ -34,6 +33,7 @@ from cumulo.sync.v1 import sync_pb2
 from cumulo_devstack.servers import free_port
 from cumulo_devstack.testing import PASSWORD, eventually
 from cumulo_devstack.testing.cli import console_script, run_command, start_command
+from cumulo_devstack.testing.https import https_server
 from cumulo_sdk import Cumulo, TokenStore
 from cumulo_sdk.console import GATEWAY_HINT, INTERRUPTED_EXIT, display_width
 
@@ -307,21 +307,13 @@ async def url_held_after_the_first_chunk(blob: Any, infra: Any, content: bytes) 
         await released.wait()
         return response
 
-    application = web.Application()
-    application.router.add_get("/{tail:.*}", first_mib_then_hold)
-    runner = web.AppRunner(application, shutdown_timeout=1)
-    await runner.setup()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(infra.tls.cert, infra.tls.key)
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-    downloads.url_base = f"https://127.0.0.1:{port}"
-    try:
-        yield
-    finally:
-        released.set()
-        downloads.url_base = url_base
-        await runner.cleanup()
+    async with https_server(infra.tls, first_mib_then_hold) as base:
+        downloads.url_base = base
+        try:
+            yield
+        finally:
+            released.set()
+            downloads.url_base = url_base
 
 
 @pytest.mark.parametrize("path", ["url", "stream"])

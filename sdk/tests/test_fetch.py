@@ -5,18 +5,16 @@ the SHA-256 are never put in place, and a server that ignores the Range is not t
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import pathlib
 import ssl
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
 from cumulo.blob.v1 import blob_pb2
-from cumulo_devstack.servers import free_port
+from cumulo_devstack.testing.https import https_server
 from cumulo_sdk.fetch import UrlRefused, fetch_to
 from cumulo_sdk.files import IntegrityError
 
@@ -54,22 +52,6 @@ class Misbehaving:
         return response
 
 
-@contextlib.asynccontextmanager
-async def https_server(infra, behaviour: Misbehaving) -> AsyncIterator[str]:
-    application = web.Application()
-    application.router.add_get("/{tail:.*}", behaviour.handle)
-    runner = web.AppRunner(application, shutdown_timeout=1)
-    await runner.setup()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(infra.tls.cert, infra.tls.key)
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
 def _signed(url: str, content: bytes = CONTENT) -> blob_pb2.DownloadUrl:
     node = blob_pb2.Node(node_id="n", name="film.bin", size=len(content), sha256=hashlib.sha256(content).hexdigest())
     return blob_pb2.DownloadUrl(url=url, file=node)
@@ -85,7 +67,7 @@ def _left_behind(folder: pathlib.Path) -> list[str]:
 
 async def test_a_cut_connection_resumes_from_the_last_byte_written(infra, tmp_path):
     behaviour = Misbehaving()
-    async with https_server(infra, behaviour) as base:
+    async with https_server(infra.tls, behaviour.handle) as base:
         seen: list[int] = []
         node = await fetch_to(
             tmp_path / "film.bin", _signed(f"{base}/file"), renew=_no_renewal, context=_context(infra),
@@ -100,7 +82,7 @@ async def test_a_cut_connection_resumes_from_the_last_byte_written(infra, tmp_pa
 async def test_an_expired_url_is_asked_for_again(infra, tmp_path):
     behaviour = Misbehaving()
     behaviour.cut_after = None
-    async with https_server(infra, behaviour) as base:
+    async with https_server(infra.tls, behaviour.handle) as base:
         renewed: list[str] = []
 
         async def renew() -> blob_pb2.DownloadUrl:
@@ -116,7 +98,7 @@ async def test_bytes_that_do_not_match_the_sha256_are_never_put_in_place(infra, 
     behaviour = Misbehaving()
     behaviour.cut_after = None
     behaviour.content = CONTENT[:-1] + bytes([CONTENT[-1] ^ 1])  # one bit flipped on the way
-    async with https_server(infra, behaviour) as base:
+    async with https_server(infra.tls, behaviour.handle) as base:
         with pytest.raises(IntegrityError):
             await fetch_to(tmp_path / "film.bin", _signed(f"{base}/file"), renew=_no_renewal, context=_context(infra))
     assert _left_behind(tmp_path) == []
@@ -125,7 +107,7 @@ async def test_bytes_that_do_not_match_the_sha256_are_never_put_in_place(infra, 
 async def test_a_server_that_ignores_the_range_is_not_resumed_from(infra, tmp_path):
     behaviour = Misbehaving()
     behaviour.ignore_range = True
-    async with https_server(infra, behaviour) as base:
+    async with https_server(infra.tls, behaviour.handle) as base:
         with pytest.raises(UrlRefused):
             await fetch_to(tmp_path / "film.bin", _signed(f"{base}/file"), renew=_no_renewal, context=_context(infra))
     assert _left_behind(tmp_path) == []  # the caller streams through gRPC instead
