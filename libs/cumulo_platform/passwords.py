@@ -26,7 +26,7 @@ import concurrent.futures
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
 from argon2 import PasswordHasher
@@ -77,8 +77,13 @@ class Passwords:
         """A new hash (registration, new password): refused at once when its queue is full."""
         return await self._run("new_hash", lambda: self._hasher.hash(password))
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
-        """Whether `password` matches (always False without a hash, after as long a check)."""
+    async def verify(
+        self, password_hash: str | None, password: str, *, admitted: Callable[[], Awaitable[None]] | None = None
+    ) -> bool:
+        """Whether `password` matches (always False without a hash, after as long a check).
+        `admitted` runs once a worker is this check's, before the hash: where an attempt is
+        counted against a lock-out, a check refused as busy is never counted, and one that
+        `admitted` refuses (raises) gives its worker back unchecked."""
 
         def check() -> bool:
             try:
@@ -86,7 +91,7 @@ class Passwords:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        return await self._run("verify", check)
+        return await self._run("verify", check, admitted)
 
     def waiting(self, kind: Kind) -> int:
         return len(self._waiting[kind])
@@ -99,9 +104,15 @@ class Passwords:
 
     # --- admission ------------------------------------------------------------------------
 
-    async def _run(self, kind: Kind, work: Callable[[], T]) -> T:
+    async def _run(self, kind: Kind, work: Callable[[], T], admitted: Callable[[], Awaitable[None]] | None = None) -> T:
         self._loop = asyncio.get_running_loop()
         await self._admit(kind)
+        if admitted is not None:
+            try:
+                await admitted()
+            except BaseException:
+                self._release(kind, None)
+                raise
         # The slot is given back when the thread is done, not when the caller stops waiting:
         # a cancelled call's hash still runs to its end, and holds its 64 MiB until then.
         started = time.monotonic()

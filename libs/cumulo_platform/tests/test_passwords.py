@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -179,3 +180,38 @@ async def test_the_real_argon2id_hash_verifies_the_right_password_only():
 def test_a_pool_that_could_never_hash_is_refused(bad):
     with pytest.raises(ValueError):
         Passwords(GatedHasher(), **bad)  # type: ignore[arg-type]
+
+
+async def test_admitted_runs_once_a_worker_is_the_checks_and_a_refusal_there_gives_it_back(hasher):
+    """A caller counts an attempt in `admitted`: it runs for a check that got a worker, before
+    the hash, not for one refused as busy; when it refuses, nothing is hashed and the worker
+    is free again."""
+    passwords = gated_passwords(hasher, concurrency=1, verify_queue=0)
+    counted: list[str] = []
+
+    def counting(name: str) -> Callable[[], Any]:
+        async def admitted() -> None:
+            counted.append(name)
+
+        return admitted
+
+    async def refusing() -> None:
+        raise ResourceExhausted("locked", reason="LOCKED")
+
+    try:
+        hasher.gate.clear()
+        first = asyncio.ensure_future(passwords.verify("hashed:one", "one", admitted=counting("one")))
+        await until(lambda: hasher.started == ["verify one"], "the first check to start")
+        assert counted == ["one"]  # before its hash
+        with pytest.raises(ResourceExhausted) as busy:
+            await passwords.verify("hashed:two", "two", admitted=counting("two"))
+        assert busy.value.reason == BUSY_REASON and counted == ["one"]  # not counted
+        hasher.gate.set()
+        assert await first is True
+        with pytest.raises(ResourceExhausted) as locked:
+            await passwords.verify("hashed:three", "three", admitted=refusing)
+        assert locked.value.reason == "LOCKED"
+        assert hasher.started == ["verify one"] and passwords.running("verify") == 0
+        assert await passwords.verify("hashed:four", "four", admitted=counting("four")) is True
+    finally:
+        passwords.close()

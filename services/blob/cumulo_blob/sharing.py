@@ -185,33 +185,39 @@ class Sharing:
     async def _check_password(self, link: Any, password: str) -> None:
         if not password:
             raise PermissionDenied("this link needs its password", reason="LINK_PASSWORD_REQUIRED")
-        now = self.clock.now()
-        async with self.db.unit_of_work() as uow:
-            claimed = (
-                await uow.execute(
-                    sa.update(share_links)
-                    .where(
-                        share_links.c.link_id == link.link_id,
-                        sa.or_(share_links.c.locked_until.is_(None), share_links.c.locked_until <= now),
+
+        async def count_the_attempt() -> None:
+            """Once a hashing worker is ours, before the hash: an attempt is a failure until it
+            is right, so parallel guesses cannot outrun the lock-out, and one refused as busy
+            (never checked) is never counted."""
+            now = self.clock.now()
+            async with self.db.unit_of_work() as uow:
+                claimed = (
+                    await uow.execute(
+                        sa.update(share_links)
+                        .where(
+                            share_links.c.link_id == link.link_id,
+                            sa.or_(share_links.c.locked_until.is_(None), share_links.c.locked_until <= now),
+                        )
+                        .values(failed_passwords=share_links.c.failed_passwords + 1)
+                        .returning(share_links.c.failed_passwords, share_links.c.locked_until)
                     )
-                    .values(failed_passwords=share_links.c.failed_passwords + 1)
-                    .returning(share_links.c.failed_passwords, share_links.c.locked_until)
-                )
-            ).first()
-            if claimed is None:
-                locked_until = (
-                    await uow.execute(sa.select(share_links.c.locked_until).where(share_links.c.link_id == link.link_id))
-                ).scalar_one()
-                raise ResourceExhausted("too many wrong passwords; try again later", reason="LINK_PASSWORD_THROTTLED",
-                                        retry_after=locked_until - now)
-            over = claimed.failed_passwords - FREE_PASSWORD_FAILURES
-            if over >= 0:
-                delay = min(dt.timedelta(seconds=30) * (2 ** min(over, 10)), dt.timedelta(hours=1))
-                await uow.execute(
-                    sa.update(share_links).where(share_links.c.link_id == link.link_id).values(locked_until=now + delay)
-                )
-            await uow.commit()
-        if not await self.passwords.verify(link.password_hash, password):
+                ).first()
+                if claimed is None:
+                    locked_until = (
+                        await uow.execute(sa.select(share_links.c.locked_until).where(share_links.c.link_id == link.link_id))
+                    ).scalar_one()
+                    raise ResourceExhausted("too many wrong passwords; try again later", reason="LINK_PASSWORD_THROTTLED",
+                                            retry_after=locked_until - now)
+                over = claimed.failed_passwords - FREE_PASSWORD_FAILURES
+                if over >= 0:
+                    delay = min(dt.timedelta(seconds=30) * (2 ** min(over, 10)), dt.timedelta(hours=1))
+                    await uow.execute(
+                        sa.update(share_links).where(share_links.c.link_id == link.link_id).values(locked_until=now + delay)
+                    )
+                await uow.commit()
+
+        if not await self.passwords.verify(link.password_hash, password, admitted=count_the_attempt):
             raise PermissionDenied("wrong password for this link", reason="LINK_PASSWORD_WRONG")
         async with self.db.unit_of_work() as uow:
             await uow.execute(
