@@ -104,15 +104,24 @@ def running_gateway(
     """Envoy on loopback serving TLS in front of `backends`, with its config and log in
     `folder`, for a block: its address ("127.0.0.1:port"). `ports`: (public, admin), free ones
     unless given."""
+    envoy = start_envoy(tls, folder, backends, limits, ports=ports, object_store=object_store)
+    try:
+        yield f"127.0.0.1:{envoy.port}"
+    finally:
+        envoy.stop()
+
+
+def start_envoy(
+    tls: TlsFiles, folder: pathlib.Path, backends: dict[str, str], limits: EdgeLimits | None = None, *,
+    ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None,
+) -> Envoy:
+    """The gateway's Envoy started and ready, its config and log in `folder`; the caller stops it."""
     port, admin_port = ports or tuple(free_ports(2))
     config = folder / f"envoy-{port}.json"
     config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store))
     envoy = Envoy(config, port, admin_port, folder / f"envoy-{port}.log")
     envoy.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        envoy.stop()
+    return envoy
 
 
 class Cloud:
@@ -179,13 +188,9 @@ class Cloud:
         """Envoy in front of the services, serving TLS with the cloud's development
         certificate: clients trust `self.infra.tls.ca` (CUMULO_CA)."""
         port = self.gateway_port if not self._envoys else free_port()
-        admin_port = free_port()
-        config = self.root / f"envoy-{port}.json"
         backends = backends or {name: self.target(name) for name in self.ports}
         store = ObjectStore(self.infra.s3.endpoint.removeprefix("http://"))
-        config.write_text(gateway_config(self.infra.tls, port, admin_port, backends, object_store=store))
-        envoy = Envoy(config, port, admin_port, self.root / f"envoy-{port}.log")
-        envoy.start()
+        envoy = start_envoy(self.infra.tls, self.root, backends, ports=(port, free_port()), object_store=store)
         self._envoys.append(envoy)
         return f"127.0.0.1:{port}"
 

@@ -23,7 +23,7 @@ from cumulo_blob.trash import Trash
 from cumulo_blob.uploads import Uploads
 from cumulo_platform.errors import DeadlineExceeded, InvalidArgument
 from cumulo_platform.grpc_convert import timestamp
-from cumulo_platform.interceptors import client_network, current_call, current_principal
+from cumulo_platform.interceptors import current_call, current_principal
 from cumulo_platform.logging import get_logger
 
 SERVICE = "cumulo.blob.v1.BlobService"
@@ -171,7 +171,7 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         return blob_pb2.CancelUploadResponse()
 
     async def Download(self, request: blob_pb2.DownloadRequest, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override]
-        _admit(context, self.downloads.per_address, client_network(current_call().client_address))
+        _admit(context, self.downloads.per_address, current_call().client_network)
         served = await self.downloads.open(_me(), request.node_id, request.offset, request.length)
         await _send_file(context, self.downloads, blob_pb2.DownloadResponse, served)
 
@@ -234,7 +234,7 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
     async def DownloadSharedWithMe(  # type: ignore[override]
         self, request: blob_pb2.DownloadSharedWithMeRequest, context: grpc.aio.ServicerContext
     ) -> None:
-        _admit(context, self.downloads.per_address, client_network(current_call().client_address))
+        _admit(context, self.downloads.per_address, current_call().client_network)
         root, children = await self.sharing.open_shared_with_me(_me(), request.share_id)
         served = await self.sharing.serve(root, children, request.node_id, request.offset, request.length)
         await _send_file(context, self.downloads, blob_pb2.DownloadSharedWithMeResponse, served)
@@ -269,7 +269,7 @@ class ShareLinkService(blob_pb2_grpc.ShareLinkServiceServicer):
         self, request: blob_pb2.DownloadSharedRequest, context: grpc.aio.ServicerContext
     ) -> None:
         # Anonymous: counted per client address, and per link (once the link has opened).
-        _admit(context, self.downloads.per_address, client_network(current_call().client_address))
+        _admit(context, self.downloads.per_address, current_call().client_network)
         served = await self.sharing.open_download(request.token, request.password, request.node_id, request.offset, request.length)
         _admit(context, self.downloads.per_link, token_hash(request.token))
         await _send_file(context, self.downloads, blob_pb2.DownloadSharedResponse, served)
