@@ -5,10 +5,12 @@ the SHA-256 are never put in place, and a server that ignores the Range is not t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import pathlib
 import ssl
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
@@ -29,6 +31,18 @@ class Misbehaving:
         self.expired = {"/old"}
         self.ignore_range = False
         self.content = CONTENT
+        self.client_holds_the_cut = asyncio.Event()  # set by the client's progress
+
+    def watching(self, seen: list[int]) -> Callable[[int, int], None]:
+        """The client's progress callback: records what it holds and tells the server when the
+        cut can be made."""
+
+        def progress(done: int, total: int) -> None:
+            seen.append(done)
+            if self.cut_after is not None and done >= self.cut_after:
+                self.client_holds_the_cut.set()
+
+        return progress
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.path, request.headers.get("Range", "")))
@@ -44,6 +58,9 @@ class Misbehaving:
         await response.prepare(request)
         if self.cut_after is not None and start == 0:
             await response.write(self.content[: self.cut_after])
+            # Cut only once the client holds every byte sent: bytes still in flight when the
+            # connection drops are lost to it, and it resumes from what it wrote.
+            await asyncio.wait_for(self.client_holds_the_cut.wait(), 60)
             self.cut_after = None
             assert request.transport is not None
             request.transport.close()  # mid-body: the client sees a payload error
@@ -70,8 +87,11 @@ async def test_a_cut_connection_resumes_from_the_last_byte_written(infra, tmp_pa
     async with https_server(infra.tls, behaviour.handle) as base:
         seen: list[int] = []
         node = await fetch_to(
-            tmp_path / "film.bin", _signed(f"{base}/file"), renew=_no_renewal, context=_context(infra),
-            progress=lambda done, total: seen.append(done),
+            tmp_path / "film.bin",
+            _signed(f"{base}/file"),
+            renew=_no_renewal,
+            context=_context(infra),
+            progress=behaviour.watching(seen),
         )
     assert (tmp_path / "film.bin").read_bytes() == CONTENT and node.size == len(CONTENT)
     assert [r for _, r in behaviour.requests] == ["", f"bytes={3 * MIB + 7}-"]
@@ -109,7 +129,13 @@ async def test_a_server_that_ignores_the_range_is_not_resumed_from(infra, tmp_pa
     behaviour.ignore_range = True
     async with https_server(infra.tls, behaviour.handle) as base:
         with pytest.raises(UrlRefused):
-            await fetch_to(tmp_path / "film.bin", _signed(f"{base}/file"), renew=_no_renewal, context=_context(infra))
+            await fetch_to(
+                tmp_path / "film.bin",
+                _signed(f"{base}/file"),
+                renew=_no_renewal,
+                context=_context(infra),
+                progress=behaviour.watching([]),
+            )
     assert _left_behind(tmp_path) == []  # the caller streams through gRPC instead
 
 
