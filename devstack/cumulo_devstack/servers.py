@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import pgserver
     from aiosmtpd.controller import Controller
 
+    from cumulo_devstack.tls import TlsFiles
+
 BIN = pathlib.Path(sys.executable).parent
 S3_ACCESS_KEY = "cumulo-development-key"  # rclone wants 15+ characters
 S3_SECRET_KEY = "cumulo-development-secret"
@@ -272,17 +274,24 @@ class EmbeddedNats(ServerProcess):
 
 
 class EmbeddedS3(ServerProcess):
-    def __init__(self, root: pathlib.Path, port: int, log_path: pathlib.Path) -> None:
+    """`rclone serve s3` over `root`; with `tls` (a certificate and key) it answers HTTPS, as an
+    operator's object store exposed to clients would."""
+
+    def __init__(self, root: pathlib.Path, port: int, log_path: pathlib.Path, tls: TlsFiles | None = None) -> None:
         auth = f"{S3_ACCESS_KEY},{S3_SECRET_KEY}"
-        args = [_binary("rclone"), "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}", "--auth-key", auth, "--config", "/dev/null"]
+        addr = f"tls://127.0.0.1:{port}" if tls else f"127.0.0.1:{port}"
+        args = [_binary("rclone"), "serve", "s3", str(root), "--addr", addr, "--auth-key", auth, "--config", "/dev/null"]
+        if tls:
+            args += ["--cert", str(tls.cert), "--key", str(tls.key)]
         super().__init__("s3", args, port, log_path, root)
         self.root = root
         self.access_key = S3_ACCESS_KEY
         self.secret_key = S3_SECRET_KEY
+        self.tls = tls
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> str:
         self.launch()
