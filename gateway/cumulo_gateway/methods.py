@@ -31,6 +31,7 @@ EXPENSIVE_ANONYMOUS = frozenset(
         "cumulo.blob.v1.ShareLinkService/GetSharedDownloadUrl",
         "cumulo.moderation.v1.ComplaintService/FileComplaint",
         "cumulo.lifecycle.v1.LifecycleService/ReactivateWithLink",
+        "cumulo.lifecycle.v1.LifecycleService/InspectReactivationLink",
     }
 )
 

@@ -25,6 +25,14 @@ from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
 
+def _link_invalid() -> NotFound:
+    return NotFound("this reactivation link is not valid (any more); sign in to use your account", reason="LINK_INVALID")
+
+
+def _check_link_token(token: str) -> None:
+    if not token or len(token) > 200:
+        raise InvalidArgument("token", "is not a reactivation link token")
+
 # Access events, applied in bulk: new accounts appear, active ones move their clock forward
 # only (duplicates and late events match nothing), other states are left to the transitions.
 _APPLY_ACCESS = sa.text(
@@ -111,10 +119,24 @@ class Access:
             await uow.commit()
         return ACTIVE
 
+    async def inspect_link(self, token: str) -> tuple[str, dt.datetime | None]:
+        """What the link would bring back: the account's state and, frozen, its deletion time."""
+        _check_link_token(token)
+        async with self.db.read() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(accounts.c.state, accounts.c.delete_at)
+                    .join(reactivation_links, reactivation_links.c.account_id == accounts.c.account_id)
+                    .where(reactivation_links.c.token_hash == token_hash(token))
+                )
+            ).first()
+        if found is None:
+            raise _link_invalid()
+        return found.state, found.delete_at if found.state == FROZEN else None
+
     async def reactivate_with_link(self, token: str) -> str:
         """The link in a freeze or deletion-reminder notice: valid while the account is frozen."""
-        if not token or len(token) > 200:
-            raise InvalidArgument("token", "is not a reactivation link token")
+        _check_link_token(token)
         async with self.db.unit_of_work() as uow:
             found = (
                 await uow.execute(
@@ -125,7 +147,7 @@ class Access:
                 )
             ).first()
             if found is None:
-                raise NotFound("this reactivation link is not valid (any more); sign in to use your account", reason="LINK_INVALID")
+                raise _link_invalid()
             row = await self.rows.reread(uow, found.account_id)
             if row.state == FROZEN:
                 await self.transitions.reactivate(uow, row, at=self.clock.now(), reason="reactivation link")

@@ -229,6 +229,28 @@ async def test_a_link_reactivates_only_the_account_it_was_sent_to(people, lifecy
     assert [t[1] for t in await transitions_of(lifecycle, second.account_id)] == ["frozen"]
 
 
+async def test_inspecting_a_link_tells_the_state_and_deletion_time_and_changes_nothing(people, lifecycle, mail, stub):
+    """What the console shows before the person clicks: the state and the exact deletion time,
+    nothing else of the account, and the account stays frozen until the click."""
+    person = await people.new()
+    frozen = await people.freeze(person)
+    link = await eventually(lambda: _link(mail, person.email), timeout=20, what="the freeze notice")
+    for _ in range(3):  # asked again and again (a reload), still frozen
+        seen = await rpc(stub.InspectReactivationLink, pb.InspectReactivationLinkRequest(token=link), metadata=with_client_id())
+        assert seen.state == pb.ACCOUNT_STATE_FROZEN
+        assert seen.delete_at.ToDatetime(dt.UTC) == frozen.delete_at
+        assert sorted(f.name for f, _ in seen.ListFields()) == ["delete_at", "state"]
+    assert (await row_of(lifecycle, person.account_id)).state == "frozen"
+    assert [t[1] for t in await transitions_of(lifecycle, person.account_id)] == ["frozen"]
+    await rpc(stub.ReactivateWithLink, pb.ReactivateWithLinkRequest(token=link), metadata=with_client_id())
+    # Used, the link is spent: it tells nothing any more.
+    await expect_error(
+        rpc(stub.InspectReactivationLink, pb.InspectReactivationLinkRequest(token=link), metadata=with_client_id()),
+        grpc.StatusCode.NOT_FOUND,
+        reason="LINK_INVALID",
+    )
+
+
 async def test_a_deleted_accounts_token_sees_its_state_but_cannot_bring_it_back(people, lifecycle, stub, mail):
     person = await people.new()
     await people.freeze(person)

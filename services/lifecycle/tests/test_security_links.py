@@ -1,4 +1,4 @@
-"""The lifecycle's anonymous ReactivateWithLink with tokens that are no link's: refused
+"""The lifecycle's anonymous ReactivateWithLink and InspectReactivationLink with tokens that are no link's: refused
 INVALID_ARGUMENT or NOT_FOUND, never INTERNAL, and never repeating much of what was sent.
 (Links that work, and the door of every method: test_security.py.)"""
 
@@ -50,14 +50,16 @@ async def stub(gateway: str) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleServic
     ],
 )
 async def test_a_bad_link_token_is_invalid_or_not_found_never_internal(stub, token, code):
-    err = await expect_error(
-        rpc(stub.ReactivateWithLink, pb.ReactivateWithLinkRequest(token=token), metadata=with_client_id()), code
-    )
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        assert err.field == "token", err
-    else:
-        assert err.reason == "LINK_INVALID", err
-    assert len(err.message) < 300 and "Traceback" not in err.message
+    for call in (
+        rpc(stub.ReactivateWithLink, pb.ReactivateWithLinkRequest(token=token), metadata=with_client_id()),
+        rpc(stub.InspectReactivationLink, pb.InspectReactivationLinkRequest(token=token), metadata=with_client_id()),
+    ):
+        err = await expect_error(call, code)
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            assert err.field == "token", err
+        else:
+            assert err.reason == "LINK_INVALID", err
+        assert len(err.message) < 300 and "Traceback" not in err.message
 
 
 async def test_a_bad_link_token_through_the_sdk_is_the_same(gateway):

@@ -11,10 +11,11 @@ from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_lifecycle.access import Access
 from cumulo_lifecycle.api import convert
 from cumulo_lifecycle.reports import Reports
+from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.interceptors import current_principal
 
 SERVICE = "cumulo.lifecycle.v1.LifecycleService"
-ANONYMOUS_METHODS = frozenset({f"/{SERVICE}/ReactivateWithLink"})
+ANONYMOUS_METHODS = frozenset({f"/{SERVICE}/ReactivateWithLink", f"/{SERVICE}/InspectReactivationLink"})
 
 
 class LifecycleService(lifecycle_pb2_grpc.LifecycleServiceServicer):
@@ -36,6 +37,12 @@ class LifecycleService(lifecycle_pb2_grpc.LifecycleServiceServicer):
     async def Reactivate(self, request: pb.ReactivateRequest, context: grpc.aio.ServicerContext) -> pb.ReactivateResponse:
         await self.access.ensure_active(current_principal().account_id, reason="reactivated by the user")
         return pb.ReactivateResponse(account=await self._mine())
+
+    async def InspectReactivationLink(
+        self, request: pb.InspectReactivationLinkRequest, context: grpc.aio.ServicerContext
+    ) -> pb.InspectReactivationLinkResponse:
+        state, delete_at = await self.access.inspect_link(request.token)
+        return pb.InspectReactivationLinkResponse(state=convert.STATE[state], delete_at=timestamp(delete_at))
 
     async def ReactivateWithLink(self, request: pb.ReactivateWithLinkRequest, context: grpc.aio.ServicerContext) -> pb.ReactivateWithLinkResponse:
         state = await self.access.reactivate_with_link(request.token)

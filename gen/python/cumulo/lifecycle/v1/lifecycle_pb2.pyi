@@ -168,6 +168,50 @@ class ReactivateResponse(_message.Message):
 Global___ReactivateResponse: _TypeAlias = ReactivateResponse  # noqa: Y015
 
 @_typing.final
+class InspectReactivationLinkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectReactivationLinkRequest: _TypeAlias = InspectReactivationLinkRequest  # noqa: Y015
+
+@_typing.final
+class InspectReactivationLinkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    DELETE_AT_FIELD_NUMBER: _builtins.int
+    state: Global___AccountState.ValueType
+    @_builtins.property
+    def delete_at(self) -> _timestamp_pb2.Timestamp:
+        """Frozen accounts: when the data is deleted unless the account is kept."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___AccountState.ValueType = ...,
+        delete_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_at", b"delete_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete_at", b"delete_at", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectReactivationLinkResponse: _TypeAlias = InspectReactivationLinkResponse  # noqa: Y015
+
+@_typing.final
 class ReactivateWithLinkRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -47,6 +47,11 @@ class LifecycleServiceStub:
                 request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateRequest.SerializeToString,
                 response_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateResponse.FromString,
                 _registered_method=True)
+        self.InspectReactivationLink = channel.unary_unary(
+                '/cumulo.lifecycle.v1.LifecycleService/InspectReactivationLink',
+                request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.InspectReactivationLinkRequest.SerializeToString,
+                response_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.InspectReactivationLinkResponse.FromString,
+                _registered_method=True)
         self.ReactivateWithLink = channel.unary_unary(
                 '/cumulo.lifecycle.v1.LifecycleService/ReactivateWithLink',
                 request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateWithLinkRequest.SerializeToString,
@@ -74,6 +79,14 @@ class LifecycleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InspectReactivationLink(self, request, context):
+        """What the link in a freeze notice would do, without doing it: the account's state and,
+        while frozen, the exact deletion time (nothing else of the account). Anonymous.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReactivateWithLink(self, request, context):
         """The link in a freeze notice: reactivates without logging in. Anonymous.
         """
@@ -93,6 +106,11 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
                     servicer.Reactivate,
                     request_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateRequest.FromString,
                     response_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateResponse.SerializeToString,
+            ),
+            'InspectReactivationLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.InspectReactivationLink,
+                    request_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.InspectReactivationLinkRequest.FromString,
+                    response_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.InspectReactivationLinkResponse.SerializeToString,
             ),
             'ReactivateWithLink': grpc.unary_unary_rpc_method_handler(
                     servicer.ReactivateWithLink,
@@ -157,6 +175,33 @@ class LifecycleService:
             '/cumulo.lifecycle.v1.LifecycleService/Reactivate',
             cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateRequest.SerializeToString,
             cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InspectReactivationLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.lifecycle.v1.LifecycleService/InspectReactivationLink',
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.InspectReactivationLinkRequest.SerializeToString,
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.InspectReactivationLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

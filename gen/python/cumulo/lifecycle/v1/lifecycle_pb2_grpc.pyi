@@ -40,6 +40,10 @@ class LifecycleServiceStub:
     """The state, the next freeze date and, for a frozen account, the exact deletion time."""
     Reactivate: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateRequest, _lifecycle_pb2.ReactivateResponse]
     """Brings a frozen account back (any authenticated call does too); a no-op when active."""
+    InspectReactivationLink: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.InspectReactivationLinkRequest, _lifecycle_pb2.InspectReactivationLinkResponse]
+    """What the link in a freeze notice would do, without doing it: the account's state and,
+    while frozen, the exact deletion time (nothing else of the account). Anonymous.
+    """
     ReactivateWithLink: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateWithLinkRequest, _lifecycle_pb2.ReactivateWithLinkResponse]
     """The link in a freeze notice: reactivates without logging in. Anonymous."""
 
@@ -55,6 +59,10 @@ class LifecycleServiceAsyncStub(LifecycleServiceStub):
     """The state, the next freeze date and, for a frozen account, the exact deletion time."""
     Reactivate: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateRequest, _lifecycle_pb2.ReactivateResponse]  # type: ignore[assignment]
     """Brings a frozen account back (any authenticated call does too); a no-op when active."""
+    InspectReactivationLink: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.InspectReactivationLinkRequest, _lifecycle_pb2.InspectReactivationLinkResponse]  # type: ignore[assignment]
+    """What the link in a freeze notice would do, without doing it: the account's state and,
+    while frozen, the exact deletion time (nothing else of the account). Anonymous.
+    """
     ReactivateWithLink: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateWithLinkRequest, _lifecycle_pb2.ReactivateWithLinkResponse]  # type: ignore[assignment]
     """The link in a freeze notice: reactivates without logging in. Anonymous."""
 
@@ -79,6 +87,16 @@ class LifecycleServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_lifecycle_pb2.ReactivateResponse, _abc.Awaitable[_lifecycle_pb2.ReactivateResponse]]:
         """Brings a frozen account back (any authenticated call does too); a no-op when active."""
+
+    @_abc_1.abstractmethod
+    def InspectReactivationLink(
+        self,
+        request: _lifecycle_pb2.InspectReactivationLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.InspectReactivationLinkResponse, _abc.Awaitable[_lifecycle_pb2.InspectReactivationLinkResponse]]:
+        """What the link in a freeze notice would do, without doing it: the account's state and,
+        while frozen, the exact deletion time (nothing else of the account). Anonymous.
+        """
 
     @_abc_1.abstractmethod
     def ReactivateWithLink(
