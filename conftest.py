@@ -28,7 +28,7 @@ from cumulo_auth.config import AuthSettings
 from cumulo_blob import bootstrap as blob_bootstrap
 from cumulo_blob.config import BlobSettings
 from cumulo_devstack.servers import MailCatcher, free_port, free_ports
-from cumulo_devstack.stack import Infra, running_gateway
+from cumulo_devstack.stack import Infra, built_console, running_gateway
 from cumulo_devstack.testing import People, serves_tls, signing_key_of, transport_for
 from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
@@ -209,7 +209,7 @@ async def moderation(
 @pytest.fixture(scope="session")
 async def lifecycle(
     infra: Infra, auth: Running, blob: Running, sync: Running, locator: Running, moderation: Running, lifecycle_target: str,
-    mail: MailCatcher,
+    mail: MailCatcher, gateway_ports: tuple[int, int],
 ) -> AsyncIterator[Running[lifecycle_bootstrap.LifecycleApp]]:
     """The lifecycle with the product's periods (P12M, P30D): nothing of the session freezes
     unless a test ages one account on purpose (see services/lifecycle/tests)."""
@@ -221,6 +221,8 @@ async def lifecycle(
             CUMULO_LIFECYCLE_SMTP_PORT=str(mail.port),
             CUMULO_LIFECYCLE_NOTICE_EVERY="PT0.2S",
             CUMULO_LIFECYCLE_SWEEP_EVERY="PT1H",  # tests sweep when they mean to
+            # The notice's link opens the session gateway's console, as under `make run`.
+            CUMULO_LIFECYCLE_REACTIVATE_URL=f"https://127.0.0.1:{gateway_ports[0]}/reactivate",
         )
     )
     async with in_process(lifecycle_bootstrap.build, settings) as running:
@@ -241,7 +243,9 @@ def gateway(backends: dict[str, str], blob: Running, infra: Infra, gateway_ports
     # session (gateway/tests/test_edge_limits.py runs a gateway of its own with the defaults).
     lifted = EdgeLimits(burst=1_000_000, per_second=1_000_000, cors_origins=(CONSOLE_ORIGIN,))
     store = ObjectStore(infra.s3.endpoint.removeprefix("http://"), blob.app.settings.bucket)  # signed download URLs
-    with running_gateway(infra.tls, infra.root, backends, lifted, ports=gateway_ports, object_store=store) as target:
+    with running_gateway(
+        infra.tls, infra.root, backends, lifted, ports=gateway_ports, object_store=store, console=built_console()
+    ) as target:
         serves_tls(target)
         yield target
 

@@ -1,5 +1,8 @@
-"""Generate Python code and typed stubs from protos/ into gen/python/, and the descriptor set
-of the public protos (gen/descriptors/cumulo_public.pb) that the gateway's JSON transcoder reads.
+"""Generate Python code and typed stubs from protos/ into gen/python/, the descriptor set
+of the public protos (gen/descriptors/cumulo_public.pb) that the gateway's JSON transcoder reads,
+and the web console's TypeScript messages and service descriptors (web/src/gen/, by
+protoc-gen-es from web/node_modules) from that same public set: the console cannot even name
+an internal service.
 
 `python scripts/protogen.py` regenerates; `--check` regenerates into a scratch
 folder and fails if the committed files differ (stale generated code).
@@ -24,6 +27,10 @@ GEN = ROOT / "gen"
 PYTHON = "python"
 DESCRIPTORS = "descriptors"
 PUBLIC_DESCRIPTOR_SET = "cumulo_public.pb"
+WEB_GEN = ROOT / "web" / "src" / "gen"
+PROTOC_GEN_ES = ROOT / "web" / "node_modules" / ".bin" / "protoc-gen-es"
+# What protobuf-es ships itself (@bufbuild/protobuf/wkt): not generated again.
+WELL_KNOWN = "google/protobuf/"
 # Always in the public descriptor set: what errors carry (google.rpc.Status and its details),
 # so that the gateway can write an error's details as JSON.
 ERROR_PROTOS = ("google/rpc/status.proto", "google/rpc/error_details.proto")
@@ -100,11 +107,24 @@ def public_descriptor_set(scratch: pathlib.Path) -> bytes:
     return kept.SerializeToString(deterministic=True)
 
 
-def generate(gen: pathlib.Path) -> None:
+def generate_typescript(public_set: pathlib.Path, out: pathlib.Path) -> None:
+    if not PROTOC_GEN_ES.exists():
+        raise SystemExit("web/node_modules is not installed: run `make web-deps` (npm ci in web/)")
+    files = descriptor_pb2.FileDescriptorSet.FromString(public_set.read_bytes()).file
+    names = [f.name for f in files if not f.name.startswith(WELL_KNOWN)]
+    out.mkdir(parents=True, exist_ok=True)
+    args = ["protoc", f"--descriptor_set_in={public_set}", f"--plugin=protoc-gen-es={PROTOC_GEN_ES}"]
+    if protoc.main([*args, f"--es_out={out}", "--es_opt=target=ts,import_extension=none", *names]) != 0:
+        raise SystemExit("protoc-gen-es failed")
+
+
+def generate(gen: pathlib.Path, web_gen: pathlib.Path) -> None:
     generate_python(gen / PYTHON)
     (gen / DESCRIPTORS).mkdir(parents=True, exist_ok=True)
+    public_set = gen / DESCRIPTORS / PUBLIC_DESCRIPTOR_SET
     with tempfile.TemporaryDirectory() as scratch:
-        (gen / DESCRIPTORS / PUBLIC_DESCRIPTOR_SET).write_bytes(public_descriptor_set(pathlib.Path(scratch)))
+        public_set.write_bytes(public_descriptor_set(pathlib.Path(scratch)))
+    generate_typescript(public_set, web_gen)
 
 
 def differences(a: pathlib.Path, b: pathlib.Path) -> list[str]:
@@ -128,16 +148,18 @@ def main() -> int:
     if not args.check:
         shutil.rmtree(GEN / PYTHON / "cumulo", ignore_errors=True)
         shutil.rmtree(GEN / DESCRIPTORS, ignore_errors=True)
-        generate(GEN)
+        shutil.rmtree(WEB_GEN, ignore_errors=True)
+        generate(GEN, WEB_GEN)
         return 0
     with tempfile.TemporaryDirectory() as scratch:
         fresh = pathlib.Path(scratch)
-        generate(fresh)
+        generate(fresh, fresh / "web")
         diffs = [d for folder in (PYTHON, DESCRIPTORS) for d in differences(GEN / folder, fresh / folder)]
+        diffs += differences(WEB_GEN, fresh / "web")
     if diffs:
-        print("gen/ is stale; run `make protos`:", *diffs, sep="\n  ", file=sys.stderr)
+        print("gen/ or web/src/gen/ is stale; run `make protos`:", *diffs, sep="\n  ", file=sys.stderr)
         return 1
-    print("gen/ is up to date")
+    print("gen/ and web/src/gen/ are up to date")
     return 0
 
 

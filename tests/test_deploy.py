@@ -1,14 +1,16 @@
-"""The Kubernetes manifests build with kustomize, validate against Kubernetes' schema, and carry
-the gateway config rendered from the one list of public services."""
+"""The Kubernetes manifests build with kustomize and validate against Kubernetes' schema; the
+gateway's pod renders a config Envoy accepts, serving the console of its image."""
 
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from cumulo_gateway.envoy_config import render_kubernetes
+from cumulo_devstack.stack import WEB_DIST
+from cumulo_gateway.envoy_config import KUBERNETES_CONSOLE, KUBERNETES_TLS, render_kubernetes
 from cumulo_platform.registry import SERVICES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -16,9 +18,34 @@ K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = sorted(p for p in (K8S / "overlays").iterdir() if p.is_dir())
 
 
-def test_gateway_config_in_the_manifests_is_fresh():
-    committed = (K8S / "base" / "gateway-envoy.json").read_text().strip()
-    assert committed == render_kubernetes().strip(), "run `make k8s-gateway`"
+def test_the_gateway_pods_config_is_one_envoy_accepts_and_serves_the_console(tmp_path, infra):
+    """What the pod's init container runs (gateway.yaml), on this build of the console: Envoy
+    validates the config once the pod's paths are this machine's (the console's build, a
+    certificate)."""
+    manifest = (K8S / "base" / "gateway.yaml").read_text()
+    assert "python -m cumulo_gateway render-k8s --console /app/web/dist --out /etc/envoy/envoy.json" in manifest
+    assert "cp -R /app/web/dist/. /etc/cumulo/console/" in manifest
+    assert "COPY --from=console /web/dist web/dist" in (ROOT / "Dockerfile").read_text()  # WORKDIR /app
+    out = tmp_path / "envoy.json"
+    rendered = subprocess.run(
+        [sys.executable, "-m", "cumulo_gateway", "render-k8s", "--console", str(WEB_DIST), "--out", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    config = out.read_text()
+    assert config == render_kubernetes(WEB_DIST)
+    files = set(re.findall(r'"filename": "([^"]+)"', config))
+    assert f"{KUBERNETES_CONSOLE}/index.html" in files
+    assert {f for f in files if not f.startswith(KUBERNETES_CONSOLE)} == {KUBERNETES_TLS.cert_chain, KUBERNETES_TLS.private_key}
+    local = (
+        config.replace(KUBERNETES_CONSOLE, str(WEB_DIST))
+        .replace(KUBERNETES_TLS.cert_chain, str(infra.tls.cert))
+        .replace(KUBERNETES_TLS.private_key, str(infra.tls.key))
+    )
+    out.write_text(local)
+    envoy = pathlib.Path(sys.executable).parent / "envoy"
+    checked = subprocess.run([str(envoy), "--mode", "validate", "-c", str(out)], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)

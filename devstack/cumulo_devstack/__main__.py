@@ -38,7 +38,7 @@ from cumulo_devstack.servers import (
     listens_on,
     log_tail,
 )
-from cumulo_devstack.stack import gateway_config
+from cumulo_devstack.stack import built_console, gateway_config
 from cumulo_devstack.tls import TlsFiles, ensure_dev_tls
 from cumulo_gateway.envoy_config import ObjectStore
 from cumulo_gateway.routes import CLIENT_ID_HEADER
@@ -209,7 +209,7 @@ class Launch:
         config = self.var / "gateway" / "envoy.json"
         config.parent.mkdir(parents=True, exist_ok=True)
         store = ObjectStore(self.env["S3_ENDPOINT"].removeprefix("http://")) if "s3" in self.ports else None
-        config.write_text(gateway_config(tls, port.number, admin.number, backends, object_store=store))
+        config.write_text(gateway_config(tls, port.number, admin.number, backends, object_store=store, console=built_console()))
         envoy = Envoy(config, port.number, admin.number, self.logs / "gateway.log")
         self.started.append(envoy)
         with self.signals.held():
@@ -288,8 +288,11 @@ def start(launch: Launch) -> int:
         env["CUMULO_LIFECYCLE_SMTP_HOST"], env["CUMULO_LIFECYCLE_SMTP_PORT"] = "127.0.0.1", str(mail_port)
         print(f"smtp      127.0.0.1:{mail_port} (lifecycle notices land in var/mail/*.eml)", flush=True)
     backends = {name: f"127.0.0.1:{ports[name].number}" for name in SERVICES}
+    public = f"https://127.0.0.1:{ports['gateway'].number}"
     if "s3" in ports:  # the embedded S3 is reached through the gateway: blob signs URLs for it
-        env.setdefault("CUMULO_BLOB_DOWNLOAD_URL_BASE", f"https://127.0.0.1:{ports['gateway'].number}")
+        env.setdefault("CUMULO_BLOB_DOWNLOAD_URL_BASE", public)
+    # The freeze notice's link opens the console the gateway serves.
+    env.setdefault("CUMULO_LIFECYCLE_REACTIVATE_URL", f"{public}/reactivate")
     # Every service finds the others where this run starts them.
     env.update({f"CUMULO_{name.upper()}_TARGET": address for name, address in backends.items()})
     for name, info in SERVICES.items():  # auth first: the others need it to start
@@ -299,6 +302,7 @@ def start(launch: Launch) -> int:
     gateway = ports["gateway"].number
     print(
         f"\ncumulo is running. Gateway: 127.0.0.1:{gateway} (TLS; its CA: {_relative(tls.ca)})\n"
+        f"  web console: https://127.0.0.1:{gateway}/ (trust the CA in your browser, or accept its warning)\n"
         f"  export CUMULO_CA={_relative(tls.ca)}\n"
         f"  .venv/bin/cumulo --gateway 127.0.0.1:{gateway} signup --email you@example.com --birth-date 1990-05-17 --accept-terms\n"
         "Ctrl-C stops everything.",

@@ -21,6 +21,7 @@ from cumulo_devstack.servers import (
     wait_for_port,
 )
 from cumulo_devstack.tls import TlsFiles, ensure_dev_tls
+from cumulo_gateway.console import Console
 from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
 
 
@@ -81,9 +82,18 @@ class Infra:
         }
 
 
+WEB_DIST = pathlib.Path(__file__).resolve().parents[2] / "web" / "dist"
+
+
+def built_console() -> Console | None:
+    """The web console as `make web` built it (web/dist), for the gateway to serve; None when
+    it was not built (the API alone is served)."""
+    return Console.of(WEB_DIST) if (WEB_DIST / "index.html").is_file() else None
+
+
 def gateway_config(
     tls: TlsFiles, port: int, admin_port: int, backends: dict[str, str], limits: EdgeLimits | None = None,
-    object_store: ObjectStore | None = None,
+    object_store: ObjectStore | None = None, console: Console | None = None,
 ) -> str:
     """Envoy's config for a gateway on loopback `port`, serving TLS with `tls`'s certificate;
     `limits`: the edge's per-address limits (the production defaults unless given);
@@ -92,19 +102,19 @@ def gateway_config(
 
     return render_json(
         listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends=backends,
-        tls=ServerTls(str(tls.cert), str(tls.key)), limits=limits or EdgeLimits(), object_store=object_store,
+        tls=ServerTls(str(tls.cert), str(tls.key)), limits=limits or EdgeLimits(), object_store=object_store, console=console,
     )
 
 
 @contextlib.contextmanager
 def running_gateway(
     tls: TlsFiles, folder: pathlib.Path, backends: dict[str, str], limits: EdgeLimits | None = None, *,
-    ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None,
+    ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None, console: Console | None = None,
 ) -> Iterator[str]:
     """Envoy on loopback serving TLS in front of `backends`, with its config and log in
     `folder`, for a block: its address ("127.0.0.1:port"). `ports`: (public, admin), free ones
     unless given."""
-    envoy = start_envoy(tls, folder, backends, limits, ports=ports, object_store=object_store)
+    envoy = start_envoy(tls, folder, backends, limits, ports=ports, object_store=object_store, console=console)
     try:
         yield f"127.0.0.1:{envoy.port}"
     finally:
@@ -113,12 +123,12 @@ def running_gateway(
 
 def start_envoy(
     tls: TlsFiles, folder: pathlib.Path, backends: dict[str, str], limits: EdgeLimits | None = None, *,
-    ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None,
+    ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None, console: Console | None = None,
 ) -> Envoy:
     """The gateway's Envoy started and ready, its config and log in `folder`; the caller stops it."""
     port, admin_port = ports or tuple(free_ports(2))
     config = folder / f"envoy-{port}.json"
-    config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store))
+    config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store, console))
     envoy = Envoy(config, port, admin_port, folder / f"envoy-{port}.log")
     envoy.start()
     return envoy
@@ -190,7 +200,9 @@ class Cloud:
         port = self.gateway_port if not self._envoys else free_port()
         backends = backends or {name: self.target(name) for name in self.ports}
         store = ObjectStore(self.infra.s3.endpoint.removeprefix("http://"))
-        envoy = start_envoy(self.infra.tls, self.root, backends, ports=(port, free_port()), object_store=store)
+        envoy = start_envoy(
+            self.infra.tls, self.root, backends, ports=(port, free_port()), object_store=store, console=built_console()
+        )
         self._envoys.append(envoy)
         return f"127.0.0.1:{port}"
 

@@ -1,5 +1,6 @@
 """`python -m cumulo_gateway render` prints Envoy's config; `python -m cumulo_gateway run`
-renders it and runs Envoy (the same config works with the upstream image in Kubernetes).
+renders it and runs Envoy. `render-k8s --console DIR --out FILE` is what the gateway's pod runs
+before Envoy starts (the upstream Envoy image): its config, serving the console built in DIR.
 
 Settings: CUMULO_GATEWAY_HOST, _PORT, _ADMIN_PORT, CUMULO_GATEWAY_BACKEND_<NAME>=host:port per
 backend (defaulting to `make run`'s), and the public certificate: CUMULO_GATEWAY_TLS_CERT (a PEM
@@ -7,7 +8,8 @@ chain) and CUMULO_GATEWAY_TLS_KEY (without them the gateway only listens on loop
 limits: CUMULO_GATEWAY_EDGE_BURST, _EDGE_PER_SECOND (per client address, for expensive anonymous
 calls), _TRUSTED_HOPS (proxies in front that write x-forwarded-for), _MAX_HEAP_MIB, and
 _CORS_ORIGINS (comma-separated browser origins besides the gateway's own), _OBJECT_STORE (host:port
-of S3, for signed download URLs) and _OBJECT_STORE_BUCKET."""
+of S3, for signed download URLs) and _OBJECT_STORE_BUCKET; _CONSOLE_DIR: the built web console
+to serve (web/dist; none: the API alone)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pathlib
 import sys
 import tempfile
 
+from cumulo_gateway.console import Console
 from cumulo_gateway.envoy_config import DEFAULT_MAX_HEAP, EdgeLimits, ObjectStore, ServerTls, render_json, render_kubernetes
 from cumulo_gateway.routes import DEFAULT_BACKENDS
 from cumulo_platform.settings import Env
@@ -50,9 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=env.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=env.get("PORT", 8080))
     parser.add_argument("--admin-port", type=int, default=env.get("ADMIN_PORT", 9901))
+    parser.add_argument("--console", type=pathlib.Path, default=env.get("CONSOLE_DIR", "") or None, help="the built web console")
+    parser.add_argument("--out", type=pathlib.Path, help="render-k8s: write the config here")
     args = parser.parse_args(argv)
+    try:
+        console = Console.of(args.console) if args.console else None
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.command == "render-k8s":
-        print(render_kubernetes())
+        rendered = render_kubernetes(args.console)
+        if args.out:
+            args.out.write_text(rendered)
+        else:
+            print(rendered)
         return 0
     cert, key = env.get("TLS_CERT", ""), env.get("TLS_KEY", "")
     if bool(cert) != bool(key):
@@ -62,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         config = render_json(
             listen_host=args.host, listen_port=args.port, admin_port=args.admin_port, backends=backends_from_env(env), tls=tls,
             limits=edge_limits_from_env(env), max_heap=env.get("MAX_HEAP_MIB", DEFAULT_MAX_HEAP // 2**20) * 2**20,
-            object_store=object_store_from_env(env),
+            object_store=object_store_from_env(env), console=console,
         )
     except ValueError as exc:
         parser.error(str(exc))

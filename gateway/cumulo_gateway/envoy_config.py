@@ -25,6 +25,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from cumulo_gateway.console import MAX_FILE_BYTES as CONSOLE_MAX_FILE_BYTES
+from cumulo_gateway.console import Console, console_routes
 from cumulo_gateway.methods import (
     EXPENSIVE_ANONYMOUS,
     LONG_LIVED,
@@ -309,7 +311,7 @@ def _cors(origins: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _routes(limits: EdgeLimits, store: ObjectStore | None = None) -> list[dict[str, Any]]:
+def _routes(limits: EdgeLimits, store: ObjectStore | None = None, console: Console | None = None) -> list[dict[str, Any]]:
     """Per public service: its streaming methods (no overall deadline; an idle limit that fits
     the kind), its expensive anonymous methods (a per-address bucket), then the rest of it
     (unary: a deadline), and a refusal of calls without the client-id header."""
@@ -340,10 +342,34 @@ def _routes(limits: EdgeLimits, store: ObjectStore | None = None) -> list[dict[s
     routes.append({"match": json_preflight, "route": {"cluster": by_service[min(by_service)][0].backend, "timeout": "5s"}})
     if store is not None:
         routes.append(_object_store_route(store))
-    routes.append(
-        {"match": {"prefix": "/"}, "direct_response": {"status": 404, "body": {"inline_string": "no such public service"}}}
-    )
+    no_such = {"direct_response": {"status": 404, "body": {"inline_string": "no such public service"}}}
+    if console is not None:
+        # A JSON path the API does not have is not a page of the console.
+        routes.append({"match": {"prefix": JSON_PREFIX}, **no_such})
+        routes.extend(console_routes(console))
+    routes.append({"match": {"prefix": "/"}, **no_such})
     return routes
+
+
+def _compressor() -> dict[str, Any]:
+    """gzip for the console's files and JSON answers when the client accepts it (first in the
+    chain, so last on the way out); gRPC and grpc-web bodies are left as they are."""
+    return {
+        "name": "envoy.filters.http.compressor",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor",
+            "response_direction_config": {
+                "common_config": {
+                    "min_content_length": 256,
+                    "content_type": ["text/html", "text/javascript", "text/css", "application/json", "image/svg+xml"],
+                }
+            },
+            "compressor_library": {
+                "name": "gzip",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip"},
+            },
+        },
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -423,6 +449,7 @@ def render(
     max_heap: int = DEFAULT_MAX_HEAP,
     limits: EdgeLimits = EdgeLimits(),
     object_store: ObjectStore | None = None,
+    console: Console | None = None,
 ) -> dict[str, Any]:
     """`tls` None only for a listener on loopback (a local experiment): the public port never
     takes a password in clear. `max_heap`: Envoy's memory budget (below its container's limit)."""
@@ -469,16 +496,18 @@ def render(
                                         },
                                         "route_config": {
                                             "name": "public",
+                                            "max_direct_response_body_size_bytes": CONSOLE_MAX_FILE_BYTES,
                                             "virtual_hosts": [
                                                 {
                                                     "name": "cumulo",
                                                     "domains": ["*"],
-                                                    "routes": _routes(limits, object_store),
+                                                    "routes": _routes(limits, object_store, console),
                                                     "typed_per_filter_config": _cors(limits.cors_origins),
                                                 }
                                             ],
                                         },
                                         "http_filters": [
+                                            _compressor(),
                                             {
                                                 "name": CORS_FILTER,
                                                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
@@ -522,10 +551,18 @@ def render_json(**kwargs: Any) -> str:
     return json.dumps(render(**kwargs), indent=2)
 
 
-def render_kubernetes() -> str:
-    """The config in deploy/k8s/base: every backend is its Kubernetes Service, same port."""
+# Where the gateway's pod has the built console: its init container copies it from the cumulo
+# image (built there by the Dockerfile) and renders this config beside it.
+KUBERNETES_CONSOLE = "/etc/cumulo/console"
+
+
+def render_kubernetes(console_dir: pathlib.Path | None = None) -> str:
+    """The config the gateway's pod runs: every backend is its Kubernetes Service, same port;
+    the console (`console_dir`, the image's build) served from where the pod mounts its copy."""
     backends = {name: f"{name}:{backend.port}" for name, backend in SERVICES.items()}
+    console = Console.of(console_dir, served_from=KUBERNETES_CONSOLE) if console_dir else None
     # The Deployment's memory limit is 256 MiB: Envoy sheds load well before it.
     return render_json(
-        listen_host="0.0.0.0", listen_port=8080, admin_port=9901, backends=backends, tls=KUBERNETES_TLS, max_heap=200 * 2**20
+        listen_host="0.0.0.0", listen_port=8080, admin_port=9901, backends=backends, tls=KUBERNETES_TLS, max_heap=200 * 2**20,
+        console=console,
     )

@@ -151,7 +151,7 @@ class LifecycleSettings:
             smtp_starttls=env.flag("SMTP_STARTTLS", False),
             mail_from=env.get("MAIL_FROM", "cumulo <no-reply@cumulo.invalid>"),
             sms_webhook_url=env.get("SMS_WEBHOOK_URL", ""),
-            reactivate_url=env.get("REACTIVATE_URL", "http://127.0.0.1:8080/reactivate"),
+            reactivate_url=env.get("REACTIVATE_URL", "https://127.0.0.1:8080/reactivate"),
         )
         if not participants:
             raise SettingsError("CUMULO_LIFECYCLE_PURGE_PARTICIPANTS must name at least one service")

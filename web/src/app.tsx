@@ -1,0 +1,83 @@
+import { useEffect, useState } from "preact/hooks";
+import { lang, setLang, t, type Lang } from "./i18n";
+import { follow, location, navigate } from "./router";
+import { session } from "./session";
+import { use } from "./state";
+import { auth, messageOf } from "./api";
+import { SignIn } from "./pages/signin";
+import { SignUp } from "./pages/signup";
+import { Files } from "./pages/files";
+import { Reactivate } from "./pages/reactivate";
+
+function useSignedIn(): boolean {
+  const [signedIn, setSignedIn] = useState(session.signedIn);
+  useEffect(() => session.subscribe(setSignedIn), []);
+  return signedIn;
+}
+
+export function App() {
+  const where = use(location);
+  use(lang);
+  const signedIn = useSignedIn();
+  const { path } = where;
+
+  // Pages that need no account.
+  let page;
+  if (path === "/reactivate") page = <Reactivate token={where.query.get("token") ?? ""} />;
+  else if (path === "/signup") page = <SignUp />;
+  else if (!signedIn) page = <SignIn next={path === "/signin" ? "/files" : path + window.location.search} />;
+  else if (path === "/" || path === "/signin") page = <Redirect to="/files" />;
+  else if (path === "/files" || path.startsWith("/files/")) page = <Files folderId={path.slice("/files/".length)} />;
+  else page = <p>{t("notFound")}</p>;
+
+  return (
+    <div class="shell" onClick={follow}>
+      <a class="skip" href="#main">
+        {t("skipToContent")}
+      </a>
+      <header class="bar">
+        <a class="brand" href={signedIn ? "/files" : "/signin"}>
+          {t("appName")}
+        </a>
+        <nav aria-label="main">{signedIn && <a href="/files">{t("files")}</a>}</nav>
+        <div class="end">
+          <label>
+            <span class="hidden">{t("language")}</span>
+            <select value={lang.get()} onChange={(e) => setLang((e.target as HTMLSelectElement).value as Lang)}>
+              <option value="en">English</option>
+              <option value="zh-CN">简体中文</option>
+            </select>
+          </label>
+          {signedIn && <SignOut />}
+        </div>
+      </header>
+      <main id="main">{page}</main>
+    </div>
+  );
+}
+
+function Redirect({ to }: { to: string }) {
+  useEffect(() => navigate(to, { replace: true }), [to]);
+  return null;
+}
+
+function SignOut() {
+  const [error, setError] = useState("");
+  async function signOut() {
+    try {
+      await auth.logout({});
+    } catch (e) {
+      setError(messageOf(e)); // the tokens go anyway: this browser is signed out
+    }
+    session.signedOut();
+    navigate("/signin");
+  }
+  return (
+    <>
+      <button type="button" onClick={signOut}>
+        {t("signOut")}
+      </button>
+      {error && <span class="hidden" role="status">{error}</span>}
+    </>
+  );
+}

@@ -1,0 +1,104 @@
+"""Files in a real browser: an upload cut off after its first part resumes after a page reload
+from where it stopped (the parts already kept are not sent again), the download (a signed URL,
+a plain link) gives back equal bytes, and folders, rename and trash work; another person's
+folder is not reachable by its address."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import pathlib
+
+from playwright.async_api import Page, Request, Route, expect
+
+from cumulo_devstack.testing.accounts import PASSWORD
+from cumulo_devstack.testing.values import unique_email
+from cumulo_sdk import Cumulo
+
+from .conftest import Person, sign_in
+
+MIB = 1024 * 1024
+PART = 8 * MIB  # blob's part size in the session (the default)
+PUT_PART = "**/cumulo.blob.v1.BlobService/PutUploadPart"
+
+
+async def test_an_upload_resumes_after_a_reload_and_downloads_equal(page: Page, person: Person, tmp_path: pathlib.Path):
+    content = os.urandom(2 * PART + 12345)  # three parts
+    source = tmp_path / "holiday.bin"
+    source.write_bytes(content)
+    await sign_in(page, person)
+
+    sent: list[str] = []
+
+    async def cut_after_the_first(route: Route, request: Request) -> None:
+        sent.append(request.url)
+        if len(sent) == 1:
+            await route.continue_()
+        else:
+            await route.abort("connectionreset")  # the network drops under the second part
+
+    await page.route(PUT_PART, cut_after_the_first)
+    await page.get_by_test_id("upload-input").set_input_files(str(source))
+    await expect(page.locator(".transfers .alert")).to_be_visible()
+    assert len(sent) == 2
+
+    # A reload: the console remembers the upload and asks for the file again.
+    await page.unroute(PUT_PART)
+    await page.reload()
+    await expect(page.get_by_text("holiday.bin: paused at")).to_be_visible()
+    after: list[str] = []
+
+    async def count(route: Route, request: Request) -> None:
+        after.append(request.url)
+        await route.continue_()
+
+    await page.route(PUT_PART, count)
+    await page.get_by_test_id("upload-input").set_input_files(str(source))
+    row = page.get_by_role("row").filter(has_text="holiday.bin")
+    await expect(row).to_be_visible(timeout=60_000)
+    assert len(after) == 2  # the two parts the first attempt did not land; the first is kept
+
+    async with page.expect_download() as waiting:
+        await row.get_by_role("button", name="Download holiday.bin").click()
+    download = await waiting.value
+    saved = tmp_path / "back.bin"
+    await download.save_as(saved)
+    assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(content).digest()
+    assert download.suggested_filename == "holiday.bin"
+
+
+async def test_folders_rename_and_trash(page: Page, person: Person, tmp_path: pathlib.Path):
+    await sign_in(page, person)
+    await page.get_by_role("button", name="New folder").click()
+    await page.get_by_label("Folder name").fill("Photos 2026")
+    await page.get_by_role("button", name="Create").click()
+    await page.get_by_role("link", name="Photos 2026").click()
+    await expect(page.get_by_role("heading", name="Photos 2026")).to_be_visible()
+    files = []
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(os.urandom(1000))
+        files.append(str(tmp_path / name))
+    await page.get_by_test_id("upload-input").set_input_files(files)  # many at once
+    await expect(page.get_by_role("row").filter(has_text="b.jpg")).to_be_visible()
+    await expect(page.get_by_role("row").filter(has_text="a.jpg")).to_be_visible()
+
+    page.once("dialog", lambda dialog: dialog.accept("c.jpg"))
+    await page.get_by_role("button", name="Rename a.jpg").click()
+    await expect(page.get_by_role("row").filter(has_text="c.jpg")).to_be_visible()
+    await page.get_by_role("button", name="Move to trash b.jpg").click()
+    await expect(page.get_by_role("row").filter(has_text="b.jpg")).to_have_count(0)
+    await page.get_by_role("link", name="My files").first.click()
+    await expect(page.get_by_role("link", name="Photos 2026")).to_be_visible()
+
+
+async def test_another_persons_folder_is_not_reachable_by_its_address(page: Page, person: Person, gateway: str):
+    async with Cumulo(gateway) as other:
+        email = unique_email()
+        await other.register(email=email, password=PASSWORD, birth_date=dt.date(1985, 1, 1))
+        await other.login(email, PASSWORD)
+        folder = await other.files.mkdir("", "private")
+    await sign_in(page, person)
+    await page.goto(f"/files/{folder.node_id}")
+    await expect(page.get_by_role("alert")).to_be_visible()
+    await expect(page.get_by_text("private")).to_have_count(0)
