@@ -169,7 +169,7 @@ class Sharing:
                 raise NotFound("no such link", reason="LINK_NOT_FOUND")
             if link.revoked_at is not None:
                 if link.revoke_reason == BLOCKED_LINK:
-                    raise NotFound("this link has been disconnected: its content was taken down", reason="LINK_REVOKED")
+                    raise NotFound("this link has been disconnected: its content was taken down", reason="LINK_TAKEN_DOWN")
                 raise NotFound("this link has been turned off by its owner", reason="LINK_REVOKED")
             if link.expires_at is not None and link.expires_at <= now:
                 raise NotFound("this link has expired", reason="LINK_EXPIRED")

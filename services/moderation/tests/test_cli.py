@@ -85,7 +85,7 @@ async def test_the_readme_takedown_session(gateway, auth, moderation, tmp_path):
     assert "→ block" in await ok("cumulo-admin", gateway, desk, "moderation", "decide", case_id, "block", "--reason", "no licence")
 
     code, _, err = await run("cumulo", gateway, nobody, "share", "get", "--", link, str(tmp_path / "x.jpg"))
-    assert code == 1 and "LINK_REVOKED" in err
+    assert code == 1 and "LINK_TAKEN_DOWN" in err
     code, _, err = await run("cumulo", gateway, owner, "files", "get", "/harbour.jpg", str(tmp_path / "back.jpg"))
     assert code == 1 and "CONTENT_BLOCKED" in err
     assert case_id in await ok("cumulo", gateway, owner, "report", "cases")

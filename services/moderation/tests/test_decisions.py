@@ -116,10 +116,10 @@ async def test_block_refuses_downloads_and_kills_the_share_link(owner, reporter,
     assert not (tmp_path / "back").exists()
     with pytest.raises(CumuloRpcError) as dead:
         await anonymous.files.open_link(owner.link_token)
-    assert dead.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), dead.value
+    assert dead.value.reason in ("LINK_TAKEN_DOWN", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), dead.value
     with pytest.raises(CumuloRpcError) as no_download:
         await anonymous.files.download_link(owner.link_token, tmp_path / "shared")
-    assert no_download.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), no_download.value
+    assert no_download.value.reason in ("LINK_TAKEN_DOWN", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), no_download.value
     # The file itself stays (blocked, not deleted), and the owner is told which case did it.
     assert [n.node_id for n in await owner.client.files.ls()] == [owner.file_id]
     assert [(c.case_id, c.decision) for c in await owner.client.complaints.my_cases()] == [(filed.case_id, pb.DECISION_BLOCK)]

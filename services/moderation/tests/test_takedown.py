@@ -34,7 +34,7 @@ async def test_copyright_takedown_counter_notice_and_restore(owner, anonymous, m
 
     with pytest.raises(CumuloRpcError) as dead:
         await anonymous.files.open_link(owner.link_token)
-    assert dead.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED")
+    assert dead.value.reason in ("LINK_TAKEN_DOWN", "LINK_NOT_FOUND", "CONTENT_BLOCKED")
     with pytest.raises(CumuloRpcError) as refused:
         await owner.client.files.download(owner.file_id, tmp_path / "back.jpg")
     assert refused.value.reason == "CONTENT_BLOCKED"
@@ -107,7 +107,7 @@ async def test_a_shared_folder_is_taken_down_by_disconnecting_its_link_and_resto
     await moderator.moderation.decide(filed.case_id, "block", "the complainant's album")
     with pytest.raises(CumuloRpcError) as dead:
         await anonymous.files.open_link(link.token)
-    assert dead.value.reason == "LINK_REVOKED" and "taken down" in str(dead.value)
+    assert dead.value.reason == "LINK_TAKEN_DOWN" and "taken down" in str(dead.value)
     assert await anonymous.files.open_link(other.token) is not None  # only the reported link
     trail = [e.action for e in await moderator.moderation.audit(case_id=filed.case_id)]
     assert trail.index("decision.block") < trail.index("effect.block")  # a case's trail reads as it happened: cause first
@@ -208,7 +208,7 @@ async def test_counter_notice_rules_and_legal_action_keeps_the_takedown(
     await expect_error(owner.client.files.download(owner.file_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
     with pytest.raises(CumuloRpcError) as dead:
         await anonymous.files.open_link(owner.link_token)
-    assert dead.value.reason in ("LINK_REVOKED", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), dead.value
+    assert dead.value.reason in ("LINK_TAKEN_DOWN", "LINK_NOT_FOUND", "CONTENT_BLOCKED"), dead.value
     after = await moderator.moderation.case(filed.case_id)
     assert after.case.counter_notice == pb.COUNTER_NOTICE_STATE_LEGAL_ACTION
     assert "content.restored" not in [e.action for e in after.audit]
