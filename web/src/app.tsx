@@ -8,6 +8,8 @@ import { SignIn } from "./pages/signin";
 import { SignUp } from "./pages/signup";
 import { Files } from "./pages/files";
 import { Reactivate } from "./pages/reactivate";
+import { SharedLink } from "./pages/link";
+import { Shares } from "./pages/shares";
 
 function useSignedIn(): boolean {
   const [signedIn, setSignedIn] = useState(session.signedIn);
@@ -24,10 +26,12 @@ export function App() {
   // Pages that need no account.
   let page;
   if (path === "/reactivate") page = <Reactivate token={where.query.get("token") ?? ""} />;
+  else if (path.startsWith("/s/")) page = <SharedLink token={decodeURIComponent(path.slice("/s/".length))} />;
   else if (path === "/signup") page = <SignUp />;
   else if (!signedIn) page = <SignIn next={path === "/signin" ? "/files" : path + window.location.search} />;
   else if (path === "/" || path === "/signin") page = <Redirect to="/files" />;
   else if (path === "/files" || path.startsWith("/files/")) page = <Files folderId={path.slice("/files/".length)} />;
+  else if (path === "/shares") page = <Shares />;
   else page = <p>{t("notFound")}</p>;
 
   return (
@@ -39,7 +43,14 @@ export function App() {
         <a class="brand" href={signedIn ? "/files" : "/signin"}>
           {t("appName")}
         </a>
-        <nav aria-label="main">{signedIn && <a href="/files">{t("files")}</a>}</nav>
+        <nav aria-label="main">
+          {signedIn && (
+            <>
+              <a href="/files">{t("files")}</a>
+              <a href="/shares">{t("sharing")}</a>
+            </>
+          )}
+        </nav>
         <div class="end">
           <label>
             <span class="hidden">{t("language")}</span>

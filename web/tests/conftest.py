@@ -4,16 +4,13 @@ context of its own (no storage, cookies or session shared with another test)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from cumulo_devstack.testing.accounts import PASSWORD
+from cumulo_devstack.testing.accounts import PASSWORD, People, Person
 from cumulo_devstack.testing.browser import chromium
-from cumulo_devstack.testing.values import unique_email
-from cumulo_sdk import Cumulo
 
 # What a page may take to show what a test waits for (an upload hashes and sends megabytes).
 expect.set_options(timeout=20_000)
@@ -49,19 +46,11 @@ async def page(context: BrowserContext) -> Page:
     return await context.new_page()
 
 
-class Person:
-    def __init__(self, email: str, account_id: str) -> None:
-        self.email = email
-        self.account_id = account_id
-
-
 @pytest.fixture
-async def person(gateway: str) -> Person:
-    """An adult registered through the gateway (the SDK), not yet signed in anywhere."""
-    email = unique_email()
-    async with Cumulo(gateway) as client:
-        account = await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale="en")
-    return Person(email, account.account_id)
+async def person(people: People) -> Person:
+    """An adult registered through the gateway (locale "en"), with an SDK session of its own
+    (their phone, say); the browser signs in separately."""
+    return await people.new("phone")
 
 
 async def sign_in(page: Page, person: Person, path: str = "/files") -> None:

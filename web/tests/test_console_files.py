@@ -5,16 +5,11 @@ folder is not reachable by its address."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 import pathlib
 
 from playwright.async_api import Page, Request, Route, expect
-
-from cumulo_devstack.testing.accounts import PASSWORD
-from cumulo_devstack.testing.values import unique_email
-from cumulo_sdk import Cumulo
 
 from .conftest import Person, sign_in
 
@@ -92,12 +87,9 @@ async def test_folders_rename_and_trash(page: Page, person: Person, tmp_path: pa
     await expect(page.get_by_role("link", name="Photos 2026")).to_be_visible()
 
 
-async def test_another_persons_folder_is_not_reachable_by_its_address(page: Page, person: Person, gateway: str):
-    async with Cumulo(gateway) as other:
-        email = unique_email()
-        await other.register(email=email, password=PASSWORD, birth_date=dt.date(1985, 1, 1))
-        await other.login(email, PASSWORD)
-        folder = await other.files.mkdir("", "private")
+async def test_another_persons_folder_is_not_reachable_by_its_address(page: Page, person: Person, people):
+    other = await people.new()
+    folder = await other.client.files.mkdir("", "private")
     await sign_in(page, person)
     await page.goto(f"/files/{folder.node_id}")
     await expect(page.get_by_role("alert")).to_be_visible()

@@ -11,6 +11,9 @@ import pathlib
 import secrets
 from collections.abc import AsyncIterator
 
+import grpc
+
+from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_devstack.testing.values import unique_email
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
@@ -101,3 +104,19 @@ async def signed_up_member(gateway: str, folder: pathlib.Path, *, locale: str = 
         yield member
     finally:
         await member.client.close()
+
+
+async def set_roles(auth_target: str, person: Person, roles: list[str]) -> None:
+    """The operator's act (AuthInternalService/SetAccountRoles, straight to auth)."""
+    async with grpc.aio.insecure_channel(auth_target) as channel:
+        await auth_pb2_grpc.AuthInternalServiceStub(channel).SetAccountRoles(
+            auth_pb2.SetAccountRolesRequest(account_id=person.account_id, roles=roles, reason="trust and safety team", actor="test"), timeout=10
+        )
+
+
+async def new_moderator(people: People, auth_target: str, device_name: str = "moderation desk") -> Person:
+    """A new account made a moderator, logged in again so that its token carries the role."""
+    person = await people.new(device_name)
+    await set_roles(auth_target, person, ["moderator"])
+    await person.client.login(person.email, PASSWORD, device_name=device_name)
+    return person

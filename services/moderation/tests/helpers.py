@@ -11,13 +11,13 @@ import secrets
 import uuid
 from typing import Any
 
-import grpc
 import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing import PASSWORD, Member, People, Person, new_member, unique_email, with_client_id
+from cumulo_devstack.testing.accounts import new_moderator
 from cumulo_moderation.adapters.tables import cases
 from cumulo_sdk import Cumulo
 
@@ -97,20 +97,6 @@ async def make_moderator(
 
 
 # --- the security tests' world --------------------------------------------------------------------
-
-
-async def set_roles(auth_target: str, person: Person, roles: list[str]) -> None:
-    async with grpc.aio.insecure_channel(auth_target) as channel:
-        await auth_pb2_grpc.AuthInternalServiceStub(channel).SetAccountRoles(
-            auth_pb2.SetAccountRolesRequest(account_id=person.account_id, roles=roles, reason="trust and safety team", actor="test"), timeout=10
-        )
-
-
-async def new_moderator(people: People, auth_target: str, device_name: str = "moderation desk") -> Person:
-    person = await people.new(device_name)
-    await set_roles(auth_target, person, ["moderator"])
-    await person.client.login(person.email, PASSWORD, device_name=device_name)  # a token with the role
-    return person
 
 
 @dataclasses.dataclass

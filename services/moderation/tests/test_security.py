@@ -39,9 +39,10 @@ from cumulo_devstack.testing import (
     unique_email,
     with_client_id,
 )
+from cumulo_devstack.testing.accounts import new_moderator, set_roles
 from cumulo_moderation.api.public import ANONYMOUS_METHODS
 
-from .helpers import World, new_moderator, set_roles
+from .helpers import World
 
 # "Service/Method" -> its descriptor: every method of the public API, from the proto.
 METHODS = public_methods(pb)

@@ -5,7 +5,9 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { blob } from "../api";
 import { NodeKind, type Node } from "../gen/cumulo/blob/v1/blob_pb";
 import { bytes, t, when } from "../i18n";
+import { save } from "../download";
 import { unfinished, upload, type UploadProgress } from "../upload";
+import { SharePanel } from "./share";
 import { Alert, problemOf, type Problem } from "./form";
 
 interface Transfer {
@@ -105,13 +107,7 @@ export function Files({ folderId }: { folderId: string }) {
   async function download(node: Node) {
     try {
       const { download: signed } = await blob.getDownloadUrl({ nodeId: node.nodeId });
-      if (!signed) return;
-      const anchor = document.createElement("a");
-      anchor.href = signed.url;
-      anchor.download = node.name;
-      document.body.append(anchor);
-      anchor.click();
-      anchor.remove();
+      save(signed, node.name);
     } catch (error) {
       setProblem(problemOf(error));
     }
@@ -235,6 +231,7 @@ export function Files({ folderId }: { folderId: string }) {
 
 function Row({ node, onDownload, act }: { node: Node; onDownload: (node: Node) => void; act: (action: () => Promise<unknown>) => void }) {
   const folder = node.kind === NodeKind.FOLDER;
+  const [sharing, setSharing] = useState(false);
   const modified = node.modifiedAt ? when(timestampDate(node.modifiedAt)) : "";
   function rename() {
     const name = window.prompt(t("rename"), node.name);
@@ -262,9 +259,13 @@ function Row({ node, onDownload, act }: { node: Node; onDownload: (node: Node) =
         <button type="button" onClick={rename} aria-label={`${t("rename")} ${node.name}`}>
           {t("rename")}
         </button>
+        <button type="button" onClick={() => setSharing(!sharing)} aria-expanded={sharing} aria-label={`${t("share")} ${node.name}`}>
+          {t("share")}
+        </button>
         <button type="button" onClick={() => act(() => blob.delete({ nodeId: node.nodeId }))} aria-label={`${t("delete")} ${node.name}`}>
           {t("delete")}
         </button>
+        {sharing && <SharePanel node={node} onClose={() => setSharing(false)} />}
       </td>
     </tr>
   );
