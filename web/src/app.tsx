@@ -10,6 +10,8 @@ import { Files } from "./pages/files";
 import { Reactivate } from "./pages/reactivate";
 import { SharedLink } from "./pages/link";
 import { Shares } from "./pages/shares";
+import { AccountPage } from "./pages/account";
+import { Trash } from "./pages/trash";
 
 function useSignedIn(): boolean {
   const [signedIn, setSignedIn] = useState(session.signedIn);
@@ -32,6 +34,8 @@ export function App() {
   else if (path === "/" || path === "/signin") page = <Redirect to="/files" />;
   else if (path === "/files" || path.startsWith("/files/")) page = <Files folderId={path.slice("/files/".length)} />;
   else if (path === "/shares") page = <Shares />;
+  else if (path === "/trash") page = <Trash />;
+  else if (path === "/account") page = <AccountPage />;
   else page = <p>{t("notFound")}</p>;
 
   return (
@@ -48,6 +52,8 @@ export function App() {
             <>
               <a href="/files">{t("files")}</a>
               <a href="/shares">{t("sharing")}</a>
+              <a href="/trash">{t("trash")}</a>
+              <a href="/account">{t("account")}</a>
             </>
           )}
         </nav>

@@ -1,0 +1,183 @@
+// The account: its state (frozen: the exact deletion time), sessions, contacts, password,
+// terms, and cancelling it with the consequences spelled out and a typed confirmation.
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { auth, lifecycle } from "../api";
+import type { Account, Session } from "../gen/cumulo/auth/v1/auth_pb";
+import { AccountState, type Account as LifecycleAccount } from "../gen/cumulo/lifecycle/v1/lifecycle_pb";
+import { t, when } from "../i18n";
+import { navigate } from "../router";
+import { session as browserSession } from "../session";
+import { Alert, Field, problemOf, type Problem } from "./form";
+
+export function AccountPage() {
+  const [account, setAccount] = useState<Account | null>(null);
+  const [state, setState] = useState<LifecycleAccount | null>(null);
+  const [sessions, setSessions] = useState<Session[]>([]);
+  const [currentTerms, setCurrentTerms] = useState("");
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [done, setDone] = useState("");
+
+  const load = useCallback(async () => {
+    try {
+      const mine = await auth.getAccount({});
+      setAccount(mine.account ?? null);
+      setCurrentTerms(mine.currentTermsVersion);
+      setState((await lifecycle.getAccountState({})).account ?? null);
+      setSessions((await auth.listSessions({})).sessions);
+    } catch (error) {
+      setProblem(problemOf(error));
+    }
+  }, []);
+  useEffect(() => void load(), [load]);
+
+  async function act(action: () => Promise<unknown>, message: string) {
+    setProblem(null);
+    setDone("");
+    try {
+      await action();
+      setDone(message);
+      await load();
+    } catch (error) {
+      setProblem(problemOf(error));
+    }
+  }
+
+  if (!account) return problem ? <Alert problem={problem} /> : <p aria-busy="true">{t("loading")}</p>;
+  const frozen = state?.state === AccountState.FROZEN;
+  return (
+    <section aria-labelledby="account-title">
+      <h1 id="account-title">{t("account")}</h1>
+      {done && <p class="note" role="status">{done}</p>}
+      <Alert problem={problem} />
+
+      <h2>{t("accountState")}</h2>
+      {frozen && state?.deleteAt ? (
+        <p class="alert state frozen">{t("frozenBanner", { when: when(timestampDate(state.deleteAt)) })}</p>
+      ) : (
+        <p class="state">
+          {t("stateActive")}
+          {state?.freezeAt ? ` ${t("freezesAt", { when: when(timestampDate(state.freezeAt)) })}` : ""}
+        </p>
+      )}
+      <p>{t("signedInAs", { email: account.email || account.phone })}</p>
+
+      <h2>{t("sessions")}</h2>
+      <ul class="plain">
+        {sessions.map((one) => (
+          <li key={one.sessionId}>
+            {one.deviceName || one.clientId}
+            {one.current ? ` (${t("thisBrowser")})` : ""}
+            {one.lastUsedAt ? <span class="hint"> · {when(timestampDate(one.lastUsedAt))}</span> : null}{" "}
+            {!one.current && (
+              <button
+                type="button"
+                onClick={() => act(() => auth.revokeSession({ sessionId: one.sessionId }), t("sessionEnded"))}
+                aria-label={`${t("endSession")} ${one.deviceName}`}
+              >
+                {t("endSession")}
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+
+      <h2>{t("contacts")}</h2>
+      <form
+        class="inline"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const form = new FormData(e.currentTarget as HTMLFormElement);
+          const phone = String(form.get("phone") ?? "");
+          void act(() => auth.updateContacts({ phone, updateMask: ["phone"] }), t("saved"));
+        }}
+      >
+        <Field id="phone" label={t("phone")} error={problem?.fields.phone}>
+          <input id="phone" name="phone" type="tel" autocomplete="tel" value={account.phone} />
+        </Field>
+        <button type="submit">{t("save")}</button>
+      </form>
+
+      <h2>{t("changePassword")}</h2>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          const element = e.currentTarget as HTMLFormElement;
+          const form = new FormData(element);
+          void act(
+            () => auth.changePassword({ currentPassword: String(form.get("current")), newPassword: String(form.get("new")) }).then(() => element.reset()),
+            t("passwordChanged"),
+          );
+        }}
+      >
+        <Field id="current-password" label={t("currentPassword")} error={problem?.fields.current_password}>
+          <input id="current-password" name="current" type="password" autocomplete="current-password" required />
+        </Field>
+        <Field id="new-password" label={t("newPassword")} error={problem?.fields.new_password}>
+          <input id="new-password" name="new" type="password" autocomplete="new-password" required />
+        </Field>
+        <button type="submit">{t("changePassword")}</button>
+      </form>
+
+      <h2>{t("termsTitle")}</h2>
+      <p>
+        {t("termsAccepted", { version: account.acceptedTermsVersion })}{" "}
+        {currentTerms && currentTerms !== account.acceptedTermsVersion && (
+          <button type="button" onClick={() => act(() => auth.acceptTerms({ termsVersion: currentTerms }), t("saved"))}>
+            {t("acceptNewTerms", { version: currentTerms })}
+          </button>
+        )}
+      </p>
+
+      <Cancel email={account.email} />
+    </section>
+  );
+}
+
+function Cancel({ email }: { email: string }) {
+  const [open, setOpen] = useState(false);
+  const [typed, setTyped] = useState("");
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const phrase = t("cancelPhrase");
+
+  async function cancel(event: Event) {
+    event.preventDefault();
+    const password = String(new FormData(event.currentTarget as HTMLFormElement).get("password"));
+    setProblem(null);
+    try {
+      await auth.cancelAccount({ password });
+      browserSession.signedOut();
+      navigate("/signin");
+    } catch (error) {
+      setProblem(problemOf(error));
+    }
+  }
+
+  return (
+    <>
+      <h2>{t("cancelTitle")}</h2>
+      {!open ? (
+        <button type="button" class="danger" onClick={() => setOpen(true)}>
+          {t("cancelTitle")}
+        </button>
+      ) : (
+        <form onSubmit={cancel} class="danger-zone">
+          <p>{t("cancelConsequences", { email })}</p>
+          <Field id="cancel-confirm" label={t("cancelType", { phrase })}>
+            <input id="cancel-confirm" value={typed} onInput={(e) => setTyped((e.target as HTMLInputElement).value)} autocomplete="off" />
+          </Field>
+          <Field id="cancel-password" label={t("password")} error={problem?.fields.password}>
+            <input id="cancel-password" name="password" type="password" autocomplete="current-password" required />
+          </Field>
+          <Alert problem={problem} />
+          <button type="submit" class="danger" disabled={typed.trim() !== phrase}>
+            {t("cancelNow")}
+          </button>{" "}
+          <button type="button" onClick={() => setOpen(false)}>
+            {t("cancel")}
+          </button>
+        </form>
+      )}
+    </>
+  );
+}
