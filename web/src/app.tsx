@@ -12,6 +12,7 @@ import { SharedLink } from "./pages/link";
 import { Shares } from "./pages/shares";
 import { AccountPage } from "./pages/account";
 import { Trash } from "./pages/trash";
+import { Devices } from "./pages/devices";
 
 function useSignedIn(): boolean {
   const [signedIn, setSignedIn] = useState(session.signedIn);
@@ -35,6 +36,7 @@ export function App() {
   else if (path === "/files" || path.startsWith("/files/")) page = <Files folderId={path.slice("/files/".length)} />;
   else if (path === "/shares") page = <Shares />;
   else if (path === "/trash") page = <Trash />;
+  else if (path === "/devices") page = <Devices />;
   else if (path === "/account") page = <AccountPage />;
   else page = <p>{t("notFound")}</p>;
 
@@ -52,6 +54,7 @@ export function App() {
             <>
               <a href="/files">{t("files")}</a>
               <a href="/shares">{t("sharing")}</a>
+              <a href="/devices">{t("devices")}</a>
               <a href="/trash">{t("trash")}</a>
               <a href="/account">{t("account")}</a>
             </>

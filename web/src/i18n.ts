@@ -133,6 +133,21 @@ const en = {
   cancelNow: "Cancel the account and delete its data",
   trashEmpty: "The trash is empty.",
   emptyTrashConfirm: "Delete everything in the trash for good?",
+  devices: "Devices",
+  noDevices: "No device is registered yet: sign in to cumulo on your phone.",
+  lastSeen: "seen {when}",
+  lostModeOn: "Lost mode",
+  lostModeOff: "End lost mode",
+  lastPosition: "Last position {lat}, {lon} (within {accuracy} m), {when}",
+  noPosition: "No position reported yet.",
+  ring: "Ring",
+  wipe: "Erase device",
+  wipeWarning: "Erasing deletes everything on the device once it is reached. Enter your password to confirm.",
+  wipeNow: "Erase it",
+  lostMessage: "Message on the locked screen",
+  lostPhone: "Number to call",
+  commands: "Commands",
+  trackLabel: "The last day's track: {n} positions",
 } as const;
 
 export type Key = keyof typeof en;
@@ -265,6 +280,21 @@ const zh: Record<Key, string> = {
   cancelNow: "注销账号并删除数据",
   trashEmpty: "回收站是空的。",
   emptyTrashConfirm: "永久删除回收站中的所有内容？",
+  devices: "设备",
+  noDevices: "还没有注册设备：请在手机上登录 cumulo。",
+  lastSeen: "最后在线 {when}",
+  lostModeOn: "丢失模式",
+  lostModeOff: "结束丢失模式",
+  lastPosition: "最后位置 {lat}, {lon}（误差 {accuracy} 米），{when}",
+  noPosition: "尚未上报位置。",
+  ring: "播放声音",
+  wipe: "抹除设备",
+  wipeWarning: "设备联网后将删除其上的全部内容。请输入密码确认。",
+  wipeNow: "抹除",
+  lostMessage: "锁屏上显示的信息",
+  lostPhone: "联系电话",
+  commands: "指令",
+  trackLabel: "最近一天的轨迹：{n} 个位置",
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, "zh-CN": zh };

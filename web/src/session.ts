@@ -10,6 +10,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuthService, RefreshRequestSchema, type TokenPair } from "./gen/cumulo/auth/v1/auth_pb";
 
 const KEY = "cumulo.session";
@@ -81,6 +82,15 @@ class Session {
       sessionId: tokens.sessionId,
     };
     window.localStorage.setItem(KEY, JSON.stringify(stored));
+  }
+
+  /** A new access token of the same session (after ConfirmPassword: it carries the time the
+   * password was entered, which wiping a device wants). */
+  replaceAccess(access: string, expires: Timestamp | undefined): void {
+    const now = this.read();
+    if (!now) return;
+    const accessExpires = expires ? Number(expires.seconds) * 1000 : now.accessExpires;
+    window.localStorage.setItem(KEY, JSON.stringify({ ...now, access, accessExpires }));
   }
 
   /** The tokens are gone (signed out here, in another tab, or the session was ended). */

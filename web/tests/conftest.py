@@ -58,4 +58,5 @@ async def sign_in(page: Page, person: Person, path: str = "/files") -> None:
     await page.get_by_label("E-mail").fill(person.email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
-    await page.get_by_role("heading", name="My files").wait_for()
+    await expect(page.get_by_role("heading", name="Sign in")).to_have_count(0)
+    await page.wait_for_url(f"**{path}")

@@ -1,0 +1,83 @@
+"""Find my device in a real browser: a device (the SDK's device agent, as a phone runs it)
+reports a track; the console shows its last position and the track, and a ring sent from the
+console reaches the agent; wiping asks for the password, refuses a wrong one and sends nothing;
+lost mode carries its message to the device."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from playwright.async_api import Page, expect
+
+from cumulo.locator.v1 import locator_pb2 as pb
+from cumulo_devstack.testing.accounts import PASSWORD, Person
+from cumulo_devstack.testing.waiting import eventually
+from cumulo_sdk.devices import DeviceAgent
+
+from .conftest import sign_in
+
+
+async def _phone(person: Person) -> DeviceAgent:
+    agent = DeviceAgent(person.client)
+    await agent.register("phone-1", name="Ann's phone", model="Pixel 9", platform="android")
+    now = dt.datetime.now(dt.UTC)
+    fixes = []
+    for i, (lat, lon) in enumerate(((31.2304, 121.4737), (31.2310, 121.4750), (31.2322, 121.4761))):
+        fix = pb.Location(latitude=lat, longitude=lon, accuracy=8, battery=80 - i, source=pb.LOCATION_SOURCE_GPS)
+        fix.measured_at.FromDatetime(now - dt.timedelta(minutes=10 - i))
+        fixes.append(fix)
+    await agent.report("phone-1", fixes)
+    return agent
+
+
+async def test_the_track_shows_and_a_ring_reaches_the_device(page: Page, person: Person):
+    agent = await _phone(person)
+    await sign_in(page, person)
+    await page.get_by_role("link", name="Devices").click()
+    await expect(page.get_by_role("heading", name="Ann's phone")).to_be_visible()
+    await expect(page.get_by_text("Last position 31.23220, 121.47610 (within 8 m)")).to_be_visible()
+    track = page.get_by_role("img", name="The last day's track: 3 positions")
+    await expect(track).to_be_visible()
+    assert await track.locator("polyline").get_attribute("points") is not None
+
+    await page.get_by_role("button", name="Ring").click()
+    await expect(page.locator(".commands")).to_contain_text("RING")
+
+    async def rung() -> list[pb.Command]:
+        return [c for c in await agent.poll("phone-1") if c.kind == pb.COMMAND_KIND_RING]
+
+    (command,) = await eventually(rung, timeout=20, what="the ring at the device")
+    assert command.ring_seconds == 30
+
+
+async def test_lost_mode_carries_its_message_to_the_device(page: Page, person: Person):
+    agent = await _phone(person)
+    await sign_in(page, person, "/devices")
+    await page.get_by_label("Message on the locked screen").fill("Please call me, reward offered")
+    await page.get_by_label("Number to call").fill("+8613800138000")
+    await page.get_by_role("button", name="Lost mode").click()
+    await expect(page.get_by_role("button", name="End lost mode")).to_be_visible()
+
+    async def lost() -> list[pb.Command]:
+        return [c for c in await agent.poll("phone-1") if c.kind == pb.COMMAND_KIND_LOST_MODE]
+
+    (command,) = await eventually(lost, timeout=20, what="lost mode at the device")
+    assert (command.lost_mode.enabled, command.lost_mode.message) == (True, "Please call me, reward offered")
+
+
+async def test_wiping_wants_the_password_and_a_wrong_one_sends_nothing(page: Page, person: Person):
+    agent = await _phone(person)
+    await sign_in(page, person, "/devices")
+    await page.get_by_role("button", name="Erase device").click()
+    await page.get_by_label("Password").fill("not my password")
+    await page.get_by_role("button", name="Erase it").click()
+    await expect(page.get_by_role("alert")).to_be_visible()
+    assert [c for c in await agent.poll("phone-1") if c.kind == pb.COMMAND_KIND_WIPE] == []
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Erase it").click()
+    await expect(page.locator(".commands")).to_contain_text("WIPE")
+
+    async def wiped() -> list[pb.Command]:
+        return [c for c in await agent.poll("phone-1") if c.kind == pb.COMMAND_KIND_WIPE]
+
+    await eventually(wiped, timeout=20, what="the wipe at the device")
