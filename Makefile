@@ -63,7 +63,7 @@ lint: $(STAMP) $(WEB_STAMP)
 	cd web && $(NODE_PATH_ENV) npm run --silent typecheck
 
 ## make bench [ONLY=group]: benchmarks beside the raw building blocks; writes var/bench/latest.json.
-bench: $(STAMP)
+bench: $(STAMP) web browser
 	$(BIN)/python -m cumulo_bench $(if $(ONLY),--only $(ONLY),)
 
 ## make protos: regenerate gen/python, gen/descriptors (what the gateway's JSON transcoder reads) and the console's web/src/gen from protos/.

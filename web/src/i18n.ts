@@ -317,9 +317,31 @@ export function t(key: Key, values: Record<string, string | number> = {}): strin
   return dictionaries[lang.get()][key].replace(/\{(\w+)\}/g, (_, name: string) => String(values[name] ?? ""));
 }
 
+// Formatters are costly to make (a folder of a thousand files formats a thousand dates): one
+// per language, made when first asked for.
+const dateFormats = new Map<Lang, Intl.DateTimeFormat>();
+const collators = new Map<Lang, Intl.Collator>();
+
 /** A date and time in the person's language and time zone, to the minute. */
 export function when(date: Date): string {
-  return new Intl.DateTimeFormat(lang.get(), { dateStyle: "long", timeStyle: "short" }).format(date);
+  const current = lang.get();
+  let format = dateFormats.get(current);
+  if (!format) {
+    format = new Intl.DateTimeFormat(current, { dateStyle: "long", timeStyle: "short" });
+    dateFormats.set(current, format);
+  }
+  return format.format(date);
+}
+
+/** Names in the person's language's order (numbers in names by value: IMG_2 before IMG_10). */
+export function byName(a: string, b: string): number {
+  const current = lang.get();
+  let collator = collators.get(current);
+  if (!collator) {
+    collator = new Intl.Collator(current, { numeric: true, sensitivity: "base" });
+    collators.set(current, collator);
+  }
+  return collator.compare(a, b);
 }
 
 export function bytes(count: number): string {

@@ -4,7 +4,7 @@ import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { blob } from "../api";
 import { NodeKind, type Node } from "../gen/cumulo/blob/v1/blob_pb";
-import { bytes, t, when } from "../i18n";
+import { byName, bytes, t, when } from "../i18n";
 import { save } from "../download";
 import { unfinished, upload, type UploadProgress } from "../upload";
 import { SharePanel } from "./share";
@@ -38,7 +38,7 @@ export function Files({ folderId }: { folderId: string }) {
         listed.push(...page.nodes);
         pageToken = page.nextPageToken;
       } while (pageToken);
-      listed.sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind === NodeKind.FOLDER ? -1 : 1));
+      listed.sort((a, b) => (a.kind === b.kind ? byName(a.name, b.name) : a.kind === NodeKind.FOLDER ? -1 : 1));
       setNodes(listed);
       const chain: Node[] = [];
       for (let id = folderId; id; ) {
