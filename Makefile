@@ -20,7 +20,7 @@ NODE_PATH_ENV := PATH=$(abspath $(BIN)):$$PATH
 WEB_STAMP := web/node_modules/.installed
 WEB_SOURCES := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: run test lint bench protos check-protos k8s-gateway lock clean install web web-deps browser
+.PHONY: run test lint bench protos check-protos k8s-gateway lock clean install web web-deps browser screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ web/dist/index.html: $(WEB_STAMP) $(WEB_SOURCES)
 	touch web/dist/index.html
 
 web: web/dist/index.html
+
+## make screenshots: the console's main pages into docs/screenshots (the README shows them).
+screenshots: $(STAMP) web browser
+	CUMULO_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:randomly -q web/tests/test_console_screenshots.py
 
 ## make browser: Debian's Chromium for the browser tests (root only; Playwright cannot download one here).
 browser:
