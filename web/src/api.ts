@@ -7,7 +7,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { AuthService } from "./gen/cumulo/auth/v1/auth_pb";
 import { BlobService, ShareLinkService } from "./gen/cumulo/blob/v1/blob_pb";
 import { LifecycleService } from "./gen/cumulo/lifecycle/v1/lifecycle_pb";
-import { ComplaintService } from "./gen/cumulo/moderation/v1/moderation_pb";
+import { ComplaintService, ModerationService } from "./gen/cumulo/moderation/v1/moderation_pb";
 import { DeviceLocatorService } from "./gen/cumulo/locator/v1/locator_pb";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb";
 import { session } from "./session";
@@ -53,6 +53,7 @@ export const blob = client(BlobService);
 export const links = client(ShareLinkService);
 export const lifecycle = client(LifecycleService);
 export const complaints = client(ComplaintService);
+export const moderation = client(ModerationService);
 export const locator = client(DeviceLocatorService);
 
 /** The error's reason (google.rpc.ErrorInfo), as every cumulo service sends it. */

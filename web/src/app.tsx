@@ -13,6 +13,7 @@ import { Shares } from "./pages/shares";
 import { AccountPage } from "./pages/account";
 import { Trash } from "./pages/trash";
 import { Devices } from "./pages/devices";
+import { MyCases, Queue } from "./pages/moderation";
 
 function useSignedIn(): boolean {
   const [signedIn, setSignedIn] = useState(session.signedIn);
@@ -37,6 +38,8 @@ export function App() {
   else if (path === "/shares") page = <Shares />;
   else if (path === "/trash") page = <Trash />;
   else if (path === "/devices") page = <Devices />;
+  else if (path === "/cases") page = <MyCases />;
+  else if (path === "/moderation") page = <Queue />;
   else if (path === "/account") page = <AccountPage />;
   else page = <p>{t("notFound")}</p>;
 
@@ -56,7 +59,9 @@ export function App() {
               <a href="/shares">{t("sharing")}</a>
               <a href="/devices">{t("devices")}</a>
               <a href="/trash">{t("trash")}</a>
+              <a href="/cases">{t("myCases")}</a>
               <a href="/account">{t("account")}</a>
+              {session.hasRole("moderator") && <a href="/moderation">{t("queue")}</a>}
             </>
           )}
         </nav>

@@ -57,6 +57,18 @@ class Session {
     return this.read() !== null;
   }
 
+  /** Whether the access token names `role` (what the console shows; the services decide). */
+  hasRole(role: string): boolean {
+    const access = this.read()?.access;
+    if (!access) return false;
+    try {
+      const claims = JSON.parse(atob(access.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      return Array.isArray(claims.roles) && claims.roles.includes(role);
+    } catch {
+      return false;
+    }
+  }
+
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
