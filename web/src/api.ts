@@ -9,6 +9,7 @@ import { BlobService, ShareLinkService } from "./gen/cumulo/blob/v1/blob_pb";
 import { LifecycleService } from "./gen/cumulo/lifecycle/v1/lifecycle_pb";
 import { ComplaintService, ModerationService } from "./gen/cumulo/moderation/v1/moderation_pb";
 import { DeviceLocatorService } from "./gen/cumulo/locator/v1/locator_pb";
+import { BackupService, SyncService } from "./gen/cumulo/sync/v1/sync_pb";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb";
 import { session } from "./session";
 
@@ -55,6 +56,8 @@ export const lifecycle = client(LifecycleService);
 export const complaints = client(ComplaintService);
 export const moderation = client(ModerationService);
 export const locator = client(DeviceLocatorService);
+export const sync = client(SyncService);
+export const backups = client(BackupService);
 
 /** The error's reason (google.rpc.ErrorInfo), as every cumulo service sends it. */
 export function reasonOf(error: unknown): string | undefined {

@@ -14,6 +14,7 @@ import { AccountPage } from "./pages/account";
 import { Trash } from "./pages/trash";
 import { Devices } from "./pages/devices";
 import { MyCases, Queue } from "./pages/moderation";
+import { Backups } from "./pages/backups";
 
 function useSignedIn(): boolean {
   const [signedIn, setSignedIn] = useState(session.signedIn);
@@ -39,6 +40,7 @@ export function App() {
   else if (path === "/trash") page = <Trash />;
   else if (path === "/devices") page = <Devices />;
   else if (path === "/cases") page = <MyCases />;
+  else if (path === "/backups") page = <Backups />;
   else if (path === "/moderation") page = <Queue />;
   else if (path === "/account") page = <AccountPage />;
   else page = <p>{t("notFound")}</p>;
@@ -58,6 +60,7 @@ export function App() {
               <a href="/files">{t("files")}</a>
               <a href="/shares">{t("sharing")}</a>
               <a href="/devices">{t("devices")}</a>
+              <a href="/backups">{t("backupsTitle")}</a>
               <a href="/trash">{t("trash")}</a>
               <a href="/cases">{t("myCases")}</a>
               <a href="/account">{t("account")}</a>

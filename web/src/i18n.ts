@@ -166,6 +166,17 @@ const en = {
   counterGoodFaith: "I believe in good faith that the material was removed by mistake or misidentification.",
   sendCounterNotice: "Send the counter-notice",
   counterNoticeSent: "Your counter-notice was received.",
+  backupsTitle: "Backups",
+  syncedData: "Synced data",
+  noZones: "Nothing is synced yet.",
+  records: "{n} record(s)",
+  deviceBackups: "Device backups",
+  noBackups: "No device has been backed up yet.",
+  device: "Device",
+  date: "Date",
+  restoreTitle: "Restoring a backup",
+  restoreText:
+    "A backup is restored onto a device: on a new phone, sign in and choose the backup; from a computer, with the cumulo command line:",
 } as const;
 
 export type Key = keyof typeof en;
@@ -331,6 +342,16 @@ const zh: Record<Key, string> = {
   counterGoodFaith: "我善意地相信该内容因错误或误认而被删除。",
   sendCounterNotice: "提交反通知",
   counterNoticeSent: "我们已收到您的反通知。",
+  backupsTitle: "备份",
+  syncedData: "同步数据",
+  noZones: "还没有同步数据。",
+  records: "{n} 条记录",
+  deviceBackups: "设备备份",
+  noBackups: "还没有设备备份。",
+  device: "设备",
+  date: "日期",
+  restoreTitle: "恢复备份",
+  restoreText: "备份需恢复到设备上：在新手机上登录并选择备份；在电脑上使用 cumulo 命令行：",
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, "zh-CN": zh };
