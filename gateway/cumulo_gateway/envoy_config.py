@@ -340,9 +340,11 @@ def _routes(limits: EdgeLimits, store: ObjectStore | None = None, console: Conso
     # answers them on a forwarding route (it passes over direct responses); none is forwarded.
     json_preflight = {"prefix": JSON_PREFIX, "headers": [{"name": ":method", "string_match": {"exact": "OPTIONS"}}]}
     routes.append({"match": json_preflight, "route": {"cluster": by_service[min(by_service)][0].backend, "timeout": "5s"}})
+    no_such = {"direct_response": {"status": 404, "body": {"inline_string": "no such public service"}}}
     if store is not None:
         routes.append(_object_store_route(store))
-    no_such = {"direct_response": {"status": 404, "body": {"inline_string": "no such public service"}}}
+        # Anything else under the bucket (no signature, a write) is nothing: not even a page.
+        routes.append({"match": {"prefix": f"/{store.bucket}/"}, **no_such})
     if console is not None:
         # A JSON path the API does not have is not a page of the console.
         routes.append({"match": {"prefix": JSON_PREFIX}, **no_such})
