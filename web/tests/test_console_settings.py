@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from cumulo_devstack.testing.accounts import PASSWORD, Person
+from cumulo_devstack.testing.values import unique_email
 from cumulo_sdk.errors import CumuloRpcError
 
 from .conftest import sign_in
@@ -79,3 +80,31 @@ async def test_the_trash_restores_and_empties(page: Page, person: Person, tmp_pa
     await page.get_by_role("link", name="Files").click()
     await expect(page.get_by_role("row").filter(has_text="keep.txt")).to_be_visible()
     await expect(page.get_by_role("row").filter(has_text="gone.txt")).to_have_count(0)
+
+
+async def test_a_guardian_creates_a_childs_account_that_can_sign_in(page: Page, person: Person, people):
+    child = unique_email()
+    await sign_in(page, person, "/account")
+    await page.get_by_label("The child's e-mail").fill(child)
+    await page.get_by_label("The child's password").fill("a child's long passphrase 2026")
+    await page.get_by_label("Date of birth").fill("2016-03-01")
+    await page.get_by_role("button", name="Create the child's account").click()
+    await expect(page.get_by_role("status")).to_have_count(0)  # no consent given: not sent
+    await page.get_by_label("I am the child's parent or guardian").check()
+    await page.get_by_role("button", name="Create the child's account").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"The account {child} is ready")
+    signed_in = await people.login(child, password="a child's long passphrase 2026")
+    account = (await signed_in.client.whoami()).account
+    assert account.minor and account.guardian_account_id == person.account_id
+
+
+async def test_signing_in_by_keyboard_alone(page: Page, person: Person):
+    await page.goto("/signin")
+    await page.keyboard.press("Tab")  # the skip link comes first
+    assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+    await page.get_by_label("E-mail").focus()
+    await page.keyboard.type(person.email)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="My files")).to_be_visible()

@@ -1,9 +1,10 @@
 // The account: its state (frozen: the exact deletion time), sessions, contacts, password,
 // terms, and cancelling it with the consequences spelled out and a typed confirmation.
 import { useCallback, useEffect, useState } from "preact/hooks";
+import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { auth, lifecycle } from "../api";
-import type { Account, Session } from "../gen/cumulo/auth/v1/auth_pb";
+import { CreateMinorAccountRequestSchema, DateSchema, type Account, type Session } from "../gen/cumulo/auth/v1/auth_pb";
 import { AccountState, type Account as LifecycleAccount } from "../gen/cumulo/lifecycle/v1/lifecycle_pb";
 import { t, when } from "../i18n";
 import { navigate } from "../router";
@@ -129,8 +130,63 @@ export function AccountPage() {
         )}
       </p>
 
+      {!account.minor && <Family />}
+
       <Cancel email={account.email} />
     </section>
+  );
+}
+
+/** A guardian creates a child's account (a minor cannot sign up alone) and stays responsible. */
+function Family() {
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [made, setMade] = useState("");
+
+  async function submit(event: Event) {
+    event.preventDefault();
+    const element = event.currentTarget as HTMLFormElement;
+    const form = new FormData(element);
+    const [year, month, day] = String(form.get("birth")).split("-").map(Number);
+    setProblem(null);
+    try {
+      const answer = await auth.createMinorAccount(
+        create(CreateMinorAccountRequestSchema, {
+          email: String(form.get("email")),
+          password: String(form.get("password")),
+          birthDate: year ? create(DateSchema, { year, month, day }) : undefined,
+          guardianConsent: form.get("consent") === "on",
+        }),
+      );
+      setMade(answer.account?.email ?? "");
+      element.reset();
+    } catch (error) {
+      setProblem(problemOf(error));
+    }
+  }
+
+  return (
+    <>
+      <h2 id="family">{t("family")}</h2>
+      <p>{t("familyText")}</p>
+      {made && <p class="note" role="status">{t("childCreated", { email: made })}</p>}
+      <form onSubmit={submit}>
+        <Field id="child-email" label={t("childEmail")} error={problem?.fields.email}>
+          <input id="child-email" name="email" type="email" autocomplete="off" required />
+        </Field>
+        <Field id="child-password" label={t("childPassword")} error={problem?.fields.password}>
+          <input id="child-password" name="password" type="password" autocomplete="new-password" required />
+        </Field>
+        <Field id="child-birth" label={t("birthDate")} error={problem?.fields.birth_date}>
+          <input id="child-birth" name="birth" type="date" required />
+        </Field>
+        <div class="check">
+          <input id="child-consent" name="consent" type="checkbox" required />
+          <label for="child-consent">{t("guardianConsent")}</label>
+        </div>
+        <Alert problem={problem} />
+        <button type="submit">{t("createChild")}</button>
+      </form>
+    </>
   );
 }
 
