@@ -28,7 +28,11 @@ def shots(tmp_path: pathlib.Path) -> pathlib.Path:
 async def _take(page: Page, folder: pathlib.Path, name: str) -> None:
     # Nothing wider than the screen: a phone never scrolls sideways.
     overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 0, f"{name}: {overflow}px wider than the screen"
+    wide = await page.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)"
+        ".map(e => e.tagName + '.' + e.className + ' ' + (e.textContent || '').slice(0, 40))"
+    )
+    assert overflow <= 0, f"{name}: {overflow}px wider than the screen: {wide[:5]}"
     path = folder / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 5_000

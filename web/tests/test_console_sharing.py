@@ -140,3 +140,26 @@ async def test_a_report_from_the_link_page_reaches_moderation_and_a_block_shows_
         await expect(stranger.get_by_role("button", name="Download")).to_have_count(0)
     finally:
         await stranger.context.close()
+
+
+async def test_a_shared_folder_lists_its_files_for_a_stranger(
+    page: Page, person: Person, browser: Browser, console: str, tmp_path: pathlib.Path
+):
+    folder = await person.client.files.mkdir("", "Trip")
+    for name in ("day1.jpg", "day2.jpg"):
+        (tmp_path / name).write_bytes(name.encode() * 5000)
+        await person.client.files.upload(tmp_path / name, parent_id=folder.node_id)
+    await sign_in(page, person)
+    address = await _make_link(page, "Trip")
+    stranger = await _stranger(browser, console)
+    try:
+        await stranger.goto(address)
+        listing = stranger.get_by_role("table", name="Trip")
+        await expect(listing.get_by_role("row")).to_have_count(2)
+        async with stranger.expect_download() as waiting:
+            await listing.get_by_role("button", name="Download day2.jpg").click()
+        saved = tmp_path / "fetched-day2.jpg"
+        await (await waiting.value).save_as(saved)
+        assert saved.read_bytes() == (tmp_path / "day2.jpg").read_bytes()
+    finally:
+        await stranger.context.close()

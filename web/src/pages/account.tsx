@@ -9,38 +9,30 @@ import { AccountState, type Account as LifecycleAccount } from "../gen/cumulo/li
 import { t, when } from "../i18n";
 import { navigate } from "../router";
 import { session as browserSession } from "../session";
-import { Alert, Field, problemOf, type Problem } from "./form";
+import { Alert, Field, useCalls } from "./form";
 
 export function AccountPage() {
   const [account, setAccount] = useState<Account | null>(null);
   const [state, setState] = useState<LifecycleAccount | null>(null);
   const [sessions, setSessions] = useState<Session[]>([]);
   const [currentTerms, setCurrentTerms] = useState("");
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
   const [done, setDone] = useState("");
 
   const load = useCallback(async () => {
-    try {
-      const mine = await auth.getAccount({});
-      setAccount(mine.account ?? null);
-      setCurrentTerms(mine.currentTermsVersion);
-      setState((await lifecycle.getAccountState({})).account ?? null);
-      setSessions((await auth.listSessions({})).sessions);
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    const mine = await auth.getAccount({});
+    setAccount(mine.account ?? null);
+    setCurrentTerms(mine.currentTermsVersion);
+    setState((await lifecycle.getAccountState({})).account ?? null);
+    setSessions((await auth.listSessions({})).sessions);
   }, []);
-  useEffect(() => void load(), [load]);
+  useEffect(() => void run(load), [run, load]);
 
   async function act(action: () => Promise<unknown>, message: string) {
-    setProblem(null);
     setDone("");
-    try {
-      await action();
+    if (await run(action)) {
       setDone(message);
-      await load();
-    } catch (error) {
-      setProblem(problemOf(error));
+      await run(load);
     }
   }
 
@@ -139,7 +131,7 @@ export function AccountPage() {
 
 /** A guardian creates a child's account (a minor cannot sign up alone) and stays responsible. */
 function Family() {
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
   const [made, setMade] = useState("");
 
   async function submit(event: Event) {
@@ -147,8 +139,7 @@ function Family() {
     const element = event.currentTarget as HTMLFormElement;
     const form = new FormData(element);
     const [year, month, day] = String(form.get("birth")).split("-").map(Number);
-    setProblem(null);
-    try {
+    await run(async () => {
       const answer = await auth.createMinorAccount(
         create(CreateMinorAccountRequestSchema, {
           email: String(form.get("email")),
@@ -159,9 +150,7 @@ function Family() {
       );
       setMade(answer.account?.email ?? "");
       element.reset();
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    });
   }
 
   return (
@@ -193,19 +182,15 @@ function Family() {
 function Cancel({ email }: { email: string }) {
   const [open, setOpen] = useState(false);
   const [typed, setTyped] = useState("");
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
   const phrase = t("cancelPhrase");
 
   async function cancel(event: Event) {
     event.preventDefault();
     const password = String(new FormData(event.currentTarget as HTMLFormElement).get("password"));
-    setProblem(null);
-    try {
-      await auth.cancelAccount({ password });
+    if (await run(() => auth.cancelAccount({ password }))) {
       browserSession.signedOut();
       navigate("/signin");
-    } catch (error) {
-      setProblem(problemOf(error));
     }
   }
 

@@ -5,26 +5,22 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { backups, sync } from "../api";
 import type { Backup, Zone } from "../gen/cumulo/sync/v1/sync_pb";
 import { bytes, t, when } from "../i18n";
-import { Alert, problemOf, type Problem } from "./form";
+import { Alert, useCalls } from "./form";
 
 export function Backups() {
   const [zones, setZones] = useState<Zone[] | null>(null);
   const [list, setList] = useState<Backup[]>([]);
   const [usage, setUsage] = useState<{ used: bigint; quota: bigint } | null>(null);
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
 
   useEffect(() => {
-    (async () => {
-      try {
-        setZones((await sync.listZones({})).zones);
-        const used = await sync.getSyncUsage({});
-        setUsage({ used: used.used, quota: used.quota });
-        setList((await backups.listBackups({})).backups);
-      } catch (error) {
-        setProblem(problemOf(error));
-      }
-    })();
-  }, []);
+    void run(async () => {
+      setZones((await sync.listZones({})).zones);
+      const used = await sync.getSyncUsage({});
+      setUsage({ used: used.used, quota: used.quota });
+      setList((await backups.listBackups({})).backups);
+    });
+  }, [run]);
 
   return (
     <section aria-labelledby="backups-title">

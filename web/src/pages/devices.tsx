@@ -16,25 +16,21 @@ import {
 } from "../gen/cumulo/locator/v1/locator_pb";
 import { t, when } from "../i18n";
 import { session } from "../session";
-import { Alert, Field, problemOf, type Problem } from "./form";
+import { Alert, Field, useCalls } from "./form";
 
 const DAY = 24 * 3600 * 1000;
 
 export function Devices() {
   const [devices, setDevices] = useState<Device[] | null>(null);
   const [chosen, setChosen] = useState<string>("");
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
 
   const load = useCallback(async () => {
-    try {
-      const found = (await locator.listDevices({})).devices;
-      setDevices(found);
-      setChosen((now) => now || found[0]?.deviceId || "");
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    const found = (await locator.listDevices({})).devices;
+    setDevices(found);
+    setChosen((now) => now || found[0]?.deviceId || "");
   }, []);
-  useEffect(() => void load(), [load]);
+  useEffect(() => void run(load), [run, load]);
 
   const device = devices?.find((d) => d.deviceId === chosen);
   return (
@@ -71,45 +67,34 @@ export function Devices() {
 function DeviceView({ device, reload }: { device: Device; reload: () => Promise<void> }) {
   const [track, setTrack] = useState<Location[]>([]);
   const [commands, setCommands] = useState<Command[]>([]);
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
   const [wiping, setWiping] = useState(false);
   const id = device.deviceId;
 
   const load = useCallback(async () => {
-    try {
-      const history = await locator.getHistory({ deviceId: id, since: timestampFromMs(Date.now() - DAY), pageSize: 1000 });
-      setTrack(history.locations);
-      setCommands((await locator.listCommands({ deviceId: id, limit: 10 })).commands);
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    const history = await locator.getHistory({ deviceId: id, since: timestampFromMs(Date.now() - DAY), pageSize: 1000 });
+    setTrack(history.locations);
+    setCommands((await locator.listCommands({ deviceId: id, limit: 10 })).commands);
   }, [id]);
-  useEffect(() => void load(), [load]);
+  useEffect(() => void run(load), [run, load]);
 
-  async function send(kind: CommandKind, extra: Partial<{ ringSeconds: number; lostMode: ReturnType<typeof lostMode> }> = {}) {
-    setProblem(null);
-    try {
+  const send = (kind: CommandKind, extra: Partial<{ ringSeconds: number; lostMode: ReturnType<typeof lostMode> }> = {}) =>
+    run(async () => {
       await locator.sendCommand(create(SendCommandRequestSchema, { deviceId: id, kind, ...extra }));
       await load();
       await reload();
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }
+    });
 
   async function wipe(event: Event) {
     event.preventDefault();
     const password = String(new FormData(event.currentTarget as HTMLFormElement).get("password"));
-    setProblem(null);
-    try {
+    await run(async () => {
       const confirmed = await auth.confirmPassword({ password });
       session.replaceAccess(confirmed.accessToken, confirmed.accessTokenExpiresAt);
       await locator.sendCommand(create(SendCommandRequestSchema, { deviceId: id, kind: CommandKind.WIPE }));
       setWiping(false);
       await load();
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    });
   }
 
   const last = device.lastLocation;

@@ -8,7 +8,7 @@ import { byName, bytes, t, when } from "../i18n";
 import { save } from "../download";
 import { unfinished, upload, type UploadProgress } from "../upload";
 import { SharePanel } from "./share";
-import { Alert, problemOf, type Problem } from "./form";
+import { Alert, problemOf, useCalls, type Problem } from "./form";
 
 interface Transfer {
   id: number;
@@ -23,43 +23,38 @@ export function Files({ folderId }: { folderId: string }) {
   const [nodes, setNodes] = useState<Node[] | null>(null);
   const [trail, setTrail] = useState<Node[]>([]);
   const [usage, setUsage] = useState<{ used: bigint; quota: bigint } | null>(null);
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
   const [transfers, setTransfers] = useState<Transfer[]>([]);
   const [naming, setNaming] = useState(false);
   const [dragging, setDragging] = useState(false);
   const picker = useRef<HTMLInputElement>(null);
 
   const load = useCallback(async () => {
-    try {
-      const listed: Node[] = [];
-      let pageToken = "";
-      do {
-        const page = await blob.listFolder({ folderId, pageSize: 1000, pageToken });
-        listed.push(...page.nodes);
-        pageToken = page.nextPageToken;
-      } while (pageToken);
-      listed.sort((a, b) => (a.kind === b.kind ? byName(a.name, b.name) : a.kind === NodeKind.FOLDER ? -1 : 1));
-      setNodes(listed);
-      const chain: Node[] = [];
-      for (let id = folderId; id; ) {
-        const { node } = await blob.stat({ nodeId: id });
-        if (!node) break;
-        chain.unshift(node);
-        id = node.parentId;
-      }
-      setTrail(chain);
-      const used = await blob.getUsage({});
-      setUsage({ used: used.used, quota: used.quota });
-    } catch (error) {
-      setProblem(problemOf(error));
+    const listed: Node[] = [];
+    let pageToken = "";
+    do {
+      const page = await blob.listFolder({ folderId, pageSize: 1000, pageToken });
+      listed.push(...page.nodes);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    listed.sort((a, b) => (a.kind === b.kind ? byName(a.name, b.name) : a.kind === NodeKind.FOLDER ? -1 : 1));
+    setNodes(listed);
+    const chain: Node[] = [];
+    for (let id = folderId; id; ) {
+      const { node } = await blob.stat({ nodeId: id });
+      if (!node) break;
+      chain.unshift(node);
+      id = node.parentId;
     }
+    setTrail(chain);
+    const used = await blob.getUsage({});
+    setUsage({ used: used.used, quota: used.quota });
   }, [folderId]);
 
   useEffect(() => {
     setNodes(null);
-    setProblem(null);
-    void load();
-  }, [load]);
+    void run(load);
+  }, [run, load]);
 
   function update(id: number, change: Partial<Transfer>) {
     setTransfers((all) => all.map((one) => (one.id === id ? { ...one, ...change } : one)));
@@ -78,40 +73,24 @@ export function Files({ folderId }: { folderId: string }) {
         if (stop.signal.aborted) update(id, { progress: { ...transfer.progress, phase: "paused" } });
         else update(id, { progress: { file, sent: 0, phase: "failed" }, problem: problemOf(error) });
       }
-      void load();
+      void run(load);
     }
   }
 
   async function createFolder(event: Event) {
     event.preventDefault();
     const name = String(new FormData(event.currentTarget as HTMLFormElement).get("name"));
-    try {
-      await blob.createFolder({ parentId: folderId, name });
+    if (await run(() => blob.createFolder({ parentId: folderId, name }))) {
       setNaming(false);
-      void load();
-    } catch (error) {
-      setProblem(problemOf(error));
+      void run(load);
     }
   }
 
-  async function act(action: () => Promise<unknown>) {
-    setProblem(null);
-    try {
-      await action();
-      void load();
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }
+  const act = async (action: () => Promise<unknown>) => {
+    if (await run(action)) void run(load);
+  };
 
-  async function download(node: Node) {
-    try {
-      const { download: signed } = await blob.getDownloadUrl({ nodeId: node.nodeId });
-      save(signed, node.name);
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }
+  const download = (node: Node) => run(async () => save((await blob.getDownloadUrl({ nodeId: node.nodeId })).download, node.name));
 
   const left = unfinished(folderId).filter((u) => !transfers.some((x) => x.progress.file.name === u.name && x.progress.phase !== "paused"));
 

@@ -1,5 +1,6 @@
 // Pieces every form uses: a labelled field with its error, and the form-level error.
 import type { ComponentChildren } from "preact";
+import { useCallback, useState } from "preact/hooks";
 import { t } from "../i18n";
 import { fieldErrors, messageOf, reasonOf } from "../api";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -48,4 +49,21 @@ export function Alert({ problem }: { problem: Problem | null }) {
       {problem.message}
     </p>
   );
+}
+
+/** A page's calls and what went wrong with the last one: `run(action)` clears the problem,
+ * runs the action and keeps its error for the page to show; it answers whether it worked. */
+export function useCalls(): { problem: Problem | null; run: (action: () => Promise<unknown>) => Promise<boolean> } {
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const run = useCallback(async (action: () => Promise<unknown>) => {
+    setProblem(null);
+    try {
+      await action();
+      return true;
+    } catch (error) {
+      setProblem(problemOf(error));
+      return false;
+    }
+  }, []);
+  return { problem, run };
 }

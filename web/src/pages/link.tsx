@@ -7,6 +7,7 @@ import { NodeKind, type Node } from "../gen/cumulo/blob/v1/blob_pb";
 import { bytes, t } from "../i18n";
 import { Alert, Field, problemOf, type Problem } from "./form";
 import { Report } from "./report";
+import { SharedFolder } from "./shared-folder";
 
 const GONE = ["LINK_NOT_FOUND", "LINK_REVOKED", "LINK_EXPIRED"];
 
@@ -86,23 +87,7 @@ export function SharedLink({ token }: { token: string }) {
     body = (
       <>
         <h2>{root.name}</h2>
-        <table class="listing">
-          <tbody>
-            {children.map((node) => (
-              <tr key={node.nodeId}>
-                <td>{node.name}</td>
-                <td>{node.kind === NodeKind.FILE ? bytes(Number(node.size)) : ""}</td>
-                <td>
-                  {node.kind === NodeKind.FILE && !node.blocked && (
-                    <button type="button" onClick={() => download(node)} aria-label={`${t("download")} ${node.name}`}>
-                      {t("download")}
-                    </button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <SharedFolder nodes={children} label={root.name} onDownload={download} />
       </>
     );
 

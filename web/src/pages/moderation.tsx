@@ -14,7 +14,7 @@ import {
   type GetCaseResponse,
 } from "../gen/cumulo/moderation/v1/moderation_pb";
 import { t, when } from "../i18n";
-import { Alert, Field, problemOf, type Problem } from "./form";
+import { Alert, Field, useCalls } from "./form";
 
 function summary(one: CaseSummary): string {
   return `${Category[one.category] ?? ""} · ${CaseState[one.state]}${one.decision ? ` · ${Decision[one.decision]}` : ""}`;
@@ -23,16 +23,10 @@ function summary(one: CaseSummary): string {
 export function Queue() {
   const [cases, setCases] = useState<CaseSummary[] | null>(null);
   const [open, setOpen] = useState("");
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
 
-  const load = useCallback(async () => {
-    try {
-      setCases((await moderation.listQueue({ pageSize: 100 })).cases);
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }, []);
-  useEffect(() => void load(), [load]);
+  const load = useCallback(async () => setCases((await moderation.listQueue({ pageSize: 100 })).cases), []);
+  useEffect(() => void run(load), [run, load]);
 
   return (
     <section aria-labelledby="queue-title">
@@ -53,7 +47,7 @@ export function Queue() {
                 {summary(one)} · {t("complaintsCount", { n: one.complaints })}
                 {one.createdAt ? ` · ${when(timestampDate(one.createdAt))}` : ""}
               </span>
-              {open === one.caseId && <CaseView caseId={one.caseId} changed={load} />}
+              {open === one.caseId && <CaseView caseId={one.caseId} changed={() => run(load)} />}
             </li>
           ))}
         </ul>
@@ -62,29 +56,19 @@ export function Queue() {
   );
 }
 
-function CaseView({ caseId, changed }: { caseId: string; changed: () => Promise<void> }) {
+function CaseView({ caseId, changed }: { caseId: string; changed: () => Promise<unknown> }) {
   const [shown, setShown] = useState<GetCaseResponse | null>(null);
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
 
-  const load = useCallback(async () => {
-    try {
-      setShown(await moderation.getCase({ caseId }));
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }, [caseId]);
-  useEffect(() => void load(), [load]);
+  const load = useCallback(async () => setShown(await moderation.getCase({ caseId })), [caseId]);
+  useEffect(() => void run(load), [run, load]);
 
-  async function act(action: () => Promise<unknown>) {
-    setProblem(null);
-    try {
-      await action();
-      await load();
+  const act = async (action: () => Promise<unknown>) => {
+    if (await run(action)) {
+      await run(load);
       await changed();
-    } catch (error) {
-      setProblem(problemOf(error));
     }
-  }
+  };
 
   if (!shown?.case) return problem ? <Alert problem={problem} /> : <p aria-busy="true">{t("loading")}</p>;
   const one = shown.case;
@@ -150,24 +134,17 @@ function CaseView({ caseId, changed }: { caseId: string; changed: () => Promise<
 
 export function MyCases() {
   const [cases, setCases] = useState<CaseSummary[] | null>(null);
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
   const [disputing, setDisputing] = useState("");
   const [sent, setSent] = useState("");
 
-  const load = useCallback(async () => {
-    try {
-      setCases((await complaints.listMyCases({})).cases);
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }, []);
-  useEffect(() => void load(), [load]);
+  const load = useCallback(async () => setCases((await complaints.listMyCases({})).cases), []);
+  useEffect(() => void run(load), [run, load]);
 
   async function dispute(event: Event, caseId: string) {
     event.preventDefault();
     const form = new FormData(event.currentTarget as HTMLFormElement);
-    setProblem(null);
-    try {
+    await run(async () => {
       await complaints.fileCounterNotice(
         create(FileCounterNoticeRequestSchema, {
           caseId,
@@ -181,9 +158,7 @@ export function MyCases() {
       setSent(caseId);
       setDisputing("");
       await load();
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    });
   }
 
   return (

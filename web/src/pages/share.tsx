@@ -6,7 +6,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { blob } from "../api";
 import { CreateShareLinkRequestSchema, type Node } from "../gen/cumulo/blob/v1/blob_pb";
 import { t } from "../i18n";
-import { Alert, Field, problemOf, type Problem } from "./form";
+import { Alert, Field, useCalls } from "./form";
 
 const DAY = 24 * 3600 * 1000;
 
@@ -17,15 +17,14 @@ export function linkAddress(token: string): string {
 export function SharePanel({ node, onClose }: { node: Node; onClose: () => void }) {
   const [address, setAddress] = useState("");
   const [shared, setShared] = useState("");
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
   const id = node.nodeId;
 
   async function makeLink(event: Event) {
     event.preventDefault();
     const form = new FormData(event.currentTarget as HTMLFormElement);
     const days = Number(form.get("expiry"));
-    setProblem(null);
-    try {
+    await run(async () => {
       const { link } = await blob.createShareLink(
         create(CreateShareLinkRequestSchema, {
           nodeId: id,
@@ -34,21 +33,13 @@ export function SharePanel({ node, onClose }: { node: Node; onClose: () => void 
         }),
       );
       if (link) setAddress(linkAddress(link.token));
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    });
   }
 
   async function withPerson(event: Event) {
     event.preventDefault();
     const recipient = String(new FormData(event.currentTarget as HTMLFormElement).get("recipient"));
-    setProblem(null);
-    try {
-      await blob.shareWithUser({ nodeId: id, recipient });
-      setShared(recipient);
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    if (await run(() => blob.shareWithUser({ nodeId: id, recipient }))) setShared(recipient);
   }
 
   return (

@@ -4,39 +4,32 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { blob } from "../api";
 import { save } from "../download";
 import { NodeKind, type Node, type ShareLink, type UserShare } from "../gen/cumulo/blob/v1/blob_pb";
-import { bytes, t, when } from "../i18n";
-import { Alert, problemOf, type Problem } from "./form";
+import { t, when } from "../i18n";
+import { Alert, useCalls } from "./form";
+import { SharedFolder } from "./shared-folder";
 
 export function Shares() {
   const [links, setLinks] = useState<ShareLink[] | null>(null);
   const [mine, setMine] = useState<UserShare[]>([]);
   const [withMe, setWithMe] = useState<UserShare[]>([]);
   const [opened, setOpened] = useState<{ share: UserShare; nodes: Node[] } | null>(null);
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
 
   const load = useCallback(async () => {
-    try {
-      setLinks((await blob.listShareLinks({})).links);
-      setMine((await blob.listUserShares({})).shares);
-      setWithMe((await blob.listSharedWithMe({})).shares);
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    setLinks((await blob.listShareLinks({})).links);
+    setMine((await blob.listUserShares({})).shares);
+    setWithMe((await blob.listSharedWithMe({})).shares);
   }, []);
-  useEffect(() => void load(), [load]);
+  useEffect(() => void run(load), [run, load]);
 
-  async function act(action: () => Promise<unknown>) {
-    setProblem(null);
-    try {
+  const act = (action: () => Promise<unknown>) =>
+    run(async () => {
       await action();
       await load();
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }
+    });
 
-  async function open(share: UserShare) {
-    try {
+  const open = (share: UserShare) =>
+    run(async () => {
       const answer = await blob.openSharedWithMe({ shareId: share.shareId });
       const root = answer.root;
       if (root && root.kind === NodeKind.FILE) {
@@ -44,18 +37,10 @@ export function Shares() {
       } else {
         setOpened({ share, nodes: answer.children });
       }
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }
+    });
 
-  async function fetchChild(share: UserShare, node: Node) {
-    try {
-      save((await blob.getSharedWithMeDownloadUrl({ shareId: share.shareId, nodeId: node.nodeId })).download, node.name);
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }
+  const fetchChild = (share: UserShare, node: Node) =>
+    run(async () => save((await blob.getSharedWithMeDownloadUrl({ shareId: share.shareId, nodeId: node.nodeId })).download, node.name));
 
   return (
     <section aria-labelledby="shares-title">
@@ -108,23 +93,7 @@ export function Shares() {
         </ul>
       )}
       {opened && (
-        <table class="listing" aria-label={opened.share.name}>
-          <tbody>
-            {opened.nodes.map((node) => (
-              <tr key={node.nodeId}>
-                <td>{node.name}</td>
-                <td>{node.kind === NodeKind.FILE ? bytes(Number(node.size)) : ""}</td>
-                <td>
-                  {node.kind === NodeKind.FILE && (
-                    <button type="button" onClick={() => fetchChild(opened.share, node)} aria-label={`${t("download")} ${node.name}`}>
-                      {t("download")}
-                    </button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <SharedFolder nodes={opened.nodes} label={opened.share.name} onDownload={(node) => fetchChild(opened.share, node)} />
       )}
     </section>
   );

@@ -4,37 +4,29 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { blob } from "../api";
 import type { Node } from "../gen/cumulo/blob/v1/blob_pb";
 import { t, when } from "../i18n";
-import { Alert, problemOf, type Problem } from "./form";
+import { Alert, useCalls } from "./form";
 
 export function Trash() {
   const [nodes, setNodes] = useState<Node[] | null>(null);
-  const [problem, setProblem] = useState<Problem | null>(null);
+  const { problem, run } = useCalls();
 
   const load = useCallback(async () => {
-    try {
-      const found: Node[] = [];
-      let pageToken = "";
-      do {
-        const page = await blob.listTrash({ pageSize: 1000, pageToken });
-        found.push(...page.nodes);
-        pageToken = page.nextPageToken;
-      } while (pageToken);
-      setNodes(found);
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
+    const found: Node[] = [];
+    let pageToken = "";
+    do {
+      const page = await blob.listTrash({ pageSize: 1000, pageToken });
+      found.push(...page.nodes);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    setNodes(found);
   }, []);
-  useEffect(() => void load(), [load]);
+  useEffect(() => void run(load), [run, load]);
 
-  async function act(action: () => Promise<unknown>) {
-    setProblem(null);
-    try {
+  const act = (action: () => Promise<unknown>) =>
+    run(async () => {
       await action();
       await load();
-    } catch (error) {
-      setProblem(problemOf(error));
-    }
-  }
+    });
 
   return (
     <section aria-labelledby="trash-title">
