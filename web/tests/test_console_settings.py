@@ -10,6 +10,7 @@ import grpc
 import pytest
 from playwright.async_api import Page, expect
 
+from cumulo.blob.v1 import blob_pb2
 from cumulo_devstack.testing.accounts import PASSWORD, Person
 from cumulo_devstack.testing.values import unique_email
 from cumulo_sdk.errors import CumuloRpcError
@@ -22,6 +23,11 @@ async def test_a_session_ended_from_the_console_is_refused_at_once(page: Page, p
     await page.get_by_role("link", name="Account").click()
     await expect(page.get_by_text(f"Signed in as {person.email}")).to_be_visible()
     await expect(page.get_by_text("(this browser)")).to_be_visible()
+    await expect(page.get_by_text("The free storage (no plan bought).")).to_be_visible()
+    plans = await person.client.call(person.client.files.stub.ListPlans, blob_pb2.ListPlansRequest())
+    assert plans.plans
+    for plan in plans.plans:  # the plans on offer, with their prices
+        await expect(page.locator(".plans")).to_contain_text(plan.name)
     await page.get_by_role("button", name="Sign out there phone").click()
     await expect(page.get_by_role("status")).to_have_text("That session has ended.")
     with pytest.raises(CumuloRpcError) as refused:

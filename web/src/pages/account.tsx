@@ -3,10 +3,11 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { auth, lifecycle } from "../api";
+import { auth, blob, lifecycle } from "../api";
+import type { Plan, Purchase } from "../gen/cumulo/blob/v1/blob_pb";
 import { CreateMinorAccountRequestSchema, DateSchema, type Account, type Session } from "../gen/cumulo/auth/v1/auth_pb";
 import { AccountState, type Account as LifecycleAccount } from "../gen/cumulo/lifecycle/v1/lifecycle_pb";
-import { t, when } from "../i18n";
+import { bytes, lang, t, when } from "../i18n";
 import { navigate } from "../router";
 import { session as browserSession } from "../session";
 import { Alert, Field, useCalls } from "./form";
@@ -122,10 +123,54 @@ export function AccountPage() {
         )}
       </p>
 
+      <Plans />
+
       {!account.minor && <Family />}
 
       <Cancel email={account.email} />
     </section>
+  );
+}
+
+/** Storage: what the account has bought (and until when) beside the plans on offer. */
+function Plans() {
+  const [plans, setPlans] = useState<Plan[]>([]);
+  const [purchases, setPurchases] = useState<Purchase[]>([]);
+  const { problem, run } = useCalls();
+  useEffect(() => {
+    void run(async () => {
+      setPlans((await blob.listPlans({})).plans);
+      setPurchases((await blob.listPurchases({})).purchases);
+    });
+  }, [run]);
+  const now = Date.now();
+  const current = purchases.filter((p) => !p.endsAt || timestampDate(p.endsAt).getTime() > now);
+  const price = (minor: bigint, currency: string) =>
+    new Intl.NumberFormat(lang.get(), { style: "currency", currency: currency || "CNY" }).format(Number(minor) / 100);
+  return (
+    <>
+      <h2>{t("storagePlan")}</h2>
+      <Alert problem={problem} />
+      {current.length === 0 ? (
+        <p>{t("freePlan")}</p>
+      ) : (
+        <ul class="plain">
+          {current.map((p) => (
+            <li key={p.purchaseId}>
+              {plans.find((plan) => plan.planId === p.planId)?.name ?? p.planId} · {bytes(Number(p.bytes))}
+              {p.endsAt ? ` · ${t("until", { when: when(timestampDate(p.endsAt)) })}` : ""}
+            </li>
+          ))}
+        </ul>
+      )}
+      <ul class="plain plans">
+        {plans.map((plan) => (
+          <li key={plan.planId}>
+            {plan.name}: {bytes(Number(plan.bytes))} · {price(plan.priceMinorUnits, plan.currency)} / {t("days", { n: plan.periodDays })}
+          </li>
+        ))}
+      </ul>
+    </>
   );
 }
 
