@@ -8,6 +8,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import re
+import struct
+import zlib
 
 from playwright.async_api import Page, Request, Route, expect
 
@@ -94,3 +97,28 @@ async def test_another_persons_folder_is_not_reachable_by_its_address(page: Page
     await page.goto(f"/files/{folder.node_id}")
     await expect(page.get_by_role("alert")).to_be_visible()
     await expect(page.get_by_text("private")).to_have_count(0)
+
+
+def _png(width: int, height: int) -> bytes:
+    """A real PNG (a colour gradient), written by hand: no imaging library needed."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 128)) for x in range(width)) for y in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+async def test_photos_show_small_thumbnails_and_other_files_none(page: Page, person: Person, tmp_path: pathlib.Path):
+    (tmp_path / "sunset.png").write_bytes(_png(400, 300))
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 not a photo" * 100)
+    await person.client.files.upload(tmp_path / "sunset.png", content_type="image/png")
+    await person.client.files.upload(tmp_path / "report.pdf")
+    await sign_in(page, person)
+    photo = page.get_by_role("row").filter(has_text="sunset.png").locator(".thumb img")
+    await expect(photo).to_have_attribute("src", re.compile(r"^blob:"))
+    assert await photo.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [96, 96]  # small, whatever the photo's size
+    await expect(page.get_by_role("row").filter(has_text="report.pdf").locator(".thumb")).to_have_count(0)

@@ -8,6 +8,7 @@ import { byName, bytes, t, when } from "../i18n";
 import { save } from "../download";
 import { unfinished, upload, type UploadProgress } from "../upload";
 import { SharePanel } from "./share";
+import { hasThumbnail, thumbnail } from "../thumbnails";
 import { Alert, problemOf, useCalls, type Problem } from "./form";
 
 interface Transfer {
@@ -224,7 +225,10 @@ function Row({ node, onDownload, act }: { node: Node; onDownload: (node: Node) =
             {node.name}
           </a>
         ) : (
-          <span class="file">{node.name}</span>
+          <span class="file">
+            {hasThumbnail(node) && <Thumb node={node} />}
+            {node.name}
+          </span>
         )}
       </td>
       <td>{folder ? "" : bytes(Number(node.size))}</td>
@@ -247,5 +251,31 @@ function Row({ node, onDownload, act }: { node: Node; onDownload: (node: Node) =
         {sharing && <SharePanel node={node} onClose={() => setSharing(false)} />}
       </td>
     </tr>
+  );
+}
+
+/** A photo's thumbnail, asked for once the row comes into view. */
+function Thumb({ node }: { node: Node }) {
+  const [url, setUrl] = useState<string | null>(null);
+  const holder = useRef<HTMLSpanElement>(null);
+  useEffect(() => {
+    const element = holder.current;
+    if (!element) return;
+    let live = true;
+    const seen = new IntersectionObserver((entries) => {
+      if (!entries.some((e) => e.isIntersecting)) return;
+      seen.disconnect();
+      void thumbnail(node).then((made) => live && setUrl(made));
+    });
+    seen.observe(element);
+    return () => {
+      live = false;
+      seen.disconnect();
+    };
+  }, [node]);
+  return (
+    <span class="thumb" ref={holder}>
+      {url && <img src={url} alt="" width={48} height={48} />}
+    </span>
   );
 }
