@@ -122,3 +122,21 @@ async def test_photos_show_small_thumbnails_and_other_files_none(page: Page, per
     await expect(photo).to_have_attribute("src", re.compile(r"^blob:"))
     assert await photo.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [96, 96]  # small, whatever the photo's size
     await expect(page.get_by_role("row").filter(has_text="report.pdf").locator(".thumb")).to_have_count(0)
+
+
+async def test_moving_into_a_folder_and_back_out(page: Page, person: Person, tmp_path: pathlib.Path):
+    await person.client.files.mkdir("", "Archive")
+    (tmp_path / "old.txt").write_text("old news " * 50)
+    await person.client.files.upload(tmp_path / "old.txt")
+    await sign_in(page, person)
+    await page.get_by_role("button", name="Move old.txt").click()
+    await page.get_by_label("Move to", exact=True).select_option(label="Archive/")
+    await page.get_by_role("button", name="Move", exact=True).click()
+    await expect(page.get_by_role("row").filter(has_text="old.txt")).to_have_count(0)
+    await page.get_by_role("link", name="Archive").click()
+    await page.get_by_role("button", name="Move old.txt").click()
+    await page.get_by_label("Move to", exact=True).select_option(label="My files")
+    await page.get_by_role("button", name="Move", exact=True).click()
+    await expect(page.get_by_role("row").filter(has_text="old.txt")).to_have_count(0)
+    await page.get_by_role("link", name="My files").first.click()
+    await expect(page.get_by_role("row").filter(has_text="old.txt")).to_be_visible()

@@ -9,7 +9,7 @@ import { save } from "../download";
 import { unfinished, upload, type UploadProgress } from "../upload";
 import { SharePanel } from "./share";
 import { hasThumbnail, thumbnail } from "../thumbnails";
-import { Alert, problemOf, useCalls, type Problem } from "./form";
+import { Alert, Field, problemOf, useCalls, type Problem } from "./form";
 
 interface Transfer {
   id: number;
@@ -92,6 +92,13 @@ export function Files({ folderId }: { folderId: string }) {
   };
 
   const download = (node: Node) => run(async () => save((await blob.getDownloadUrl({ nodeId: node.nodeId })).download, node.name));
+
+  // Where an item here can go: the folders above (the root first) and the folders in this one.
+  const targets: Target[] = [
+    ...(folderId ? [{ id: "", name: t("root") }] : []),
+    ...trail.slice(0, -1).map((f) => ({ id: f.nodeId, name: f.name })),
+    ...(nodes ?? []).filter((n) => n.kind === NodeKind.FOLDER).map((f) => ({ id: f.nodeId, name: `${f.name}/` })),
+  ];
 
   const left = unfinished(folderId).filter((u) => !transfers.some((x) => x.progress.file.name === u.name && x.progress.phase !== "paused"));
 
@@ -200,7 +207,7 @@ export function Files({ folderId }: { folderId: string }) {
           </thead>
           <tbody>
             {nodes.map((node) => (
-              <Row key={node.nodeId} node={node} onDownload={download} act={act} />
+              <Row key={node.nodeId} node={node} onDownload={download} act={act} targets={targets.filter((f) => f.id !== node.nodeId)} />
             ))}
           </tbody>
         </table>
@@ -209,9 +216,25 @@ export function Files({ folderId }: { folderId: string }) {
   );
 }
 
-function Row({ node, onDownload, act }: { node: Node; onDownload: (node: Node) => void; act: (action: () => Promise<unknown>) => void }) {
+interface Target {
+  id: string;
+  name: string;
+}
+
+function Row({
+  node,
+  onDownload,
+  act,
+  targets,
+}: {
+  node: Node;
+  onDownload: (node: Node) => void;
+  act: (action: () => Promise<unknown>) => void;
+  targets: Target[];
+}) {
   const folder = node.kind === NodeKind.FOLDER;
   const [sharing, setSharing] = useState(false);
+  const [moving, setMoving] = useState(false);
   const modified = node.modifiedAt ? when(timestampDate(node.modifiedAt)) : "";
   function rename() {
     const name = window.prompt(t("rename"), node.name);
@@ -242,12 +265,39 @@ function Row({ node, onDownload, act }: { node: Node; onDownload: (node: Node) =
         <button type="button" onClick={rename} aria-label={`${t("rename")} ${node.name}`}>
           {t("rename")}
         </button>
+        {targets.length > 0 && (
+          <button type="button" onClick={() => setMoving(!moving)} aria-expanded={moving} aria-label={`${t("move")} ${node.name}`}>
+            {t("move")}
+          </button>
+        )}
         <button type="button" onClick={() => setSharing(!sharing)} aria-expanded={sharing} aria-label={`${t("share")} ${node.name}`}>
           {t("share")}
         </button>
         <button type="button" onClick={() => act(() => blob.delete({ nodeId: node.nodeId }))} aria-label={`${t("delete")} ${node.name}`}>
           {t("delete")}
         </button>
+        {moving && (
+          <form
+            class="inline panel"
+            onSubmit={(e) => {
+              e.preventDefault();
+              const to = String(new FormData(e.currentTarget as HTMLFormElement).get("to"));
+              setMoving(false);
+              act(() => blob.move({ nodeId: node.nodeId, newParentId: to }));
+            }}
+          >
+            <Field id={`move-${node.nodeId}`} label={t("moveTo")}>
+              <select id={`move-${node.nodeId}`} name="to">
+                {targets.map((target) => (
+                  <option key={target.id} value={target.id}>
+                    {target.name}
+                  </option>
+                ))}
+              </select>
+            </Field>
+            <button type="submit">{t("move")}</button>
+          </form>
+        )}
         {sharing && <SharePanel node={node} onClose={() => setSharing(false)} />}
       </td>
     </tr>
