@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import pathlib
 import uuid
 from collections.abc import Iterator
@@ -85,10 +86,14 @@ class Infra:
 WEB_DIST = pathlib.Path(__file__).resolve().parents[2] / "web" / "dist"
 
 
-def built_console() -> Console | None:
+def built_console(map_tiles: str | None = None) -> Console | None:
     """The web console as `make web` built it (web/dist), for the gateway to serve; None when
-    it was not built (the API alone is served)."""
-    return Console.of(WEB_DIST) if (WEB_DIST / "index.html").is_file() else None
+    it was not built (the API alone is served). `map_tiles`: the tile server for the devices
+    page (CUMULO_GATEWAY_MAP_TILES unless given)."""
+    if not (WEB_DIST / "index.html").is_file():
+        return None
+    tiles = os.environ.get("CUMULO_GATEWAY_MAP_TILES", "") if map_tiles is None else map_tiles
+    return Console.of(WEB_DIST, map_tiles=tiles)
 
 
 def gateway_config(

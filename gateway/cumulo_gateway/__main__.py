@@ -9,7 +9,8 @@ limits: CUMULO_GATEWAY_EDGE_BURST, _EDGE_PER_SECOND (per client address, for exp
 calls), _TRUSTED_HOPS (proxies in front that write x-forwarded-for), _MAX_HEAP_MIB, and
 _CORS_ORIGINS (comma-separated browser origins besides the gateway's own), _OBJECT_STORE (host:port
 of S3, for signed download URLs) and _OBJECT_STORE_BUCKET; _CONSOLE_DIR: the built web console
-to serve (web/dist; none: the API alone)."""
+to serve (web/dist; none: the API alone); _MAP_TILES: a tile server's https URL template
+({z}/{x}/{y}) for the devices page's map (none: the track on a plain grid)."""
 
 from __future__ import annotations
 
@@ -57,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=pathlib.Path, help="render-k8s: write the config here")
     args = parser.parse_args(argv)
     try:
-        console = Console.of(args.console) if args.console else None
+        map_tiles = env.get("MAP_TILES", "")
+        console = Console.of(args.console, map_tiles=map_tiles) if args.console else None
     except ValueError as exc:
         parser.error(str(exc))
     if args.command == "render-k8s":
-        rendered = render_kubernetes(args.console)
+        rendered = render_kubernetes(args.console, map_tiles=map_tiles)
         if args.out:
             args.out.write_text(rendered)
         else:

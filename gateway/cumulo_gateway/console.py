@@ -9,8 +9,10 @@ and no Referer (page URLs can hold share tokens)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import mimetypes
 import pathlib
+import urllib.parse
 from typing import Any
 
 ASSETS = "assets"
@@ -27,22 +29,34 @@ TYPES = {
     ".png": "image/png",
 }
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' blob: data:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "manifest-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+CONFIG = "config.json"  # what the console reads at start: the gateway's settings for it
+
+
+def content_security_policy(map_tiles: str = "") -> str:
+    """Only the console's own origin, but for map tiles from the configured tile server."""
+    tiles = f" {_origin(map_tiles)}" if map_tiles else ""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' blob: data:{tiles}",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "manifest-src 'self'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 SECURITY_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
@@ -61,9 +75,17 @@ class Console:
 
     served_from: str
     files: tuple[str, ...]
+    # A tile server's URL template ({z}/{x}/{y}) for the devices page's map; "": a plain grid.
+    map_tiles: str = ""
+
+    def __post_init__(self) -> None:
+        if self.map_tiles:
+            parts = urllib.parse.urlsplit(self.map_tiles)
+            if parts.scheme != "https" or not parts.netloc or not all(f"{{{k}}}" in self.map_tiles for k in "zxy"):
+                raise ValueError("the map tiles setting is an https URL with {z}, {x} and {y} in it")
 
     @classmethod
-    def of(cls, built: pathlib.Path, served_from: str | None = None) -> Console:
+    def of(cls, built: pathlib.Path, served_from: str | None = None, map_tiles: str = "") -> Console:
         if not (built / INDEX).is_file():
             raise ValueError(f"{built} holds no built console ({INDEX}): run `make web`")
         files = []
@@ -71,7 +93,7 @@ class Console:
             if path.stat().st_size > MAX_FILE_BYTES:
                 raise ValueError(f"{path} is larger than {MAX_FILE_BYTES} bytes: not served")
             files.append(path.relative_to(built).as_posix())
-        return cls(served_from or str(built.resolve()), tuple(files))
+        return cls(served_from or str(built.resolve()), tuple(files), map_tiles)
 
 
 def _type(name: str) -> str:
@@ -79,10 +101,15 @@ def _type(name: str) -> str:
     return TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def _answer(console: Console, name: str, cache: str) -> dict[str, Any]:
-    headers = {**SECURITY_HEADERS, "content-type": _type(name), "cache-control": cache}
+def _answer(console: Console, name: str, cache: str, body: dict[str, str] | None = None) -> dict[str, Any]:
+    headers = {
+        **SECURITY_HEADERS,
+        "content-security-policy": content_security_policy(console.map_tiles),
+        "content-type": _type(name),
+        "cache-control": cache,
+    }
     return {
-        "direct_response": {"status": 200, "body": {"filename": f"{console.served_from}/{name}"}},
+        "direct_response": {"status": 200, "body": body or {"filename": f"{console.served_from}/{name}"}},
         "response_headers_to_add": [
             {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"} for key, value in headers.items()
         ],
@@ -94,7 +121,8 @@ _READ = [{"name": ":method", "string_match": {"safe_regex": {"regex": "GET|HEAD"
 
 def console_routes(console: Console) -> list[dict[str, Any]]:
     """After the API's routes: each built file at its path, then any other GET a page."""
-    routes = []
+    settings = json.dumps({"mapTiles": console.map_tiles})
+    routes = [{"match": {"path": f"/{CONFIG}", "headers": _READ}, **_answer(console, CONFIG, NO_CACHE, {"inline_string": settings})}]
     for name in console.files:
         if name == INDEX:
             continue

@@ -6,15 +6,21 @@ lost mode carries its message to the device."""
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
+import re
 
+from aiohttp import web
 from playwright.async_api import Page, expect
 
 from cumulo.locator.v1 import locator_pb2 as pb
+from cumulo_devstack.stack import built_console, running_gateway
 from cumulo_devstack.testing.accounts import PASSWORD, Person
+from cumulo_devstack.testing.https import https_server
 from cumulo_devstack.testing.waiting import eventually
 from cumulo_sdk.devices import DeviceAgent
 
 from .conftest import sign_in
+from .test_console_files import _png
 
 
 async def _phone(person: Person) -> DeviceAgent:
@@ -81,3 +87,34 @@ async def test_wiping_wants_the_password_and_a_wrong_one_sends_nothing(page: Pag
         return [c for c in await agent.poll("phone-1") if c.kind == pb.COMMAND_KIND_WIPE]
 
     await eventually(wiped, timeout=20, what="the wipe at the device")
+
+
+async def test_with_a_tile_server_the_track_is_drawn_on_its_map(
+    browser, person: Person, infra, backends, tmp_path: pathlib.Path
+):
+    """A gateway of this test's own names a tile server (CUMULO_GATEWAY_MAP_TILES): the page's
+    policy lets images come from there and nowhere else new, and the map asks it for tiles."""
+    asked: list[str] = []
+    tile = _png(256, 256)
+
+    async def tiles(request: web.Request) -> web.StreamResponse:
+        asked.append(request.path)
+        return web.Response(body=tile, content_type="image/png")
+
+    await _phone(person)
+    async with https_server(infra.tls, tiles) as tile_server:
+        template = f"{tile_server}/{{z}}/{{x}}/{{y}}.png"
+        with running_gateway(infra.tls, tmp_path, backends, console=built_console(map_tiles=template)) as gateway:
+            context = await browser.new_context(base_url=f"https://{gateway}", ignore_https_errors=True, locale="en-US")
+            try:
+                page = await context.new_page()
+                answer = await page.goto("/devices")
+                assert answer is not None
+                policy = (await answer.all_headers())["content-security-policy"]
+                assert f"img-src 'self' blob: data: {tile_server};" in policy
+                await sign_in(page, person, "/devices")
+                await expect(page.locator(".map .leaflet-tile-loaded").first).to_be_attached()
+                await expect(page.locator(".map path.leaflet-interactive").first).to_be_attached()  # the track
+                assert asked and all(re.fullmatch(r"/\d+/\d+/\d+\.png", p) for p in asked)
+            finally:
+                await context.close()

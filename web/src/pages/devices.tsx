@@ -1,6 +1,6 @@
-// Find my device: the account's devices, the last position and the day's track (drawn on a
-// plain grid: no map tiles are fetched from anywhere), ring, lost mode, and wipe (the password
-// once more first).
+// Find my device: the account's devices, the last position and the day's track (on a map of
+// the tile server the gateway names, or else on a plain grid: no tiles are fetched from
+// anywhere else), ring, lost mode, and wipe (the password once more first).
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -15,7 +15,9 @@ import {
   type Location,
 } from "../gen/cumulo/locator/v1/locator_pb";
 import { t, when } from "../i18n";
+import { consoleConfig } from "../config";
 import { session } from "../session";
+import { TrackMap } from "./map";
 import { Alert, Field, useCalls } from "./form";
 
 const DAY = 24 * 3600 * 1000;
@@ -69,7 +71,9 @@ function DeviceView({ device, reload }: { device: Device; reload: () => Promise<
   const [commands, setCommands] = useState<Command[]>([]);
   const { problem, run } = useCalls();
   const [wiping, setWiping] = useState(false);
+  const [tiles, setTiles] = useState("");
   const id = device.deviceId;
+  useEffect(() => void consoleConfig().then((config) => setTiles(config.mapTiles)), []);
 
   const load = useCallback(async () => {
     const history = await locator.getHistory({ deviceId: id, since: timestampFromMs(Date.now() - DAY), pageSize: 1000 });
@@ -113,7 +117,7 @@ function DeviceView({ device, reload }: { device: Device; reload: () => Promise<
       ) : (
         <p>{t("noPosition")}</p>
       )}
-      <Track points={track} />
+      {tiles ? <TrackMap points={track} tiles={tiles} /> : <Track points={track} />}
       <div class="toolbar">
         <button type="button" onClick={() => send(CommandKind.RING, { ringSeconds: 30 })}>
           {t("ring")}
