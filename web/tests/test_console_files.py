@@ -140,3 +140,13 @@ async def test_moving_into_a_folder_and_back_out(page: Page, person: Person, tmp
     await expect(page.get_by_role("row").filter(has_text="old.txt")).to_have_count(0)
     await page.get_by_role("link", name="My files").first.click()
     await expect(page.get_by_role("row").filter(has_text="old.txt")).to_be_visible()
+
+
+async def test_a_photo_name_on_bytes_that_are_no_photo_leaves_no_empty_thumbnail(page: Page, person: Person, tmp_path: pathlib.Path):
+    (tmp_path / "broken.jpg").write_bytes(os.urandom(20_000))
+    (tmp_path / "real.png").write_bytes(_png(64, 64))
+    await person.client.files.upload(tmp_path / "broken.jpg")
+    await person.client.files.upload(tmp_path / "real.png")
+    await sign_in(page, person)
+    await expect(page.get_by_role("row").filter(has_text="real.png").locator(".thumb img")).to_be_attached()
+    await expect(page.get_by_role("row").filter(has_text="broken.jpg").locator(".thumb")).to_have_count(0)

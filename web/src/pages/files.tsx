@@ -306,7 +306,7 @@ function Row({
 
 /** A photo's thumbnail, asked for once the row comes into view. */
 function Thumb({ node }: { node: Node }) {
-  const [url, setUrl] = useState<string | null>(null);
+  const [url, setUrl] = useState<string | null | undefined>(undefined); // undefined: not yet known
   const holder = useRef<HTMLSpanElement>(null);
   useEffect(() => {
     const element = holder.current;
@@ -323,6 +323,7 @@ function Thumb({ node }: { node: Node }) {
       seen.disconnect();
     };
   }, [node]);
+  if (url === null) return null; // not a picture after all (or too big): no empty box
   return (
     <span class="thumb" ref={holder}>
       {url && <img src={url} alt="" width={48} height={48} />}
