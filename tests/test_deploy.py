@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from cumulo_devstack.stack import WEB_DIST
+from cumulo_gateway.console import Console
 from cumulo_gateway.envoy_config import KUBERNETES_CONSOLE, KUBERNETES_TLS, render_kubernetes
 from cumulo_platform.registry import SERVICES
 
@@ -33,7 +34,7 @@ def test_the_gateway_pods_config_is_one_envoy_accepts_and_serves_the_console(tmp
     )
     assert rendered.returncode == 0, rendered.stderr
     config = out.read_text()
-    assert config == render_kubernetes(WEB_DIST)
+    assert config == render_kubernetes(Console.of(WEB_DIST, served_from=KUBERNETES_CONSOLE))
     files = set(re.findall(r'"filename": "([^"]+)"', config))
     assert f"{KUBERNETES_CONSOLE}/index.html" in files
     assert {f for f in files if not f.startswith(KUBERNETES_CONSOLE)} == {KUBERNETES_TLS.cert_chain, KUBERNETES_TLS.private_key}

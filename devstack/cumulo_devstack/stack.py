@@ -24,6 +24,7 @@ from cumulo_devstack.servers import (
 from cumulo_devstack.tls import TlsFiles, ensure_dev_tls
 from cumulo_gateway.console import Console
 from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
+from cumulo_platform.settings import Env
 
 
 @dataclasses.dataclass
@@ -92,7 +93,7 @@ def built_console(map_tiles: str | None = None) -> Console | None:
     page (CUMULO_GATEWAY_MAP_TILES unless given)."""
     if not (WEB_DIST / "index.html").is_file():
         return None
-    tiles = os.environ.get("CUMULO_GATEWAY_MAP_TILES", "") if map_tiles is None else map_tiles
+    tiles = Env("gateway").get("MAP_TILES", "") if map_tiles is None else map_tiles
     return Console.of(WEB_DIST, map_tiles=tiles)
 
 
@@ -164,7 +165,6 @@ class Cloud:
         return f"127.0.0.1:{self.ports[name]}"
 
     def environ(self, name: str, **extra: str) -> dict[str, str]:
-        import os
 
         base = self.infra.service_environ(CUMULO_LOG_LEVEL="info", CUMULO_ENVIRONMENT="development")
         # A restarted service keeps its database.

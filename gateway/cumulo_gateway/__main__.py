@@ -21,7 +21,15 @@ import sys
 import tempfile
 
 from cumulo_gateway.console import Console
-from cumulo_gateway.envoy_config import DEFAULT_MAX_HEAP, EdgeLimits, ObjectStore, ServerTls, render_json, render_kubernetes
+from cumulo_gateway.envoy_config import (
+    DEFAULT_MAX_HEAP,
+    KUBERNETES_CONSOLE,
+    EdgeLimits,
+    ObjectStore,
+    ServerTls,
+    render_json,
+    render_kubernetes,
+)
 from cumulo_gateway.routes import DEFAULT_BACKENDS
 from cumulo_platform.settings import Env
 
@@ -57,13 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--console", type=pathlib.Path, default=env.get("CONSOLE_DIR", "") or None, help="the built web console")
     parser.add_argument("--out", type=pathlib.Path, help="render-k8s: write the config here")
     args = parser.parse_args(argv)
+    # In Kubernetes Envoy reads the console where the pod mounts its copy.
+    served_from = KUBERNETES_CONSOLE if args.command == "render-k8s" else None
     try:
-        map_tiles = env.get("MAP_TILES", "")
-        console = Console.of(args.console, map_tiles=map_tiles) if args.console else None
+        console = Console.of(args.console, served_from=served_from, map_tiles=env.get("MAP_TILES", "")) if args.console else None
     except ValueError as exc:
         parser.error(str(exc))
     if args.command == "render-k8s":
-        rendered = render_kubernetes(args.console, map_tiles=map_tiles)
+        rendered = render_kubernetes(console)
         if args.out:
             args.out.write_text(rendered)
         else:

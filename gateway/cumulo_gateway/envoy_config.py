@@ -558,11 +558,10 @@ def render_json(**kwargs: Any) -> str:
 KUBERNETES_CONSOLE = "/etc/cumulo/console"
 
 
-def render_kubernetes(console_dir: pathlib.Path | None = None, map_tiles: str = "") -> str:
+def render_kubernetes(console: Console | None = None) -> str:
     """The config the gateway's pod runs: every backend is its Kubernetes Service, same port;
-    the console (`console_dir`, the image's build) served from where the pod mounts its copy."""
+    `console`: the image's build, served from where the pod mounts its copy (KUBERNETES_CONSOLE)."""
     backends = {name: f"{name}:{backend.port}" for name, backend in SERVICES.items()}
-    console = Console.of(console_dir, served_from=KUBERNETES_CONSOLE, map_tiles=map_tiles) if console_dir else None
     # The Deployment's memory limit is 256 MiB: Envoy sheds load well before it.
     return render_json(
         listen_host="0.0.0.0", listen_port=8080, admin_port=9901, backends=backends, tls=KUBERNETES_TLS, max_heap=200 * 2**20,

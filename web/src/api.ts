@@ -2,7 +2,6 @@
 // (src/gen, by `make protos`). Every call carries the console's client id; signed-in calls
 // carry the access token, renewed once when it has expired.
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import type { DescService } from "@bufbuild/protobuf";
 import { AuthService } from "./gen/cumulo/auth/v1/auth_pb";
 import { BlobService, ShareLinkService } from "./gen/cumulo/blob/v1/blob_pb";
@@ -12,13 +11,7 @@ import { DeviceLocatorService } from "./gen/cumulo/locator/v1/locator_pb";
 import { BackupService, SyncService } from "./gen/cumulo/sync/v1/sync_pb";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb";
 import { session } from "./session";
-
-export const CLIENT_ID = "cumulo-web";
-
-const withClientId: Interceptor = (next) => async (request) => {
-  request.header.set("x-cumulo-client-id", CLIENT_ID);
-  return next(request);
-};
+import { gatewayTransport } from "./transport";
 
 const withToken: Interceptor = (next) => async (request) => {
   const token = await session.accessToken();
@@ -40,10 +33,7 @@ const withToken: Interceptor = (next) => async (request) => {
   }
 };
 
-const transport = createGrpcWebTransport({
-  baseUrl: window.location.origin,
-  interceptors: [withClientId, withToken],
-});
+const transport = gatewayTransport([withToken]);
 
 function client<T extends DescService>(service: T): Client<T> {
   return createClient(service, transport);

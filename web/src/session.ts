@@ -9,9 +9,10 @@
 // in one tab removes the tokens, and the `storage` event signs out every other tab.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuthService, RefreshRequestSchema, type TokenPair } from "./gen/cumulo/auth/v1/auth_pb";
+import { signal } from "./state";
+import { gatewayTransport } from "./transport";
 
 const KEY = "cumulo.session";
 const LOCK = "cumulo.session.refresh";
@@ -24,21 +25,15 @@ interface Stored {
   sessionId: string;
 }
 
-type Listener = (signedIn: boolean) => void;
-
 // Refresh has its own client without the token interceptor (it is how a token is made).
-const refresher = createClient(
-  AuthService,
-  createGrpcWebTransport({
-    baseUrl: window.location.origin,
-    interceptors: [(next) => (request) => (request.header.set("x-cumulo-client-id", "cumulo-web"), next(request))],
-  }),
-);
+const refresher = createClient(AuthService, gatewayTransport());
 
 class Session {
-  private listeners = new Set<Listener>();
+  /** Whether this browser holds a session: pages watch it with `use(session.state)`. */
+  readonly state = signal(false);
 
   constructor() {
+    this.state.set(this.signedIn);
     window.addEventListener("storage", (event) => {
       if (event.key === KEY || event.key === null) this.emit();
     });
@@ -69,14 +64,8 @@ class Session {
     }
   }
 
-  subscribe(listener: Listener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
   private emit(): void {
-    const signedIn = this.signedIn;
-    for (const listener of this.listeners) listener(signedIn);
+    this.state.set(this.signedIn);
   }
 
   /** After Login: keep the pair. */

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -25,13 +26,22 @@ from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
 
+
 def _link_invalid() -> NotFound:
     return NotFound("this reactivation link is not valid (any more); sign in to use your account", reason="LINK_INVALID")
 
 
-def _check_link_token(token: str) -> None:
+def _linked_account(token: str, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """`columns` of the account a notice's link token names (a token too long to be one is
+    refused before any query)."""
     if not token or len(token) > 200:
         raise InvalidArgument("token", "is not a reactivation link token")
+    return (
+        sa.select(*columns)
+        .join(reactivation_links, reactivation_links.c.account_id == accounts.c.account_id)
+        .where(reactivation_links.c.token_hash == token_hash(token))
+    )
+
 
 # Access events, applied in bulk: new accounts appear, active ones move their clock forward
 # only (duplicates and late events match nothing), other states are left to the transitions.
@@ -121,31 +131,18 @@ class Access:
 
     async def inspect_link(self, token: str) -> tuple[str, dt.datetime | None]:
         """What the link would bring back: the account's state and, frozen, its deletion time."""
-        _check_link_token(token)
+        query = _linked_account(token, accounts.c.state, accounts.c.delete_at)
         async with self.db.read() as conn:
-            found = (
-                await conn.execute(
-                    sa.select(accounts.c.state, accounts.c.delete_at)
-                    .join(reactivation_links, reactivation_links.c.account_id == accounts.c.account_id)
-                    .where(reactivation_links.c.token_hash == token_hash(token))
-                )
-            ).first()
+            found = (await conn.execute(query)).first()
         if found is None:
             raise _link_invalid()
         return found.state, found.delete_at if found.state == FROZEN else None
 
     async def reactivate_with_link(self, token: str) -> str:
         """The link in a freeze or deletion-reminder notice: valid while the account is frozen."""
-        _check_link_token(token)
+        query = _linked_account(token, accounts.c.account_id).with_for_update(of=accounts)
         async with self.db.unit_of_work() as uow:
-            found = (
-                await uow.execute(
-                    sa.select(accounts.c.account_id)
-                    .join(reactivation_links, reactivation_links.c.account_id == accounts.c.account_id)
-                    .where(reactivation_links.c.token_hash == token_hash(token))
-                    .with_for_update(of=accounts)
-                )
-            ).first()
+            found = (await uow.execute(query)).first()
             if found is None:
                 raise _link_invalid()
             row = await self.rows.reread(uow, found.account_id)
