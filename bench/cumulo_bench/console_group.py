@@ -16,7 +16,7 @@ from playwright.async_api import Page, Request
 from cumulo.blob.v1 import blob_pb2
 from cumulo_bench.report import Figure
 from cumulo_bench.stack import BenchStack
-from cumulo_devstack.testing.browser import chromium
+from cumulo_devstack.testing.browser import chromium, console_context, sign_in
 from cumulo_sdk import Cumulo
 
 PASSWORD = "benchmark passphrase 2026"
@@ -25,7 +25,7 @@ ROUNDS = 5
 BUDGET_KIB = 300.0
 
 
-async def _first_load(page: Page, base: str) -> float:
+async def _first_load(page: Page) -> float:
     """KiB on the wire (bodies as sent, compressed) for a cold load of the sign-in page."""
     requests: list[Request] = []
 
@@ -33,18 +33,10 @@ async def _first_load(page: Page, base: str) -> float:
         requests.append(request)
 
     page.on("requestfinished", finished)
-    await page.goto(f"{base}/signin", wait_until="networkidle")
+    await page.goto("/signin", wait_until="networkidle")
     await page.get_by_role("heading", name="Sign in").wait_for()
     sizes = [await request.sizes() for request in requests]
     return sum(s["responseBodySize"] + s["responseHeadersSize"] for s in sizes) / 1024
-
-
-async def _sign_in(page: Page, base: str, email: str) -> None:
-    await page.goto(f"{base}/signin")
-    await page.get_by_label("E-mail").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.get_by_role("heading", name="My files").wait_for()
 
 
 async def run(stack: BenchStack) -> list[Figure]:
@@ -75,18 +67,18 @@ async def run(stack: BenchStack) -> list[Figure]:
 
         async with chromium() as browser:
             print("  the sign-in page, cold ...", file=sys.stderr, flush=True)
-            context = await browser.new_context(ignore_https_errors=True, locale="en-US")
-            first_load = await _first_load(await context.new_page(), base)
+            context = await console_context(browser, base)
+            first_load = await _first_load(await context.new_page())
             await context.close()
 
             print(f"  showing the folder of {FILES}, {ROUNDS} times, beside the SDK's listing ...", file=sys.stderr, flush=True)
-            context = await browser.new_context(ignore_https_errors=True, locale="en-US")
+            context = await console_context(browser, base)
             page = await context.new_page()
-            await _sign_in(page, base, email)
+            await sign_in(page, email, PASSWORD)
             shown, fetched = [], []
             for _ in range(ROUNDS):
                 fetched.append(await api_listing())
-                await page.goto(f"{base}/files")
+                await page.goto("/files")
                 await page.get_by_role("link", name="thousand").wait_for()
                 started = time.perf_counter()
                 await page.get_by_role("link", name="thousand").click()

@@ -4,13 +4,8 @@ error details (reason, field) of each, read as the SDK reads a gRPC error's."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import dataclasses
-import http.client
 import json
-import os
-import ssl
 import struct
 from typing import Any
 
@@ -18,36 +13,13 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from cumulo_devstack.testing.https import Answer, request
+
+__all__ = ["Answer", "request"]
+
 CONSOLE_ORIGIN = "https://console.cumulo.test"  # the root conftest lets it call
 STATUS_DETAILS = "grpc-status-details-bin"
 CLIENT_ID = "cumulo-cli"
-
-
-@dataclasses.dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        assert self.headers.get("content-type", "").startswith("application/json"), (self.status, self.headers, self.body[:300])
-        return json.loads(self.body)
-
-
-def _request(gateway: str, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Answer:
-    host, port = gateway.rsplit(":", 1)
-    context = ssl.create_default_context(cafile=os.environ["CUMULO_CA"])
-    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-    finally:
-        connection.close()
-
-
-async def request(gateway: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Answer:
-    return await asyncio.to_thread(_request, gateway, method, path, body, headers or {})
 
 
 def frame(message: Message) -> bytes:

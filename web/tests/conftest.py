@@ -10,7 +10,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from cumulo_devstack.testing.accounts import PASSWORD, People, Person
-from cumulo_devstack.testing.browser import chromium
+from cumulo_devstack.testing.browser import chromium, console_context
+from cumulo_devstack.testing.browser import sign_in as signing_in
 
 # What a page may take to show what a test waits for (an upload hashes and sends megabytes).
 expect.set_options(timeout=20_000)
@@ -29,12 +30,7 @@ def console(gateway: str) -> str:
 
 @pytest.fixture
 async def context(browser: Browser, console: str) -> AsyncIterator[BrowserContext]:
-    # The development CA is not in Chromium's store: the tests accept the gateway's
-    # certificate (TLS itself is tested in gateway/tests/test_tls.py).
-    made = await browser.new_context(
-        base_url=console, ignore_https_errors=True, locale="en-US", timezone_id="UTC", accept_downloads=True
-    )
-    made.set_default_timeout(20_000)
+    made = await console_context(browser, console)
     try:
         yield made
     finally:
@@ -54,9 +50,4 @@ async def person(people: People) -> Person:
 
 
 async def sign_in(page: Page, person: Person, path: str = "/files") -> None:
-    await page.goto(path)
-    await page.get_by_label("E-mail").fill(person.email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Sign in")).to_have_count(0)
-    await page.wait_for_url(f"**{path}")
+    await signing_in(page, person.email, PASSWORD, path)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from playwright.async_api import BrowserContext, Page, expect
 
-from cumulo_devstack.testing.accounts import PASSWORD
+from cumulo_devstack.testing.accounts import PASSWORD, Person
+from cumulo_devstack.testing.browser import console_context
 from cumulo_devstack.testing.values import unique_email
 
-from .conftest import Person, sign_in
+from .conftest import sign_in
 
 
 async def _sign_up(page: Page, email: str, birth: str) -> None:
@@ -91,7 +92,7 @@ async def test_a_session_ended_elsewhere_signs_the_console_out(page: Page, perso
 
 
 async def test_the_console_follows_the_browser_language_and_can_switch(browser, console: str):
-    chinese = await browser.new_context(base_url=console, ignore_https_errors=True, locale="zh-CN")
+    chinese = await console_context(browser, console, locale="zh-CN")
     try:
         page = await chinese.new_page()
         await page.goto("/signin")

@@ -15,12 +15,13 @@ from playwright.async_api import Page, expect
 from cumulo.locator.v1 import locator_pb2 as pb
 from cumulo_devstack.stack import built_console, running_gateway
 from cumulo_devstack.testing.accounts import PASSWORD, Person
+from cumulo_devstack.testing.browser import console_context
 from cumulo_devstack.testing.https import https_server
+from cumulo_devstack.testing.values import png
 from cumulo_devstack.testing.waiting import eventually
 from cumulo_sdk.devices import DeviceAgent
 
 from .conftest import sign_in
-from .test_console_files import _png
 
 
 async def _phone(person: Person) -> DeviceAgent:
@@ -95,7 +96,7 @@ async def test_with_a_tile_server_the_track_is_drawn_on_its_map(
     """A gateway of this test's own names a tile server (CUMULO_GATEWAY_MAP_TILES): the page's
     policy lets images come from there and nowhere else new, and the map asks it for tiles."""
     asked: list[str] = []
-    tile = _png(256, 256)
+    tile = png(256, 256)
 
     async def tiles(request: web.Request) -> web.StreamResponse:
         asked.append(request.path)
@@ -105,7 +106,7 @@ async def test_with_a_tile_server_the_track_is_drawn_on_its_map(
     async with https_server(infra.tls, tiles) as tile_server:
         template = f"{tile_server}/{{z}}/{{x}}/{{y}}.png"
         with running_gateway(infra.tls, tmp_path, backends, console=built_console(map_tiles=template)) as gateway:
-            context = await browser.new_context(base_url=f"https://{gateway}", ignore_https_errors=True, locale="en-US")
+            context = await console_context(browser, f"https://{gateway}")
             try:
                 page = await context.new_page()
                 answer = await page.goto("/devices")

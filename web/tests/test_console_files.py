@@ -9,12 +9,13 @@ import hashlib
 import os
 import pathlib
 import re
-import struct
-import zlib
 
 from playwright.async_api import Page, Request, Route, expect
 
-from .conftest import Person, sign_in
+from cumulo_devstack.testing.accounts import Person
+from cumulo_devstack.testing.values import png
+
+from .conftest import sign_in
 
 MIB = 1024 * 1024
 PART = 8 * MIB  # blob's part size in the session (the default)
@@ -99,21 +100,8 @@ async def test_another_persons_folder_is_not_reachable_by_its_address(page: Page
     await expect(page.get_by_text("private")).to_have_count(0)
 
 
-def _png(width: int, height: int) -> bytes:
-    """A real PNG (a colour gradient), written by hand: no imaging library needed."""
-    rows = b"".join(
-        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 128)) for x in range(width)) for y in range(height)
-    )
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
 async def test_photos_show_small_thumbnails_and_other_files_none(page: Page, person: Person, tmp_path: pathlib.Path):
-    (tmp_path / "sunset.png").write_bytes(_png(400, 300))
+    (tmp_path / "sunset.png").write_bytes(png(400, 300))
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 not a photo" * 100)
     await person.client.files.upload(tmp_path / "sunset.png", content_type="image/png")
     await person.client.files.upload(tmp_path / "report.pdf")
@@ -144,7 +132,7 @@ async def test_moving_into_a_folder_and_back_out(page: Page, person: Person, tmp
 
 async def test_a_photo_name_on_bytes_that_are_no_photo_leaves_no_empty_thumbnail(page: Page, person: Person, tmp_path: pathlib.Path):
     (tmp_path / "broken.jpg").write_bytes(os.urandom(20_000))
-    (tmp_path / "real.png").write_bytes(_png(64, 64))
+    (tmp_path / "real.png").write_bytes(png(64, 64))
     await person.client.files.upload(tmp_path / "broken.jpg")
     await person.client.files.upload(tmp_path / "real.png")
     await sign_in(page, person)

@@ -11,6 +11,7 @@ from playwright.async_api import Browser, Page, expect
 
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing.accounts import Person, new_moderator
+from cumulo_devstack.testing.browser import console_context
 from cumulo_devstack.testing.waiting import eventually
 
 from .conftest import sign_in
@@ -52,7 +53,7 @@ async def test_a_moderator_blocks_a_reported_file_and_the_owner_disputes_it(
     decided = (await moderator.client.moderation.case(case.case_id)).case
     assert (decided.state, decided.decision) == (pb.CASE_STATE_DECIDED, pb.DECISION_BLOCK)
 
-    owner = await browser.new_context(base_url=console, ignore_https_errors=True, locale="en-US")
+    owner = await console_context(browser, console)
     try:
         owners_page = await owner.new_page()
         await sign_in(owners_page, person, "/cases")

@@ -8,10 +8,9 @@ import re
 
 from playwright.async_api import Page, expect
 
+from cumulo_devstack.testing.accounts import Person
 from cumulo_devstack.testing.aging import Ages
 from cumulo_devstack.testing.waiting import eventually
-
-from .conftest import Person
 
 
 async def test_the_freeze_notices_link_shows_the_deletion_time_and_keeps_the_account(

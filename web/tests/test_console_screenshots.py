@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from cumulo_devstack.testing.accounts import Person
-from cumulo_sdk.devices import DeviceAgent
+from cumulo_devstack.testing.browser import console_context
 
 from .conftest import sign_in
 from .test_console_devices import _phone
@@ -40,9 +40,7 @@ async def _take(page: Page, folder: pathlib.Path, name: str) -> None:
 
 @pytest.mark.parametrize("size", sorted(SIZES))
 async def test_the_main_pages(browser: Browser, console: str, person: Person, shots: pathlib.Path, tmp_path: pathlib.Path, size: str):
-    context = await browser.new_context(
-        base_url=console, ignore_https_errors=True, locale="en-US", timezone_id="UTC", viewport=SIZES[size], device_scale_factor=1
-    )
+    context = await console_context(browser, console, viewport=SIZES[size], device_scale_factor=1)
     try:
         page = await context.new_page()
         await page.goto("/signin")
@@ -53,8 +51,7 @@ async def test_the_main_pages(browser: Browser, console: str, person: Person, sh
         for name, size_bytes in (("beach.jpg", 2_400_000), ("notes.txt", 1_200), ("tax-return.pdf", 380_000)):
             (tmp_path / name).write_bytes(os.urandom(size_bytes))
             await person.client.files.upload(tmp_path / name)
-        agent: DeviceAgent = await _phone(person)
-        assert agent is not None
+        await _phone(person)
         await sign_in(page, person)
         await expect(page.get_by_role("row").filter(has_text="tax-return.pdf")).to_be_visible()
         await _take(page, shots, f"files-{size}")
@@ -72,9 +69,7 @@ async def test_the_main_pages(browser: Browser, console: str, person: Person, sh
         await expect(page.get_by_text(f"Signed in as {person.email}")).to_be_visible()
         await _take(page, shots, f"account-{size}")
 
-        stranger = await context.browser.new_context(  # type: ignore[union-attr]
-            base_url=console, ignore_https_errors=True, locale="en-US", viewport=SIZES[size], device_scale_factor=1
-        )
+        stranger = await console_context(browser, console, viewport=SIZES[size], device_scale_factor=1)
         try:
             link_page = await stranger.new_page()
             await link_page.goto(address)

@@ -12,6 +12,7 @@ from playwright.async_api import Browser, Page, expect
 
 from cumulo.moderation.v1 import moderation_pb2
 from cumulo_devstack.testing.accounts import Person, new_moderator
+from cumulo_devstack.testing.browser import console_context
 from cumulo_devstack.testing.waiting import eventually
 
 from .conftest import sign_in
@@ -35,8 +36,7 @@ async def _make_link(page: Page, name: str, password: str = "") -> str:
 
 
 async def _stranger(browser: Browser, console: str) -> Page:
-    context = await browser.new_context(base_url=console, ignore_https_errors=True, locale="en-US", accept_downloads=True)
-    return await context.new_page()
+    return await (await console_context(browser, console)).new_page()
 
 
 async def test_a_link_with_a_password_opens_signed_out_then_dies_when_revoked(
