@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_devstack.stack import running_gateway
 from cumulo_devstack.testing import PASSWORD, unique_email
 from cumulo_gateway.envoy_config import CLIENT_STREAM_WINDOW, CONNECTION_WINDOW, STREAM_WINDOW, EdgeLimits, render
@@ -135,3 +136,25 @@ async def test_the_edge_bucket_refills(limited_gateway):
             assert asyncio.get_running_loop().time() < deadline, "the edge never served the address again"
             await asyncio.sleep(0.5)
         assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT  # it reached auth
+
+
+async def test_guessing_reactivation_links_is_cut_at_the_edge_while_another_address_is_answered(limited_gateway):
+    """InspectReactivationLink answers anyone who holds a link: a flood of guesses from one
+    address is refused at the edge; another address's question still reaches the lifecycle."""
+    attacker, victim = "198.51.100.23", "203.0.113.23"  # addresses no other test of this module spends
+    transport = Transport(ca=os.environ["CUMULO_CA"])
+    async with transport.channel(limited_gateway) as channel:
+        stub = lifecycle_pb2_grpc.LifecycleServiceStub(channel)
+
+        async def guess(address: str, token: str) -> CumuloRpcError:
+            request = lifecycle_pb2.InspectReactivationLinkRequest(token=token)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.InspectReactivationLink(request, metadata=_from(address), timeout=30)
+            return CumuloRpcError.from_rpc_error(refused.value)
+
+        flood = await asyncio.gather(*(guess(attacker, f"guess-{i:04}") for i in range(60)))
+        reasons = {e.reason for e in flood}
+        assert "EDGE_RATE_LIMITED" in reasons and reasons <= {"EDGE_RATE_LIMITED", "LINK_INVALID"}
+        # Meanwhile another address's question is answered by the lifecycle itself.
+        answered = await guess(victim, "a-token-that-names-no-link")
+        assert (answered.code, answered.reason) == (grpc.StatusCode.NOT_FOUND, "LINK_INVALID")
