@@ -29,7 +29,7 @@ from cumulo_blob import bootstrap as blob_bootstrap
 from cumulo_blob.config import BlobSettings
 from cumulo_devstack.servers import MailCatcher, free_port, free_ports
 from cumulo_devstack.stack import Infra, built_console, running_gateway
-from cumulo_devstack.testing import People, serves_tls, signing_key_of, transport_for
+from cumulo_devstack.testing import People, serves_tls, signing_key_of, start_service, transport_for
 from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
 from cumulo_lifecycle.config import LifecycleSettings
@@ -68,15 +68,19 @@ def infra() -> Iterator[Infra]:
     infra = Infra.start(root)
     # Clients trust the session's development CA, as a `make run` user sets CUMULO_CA (the
     # CLI's subprocesses inherit it).
-    before = os.environ.get("CUMULO_CA")
+    # ... and the session's internal CA, as `make run` sets CUMULO_IDENTITY_DIR (cumulo-admin
+    # calls as its operator identity; tests reach services as the gateway or as whom they name).
+    before = {name: os.environ.get(name) for name in ("CUMULO_CA", "CUMULO_IDENTITY_DIR")}
     os.environ["CUMULO_CA"] = str(infra.tls.ca)
+    os.environ["CUMULO_IDENTITY_DIR"] = str(infra.identities)
     try:
         yield infra
     finally:
-        if before is None:
-            os.environ.pop("CUMULO_CA", None)
-        else:
-            os.environ["CUMULO_CA"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         infra.stop()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -111,7 +115,7 @@ class Running(Generic[App]):
 async def in_process(build: Callable[..., Awaitable[App]], settings: Any) -> AsyncIterator[Running[App]]:
     clock = OffsetClock()
     app = await build(settings, clock=clock)
-    port = await app.runtime.start()
+    port = await start_service(app.runtime)
     try:
         yield Running(app, clock, f"127.0.0.1:{port}")
     finally:
@@ -244,7 +248,8 @@ def gateway(backends: dict[str, str], blob: Running, infra: Infra, gateway_ports
     lifted = EdgeLimits(burst=1_000_000, per_second=1_000_000, cors_origins=(CONSOLE_ORIGIN,))
     store = ObjectStore(infra.s3.endpoint.removeprefix("http://"), blob.app.settings.bucket)  # signed download URLs
     with running_gateway(
-        infra.tls, infra.root, backends, lifted, ports=gateway_ports, object_store=store, console=built_console()
+        infra.tls, infra.root, backends, lifted, ports=gateway_ports, object_store=store, console=built_console(),
+        identities=infra.identities,
     ) as target:
         serves_tls(target)
         yield target

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from cumulo.blob.v1 import blob_pb2
 from cumulo_blob.writer_lock import LEASE
 from cumulo_devstack.servers import Process, wait_for_port
-from cumulo_devstack.testing import eventually, transport_for
+from cumulo_devstack.testing import eventually, serves_service, transport_for
 from cumulo_platform.db import create_engine
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.files import CHUNK as SDK_CHUNK
@@ -206,6 +206,7 @@ class BlobProcess:
         self.process.start()
         # In a thread: the auth service the new process asks for its keys runs on this loop.
         await asyncio.to_thread(wait_for_port, self.port, process=self.process.process, timeout=90)
+        serves_service(self.target, "blob")
 
     def kill(self) -> None:
         self.process.kill()

@@ -11,7 +11,13 @@ import pytest
 
 from cumulo_devstack.stack import WEB_DIST
 from cumulo_gateway.console import Console
-from cumulo_gateway.envoy_config import KUBERNETES_CONSOLE, KUBERNETES_TLS, render_kubernetes
+from cumulo_gateway.envoy_config import (
+    KUBERNETES_CONSOLE,
+    KUBERNETES_IDENTITY,
+    KUBERNETES_IDENTITY_DIR,
+    KUBERNETES_TLS,
+    render_kubernetes,
+)
 from cumulo_platform.registry import SERVICES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -37,9 +43,13 @@ def test_the_gateway_pods_config_is_one_envoy_accepts_and_serves_the_console(tmp
     assert config == render_kubernetes(Console.of(WEB_DIST, served_from=KUBERNETES_CONSOLE))
     files = set(re.findall(r'"filename": "([^"]+)"', config))
     assert f"{KUBERNETES_CONSOLE}/index.html" in files
-    assert {f for f in files if not f.startswith(KUBERNETES_CONSOLE)} == {KUBERNETES_TLS.cert_chain, KUBERNETES_TLS.private_key}
+    assert {f for f in files if not f.startswith(KUBERNETES_CONSOLE)} == {
+        KUBERNETES_TLS.cert_chain, KUBERNETES_TLS.private_key, KUBERNETES_IDENTITY.ca, KUBERNETES_IDENTITY.cert_chain, KUBERNETES_IDENTITY.private_key,
+    }
+    assert "mountPath: /var/run/cumulo/identity/gateway" in manifest and "secretName: cumulo-identity-gateway" in manifest
     local = (
         config.replace(KUBERNETES_CONSOLE, str(WEB_DIST))
+        .replace(KUBERNETES_IDENTITY_DIR, str(infra.identities))
         .replace(KUBERNETES_TLS.cert_chain, str(infra.tls.cert))
         .replace(KUBERNETES_TLS.private_key, str(infra.tls.key))
     )
@@ -74,5 +84,7 @@ def test_every_service_has_its_manifest(name):
     assert f'command: ["python", "-m", "{backend.module}"]' in manifest
     assert f'command: ["python", "-m", "{backend.module}", "migrate"]' in manifest
     assert f"containerPort: {backend.port}" in manifest
+    assert f"containerPort: {backend.health_port}" in manifest and f"port: {backend.health_port}" in manifest  # the probes'
+    assert f"secretName: cumulo-identity-{name}" in manifest and f"mountPath: /var/run/cumulo/identity/{name}" in manifest
     assert f"- {file}" in (K8S / "base" / "kustomization.yaml").read_text()
     assert (ROOT / backend.folder / backend.module).is_dir()

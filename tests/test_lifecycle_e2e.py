@@ -23,7 +23,7 @@ from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.servers import MailCatcher, Process, free_port, wait_for_port
 from cumulo_devstack.stack import Cloud, Infra
-from cumulo_devstack.testing import PASSWORD, Member, eventually, expect_error, new_member, unique_email
+from cumulo_devstack.testing import PASSWORD, Member, allowed_caller, eventually, expect_error, new_member, unique_email
 from cumulo_platform.text import local_time
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
@@ -59,7 +59,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(infra: Infra) -> Iterator[Stack]:
     # The session's CA: the session's clients (CUMULO_CA) trust this gateway too.
-    cloud = Cloud(prefix="cumulo-lifecycle-", tls=infra.tls)
+    cloud = Cloud(prefix="cumulo-lifecycle-", tls=infra.tls, identities=infra.identities)
     mail = MailCatcher(cloud.root / "mail", free_port())
     mail.start()
     env = {
@@ -78,8 +78,8 @@ def stack(infra: Infra) -> Iterator[Stack]:
 
 @pytest.fixture
 async def internal(stack: Stack) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleInternalServiceStub]:
-    async with grpc.aio.insecure_channel(stack.cloud.target("lifecycle")) as channel:
-        yield lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+    async with allowed_caller(stack.cloud.target("lifecycle"), lifecycle_pb2_grpc.LifecycleInternalServiceStub) as internal:
+        yield internal
 
 
 @pytest.fixture

@@ -35,11 +35,11 @@ async def test_make_run_serves_the_readme_session_and_ctrl_c_stops_everything():
     var.chmod(0o755)
     # Every port the launcher listens on, distinct (it refuses to start otherwise).
     variables = ["CUMULO_DEV_NATS_PORT", "CUMULO_DEV_S3_PORT", "CUMULO_DEV_SMTP_PORT", "CUMULO_GATEWAY_PORT", "CUMULO_GATEWAY_ADMIN_PORT"]
-    variables += [f"CUMULO_{name.upper()}_GRPC_PORT" for name in SERVICES]
+    variables += [f"CUMULO_{name.upper()}_{kind}_PORT" for name in SERVICES for kind in ("GRPC", "HEALTH")]
     ports = dict(zip(variables, map(str, free_ports(len(variables))), strict=True))
     gateway_port = int(ports["CUMULO_GATEWAY_PORT"])
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL", "S3_ENDPOINT")},
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL", "S3_ENDPOINT", "CUMULO_IDENTITY_DIR")},
         **ports,
     }
     launcher = subprocess.Popen(

@@ -14,7 +14,7 @@ import pytest
 from cumulo_auth import bootstrap
 from cumulo_auth.config import AuthSettings
 from cumulo_devstack.servers import EmbeddedPostgres
-from cumulo_devstack.testing import transport_for
+from cumulo_devstack.testing import start_service, transport_for
 from cumulo_sdk import Cumulo, CumuloRpcError
 
 PASSWORD = "correct horse battery staple"
@@ -37,7 +37,7 @@ def own_postgres():
 async def test_database_crash_gives_unavailable_and_service_recovers(infra, own_postgres):
     environ = infra.service_environ(DATABASE_URL=own_postgres.ensure_database("cumulo"))
     app = await bootstrap.build(AuthSettings.from_env(environ))
-    port = await app.runtime.start()
+    port = await start_service(app.runtime)
     try:
         async with Cumulo(f"127.0.0.1:{port}", transport=transport_for(f"127.0.0.1:{port}")) as client:
             email = f"outage-{uuid.uuid4().hex[:8]}@example.com"

@@ -114,7 +114,7 @@ async def test_the_readme_lifecycle_session_freezes_reactivates_and_deletes():
     (workdir / "var").symlink_to(var)
     # Every port the launcher listens on, distinct (it refuses to start otherwise).
     variables = ["CUMULO_DEV_NATS_PORT", "CUMULO_DEV_S3_PORT", "CUMULO_DEV_SMTP_PORT", "CUMULO_GATEWAY_PORT", "CUMULO_GATEWAY_ADMIN_PORT"]
-    variables += [f"CUMULO_{name.upper()}_GRPC_PORT" for name in SERVICES]
+    variables += [f"CUMULO_{name.upper()}_{kind}_PORT" for name in SERVICES for kind in ("GRPC", "HEALTH")]
     ports = dict(zip(variables, map(str, free_ports(len(variables))), strict=True))
     gateway = f"127.0.0.1:{ports['CUMULO_GATEWAY_PORT']}"
     env = {

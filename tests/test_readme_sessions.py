@@ -33,6 +33,7 @@ async def _pasted(heading: str, gateway: str, client, scratch: pathlib.Path) -> 
         block.replace("/tmp/", f"{scratch}/")  # first: the values put in below may be under /tmp
         .replace("127.0.0.1:8080", gateway)
         .replace("var/tls/ca.pem", os.environ["CUMULO_CA"])
+        .replace("var/identity", os.environ["CUMULO_IDENTITY_DIR"])
         .replace("alice@example.com", email)
         .replace(".venv/bin/cumulo", str(CLI))
     )

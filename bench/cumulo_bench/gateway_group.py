@@ -1,5 +1,7 @@
 """Group `gateway`: an authenticated unary call (GetAccount) direct to auth and through Envoy,
-beside a bare grpc.aio echo server on the same machine, all measured in one run."""
+beside a bare grpc.aio echo server on the same machine, all measured in one run; and an
+internal call behind the platform's interceptor with and without service identity (mutual
+TLS, the caller checked against an allow-list)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ import sys
 import grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_bench.echo import INTERNAL_CALLER, INTERNAL_METHOD
 from cumulo_bench.echo import METHOD as ECHO_METHOD
 from cumulo_bench.measure import Result, best_of, closed_loop
 from cumulo_bench.report import Figure
 from cumulo_bench.stack import BenchStack
+from cumulo_devstack.testing.channels import identity
 from cumulo_sdk import Cumulo
 
 IN_FLIGHT = 64
@@ -53,15 +57,34 @@ async def run(stack: BenchStack) -> list[Figure]:
 
             return await best_of(RUNS, lambda: closed_loop(call, in_flight=IN_FLIGHT, seconds=SECONDS))
 
+    async def measure_internal(target: str, with_identity: bool) -> Result:
+        channel = identity(INTERNAL_CALLER).channel(target, "blob") if with_identity else grpc.aio.insecure_channel(target)
+        async with channel:
+            method = channel.unary_unary(INTERNAL_METHOD)
+            payload = b"x" * 200
+
+            async def call() -> None:
+                await method(payload, timeout=10)
+
+            return await best_of(RUNS, lambda: closed_loop(call, in_flight=IN_FLIGHT, seconds=SECONDS))
+
     print("  measuring bare grpc.aio echo ...", file=sys.stderr, flush=True)
     echo_result = await measure_echo()
+    print("  measuring an internal call with and without service identity ...", file=sys.stderr, flush=True)
+    plain_internal = await measure_internal(stack.start_echo("--internal", name="echo-internal"), False)
+    checked_internal = await measure_internal(
+        stack.start_echo("--internal", "--identity", str(stack.infra.identities), name="echo-identity"), True
+    )
     print("  measuring GetAccount direct to auth ...", file=sys.stderr, flush=True)
     direct = await measure_get_account(auth_target)
     print("  measuring GetAccount through the gateway ...", file=sys.stderr, flush=True)
     through_gateway = await measure_get_account(gateway)
 
     return [
-        Figure("edge_overhead_ratio", through_gateway.rate, "calls/s", direct.rate, "same call direct to auth (plaintext, inside)", target=0.7,
+        Figure("internal_call_ratio", checked_internal.rate, "calls/s", plain_internal.rate,
+               "the same internal call behind the same interceptor, plaintext, no caller check", target=0.8,
+               note=f"mutual TLS + the caller's identity checked against the allow-list, {IN_FLIGHT} in flight on one connection"),
+        Figure("edge_overhead_ratio", through_gateway.rate, "calls/s", direct.rate, "same call direct to auth (mutual TLS, inside)", target=0.7,
                note=f"authenticated GetAccount through the gateway over TLS, {IN_FLIGHT} in flight on one connection"),
         Figure("auth_unary_vs_echo", direct.rate, "calls/s", echo_result.rate, "bare grpc.aio echo server",
                note="what the service layers (interceptor, token check, two queries) cost against the ceiling"),

@@ -39,7 +39,7 @@ from cumulo_devstack.servers import (
     log_tail,
 )
 from cumulo_devstack.stack import built_console, gateway_config
-from cumulo_devstack.tls import TlsFiles, ensure_dev_tls
+from cumulo_devstack.tls import TlsFiles, ensure_dev_tls, ensure_identities
 from cumulo_gateway.envoy_config import ObjectStore
 from cumulo_gateway.routes import CLIENT_ID_HEADER
 from cumulo_platform.registry import SERVICES
@@ -94,7 +94,7 @@ def failure(what: str, port: Port | None, log: pathlib.Path | None, pid: int | N
 
 
 def serving(address: str) -> bool:
-    """The service's gRPC health check says SERVING."""
+    """The service's gRPC health check (on its plaintext health port) says SERVING."""
     with grpc.insecure_channel(address, options=_NO_PROXY) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
@@ -192,14 +192,17 @@ class Launch:
             raise failure(f"cumulo could not start: {port.component} cannot listen on port {port.number} ({getattr(exc, 'strerror', None) or exc}).", port, None, None, self.ports) from exc
 
     def service(self, name: str, module: str) -> None:
-        port = self.ports[name]
-        env = {**self.env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port.number)}
+        port, health = self.ports[name], self.ports[f"{name} health"]
+        env = {**self.env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port.number), f"CUMULO_{name.upper()}_HEALTH_PORT": str(health.number)}
         process = Process(name, [sys.executable, "-m", module], self.logs / f"{name}.log", env=env)
         self.started.append(process)
         with self.signals.held():
             process.start()
-        # Its own listener first: a health check alone could be answered by whoever took the port.
-        self._await(name, process, SERVICE_START_TIMEOUT, lambda pid: listens_on(pid, port.number) and serving(f"127.0.0.1:{port.number}"))
+        # Its own listeners first: a health check alone could be answered by whoever took the port.
+        self._await(
+            name, process, SERVICE_START_TIMEOUT,
+            lambda pid: listens_on(pid, port.number) and listens_on(pid, health.number) and serving(f"127.0.0.1:{health.number}"),
+        )
 
     def gateway(self, backends: dict[str, str]) -> TlsFiles:
         """Envoy on the public port, serving TLS with the development CA's certificate (made
@@ -209,7 +212,12 @@ class Launch:
         config = self.var / "gateway" / "envoy.json"
         config.parent.mkdir(parents=True, exist_ok=True)
         store = ObjectStore(self.env["S3_ENDPOINT"].removeprefix("http://")) if "s3" in self.ports else None
-        config.write_text(gateway_config(tls, port.number, admin.number, backends, object_store=store, console=built_console()))
+        config.write_text(
+            gateway_config(
+                tls, port.number, admin.number, backends, object_store=store, console=built_console(),
+                identities=pathlib.Path(self.env["CUMULO_IDENTITY_DIR"]),
+            )
+        )
         envoy = Envoy(config, port.number, admin.number, self.logs / "gateway.log")
         self.started.append(envoy)
         with self.signals.held():
@@ -293,8 +301,12 @@ def start(launch: Launch) -> int:
         env.setdefault("CUMULO_BLOB_DOWNLOAD_URL_BASE", public)
     # The freeze notice's link opens the console the gateway serves.
     env.setdefault("CUMULO_LIFECYCLE_REACTIVATE_URL", f"{public}/reactivate")
-    # Every service finds the others where this run starts them.
+    # Every service finds the others where this run starts them, and proves who it is with an
+    # identity of the run's internal CA (made under var/identity/ on the first run, kept).
     env.update({f"CUMULO_{name.upper()}_TARGET": address for name, address in backends.items()})
+    if "CUMULO_IDENTITY_DIR" not in env:
+        env["CUMULO_IDENTITY_DIR"] = str(ensure_identities(launch.var / "identity"))
+        print("identity  internal CA and every service's certificate in var/identity", flush=True)
     for name, info in SERVICES.items():  # auth first: the others need it to start
         launch.service(name, info.module)
         print(f"{name:<10} {backends[name]} (log in var/logs/{name}.log)", flush=True)
@@ -305,6 +317,7 @@ def start(launch: Launch) -> int:
         f"  web console: https://127.0.0.1:{gateway}/ (trust the CA in your browser, or accept its warning)\n"
         f"  export CUMULO_CA={_relative(tls.ca)}\n"
         f"  .venv/bin/cumulo --gateway 127.0.0.1:{gateway} signup --email you@example.com --birth-date 1990-05-17 --accept-terms\n"
+        f"  operators: export CUMULO_IDENTITY_DIR={_relative(pathlib.Path(env['CUMULO_IDENTITY_DIR']))} (cumulo-admin calls as its operator identity)\n"
         "Ctrl-C stops everything.",
         flush=True,
     )
@@ -381,11 +394,39 @@ def run(var: pathlib.Path) -> int:
         signals.restore()
 
 
+def kubernetes_identities(namespace: str) -> str:
+    """A development cluster's identity Secrets (cumulo-identity-<name>, the layout
+    cert-manager writes), from a new internal CA, as a kubectl-ready YAML list. A production
+    cluster issues them with its own CA (a cert-manager CA Issuer) instead."""
+    import base64
+    import json
+    import tempfile
+
+    from cumulo_devstack.tls import identity_names
+    from cumulo_platform.identity import CA_FILE, CERT_FILE, KEY_FILE
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = ensure_identities(pathlib.Path(scratch))
+        items = [
+            {
+                "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                "metadata": {"name": f"cumulo-identity-{name}", "namespace": namespace},
+                "data": {file: base64.b64encode((folder / name / file).read_bytes()).decode() for file in (CA_FILE, CERT_FILE, KEY_FILE)},
+            }
+            for name in identity_names()
+        ]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cumulo_devstack")
-    parser.add_argument("command", choices=["run"])
+    parser.add_argument("command", choices=["run", "k8s-identities"])
     parser.add_argument("--var", default="var", help="where the embedded servers keep their data")
+    parser.add_argument("--namespace", default="cumulo", help="k8s-identities: the namespace of the Secrets")
     args = parser.parse_args(argv)
+    if args.command == "k8s-identities":
+        print(kubernetes_identities(args.namespace))
+        return 0
     try:
         return run(pathlib.Path(args.var).resolve())
     except KeyboardInterrupt:  # before anything started: nothing to stop

@@ -21,7 +21,7 @@ from cumulo_devstack.servers import (
     free_ports,
     wait_for_port,
 )
-from cumulo_devstack.tls import TlsFiles, ensure_dev_tls
+from cumulo_devstack.tls import TlsFiles, ensure_dev_tls, ensure_identities
 from cumulo_gateway.console import Console
 from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
 from cumulo_platform.settings import Env
@@ -34,11 +34,13 @@ class Infra:
     s3: EmbeddedS3
     root: pathlib.Path
     tls: TlsFiles  # the development CA and the gateway's certificate, under root/tls
+    identities: pathlib.Path  # the internal CA and everyone's identity (CUMULO_IDENTITY_DIR)
 
     @classmethod
-    def start(cls, root: pathlib.Path, tls: TlsFiles | None = None) -> Infra:
+    def start(cls, root: pathlib.Path, tls: TlsFiles | None = None, identities: pathlib.Path | None = None) -> Infra:
         """`tls`: a development CA made before (the test session's, so that a client trusts
-        every gateway of the session); a new one under root/tls otherwise."""
+        every gateway of the session); a new one under root/tls otherwise. `identities`: the
+        same for the internal CA (root/identity otherwise)."""
         nats_port, s3_port = free_ports(2)
         infra = cls(
             EmbeddedPostgres(root / "postgres"),
@@ -46,6 +48,7 @@ class Infra:
             EmbeddedS3(root / "s3", s3_port, root / "s3.log"),
             root,
             tls or ensure_dev_tls(root / "tls"),
+            identities or ensure_identities(root / "identity"),
         )
         infra.postgres.start()
         try:
@@ -73,6 +76,8 @@ class Infra:
             "S3_ACCESS_KEY_ID": self.s3.access_key,
             "S3_SECRET_ACCESS_KEY": self.s3.secret_key,
             "CUMULO_GRPC_PORT": str(free_port()),
+            "CUMULO_HEALTH_PORT": "0",
+            "CUMULO_IDENTITY_DIR": str(self.identities),
             "CUMULO_LOG_LEVEL": "warning",
             "CUMULO_ENVIRONMENT": "development",
             "CUMULO_DRAIN_GRACE_SECONDS": "1",
@@ -99,16 +104,18 @@ def built_console(map_tiles: str | None = None) -> Console | None:
 
 def gateway_config(
     tls: TlsFiles, port: int, admin_port: int, backends: dict[str, str], limits: EdgeLimits | None = None,
-    object_store: ObjectStore | None = None, console: Console | None = None,
+    object_store: ObjectStore | None = None, console: Console | None = None, *, identities: pathlib.Path | None,
 ) -> str:
     """Envoy's config for a gateway on loopback `port`, serving TLS with `tls`'s certificate;
     `limits`: the edge's per-address limits (the production defaults unless given);
-    `object_store`: where signed download URLs go."""
-    from cumulo_gateway.envoy_config import ServerTls, render_json
+    `object_store`: where signed download URLs go; `identities`: the folder of identities
+    (the gateway calls the services as `gateway`), None for plaintext backends of a test's own."""
+    from cumulo_gateway.envoy_config import ServerTls, UpstreamIdentity, render_json
 
     return render_json(
         listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends=backends,
         tls=ServerTls(str(tls.cert), str(tls.key)), limits=limits or EdgeLimits(), object_store=object_store, console=console,
+        identity=UpstreamIdentity.in_folder(identities / "gateway") if identities is not None else None,
     )
 
 
@@ -116,11 +123,12 @@ def gateway_config(
 def running_gateway(
     tls: TlsFiles, folder: pathlib.Path, backends: dict[str, str], limits: EdgeLimits | None = None, *,
     ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None, console: Console | None = None,
+    identities: pathlib.Path | None,
 ) -> Iterator[str]:
     """Envoy on loopback serving TLS in front of `backends`, with its config and log in
     `folder`, for a block: its address ("127.0.0.1:port"). `ports`: (public, admin), free ones
-    unless given."""
-    envoy = start_envoy(tls, folder, backends, limits, ports=ports, object_store=object_store, console=console)
+    unless given; `identities`: as in `gateway_config`."""
+    envoy = start_envoy(tls, folder, backends, limits, ports=ports, object_store=object_store, console=console, identities=identities)
     try:
         yield f"127.0.0.1:{envoy.port}"
     finally:
@@ -130,11 +138,12 @@ def running_gateway(
 def start_envoy(
     tls: TlsFiles, folder: pathlib.Path, backends: dict[str, str], limits: EdgeLimits | None = None, *,
     ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None, console: Console | None = None,
+    identities: pathlib.Path | None,
 ) -> Envoy:
     """The gateway's Envoy started and ready, its config and log in `folder`; the caller stops it."""
     port, admin_port = ports or tuple(free_ports(2))
     config = folder / f"envoy-{port}.json"
-    config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store, console))
+    config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store, console, identities=identities))
     envoy = Envoy(config, port, admin_port, folder / f"envoy-{port}.log")
     envoy.start()
     return envoy
@@ -146,14 +155,17 @@ class Cloud:
     what the benchmarks and the cross-service fault tests start. Each service finds the
     others through CUMULO_<NAME>_TARGET, known before any starts."""
 
-    def __init__(self, root: pathlib.Path | None = None, *, prefix: str = "cumulo-cloud-", tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self, root: pathlib.Path | None = None, *, prefix: str = "cumulo-cloud-", tls: TlsFiles | None = None,
+        identities: pathlib.Path | None = None,
+    ) -> None:
         import tempfile
 
         from cumulo_platform.registry import SERVICES
 
         self.root = root or pathlib.Path(tempfile.mkdtemp(prefix=prefix))
         self.root.chmod(0o755)  # PostgreSQL runs as its own user and must reach its folder
-        self.infra = Infra.start(self.root, tls)
+        self.infra = Infra.start(self.root, tls, identities)
         self.ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
         # The first gateway's port, known before blob starts (it signs download URLs for it).
         self.gateway_port = free_port()
@@ -185,12 +197,14 @@ class Cloud:
     def start_service(self, name: str, **extra: str) -> str:
         import sys
 
+        from cumulo_devstack.testing.channels import serves_service
         from cumulo_platform.registry import SERVICES
 
         process = Process(name, [sys.executable, "-m", SERVICES[name].module], self.root / f"{name}.log", env=self.environ(name, **extra))
         process.start()
         self.processes[name] = process
         wait_for_port(self.ports[name], process=process.process, timeout=60)
+        serves_service(self.target(name), name)
         return self.target(name)
 
     def start_services(self, **extra: str) -> dict[str, str]:
@@ -206,7 +220,8 @@ class Cloud:
         backends = backends or {name: self.target(name) for name in self.ports}
         store = ObjectStore(self.infra.s3.endpoint.removeprefix("http://"))
         envoy = start_envoy(
-            self.infra.tls, self.root, backends, ports=(port, free_port()), object_store=store, console=built_console()
+            self.infra.tls, self.root, backends, ports=(port, free_port()), object_store=store, console=built_console(),
+            identities=self.infra.identities,
         )
         self._envoys.append(envoy)
         return f"127.0.0.1:{port}"

@@ -8,7 +8,11 @@ so that the gateway serves TLS from the first start, without an operator.
 
 The CA is made once and kept: a client that trusts it keeps working across restarts. The
 server certificate is made again when it is missing, does not cover the names asked for, or
-expires within 30 days. Keys are ECDSA P-256 (cheap handshakes on small machines)."""
+expires within 30 days. Keys are ECDSA P-256 (cheap handshakes on small machines).
+
+`ensure_identities` makes the cluster's internal CA — a second one, which no client outside
+trusts — and from it one identity per service, the gateway and the operator, in the layout
+`cumulo_platform.identity` reads (`<dir>/<name>/ca.crt, tls.crt, tls.key`)."""
 
 from __future__ import annotations
 
@@ -49,8 +53,40 @@ def ensure_dev_tls(folder: pathlib.Path, names: Iterable[str] = DEFAULT_NAMES) -
         ca_cert = x509.load_pem_x509_certificate(files.ca.read_bytes())
         ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-        _make_server(files, ca_cert, ca_key, wanted)
+        _make_leaf(files, ca_cert, ca_key, wanted, usages=[ExtendedKeyUsageOID.SERVER_AUTH])
     return files
+
+
+def identity_names() -> list[str]:
+    """Everyone who calls inside the cluster: every service, the gateway, the operator."""
+    from cumulo_platform.identity import GATEWAY, OPERATOR
+    from cumulo_platform.registry import SERVICES
+
+    return [*SERVICES, GATEWAY, OPERATOR]
+
+
+def ensure_identities(folder: pathlib.Path, names: Iterable[str] | None = None) -> pathlib.Path:
+    """The internal CA in `folder` (made once, kept) and an identity per name under
+    `folder/<name>/` (made again when missing or expiring within 30 days): `folder`, what
+    CUMULO_IDENTITY_DIR names."""
+    from cumulo_platform.identity import CA_FILE, CERT_FILE, KEY_FILE
+
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca_path, ca_key_path = folder / CA_FILE, folder / "ca.key"
+    if not (ca_path.exists() and ca_key_path.exists()):
+        _make_ca(ca_path, ca_key_path, "cumulo internal development CA")
+    ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    for name in names if names is not None else identity_names():
+        home = folder / name
+        home.mkdir(exist_ok=True, mode=0o700)
+        files = TlsFiles(home / CA_FILE, home / CERT_FILE, home / KEY_FILE)
+        if _current(files.cert, [name]) and files.ca.exists() and files.ca.read_bytes() == ca_path.read_bytes():
+            continue
+        _make_leaf(files, ca_cert, ca_key, [name], usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+        _write_public(files.ca, ca_path.read_bytes())
+    return folder
 
 
 def _now() -> dt.datetime:
@@ -75,9 +111,9 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
-def _make_ca(cert_path: pathlib.Path, key_path: pathlib.Path) -> None:
+def _make_ca(cert_path: pathlib.Path, key_path: pathlib.Path, common_name: str = "cumulo development CA") -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cumulo development"), x509.NameAttribute(NameOID.COMMON_NAME, "cumulo development CA")])
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cumulo development"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = _now()
     cert = (
         x509.CertificateBuilder()
@@ -123,7 +159,9 @@ def _current(cert_path: pathlib.Path, names: list[str]) -> bool:
     return all(_general_name(name) in covered for name in names)
 
 
-def _make_server(files: TlsFiles, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, names: list[str]) -> None:
+def _make_leaf(
+    files: TlsFiles, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, names: list[str], *, usages: list[x509.ObjectIdentifier]
+) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
     cert = (
@@ -136,7 +174,7 @@ def _make_server(files: TlsFiles, ca_cert: x509.Certificate, ca_key: ec.Elliptic
         .not_valid_after(min(now + SERVER_VALIDITY, ca_cert.not_valid_after_utc))
         .add_extension(x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )

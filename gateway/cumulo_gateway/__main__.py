@@ -10,7 +10,9 @@ calls), _TRUSTED_HOPS (proxies in front that write x-forwarded-for), _MAX_HEAP_M
 _CORS_ORIGINS (comma-separated browser origins besides the gateway's own), _OBJECT_STORE (host:port
 of S3, for signed download URLs) and _OBJECT_STORE_BUCKET; _CONSOLE_DIR: the built web console
 to serve (web/dist; none: the API alone); _MAP_TILES: a tile server's https URL template
-({z}/{x}/{y}) for the devices page's map (none: the track on a plain grid)."""
+({z}/{x}/{y}) for the devices page's map (none: the track on a plain grid). CUMULO_IDENTITY_DIR:
+the folder of identities of the internal CA (the gateway's is <dir>/gateway/), with which it
+calls the services."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from cumulo_gateway.envoy_config import (
     EdgeLimits,
     ObjectStore,
     ServerTls,
+    UpstreamIdentity,
     render_json,
     render_kubernetes,
 )
@@ -82,11 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     if bool(cert) != bool(key):
         parser.error("CUMULO_GATEWAY_TLS_CERT and CUMULO_GATEWAY_TLS_KEY go together")
     tls = ServerTls(str(pathlib.Path(cert).resolve()), str(pathlib.Path(key).resolve())) if cert else None
+    identities = env.get("IDENTITY_DIR", "")
+    if not identities:
+        parser.error("CUMULO_IDENTITY_DIR must name the folder of identities (the gateway's is <dir>/gateway/)")
     try:
         config = render_json(
             listen_host=args.host, listen_port=args.port, admin_port=args.admin_port, backends=backends_from_env(env), tls=tls,
             limits=edge_limits_from_env(env), max_heap=env.get("MAX_HEAP_MIB", DEFAULT_MAX_HEAP // 2**20) * 2**20,
             object_store=object_store_from_env(env), console=console,
+            identity=UpstreamIdentity.in_folder(pathlib.Path(identities).resolve() / "gateway"),
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -56,9 +56,50 @@ MAX_STREAMS_PER_CLIENT_CONNECTION = 128
 DEFAULT_MAX_HEAP = 512 * 1024 * 1024
 
 
-def _cluster(name: str, address: str) -> dict[str, Any]:
-    host, _, port = address.rpartition(":")
+@dataclasses.dataclass(frozen=True)
+class UpstreamIdentity:
+    """The gateway's identity of the internal CA (PEM files, cumulo_platform.identity's
+    layout): it is what the services see calling, and the CA it checks they are who the
+    cluster names (each backend's certificate must carry the backend's name)."""
+
+    ca: str
+    cert_chain: str
+    private_key: str
+
+    @classmethod
+    def in_folder(cls, folder: str | pathlib.Path) -> UpstreamIdentity:
+        from cumulo_platform.identity import CA_FILE, CERT_FILE, KEY_FILE
+
+        home = pathlib.Path(folder)
+        return cls(str(home / CA_FILE), str(home / CERT_FILE), str(home / KEY_FILE))
+
+
+def _upstream_tls(name: str, identity: UpstreamIdentity) -> dict[str, Any]:
+    """Mutual TLS to the backend `name`: the gateway's certificate, and the backend's checked."""
     return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": name,
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [
+                    {"certificate_chain": {"filename": identity.cert_chain}, "private_key": {"filename": identity.private_key}}
+                ],
+                "validation_context": {
+                    "trusted_ca": {"filename": identity.ca},
+                    "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": name}}],
+                },
+            },
+        },
+    }
+
+
+def _cluster(name: str, address: str, identity: UpstreamIdentity | None = None) -> dict[str, Any]:
+    host, _, port = address.rpartition(":")
+    tls = {"transport_socket": _upstream_tls(name, identity)} if identity is not None else {}
+    return {
+        **tls,
         "name": name,
         "type": "STRICT_DNS",
         "connect_timeout": "2s",
@@ -385,6 +426,9 @@ class ServerTls:
 
 # Where the gateway's Deployment mounts the Secret with its certificate (cert-manager names).
 KUBERNETES_TLS = ServerTls("/etc/cumulo/tls/tls.crt", "/etc/cumulo/tls/tls.key")
+# ... and the Secret with its identity of the internal CA (CUMULO_IDENTITY_DIR/gateway).
+KUBERNETES_IDENTITY_DIR = "/var/run/cumulo/identity"
+KUBERNETES_IDENTITY = UpstreamIdentity.in_folder(f"{KUBERNETES_IDENTITY_DIR}/gateway")
 
 
 def _downstream_tls(tls: ServerTls) -> dict[str, Any]:
@@ -452,9 +496,12 @@ def render(
     limits: EdgeLimits = EdgeLimits(),
     object_store: ObjectStore | None = None,
     console: Console | None = None,
+    identity: UpstreamIdentity | None = None,
 ) -> dict[str, Any]:
     """`tls` None only for a listener on loopback (a local experiment): the public port never
-    takes a password in clear. `max_heap`: Envoy's memory budget (below its container's limit)."""
+    takes a password in clear. `max_heap`: Envoy's memory budget (below its container's limit).
+    `identity`: the gateway's identity towards the services (mutual TLS); None only for
+    backends of a test's own that speak plaintext — cumulo's services take no call without one."""
     if tls is None and listen_host not in LOOPBACK_HOSTS:
         raise ValueError(f"the gateway listens on {listen_host} without TLS: give it a certificate (CUMULO_GATEWAY_TLS_CERT/_KEY)")
     needed = sorted(set(PUBLIC_SERVICES.values()))
@@ -543,7 +590,7 @@ def render(
                     ],
                 }
             ],
-            "clusters": [_cluster(name, backends[name]) for name in needed]
+            "clusters": [_cluster(name, backends[name], identity) for name in needed]
             + ([_object_store_cluster(object_store)] if object_store else []),
         },
     }
@@ -565,5 +612,5 @@ def render_kubernetes(console: Console | None = None) -> str:
     # The Deployment's memory limit is 256 MiB: Envoy sheds load well before it.
     return render_json(
         listen_host="0.0.0.0", listen_port=8080, admin_port=9901, backends=backends, tls=KUBERNETES_TLS, max_heap=200 * 2**20,
-        console=console,
+        console=console, identity=KUBERNETES_IDENTITY,
     )

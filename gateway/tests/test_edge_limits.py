@@ -73,7 +73,7 @@ def test_every_expensive_anonymous_method_is_public_and_limited_per_address():
 def limited_gateway(infra, backends):
     """A gateway with the production edge limits, trusting one proxy hop in front of it (so
     that a test can speak for two client addresses through x-forwarded-for)."""
-    with running_gateway(infra.tls, infra.root, backends, EdgeLimits(trusted_hops=1)) as target:
+    with running_gateway(infra.tls, infra.root, backends, EdgeLimits(trusted_hops=1), identities=infra.identities) as target:
         yield target
 
 

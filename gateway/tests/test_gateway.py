@@ -4,7 +4,7 @@ import grpc
 import pytest
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo_devstack.testing import bare_rpc_error
+from cumulo_devstack.testing import bare_rpc_error, open_channel
 from cumulo_gateway.envoy_config import JSON_PREFIX, render
 from cumulo_gateway.routes import PUBLIC_SERVICES
 from cumulo_platform.interceptors import _client_address
@@ -42,8 +42,8 @@ async def test_internal_services_are_not_routed(gateway):
     assert err.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-async def test_internal_service_is_reachable_directly(auth):
-    async with grpc.aio.insecure_channel(auth.target) as channel:
+async def test_internal_service_is_reachable_directly_by_a_caller_it_allows(auth):
+    async with open_channel(auth.target, as_="blob") as channel:
         keys = await auth_pb2_grpc.AuthInternalServiceStub(channel).GetSigningKeys(auth_pb2.GetSigningKeysRequest(), timeout=5)
     assert keys.keys
 

@@ -30,7 +30,7 @@ from cumulo.locator.v1 import locator_pb2
 from cumulo.moderation.v1 import moderation_pb2
 from cumulo.sync.v1 import sync_pb2
 from cumulo_devstack.stack import running_gateway
-from cumulo_devstack.testing import PASSWORD, People, Person, forged_access_token, unique_email
+from cumulo_devstack.testing import PASSWORD, People, Person, allowed_caller, forged_access_token, unique_email
 from cumulo_devstack.testing.readme import shell_blocks
 from cumulo_gateway.envoy_config import JSON_BODY_LIMIT, JSON_TRANSCODER, EdgeLimits, render
 from cumulo_gateway.methods import public_methods
@@ -55,8 +55,8 @@ class World:
 
 async def _make_moderator(people: People, auth_target: str) -> Person:
     person = await people.new("moderation desk")
-    async with grpc.aio.insecure_channel(auth_target) as channel:
-        await auth_pb2_grpc.AuthInternalServiceStub(channel).SetAccountRoles(
+    async with allowed_caller(auth_target, auth_pb2_grpc.AuthInternalServiceStub) as channel:
+        await channel.SetAccountRoles(
             auth_pb2.SetAccountRolesRequest(account_id=person.account_id, roles=["moderator"], reason="json tests", actor="test"), timeout=10
         )
     await person.client.login(person.email, PASSWORD, device_name="moderation desk")  # a token with the role
@@ -450,7 +450,7 @@ ATTACKER, VICTIM = "198.51.100.17", "203.0.113.19"
 async def stingy_gateway(infra, backends) -> AsyncIterator[str]:
     """A gateway whose per-address bucket for the expensive anonymous calls holds 2 and gains
     1 a second, trusting one proxy hop (so that a test speaks for two client addresses)."""
-    with running_gateway(infra.tls, infra.root, backends, EdgeLimits(burst=2, per_second=1, trusted_hops=1)) as target:
+    with running_gateway(infra.tls, infra.root, backends, EdgeLimits(burst=2, per_second=1, trusted_hops=1), identities=infra.identities) as target:
         yield target
 
 

@@ -1,6 +1,8 @@
 """One server interceptor for every cumulo service, in this order per call:
 
 1. request id (from the gateway's `x-request-id`, or a new one) and method bound to the logs;
+   the caller's identity (its mTLS certificate, `cumulo_platform.identity`) checked against
+   the method's allow-list (`cumulo_platform.trust`);
 2. client app check (`x-cumulo-client-id` must name a registered app) on public services;
 3. access-token verification (local, cached keys) unless the method is anonymous;
 4. the account gate (lifecycle state) and the last-access mark for authenticated calls (a
@@ -9,8 +11,9 @@
    generic INTERNAL carrying the request id, and is logged with its traceback;
 6. one log line per call with its duration and code.
 
-Internal services (names ending in `InternalService`) are reached only inside the cluster and
-are never routed by the gateway; health and reflection pass through untouched.
+Internal services (names ending in `InternalService`) are reached only inside the cluster,
+by the identities their allow-list names, and are never routed by the gateway; health and
+reflection pass through untouched.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ from cumulo_platform.errors import (
     internal_status,
     is_outage,
 )
+from cumulo_platform.identity import caller
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.logging import get_logger
 from cumulo_platform.tokens import Principal, TokenVerifier
+from cumulo_platform.trust import allowed_callers
 
 CLIENT_ID_HEADER = "x-cumulo-client-id"
 REQUEST_ID_HEADER = "x-request-id"
@@ -58,6 +63,7 @@ class CallInfo:
     client_address: str
     principal: Principal | None
     bearer_token: str | None = dataclasses.field(default=None, repr=False)
+    caller: str | None = None  # the identity that made the call (the gateway for public calls)
 
     @property
     def client_network(self) -> str:
@@ -163,8 +169,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         recorder: LastAccessRecorder | None = None,
         account_gate: AccountGate | None = None,
         trusted_proxy_hops: int = DEFAULT_TRUSTED_PROXY_HOPS,
+        callers: Callable[[str], frozenset[str] | None] = allowed_callers,
     ) -> None:
         self._verifier = verifier
+        self._callers = callers
         self._trusted_proxy_hops = trusted_proxy_hops
         self._clients = clients
         self._anonymous = frozenset(anonymous_methods)
@@ -193,7 +201,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         service_name = method.split("/")[1]
         internal = service_name.endswith("InternalService")
         needs_token = not internal and method not in self._anonymous
-        enter = self._enter(method, internal=internal, needs_token=needs_token)
+        enter = self._enter(method, internal=internal, needs_token=needs_token, allowed=self._callers(method))
 
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
@@ -220,22 +228,26 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         )
 
     def _enter(
-        self, method: str, *, internal: bool, needs_token: bool
+        self, method: str, *, internal: bool, needs_token: bool, allowed: frozenset[str] | None
     ) -> Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]:
         async def enter(context: grpc.aio.ServicerContext) -> CallInfo:
             metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
             request_id = metadata.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
             client_id = metadata.get(CLIENT_ID_HEADER, "")
             structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
+            who = caller(context) if allowed is not None else None
             call = CallInfo(
                 method=method,
                 request_id=request_id,
                 client_id=client_id,
                 client_address=_client_address(metadata, context.peer() or "", self._trusted_proxy_hops),
                 principal=None,
+                caller=who,
             )
             _current_call.set(call)
             _current_recorder.set(self._recorder)
+            if allowed is not None and who not in allowed:
+                _refuse_caller(who, method)
             if internal:
                 return call
             if not client_id:
@@ -342,6 +354,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 (REQUEST_ID_HEADER, _request_id()),
             ),
         )
+
+
+def _refuse_caller(who: str | None, method: str) -> None:
+    log.warning("rpc_caller_refused", caller=who or "none")
+    if who is None:
+        raise Unauthenticated(
+            f"{method} needs a caller identity (mutual TLS with a certificate of the internal CA)",
+            reason="CALLER_IDENTITY_MISSING",
+        )
+    raise PermissionDenied(f"{who} may not call {method}", reason="CALLER_NOT_ALLOWED")
 
 
 def _request_id() -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+HEALTH_PORT_OFFSET = 100
+
 
 @dataclasses.dataclass(frozen=True)
 class ServiceInfo:
@@ -14,6 +16,11 @@ class ServiceInfo:
     port: int  # its gRPC port, in `make run` and in Kubernetes
     folder: str  # where it lives in the repository
     public: tuple[str, ...] = ()  # full names of the gRPC services the gateway routes to it
+
+    @property
+    def health_port(self) -> int:
+        """Its plaintext health-only port (Kubernetes' probes): the gRPC port + 100."""
+        return self.port + HEALTH_PORT_OFFSET
 
     @property
     def default_target(self) -> str:

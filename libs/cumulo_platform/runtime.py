@@ -1,4 +1,6 @@
-"""One lifecycle per process: the gRPC server (with health and reflection), the background
+"""One lifecycle per process: the gRPC server (with health and reflection; mutual TLS with the
+service's identity), a plaintext health-only server for Kubernetes' probes (which speak no
+TLS), the background
 jobs (outbox relay, consumers, periodic work) and the clean-ups run together; if one fails,
 all stop. SIGTERM or SIGINT: health turns NOT_SERVING, the server drains within the grace
 period (15 s by default, leaving room in Kubernetes' 30 s), then the jobs stop and the clean-ups run."""
@@ -78,10 +80,17 @@ class ServiceRuntime:
         drain_grace: float = 15.0,
         on_drain: Sequence[Callable[[], None]] = (),
         max_receive_bytes: int = DEFAULT_GRPC_MAX_RECEIVE_BYTES,
+        credentials: grpc.ServerCredentials | None = None,
+        health_port: int | None = None,
     ) -> None:
+        """`credentials`: the port's TLS (None: plaintext, for tests of the runtime itself);
+        `health_port`: where the plaintext health-only server listens (0: a free port; None: none)."""
         self.name = name
         self.host = host
         self.port = port
+        self.health_port = health_port
+        self._credentials = credentials
+        self._health_server: grpc.aio.Server | None = None
         self._services = services
         self._interceptors = interceptors
         self._jobs = jobs
@@ -110,9 +119,15 @@ class ServiceRuntime:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [s.name for s in self._services]
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-        self.port = server.add_insecure_port(f"{self.host}:{self.port}")
+        address = f"{self.host}:{self.port}"
+        if self._credentials is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, self._credentials)
         if self.port == 0:
-            raise OSError(f"{self.name}: cannot listen on {self.host}")
+            raise OSError(f"{self.name}: cannot listen on {address}")
+        if self.health_port is not None:
+            await self._start_health_server()
         await server.start()
         self._server = server
         for service_name in ["", *names]:
@@ -123,6 +138,19 @@ class ServiceRuntime:
             self._tasks.append(task)
         log.info("serving", address=f"{self.host}:{self.port}")
         return self.port
+
+    async def _start_health_server(self) -> None:
+        """Health alone, in plaintext: nothing else is registered on it, so every other
+        method there is UNIMPLEMENTED."""
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        address = f"{self.host}:{self.health_port}"
+        port = server.add_insecure_port(address)
+        if port == 0:
+            raise OSError(f"{self.name}: cannot listen on {address} (its health port)")
+        await server.start()
+        self.health_port = port
+        self._health_server = server
 
     def _job_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -138,6 +166,9 @@ class ServiceRuntime:
                 end_streams()
             await self._server.stop(self._drain_grace)
             self._server = None
+        if self._health_server is not None:
+            await self._health_server.stop(0)
+            self._health_server = None
         for task in self._tasks:
             task.cancel()
         # A job that swallows its cancellation (asyncio.wait_for in some libraries on 3.11,

@@ -25,6 +25,7 @@ from cumulo_platform.clock import Clock
 from cumulo_platform.consumer import EventConsumer
 from cumulo_platform.db import Database, create_engine
 from cumulo_platform.events import Nats, Redelivery
+from cumulo_platform.identity import Identity, IdentityError
 from cumulo_platform.interceptors import AccountGate, CallInterceptor
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
@@ -50,6 +51,7 @@ class Foundation:
     relay: OutboxRelay
     recorder: LastAccessRecorder
     states: AccountStates
+    identity: Identity
     _channels: dict[str, grpc.aio.Channel] = dataclasses.field(default_factory=dict)
     _preservation: Storage | None = None
     _holds: LegalHolds | None = None
@@ -81,6 +83,7 @@ class Foundation:
                 db, service=platform.service, interval=platform.last_access_interval, clock=clock
             ),
             states=AccountStates(db, None),
+            identity=Identity.load(platform.identity_dir, platform.service),
         )
         # Frozen accounts are reactivated by the lifecycle (which puts its own method here).
         base.states.ensure_active = remote_ensure_active(base.remote("lifecycle", lifecycle_pb2_grpc.LifecycleInternalServiceStub))
@@ -92,7 +95,7 @@ class Foundation:
         with the service. Prefer `remote`, which adds deadlines and the error policy."""
         target = self.platform.target(service)
         if target not in self._channels:
-            self._channels[target] = grpc.aio.insecure_channel(target)
+            self._channels[target] = self.identity.channel(target, service)
         return self._channels[target]
 
     def remote(self, service: str, stub_class: Callable[[grpc.aio.Channel], Stub]) -> Remote[Stub]:
@@ -194,6 +197,8 @@ class Foundation:
             drain_grace=self.platform.drain_grace_seconds,
             on_drain=on_drain,
             max_receive_bytes=self.platform.grpc_max_receive_bytes,
+            credentials=self.identity.server_credentials(),
+            health_port=self.platform.health_port,
         )
 
     async def _close(self) -> None:
@@ -268,5 +273,9 @@ def service_main(
         app = await build(settings)
         await app.runtime.run_until_signal()
 
-    uvloop.run(serve())
+    try:
+        uvloop.run(serve())
+    except IdentityError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -178,6 +178,11 @@ class PlatformSettings:
     # right (cumulo_platform.interceptors). 0 trusts no header. See trusted_proxy_hops().
     trusted_proxy_hops: int = 1
     grpc_max_receive_bytes: int = DEFAULT_GRPC_MAX_RECEIVE_BYTES
+    # The folder of identities (cumulo_platform.identity): this service's is <dir>/<service>/;
+    # loaded when the service starts (a missing one stops it there, named).
+    identity_dir: str = ""
+    # The plaintext health-only port (Kubernetes' probes); 0: a free one (tests).
+    health_port: int = 0
 
     @property
     def development(self) -> bool:
@@ -211,6 +216,8 @@ class PlatformSettings:
             client_cache_ttl_seconds=env.get("CLIENT_CACHE_TTL_SECONDS", 300.0),
             trusted_proxy_hops=trusted_proxy_hops(env),
             grpc_max_receive_bytes=env.get("GRPC_MAX_RECEIVE_BYTES", DEFAULT_GRPC_MAX_RECEIVE_BYTES),
+            identity_dir=env.get("IDENTITY_DIR", ""),
+            health_port=env.get("HEALTH_PORT", registry.service(service).health_port),
         )
         settings.validate()
         return settings
@@ -224,6 +231,9 @@ class PlatformSettings:
             raise SettingsError("CUMULO_ENVIRONMENT must be development or production")
         if not 0 < self.grpc_port < 65536:
             raise SettingsError("CUMULO_GRPC_PORT must be a TCP port")
+        if not 0 <= self.health_port < 65536:
+            raise SettingsError("CUMULO_HEALTH_PORT must be a TCP port (0: any free one)")
+
         if not 0 < self.call_deadline <= self.bulk_call_deadline:
             raise SettingsError("CUMULO_CALL_DEADLINE must be positive and at most CUMULO_BULK_CALL_DEADLINE")
         if self.event_max_attempts < 1:

@@ -31,6 +31,7 @@ import grpc
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
+from cumulo_platform.identity import OPERATOR, Identity, IdentityError
 from cumulo_sdk.admin_events import add_admin_commands as add_events_commands
 from cumulo_sdk.cli_common import add_json_flag, show, show_rows
 from cumulo_sdk.cli_moderation import add_admin_commands as add_moderation_commands
@@ -49,8 +50,11 @@ def _state(value: pb.AccountState.ValueType) -> str:
 class Admin:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.lifecycle_channel = grpc.aio.insecure_channel(args.lifecycle)
-        self.auth_channel = grpc.aio.insecure_channel(args.auth)
+        # The services take calls from identities of the cluster's internal CA only: this one
+        # is the operator's (make run: var/identity/operator; Kubernetes: the toolbox pod's).
+        identity = Identity.load(args.environ.get("CUMULO_IDENTITY_DIR", ""), OPERATOR)
+        self.lifecycle_channel = identity.channel(args.lifecycle, "lifecycle")
+        self.auth_channel = identity.channel(args.auth, "auth")
         self.lifecycle = lifecycle_pb2_grpc.LifecycleInternalServiceStub(self.lifecycle_channel)
         self.auth = auth_pb2_grpc.AuthInternalServiceStub(self.auth_channel)
 
@@ -288,7 +292,11 @@ def _unreachable(admin: Admin, error: CumuloRpcError) -> tuple[CumuloRpcError, s
 
 
 async def _main(args: argparse.Namespace) -> int:
-    admin = Admin(args)
+    try:
+        admin = Admin(args)
+    except IdentityError as err:
+        print(f"cumulo-admin: {err}", file=sys.stderr)
+        return 2
     try:
         if args.service == "moderation":
             return await _as_moderator(admin, args)

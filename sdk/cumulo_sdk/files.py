@@ -232,7 +232,7 @@ class Files:
         """The file fetched by signed URL (the default path: the bytes do not pass through a
         service); None when this server offers no URLs, or the URL path fails, and the caller
         streams through gRPC instead. Refusals (no such file, blocked, wrong password) raise."""
-        if self.client.transport.plaintext:
+        if not self.client.transport.fetches_by_url():
             return None  # the URL is https: a plaintext setup streams
         try:
             first = await url()

@@ -82,6 +82,10 @@ class Transport:
         # None: grpc's own bundled roots, when the machine has none we can find.
         return grpc.ssl_channel_credentials(root_certificates=roots or None)
 
+    def fetches_by_url(self) -> bool:
+        """Downloads go by signed URL (https) when the server offers one; a plaintext setup streams."""
+        return not self.plaintext
+
     def https_context(self) -> ssl.SSLContext:
         """For HTTPS requests (signed download URLs): the same trust as the gRPC channel."""
         context = ssl.create_default_context()

@@ -19,13 +19,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-import grpc
 import pytest
 import sqlalchemy as sa
 
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.stack import Infra
-from cumulo_devstack.testing import PASSWORD, Ages, People, Person, eventually, unique_phone
+from cumulo_devstack.testing import PASSWORD, Ages, People, Person, allowed_caller, eventually, unique_phone
 from cumulo_devstack.testing.cli import run_command
 from cumulo_lifecycle.adapters.tables import accounts, transitions
 from cumulo_sdk import Cumulo
@@ -163,5 +162,5 @@ async def frozen(ages: Ages, module_people: People, lifecycle: Any, auth: Any) -
 
 @pytest.fixture
 async def internal(lifecycle: Any) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleInternalServiceStub]:
-    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
-        yield lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+    async with allowed_caller(lifecycle.target, lifecycle_pb2_grpc.LifecycleInternalServiceStub) as stub:
+        yield stub

@@ -105,7 +105,7 @@ async def test_with_a_tile_server_the_track_is_drawn_on_its_map(
     await _phone(person)
     async with https_server(infra.tls, tiles) as tile_server:
         template = f"{tile_server}/{{z}}/{{x}}/{{y}}.png"
-        with running_gateway(infra.tls, tmp_path, backends, console=built_console(map_tiles=template)) as gateway:
+        with running_gateway(infra.tls, tmp_path, backends, console=built_console(map_tiles=template), identities=infra.identities) as gateway:
             context = await console_context(browser, f"https://{gateway}")
             try:
                 page = await context.new_page()

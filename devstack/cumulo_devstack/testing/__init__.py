@@ -6,7 +6,10 @@ modules cannot import each other; they import these instead). Import them from h
   assertion that one does; `bare_rpc_error` for a call without the SDK; `fake_client_address`:
   a client address no other call uses; `everything_said`: all an error says.
 - channels: `open_channel`, `transport_for`: a bare channel / the SDK's transport to an address
-  of the session, TLS for a gateway (`serves_tls` registers one), plaintext for a service.
+  of the session, TLS for a gateway (`serves_tls` registers one), mutual TLS for a service
+  (`serves_service`), as the gateway or the identity named (`identity`: one of the session's);
+  `allowed_caller`: an internal service's stub calling each method as one the allow-list lets;
+  `start_service`: a service's runtime started in the test's process and registered.
 - clocks: `clock_moved`: a service's clock moved for a block (a job run "later"), then put back.
 - values: `unique_email`, `unique_phone`, `unique_event_type`: values no other test uses.
 - tokens: `forge_token`, an access token of one of the kinds in `FORGERIES` that auth never
@@ -32,7 +35,16 @@ modules cannot import each other; they import these instead). Import them from h
 from cumulo_devstack.testing.accounts import PASSWORD, Member, People, Person, new_member, signed_up_member
 from cumulo_devstack.testing.aging import Ages, notices_sent
 from cumulo_devstack.testing.calls import bare_rpc_error, call, everything_said, expect_error, fake_client_address, rpc
-from cumulo_devstack.testing.channels import open_channel, serves_tls, transport_for
+from cumulo_devstack.testing.channels import (
+    AllowedCaller,
+    allowed_caller,
+    identity,
+    open_channel,
+    serves_service,
+    serves_tls,
+    start_service,
+    transport_for,
+)
 from cumulo_devstack.testing.clocks import clock_moved
 from cumulo_devstack.testing.gates import assert_gated, gate_cases, public_methods, public_services
 from cumulo_devstack.testing.methods import call_in_shape, invoke, method_id, method_path, rpc_method, with_client_id
@@ -51,8 +63,13 @@ from cumulo_devstack.testing.values import unique_email, unique_event_type, uniq
 from cumulo_devstack.testing.waiting import eventually
 
 __all__ = [
+    "AllowedCaller",
+    "allowed_caller",
+    "identity",
     "open_channel",
+    "serves_service",
     "serves_tls",
+    "start_service",
     "transport_for",
     "FORGERIES",
     "PASSWORD",

@@ -11,10 +11,10 @@ import pathlib
 import secrets
 from collections.abc import AsyncIterator
 
-import grpc
-
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_devstack.testing.channels import open_channel
 from cumulo_devstack.testing.values import unique_email
+from cumulo_platform.identity import OPERATOR
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
 
@@ -108,7 +108,7 @@ async def signed_up_member(gateway: str, folder: pathlib.Path, *, locale: str = 
 
 async def set_roles(auth_target: str, person: Person, roles: list[str]) -> None:
     """The operator's act (AuthInternalService/SetAccountRoles, straight to auth)."""
-    async with grpc.aio.insecure_channel(auth_target) as channel:
+    async with open_channel(auth_target, as_=OPERATOR) as channel:
         await auth_pb2_grpc.AuthInternalServiceStub(channel).SetAccountRoles(
             auth_pb2.SetAccountRolesRequest(account_id=person.account_id, roles=roles, reason="trust and safety team", actor="test"), timeout=10
         )

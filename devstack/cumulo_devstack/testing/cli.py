@@ -10,7 +10,8 @@ one smoke test with `process=True`: the installed console script, in a process o
     result.returncode, result.stdout, result.stderr        # a subprocess.CompletedProcess
 
 `environ` is all the command sees of the environment in-process, besides how the session's
-gateway is reached (CUMULO_CA, CUMULO_PLAINTEXT, unless `environ` sets them); a process inherits
+gateway is reached (CUMULO_CA, CUMULO_PLAINTEXT) and the session's identities (CUMULO_IDENTITY_DIR:
+cumulo-admin calls as the operator), unless `environ` sets them; a process inherits
 the whole of the test process's; `stdin` is its standard input, not a terminal, so a password comes from its
 first line. `start_command` returns a running command (a device agent) whose output can be
 read as it comes and which can be interrupted as Ctrl-C would.
@@ -154,8 +155,9 @@ def _exit_code(code: object, stderr: io.StringIO) -> int:
 
 
 def _connection_settings() -> dict[str, str]:
-    """The test session's way to its gateways (the development CA), as a shell would pass it."""
-    return {name: os.environ[name] for name in ("CUMULO_CA", "CUMULO_PLAINTEXT") if name in os.environ}
+    """The test session's way to its gateways (the development CA) and to its services (the
+    internal CA's identities), as a shell would pass them."""
+    return {name: os.environ[name] for name in ("CUMULO_CA", "CUMULO_PLAINTEXT", "CUMULO_IDENTITY_DIR") if name in os.environ}
 
 
 class _InProcess:

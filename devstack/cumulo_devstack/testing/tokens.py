@@ -12,11 +12,11 @@ import time
 import uuid
 from typing import Any
 
-import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_devstack.testing.channels import open_channel
 from cumulo_platform.tokens import access_claims, sign
 
 
@@ -116,7 +116,7 @@ def forged_access_token(signing_key: tuple[str, bytes]) -> str:
 async def signing_key_of(auth_target: str) -> tuple[str, bytes]:
     """Auth's current (key id, public key), from AuthInternalService.GetSigningKeys: what the
     forgeries imitate. Tests take the root conftest's session fixture `signing_key`."""
-    async with grpc.aio.insecure_channel(auth_target) as channel:
+    async with open_channel(auth_target, as_="blob") as channel:  # a service that verifies tokens
         response = await auth_pb2_grpc.AuthInternalServiceStub(channel).GetSigningKeys(auth_pb2.GetSigningKeysRequest(), timeout=10)
     assert response.keys, "auth has no signing key"
     return response.keys[0].key_id, response.keys[0].public_key

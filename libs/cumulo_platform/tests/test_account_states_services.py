@@ -9,12 +9,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import grpc
 import pytest
 import sqlalchemy as sa
 
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, Ages, eventually, notices_sent, unique_email
+from cumulo_devstack.testing import PASSWORD, Ages, allowed_caller, eventually, notices_sent, unique_email
 from cumulo_platform.account_states import ACTIVE, DELETED, DELETING, FROZEN, AccountDeleted, AccountStates, remote_ensure_active
 from cumulo_platform.remote import Remote
 
@@ -65,8 +64,7 @@ async def _cached(service, account_id: str, state: str, version: int) -> bool:
 @pytest.fixture
 async def lifecycle_api(lifecycle) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
     """`remote_ensure_active` on a channel of the test's own to the session's lifecycle."""
-    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
-        stub = lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+    async with allowed_caller(lifecycle.target, lifecycle_pb2_grpc.LifecycleInternalServiceStub) as stub:
         yield remote_ensure_active(Remote("lifecycle", stub, deadline=10, bulk_deadline=10))
 
 

@@ -20,7 +20,17 @@ from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_auth import bootstrap as auth_bootstrap
 from cumulo_auth.config import AuthSettings
 from cumulo_devstack.servers import EmbeddedNats, free_port
-from cumulo_devstack.testing import PASSWORD, call, eventually, rpc, transport_for, unique_email, unique_phone
+from cumulo_devstack.testing import (
+    PASSWORD,
+    allowed_caller,
+    call,
+    eventually,
+    rpc,
+    start_service,
+    transport_for,
+    unique_email,
+    unique_phone,
+)
 from cumulo_platform.clock import FrozenClock
 from cumulo_sdk import Cumulo
 from cumulo_sdk.errors import CumuloRpcError
@@ -101,8 +111,7 @@ async def hold_deletion(lifecycle: Any) -> AsyncIterator[Callable[[str], Awaitab
     """Holds an account's deletion in the lifecycle (its SetLegalHold), so that a cancelled or
     terminated account stays as it is: the deletion saga would otherwise purge it at its own
     pace, and a test would see ACCOUNT_DELETED or not depending on the machine's speed."""
-    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
-        internal = lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+    async with allowed_caller(lifecycle.target, lifecycle_pb2_grpc.LifecycleInternalServiceStub) as internal:
 
         async def hold(account_id: str) -> None:
             request = lifecycle_pb2.SetLegalHoldRequest(account_id=account_id, held=True, reason="test: keep the account as it is", actor="tests")
@@ -151,7 +160,7 @@ def start_own_auth(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> OwnA
         try:
             settings = AuthSettings.from_env(infra.service_environ(NATS_URL=nats.url, **environ))
             app = await auth_bootstrap.build(settings, clock=clock)
-            port = await app.runtime.start()
+            port = await start_service(app.runtime)
             try:
                 yield OwnAuth(app, clock, f"127.0.0.1:{port}")
             finally:

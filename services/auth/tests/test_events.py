@@ -6,12 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-import grpc
 from google.protobuf import timestamp_pb2
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.events.v1 import events_pb2
-from cumulo_devstack.testing import PASSWORD, Delivered, call, read_stream, unique_email
+from cumulo_devstack.testing import PASSWORD, Delivered, allowed_caller, call, read_stream, unique_email
 
 NEW_PASSWORD = "a completely new passphrase"
 
@@ -96,8 +95,8 @@ async def test_status_changed_is_published(direct, infra, auth, clock, accounts)
     until = (clock.now() + dt.timedelta(days=3)).replace(microsecond=0)
     until_stamp = timestamp_pb2.Timestamp()
     until_stamp.FromDatetime(until)
-    async with grpc.aio.insecure_channel(auth.target) as channel:
-        await auth_pb2_grpc.AuthInternalServiceStub(channel).SetAccountStatus(
+    async with allowed_caller(auth.target, auth_pb2_grpc.AuthInternalServiceStub) as channel:
+        await channel.SetAccountStatus(
             auth_pb2.SetAccountStatusRequest(
                 account_id=member.account_id,
                 status=auth_pb2.ACCOUNT_STATUS_SUSPENDED,

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
-from cumulo_devstack.testing import Ages, eventually, rpc
+from cumulo_devstack.testing import Ages, allowed_caller, eventually, rpc
 from cumulo_platform.account_states import FROZEN
 from cumulo_sdk.errors import CumuloRpcError
 
@@ -18,8 +18,7 @@ from cumulo_sdk.errors import CumuloRpcError
 async def frozen(direct, auth, blob, lifecycle, infra, accounts) -> Any:
     """A logged-in member whose account the lifecycle has frozen, and auth knows it."""
     member = await accounts.new_member(direct)
-    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
-        internal = lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+    async with allowed_caller(lifecycle.target, lifecycle_pb2_grpc.LifecycleInternalServiceStub) as internal:
 
         async def known() -> bool:
             try:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf import timestamp_pb2
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, bare_rpc_error, call, expect_error, rpc, transport_for
+from cumulo_devstack.testing import PASSWORD, allowed_caller, bare_rpc_error, call, expect_error, rpc, transport_for
 from cumulo_sdk import Cumulo
 
 TERMS = "2026-11"
@@ -33,8 +33,8 @@ def stamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
 
 @pytest.fixture(scope="module")
 async def internal(auth):
-    async with grpc.aio.insecure_channel(auth.target) as channel:
-        yield auth_pb2_grpc.AuthInternalServiceStub(channel)
+    async with allowed_caller(auth.target, auth_pb2_grpc.AuthInternalServiceStub) as internal:
+        yield internal
 
 
 def set_status(internal, account_id, status, *, reason="abuse report #42", actor="ops:alice", until=None):

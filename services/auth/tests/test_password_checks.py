@@ -28,6 +28,7 @@ from cumulo_devstack.testing import (
     fake_client_address,
     forged_access_token,
     open_channel,
+    start_service,
     transport_for,
     unique_email,
     with_client_id,
@@ -115,7 +116,7 @@ async def limited(infra, tmp_path_factory) -> AsyncIterator[tuple[FrozenClock, s
     settings = AuthSettings.from_env(infra.service_environ(NATS_URL=nats.url, CUMULO_AUTH_PASSWORD_CHECKS_PER_ADDRESS=str(CHECKS)))
     try:
         app = await auth_bootstrap.build(settings, clock=clock)
-        port = await app.runtime.start()
+        port = await start_service(app.runtime)
         try:
             yield clock, f"127.0.0.1:{port}"
         finally:
@@ -176,7 +177,7 @@ async def test_a_checked_password_is_never_logged_nor_echoed(auth, debug_logs):
         err = await bare_rpc_error(auth.target, auth_pb2_grpc.AuthServiceStub, "CheckNewPassword", request, metadata=metadata)
         assert err.code() == INVALID
         assert secret not in everything_said(err) and short not in everything_said(err)
-    async with grpc.aio.insecure_channel(auth.target) as channel:
+    async with open_channel(auth.target) as channel:
         await auth_pb2_grpc.AuthServiceStub(channel).CheckNewPassword(check(f"{secret} is fine"), metadata=metadata, timeout=10)
     logged = debug_logs()
     assert "/cumulo.auth.v1.AuthService/CheckNewPassword" in logged  # the calls were logged, the passwords not

@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cumulo.auth.v1 import auth_pb2
-from cumulo_devstack.servers import wait_for_port
-from cumulo_devstack.testing import transport_for
+from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_devstack.servers import free_port, wait_for_port
+from cumulo_devstack.testing import identity, open_channel, serves_service, transport_for
 from cumulo_platform.db import create_engine
+from cumulo_platform.identity import OPERATOR
 from cumulo_sdk import Cumulo
 from cumulo_sdk.errors import CumuloRpcError
 
@@ -54,25 +55,54 @@ def test_bad_settings_exit_with_a_clear_message(infra):
     assert b"CUMULO_AUTH_ACCESS_TOKEN_TTL" in done.stderr
 
 
+def test_a_missing_identity_stops_the_service_naming_the_setting(infra, tmp_path):
+    env = _environ(infra, CUMULO_IDENTITY_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "cumulo_auth"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 2
+    assert b"CUMULO_IDENTITY_DIR" in done.stderr and b"auth/" in done.stderr
+
+
 @pytest.fixture
 def auth_process(infra, tmp_path):
-    env = _environ(infra)
+    env = _environ(infra, CUMULO_HEALTH_PORT=str(free_port()))
     log_path = tmp_path / "auth.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "cumulo_auth"], env=env, stdout=log, stderr=subprocess.STDOUT)
     port = int(env["CUMULO_GRPC_PORT"])
     try:
         wait_for_port(port, process=process, timeout=60)
-        yield process, f"127.0.0.1:{port}", log_path
+        wait_for_port(int(env["CUMULO_HEALTH_PORT"]), process=process, timeout=60)
+        serves_service(f"127.0.0.1:{port}", "auth")
+        yield process, f"127.0.0.1:{port}", log_path, int(env["CUMULO_HEALTH_PORT"])
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
 
 
-async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(auth_process):
-    process, target, _ = auth_process
+async def test_the_health_port_answers_health_checks_in_plaintext_and_nothing_else(auth_process):
+    """What Kubernetes' probes reach (they speak no TLS): health, and no method of the service."""
+    _, _, _, health_port = auth_process
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        status = await health.Check(health_pb2.HealthCheckRequest(service="cumulo.auth.v1.AuthService"), timeout=5)
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await auth_pb2_grpc.AuthInternalServiceStub(channel).GetSigningKeys(auth_pb2.GetSigningKeysRequest(), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_the_service_port_takes_no_plaintext_call(auth_process):
+    _, target, _, _ = auth_process
     async with grpc.aio.insecure_channel(target) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(auth_process):
+    process, target, _, _ = auth_process
+    async with open_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         status = await health.Check(health_pb2.HealthCheckRequest(service="cumulo.auth.v1.AuthService"), timeout=5)
         assert status.status == health_pb2.HealthCheckResponse.SERVING
@@ -93,7 +123,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_cleanly(auth_process):
 
 
 async def test_logs_are_json_with_request_context_and_no_secrets(auth_process):
-    process, target, log_path = auth_process
+    process, target, log_path, _ = auth_process
     async with Cumulo(target, transport=transport_for(target)) as client:
         email = f"logs-{os.getpid()}-{dt.datetime.now().timestamp():.0f}@example.com"
         await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
@@ -123,11 +153,11 @@ async def test_logs_are_json_with_request_context_and_no_secrets(auth_process):
 async def test_reflection_lists_the_services(auth_process):
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-    _, target, _ = auth_process
+    _, target, _, _ = auth_process
 
-    # The reflection client is synchronous.
+    # The reflection client is synchronous; an operator's grpcurl would call as the operator.
     def names() -> list[str]:
-        with grpc.insecure_channel(target) as channel:
+        with identity(OPERATOR).sync_channel(target, "auth") as channel:
             return list(ProtoReflectionDescriptorDatabase(channel).get_services())
 
     services = await asyncio.to_thread(names)

@@ -133,7 +133,7 @@ async def test_a_good_password_passes_whatever_the_contacts(direct, email):
 
 @pytest.mark.parametrize("kind", ["no token", "garbage token", "forged token"])
 async def test_checking_a_password_needs_no_account(auth, signing_key, kind):
-    async with grpc.aio.insecure_channel(auth.target) as channel:
+    async with open_channel(auth.target) as channel:
         await auth_pb2_grpc.AuthServiceStub(channel).CheckNewPassword(
             auth_pb2.CheckNewPasswordRequest(password=PASSWORD), metadata=headers(kind, signing_key), timeout=10
         )

@@ -34,7 +34,7 @@ from cumulo_blob.bootstrap import BlobApp
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.downloads import WINDOW_BYTES
 from cumulo_blob.sharing import token_hash
-from cumulo_devstack.testing import eventually
+from cumulo_devstack.testing import eventually, open_channel, start_service
 from cumulo_sdk import CumuloRpcError
 from cumulo_sdk.client import DEFAULT_CLIENT_ID
 
@@ -51,7 +51,7 @@ QUIET = 2  # seconds of silence the impatient service allows
 @contextlib.asynccontextmanager
 async def serving(settings: BlobSettings) -> AsyncIterator[tuple[BlobApp, str]]:
     app = await blob_bootstrap.build(settings)
-    port = await app.runtime.start()
+    port = await start_service(app.runtime)
     try:
         yield app, f"127.0.0.1:{port}"
     finally:
@@ -230,9 +230,7 @@ class Reader:
     does not read stays unsent at the service."""
 
     def __init__(self, target: str, address: str) -> None:
-        self.channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)]
-        )
+        self.channel = open_channel(target, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)])
         self.stub = blob_pb2_grpc.ShareLinkServiceStub(self.channel)
         self.metadata = [("x-cumulo-client-id", DEFAULT_CLIENT_ID), ("x-forwarded-for", address)]
 

@@ -9,12 +9,13 @@ import grpc
 import pytest
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo_devstack.testing import allowed_caller
 
 
 @pytest.fixture
 async def internal(blob):
-    async with grpc.aio.insecure_channel(blob.target) as channel:
-        yield blob_pb2_grpc.BlobInternalServiceStub(channel)
+    async with allowed_caller(blob.target, blob_pb2_grpc.BlobInternalServiceStub) as internal:
+        yield internal
 
 
 async def paths(internal, account_id: str, *node_ids: str) -> dict[str, blob_pb2.NodePath]:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_blob.adapters.tables import nodes
-from cumulo_devstack.testing import eventually, read_stream
+from cumulo_devstack.testing import allowed_caller, eventually, read_stream
 from cumulo_sdk import CumuloRpcError
 
 HOLD_WAIT = 30.0  # seconds for a hold to go lifecycle outbox -> JetStream -> blob's consumer
@@ -21,8 +21,8 @@ HOLD_WAIT = 30.0  # seconds for a hold to go lifecycle outbox -> JetStream -> bl
 
 @pytest.fixture
 async def internal(blob):
-    async with grpc.aio.insecure_channel(blob.target) as channel:
-        yield blob_pb2_grpc.BlobInternalServiceStub(channel)
+    async with allowed_caller(blob.target, blob_pb2_grpc.BlobInternalServiceStub) as internal:
+        yield internal
 
 
 class Legal:
@@ -54,8 +54,8 @@ class Legal:
 
 @pytest.fixture
 async def legal(lifecycle, blob):
-    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
-        yield Legal(lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel), blob)
+    async with allowed_caller(lifecycle.target, lifecycle_pb2_grpc.LifecycleInternalServiceStub) as internal:
+        yield Legal(internal, blob)
 
 
 async def _objects(blob, account_id: str) -> list[str]:

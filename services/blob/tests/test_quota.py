@@ -16,7 +16,7 @@ import pytest
 from cumulo.blob.v1 import blob_pb2
 from cumulo_blob import bootstrap as blob_bootstrap
 from cumulo_blob.config import BlobSettings
-from cumulo_devstack.testing import expect_error
+from cumulo_devstack.testing import expect_error, start_service
 from cumulo_sdk import CumuloRpcError
 
 from .conftest import MIB
@@ -31,7 +31,7 @@ async def small_blob(infra, auth) -> AsyncIterator[str]:
         infra.service_environ(CUMULO_AUTH_TARGET=auth.target, CUMULO_BLOB_FREE_QUOTA_BYTES=str(QUOTA))
     )
     app = await blob_bootstrap.build(settings)
-    port = await app.runtime.start()
+    port = await start_service(app.runtime)
     try:
         yield f"127.0.0.1:{port}"
     finally:

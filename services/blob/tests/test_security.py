@@ -12,7 +12,7 @@ import pytest
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo_blob.api.public import ANONYMOUS_METHODS
-from cumulo_devstack.testing import assert_gated, expect_error, gate_cases, public_services
+from cumulo_devstack.testing import assert_gated, expect_error, gate_cases, open_channel, public_services
 
 
 @dataclasses.dataclass
@@ -181,7 +181,7 @@ async def test_the_friend_reaches_exactly_what_was_shared(friend, world):
 
 async def test_the_service_reached_directly_needs_only_a_client_id_and_a_token(blob, holder, invoke):
     """The gateway adds nothing the service needs: a registered client id and a token suffice."""
-    async with grpc.aio.insecure_channel(blob.target) as channel:
+    async with open_channel(blob.target) as channel:
         usage = await invoke(blob_pb2_grpc.BlobServiceStub(channel), "GetUsage", blob_pb2.GetUsageRequest(), await holder.metadata())
     assert usage.reserved == 1000
 

@@ -13,6 +13,7 @@ import pytest
 from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo_blob.sharing import new_link_token
+from cumulo_devstack.testing import allowed_caller
 from cumulo_sdk import Cumulo, CumuloRpcError
 
 
@@ -117,8 +118,8 @@ async def test_blocking_a_file_disconnects_its_links(user, stranger, blob, tmp_p
     owner, _ = user
     _, node = await _file(owner, tmp_path)
     link = await owner.files.share(node.node_id)
-    async with grpc.aio.insecure_channel(blob.target) as channel:
-        await blob_pb2_grpc.BlobInternalServiceStub(channel).BlockFile(
+    async with allowed_caller(blob.target, blob_pb2_grpc.BlobInternalServiceStub) as channel:
+        await channel.BlockFile(
             blob_pb2.BlockFileRequest(account_id=owner.store.tokens.account_id, node_id=node.node_id, reason="complaint", actor="mod")
         )
     with pytest.raises(CumuloRpcError) as caught:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from cumulo.locator.v1 import locator_pb2 as pb
 from cumulo.locator.v1 import locator_pb2_grpc
 from cumulo_devstack.servers import Process, free_port, wait_for_port
-from cumulo_devstack.testing import eventually, expect_error, rpc
+from cumulo_devstack.testing import eventually, expect_error, open_channel, rpc, serves_service
 from cumulo_locator.adapters.tables import commands
 from cumulo_sdk.devices import Executed, Fix, run_agent, walk
 
@@ -239,13 +239,14 @@ async def replica(locator, infra, auth, lifecycle_target, tmp_path: pathlib.Path
     process.start()
     try:
         await asyncio.to_thread(wait_for_port, port, process=process.process, timeout=60)
+        serves_service(f"127.0.0.1:{port}", "locator")
         yield f"127.0.0.1:{port}"
     finally:
         await asyncio.to_thread(process.stop, 30)
 
 
 async def test_a_command_sent_through_one_process_reaches_a_stream_on_another(owner, replica) -> None:
-    async with grpc.aio.insecure_channel(replica) as channel:
+    async with open_channel(replica) as channel:
         owner_side = locator_pb2_grpc.DeviceLocatorServiceStub(channel)
         # Pending when the stream opens: sent at once (and proof that the stream listens).
         pending = await owner.client.devices.ring(owner.device_id, 9)
@@ -274,7 +275,7 @@ async def test_a_command_sent_through_one_process_reaches_a_stream_on_another(ow
     assert {(await next_command(back)).command_id for _ in range(3)} == {
         pending.command_id, through_gateway.command_id, direct.command.command_id,
     }  # not acknowledged yet: sent again on the new stream
-    async with grpc.aio.insecure_channel(replica) as channel:
+    async with open_channel(replica) as channel:
         sent = await rpc(
             locator_pb2_grpc.DeviceLocatorServiceStub(channel).SendCommand,
             pb.SendCommandRequest(device_id=owner.device_id, kind=pb.COMMAND_KIND_RING, ring_seconds=11),

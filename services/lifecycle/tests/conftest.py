@@ -33,7 +33,7 @@ from cumulo.events.v1 import events_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.servers import MailCatcher
 from cumulo_devstack.stack import Infra
-from cumulo_devstack.testing import PASSWORD, Ages, eventually, new_member
+from cumulo_devstack.testing import PASSWORD, Ages, allowed_caller, eventually, new_member
 from cumulo_lifecycle.adapters.delivery import Delivery
 from cumulo_lifecycle.adapters.tables import accounts, notices
 from cumulo_lifecycle.bootstrap import compose
@@ -111,10 +111,9 @@ def mailbox(mail: MailCatcher) -> Mailbox:
 
 @pytest.fixture
 async def internal(lifecycle: Any) -> Any:
-    import grpc
 
-    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
-        yield lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+    async with allowed_caller(lifecycle.target, lifecycle_pb2_grpc.LifecycleInternalServiceStub) as internal:
+        yield internal
 
 
 def token_hash(token: str) -> bytes:

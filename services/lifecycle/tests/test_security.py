@@ -29,6 +29,7 @@ from cumulo_devstack.servers import MailCatcher
 from cumulo_devstack.testing import (
     People,
     Person,
+    allowed_caller,
     assert_gated,
     bare_rpc_error,
     eventually,
@@ -377,8 +378,7 @@ async def test_no_path_reaches_the_internal_service_through_the_gateway(gateway,
 
 async def test_the_internal_service_answers_inside_the_cluster(lifecycle, holder):
     """The control: the same internal calls, straight to the service, are answered."""
-    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
-        internal = lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+    async with allowed_caller(lifecycle.target, lifecycle_pb2_grpc.LifecycleInternalServiceStub) as internal:
         found = await internal.GetAccount(pb.GetAccountRequest(account_id=holder.account_id), timeout=10)
         report = await internal.GetReport(pb.GetReportRequest(), timeout=10)
     assert found.account.state == pb.ACCOUNT_STATE_FROZEN

@@ -33,7 +33,7 @@ from cumulo.auth.v1 import auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_devstack.servers import free_port
-from cumulo_devstack.testing import Member, People, eventually, signed_up_member
+from cumulo_devstack.testing import Member, People, allowed_caller, eventually, signed_up_member
 from cumulo_platform.remote import Remote
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
@@ -51,20 +51,20 @@ class Owner(Member):
 
 @pytest.fixture
 async def internal_auth(auth) -> AsyncIterator[auth_pb2_grpc.AuthInternalServiceStub]:
-    async with grpc.aio.insecure_channel(auth.target) as channel:
-        yield auth_pb2_grpc.AuthInternalServiceStub(channel)
+    async with allowed_caller(auth.target, auth_pb2_grpc.AuthInternalServiceStub) as internal:
+        yield internal
 
 
 @pytest.fixture
 async def internal_blob(blob) -> AsyncIterator[blob_pb2_grpc.BlobInternalServiceStub]:
-    async with grpc.aio.insecure_channel(blob.target) as channel:
-        yield blob_pb2_grpc.BlobInternalServiceStub(channel)
+    async with allowed_caller(blob.target, blob_pb2_grpc.BlobInternalServiceStub) as internal:
+        yield internal
 
 
 @pytest.fixture
 async def internal_lifecycle(lifecycle) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleInternalServiceStub]:
-    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
-        yield lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel)
+    async with allowed_caller(lifecycle.target, lifecycle_pb2_grpc.LifecycleInternalServiceStub) as internal:
+        yield internal
 
 
 @pytest.fixture

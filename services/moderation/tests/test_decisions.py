@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from cumulo.lifecycle.v1 import lifecycle_pb2
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_blob.adapters.tables import nodes
-from cumulo_devstack.testing import PASSWORD, eventually, expect_error
+from cumulo_devstack.testing import PASSWORD, allowed_caller, eventually, expect_error
 from cumulo_lifecycle.adapters.tables import accounts as lifecycle_accounts
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import TokenStore
@@ -78,9 +78,9 @@ async def mails_to(mail, address: str, needle: str, *, timeout: float = 30) -> l
 async def lifecycle_account(lifecycle, account_id: str) -> lifecycle_pb2.GetAccountResponse | None:
     from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 
-    async with grpc.aio.insecure_channel(lifecycle.target) as channel:
+    async with allowed_caller(lifecycle.target, lifecycle_pb2_grpc.LifecycleInternalServiceStub) as channel:
         try:
-            return await lifecycle_pb2_grpc.LifecycleInternalServiceStub(channel).GetAccount(
+            return await channel.GetAccount(
                 lifecycle_pb2.GetAccountRequest(account_id=account_id), timeout=10
             )
         except grpc.aio.AioRpcError as exc:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, People, Person, unique_email
+from cumulo_devstack.testing import PASSWORD, People, Person, allowed_caller, unique_email
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import TokenStore
 from cumulo_sync.adapters.tables import released_files
@@ -149,8 +149,8 @@ async def released_of(sync: Any, account_id: str) -> set[str]:
 
 @pytest.fixture
 async def blob_internal(blob: Any) -> AsyncIterator[blob_pb2_grpc.BlobInternalServiceStub]:
-    async with grpc.aio.insecure_channel(blob.target) as channel:
-        yield blob_pb2_grpc.BlobInternalServiceStub(channel)
+    async with allowed_caller(blob.target, blob_pb2_grpc.BlobInternalServiceStub) as internal:
+        yield internal
 
 
 async def existing(internal: blob_pb2_grpc.BlobInternalServiceStub, account_id: str, file_ids: Iterable[str]) -> set[str]:

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from cumulo.blob.v1 import blob_pb2
 from cumulo.sync.v1 import sync_pb2 as pb
 from cumulo.sync.v1 import sync_pb2_grpc
-from cumulo_devstack.testing import Person, eventually, expect_error, open_channel
+from cumulo_devstack.testing import Person, eventually, expect_error, open_channel, start_service
 from cumulo_platform import migrations
 from cumulo_platform.db import Database, create_engine
 from cumulo_platform.paging import encode_token
@@ -77,7 +77,7 @@ async def small(infra, auth, blob, lifecycle_target) -> AsyncIterator[SmallSync]
         )
     )
     app = await sync_bootstrap.build(settings)
-    port = await app.runtime.start()
+    port = await start_service(app.runtime)
     target = f"127.0.0.1:{port}"
     try:
         async with open_channel(target) as channel:

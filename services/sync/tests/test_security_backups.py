@@ -25,6 +25,7 @@ from cumulo.sync.v1 import sync_pb2 as pb
 from cumulo.sync.v1 import sync_pb2_grpc
 from cumulo_devstack.testing import (
     Person,
+    allowed_caller,
     bare_rpc_error,
     expect_error,
     invoke,
@@ -170,8 +171,8 @@ async def test_the_owners_own_delete_backup_works_where_the_strangers_was_not_fo
 
 async def describe(blob: Any, account_id: str, file_ids: Sequence[str]) -> dict[str, blob_pb2.Node]:
     """The account's files among file_ids, asked of blob inside the cluster."""
-    async with grpc.aio.insecure_channel(blob.target) as channel:
-        answer = await blob_pb2_grpc.BlobInternalServiceStub(channel).DescribeFiles(
+    async with allowed_caller(blob.target, blob_pb2_grpc.BlobInternalServiceStub) as channel:
+        answer = await channel.DescribeFiles(
             blob_pb2.DescribeFilesRequest(account_id=account_id, node_ids=list(file_ids)), timeout=10
         )
     return {n.node_id: n for n in answer.files}

@@ -14,7 +14,7 @@ import pytest
 
 from cumulo.sync.v1 import sync_pb2, sync_pb2_grpc
 from cumulo_devstack.servers import Process, free_port, wait_for_port
-from cumulo_devstack.testing import expect_error, transport_for
+from cumulo_devstack.testing import expect_error, open_channel, serves_service, transport_for
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import TokenStore
 from cumulo_sync.domain import rules
@@ -93,6 +93,7 @@ async def replica_process(sync, infra, auth, blob, lifecycle_target, tmp_path) -
     process.start()
     try:
         await asyncio.to_thread(wait_for_port, port, process=process.process, timeout=60)
+        serves_service(f"127.0.0.1:{port}", "sync")
         yield f"127.0.0.1:{port}", process
     finally:
         await asyncio.to_thread(process.stop, 30)
@@ -202,7 +203,7 @@ async def test_a_stopping_replica_ends_its_watch_streams_at_once(laptop, replica
     another replica) instead of holding them until the drain grace is over."""
     target, process = replica_process
     token = await laptop.client.access_token()
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target) as channel:
         stream = sync_pb2_grpc.SyncServiceStub(channel).Watch(sync_pb2.WatchRequest(), metadata=laptop.client.metadata(token))
         first = await asyncio.wait_for(stream.read(), WAIT)
         assert first.event == sync_pb2.WATCH_EVENT_WATCHING
