@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_platform.clock import Clock, SystemClock
-from cumulo_platform.errors import Unauthenticated, Unavailable
+from cumulo_platform.errors import FailedPrecondition, Unauthenticated, Unavailable
 from cumulo_platform.remote import Remote
 
 ISSUER = "cumulo-auth"
@@ -48,7 +48,9 @@ def access_claims(
         "azp": client_id,
         "minor": minor,
         "roles": roles,
-        "iat": int(issued_at.timestamp()),
+        # To the millisecond (a JWT NumericDate may have a fraction): a revocation cuts off
+        # the tokens issued before it, not those of the same second after it.
+        "iat": round(issued_at.timestamp(), 3),
         "exp": int(expires_at.timestamp()),
         "jti": secrets.token_urlsafe(12),
     }
@@ -73,6 +75,20 @@ class Principal:
     expires_at: float
     # When the password was last entered in the token's session (0: not known).
     password_at: float = 0.0
+    # When the token was issued (its `iat`, to the millisecond): revocations cut off by it.
+    issued_at: float = 0.0
+
+
+def require_recent_password(principal: Principal, *, now: dt.datetime, within: dt.timedelta, action: str) -> None:
+    """Actions that undo protection (wiping or removing a device) want the password entered in
+    the token's session within `within` (AuthService.ConfirmPassword, then a refreshed token)."""
+    confirmed_for = now.timestamp() - principal.password_at
+    if principal.password_at <= 0 or confirmed_for > within.total_seconds():
+        raise FailedPrecondition(
+            f"{action} needs your password confirmed within the last {int(within.total_seconds() // 60)} minutes "
+            "(AuthService.ConfirmPassword)",
+            reason="RECENT_PASSWORD_REQUIRED",
+        )
 
 
 class KeySource(Protocol):
@@ -195,4 +211,5 @@ class TokenVerifier:
             roles=tuple(claims.get("roles", ())),
             expires_at=float(claims["exp"]),
             password_at=float(claims.get("pwd_at", 0)),
+            issued_at=float(claims["iat"]),
         )

@@ -115,7 +115,8 @@ async def _commands(client: Cumulo, args: argparse.Namespace) -> int:
 
 
 async def _rm(client: Cumulo, args: argparse.Namespace) -> int:
-    await client.devices.remove(args.device_id)
+    password = read_password("Your password, to confirm the removal: ")
+    await client.devices.remove(args.device_id, password=password)
     print(f"device {args.device_id} removed, with its positions and commands")
     return 0
 
@@ -174,7 +175,7 @@ def add_commands(commands: Any) -> None:
     history = device("history", "the device's positions, newest first", _history, listing=True)
     history.add_argument("--hours", type=float, default=0, help="only the last N hours")
     device("commands", "commands sent to the device and their state", _commands, listing=True)
-    rm = devices.add_parser("rm", help="forget a device, its positions and commands")
+    rm = devices.add_parser("rm", help="forget a device, its positions and commands (asks for your password)")
     rm.add_argument("device_id", help="the device, as `cumulo devices ls` shows it")
     rm.set_defaults(run=_rm)
     agent = commands.add_parser("device-agent", help="run as a device: report positions, obey commands (a simulator)")

@@ -90,7 +90,10 @@ class Devices:
         request = pb.GetCommandRequest(command_id=command_id, account_id=account_id)
         return (await self.client.call(self.stub.GetCommand, request)).command
 
-    async def remove(self, device_id: str) -> None:
+    async def remove(self, device_id: str, *, password: str | None = None) -> None:
+        """With `password`, confirms it first (the service wants it fresh, as for a wipe)."""
+        if password is not None:
+            await self.client.confirm_password(password)
         await self.client.call(self.stub.RemoveDevice, pb.RemoveDeviceRequest(device_id=device_id))
 
 

@@ -20,7 +20,7 @@ from cumulo_platform.db import Database
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_id
 from cumulo_platform.fanout import Fanout
 from cumulo_platform.logging import get_logger
-from cumulo_platform.tokens import Principal
+from cumulo_platform.tokens import Principal, require_recent_password
 
 log = get_logger(__name__)
 
@@ -82,13 +82,7 @@ class Commands:
         if command.kind == WIPE:
             if str(account) != principal.account_id:
                 raise PermissionDenied("only the device's owner may wipe it", reason="NOT_YOUR_DEVICES")
-            confirmed_for = self.clock.now().timestamp() - principal.password_at
-            if principal.password_at <= 0 or confirmed_for > self.settings.password_window.total_seconds():
-                raise FailedPrecondition(
-                    "wiping a device needs your password confirmed within the last "
-                    f"{int(self.settings.password_window.total_seconds() // 60)} minutes (AuthService.ConfirmPassword)",
-                    reason="RECENT_PASSWORD_REQUIRED",
-                )
+            require_recent_password(principal, now=self.clock.now(), within=self.settings.password_window, action="wiping a device")
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
             device = await self.devices.find(uow, account, device_id, lock=command.kind == LOST_MODE)

@@ -27,7 +27,7 @@ from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import decode_token, encode_token, page_size, token_time
-from cumulo_platform.tokens import Principal
+from cumulo_platform.tokens import Principal, require_recent_password
 
 log = get_logger(__name__)
 
@@ -163,7 +163,11 @@ class Devices:
                 (await conn.execute(sa.select(devices).where(devices.c.account_id == account).order_by(devices.c.name, devices.c.device_id))).all()
             )
 
-    async def remove(self, account: uuid.UUID, device_id: str) -> None:
+    async def remove(self, principal: Principal, device_id: str) -> None:
+        """The device, its history and its commands go. Like a wipe it undoes protection (a
+        thief would remove the stolen phone, and its pending wipe): the password first."""
+        account = uuid.UUID(principal.account_id)
+        require_recent_password(principal, now=self.clock.now(), within=self.settings.password_window, action="removing a device")
         async with self.db.unit_of_work() as uow:
             row = await self.find(uow, account, device_id, lock=True)
             if (await uow.execute(sa.select(self.holds.is_held(sa.literal(account, sa.Uuid))))).scalar():

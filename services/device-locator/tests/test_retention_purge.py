@@ -15,7 +15,7 @@ import grpc
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from cumulo_devstack.testing import Ages, eventually, expect_error
+from cumulo_devstack.testing import PASSWORD, Ages, eventually, expect_error
 from cumulo_lifecycle.adapters.tables import accounts, purge_participants, tombstones
 from cumulo_locator.adapters.tables import commands, devices, guardians, locations
 from cumulo_locator.devices import Devices
@@ -119,12 +119,12 @@ async def test_a_held_accounts_positions_and_devices_stay_until_the_release(owne
         assert await locator.app.holds.held(uuid.UUID(owner.account_id))
         await locator.app.devices.prune()
         assert await stored_times(locator, key) == set(old)
-        await expect_error(owner.client.devices.remove(owner.device_id), grpc.StatusCode.FAILED_PRECONDITION, "LEGAL_HOLD")
+        await expect_error(owner.client.devices.remove(owner.device_id, password=PASSWORD), grpc.StatusCode.FAILED_PRECONDITION, "LEGAL_HOLD")
     finally:
         await set_hold(locator, owner.account_id, held=False)
     await locator.app.devices.prune()
     assert await stored_times(locator, key) == set()
-    await owner.client.devices.remove(owner.device_id)
+    await owner.client.devices.remove(owner.device_id, password=PASSWORD)
     assert await owner.client.devices.list() == []
 
 

@@ -101,7 +101,7 @@ async def test_a_device_of_the_same_id_in_another_account_is_another_device(gate
     answer = await agent.report(owner.device_id, [point(1.25, 2.5)])
     assert answer.stored == 1 and not answer.lost_mode.enabled  # the owner's lost mode is not the stranger's
     assert [(h.latitude, h.longitude) for h in await stranger.devices.history(owner.device_id)] == [(1.25, 2.5)]
-    await stranger.devices.remove(owner.device_id)
+    await stranger.devices.remove(owner.device_id, password=PASSWORD)
     assert await stranger.devices.list() == []
     # The owner's device: no position, its commands queued and never delivered, lost and not found.
     device = await owner.client.devices.get(owner.device_id)
@@ -268,3 +268,17 @@ async def test_the_minor_cannot_see_the_guardians_devices(family):
     await expect_error(minor.list(family.guardian.account_id), grpc.StatusCode.PERMISSION_DENIED, reason="NOT_YOUR_DEVICES")
     await expect_error(minor.get(guardians_phone), grpc.StatusCode.NOT_FOUND, reason="DEVICE_NOT_FOUND")
     assert [d.device_id for d in await minor.list()] == [family.device_id]
+
+
+async def test_removing_a_device_wants_the_password_fresh_as_a_wipe_does(owner, locator_clock):
+    """A thief holding the unlocked phone's session must not remove it (and its pending wipe):
+    the password entered at sign-in is long past."""
+    await owner.client.access_token(force_refresh=True)  # not near its end: the clock moves
+    locator_clock.advance(dt.timedelta(minutes=6))
+    err = await expect_error(owner.client.devices.remove(owner.device_id), grpc.StatusCode.FAILED_PRECONDITION)
+    assert err.reason == "RECENT_PASSWORD_REQUIRED", err
+    assert (await owner.client.devices.get(owner.device_id)).device_id == owner.device_id  # still there
+    locator_clock.advance(-dt.timedelta(minutes=6))  # back to auth's time, which confirms the password
+    await expect_error(owner.client.devices.remove(owner.device_id, password="not the password"), grpc.StatusCode.PERMISSION_DENIED, reason="INVALID_CREDENTIALS")
+    await owner.client.devices.remove(owner.device_id, password=PASSWORD)
+    await expect_error(owner.client.devices.get(owner.device_id), grpc.StatusCode.NOT_FOUND, reason="DEVICE_NOT_FOUND")

@@ -96,7 +96,7 @@ class DeviceLocatorService(locator_pb2_grpc.DeviceLocatorServiceServicer):
         return locator_pb2.GetCommandResponse(command=convert.command(row))
 
     async def RemoveDevice(self, request: locator_pb2.RemoveDeviceRequest, context: grpc.aio.ServicerContext) -> locator_pb2.RemoveDeviceResponse:
-        await self.devices.remove(_me(), request.device_id)
+        await self.devices.remove(current_principal(), request.device_id)
         return locator_pb2.RemoveDeviceResponse()
 
 
