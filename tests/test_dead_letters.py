@@ -11,11 +11,13 @@ import uuid
 import pytest
 
 from cumulo.events.v1 import events_pb2
-from cumulo_devstack.testing import eventually
+from cumulo_devstack.testing import eventually, identity
 from cumulo_devstack.testing.cli import run_command
 from cumulo_platform import dead_letters
-from cumulo_platform.db import SUBJECT_PREFIX, make_envelope
+from cumulo_platform.db import make_envelope
+from cumulo_platform.event_types import event_subject
 from cumulo_platform.events import Nats
+from cumulo_platform.identity import OPERATOR
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -36,13 +38,13 @@ async def _publish_purge_request(bus: Nats, account_id: str) -> events_pb2.Envel
         occurred_at=dt.datetime.now(dt.UTC),
     )
     js = await bus.jetstream()
-    await js.publish(SUBJECT_PREFIX + envelope.type, envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.event_id})
+    await js.publish(event_subject(envelope.producer, envelope.type), envelope.SerializeToString(), headers={"Nats-Msg-Id": envelope.event_id})
     return envelope
 
 
 async def test_a_malformed_purge_request_is_parked_listed_replayed_and_dropped(infra, sync, user):
     client, _ = user
-    bus = Nats(infra.nats.url, name="test-dead-letters")
+    bus = Nats(infra.nats.url, identity=identity(OPERATOR))
     try:
         js = await bus.jetstream()
         poison = await _publish_purge_request(bus, f"not-a-uuid-{uuid.uuid4().hex[:6]}")

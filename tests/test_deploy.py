@@ -1,6 +1,7 @@
 """The Kubernetes manifests build with kustomize and validate against Kubernetes' schema; the
 gateway's pod renders a config Envoy accepts, serving the console of its image."""
 
+import json
 import pathlib
 import re
 import shutil
@@ -88,3 +89,35 @@ def test_every_service_has_its_manifest(name):
     assert f"secretName: cumulo-identity-{name}" in manifest and f"mountPath: /var/run/cumulo/identity/{name}" in manifest
     assert f"- {file}" in (K8S / "base" / "kustomization.yaml").read_text()
     assert (ROOT / backend.folder / backend.module).is_dir()
+
+
+def test_the_clusters_nats_configuration_is_one_nats_server_accepts(tmp_path, infra):
+    """What an operator puts in front of the cluster's NATS (`nats-config`): TLS with the
+    server's identity, a user per identity with its permissions. nats-server checks it (-t)."""
+    rendered = subprocess.run(
+        [sys.executable, "-m", "cumulo_devstack", "nats-config", "--identity-dir", str(infra.identities), "--store-dir", str(tmp_path / "js")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    config = json.loads(rendered.stdout)
+    assert config["tls"]["verify_and_map"] is True
+    users = {user["user"]: user["permissions"] for user in config["authorization"]["users"]}
+    assert set(users) == {*SERVICES, "operator"}
+    assert users["blob"]["publish"]["allow"][0] == "cumulo.events.blob.>"
+    path = tmp_path / "nats.conf"
+    path.write_text(rendered.stdout)
+    server = pathlib.Path(sys.executable).parent / "nats-server"
+    checked = subprocess.run([str(server), "-t", "-c", str(path)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_development_identity_secrets_cover_everyone_in_the_layout_the_pods_mount():
+    rendered = subprocess.run([sys.executable, "-m", "cumulo_devstack", "k8s-identities"], capture_output=True, text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    secrets = {item["metadata"]["name"]: item for item in json.loads(rendered.stdout)["items"]}
+    assert set(secrets) == {f"cumulo-identity-{name}" for name in [*SERVICES, "gateway", "operator", "nats"]}
+    for secret in secrets.values():
+        assert secret["type"] == "kubernetes.io/tls" and set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+    base = "\n".join(path.read_text() for path in (K8S / "base").glob("*.yaml"))
+    for name in [*SERVICES, "gateway", "operator"]:
+        assert f"secretName: cumulo-identity-{name}" in base, name

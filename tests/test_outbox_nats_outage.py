@@ -10,8 +10,9 @@ import sqlalchemy as sa
 
 from cumulo.events.v1 import events_pb2
 from cumulo_devstack.testing import PASSWORD, Delivered, eventually, read_stream
+from cumulo_platform.event_types import event_filter, event_subject
 
-SUBJECT = "cumulo.events.account.created"
+SUBJECT = event_filter("account.created")
 
 
 async def outbox_rows_for(db, account_id: str) -> list[tuple[events_pb2.Envelope, int]]:
@@ -19,7 +20,7 @@ async def outbox_rows_for(db, account_id: str) -> list[tuple[events_pb2.Envelope
     async with db.sessions() as session:
         rows = (
             await session.execute(
-                sa.select(db.outbox.c.envelope, db.outbox.c.attempts).where(db.outbox.c.subject == SUBJECT)
+                sa.select(db.outbox.c.envelope, db.outbox.c.attempts).where(db.outbox.c.subject == event_subject("auth", "account.created"))
             )
         ).all()
     found = [(events_pb2.Envelope.FromString(row.envelope), row.attempts) for row in rows]

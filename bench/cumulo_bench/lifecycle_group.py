@@ -23,12 +23,14 @@ from nats.js import api as js_api
 from cumulo.events.v1 import events_pb2
 from cumulo_bench.report import Figure
 from cumulo_bench.stack import BenchStack
+from cumulo_devstack.testing import nats_connect
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
 from cumulo_lifecycle.adapters.tables import accounts
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.sweeper import Sweeper
 from cumulo_platform.clock import SystemClock
-from cumulo_platform.db import SUBJECT_PREFIX, Database, create_engine, make_envelope
+from cumulo_platform.db import Database, create_engine, make_envelope
+from cumulo_platform.event_types import SUBJECT_PREFIX, event_subject
 from cumulo_platform.events import STREAM_NAME, ensure_streams
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.legal_holds import LegalHolds
@@ -47,7 +49,7 @@ async def _publish_all(js, subject: str, payloads: list[bytes]) -> None:
 
 
 async def _raw_rate(nats_url: str, count: int, payload_size: int) -> float:
-    nc = await nats.connect(nats_url)
+    nc = await nats_connect(nats_url)
     js = nc.jetstream()
     durable = f"bench-raw-{uuid.uuid4().hex[:8]}"
     await js.add_consumer(
@@ -84,7 +86,7 @@ def _access_payloads(account_ids: list[str], count: int, base: dt.datetime) -> l
                 "access.recorded",
                 events_pb2.AccessRecorded(account_id=account_id, accessed_at=timestamp(at), service="bench"),
                 account_id=account_id,
-                producer="bench",
+                producer="sync",  # a service's, as the lifecycle takes access events from services only
                 occurred_at=at,
             ).SerializeToString()
         )
@@ -94,9 +96,9 @@ def _access_payloads(account_ids: list[str], count: int, base: dt.datetime) -> l
 async def _ingest_rate(stack: BenchStack, count: int) -> float:
     """Events through the lifecycle process: from the first publish to the consumer having
     acknowledged all of them (the lifecycle acks a batch after committing it)."""
-    nc = await nats.connect(stack.infra.nats.url)
+    nc = await nats_connect(stack.infra.nats.url)
     js = nc.jetstream()
-    subject = SUBJECT_PREFIX + "access.recorded"
+    subject = event_subject("sync", "access.recorded")
     account_ids = [str(uuid.uuid4()) for _ in range(ACCOUNTS)]
 
     async def drained() -> None:
@@ -153,7 +155,7 @@ async def _sweep_seconds(sweeper: Sweeper) -> tuple[float, int]:
 
 async def run(stack: BenchStack) -> list[Figure]:
     stack.start_services()
-    nc = await nats.connect(stack.infra.nats.url)
+    nc = await nats_connect(stack.infra.nats.url)
     await ensure_streams(nc.jetstream())
     await nc.close()
 

@@ -165,6 +165,14 @@ class Launch:
         self.watched: list[tuple[Port, Process]] = []
         self.running = False
 
+    def identities(self) -> pathlib.Path:
+        """The run's internal CA and everyone's identity (made under var/identity/ on the first
+        run, kept), unless CUMULO_IDENTITY_DIR names an operator's own."""
+        if "CUMULO_IDENTITY_DIR" not in self.env:
+            self.env["CUMULO_IDENTITY_DIR"] = str(ensure_identities(self.var / "identity"))
+            print("identity  internal CA and everyone's certificate in var/identity", flush=True)
+        return pathlib.Path(self.env["CUMULO_IDENTITY_DIR"])
+
     def postgres(self) -> str:
         postgres = EmbeddedPostgres(self.var / "postgres")
         self.started.append(postgres)
@@ -281,7 +289,7 @@ def start(launch: Launch) -> int:
         env["DATABASE_URL"] = launch.postgres()
         print("postgres  embedded, data in var/postgres", flush=True)
     if "nats" in ports:
-        nats = EmbeddedNats(launch.var / "nats", ports["nats"].number, launch.logs / "nats.log")
+        nats = EmbeddedNats(launch.var / "nats", ports["nats"].number, launch.logs / "nats.log", launch.identities())
         launch.server("nats", nats)
         env["NATS_URL"] = nats.url
         print(f"nats      {env['NATS_URL']} (JetStream in var/nats)", flush=True)
@@ -295,6 +303,7 @@ def start(launch: Launch) -> int:
         mail_port = ports["smtp"].number
         env["CUMULO_LIFECYCLE_SMTP_HOST"], env["CUMULO_LIFECYCLE_SMTP_PORT"] = "127.0.0.1", str(mail_port)
         print(f"smtp      127.0.0.1:{mail_port} (lifecycle notices land in var/mail/*.eml)", flush=True)
+    launch.identities()
     backends = {name: f"127.0.0.1:{ports[name].number}" for name in SERVICES}
     public = f"https://127.0.0.1:{ports['gateway'].number}"
     if "s3" in ports:  # the embedded S3 is reached through the gateway: blob signs URLs for it
@@ -304,9 +313,7 @@ def start(launch: Launch) -> int:
     # Every service finds the others where this run starts them, and proves who it is with an
     # identity of the run's internal CA (made under var/identity/ on the first run, kept).
     env.update({f"CUMULO_{name.upper()}_TARGET": address for name, address in backends.items()})
-    if "CUMULO_IDENTITY_DIR" not in env:
-        env["CUMULO_IDENTITY_DIR"] = str(ensure_identities(launch.var / "identity"))
-        print("identity  internal CA and every service's certificate in var/identity", flush=True)
+
     for name, info in SERVICES.items():  # auth first: the others need it to start
         launch.service(name, info.module)
         print(f"{name:<10} {backends[name]} (log in var/logs/{name}.log)", flush=True)
@@ -420,12 +427,19 @@ def kubernetes_identities(namespace: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cumulo_devstack")
-    parser.add_argument("command", choices=["run", "k8s-identities"])
+    parser.add_argument("command", choices=["run", "k8s-identities", "nats-config"])
     parser.add_argument("--var", default="var", help="where the embedded servers keep their data")
     parser.add_argument("--namespace", default="cumulo", help="k8s-identities: the namespace of the Secrets")
+    parser.add_argument("--identity-dir", default="/var/run/cumulo/identity", help="nats-config: where the server finds nats/ca.crt, tls.crt, tls.key")
+    parser.add_argument("--store-dir", default="/data/jetstream", help="nats-config: JetStream's storage")
     args = parser.parse_args(argv)
     if args.command == "k8s-identities":
         print(kubernetes_identities(args.namespace))
+        return 0
+    if args.command == "nats-config":  # a cluster's NATS: TLS, a user per identity, their permissions
+        from cumulo_platform.bus_access import server_config, users
+
+        print(server_config(host="0.0.0.0", port=4222, store_dir=args.store_dir, identity_dir=args.identity_dir, users=users()))
         return 0
     try:
         return run(pathlib.Path(args.var).resolve())

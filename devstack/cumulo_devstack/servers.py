@@ -258,10 +258,25 @@ class ServerProcess:
 
 
 class EmbeddedNats(ServerProcess):
-    def __init__(self, store_dir: pathlib.Path, port: int, log_path: pathlib.Path) -> None:
-        args = [_binary("nats-server"), "-js", "-sd", str(store_dir), "-a", "127.0.0.1", "-p", str(port)]
+    """nats-server with JetStream in `store_dir`, taking only clients with an identity of
+    `identities` (cumulo_platform.bus_access: TLS, one user per identity, each publishing on
+    its own subjects only); its configuration is written beside the store."""
+
+    def __init__(self, store_dir: pathlib.Path, port: int, log_path: pathlib.Path, identities: pathlib.Path) -> None:
+        self.config_path = store_dir / "nats.conf"
+        args = [_binary("nats-server"), "-c", str(self.config_path)]
         super().__init__("nats", args, port, log_path, store_dir)
         self.store_dir = store_dir
+        self.identities = identities
+
+    def launch(self) -> None:
+        from cumulo_platform.bus_access import server_config, users
+
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            server_config(host="127.0.0.1", port=self.port, store_dir=self.store_dir, identity_dir=self.identities, users=users())
+        )
+        super().launch()
 
     @property
     def url(self) -> str:

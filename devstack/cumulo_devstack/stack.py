@@ -42,13 +42,14 @@ class Infra:
         every gateway of the session); a new one under root/tls otherwise. `identities`: the
         same for the internal CA (root/identity otherwise)."""
         nats_port, s3_port = free_ports(2)
+        identities = identities or ensure_identities(root / "identity")
         infra = cls(
             EmbeddedPostgres(root / "postgres"),
-            EmbeddedNats(root / "nats", nats_port, root / "nats.log"),
+            EmbeddedNats(root / "nats", nats_port, root / "nats.log", identities),
             EmbeddedS3(root / "s3", s3_port, root / "s3.log"),
             root,
             tls or ensure_dev_tls(root / "tls"),
-            identities or ensure_identities(root / "identity"),
+            identities,
         )
         infra.postgres.start()
         try:

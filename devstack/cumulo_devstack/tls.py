@@ -58,11 +58,13 @@ def ensure_dev_tls(folder: pathlib.Path, names: Iterable[str] = DEFAULT_NAMES) -
 
 
 def identity_names() -> list[str]:
-    """Everyone who calls inside the cluster: every service, the gateway, the operator."""
+    """Everyone inside the cluster: every service, the gateway, the operator, and the NATS
+    server (whose certificate its clients check)."""
+    from cumulo_platform.bus_access import SERVER_IDENTITY
     from cumulo_platform.identity import GATEWAY, OPERATOR
     from cumulo_platform.registry import SERVICES
 
-    return [*SERVICES, GATEWAY, OPERATOR]
+    return [*SERVICES, GATEWAY, OPERATOR, SERVER_IDENTITY]
 
 
 def ensure_identities(folder: pathlib.Path, names: Iterable[str] | None = None) -> pathlib.Path:

@@ -29,9 +29,9 @@ from nats.js import api as js_api
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
-from cumulo_platform.db import SUBJECT_PREFIX, Database, UnitOfWork
+from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import is_outage
-from cumulo_platform.event_types import Event, decode
+from cumulo_platform.event_types import Event, decode, event_filter, forgery
 from cumulo_platform.events import DEAD_LETTER_PREFIX, STREAM_NAME, Nats
 from cumulo_platform.logging import get_logger
 from cumulo_platform.runtime import raise_if_cancelled
@@ -75,7 +75,7 @@ class EventConsumer:
         self.db = db
         self.nats = nats_client
         self.durable = durable
-        self.subjects = [SUBJECT_PREFIX + t for t in event_types]
+        self.subjects = [event_filter(t) for t in event_types]
         self.handler = handler
         self.batch_handler = batch_handler
         self.batch_size = batch_size
@@ -129,10 +129,16 @@ class EventConsumer:
         try:
             envelope = events_pb2.Envelope.FromString(msg.data)
             uuid.UUID(envelope.event_id)
-            return decode(envelope)
+            event = decode(envelope)
         except Exception as exc:  # it will never decode: no point in retrying
             await self._dead_letter(msg, f"undecodable: {describe(exc)}")
             return None
+        forged = forgery(msg.subject, envelope)
+        if forged is not None:  # never applied; kept for an operator to look at
+            log.warning("event_forged", consumer=self.durable, subject=msg.subject, event_type=envelope.type)
+            await self._dead_letter(msg, f"forged: {forged}")
+            return None
+        return event
 
     async def _failed(self, msg: Msg, exc: BaseException) -> None:
         """Retry later; park the event once its attempts are used up. A dependency being away

@@ -17,9 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from cumulo.events.v1 import events_pb2
 from cumulo_platform.clock import Clock, SystemClock
-from cumulo_platform.event_types import check_type
-
-SUBJECT_PREFIX = "cumulo.events."
+from cumulo_platform.event_types import check_type, event_subject
 
 # The unit of work open in this task, if any: calls to other services check it (see remote).
 _open_unit: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar("cumulo_open_unit_of_work", default=None)
@@ -192,7 +190,7 @@ class UnitOfWork:
                 [
                     {
                         "event_id": uuid.UUID(e.event_id),
-                        "subject": SUBJECT_PREFIX + e.type,
+                        "subject": event_subject(e.producer, e.type),
                         "envelope": e.SerializeToString(),
                     }
                     for e in self._events

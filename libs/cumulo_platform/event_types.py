@@ -1,8 +1,11 @@
 """Every event type on the bus and the message it carries, once. Producers emit a message and
 its type is found here; consumers receive the message already decoded, never unpack by hand.
 
-The subject of an event is "cumulo.events.<type>"; the envelope (events.proto) carries the
-id, the account, the time, the producer and the payload."""
+The subject of an event is "cumulo.events.<producer>.<type>" (`event_subject`): NATS lets each
+service publish on its own subjects only (`cumulo_platform.bus_access`), and a consumer takes an
+event only when its envelope names the producer its subject names and that producer may produce
+the type (`EVENT_PRODUCERS`). The envelope (events.proto) carries the id, the account, the
+time, the producer and the payload."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ EVENT_TYPES: dict[str, type[message.Message]] = {
     "account.contact_changed": events_pb2.ContactChanged,
     "account.status_changed": events_pb2.AccountStatusChanged,
     "account.cancelled": events_pb2.AccountCancelled,
+    "tokens.revoked": events_pb2.TokensRevoked,
     # every service
     "access.recorded": events_pb2.AccessRecorded,
     # blob
@@ -38,6 +42,44 @@ EVENT_TYPES: dict[str, type[message.Message]] = {
     # moderation (delivered by the lifecycle's notice path)
     "notice.requested": events_pb2.NoticeRequested,
 }
+
+
+_DATA_SERVICES = frozenset({"auth", "blob", "sync", "locator", "moderation"})
+_EVERY_SERVICE = _DATA_SERVICES | {"lifecycle"}
+
+# Who may produce each type; a type not listed here (the tests' own) may come from anyone.
+EVENT_PRODUCERS: dict[str, frozenset[str]] = {
+    **{t: frozenset({"auth"}) for t in ("account.created", "account.logged_in", "account.contact_changed", "account.status_changed", "account.cancelled", "tokens.revoked")},
+    "access.recorded": _EVERY_SERVICE,
+    **{t: frozenset({"blob"}) for t in ("file.uploaded", "file.deleted", "link.created", "link.revoked")},
+    "purge.completed": _DATA_SERVICES,
+    **{t: frozenset({"lifecycle"}) for t in ("account.state_changed", "purge.requested", "account.hold_changed")},
+    "device.found": frozenset({"locator"}),
+    "notice.requested": frozenset({"moderation"}),
+}
+
+SUBJECT_PREFIX = "cumulo.events."
+
+
+def event_subject(producer: str, event_type: str) -> str:
+    """Where `producer` publishes an event of `event_type`."""
+    return f"{SUBJECT_PREFIX}{producer}.{event_type}"
+
+
+def event_filter(event_type: str) -> str:
+    """The subjects of `event_type`, whoever produced them (a consumer's filter)."""
+    return f"{SUBJECT_PREFIX}*.{event_type}"
+
+
+def forgery(subject: str, envelope: events_pb2.Envelope) -> str | None:
+    """Why an event that came on `subject` is not what it claims to be; None when it is."""
+    producer = subject.removeprefix(SUBJECT_PREFIX).split(".", 1)[0]
+    if envelope.producer != producer:
+        return f"its envelope names the producer {envelope.producer!r}, its subject {producer!r}"
+    allowed = EVENT_PRODUCERS.get(envelope.type)
+    if allowed is not None and producer not in allowed:
+        return f"{producer!r} does not produce {envelope.type!r} events"
+    return None
 
 
 M = TypeVar("M", bound=message.Message)

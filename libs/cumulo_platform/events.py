@@ -2,7 +2,9 @@
 `outbox`, the durable consumer in `consumer`, dead letters in `dead_letters`, and the event
 types with their messages in `event_types`.
 
-Two streams: CUMULO_EVENTS holds every event (`cumulo.events.<type>`, 7 days); the
+Every client connects with its identity of the internal CA (TLS; the server maps the
+certificate to its user and what it may publish, `cumulo_platform.bus_access`). Two streams:
+CUMULO_EVENTS holds every event (`cumulo.events.<producer>.<type>`, 7 days); the
 dead-letter stream CUMULO_DEAD_LETTERS holds the events a consumer gave up on
 (`cumulo.dead.<consumer>`, 30 days) until an operator replays or drops them.
 """
@@ -18,7 +20,9 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import BadRequestError
 
-from cumulo_platform.db import SUBJECT_PREFIX
+from cumulo_platform.bus_access import connect_options
+from cumulo_platform.event_types import SUBJECT_PREFIX
+from cumulo_platform.identity import Identity
 from cumulo_platform.logging import get_logger
 
 STREAM_NAME = "CUMULO_EVENTS"
@@ -48,9 +52,10 @@ class Redelivery:
 class Nats:
     """A lazily (re)connecting NATS client: services keep serving while NATS is away."""
 
-    def __init__(self, url: str, *, name: str, redelivery: Redelivery | None = None) -> None:
+    def __init__(self, url: str, *, identity: Identity, redelivery: Redelivery | None = None) -> None:
         self.url = url
-        self.name = name
+        self.identity = identity
+        self.name = identity.name
         self.redelivery = redelivery or Redelivery()
         self._connection: NatsConnection | None = None
         self._lock = asyncio.Lock()
@@ -66,7 +71,7 @@ class Nats:
                     await asyncio.wait_for(
                         connection.connect(
                             self.url,
-                            name=self.name,
+                            **connect_options(self.identity),
                             connect_timeout=2,
                             allow_reconnect=True,
                             max_reconnect_attempts=-1,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,7 @@ class Identity:
     ca: bytes = dataclasses.field(repr=False)
     cert: bytes = dataclasses.field(repr=False)
     key: bytes = dataclasses.field(repr=False)
+    home: pathlib.Path | None = None  # the folder it was read from
 
     @classmethod
     def load(cls, folder: pathlib.Path | str, name: str) -> Identity:
@@ -59,7 +61,7 @@ class Identity:
             raise IdentityError(f"{home}: {CA_FILE} and {CERT_FILE} must hold PEM certificates")
         if b"PRIVATE KEY-----" not in key:
             raise IdentityError(f"{home / KEY_FILE}: not a PEM private key")
-        return cls(name, ca, cert, key)
+        return cls(name, ca, cert, key, home)
 
     def server_credentials(self) -> grpc.ServerCredentials:
         """A port that takes only peers with a certificate of the internal CA."""
@@ -79,6 +81,15 @@ class Identity:
     def sync_channel(self, target: str, service: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
         """The same, for blocking code (start-up checks)."""
         return grpc.secure_channel(target, self._channel_credentials, options=[("grpc.ssl_target_name_override", service), *options])
+
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """For clients of other protocols (NATS): this identity's certificate, the internal CA
+        trusted alone."""
+        assert self.home is not None, "an identity read from its folder"
+        context = ssl.create_default_context(cadata=self.ca.decode())
+        context.load_cert_chain(self.home / CERT_FILE, self.home / KEY_FILE)  # the ssl module reads files only
+        return context
 
 
 def caller(context: grpc.aio.ServicerContext) -> str | None:

@@ -111,6 +111,20 @@ def create_legal_holds_table(schema: str) -> None:
     )
 
 
+def create_revocations_table(schema: str) -> None:
+    """Access tokens revoked before they expire (cumulo_platform.revocations), frozen here."""
+    op.create_table(
+        "revocations",
+        sa.Column("account_id", sa.Uuid, primary_key=True),
+        sa.Column("session_key", sa.Text, primary_key=True),
+        sa.Column("issued_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        schema=schema,
+    )
+    op.create_index(f"{schema}_revocations_updated_at", "revocations", ["updated_at"], schema=schema)
+
+
 def index_account_states(schema: str) -> None:
     """Replicas read the cache table's recent changes every second."""
     op.create_index(f"{schema}_account_states_updated_at", "account_states", ["updated_at"], schema=schema)

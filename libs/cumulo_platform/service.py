@@ -33,6 +33,7 @@ from cumulo_platform.logging import configure_logging
 from cumulo_platform.outbox import OutboxRelay
 from cumulo_platform.purge import PurgeAccount, purge_participant
 from cumulo_platform.remote import Remote
+from cumulo_platform.revocations import Revocations
 from cumulo_platform.runtime import GrpcService, Job, ServiceRuntime
 from cumulo_platform.settings import PlatformSettings, SettingsError
 from cumulo_platform.storage import Storage
@@ -51,6 +52,7 @@ class Foundation:
     relay: OutboxRelay
     recorder: LastAccessRecorder
     states: AccountStates
+    revocations: Revocations
     identity: Identity
     _channels: dict[str, grpc.aio.Channel] = dataclasses.field(default_factory=dict)
     _preservation: Storage | None = None
@@ -63,9 +65,10 @@ class Foundation:
         if platform.migrate_on_start:
             await asyncio.to_thread(migrations.upgrade, platform.database_url, schema, migrations_dir)
         db = Database(create_engine(platform.database_url), schema=schema, producer=platform.service, clock=clock)
+        identity = Identity.load(platform.identity_dir, platform.service)
         nats_client = Nats(
             platform.nats_url,
-            name=platform.service,
+            identity=identity,
             redelivery=Redelivery(
                 max_attempts=platform.event_max_attempts,
                 first_delay=platform.event_retry_first_delay,
@@ -83,11 +86,13 @@ class Foundation:
                 db, service=platform.service, interval=platform.last_access_interval, clock=clock
             ),
             states=AccountStates(db, None),
-            identity=Identity.load(platform.identity_dir, platform.service),
+            revocations=Revocations(db),
+            identity=identity,
         )
         # Frozen accounts are reactivated by the lifecycle (which puts its own method here).
         base.states.ensure_active = remote_ensure_active(base.remote("lifecycle", lifecycle_pb2_grpc.LifecycleInternalServiceStub))
         await base.states.load()
+        await base.revocations.load()
         return base
 
     def channel(self, service: str) -> grpc.aio.Channel:
@@ -152,10 +157,11 @@ class Foundation:
         honour_states: bool = True,
         record_access: bool = True,
     ) -> CallInterceptor:
-        """Every authenticated call passes the lifecycle's account gate (unless
-        `honour_states` is off: the lifecycle's own API, which answers frozen accounts about
-        their state), then the service's own `account_gate`, and counts as a use."""
-        gates = ([self.states.gate] if honour_states else []) + ([account_gate] if account_gate else [])
+        """Every authenticated call passes the revocations (a token auth revoked is refused,
+        whatever its expiry), the lifecycle's account gate (unless `honour_states` is off: the
+        lifecycle's own API, which answers frozen accounts about their state), then the
+        service's own `account_gate`, and counts as a use."""
+        gates = [self.revocations.gate] + ([self.states.gate] if honour_states else []) + ([account_gate] if account_gate else [])
 
         async def gate(principal: Principal) -> None:
             for check in gates:
@@ -189,6 +195,7 @@ class Foundation:
                 self.relay.run,
                 self.recorder.run,
                 *self.states.jobs(self.nats, self.service),
+                *self.revocations.jobs(self.nats, self.service),
                 *([self._holds.consumer(self.nats, self.service).run] if self._holds is not None else []),
                 *jobs,
             ],

@@ -19,7 +19,9 @@ import nats
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cumulo_platform import dead_letters
+from cumulo_platform.bus_access import connect_options
 from cumulo_platform.events import ensure_streams
+from cumulo_platform.identity import OPERATOR, Identity, IdentityError
 from cumulo_sdk.cli_common import add_json_flag, show
 from cumulo_sdk.console import when, when_iso
 
@@ -48,7 +50,12 @@ def _nats_url(environ: Any) -> str:
 async def _with_jetstream(args: argparse.Namespace, work: Any) -> int:
     url = args.nats or _nats_url(args.environ)
     try:
-        connection = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False)
+        operator = Identity.load(args.environ.get("CUMULO_IDENTITY_DIR", ""), OPERATOR)
+    except IdentityError as err:
+        print(f"cumulo-admin: {err}", file=sys.stderr)
+        return 2
+    try:
+        connection = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False, **connect_options(operator))
     except Exception as exc:
         print(f"cumulo-admin: cannot reach NATS at {url} ({type(exc).__name__}); set --nats or NATS_URL", file=sys.stderr)
         return 1

@@ -7,13 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-import nats
 import pytest
 
 from cumulo.events.v1 import events_pb2
+from cumulo_devstack.testing import nats_connect
 from cumulo_devstack.testing.cli import run_command
 from cumulo_platform.consumer import ATTEMPTS_HEADER, CONSUMER_HEADER, ERROR_HEADER, FAILED_AT_HEADER, SUBJECT_HEADER
-from cumulo_platform.db import SUBJECT_PREFIX, make_envelope
+from cumulo_platform.db import make_envelope
+from cumulo_platform.event_types import SUBJECT_PREFIX
 from cumulo_platform.events import DEAD_LETTER_PREFIX, ensure_streams
 
 pytestmark = pytest.mark.timeout(120)
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 async def jetstream(infra):
-    connection = await nats.connect(infra.nats.url)
+    connection = await nats_connect(infra.nats.url)
     try:
         js = connection.jetstream()
         await ensure_streams(js)

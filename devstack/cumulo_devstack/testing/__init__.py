@@ -25,7 +25,8 @@ modules cannot import each other; they import these instead). Import them from h
 - gates: `gate_cases`, `assert_gated`: the test each service keeps that every method of its
   public services is gated (`public_services`, `public_methods`: those services and methods) (the full matrix of bad tokens is tried once, on the platform's
   interceptor, in libs/cumulo_platform/tests/test_call_door.py).
-- streams: `read_stream`: the event envelopes JetStream holds on a subject.
+- streams: `read_stream`: the event envelopes JetStream holds on a subject; `nats_connect`: a
+  NATS connection as one of the session's identities (the operator unless named).
 - aging: `Ages`: ages one account on purpose for the lifecycle (a year unused, a grace over),
   once every access event already made has landed; `notices_sent`: its e-mails are out.
 
@@ -48,7 +49,7 @@ from cumulo_devstack.testing.channels import (
 from cumulo_devstack.testing.clocks import clock_moved
 from cumulo_devstack.testing.gates import assert_gated, gate_cases, public_methods, public_services
 from cumulo_devstack.testing.methods import call_in_shape, invoke, method_id, method_path, rpc_method, with_client_id
-from cumulo_devstack.testing.streams import Delivered, read_stream
+from cumulo_devstack.testing.streams import Delivered, nats_connect, read_stream
 from cumulo_devstack.testing.tokens import (
     FORGERIES,
     b64json,
@@ -99,6 +100,7 @@ __all__ = [
     "notices_sent",
     "public_methods",
     "public_services",
+    "nats_connect",
     "read_stream",
     "rpc",
     "rpc_method",

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import nats
 import sqlalchemy as sa
 
+from cumulo_devstack.testing.streams import nats_connect
 from cumulo_devstack.testing.waiting import eventually
 from cumulo_lifecycle.adapters.tables import accounts, notices
 from cumulo_platform.events import STREAM_NAME
@@ -34,7 +34,7 @@ class Ages:
             async with service.app.db.read() as conn:
                 if (await conn.execute(sa.select(sa.func.count()).select_from(service.app.db.outbox))).scalar_one():
                     return False
-        connection = await nats.connect(self.nats_url)
+        connection = await nats_connect(self.nats_url)
         try:
             info = await connection.jetstream().consumer_info(STREAM_NAME, "lifecycle-access")
         finally:

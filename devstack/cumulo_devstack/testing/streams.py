@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import nats
 import nats.errors
 from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NatsClient
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError
 
 from cumulo.events.v1 import events_pb2
+from cumulo_devstack.testing.channels import identity
+from cumulo_platform.bus_access import connect_options
 from cumulo_platform.events import STREAM_NAME
+from cumulo_platform.identity import OPERATOR
 
 
 @dataclasses.dataclass
@@ -26,6 +31,12 @@ class Delivered:
     headers: dict[str, str]
 
 
+async def nats_connect(nats_url: str, as_: str = OPERATOR, **options: Any) -> NatsClient:
+    """A NATS connection of the test's, as the session's identity `as_` (the operator, who
+    may read every stream and publish every event, unless another is named)."""
+    return await nats.connect(nats_url, **connect_options(identity(as_)), **options)
+
+
 async def read_stream(
     nats_url: str,
     subject: str,
@@ -36,13 +47,14 @@ async def read_stream(
     what: str | None = None,
     skip_undecodable: bool = True,
 ) -> list[Delivered]:
-    """Every message the stream holds on `subject` (wildcards allowed) whose envelope passes
+    """Every message the stream holds on `subject` (wildcards allowed: `event_filter(type)` is
+    every producer's events of a type) whose envelope passes
     `where`, read by a throw-away consumer; read again until at least `at_least` are there,
     failing after `timeout` seconds.
 
     A message that is not an envelope (another test's deliberately broken one) is skipped,
     or fails the read if `skip_undecodable` is false."""
-    connection = await nats.connect(nats_url, connect_timeout=2, allow_reconnect=False)
+    connection = await nats_connect(nats_url, connect_timeout=2, allow_reconnect=False)
     try:
         js = connection.jetstream(timeout=5)
         loop = asyncio.get_running_loop()

@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 
+from cumulo_devstack.testing import identity
 from cumulo_platform.db import Database, create_engine
 from cumulo_platform.events import Nats
+from cumulo_platform.identity import OPERATOR
 
 SCHEMA = "t1"
 
@@ -67,7 +69,7 @@ async def db(bare_db, text_tables) -> Database:
 @pytest.fixture
 async def bus(infra) -> AsyncIterator[Nats]:
     """A NATS client of the session's server (it also provisions the stream), closed afterwards."""
-    client = Nats(infra.nats.url, name="test")
+    client = Nats(infra.nats.url, identity=identity(OPERATOR))
     try:
         yield client
     finally:

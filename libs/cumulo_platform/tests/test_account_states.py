@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from nats.js.errors import NotFoundError
 
 from cumulo.events.v1 import events_pb2
-from cumulo_devstack.testing import eventually
+from cumulo_devstack.testing import eventually, identity
 from cumulo_platform.account_states import (
     ACTIVE,
     DELETED,
@@ -30,10 +30,11 @@ from cumulo_platform.account_states import (
     AccountStates,
     EnsureActive,
 )
-from cumulo_platform.db import SUBJECT_PREFIX, Database, create_engine, make_envelope
+from cumulo_platform.db import Database, create_engine, make_envelope
 from cumulo_platform.errors import FailedPrecondition
-from cumulo_platform.event_types import decode
+from cumulo_platform.event_types import decode, event_subject
 from cumulo_platform.events import STREAM_NAME, Nats
+from cumulo_platform.identity import OPERATOR
 
 SCHEMA = "t1"
 
@@ -349,15 +350,15 @@ async def test_a_purged_account_is_refused_and_no_later_event_brings_it_back(ope
 async def test_every_replica_of_a_service_learns_a_state_change(opened, infra):
     service = f"test-{uuid.uuid4().hex[:10]}"
     replicas = [await opened.states(Lifecycle()) for _ in range(2)]
-    buses = [Nats(infra.nats.url, name=f"{service}-{i}") for i in range(2)]
+    buses = [Nats(infra.nats.url, identity=identity(OPERATOR)) for _ in range(2)]
     tasks = [asyncio.create_task(job()) for states, bus in zip(replicas, buses) for job in states.jobs(bus, service)]
-    publisher = Nats(infra.nats.url, name=f"{service}-publisher")
+    publisher = Nats(infra.nats.url, identity=identity(OPERATOR))
     durable = f"{service}-account-states"
     account = new_id()
     try:
         js = await publisher.jetstream()
         event = changed(account, DELETED, 1)
-        await js.publish(SUBJECT_PREFIX + EVENT_TYPE, event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id})
+        await js.publish(event_subject(event.producer, EVENT_TYPE), event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id})
 
         async def one_replica_knows() -> bool:
             return any(r.state_of(account) == DELETED for r in replicas)

@@ -15,12 +15,13 @@ from nats.js import api as js_api
 from nats.js.errors import NotFoundError
 
 from cumulo.events.v1 import events_pb2
-from cumulo_devstack.testing import eventually, unique_event_type
+from cumulo_devstack.testing import eventually, identity, unique_event_type
 from cumulo_platform import dead_letters
 from cumulo_platform.consumer import EventConsumer
-from cumulo_platform.db import SUBJECT_PREFIX, Database, UnitOfWork, make_envelope
-from cumulo_platform.event_types import Event
+from cumulo_platform.db import Database, UnitOfWork, make_envelope
+from cumulo_platform.event_types import Event, event_subject
 from cumulo_platform.events import STREAM_NAME, Nats, Redelivery
+from cumulo_platform.identity import OPERATOR
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -49,7 +50,7 @@ class Publisher:
     async def publish(self, env: events_pb2.Envelope, *, msg_id: str | None = None) -> int:
         js = await self.bus.jetstream()  # also provisions the stream
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        ack = await js.publish(SUBJECT_PREFIX + env.type, env.SerializeToString(), headers=headers)
+        ack = await js.publish(event_subject(env.producer, env.type), env.SerializeToString(), headers=headers)
         return ack.seq
 
     async def consumer_info(self, durable: str):
@@ -84,7 +85,7 @@ class Running:
     def __init__(
         self, db: Database, url: str, durable: str, event_types: list[str], handler, *, redelivery: Redelivery | None = None
     ) -> None:
-        self.bus = Nats(url, name=f"test-{durable}", redelivery=redelivery)
+        self.bus = Nats(url, identity=identity(OPERATOR), redelivery=redelivery)
         self.consumer = EventConsumer(
             db, self.bus, durable=durable, event_types=event_types, handler=handler, fetch_timeout=0.5
         )
@@ -210,7 +211,7 @@ async def test_consumer_parks_undecodable_messages_and_goes_on(db, publisher, in
     event_type = unique_event_type()
     handler = Recorder(db)
     js = await publisher.bus.jetstream()
-    await js.publish(SUBJECT_PREFIX + event_type, b"\xff\xffnot an envelope")
+    await js.publish(event_subject("test", event_type), b"\xff\xffnot an envelope")
     wrong_payload = make_envelope(  # an envelope whose payload is not what its type carries
         event_type, events_pb2.FileDeleted(account_id="acc-9"), account_id="acc-9", producer="test", occurred_at=dt.datetime.now(dt.UTC)
     )
@@ -224,7 +225,7 @@ async def test_consumer_parks_undecodable_messages_and_goes_on(db, publisher, in
     parked = await dead_letters.listing(js, consumer=durable)
     assert [letter.error.split(":")[0] for letter in parked] == ["undecodable", "undecodable"]
     assert parked[1].event_id == wrong_payload.event_id and "does not carry" in parked[1].error
-    assert all(letter.subject == SUBJECT_PREFIX + event_type and letter.attempts == 1 for letter in parked)
+    assert all(letter.subject == event_subject("test", event_type) and letter.attempts == 1 for letter in parked)
 
 
 class Poisoned:
@@ -261,7 +262,7 @@ async def test_a_poison_event_is_retried_a_bounded_number_of_times_then_dead_let
         [letter] = await dead_letters.listing(js, consumer=durable)
         assert (letter.event_id, letter.event_type, letter.attempts) == (poison.event_id, event_type, 3)
         assert letter.error.startswith("ValueError")
-        assert letter.subject == SUBJECT_PREFIX + event_type
+        assert letter.subject == event_subject("test", event_type)
 
         # The fix is deployed; the operator replays the event: it is applied once, and the
         # dead letter is gone.

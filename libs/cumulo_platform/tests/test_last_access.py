@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from cumulo.events.v1 import events_pb2
 from cumulo_devstack.testing.waiting import eventually
 from cumulo_platform.clock import FrozenClock
-from cumulo_platform.db import SUBJECT_PREFIX, Database
+from cumulo_platform.db import Database
+from cumulo_platform.event_types import event_subject
 from cumulo_platform.last_access import EVENT_TYPE, LastAccessRecorder
 
 INTERVAL = dt.timedelta(minutes=10)
@@ -63,7 +64,7 @@ async def test_marks_coalesce_to_one_event_per_account(db, clock):
     written = await outbox(db)
     assert sorted(env.account_id for _, env in written) == sorted([alice, bob])
     for row, env in written:
-        assert row.subject == SUBJECT_PREFIX + EVENT_TYPE
+        assert row.subject == event_subject("files", EVENT_TYPE)
         assert env.type == EVENT_TYPE
         assert env.producer == "files"
         payload = accessed(env)

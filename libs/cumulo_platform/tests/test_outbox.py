@@ -12,9 +12,11 @@ from google.protobuf import timestamp_pb2
 from nats.js import api as js_api
 
 from cumulo.events.v1 import events_pb2
-from cumulo_devstack.testing import Delivered, eventually, read_stream, unique_event_type
-from cumulo_platform.db import SUBJECT_PREFIX, Database
+from cumulo_devstack.testing import Delivered, eventually, identity, read_stream, unique_event_type
+from cumulo_platform.db import Database
+from cumulo_platform.event_types import SUBJECT_PREFIX, event_filter, event_subject
 from cumulo_platform.events import DUPLICATE_WINDOW, STREAM_NAME, Nats
+from cumulo_platform.identity import OPERATOR
 from cumulo_platform.outbox import OutboxRelay
 
 # --- helpers ---------------------------------------------------------------------------
@@ -88,7 +90,7 @@ async def test_commit_writes_state_and_outbox_rows_together(db):
     by_id = {str(row.event_id): row for row in rows}
     for envelope in (first, second):
         row = by_id[envelope.event_id]
-        assert row.subject == SUBJECT_PREFIX + event_type
+        assert row.subject == event_subject("test", event_type)
         assert row.attempts == 0
         stored = events_pb2.Envelope.FromString(row.envelope)
         assert stored == envelope
@@ -123,11 +125,11 @@ async def test_relay_publishes_with_event_id_as_msg_id_and_deletes_rows(db, bus,
     assert await OutboxRelay(db, bus).publish_batch() == 3
     assert await outbox_rows(db) == []
 
-    messages = await stream_messages(infra.nats.url, SUBJECT_PREFIX + event_type)
+    messages = await stream_messages(infra.nats.url, event_filter(event_type))
     assert len(messages) == 3
     by_id = {envelope.event_id: envelope for envelope in envelopes}
     for msg in messages:
-        assert msg.subject == SUBJECT_PREFIX + event_type
+        assert msg.subject == event_subject("test", event_type)
         envelope = msg.envelope
         assert msg.headers["Nats-Msg-Id"] == envelope.event_id
         assert by_id.pop(envelope.event_id) == envelope
@@ -150,7 +152,7 @@ async def test_relay_publishes_in_batches(db, bus, infra):
     assert await relay.publish_batch() == 2
     assert await relay.publish_batch() == 1
     assert await relay.publish_batch() == 0
-    assert len(await stream_messages(infra.nats.url, SUBJECT_PREFIX + event_type)) == 5
+    assert len(await stream_messages(infra.nats.url, event_filter(event_type))) == 5
 
 
 async def test_stream_is_provisioned_with_a_dedup_window(bus):
@@ -179,7 +181,7 @@ async def test_publishing_the_same_event_twice_stores_one_message(db, bus, infra
     assert await relay.publish_batch() == 1
     assert await outbox_rows(db) == []
 
-    messages = await stream_messages(infra.nats.url, SUBJECT_PREFIX + event_type)
+    messages = await stream_messages(infra.nats.url, event_filter(event_type))
     assert len(messages) == 1
     assert messages[0].envelope.event_id == envelope.event_id
 
@@ -194,7 +196,7 @@ async def test_relay_publishes_what_was_written_while_it_ran(db, bus, infra):
             await uow.commit()
 
         async def published() -> bool:
-            return not await outbox_rows(db) and len(await stream_messages(infra.nats.url, SUBJECT_PREFIX + event_type)) == 1
+            return not await outbox_rows(db) and len(await stream_messages(infra.nats.url, event_filter(event_type))) == 1
 
         await eventually(published, what="the running relay to publish the event")
     finally:
@@ -235,7 +237,7 @@ async def test_relay_does_not_lose_a_wake_up_that_arrives_during_a_batch(db, bus
             return not await outbox_rows(db)
 
         await eventually(published, timeout=10, what="the event committed during a batch to be published")
-        assert len(await stream_messages(infra.nats.url, SUBJECT_PREFIX + event_type)) == 1
+        assert len(await stream_messages(infra.nats.url, event_filter(event_type))) == 1
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -247,7 +249,7 @@ async def test_publish_once_is_bounded_when_nats_is_unreachable(db):
     async with db.unit_of_work() as uow:
         uow.emit(unique_event_type(), payload("a"))
         await uow.commit()
-    dead = Nats("nats://127.0.0.1:1", name="test-dead")
+    dead = Nats("nats://127.0.0.1:1", identity=identity(OPERATOR))
     relay = OutboxRelay(db, dead, publish_timeout=1.0)
     await asyncio.wait_for(relay.publish_once(), 15)
     assert len(await outbox_rows(db)) == 1
@@ -262,7 +264,7 @@ async def test_publish_batch_fails_instead_of_hanging_when_nats_is_unreachable(d
     async with db.unit_of_work() as uow:
         uow.emit(unique_event_type(), payload("a"))
         await uow.commit()
-    dead = Nats(f"nats://127.0.0.1:{free_port()}", name="test-dead")
+    dead = Nats(f"nats://127.0.0.1:{free_port()}", identity=identity(OPERATOR))
     relay = OutboxRelay(db, dead, publish_timeout=1.0)
     task = asyncio.create_task(relay.publish_batch())
     try:

@@ -14,6 +14,7 @@ from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.accounts import CLOSED, ROLES, view
+from cumulo_platform import revocations
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, require_audit
@@ -55,6 +56,8 @@ class Admin:
             await account_table.record_status(uow, target, status=status, reason=reason, actor=actor, now=now)
             if status == "terminated":
                 await account_table.revoke_all_sessions(uow, target, reason="account terminated", now=now)
+            elif status == "suspended":  # its sessions come back when it is lifted; its tokens do not
+                revocations.announce(uow, str(target), now=now, reason="account suspended")
             uow.emit(
                 "account.status_changed",
                 events_pb2.AccountStatusChanged(
@@ -71,7 +74,8 @@ class Admin:
         return view(row, now=self.clock.now(), time_zone=self.time_zone)
 
     async def set_roles(self, account_id: str, roles: list[str], *, reason: str, actor: str) -> list[str]:
-        """An account's roles from now on; its tokens carry them from the next login or refresh."""
+        """An account's roles from now on; its tokens carry them from the next login or refresh,
+        and the tokens it holds stop working everywhere (cumulo_platform.revocations)."""
         target = account_table.account_uuid(account_id)
         require_audit(reason, actor)
         wanted = sorted(set(roles))
@@ -87,6 +91,8 @@ class Admin:
             await account_table.record_status(
                 uow, target, status=current.status, reason=f"roles set to [{', '.join(wanted)}]: {reason}", actor=actor, now=now
             )
+            if wanted != sorted(current.roles or []):  # tokens carrying the old roles stop now
+                revocations.announce(uow, str(target), now=now, reason="roles changed")
             await uow.commit()
         return wanted
 

@@ -154,7 +154,7 @@ def start_own_auth(infra: Any, tmp_path_factory: pytest.TempPathFactory) -> OwnA
     @contextlib.asynccontextmanager
     async def start(**environ: str) -> AsyncIterator[OwnAuth]:
         folder: pathlib.Path = tmp_path_factory.mktemp("own-auth")
-        nats = EmbeddedNats(folder / "nats", free_port(), folder / "nats.log")
+        nats = EmbeddedNats(folder / "nats", free_port(), folder / "nats.log", infra.identities)
         nats.start()
         clock = FrozenClock(dt.datetime.now(dt.UTC))
         try:

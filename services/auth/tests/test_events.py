@@ -1,4 +1,4 @@
-"""Auth's events reach JetStream (stream CUMULO_EVENTS, subject cumulo.events.<type>) through
+"""Auth's events reach JetStream (stream CUMULO_EVENTS, subject cumulo.events.auth.<type>) through
 the outbox, in the envelope, and never carry passwords or contact values."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo.events.v1 import events_pb2
 from cumulo_devstack.testing import PASSWORD, Delivered, allowed_caller, call, read_stream, unique_email
+from cumulo_platform.event_types import event_filter
 
 NEW_PASSWORD = "a completely new passphrase"
 
@@ -20,7 +21,7 @@ def events_about(nats_url: str, event_type: str, account_id: str):
     one has been published."""
     return read_stream(
         nats_url,
-        f"cumulo.events.{event_type}",
+        event_filter(event_type),
         lambda envelope: envelope.account_id == account_id,
         what=f"{event_type} events about {account_id}",
     )

@@ -110,7 +110,7 @@ async def limited(infra, tmp_path_factory) -> AsyncIterator[tuple[FrozenClock, s
     only when the test moves the clock. Its database and NATS are its own too, so that it
     never takes the session's auth's share of the purge events."""
     folder = tmp_path_factory.mktemp("limited-auth")
-    nats = EmbeddedNats(folder / "nats", free_port(), folder / "nats.log")
+    nats = EmbeddedNats(folder / "nats", free_port(), folder / "nats.log", infra.identities)
     nats.start()
     clock = FrozenClock(dt.datetime.now(dt.UTC))
     settings = AuthSettings.from_env(infra.service_environ(NATS_URL=nats.url, CUMULO_AUTH_PASSWORD_CHECKS_PER_ADDRESS=str(CHECKS)))

@@ -3,6 +3,7 @@ digest stays, so that logging in answers ACCOUNT_DELETED; a repeated purge chang
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import grpc
@@ -10,7 +11,9 @@ import sqlalchemy as sa
 
 from cumulo.events.v1 import events_pb2
 from cumulo_auth.adapters.tables import accounts, sessions
-from cumulo_devstack.testing import expect_error, read_stream
+from cumulo_devstack.testing import expect_error, nats_connect, read_stream
+from cumulo_platform.db import make_envelope
+from cumulo_platform.event_types import event_filter, event_subject
 
 DELETED = grpc.StatusCode.FAILED_PRECONDITION
 
@@ -42,17 +45,21 @@ async def test_purged_account_keeps_nothing_but_answers_account_deleted(direct, 
 
 async def test_purge_requested_is_answered_and_the_account_refused_everywhere(direct, auth, infra, accounts):
     member = await accounts.new_member(direct)
-    # Only auth is named: the other services' participants (if running) leave it alone.
-    async with auth.app.db.unit_of_work() as uow:
-        uow.emit(
-            "purge.requested",
-            events_pb2.PurgeRequested(account_id=member.account_id, reason="test", attempt=1, services=["auth"]),
-            account_id=member.account_id,
-        )
-        await uow.commit()
+    # As the lifecycle asks (only it may: the operator publishes on its subject here). Only
+    # auth is named: the other services' participants (if running) leave it alone.
+    request = make_envelope(
+        "purge.requested",
+        events_pb2.PurgeRequested(account_id=member.account_id, reason="test", attempt=1, services=["auth"]),
+        account_id=member.account_id, producer="lifecycle", occurred_at=dt.datetime.now(dt.UTC),
+    )
+    connection = await nats_connect(infra.nats.url)
+    try:
+        await connection.jetstream(timeout=5).publish(event_subject("lifecycle", "purge.requested"), request.SerializeToString())
+    finally:
+        await connection.close()
     [completed] = await read_stream(
         infra.nats.url,
-        "cumulo.events.purge.completed",
+        event_filter("purge.completed"),
         lambda envelope: envelope.account_id == member.account_id,
         what="auth's purge.completed",
     )

@@ -14,6 +14,7 @@ from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_blob.adapters.tables import nodes
 from cumulo_devstack.testing import allowed_caller, eventually, read_stream
+from cumulo_platform.event_types import event_filter
 from cumulo_sdk import CumuloRpcError
 
 HOLD_WAIT = 30.0  # seconds for a hold to go lifecycle outbox -> JetStream -> blob's consumer
@@ -148,5 +149,5 @@ async def test_purge_leaves_nothing_and_can_run_again(user, internal, blob, infr
     assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION and caught.value.reason == "ACCOUNT_DELETED"
     again = await internal.PurgeAccount(blob_pb2.PurgeAccountRequest(account_id=account_id))
     assert again.nodes_deleted == 0 and again.objects_deleted == 0
-    events = await read_stream(infra.nats.url, "cumulo.events.purge.completed", lambda e: e.account_id == account_id, at_least=2)
+    events = await read_stream(infra.nats.url, event_filter("purge.completed"), lambda e: e.account_id == account_id, at_least=2)
     assert len(events) >= 2

@@ -10,9 +10,10 @@ import grpc
 
 from cumulo.events.v1 import events_pb2
 from cumulo_devstack.testing import expect_error, read_stream
+from cumulo_platform.event_types import event_filter
 
-UPLOADED = "cumulo.events.file.uploaded"
-DELETED = "cumulo.events.file.deleted"
+UPLOADED = event_filter("file.uploaded")
+DELETED = event_filter("file.deleted")
 
 
 def payload_of(envelope: events_pb2.Envelope, message_type):

@@ -43,7 +43,7 @@ from cumulo_devstack.testing import (
 )
 from cumulo_lifecycle.adapters.tables import accounts, transitions
 from cumulo_lifecycle.api.public import ANONYMOUS_METHODS
-from cumulo_platform.db import SUBJECT_PREFIX
+from cumulo_platform.event_types import event_filter
 
 PUBLIC = pb.DESCRIPTOR.services_by_name["LifecycleService"]
 INTERNAL = pb.DESCRIPTOR.services_by_name["LifecycleInternalService"]
@@ -404,7 +404,7 @@ async def test_the_holder_is_untouched_by_everything_aimed_at_it(lifecycle, infr
     assert answer.account.state == pb.ACCOUNT_STATE_FROZEN
     announced = await read_stream(
         infra.nats.url,
-        SUBJECT_PREFIX + "access.recorded",
+        event_filter("access.recorded"),
         lambda envelope: envelope.account_id == holder.account_id and envelope.producer == "lifecycle",
         at_least=0,
     )

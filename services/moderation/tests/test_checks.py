@@ -10,12 +10,11 @@ import secrets
 from typing import Any
 
 import grpc
-import nats
 
 from cumulo.events.v1 import events_pb2
 from cumulo.moderation.v1 import moderation_pb2 as pb
-from cumulo_devstack.testing import Member, eventually, expect_error, read_stream
-from cumulo_platform.db import SUBJECT_PREFIX
+from cumulo_devstack.testing import Member, eventually, expect_error, nats_connect, read_stream
+from cumulo_platform.event_types import SUBJECT_PREFIX
 from cumulo_platform.events import STREAM_NAME
 from cumulo_sdk import Cumulo
 from cumulo_sdk.errors import CumuloRpcError
@@ -42,7 +41,7 @@ async def cases_of(moderator: Cumulo, **wanted: Any) -> list[pb.CaseSummary]:
 
 
 async def consumer_idle(nats_url: str, durable: str) -> bool:
-    connection = await nats.connect(nats_url)
+    connection = await nats_connect(nats_url)
     try:
         info = await connection.jetstream().consumer_info(STREAM_NAME, durable)
     finally:

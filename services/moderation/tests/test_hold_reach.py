@@ -23,7 +23,7 @@ from cumulo.events.v1 import events_pb2
 from cumulo.sync.v1 import sync_pb2
 from cumulo_devstack.testing import Member, eventually, expect_error, read_stream
 from cumulo_locator.adapters.tables import devices, locations
-from cumulo_platform.db import SUBJECT_PREFIX
+from cumulo_platform.event_types import event_filter
 from cumulo_platform.legal_holds import EVENT_TYPE
 from cumulo_sdk import CumuloRpcError
 from cumulo_sdk.devices import DeviceAgent
@@ -186,7 +186,7 @@ async def test_a_member_cannot_place_a_hold_and_nothing_reaches_the_services(
 async def hold_events(infra, account_id: str, at_least: int) -> list[tuple[uuid.UUID, events_pb2.LegalHoldChanged]]:
     """The account's `account.hold_changed` events in the stream, in the stream's order."""
     delivered = await read_stream(
-        infra.nats.url, SUBJECT_PREFIX + EVENT_TYPE, lambda envelope: envelope.account_id == account_id,
+        infra.nats.url, event_filter(EVENT_TYPE), lambda envelope: envelope.account_id == account_id,
         at_least=at_least, timeout=HOLD_WAIT, what=f"{at_least} hold events of the account",
     )
     found: list[tuple[uuid.UUID, events_pb2.LegalHoldChanged]] = []

@@ -20,6 +20,7 @@ from cumulo_lifecycle.adapters.tables import accounts as lifecycle_accounts
 from cumulo_moderation.adapters.tables import owner_notices
 from cumulo_moderation.domain.notices import About, span
 from cumulo_moderation.owner_notices import PATIENCE, OwnerNotices
+from cumulo_platform.event_types import event_filter
 
 from .helpers import complain_about_file, restore_now, upload
 
@@ -303,7 +304,7 @@ async def test_send_racing_the_job_for_a_draft_queues_one_notice(
         return not any(told_of(reference)(events_pb2.Envelope.FromString(e)) for e in waiting)
 
     await eventually(published, timeout=MAIL_WAIT, what="moderation's outbox to have published the notice")
-    queued = await read_stream(infra.nats.url, "cumulo.events.notice.requested", told_of(reference), what=f"the notice {reference}")
+    queued = await read_stream(infra.nats.url, event_filter("notice.requested"), told_of(reference), what=f"the notice {reference}")
     assert len(queued) == 1
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from cumulo_auth.adapters.tables import accounts, sessions, status_changes
+from cumulo_platform import revocations
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import AlreadyExists, NotFound, parse_id
 
@@ -65,17 +66,29 @@ async def record_status(uow: UnitOfWork, account_id: uuid.UUID, *, status: str, 
 
 
 async def revoke_session(uow: UnitOfWork, session_id: uuid.UUID, *, reason: str, now: dt.datetime) -> None:
-    await uow.execute(
-        sa.update(sessions)
-        .where(sessions.c.session_id == session_id, sessions.c.revoked_at.is_(None))
-        .values(revoked_at=now, revoke_reason=reason)
-    )
+    """The session ends, and every service refuses its access tokens from now on."""
+    revoked = (
+        await uow.execute(
+            sa.update(sessions)
+            .where(sessions.c.session_id == session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=reason)
+            .returning(sessions.c.account_id)
+        )
+    ).first()
+    if revoked is not None:
+        revocations.announce(uow, str(revoked.account_id), now=now, reason=reason, session_ids=[str(session_id)])
 
 
 async def revoke_all_sessions(
     uow: UnitOfWork, account_id: uuid.UUID, *, reason: str, now: dt.datetime, keep: uuid.UUID | None = None
 ) -> None:
+    """Every session but `keep` ends, and every service refuses their access tokens from now on
+    (without `keep`: every token of the account issued until now)."""
     query = sa.update(sessions).where(sessions.c.account_id == account_id, sessions.c.revoked_at.is_(None))
     if keep is not None:
         query = query.where(sessions.c.session_id != keep)
-    await uow.execute(query.values(revoked_at=now, revoke_reason=reason))
+    ended = (await uow.execute(query.values(revoked_at=now, revoke_reason=reason).returning(sessions.c.session_id))).all()
+    if keep is None:
+        revocations.announce(uow, str(account_id), now=now, reason=reason)
+    elif ended:
+        revocations.announce(uow, str(account_id), now=now, reason=reason, session_ids=[str(row.session_id) for row in ended])

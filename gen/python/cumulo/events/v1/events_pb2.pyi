@@ -539,3 +539,48 @@ class LegalHoldChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LegalHoldChanged: _TypeAlias = LegalHoldChanged  # noqa: Y015
+
+@_typing.final
+class TokensRevoked(_message.Message):
+    """Access tokens that stop working now, before they expire (auth, on logout, a revoked
+    session, a reused refresh token, a password change, suspension, termination or a change of
+    roles): every replica of every service refuses them (cumulo_platform.revocations).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_IDS_FIELD_NUMBER: _builtins.int
+    ISSUED_BEFORE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def session_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The sessions whose tokens are void; none: every token of the account issued before
+        `issued_before`.
+        """
+
+    @_builtins.property
+    def issued_before(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the last token concerned expires anyway: the revocation can be forgotten then."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        session_ids: _abc.Iterable[_builtins.str] | None = ...,
+        issued_before: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "issued_before", b"issued_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "expires_at", b"expires_at", "issued_before", b"issued_before", "reason", b"reason", "session_ids", b"session_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokensRevoked: _TypeAlias = TokensRevoked  # noqa: Y015
