@@ -173,14 +173,16 @@ class Launch:
             print("identity  internal CA and everyone's certificate in var/identity", flush=True)
         return pathlib.Path(self.env["CUMULO_IDENTITY_DIR"])
 
-    def postgres(self) -> str:
+    def postgres(self) -> dict[str, str]:
+        """The embedded server and its database `cumulo`: each service's URL, as its own login."""
         postgres = EmbeddedPostgres(self.var / "postgres")
         self.started.append(postgres)
         try:
             with self.signals.held():  # pgserver's own start: its postmaster must not escape
                 postgres.start()
-                return postgres.ensure_database("cumulo")
-        except (OSError, subprocess.SubprocessError) as exc:
+                postgres.ensure_database("cumulo")
+                return {name: postgres.service_url("cumulo", name) for name in SERVICES}
+        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
             raise failure("cumulo could not start: PostgreSQL did not start.", None, self.var / "postgres" / "log", None, self.ports) from exc
 
     def server(self, key: str, server: ServerProcess) -> None:
@@ -286,8 +288,9 @@ class Launch:
 def start(launch: Launch) -> int:
     env, ports = launch.env, launch.ports
     if "DATABASE_URL" not in env:
-        env["DATABASE_URL"] = launch.postgres()
-        print("postgres  embedded, data in var/postgres", flush=True)
+        # Each service logs in as itself, owning its schema of the one database and reading no other.
+        env.update({f"CUMULO_{name.upper()}_DATABASE_URL": url for name, url in launch.postgres().items()})
+        print("postgres  embedded, data in var/postgres (a login per service, each owning its schema)", flush=True)
     if "nats" in ports:
         nats = EmbeddedNats(launch.var / "nats", ports["nats"].number, launch.logs / "nats.log", launch.identities())
         launch.server("nats", nats)
@@ -427,14 +430,20 @@ def kubernetes_identities(namespace: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cumulo_devstack")
-    parser.add_argument("command", choices=["run", "k8s-identities", "nats-config"])
+    parser.add_argument("command", choices=["run", "k8s-identities", "nats-config", "pg-roles"])
     parser.add_argument("--var", default="var", help="where the embedded servers keep their data")
     parser.add_argument("--namespace", default="cumulo", help="k8s-identities: the namespace of the Secrets")
     parser.add_argument("--identity-dir", default="/var/run/cumulo/identity", help="nats-config: where the server finds nats/ca.crt, tls.crt, tls.key")
     parser.add_argument("--store-dir", default="/data/jetstream", help="nats-config: JetStream's storage")
+    parser.add_argument("--database", default="cumulo", help="pg-roles: the database the services share")
     args = parser.parse_args(argv)
     if args.command == "k8s-identities":
         print(kubernetes_identities(args.namespace))
+        return 0
+    if args.command == "pg-roles":  # for psql as a superuser: a login per service, owning its schema
+        from cumulo_platform.migrations import role_statements
+
+        print("\n".join(f"{statement};" for name in SERVICES for statement in role_statements(name, args.database)))
         return 0
     if args.command == "nats-config":  # a cluster's NATS: TLS, a user per identity, their permissions
         from cumulo_platform.bus_access import server_config, users

@@ -216,6 +216,27 @@ class EmbeddedPostgres:
         self._server.psql(f'CREATE DATABASE "{name}";')
         return self.url(name)
 
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """`sql` run by the superuser in `database`, stopping at the first error."""
+        import pgserver
+
+        psql = pathlib.Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+        done = subprocess.run(
+            [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", self.url(database)], input=sql.encode(), capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"psql in {database}: {done.stderr.decode(errors='replace').strip()}")
+        return done.stdout.decode()
+
+    def service_url(self, database: str, service: str) -> str:
+        """The URL a service connects with: its own login, which owns its schema in `database`
+        and can read nothing else (cumulo_platform.migrations.role_statements)."""
+        from cumulo_platform.migrations import role_statements, service_role
+
+        self.psql(";\n".join(role_statements(service, database)) + ";\n", database)
+        superuser = self.url(database)
+        return superuser.replace("postgresql://postgres:@", f"postgresql://{service_role(service)}:@", 1)
+
     def stop(self, mode: str = "fast") -> None:
         """mode "immediate" is a crash: no checkpoint, recovery on the next start."""
         if self._server is None:

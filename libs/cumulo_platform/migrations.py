@@ -45,7 +45,11 @@ def run_env() -> None:
 
     def run(connection: sa.Connection) -> None:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"migrate:{schema}"})
-        connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        # Made here only where it is not there yet: a service's own login (role_statements)
+        # finds it made for it, and may not create anything in the database itself.
+        exists = connection.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}).first()
+        if exists is None:
+            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         context.configure(
             connection=connection,
             version_table_schema=schema,
@@ -155,3 +159,38 @@ def _only_schema(schema: str | None):
         return not (type_ == "table" and name == "alembic_version")
 
     return include
+
+
+def service_role(service: str) -> str:
+    """The PostgreSQL login of a service: it owns that service's schema and nothing else."""
+    return f"cumulo_{service}"
+
+
+def role_statements(service: str, database: str) -> list[str]:
+    """What a superuser runs (once, and again harmlessly) so that the service's own login owns
+    its schema, and so that no other login can read it: the role (LOGIN, no other powers), the
+    schema owned by it with what an earlier setup made there handed over, and the database
+    closed to everybody else but their connect. `make run` runs them for every service; an
+    operator runs `python -m cumulo_devstack pg-roles DATABASE` with psql, then gives each
+    service its own URL (CUMULO_<SERVICE>_DATABASE_URL) with its role's password."""
+    role, schema = service_role(service), service
+    return [
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT; END IF; END $$",
+        f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC',
+        f'GRANT CONNECT ON DATABASE "{database}" TO {role}',
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION {role}',
+        f'ALTER SCHEMA "{schema}" OWNER TO {role}',
+        # Tables (their own sequences follow them), views and functions an earlier setup
+        # made as another login.
+        "DO $$ DECLARE r record; BEGIN "
+        f"FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE n.nspname = '{schema}' AND c.relkind IN ('r', 'p', 'v', 'm') LOOP "
+        f"EXECUTE format('ALTER %s \"{schema}\".%I OWNER TO {role}', "
+        "CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, r.relname); "
+        "END LOOP; "
+        f"FOR r IN SELECT p.oid::regprocedure AS fn FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '{schema}' LOOP "
+        f"EXECUTE format('ALTER FUNCTION %s OWNER TO {role}', r.fn); END LOOP; END $$",
+    ]
+
