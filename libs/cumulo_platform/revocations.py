@@ -7,10 +7,11 @@ event; every service keeps the revocations that still matter (until the last tok
 expires) in a table of its own schema and in memory, and the interceptor's account gate
 refuses a token that is:
 
-- of a revoked session (`session_ids`), or
+- of a revoked session (`session_ids`): `SESSION_REVOKED`, as auth itself says (a client signs
+  out), or
 - of the account, issued before an account-wide cut-off (`issued_before`, no sessions named:
-  the account's tokens from before it, whichever session; a new login or a refresh after it
-  gives tokens that work — with the account's roles as they are now).
+  a suspension, a change of roles): `TOKEN_REVOKED` (a client refreshes: after a change of
+  roles it gets a token with the roles as they are now; while suspended the refresh is refused).
 
 Replicas: the service's durable consumer hands each event to one replica, which writes the
 table and remembers it at once; every replica reads the table's recent changes every half
@@ -79,7 +80,16 @@ class TokenRevoked(Unauthenticated):
     default_reason = "TOKEN_REVOKED"
 
     def __init__(self) -> None:
-        super().__init__("this access token was revoked (signed out, or the account changed); sign in again")
+        super().__init__("this access token was revoked (the account changed); refresh it, or sign in again")
+
+
+class SessionRevoked(Unauthenticated):
+    """What auth itself answers for a revoked session's token, so that clients sign out alike."""
+
+    default_reason = "SESSION_REVOKED"
+
+    def __init__(self) -> None:
+        super().__init__("this session has ended (signed out or revoked); sign in again")
 
 
 class Revocations:
@@ -125,18 +135,23 @@ class Revocations:
             self._cutoffs.pop(key, None)
             self._expiry.pop(key, None)
 
-    def revoked(self, principal: Principal) -> bool:
+    def revoked(self, principal: Principal) -> Unauthenticated | None:
+        """Why the token is refused: its session ended, or the account's tokens from before a
+        change were cut off; None when it is not."""
         if not self._cutoffs:
-            return False
+            return None
         session = self._cutoffs.get((principal.account_id, principal.session_id))
         if session is not None and principal.issued_at < session:
-            return True
+            return SessionRevoked()
         account = self._cutoffs.get((principal.account_id, EVERY_SESSION))
-        return account is not None and principal.issued_at < account
+        if account is not None and principal.issued_at < account:
+            return TokenRevoked()
+        return None
 
     async def gate(self, principal: Principal) -> None:
-        if self.revoked(principal):
-            raise TokenRevoked()
+        refused = self.revoked(principal)
+        if refused is not None:
+            raise refused
 
     async def apply(self, received: Event[events_pb2.TokensRevoked], uow: UnitOfWork) -> None:
         """The `tokens.revoked` handler: a later cut-off replaces an earlier one, never the

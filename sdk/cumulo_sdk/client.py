@@ -38,6 +38,11 @@ REFRESH_MARGIN = dt.timedelta(seconds=60)
 T = TypeVar("T")
 
 
+# Refusals of an access token that a refresh may cure: expired, or cut off by a change of the
+# account (a session that ended is refused by the refresh itself).
+RENEWABLE = ("TOKEN_EXPIRED", "TOKEN_REVOKED")
+
+
 @dataclasses.dataclass
 class Tokens:
     access_token: str = ""
@@ -193,8 +198,9 @@ class Cumulo:
     async def call(self, method: Callable[..., Awaitable[T]], request: Any, *, authenticated: bool = True, timeout: float = 30) -> T:
         """Call a unary method with the client id, a fresh access token, and typed errors.
 
-        An access token the server finds expired (this machine's clock may be slow) is
-        refreshed once and the call retried."""
+        An access token the server finds expired (this machine's clock may be slow) or
+        revoked by a change of the account (its roles) is refreshed once and the call retried;
+        a session that has ended answers the refresh with its own refusal."""
         await self.connect()
         for attempt in range(2):
             token = await self.access_token(force_refresh=attempt > 0) if authenticated else None
@@ -202,7 +208,7 @@ class Cumulo:
                 return await method(request, metadata=self.metadata(token), timeout=timeout)
             except grpc.aio.AioRpcError as exc:
                 error = self.rpc_error(exc)
-                if not (authenticated and attempt == 0 and error.reason == "TOKEN_EXPIRED"):
+                if not (authenticated and attempt == 0 and error.reason in RENEWABLE):
                     raise error from None
         raise AssertionError("unreachable")
 
@@ -212,16 +218,18 @@ class Cumulo:
         or a restart, or the connection drops. `open_stream(metadata)` makes the call."""
         delay = 0.2
         await self.connect()
+        renew = False
         while True:
-            stream = open_stream(self.metadata(await self.access_token()))
+            stream = open_stream(self.metadata(await self.access_token(force_refresh=renew)))
             try:
                 async for message in stream:
                     delay = 0.2
                     yield message
             except grpc.aio.AioRpcError as exc:
                 error = self.rpc_error(exc)
-                if error.reason != "TOKEN_EXPIRED" and error.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
+                if error.reason not in RENEWABLE and error.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
                     raise error from None
+                renew = error.reason == "TOKEN_REVOKED"
             finally:
                 stream.cancel()
             await asyncio.sleep(delay)

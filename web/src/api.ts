@@ -19,7 +19,9 @@ const withToken: Interceptor = (next) => async (request) => {
   try {
     return await next(request);
   } catch (error) {
-    if (token && reasonOf(error) === "TOKEN_EXPIRED") {
+    // Expired, or cut off by a change of the account (its roles): a refresh may cure it; a
+    // session that ended answers the refresh with SESSION_REVOKED, which signs out below.
+    if (token && ["TOKEN_EXPIRED", "TOKEN_REVOKED"].includes(reasonOf(error) ?? "")) {
       const renewed = await session.accessToken({ renew: true });
       if (renewed) {
         request.header.set("authorization", `Bearer ${renewed}`);

@@ -53,7 +53,8 @@ async def test_suspended_account_cannot_log_in_refresh_or_call(direct, internal,
     assert account.status == SUSPENDED
     await expect_error(accounts.login_call(direct, member.email), DENIED, reason="ACCOUNT_SUSPENDED")
     await expect_error(accounts.refresh(direct, member.refresh_token), DENIED, reason="ACCOUNT_SUSPENDED")
-    await expect_error(accounts.get_account(direct, member.access_token), DENIED, reason="ACCOUNT_SUSPENDED")
+    # The tokens it held are cut off at once, everywhere (cumulo_platform.revocations).
+    await expect_error(accounts.get_account(direct, member.access_token), UNAUTHENTICATED, reason="TOKEN_REVOKED")
 
 
 async def test_reactivated_account_works_again_with_its_old_session(direct, internal, accounts):
@@ -63,9 +64,12 @@ async def test_reactivated_account_works_again_with_its_old_session(direct, inte
     account = (await set_status(internal, member.account_id, ACTIVE, reason="appeal granted")).account
     assert account.status == ACTIVE
     assert (await accounts.login(direct, member.email)).account_id == member.account_id
-    # Suspension ended no session, and the refused refresh did not use up the refresh token.
-    assert (await accounts.get_account(direct, member.access_token)).account.status == ACTIVE
-    assert (await accounts.refresh(direct, member.refresh_token)).tokens.session_id == member.session_id
+    # Suspension ended no session, and the refused refresh did not use up the refresh token;
+    # the access token from before the suspension stays cut off, a refreshed one works.
+    await expect_error(accounts.get_account(direct, member.access_token), UNAUTHENTICATED, reason="TOKEN_REVOKED")
+    refreshed = (await accounts.refresh(direct, member.refresh_token)).tokens
+    assert refreshed.session_id == member.session_id
+    assert (await accounts.get_account(direct, refreshed.access_token)).account.status == ACTIVE
 
 
 async def test_suspension_with_an_end_lifts_by_itself(direct, internal, clock, accounts):

@@ -82,13 +82,10 @@ async def revoke_session(uow: UnitOfWork, session_id: uuid.UUID, *, reason: str,
 async def revoke_all_sessions(
     uow: UnitOfWork, account_id: uuid.UUID, *, reason: str, now: dt.datetime, keep: uuid.UUID | None = None
 ) -> None:
-    """Every session but `keep` ends, and every service refuses their access tokens from now on
-    (without `keep`: every token of the account issued until now)."""
+    """Every session but `keep` ends, and every service refuses their access tokens from now on."""
     query = sa.update(sessions).where(sessions.c.account_id == account_id, sessions.c.revoked_at.is_(None))
     if keep is not None:
         query = query.where(sessions.c.session_id != keep)
     ended = (await uow.execute(query.values(revoked_at=now, revoke_reason=reason).returning(sessions.c.session_id))).all()
-    if keep is None:
-        revocations.announce(uow, str(account_id), now=now, reason=reason)
-    elif ended:
+    if ended:
         revocations.announce(uow, str(account_id), now=now, reason=reason, session_ids=[str(row.session_id) for row in ended])
