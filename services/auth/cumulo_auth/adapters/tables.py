@@ -7,6 +7,7 @@ from sqlalchemy.dialects import postgresql
 
 from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
+from cumulo_platform.revocations import revocations_table
 
 SCHEMA = "auth"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -118,3 +119,4 @@ status_changes = sa.Table(
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
+revocations = revocations_table(metadata)

@@ -8,6 +8,7 @@ from sqlalchemy.dialects import postgresql
 from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
 from cumulo_platform.legal_holds import legal_holds_table
+from cumulo_platform.revocations import revocations_table
 
 SCHEMA = "blob"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -181,5 +182,6 @@ purchases = sa.Table(
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
+revocations = revocations_table(metadata)
 # Held accounts (fed by account.hold_changed): nothing of theirs leaves storage.
 legal_holds = legal_holds_table(metadata)

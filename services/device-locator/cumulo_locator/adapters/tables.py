@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
 from cumulo_platform.legal_holds import legal_holds_table
+from cumulo_platform.revocations import revocations_table
 
 SCHEMA = "locator"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -96,5 +97,6 @@ guardians = sa.Table(
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
+revocations = revocations_table(metadata)
 # Declared for the schema check only: the code asks the platform's `Foundation.legal_holds()`.
 legal_holds_table(metadata)

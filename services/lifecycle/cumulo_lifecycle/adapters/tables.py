@@ -8,6 +8,7 @@ from sqlalchemy.dialects import postgresql
 from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
 from cumulo_platform.legal_holds import legal_holds_table
+from cumulo_platform.revocations import revocations_table
 
 SCHEMA = "lifecycle"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -143,6 +144,7 @@ tombstones = sa.Table(
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
+revocations = revocations_table(metadata)
 # The legal holds: the holds use case (the authority) writes them, the sweeper asks them
 # (cumulo_platform.legal_holds); declared here for the schema check.
 legal_holds_table(metadata)

@@ -8,6 +8,7 @@ from sqlalchemy.dialects import postgresql
 from cumulo_platform.account_states import account_states_table
 from cumulo_platform.db import outbox_table, processed_events_table
 from cumulo_platform.legal_holds import legal_holds_table
+from cumulo_platform.revocations import revocations_table
 
 SCHEMA = "moderation"
 metadata = sa.MetaData(schema=SCHEMA)
@@ -181,5 +182,6 @@ counters = sa.Table(
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
+revocations = revocations_table(metadata)
 # Declared for the schema check only: the code asks the platform's `Foundation.legal_holds()`.
 legal_holds_table(metadata)
