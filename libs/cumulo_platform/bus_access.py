@@ -28,10 +28,12 @@ import pathlib
 from collections.abc import Iterable
 from typing import Any
 
+from cumulo_platform.event_types import SUBJECT_PREFIX, event_subject
 from cumulo_platform.identity import CA_FILE, CERT_FILE, KEY_FILE, OPERATOR, Identity
 from cumulo_platform.registry import SERVICES
 
-STREAM = "CUMULO_EVENTS"
+STREAM = "CUMULO_EVENTS"  # the event stream (cumulo_platform.events takes its name from here)
+DEAD_LETTERS = "cumulo.dead."  # a consumer's parked events: cumulo.dead.<consumer>
 SERVER_IDENTITY = "nats"  # the NATS server's own certificate (DNS name "nats")
 
 
@@ -69,14 +71,14 @@ def permissions(name: str) -> dict[str, Any]:
     """What the user `name` may publish and subscribe to."""
     if name == OPERATOR:
         return {
-            "publish": {"allow": ["cumulo.events.>", "cumulo.dead.>", "$JS.>"]},
-            "subscribe": {"allow": [f"{inbox_prefix(name)}.>", "cumulo.events.>", "cumulo.dead.>"]},
+            "publish": {"allow": [f"{SUBJECT_PREFIX}>", f"{DEAD_LETTERS}>", "$JS.>"]},
+            "subscribe": {"allow": [f"{inbox_prefix(name)}.>", f"{SUBJECT_PREFIX}>", f"{DEAD_LETTERS}>"]},
         }
     per_consumer = [
         subject
         for durable in consumers(name)
         for subject in (
-            f"cumulo.dead.{durable}",
+            f"{DEAD_LETTERS}{durable}",
             f"$JS.API.CONSUMER.*.{STREAM}.{durable}",
             f"$JS.API.CONSUMER.*.{STREAM}.{durable}.>",
             f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.{durable}",
@@ -87,7 +89,7 @@ def permissions(name: str) -> dict[str, Any]:
     return {
         "publish": {
             "allow": [
-                f"cumulo.events.{name}.>",
+                event_subject(name, ">"),
                 f"cumulo.{name}.>",
                 "$JS.API.INFO",
                 "$JS.API.STREAM.INFO.*",

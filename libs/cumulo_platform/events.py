@@ -20,14 +20,14 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import BadRequestError
 
-from cumulo_platform.bus_access import connect_options
+from cumulo_platform.bus_access import DEAD_LETTERS, STREAM, connect_options
 from cumulo_platform.event_types import SUBJECT_PREFIX
 from cumulo_platform.identity import Identity
 from cumulo_platform.logging import get_logger
 
-STREAM_NAME = "CUMULO_EVENTS"
+STREAM_NAME = STREAM
 DEAD_LETTER_STREAM = "CUMULO_DEAD_LETTERS"
-DEAD_LETTER_PREFIX = "cumulo.dead."
+DEAD_LETTER_PREFIX = DEAD_LETTERS
 # JetStream de-duplicates by Nats-Msg-Id within this window; the relay retries well inside it.
 DUPLICATE_WINDOW = dt.timedelta(minutes=30)
 
