@@ -1,6 +1,7 @@
 """The Kubernetes manifests build with kustomize and validate against Kubernetes' schema; the
 gateway's pod renders a config Envoy accepts, serving the console of its image."""
 
+import base64
 import json
 import pathlib
 import re
@@ -109,6 +110,24 @@ def test_the_clusters_nats_configuration_is_one_nats_server_accepts(tmp_path, in
     server = pathlib.Path(sys.executable).parent / "nats-server"
     checked = subprocess.run([str(server), "-t", "-c", str(path)], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_secret_keys_secrets_cover_every_key_a_service_reads_and_the_pods_mount_them():
+    """`k8s-secrets` makes a Secret per service with every key it reads (random, 32 bytes); the
+    pods of that service (and its migration Job, which reads the same settings) mount it at
+    CUMULO_SECRETS_DIR/<service>/."""
+    from cumulo_platform.secrets import KEYS, MIN_KEY_BYTES
+
+    rendered = subprocess.run([sys.executable, "-m", "cumulo_devstack", "k8s-secrets"], capture_output=True, text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    secrets = {item["metadata"]["name"]: item for item in json.loads(rendered.stdout)["items"]}
+    assert set(secrets) == {f"cumulo-secrets-{service}" for service, _ in KEYS}
+    for service, name in KEYS:
+        assert len(base64.b64decode(secrets[f"cumulo-secrets-{service}"]["data"][f"{name}.key"])) >= MIN_KEY_BYTES
+        manifest = (K8S / "base" / f"{service}.yaml").read_text()
+        assert manifest.count(f"secretName: cumulo-secrets-{service}") == 2, service  # Deployment and migrate Job
+        assert manifest.count(f"mountPath: /var/run/cumulo/secrets/{service}") == 2, service
+    assert "CUMULO_SECRETS_DIR=/var/run/cumulo/secrets" in (K8S / "base" / "kustomization.yaml").read_text()
 
 
 def test_the_development_identity_secrets_cover_everyone_in_the_layout_the_pods_mount():

@@ -83,3 +83,49 @@ async def test_holds_set_before_the_platform_table_survive_the_upgrade_and_a_dow
     assert {row[0] for row in await _rows(url, f"SELECT account_id FROM {schema}.holds")} == {held}
     if service == "blob":
         assert {row[0] for row in await _rows(url, f"SELECT account_id FROM {schema}.purged_accounts")} == {purged}
+
+
+async def test_a_file_blocked_before_blocks_held_content_blocks_its_twins_after_the_upgrade(infra):
+    """Blob 0012: a block came to hold the file's content in its account, so a blocked file's
+    twins (same account, same bytes) are blocked by the upgrade and their links disconnected;
+    another account's copy is not."""
+    schema, _, scripts = SERVICES["blob"]
+    url = infra.new_database()
+    await asyncio.to_thread(migrations.upgrade, url, schema, scripts, "0011")
+    account, other = uuid.uuid4(), uuid.uuid4()
+    blocked, twin, elsewhere, link = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    digest = "ab" * 32
+    for node_id, owner, name, is_blocked in ((blocked, account, "a", True), (twin, account, "b", False), (elsewhere, other, "a", False)):
+        await _run(
+            url,
+            f"INSERT INTO {schema}.nodes (node_id, account_id, name, kind, size, sha256, created_at, modified_at, blocked) "
+            f"VALUES ('{node_id}', '{owner}', '{name}', 'file', 1, '{digest}', now(), now(), {is_blocked})",
+        )
+    await _run(
+        url,
+        f"INSERT INTO {schema}.share_links (link_id, account_id, node_id, token_hash, created_at) "
+        f"VALUES ('{link}', '{account}', '{twin}', '\\x01', now())",
+    )
+    await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
+    assert await _rows(url, f"SELECT node_id FROM {schema}.nodes WHERE blocked") == {(blocked,), (twin,)}
+    assert await _rows(url, f"SELECT account_id, sha256 FROM {schema}.content_blocks") == {(account, digest)}
+    assert await _rows(url, f"SELECT revoke_reason FROM {schema}.share_links WHERE revoked_at IS NOT NULL") == {("content blocked",)}
+
+
+async def test_blocklist_entries_listed_before_blob_enforced_them_are_put_into_blob_after_the_upgrade(infra):
+    """Moderation 0007: each thousand entries already listed become an effect due at once."""
+    schema, _, scripts = SERVICES["moderation"]
+    url = infra.new_database()
+    await asyncio.to_thread(migrations.upgrade, url, schema, scripts, "0006")
+    digests = sorted(f"{i:064x}" for i in range(1001))
+    await _run(
+        url,
+        f"INSERT INTO {schema}.blocklist (sha256, reason, added_by, added_at) "
+        "SELECT d, 'hash list', 'moderator', now() FROM unnest(ARRAY[" + ",".join(f"'{d}'" for d in digests) + "]) d",
+    )
+    await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
+    effects = await _rows(url, f"SELECT action, account_id, subject, array_to_string(digests, ' '), due_at <= now() FROM {schema}.effects")
+    assert effects == {
+        ("block_content", None, f"sha256:{digests[0]} (+999)", " ".join(digests[:1000]), True),
+        ("block_content", None, f"sha256:{digests[1000]}", digests[1000], True),
+    }

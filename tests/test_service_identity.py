@@ -34,6 +34,11 @@ CASES: list[Case] = [
         lambda: blob_pb2.DescribePathsRequest(account_id=str(uuid.uuid4())), "moderation", ("sync", GATEWAY),
     ),
     (
+        "blob", "blob", blob_pb2_grpc.BlobInternalServiceStub, "BlockContent",
+        lambda: blob_pb2.BlockContentRequest(sha256=["ab" * 32], blocked=False, reason="identity test", actor="test"),
+        "moderation", ("sync", "lifecycle", GATEWAY, OPERATOR),
+    ),
+    (
         "blob", "blob", blob_pb2_grpc.BlobInternalServiceStub, "PurgeAccount",
         lambda: blob_pb2.PurgeAccountRequest(account_id=str(uuid.uuid4())), "lifecycle", ("moderation", "sync", GATEWAY, OPERATOR),
     ),

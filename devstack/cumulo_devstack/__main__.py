@@ -43,6 +43,7 @@ from cumulo_devstack.tls import TlsFiles, ensure_dev_tls, ensure_identities
 from cumulo_gateway.envoy_config import ObjectStore
 from cumulo_gateway.routes import CLIENT_ID_HEADER
 from cumulo_platform.registry import SERVICES
+from cumulo_platform.secrets import ensure_keys
 from cumulo_sdk.client import DEFAULT_CLIENT_ID
 
 SERVICE_START_TIMEOUT = 60.0  # a service migrates its schema before it serves
@@ -307,6 +308,8 @@ def start(launch: Launch) -> int:
         env["CUMULO_LIFECYCLE_SMTP_HOST"], env["CUMULO_LIFECYCLE_SMTP_PORT"] = "127.0.0.1", str(mail_port)
         print(f"smtp      127.0.0.1:{mail_port} (lifecycle notices land in var/mail/*.eml)", flush=True)
     launch.identities()
+    # The services' own secret keys (auth's login-hash key), made under var/secrets/ once, kept.
+    env.setdefault("CUMULO_SECRETS_DIR", str(ensure_keys(launch.var / "secrets")))
     backends = {name: f"127.0.0.1:{ports[name].number}" for name in SERVICES}
     public = f"https://127.0.0.1:{ports['gateway'].number}"
     if "s3" in ports:  # the embedded S3 is reached through the gateway: blob signs URLs for it
@@ -428,17 +431,42 @@ def kubernetes_identities(namespace: str) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2)
 
 
+def kubernetes_secrets(namespace: str) -> str:
+    """Every service's secret keys (cumulo_platform.secrets), new and random, as Secrets
+    cumulo-secrets-<service> in a kubectl-ready YAML list. Made once per cluster and kept:
+    a new login-hash key forgets the logins of deleted accounts."""
+    import base64
+    import json
+    import secrets as random
+
+    from cumulo_platform.secrets import KEYS, MIN_KEY_BYTES
+
+    services = sorted({service for service, _ in KEYS})
+    items = [
+        {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": f"cumulo-secrets-{service}", "namespace": namespace},
+            "data": {f"{name}.key": base64.b64encode(random.token_bytes(MIN_KEY_BYTES)).decode() for owner, name in KEYS if owner == service},
+        }
+        for service in services
+    ]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cumulo_devstack")
-    parser.add_argument("command", choices=["run", "k8s-identities", "nats-config", "pg-roles"])
+    parser.add_argument("command", choices=["run", "k8s-identities", "k8s-secrets", "nats-config", "pg-roles"])
     parser.add_argument("--var", default="var", help="where the embedded servers keep their data")
-    parser.add_argument("--namespace", default="cumulo", help="k8s-identities: the namespace of the Secrets")
+    parser.add_argument("--namespace", default="cumulo", help="k8s-identities, k8s-secrets: the namespace of the Secrets")
     parser.add_argument("--identity-dir", default="/var/run/cumulo/identity", help="nats-config: where the server finds nats/ca.crt, tls.crt, tls.key")
     parser.add_argument("--store-dir", default="/data/jetstream", help="nats-config: JetStream's storage")
     parser.add_argument("--database", default="cumulo", help="pg-roles: the database the services share")
     args = parser.parse_args(argv)
     if args.command == "k8s-identities":
         print(kubernetes_identities(args.namespace))
+        return 0
+    if args.command == "k8s-secrets":
+        print(kubernetes_secrets(args.namespace))
         return 0
     if args.command == "pg-roles":  # for psql as a superuser: a login per service, owning its schema
         from cumulo_platform.migrations import role_statements

@@ -24,6 +24,7 @@ from cumulo_devstack.servers import (
 from cumulo_devstack.tls import TlsFiles, ensure_dev_tls, ensure_identities
 from cumulo_gateway.console import Console
 from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
+from cumulo_platform.secrets import ensure_keys
 from cumulo_platform.settings import Env
 
 
@@ -79,6 +80,7 @@ class Infra:
             "CUMULO_GRPC_PORT": str(free_port()),
             "CUMULO_HEALTH_PORT": "0",
             "CUMULO_IDENTITY_DIR": str(self.identities),
+            "CUMULO_SECRETS_DIR": str(ensure_keys(self.root / "secrets")),
             "CUMULO_LOG_LEVEL": "warning",
             "CUMULO_ENVIRONMENT": "development",
             "CUMULO_DRAIN_GRACE_SECONDS": "1",

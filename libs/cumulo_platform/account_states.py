@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -48,6 +48,15 @@ REFRESH_EVERY = 1.0  # seconds between a replica's looks at what the others wrot
 REREAD = dt.timedelta(seconds=30)
 # The version a purge writes: above any the lifecycle gives, so no later event undoes it.
 PURGED_VERSION = 2**62
+
+# An account's writes hold its lock shared until they commit; the purge's mark takes it
+# exclusively (the key space of hashtextextended, apart from the two-key form).
+_LOCK_SHARED = sa.text(
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended('account-writes:' || a, 0)) FROM unnest(CAST(:ids AS text[])) AS a ORDER BY a"
+)
+_LOCK_EXCLUSIVE = sa.text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('account-writes:' || a, 0)) FROM unnest(CAST(:ids AS text[])) AS a"
+)
 
 # Answers an account id with the state after reactivation ("active"), or raises.
 EnsureActive = Callable[[str], Awaitable[str]]
@@ -153,9 +162,34 @@ class AccountStates:
         if changed is not None:
             self._remember(event.account_id, event.state)
 
+    async def admit_writes(self, uow: UnitOfWork, accounts: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """In a write's unit of work, before it writes anything of `accounts`: those whose
+        deletion has begun here (the caller refuses their writes).
+
+        A replica's memory learns of a purge up to a second late, and a call that passed the
+        gate may still be writing: the write holds the account's lock shared until it commits,
+        and the purge's mark (`mark_deleted`) takes it exclusively, so the mark waits for the
+        writes in flight (which the purge then deletes) and every write after it reads the
+        mark from the table, here, whatever its replica's memory says."""
+        if not accounts:
+            return set()
+        ids = sorted(str(account) for account in accounts)
+        await uow.execute(_LOCK_SHARED, {"ids": ids})
+        rows = await uow.execute(
+            sa.select(self.table.c.account_id).where(self.table.c.account_id.in_(list(accounts)), self.table.c.state.in_((DELETING, DELETED)))
+        )
+        return set(rows.scalars())
+
+    async def admit_write(self, uow: UnitOfWork, account: uuid.UUID) -> None:
+        """`admit_writes` for one account: raises AccountDeleted when its deletion has begun."""
+        if await self.admit_writes(uow, (account,)):
+            raise AccountDeleted()
+
     async def mark_deleted(self, uow: UnitOfWork, account_id: str) -> None:
         """This service purged the account: from now on every replica refuses it, whatever
-        the lifecycle's events say later (a purge is never undone)."""
+        the lifecycle's events say later (a purge is never undone). Waits for the account's
+        writes in flight (`admit_writes`), so that what they wrote is there to be purged."""
+        await uow.execute(_LOCK_EXCLUSIVE, {"ids": [account_id]})
         statement = pg_insert(self.table).values(
             account_id=uuid.UUID(account_id), state=DELETED, version=PURGED_VERSION, updated_at=sa.func.clock_timestamp()
         )

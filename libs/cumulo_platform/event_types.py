@@ -24,6 +24,7 @@ EVENT_TYPES: dict[str, type[message.Message]] = {
     "account.status_changed": events_pb2.AccountStatusChanged,
     "account.cancelled": events_pb2.AccountCancelled,
     "tokens.revoked": events_pb2.TokensRevoked,
+    "guardian.revoked": events_pb2.GuardianRevoked,
     # every service
     "access.recorded": events_pb2.AccessRecorded,
     # blob
@@ -49,7 +50,7 @@ _EVERY_SERVICE = _DATA_SERVICES | {"lifecycle"}
 
 # Who may produce each type; a type not listed here (the tests' own) may come from anyone.
 EVENT_PRODUCERS: dict[str, frozenset[str]] = {
-    **{t: frozenset({"auth"}) for t in ("account.created", "account.logged_in", "account.contact_changed", "account.status_changed", "account.cancelled", "tokens.revoked")},
+    **{t: frozenset({"auth"}) for t in ("account.created", "account.logged_in", "account.contact_changed", "account.status_changed", "account.cancelled", "tokens.revoked", "guardian.revoked")},
     "access.recorded": _EVERY_SERVICE,
     **{t: frozenset({"blob"}) for t in ("file.uploaded", "file.deleted", "link.created", "link.revoked")},
     "purge.completed": _DATA_SERVICES,

@@ -36,6 +36,7 @@ from cumulo_platform.clients import ClientRegistry
 from cumulo_platform.errors import (
     STATUS_DETAILS_KEY,
     CumuloError,
+    InvalidArgument,
     PermissionDenied,
     Unauthenticated,
     Unavailable,
@@ -93,6 +94,18 @@ def current_principal() -> Principal:
     if principal is None:
         raise Unauthenticated("this call needs an access token", reason="TOKEN_MISSING")
     return principal
+
+
+def audit_actor(said: str) -> str:
+    """Who did it, for an audit trail: the authenticated caller (the service identity its
+    certificate proved, `CallInfo.caller`), then whom it says it acts for ("operator: ann",
+    "moderation: moderator 1f…"). What a request says is never the actor alone. A call that
+    proved no identity (a test's plaintext door) is recorded by what it says."""
+    said = said.strip()
+    if not said:
+        raise InvalidArgument("actor", "name who decided; it is kept for the audit trail")
+    who = _current_call.get().caller
+    return f"{who}: {said}" if who else said
 
 
 AccountGate = Callable[[Principal], Awaitable[None]]

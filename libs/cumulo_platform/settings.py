@@ -160,8 +160,12 @@ class PlatformSettings:
     # account (exports, purges, evidence).
     call_deadline: float
     bulk_call_deadline: float
-    # The S3 bucket evidence bundles are preserved in (moderation writes, blob copies files in).
+    # The S3 bucket evidence bundles are preserved in (moderation writes, blob copies files in),
+    # and the credentials for it: S3_PRESERVATION_ACCESS_KEY_ID / ..._SECRET_ACCESS_KEY where
+    # the object store gives that bucket keys of its own (by default the service's S3 keys).
     preservation_bucket: str
+    preservation_access_key: str
+    preservation_secret_key: str
     # A consumer retries a failing event this many times (after 1, 2, 4 ... s, at most the
     # max delay), then parks it in the dead-letter stream.
     event_max_attempts: int
@@ -205,6 +209,8 @@ class PlatformSettings:
             call_deadline=env.interval("CALL_DEADLINE", "PT10S").total_seconds(),
             bulk_call_deadline=env.interval("BULK_CALL_DEADLINE", "PT2M").total_seconds(),
             preservation_bucket=env.server("PRESERVATION_BUCKET", "cumulo-preservation"),
+            preservation_access_key=env.server("S3_PRESERVATION_ACCESS_KEY_ID") or env.server("S3_ACCESS_KEY_ID"),
+            preservation_secret_key=env.server("S3_PRESERVATION_SECRET_ACCESS_KEY") or env.server("S3_SECRET_ACCESS_KEY"),
             event_max_attempts=env.get("EVENT_MAX_ATTEMPTS", 8),
             event_retry_first_delay=env.interval("EVENT_RETRY_FIRST_DELAY", "PT1S").total_seconds(),
             event_retry_max_delay=env.interval("EVENT_RETRY_MAX_DELAY", "PT1M").total_seconds(),

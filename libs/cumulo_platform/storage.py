@@ -69,8 +69,13 @@ class Storage:
 
     @classmethod
     def of(cls, platform: PlatformSettings, bucket: str) -> Storage:
+        """The bucket with the service's S3 keys; the preservation bucket with its own where
+        they are configured."""
+        preservation = bucket == platform.preservation_bucket
         return cls(
-            endpoint=platform.s3_endpoint, access_key=platform.s3_access_key, secret_key=platform.s3_secret_key,
+            endpoint=platform.s3_endpoint,
+            access_key=platform.preservation_access_key if preservation else platform.s3_access_key,
+            secret_key=platform.preservation_secret_key if preservation else platform.s3_secret_key,
             region=platform.s3_region, bucket=bucket,
         )
 

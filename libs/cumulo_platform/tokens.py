@@ -103,20 +103,43 @@ class KeyCache:
 
     An unknown key id triggers at most one fetch of the whole set per `min_refetch` seconds;
     between fetches unknown ids are refused at once, so forged tokens with made-up key ids
-    cost nothing but a dictionary look-up, never a call to auth or the database.
+    cost nothing but a dictionary look-up, never a call to auth or the database. A set older
+    than `max_age` is fetched again in the background at the next look-up, so a rotation's new
+    key (announced minutes before it signs) is known before its first token arrives, whatever
+    a flood of made-up key ids did to the fetches meanwhile.
     """
 
-    def __init__(self, fetch: FetchKeys, *, min_refetch: float = 30.0) -> None:
+    def __init__(self, fetch: FetchKeys, *, min_refetch: float = 30.0, max_age: float = 60.0) -> None:
         self._fetch = fetch
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._min_refetch = min_refetch
+        self._max_age = max_age
         self._fetched_at = -1e9
         self._failed_at = -1e9
         self._lock = asyncio.Lock()
+        self._renewal: asyncio.Task[None] | None = None
+
+    def _renew_if_old(self) -> None:
+        now = time.monotonic()
+        if now - self._fetched_at > self._max_age and now - self._failed_at > 5.0 and (self._renewal is None or self._renewal.done()):
+            self._renewal = asyncio.get_running_loop().create_task(self._renew())
+
+    async def _renew(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at <= self._max_age:
+                return
+            try:
+                fetched = await self._fetch()
+            except Exception:  # the current set serves on; the next look-up tries again
+                self._failed_at = time.monotonic()
+                return
+            self._fetched_at = time.monotonic()
+            self._keys = {kid: Ed25519PublicKey.from_public_bytes(raw) for kid, raw in fetched.items()}
 
     async def public_key(self, key_id: str) -> Ed25519PublicKey | None:
         key = self._keys.get(key_id)
         if key is not None:
+            self._renew_if_old()
             return key
         async with self._lock:
             if key_id in self._keys:

@@ -29,10 +29,12 @@ INTERNAL_CALLERS: dict[str, frozenset[str]] = {
     "/cumulo.auth.v1.AuthInternalService/GetAccountContacts": frozenset({"lifecycle", "moderation"}),
     "/cumulo.auth.v1.AuthInternalService/FindAccount": frozenset({"blob", "moderation", OPERATOR}),
     "/cumulo.auth.v1.AuthInternalService/SetAccountRoles": frozenset({OPERATOR}),
+    "/cumulo.auth.v1.AuthInternalService/RotateSigningKey": frozenset({OPERATOR}),
     # blob: moderation's decisions, sync's backups, the operator's plans
     "/cumulo.blob.v1.BlobInternalService/BlockFile": frozenset({"moderation"}),
     "/cumulo.blob.v1.BlobInternalService/UnblockFile": frozenset({"moderation"}),
     "/cumulo.blob.v1.BlobInternalService/BlockLink": frozenset({"moderation"}),
+    "/cumulo.blob.v1.BlobInternalService/BlockContent": frozenset({"moderation"}),
     "/cumulo.blob.v1.BlobInternalService/FindContent": frozenset({"moderation"}),
     "/cumulo.blob.v1.BlobInternalService/DescribePaths": frozenset({"moderation"}),
     "/cumulo.blob.v1.BlobInternalService/ExportFiles": frozenset({"moderation"}),

@@ -10,6 +10,7 @@ cluster (`kubectl exec deploy/lifecycle -- cumulo-admin lifecycle report`) or ne
     cumulo-admin lifecycle sweep [--dry-run]       what is due now (and do it, without --dry-run)
     cumulo-admin lifecycle purges [--stuck]        deletions in progress
     cumulo-admin auth roles ACCOUNT [ROLE ...] --reason R   set an account's roles (moderator)
+    cumulo-admin auth rotate-signing-key            a new token-signing key (the old verify until their tokens expire)
     cumulo-admin moderation queue|show|claim|decide|hold|release|export|verify|audit|blocklist
     cumulo-admin events dead-letters|replay ID|drop ID   events consumers gave up on (NATS)
 
@@ -188,6 +189,19 @@ async def _roles(admin: Admin, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _rotate_signing_key(admin: Admin, args: argparse.Namespace) -> int:
+    response = await admin.auth.RotateSigningKey(auth_pb2.RotateSigningKeyRequest(), timeout=10)
+
+    def person() -> None:
+        print(f"new signing key {response.key.key_id}: every service learns it now; it signs from {when(response.key.signs_from)}")
+        for key in response.keys:
+            state = f"retired {when(key.retired_at)}" if key.HasField("retired_at") else f"signs from {when(key.signs_from)}"
+            print(f"  {key.key_id}  {state}")
+        print("older keys verify until the tokens they signed have expired, then retire")
+
+    return show(args, response, person)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -240,13 +254,16 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     purges.add_argument("--stuck", action="store_true", help="only those with a silent service")
     add_json_flag(purges)
     purges.set_defaults(run=_purges)
-    auth = services.add_parser("auth", help="accounts' roles").add_subparsers(dest="auth_command", required=True, metavar="COMMAND")
+    auth = services.add_parser("auth", help="accounts' roles, token-signing keys").add_subparsers(dest="auth_command", required=True, metavar="COMMAND")
     roles = auth.add_parser("roles", help="set an account's roles (none given: withdraw them all)")
     roles.add_argument("account", help=account_help)
     # Not `choices`: argparse (3.11) refuses an empty list against them, and none is allowed here.
     roles.add_argument("roles", nargs="*", type=_role, metavar="ROLE", help=f"the roles it has from now on: {', '.join(ROLES)}")
     roles.add_argument("--reason", required=True, help="recorded in the audit trail")
     roles.set_defaults(run=_roles)
+    rotate = auth.add_parser("rotate-signing-key", help="add a new token-signing key (the old ones verify until their tokens expire)")
+    add_json_flag(rotate)
+    rotate.set_defaults(run=_rotate_signing_key)
     parser.add_argument("--gateway", default=environ.get("CUMULO_GATEWAY", DEFAULT_GATEWAY), help="the gateway, for moderation commands")
     add_transport_flags(parser, environ)
     add_moderation_commands(services)

@@ -3,6 +3,7 @@
     cumulo signup --email you@example.com --birth-date 1990-05-17 --accept-terms
     cumulo login you@example.com
     cumulo whoami | sessions | logout
+    cumulo account state | reactivate | guardians | revoke-guardian
 
 Passwords come from a prompt, or from the first line of standard input when it is not a
 terminal; never from a flag. The session's refresh token lives in a 0600 file
@@ -169,6 +170,23 @@ async def _revoke(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
+GUARDIAN_COLUMNS = [Column("GUARDIAN"), Column("LOGIN"), Column("SINCE"), Column("UNTIL"), Column("ACCESS")]
+
+
+async def _guardians(client: Cumulo, args: argparse.Namespace) -> int:
+    return show_table(args, "guardians", await client.guardians(), GUARDIAN_COLUMNS, _guardian_cells)
+
+
+def _guardian_cells(guardian: auth_pb2.Guardian) -> list[str]:
+    access = "yes" if guardian.active else f"revoked {when(guardian.revoked_at)}" if guardian.HasField("revoked_at") else "ended"
+    return [guardian.guardian_account_id, guardian.login or "-", when(guardian.since), when(guardian.until), access]
+
+
+async def _revoke_guardian(client: Cumulo, args: argparse.Namespace) -> int:
+    guardian = await client.revoke_guardian(args.guardian_account_id)
+    return show(args, guardian, lambda: print(f"guardian {guardian.guardian_account_id} has no access to this account any more"))
+
+
 async def _logout(client: Cumulo, args: argparse.Namespace) -> int:
     if client.store.tokens is None:
         print("not logged in")
@@ -209,6 +227,13 @@ def _account_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     state = account.add_parser("state", help="state, freeze date, deletion date (asking does not reactivate)")
     add_json_flag(state)
     state.set_defaults(run=_account_state)
+    guardians = account.add_parser("guardians", help="who has had a guardian's access to this account, since and until when")
+    add_json_flag(guardians)
+    guardians.set_defaults(run=_guardians)
+    revoke_guardian = account.add_parser("revoke-guardian", help="end a guardian's access now (adults; it ends at 18 by itself)")
+    revoke_guardian.add_argument("guardian_account_id", help="the guardian's account id, as `cumulo account guardians` shows it")
+    add_json_flag(revoke_guardian)
+    revoke_guardian.set_defaults(run=_revoke_guardian)
     reactivate = account.add_parser("reactivate", help="bring a frozen account back")
     reactivate.add_argument("--link-token", help="the token from a notice's link (no login needed)")
     reactivate.set_defaults(run=_account_reactivate)

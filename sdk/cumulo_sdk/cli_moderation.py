@@ -187,6 +187,10 @@ def _print_evidence(evidence: pb.Evidence) -> None:
     print(f"bundle    s3://{evidence.bucket}/{evidence.prefix}  ({plural(evidence.files, 'file')}, {plural(evidence.bytes, 'byte')})")
     print(f"manifest  {evidence.manifest_key}")
     print(f"sha256    {evidence.manifest_sha256}")
+    if evidence.signing_key_id:
+        print(f"signed    by key {evidence.signing_key_id} (public key sha256 {evidence.signing_key_fingerprint}): {evidence.signature_key}")
+    if evidence.lock_mode:
+        print(f"locked    {evidence.lock_mode} until {when(evidence.retain_until)}")
 
 
 async def _export(client: Cumulo, args: argparse.Namespace) -> int:
@@ -199,6 +203,8 @@ async def _verify(client: Cumulo, args: argparse.Namespace) -> int:
     _print_evidence(checked.evidence)
     for problem in checked.problems:
         print(f"PROBLEM   {problem}")
+    for check in checked.failed_checks:
+        print(f"FAILED    {pb.EvidenceCheck.Name(check).removeprefix('EVIDENCE_CHECK_').lower()}")
     print(f"{'intact' if checked.intact else 'NOT INTACT'}: {plural(checked.parts_checked, 'part')} checked")
     return 0 if checked.intact else 1
 

@@ -340,6 +340,15 @@ class Cumulo:
     async def revoke_session(self, session_id: str) -> None:
         await self.call(self.auth.RevokeSession, auth_pb2.RevokeSessionRequest(session_id=session_id))
 
+    async def guardians(self) -> list[auth_pb2.Guardian]:
+        """Who has had a guardian's access to this account, since and until when."""
+        return list((await self.call(self.auth.ListGuardians, auth_pb2.ListGuardiansRequest())).guardians)
+
+    async def revoke_guardian(self, guardian_account_id: str) -> auth_pb2.Guardian:
+        """An adult ends a guardian's access now (a minor cannot: it ends at 18 by itself)."""
+        request = auth_pb2.RevokeGuardianRequest(guardian_account_id=guardian_account_id)
+        return (await self.call(self.auth.RevokeGuardian, request)).guardian
+
     # --- the account's lifecycle (freeze after a year unused, deletion 30 days later) -------
 
     async def account_state(self) -> lifecycle_pb2.Account:

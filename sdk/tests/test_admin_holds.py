@@ -1,5 +1,5 @@
 """`cumulo-admin lifecycle hold | release`: legal holds as operators place and lift them, who
-did it on record (fixtures in conftest.py)."""
+did it on record: the operator's identity, then the name given (fixtures in conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ async def test_hold_then_status_shows_it_then_release(admin, person):
     assert admin.field(out, "legal hold") == "yes: court order 17"
     assert (await admin.row(person.account_id)).held
     (placed,) = await admin.transitions(person.account_id)
-    assert (placed.reason, placed.actor) == ("legal hold placed by legal team: court order 17", "legal team")
+    assert (placed.reason, placed.actor) == ("legal hold placed by operator: legal team: court order 17", "operator: legal team")
 
     code, out, err = await admin("lifecycle", "status", person.account_id)
     assert code == 0, err
     assert admin.field(out, "legal hold") == "yes: court order 17"
-    assert "legal hold placed by legal team: court order 17" in out
+    assert "legal hold placed by operator: legal team: court order 17" in out
 
     code, out, err = await admin("lifecycle", "release", person.account_id, "--reason", "order lifted", environ={"CUMULO_ADMIN_ACTOR": "registry"})
     assert code == 0, err
@@ -34,10 +34,10 @@ async def test_hold_then_status_shows_it_then_release(admin, person):
     code, out, err = await admin("lifecycle", "status", person.account_id)
     assert code == 0, err
     assert admin.field(out, "legal hold") == "no"
-    assert "legal hold released by registry: order lifted" in out
+    assert "legal hold released by operator: registry: order lifted" in out
     assert [(t.reason, t.actor) for t in await admin.transitions(person.account_id)] == [
-        ("legal hold placed by legal team: court order 17", "legal team"),
-        ("legal hold released by registry: order lifted", "registry"),
+        ("legal hold placed by operator: legal team: court order 17", "operator: legal team"),
+        ("legal hold released by operator: registry: order lifted", "operator: registry"),
     ]
 
 

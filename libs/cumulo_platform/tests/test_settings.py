@@ -133,6 +133,23 @@ def test_platform_defaults():
     assert s.drain_grace_seconds == 15.0
 
 
+def test_the_preservation_bucket_takes_its_own_s3_keys_where_configured():
+    """Separate credentials for the preservation bucket (evidence) and user content: with them
+    set, only the preservation bucket's storage uses them; without, both use the service's."""
+    from cumulo_platform.storage import Storage
+
+    plain = settings(S3_ACCESS_KEY_ID="content-key", S3_SECRET_ACCESS_KEY="content-secret")
+    assert (plain.preservation_access_key, plain.preservation_secret_key) == ("content-key", "content-secret")
+    own = settings(
+        S3_ACCESS_KEY_ID="content-key", S3_SECRET_ACCESS_KEY="content-secret",
+        S3_PRESERVATION_ACCESS_KEY_ID="evidence-key", S3_PRESERVATION_SECRET_ACCESS_KEY="evidence-secret",
+    )
+    evidence = Storage.of(own, own.preservation_bucket)._settings
+    content = Storage.of(own, "cumulo-blobs")._settings
+    assert (evidence["aws_access_key_id"], evidence["aws_secret_access_key"]) == ("evidence-key", "evidence-secret")
+    assert (content["aws_access_key_id"], content["aws_secret_access_key"]) == ("content-key", "content-secret")
+
+
 def test_per_service_server_variable_wins_over_the_plain_one():
     s = settings(DATABASE_URL="postgresql://shared/db", CUMULO_AUTH_DATABASE_URL="postgresql://auth-only/db")
     assert s.database_url == "postgresql://auth-only/db"

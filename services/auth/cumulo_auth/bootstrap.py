@@ -18,6 +18,7 @@ from cumulo_auth.api.public import ANONYMOUS_METHODS, AuthService
 from cumulo_auth.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_auth.client_apps import ClientApps
 from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
+from cumulo_auth.guardians import Guardians
 from cumulo_auth.issuing import TokenIssuer
 from cumulo_auth.login import Login
 from cumulo_auth.purge import AccountPurge
@@ -54,12 +55,13 @@ class AuthApp:
     throttle_cleanup: jobs.ThrottleCleanup
     purge: AccountPurge
     passwords: Passwords
+    keys: SigningKeys
 
 
 async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthApp:
     base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
     db, clock, states = base.db, base.clock, base.states
-    keys = SigningKeys(db)
+    keys = SigningKeys(db, kek=settings.signing_kek, announce=settings.signing_key_announce, token_ttl=settings.access_token_ttl)
     await keys.ensure_active_key()
     passwords = Passwords(
         concurrency=settings.password_hash_workers,
@@ -94,10 +96,11 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         ),
         sessions=sessions,
         changes=AccountChanges(db=db, clock=clock, settings=settings, passwords=passwords, throttle=throttle, sessions=sessions),
+        guardians=Guardians(db=db, clock=clock, settings=settings),
     )
     internal = AuthInternalService(keys=keys, client_apps=client_apps, admin=Admin(db=db, clock=clock, time_zone=settings.time_zone))
     throttle_cleanup = jobs.ThrottleCleanup(db=db, clock=clock, forget_after=settings.throttle_forget_after)
-    purge = AccountPurge(db=db, clock=clock)
+    purge = AccountPurge(db=db, clock=clock, login_key=settings.login_key)
 
     # Auth verifies tokens and client apps from its own tables; other services ask auth.
     interceptor = base.interceptor(
@@ -111,7 +114,7 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
             GrpcService(INTERNAL_SERVICE, internal, auth_pb2_grpc.add_AuthInternalServiceServicer_to_server),
         ],
         interceptor=interceptor,
-        jobs=[*jobs.jobs(throttle_cleanup), *consumers.consumers(base, purge)],
+        jobs=[*jobs.jobs(throttle_cleanup, keys), *consumers.consumers(base, purge)],
         cleanups=[closer(passwords.close)],
     )
     return AuthApp(
@@ -124,4 +127,5 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         throttle_cleanup=throttle_cleanup,
         purge=purge,
         passwords=passwords,
+        keys=keys,
     )

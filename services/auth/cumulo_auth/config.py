@@ -8,7 +8,7 @@ import zoneinfo
 from collections.abc import Mapping
 
 from cumulo_auth import terms
-from cumulo_platform import passwords
+from cumulo_platform import passwords, secrets
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
 
 SERVICE = "auth"
@@ -52,6 +52,13 @@ class AuthSettings:
     password_hash_workers: int
     password_verify_queue: int
     password_new_hash_queue: int
+    # The key of the keyed hashes of logins (deleted accounts' logins, failed logins of unknown
+    # ones): CUMULO_SECRETS_DIR/auth/login-hash.key (cumulo_platform.secrets).
+    login_key: bytes = dataclasses.field(repr=False)
+    # The key-encryption key of the token-signing keys: CUMULO_SECRETS_DIR/auth/signing-kek.key.
+    signing_kek: bytes = dataclasses.field(repr=False)
+    # How long a new signing key is announced before it signs (every verifier learns it first).
+    signing_key_announce: dt.timedelta = dt.timedelta(minutes=2)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
@@ -79,6 +86,9 @@ class AuthSettings:
             password_hash_workers=env.get("PASSWORD_HASH_WORKERS", passwords.DEFAULT_WORKERS),
             password_verify_queue=env.get("PASSWORD_VERIFY_QUEUE", passwords.DEFAULT_VERIFY_QUEUE),
             password_new_hash_queue=env.get("PASSWORD_NEW_HASH_QUEUE", passwords.DEFAULT_NEW_HASH_QUEUE),
+            login_key=secrets.load_key(env, "login-hash"),
+            signing_kek=secrets.load_key(env, "signing-kek"),
+            signing_key_announce=env.interval("SIGNING_KEY_ANNOUNCE", "PT2M"),
         )
         if settings.access_token_ttl > dt.timedelta(hours=1):
             raise SettingsError("CUMULO_AUTH_ACCESS_TOKEN_TTL must be at most an hour (tokens are verified offline)")

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import refresh_tokens, sessions
 from cumulo_auth.config import AuthSettings
-from cumulo_auth.domain import credentials, rules
-from cumulo_auth.domain.accounts import local_date
+from cumulo_auth.domain import credentials
+from cumulo_platform import ages
+from cumulo_platform.ages import local_date
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import UnitOfWork
 
@@ -75,7 +76,7 @@ class TokenIssuer:
             account_id=account.account_id,
             session_id=session_id,
             client_id=client_id,
-            minor=rules.is_minor(account.birth_date, local_date(now, self.settings.time_zone)),
+            minor=ages.is_minor(account.birth_date, local_date(now, self.settings.time_zone)),
             roles=list(account.roles),
             issued_at=now,
             ttl=self.settings.access_token_ttl,

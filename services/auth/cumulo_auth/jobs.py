@@ -1,4 +1,4 @@
-"""Auth's periodic work: forgetting throttle counters nobody needs any more."""
+"""Auth's periodic work: forgetting throttle counters nobody needs any more, and the signing key to sign with."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import login_throttle
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.runtime import Job, periodic
 
 THROTTLE_CLEANUP_EVERY = 600.0  # seconds
+SIGNING_KEY_REFRESH_EVERY = 30.0  # seconds
 
 
 class ThrottleCleanup:
@@ -45,5 +47,7 @@ class ThrottleCleanup:
         return deleted.rowcount or 0
 
 
-def jobs(cleanup: ThrottleCleanup) -> list[Job]:
-    return [periodic(cleanup.forget_old_throttles, every=THROTTLE_CLEANUP_EVERY)]
+def jobs(cleanup: ThrottleCleanup, keys: SigningKeys) -> list[Job]:
+    """The throttles' clean-up; and the signing key every replica signs with (a rotation's
+    new key once its announcement is over), and the retirement of keys whose tokens expired."""
+    return [periodic(cleanup.forget_old_throttles, every=THROTTLE_CLEANUP_EVERY), periodic(keys.refresh, every=SIGNING_KEY_REFRESH_EVERY)]

@@ -64,7 +64,7 @@ class Login:
             row = (await conn.execute(sa.select(accounts).where(account_table.login_column(key) == key))).first()
             deleted = row is None and (
                 await conn.execute(
-                    sa.select(deleted_logins.c.account_id).where(deleted_logins.c.login_digest == credentials.login_digest(key))
+                    sa.select(deleted_logins.c.account_id).where(deleted_logins.c.login_digest == credentials.login_digest(self.throttle.login_key, key))
                 )
             ).first() is not None
         # Unknown logins are throttled like real ones, so throttling does not tell which exist.

@@ -1,6 +1,7 @@
 """Auth's part in the lifecycle's deletion saga (run by the platform's purge participant):
-sessions and refresh tokens go, the contact methods, password and roles go; the SHA-256 of
-each login stays, so that logging in with it answers ACCOUNT_DELETED."""
+sessions and refresh tokens go, the contact methods, password, roles, birth date, terms, locale
+and guardian link go (the row stays as the account's tombstone: id, status, when); the keyed
+hash of each login stays, so that logging in with it answers ACCOUNT_DELETED."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ PURGE_ACTOR = "lifecycle"
 
 
 class AccountPurge:
-    def __init__(self, *, db: Database, clock: Clock) -> None:
+    def __init__(self, *, db: Database, clock: Clock, login_key: bytes) -> None:
         self.db = db
         self.clock = clock
+        self.login_key = login_key
 
     async def purge_account(self, target: uuid.UUID, reason: str) -> int:
         """Deletes what auth keeps of the account and returns how many items (sessions, and the
@@ -38,7 +40,7 @@ class AccountPurge:
                 if login:
                     await uow.execute(
                         pg_insert(deleted_logins)
-                        .values(login_digest=credentials.login_digest(login), account_id=target, deleted_at=now)
+                        .values(login_digest=credentials.login_digest(self.login_key, login), account_id=target, deleted_at=now)
                         .on_conflict_do_update(
                             index_elements=[deleted_logins.c.login_digest],
                             set_={"account_id": target, "deleted_at": now},
@@ -51,7 +53,13 @@ class AccountPurge:
             await uow.execute(
                 sa.update(accounts)
                 .where(accounts.c.account_id == target)
-                .values(email=None, phone=None, password_hash=None, roles=[], status="deleted", status_reason=reason, updated_at=now)
+                .values(
+                    email=None, phone=None, password_hash=None, roles=[], status="deleted", status_reason=reason, updated_at=now,
+                    # The row is the account's tombstone: id, status and when, nothing personal.
+                    birth_date=None, terms_version=None, terms_accepted_at=None, created_at=None, locale=None,
+                    guardian_account_id=None, guardian_consent_at=None, guardian_revoked_at=None, suspended_until=None,
+                    cancelled_at=None,
+                )
             )
             await account_table.record_status(uow, target, status="deleted", reason=reason, actor=PURGE_ACTOR, now=now)
             await uow.commit()

@@ -30,8 +30,11 @@ from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.config import AuthSettings
 from cumulo_auth.domain import rules
-from cumulo_auth.domain.accounts import LOCALES, local_date, view
+from cumulo_auth.domain.accounts import LOCALES, view
 from cumulo_auth.domain.password_work import PasswordWork
+from cumulo_auth.guardians import created_event_until
+from cumulo_platform import ages
+from cumulo_platform.ages import local_date
 from cumulo_platform.call_limit import CallLimit, spend
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
@@ -100,7 +103,7 @@ class Registration:
                 f"must be the current terms version {self.settings.terms_version}",
                 reason="TERMS_NOT_ACCEPTED",
             )
-        if rules.is_minor(born, self._today()):
+        if ages.is_minor(born, self._today()):
             raise PermissionDenied(
                 "people under 18 cannot register themselves; a guardian creates the account",
                 reason="GUARDIAN_REQUIRED",
@@ -126,11 +129,11 @@ class Registration:
         born = rules.check_birth_date(*birth_date, today=self._today())
         if not guardian_consent:
             raise InvalidArgument("guardian_consent", "the guardian must consent to create a minor's account")
-        if not rules.is_minor(born, self._today()):
+        if not ages.is_minor(born, self._today()):
             raise InvalidArgument("birth_date", "this person is an adult and registers themselves")
         async with self.db.unit_of_work() as uow:
             row = await account_table.load(uow, uuid.UUID(guardian.account_id))
-            if rules.is_minor(row.birth_date, self._today()):
+            if ages.is_minor(row.birth_date, self._today()):
                 raise PermissionDenied("only an adult can create a minor's account", reason="GUARDIAN_MUST_BE_ADULT")
         normalized = rules.check_password(password, contacts=(email_n or "", phone_n or ""))
         self._spend_new_account(client_network)
@@ -188,6 +191,7 @@ class Registration:
                     minor=minor,
                     guardian_account_id=str(guardian) if guardian else "",
                     created_at=timestamp(now),
+                    guardian_until=created_event_until(born, self.settings) if guardian else None,
                 ),
                 account_id=str(account_id),
             )

@@ -40,7 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo_auth.adapters.tables import login_throttle
 from cumulo_auth.config import AuthSettings
-from cumulo_auth.domain import rules
+from cumulo_auth.domain import credentials, rules
 from cumulo_auth.domain.throttle import PENDING_TTL, CounterState, ThrottlePolicy, Verdict
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
@@ -88,6 +88,7 @@ class LoginThrottle:
     def __init__(self, *, db: Database, clock: Clock, settings: AuthSettings) -> None:
         self.db = db
         self.clock = clock
+        self.login_key = settings.login_key
 
         def policy(free_failures: int) -> ThrottlePolicy:
             return ThrottlePolicy(free_failures, settings.throttle_base_delay, settings.throttle_max_delay, settings.throttle_forget_after)
@@ -101,7 +102,8 @@ class LoginThrottle:
 
     def for_login(self, account_id: uuid.UUID | None, login: str, client_network: str) -> list[Counter]:
         """The counters of a login attempt, in the order every attempt locks them."""
-        account = f"id:{account_id}" if account_id else f"login:{login}"
+        # An unknown login is counted under its keyed hash: the table never holds it in clear.
+        account = f"id:{account_id}" if account_id else f"login:{credentials.login_digest(self.login_key, login).hex()}"
         return [
             Counter("account_address", f"{account} from {client_network}", self.account_address_policy, cleared_by_success=True),
             Counter("account", account, self.account_policy, cleared_by_success=False),

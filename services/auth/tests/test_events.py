@@ -109,7 +109,7 @@ async def test_status_changed_is_published(direct, infra, auth, clock, accounts)
         )
     [changed] = await events_about(infra.nats.url, "account.status_changed", member.account_id)
     payload = check_envelope(changed, "account.status_changed", member.account_id, events_pb2.AccountStatusChanged)
-    assert (payload.status, payload.reason, payload.actor) == ("suspended", "chargeback", "ops:carol")
+    assert (payload.status, payload.reason, payload.actor) == ("suspended", "chargeback", "moderation: ops:carol")
     assert payload.suspended_until.ToDatetime(tzinfo=dt.UTC) == until
     assert_no_secrets(changed, member)
 

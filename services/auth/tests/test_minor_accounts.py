@@ -149,7 +149,7 @@ async def test_minor_cannot_create_a_minor_account(direct, guardian, child_birth
 
 
 async def test_minor_who_turns_18_is_no_longer_treated_as_a_minor(direct, guardian, auth, clock, accounts):
-    """`minor` means under 18 (rules.is_minor). A minor's account outlives their 18th birthday;
+    """`minor` means under 18 (ages.is_minor). A minor's account outlives their 18th birthday;
     from then on the access tokens other services rely on must not say minor any more."""
     born = years_before(today_in_shanghai(auth), 18) + dt.timedelta(days=3)
     email = unique_email()

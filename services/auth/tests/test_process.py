@@ -62,6 +62,20 @@ def test_a_missing_identity_stops_the_service_naming_the_setting(infra, tmp_path
     assert b"CUMULO_IDENTITY_DIR" in done.stderr and b"auth/" in done.stderr
 
 
+def test_a_missing_or_short_login_hash_key_stops_the_service_naming_the_setting(infra, tmp_path):
+    """Without its key auth would keep logins unkeyed (or not at all): it does not start. The
+    key itself never appears in what it says."""
+    env = _environ(infra, CUMULO_SECRETS_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "cumulo_auth"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 2
+    assert b"CUMULO_SECRETS_DIR" in done.stderr and b"auth/login-hash.key" in done.stderr
+    (tmp_path / "auth").mkdir()
+    (tmp_path / "auth" / "login-hash.key").write_bytes(b"short-key")
+    done = subprocess.run([sys.executable, "-m", "cumulo_auth"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 2
+    assert b"holds 9 bytes" in done.stderr and b"short-key" not in done.stderr
+
+
 @pytest.fixture
 def auth_process(infra, tmp_path):
     env = _environ(infra, CUMULO_HEALTH_PORT=str(free_port()))

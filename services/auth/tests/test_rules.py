@@ -9,6 +9,7 @@ import pytest
 
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.throttle import PENDING_TTL, CounterState, ThrottlePolicy, Verdict
+from cumulo_platform import ages
 from cumulo_platform.errors import InvalidArgument
 
 
@@ -241,21 +242,21 @@ def test_birth_date_error_names_the_given_field():
 
 def test_age_increases_on_the_birthday_not_before():
     born = dt.date(2008, 11, 20)
-    assert rules.age_on(born, dt.date(2026, 11, 19)) == 17
-    assert rules.age_on(born, dt.date(2026, 11, 20)) == 18
-    assert rules.is_minor(born, dt.date(2026, 11, 19))
-    assert not rules.is_minor(born, dt.date(2026, 11, 20))
+    assert ages.age_on(born, dt.date(2026, 11, 19)) == 17
+    assert ages.age_on(born, dt.date(2026, 11, 20)) == 18
+    assert ages.is_minor(born, dt.date(2026, 11, 19))
+    assert not ages.is_minor(born, dt.date(2026, 11, 20))
 
 
 def test_someone_born_on_a_leap_day_comes_of_age_on_march_first_in_common_years():
     born = dt.date(2008, 2, 29)
-    assert rules.is_minor(born, dt.date(2026, 2, 28))
-    assert not rules.is_minor(born, dt.date(2026, 3, 1))
+    assert ages.is_minor(born, dt.date(2026, 2, 28))
+    assert not ages.is_minor(born, dt.date(2026, 3, 1))
 
 
 def test_newborn_is_a_minor_and_age_is_zero():
-    assert rules.age_on(TODAY, TODAY) == 0
-    assert rules.is_minor(TODAY, TODAY)
+    assert ages.age_on(TODAY, TODAY) == 0
+    assert ages.is_minor(TODAY, TODAY)
 
 
 # --- throttle policy ----------------------------------------------------------------

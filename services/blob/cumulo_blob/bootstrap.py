@@ -15,6 +15,7 @@ from cumulo_blob.api.public import ANONYMOUS_METHODS, LINK_SERVICE, BlobService,
 from cumulo_blob.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.consumers import consumers
+from cumulo_blob.content_blocks import ContentBlocks
 from cumulo_blob.contents import StoredContent
 from cumulo_blob.downloads import Downloads
 from cumulo_blob.enforcement import Enforcement
@@ -55,6 +56,7 @@ class BlobApp:
     downloads: Downloads
     contents: StoredContent
     enforcement: Enforcement
+    blocks: ContentBlocks
     purge: Purge
     holds: LegalHolds
     runtime: ServiceRuntime
@@ -87,6 +89,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     enforcement = Enforcement(
         db=db, clock=clock, storage=storage, preservation=await base.preservation(), contents=contents, holds=holds
     )
+    blocks = ContentBlocks(db=db, clock=clock)
     purge = Purge(db=db, storage=storage, contents=contents, holds=holds, states=base.states)
     public = BlobService(
         folders=folders, trash=trash, uploads=uploads, downloads=downloads, quota=quota, plans=plans, sharing=sharing
@@ -99,7 +102,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
             ),
             GrpcService(
                 INTERNAL_SERVICE,
-                BlobInternalService(enforcement=enforcement, purge=purge, plans=plans),
+                BlobInternalService(enforcement=enforcement, blocks=blocks, purge=purge, plans=plans),
                 blob_pb2_grpc.add_BlobInternalServiceServicer_to_server,
             ),
         ],
@@ -112,5 +115,5 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     )
     return BlobApp(
         settings=settings, db=db, storage=storage, folders=folders, trash=trash, uploads=uploads, downloads=downloads, contents=contents,
-        enforcement=enforcement, purge=purge, holds=holds, runtime=runtime, states=base.states, recorder=base.recorder,
+        enforcement=enforcement, blocks=blocks, purge=purge, holds=holds, runtime=runtime, states=base.states, recorder=base.recorder,
     )

@@ -1,6 +1,7 @@
 """What other services ask of the blob service about an account's files: moderation blocks and
-unblocks files and links, finds what a complaint names and exports files as evidence; services
-that keep references to files (backups) describe and delete them."""
+unblocks links (files are blocked by their content: content_blocks.py), finds what a complaint
+names and exports files as evidence; services that keep references to files (backups) describe
+and delete them."""
 
 from __future__ import annotations
 
@@ -71,39 +72,6 @@ class Enforcement:
         self.preservation = preservation
         self.contents = contents
         self.holds = holds
-
-    async def set_blocked(self, account_id: str, node_id: str, *, blocked: bool, reason: str, actor: str) -> Any:
-        account = account_id_of(account_id)
-        target = tree.node_id(node_id, "node_id")
-        require_audit(reason, actor)
-        async with self.db.unit_of_work() as uow:
-            row = (
-                await uow.execute(
-                    sa.update(nodes)
-                    .where(nodes.c.node_id == target, nodes.c.account_id == account, nodes.c.kind == "file")
-                    .values(blocked=blocked)
-                    .returning(*nodes.c)
-                )
-            ).first()
-            if row is None:
-                raise NotFound("no such file", reason="NODE_NOT_FOUND")
-            if blocked:
-                # A blocked file's links are disconnected; unblocking (a takedown found wrong,
-                # a counter-notice) reconnects the ones the block disconnected, not others.
-                await uow.execute(
-                    sa.update(share_links)
-                    .where(share_links.c.node_id == target, share_links.c.revoked_at.is_(None))
-                    .values(revoked_at=self.clock.now(), revoke_reason=BLOCKED_LINK)
-                )
-            else:
-                await uow.execute(
-                    sa.update(share_links)
-                    .where(share_links.c.node_id == target, share_links.c.revoke_reason == BLOCKED_LINK)
-                    .values(revoked_at=None, revoke_reason="")
-                )
-            await uow.commit()
-        log.info("file_blocked" if blocked else "file_unblocked", node_id=str(target), actor=actor)
-        return row
 
     async def set_link_blocked(self, link_id: str, *, blocked: bool, reason: str, actor: str) -> None:
         target = parse_id(link_id, "link_id", "a share link id (UUID)")

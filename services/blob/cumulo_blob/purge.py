@@ -1,7 +1,7 @@
 """The account purge: everything of an account goes — open uploads (their S3 parts aborted),
-files and folders, content and usage, and every stored object. It runs in short transactions
-and is safe to run again after a crash at any point; objects the storage could not delete yet
-make it ask to be run again (`PurgeNotYet`).
+files and folders, content and its blocks, usage, every stored object, and other users' shares
+with it. It runs in short transactions and is safe to run again after a crash at any point;
+objects the storage could not delete yet make it ask to be run again (`PurgeNotYet`).
 
 The lifecycle's deletion saga reaches it through the platform's purge participant
 (`cumulo_platform.purge`: the account refused first, the completion reported after); the
@@ -14,7 +14,16 @@ import uuid
 import sqlalchemy as sa
 
 from cumulo_blob.adapters.storage import object_key
-from cumulo_blob.adapters.tables import contents, doomed_objects, nodes, upload_writers, uploads, usage
+from cumulo_blob.adapters.tables import (
+    content_blocks,
+    contents,
+    doomed_objects,
+    nodes,
+    upload_writers,
+    uploads,
+    usage,
+    user_shares,
+)
 from cumulo_blob.config import SERVICE
 from cumulo_blob.contents import StoredContent
 from cumulo_blob.domain.errors import LegalHold
@@ -60,7 +69,7 @@ class Purge:
 
     async def purge(self, account: uuid.UUID) -> tuple[int, int]:
         """(items deleted, stored objects deleted)."""
-        items = await self._uploads(account) + await self._nodes(account)
+        items = await self._uploads(account) + await self._nodes(account) + await self._shares_to(account)
         await self._contents(account)
         objects = 0
         while deleted := await self.contents.delete_doomed(account):
@@ -94,6 +103,14 @@ class Purge:
             await uow.commit()
         return int(deleted)
 
+    async def _shares_to(self, account: uuid.UUID) -> int:
+        """Live users' shares with the account: they go, and with them its id and address in
+        their owners' rows (its own shares went with its files)."""
+        async with self.db.unit_of_work() as uow:
+            deleted = (await uow.execute(sa.delete(user_shares).where(user_shares.c.recipient_id == account))).rowcount or 0
+            await uow.commit()
+        return int(deleted)
+
     async def _nodes(self, account: uuid.UUID) -> int:
         """Files and folders: leaves first, in batches, so no statement grows with the account."""
         deleted = 0
@@ -115,7 +132,8 @@ class Purge:
                 await uow.commit()
 
     async def _contents(self, account: uuid.UUID) -> None:
-        """Every stored object of the account is doomed; then its usage goes."""
+        """Every stored object of the account is doomed; then its usage goes, and the blocks
+        of its content (the blocklist is nobody's: it stays)."""
         async with self.db.unit_of_work() as uow:
             keys = (
                 await uow.execute(sa.delete(contents).where(contents.c.account_id == account).returning(contents.c.s3_key))
@@ -123,4 +141,5 @@ class Purge:
             for key in keys:
                 await self.contents.doom(uow, account, key)
             await uow.execute(sa.delete(usage).where(usage.c.account_id == account))
+            await uow.execute(sa.delete(content_blocks).where(content_blocks.c.account_id == account))
             await uow.commit()

@@ -278,8 +278,10 @@ class Sharing:
         if recipient_id == owner:
             raise InvalidArgument("recipient", "is you; share with someone else")
         async with self.db.unit_of_work() as uow:
-            node = await tree.load(uow, owner, target)
+            node = await tree.load(uow, owner, target, lock=True)
             await tree.check_folder(uow, owner, node.parent_id, "node_id")
+            if node.blocked:
+                raise FailedPrecondition("a blocked file cannot be shared", reason="CONTENT_BLOCKED")
             row = (
                 await uow.execute(
                     pg_insert(user_shares)

@@ -20,7 +20,7 @@ from cumulo_blob.domain.errors import LegalHold
 from cumulo_blob.folders import listing_size
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
-from cumulo_platform.errors import NotFound, parse_id
+from cumulo_platform.errors import FailedPrecondition, NotFound, parse_id
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import decode_token, encode_token, token_time
@@ -79,6 +79,8 @@ class Trash:
             ).first()
             if row is None:
                 raise NotFound("no such item in the trash", reason="NODE_NOT_FOUND")
+            if row.blocked:  # its content is blocked (content_blocks): it does not come back
+                raise FailedPrecondition("this file's content has been blocked; it cannot be restored", reason="CONTENT_BLOCKED")
             parent = row.parent_id
             if parent is not None and not await tree.is_live(uow, account, parent):
                 parent = None  # its folder is gone: it comes back in the root folder

@@ -1,8 +1,9 @@
 """Resumable uploads.
 
-Start: name, folder, size and SHA-256. Content the account already holds completes at once
-(no bytes). Otherwise the size is reserved against the quota (QUOTA_EXCEEDED before any byte
-flows) and an S3 multipart upload begins. Chunks stream in from the committed offset; every
+Start: name, folder, size and SHA-256. Content a block holds (the account's own, or the
+blocklist: content_blocks) is refused, there and again as the upload completes. Content the
+account already holds completes at once (no bytes). Otherwise the size is reserved against
+the quota (QUOTA_EXCEEDED before any byte flows) and an S3 multipart upload begins. Chunks stream in from the committed offset; every
 full part goes to S3 as it is received (a few in flight), hashing as it goes, and the
 committed offset, part ETags and the SHA-256 state are saved with each part — so a resumed
 upload, in this process or any other, goes on from there. When the last byte arrives the
@@ -29,11 +30,13 @@ from sqlalchemy.exc import IntegrityError
 
 from cumulo.blob.v1 import blob_pb2
 from cumulo.events.v1 import events_pb2
+from cumulo_blob import content_blocks
 from cumulo_blob.adapters import nodes as tree
 from cumulo_blob.adapters.sha256 import ResumableSha256
 from cumulo_blob.adapters.storage import object_key
 from cumulo_blob.adapters.tables import contents, nodes, upload_writers, uploads
 from cumulo_blob.config import BlobSettings
+from cumulo_blob.content_blocks import ContentBlocked
 from cumulo_blob.contents import StoredContent
 from cumulo_blob.domain import names
 from cumulo_blob.quota import Quota
@@ -43,8 +46,11 @@ from cumulo_blob.writer_lock import WriterLease, claim, held, renewed
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, parse_id
+from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import check_sha256
 from cumulo_platform.storage import Storage, UploadGone
+
+log = get_logger(__name__)
 
 MAX_FILE_SIZE = 5 * 1024**4  # S3's limit for one object
 S3_MAX_PARTS = 10_000
@@ -87,16 +93,25 @@ class Uploads:
             taken = (await conn.execute(_live_name(account, parent, clean))).first()
             if taken is not None:
                 raise tree.name_taken(clean)
-            held = (
-                await conn.execute(sa.select(contents.c.size).where(contents.c.account_id == account, contents.c.sha256 == digest))
-            ).first()
+            # What the account holds of this content, and whether a block refuses it: no
+            # bytes are taken for content that could never be stored.
+            held, blocked_by = (
+                await conn.execute(
+                    sa.select(
+                        sa.select(contents.c.size).where(contents.c.account_id == account, contents.c.sha256 == digest).scalar_subquery(),
+                        content_blocks.rule_of(account, digest),
+                    )
+                )
+            ).one()
+        if blocked_by is not None:
+            raise ContentBlocked(blocked_by, "uploaded")
         upload_id = uuid.uuid4()
         now = self.clock.now()
         row_values = dict(
             upload_id=upload_id, account_id=account, parent_id=parent, name=clean, size=size, sha256=digest,
             content_type=media, created_at=now, expires_at=now + self.settings.upload_ttl,
         )
-        if held is not None and held.size != size:
+        if held is not None and held != size:
             raise InvalidArgument("size", "differs from the size of the content with this SHA-256")
         if held is not None or size == 0:
             key = object_key(str(account), str(upload_id))
@@ -136,12 +151,18 @@ class Uploads:
 
     async def _store(self, uow: UnitOfWork, account: uuid.UUID, upload: dict[str, Any], *, key: str) -> Any:
         """The file record, its content reference and the quota, in the caller's transaction.
-        A name taken meanwhile gets a free variant ("photo (1).jpg"): the bytes are safe."""
+        A name taken meanwhile gets a free variant ("photo (1).jpg"): the bytes are safe.
+        ContentBlocked, before anything is written, when a block holds the content."""
         content = (
             await uow.execute(
                 sa.select(contents).where(contents.c.account_id == account, contents.c.sha256 == upload["sha256"]).with_for_update()
             )
         ).first()
+        # Looked at with the content's row locked (and, completing, the upload's): a block
+        # that commits from now on finds this file and blocks it (content_blocks).
+        blocked_by = await content_blocks.rule(uow, account, upload["sha256"])
+        if blocked_by is not None:
+            raise ContentBlocked(blocked_by, "uploaded")
         if content is None:
             await uow.execute(
                 sa.insert(contents).values(
@@ -442,10 +463,22 @@ class Uploads:
                 await uow.commit()
                 await self.contents.delete_doomed(account)
                 raise FailedPrecondition("this upload was closed before it completed", reason="UPLOAD_CLOSED")
-            await self.quota.release(uow, account, row.size)
-            node = await self._store(uow, account, dict(row._mapping), key=key)
-            await uow.commit()
+            blocked: ContentBlocked | None = None
+            try:
+                node = await self._store(uow, account, dict(row._mapping), key=key)
+            except ContentBlocked as refused:
+                # Blocked while its bytes came: the upload fails and its object goes.
+                await self._end(uow, locked, "failed")
+                await self.contents.doom(uow, account, key)
+                await uow.commit()
+                blocked = refused
+            else:
+                await self.quota.release(uow, account, row.size)
+                await uow.commit()
         await self.contents.delete_doomed(account)  # a copy that lost a race with identical bytes
+        if blocked is not None:
+            log.info("upload_refused_content_blocked", upload_id=str(target), rule=blocked.rule)
+            raise blocked
         return node
 
 

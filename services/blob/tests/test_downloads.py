@@ -9,8 +9,8 @@ import os
 import grpc
 import pytest
 
-from cumulo.blob.v1 import blob_pb2
-from cumulo_devstack.testing import expect_error
+from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo_devstack.testing import allowed_caller, expect_error
 from cumulo_sdk.files import IntegrityError
 
 from .conftest import MIB
@@ -84,13 +84,17 @@ async def test_a_blocked_file_cannot_be_downloaded(resident, workdir, peek):
     assert (await resident.stat(node.node_id)).blocked is True
 
 
-async def test_a_blocked_files_twin_is_not_blocked(resident, workdir, peek):
-    """Blocking marks one file, not every file of the same content."""
+async def test_a_blocked_files_twin_cannot_be_downloaded_either(resident, workdir, blob):
+    """A block holds the file's content, not one file record: its twin (the same bytes under
+    another name, stored instantly) is blocked with it (test_content_blocks.py has the rest)."""
     payload = os.urandom(100)
     blocked = await resident.put("one.bin", payload, parent_id=workdir)
     twin = await resident.put("two.bin", payload, parent_id=workdir)
-    await peek.block(blocked.node_id)
-    assert await resident.read(twin.node_id) == payload
+    async with allowed_caller(blob.target, blob_pb2_grpc.BlobInternalServiceStub) as internal:
+        await internal.BlockFile(
+            blob_pb2.BlockFileRequest(account_id=resident.account_id, node_id=blocked.node_id, reason="complaint", actor="moderator-1")
+        )
+    await expect_error(resident.download(twin.node_id), grpc.StatusCode.PERMISSION_DENIED, reason="CONTENT_BLOCKED")
 
 
 async def test_a_trashed_file_cannot_be_downloaded(resident, workdir):

@@ -48,7 +48,7 @@ class LocatorApp:
 async def build(settings: LocatorSettings, *, clock: Clock | None = None) -> LocatorApp:
     base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
     holds = base.legal_holds()  # its retention and device removal leave held accounts alone
-    devices = Devices(base.db, settings, base.clock, holds)
+    devices = Devices(base.db, settings, base.clock, holds, base.states)
     fanout = Fanout(base.nats, COMMANDS_SUBJECT)
     commands = Commands(base.db, settings, base.clock, devices, fanout)
 

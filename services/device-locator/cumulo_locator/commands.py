@@ -85,6 +85,7 @@ class Commands:
             require_recent_password(principal, now=self.clock.now(), within=self.settings.password_window, action="wiping a device")
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
+            await self.devices.states.admit_write(uow, account)  # a purge that has begun gets nothing new
             device = await self.devices.find(uow, account, device_id, lock=command.kind == LOST_MODE)
             row = (
                 await uow.execute(

@@ -18,6 +18,7 @@ from cumulo.events.v1 import events_pb2
 from cumulo_locator.adapters.tables import SCHEMA, commands, devices, guardians, locations
 from cumulo_locator.config import LocatorSettings
 from cumulo_locator.domain import rules
+from cumulo_platform.account_states import AccountDeleted, AccountStates
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, delete_in_batches
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, parse_id
@@ -100,11 +101,12 @@ class Reported:
 
 
 class Devices:
-    def __init__(self, db: Database, settings: LocatorSettings, clock: Clock, holds: LegalHolds) -> None:
+    def __init__(self, db: Database, settings: LocatorSettings, clock: Clock, holds: LegalHolds, states: AccountStates) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.holds = holds
+        self.states = states
         self.reports: GroupCommit[Report, Reported] = GroupCommit(self._write_reports)
 
     # --- whose devices ----------------------------------------------------------------
@@ -117,12 +119,22 @@ class Devices:
         minor = parse_id(account_id, "account_id", "an account id")
         if minor == me:
             return me
+        # A guardian's link holds until the minor comes of age, or until the adult revoked it;
+        # a link whose end is not known (recorded before ends were) holds no more.
         async with self.db.read() as conn:
-            guardian = (
-                await conn.execute(sa.select(guardians.c.guardian_account_id).where(guardians.c.minor_account_id == minor))
-            ).scalar()
-        if guardian != me:
+            link = (
+                await conn.execute(
+                    sa.select(guardians.c.guardian_account_id, guardians.c.until, guardians.c.revoked_at).where(
+                        guardians.c.minor_account_id == minor
+                    )
+                )
+            ).first()
+        if link is None or link.guardian_account_id != me:
             raise PermissionDenied("only the account's owner, or a minor's guardian, sees its devices", reason="NOT_YOUR_DEVICES")
+        if link.revoked_at is not None or link.until is None or self.clock.now() >= link.until:
+            raise PermissionDenied(
+                "a guardian's access ends when the account's owner comes of age or revokes it", reason="GUARDIAN_ACCESS_ENDED"
+            )
         return minor
 
     # --- devices ----------------------------------------------------------------------
@@ -135,6 +147,7 @@ class Devices:
             "platform": rules.check_label(platform, "platform"),
         }
         async with self.db.unit_of_work() as uow:
+            await self.states.admit_write(uow, account)  # a purge that has begun gets nothing new
             row = (
                 await uow.execute(
                     pg_insert(devices)
@@ -200,16 +213,20 @@ class Devices:
         now = self.clock.now()
         names = ("req", "accounts", "ids", "at", "lat", "lon", "acc", "alt", "speed", "battery", "source")
         columns: dict[str, list[Any]] = {name: [] for name in names}
-        for req, report in enumerate(group):
-            for p in report.points:
-                for name, value in zip(
-                    names,
-                    (req, report.account_id, report.device_id, p.measured_at, p.latitude, p.longitude, p.accuracy,
-                     p.altitude, p.speed, p.battery, p.source),
-                ):
-                    columns[name].append(value)
         async with self.db.unit_of_work() as uow:
-            rows = (await uow.execute(_WRITE_REPORTS, {**columns, "now": now})).all()
+            # The group's accounts whose purge has begun get nothing new (one look for the group).
+            refused = await self.states.admit_writes(uow, {report.account_id for report in group})
+            for req, report in enumerate(group):
+                if report.account_id in refused:
+                    continue
+                for p in report.points:
+                    for name, value in zip(
+                        names,
+                        (req, report.account_id, report.device_id, p.measured_at, p.latitude, p.longitude, p.accuracy,
+                         p.altitude, p.speed, p.battery, p.source),
+                    ):
+                        columns[name].append(value)
+            rows = (await uow.execute(_WRITE_REPORTS, {**columns, "now": now})).all() if columns["req"] else []
             found: dict[tuple[uuid.UUID, str], Any] = {}
             stored: set[tuple[uuid.UUID, dt.datetime]] = set()
             for row in rows:
@@ -226,6 +243,9 @@ class Devices:
             await uow.commit()
         answers: list[Reported | BaseException] = []
         for report in group:
+            if report.account_id in refused:
+                answers.append(AccountDeleted())
+                continue
             device = found.get((report.account_id, report.device_id))
             if device is None:
                 answers.append(NotFound("no such device: register it first", reason="DEVICE_NOT_FOUND"))

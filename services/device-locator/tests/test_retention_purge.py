@@ -19,6 +19,7 @@ from cumulo_devstack.testing import PASSWORD, Ages, eventually, expect_error
 from cumulo_lifecycle.adapters.tables import accounts, purge_participants, tombstones
 from cumulo_locator.adapters.tables import commands, devices, guardians, locations
 from cumulo_locator.devices import Devices
+from cumulo_platform.account_states import AccountStates
 from cumulo_platform.db import Database, create_engine
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_sdk.devices import DeviceAgent
@@ -142,7 +143,7 @@ async def test_prune_deletes_in_batches_of_prune_batch_rows(owner, locator) -> N
     sa.event.listen(engine.sync_engine, "after_cursor_execute", count)
     try:
         db = Database(engine, schema="locator", producer="locator-test")
-        pruner = Devices(db, settings, locator.clock, LegalHolds(db))
+        pruner = Devices(db, settings, locator.clock, LegalHolds(db), AccountStates(db, None))
         key = await device_key(locator, owner.account_id, owner.device_id)
         now = utcnow()
         old = [now - dt.timedelta(days=8, seconds=i) for i in range(250)]

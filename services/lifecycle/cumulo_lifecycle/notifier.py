@@ -4,13 +4,15 @@ undeliverable after the last attempt; the lifecycle never waits for them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from cumulo_lifecycle.adapters.delivery import Delivery, DeliveryFailed
 from cumulo_lifecycle.adapters.tables import notices
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_platform.clock import Clock
-from cumulo_platform.db import Database
+from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
@@ -23,6 +25,27 @@ def mask(destination: str) -> str:
         name, _, domain = destination.partition("@")
         return f"{name[:1]}***@{domain}"
     return f"{destination[:3]}***{destination[-2:]}" if len(destination) > 5 else "***"
+
+
+async def cancel_pending_notices(uow: UnitOfWork, account_id: Any) -> int:
+    """A deleted account's notices still waiting go no further: cancelled, their text gone and
+    their address masked like a delivered one's."""
+    rows = (
+        await uow.execute(
+            sa.select(notices.c.notice_id, notices.c.destination)
+            .where(notices.c.account_id == account_id, notices.c.status == "pending")
+            .with_for_update()
+        )
+    ).all()
+    for row in rows:
+        await uow.execute(
+            sa.update(notices)
+            .where(notices.c.notice_id == row.notice_id)
+            .values(status="cancelled", body="", destination=mask(row.destination), next_attempt_at=None, last_error="the account was deleted")
+        )
+    if rows:
+        log.info("notices_cancelled", account_id=str(account_id), count=len(rows))
+    return len(rows)
 
 
 class Notifier:

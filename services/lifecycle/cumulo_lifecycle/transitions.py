@@ -15,6 +15,7 @@ from cumulo.events.v1 import events_pb2
 from cumulo_lifecycle.adapters.tables import accounts, reactivation_links
 from cumulo_lifecycle.domain.calendar import ACTIVE, DELETED, DELETING, FROZEN
 from cumulo_lifecycle.notices import Notices
+from cumulo_lifecycle.notifier import cancel_pending_notices
 from cumulo_lifecycle.rows import AccountRows
 from cumulo_lifecycle.schedule import Schedule
 from cumulo_platform.account_states import EVENT_TYPE as STATE_EVENT
@@ -87,6 +88,9 @@ class Transitions:
 
     async def deleted(self, uow: UnitOfWork, row: Any, *, at: dt.datetime) -> None:
         updated = await self.move(uow, row, DELETED, "purged by every service", deleted_at=at, next_due_at=None)
+        # Notices still waiting (a "frozen" SMS being retried, a reminder) are cancelled and
+        # forget where they were going and what they said; only the last one below goes out.
+        await cancel_pending_notices(uow, row.account_id)
         await self.notices.notify(uow, updated, DELETED_NOTICE.get(row.deletion_reason, "deleted"), cycle="final")
         # The notice keeps its own copy of where it goes; the ledger forgets the contacts.
         await uow.execute(sa.update(accounts).where(accounts.c.account_id == row.account_id).values(email=None, phone=None, contacts_wanted_at=None))

@@ -59,6 +59,20 @@ async def record(
     )
 
 
+async def record_each(
+    uow: UnitOfWork, *, at: dt.datetime, actor: str, action: str, reasons: dict[str, str], case_id: uuid.UUID | None = None
+) -> None:
+    """One entry per target (`reasons`: target to reason), in one statement: an action on many
+    targets at once (a blocklist import reaching blob)."""
+    if reasons:
+        await uow.execute(
+            sa.insert(audit_log).values(
+                [{"at": at, "actor": actor, "action": action, "account_id": None, "case_id": case_id, "target": target, "reason": reason}
+                 for target, reason in reasons.items()]
+            )
+        )
+
+
 async def entries(
     db: Database, *, account_id: str = "", case_id: str = "", size: int = 0, token: str = ""
 ) -> tuple[list[Any], str]:

@@ -11,6 +11,7 @@ from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo.evidence.v1 import evidence_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo.moderation.v1 import moderation_pb2_grpc
+from cumulo_moderation.adapters.object_lock import BundleLock
 from cumulo_moderation.adapters.services import Services
 from cumulo_moderation.adapters.tables import SCHEMA
 from cumulo_moderation.api.public import (
@@ -30,6 +31,7 @@ from cumulo_moderation.effects import Effects
 from cumulo_moderation.jobs import jobs
 from cumulo_moderation.owner_notices import OwnerNotices
 from cumulo_moderation.preservation import Preservation
+from cumulo_moderation.signing_keys import SigningKeys
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clock import Clock, SystemClock
@@ -59,6 +61,7 @@ class ModerationApp:
     checks: Checks
     blocklist: Blocklist
     preservation: Preservation
+    keys: SigningKeys
     storage: Storage
     states: AccountStates
     recorder: LastAccessRecorder
@@ -69,6 +72,8 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
     platform = settings.platform
     base = await Foundation.open(platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
     storage = await base.preservation()
+    lock = BundleLock(storage, mode=settings.evidence_lock_mode, days=settings.evidence_lock_days)
+    await lock.check()  # Object Lock configured on a bucket without it: no start
     base.legal_holds()  # the purge waits until a release has reached this service
     services = Services(
         auth=base.remote("auth", auth_pb2_grpc.AuthInternalServiceStub),
@@ -83,8 +88,9 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
     decisions = Decisions(base.db, settings, base.clock, cases, effects, owners)
     checks = Checks(settings, base.clock, cases, effects, owners)
     complaints = Complaints(base.db, settings, base.clock, services, cases)
-    blocklist = Blocklist(base.db, base.clock)
-    preservation = Preservation(base.db, base.clock, services, storage)
+    blocklist = Blocklist(base.db, base.clock, effects, checks)
+    keys = SigningKeys(base.db, base.clock)
+    preservation = Preservation(base.db, base.clock, services, storage, keys, lock)
     verifier = base.remote_verifier()
 
     async def authenticate(token: str) -> Principal:
@@ -113,5 +119,5 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
     )
     return ModerationApp(
         settings=settings, db=base.db, cases=cases, decisions=decisions, effects=effects, owners=owners, complaints=complaints, checks=checks,
-        blocklist=blocklist, preservation=preservation, storage=storage, states=base.states, recorder=base.recorder, runtime=runtime,
+        blocklist=blocklist, preservation=preservation, keys=keys, storage=storage, states=base.states, recorder=base.recorder, runtime=runtime,
     )

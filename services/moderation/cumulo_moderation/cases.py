@@ -19,7 +19,7 @@ from cumulo_moderation.config import ModerationSettings
 from cumulo_moderation.domain import notices
 from cumulo_moderation.domain.notices import Place
 from cumulo_moderation.domain.rules import receipt_hash
-from cumulo_moderation.effects import KEPT, NOTES, Effects, blocked_elsewhere, content_subject
+from cumulo_moderation.effects import KEPT, LISTED, NOTES, Effects, blocked_elsewhere, content_subject
 from cumulo_moderation.notify import notify
 from cumulo_moderation.owner_notices import OwnerNotices
 from cumulo_platform.clock import Clock
@@ -314,7 +314,7 @@ class Cases:
         )
         await self.owners.tell(
             uow, account_id=row.account_id, reference=restored_reference(row.case_id), kind="restored",
-            args={"case_id": str(row.case_id), "kept": outcome == KEPT, "node_kind": row.node_kind or "file"},
+            args={"case_id": str(row.case_id), "kept": outcome in (KEPT, LISTED), "node_kind": row.node_kind or "file"},
             about=self.owners.about(row), node_id=row.node_id, place=place,
         )
         log.info("content_restored", case_id=str(row.case_id))

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
 
 SERVICE = "moderation"
+# S3 Object Lock modes an evidence bundle can be kept in; "off" writes bundles as any object.
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,11 @@ class ModerationSettings:
     # The times in the notices to people are told in this zone (CUMULO_TIME_ZONE, as the
     # lifecycle's notices are, unless CUMULO_MODERATION_TIME_ZONE says otherwise).
     time_zone: zoneinfo.ZoneInfo
+    # Evidence bundles kept write-once by S3 Object Lock: GOVERNANCE or COMPLIANCE, None for
+    # off (the default; the embedded `rclone serve s3` has no Object Lock). The preservation
+    # bucket must have Object Lock enabled, or the service does not start.
+    evidence_lock_mode: str | None
+    evidence_lock_days: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ModerationSettings:
@@ -53,7 +60,15 @@ class ModerationSettings:
             link_burst_window=env.interval("LINK_BURST_WINDOW", "PT10M"),
             max_suspension=env.interval("MAX_SUSPENSION", "P365D"),
             time_zone=env.time_zone(),
+            evidence_lock_mode=_lock_mode(env.get("EVIDENCE_LOCK_MODE", "off")),
+            evidence_lock_days=env.get("EVIDENCE_LOCK_DAYS", 0),
         )
+        if settings.evidence_lock_mode and settings.evidence_lock_days < 1:
+            raise SettingsError(
+                f"CUMULO_MODERATION_EVIDENCE_LOCK_DAYS must be at least 1 with CUMULO_MODERATION_EVIDENCE_LOCK_MODE={settings.evidence_lock_mode}"
+            )
+        if not settings.evidence_lock_mode and settings.evidence_lock_days:
+            raise SettingsError("CUMULO_MODERATION_EVIDENCE_LOCK_DAYS is set but CUMULO_MODERATION_EVIDENCE_LOCK_MODE is off")
         for name, value in (
             ("REPEAT_INFRINGER_STRIKES", settings.repeat_infringer_strikes),
             ("COMPLAINTS_PER_REPORTER", settings.complaints_per_reporter),
@@ -71,3 +86,12 @@ class ModerationSettings:
             if span <= dt.timedelta(0):
                 raise SettingsError(f"CUMULO_MODERATION_{name} must be longer than zero")
         return settings
+
+
+def _lock_mode(value: str) -> str | None:
+    mode = value.strip().upper()
+    if mode in ("", "OFF"):
+        return None
+    if mode not in LOCK_MODES:
+        raise SettingsError(f"CUMULO_MODERATION_EVIDENCE_LOCK_MODE must be off, GOVERNANCE or COMPLIANCE, not {value!r}")
+    return mode

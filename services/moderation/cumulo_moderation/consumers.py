@@ -1,9 +1,10 @@
-"""Automatic checks on other services' events. An upload whose SHA-256 is on the blocklist is
-blocked and queued for review; a burst of share-link creation (`link.created`) is queued as
-spam. A handler runs inside its consumer's unit of work, so it calls no other service: the
-block is recorded there as a pending effect, carried out by `Effects.resume_due` once the
-event's unit of work has committed, and the case opens when the file is blocked (none when the
-file is gone by then)."""
+"""Automatic checks on other services' events. An upload whose SHA-256 is on the blocklist (one
+blob let through before it knew the entry; from then on blob refuses them) is blocked and
+queued for review, as is every stored copy an entry reaches (blocklist.py); a burst of
+share-link creation (`link.created`) is queued as spam. A handler runs inside its consumer's
+unit of work, so it calls no other service: the block is recorded there as a pending effect,
+carried out by `Effects.resume_due` once the event's unit of work has committed, and the case
+opens when the file is blocked (none when the file is gone by then)."""
 
 from __future__ import annotations
 
@@ -49,14 +50,22 @@ class Checks:
         listed = (await uow.execute(sa.select(blocklist).where(blocklist.c.sha256 == digest))).first()
         if listed is None:
             return
-        subject = f"file:{uploaded.node_id}"
-        if not await self.effects.claim(uow, subject):
+        if not await self.match(uow, account_id=uploaded.account_id, node_id=uploaded.node_id, sha256=digest, reason=listed.reason):
             # The event comes back later (an outage is retried, not parked).
             raise Unavailable("another effect on this file is being carried out", reason="EFFECT_PENDING")
+
+    async def match(self, uow: UnitOfWork, *, account_id: Any, node_id: Any, sha256: str, reason: str) -> bool:
+        """A file whose content is on the blocklist (an upload blob let through before it knew
+        the entry, a stored copy an entry reached): its block is recorded as pending, due now,
+        and its case opens once it is done. False when another effect on the file is pending."""
+        subject = f"file:{node_id}"
+        if not await self.effects.claim(uow, subject):
+            return False
         await self.effects.record(
-            uow, purpose="blocklist", subject=subject, action="block", account_id=uploaded.account_id, node_id=uploaded.node_id,
-            sha256=digest, actor=BLOCKLIST_ACTOR, reason=listed.reason, call_reason=f"blocklist match: {listed.reason}", due_now=True,
+            uow, purpose="blocklist", subject=subject, action="block", account_id=account_id, node_id=node_id,
+            sha256=sha256, actor=BLOCKLIST_ACTOR, reason=reason, call_reason=f"blocklist match: {reason}", due_now=True,
         )
+        return True
 
     async def _blocked(self, uow: UnitOfWork, effect: Any, outcome: str, place: Place | None) -> None:
         if outcome == GONE:
@@ -65,7 +74,7 @@ class Checks:
         case_id = await self.cases.open(
             uow, kind="blocklist_match", category="illegal", target_kind="file", account_id=effect.account_id,
             node_id=effect.node_id, sha256=effect.sha256, auto_blocked=True, actor=BLOCKLIST_ACTOR,
-            reason=f"upload matches the blocklist: {effect.reason}",
+            reason=f"the file's content matches the blocklist: {effect.reason}",
         )
         await audit.record(
             uow, at=self.clock.now(), actor=BLOCKLIST_ACTOR, action="content.blocked", account_id=effect.account_id, case_id=case_id,

@@ -1,5 +1,6 @@
 """Effects another service carries out for moderation: blocking or unblocking content (a file,
-or a shared folder's link), deleting a file, suspending or terminating an account.
+or a shared folder's link), deleting a file, suspending or terminating an account, putting
+blocklist entries into blob or taking them out (in every account).
 
 No call to another service is made while a unit of work is open: it would hold row locks (and
 a connection) for as long as the other service takes. So an effect goes in three steps:
@@ -15,7 +16,8 @@ a connection) for as long as the other service takes. So an effect goes in three
 An effect that is refused, or given up, leaves an entry in the audit log saying so.
 A pending effect whose step 2 or 3 was interrupted (a crash, an outage) is taken up again by
 `resume_due` once its lease is over. One effect at a time acts on a subject (a file, a link,
-an account), so that a block and an unblock of the same content never cross on their way."""
+an account, a blocklist entry's digest), so that a block and an unblock of the same content
+never cross on their way."""
 
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from cumulo_moderation import audit
-from cumulo_moderation.adapters.services import Services
+from cumulo_moderation.adapters.services import Services, StoredCopy
 from cumulo_moderation.adapters.tables import cases, effects
 from cumulo_moderation.domain import notices
 from cumulo_moderation.domain.notices import Place
@@ -46,17 +49,26 @@ MAX_BACKOFF = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 
 # How an effect ended, and what the audit log adds to the decision's reason.
-DONE, GONE, CLOSED, KEPT = "done", "gone", "closed", "kept"
+DONE, GONE, CLOSED, KEPT, LISTED = "done", "gone", "closed", "kept", "listed"
 NOTES = {
     DONE: "",
     GONE: " (the content no longer exists)",
     CLOSED: " (the account was closed already; its deletion runs)",
     KEPT: " (it stays blocked: another case's decision blocks it)",
+    LISTED: " (it stays blocked: its content is on the blocklist)",
 }
+# Effects on blocklist entries: by their digests, in every account.
+CONTENT_ACTIONS = frozenset({"block_content", "unblock_content"})
 
 # (the unit of work, the pending effect, how it ended, where its content was or None):
 # records what the effect was for.
 Finisher = Callable[[UnitOfWork, Any, str, Place | None], Awaitable[None]]
+# (the unit of work, the pending effect on blocklist entries, the stored copies it reached,
+# whether it reached more than blob named): records what the effect was for.
+ContentFinisher = Callable[[UnitOfWork, Any, list[StoredCopy], bool], Awaitable[None]]
+# The stored copies an effect on blocklist entries reached, and whether there were more.
+Reached = tuple[list[StoredCopy], bool]
+NOTHING_REACHED: Reached = ([], False)
 # (account id, node id): where the owner's file or folder is; never raises.
 Locator = Callable[[Any, Any], Awaitable[Place]]
 # (the pending effect): whether its finisher tells the owner about the content.
@@ -70,6 +82,8 @@ DID = {
     ("delete", False): "file deleted",
     ("suspend", False): "account suspended",
     ("terminate", False): "account closed; the lifecycle deletes its data",
+    ("block_content", False): "uploads of the content refused in every account; its stored copies blocked, their share links disconnected",
+    ("unblock_content", False): "uploads of the content allowed again; its stored copies that no account's own block holds unblocked",
 }
 
 
@@ -93,8 +107,15 @@ def account_subject(account_id: Any) -> str:
 async def blocked_elsewhere(uow: UnitOfWork, row: Any) -> bool:
     """Whether another case keeps this case's content blocked: a block that stands, or an
     automatic block that was not dismissed. One case's dismissal or restore does not undo
-    another case's block."""
-    same = cases.c.link_id == row.link_id if row.node_kind == "folder" else cases.c.node_id == row.node_id
+    another case's block — nor that of a case about another file of the same bytes in the
+    account (blob blocks a file's content in its account, every copy of it)."""
+    if row.node_kind == "folder":
+        same = cases.c.link_id == row.link_id
+    else:
+        same = cases.c.node_id == row.node_id
+        if row.sha256:
+            twin = sa.and_(cases.c.account_id == row.account_id, cases.c.sha256 == row.sha256, cases.c.node_kind != "folder")
+            same = sa.or_(same, twin)
     other = (
         await uow.execute(
             sa.select(cases.c.case_id)
@@ -122,6 +143,7 @@ class Effects:
         # `resume_due` considers it interrupted (a few call deadlines).
         self.lease = lease
         self._finishers: dict[str, Finisher] = {}
+        self._content_finishers: dict[str, ContentFinisher] = {}
         self._tells: dict[str, Tells] = {}
 
     def on_done(self, purpose: str, finish: Finisher, *, tells: Tells = lambda effect: True) -> None:
@@ -129,6 +151,11 @@ class Effects:
         content's place is looked up only then)."""
         self._finishers[purpose] = finish
         self._tells[purpose] = tells
+
+    def on_content_done(self, purpose: str, finish: ContentFinisher) -> None:
+        """The finisher of effects on blocklist entries, handed the stored copies reached."""
+        self._content_finishers[purpose] = finish
+        self._tells[purpose] = lambda effect: False
 
     # --- step 1 ---------------------------------------------------------------------------------
 
@@ -139,6 +166,13 @@ class Effects:
         await uow.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"moderation-effect:{subject}", 0))))
         return (await uow.execute(sa.select(effects.c.effect_id).where(effects.c.subject == subject))).first() is None
 
+    async def claim_digests(self, uow: UnitOfWork, digests: list[str]) -> bool:
+        """`claim` for blocklist entries: whether no pending effect names any of the digests.
+        Changes to the blocklist take one lock, so that two never both find none."""
+        await uow.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended("moderation-effect:blocklist", 0))))
+        named = effects.c.digests.overlap(sa.cast(digests, postgresql.ARRAY(sa.Text)))
+        return (await uow.execute(sa.select(effects.c.effect_id).where(named).limit(1))).first() is None
+
     async def of_case(self, uow: UnitOfWork, case_id: uuid.UUID) -> Any | None:
         return (await uow.execute(sa.select(effects).where(effects.c.case_id == case_id).with_for_update())).first()
 
@@ -146,8 +180,10 @@ class Effects:
         self, uow: UnitOfWork, *, purpose: str, subject: str, action: str, account_id: Any, actor: str, reason: str,
         call_reason: str, case_id: uuid.UUID | None = None, node_id: Any = None, link_id: Any = None, sha256: str = "",
         decision: str = "", suspended_until: dt.datetime | None = None, due_now: bool = False, at: dt.datetime | None = None,
+        digests: list[str] | None = None,
     ) -> Any:
-        """The pending effect, after `claim`. `reason` is the purpose's own (a moderator's,
+        """The pending effect, after `claim` (`claim_digests` for blocklist entries, which name
+        no account and give their `digests`). `reason` is the purpose's own (a moderator's,
         a blocklist entry's), `call_reason` what the other service records. `due_now`: no
         caller carries it out now; `resume_due` does. `at`: when it was decided (now)."""
         now = at or self.clock.now()
@@ -156,10 +192,10 @@ class Effects:
                 sa.insert(effects)
                 .values(
                     effect_id=uuid.uuid4(), purpose=purpose, case_id=case_id, subject=subject, action=action,
-                    account_id=uuid.UUID(str(account_id)), node_id=uuid.UUID(str(node_id)) if node_id else None,
+                    account_id=uuid.UUID(str(account_id)) if account_id else None, node_id=uuid.UUID(str(node_id)) if node_id else None,
                     link_id=uuid.UUID(str(link_id)) if link_id else None, sha256=sha256, decision=decision, actor=actor,
                     reason=reason, call_reason=call_reason, suspended_until=suspended_until, created_at=now,
-                    due_at=now if due_now else now + self.lease,
+                    due_at=now if due_now else now + self.lease, digests=digests,
                 )
                 .returning(*effects.c)
             )
@@ -186,7 +222,7 @@ class Effects:
         if tells and place is None and effect.action == "delete":
             place = await self.locate(effect.account_id, effect.node_id)
         try:
-            outcome = await self._carry_out(effect)
+            outcome, reached = await self._carry_out(effect)
         except REFUSALS as err:
             await self._drop(effect, "effect.refused", f"not carried out: {err.reason or type(err).__name__}: {err.message}")
             log.warning("effect_refused", effect_id=str(effect.effect_id), purpose=effect.purpose, action=effect.action, reason=err.reason)
@@ -201,19 +237,23 @@ class Effects:
             raise
         if tells and place is None:
             place = notices.GONE if outcome == GONE else await self.locate(effect.account_id, effect.node_id)
-        return await self._finish(effect, outcome, place)
+        return await self._finish(effect, outcome, place, reached)
 
-    async def _carry_out(self, effect: Any) -> str:
+    async def _carry_out(self, effect: Any) -> tuple[str, Reached]:
+        """How the effect ended, and (blocklist entries) the stored copies it reached."""
         account, told, actor = str(effect.account_id), effect.call_reason, effect.actor
+        if effect.action in CONTENT_ACTIONS:
+            blocked = effect.action == "block_content"
+            return DONE, await self.services.block_content(list(effect.digests), blocked=blocked, reason=told, actor=actor)
         if effect.action in ("block", "unblock"):
             blocked = effect.action == "block"
             try:
                 if effect.subject.startswith("link:"):
                     await self.services.block_link(str(effect.link_id), blocked=blocked, reason=told, actor=actor)
-                else:
-                    await self.services.block(account, str(effect.node_id), blocked=blocked, reason=told, actor=actor)
+                elif await self.services.block(account, str(effect.node_id), blocked=blocked, reason=told, actor=actor) and not blocked:
+                    return LISTED, NOTHING_REACHED  # unblocked, the file stays blocked: its content is listed
             except NotFound:
-                return GONE
+                return GONE, NOTHING_REACHED
         elif effect.action == "delete":
             await self.services.delete_file(account, str(effect.node_id), reason=told, actor=actor)
         elif effect.action == "suspend":
@@ -224,15 +264,18 @@ class Effects:
             except FailedPrecondition as err:
                 if err.reason != "ACCOUNT_CLOSED":
                     raise
-                return CLOSED
+                return CLOSED, NOTHING_REACHED
         else:
             raise ValueError(f"no such effect: {effect.action}")
-        return DONE
+        return DONE, NOTHING_REACHED
 
-    async def _finish(self, effect: Any, outcome: str, place: Place | None) -> bool:
+    async def _finish(self, effect: Any, outcome: str, place: Place | None, reached: Reached) -> bool:
         async with self.db.unit_of_work() as uow:
             # The finisher locks its case first, as step 1 does: the two never deadlock.
-            await self._finishers[effect.purpose](uow, effect, outcome, place)
+            if effect.purpose in self._content_finishers:
+                await self._content_finishers[effect.purpose](uow, effect, *reached)
+            else:
+                await self._finishers[effect.purpose](uow, effect, outcome, place)
             gone = (await uow.execute(sa.delete(effects).where(effects.c.effect_id == effect.effect_id))).rowcount
             if not gone:
                 return False  # finished (or dropped) by someone else: what was done here rolls back

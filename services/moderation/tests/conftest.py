@@ -12,7 +12,7 @@
   `fresh_world`, one of the same making for a test that changes it. `moderation_clock`: the
   service's clock, put back after the test.
 - `blob_away`: moderation's calls to blob refused, inside `with blob_away:`. `blocklisted`:
-  content whose digest is on the blocklist for the test.
+  content for the test to store and then put on the blocklist (taken off afterwards).
 """
 
 from __future__ import annotations
@@ -237,11 +237,30 @@ async def blob_away(moderation) -> AsyncIterator[Any]:
         await channel.close()
 
 
+@dataclasses.dataclass
+class Blocklisted:
+    """Content a test stores, then puts on the blocklist (blob refuses uploads of listed content)."""
+
+    content: bytes
+    digest: str
+    moderator: Cumulo
+    listed: bool = False
+
+    async def list(self) -> None:
+        assert await self.moderator.moderation.block_hashes([self.digest], "known unlawful image (test)") == (1, 0)
+        self.listed = True
+
+    async def unlist(self, reason: str = "test over") -> None:
+        await self.moderator.moderation.unblock_hash(self.digest, reason)
+        self.listed = False
+
+
 @pytest.fixture
-async def blocklisted(moderator) -> AsyncIterator[bytes]:
+async def blocklisted(moderator) -> AsyncIterator[Blocklisted]:
     content = secrets.token_bytes(30_000)
-    assert await moderator.moderation.block_hashes([hashlib.sha256(content).hexdigest()], "known unlawful image (test)") == (1, 0)
+    made = Blocklisted(content, hashlib.sha256(content).hexdigest(), moderator)
     try:
-        yield content
+        yield made
     finally:
-        await moderator.moderation.unblock_hash(hashlib.sha256(content).hexdigest(), "test over")
+        if made.listed:
+            await made.unlist()

@@ -1,6 +1,6 @@
-"""Automatic checks and the blocklist, against the session's real servers and services: a
-blocklisted upload blocked and queued, the blocklist managed in bulk, a burst of share links
-queued as spam."""
+"""Automatic checks and the blocklist, against the session's real servers and services: stored
+copies of blocklisted content blocked and queued in every account and new uploads of it
+refused, the blocklist managed in bulk, a burst of share links queued as spam."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import secrets
 from typing import Any
 
 import grpc
+import sqlalchemy as sa
 
 from cumulo.events.v1 import events_pb2
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_devstack.testing import Member, eventually, expect_error, nats_connect, read_stream
+from cumulo_moderation.adapters.tables import effects
 from cumulo_platform.event_types import SUBJECT_PREFIX
 from cumulo_platform.events import STREAM_NAME
 from cumulo_sdk import Cumulo
@@ -52,31 +54,50 @@ async def consumer_idle(nats_url: str, durable: str) -> bool:
 # --- 1. the blocklist ----------------------------------------------------------------------------
 
 
-async def test_a_blocklisted_upload_is_blocked_and_queued_and_the_listing_can_be_undone(
-    moderator, member, moderation, tmp_path
+async def link_opens(anonymous: Cumulo, token: str) -> str:
+    """"" when the share link opens, else the reason it is refused for."""
+    try:
+        await anonymous.files.open_link(token)
+    except CumuloRpcError as err:
+        return err.reason
+    return ""
+
+
+async def test_a_blocklist_entry_blocks_stored_copies_in_every_account_queues_each_and_refuses_new_ones(
+    moderator, owner, member, reporter, anonymous, moderation, tmp_path
 ):
     content = secrets.token_bytes(40_000)
     digest = sha256(content)
+    owners_copy = await upload(owner.client, tmp_path / "owner", "holiday.bin", content)
+    link = await owner.client.files.share(owners_copy.node_id)
+    members_copy = await upload(member.client, tmp_path / "member", "copy.bin", content)
     added, listed = await moderator.moderation.block_hashes([digest.upper()], "known abuse material (hash list 2024-11)")
     assert (added, listed) == (1, 0)
     (entry,) = [e async for e in moderator.moderation.blocklist() if e.sha256 == digest]  # stored lower-case
     assert entry.reason == "known abuse material (hash list 2024-11)" and entry.added_by == me(moderator)
 
-    node = await upload(member.client, tmp_path / "up", "holiday.bin", content)
-    assert node.sha256 == digest
-    await eventually(
-        lambda: blocked_for_owner(member, node.node_id, tmp_path / "back.bin"), timeout=30,
-        what="the owner's download of the blocklisted file to be refused CONTENT_BLOCKED",
-    )
-    (case,) = await eventually(
-        lambda: cases_of(moderator, kind=pb.CASE_KIND_BLOCKLIST_MATCH, node_id=node.node_id), what="the blocklist case"
-    )
-    assert case.account_id == member.account_id and case.sha256 == digest
-    assert case.category == pb.CATEGORY_ILLEGAL and case.state == pb.CASE_STATE_OPEN
-    trail = await moderator.moderation.audit(case_id=case.case_id)
-    assert {(e.actor, e.action) for e in trail} >= {("system:blocklist", "case.opened"), ("system:blocklist", "content.blocked")}
-    # The owner sees what was done to their file; the member's other file is untouched.
-    assert case.case_id in [c.case_id for c in await member.client.complaints.my_cases()]
+    # Blob has the entry by the time the call returns: every stored copy is blocked, its share
+    # links disconnected, and the bytes are refused to anyone who uploads them.
+    for holder, node in ((owner, owners_copy), (member, members_copy)):
+        assert await blocked_for_owner(holder, node.node_id, tmp_path / "back.bin")
+    assert await link_opens(anonymous, link.token) == "LINK_TAKEN_DOWN"
+    await expect_error(upload(reporter.client, tmp_path / "reporter", "mine.bin", content), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
+    (reached,) = [e for e in await moderator.moderation.audit(limit=200) if e.action == "effect.block_content" and e.target == f"sha256:{digest}"]
+    assert reached.actor == me(moderator) and reached.reason.endswith("(2 stored files)")
+
+    # Each copy is queued for review, its owner told why.
+    found = {}
+    for holder, node in ((owner, owners_copy), (member, members_copy)):
+        (case,) = await eventually(
+            lambda n=node: cases_of(moderator, kind=pb.CASE_KIND_BLOCKLIST_MATCH, node_id=n.node_id), what="the copy's blocklist case"
+        )
+        assert case.account_id == holder.account_id and case.sha256 == digest
+        assert case.category == pb.CATEGORY_ILLEGAL and case.state == pb.CASE_STATE_OPEN
+        trail = await moderator.moderation.audit(case_id=case.case_id)
+        assert {(e.actor, e.action) for e in trail} >= {("system:blocklist", "case.opened"), ("system:blocklist", "content.blocked")}
+        assert case.case_id in [c.case_id for c in await holder.client.complaints.my_cases()]
+        found[holder.account_id] = case
+    # The member's other file is untouched.
     await member.client.files.download(member.file_id, tmp_path / "photo.jpg")
     assert (tmp_path / "photo.jpg").read_bytes() == member.content
 
@@ -90,6 +111,15 @@ async def test_a_blocklisted_upload_is_blocked_and_queued_and_the_listing_can_be
     await expect_error(
         moderator.moderation.unblock_hash(digest, "again"), grpc.StatusCode.NOT_FOUND, "NOT_LISTED"
     )
+    # Off the list, the bytes may be uploaded again; each stored copy stays blocked until its
+    # case is decided, and a dismissal lets it go, its share link with it.
+    assert (await upload(reporter.client, tmp_path / "reporter", "mine.bin", content)).blocked is False
+    assert await blocked_for_owner(owner, owners_copy.node_id, tmp_path / "back.bin")
+    await moderator.moderation.decide(found[owner.account_id].case_id, "dismiss", "the source withdrew the entry")
+    await owner.client.files.download(owners_copy.node_id, tmp_path / "again.bin")
+    assert (tmp_path / "again.bin").read_bytes() == content
+    assert await link_opens(anonymous, link.token) == ""
+    assert await blocked_for_owner(member, members_copy.node_id, tmp_path / "back.bin")
 
 
 async def test_bulk_blocklist_counts_what_was_already_listed_and_the_listing_pages(moderator):
@@ -182,3 +212,36 @@ async def test_a_burst_of_share_links_opens_one_spam_case(moderator, member, mod
     finally:
         moderation.clock.offset -= moved_moderation
         blob.clock.offset -= moved_blob
+
+
+async def test_an_entry_blob_was_not_told_of_reaches_it_once_it_answers(moderator, member, moderation, blob_away, tmp_path):
+    content = secrets.token_bytes(20_000)
+    digest = sha256(content)
+    node = await upload(member.client, tmp_path / "up", "late.bin", content)
+
+    async def pending() -> list[Any]:
+        async with moderation.app.db.read() as conn:
+            query = sa.select(effects).where(effects.c.digests.any(digest))
+            return list((await conn.execute(query)).all())
+
+    with blob_away:
+        assert await moderator.moderation.block_hashes([digest], "known abuse material (late)") == (1, 0)
+        (effect,) = await pending()
+        assert (effect.action, effect.account_id, effect.digests) == ("block_content", None, [digest])
+        # Taking it off now would cross the addition on its way: refused until blob has it.
+        await expect_error(moderator.moderation.unblock_hash(digest, "listed by mistake"), grpc.StatusCode.UNAVAILABLE, "EFFECT_PENDING")
+        await member.client.files.download(node.node_id, tmp_path / "still.bin")  # blob has not been told
+    try:
+        await eventually(
+            lambda: blocked_for_owner(member, node.node_id, tmp_path / "back.bin"), timeout=60, what="the entry to reach blob"
+        )
+        await eventually(
+            lambda: cases_of(moderator, kind=pb.CASE_KIND_BLOCKLIST_MATCH, node_id=node.node_id), timeout=30, what="the copy's case"
+        )
+
+        async def done() -> bool:
+            return await pending() == []
+
+        await eventually(done, what="the effect to be finished")
+    finally:
+        await moderator.moderation.unblock_hash(digest, "test over")

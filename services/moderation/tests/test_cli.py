@@ -118,18 +118,22 @@ async def test_operator_blocklist_hold_export_and_audit(gateway, auth, moderatio
     digest = hashlib.sha256(bad.read_bytes()).hexdigest()
     listing = tmp_path / "digests.txt"
     listing.write_text(f"# imported list\n{digest}  known-bad.bin\n\n{'ab' * 32}\n")
+    await ok("cumulo", gateway, owner, "files", "put", str(bad), "/")
     out = await ok("cumulo-admin", gateway, desk, "moderation", "blocklist", "add", "--file", str(listing), "--reason", "hash list 2026-11")
     assert "2 added, 0 already listed" in out
     assert digest in await ok("cumulo-admin", gateway, desk, "moderation", "blocklist", "ls")
-    await ok("cumulo", gateway, owner, "files", "put", str(bad), "/")
+    # The stored copy is blocked by the time the import returns, and the bytes are refused.
+    code, _, err = await run("cumulo", gateway, owner, "files", "get", "/known-bad.bin", str(tmp_path / "back.bin"), "--force")
+    assert code == 1 and "CONTENT_BLOCKED" in err
+    again = tmp_path / "same-bytes.bin"
+    again.write_bytes(bad.read_bytes())
+    code, _, err = await run("cumulo", gateway, owner, "files", "put", str(again), "/")
+    assert code == 1 and "CONTENT_BLOCKED" in err
 
-    async def blocked() -> bool:
-        # --force: until it is blocked, the download succeeds and the file is there
-        code, _, err = await run("cumulo", gateway, owner, "files", "get", "/known-bad.bin", str(tmp_path / "back.bin"), "--force")
-        return code == 1 and "CONTENT_BLOCKED" in err
+    async def queued() -> bool:
+        return "blocklist_match" in await ok("cumulo-admin", gateway, desk, "moderation", "queue")
 
-    await eventually(blocked, timeout=60, what="the blocklisted upload blocked")
-    assert "blocklist_match" in await ok("cumulo-admin", gateway, desk, "moderation", "queue")
+    await eventually(queued, timeout=60, what="the blocklisted copy queued")
     await ok("cumulo-admin", gateway, desk, "moderation", "blocklist", "rm", "ab" * 32, "--reason", "listed by mistake")
 
     await ok("cumulo-admin", gateway, desk, "--auth", auth.target, "moderation", "hold", email, "--reason", "police request 42")

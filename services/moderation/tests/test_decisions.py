@@ -5,9 +5,7 @@ claiming, and dismissing a blocklist match."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import pathlib
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -248,40 +246,35 @@ async def test_a_claimed_case_belongs_to_its_moderator_until_taken_over(owner, r
 # --- 7. blocklist matches ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def blocklisted(moderator) -> AsyncIterator[tuple[bytes, str]]:
-    """Content whose SHA-256 is on the blocklist (taken off again afterwards)."""
-    content = secrets.token_bytes(30_000)
-    digest = hashlib.sha256(content).hexdigest()
-    assert await moderator.moderation.block_hashes([digest], "known unlawful image (test)") == (1, 0)
-    try:
-        yield content, digest
-    finally:
-        await moderator.moderation.unblock_hash(digest, "test over")
-
-
 async def blocklist_case(moderator: Cumulo, node_id: str) -> pb.CaseSummary | None:
     found = [c for c in await queued(moderator) if c.node_id == node_id and c.kind == pb.CASE_KIND_BLOCKLIST_MATCH]
     return found[0] if found else None
 
 
-async def test_dismissing_a_blocklist_match_unblocks_the_file(owner, moderator, blocklisted, tmp_path):
-    content, digest = blocklisted
-    node_id = (await upload(owner.client, tmp_path, "matched.jpg", content)).node_id
+async def test_a_dismissed_blocklist_match_is_unblocked_once_its_entry_is_off_the_list(owner, moderator, blocklisted, tmp_path):
+    node_id = (await upload(owner.client, tmp_path, "matched.jpg", blocklisted.content)).node_id
+    await blocklisted.list()
     case = await eventually(lambda: blocklist_case(moderator, node_id), what="the blocklist match to be queued")
-    assert case.sha256 == digest and case.account_id == owner.account_id and case.category == pb.CATEGORY_ILLEGAL
+    assert case.sha256 == blocklisted.digest and case.account_id == owner.account_id and case.category == pb.CATEGORY_ILLEGAL
     await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
     assert case.case_id in [c.case_id for c in await owner.client.complaints.my_cases()]  # the owner sees why
 
     decided = await moderator.moderation.decide(case.case_id, "dismiss", "false positive: a different image")
     assert decided.decision == pb.DECISION_DISMISS
-    assert await downloads(owner.client, node_id, tmp_path) == content
+    # The case no longer holds the file, but the blocklist holds its content, in every account.
+    await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
+    trail = await moderator.moderation.audit(case_id=case.case_id)
+    assert [e.reason for e in trail if e.action == "effect.unblock"] == [
+        "file unblocked; the share links the block disconnected reconnected (it stays blocked: its content is on the blocklist)"
+    ]
+    await blocklisted.unlist("the entry was a false positive")
+    assert await downloads(owner.client, node_id, tmp_path) == blocklisted.content
     assert await downloads(owner.client, owner.file_id, tmp_path) == owner.content
 
 
 async def test_dismissing_a_blocklist_match_keeps_another_cases_block(owner, reporter, moderator, blocklisted, tmp_path):
-    content, _ = blocklisted
-    node_id = (await upload(owner.client, tmp_path, "matched.jpg", content)).node_id
+    node_id = (await upload(owner.client, tmp_path, "matched.jpg", blocklisted.content)).node_id
+    await blocklisted.list()
     case = await eventually(lambda: blocklist_case(moderator, node_id), what="the blocklist match to be queued")
     complaint = await complain_about_file(reporter, node_id, "harmful")
     assert complaint.case_id != case.case_id
@@ -289,3 +282,26 @@ async def test_dismissing_a_blocklist_match_keeps_another_cases_block(owner, rep
     await moderator.moderation.decide(case.case_id, "dismiss", "not the listed image")
     # The complaint's upheld BLOCK still stands.
     await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
+    # The complaint's block is the account's own: the entry going off the list changes nothing.
+    await blocklisted.unlist()
+    await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
+
+
+async def test_a_copys_match_keeps_its_twin_blocked_until_both_are_dismissed(owner, moderator, blocklisted, tmp_path):
+    """Blob blocks a file's content in its account, every copy of it: one copy's dismissal does
+    not lift what the other copy's case still holds."""
+    first = (await upload(owner.client, tmp_path, "one.jpg", blocklisted.content)).node_id
+    twin = (await upload(owner.client, tmp_path, "two.jpg", blocklisted.content)).node_id
+    await blocklisted.list()
+    cases = [await eventually(lambda n=n: blocklist_case(moderator, n), what="each copy's match to be queued") for n in (first, twin)]
+    await moderator.moderation.decide(cases[0].case_id, "dismiss", "not the listed image")
+    trail = await moderator.moderation.audit(case_id=cases[0].case_id)
+    assert [e.reason for e in trail if e.action == "decision.dismiss"] == [
+        "not the listed image (it stays blocked: another case's decision blocks it)"
+    ]
+    await blocklisted.unlist("the entry was a false positive")
+    for node_id in (first, twin):
+        await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
+    await moderator.moderation.decide(cases[1].case_id, "dismiss", "not the listed image")
+    for node_id in (first, twin):
+        assert await downloads(owner.client, node_id, tmp_path) == blocklisted.content

@@ -69,8 +69,9 @@ async def test_a_delete_looks_its_path_up_once_and_its_retry_names_it_without_as
 
 
 async def test_a_block_asks_once_and_a_dismissal_not_at_all(member, moderator, paths_asked, blocklisted, tmp_path):
-    (tmp_path / "scan.bin").write_bytes(blocklisted)
+    (tmp_path / "scan.bin").write_bytes(blocklisted.content)
     node = await member.client.files.upload(tmp_path / "scan.bin")
+    await blocklisted.list()  # the stored copy is blocked, and queued
 
     async def case_id() -> str | None:
         mine = [c for c in await member.client.complaints.my_cases() if c.node_id == node.node_id]
@@ -78,6 +79,7 @@ async def test_a_block_asks_once_and_a_dismissal_not_at_all(member, moderator, p
 
     case = await eventually(case_id, timeout=MAIL_WAIT, what="the blocklist match's case")
     assert paths_asked.asked.count(node.node_id) == 1  # the block's notice names the file
-    await moderator.moderation.decide(case, "dismiss", "a false match")  # unblocked; nothing to tell
+    await moderator.moderation.decide(case, "dismiss", "a false match")  # nothing to tell
     assert await decided(moderator, case)
+    await blocklisted.unlist("a false match")
     assert paths_asked.asked.count(node.node_id) == 1

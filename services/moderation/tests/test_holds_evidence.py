@@ -273,10 +273,14 @@ async def test_evidence_is_exported_from_held_accounts_verified_and_tampering_fo
     verified = await moderator.moderation.verify(evidence.export_id)
     assert not verified.intact and len(verified.problems) == 2
     assert any(p.startswith(gone + ":") and "missing" in p for p in verified.problems)
-    # The manifest itself rewritten: its hash no longer matches the one recorded at export.
+    assert list(verified.failed_checks) == [pb.EVIDENCE_CHECK_PARTS]
+    # The manifest itself rewritten: neither moderation's signature nor the hash recorded at
+    # export vouches for it, and its (empty) list of parts is not taken for the bundle's.
     await preserved.put(evidence.manifest_key, json.dumps({**bundle.manifest, "parts": []}).encode())
     verified = await moderator.moderation.verify(evidence.export_id)
-    assert not verified.intact and len(verified.problems) == 1 and verified.problems[0].startswith(evidence.manifest_key + ":")
+    assert not verified.intact
+    assert list(verified.failed_checks) == [pb.EVIDENCE_CHECK_SIGNATURE, pb.EVIDENCE_CHECK_MANIFEST_HASH, pb.EVIDENCE_CHECK_PARTS]
+    assert [p.split(": ")[0] for p in verified.problems] == [evidence.manifest_key, evidence.manifest_key, "parts"]
     await expect_error(moderator.moderation.verify(str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND, "EXPORT_NOT_FOUND")
 
 

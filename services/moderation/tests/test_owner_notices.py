@@ -123,8 +123,9 @@ async def test_a_file_in_the_trash_or_deleted_meanwhile_is_still_told_of(owner, 
 async def test_a_blocklist_match_names_the_uploaded_file(member, moderator, lifecycle, mail, blocklisted, tmp_path):
     await lifecycle_knows(lifecycle, member.account_id)
     folder = await member.client.files.makedirs("/inbox")
-    (tmp_path / "scan.bin").write_bytes(blocklisted)
+    (tmp_path / "scan.bin").write_bytes(blocklisted.content)
     node = await member.client.files.upload(tmp_path / "scan.bin", parent_id=folder)
+    await blocklisted.list()  # the stored copy is blocked, and queued
 
     async def case_id() -> str | None:
         mine = [c for c in await member.client.complaints.my_cases() if c.node_id == node.node_id]

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import CumuloError, FailedPrecondition, InvalidArgument, NotFound, Unavailable, parse_id
@@ -81,12 +82,15 @@ def account_lock_key(account: uuid.UUID) -> int:
 
 
 class Backups:
-    def __init__(self, db: Database, settings: SyncSettings, clock: Clock, blobs: RemoteBlobs, holds: LegalHolds) -> None:
+    def __init__(
+        self, db: Database, settings: SyncSettings, clock: Clock, blobs: RemoteBlobs, holds: LegalHolds, states: AccountStates
+    ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.blobs = blobs
         self.holds = holds
+        self.states = states
 
     # --- creating ---------------------------------------------------------------------
 
@@ -155,6 +159,7 @@ class Backups:
         orders it against the release job: a file the job is deleting right now cannot be
         used; any other file is safe once this commits."""
         async with self.db.unit_of_work() as uow:
+            await self.states.admit_write(uow, account)  # a purge that has begun gets nothing new
             await self._lock(uow, account)
             if backup_id is None:
                 backup_id = uuid.uuid4()

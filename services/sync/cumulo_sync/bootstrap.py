@@ -55,10 +55,12 @@ class SyncApp:
 async def build(settings: SyncSettings, *, clock: Clock | None = None) -> SyncApp:
     base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
     holds = base.legal_holds()  # its clean-up leaves held accounts alone
-    pushes = Pushes(base.db, settings, base.clock)
+    pushes = Pushes(base.db, settings, base.clock, base.states)
     pulls = Pulls(base.db)
     cleanup = Cleanup(base.db, settings, base.clock, holds)
-    backups = Backups(base.db, settings, base.clock, RemoteBlobs(base.remote("blob", blob_pb2_grpc.BlobInternalServiceStub)), holds)
+    backups = Backups(
+        base.db, settings, base.clock, RemoteBlobs(base.remote("blob", blob_pb2_grpc.BlobInternalServiceStub)), holds, base.states
+    )
     watchers = make_watchers(base.nats)
     purge = Purge(cleanup, backups)
 

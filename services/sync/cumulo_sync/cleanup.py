@@ -6,6 +6,7 @@ until the hold is released."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import NotFound
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
+from cumulo_platform.purge import PurgeNotYet
 from cumulo_sync.adapters.tables import SCHEMA, records, usage, zones
 from cumulo_sync.config import SyncSettings
 from cumulo_sync.domain import rules
@@ -23,6 +25,8 @@ log = get_logger(__name__)
 
 PRUNE_BATCH = 1000
 DROP_BATCH = 5000
+# How long a purge waits for zones another replica is tidying before asking to run again later.
+PURGE_PATIENCE = 30.0
 
 # Rows gone (pruned tombstones, a deleted zone's records): their account no longer pays the
 # overhead a push charged for each (rules.RECORD_OVERHEAD_BYTES).
@@ -156,8 +160,13 @@ class Cleanup:
             await uow.commit()
         removed = await self.drop_dropped(account, honour_holds=False)
         # Another replica's tidy-up may hold one of these zones: done only when none is left
-        # (a zone's row goes after its last record).
+        # (a zone's row goes after its last record). Bounded: a zone still there after a while
+        # asks for the purge again later (which marks anything new too), never a loop forever
+        # inside the event's transaction.
+        deadline = time.monotonic() + PURGE_PATIENCE
         while await self._zones_left(account):
+            if time.monotonic() > deadline:
+                raise PurgeNotYet("some of the account's zones are still being removed; the purge goes on later", reason="ZONES_LEFT")
             await asyncio.sleep(0.2)
             removed += await self.drop_dropped(account, honour_holds=False)
         return removed

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import InvalidArgument, ResourceExhausted
@@ -106,10 +107,11 @@ class Pushed:
 
 
 class Pushes:
-    def __init__(self, db: Database, settings: SyncSettings, clock: Clock) -> None:
+    def __init__(self, db: Database, settings: SyncSettings, clock: Clock, states: AccountStates) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
+        self.states = states
 
     # --- checking a push --------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class Pushes:
     async def push(self, account: uuid.UUID, zone: str, ops: list[Operation], *, atomic: bool, device: str) -> Pushed:
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
+            await self.states.admit_write(uow, account)  # a purge that has begun gets nothing new
             row = await self._lock_zone(uow, account, zone, now)
             zone_id, last_seq = row.zone_id, row.last_seq
             current = {

@@ -19,23 +19,30 @@ accounts = sa.Table(
     sa.Column("email", sa.Text, unique=True),
     sa.Column("phone", sa.Text, unique=True),
     sa.Column("password_hash", sa.Text),
-    sa.Column("birth_date", sa.Date, nullable=False),
+    sa.Column("birth_date", sa.Date, nullable=True),
     sa.Column("minor", sa.Boolean, nullable=False),
     sa.Column("guardian_account_id", sa.Uuid, sa.ForeignKey("accounts.account_id")),
     sa.Column("guardian_consent_at", sa.DateTime(timezone=True)),
-    sa.Column("terms_version", sa.Text, nullable=False),
-    sa.Column("terms_accepted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("guardian_revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("terms_version", sa.Text, nullable=True),
+    sa.Column("terms_accepted_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("status", sa.Text, nullable=False, server_default="active"),
     sa.Column("status_reason", sa.Text, nullable=False, server_default=""),
     sa.Column("suspended_until", sa.DateTime(timezone=True)),
     sa.Column("roles", postgresql.ARRAY(sa.Text), nullable=False, server_default="{}"),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
-    sa.Column("locale", sa.Text, nullable=False, server_default="zh-CN"),
+    sa.Column("locale", sa.Text, nullable=True, server_default="zh-CN"),
     sa.CheckConstraint("status = 'deleted' OR email IS NOT NULL OR phone IS NOT NULL", name="accounts_has_contact"),
     sa.CheckConstraint(
         "status IN ('active', 'suspended', 'terminated', 'cancelled', 'deleted')", name="accounts_status_known"
+    ),
+    # A deleted account's row is its tombstone: id, status and when, nothing personal.
+    sa.CheckConstraint(
+        "status = 'deleted' OR (birth_date IS NOT NULL AND terms_version IS NOT NULL AND terms_accepted_at IS NOT NULL"
+        " AND created_at IS NOT NULL AND locale IS NOT NULL)",
+        name="accounts_alive_have_details",
     ),
 )
 
@@ -86,9 +93,12 @@ signing_keys = sa.Table(
     "signing_keys",
     metadata,
     sa.Column("key_id", sa.Text, primary_key=True),
+    # Sealed under the key-encryption key (cumulo_auth.adapters.signing).
     sa.Column("private_key", sa.LargeBinary, nullable=False),
     sa.Column("public_key", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Announced from created_at, signing from here.
+    sa.Column("signs_from", sa.DateTime(timezone=True), nullable=False),
     sa.Column("retired_at", sa.DateTime(timezone=True)),
 )
 

@@ -7,11 +7,13 @@ import datetime as dt
 import grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo_auth.adapters.signing import SigningKeys
+from cumulo_auth.adapters.signing import KeyInfo, SigningKeys
 from cumulo_auth.admin import Admin
 from cumulo_auth.api import convert
 from cumulo_auth.client_apps import ClientApps
 from cumulo_platform.errors import NotFound
+from cumulo_platform.grpc_convert import timestamp
+from cumulo_platform.interceptors import audit_actor
 from cumulo_platform.tokens import ALGORITHM
 
 SERVICE = "cumulo.auth.v1.AuthInternalService"
@@ -48,7 +50,7 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
             if request.HasField("suspended_until")
             else None,
             reason=request.reason,
-            actor=request.actor,
+            actor=audit_actor(request.actor),
         )
         return auth_pb2.SetAccountStatusResponse(account=convert.account(row))
 
@@ -60,5 +62,18 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.FindAccountResponse(account_id=await self.admin.find_account(request.login))
 
     async def SetAccountRoles(self, request: auth_pb2.SetAccountRolesRequest, context: grpc.aio.ServicerContext) -> auth_pb2.SetAccountRolesResponse:
-        roles = await self.admin.set_roles(request.account_id, list(request.roles), reason=request.reason, actor=request.actor)
+        roles = await self.admin.set_roles(request.account_id, list(request.roles), reason=request.reason, actor=audit_actor(request.actor))
         return auth_pb2.SetAccountRolesResponse(roles=roles)
+
+    async def RotateSigningKey(
+        self, request: auth_pb2.RotateSigningKeyRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.RotateSigningKeyResponse:
+        added, keys = await self.keys.rotate()
+        return auth_pb2.RotateSigningKeyResponse(key=_key(added), keys=[_key(k) for k in keys])
+
+
+def _key(info: KeyInfo) -> auth_pb2.SigningKeyState:
+    return auth_pb2.SigningKeyState(
+        key_id=info.key_id, created_at=timestamp(info.created_at), signs_from=timestamp(info.signs_from),
+        retired_at=timestamp(info.retired_at) if info.retired_at else None,
+    )

@@ -7,6 +7,7 @@ import grpc
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_auth.account_changes import AccountChanges
 from cumulo_auth.api import convert
+from cumulo_auth.guardians import GuardianLink, Guardians
 from cumulo_auth.login import Login
 from cumulo_auth.registration import Registration
 from cumulo_auth.sessions import Sessions
@@ -30,6 +31,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         login: Login,
         sessions: Sessions,
         changes: AccountChanges,
+        guardians: Guardians,
     ) -> None:
         self.terms_version = terms_version
         self.terms_text = terms_text
@@ -37,6 +39,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self.login = login
         self.sessions = sessions
         self.changes = changes
+        self.guardians = guardians
 
     async def _me(self) -> Principal:
         principal = current_principal()
@@ -159,3 +162,22 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def CancelAccount(self, request: auth_pb2.CancelAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.CancelAccountResponse:
         await self.changes.cancel_account(current_principal(), password=request.password)
         return auth_pb2.CancelAccountResponse()
+
+    async def ListGuardians(self, request: auth_pb2.ListGuardiansRequest, context: grpc.aio.ServicerContext) -> auth_pb2.ListGuardiansResponse:
+        links = await self.guardians.list(await self._me())
+        return auth_pb2.ListGuardiansResponse(guardians=[_guardian(link) for link in links])
+
+    async def RevokeGuardian(self, request: auth_pb2.RevokeGuardianRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RevokeGuardianResponse:
+        link = await self.guardians.revoke(await self._me(), request.guardian_account_id)
+        return auth_pb2.RevokeGuardianResponse(guardian=_guardian(link))
+
+
+def _guardian(link: GuardianLink) -> auth_pb2.Guardian:
+    return auth_pb2.Guardian(
+        guardian_account_id=str(link.guardian_account_id),
+        login=link.login,
+        since=timestamp(link.since),
+        until=timestamp(link.until),
+        revoked_at=timestamp(link.revoked_at) if link.revoked_at else None,
+        active=link.active,
+    )

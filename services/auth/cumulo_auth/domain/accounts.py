@@ -7,8 +7,9 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
-from cumulo_auth.domain import rules
+from cumulo_platform import ages
 from cumulo_platform.account_states import AccountDeleted
+from cumulo_platform.ages import local_date
 from cumulo_platform.errors import FailedPrecondition, PermissionDenied
 
 # Roles an account can be given; tokens carry them in the "roles" claim.
@@ -18,16 +19,11 @@ LOCALES = ("zh-CN", "en")
 CLOSED = ("terminated", "cancelled", "deleted")
 
 
-def local_date(now: dt.datetime, time_zone: zoneinfo.ZoneInfo) -> dt.date:
-    """Ages count in the service's time zone: a birthday starts at local midnight."""
-    return now.astimezone(time_zone).date()
-
-
 def view(row: Any, *, now: dt.datetime, time_zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     """An account as callers see it: minor by today's age (the stored flag says only how
     the account was created), and a suspension that has run out as active."""
     shown = dict(row._mapping)
-    shown["minor"] = rules.is_minor(row.birth_date, local_date(now, time_zone))
+    shown["minor"] = row.birth_date is not None and ages.is_minor(row.birth_date, local_date(now, time_zone))  # None: a tombstone
     if shown["status"] == "suspended" and shown["suspended_until"] is not None and shown["suspended_until"] <= now:
         shown["status"] = "active"
     return shown

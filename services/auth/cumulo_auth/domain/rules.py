@@ -1,5 +1,6 @@
-"""Account rules: what a valid e-mail, phone, password and birth date are, and who is a minor.
-Pure functions, no I/O; they raise InvalidArgument naming the field."""
+"""Account rules: what a valid e-mail, phone, password and birth date are (who is a minor is
+the platform's `ages`, shared with every service). Pure functions, no I/O; they raise
+InvalidArgument naming the field."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import unicodedata
 
 from cumulo_platform.errors import InvalidArgument
 
-ADULT_AGE = 18
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 # Inputs longer than these are refused before any normalisation runs. NFKC turns one code
@@ -94,11 +94,3 @@ def check_birth_date(year: int, month: int, day: int, today: dt.date, field: str
     if today.year - born.year > 150:
         raise InvalidArgument(field, "must be within the last 150 years")
     return born
-
-
-def age_on(born: dt.date, today: dt.date) -> int:
-    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-
-
-def is_minor(born: dt.date, today: dt.date) -> bool:
-    return age_on(born, today) < ADULT_AGE

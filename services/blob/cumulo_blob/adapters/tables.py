@@ -43,6 +43,8 @@ nodes = sa.Table(
     ),
     sa.Index("nodes_parent", "parent_id"),
     sa.Index("nodes_account_trash", "account_id", "trashed_at", postgresql_where=sa.text("trashed_at IS NOT NULL")),
+    # The files of a content, in one account or in all (a block reaches every copy).
+    sa.Index("nodes_content", "sha256", "account_id", postgresql_where=sa.text("sha256 IS NOT NULL")),
 )
 
 contents = sa.Table(
@@ -55,6 +57,32 @@ contents = sa.Table(
     # Each stored copy has a key of its own, never reused: deleting an old copy can never
     # touch a newer upload of the same bytes.
     sa.Column("s3_key", sa.Text, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Index("contents_sha256", "sha256"),
+)
+
+# Blocks act on content, not on one file record: a moderator's block holds the content in its
+# account, the blocklist in every account. Every file of blocked content has `nodes.blocked`
+# set (so a download or a share looks at its own row only), and no upload, instant or not,
+# brings the content back. Who changes them locks the `contents` rows of the content first,
+# and a completing upload looks here after locking its own (cumulo_blob.content_blocks).
+content_blocks = sa.Table(
+    "content_blocks",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+)
+
+# Moderation's blocklist as blob was told it (BlockContent): not any account's data.
+blocklisted_contents = sa.Table(
+    "blocklisted_contents",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),
 )
 
@@ -80,6 +108,8 @@ uploads = sa.Table(
     sa.CheckConstraint("state IN ('open', 'completed', 'cancelled', 'expired', 'failed')", name="uploads_state_known"),
     sa.Index("uploads_open_expiry", "expires_at", postgresql_where=sa.text("state = 'open'")),
     sa.Index("uploads_account", "account_id"),
+    # Open uploads of a content: a blocklist entry waits for those completing (content_blocks).
+    sa.Index("uploads_open_sha256", "sha256", postgresql_where=sa.text("state = 'open'")),
 )
 
 # The one UploadChunks stream writing an upload: a lease it renews while it streams (judged by

@@ -6,6 +6,7 @@ import grpc
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo_blob.api import convert
+from cumulo_blob.content_blocks import ContentBlocks
 from cumulo_blob.enforcement import Enforcement
 from cumulo_blob.plans import Plans
 from cumulo_blob.purge import Purge
@@ -14,17 +15,18 @@ SERVICE = "cumulo.blob.v1.BlobInternalService"
 
 
 class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
-    def __init__(self, *, enforcement: Enforcement, purge: Purge, plans: Plans) -> None:
+    def __init__(self, *, enforcement: Enforcement, blocks: ContentBlocks, purge: Purge, plans: Plans) -> None:
         self.e = enforcement
+        self.blocks = blocks
         self.purge = purge
         self.plans = plans
 
     async def BlockFile(self, request: blob_pb2.BlockFileRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockFileResponse:
-        row = await self.e.set_blocked(request.account_id, request.node_id, blocked=True, reason=request.reason, actor=request.actor)
+        row = await self.blocks.block_file(request.account_id, request.node_id, blocked=True, reason=request.reason, actor=request.actor)
         return blob_pb2.BlockFileResponse(file=convert.node(row))
 
     async def UnblockFile(self, request: blob_pb2.UnblockFileRequest, context: grpc.aio.ServicerContext) -> blob_pb2.UnblockFileResponse:
-        row = await self.e.set_blocked(request.account_id, request.node_id, blocked=False, reason=request.reason, actor=request.actor)
+        row = await self.blocks.block_file(request.account_id, request.node_id, blocked=False, reason=request.reason, actor=request.actor)
         return blob_pb2.UnblockFileResponse(file=convert.node(row))
 
     async def PurgeAccount(self, request: blob_pb2.PurgeAccountRequest, context: grpc.aio.ServicerContext) -> blob_pb2.PurgeAccountResponse:
@@ -75,3 +77,9 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
     async def BlockLink(self, request: blob_pb2.BlockLinkRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockLinkResponse:
         await self.e.set_link_blocked(request.link_id, blocked=request.blocked, reason=request.reason, actor=request.actor)
         return blob_pb2.BlockLinkResponse()
+
+    async def BlockContent(self, request: blob_pb2.BlockContentRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockContentResponse:
+        files, more = await self.blocks.block_listed(request.sha256, blocked=request.blocked, reason=request.reason, actor=request.actor)
+        return blob_pb2.BlockContentResponse(
+            files=[blob_pb2.StoredCopy(account_id=str(f.account_id), node_id=str(f.node_id), sha256=f.sha256) for f in files], more=more
+        )

@@ -86,12 +86,15 @@ commands = sa.Table(
     sa.Index("commands_pending", "expires_at", postgresql_where=sa.text("state IN ('queued', 'delivered')")),
 )
 
-# Minors and their guardians, from auth's account.created events.
+# Minors and their guardians, from auth's account.created events: the link holds until the
+# minor comes of age (`until`) unless the adult revoked it first (auth's guardian.revoked).
 guardians = sa.Table(
     "guardians",
     metadata,
     sa.Column("minor_account_id", sa.Uuid, primary_key=True),
     sa.Column("guardian_account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("until", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
 
 outbox = outbox_table(metadata)

@@ -87,7 +87,8 @@ class Delivery:
 
     async def _sms(self, to: str, text: str) -> None:
         if not self.settings.sms_webhook_url:
-            raise DeliveryFailed("no SMS provider configured (CUMULO_LIFECYCLE_SMS_WEBHOOK_URL)")
+            # Permanent: retrying would only keep the number and the text for hours.
+            raise DeliveryFailed("no SMS provider configured (CUMULO_LIFECYCLE_SMS_WEBHOOK_URL)", permanent=True)
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         try:

@@ -94,7 +94,7 @@ notices = sa.Table(
     sa.Column("subject", sa.Text, nullable=False),
     # Cleared once delivered or given up: it may carry a reactivation link.
     sa.Column("body", sa.Text, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),  # pending, sent, undeliverable
+    sa.Column("status", sa.Text, nullable=False),  # pending, sent, undeliverable, cancelled (the account was deleted first)
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", TIMESTAMP),
     sa.Column("last_error", sa.Text, nullable=False, server_default=""),

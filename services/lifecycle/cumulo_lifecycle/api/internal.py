@@ -13,6 +13,7 @@ from cumulo_lifecycle.reports import Reports
 from cumulo_lifecycle.sweeper import Sweeper
 from cumulo_platform.errors import InvalidArgument
 from cumulo_platform.grpc_convert import timestamp
+from cumulo_platform.interceptors import audit_actor
 
 SERVICE = "cumulo.lifecycle.v1.LifecycleInternalService"
 
@@ -49,7 +50,7 @@ class LifecycleInternalService(lifecycle_pb2_grpc.LifecycleInternalServiceServic
         return pb.GetReportResponse(**await self.reports.report())
 
     async def SetLegalHold(self, request: pb.SetLegalHoldRequest, context: grpc.aio.ServicerContext) -> pb.SetLegalHoldResponse:
-        row = await self.holds.set_hold(request.account_id, held=request.held, reason=request.reason, actor=request.actor)
+        row = await self.holds.set_hold(request.account_id, held=request.held, reason=request.reason, actor=audit_actor(request.actor))
         return pb.SetLegalHoldResponse(account=convert.account(row))
 
     async def Sweep(self, request: pb.SweepRequest, context: grpc.aio.ServicerContext) -> pb.SweepResponse:

@@ -1,6 +1,6 @@
 """What moderation asks of the other services, through their internal APIs and the platform's
 remote calls (deadlines from settings, one error policy, never inside a unit of work): blob
-(find, locate, block, delete, export files), auth (find accounts, suspend, terminate), the lifecycle
+(find, locate, block, delete, export files; the blocklist), auth (find accounts, suspend, terminate), the lifecycle
 (legal holds, account facts), and the data services that write their own part of an evidence
 bundle. Every call that changes something is idempotent, so an effect interrupted half-way is
 simply carried out again."""
@@ -32,6 +32,15 @@ class Content:
     link_id: str
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredCopy:
+    """A stored file of some content, in some account (what a blocklist entry reaches)."""
+
+    account_id: str
+    node_id: str
+    sha256: str
+
+
 class Services:
     def __init__(
         self,
@@ -60,15 +69,28 @@ class Services:
         found = await self.blob.call(self.blob.stub.DescribePaths, blob_pb2.DescribePathsRequest(account_id=account_id, node_ids=node_ids))
         return {p.node_id: Place(path=p.path, in_trash=p.in_trash) for p in found.paths}
 
-    async def block(self, account_id: str, node_id: str, *, blocked: bool, reason: str, actor: str) -> None:
+    async def block(self, account_id: str, node_id: str, *, blocked: bool, reason: str, actor: str) -> bool:
+        """Blocks (or lets go) the file's content in its account; answers whether the file is
+        blocked now (unblocked, it stays blocked while its content is on the blocklist)."""
         if blocked:
-            await self.blob.call(
+            answer = await self.blob.call(
                 self.blob.stub.BlockFile, blob_pb2.BlockFileRequest(account_id=account_id, node_id=node_id, reason=reason, actor=actor)
             )
-        else:
-            await self.blob.call(
-                self.blob.stub.UnblockFile, blob_pb2.UnblockFileRequest(account_id=account_id, node_id=node_id, reason=reason, actor=actor)
-            )
+            return answer.file.blocked
+        undone = await self.blob.call(
+            self.blob.stub.UnblockFile, blob_pb2.UnblockFileRequest(account_id=account_id, node_id=node_id, reason=reason, actor=actor)
+        )
+        return undone.file.blocked
+
+    async def block_content(self, digests: list[str], *, blocked: bool, reason: str, actor: str) -> tuple[list[StoredCopy], bool]:
+        """Puts blocklist entries into blob (or takes them out): in every account, uploads of
+        the content are refused and its stored copies blocked. Answers the copies blocked (or
+        unblocked) and whether there were more than blob names."""
+        answer = await self.blob.call(
+            self.blob.stub.BlockContent, blob_pb2.BlockContentRequest(sha256=digests, blocked=blocked, reason=reason, actor=actor),
+            bulk=True,  # it walks every account's copies
+        )
+        return [StoredCopy(f.account_id, f.node_id, f.sha256) for f in answer.files], answer.more
 
     async def block_link(self, link_id: str, *, blocked: bool, reason: str, actor: str) -> None:
         await self.blob.call(self.blob.stub.BlockLink, blob_pb2.BlockLinkRequest(link_id=link_id, blocked=blocked, reason=reason, actor=actor))

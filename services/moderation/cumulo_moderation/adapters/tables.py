@@ -104,18 +104,20 @@ blocklist = sa.Table(
 )
 
 # Effects another service carries out for moderation (block, unblock, delete, suspend,
-# terminate), each on record from the unit of work that decides it until the unit of work that
-# records it done: a row is a pending effect. One at a time per subject (the file, link or
-# account acted on), so that a block and an unblock of the same content never cross.
+# terminate; blocklist entries put into or taken out of blob), each on record from the unit of
+# work that decides it until the unit of work that records it done: a row is a pending effect.
+# One at a time per subject (the file, link or account acted on; a blocklist entry's digest),
+# so that a block and an unblock of the same content never cross.
 effects = sa.Table(
     "effects",
     metadata,
     sa.Column("effect_id", sa.Uuid, primary_key=True),
-    sa.Column("purpose", sa.Text, nullable=False),  # decision, restore, blocklist
+    sa.Column("purpose", sa.Text, nullable=False),  # decision, restore, blocklist, blocklist_entry
     sa.Column("case_id", sa.Uuid, unique=True),  # none for a blocklist match: its case opens once the file is blocked
-    sa.Column("subject", sa.Text, nullable=False, unique=True),  # file:<id>, link:<id>, account:<id>
-    sa.Column("action", sa.Text, nullable=False),  # block, unblock, delete, suspend, terminate
-    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False, unique=True),  # file:<id>, link:<id>, account:<id>, sha256:<first digest>
+    # block, unblock, delete, suspend, terminate, block_content, unblock_content
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("account_id", sa.Uuid),  # none for blocklist entries: they act in every account
     sa.Column("node_id", sa.Uuid),
     sa.Column("link_id", sa.Uuid),
     sa.Column("sha256", sa.Text, nullable=False, server_default=""),
@@ -131,6 +133,9 @@ effects = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     # Where the content was before a delete, once blob said (a Place); kept for a retry.
     sa.Column("place", postgresql.JSONB),
+    # The digests of the blocklist entries a block_content or unblock_content puts into blob
+    # (at most 1000); no other pending effect names any of them.
+    sa.Column("digests", postgresql.ARRAY(sa.Text)),
     sa.Index("effects_due", "due_at"),
 )
 
@@ -152,6 +157,21 @@ owner_notices = sa.Table(
     sa.Index("owner_notices_due", "due_at"),
 )
 
+# Moderation's own keys for signing evidence manifests (Ed25519, raw bytes). The newest
+# generation signs; older ones stay to verify the bundles they signed. The first is made on
+# first need: each replica inserts generation 1 if absent, then all read back the same row.
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("key_id", sa.Text, primary_key=True),
+    sa.Column("generation", sa.Integer, nullable=False, unique=True),
+    sa.Column("algorithm", sa.Text, nullable=False),
+    sa.Column("private_key", sa.LargeBinary, nullable=False),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    sa.Column("fingerprint", sa.Text, nullable=False),  # SHA-256 of the raw public key, hex
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+)
+
 exports = sa.Table(
     "exports",
     metadata,
@@ -166,6 +186,15 @@ exports = sa.Table(
     sa.Column("files", sa.BigInteger, nullable=False),
     sa.Column("bytes", sa.BigInteger, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),
+    # The manifest's signature (also in the bundle, at `signature_key`); none on bundles
+    # exported before manifests were signed.
+    sa.Column("signature_key", sa.Text),
+    sa.Column("signature", sa.LargeBinary),
+    sa.Column("signing_key_id", sa.Text, sa.ForeignKey("signing_keys.key_id", name="exports_signing_key_id_fkey")),
+    sa.Column("signing_key_fingerprint", sa.Text),
+    # S3 Object Lock on every object of the bundle, if the store keeps it write-once.
+    sa.Column("lock_mode", sa.Text, nullable=False, server_default=""),
+    sa.Column("retain_until", TIMESTAMP),
 )
 
 # Fixed-window counters: complaint intake per reporter and per network address, share-link

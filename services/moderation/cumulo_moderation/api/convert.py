@@ -6,6 +6,7 @@ from typing import Any
 
 from cumulo.moderation.v1 import moderation_pb2 as pb
 from cumulo_moderation.domain.rules import CATEGORIES, DECISIONS, TARGET_KINDS
+from cumulo_moderation.preservation import MANIFEST_HASH, PARTS, SIGNATURE, Verification
 from cumulo_platform.grpc_convert import timestamp
 
 CATEGORY_VALUES = {name: value for value, name in CATEGORIES.items()}
@@ -81,7 +82,20 @@ def evidence(row: Any) -> pb.Evidence:
     return pb.Evidence(
         export_id=str(row.export_id), account_id=str(row.account_id), bucket=row.bucket, prefix=row.prefix,
         manifest_key=row.manifest_key, manifest_sha256=row.manifest_sha256, files=row.files, bytes=row.bytes,
-        created_at=timestamp(row.created_at), actor=row.actor,
+        created_at=timestamp(row.created_at), actor=row.actor, signature_key=row.signature_key or "",
+        signing_key_id=row.signing_key_id or "", signing_key_fingerprint=row.signing_key_fingerprint or "", lock_mode=row.lock_mode,
+        retain_until=timestamp(row.retain_until),
+    )
+
+
+EVIDENCE_CHECKS = {SIGNATURE: pb.EVIDENCE_CHECK_SIGNATURE, MANIFEST_HASH: pb.EVIDENCE_CHECK_MANIFEST_HASH, PARTS: pb.EVIDENCE_CHECK_PARTS}
+
+
+def verification(checked: Verification) -> pb.VerifyEvidenceResponse:
+    return pb.VerifyEvidenceResponse(
+        evidence=evidence(checked.export), intact=not checked.problems, problems=checked.problems, parts_checked=checked.parts_checked,
+        failed_checks=[EVIDENCE_CHECKS[name] for name in checked.failed],
+        signing_public_key_pem=checked.key.public_pem if checked.key else "",
     )
 
 

@@ -128,8 +128,7 @@ class ModerationService(moderation_pb2_grpc.ModerationServiceServicer):
 
     async def VerifyEvidence(self, request: pb.VerifyEvidenceRequest, context: grpc.aio.ServicerContext) -> pb.VerifyEvidenceResponse:
         _moderator()
-        row, problems, checked = await self.preservation.verify(request.export_id)
-        return pb.VerifyEvidenceResponse(evidence=convert.evidence(row), intact=not problems, problems=problems, parts_checked=checked)
+        return convert.verification(await self.preservation.verify(request.export_id))
 
     async def ListAudit(self, request: pb.ListAuditRequest, context: grpc.aio.ServicerContext) -> pb.ListAuditResponse:
         _moderator()

@@ -519,6 +519,123 @@ class ListSessionsResponse(_message.Message):
 Global___ListSessionsResponse: _TypeAlias = ListSessionsResponse  # noqa: Y015
 
 @_typing.final
+class Guardian(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GUARDIAN_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    LOGIN_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    guardian_account_id: _builtins.str
+    login: _builtins.str
+    """The guardian's e-mail address or phone number, as they sign in with it ("" once deleted)."""
+    active: _builtins.bool
+    """Whether the guardian has access now."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """When the link ends by itself: the account's owner comes of age."""
+
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """Set when the owner revoked it before then."""
+
+    def __init__(
+        self,
+        *,
+        guardian_account_id: _builtins.str = ...,
+        login: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+        active: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_at", b"revoked_at", "since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "guardian_account_id", b"guardian_account_id", "login", b"login", "revoked_at", b"revoked_at", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Guardian: _TypeAlias = Guardian  # noqa: Y015
+
+@_typing.final
+class ListGuardiansRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGuardiansRequest: _TypeAlias = ListGuardiansRequest  # noqa: Y015
+
+@_typing.final
+class ListGuardiansResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GUARDIANS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def guardians(self) -> _containers.RepeatedCompositeFieldContainer[Global___Guardian]: ...
+    def __init__(
+        self,
+        *,
+        guardians: _abc.Iterable[Global___Guardian] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["guardians", b"guardians"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGuardiansResponse: _TypeAlias = ListGuardiansResponse  # noqa: Y015
+
+@_typing.final
+class RevokeGuardianRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GUARDIAN_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    guardian_account_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        guardian_account_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["guardian_account_id", b"guardian_account_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeGuardianRequest: _TypeAlias = RevokeGuardianRequest  # noqa: Y015
+
+@_typing.final
+class RevokeGuardianResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GUARDIAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def guardian(self) -> Global___Guardian: ...
+    def __init__(
+        self,
+        *,
+        guardian: Global___Guardian | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["guardian", b"guardian"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["guardian", b"guardian"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeGuardianResponse: _TypeAlias = RevokeGuardianResponse  # noqa: Y015
+
+@_typing.final
 class RevokeSessionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1148,3 +1265,79 @@ class SetAccountRolesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetAccountRolesResponse: _TypeAlias = SetAccountRolesResponse  # noqa: Y015
+
+@_typing.final
+class SigningKeyState(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    SIGNS_FROM_FIELD_NUMBER: _builtins.int
+    RETIRED_AT_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def signs_from(self) -> _timestamp_pb2.Timestamp:
+        """From when it signs new tokens (before that it only verifies: announced)."""
+
+    @_builtins.property
+    def retired_at(self) -> _timestamp_pb2.Timestamp:
+        """Set once a newer key has signed for longer than an access token lives."""
+
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        signs_from: _timestamp_pb2.Timestamp | None = ...,
+        retired_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "retired_at", b"retired_at", "signs_from", b"signs_from"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "key_id", b"key_id", "retired_at", b"retired_at", "signs_from", b"signs_from"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SigningKeyState: _TypeAlias = SigningKeyState  # noqa: Y015
+
+@_typing.final
+class RotateSigningKeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateSigningKeyRequest: _TypeAlias = RotateSigningKeyRequest  # noqa: Y015
+
+@_typing.final
+class RotateSigningKeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def key(self) -> Global___SigningKeyState: ...
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___SigningKeyState]:
+        """Every key after the rotation, newest first."""
+
+    def __init__(
+        self,
+        *,
+        key: Global___SigningKeyState | None = ...,
+        keys: _abc.Iterable[Global___SigningKeyState] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateSigningKeyResponse: _TypeAlias = RotateSigningKeyResponse  # noqa: Y015

@@ -112,6 +112,16 @@ class AuthServiceStub:
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordResponse.FromString,
                 _registered_method=True)
+        self.ListGuardians = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/ListGuardians',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListGuardiansRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListGuardiansResponse.FromString,
+                _registered_method=True)
+        self.RevokeGuardian = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/RevokeGuardian',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeGuardianRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeGuardianResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -226,6 +236,22 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListGuardians(self, request, context):
+        """Who has had a guardian's access to this account (a minor's account, created by an adult):
+        since when, until when (the 18th birthday, by itself), and whether it was revoked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeGuardian(self, request, context):
+        """An adult ends a guardian's access to their account now. A minor cannot; the link ends by
+        itself when they come of age. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -303,6 +329,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.ConfirmPassword,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmPasswordResponse.SerializeToString,
+            ),
+            'ListGuardians': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGuardians,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListGuardiansRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListGuardiansResponse.SerializeToString,
+            ),
+            'RevokeGuardian': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeGuardian,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeGuardianRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeGuardianResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -723,6 +759,60 @@ class AuthService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def ListGuardians(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/ListGuardians',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ListGuardiansRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ListGuardiansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeGuardian(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/RevokeGuardian',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeGuardianRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeGuardianResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AuthInternalServiceStub:
     """Service-to-service API. Never routed by the gateway.
@@ -768,6 +858,11 @@ class AuthInternalServiceStub:
                 '/cumulo.auth.v1.AuthInternalService/SetAccountRoles',
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesResponse.FromString,
+                _registered_method=True)
+        self.RotateSigningKey = channel.unary_unary(
+                '/cumulo.auth.v1.AuthInternalService/RotateSigningKey',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyResponse.FromString,
                 _registered_method=True)
 
 
@@ -821,6 +916,15 @@ class AuthInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateSigningKey(self, request, context):
+        """Adds a new token-signing key: announced at once (every service learns it), signing from
+        signs_from; the keys it replaces keep verifying until every token they signed has
+        expired, then they are retired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -858,6 +962,11 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
                     servicer.SetAccountRoles,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesResponse.SerializeToString,
+            ),
+            'RotateSigningKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateSigningKey,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1050,6 +1159,33 @@ class AuthInternalService:
             '/cumulo.auth.v1.AuthInternalService/SetAccountRoles',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.SetAccountRolesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateSigningKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthInternalService/RotateSigningKey',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.RotateSigningKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,6 +71,14 @@ class AuthServiceStub:
     whose claim pwd_at says when. Wrong passwords are throttled per session (as for
     ChangePassword and CancelAccount): failed logins elsewhere never refuse it.
     """
+    ListGuardians: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListGuardiansRequest, _auth_pb2.ListGuardiansResponse]
+    """Who has had a guardian's access to this account (a minor's account, created by an adult):
+    since when, until when (the 18th birthday, by itself), and whether it was revoked.
+    """
+    RevokeGuardian: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeGuardianRequest, _auth_pb2.RevokeGuardianResponse]
+    """An adult ends a guardian's access to their account now. A minor cannot; the link ends by
+    itself when they come of age. Idempotent.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -114,6 +122,14 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """The password once more, for what needs it fresh (wiping a device): a new access token
     whose claim pwd_at says when. Wrong passwords are throttled per session (as for
     ChangePassword and CancelAccount): failed logins elsewhere never refuse it.
+    """
+    ListGuardians: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListGuardiansRequest, _auth_pb2.ListGuardiansResponse]  # type: ignore[assignment]
+    """Who has had a guardian's access to this account (a minor's account, created by an adult):
+    since when, until when (the 18th birthday, by itself), and whether it was revoked.
+    """
+    RevokeGuardian: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeGuardianRequest, _auth_pb2.RevokeGuardianResponse]  # type: ignore[assignment]
+    """An adult ends a guardian's access to their account now. A minor cannot; the link ends by
+    itself when they come of age. Idempotent.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -247,6 +263,26 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         ChangePassword and CancelAccount): failed logins elsewhere never refuse it.
         """
 
+    @_abc_1.abstractmethod
+    def ListGuardians(
+        self,
+        request: _auth_pb2.ListGuardiansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListGuardiansResponse, _abc.Awaitable[_auth_pb2.ListGuardiansResponse]]:
+        """Who has had a guardian's access to this account (a minor's account, created by an adult):
+        since when, until when (the 18th birthday, by itself), and whether it was revoked.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeGuardian(
+        self,
+        request: _auth_pb2.RevokeGuardianRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RevokeGuardianResponse, _abc.Awaitable[_auth_pb2.RevokeGuardianResponse]]:
+        """An adult ends a guardian's access to their account now. A minor cannot; the link ends by
+        itself when they come of age. Idempotent.
+        """
+
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class AuthInternalServiceStub:
@@ -268,6 +304,11 @@ class AuthInternalServiceStub:
     """Grants or withdraws roles (today only "moderator"); tokens carry them from the next
     login or refresh.
     """
+    RotateSigningKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RotateSigningKeyRequest, _auth_pb2.RotateSigningKeyResponse]
+    """Adds a new token-signing key: announced at once (every service learns it), signing from
+    signs_from; the keys it replaces keep verifying until every token they signed has
+    expired, then they are retired.
+    """
 
 @_typing.type_check_only
 class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
@@ -285,6 +326,11 @@ class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
     SetAccountRoles: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAccountRolesRequest, _auth_pb2.SetAccountRolesResponse]  # type: ignore[assignment]
     """Grants or withdraws roles (today only "moderator"); tokens carry them from the next
     login or refresh.
+    """
+    RotateSigningKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.RotateSigningKeyRequest, _auth_pb2.RotateSigningKeyResponse]  # type: ignore[assignment]
+    """Adds a new token-signing key: announced at once (every service learns it), signing from
+    signs_from; the keys it replaces keep verifying until every token they signed has
+    expired, then they are retired.
     """
 
 class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -342,6 +388,17 @@ class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_pb2.SetAccountRolesResponse, _abc.Awaitable[_auth_pb2.SetAccountRolesResponse]]:
         """Grants or withdraws roles (today only "moderator"); tokens carry them from the next
         login or refresh.
+        """
+
+    @_abc_1.abstractmethod
+    def RotateSigningKey(
+        self,
+        request: _auth_pb2.RotateSigningKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RotateSigningKeyResponse, _abc.Awaitable[_auth_pb2.RotateSigningKeyResponse]]:
+        """Adds a new token-signing key: announced at once (every service learns it), signing from
+        signs_from; the keys it replaces keep verifying until every token they signed has
+        expired, then they are retired.
         """
 
 def add_AuthInternalServiceServicer_to_server(servicer: AuthInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1041,6 +1041,90 @@ class BlockLinkResponse(_message.Message):
 Global___BlockLinkResponse: _TypeAlias = BlockLinkResponse  # noqa: Y015
 
 @_typing.final
+class BlockContentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHA256_FIELD_NUMBER: _builtins.int
+    BLOCKED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    blocked: _builtins.bool
+    """True: onto the blocklist; false: off it."""
+    reason: _builtins.str
+    actor: _builtins.str
+    @_builtins.property
+    def sha256(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Lower- or upper-case hex SHA-256 digests, at most 1000."""
+
+    def __init__(
+        self,
+        *,
+        sha256: _abc.Iterable[_builtins.str] | None = ...,
+        blocked: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "blocked", b"blocked", "reason", b"reason", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockContentRequest: _TypeAlias = BlockContentRequest  # noqa: Y015
+
+@_typing.final
+class BlockContentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILES_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
+    more: _builtins.bool
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredCopy]:
+        """The stored files of the content, in every account (at most 1000; `more` says there
+        were more): blocked, or for `blocked = false` those unblocked.
+        """
+
+    def __init__(
+        self,
+        *,
+        files: _abc.Iterable[Global___StoredCopy] | None = ...,
+        more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "more", b"more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockContentResponse: _TypeAlias = BlockContentResponse  # noqa: Y015
+
+@_typing.final
+class StoredCopy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    node_id: _builtins.str
+    sha256: _builtins.str
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "node_id", b"node_id", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoredCopy: _TypeAlias = StoredCopy  # noqa: Y015
+
+@_typing.final
 class DescribePathsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

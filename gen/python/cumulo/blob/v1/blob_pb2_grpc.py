@@ -1559,6 +1559,11 @@ class BlobInternalServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsResponse.FromString,
                 _registered_method=True)
+        self.BlockContent = channel.unary_unary(
+                '/cumulo.blob.v1.BlobInternalService/BlockContent',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockContentRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockContentResponse.FromString,
+                _registered_method=True)
 
 
 class BlobInternalServiceServicer:
@@ -1566,14 +1571,18 @@ class BlobInternalServiceServicer:
     """
 
     def BlockFile(self, request, context):
-        """Downloads of a blocked file are refused with CONTENT_BLOCKED.
+        """Blocks the file's content in its account: every file of the account with its SHA-256
+        (trashed ones too) is blocked and their share links disconnected, and the content cannot
+        come back (upload, instant upload, restore, sharing are refused with CONTENT_BLOCKED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UnblockFile(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lifts the account's block of the file's content: its files are unblocked (those whose
+        content is on the blocklist stay blocked) and the links the block disconnected reconnect.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1653,6 +1662,16 @@ class BlobInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BlockContent(self, request, context):
+        """Moderation's blocklist, in every account: listed content (at most 1000 digests a call)
+        cannot be uploaded, and every stored file of it is blocked, its share links disconnected.
+        Taking digests off unblocks the files no account's own block holds. Idempotent; answers
+        the files of the content, blocked or unblocked now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1710,6 +1729,11 @@ def add_BlobInternalServiceServicer_to_server(servicer, server):
                     servicer.DescribePaths,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsResponse.SerializeToString,
+            ),
+            'BlockContent': grpc.unary_unary_rpc_method_handler(
+                    servicer.BlockContent,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockContentRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockContentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2010,6 +2034,33 @@ class BlobInternalService:
             '/cumulo.blob.v1.BlobInternalService/DescribePaths',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.DescribePathsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BlockContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobInternalService/BlockContent',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockContentRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.BlockContentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -456,8 +456,14 @@ class BlobInternalServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BlobInternalServiceAsyncStub: ...
     BlockFile: _grpc.UnaryUnaryMultiCallable[_blob_pb2.BlockFileRequest, _blob_pb2.BlockFileResponse]
-    """Downloads of a blocked file are refused with CONTENT_BLOCKED."""
+    """Blocks the file's content in its account: every file of the account with its SHA-256
+    (trashed ones too) is blocked and their share links disconnected, and the content cannot
+    come back (upload, instant upload, restore, sharing are refused with CONTENT_BLOCKED).
+    """
     UnblockFile: _grpc.UnaryUnaryMultiCallable[_blob_pb2.UnblockFileRequest, _blob_pb2.UnblockFileResponse]
+    """Lifts the account's block of the file's content: its files are unblocked (those whose
+    content is on the blocklist stay blocked) and the links the block disconnected reconnect.
+    """
     PurgeAccount: _grpc.UnaryUnaryMultiCallable[_blob_pb2.PurgeAccountRequest, _blob_pb2.PurgeAccountResponse]
     """Deletes every file, folder, upload and stored object of the account. Idempotent and
     resumable; refused with LEGAL_HOLD while the lifecycle holds the account. Ends with a
@@ -496,6 +502,12 @@ class BlobInternalServiceStub:
     sees them ("/photos/2026/harbour.jpg"), for messages to the owner. Trashed ones are
     answered too (where they were); those gone, or another account's, are left out.
     """
+    BlockContent: _grpc.UnaryUnaryMultiCallable[_blob_pb2.BlockContentRequest, _blob_pb2.BlockContentResponse]
+    """Moderation's blocklist, in every account: listed content (at most 1000 digests a call)
+    cannot be uploaded, and every stored file of it is blocked, its share links disconnected.
+    Taking digests off unblocks the files no account's own block holds. Idempotent; answers
+    the files of the content, blocked or unblocked now.
+    """
 
 @_typing.type_check_only
 class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
@@ -503,8 +515,14 @@ class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     BlockFile: _aio.UnaryUnaryMultiCallable[_blob_pb2.BlockFileRequest, _blob_pb2.BlockFileResponse]  # type: ignore[assignment]
-    """Downloads of a blocked file are refused with CONTENT_BLOCKED."""
+    """Blocks the file's content in its account: every file of the account with its SHA-256
+    (trashed ones too) is blocked and their share links disconnected, and the content cannot
+    come back (upload, instant upload, restore, sharing are refused with CONTENT_BLOCKED).
+    """
     UnblockFile: _aio.UnaryUnaryMultiCallable[_blob_pb2.UnblockFileRequest, _blob_pb2.UnblockFileResponse]  # type: ignore[assignment]
+    """Lifts the account's block of the file's content: its files are unblocked (those whose
+    content is on the blocklist stay blocked) and the links the block disconnected reconnect.
+    """
     PurgeAccount: _aio.UnaryUnaryMultiCallable[_blob_pb2.PurgeAccountRequest, _blob_pb2.PurgeAccountResponse]  # type: ignore[assignment]
     """Deletes every file, folder, upload and stored object of the account. Idempotent and
     resumable; refused with LEGAL_HOLD while the lifecycle holds the account. Ends with a
@@ -543,6 +561,12 @@ class BlobInternalServiceAsyncStub(BlobInternalServiceStub):
     sees them ("/photos/2026/harbour.jpg"), for messages to the owner. Trashed ones are
     answered too (where they were); those gone, or another account's, are left out.
     """
+    BlockContent: _aio.UnaryUnaryMultiCallable[_blob_pb2.BlockContentRequest, _blob_pb2.BlockContentResponse]  # type: ignore[assignment]
+    """Moderation's blocklist, in every account: listed content (at most 1000 digests a call)
+    cannot be uploaded, and every stored file of it is blocked, its share links disconnected.
+    Taking digests off unblocks the files no account's own block holds. Idempotent; answers
+    the files of the content, blocked or unblocked now.
+    """
 
 class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """For other services only (moderation, lifecycle); the gateway never routes it."""
@@ -553,14 +577,20 @@ class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _blob_pb2.BlockFileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_blob_pb2.BlockFileResponse, _abc.Awaitable[_blob_pb2.BlockFileResponse]]:
-        """Downloads of a blocked file are refused with CONTENT_BLOCKED."""
+        """Blocks the file's content in its account: every file of the account with its SHA-256
+        (trashed ones too) is blocked and their share links disconnected, and the content cannot
+        come back (upload, instant upload, restore, sharing are refused with CONTENT_BLOCKED).
+        """
 
     @_abc_1.abstractmethod
     def UnblockFile(
         self,
         request: _blob_pb2.UnblockFileRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_blob_pb2.UnblockFileResponse, _abc.Awaitable[_blob_pb2.UnblockFileResponse]]: ...
+    ) -> _typing.Union[_blob_pb2.UnblockFileResponse, _abc.Awaitable[_blob_pb2.UnblockFileResponse]]:
+        """Lifts the account's block of the file's content: its files are unblocked (those whose
+        content is on the blocklist stay blocked) and the links the block disconnected reconnect.
+        """
 
     @_abc_1.abstractmethod
     def PurgeAccount(
@@ -652,6 +682,18 @@ class BlobInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         """Where the account's files and folders among node_ids (at most 1000) are, as their owner
         sees them ("/photos/2026/harbour.jpg"), for messages to the owner. Trashed ones are
         answered too (where they were); those gone, or another account's, are left out.
+        """
+
+    @_abc_1.abstractmethod
+    def BlockContent(
+        self,
+        request: _blob_pb2.BlockContentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.BlockContentResponse, _abc.Awaitable[_blob_pb2.BlockContentResponse]]:
+        """Moderation's blocklist, in every account: listed content (at most 1000 digests a call)
+        cannot be uploaded, and every stored file of it is blocked, its share links disconnected.
+        Taking digests off unblocks the files no account's own block holds. Idempotent; answers
+        the files of the content, blocked or unblocked now.
         """
 
 def add_BlobInternalServiceServicer_to_server(servicer: BlobInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

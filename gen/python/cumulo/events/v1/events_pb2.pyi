@@ -74,12 +74,19 @@ class AccountCreated(_message.Message):
     MINOR_FIELD_NUMBER: _builtins.int
     GUARDIAN_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    GUARDIAN_UNTIL_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     minor: _builtins.bool
     guardian_account_id: _builtins.str
     """Set for a minor's account: the guardian who created it."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def guardian_until(self) -> _timestamp_pb2.Timestamp:
+        """A minor's account: when the guardian's link ends by itself (the minor comes of age, at
+        local midnight of the 18th birthday in the operator's time zone).
+        """
+
     def __init__(
         self,
         *,
@@ -87,14 +94,45 @@ class AccountCreated(_message.Message):
         minor: _builtins.bool = ...,
         guardian_account_id: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        guardian_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "guardian_until", b"guardian_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "created_at", b"created_at", "guardian_account_id", b"guardian_account_id", "minor", b"minor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "created_at", b"created_at", "guardian_account_id", b"guardian_account_id", "guardian_until", b"guardian_until", "minor", b"minor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AccountCreated: _TypeAlias = AccountCreated  # noqa: Y015
+
+@_typing.final
+class GuardianRevoked(_message.Message):
+    """An adult ended a guardian's link to their account before it ended by itself (type
+    "guardian.revoked", from auth): services holding the link stop honouring it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    GUARDIAN_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    guardian_account_id: _builtins.str
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        guardian_account_id: _builtins.str = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "guardian_account_id", b"guardian_account_id", "revoked_at", b"revoked_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GuardianRevoked: _TypeAlias = GuardianRevoked  # noqa: Y015
 
 @_typing.final
 class LoggedIn(_message.Message):

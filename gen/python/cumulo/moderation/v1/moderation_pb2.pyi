@@ -162,6 +162,36 @@ COUNTER_NOTICE_STATE_RESTORED: CounterNoticeState.ValueType  # 3
 COUNTER_NOTICE_STATE_LEGAL_ACTION: CounterNoticeState.ValueType  # 4
 Global___CounterNoticeState: _TypeAlias = CounterNoticeState  # noqa: Y015
 
+class _EvidenceCheck:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EvidenceCheckEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EvidenceCheck.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EVIDENCE_CHECK_UNSPECIFIED: _EvidenceCheck.ValueType  # 0
+    EVIDENCE_CHECK_SIGNATURE: _EvidenceCheck.ValueType  # 1
+    """The manifest as stored carries moderation's signature by the key the export names, and
+    the signature file in the bundle is the one recorded at export.
+    """
+    EVIDENCE_CHECK_MANIFEST_HASH: _EvidenceCheck.ValueType  # 2
+    """The manifest as stored has the SHA-256 recorded at export."""
+    EVIDENCE_CHECK_PARTS: _EvidenceCheck.ValueType  # 3
+    """Every part the manifest names is stored with its size and SHA-256."""
+
+class EvidenceCheck(_EvidenceCheck, metaclass=_EvidenceCheckEnumTypeWrapper):
+    """What VerifyEvidence checks."""
+
+EVIDENCE_CHECK_UNSPECIFIED: EvidenceCheck.ValueType  # 0
+EVIDENCE_CHECK_SIGNATURE: EvidenceCheck.ValueType  # 1
+"""The manifest as stored carries moderation's signature by the key the export names, and
+the signature file in the bundle is the one recorded at export.
+"""
+EVIDENCE_CHECK_MANIFEST_HASH: EvidenceCheck.ValueType  # 2
+"""The manifest as stored has the SHA-256 recorded at export."""
+EVIDENCE_CHECK_PARTS: EvidenceCheck.ValueType  # 3
+"""Every part the manifest names is stored with its size and SHA-256."""
+Global___EvidenceCheck: _TypeAlias = EvidenceCheck  # noqa: Y015
+
 @_typing.final
 class Target(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -817,6 +847,11 @@ class Evidence(_message.Message):
     BYTES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    SIGNATURE_KEY_FIELD_NUMBER: _builtins.int
+    SIGNING_KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNING_KEY_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    LOCK_MODE_FIELD_NUMBER: _builtins.int
+    RETAIN_UNTIL_FIELD_NUMBER: _builtins.int
     export_id: _builtins.str
     account_id: _builtins.str
     bucket: _builtins.str
@@ -827,8 +862,24 @@ class Evidence(_message.Message):
     files: _builtins.int
     bytes: _builtins.int
     actor: _builtins.str
+    signature_key: _builtins.str
+    """The manifest's Ed25519 signature by moderation's own key lies next to it, at this key
+    (JSON: algorithm, key_id, public_key_sha256, public_key_pem, signature in base64 over the
+    manifest's bytes as stored). Empty for a bundle exported before manifests were signed.
+    """
+    signing_key_id: _builtins.str
+    """The key that signed, and the SHA-256 (lower-case hex) of its raw 32-byte public key: an
+    outside verifier pins the fingerprint, then checks the signature offline.
+    """
+    signing_key_fingerprint: _builtins.str
+    lock_mode: _builtins.str
+    """S3 Object Lock on every object of the bundle ("GOVERNANCE" or "COMPLIANCE"), and until
+    when; empty and unset when the bundle was not locked (CUMULO_MODERATION_EVIDENCE_LOCK_MODE).
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def retain_until(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -842,10 +893,15 @@ class Evidence(_message.Message):
         bytes: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         actor: _builtins.str = ...,
+        signature_key: _builtins.str = ...,
+        signing_key_id: _builtins.str = ...,
+        signing_key_fingerprint: _builtins.str = ...,
+        lock_mode: _builtins.str = ...,
+        retain_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "retain_until", b"retain_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "bucket", b"bucket", "bytes", b"bytes", "created_at", b"created_at", "export_id", b"export_id", "files", b"files", "manifest_key", b"manifest_key", "manifest_sha256", b"manifest_sha256", "prefix", b"prefix"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "bucket", b"bucket", "bytes", b"bytes", "created_at", b"created_at", "export_id", b"export_id", "files", b"files", "lock_mode", b"lock_mode", "manifest_key", b"manifest_key", "manifest_sha256", b"manifest_sha256", "prefix", b"prefix", "retain_until", b"retain_until", "signature_key", b"signature_key", "signing_key_fingerprint", b"signing_key_fingerprint", "signing_key_id", b"signing_key_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -898,13 +954,24 @@ class VerifyEvidenceResponse(_message.Message):
     INTACT_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
     PARTS_CHECKED_FIELD_NUMBER: _builtins.int
+    FAILED_CHECKS_FIELD_NUMBER: _builtins.int
+    SIGNING_PUBLIC_KEY_PEM_FIELD_NUMBER: _builtins.int
     intact: _builtins.bool
     parts_checked: _builtins.int
+    """Objects read back: the manifest and the parts it names."""
+    signing_public_key_pem: _builtins.str
+    """The public key of evidence.signing_key_id, PEM (SubjectPublicKeyInfo), if moderation has
+    that key: with it, anyone can verify the manifest's signature offline.
+    """
     @_builtins.property
     def evidence(self) -> Global___Evidence: ...
     @_builtins.property
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """One line per part that is missing or differs."""
+        """One line per problem: the signature, the manifest, a part missing or differing."""
+
+    @_builtins.property
+    def failed_checks(self) -> _containers.RepeatedScalarFieldContainer[Global___EvidenceCheck.ValueType]:
+        """The checks that failed, in the order made; none when intact."""
 
     def __init__(
         self,
@@ -913,10 +980,12 @@ class VerifyEvidenceResponse(_message.Message):
         intact: _builtins.bool = ...,
         problems: _abc.Iterable[_builtins.str] | None = ...,
         parts_checked: _builtins.int = ...,
+        failed_checks: _abc.Iterable[Global___EvidenceCheck.ValueType] | None = ...,
+        signing_public_key_pem: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "intact", b"intact", "parts_checked", b"parts_checked", "problems", b"problems"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "failed_checks", b"failed_checks", "intact", b"intact", "parts_checked", b"parts_checked", "problems", b"problems", "signing_public_key_pem", b"signing_public_key_pem"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -355,7 +355,8 @@ class ModerationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyEvidence(self, request, context):
-        """Reads a bundle back and checks it against the manifest hash recorded at export.
+        """Reads a bundle back and checks it: the manifest as stored against moderation's signature
+        and the hash recorded at export, then every part against the manifest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -132,7 +132,9 @@ class ModerationServiceStub:
     ExportEvidence: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.ExportEvidenceRequest, _moderation_pb2.ExportEvidenceResponse]
     """Writes an evidence bundle of a held account to the preservation area."""
     VerifyEvidence: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.VerifyEvidenceRequest, _moderation_pb2.VerifyEvidenceResponse]
-    """Reads a bundle back and checks it against the manifest hash recorded at export."""
+    """Reads a bundle back and checks it: the manifest as stored against moderation's signature
+    and the hash recorded at export, then every part against the manifest.
+    """
     ListAudit: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.ListAuditRequest, _moderation_pb2.ListAuditResponse]
     """Newest first; with case_id, that case's trail oldest first (cause before effect)."""
     AddToBlocklist: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.AddToBlocklistRequest, _moderation_pb2.AddToBlocklistResponse]
@@ -155,7 +157,9 @@ class ModerationServiceAsyncStub(ModerationServiceStub):
     ExportEvidence: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ExportEvidenceRequest, _moderation_pb2.ExportEvidenceResponse]  # type: ignore[assignment]
     """Writes an evidence bundle of a held account to the preservation area."""
     VerifyEvidence: _aio.UnaryUnaryMultiCallable[_moderation_pb2.VerifyEvidenceRequest, _moderation_pb2.VerifyEvidenceResponse]  # type: ignore[assignment]
-    """Reads a bundle back and checks it against the manifest hash recorded at export."""
+    """Reads a bundle back and checks it: the manifest as stored against moderation's signature
+    and the hash recorded at export, then every part against the manifest.
+    """
     ListAudit: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ListAuditRequest, _moderation_pb2.ListAuditResponse]  # type: ignore[assignment]
     """Newest first; with case_id, that case's trail oldest first (cause before effect)."""
     AddToBlocklist: _aio.UnaryUnaryMultiCallable[_moderation_pb2.AddToBlocklistRequest, _moderation_pb2.AddToBlocklistResponse]  # type: ignore[assignment]
@@ -217,7 +221,9 @@ class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _moderation_pb2.VerifyEvidenceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_moderation_pb2.VerifyEvidenceResponse, _abc.Awaitable[_moderation_pb2.VerifyEvidenceResponse]]:
-        """Reads a bundle back and checks it against the manifest hash recorded at export."""
+        """Reads a bundle back and checks it: the manifest as stored against moderation's signature
+        and the hash recorded at export, then every part against the manifest.
+        """
 
     @_abc_1.abstractmethod
     def ListAudit(

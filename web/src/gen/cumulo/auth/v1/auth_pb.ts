@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cumulo/auth/v1/auth.proto.
  */
 export const file_cumulo_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChljdW11bG8vYXV0aC92MS9hdXRoLnByb3RvEg5jdW11bG8uYXV0aC52MSIwCgREYXRlEgwKBHllYXIYASABKAUSDQoFbW9udGgYAiABKAUSCwoDZGF5GAMgASgFIp8CCgdBY2NvdW50EhIKCmFjY291bnRfaWQYASABKAkSDQoFZW1haWwYAiABKAkSDQoFcGhvbmUYAyABKAkSKAoKYmlydGhfZGF0ZRgEIAEoCzIULmN1bXVsby5hdXRoLnYxLkRhdGUSDQoFbWlub3IYBSABKAgSGwoTZ3VhcmRpYW5fYWNjb3VudF9pZBgGIAEoCRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAcgASgJEi0KBnN0YXR1cxgIIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFcm9sZXMYCiADKAkixwEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJIhEKD0dldFRlcm1zUmVxdWVzdCIxChBHZXRUZXJtc1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDAoEdGV4dBgCIAEoCSJJChdDaGVja05ld1Bhc3N3b3JkUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSIaChhDaGVja05ld1Bhc3N3b3JkUmVzcG9uc2UimwEKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAUgASgJEg4KBmxvY2FsZRgGIAEoCSI8ChBSZWdpc3RlclJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IkQKDExvZ2luUmVxdWVzdBINCgVsb2dpbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtkZXZpY2VfbmFtZRgDIAEoCSJkCg1Mb2dpblJlc3BvbnNlEikKBnRva2VucxgBIAEoCzIZLmN1bXVsby5hdXRoLnYxLlRva2VuUGFpchIoCgdhY2NvdW50GAIgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudCInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIjwKD1JlZnJlc2hSZXNwb25zZRIpCgZ0b2tlbnMYASABKAsyGS5jdW11bG8uYXV0aC52MS5Ub2tlblBhaXIiDwoNTG9nb3V0UmVxdWVzdCIQCg5Mb2dvdXRSZXNwb25zZSITChFHZXRBY2NvdW50UmVxdWVzdCJdChJHZXRBY2NvdW50UmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQSHQoVY3VycmVudF90ZXJtc192ZXJzaW9uGAIgASgJIrgBCgdTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhMKC2RldmljZV9uYW1lGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3VycmVudBgGIAEoCCIVChNMaXN0U2Vzc2lvbnNSZXF1ZXN0IkEKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEikKCHNlc3Npb25zGAEgAygLMhcuY3VtdWxvLmF1dGgudjEuU2Vzc2lvbiIqChRSZXZva2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhcKFVJldm9rZVNlc3Npb25SZXNwb25zZSKPAQoZQ3JlYXRlTWlub3JBY2NvdW50UmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIYChBndWFyZGlhbl9jb25zZW50GAUgASgIIkYKGkNyZWF0ZU1pbm9yQWNjb3VudFJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IkoKFVVwZGF0ZUNvbnRhY3RzUmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRITCgt1cGRhdGVfbWFzaxgDIAMoCSJCChZVcGRhdGVDb250YWN0c1Jlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IisKEkFjY2VwdFRlcm1zUmVxdWVzdBIVCg10ZXJtc192ZXJzaW9uGAEgASgJIj8KE0FjY2VwdFRlcm1zUmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIhgKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiKgoWQ29uZmlybVBhc3N3b3JkUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCSKnAQoXQ29uZmlybVBhc3N3b3JkUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5ChVwYXNzd29yZF9jb25maXJtZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIigKFENhbmNlbEFjY291bnRSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJIhcKFUNhbmNlbEFjY291bnRSZXNwb25zZSJDCgpTaWduaW5nS2V5Eg4KBmtleV9pZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSEgoKcHVibGljX2tleRgDIAEoDCInChVHZXRTaWduaW5nS2V5c1JlcXVlc3QSDgoGa2V5X2lkGAEgASgJIkIKFkdldFNpZ25pbmdLZXlzUmVzcG9uc2USKAoEa2V5cxgBIAMoCzIaLmN1bXVsby5hdXRoLnYxLlNpZ25pbmdLZXkiKAoTR2V0Q2xpZW50QXBwUmVxdWVzdBIRCgljbGllbnRfaWQYASABKAkiSAoUR2V0Q2xpZW50QXBwUmVzcG9uc2USEQoJY2xpZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHZW5hYmxlZBgDIAEoCCI7ChhSZWdpc3RlckNsaWVudEFwcFJlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiGwoZUmVnaXN0ZXJDbGllbnRBcHBSZXNwb25zZSKwAQoXU2V0QWNjb3VudFN0YXR1c1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRItCgZzdGF0dXMYAiABKA4yHS5jdW11bG8uYXV0aC52MS5BY2NvdW50U3RhdHVzEjMKD3N1c3BlbmRlZF91bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAQgASgJEg0KBWFjdG9yGAUgASgJIkQKGFNldEFjY291bnRTdGF0dXNSZXNwb25zZRIoCgdhY2NvdW50GAEgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudCIvChlHZXRBY2NvdW50Q29udGFjdHNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiSgoaR2V0QWNjb3VudENvbnRhY3RzUmVzcG9uc2USDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSDgoGbG9jYWxlGAMgASgJIiMKEkZpbmRBY2NvdW50UmVxdWVzdBINCgVsb2dpbhgBIAEoCSIpChNGaW5kQWNjb3VudFJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAkiWgoWU2V0QWNjb3VudFJvbGVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg0KBXJvbGVzGAIgAygJEg4KBnJlYXNvbhgDIAEoCRINCgVhY3RvchgEIAEoCSIoChdTZXRBY2NvdW50Um9sZXNSZXNwb25zZRINCgVyb2xlcxgBIAMoCSqlAQoNQWNjb3VudFN0YXR1cxIeChpBQ0NPVU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUFDQ09VTlRfU1RBVFVTX0FDVElWRRABEhwKGEFDQ09VTlRfU1RBVFVTX1NVU1BFTkRFRBACEh0KGUFDQ09VTlRfU1RBVFVTX1RFUk1JTkFURUQQAxIcChhBQ0NPVU5UX1NUQVRVU19DQU5DRUxMRUQQBDKVDgoLQXV0aFNlcnZpY2USYAoIR2V0VGVybXMSHy5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1JlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1Jlc3BvbnNlIhGC0+STAgsSCS92MS90ZXJtcxKFAQoQQ2hlY2tOZXdQYXNzd29yZBInLmN1bXVsby5hdXRoLnYxLkNoZWNrTmV3UGFzc3dvcmRSZXF1ZXN0GiguY3VtdWxvLmF1dGgudjEuQ2hlY2tOZXdQYXNzd29yZFJlc3BvbnNlIh6C0+STAhgiEy92MS9wYXNzd29yZHM6Y2hlY2s6ASoSZgoIUmVnaXN0ZXISHy5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlc3BvbnNlIheC0+STAhEiDC92MS9hY2NvdW50czoBKhJjCgVMb2dpbhIcLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVzcG9uc2UiHYLT5JMCFyISL3YxL3Nlc3Npb25zOmxvZ2luOgEqEmsKB1JlZnJlc2gSHi5jdW11bG8uYXV0aC52MS5SZWZyZXNoUmVxdWVzdBofLmN1bXVsby5hdXRoLnYxLlJlZnJlc2hSZXNwb25zZSIfgtPkkwIZIhQvdjEvc2Vzc2lvbnM6cmVmcmVzaDoBKhJnCgZMb2dvdXQSHS5jdW11bG8uYXV0aC52MS5Mb2dvdXRSZXF1ZXN0Gh4uY3VtdWxvLmF1dGgudjEuTG9nb3V0UmVzcG9uc2UiHoLT5JMCGCITL3YxL3Nlc3Npb25zOmxvZ291dDoBKhJoCgpHZXRBY2NvdW50EiEuY3VtdWxvLmF1dGgudjEuR2V0QWNjb3VudFJlcXVlc3QaIi5jdW11bG8uYXV0aC52MS5HZXRBY2NvdW50UmVzcG9uc2UiE4LT5JMCDRILL3YxL2FjY291bnQSbwoMTGlzdFNlc3Npb25zEiMuY3VtdWxvLmF1dGgudjEuTGlzdFNlc3Npb25zUmVxdWVzdBokLmN1bXVsby5hdXRoLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIhSC0+STAg4SDC92MS9zZXNzaW9ucxJ/Cg1SZXZva2VTZXNzaW9uEiQuY3VtdWxvLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaJS5jdW11bG8uYXV0aC52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UiIYLT5JMCGyoZL3YxL3Nlc3Npb25zL3tzZXNzaW9uX2lkfRKKAQoSQ3JlYXRlTWlub3JBY2NvdW50EikuY3VtdWxvLmF1dGgudjEuQ3JlYXRlTWlub3JBY2NvdW50UmVxdWVzdBoqLmN1bXVsby5hdXRoLnYxLkNyZWF0ZU1pbm9yQWNjb3VudFJlc3BvbnNlIh2C0+STAhciEi92MS9hY2NvdW50L21pbm9yczoBKhKAAQoOVXBkYXRlQ29udGFjdHMSJS5jdW11bG8uYXV0aC52MS5VcGRhdGVDb250YWN0c1JlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5VcGRhdGVDb250YWN0c1Jlc3BvbnNlIh+C0+STAhkyFC92MS9hY2NvdW50L2NvbnRhY3RzOgEqEnoKC0FjY2VwdFRlcm1zEiIuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXF1ZXN0GiMuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXNwb25zZSIigtPkkwIcIhcvdjEvYWNjb3VudDphY2NlcHRUZXJtczoBKhKGAQoOQ2hhbmdlUGFzc3dvcmQSJS5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIiWC0+STAh8iGi92MS9hY2NvdW50OmNoYW5nZVBhc3N3b3JkOgEqEnsKDUNhbmNlbEFjY291bnQSJC5jdW11bG8uYXV0aC52MS5DYW5jZWxBY2NvdW50UmVxdWVzdBolLmN1bXVsby5hdXRoLnYxLkNhbmNlbEFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudDpjYW5jZWw6ASoSigEKD0NvbmZpcm1QYXNzd29yZBImLmN1bXVsby5hdXRoLnYxLkNvbmZpcm1QYXNzd29yZFJlcXVlc3QaJy5jdW11bG8uYXV0aC52MS5Db25maXJtUGFzc3dvcmRSZXNwb25zZSImgtPkkwIgIhsvdjEvYWNjb3VudDpjb25maXJtUGFzc3dvcmQ6ASpiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChljdW11bG8vYXV0aC92MS9hdXRoLnByb3RvEg5jdW11bG8uYXV0aC52MSIwCgREYXRlEgwKBHllYXIYASABKAUSDQoFbW9udGgYAiABKAUSCwoDZGF5GAMgASgFIp8CCgdBY2NvdW50EhIKCmFjY291bnRfaWQYASABKAkSDQoFZW1haWwYAiABKAkSDQoFcGhvbmUYAyABKAkSKAoKYmlydGhfZGF0ZRgEIAEoCzIULmN1bXVsby5hdXRoLnYxLkRhdGUSDQoFbWlub3IYBSABKAgSGwoTZ3VhcmRpYW5fYWNjb3VudF9pZBgGIAEoCRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAcgASgJEi0KBnN0YXR1cxgIIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFcm9sZXMYCiADKAkixwEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJIhEKD0dldFRlcm1zUmVxdWVzdCIxChBHZXRUZXJtc1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDAoEdGV4dBgCIAEoCSJJChdDaGVja05ld1Bhc3N3b3JkUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSIaChhDaGVja05ld1Bhc3N3b3JkUmVzcG9uc2UimwEKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAUgASgJEg4KBmxvY2FsZRgGIAEoCSI8ChBSZWdpc3RlclJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IkQKDExvZ2luUmVxdWVzdBINCgVsb2dpbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtkZXZpY2VfbmFtZRgDIAEoCSJkCg1Mb2dpblJlc3BvbnNlEikKBnRva2VucxgBIAEoCzIZLmN1bXVsby5hdXRoLnYxLlRva2VuUGFpchIoCgdhY2NvdW50GAIgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudCInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIjwKD1JlZnJlc2hSZXNwb25zZRIpCgZ0b2tlbnMYASABKAsyGS5jdW11bG8uYXV0aC52MS5Ub2tlblBhaXIiDwoNTG9nb3V0UmVxdWVzdCIQCg5Mb2dvdXRSZXNwb25zZSITChFHZXRBY2NvdW50UmVxdWVzdCJdChJHZXRBY2NvdW50UmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQSHQoVY3VycmVudF90ZXJtc192ZXJzaW9uGAIgASgJIrgBCgdTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhMKC2RldmljZV9uYW1lGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3VycmVudBgGIAEoCCIVChNMaXN0U2Vzc2lvbnNSZXF1ZXN0IkEKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEikKCHNlc3Npb25zGAEgAygLMhcuY3VtdWxvLmF1dGgudjEuU2Vzc2lvbiLMAQoIR3VhcmRpYW4SGwoTZ3VhcmRpYW5fYWNjb3VudF9pZBgBIAEoCRINCgVsb2dpbhgCIAEoCRIpCgVzaW5jZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFjdGl2ZRgGIAEoCCIWChRMaXN0R3VhcmRpYW5zUmVxdWVzdCJEChVMaXN0R3VhcmRpYW5zUmVzcG9uc2USKwoJZ3VhcmRpYW5zGAEgAygLMhguY3VtdWxvLmF1dGgudjEuR3VhcmRpYW4iNAoVUmV2b2tlR3VhcmRpYW5SZXF1ZXN0EhsKE2d1YXJkaWFuX2FjY291bnRfaWQYASABKAkiRAoWUmV2b2tlR3VhcmRpYW5SZXNwb25zZRIqCghndWFyZGlhbhgBIAEoCzIYLmN1bXVsby5hdXRoLnYxLkd1YXJkaWFuIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIo8BChlDcmVhdGVNaW5vckFjY291bnRSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEigKCmJpcnRoX2RhdGUYBCABKAsyFC5jdW11bG8uYXV0aC52MS5EYXRlEhgKEGd1YXJkaWFuX2NvbnNlbnQYBSABKAgiRgoaQ3JlYXRlTWlub3JBY2NvdW50UmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiSgoVVXBkYXRlQ29udGFjdHNSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEhMKC3VwZGF0ZV9tYXNrGAMgAygJIkIKFlVwZGF0ZUNvbnRhY3RzUmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiKwoSQWNjZXB0VGVybXNSZXF1ZXN0EhUKDXRlcm1zX3ZlcnNpb24YASABKAkiPwoTQWNjZXB0VGVybXNSZXNwb25zZRIoCgdhY2NvdW50GAEgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudCJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIqChZDb25maXJtUGFzc3dvcmRSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJIqcBChdDb25maXJtUGFzc3dvcmRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKFXBhc3N3b3JkX2NvbmZpcm1lZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKAoUQ2FuY2VsQWNjb3VudFJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiFwoVQ2FuY2VsQWNjb3VudFJlc3BvbnNlIkMKClNpZ25pbmdLZXkSDgoGa2V5X2lkGAEgASgJEhEKCWFsZ29yaXRobRgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIicKFUdldFNpZ25pbmdLZXlzUmVxdWVzdBIOCgZrZXlfaWQYASABKAkiQgoWR2V0U2lnbmluZ0tleXNSZXNwb25zZRIoCgRrZXlzGAEgAygLMhouY3VtdWxvLmF1dGgudjEuU2lnbmluZ0tleSIoChNHZXRDbGllbnRBcHBSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJIChRHZXRDbGllbnRBcHBSZXNwb25zZRIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgdlbmFibGVkGAMgASgIIjsKGFJlZ2lzdGVyQ2xpZW50QXBwUmVxdWVzdBIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSIbChlSZWdpc3RlckNsaWVudEFwcFJlc3BvbnNlIrABChdTZXRBY2NvdW50U3RhdHVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSMwoPc3VzcGVuZGVkX3VudGlsGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBCABKAkSDQoFYWN0b3IYBSABKAkiRAoYU2V0QWNjb3VudFN0YXR1c1Jlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50Ii8KGUdldEFjY291bnRDb250YWN0c1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSJKChpHZXRBY2NvdW50Q29udGFjdHNSZXNwb25zZRINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIOCgZsb2NhbGUYAyABKAkiIwoSRmluZEFjY291bnRSZXF1ZXN0Eg0KBWxvZ2luGAEgASgJIikKE0ZpbmRBY2NvdW50UmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCSJaChZTZXRBY2NvdW50Um9sZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDQoFcm9sZXMYAiADKAkSDgoGcmVhc29uGAMgASgJEg0KBWFjdG9yGAQgASgJIigKF1NldEFjY291bnRSb2xlc1Jlc3BvbnNlEg0KBXJvbGVzGAEgAygJIrEBCg9TaWduaW5nS2V5U3RhdGUSDgoGa2V5X2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnNpZ25zX2Zyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldGlyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IncKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRIsCgNrZXkYASABKAsyHy5jdW11bG8uYXV0aC52MS5TaWduaW5nS2V5U3RhdGUSLQoEa2V5cxgCIAMoCzIfLmN1bXVsby5hdXRoLnYxLlNpZ25pbmdLZXlTdGF0ZSqlAQoNQWNjb3VudFN0YXR1cxIeChpBQ0NPVU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUFDQ09VTlRfU1RBVFVTX0FDVElWRRABEhwKGEFDQ09VTlRfU1RBVFVTX1NVU1BFTkRFRBACEh0KGUFDQ09VTlRfU1RBVFVTX1RFUk1JTkFURUQQAxIcChhBQ0NPVU5UX1NUQVRVU19DQU5DRUxMRUQQBDKpEAoLQXV0aFNlcnZpY2USYAoIR2V0VGVybXMSHy5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1JlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1Jlc3BvbnNlIhGC0+STAgsSCS92MS90ZXJtcxKFAQoQQ2hlY2tOZXdQYXNzd29yZBInLmN1bXVsby5hdXRoLnYxLkNoZWNrTmV3UGFzc3dvcmRSZXF1ZXN0GiguY3VtdWxvLmF1dGgudjEuQ2hlY2tOZXdQYXNzd29yZFJlc3BvbnNlIh6C0+STAhgiEy92MS9wYXNzd29yZHM6Y2hlY2s6ASoSZgoIUmVnaXN0ZXISHy5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlc3BvbnNlIheC0+STAhEiDC92MS9hY2NvdW50czoBKhJjCgVMb2dpbhIcLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVzcG9uc2UiHYLT5JMCFyISL3YxL3Nlc3Npb25zOmxvZ2luOgEqEmsKB1JlZnJlc2gSHi5jdW11bG8uYXV0aC52MS5SZWZyZXNoUmVxdWVzdBofLmN1bXVsby5hdXRoLnYxLlJlZnJlc2hSZXNwb25zZSIfgtPkkwIZIhQvdjEvc2Vzc2lvbnM6cmVmcmVzaDoBKhJnCgZMb2dvdXQSHS5jdW11bG8uYXV0aC52MS5Mb2dvdXRSZXF1ZXN0Gh4uY3VtdWxvLmF1dGgudjEuTG9nb3V0UmVzcG9uc2UiHoLT5JMCGCITL3YxL3Nlc3Npb25zOmxvZ291dDoBKhJoCgpHZXRBY2NvdW50EiEuY3VtdWxvLmF1dGgudjEuR2V0QWNjb3VudFJlcXVlc3QaIi5jdW11bG8uYXV0aC52MS5HZXRBY2NvdW50UmVzcG9uc2UiE4LT5JMCDRILL3YxL2FjY291bnQSbwoMTGlzdFNlc3Npb25zEiMuY3VtdWxvLmF1dGgudjEuTGlzdFNlc3Npb25zUmVxdWVzdBokLmN1bXVsby5hdXRoLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIhSC0+STAg4SDC92MS9zZXNzaW9ucxJ/Cg1SZXZva2VTZXNzaW9uEiQuY3VtdWxvLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaJS5jdW11bG8uYXV0aC52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UiIYLT5JMCGyoZL3YxL3Nlc3Npb25zL3tzZXNzaW9uX2lkfRKKAQoSQ3JlYXRlTWlub3JBY2NvdW50EikuY3VtdWxvLmF1dGgudjEuQ3JlYXRlTWlub3JBY2NvdW50UmVxdWVzdBoqLmN1bXVsby5hdXRoLnYxLkNyZWF0ZU1pbm9yQWNjb3VudFJlc3BvbnNlIh2C0+STAhciEi92MS9hY2NvdW50L21pbm9yczoBKhKAAQoOVXBkYXRlQ29udGFjdHMSJS5jdW11bG8uYXV0aC52MS5VcGRhdGVDb250YWN0c1JlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5VcGRhdGVDb250YWN0c1Jlc3BvbnNlIh+C0+STAhkyFC92MS9hY2NvdW50L2NvbnRhY3RzOgEqEnoKC0FjY2VwdFRlcm1zEiIuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXF1ZXN0GiMuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXNwb25zZSIigtPkkwIcIhcvdjEvYWNjb3VudDphY2NlcHRUZXJtczoBKhKGAQoOQ2hhbmdlUGFzc3dvcmQSJS5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIiWC0+STAh8iGi92MS9hY2NvdW50OmNoYW5nZVBhc3N3b3JkOgEqEnsKDUNhbmNlbEFjY291bnQSJC5jdW11bG8uYXV0aC52MS5DYW5jZWxBY2NvdW50UmVxdWVzdBolLmN1bXVsby5hdXRoLnYxLkNhbmNlbEFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudDpjYW5jZWw6ASoSigEKD0NvbmZpcm1QYXNzd29yZBImLmN1bXVsby5hdXRoLnYxLkNvbmZpcm1QYXNzd29yZFJlcXVlc3QaJy5jdW11bG8uYXV0aC52MS5Db25maXJtUGFzc3dvcmRSZXNwb25zZSImgtPkkwIgIhsvdjEvYWNjb3VudDpjb25maXJtUGFzc3dvcmQ6ASoSewoNTGlzdEd1YXJkaWFucxIkLmN1bXVsby5hdXRoLnYxLkxpc3RHdWFyZGlhbnNSZXF1ZXN0GiUuY3VtdWxvLmF1dGgudjEuTGlzdEd1YXJkaWFuc1Jlc3BvbnNlIh2C0+STAhcSFS92MS9hY2NvdW50L2d1YXJkaWFucxKUAQoOUmV2b2tlR3VhcmRpYW4SJS5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlc3BvbnNlIjOC0+STAi0qKy92MS9hY2NvdW50L2d1YXJkaWFucy97Z3VhcmRpYW5fYWNjb3VudF9pZH1iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message cumulo.auth.v1.Date
@@ -492,6 +492,112 @@ export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@_
   messageDesc(file_cumulo_auth_v1_auth, 19);
 
 /**
+ * @generated from message cumulo.auth.v1.Guardian
+ */
+export type Guardian = Message<"cumulo.auth.v1.Guardian"> & {
+  /**
+   * @generated from field: string guardian_account_id = 1;
+   */
+  guardianAccountId: string;
+
+  /**
+   * @generated from field: string login = 2;
+   */
+  login: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp since = 3;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 4;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp revoked_at = 5;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: bool active = 6;
+   */
+  active: boolean;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.Guardian.
+ * Use `create(GuardianSchema)` to create a new message.
+ */
+export const GuardianSchema: GenMessage<Guardian> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 20);
+
+/**
+ * @generated from message cumulo.auth.v1.ListGuardiansRequest
+ */
+export type ListGuardiansRequest = Message<"cumulo.auth.v1.ListGuardiansRequest"> & {
+};
+
+/**
+ * Describes the message cumulo.auth.v1.ListGuardiansRequest.
+ * Use `create(ListGuardiansRequestSchema)` to create a new message.
+ */
+export const ListGuardiansRequestSchema: GenMessage<ListGuardiansRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 21);
+
+/**
+ * @generated from message cumulo.auth.v1.ListGuardiansResponse
+ */
+export type ListGuardiansResponse = Message<"cumulo.auth.v1.ListGuardiansResponse"> & {
+  /**
+   * @generated from field: repeated cumulo.auth.v1.Guardian guardians = 1;
+   */
+  guardians: Guardian[];
+};
+
+/**
+ * Describes the message cumulo.auth.v1.ListGuardiansResponse.
+ * Use `create(ListGuardiansResponseSchema)` to create a new message.
+ */
+export const ListGuardiansResponseSchema: GenMessage<ListGuardiansResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 22);
+
+/**
+ * @generated from message cumulo.auth.v1.RevokeGuardianRequest
+ */
+export type RevokeGuardianRequest = Message<"cumulo.auth.v1.RevokeGuardianRequest"> & {
+  /**
+   * @generated from field: string guardian_account_id = 1;
+   */
+  guardianAccountId: string;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.RevokeGuardianRequest.
+ * Use `create(RevokeGuardianRequestSchema)` to create a new message.
+ */
+export const RevokeGuardianRequestSchema: GenMessage<RevokeGuardianRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 23);
+
+/**
+ * @generated from message cumulo.auth.v1.RevokeGuardianResponse
+ */
+export type RevokeGuardianResponse = Message<"cumulo.auth.v1.RevokeGuardianResponse"> & {
+  /**
+   * @generated from field: cumulo.auth.v1.Guardian guardian = 1;
+   */
+  guardian?: Guardian | undefined;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.RevokeGuardianResponse.
+ * Use `create(RevokeGuardianResponseSchema)` to create a new message.
+ */
+export const RevokeGuardianResponseSchema: GenMessage<RevokeGuardianResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 24);
+
+/**
  * @generated from message cumulo.auth.v1.RevokeSessionRequest
  */
 export type RevokeSessionRequest = Message<"cumulo.auth.v1.RevokeSessionRequest"> & {
@@ -506,7 +612,7 @@ export type RevokeSessionRequest = Message<"cumulo.auth.v1.RevokeSessionRequest"
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 20);
+  messageDesc(file_cumulo_auth_v1_auth, 25);
 
 /**
  * @generated from message cumulo.auth.v1.RevokeSessionResponse
@@ -519,7 +625,7 @@ export type RevokeSessionResponse = Message<"cumulo.auth.v1.RevokeSessionRespons
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 21);
+  messageDesc(file_cumulo_auth_v1_auth, 26);
 
 /**
  * @generated from message cumulo.auth.v1.CreateMinorAccountRequest
@@ -556,7 +662,7 @@ export type CreateMinorAccountRequest = Message<"cumulo.auth.v1.CreateMinorAccou
  * Use `create(CreateMinorAccountRequestSchema)` to create a new message.
  */
 export const CreateMinorAccountRequestSchema: GenMessage<CreateMinorAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 22);
+  messageDesc(file_cumulo_auth_v1_auth, 27);
 
 /**
  * @generated from message cumulo.auth.v1.CreateMinorAccountResponse
@@ -573,7 +679,7 @@ export type CreateMinorAccountResponse = Message<"cumulo.auth.v1.CreateMinorAcco
  * Use `create(CreateMinorAccountResponseSchema)` to create a new message.
  */
 export const CreateMinorAccountResponseSchema: GenMessage<CreateMinorAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 23);
+  messageDesc(file_cumulo_auth_v1_auth, 28);
 
 /**
  * @generated from message cumulo.auth.v1.UpdateContactsRequest
@@ -600,7 +706,7 @@ export type UpdateContactsRequest = Message<"cumulo.auth.v1.UpdateContactsReques
  * Use `create(UpdateContactsRequestSchema)` to create a new message.
  */
 export const UpdateContactsRequestSchema: GenMessage<UpdateContactsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 24);
+  messageDesc(file_cumulo_auth_v1_auth, 29);
 
 /**
  * @generated from message cumulo.auth.v1.UpdateContactsResponse
@@ -617,7 +723,7 @@ export type UpdateContactsResponse = Message<"cumulo.auth.v1.UpdateContactsRespo
  * Use `create(UpdateContactsResponseSchema)` to create a new message.
  */
 export const UpdateContactsResponseSchema: GenMessage<UpdateContactsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 25);
+  messageDesc(file_cumulo_auth_v1_auth, 30);
 
 /**
  * @generated from message cumulo.auth.v1.AcceptTermsRequest
@@ -634,7 +740,7 @@ export type AcceptTermsRequest = Message<"cumulo.auth.v1.AcceptTermsRequest"> & 
  * Use `create(AcceptTermsRequestSchema)` to create a new message.
  */
 export const AcceptTermsRequestSchema: GenMessage<AcceptTermsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 26);
+  messageDesc(file_cumulo_auth_v1_auth, 31);
 
 /**
  * @generated from message cumulo.auth.v1.AcceptTermsResponse
@@ -651,7 +757,7 @@ export type AcceptTermsResponse = Message<"cumulo.auth.v1.AcceptTermsResponse"> 
  * Use `create(AcceptTermsResponseSchema)` to create a new message.
  */
 export const AcceptTermsResponseSchema: GenMessage<AcceptTermsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 27);
+  messageDesc(file_cumulo_auth_v1_auth, 32);
 
 /**
  * @generated from message cumulo.auth.v1.ChangePasswordRequest
@@ -673,7 +779,7 @@ export type ChangePasswordRequest = Message<"cumulo.auth.v1.ChangePasswordReques
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 28);
+  messageDesc(file_cumulo_auth_v1_auth, 33);
 
 /**
  * @generated from message cumulo.auth.v1.ChangePasswordResponse
@@ -686,7 +792,7 @@ export type ChangePasswordResponse = Message<"cumulo.auth.v1.ChangePasswordRespo
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 29);
+  messageDesc(file_cumulo_auth_v1_auth, 34);
 
 /**
  * @generated from message cumulo.auth.v1.ConfirmPasswordRequest
@@ -703,7 +809,7 @@ export type ConfirmPasswordRequest = Message<"cumulo.auth.v1.ConfirmPasswordRequ
  * Use `create(ConfirmPasswordRequestSchema)` to create a new message.
  */
 export const ConfirmPasswordRequestSchema: GenMessage<ConfirmPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 30);
+  messageDesc(file_cumulo_auth_v1_auth, 35);
 
 /**
  * @generated from message cumulo.auth.v1.ConfirmPasswordResponse
@@ -730,7 +836,7 @@ export type ConfirmPasswordResponse = Message<"cumulo.auth.v1.ConfirmPasswordRes
  * Use `create(ConfirmPasswordResponseSchema)` to create a new message.
  */
 export const ConfirmPasswordResponseSchema: GenMessage<ConfirmPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 31);
+  messageDesc(file_cumulo_auth_v1_auth, 36);
 
 /**
  * @generated from message cumulo.auth.v1.CancelAccountRequest
@@ -747,7 +853,7 @@ export type CancelAccountRequest = Message<"cumulo.auth.v1.CancelAccountRequest"
  * Use `create(CancelAccountRequestSchema)` to create a new message.
  */
 export const CancelAccountRequestSchema: GenMessage<CancelAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 32);
+  messageDesc(file_cumulo_auth_v1_auth, 37);
 
 /**
  * @generated from message cumulo.auth.v1.CancelAccountResponse
@@ -760,7 +866,7 @@ export type CancelAccountResponse = Message<"cumulo.auth.v1.CancelAccountRespons
  * Use `create(CancelAccountResponseSchema)` to create a new message.
  */
 export const CancelAccountResponseSchema: GenMessage<CancelAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 33);
+  messageDesc(file_cumulo_auth_v1_auth, 38);
 
 /**
  * @generated from message cumulo.auth.v1.SigningKey
@@ -787,7 +893,7 @@ export type SigningKey = Message<"cumulo.auth.v1.SigningKey"> & {
  * Use `create(SigningKeySchema)` to create a new message.
  */
 export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 34);
+  messageDesc(file_cumulo_auth_v1_auth, 39);
 
 /**
  * @generated from message cumulo.auth.v1.GetSigningKeysRequest
@@ -804,7 +910,7 @@ export type GetSigningKeysRequest = Message<"cumulo.auth.v1.GetSigningKeysReques
  * Use `create(GetSigningKeysRequestSchema)` to create a new message.
  */
 export const GetSigningKeysRequestSchema: GenMessage<GetSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 35);
+  messageDesc(file_cumulo_auth_v1_auth, 40);
 
 /**
  * @generated from message cumulo.auth.v1.GetSigningKeysResponse
@@ -821,7 +927,7 @@ export type GetSigningKeysResponse = Message<"cumulo.auth.v1.GetSigningKeysRespo
  * Use `create(GetSigningKeysResponseSchema)` to create a new message.
  */
 export const GetSigningKeysResponseSchema: GenMessage<GetSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 36);
+  messageDesc(file_cumulo_auth_v1_auth, 41);
 
 /**
  * @generated from message cumulo.auth.v1.GetClientAppRequest
@@ -838,7 +944,7 @@ export type GetClientAppRequest = Message<"cumulo.auth.v1.GetClientAppRequest"> 
  * Use `create(GetClientAppRequestSchema)` to create a new message.
  */
 export const GetClientAppRequestSchema: GenMessage<GetClientAppRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 37);
+  messageDesc(file_cumulo_auth_v1_auth, 42);
 
 /**
  * @generated from message cumulo.auth.v1.GetClientAppResponse
@@ -865,7 +971,7 @@ export type GetClientAppResponse = Message<"cumulo.auth.v1.GetClientAppResponse"
  * Use `create(GetClientAppResponseSchema)` to create a new message.
  */
 export const GetClientAppResponseSchema: GenMessage<GetClientAppResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 38);
+  messageDesc(file_cumulo_auth_v1_auth, 43);
 
 /**
  * @generated from message cumulo.auth.v1.RegisterClientAppRequest
@@ -887,7 +993,7 @@ export type RegisterClientAppRequest = Message<"cumulo.auth.v1.RegisterClientApp
  * Use `create(RegisterClientAppRequestSchema)` to create a new message.
  */
 export const RegisterClientAppRequestSchema: GenMessage<RegisterClientAppRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 39);
+  messageDesc(file_cumulo_auth_v1_auth, 44);
 
 /**
  * @generated from message cumulo.auth.v1.RegisterClientAppResponse
@@ -900,7 +1006,7 @@ export type RegisterClientAppResponse = Message<"cumulo.auth.v1.RegisterClientAp
  * Use `create(RegisterClientAppResponseSchema)` to create a new message.
  */
 export const RegisterClientAppResponseSchema: GenMessage<RegisterClientAppResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 40);
+  messageDesc(file_cumulo_auth_v1_auth, 45);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountStatusRequest
@@ -937,7 +1043,7 @@ export type SetAccountStatusRequest = Message<"cumulo.auth.v1.SetAccountStatusRe
  * Use `create(SetAccountStatusRequestSchema)` to create a new message.
  */
 export const SetAccountStatusRequestSchema: GenMessage<SetAccountStatusRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 41);
+  messageDesc(file_cumulo_auth_v1_auth, 46);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountStatusResponse
@@ -954,7 +1060,7 @@ export type SetAccountStatusResponse = Message<"cumulo.auth.v1.SetAccountStatusR
  * Use `create(SetAccountStatusResponseSchema)` to create a new message.
  */
 export const SetAccountStatusResponseSchema: GenMessage<SetAccountStatusResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 42);
+  messageDesc(file_cumulo_auth_v1_auth, 47);
 
 /**
  * @generated from message cumulo.auth.v1.GetAccountContactsRequest
@@ -971,7 +1077,7 @@ export type GetAccountContactsRequest = Message<"cumulo.auth.v1.GetAccountContac
  * Use `create(GetAccountContactsRequestSchema)` to create a new message.
  */
 export const GetAccountContactsRequestSchema: GenMessage<GetAccountContactsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 43);
+  messageDesc(file_cumulo_auth_v1_auth, 48);
 
 /**
  * @generated from message cumulo.auth.v1.GetAccountContactsResponse
@@ -998,7 +1104,7 @@ export type GetAccountContactsResponse = Message<"cumulo.auth.v1.GetAccountConta
  * Use `create(GetAccountContactsResponseSchema)` to create a new message.
  */
 export const GetAccountContactsResponseSchema: GenMessage<GetAccountContactsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 44);
+  messageDesc(file_cumulo_auth_v1_auth, 49);
 
 /**
  * @generated from message cumulo.auth.v1.FindAccountRequest
@@ -1015,7 +1121,7 @@ export type FindAccountRequest = Message<"cumulo.auth.v1.FindAccountRequest"> & 
  * Use `create(FindAccountRequestSchema)` to create a new message.
  */
 export const FindAccountRequestSchema: GenMessage<FindAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 45);
+  messageDesc(file_cumulo_auth_v1_auth, 50);
 
 /**
  * @generated from message cumulo.auth.v1.FindAccountResponse
@@ -1032,7 +1138,7 @@ export type FindAccountResponse = Message<"cumulo.auth.v1.FindAccountResponse"> 
  * Use `create(FindAccountResponseSchema)` to create a new message.
  */
 export const FindAccountResponseSchema: GenMessage<FindAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 46);
+  messageDesc(file_cumulo_auth_v1_auth, 51);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountRolesRequest
@@ -1064,7 +1170,7 @@ export type SetAccountRolesRequest = Message<"cumulo.auth.v1.SetAccountRolesRequ
  * Use `create(SetAccountRolesRequestSchema)` to create a new message.
  */
 export const SetAccountRolesRequestSchema: GenMessage<SetAccountRolesRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 47);
+  messageDesc(file_cumulo_auth_v1_auth, 52);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountRolesResponse
@@ -1081,7 +1187,74 @@ export type SetAccountRolesResponse = Message<"cumulo.auth.v1.SetAccountRolesRes
  * Use `create(SetAccountRolesResponseSchema)` to create a new message.
  */
 export const SetAccountRolesResponseSchema: GenMessage<SetAccountRolesResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 48);
+  messageDesc(file_cumulo_auth_v1_auth, 53);
+
+/**
+ * @generated from message cumulo.auth.v1.SigningKeyState
+ */
+export type SigningKeyState = Message<"cumulo.auth.v1.SigningKeyState"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp signs_from = 3;
+   */
+  signsFrom?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp retired_at = 4;
+   */
+  retiredAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.SigningKeyState.
+ * Use `create(SigningKeyStateSchema)` to create a new message.
+ */
+export const SigningKeyStateSchema: GenMessage<SigningKeyState> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 54);
+
+/**
+ * @generated from message cumulo.auth.v1.RotateSigningKeyRequest
+ */
+export type RotateSigningKeyRequest = Message<"cumulo.auth.v1.RotateSigningKeyRequest"> & {
+};
+
+/**
+ * Describes the message cumulo.auth.v1.RotateSigningKeyRequest.
+ * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
+ */
+export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 55);
+
+/**
+ * @generated from message cumulo.auth.v1.RotateSigningKeyResponse
+ */
+export type RotateSigningKeyResponse = Message<"cumulo.auth.v1.RotateSigningKeyResponse"> & {
+  /**
+   * @generated from field: cumulo.auth.v1.SigningKeyState key = 1;
+   */
+  key?: SigningKeyState | undefined;
+
+  /**
+   * @generated from field: repeated cumulo.auth.v1.SigningKeyState keys = 2;
+   */
+  keys: SigningKeyState[];
+};
+
+/**
+ * Describes the message cumulo.auth.v1.RotateSigningKeyResponse.
+ * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
+ */
+export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 56);
 
 /**
  * @generated from enum cumulo.auth.v1.AccountStatus
@@ -1242,6 +1415,22 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof ConfirmPasswordRequestSchema;
     output: typeof ConfirmPasswordResponseSchema;
+  },
+  /**
+   * @generated from rpc cumulo.auth.v1.AuthService.ListGuardians
+   */
+  listGuardians: {
+    methodKind: "unary";
+    input: typeof ListGuardiansRequestSchema;
+    output: typeof ListGuardiansResponseSchema;
+  },
+  /**
+   * @generated from rpc cumulo.auth.v1.AuthService.RevokeGuardian
+   */
+  revokeGuardian: {
+    methodKind: "unary";
+    input: typeof RevokeGuardianRequestSchema;
+    output: typeof RevokeGuardianResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cumulo_auth_v1_auth, 0);

@@ -1,0 +1,70 @@
+"""A service's own secret keys, from configuration: never in the database, never in an image.
+
+`CUMULO_SECRETS_DIR` names a folder holding one folder per service, each with that service's
+key files (`<dir>/<service>/<name>.key`, at least 32 random bytes each), as a Kubernetes
+Secret mounted at `/var/run/cumulo/secrets/<service>` has them. `make run` and the tests make
+them under their own folders (`cumulo_devstack`); `python -m cumulo_devstack k8s-secrets`
+prints new ones as Secrets for a cluster. A service whose key is missing does not start,
+naming the variable and the file.
+
+Auth's `signing-kek` key seals its token-signing keys in its table (AES-256-GCM). Its
+`login-hash` key makes the keyed hashes (HMAC-SHA-256) under which it remembers the
+logins of deleted accounts and counts failed logins for unknown ones: a copy of the database
+alone cannot be searched for phone numbers (an unkeyed hash of a phone number is found by
+trying every number)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pathlib
+
+from cumulo_platform.settings import Env, SettingsError
+
+VARIABLE = "CUMULO_SECRETS_DIR"
+KUBERNETES_SECRETS_DIR = "/var/run/cumulo/secrets"
+MIN_KEY_BYTES = 32
+# Every secret key a service reads: (service, name).
+KEYS = (("auth", "login-hash"), ("auth", "signing-kek"))
+
+
+def key_path(folder: pathlib.Path, service: str, name: str) -> pathlib.Path:
+    return folder / service / f"{name}.key"
+
+
+def load_key(env: Env, name: str) -> bytes:
+    """The service's key `name`, read from `CUMULO_SECRETS_DIR/<service>/<name>.key`."""
+    found = env.lookup("SECRETS_DIR")
+    if found is None:
+        raise SettingsError(f"{VARIABLE} must name the folder of secret keys ({env.service}'s {name} is <dir>/{env.service}/{name}.key)")
+    variable, value = found
+    path = key_path(pathlib.Path(value), env.service, name)
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"{variable}: cannot read {env.service}/{name}.key ({exc.strerror})") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise SettingsError(f"{variable}: {env.service}/{name}.key holds {len(key)} bytes; a key has at least {MIN_KEY_BYTES}")
+    return key
+
+
+def keyed_hash(key: bytes, text: str) -> bytes:
+    """HMAC-SHA-256 of `text` under `key`."""
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def ensure_keys(folder: pathlib.Path) -> pathlib.Path:
+    """Every service's keys under `folder` (made once, kept: a new login-hash key would forget
+    the deleted accounts' logins): what `make run` and the tests name as CUMULO_SECRETS_DIR."""
+    import os
+    import secrets as random
+
+    for service, name in KEYS:
+        path = key_path(folder, service, name)
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(random.token_bytes(MIN_KEY_BYTES))
+    return folder
