@@ -380,6 +380,7 @@ class MailCatcher:
         self.folder = folder
         self.port = port
         self._controller: Controller | None = None
+        self._read: dict[pathlib.Path, email.message.EmailMessage] = {}  # each file parsed once
 
     def start(self) -> None:
         from aiosmtpd.controller import Controller
@@ -399,10 +400,12 @@ class MailCatcher:
         self._controller.start()
 
     def messages(self) -> list[email.message.EmailMessage]:
-        return [
-            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            for path in sorted(self.folder.glob("*.eml"))
-        ]
+        found = []
+        for path in sorted(self.folder.glob("*.eml")):
+            if path not in self._read:
+                self._read[path] = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            found.append(self._read[path])
+        return found
 
     def stop(self) -> None:
         if self._controller is not None:

@@ -56,7 +56,8 @@ EVENT_PRODUCERS: dict[str, frozenset[str]] = {
     "purge.completed": _DATA_SERVICES,
     **{t: frozenset({"lifecycle"}) for t in ("account.state_changed", "purge.requested", "account.hold_changed")},
     "device.found": frozenset({"locator"}),
-    "notice.requested": frozenset({"moderation"}),
+    # moderation's messages; auth's new-session and blob's shared-with-you notices
+    "notice.requested": frozenset({"moderation", "auth", "blob"}),
 }
 
 SUBJECT_PREFIX = "cumulo.events."

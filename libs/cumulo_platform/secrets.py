@@ -7,7 +7,9 @@ them under their own folders (`cumulo_devstack`); `python -m cumulo_devstack k8s
 prints new ones as Secrets for a cluster. A service whose key is missing does not start,
 naming the variable and the file.
 
-Auth's `signing-kek` key seals its token-signing keys in its table (AES-256-GCM). Its
+Auth's `signing-kek` key seals its token-signing keys in its table (AES-256-GCM), and
+moderation's `evidence-kek` its evidence-signing keys: whoever reads or writes those tables
+(a copy of the database) can neither sign with a key nor put in one of their own. Auth's
 `login-hash` key makes the keyed hashes (HMAC-SHA-256) under which it remembers the
 logins of deleted accounts and counts failed logins for unknown ones: a copy of the database
 alone cannot be searched for phone numbers (an unkeyed hash of a phone number is found by
@@ -17,7 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import pathlib
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cumulo_platform.settings import Env, SettingsError
 
@@ -25,7 +31,7 @@ VARIABLE = "CUMULO_SECRETS_DIR"
 KUBERNETES_SECRETS_DIR = "/var/run/cumulo/secrets"
 MIN_KEY_BYTES = 32
 # Every secret key a service reads: (service, name).
-KEYS = (("auth", "login-hash"), ("auth", "signing-kek"))
+KEYS = (("auth", "login-hash"), ("auth", "signing-kek"), ("moderation", "evidence-kek"))
 
 
 def key_path(folder: pathlib.Path, service: str, name: str) -> pathlib.Path:
@@ -46,6 +52,31 @@ def load_key(env: Env, name: str) -> bytes:
     if len(key) < MIN_KEY_BYTES:
         raise SettingsError(f"{variable}: {env.service}/{name}.key holds {len(key)} bytes; a key has at least {MIN_KEY_BYTES}")
     return key
+
+
+_SEALED = b"kek1"  # what a sealed value starts with
+
+
+class NotSealed(ValueError):
+    """A stored value the key-encryption key does not open (another key, tampered, or never sealed)."""
+
+
+def seal(kek: bytes, label: str, secret: bytes) -> bytes:
+    """`secret` encrypted under `kek` (AES-256-GCM), bound to `label` (a key id): sealed for
+    one row, it does not open in another."""
+    nonce = os.urandom(12)
+    return _SEALED + nonce + AESGCM(kek[:32]).encrypt(nonce, secret, label.encode())
+
+
+def unseal(kek: bytes, label: str, stored: bytes, *, variable: str) -> bytes:
+    """What `seal` sealed; NotSealed naming `variable` (the key file) when it does not open."""
+    if not stored.startswith(_SEALED):
+        raise NotSealed(f"{label} is not sealed under {variable}")
+    nonce, sealed = stored[len(_SEALED) : len(_SEALED) + 12], stored[len(_SEALED) + 12 :]
+    try:
+        return AESGCM(kek[:32]).decrypt(nonce, sealed, label.encode())
+    except InvalidTag:
+        raise NotSealed(f"{label} does not open with the key-encryption key {variable}") from None
 
 
 def keyed_hash(key: bytes, text: str) -> bytes:

@@ -86,8 +86,8 @@ class AuthSettings:
             password_hash_workers=env.get("PASSWORD_HASH_WORKERS", passwords.DEFAULT_WORKERS),
             password_verify_queue=env.get("PASSWORD_VERIFY_QUEUE", passwords.DEFAULT_VERIFY_QUEUE),
             password_new_hash_queue=env.get("PASSWORD_NEW_HASH_QUEUE", passwords.DEFAULT_NEW_HASH_QUEUE),
-            login_key=secrets.load_key(env, "login-hash"),
-            signing_kek=secrets.load_key(env, "signing-kek"),
+            login_key=b"",  # read last, once the other settings are known good
+            signing_kek=b"",
             signing_key_announce=env.interval("SIGNING_KEY_ANNOUNCE", "PT2M"),
         )
         if settings.access_token_ttl > dt.timedelta(hours=1):
@@ -97,7 +97,7 @@ class AuthSettings:
         if settings.password_check_window <= dt.timedelta(0):
             raise SettingsError("CUMULO_AUTH_PASSWORD_CHECK_WINDOW must be longer than zero")
         settings._validate_throttles()
-        return settings
+        return dataclasses.replace(settings, login_key=secrets.load_key(env, "login-hash"), signing_kek=secrets.load_key(env, "signing-kek"))
 
     def _validate_throttles(self) -> None:
         for name, value in (

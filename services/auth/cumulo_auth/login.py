@@ -87,5 +87,15 @@ class Login:
                 events_pb2.LoggedIn(account_id=str(row.account_id), session_id=str(tokens.session_id), client_id=client_id),
                 account_id=str(row.account_id),
             )
+            # The owner is told of every new sign-in, with where it came from (the lifecycle
+            # words it in their language and sends it to their contacts).
+            uow.emit(
+                "notice.requested",
+                events_pb2.NoticeRequested(
+                    account_id=str(row.account_id), reference=f"new-session:{tokens.session_id}", kind="new_session",
+                    values={"device": device_name.strip() or "-", "app": client_id, "address": client_network or "-", "at": self.clock.now().isoformat()},
+                ),
+                account_id=str(row.account_id),
+            )
             await uow.commit()
         return tokens, view(row, now=self.clock.now(), time_zone=self.time_zone)

@@ -20,12 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo_auth.adapters.signing import KeyNotReadable, unseal
+from cumulo_auth.adapters.signing import unseal
 from cumulo_auth.adapters.tables import signing_keys
 from cumulo_devstack.testing import open_channel
 from cumulo_devstack.testing.cli import run_command
 from cumulo_platform.errors import Unauthenticated
 from cumulo_platform.identity import GATEWAY
+from cumulo_platform.secrets import NotSealed
 from cumulo_platform.tokens import KeyCache, TokenVerifier, access_claims, sign
 
 TTL = dt.timedelta(minutes=15)
@@ -54,9 +55,9 @@ async def test_private_keys_are_sealed_and_open_only_with_the_configured_key(sta
         assert bytes(row.private_key)[:4] == b"kek1" and len(row.private_key) > 32
         private = Ed25519PrivateKey.from_private_bytes(unseal(own.app.settings.signing_kek, row.key_id, bytes(row.private_key)))
         assert private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) == bytes(row.public_key)
-        with pytest.raises(KeyNotReadable, match="signing-kek.key"):
+        with pytest.raises(NotSealed, match="signing-kek.key"):
             unseal(b"\x00" * 32, row.key_id, bytes(row.private_key))
-        with pytest.raises(KeyNotReadable):  # bound to its key id: moved to another row, it does not open
+        with pytest.raises(NotSealed):  # bound to its key id: moved to another row, it does not open
             unseal(own.app.settings.signing_kek, "another-key", bytes(row.private_key))
 
         # A key stored before sealing (raw) is sealed at the next start.

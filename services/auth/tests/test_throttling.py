@@ -18,6 +18,7 @@ from cumulo.auth.v1 import auth_pb2
 from cumulo_auth.adapters.tables import login_throttle
 from cumulo_auth.config import AuthSettings
 from cumulo_devstack.testing import PASSWORD, call, expect_error, fake_client_address, unique_email
+from cumulo_platform.secrets import ensure_keys
 from cumulo_platform.settings import SettingsError
 from cumulo_sdk.errors import CumuloRpcError
 
@@ -166,8 +167,8 @@ def test_an_accounts_ceiling_below_one_addresss_share_is_refused_naming_both_set
     assert "CUMULO_AUTH_THROTTLE_FREE_FAILURES_PER_ACCOUNT_ADDRESS" in str(refused.value)
 
 
-def test_the_default_throttles_keep_a_ceiling_far_above_one_addresss_share():
-    settings = AuthSettings.from_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+def test_the_default_throttles_keep_a_ceiling_far_above_one_addresss_share(tmp_path):
+    settings = AuthSettings.from_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "CUMULO_SECRETS_DIR": str(ensure_keys(tmp_path))})
     assert settings.throttle_free_failures_per_account_address == 5
     assert settings.throttle_free_failures_per_account >= 10 * settings.throttle_free_failures_per_account_address
     assert settings.throttle_free_failures_per_session == 5

@@ -291,6 +291,15 @@ class Sharing:
                     .returning(*user_shares.c)
                 )
             ).one()
+            # The recipient is told, once per share (the lifecycle words it in their language).
+            uow.emit(
+                "notice.requested",
+                events_pb2.NoticeRequested(
+                    account_id=str(recipient_id), reference=f"share:{row.share_id}", kind="shared_with_you",
+                    values={"owner_account_id": str(owner), "name": node.name, "what": node.kind, "at": row.created_at.isoformat()},
+                ),
+                account_id=str(recipient_id),
+            )
             await uow.commit()
         return row, node.name
 

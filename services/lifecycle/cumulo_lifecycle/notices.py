@@ -18,7 +18,10 @@ from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.domain import notices as texts
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import UnitOfWork
+from cumulo_platform.logging import get_logger
 from cumulo_platform.text import local_time
+
+log = get_logger(__name__)
 
 
 def token_hash(token: str) -> bytes:
@@ -98,5 +101,34 @@ class Notices:
             address = wanted.address.strip()
             recipient = uuid.uuid5(uuid.NAMESPACE_URL, f"cumulo:contact:{address.lower()}")
             targets = [("email" if "@" in wanted.address else "sms", address)] if address else []
-        locale = row.locale if row is not None else texts.LOCALES[0]
-        await self.queue(uow, recipient, "service", wanted.reference, locale, wanted.subject, wanted.body, targets)
+        locale = known_locale(row.locale) if row is not None else texts.LOCALES[0]
+        subject, body = wanted.subject, wanted.body
+        if wanted.kind:
+            rendered = await self._render_service_kind(uow, wanted, locale)
+            if rendered is None:
+                return
+            subject, body = rendered.subject, rendered.body
+        await self.queue(uow, recipient, wanted.kind or "service", wanted.reference, locale, subject, body, targets)
+
+    async def _render_service_kind(self, uow: UnitOfWork, wanted: events_pb2.NoticeRequested, locale: str) -> texts.Rendered | None:
+        """A notice of a kind the lifecycle words (texts.SERVICE_KINDS); None for an unknown one."""
+        names = texts.SERVICE_KINDS.get(wanted.kind)
+        if names is None:
+            log.warning("notice_kind_unknown", kind=wanted.kind)
+            return None
+        values = {name: wanted.values.get(name, "") for name in names}
+        try:
+            values["at"] = local_time(dt.datetime.fromisoformat(wanted.values.get("at", "")), self.cal.time_zone)
+        except ValueError:
+            values["at"] = local_time(self.clock.now(), self.cal.time_zone)
+        if wanted.kind == "shared_with_you":
+            values["what"] = texts.WHAT[locale].get(values["what"], values["what"])
+            owner = wanted.values.get("owner_account_id", "")
+            found = None
+            if owner:
+                try:
+                    found = (await uow.execute(sa.select(accounts.c.email, accounts.c.phone).where(accounts.c.account_id == uuid.UUID(owner)))).first()
+                except ValueError:
+                    found = None
+            values["owner"] = (found.email or found.phone) if found is not None and (found.email or found.phone) else texts.SOMEONE[locale]
+        return texts.render(wanted.kind, locale, values)

@@ -19,7 +19,7 @@ from cumulo_platform.service import Command, service_main
 async def _rotate_evidence_key(settings: ModerationSettings, args: argparse.Namespace) -> None:
     db = Database(create_engine(settings.platform.database_url, pool_size=1), schema=SCHEMA, producer=SERVICE, clock=SystemClock())
     try:
-        key = await SigningKeys(db, db.clock).rotate()
+        key = await SigningKeys(db, db.clock, settings.evidence_kek).rotate()
     finally:
         await db.dispose()
     print(f"evidence manifests are signed by key {key.key_id} from now on (generation {key.generation}, public key sha256 {key.fingerprint})")

@@ -89,7 +89,7 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
     checks = Checks(settings, base.clock, cases, effects, owners)
     complaints = Complaints(base.db, settings, base.clock, services, cases)
     blocklist = Blocklist(base.db, base.clock, effects, checks)
-    keys = SigningKeys(base.db, base.clock)
+    keys = SigningKeys(base.db, base.clock, settings.evidence_kek)
     preservation = Preservation(base.db, base.clock, services, storage, keys, lock)
     verifier = base.remote_verifier()
 

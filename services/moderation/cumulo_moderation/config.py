@@ -7,6 +7,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Mapping
 
+from cumulo_platform import secrets
 from cumulo_platform.settings import Env, PlatformSettings, SettingsError
 
 SERVICE = "moderation"
@@ -43,6 +44,9 @@ class ModerationSettings:
     # bucket must have Object Lock enabled, or the service does not start.
     evidence_lock_mode: str | None
     evidence_lock_days: int
+    # The key-encryption key that seals the evidence-signing keys in moderation's table:
+    # CUMULO_SECRETS_DIR/moderation/evidence-kek.key (cumulo_platform.secrets).
+    evidence_kek: bytes = dataclasses.field(repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ModerationSettings:
@@ -62,6 +66,7 @@ class ModerationSettings:
             time_zone=env.time_zone(),
             evidence_lock_mode=_lock_mode(env.get("EVIDENCE_LOCK_MODE", "off")),
             evidence_lock_days=env.get("EVIDENCE_LOCK_DAYS", 0),
+            evidence_kek=b"",  # read last, once the other settings are known good
         )
         if settings.evidence_lock_mode and settings.evidence_lock_days < 1:
             raise SettingsError(
@@ -85,7 +90,7 @@ class ModerationSettings:
         ):
             if span <= dt.timedelta(0):
                 raise SettingsError(f"CUMULO_MODERATION_{name} must be longer than zero")
-        return settings
+        return dataclasses.replace(settings, evidence_kek=secrets.load_key(env, "evidence-kek"))
 
 
 def _lock_mode(value: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Moderation's keys for signing evidence manifests, kept in its own schema.
+"""Moderation's keys for signing evidence manifests, kept in its own schema, their private
+halves sealed under the key-encryption key from configuration (cumulo_platform.secrets).
 
 The newest generation signs. The first key is made on first need, by whichever replica gets
 there first: each inserts generation 1 if there is none (`ON CONFLICT DO NOTHING`) and then
@@ -17,6 +18,7 @@ from sqlalchemy.dialects import postgresql
 from cumulo_moderation import audit
 from cumulo_moderation.adapters.tables import signing_keys
 from cumulo_moderation.domain import signatures
+from cumulo_platform import secrets as secret_keys
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.logging import get_logger
@@ -42,17 +44,24 @@ class SigningKey:
         return signatures.sign(self.private_key, message)
 
 
-def _key(row: sa.Row) -> SigningKey:
-    return SigningKey(
-        key_id=row.key_id, generation=row.generation, public_key=bytes(row.public_key), fingerprint=row.fingerprint,
-        created_at=row.created_at, private_key=bytes(row.private_key),
-    )
+KEK_FILE = "CUMULO_SECRETS_DIR/moderation/evidence-kek.key"
 
 
 class SigningKeys:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    """The private halves are sealed under the key-encryption key from configuration: a copy of
+    the table signs nothing, and a key written into it by someone without the key-encryption
+    key does not open (NotSealed), so it can neither sign nor be signed with."""
+
+    def __init__(self, db: Database, clock: Clock, kek: bytes) -> None:
         self.db = db
         self.clock = clock
+        self.kek = kek
+
+    def _key(self, row: sa.Row) -> SigningKey:
+        return SigningKey(
+            key_id=row.key_id, generation=row.generation, public_key=bytes(row.public_key), fingerprint=row.fingerprint,
+            created_at=row.created_at, private_key=secret_keys.unseal(self.kek, row.key_id, bytes(row.private_key), variable=KEK_FILE),
+        )
 
     async def current(self) -> SigningKey:
         """The key that signs now, made if there is none yet."""
@@ -74,12 +83,12 @@ class SigningKeys:
     async def get(self, key_id: str) -> SigningKey | None:
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(signing_keys).where(signing_keys.c.key_id == key_id))).first()
-        return None if row is None else _key(row)
+        return None if row is None else self._key(row)
 
     async def _newest(self) -> SigningKey | None:
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(signing_keys).order_by(signing_keys.c.generation.desc()).limit(1))).first()
-        return None if row is None else _key(row)
+        return None if row is None else self._key(row)
 
     async def _add(self, *, generation: int) -> None:
         """Inserts a fresh key as `generation` unless another replica got there first."""
@@ -92,7 +101,8 @@ class SigningKeys:
                 await uow.execute(
                     postgresql.insert(signing_keys)
                     .values(
-                        key_id=key_id, generation=generation, algorithm=signatures.ALGORITHM, private_key=private_key,
+                        key_id=key_id, generation=generation, algorithm=signatures.ALGORITHM,
+                        private_key=secret_keys.seal(self.kek, key_id, private_key),
                         public_key=public_key, fingerprint=fingerprint, created_at=now,
                     )
                     .on_conflict_do_nothing(index_elements=["generation"])

@@ -37,6 +37,7 @@ from cumulo_platform import migrations
 from cumulo_platform.clock import SystemClock
 from cumulo_platform.db import Database, create_engine
 from cumulo_platform.errors import FailedPrecondition
+from cumulo_platform.secrets import NotSealed, ensure_keys
 from cumulo_platform.settings import SettingsError
 from cumulo_platform.storage import Storage
 from cumulo_sdk import Cumulo
@@ -192,12 +193,15 @@ async def test_a_key_swapped_in_the_table_under_the_same_id_fails_verification(m
 # --- rotation and the first key ------------------------------------------------------------------
 
 
-async def test_a_bundle_signed_by_an_older_key_still_verifies_after_a_new_key_is_added(moderator, held, moderation, desk):
+async def test_a_bundle_signed_by_an_older_key_still_verifies_after_a_new_key_is_added(moderator, held, moderation, desk, infra):
     older = await held_bundle(moderator, desk, held.account_id, "preservation order 3/2025")
     # The operator's command (python -m cumulo_moderation rotate-evidence-key), on moderation's database.
     command = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cumulo_moderation", "rotate-evidence-key",
-        env={**os.environ, "DATABASE_URL": moderation.app.settings.platform.database_url, "CUMULO_LOG_LEVEL": "warning"},
+        env={
+            **os.environ, "DATABASE_URL": moderation.app.settings.platform.database_url, "CUMULO_LOG_LEVEL": "warning",
+            "CUMULO_SECRETS_DIR": str(ensure_keys(infra.root / "secrets")),  # the same key-encryption key as the service's
+        },
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(command.communicate(), 60)
@@ -221,7 +225,8 @@ async def test_the_first_signing_key_is_made_once_when_two_replicas_race(infra):
     await asyncio.to_thread(migrations.upgrade, url, SCHEMA, MIGRATIONS)
     replicas = [Database(create_engine(url, pool_size=4), schema=SCHEMA, producer="moderation", clock=SystemClock()) for _ in range(2)]
     try:
-        keys = [SigningKeys(db, SystemClock()) for db in replicas]
+        kek = os.urandom(32)
+        keys = [SigningKeys(db, SystemClock(), kek) for db in replicas]
         answers = await asyncio.gather(*(keys[i % 2].current() for i in range(8)))
         assert len({key.key_id for key in answers}) == 1
         # However the race went, a replica that found no key and inserts after another did
@@ -233,6 +238,23 @@ async def test_the_first_signing_key_is_made_once_when_two_replicas_race(infra):
             made = (await conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(audit_log.c.action == "evidence.key_created"))).scalar_one()
         assert [(row.key_id, row.generation) for row in stored] == [(answers[0].key_id, 1)] and made == 1
         assert signatures.fingerprint(bytes(stored[0].public_key)) == answers[0].fingerprint == stored[0].fingerprint
+        # Sealed at rest: the stored bytes are not the key, and open only with the key-encryption key.
+        assert bytes(stored[0].private_key) != answers[0].private_key and bytes(stored[0].private_key).startswith(b"kek1")
+        with pytest.raises(NotSealed):
+            await SigningKeys(replicas[0], SystemClock(), os.urandom(32)).current()
+        # A key written into the table by someone without the key-encryption key never signs.
+        forged = signatures.new_private_key()
+        async with replicas[0].unit_of_work() as uow:
+            await uow.execute(
+                sa.insert(signing_keys).values(
+                    key_id="forged", generation=2, algorithm=signatures.ALGORITHM, private_key=forged,
+                    public_key=signatures.public_key_of(forged), fingerprint=signatures.fingerprint(signatures.public_key_of(forged)),
+                    created_at=dt.datetime.now(dt.UTC),
+                )
+            )
+            await uow.commit()
+        with pytest.raises(NotSealed, match="evidence-kek"):
+            await keys[0].current()
     finally:
         for db in replicas:
             await db.dispose()
@@ -241,8 +263,8 @@ async def test_the_first_signing_key_is_made_once_when_two_replicas_race(infra):
 # --- write-once storage -------------------------------------------------------------------------
 
 
-def test_object_lock_is_off_by_default_and_its_settings_are_checked():
-    base = {"DATABASE_URL": "postgresql://localhost/cumulo"}
+def test_object_lock_is_off_by_default_and_its_settings_are_checked(tmp_path):
+    base = {"DATABASE_URL": "postgresql://localhost/cumulo", "CUMULO_SECRETS_DIR": str(ensure_keys(tmp_path))}
     settings = ModerationSettings.from_env(base)
     assert settings.evidence_lock_mode is None and settings.evidence_lock_days == 0
     on = ModerationSettings.from_env({**base, "CUMULO_MODERATION_EVIDENCE_LOCK_MODE": "compliance", "CUMULO_MODERATION_EVIDENCE_LOCK_DAYS": "3650"})

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import secrets
 import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from cumulo_auth.adapters.tables import signing_keys
+from cumulo_platform import secrets as secret_keys
 from cumulo_platform.db import Database
 from cumulo_platform.logging import get_logger
 from cumulo_platform.tokens import access_claims, sign
@@ -34,29 +32,16 @@ from cumulo_platform.tokens import access_claims, sign
 log = get_logger(__name__)
 
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext('auth:signing-key'))")
-_SEALED = b"kek1"  # the prefix of a private key sealed under the key-encryption key
 _RAW_LENGTH = 32  # an Ed25519 private key as stored before keys were sealed
-
-
-class KeyNotReadable(RuntimeError):
-    """A stored private key the configured key-encryption key does not open."""
+KEK_FILE = "CUMULO_SECRETS_DIR/auth/signing-kek.key"
 
 
 def seal(kek: bytes, key_id: str, private: bytes) -> bytes:
-    nonce = os.urandom(12)
-    return _SEALED + nonce + AESGCM(kek[:32]).encrypt(nonce, private, key_id.encode())
+    return secret_keys.seal(kek, key_id, private)
 
 
 def unseal(kek: bytes, key_id: str, stored: bytes) -> bytes:
-    if not stored.startswith(_SEALED):
-        raise KeyNotReadable(f"signing key {key_id} is not sealed")
-    nonce, sealed = stored[len(_SEALED) : len(_SEALED) + 12], stored[len(_SEALED) + 12 :]
-    try:
-        return AESGCM(kek[:32]).decrypt(nonce, sealed, key_id.encode())
-    except InvalidTag:
-        raise KeyNotReadable(
-            f"signing key {key_id} does not open with the configured key-encryption key (CUMULO_SECRETS_DIR/auth/signing-kek.key)"
-        ) from None
+    return secret_keys.unseal(kek, key_id, stored, variable=KEK_FILE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +104,7 @@ class SigningKeys:
                 )
             ).first()
             if row is None:
-                raise KeyNotReadable("no signing key can sign yet")
+                raise RuntimeError("no signing key can sign yet")
             # Older keys retire once the signing one has signed for longer than a token lives.
             if row.signs_from + self._token_ttl + dt.timedelta(minutes=1) <= now:
                 retired = (

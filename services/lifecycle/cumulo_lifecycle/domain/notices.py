@@ -72,6 +72,18 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "Your cumulo account was closed for breaking the terms of service, as we told you "
             "before, and its cloud content was deleted at {deleted_at}. This cannot be undone.",
         ),
+        "new_session": (
+            "New sign-in to your cumulo account",
+            "Your cumulo account was signed in to at {at}: {device} ({app}), from the address {address}.\n\n"
+            "If this was you, there is nothing to do. If it was not, change your password now: that "
+            "ends every other session. You can also end just this one: `cumulo sessions` and "
+            "`cumulo revoke-session`, or Settings in the web console.",
+        ),
+        "shared_with_you": (
+            "{owner} shared \u201c{name}\u201d with you",
+            "{owner} shared the {what} \u201c{name}\u201d with you on cumulo at {at}.\n\n"
+            "You find it under Shared with me in the web console, or with `cumulo shared`.",
+        ),
     },
     "zh-CN": {
         "freeze_reminder": (
@@ -111,8 +123,24 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "您的 cumulo 账号已被终止",
             "如此前通知，您的 cumulo 账号因违反服务条款已被终止，其云端内容已于 {deleted_at} 被删除，且无法恢复。",
         ),
+        "new_session": (
+            "您的 cumulo 账号有新的登录",
+            "您的 cumulo 账号于 {at} 在 {device}（{app}）上登录，登录地址为 {address}。\n\n"
+            "如是本人操作，无需处理。如非本人操作，请立即修改密码，这将结束其他所有登录会话。"
+            "您也可以只结束这一会话：使用 `cumulo sessions` 和 `cumulo revoke-session`，或在网页端的设置中操作。",
+        ),
+        "shared_with_you": (
+            "{owner} 与您共享了「{name}」",
+            "{owner} 于 {at} 在 cumulo 上与您共享了{what}「{name}」。\n\n"
+            "您可以在网页端的「与我共享」中找到它，或使用 `cumulo shared`。",
+        ),
     },
 }
+# Notices other services ask for by kind (notice.requested with `kind`): the lifecycle words
+# them in the recipient's language from the values they give.
+SERVICE_KINDS = {"new_session": ("device", "app", "address", "at"), "shared_with_you": ("owner", "name", "what", "at")}
+WHAT = {"en": {"folder": "folder", "file": "file"}, "zh-CN": {"folder": "文件夹", "file": "文件"}}
+SOMEONE = {"en": "A cumulo user", "zh-CN": "一位 cumulo 用户"}
 
 
 def render(kind: str, locale: str, values: dict[str, str]) -> Rendered:

@@ -1,0 +1,77 @@
+"""Owners are told: of every new sign-in to their account (which device and app, from which
+address, when; and how to end it), and when someone shares a folder or file with them (who,
+what). Auth and blob ask by kind (`notice.requested`); the lifecycle words the notice in the
+recipient's language and sends it to the contacts on record, once per session or share.
+What a person typed (a device's name, a folder's name) is shown as typed, never read as part
+of the template."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.message
+import re
+
+import pytest
+
+from cumulo_devstack.testing import PASSWORD, eventually, unique_email
+from cumulo_sdk import Cumulo
+
+NEW_SIGN_IN = "New sign-in to your cumulo account"
+
+
+def mails(mail, address: str, subject_part: str) -> list[email.message.EmailMessage]:
+    return [m for m in mail.messages() if m["To"] == address and subject_part in m["Subject"]]
+
+
+async def arrived(mail, address: str, subject_part: str, count: int = 1) -> list[email.message.EmailMessage]:
+    async def there() -> list[email.message.EmailMessage]:
+        found = mails(mail, address, subject_part)
+        return found if len(found) >= count else []
+
+    return await eventually(there, timeout=30, what=f"{count} notice(s) '{subject_part}' to {address}")
+
+
+async def test_each_new_sign_in_is_told_to_the_owner_with_device_app_and_address(people, mail):
+    person = await people.new("laptop")
+    (first,) = await arrived(mail, person.email, NEW_SIGN_IN)
+    text = first.get_content()
+    assert "laptop (cumulo-cli)" in text and "cumulo sessions" in text, text
+    assert re.search(r"from the address [0-9a-f.:]+\.", text), text  # where the sign-in came from
+    # A device name with template braces and a line of its own is shown as typed.
+    await people.login(person.email, "phone {at} {address}\nClick http://evil.example")
+    both = await arrived(mail, person.email, NEW_SIGN_IN, count=2)
+    second = [m.get_content() for m in both if "phone {at} {address}" in m.get_content()]
+    assert len(second) == 1
+    # A refresh is not a new sign-in.
+    await person.client.access_token(force_refresh=True)
+    await people.login(person.email, "tablet")
+    await arrived(mail, person.email, NEW_SIGN_IN, count=3)
+    assert len(mails(mail, person.email, NEW_SIGN_IN)) == 3
+
+
+async def test_a_share_is_told_to_the_recipient_in_their_language_once(people, gateway, mail):
+    owner = await people.new("owner")
+    address = unique_email()
+    async with Cumulo(gateway) as client:
+        await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale="zh-CN")
+    folder = await owner.client.files.mkdir("", "Holiday {name} 2026")
+    await owner.client.files.share_with(folder.node_id, address)
+    (told,) = await arrived(mail, address, "与您共享了")
+    assert told["Subject"] == f"{owner.email} 与您共享了「Holiday {{name}} 2026」"
+    assert "文件夹" in told.get_content() and "cumulo shared" in told.get_content()
+    # Shared again (the same folder, the same person): no second notice.
+    await owner.client.files.share_with(folder.node_id, address)
+    other = await owner.client.files.mkdir("", "Receipts")
+    await owner.client.files.share_with(other.node_id, address)
+    await arrived(mail, address, "Receipts")
+    assert len(mails(mail, address, "Holiday")) == 1
+
+
+@pytest.mark.parametrize("locale, subject", [("en", NEW_SIGN_IN), ("zh-CN", "您的 cumulo 账号有新的登录")])
+async def test_the_sign_in_notice_is_in_the_accounts_language(gateway, people, mail, locale, subject):
+    address = unique_email()
+    async with Cumulo(gateway) as client:
+        await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale=locale)
+    await people.login(address, "desk")
+    (told,) = await arrived(mail, address, subject)
+    assert "desk" in told.get_content()
