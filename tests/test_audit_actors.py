@@ -6,6 +6,7 @@ empty actor is refused naming the field."""
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import grpc
@@ -13,8 +14,10 @@ import pytest
 import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_auth.adapters.tables import status_changes
+from cumulo_blob.adapters.tables import content_blocks
 from cumulo_devstack.testing import eventually, open_channel
 from cumulo_lifecycle.adapters.tables import transitions
 from cumulo_platform.identity import OPERATOR
@@ -76,3 +79,20 @@ async def test_a_legal_hold_is_recorded_under_the_callers_identity(people, lifec
             await conn.execute(sa.select(transitions.c.actor).where(transitions.c.account_id == uuid.UUID(person.account_id), transitions.c.actor != ""))
         ).scalars().all()
     assert list(actors) == ["operator: bo"]
+
+
+async def test_a_blocked_file_is_recorded_as_blocked_by_the_calling_service(people, blob, tmp_path):
+    """Blob's internal methods too: the content block records moderation (proved), then the
+    moderator it names."""
+    person = await people.new("phone")
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(os.urandom(2048))
+    node = await person.client.files.upload(path)
+    async with open_channel(blob.target, as_=MODERATION) as channel:
+        await blob_pb2_grpc.BlobInternalServiceStub(channel).BlockFile(
+            blob_pb2.BlockFileRequest(account_id=person.account_id, node_id=node.node_id, reason="case 12", actor="moderator 1f2e"),
+            timeout=10,
+        )
+    async with blob.app.db.read() as conn:
+        actors = (await conn.execute(sa.select(content_blocks.c.actor).where(content_blocks.c.account_id == uuid.UUID(person.account_id)))).scalars().all()
+    assert list(actors) == ["moderation: moderator 1f2e"]

@@ -31,6 +31,7 @@ from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_p
 from cumulo_lifecycle.adapters.tables import accounts as lifecycle_accounts
 from cumulo_lifecycle.adapters.tables import notices
 from cumulo_moderation.adapters.tables import cases
+from cumulo_moderation.preservation import CLOSED_BY_PURGE, PURGE_ACTOR
 from cumulo_sdk import Cumulo
 from cumulo_sdk.devices import DeviceAgent
 
@@ -92,7 +93,7 @@ def services(auth, blob, sync, locator, moderation, lifecycle) -> dict[str, Any]
 
 
 async def test_a_purged_account_leaves_nothing_personal_in_any_table_or_bucket(
-    people, gateway, infra, services, lifecycle, moderation, tmp_path
+    people, gateway, infra, services, lifecycle, moderation, mail, tmp_path
 ):
     marker = uuid.uuid4().hex
     born = dt.date(1940 + random.randrange(30), random.randrange(1, 13), random.randrange(1, 29))
@@ -120,9 +121,17 @@ async def test_a_purged_account_leaves_nothing_personal_in_any_table_or_bucket(
     # Someone complains about the file: a case about the account opens (with the file's fingerprint).
     await friend.client.complaints.report("file", node.node_id, category="harmful", description="harmful: reported in a test")
 
-    # A live user shares with the doomed account.
+    # A live user shares with the doomed account, and the doomed account with the live user
+    # (whose notice names the doomed sharer's address until it is sent).
     shared_folder = await friend.client.files.mkdir("", f"for-doomed-{marker[:6]}")
     await friend.client.files.share_with(shared_folder.node_id, doomed.email)
+    given = await doomed.client.files.mkdir("", f"from-doomed-{marker[:6]}")
+    await doomed.client.files.share_with(given.node_id, friend.email)
+
+    async def friend_told() -> bool:
+        return any(m["To"] == friend.email and doomed.email in m["Subject"] for m in mail.messages())
+
+    await eventually(friend_told, timeout=30, what="the friend's share notice")
 
     # An SMS to the doomed account being retried when the deletion comes.
     sms_id = uuid.uuid4().hex
@@ -184,5 +193,5 @@ async def test_a_purged_account_leaves_nothing_personal_in_any_table_or_bucket(
         (sms,) = (await conn.execute(sa.select(notices).where(notices.c.cycle == f"test-{sms_id}"))).all()
     assert (sms.status, sms.body, sms.next_attempt_at) == ("cancelled", "", None)
     async with moderation.app.db.read() as conn:
-        states = (await conn.execute(sa.select(cases.c.state).where(cases.c.account_id == uuid.UUID(account)))).scalars().all()
-    assert set(states) <= {"decided"}
+        closed = (await conn.execute(sa.select(cases).where(cases.c.account_id == uuid.UUID(account)))).all()
+    assert [(c.state, c.decided_by, c.reason, c.sha256) for c in closed] == [("decided", PURGE_ACTOR, CLOSED_BY_PURGE, "")]

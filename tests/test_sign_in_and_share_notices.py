@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import email.message
 import re
+import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from cumulo_devstack.testing import PASSWORD, eventually, unique_email
+from cumulo_lifecycle.adapters.tables import notices
 from cumulo_sdk import Cumulo
 
 NEW_SIGN_IN = "New sign-in to your cumulo account"
@@ -37,15 +40,20 @@ async def test_each_new_sign_in_is_told_to_the_owner_with_device_app_and_address
     text = first.get_content()
     assert "laptop (cumulo-cli)" in text and "cumulo sessions" in text, text
     assert re.search(r"from the address [0-9a-f.:]+\.", text), text  # where the sign-in came from
-    # A device name with template braces and a line of its own is shown as typed.
+    # A device name with template braces is shown as typed, on one line: a line of its own
+    # ("Click ...") cannot pass for the notice's own text.
     await people.login(person.email, "phone {at} {address}\nClick http://evil.example")
     both = await arrived(mail, person.email, NEW_SIGN_IN, count=2)
-    second = [m.get_content() for m in both if "phone {at} {address}" in m.get_content()]
-    assert len(second) == 1
-    # A refresh is not a new sign-in.
+    (second,) = [m.get_content() for m in both if "phone {at} {address}" in m.get_content()]
+    assert "phone {at} {address} Click http://evil.example (cumulo-cli)" in second and "\nClick" not in second
+    # A refresh is not a new sign-in: after it, the next sign-in's notice is the third.
     await person.client.access_token(force_refresh=True)
     await people.login(person.email, "tablet")
-    await arrived(mail, person.email, NEW_SIGN_IN, count=3)
+
+    async def tablet_told() -> bool:
+        return any("tablet" in m.get_content() for m in mails(mail, person.email, NEW_SIGN_IN))
+
+    await eventually(tablet_told, timeout=30, what="the tablet's sign-in notice")
     assert len(mails(mail, person.email, NEW_SIGN_IN)) == 3
 
 
@@ -75,3 +83,33 @@ async def test_the_sign_in_notice_is_in_the_accounts_language(gateway, people, m
     await people.login(address, "desk")
     (told,) = await arrived(mail, address, subject)
     assert "desk" in told.get_content()
+
+
+async def test_a_flood_of_shares_to_one_person_stops_reaching_their_inbox(people, gateway, mail, lifecycle):
+    """One account sharing folder after folder with someone: at most 20 notices an hour reach
+    the recipient; every share still works (it is in their Shared with me)."""
+    owner = await people.new("spammer")
+    recipient = await people.new("recipient")
+    folders = [await owner.client.files.mkdir("", f"flood {i}") for i in range(24)]
+    for folder in folders:
+        await owner.client.files.share_with(folder.node_id, recipient.email)
+    last = await owner.client.files.mkdir("", "a last one")
+    await owner.client.files.share_with(last.node_id, recipient.email)
+    assert len(await recipient.client.files.shared_with_me()) == 25
+
+    async def all_taken() -> list:  # the lifecycle has taken every share's request: 20 sent, 5 on record only
+        async with lifecycle.app.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(notices.c.status, notices.c.last_error).where(
+                        notices.c.account_id == uuid.UUID(recipient.account_id), notices.c.kind == "shared_with_you"
+                    )
+                )
+            ).all()
+        return rows if len(rows) == 25 and all(r.status != "pending" for r in rows) else []
+
+    taken = await eventually(all_taken, timeout=60, what="the lifecycle to take every share's notice")
+    assert sorted(r.status for r in taken) == ["sent"] * 20 + ["undeliverable"] * 5
+    assert all("more than 20" in r.last_error for r in taken if r.status == "undeliverable")
+    await arrived(mail, recipient.email, "shared", count=20)
+    assert len(mails(mail, recipient.email, "shared")) == 20

@@ -1,7 +1,8 @@
 """One server interceptor for every cumulo service, in this order per call:
 
-1. request id (from the gateway's `x-request-id`, or a new one) and method bound to the logs;
-   the caller's identity (its mTLS certificate, `cumulo_platform.identity`) checked against
+1. the call's context, made once (`CallInfo`: method, client, request id from the gateway's
+   `x-request-id` or a new one made only when a line is logged or the call fails), which
+   every log line written during the call carries (cumulo_platform.logging); the caller's identity (its mTLS certificate, `cumulo_platform.identity`) checked against
    the method's allow-list (`cumulo_platform.trust`);
 2. client app check (`x-cumulo-client-id` must name a registered app) on public services;
 3. access-token verification (local, cached keys) unless the method is anonymous;
@@ -9,7 +10,8 @@
    stream's end is marked too);
 5. domain errors mapped to gRPC status with google.rpc details; anything unexpected becomes a
    generic INTERNAL carrying the request id, and is logged with its traceback;
-6. one log line per call with its duration and code.
+6. a log line per call with its duration and code where it tells something: failed or slow
+   calls at info, the rest at debug (`CUMULO_LOG_CALLS=all`: every call at info).
 
 Internal services (names ending in `InternalService`) are reached only inside the cluster,
 by the identities their allow-list names, and are never routed by the gateway; health and
@@ -19,18 +21,15 @@ reflection pass through untouched.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-import dataclasses
 import inspect
 import ipaddress
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
-import structlog
 
 from cumulo_platform.clients import ClientRegistry
 from cumulo_platform.errors import (
@@ -45,7 +44,7 @@ from cumulo_platform.errors import (
 )
 from cumulo_platform.identity import caller
 from cumulo_platform.last_access import LastAccessRecorder
-from cumulo_platform.logging import get_logger
+from cumulo_platform.logging import CURRENT_CALL, get_logger
 from cumulo_platform.tokens import Principal, TokenVerifier
 from cumulo_platform.trust import allowed_callers
 
@@ -56,23 +55,62 @@ FORWARDED_FOR_HEADER = "x-forwarded-for"
 log = get_logger("cumulo.rpc")
 
 
-@dataclasses.dataclass(frozen=True)
 class CallInfo:
-    method: str
-    request_id: str
-    client_id: str
-    client_address: str
-    principal: Principal | None
-    bearer_token: str | None = dataclasses.field(default=None, repr=False)
-    caller: str | None = None  # the identity that made the call (the gateway for public calls)
+    """What the interceptor learned of one call, made once per call and filled in as the call
+    is admitted (caller, principal). What most calls never need is worked out only when asked
+    for: the request id (a new one only when none came and something logs or fails) and the
+    client's address (throttles and notices ask for it)."""
+
+    __slots__ = ("method", "client_id", "principal", "bearer_token", "caller", "_request_id", "_client_address", "_metadata", "_context", "_hops")
+
+    def __init__(
+        self, method: str, *, request_id: str = "", client_id: str = "", client_address: str | None = None,
+        principal: Principal | None = None, bearer_token: str | None = None, caller: str | None = None,
+        metadata: dict[str, str] | None = None, context: grpc.aio.ServicerContext | None = None,
+        trusted_proxy_hops: int = 1,
+    ) -> None:
+        self.method = method
+        self.client_id = client_id
+        self.principal = principal
+        self.bearer_token = bearer_token
+        self.caller = caller  # the identity that made the call (the gateway for public calls)
+        self._request_id = request_id
+        self._client_address = client_address
+        self._metadata = metadata
+        self._context = context
+        self._hops = trusted_proxy_hops
+
+    @property
+    def request_id(self) -> str:
+        if not self._request_id:
+            self._request_id = uuid.uuid4().hex
+        return self._request_id
+
+    @property
+    def client_address(self) -> str:
+        if self._client_address is None:
+            peer = (self._context.peer() if self._context is not None else "") or ""
+            self._client_address = _client_address(self._metadata or {}, peer, self._hops)
+        return self._client_address
 
     @property
     def client_network(self) -> str:
         """The client's address as per-address limits count it (see `client_network`)."""
         return client_network(self.client_address)
 
+    def log_fields(self) -> dict[str, Any]:
+        """What every log line written during the call carries (cumulo_platform.logging)."""
+        fields = {"request_id": self.request_id, "method": self.method}
+        if self.principal is not None:
+            fields["account_id"] = self.principal.account_id
+        return fields
 
-_current_call: contextvars.ContextVar[CallInfo] = contextvars.ContextVar("cumulo_call")
+    def __repr__(self) -> str:
+        return f"CallInfo({self.method!r}, request_id={self._request_id!r}, caller={self.caller!r})"
+
+
+# The call being served, as every log line written during it sees it (cumulo_platform.logging).
+_current_call: contextvars.ContextVar[CallInfo] = CURRENT_CALL
 _current_recorder: contextvars.ContextVar[LastAccessRecorder | None] = contextvars.ContextVar("cumulo_recorder")
 
 
@@ -115,6 +153,8 @@ AccountGate = Callable[[Principal], Awaitable[None]]
 # Envoy alone (it appends the peer it saw); a TLS-terminating load balancer before Envoy makes
 # 2. CUMULO_TRUSTED_PROXY_HOPS sets it (cumulo_platform.settings).
 DEFAULT_TRUSTED_PROXY_HOPS = 1
+# A call slower than this is logged at info even when it succeeded (CUMULO_SLOW_CALL_MS).
+DEFAULT_SLOW_CALL_MS = 500.0
 # An IPv6 subscriber (a home line, a phone, a server) usually holds a whole /64: counted one
 # address at a time, one client would have 2**64 fresh addresses to throttle.
 IPV6_NETWORK_PREFIX = 64
@@ -183,7 +223,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         account_gate: AccountGate | None = None,
         trusted_proxy_hops: int = DEFAULT_TRUSTED_PROXY_HOPS,
         callers: Callable[[str], frozenset[str] | None] = allowed_callers,
+        log_calls: str = "slow",
+        slow_call_ms: float = DEFAULT_SLOW_CALL_MS,
     ) -> None:
+        self._log_every_call = log_calls == "all"
+        self._slow_call_ms = slow_call_ms
         self._verifier = verifier
         self._callers = callers
         self._trusted_proxy_hops = trusted_proxy_hops
@@ -244,48 +288,43 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self, method: str, *, internal: bool, needs_token: bool, allowed: frozenset[str] | None
     ) -> Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]:
         async def enter(context: grpc.aio.ServicerContext) -> CallInfo:
-            metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-            request_id = metadata.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-            client_id = metadata.get(CLIENT_ID_HEADER, "")
-            structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
-            who = caller(context) if allowed is not None else None
+            metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
             call = CallInfo(
-                method=method,
-                request_id=request_id,
-                client_id=client_id,
-                client_address=_client_address(metadata, context.peer() or "", self._trusted_proxy_hops),
-                principal=None,
-                caller=who,
+                method,
+                request_id=metadata.get(REQUEST_ID_HEADER, ""),
+                client_id=metadata.get(CLIENT_ID_HEADER, ""),
+                caller=caller(context) if allowed is not None else None,
+                metadata=metadata,
+                context=context,
+                trusted_proxy_hops=self._trusted_proxy_hops,
             )
             _current_call.set(call)
             _current_recorder.set(self._recorder)
-            if allowed is not None and who not in allowed:
-                _refuse_caller(who, method)
+            if allowed is not None and call.caller not in allowed:
+                _refuse_caller(call.caller, method)
             if internal:
                 return call
-            if not client_id:
+            if not call.client_id:
                 raise PermissionDenied(
                     f"metadata {CLIENT_ID_HEADER} must name a registered client app",
                     reason="CLIENT_NOT_AUTHORIZED",
                 )
-            if not await self._clients.is_registered(client_id):
+            if not await self._clients.is_registered(call.client_id):
                 raise PermissionDenied("this client app is not registered", reason="CLIENT_NOT_AUTHORIZED")
             authorization = metadata.get("authorization", "")
             if not needs_token:
                 if authorization.startswith("Bearer "):
-                    call = dataclasses.replace(call, bearer_token=authorization[7:])
-                    _current_call.set(call)
+                    call.bearer_token = authorization[7:]
                 return call
             if not authorization.startswith("Bearer "):
                 raise Unauthenticated("this call needs an access token", reason="TOKEN_MISSING")
-            principal = await self._verifier.verify(authorization[7:].strip())
-            structlog.contextvars.bind_contextvars(account_id=principal.account_id)
-            call = dataclasses.replace(call, principal=principal, bearer_token=authorization[7:].strip())
-            _current_call.set(call)
+            token = authorization[7:].strip()
+            call.principal = await self._verifier.verify(token)
+            call.bearer_token = token
             if self._account_gate is not None:
-                await self._account_gate(principal)
+                await self._account_gate(call.principal)
             if self._recorder is not None:
-                self._recorder.mark(principal.account_id)
+                self._recorder.mark(call.principal.account_id)
             return call
 
         return enter
@@ -294,29 +333,42 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]], *, streaming: bool = False
     ) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            async with self._call_scope(context):
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            call: CallInfo | None = None
+            try:
                 call = await enter(context)
-                try:
-                    return await behavior(request, context)
-                finally:
-                    if streaming:
-                        self._used_until_now(call)
+                return await behavior(request, context)
+            except BaseException as exc:
+                code = _code_of(exc, context)
+                await _answer(context, exc, code)
+            finally:
+                if streaming and call is not None:
+                    self._used_until_now(call)
+                self._log_call(code, started)
 
         return wrapped
 
     def _wrap_stream(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with self._call_scope(context):
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            call: CallInfo | None = None
+            try:
                 call = await enter(context)
-                try:
-                    result = behavior(request, context)
-                    if inspect.isasyncgen(result):
-                        async for item in result:
-                            yield item
-                    else:
-                        await result
-                finally:
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    await result
+            except BaseException as exc:
+                code = _code_of(exc, context)
+                await _answer(context, exc, code)
+            finally:
+                if call is not None:
                     self._used_until_now(call)
+                self._log_call(code, started)
 
         return wrapped
 
@@ -327,46 +379,37 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         if self._recorder is not None and call.principal is not None:
             self._recorder.mark(call.principal.account_id)
 
-    @contextlib.asynccontextmanager
-    async def _call_scope(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        """Maps what the call raised to a gRPC status, and logs the call once."""
-        started = time.perf_counter()
-        code = grpc.StatusCode.OK
-        try:
-            yield
-        except CumuloError as err:
-            code = err.code
-            await self._abort(context, err.to_status(), code)
-        except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN
-            raise
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as exc:
-            if is_outage(exc):
-                # A dependency is away (database, auth, NATS): tell clients to retry.
-                code = grpc.StatusCode.UNAVAILABLE
-                log.warning("rpc_dependency_unavailable", error=type(exc).__name__)
-                outage = Unavailable(f"the service is briefly unavailable; retry (request id {_request_id()})")
-                await self._abort(context, outage.to_status(), code)
-            else:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("rpc_failed")
-                await self._abort(context, internal_status(_request_id()), code)
-        finally:
-            _log_call(code, started)
+    def _log_call(self, code: grpc.StatusCode, started: float) -> None:
+        """One line per call only where it tells something: a failed call at info (an
+        unexpected failure as an error; a look-up of something that is not there at debug),
+        a slow one at info, every other at debug unless `log_calls` is "all" (an operator's
+        switch, CUMULO_LOG_CALLS: the edge's access log has every call anyway)."""
+        duration_ms = (time.perf_counter() - started) * 1000
+        if code == grpc.StatusCode.OK:
+            if not self._log_every_call and duration_ms < self._slow_call_ms:
+                log.debug("rpc", code="OK", duration_ms=round(duration_ms, 2))
+                return
+            level = "info"
+        elif code == grpc.StatusCode.NOT_FOUND:
+            level = "info" if self._log_every_call else "debug"  # people look things up that are not there
+        elif code == grpc.StatusCode.INTERNAL:
+            level = "error"
+        else:
+            level = "info"
+        getattr(log, level)("rpc", code=code.name, duration_ms=round(duration_ms, 2))
 
-    @staticmethod
-    async def _abort(context: grpc.aio.ServicerContext, status: Any, code: grpc.StatusCode) -> None:
-        await context.abort(
-            code,
-            status.message,
-            trailing_metadata=(
-                (STATUS_DETAILS_KEY, status.SerializeToString()),
-                (REQUEST_ID_HEADER, _request_id()),
-            ),
-        )
+
+
+async def _abort(context: grpc.aio.ServicerContext, status: Any, code: grpc.StatusCode) -> NoReturn:
+    await context.abort(
+        code,
+        status.message,
+        trailing_metadata=(
+            (STATUS_DETAILS_KEY, status.SerializeToString()),
+            (REQUEST_ID_HEADER, _request_id()),
+        ),
+    )
+    raise AssertionError("context.abort returns only by raising")
 
 
 def _refuse_caller(who: str | None, method: str) -> None:
@@ -386,11 +429,31 @@ def _request_id() -> str:
         return "unknown"
 
 
-def _log_call(code: grpc.StatusCode, started: float) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    level = "info"
-    if code == grpc.StatusCode.NOT_FOUND:
-        level = "debug"  # expected: people look things up that are not there
-    elif code == grpc.StatusCode.INTERNAL:
-        level = "error"
-    getattr(log, level)("rpc", code=code.name, duration_ms=duration_ms)
+def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """The status a call that raised `exc` ends with."""
+    if isinstance(exc, CumuloError):
+        return exc.code
+    if isinstance(exc, grpc.aio.AbortError):
+        code = context.code()
+        return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED
+    if isinstance(exc, Exception) and is_outage(exc):
+        return grpc.StatusCode.UNAVAILABLE  # a dependency is away (database, auth, NATS): retry
+    return grpc.StatusCode.INTERNAL
+
+
+async def _answer(context: grpc.aio.ServicerContext, exc: BaseException, code: grpc.StatusCode) -> NoReturn:
+    """Ends the call for what it raised: a domain error as its status with details, an outage
+    as UNAVAILABLE, anything unexpected as INTERNAL with only the request id (logged in
+    full); an abort or a cancellation goes on as it is."""
+    if isinstance(exc, CumuloError):
+        await _abort(context, exc.to_status(), code)
+    if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
+        if code == grpc.StatusCode.UNAVAILABLE:
+            log.warning("rpc_dependency_unavailable", error=type(exc).__name__)
+            outage = Unavailable(f"the service is briefly unavailable; retry (request id {_request_id()})")
+            await _abort(context, outage.to_status(), code)
+        log.exception("rpc_failed", exc_info=exc)
+        await _abort(context, internal_status(_request_id()), code)
+    raise exc

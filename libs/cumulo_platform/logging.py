@@ -3,6 +3,7 @@ stdlib logs through the same formatter, and secrets dropped before rendering."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -56,6 +57,20 @@ class _Stderr:
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
+# The RPC being served in this task (cumulo_platform.interceptors sets it, once per call): its
+# fields (request id, method, account) go into every line written during the call, read only
+# when a line is written, instead of bound into the context on every call.
+CURRENT_CALL: contextvars.ContextVar[Any] = contextvars.ContextVar("cumulo_call")
+
+
+def _add_call(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    call = CURRENT_CALL.get(None)
+    if call is not None:
+        for key, value in call.log_fields().items():
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
 def configure_logging(service: str, level: str = "info", fmt: str = "json") -> None:
     """Our own log calls go straight through structlog (one line per RPC is a hot path);
     third-party libraries' stdlib logs go through the same processors and renderer."""
@@ -69,6 +84,7 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_call,
             structlog.processors.add_log_level,
             _name_logger,
             timestamper,
@@ -83,6 +99,7 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
+            _add_call,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             timestamper,

@@ -8,8 +8,9 @@ prints new ones as Secrets for a cluster. A service whose key is missing does no
 naming the variable and the file.
 
 Auth's `signing-kek` key seals its token-signing keys in its table (AES-256-GCM), and
-moderation's `evidence-kek` its evidence-signing keys: whoever reads or writes those tables
-(a copy of the database) can neither sign with a key nor put in one of their own. Auth's
+moderation's `evidence-kek` its evidence-signing keys, each bound to its key id and public
+half: whoever reads or writes those tables (a copy of the database) can neither sign with a key
+nor put in one of their own. Auth's
 `login-hash` key makes the keyed hashes (HMAC-SHA-256) under which it remembers the
 logins of deleted accounts and counts failed logins for unknown ones: a copy of the database
 alone cannot be searched for phone numbers (an unkeyed hash of a phone number is found by

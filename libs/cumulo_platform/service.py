@@ -174,6 +174,8 @@ class Foundation:
             recorder=self.recorder if record_access else None,
             account_gate=gate if gates else None,
             trusted_proxy_hops=self.platform.trusted_proxy_hops,
+            log_calls=self.platform.log_calls,
+            slow_call_ms=self.platform.slow_call_ms,
         )
 
     def runtime(

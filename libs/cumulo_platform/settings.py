@@ -172,6 +172,10 @@ class PlatformSettings:
     event_retry_first_delay: float
     event_retry_max_delay: float
     log_format: str
+    # Per-call log lines: "slow" (failed and slow calls at info, the rest at debug) or "all"
+    # (every call at info, for a while: CUMULO_LOG_CALLS), and what counts as slow.
+    log_calls: str
+    slow_call_ms: float
     log_level: str
     last_access_interval: dt.timedelta
     drain_grace_seconds: float
@@ -215,6 +219,8 @@ class PlatformSettings:
             event_retry_first_delay=env.interval("EVENT_RETRY_FIRST_DELAY", "PT1S").total_seconds(),
             event_retry_max_delay=env.interval("EVENT_RETRY_MAX_DELAY", "PT1M").total_seconds(),
             log_format=env.get("LOG_FORMAT", "json"),
+            log_calls=env.get("LOG_CALLS", "slow"),
+            slow_call_ms=env.get("SLOW_CALL_MS", 500.0),
             log_level=env.get("LOG_LEVEL", "info"),
             last_access_interval=last_access_interval(env),
             drain_grace_seconds=env.get("DRAIN_GRACE_SECONDS", 15.0),
@@ -233,6 +239,10 @@ class PlatformSettings:
             raise SettingsError("DATABASE_URL is required (make run sets it for the embedded default)")
         if self.log_format not in {"json", "console"}:
             raise SettingsError("CUMULO_LOG_FORMAT must be json or console")
+        if self.log_calls not in {"slow", "all"}:
+            raise SettingsError("CUMULO_LOG_CALLS must be slow (failed and slow calls) or all (every call)")
+        if self.slow_call_ms <= 0:
+            raise SettingsError("CUMULO_SLOW_CALL_MS must be more than 0")
         if self.environment not in {"development", "production"}:
             raise SettingsError("CUMULO_ENVIRONMENT must be development or production")
         if not 0 < self.grpc_port < 65536:

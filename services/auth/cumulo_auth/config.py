@@ -96,6 +96,10 @@ class AuthSettings:
             raise SettingsError("CUMULO_AUTH_PASSWORD_CHECKS_PER_ADDRESS must be at least 1")
         if settings.password_check_window <= dt.timedelta(0):
             raise SettingsError("CUMULO_AUTH_PASSWORD_CHECK_WINDOW must be longer than zero")
+        if settings.signing_key_announce < dt.timedelta(minutes=1):
+            # The services' key caches look again every minute: a shorter announcement could
+            # have a new key sign before some of them know it.
+            raise SettingsError("CUMULO_AUTH_SIGNING_KEY_ANNOUNCE must be at least PT1M")
         settings._validate_throttles()
         return dataclasses.replace(settings, login_key=secrets.load_key(env, "login-hash"), signing_kek=secrets.load_key(env, "signing-kek"))
 

@@ -2,6 +2,7 @@
 graceful drain on SIGTERM, and logs that never carry secrets."""
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -16,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_devstack.servers import free_port, wait_for_port
-from cumulo_devstack.testing import identity, open_channel, serves_service, transport_for
+from cumulo_devstack.testing import identity, open_channel, serves_service, transport_for, unique_email
 from cumulo_platform.db import create_engine
 from cumulo_platform.identity import OPERATOR
 from cumulo_sdk import Cumulo
@@ -76,9 +77,9 @@ def test_a_missing_or_short_login_hash_key_stops_the_service_naming_the_setting(
     assert b"holds 9 bytes" in done.stderr and b"short-key" not in done.stderr
 
 
-@pytest.fixture
-def auth_process(infra, tmp_path):
-    env = _environ(infra, CUMULO_HEALTH_PORT=str(free_port()))
+@contextlib.contextmanager
+def running_auth(infra, tmp_path, **extra):
+    env = _environ(infra, CUMULO_HEALTH_PORT=str(free_port()), **extra)
     log_path = tmp_path / "auth.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "cumulo_auth"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -92,6 +93,35 @@ def auth_process(infra, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def auth_process(infra, tmp_path):
+    with running_auth(infra, tmp_path) as running:
+        yield running
+
+
+async def test_at_info_a_call_is_logged_when_it_failed_or_was_slow_and_every_call_when_asked(infra, tmp_path):
+    """By default a succeeded call costs no log line at info (the edge's access log has every
+    call); a failed one has its line. CUMULO_LOG_CALLS=all logs every call, for a while."""
+    for log_calls, every_call in (("slow", False), ("all", True)):
+        folder = tmp_path / log_calls
+        folder.mkdir()
+        with running_auth(infra, folder, CUMULO_LOG_LEVEL="info", CUMULO_LOG_CALLS=log_calls) as (process, target, log_path, _):
+            async with Cumulo(target, transport=transport_for(target)) as client:
+                email = unique_email()
+                await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 1, 1))
+                await client.login(email, PASSWORD)
+                await client.whoami()
+                with pytest.raises(CumuloRpcError):
+                    await client.call(client.auth.Login, auth_pb2.LoginRequest(login=email, password="wrong " + PASSWORD), authenticated=False)
+            process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(process.wait, 25)
+        lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+        calls = {(line["method"].rsplit("/", 1)[-1], line["code"]) for line in lines if line.get("event") == "rpc"}
+        assert ("Login", "UNAUTHENTICATED") in calls, calls
+        assert (("GetAccount", "OK") in calls) is every_call, calls
+        assert all(line["request_id"] and line["service"] == "auth" for line in lines if line.get("event") == "rpc")
 
 
 async def test_the_health_port_answers_health_checks_in_plaintext_and_nothing_else(auth_process):

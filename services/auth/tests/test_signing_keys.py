@@ -52,31 +52,51 @@ def kid(signed: str) -> str:
 async def test_private_keys_are_sealed_and_open_only_with_the_configured_key(start_own_auth):
     async with start_own_auth() as own:
         (row,) = await rows(own.app)
-        assert bytes(row.private_key)[:4] == b"kek1" and len(row.private_key) > 32
-        private = Ed25519PrivateKey.from_private_bytes(unseal(own.app.settings.signing_kek, row.key_id, bytes(row.private_key)))
-        assert private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) == bytes(row.public_key)
+        public, stored = bytes(row.public_key), bytes(row.private_key)
+        assert stored[:4] == b"kek1" and len(stored) > 32
+        private = unseal(own.app.settings.signing_kek, row.key_id, public, stored)
+        assert private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) == public
         with pytest.raises(NotSealed, match="signing-kek.key"):
-            unseal(b"\x00" * 32, row.key_id, bytes(row.private_key))
+            unseal(b"\x00" * 32, row.key_id, public, stored)
         with pytest.raises(NotSealed):  # bound to its key id: moved to another row, it does not open
-            unseal(own.app.settings.signing_kek, "another-key", bytes(row.private_key))
+            unseal(own.app.settings.signing_kek, "another-key", public, stored)
+        with pytest.raises(NotSealed):  # and to its public half: a swapped public key does not open it
+            unseal(own.app.settings.signing_kek, row.key_id, Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw), stored)
 
-        # A key stored before sealing (raw) is sealed at the next start.
-        legacy = Ed25519PrivateKey.generate()
-        async with own.app.db.unit_of_work() as uow:
-            await uow.execute(
-                sa.insert(signing_keys).values(
-                    key_id="k-legacy", private_key=legacy.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()),
-                    public_key=legacy.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
-                    created_at=own.clock.now() - dt.timedelta(days=1), signs_from=own.clock.now() - dt.timedelta(days=1),
+
+async def test_a_key_written_into_the_table_without_the_kek_is_never_used_nor_handed_out(start_own_auth):
+    """Someone who can write auth's table but has not the key-encryption key: a row with their
+    own public key (and anything as the private half), or a raw private key as keys were
+    stored before sealing. Neither is handed to the services nor signs, now or after a
+    restart; and a restart finding no key it can prove makes a new one."""
+    async with start_own_auth() as own:
+        app, clock = own.app, own.clock
+        genuine = app.keys.active_key_id
+        planted = Ed25519PrivateKey.generate()
+        raw = Ed25519PrivateKey.generate()
+        async with app.db.unit_of_work() as uow:
+            for key_id, private_half, key in (("k-planted", b"kek1" + b"\x00" * 60, planted), ("k-raw", raw.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()), raw)):
+                await uow.execute(
+                    sa.insert(signing_keys).values(
+                        key_id=key_id, private_key=private_half, public_key=key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+                        created_at=clock.now(), signs_from=clock.now() - dt.timedelta(seconds=1),
+                    )
                 )
-            )
             await uow.commit()
-        await own.app.keys.ensure_active_key()
-        stored = {r.key_id: bytes(r.private_key) for r in await rows(own.app)}
-        assert stored["k-legacy"].startswith(b"kek1")
-        assert unseal(own.app.settings.signing_kek, "k-legacy", stored["k-legacy"]) == legacy.private_bytes(
-            Encoding.Raw, PrivateFormat.Raw, NoEncryption()
-        )
+        assert [k for k, _ in await app.keys.public_keys()] == [genuine]
+        await app.keys.refresh()
+        assert app.keys.active_key_id == genuine
+        await app.keys.ensure_active_key()  # as at a restart
+        assert app.keys.active_key_id == genuine
+        retired = {r.key_id: r.retired_at for r in await rows(app)}
+        assert retired["k-planted"] is not None and retired["k-raw"] is not None and retired[genuine] is None
+        # Only unproven keys left: a restart makes a new one rather than trusting them.
+        async with app.db.unit_of_work() as uow:
+            await uow.execute(sa.update(signing_keys).where(signing_keys.c.key_id == genuine).values(public_key=planted.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)))
+            await uow.commit()
+        await app.keys.ensure_active_key()
+        assert app.keys.active_key_id not in (genuine, "k-planted", "k-raw")
+        assert [k for k, _ in await app.keys.public_keys()] == [app.keys.active_key_id]
 
 
 async def test_a_rotation_announces_then_signs_and_the_old_key_verifies_until_its_tokens_expire(start_own_auth):
@@ -109,7 +129,8 @@ async def test_a_rotation_announces_then_signs_and_the_old_key_verifies_until_it
             after = token(app, clock.now())
             assert kid(after) == added.key_id and kid(before) == old_kid
             assert (await elsewhere.verify(after)).account_id
-            assert (await elsewhere.verify(before)).account_id  # the old key still verifies its tokens
+            # The old key still verifies its tokens (a verifier that never saw this token checks the signature).
+            assert (await TokenVerifier(KeyCache(fetch), clock=clock).verify(before)).account_id
 
             # Once the new key has signed for longer than a token lives, the old one retires.
             clock.advance(TTL + dt.timedelta(minutes=1))
@@ -126,7 +147,7 @@ async def test_a_rotation_announces_then_signs_and_the_old_key_verifies_until_it
 async def token_signed_by_retired(app, old_kid: str, clock) -> str:
     """A token the retired key signs now (as a thief of that key would): refused."""
     (row,) = [r for r in await rows(app) if r.key_id == old_kid]
-    private = Ed25519PrivateKey.from_private_bytes(unseal(app.settings.signing_kek, old_kid, bytes(row.private_key)))
+    private = unseal(app.settings.signing_kek, old_kid, bytes(row.public_key), bytes(row.private_key))
     claims = access_claims(
         account_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), client_id="cumulo-cli", minor=False, roles=[],
         issued_at=clock.now(), expires_at=clock.now() + TTL,

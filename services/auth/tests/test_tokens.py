@@ -29,6 +29,8 @@ TOKEN_METHODS = [
     "AcceptTerms",
     "ChangePassword",
     "CancelAccount",
+    "ListGuardians",
+    "RevokeGuardian",
 ]
 
 
@@ -48,6 +50,8 @@ def request_for(method: str, *, session_id: str = "") -> object:
         return auth_pb2.ChangePasswordRequest(current_password=PASSWORD, new_password="a brand new passphrase")
     if method == "CancelAccount":
         return auth_pb2.CancelAccountRequest(password=PASSWORD)
+    if method == "RevokeGuardian":
+        return auth_pb2.RevokeGuardianRequest(guardian_account_id=str(uuid.uuid4()))
     return getattr(auth_pb2, f"{method}Request")()
 
 
@@ -166,6 +170,21 @@ async def as_intruder_cancel_account(client, intruder, victim):
     assert refused.value.reason in ("ACCOUNT_CANCELLED", "ACCOUNT_DELETED"), refused.value
 
 
+async def as_intruder_list_guardians(client, intruder, victim):
+    """The list is the caller's own account's: the intruder's is empty, whatever the victim's."""
+    listed = await call(client, client.auth.ListGuardians, auth_pb2.ListGuardiansRequest(), intruder.access_token)
+    assert list(listed.guardians) == []
+
+
+async def as_intruder_revoke_guardian(client, intruder, victim):
+    """Naming the victim as a guardian revokes nothing: it acts on the intruder's own account."""
+    await expect_error(
+        call(client, client.auth.RevokeGuardian, auth_pb2.RevokeGuardianRequest(guardian_account_id=victim.account_id), intruder.access_token),
+        grpc.StatusCode.NOT_FOUND,
+        reason="GUARDIAN_NOT_FOUND",
+    )
+
+
 INTRUSIONS = {
     "Logout": as_intruder_logout,
     "GetAccount": as_intruder_get_account,
@@ -176,6 +195,8 @@ INTRUSIONS = {
     "AcceptTerms": as_intruder_accept_terms,
     "ChangePassword": as_intruder_change_password,
     "CancelAccount": as_intruder_cancel_account,
+    "ListGuardians": as_intruder_list_guardians,
+    "RevokeGuardian": as_intruder_revoke_guardian,
 }
 
 

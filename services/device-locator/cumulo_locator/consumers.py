@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from cumulo.events.v1 import events_pb2
 from cumulo_locator.adapters.tables import guardians
 from cumulo_locator.devices import Devices
+from cumulo_platform.account_states import AccountStates
 from cumulo_platform.consumer import EventConsumer, EventHandler
 from cumulo_platform.db import UnitOfWork
 from cumulo_platform.event_types import Event
@@ -21,10 +22,12 @@ from cumulo_platform.runtime import Job
 from cumulo_platform.service import Foundation
 
 
-async def on_account_created(event: Event[events_pb2.AccountCreated], uow: UnitOfWork) -> None:
+async def on_account_created(event: Event[events_pb2.AccountCreated], uow: UnitOfWork, states: AccountStates) -> None:
     created = event.message
     if not created.guardian_account_id:
         return
+    if await states.admit_writes(uow, {uuid.UUID(created.account_id)}):
+        return  # late, after the minor's account was purged here: nothing of it comes back
     until = created.guardian_until.ToDatetime(dt.UTC) if created.HasField("guardian_until") else None
     await uow.execute(
         pg_insert(guardians)
@@ -46,11 +49,17 @@ async def on_guardian_revoked(event: Event[events_pb2.GuardianRevoked], uow: Uni
     )
 
 
-ACCOUNT_EVENTS: dict[str, EventHandler] = {"account.created": on_account_created, "guardian.revoked": on_guardian_revoked}
+ACCOUNT_EVENTS = ("account.created", "guardian.revoked")
 
 
-async def on_account_event(event: Event[Any], uow: UnitOfWork) -> None:
-    await ACCOUNT_EVENTS[event.type](event, uow)
+def account_events(states: AccountStates) -> EventHandler:
+    async def on_account_event(event: Event[Any], uow: UnitOfWork) -> None:
+        if event.type == "account.created":
+            await on_account_created(event, uow, states)
+        else:
+            await on_guardian_revoked(event, uow)
+
+    return on_account_event
 
 
 def consumers(base: Foundation, devices: Devices) -> list[Job]:
@@ -60,6 +69,6 @@ def consumers(base: Foundation, devices: Devices) -> list[Job]:
     return [
         base.purge_consumer(purge_account),
         EventConsumer(
-            base.db, base.nats, durable=f"{base.service}-accounts", event_types=list(ACCOUNT_EVENTS), handler=on_account_event
+            base.db, base.nats, durable=f"{base.service}-accounts", event_types=list(ACCOUNT_EVENTS), handler=account_events(base.states)
         ).run,
     ]

@@ -16,6 +16,7 @@ from cumulo.events.v1 import events_pb2
 from cumulo_lifecycle.adapters.tables import accounts, notices, reactivation_links
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.domain import notices as texts
+from cumulo_lifecycle.domain.calendar import DELETED
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import UnitOfWork
 from cumulo_platform.logging import get_logger
@@ -44,7 +45,7 @@ class Notices:
 
     async def queue(
         self, uow: UnitOfWork, account_id: uuid.UUID, kind: str, cycle: str, locale: str, subject: str, body: str,
-        targets: list[tuple[str, str]],
+        targets: list[tuple[str, str]], *, none_because: str = "no contact method on record",
     ) -> None:
         """One notice per channel, once per kind and occurrence; with no contact method, a
         record that it could not be sent (the lifecycle goes on regardless)."""
@@ -53,7 +54,7 @@ class Notices:
         values = [
             {"notice_id": uuid.uuid4(), "channel": channel, "destination": to, "body": body, "status": "pending", "next_attempt_at": now}
             for channel, to in targets
-        ] or [{"notice_id": uuid.uuid4(), "channel": "none", "body": "", "status": "undeliverable", "last_error": "no contact method on record"}]
+        ] or [{"notice_id": uuid.uuid4(), "channel": "none", "body": "", "status": "undeliverable", "last_error": none_because}]
         for value in values:
             await uow.execute(pg_insert(notices).values(**common, **value).on_conflict_do_nothing())
 
@@ -93,8 +94,15 @@ class Notices:
         lifecycle's own notices, once per reference and channel."""
         if wanted.account_id:
             recipient = uuid.UUID(wanted.account_id)
-            row = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == recipient))).first()
+            # Shared with the deletion's transition (which cancels what is pending): a notice
+            # for an account deleted meanwhile is not queued after it.
+            row = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == recipient).with_for_update(read=True))).first()
+            if row is not None and row.state == DELETED:
+                log.info("notice_for_deleted_account_dropped", account_id=str(recipient), kind=wanted.kind or "service")
+                return
             targets = _targets(row) if row is not None else []
+            if wanted.kind in texts.EMAIL_ONLY_KINDS:
+                targets = [(channel, to) for channel, to in targets if channel == "email"]
         else:
             # Someone without an account: the notice is filed under an id derived from the address.
             row = None
@@ -104,11 +112,34 @@ class Notices:
         locale = known_locale(row.locale) if row is not None else texts.LOCALES[0]
         subject, body = wanted.subject, wanted.body
         if wanted.kind:
+            if await self._over_cap(uow, recipient, wanted.kind):
+                log.warning("notices_capped", account_id=str(recipient), kind=wanted.kind)
+                await self.queue(
+                    uow, recipient, wanted.kind, wanted.reference, locale, "", "", [],
+                    none_because=f"not sent: more than {texts.PER_HOUR[wanted.kind]} of this kind in an hour",
+                )
+                return
             rendered = await self._render_service_kind(uow, wanted, locale)
             if rendered is None:
                 return
             subject, body = rendered.subject, rendered.body
         await self.queue(uow, recipient, wanted.kind or "service", wanted.reference, locale, subject, body, targets)
+
+    async def _over_cap(self, uow: UnitOfWork, recipient: uuid.UUID, kind: str) -> bool:
+        """Whether the recipient has had as many notices of `kind` this hour as a person wants
+        (texts.PER_HOUR): a flood of shares to one address stops reaching its inbox."""
+        cap = texts.PER_HOUR.get(kind)
+        if cap is None:
+            return False
+        since = self.clock.now() - dt.timedelta(hours=1)
+        sent = (
+            await uow.execute(
+                sa.select(sa.func.count(sa.distinct(notices.c.cycle))).where(
+                    notices.c.account_id == recipient, notices.c.kind == kind, notices.c.created_at > since, notices.c.channel != "none"
+                )
+            )
+        ).scalar_one()
+        return int(sent) >= cap
 
     async def _render_service_kind(self, uow: UnitOfWork, wanted: events_pb2.NoticeRequested, locale: str) -> texts.Rendered | None:
         """A notice of a kind the lifecycle words (texts.SERVICE_KINDS); None for an unknown one."""
@@ -116,7 +147,7 @@ class Notices:
         if names is None:
             log.warning("notice_kind_unknown", kind=wanted.kind)
             return None
-        values = {name: wanted.values.get(name, "") for name in names}
+        values = {name: texts.as_typed(wanted.values.get(name, "")) for name in names}
         try:
             values["at"] = local_time(dt.datetime.fromisoformat(wanted.values.get("at", "")), self.cal.time_zone)
         except ValueError:

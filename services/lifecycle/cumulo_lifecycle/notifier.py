@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from cumulo_lifecycle.adapters.delivery import Delivery, DeliveryFailed
 from cumulo_lifecycle.adapters.tables import notices
 from cumulo_lifecycle.config import LifecycleSettings
+from cumulo_lifecycle.domain import notices as texts
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.logging import get_logger
@@ -32,7 +33,7 @@ async def cancel_pending_notices(uow: UnitOfWork, account_id: Any) -> int:
     their address masked like a delivered one's."""
     rows = (
         await uow.execute(
-            sa.select(notices.c.notice_id, notices.c.destination)
+            sa.select(notices.c.notice_id, notices.c.destination, notices.c.kind, notices.c.subject)
             .where(notices.c.account_id == account_id, notices.c.status == "pending")
             .with_for_update()
         )
@@ -41,7 +42,10 @@ async def cancel_pending_notices(uow: UnitOfWork, account_id: Any) -> int:
         await uow.execute(
             sa.update(notices)
             .where(notices.c.notice_id == row.notice_id)
-            .values(status="cancelled", body="", destination=mask(row.destination), next_attempt_at=None, last_error="the account was deleted")
+            .values(
+                status="cancelled", body="", subject=texts.kept_subject(row.kind, row.subject), destination=mask(row.destination),
+                next_attempt_at=None, last_error="the account was deleted",
+            )
         )
     if rows:
         log.info("notices_cancelled", account_id=str(account_id), count=len(rows))
@@ -79,7 +83,10 @@ class Notifier:
                         delay = self.settings.notice_retry * 2 ** min(row.attempts, 10)
                         values = {"attempts": attempts, "last_error": failure.reason}
                         if final:
-                            values.update(status="undeliverable", body="", destination=mask(row.destination), next_attempt_at=None)
+                            values.update(
+                                status="undeliverable", body="", subject=texts.kept_subject(row.kind, row.subject),
+                                destination=mask(row.destination), next_attempt_at=None,
+                            )
                             finished += 1
                         else:
                             values.update(next_attempt_at=self.clock.now() + delay)
@@ -90,6 +97,7 @@ class Notifier:
                     else:
                         values = {
                             "attempts": attempts, "status": "sent", "sent_at": self.clock.now(), "body": "",
+                            "subject": texts.kept_subject(row.kind, row.subject),
                             "destination": mask(row.destination), "next_attempt_at": None, "last_error": "",
                         }
                         finished += 1

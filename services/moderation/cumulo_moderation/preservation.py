@@ -39,6 +39,7 @@ from cumulo_platform.db import Database
 from cumulo_platform.errors import CumuloError, FailedPrecondition, NotFound, parse_id
 from cumulo_platform.evidence import evidence_prefix
 from cumulo_platform.logging import get_logger
+from cumulo_platform.secrets import NotSealed
 from cumulo_platform.storage import Storage
 
 log = get_logger(__name__)
@@ -233,13 +234,18 @@ class Preservation:
             row = (await conn.execute(sa.select(exports).where(exports.c.export_id == target))).first()
         if row is None:
             raise NotFound("no such evidence export", reason="EXPORT_NOT_FOUND")
-        key = await self.keys.get(row.signing_key_id) if row.signing_key_id else None
+        key, key_problem = None, None
+        if row.signing_key_id:
+            try:
+                key = await self.keys.get(row.signing_key_id)
+            except NotSealed as refused:  # the key's row was tampered with: it proves nothing
+                key_problem = str(refused)
         manifest = await self.storage.read_small(row.manifest_key, MAX_MANIFEST)
         if manifest is None:
             return Verification(row, [f"{row.manifest_key}: missing"], [SIGNATURE, MANIFEST_HASH, PARTS], 0, key)
         problems: list[str] = []
         failed: list[str] = []
-        signature_problem = await self._signature_problem(row, key, manifest)
+        signature_problem = f"{row.signature_key}: {key_problem}" if key_problem else await self._signature_problem(row, key, manifest)
         if signature_problem:
             problems.append(signature_problem)
             failed.append(SIGNATURE)

@@ -172,7 +172,8 @@ async def test_a_tampered_signature_fails_verification(moderator, held, moderati
 
 async def test_a_key_swapped_in_the_table_under_the_same_id_fails_verification(moderator, held, moderation, desk):
     """Whoever writes the tables could replace a key's public half by their own and sign a
-    forged manifest with it: the fingerprint recorded at export no longer matches."""
+    forged manifest with it (updating the fingerprints too): the key's row no longer proves
+    itself (its sealed private half is bound to its id and genuine public half)."""
     evidence = await held_bundle(moderator, desk, held.account_id, "police request 9/2025")
     own = signatures.public_key_of(signatures.new_private_key())
     async with moderation.app.db.unit_of_work() as uow:
@@ -182,7 +183,8 @@ async def test_a_key_swapped_in_the_table_under_the_same_id_fails_verification(m
     try:
         verified = await moderator.moderation.verify(evidence.export_id)
         assert not verified.intact and list(verified.failed_checks) == [SIGNATURE]
-        assert evidence.signing_key_fingerprint in verified.problems[0] and signatures.fingerprint(own) in verified.problems[0]
+        # The swapped row proves nothing: its sealed private half is bound to the genuine public half.
+        assert evidence.signing_key_id in verified.problems[0] and "evidence-kek" in verified.problems[0], verified.problems
     finally:
         async with moderation.app.db.unit_of_work() as uow:
             await uow.execute(sa.update(signing_keys).where(signing_keys.c.key_id == evidence.signing_key_id).values(public_key=before))

@@ -10,6 +10,7 @@ from cumulo_blob.content_blocks import ContentBlocks
 from cumulo_blob.enforcement import Enforcement
 from cumulo_blob.plans import Plans
 from cumulo_blob.purge import Purge
+from cumulo_platform.interceptors import audit_actor
 
 SERVICE = "cumulo.blob.v1.BlobInternalService"
 
@@ -22,11 +23,11 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
         self.plans = plans
 
     async def BlockFile(self, request: blob_pb2.BlockFileRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockFileResponse:
-        row = await self.blocks.block_file(request.account_id, request.node_id, blocked=True, reason=request.reason, actor=request.actor)
+        row = await self.blocks.block_file(request.account_id, request.node_id, blocked=True, reason=request.reason, actor=audit_actor(request.actor))
         return blob_pb2.BlockFileResponse(file=convert.node(row))
 
     async def UnblockFile(self, request: blob_pb2.UnblockFileRequest, context: grpc.aio.ServicerContext) -> blob_pb2.UnblockFileResponse:
-        row = await self.blocks.block_file(request.account_id, request.node_id, blocked=False, reason=request.reason, actor=request.actor)
+        row = await self.blocks.block_file(request.account_id, request.node_id, blocked=False, reason=request.reason, actor=audit_actor(request.actor))
         return blob_pb2.UnblockFileResponse(file=convert.node(row))
 
     async def PurgeAccount(self, request: blob_pb2.PurgeAccountRequest, context: grpc.aio.ServicerContext) -> blob_pb2.PurgeAccountResponse:
@@ -49,7 +50,7 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
         return blob_pb2.DescribeFilesResponse(files=[convert.node(r) for r in rows])
 
     async def DeleteFiles(self, request: blob_pb2.DeleteFilesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.DeleteFilesResponse:
-        deleted = await self.e.delete_files(request.account_id, request.node_ids, reason=request.reason, actor=request.actor)
+        deleted = await self.e.delete_files(request.account_id, request.node_ids, reason=request.reason, actor=audit_actor(request.actor))
         return blob_pb2.DeleteFilesResponse(deleted=deleted)
 
     async def FindContent(self, request: blob_pb2.FindContentRequest, context: grpc.aio.ServicerContext) -> blob_pb2.FindContentResponse:
@@ -75,11 +76,11 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
         )
 
     async def BlockLink(self, request: blob_pb2.BlockLinkRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockLinkResponse:
-        await self.e.set_link_blocked(request.link_id, blocked=request.blocked, reason=request.reason, actor=request.actor)
+        await self.e.set_link_blocked(request.link_id, blocked=request.blocked, reason=request.reason, actor=audit_actor(request.actor))
         return blob_pb2.BlockLinkResponse()
 
     async def BlockContent(self, request: blob_pb2.BlockContentRequest, context: grpc.aio.ServicerContext) -> blob_pb2.BlockContentResponse:
-        files, more = await self.blocks.block_listed(request.sha256, blocked=request.blocked, reason=request.reason, actor=request.actor)
+        files, more = await self.blocks.block_listed(request.sha256, blocked=request.blocked, reason=request.reason, actor=audit_actor(request.actor))
         return blob_pb2.BlockContentResponse(
             files=[blob_pb2.StoredCopy(account_id=str(f.account_id), node_id=str(f.node_id), sha256=f.sha256) for f in files], more=more
         )

@@ -67,7 +67,8 @@ class Delivery:
     async def _email(self, to: str, subject: str, body: str) -> None:
         s = self.settings
         if not s.smtp_host:
-            raise DeliveryFailed("no SMTP server configured (CUMULO_LIFECYCLE_SMTP_HOST)")
+            # Permanent, as for SMS: retrying would only keep the address and the text for hours.
+            raise DeliveryFailed("no SMTP server configured (CUMULO_LIFECYCLE_SMTP_HOST)", permanent=True)
         try:
             await aiosmtplib.send(
                 mail_bytes(s.mail_from, to, subject, body),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import unicodedata
 
 LOCALES = ("zh-CN", "en")
 KINDS = ("freeze_reminder", "frozen", "deletion_reminder", "reactivated", "deleted")
@@ -141,6 +142,25 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 SERVICE_KINDS = {"new_session": ("device", "app", "address", "at"), "shared_with_you": ("owner", "name", "what", "at")}
 WHAT = {"en": {"folder": "folder", "file": "file"}, "zh-CN": {"folder": "文件夹", "file": "文件"}}
 SOMEONE = {"en": "A cumulo user", "zh-CN": "一位 cumulo 用户"}
+# Kinds that go by e-mail only (a share is no reason for an SMS), and how many of a kind a
+# person gets in an hour at most (a flood of shares to one address stops reaching it).
+EMAIL_ONLY_KINDS = frozenset({"shared_with_you"})
+PER_HOUR = {"shared_with_you": 20}
+TYPED_MAX = 80
+
+
+def as_typed(value: str) -> str:
+    """What a person typed (a device's name, a folder's name), fit to be quoted in a notice: on
+    one line (control and format characters become spaces), at most TYPED_MAX characters."""
+    flat = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value)
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= TYPED_MAX else flat[: TYPED_MAX - 1] + "\u2026"
+
+
+def kept_subject(kind: str, subject: str) -> str:
+    """What is kept of a notice's subject once it is done: the lifecycle's own say only dates;
+    others' may name people and files, and go with the body."""
+    return subject if kind in KINDS or kind.startswith("deleted") else ""
 
 
 def render(kind: str, locale: str, values: dict[str, str]) -> Rendered:

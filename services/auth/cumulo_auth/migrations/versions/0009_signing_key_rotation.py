@@ -1,6 +1,6 @@
 """Signing keys rotate: a new key is announced before it signs (`signs_from`). Keys stored
-before this revision sign from when they were made; the service seals their private halves
-under the key-encryption key at its next start.
+before this revision (unsealed) are not trusted: the service retires them at its next start and
+makes a sealed one; access tokens they signed are refused, and clients refresh once.
 
 Revision ID: 0009
 Revises: 0008
