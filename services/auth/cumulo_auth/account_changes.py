@@ -78,6 +78,7 @@ class AccountChanges:
                         .where(accounts.c.account_id == account_id)
                         .values(**{f: changes[f] for f in changed}, updated_at=self.clock.now())
                     )
+                    self.sessions.live.forget_after_commit(uow, account_id)
                 except IntegrityError as exc:
                     # Another account claimed the same contact between our check and this write.
                     raise account_table.contact_clash(exc, reason="CONTACT_TAKEN") from None
@@ -100,6 +101,7 @@ class AccountChanges:
             await uow.execute(
                 sa.update(accounts).where(accounts.c.account_id == account_id).values(terms_version=version, terms_accepted_at=now, updated_at=now)
             )
+            self.sessions.live.forget_after_commit(uow, account_id)
             row = await account_table.load(uow, account_id)
             await uow.commit()
         return self._view(row)
@@ -116,6 +118,7 @@ class AccountChanges:
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
             await uow.execute(sa.update(accounts).where(accounts.c.account_id == account_id).values(password_hash=new_hash, updated_at=now))
+            self.sessions.live.forget_after_commit(uow, account_id)
             # Everyone else who knew the old password is signed out; this device stays.
             await account_table.revoke_all_sessions(
                 uow, account_id, reason="password changed", now=now, keep=uuid.UUID(principal.session_id)
@@ -148,6 +151,7 @@ class AccountChanges:
             await uow.execute(
                 sa.update(accounts).where(accounts.c.account_id == account_id).values(status="cancelled", cancelled_at=now, updated_at=now)
             )
+            self.sessions.live.forget_after_commit(uow, account_id)
             await account_table.record_status(
                 uow, account_id, status="cancelled", reason="cancelled by the user", actor=str(account_id), now=now
             )

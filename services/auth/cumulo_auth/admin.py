@@ -14,6 +14,7 @@ from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.accounts import CLOSED, ROLES, view
+from cumulo_auth.live_sessions import LiveSessions
 from cumulo_platform import revocations
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
@@ -24,7 +25,8 @@ SETTABLE_STATUSES = ("active", "suspended", "terminated")
 
 
 class Admin:
-    def __init__(self, *, db: Database, clock: Clock, time_zone: zoneinfo.ZoneInfo) -> None:
+    def __init__(self, *, db: Database, clock: Clock, time_zone: zoneinfo.ZoneInfo, live: LiveSessions) -> None:
+        self.live = live
         self.db = db
         self.clock = clock
         self.time_zone = time_zone
@@ -53,6 +55,7 @@ class Admin:
                     updated_at=now,
                 )
             )
+            self.live.forget_after_commit(uow, target)
             await account_table.record_status(uow, target, status=status, reason=reason, actor=actor, now=now)
             if status == "terminated":
                 await account_table.revoke_all_sessions(uow, target, reason="account terminated", now=now)
@@ -88,6 +91,7 @@ class Admin:
             if current.status in CLOSED:
                 raise FailedPrecondition(f"the account is {current.status}", reason="ACCOUNT_CLOSED")
             await uow.execute(sa.update(accounts).where(accounts.c.account_id == target).values(roles=wanted, updated_at=now))
+            self.live.forget_after_commit(uow, target)
             await account_table.record_status(
                 uow, target, status=current.status, reason=f"roles set to [{', '.join(wanted)}]: {reason}", actor=actor, now=now
             )

@@ -20,6 +20,7 @@ from cumulo_auth.client_apps import ClientApps
 from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
 from cumulo_auth.guardians import Guardians
 from cumulo_auth.issuing import TokenIssuer
+from cumulo_auth.live_sessions import LiveSessions
 from cumulo_auth.login import Login
 from cumulo_auth.purge import AccountPurge
 from cumulo_auth.registration import Registration
@@ -56,6 +57,7 @@ class AuthApp:
     purge: AccountPurge
     passwords: Passwords
     keys: SigningKeys
+    live: LiveSessions
 
 
 async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthApp:
@@ -77,8 +79,9 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
 
     throttle = LoginThrottle(db=db, clock=clock, settings=settings)
     issuer = TokenIssuer(keys=keys, clock=clock, settings=settings)
+    live = LiveSessions(db, clock)
     sessions = Sessions(
-        db=db, clock=clock, settings=settings, issuer=issuer, states=states, throttle=throttle, passwords=passwords
+        db=db, clock=clock, settings=settings, issuer=issuer, states=states, throttle=throttle, passwords=passwords, live=live
     )
     public = AuthService(
         terms_version=settings.terms_version,
@@ -96,11 +99,11 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         ),
         sessions=sessions,
         changes=AccountChanges(db=db, clock=clock, settings=settings, passwords=passwords, throttle=throttle, sessions=sessions),
-        guardians=Guardians(db=db, clock=clock, settings=settings),
+        guardians=Guardians(db=db, clock=clock, settings=settings, live=live),
     )
-    internal = AuthInternalService(keys=keys, client_apps=client_apps, admin=Admin(db=db, clock=clock, time_zone=settings.time_zone))
+    internal = AuthInternalService(keys=keys, client_apps=client_apps, admin=Admin(db=db, clock=clock, time_zone=settings.time_zone, live=live))
     throttle_cleanup = jobs.ThrottleCleanup(db=db, clock=clock, forget_after=settings.throttle_forget_after)
-    purge = AccountPurge(db=db, clock=clock, login_key=settings.login_key)
+    purge = AccountPurge(db=db, clock=clock, login_key=settings.login_key, live=live)
 
     # Auth verifies tokens and client apps from its own tables; other services ask auth.
     interceptor = base.interceptor(
@@ -114,7 +117,7 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
             GrpcService(INTERNAL_SERVICE, internal, auth_pb2_grpc.add_AuthInternalServiceServicer_to_server),
         ],
         interceptor=interceptor,
-        jobs=[*jobs.jobs(throttle_cleanup, keys), *consumers.consumers(base, purge)],
+        jobs=[*jobs.jobs(throttle_cleanup, keys, live), *consumers.consumers(base, purge)],
         cleanups=[closer(passwords.close)],
     )
     return AuthApp(
@@ -128,4 +131,5 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         purge=purge,
         passwords=passwords,
         keys=keys,
+        live=live,
     )

@@ -16,6 +16,7 @@ from cumulo.events.v1 import events_pb2
 from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.config import AuthSettings
+from cumulo_auth.live_sessions import LiveSessions
 from cumulo_platform import ages
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
@@ -55,7 +56,8 @@ def created_event_until(born: dt.date, settings: AuthSettings) -> Any:
 
 
 class Guardians:
-    def __init__(self, *, db: Database, clock: Clock, settings: AuthSettings) -> None:
+    def __init__(self, *, db: Database, clock: Clock, settings: AuthSettings, live: LiveSessions) -> None:
+        self.live = live
         self.db = db
         self.clock = clock
         self.settings = settings
@@ -90,6 +92,7 @@ class Guardians:
                         .returning(*accounts.c)
                     )
                 ).one()
+                self.live.forget_after_commit(uow, me)
                 uow.emit(
                     "guardian.revoked",
                     events_pb2.GuardianRevoked(account_id=str(me), guardian_account_id=str(guardian_id), revoked_at=timestamp(now)),

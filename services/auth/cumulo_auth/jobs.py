@@ -8,6 +8,8 @@ import sqlalchemy as sa
 
 from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import login_throttle
+from cumulo_auth.live_sessions import REFRESH_EVERY as LIVE_REFRESH_EVERY
+from cumulo_auth.live_sessions import LiveSessions
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.runtime import Job, periodic
@@ -47,7 +49,12 @@ class ThrottleCleanup:
         return deleted.rowcount or 0
 
 
-def jobs(cleanup: ThrottleCleanup, keys: SigningKeys) -> list[Job]:
-    """The throttles' clean-up; and the signing key every replica signs with (a rotation's
-    new key once its announcement is over), and the retirement of keys whose tokens expired."""
-    return [periodic(cleanup.forget_old_throttles, every=THROTTLE_CLEANUP_EVERY), periodic(keys.refresh, every=SIGNING_KEY_REFRESH_EVERY)]
+def jobs(cleanup: ThrottleCleanup, keys: SigningKeys, live: LiveSessions) -> list[Job]:
+    """The throttles' clean-up; the signing key every replica signs with (a rotation's new key
+    once its announcement is over), and the retirement of keys whose tokens expired; and what
+    changed in accounts and sessions, forgotten from every replica's memory of them."""
+    return [
+        periodic(cleanup.forget_old_throttles, every=THROTTLE_CLEANUP_EVERY),
+        periodic(keys.refresh, every=SIGNING_KEY_REFRESH_EVERY),
+        periodic(live.refresh, every=LIVE_REFRESH_EVERY),
+    ]

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts, deleted_logins, login_throttle, refresh_tokens, sessions
 from cumulo_auth.domain import credentials
+from cumulo_auth.live_sessions import LiveSessions
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 
@@ -21,7 +22,8 @@ PURGE_ACTOR = "lifecycle"
 
 
 class AccountPurge:
-    def __init__(self, *, db: Database, clock: Clock, login_key: bytes) -> None:
+    def __init__(self, *, db: Database, clock: Clock, login_key: bytes, live: LiveSessions) -> None:
+        self.live = live
         self.db = db
         self.clock = clock
         self.login_key = login_key
@@ -61,6 +63,7 @@ class AccountPurge:
                     cancelled_at=None,
                 )
             )
+            self.live.forget_after_commit(uow, target)
             await account_table.record_status(uow, target, status="deleted", reason=reason, actor=PURGE_ACTOR, now=now)
             await uow.commit()
         return deleted + 1

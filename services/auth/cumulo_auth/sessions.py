@@ -16,6 +16,7 @@ from cumulo_auth.config import AuthSettings
 from cumulo_auth.domain import credentials
 from cumulo_auth.domain.accounts import refuse_unless_usable, view
 from cumulo_auth.issuing import TokenIssuer, Tokens
+from cumulo_auth.live_sessions import LiveSessions
 from cumulo_auth.throttling import LoginThrottle, confirm_password
 from cumulo_platform.account_states import FROZEN, AccountStates
 from cumulo_platform.clock import Clock
@@ -44,7 +45,9 @@ class Sessions:
         states: AccountStates,
         throttle: LoginThrottle,
         passwords: Passwords,
+        live: LiveSessions,
     ) -> None:
+        self.live = live
         self.db = db
         self.clock = clock
         self.session_ttl = settings.session_ttl
@@ -96,6 +99,7 @@ class Sessions:
             ).first()
             if claimed is None:
                 await account_table.revoke_session(uow, found.session_id, reason="refresh token reused", now=now)
+                self.live.forget_after_commit(uow, found.account_id)
                 await uow.commit()
                 raise Unauthenticated(
                     "this refresh token was already used; the session is revoked for safety",
@@ -124,13 +128,15 @@ class Sessions:
     async def logout(self, principal: Principal) -> None:
         async with self.db.unit_of_work() as uow:
             await account_table.revoke_session(uow, uuid.UUID(principal.session_id), reason="logout", now=self.clock.now())
+            self.live.forget_after_commit(uow, uuid.UUID(principal.account_id))
             await uow.commit()
 
     async def require_live_session(self, principal: Principal) -> dict[str, Any]:
         """Auth knows sessions first-hand: a revoked session's tokens stop at auth at once.
 
-        Returns the caller's account, read in the same single statement."""
-        row = await account_table.session_account(self.db, uuid.UUID(principal.session_id))
+        Returns the caller's account, with the session's state: kept in memory per replica
+        (cumulo_auth.live_sessions), forgotten when either changes."""
+        row = await self.live.row(uuid.UUID(principal.session_id))
         if row is None or row.revoked_at is not None or str(row.account_id) != principal.account_id:
             raise Unauthenticated("this session has ended; log in again", reason="SESSION_REVOKED")
         now = self.clock.now()
@@ -160,6 +166,7 @@ class Sessions:
             if owner is None or str(owner.account_id) != principal.account_id:
                 raise NotFound("no such session", reason="SESSION_NOT_FOUND")
             await account_table.revoke_session(uow, target, reason="revoked by owner", now=self.clock.now())
+            self.live.forget_after_commit(uow, uuid.UUID(principal.account_id))
             await uow.commit()
 
     async def confirm_password(self, principal: Principal, password: str) -> tuple[str, dt.datetime, dt.datetime]:

@@ -38,6 +38,8 @@ accounts = sa.Table(
     sa.CheckConstraint(
         "status IN ('active', 'suspended', 'terminated', 'cancelled', 'deleted')", name="accounts_status_known"
     ),
+    # What every replica looks at to forget the accounts it keeps in memory (live_sessions).
+    sa.Index("accounts_updated_at", "updated_at"),
     # A deleted account's row is its tombstone: id, status and when, nothing personal.
     sa.CheckConstraint(
         "status = 'deleted' OR (birth_date IS NOT NULL AND terms_version IS NOT NULL AND terms_accepted_at IS NOT NULL"
@@ -68,6 +70,7 @@ sessions = sa.Table(
     sa.Column("revoke_reason", sa.Text, nullable=False, server_default=""),
     # When the password was last entered in this session (login, ConfirmPassword).
     sa.Column("password_at", sa.DateTime(timezone=True)),
+    sa.Index("sessions_revoked_at", "revoked_at", postgresql_where=sa.text("revoked_at IS NOT NULL")),
 )
 
 refresh_tokens = sa.Table(
