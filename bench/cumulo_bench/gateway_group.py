@@ -13,7 +13,7 @@ import grpc
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_bench.echo import INTERNAL_CALLER, INTERNAL_METHOD
 from cumulo_bench.echo import METHOD as ECHO_METHOD
-from cumulo_bench.measure import Result, best_of, closed_loop
+from cumulo_bench.measure import Result, best_of, closed_loop, cpu_us_per_call
 from cumulo_bench.report import Figure
 from cumulo_bench.stack import BenchStack
 from cumulo_devstack.testing.channels import identity
@@ -37,7 +37,7 @@ async def run(stack: BenchStack) -> list[Figure]:
         await client.login(email, PASSWORD, device_name="bench")
         metadata = client.metadata(await client.access_token())
 
-    async def measure_get_account(target: str) -> Result:
+    async def measure_get_account(target: str, cpu_of: str | None = None) -> tuple[Result, float]:
         async with stack.transport(target).channel(target) as channel:
             stub = auth_pb2_grpc.AuthServiceStub(channel)
             request = auth_pb2.GetAccountRequest()
@@ -45,9 +45,11 @@ async def run(stack: BenchStack) -> list[Figure]:
             async def call() -> None:
                 await stub.GetAccount(request, metadata=metadata, timeout=10)
 
-            return await best_of(RUNS, lambda: closed_loop(call, in_flight=IN_FLIGHT, seconds=SECONDS))
+            result = await best_of(RUNS, lambda: closed_loop(call, in_flight=IN_FLIGHT, seconds=SECONDS))
+            cpu = await cpu_us_per_call(stack.pid(cpu_of), call, in_flight=IN_FLIGHT, seconds=SECONDS) if cpu_of else float("nan")
+            return result, cpu
 
-    async def measure_echo() -> Result:
+    async def measure_echo() -> tuple[Result, float]:
         async with grpc.aio.insecure_channel(echo) as channel:
             method = channel.unary_unary(ECHO_METHOD)
             payload = b"x" * 200  # about a GetAccount answer's size
@@ -55,7 +57,8 @@ async def run(stack: BenchStack) -> list[Figure]:
             async def call() -> None:
                 await method(payload, timeout=10)
 
-            return await best_of(RUNS, lambda: closed_loop(call, in_flight=IN_FLIGHT, seconds=SECONDS))
+            result = await best_of(RUNS, lambda: closed_loop(call, in_flight=IN_FLIGHT, seconds=SECONDS))
+            return result, await cpu_us_per_call(stack.pid("echo"), call, in_flight=IN_FLIGHT, seconds=SECONDS)
 
     async def measure_internal(target: str, with_identity: bool) -> Result:
         channel = identity(INTERNAL_CALLER).channel(target, "blob") if with_identity else grpc.aio.insecure_channel(target)
@@ -69,16 +72,16 @@ async def run(stack: BenchStack) -> list[Figure]:
             return await best_of(RUNS, lambda: closed_loop(call, in_flight=IN_FLIGHT, seconds=SECONDS))
 
     print("  measuring bare grpc.aio echo ...", file=sys.stderr, flush=True)
-    echo_result = await measure_echo()
+    echo_result, echo_cpu_us = await measure_echo()
     print("  measuring an internal call with and without service identity ...", file=sys.stderr, flush=True)
     plain_internal = await measure_internal(stack.start_echo("--internal", name="echo-internal"), False)
     checked_internal = await measure_internal(
         stack.start_echo("--internal", "--identity", str(stack.infra.identities), name="echo-identity"), True
     )
     print("  measuring GetAccount direct to auth ...", file=sys.stderr, flush=True)
-    direct = await measure_get_account(auth_target)
+    direct, auth_cpu_us = await measure_get_account(auth_target, cpu_of="auth")
     print("  measuring GetAccount through the gateway ...", file=sys.stderr, flush=True)
-    through_gateway = await measure_get_account(gateway)
+    through_gateway, _ = await measure_get_account(gateway)
 
     return [
         Figure("internal_call_ratio", checked_internal.rate, "calls/s", plain_internal.rate,
@@ -86,8 +89,13 @@ async def run(stack: BenchStack) -> list[Figure]:
                note=f"mutual TLS + the caller's identity checked against the allow-list, {IN_FLIGHT} in flight on one connection"),
         Figure("edge_overhead_ratio", through_gateway.rate, "calls/s", direct.rate, "same call direct to auth (mutual TLS, inside)", target=0.7,
                note=f"authenticated GetAccount through the gateway over TLS, {IN_FLIGHT} in flight on one connection"),
-        Figure("auth_unary_vs_echo", direct.rate, "calls/s", echo_result.rate, "bare grpc.aio echo server",
-               note="what the service layers (interceptor, token check, two queries) cost against the ceiling"),
+        Figure("auth_unary_vs_echo", direct.rate, "calls/s", echo_result.rate, "bare grpc.aio echo server", target=0.4,
+               note="what the service layers (mutual TLS, interceptor, token check, the session's row from memory) cost against the ceiling"),
+        Figure("auth_unary_vs_identity_echo", direct.rate, "calls/s", checked_internal.rate,
+               "the echo behind the platform interceptor over the same mutual TLS",
+               note="the same transport on both sides: what auth's own work costs"),
+        Figure("per_call_cpu_us", auth_cpu_us, "CPU µs/call", echo_cpu_us, "the echo server's CPU per call, same load",
+               lower_is_better=True, note=f"auth's user+system CPU per GetAccount (from /proc), {IN_FLIGHT} in flight"),
         Figure("gateway_unary_vs_echo", through_gateway.rate, "calls/s", echo_result.rate, "bare grpc.aio echo server"),
         Figure("auth_direct_p50_ms", direct.percentile(0.5), "ms", echo_result.percentile(0.5), "echo p50",
                note=f"under load, {IN_FLIGHT} in flight"),

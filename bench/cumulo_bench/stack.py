@@ -35,6 +35,12 @@ class BenchStack(Cloud):
         """A service's database, for asyncpg itself (the raw baselines, seeding)."""
         return self.database_url(name).replace("postgresql+asyncpg://", "postgresql://")
 
+    def pid(self, name: str) -> int:
+        """The process id of a process this stack started (a service, an echo server)."""
+        process = self.processes[name].process
+        assert process is not None, f"{name} is not running"
+        return process.pid
+
     def start_echo(self, *options: str, name: str = "echo") -> str:
         """An echo server (cumulo_bench.echo, with its `options`) in a process of its own."""
         port = free_port()

@@ -26,7 +26,7 @@ from cumulo_platform.consumer import EventConsumer
 from cumulo_platform.db import Database, create_engine
 from cumulo_platform.events import Nats, Redelivery
 from cumulo_platform.identity import Identity, IdentityError
-from cumulo_platform.interceptors import AccountGate, CallInterceptor
+from cumulo_platform.interceptors import AccountGate, CallInterceptor, current_call
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import configure_logging
@@ -156,12 +156,25 @@ class Foundation:
         account_gate: AccountGate | None = None,
         honour_states: bool = True,
         record_access: bool = True,
+        own_session_checks: Iterable[str] = (),
     ) -> CallInterceptor:
         """Every authenticated call passes the revocations (a token auth revoked is refused,
         whatever its expiry), the lifecycle's account gate (unless `honour_states` is off: the
         lifecycle's own API, which answers frozen accounts about their state), then the
-        service's own `account_gate`, and counts as a use."""
-        gates = [self.revocations.gate] + ([self.states.gate] if honour_states else []) + ([account_gate] if account_gate else [])
+        service's own `account_gate`, and counts as a use.
+
+        `own_session_checks`: full method names that check the caller's session themselves and
+        skip the revocations (auth's CancelAccount: a retry after a lost answer comes with the
+        session the cancellation itself ended, and must be told it succeeded)."""
+        revocations = self.revocations.gate
+        unchecked = frozenset(own_session_checks)
+        if unchecked:
+            async def revocations_unless_checked_first_hand(principal: Principal) -> None:
+                if current_call().method not in unchecked:
+                    await self.revocations.gate(principal)
+
+            revocations = revocations_unless_checked_first_hand
+        gates = [revocations] + ([self.states.gate] if honour_states else []) + ([account_gate] if account_gate else [])
 
         async def gate(principal: Principal) -> None:
             for check in gates:

@@ -14,7 +14,7 @@ from cumulo_auth.adapters.tables import SCHEMA
 from cumulo_auth.admin import Admin
 from cumulo_auth.api.internal import SERVICE as INTERNAL_SERVICE
 from cumulo_auth.api.internal import AuthInternalService
-from cumulo_auth.api.public import ANONYMOUS_METHODS, AuthService
+from cumulo_auth.api.public import ANONYMOUS_METHODS, OWN_SESSION_CHECKS, AuthService
 from cumulo_auth.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_auth.client_apps import ClientApps
 from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
@@ -34,6 +34,7 @@ from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.db import Database
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.passwords import Passwords
+from cumulo_platform.revocations import Revocations
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer
 from cumulo_platform.service import Foundation
 from cumulo_platform.tokens import KeyCache, TokenVerifier
@@ -58,6 +59,7 @@ class AuthApp:
     passwords: Passwords
     keys: SigningKeys
     live: LiveSessions
+    revocations: Revocations
 
 
 async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthApp:
@@ -110,6 +112,7 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         verifier=TokenVerifier(KeyCache(keys.verification_keys), clock=clock),
         clients=ClientRegistry(client_apps.registered, ttl=settings.platform.client_cache_ttl_seconds),
         anonymous_methods=ANONYMOUS_METHODS,
+        own_session_checks=OWN_SESSION_CHECKS,
     )
     runtime = base.runtime(
         services=[
@@ -132,4 +135,5 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         passwords=passwords,
         keys=keys,
         live=live,
+        revocations=base.revocations,
     )

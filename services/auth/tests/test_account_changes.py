@@ -9,7 +9,8 @@ import grpc
 import pytest
 
 from cumulo.auth.v1 import auth_pb2
-from cumulo_devstack.testing import PASSWORD, call, expect_error, unique_email, unique_phone
+from cumulo_devstack.testing import PASSWORD, call, eventually, expect_error, unique_email, unique_phone
+from cumulo_platform.tokens import Principal
 from cumulo_sdk.errors import CumuloRpcError
 
 NEW_PASSWORD = "a completely new passphrase"
@@ -260,12 +261,21 @@ async def test_cancelled_account_keeps_its_email_taken(direct, accounts, hold_de
     await expect_error(call(direct, direct.auth.Register, request), grpc.StatusCode.ALREADY_EXISTS, field="email")
 
 
-async def test_cancel_account_is_idempotent_when_retried(direct, accounts, hold_deletion):
+async def test_cancel_account_is_idempotent_when_retried(direct, accounts, hold_deletion, auth):
     """A client whose first CancelAccount reply was lost retries it: the retry must succeed
-    (the account is cancelled, as asked), not look like an expired login."""
+    (the account is cancelled, as asked), not look like an expired login — whether it comes
+    before or after the platform's revocations have learnt that the cancellation ended its
+    session."""
     member = await accounts.new_member(direct)
     await hold_deletion(member.account_id)
     await cancel(direct, member)
+    await cancel(direct, member)
+    principal = Principal(member.account_id, member.session_id, "cumulo-cli", False, (), expires_at=0, issued_at=1.0)
+
+    async def session_revoked_everywhere() -> bool:
+        return auth.app.revocations.revoked(principal) is not None
+
+    await eventually(session_revoked_everywhere, what="the cancellation's revocation to reach auth's own gate")
     await cancel(direct, member)
     await expect_error(accounts.login_call(direct, member.email), grpc.StatusCode.PERMISSION_DENIED, reason="ACCOUNT_CANCELLED")
 

@@ -25,6 +25,7 @@ class LocatorSettings:
     prune_every: dt.timedelta
     prune_batch: int
     expire_every: dt.timedelta
+    write_groups: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocatorSettings:
@@ -42,9 +43,12 @@ class LocatorSettings:
             prune_every=env.interval("PRUNE_EVERY", "PT1M"),
             prune_batch=env.get("PRUNE_BATCH", 5000),
             expire_every=env.interval("EXPIRE_EVERY", "PT10S"),
+            write_groups=env.get("WRITE_GROUPS", 2),
         )
         if not 1 <= settings.max_batch <= 5000:
             raise SettingsError("CUMULO_LOCATOR_MAX_BATCH must be between 1 and 5000")
+        if not 1 <= settings.write_groups <= 8:
+            raise SettingsError("CUMULO_LOCATOR_WRITE_GROUPS must be between 1 and 8")
         if not 100 <= settings.prune_batch <= 100_000:
             raise SettingsError("CUMULO_LOCATOR_PRUNE_BATCH must be between 100 and 100000")
         if not settings.min_command_ttl <= settings.command_ttl <= settings.max_command_ttl:

@@ -107,7 +107,9 @@ class Devices:
         self.clock = clock
         self.holds = holds
         self.states = states
-        self.reports: GroupCommit[Report, Reported] = GroupCommit(self._write_reports)
+        # Groups of reports written side by side: they lock their devices in one order, so two
+        # groups naming the same device take turns and others overlap their round trips.
+        self.reports: GroupCommit[Report, Reported] = GroupCommit(self._write_reports, concurrency=settings.write_groups)
 
     # --- whose devices ----------------------------------------------------------------
 

@@ -287,6 +287,21 @@ async def test_dismissing_a_blocklist_match_keeps_another_cases_block(owner, rep
     await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
 
 
+async def decide_when_free(moderator: Cumulo, case_id: str, decision: str, reason: str) -> pb.Case:
+    """A decision, retried while an earlier effect on the same content is still being carried
+    out (EFFECT_PENDING: UNAVAILABLE, "try again"), as a moderator's console does."""
+
+    async def attempt() -> pb.Case | None:
+        try:
+            return await moderator.moderation.decide(case_id, decision, reason)
+        except CumuloRpcError as exc:
+            if exc.reason != "EFFECT_PENDING":
+                raise
+            return None
+
+    return await eventually(attempt, what="the content's earlier effect to be carried out")
+
+
 async def test_a_copys_match_keeps_its_twin_blocked_until_both_are_dismissed(owner, moderator, blocklisted, tmp_path):
     """Blob blocks a file's content in its account, every copy of it: one copy's dismissal does
     not lift what the other copy's case still holds."""
@@ -294,7 +309,7 @@ async def test_a_copys_match_keeps_its_twin_blocked_until_both_are_dismissed(own
     twin = (await upload(owner.client, tmp_path, "two.jpg", blocklisted.content)).node_id
     await blocklisted.list()
     cases = [await eventually(lambda n=n: blocklist_case(moderator, n), what="each copy's match to be queued") for n in (first, twin)]
-    await moderator.moderation.decide(cases[0].case_id, "dismiss", "not the listed image")
+    await decide_when_free(moderator, cases[0].case_id, "dismiss", "not the listed image")
     trail = await moderator.moderation.audit(case_id=cases[0].case_id)
     assert [e.reason for e in trail if e.action == "decision.dismiss"] == [
         "not the listed image (it stays blocked: another case's decision blocks it)"
@@ -302,6 +317,6 @@ async def test_a_copys_match_keeps_its_twin_blocked_until_both_are_dismissed(own
     await blocklisted.unlist("the entry was a false positive")
     for node_id in (first, twin):
         await expect_error(owner.client.files.download(node_id, tmp_path / "back"), grpc.StatusCode.PERMISSION_DENIED, "CONTENT_BLOCKED")
-    await moderator.moderation.decide(cases[1].case_id, "dismiss", "not the listed image")
+    await decide_when_free(moderator, cases[1].case_id, "dismiss", "not the listed image")
     for node_id in (first, twin):
         assert await downloads(owner.client, node_id, tmp_path) == blocklisted.content

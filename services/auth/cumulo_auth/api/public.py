@@ -19,6 +19,9 @@ from cumulo_platform.tokens import Principal
 SERVICE = "cumulo.auth.v1.AuthService"
 # Methods callable without an access token (they still need a registered client id).
 ANONYMOUS_METHODS = frozenset(f"/{SERVICE}/{m}" for m in ("GetTerms", "CheckNewPassword", "Register", "Login", "Refresh"))
+# Methods that check the caller's session first-hand, past the platform's revocations: a retried
+# CancelAccount comes with the session its first, answered-but-lost, call ended.
+OWN_SESSION_CHECKS = frozenset({f"/{SERVICE}/CancelAccount"})
 
 
 class AuthService(auth_pb2_grpc.AuthServiceServicer):
