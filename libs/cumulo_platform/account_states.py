@@ -104,6 +104,7 @@ class AccountStates:
         self.db = db
         self.table = account_states_table(db.metadata)
         self.ensure_active = ensure_active
+        self._refused = sa.text(self.refusing("CAST(:ids AS uuid[])"))
         self._states: dict[str, str] = {}  # only accounts that are not active
         self._seen_until: dt.datetime | None = None
 
@@ -173,12 +174,21 @@ class AccountStates:
         mark from the table, here, whatever its replica's memory says."""
         if not accounts:
             return set()
-        ids = sorted(str(account) for account in accounts)
-        await uow.execute(_LOCK_SHARED, {"ids": ids})
-        rows = await uow.execute(
-            sa.select(self.table.c.account_id).where(self.table.c.account_id.in_(list(accounts)), self.table.c.state.in_((DELETING, DELETED)))
-        )
+        await self.hold_writes(uow, accounts)
+        rows = await uow.execute(self._refused, {"ids": list(accounts)})
         return set(rows.scalars())
+
+    async def hold_writes(self, uow: UnitOfWork, accounts: Collection[uuid.UUID]) -> None:
+        """The first half of `admit_writes`, for a writer that reads the states itself in its
+        next statement (one round trip fewer on a hot path): the accounts' locks, shared. That
+        statement must be a later one than this (its snapshot then sees a purge's mark that
+        this waited for) and refuse the accounts `refusing(...)` names."""
+        await uow.execute(_LOCK_SHARED, {"ids": sorted(str(account) for account in accounts)})
+
+    def refusing(self, accounts_sql: str) -> str:
+        """SQL naming those of `accounts_sql` (an SQL expression: a uuid[]) whose deletion has
+        begun here: `account_id IN (<this>)` refuses their writes, after `hold_writes`."""
+        return f"SELECT account_id FROM {self.table.fullname} WHERE account_id = ANY({accounts_sql}) AND state IN ('{DELETING}', '{DELETED}')"
 
     async def admit_write(self, uow: UnitOfWork, account: uuid.UUID) -> None:
         """`admit_writes` for one account: raises AccountDeleted when its deletion has begun."""

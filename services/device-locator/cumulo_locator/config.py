@@ -25,7 +25,7 @@ class LocatorSettings:
     prune_every: dt.timedelta
     prune_batch: int
     expire_every: dt.timedelta
-    write_groups: int
+    write_window: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocatorSettings:
@@ -43,12 +43,12 @@ class LocatorSettings:
             prune_every=env.interval("PRUNE_EVERY", "PT1M"),
             prune_batch=env.get("PRUNE_BATCH", 5000),
             expire_every=env.interval("EXPIRE_EVERY", "PT10S"),
-            write_groups=env.get("WRITE_GROUPS", 2),
+            write_window=env.get("WRITE_WINDOW_MS", 2) / 1000,
         )
         if not 1 <= settings.max_batch <= 5000:
             raise SettingsError("CUMULO_LOCATOR_MAX_BATCH must be between 1 and 5000")
-        if not 1 <= settings.write_groups <= 8:
-            raise SettingsError("CUMULO_LOCATOR_WRITE_GROUPS must be between 1 and 8")
+        if not 0 <= settings.write_window <= 0.02:
+            raise SettingsError("CUMULO_LOCATOR_WRITE_WINDOW_MS must be between 0 and 20")
         if not 100 <= settings.prune_batch <= 100_000:
             raise SettingsError("CUMULO_LOCATOR_PRUNE_BATCH must be between 100 and 100000")
         if not settings.min_command_ttl <= settings.command_ttl <= settings.max_command_ttl:
