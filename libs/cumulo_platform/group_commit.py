@@ -28,13 +28,22 @@ class GroupCommit(Generic[T, R]):
         max_group: int = 500,
         concurrency: int = 1,
         window: float = 0.001,
+        size: Callable[[T], int] | None = None,
+        spread_at: int = 0,
     ) -> None:
         """`apply` writes a group in one transaction and answers each item in order, with a
-        result or the exception for that item alone; if it raises, every item gets it."""
+        result or the exception for that item alone; if it raises, every item gets it.
+
+        `size` and `spread_at`: writers beyond the first start, and keep going, only while the
+        calls waiting add up to `spread_at` (by `size`: rows, say): large writes gain from
+        running side by side, small ones from being gathered into one group."""
         self._apply = apply
         self._max_group = max_group
         self._concurrency = concurrency
         self._window = window
+        self._size = size or (lambda item: 1)
+        self._spread_at = spread_at
+        self._queued = 0  # the waiting calls' size
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._writers = 0  # tasks draining the queue
         self._writing = 0  # of them, those inside a write
@@ -42,7 +51,8 @@ class GroupCommit(Generic[T, R]):
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._writers < self._concurrency:
+        self._queued += self._size(item)
+        if self._writers == 0 or (self._writers < self._concurrency and self._queued >= self._spread_at):
             self._writers += 1
             asyncio.get_running_loop().create_task(self._drain())
         return await future
@@ -52,11 +62,13 @@ class GroupCommit(Generic[T, R]):
         last = 0  # calls in this writer's last group
         try:
             while self._waiting:
-                if self._window and (self._writing or last > 1) and len(self._waiting) < self._max_group:
+                large = self._spread_at and self._queued >= self._spread_at  # a group's worth already
+                if self._window and (self._writing or last > 1) and not large and len(self._waiting) < self._max_group:
                     await asyncio.sleep(self._window)  # another group is being written: gather more
                     if not self._waiting:  # another writer took them meanwhile
                         break
                 group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
+                self._queued -= sum(self._size(item) for item, _ in group)
                 last = len(group)
                 self._writing += 1
                 try:
@@ -77,5 +89,7 @@ class GroupCommit(Generic[T, R]):
                         future.set_exception(result)
                     else:
                         future.set_result(result)
+                if self._writers > 1 and self._queued < self._spread_at:
+                    break  # the others keep up: an extra writer only while large writes queue
         finally:
             self._writers -= 1

@@ -76,3 +76,20 @@ async def test_no_more_groups_at_once_than_allowed_and_busy_times_make_larger_gr
     assert writer.most_active == concurrency
     assert len(writer.groups) < len(calls)  # never one group per call under load
     assert max(len(group) for group in writer.groups) > 1
+
+
+async def test_a_second_writer_only_while_large_writes_queue() -> None:
+    writer = Writer()
+    commit: GroupCommit[int, int] = GroupCommit(writer.apply, concurrency=2, size=lambda item: item, spread_at=100)
+    small = [asyncio.ensure_future(commit.submit(2)) for _ in range(20)]  # 40 rows queued in all
+    await asyncio.sleep(0.02)
+    assert writer.most_active == 1  # small writes gather behind the one writer
+    large = [asyncio.ensure_future(commit.submit(60)), asyncio.ensure_future(commit.submit(80))]  # 140 more rows
+    for _ in range(500):  # a second writer takes the large ones side by side
+        if writer.active == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert writer.active == 2, "no second writer for the large writes"
+    writer.release.set()
+    assert await asyncio.gather(*small, *large) == [20] * 20 + [600, 800]
+    assert writer.most_active == 2

@@ -33,6 +33,7 @@ from cumulo_platform.tokens import Principal, require_recent_password
 log = get_logger(__name__)
 
 PURGE_BATCH = 5000
+WRITE_SPREAD_AT = 200  # positions waiting to be written that make a second writer worth it
 
 # A group of reports in one statement (one round trip inside BEGIN/COMMIT, after the accounts'
 # write locks): refuse the accounts whose purge has begun (`refused`, answered as rows of their
@@ -113,10 +114,15 @@ class Devices:
         self.clock = clock
         self.holds = holds
         self.states = states
-        # One writer: under load a group's cost is mostly per group (round trips, statement
-        # set-up), so fewer, larger groups serve more calls than several writers do (measured:
-        # two writers, or two shards of the devices, served half as many single-point reports).
-        self.reports: GroupCommit[Report, Reported] = GroupCommit(self._write_reports, window=settings.write_window)
+        # Small reports: one writer, since a group's cost is mostly its own (round trips,
+        # statement set-up), so fewer, larger groups serve more of them (measured: two writers, or
+        # two shards of the devices, served half as many single-point reports). Large ones: a
+        # second writer while WRITE_SPREAD_AT positions wait, so that PostgreSQL's work on them
+        # runs side by side (groups lock their devices in one order: they never deadlock).
+        self.reports: GroupCommit[Report, Reported] = GroupCommit(
+            self._write_reports, window=settings.write_window, concurrency=2, size=lambda report: len(report.points),
+            spread_at=WRITE_SPREAD_AT,
+        )
         self._write_statement = _write_reports(states.refusing("CAST(:accounts AS uuid[])"))
 
     # --- whose devices ----------------------------------------------------------------
