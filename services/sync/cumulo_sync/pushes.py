@@ -14,51 +14,72 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cumulo_platform.account_states import AccountStates
+from cumulo_platform.account_states import AccountDeleted, AccountStates
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import InvalidArgument, ResourceExhausted
-from cumulo_sync.adapters.tables import SCHEMA, records, zones
+from cumulo_sync.adapters.tables import SCHEMA, records
 from cumulo_sync.config import SyncSettings
 from cumulo_sync.domain import rules
 
 SAVED, DELETED, CONFLICT, NOT_APPLIED = "saved", "deleted", "conflict", "not_applied"
 
-# The zone, locked: pushes to one zone take their change numbers one after another, in
-# commit order.
-_LOCK_ZONE = sa.text(
-    f"""
-    UPDATE {SCHEMA}.zones SET modified_at = modified_at
-    WHERE account_id = :account_id AND name = :name AND dropped_at IS NULL
-    RETURNING zone_id, last_seq
-    """
-)
+def _statements(refusing: str) -> tuple[sa.TextClause, sa.TextClause, sa.TextClause]:
+    """A push's statements, with `refusing` (AccountStates.refusing) naming the account if its
+    purge has begun: read by the zone's lock, after the account's write lock (hold_writes)."""
+    refused = f"EXISTS ({refusing})"
+    # The zone, locked: pushes to one zone take their change numbers one after another, in
+    # commit order.
+    lock_zone = sa.text(
+        f"""
+        UPDATE {SCHEMA}.zones SET modified_at = modified_at
+        WHERE account_id = :account_id AND name = :name AND dropped_at IS NULL
+        RETURNING zone_id, last_seq, {refused} AS refused
+        """
+    )
+    # A zone created by its first push (and locked), unless the account has its fill of zones.
+    create_zone = sa.text(
+        f"""
+        INSERT INTO {SCHEMA}.zones (zone_id, account_id, name, created_at, modified_at)
+        SELECT :zone_id, :account_id, :name, :now, :now
+        WHERE (SELECT count(*) FROM {SCHEMA}.zones WHERE account_id = :account_id AND dropped_at IS NULL) < :max_zones
+        ON CONFLICT (account_id, name) WHERE dropped_at IS NULL
+        DO UPDATE SET modified_at = {SCHEMA}.zones.modified_at
+        RETURNING zone_id, last_seq, {refused} AS refused
+        """
+    )
+    # Every change of a push in one statement, whatever its size (no per-row SQL to compile):
+    # the account charged (no row when the quota would be passed: nothing else happens then),
+    # the records written, the zone's numbers moved on.
+    apply = sa.text(
+        f"""
+        WITH charged AS (
+            INSERT INTO {SCHEMA}.usage AS u (account_id, used) VALUES (:account_id, GREATEST(CAST(:charge AS bigint), 0))
+            ON CONFLICT (account_id) DO UPDATE SET used = GREATEST(u.used + CAST(:charge AS bigint), 0)
+            WHERE CAST(:charge AS bigint) <= 0 OR u.used + CAST(:charge AS bigint) <= :quota
+            RETURNING used
+        ),
+        written AS (
+            INSERT INTO {SCHEMA}.records (zone_id, record_id, record_type, payload, seq, deleted, modified_at, modified_by)
+            SELECT :zone_id, r.record_id, r.record_type, r.payload, r.seq, r.deleted, :now, :device
+            FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:payloads AS bytea[]),
+                        CAST(:seqs AS bigint[]), CAST(:deleted AS boolean[]))
+                 AS r(record_id, record_type, payload, seq, deleted)
+            WHERE EXISTS (SELECT 1 FROM charged)
+            ON CONFLICT (zone_id, record_id) DO UPDATE SET
+                record_type = excluded.record_type, payload = excluded.payload, seq = excluded.seq,
+                deleted = excluded.deleted, modified_at = excluded.modified_at, modified_by = excluded.modified_by
+        ),
+        numbered AS (
+            UPDATE {SCHEMA}.zones SET last_seq = :last_seq, record_count = record_count + :count_delta,
+                bytes = bytes + :bytes_delta, modified_at = :now
+            WHERE zone_id = :zone_id AND EXISTS (SELECT 1 FROM charged)
+        )
+        SELECT used FROM charged
+        """
+    )
+    return lock_zone, create_zone, apply
 
-# A zone created by its first push (and locked), unless the account has its fill of zones.
-_CREATE_ZONE = sa.text(
-    f"""
-    INSERT INTO {SCHEMA}.zones (zone_id, account_id, name, created_at, modified_at)
-    SELECT :zone_id, :account_id, :name, :now, :now
-    WHERE (SELECT count(*) FROM {SCHEMA}.zones WHERE account_id = :account_id AND dropped_at IS NULL) < :max_zones
-    ON CONFLICT (account_id, name) WHERE dropped_at IS NULL
-    DO UPDATE SET modified_at = {SCHEMA}.zones.modified_at
-    RETURNING zone_id, last_seq
-    """
-)
-
-# Every change of a push in one statement, whatever its size (no per-row SQL to compile).
-_UPSERT = sa.text(
-    f"""
-    INSERT INTO {SCHEMA}.records (zone_id, record_id, record_type, payload, seq, deleted, modified_at, modified_by)
-    SELECT :zone_id, r.record_id, r.record_type, r.payload, r.seq, r.deleted, :now, :device
-    FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:payloads AS bytea[]),
-                CAST(:seqs AS bigint[]), CAST(:deleted AS boolean[]))
-         AS r(record_id, record_type, payload, seq, deleted)
-    ON CONFLICT (zone_id, record_id) DO UPDATE SET
-        record_type = excluded.record_type, payload = excluded.payload, seq = excluded.seq,
-        deleted = excluded.deleted, modified_at = excluded.modified_at, modified_by = excluded.modified_by
-    """
-)
 
 _CURRENT = sa.text(
     f"""
@@ -112,6 +133,7 @@ class Pushes:
         self.settings = settings
         self.clock = clock
         self.states = states
+        self._lock_zone_sql, self._create_zone_sql, self._apply_sql = _statements(states.refusing("ARRAY[CAST(:account_id AS uuid)]"))
 
     # --- checking a push --------------------------------------------------------------
 
@@ -149,8 +171,10 @@ class Pushes:
     async def push(self, account: uuid.UUID, zone: str, ops: list[Operation], *, atomic: bool, device: str) -> Pushed:
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
-            await self.states.admit_write(uow, account)  # a purge that has begun gets nothing new
+            await self.states.hold_writes(uow, (account,))  # a purge that has begun gets nothing new:
             row = await self._lock_zone(uow, account, zone, now)
+            if row.refused:  # ... its mark, read by the zone's lock
+                raise AccountDeleted()
             zone_id, last_seq = row.zone_id, row.last_seq
             current = {
                 r.record_id: r
@@ -187,33 +211,32 @@ class Pushes:
                 if not op.delete:
                     bytes_delta += len(op.payload)
                     count_delta += 1
-            await self._charge(uow, account, bytes_delta + new_rows * rules.RECORD_OVERHEAD_BYTES)
             first = last_seq + 1
             seqs = list(range(first, first + len(applied)))
-            await uow.execute(
-                _UPSERT,
-                {
-                    "zone_id": zone_id,
-                    "now": now,
-                    "device": device,
-                    "ids": [op.record_id for op in applied],
-                    "types": [op.record_type for op in applied],
-                    "payloads": [b"" if op.delete else op.payload for op in applied],
-                    "seqs": seqs,
-                    "deleted": [op.delete for op in applied],
-                },
-            )
-            last_seq = seqs[-1]
-            await uow.execute(
-                sa.update(zones)
-                .where(zones.c.zone_id == zone_id)
-                .values(
-                    last_seq=last_seq,
-                    record_count=zones.c.record_count + count_delta,
-                    bytes=zones.c.bytes + bytes_delta,
-                    modified_at=now,
+            charge = bytes_delta + new_rows * rules.RECORD_OVERHEAD_BYTES
+            charged = (
+                await uow.execute(
+                    self._apply_sql,
+                    {
+                        "account_id": account,
+                        "charge": charge,
+                        "quota": self.settings.quota_bytes,
+                        "zone_id": zone_id,
+                        "now": now,
+                        "device": device,
+                        "ids": [op.record_id for op in applied],
+                        "types": [op.record_type for op in applied],
+                        "payloads": [b"" if op.delete else op.payload for op in applied],
+                        "seqs": seqs,
+                        "deleted": [op.delete for op in applied],
+                        "last_seq": seqs[-1],
+                        "count_delta": count_delta,
+                        "bytes_delta": bytes_delta,
+                    },
                 )
-            )
+            ).first()
+            self._refuse_over_quota(charged, charge)
+            last_seq = seqs[-1]
             assigned = dict(zip((op.record_id for op in applied), seqs))
             for result in results:
                 if result.seq == -1:
@@ -223,10 +246,10 @@ class Pushes:
 
     async def _lock_zone(self, uow: UnitOfWork, account: uuid.UUID, zone: str, now: dt.datetime) -> Any:
         names = {"account_id": account, "name": zone}
-        row = (await uow.execute(_LOCK_ZONE, names)).first()
+        row = (await uow.execute(self._lock_zone_sql, names)).first()
         if row is None:
             row = (
-                await uow.execute(_CREATE_ZONE, {**names, "zone_id": uuid.uuid4(), "now": now, "max_zones": self.settings.max_zones})
+                await uow.execute(self._create_zone_sql, {**names, "zone_id": uuid.uuid4(), "now": now, "max_zones": self.settings.max_zones})
             ).first()
         if row is None:
             raise ResourceExhausted(
@@ -264,21 +287,9 @@ class Pushes:
         for conflict in conflicts:
             conflict.server = found.get(conflict.record_id) or Gone(conflict.record_id)
 
-    async def _charge(self, uow: UnitOfWork, account: uuid.UUID, delta: int) -> None:
+    def _refuse_over_quota(self, row: Any, delta: int) -> None:
+        """The push's charge (`row`: the account's use after it, None when it was refused)."""
         quota = self.settings.quota_bytes
-        row = (
-            await uow.execute(
-                sa.text(
-                    f"""
-                    INSERT INTO {SCHEMA}.usage AS u (account_id, used) VALUES (:account, GREATEST(:delta, 0))
-                    ON CONFLICT (account_id) DO UPDATE SET used = GREATEST(u.used + :delta, 0)
-                    WHERE :delta <= 0 OR u.used + :delta <= :quota
-                    RETURNING used
-                    """
-                ),
-                {"account": account, "delta": delta, "quota": quota},
-            )
-        ).first()
         if row is None or row.used > quota and delta > 0:
             raise ResourceExhausted(
                 f"this push needs {delta} more bytes (payloads, and {rules.RECORD_OVERHEAD_BYTES} for each new record) "
