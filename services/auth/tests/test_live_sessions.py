@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_auth.adapters.tables import accounts, sessions
+from cumulo_auth.live_sessions import LiveSessions
 from cumulo_devstack.testing import eventually, open_channel, unique_email
 
 DEADLINE = 10.0  # the replicas look every 0.25 s; a loaded machine gets some room (time is printed)
@@ -89,3 +90,28 @@ async def test_a_session_ended_here_is_refused_at_once_and_one_ended_elsewhere_w
 
     await eventually(refused, timeout=DEADLINE, what="the session revoked elsewhere to be refused")
     print(f"a session revoked elsewhere refused after {time.monotonic() - started:.2f} s")
+
+
+async def session_ids(auth, account_id: str) -> list[uuid.UUID]:
+    async with auth.app.db.read() as conn:
+        return list((await conn.execute(sa.select(sessions.c.session_id).where(sessions.c.account_id == uuid.UUID(account_id)))).scalars())
+
+
+async def test_memory_stays_bounded_and_holds_nothing_for_sessions_that_do_not_exist(people, auth):
+    """A flood of sessions (many people signing in) cannot grow a replica's memory past its
+    bound: the oldest rows go first, and what is forgotten by account still works after an
+    eviction. A session id nobody has (a revoked-and-deleted one, a guess) is never kept."""
+    persons = [await people.new(f"device {i}") for i in range(4)]
+    ids = [(await session_ids(auth, p.account_id))[0] for p in persons]
+    live = LiveSessions(auth.app.db, auth.app.live.clock, max_entries=2)
+    for session_id in ids:
+        assert (await live.row(session_id)) is not None
+    assert len(live._rows) == 2 and set(live._rows) == set(ids[2:])  # the newest two
+    assert {s for held in live._sessions_of.values() for s in held} == set(ids[2:])
+    live.forget_account(uuid.UUID(persons[0].account_id))  # evicted already: nothing to do, no error
+    live.forget_account(uuid.UUID(persons[3].account_id))
+    assert set(live._rows) == {ids[2]}
+    reads = live.reads
+    for _ in range(100):
+        assert await live.row(uuid.uuid4()) is None
+    assert live.reads == reads + 100 and set(live._rows) == {ids[2]}  # looked up each time, never kept
