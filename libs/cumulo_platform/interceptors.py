@@ -24,6 +24,7 @@ import asyncio
 import contextvars
 import inspect
 import ipaddress
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -53,6 +54,7 @@ REQUEST_ID_HEADER = "x-request-id"
 FORWARDED_FOR_HEADER = "x-forwarded-for"
 
 log = get_logger("cumulo.rpc")
+_root_logger = logging.getLogger()
 
 
 class CallInfo:
@@ -387,7 +389,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         duration_ms = (time.perf_counter() - started) * 1000
         if code == grpc.StatusCode.OK:
             if not self._log_every_call and duration_ms < self._slow_call_ms:
-                log.debug("rpc", code="OK", duration_ms=round(duration_ms, 2))
+                if _root_logger.isEnabledFor(logging.DEBUG):  # the usual case costs no call into structlog
+                    log.debug("rpc", code="OK", duration_ms=round(duration_ms, 2))
                 return
             level = "info"
         elif code == grpc.StatusCode.NOT_FOUND:
