@@ -14,12 +14,12 @@ from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.config import AuthSettings
 from cumulo_auth.domain import rules
-from cumulo_auth.domain.accounts import view
+from cumulo_auth.domain.accounts import refuse_unless_usable, view
 from cumulo_auth.sessions import Sessions
 from cumulo_auth.throttling import LoginThrottle, confirm_password
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
-from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unauthenticated
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.passwords import Passwords
 from cumulo_platform.tokens import Principal
@@ -137,7 +137,12 @@ class AccountChanges:
             and row.revoke_reason == CANCELLED_SESSION_REASON
         )
         if not retry:
-            await self.sessions.require_live_session(principal)
+            # First-hand, not from this replica's memory: this method passes the platform's
+            # revocations (see OWN_SESSION_CHECKS), so nothing else stands between a session
+            # or an account closed a moment ago on another replica and its cancellation.
+            if row is None or row.revoked_at is not None or str(row.account_id) != principal.account_id:
+                raise Unauthenticated("this session has ended; log in again", reason="SESSION_REVOKED")
+            refuse_unless_usable(row, self.clock.now())
         async with self.db.unit_of_work() as uow:
             account = await account_table.load(uow, account_id)
         await confirm_password(self.throttle, self.passwords, account, password, session_id=principal.session_id)
@@ -148,6 +153,7 @@ class AccountChanges:
             current = await account_table.load(uow, account_id, lock=True)
             if current.status == "cancelled":
                 return
+            refuse_unless_usable(current, now)  # terminated or suspended meanwhile: it stays so
             await uow.execute(
                 sa.update(accounts).where(accounts.c.account_id == account_id).values(status="cancelled", cancelled_at=now, updated_at=now)
             )

@@ -12,11 +12,14 @@ It cannot go stale for long, nor at all where it matters:
 - and before any of this, every replica's interceptor refuses the tokens of revoked sessions
   and cut-off accounts (cumulo_platform.revocations).
 A row read while a change is being committed may be cached just before the change lands: the
-next look at the tables forgets it."""
+next look at the tables forgets it. And whatever the clocks do (a change stamped by a replica
+whose clock lags, a commit long after its stamp), no row is served from memory for longer than
+`MAX_AGE`."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -33,6 +36,7 @@ log = get_logger(__name__)
 REFRESH_EVERY = 0.25  # seconds between a replica's looks at what changed
 REREAD = dt.timedelta(seconds=30)
 MAX_ENTRIES = 100_000
+MAX_AGE = 30.0  # seconds a row is served from memory at most
 
 
 class LiveSessions:
@@ -40,7 +44,8 @@ class LiveSessions:
         self.db = db
         self.clock = clock
         self.max_entries = max_entries
-        self._rows: OrderedDict[uuid.UUID, Any] = OrderedDict()  # session id -> row, oldest first
+        self._rows: OrderedDict[uuid.UUID, Any] = OrderedDict()  # session id -> row, least recently used first
+        self._read_at: dict[uuid.UUID, float] = {}  # session id -> when its row was read (monotonic)
         self._sessions_of: dict[uuid.UUID, set[uuid.UUID]] = {}  # account id -> its cached sessions
         self._seen_until: dt.datetime | None = None
         self.reads = 0  # database reads made for calls (what the cache saves is the rest)
@@ -49,7 +54,10 @@ class LiveSessions:
         """The session's row joined with its account's, or None when there is no such session."""
         row = self._rows.get(session_id)
         if row is not None:
-            return row
+            if time.monotonic() - self._read_at[session_id] < MAX_AGE:
+                self._rows.move_to_end(session_id)
+                return row
+            self.forget_session(session_id)
         self.reads += 1
         row = await account_table.session_account(self.db, session_id)
         if row is not None:
@@ -57,10 +65,13 @@ class LiveSessions:
         return row
 
     def _keep(self, session_id: uuid.UUID, row: Any) -> None:
+        self.forget_session(session_id)  # (two calls may read the same session at once)
         if len(self._rows) >= self.max_entries:
             old_session, old_row = self._rows.popitem(last=False)
+            self._read_at.pop(old_session, None)
             self._drop_index(old_row.account_id, old_session)
         self._rows[session_id] = row
+        self._read_at[session_id] = time.monotonic()
         self._sessions_of.setdefault(row.account_id, set()).add(session_id)
 
     def _drop_index(self, account_id: uuid.UUID, session_id: uuid.UUID) -> None:
@@ -73,9 +84,11 @@ class LiveSessions:
     def forget_account(self, account_id: uuid.UUID) -> None:
         for session_id in self._sessions_of.pop(account_id, set()):
             self._rows.pop(session_id, None)
+            self._read_at.pop(session_id, None)
 
     def forget_session(self, session_id: uuid.UUID) -> None:
         row = self._rows.pop(session_id, None)
+        self._read_at.pop(session_id, None)
         if row is not None:
             self._drop_index(row.account_id, session_id)
 

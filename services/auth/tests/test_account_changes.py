@@ -4,11 +4,15 @@ CancelAccount."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import grpc
 import pytest
+import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2
+from cumulo_auth.adapters.tables import accounts as accounts_table
+from cumulo_auth.adapters.tables import sessions as sessions_table
 from cumulo_devstack.testing import PASSWORD, call, eventually, expect_error, unique_email, unique_phone
 from cumulo_platform.tokens import Principal
 from cumulo_sdk.errors import CumuloRpcError
@@ -259,6 +263,26 @@ async def test_cancelled_account_keeps_its_email_taken(direct, accounts, hold_de
     await cancel(direct, member)
     request = auth_pb2.RegisterRequest(email=member.email, password=PASSWORD, birth_date=ADULT, accepted_terms_version=TERMS)
     await expect_error(call(direct, direct.auth.Register, request), grpc.StatusCode.ALREADY_EXISTS, field="email")
+
+
+async def test_an_account_terminated_on_another_replica_cannot_be_cancelled_with_its_old_session(direct, accounts, hold_deletion, auth):
+    """CancelAccount passes the platform's revocations (a retry comes with the session it ended
+    itself), so it reads the session and account first-hand: a termination another replica
+    made a moment ago (not yet forgotten by this replica's memory, nor announced) holds."""
+    member = await accounts.new_member(direct)
+    await hold_deletion(member.account_id)
+    await call(direct, direct.auth.GetAccount, auth_pb2.GetAccountRequest(), member.access_token)  # cached here
+    account_id = uuid.UUID(member.account_id)
+    async with auth.app.db.unit_of_work() as uow:  # as another replica of auth terminates it
+        await uow.execute(sa.update(accounts_table).where(accounts_table.c.account_id == account_id).values(status="terminated", updated_at=sa.func.now()))
+        await uow.execute(
+            sa.update(sessions_table).where(sessions_table.c.account_id == account_id).values(revoked_at=sa.func.now(), revoke_reason="terminated")
+        )
+        await uow.commit()
+    await expect_error(cancel(direct, member), grpc.StatusCode.UNAUTHENTICATED, reason="SESSION_REVOKED")
+    async with auth.app.db.read() as conn:
+        status = (await conn.execute(sa.select(accounts_table.c.status).where(accounts_table.c.account_id == account_id))).scalar_one()
+    assert status == "terminated"
 
 
 async def test_cancel_account_is_idempotent_when_retried(direct, accounts, hold_deletion, auth):

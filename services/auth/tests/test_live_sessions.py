@@ -13,6 +13,7 @@ import grpc
 import sqlalchemy as sa
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_auth import live_sessions
 from cumulo_auth.adapters.tables import accounts, sessions
 from cumulo_auth.live_sessions import LiveSessions
 from cumulo_devstack.testing import eventually, open_channel, unique_email
@@ -115,3 +116,17 @@ async def test_memory_stays_bounded_and_holds_nothing_for_sessions_that_do_not_e
     for _ in range(100):
         assert await live.row(uuid.uuid4()) is None
     assert live.reads == reads + 100 and set(live._rows) == {ids[2]}  # looked up each time, never kept
+
+
+async def test_no_row_is_served_from_memory_past_its_age(people, auth, monkeypatch):
+    """Whatever the replicas' clocks do to the look at what changed, memory is only a while."""
+    person = await people.new("phone")
+    (session_id,) = await session_ids(auth, person.account_id)
+    live = LiveSessions(auth.app.db, auth.app.live.clock)
+    await live.row(session_id)
+    await live.row(session_id)
+    assert live.reads == 1
+    monkeypatch.setattr(live_sessions, "MAX_AGE", 0.0)
+    await live.row(session_id)
+    await live.row(session_id)
+    assert live.reads == 3 and len(live._rows) == len(live._read_at) == 1
