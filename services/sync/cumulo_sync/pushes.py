@@ -24,6 +24,7 @@ from cumulo_sync.domain import rules
 
 SAVED, DELETED, CONFLICT, NOT_APPLIED = "saved", "deleted", "conflict", "not_applied"
 
+
 def _statements(refusing: str) -> tuple[sa.TextClause, sa.TextClause, sa.TextClause]:
     """A push's statements, with `refusing` (AccountStates.refusing) naming the account if its
     purge has begun: read by the zone's lock, after the account's write lock (hold_writes)."""
@@ -252,6 +253,7 @@ class Pushes:
                 await uow.execute(self._create_zone_sql, {**names, "zone_id": uuid.uuid4(), "now": now, "max_zones": self.settings.max_zones})
             ).first()
         if row is None:
+            await self.states.admit_write(uow, account)  # an account being purged hears that first
             raise ResourceExhausted(
                 f"an account has at most {self.settings.max_zones} zones; delete one to make another",
                 reason="ZONE_LIMIT_REACHED", metadata={"max_zones": str(self.settings.max_zones)},
