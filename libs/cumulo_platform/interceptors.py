@@ -24,7 +24,6 @@ import asyncio
 import contextvars
 import inspect
 import ipaddress
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -45,7 +44,7 @@ from cumulo_platform.errors import (
 )
 from cumulo_platform.identity import caller
 from cumulo_platform.last_access import LastAccessRecorder
-from cumulo_platform.logging import CURRENT_CALL, get_logger
+from cumulo_platform.logging import CURRENT_CALL, debug_enabled, get_logger
 from cumulo_platform.tokens import Principal, TokenVerifier
 from cumulo_platform.trust import allowed_callers
 
@@ -54,7 +53,6 @@ REQUEST_ID_HEADER = "x-request-id"
 FORWARDED_FOR_HEADER = "x-forwarded-for"
 
 log = get_logger("cumulo.rpc")
-_root_logger = logging.getLogger()
 
 
 class CallInfo:
@@ -389,7 +387,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         duration_ms = (time.perf_counter() - started) * 1000
         if code == grpc.StatusCode.OK:
             if not self._log_every_call and duration_ms < self._slow_call_ms:
-                if _root_logger.isEnabledFor(logging.DEBUG):  # the usual case costs no call into structlog
+                if debug_enabled():  # the usual case costs no call into structlog
                     log.debug("rpc", code="OK", duration_ms=round(duration_ms, 2))
                 return
             level = "info"

@@ -71,9 +71,18 @@ def _add_call(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableM
     return event_dict
 
 
+_debug = False  # whether the last configure_logging let debug lines through
+
+
+def debug_enabled() -> bool:
+    """Whether our debug lines are written (a hot path asks before it makes one)."""
+    return _debug
+
+
 def configure_logging(service: str, level: str = "info", fmt: str = "json") -> None:
     """Our own log calls go straight through structlog (one line per RPC is a hot path);
     third-party libraries' stdlib logs go through the same processors and renderer."""
+    global _debug
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -81,6 +90,7 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     )
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     numeric_level = logging.getLevelName(level.upper())
+    _debug = numeric_level <= logging.DEBUG
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
