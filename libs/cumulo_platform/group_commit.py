@@ -59,37 +59,46 @@ class GroupCommit(Generic[T, R]):
 
     async def _drain(self) -> None:
         """Writes groups while calls wait: those that arrive during a write form the next group."""
-        last = 0  # calls in this writer's last group
         try:
-            while self._waiting:
-                large = self._spread_at and self._queued >= self._spread_at  # a group's worth already
-                if self._window and (self._writing or last > 1) and not large and len(self._waiting) < self._max_group:
-                    await asyncio.sleep(self._window)  # another group is being written: gather more
-                    if not self._waiting:  # another writer took them meanwhile
-                        break
-                group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
-                self._queued -= sum(self._size(item) for item, _ in group)
-                last = len(group)
-                self._writing += 1
-                try:
-                    results = await self._apply([item for item, _ in group])
-                except BaseException as exc:  # the whole group failed: each caller hears why
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    continue
-                finally:
-                    self._writing -= 1
-                for (_, future), result in zip(group, results):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-                if self._writers > 1 and self._queued < self._spread_at:
-                    break  # the others keep up: an extra writer only while large writes queue
+            await self._write_while_waiting()
+        except asyncio.CancelledError:  # shutting down: the last writer lets no call wait for ever
+            if self._writers == 1:
+                waiting, self._waiting, self._queued = self._waiting, [], 0
+                for _, future in waiting:
+                    future.cancel()
+            raise
         finally:
             self._writers -= 1
+
+    async def _write_while_waiting(self) -> None:
+        last = 0  # calls in this writer's last group
+        while self._waiting:
+            large = self._spread_at and self._queued >= self._spread_at  # a group's worth already
+            if self._window and (self._writing or last > 1) and not large and len(self._waiting) < self._max_group:
+                await asyncio.sleep(self._window)  # another group is being written: gather more
+                if not self._waiting:  # another writer took them meanwhile
+                    break
+            group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
+            self._queued -= sum(self._size(item) for item, _ in group)
+            last = len(group)
+            self._writing += 1
+            try:
+                results = await self._apply([item for item, _ in group])
+            except BaseException as exc:  # the whole group failed: each caller hears why
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            finally:
+                self._writing -= 1
+            for (_, future), result in zip(group, results):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+            if self._writers > 1 and self._queued < self._spread_at:
+                break  # the others keep up: an extra writer only while large writes queue

@@ -93,3 +93,23 @@ async def test_a_second_writer_only_while_large_writes_queue() -> None:
     writer.release.set()
     assert await asyncio.gather(*small, *large) == [20] * 20 + [600, 800]
     assert writer.most_active == 2
+
+
+async def test_a_writer_stopped_at_shutdown_leaves_no_call_waiting_for_ever() -> None:
+    writer = Writer()
+    commit: GroupCommit[int, int] = GroupCommit(writer.apply)
+    writing = asyncio.ensure_future(commit.submit(2))
+    for _ in range(500):
+        if writer.active:
+            break
+        await asyncio.sleep(0.01)
+    assert writer.active == 1, "the first call was not being written"
+    queued = asyncio.ensure_future(commit.submit(4))
+    await asyncio.sleep(0)
+    (drain,) = [task for task in asyncio.all_tasks() if "GroupCommit._drain" in repr(task.get_coro())]
+    drain.cancel()
+    for call in (writing, queued):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(call, 5)
+    writer.release.set()
+    assert await commit.submit(6) == 60  # the next call finds a writer again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from google.protobuf import timestamp_pb2
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,3 +24,9 @@ def test_timestamp_is_protobufs_own(when: dt.datetime, zone: dt.tzinfo | None) -
 
 def test_none_stays_none() -> None:
     assert timestamp(None) is None
+
+
+def test_a_time_a_timestamp_cannot_hold_is_refused() -> None:
+    for when in (dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))), dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-2)))):
+        with pytest.raises(ValueError, match="outside what a Timestamp holds"):
+            timestamp(when)
