@@ -20,7 +20,6 @@ table; every replica refreshes its memory from the table's recent changes every 
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 
@@ -30,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from cumulo.events.v1 import events_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
 from cumulo_platform.consumer import EventConsumer
-from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.db import Database, UnitOfWork, Watermark
 from cumulo_platform.errors import FailedPrecondition
 from cumulo_platform.event_types import Event
 from cumulo_platform.events import Nats
@@ -45,7 +44,6 @@ STATES = (ACTIVE, FROZEN, DELETING, DELETED)
 
 log = get_logger(__name__)
 REFRESH_EVERY = 1.0  # seconds between a replica's looks at what the others wrote
-REREAD = dt.timedelta(seconds=30)
 # The version a purge writes: above any the lifecycle gives, so no later event undoes it.
 PURGED_VERSION = 2**62
 
@@ -106,29 +104,24 @@ class AccountStates:
         self.ensure_active = ensure_active
         self._refused = sa.text(self.refusing("CAST(:ids AS uuid[])"))
         self._states: dict[str, str] = {}  # only accounts that are not active
-        self._seen_until: dt.datetime | None = None
+        self._watermark = Watermark()
 
     async def load(self) -> None:
-        async with self.db.read() as conn:
-            self._seen_until = (await conn.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
-            rows = (await conn.execute(sa.select(self.table.c.account_id, self.table.c.state).where(self.table.c.state != ACTIVE))).all()
-        self._states = {str(row.account_id): row.state for row in rows}
+        """The whole state again (at start)."""
+        self._watermark.reset()
+        await self.refresh()
 
     async def refresh(self) -> int:
-        """What other replicas wrote lately. A change is read again for a while (a transaction
-        may commit after a later one started), which is harmless."""
-        if self._seen_until is None:
-            await self.load()
-            return len(self._states)
-        since = self._seen_until - REREAD
+        """What other replicas wrote lately (cumulo_platform.db.Watermark)."""
+        query = sa.select(self.table.c.account_id, self.table.c.state)
         async with self.db.read() as conn:
-            now = (await conn.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
-            rows = (
-                await conn.execute(sa.select(self.table.c.account_id, self.table.c.state).where(self.table.c.updated_at > since))
-            ).all()
+            since, now = await self._watermark.window(conn)
+            rows = (await conn.execute(query.where(self.table.c.state != ACTIVE) if since is None else query.where(self.table.c.updated_at > since))).all()
+        if since is None:
+            self._states = {}
         for row in rows:
             self._remember(str(row.account_id), row.state)
-        self._seen_until = now
+        self._watermark.advance(now)
         return len(rows)
 
     def jobs(self, nats_client: Nats, service: str) -> list[Job]:

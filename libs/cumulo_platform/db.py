@@ -98,6 +98,32 @@ def make_envelope(
     )
 
 
+# How far back a replica's look at what changed reads again: a transaction may commit after a
+# later one started, and writers' clocks differ a little. Reading a change twice is harmless.
+REREAD = dt.timedelta(seconds=30)
+
+
+class Watermark:
+    """Where a replica's in-memory copy of a table stands (account states, revocations, auth's
+    live sessions): each look reads the rows changed after the previous one, less REREAD, by the
+    database's clock."""
+
+    def __init__(self) -> None:
+        self.seen_until: dt.datetime | None = None
+
+    async def window(self, conn: AsyncConnection) -> tuple[dt.datetime | None, dt.datetime]:
+        """(since, now): read what changed after `since` (None: the first look, or a reset: read
+        the whole state), then `advance(now)` once it is applied."""
+        now = (await conn.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
+        return (None if self.seen_until is None else self.seen_until - REREAD), now
+
+    def advance(self, now: dt.datetime) -> None:
+        self.seen_until = now
+
+    def reset(self) -> None:
+        self.seen_until = None
+
+
 class Database:
     """A service's database: engine, session factory, its outbox, and the relay's wake-up."""
 

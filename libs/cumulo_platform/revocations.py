@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
 from cumulo_platform.consumer import EventConsumer
-from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.db import Database, UnitOfWork, Watermark
 from cumulo_platform.errors import Unauthenticated
 from cumulo_platform.event_types import Event
 from cumulo_platform.events import Nats
@@ -47,7 +47,6 @@ EVENT_TYPE = "tokens.revoked"
 LONGEST_ACCESS_TOKEN = dt.timedelta(hours=1)
 EVERY_SESSION = "*"  # the session key of an account-wide cut-off
 REFRESH_EVERY = 0.5  # seconds between a replica's looks at what the others wrote
-REREAD = dt.timedelta(seconds=30)
 
 
 def revocations_table(metadata: sa.MetaData) -> sa.Table:
@@ -99,29 +98,25 @@ class Revocations:
         # (account, session key) -> tokens issued before this instant (epoch seconds) are void
         self._cutoffs: dict[tuple[str, str], float] = {}
         self._expiry: dict[tuple[str, str], float] = {}
-        self._seen_until: dt.datetime | None = None
+        self._watermark = Watermark()
 
     async def load(self) -> None:
-        async with self.db.read() as conn:
-            self._seen_until = (await conn.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
-            rows = (await conn.execute(sa.select(self.table).where(self.table.c.expires_at > sa.func.now()))).all()
-        self._cutoffs, self._expiry = {}, {}
-        for row in rows:
-            self._remember(str(row.account_id), row.session_key, row.issued_before, row.expires_at)
+        """Every revocation still in force (at start)."""
+        self._watermark.reset()
+        await self.refresh()
 
     async def refresh(self) -> int:
-        """What other replicas wrote lately (read again for a while: a transaction may commit
-        after a later one started); what has expired is forgotten."""
-        if self._seen_until is None:
-            await self.load()
-            return len(self._cutoffs)
-        since = self._seen_until - REREAD
+        """What other replicas wrote lately (cumulo_platform.db.Watermark); what has expired is
+        forgotten."""
         async with self.db.read() as conn:
-            now = (await conn.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
-            rows = (await conn.execute(sa.select(self.table).where(self.table.c.updated_at > since))).all()
+            since, now = await self._watermark.window(conn)
+            changed = self.table.c.expires_at > now if since is None else self.table.c.updated_at > since
+            rows = (await conn.execute(sa.select(self.table).where(changed))).all()
+        if since is None:
+            self._cutoffs, self._expiry = {}, {}
         for row in rows:
             self._remember(str(row.account_id), row.session_key, row.issued_before, row.expires_at)
-        self._seen_until = now
+        self._watermark.advance(now)
         self._forget_expired(now.timestamp())
         return len(rows)
 

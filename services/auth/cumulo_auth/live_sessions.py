@@ -18,7 +18,6 @@ whose clock lags, a commit long after its stamp), no row is served from memory f
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 import uuid
 from collections import OrderedDict
@@ -29,12 +28,11 @@ import sqlalchemy as sa
 from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts, sessions
 from cumulo_platform.clock import Clock
-from cumulo_platform.db import Database, UnitOfWork
+from cumulo_platform.db import Database, UnitOfWork, Watermark
 from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
 REFRESH_EVERY = 0.25  # seconds between a replica's looks at what changed
-REREAD = dt.timedelta(seconds=30)
 MAX_ENTRIES = 100_000
 MAX_AGE = 30.0  # seconds a row is served from memory at most
 
@@ -47,7 +45,7 @@ class LiveSessions:
         self._rows: OrderedDict[uuid.UUID, Any] = OrderedDict()  # session id -> row, least recently used first
         self._read_at: dict[uuid.UUID, float] = {}  # session id -> when its row was read (monotonic)
         self._sessions_of: dict[uuid.UUID, set[uuid.UUID]] = {}  # account id -> its cached sessions
-        self._seen_until: dt.datetime | None = None
+        self._watermark = Watermark()
         self.reads = 0  # database reads made for calls (what the cache saves is the rest)
 
     async def row(self, session_id: uuid.UUID) -> Any | None:
@@ -102,11 +100,10 @@ class LiveSessions:
         """Forgets what changed in the tables since it was read (every replica): an account
         whose row is newer than the one kept, a session revoked since."""
         async with self.db.read() as conn:
-            now = (await conn.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
-            if self._seen_until is None:
-                self._seen_until = now
+            since, now = await self._watermark.window(conn)
+            if since is None:  # nothing is kept from before the first look
+                self._watermark.advance(now)
                 return 0
-            since = self._seen_until - REREAD
             changed = (await conn.execute(sa.select(accounts.c.account_id, accounts.c.updated_at).where(accounts.c.updated_at > since))).all()
             revoked = (await conn.execute(sa.select(sessions.c.session_id).where(sessions.c.revoked_at > since))).scalars().all()
         forgotten = 0
@@ -120,5 +117,5 @@ class LiveSessions:
             if row is not None and row.revoked_at is None:
                 self.forget_session(session_id)
                 forgotten += 1
-        self._seen_until = now
+        self._watermark.advance(now)
         return forgotten
