@@ -18,13 +18,16 @@ trying every number)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 import pathlib
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cumulo_platform.settings import Env, SettingsError
 
@@ -62,11 +65,17 @@ class NotSealed(ValueError):
     """A stored value the key-encryption key does not open (another key, tampered, or never sealed)."""
 
 
+def _aes_key(kek: bytes) -> bytes:
+    """The AES-256 key of a key file: its 32 bytes, or a digest of all of a longer one (a key
+    written as hex or base64 must not lose half of itself to truncation)."""
+    return kek if len(kek) == 32 else hashlib.sha256(b"cumulo-kek\0" + kek).digest()
+
+
 def seal(kek: bytes, label: str, secret: bytes) -> bytes:
     """`secret` encrypted under `kek` (AES-256-GCM), bound to `label` (a key id): sealed for
     one row, it does not open in another."""
     nonce = os.urandom(12)
-    return _SEALED + nonce + AESGCM(kek[:32]).encrypt(nonce, secret, label.encode())
+    return _SEALED + nonce + AESGCM(_aes_key(kek)).encrypt(nonce, secret, label.encode())
 
 
 def unseal(kek: bytes, label: str, stored: bytes, *, variable: str) -> bytes:
@@ -75,9 +84,32 @@ def unseal(kek: bytes, label: str, stored: bytes, *, variable: str) -> bytes:
         raise NotSealed(f"{label} is not sealed under {variable}")
     nonce, sealed = stored[len(_SEALED) : len(_SEALED) + 12], stored[len(_SEALED) + 12 :]
     try:
-        return AESGCM(kek[:32]).decrypt(nonce, sealed, label.encode())
+        return AESGCM(_aes_key(kek)).decrypt(nonce, sealed, label.encode())
     except InvalidTag:
         raise NotSealed(f"{label} does not open with the key-encryption key {variable}") from None
+
+
+def _signing_label(key_id: str, public_key: bytes) -> str:
+    """What a signing key's private half is sealed to: its id and its public half, so that
+    neither can be changed in its row (nor the sealed key moved to another row) without it
+    failing to open."""
+    return f"{key_id}:{public_key.hex()}"
+
+
+def seal_signing_key(kek: bytes, key_id: str, public_key: bytes, private_key: bytes) -> bytes:
+    """A raw Ed25519 private key sealed for its row (auth's token keys, moderation's evidence keys)."""
+    return seal(kek, _signing_label(key_id, public_key), private_key)
+
+
+@functools.lru_cache(maxsize=64)
+def unseal_signing_key(kek: bytes, key_id: str, public_key: bytes, stored: bytes, *, variable: str) -> bytes:
+    """The raw private key of a row, proven: it opens with `kek` for this id and public half,
+    and its public half is the row's; NotSealed otherwise. Kept once opened (a row's values
+    are its cache key), so a key is not decrypted again on every signature."""
+    private_key = unseal(kek, _signing_label(key_id, public_key), stored, variable=variable)
+    if Ed25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) != public_key:
+        raise NotSealed(f"signing key {key_id}: its public half is not its private key's")
+    return private_key
 
 
 def keyed_hash(key: bytes, text: str) -> bytes:
@@ -88,7 +120,6 @@ def keyed_hash(key: bytes, text: str) -> bytes:
 def ensure_keys(folder: pathlib.Path) -> pathlib.Path:
     """Every service's keys under `folder` (made once, kept: a new login-hash key would forget
     the deleted accounts' logins): what `make run` and the tests name as CUMULO_SECRETS_DIR."""
-    import os
     import secrets as random
 
     for service, name in KEYS:

@@ -47,11 +47,6 @@ class SigningKey:
 KEK_FILE = "CUMULO_SECRETS_DIR/moderation/evidence-kek.key"
 
 
-def _label(key_id: str, public_key: bytes) -> str:
-    """What a private key is sealed to: its id and its public half."""
-    return f"{key_id}:{public_key.hex()}"
-
-
 class SigningKeys:
     """The private halves are sealed under the key-encryption key from configuration: a copy of
     the table signs nothing, and a key written into it by someone without the key-encryption
@@ -66,10 +61,9 @@ class SigningKeys:
         """The row's key, proven: sealed for its id and public half, the private half opening
         to that public half, which the id and fingerprint name. NotSealed otherwise."""
         public_key = bytes(row.public_key)
-        private_key = secret_keys.unseal(self.kek, _label(row.key_id, public_key), bytes(row.private_key), variable=KEK_FILE)
+        private_key = secret_keys.unseal_signing_key(self.kek, row.key_id, public_key, bytes(row.private_key), variable=KEK_FILE)
         if (
-            signatures.public_key_of(private_key) != public_key
-            or signatures.key_id_for(public_key) != row.key_id
+            signatures.key_id_for(public_key) != row.key_id
             or signatures.fingerprint(public_key) != row.fingerprint
         ):
             raise secret_keys.NotSealed(f"evidence key {row.key_id}: its id, fingerprint and halves do not belong together")
@@ -117,7 +111,7 @@ class SigningKeys:
                     postgresql.insert(signing_keys)
                     .values(
                         key_id=key_id, generation=generation, algorithm=signatures.ALGORITHM,
-                        private_key=secret_keys.seal(self.kek, _label(key_id, public_key), private_key),
+                        private_key=secret_keys.seal_signing_key(self.kek, key_id, public_key, private_key),
                         public_key=public_key, fingerprint=fingerprint, created_at=now,
                     )
                     .on_conflict_do_nothing(index_elements=["generation"])

@@ -39,23 +39,13 @@ _LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext('auth:signing-key'))")
 KEK_FILE = "CUMULO_SECRETS_DIR/auth/signing-kek.key"
 
 
-def _label(key_id: str, public_key: bytes) -> str:
-    """What a private key is sealed to: its id and its public half, so that neither can be
-    changed in the row (nor the sealed key moved to another row) without it failing to open."""
-    return f"{key_id}:{public_key.hex()}"
-
-
 def seal(kek: bytes, key_id: str, public_key: bytes, private: bytes) -> bytes:
-    return secret_keys.seal(kek, _label(key_id, public_key), private)
+    return secret_keys.seal_signing_key(kek, key_id, public_key, private)
 
 
 def unseal(kek: bytes, key_id: str, public_key: bytes, stored: bytes) -> Ed25519PrivateKey:
-    """The private key of a row, proven: it opens with the key-encryption key for this id and
-    public half, and its public half is the row's. NotSealed otherwise."""
-    private = Ed25519PrivateKey.from_private_bytes(secret_keys.unseal(kek, _label(key_id, public_key), stored, variable=KEK_FILE))
-    if private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) != public_key:
-        raise NotSealed(f"signing key {key_id}: its public half is not its private key's")
-    return private
+    """The private key of a row, proven (cumulo_platform.secrets.unseal_signing_key)."""
+    return Ed25519PrivateKey.from_private_bytes(secret_keys.unseal_signing_key(kek, key_id, public_key, stored, variable=KEK_FILE))
 
 
 @dataclasses.dataclass(frozen=True)
