@@ -28,7 +28,7 @@ from cumulo_blob.config import SERVICE
 from cumulo_blob.contents import StoredContent
 from cumulo_blob.domain.errors import LegalHold
 from cumulo_platform.account_states import AccountStates
-from cumulo_platform.db import Database
+from cumulo_platform.db import Database, delete_in_batches
 from cumulo_platform.errors import parse_id
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
@@ -106,10 +106,7 @@ class Purge:
     async def _shares_to(self, account: uuid.UUID) -> int:
         """Live users' shares with the account: they go, and with them its id and address in
         their owners' rows (its own shares went with its files)."""
-        async with self.db.unit_of_work() as uow:
-            deleted = (await uow.execute(sa.delete(user_shares).where(user_shares.c.recipient_id == account))).rowcount or 0
-            await uow.commit()
-        return int(deleted)
+        return await delete_in_batches(self.db, user_shares.fullname, "recipient_id = :account", {"account": account}, batch=PURGE_BATCH)
 
     async def _nodes(self, account: uuid.UUID) -> int:
         """Files and folders: leaves first, in batches, so no statement grows with the account."""

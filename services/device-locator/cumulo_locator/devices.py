@@ -229,18 +229,18 @@ class Devices:
         now = self.clock.now()
         names = ("req", "accounts", "ids", "at", "lat", "lon", "acc", "alt", "speed", "battery", "source")
         columns: dict[str, list[Any]] = {name: [] for name in names}
+        for req, report in enumerate(group):  # packed before the transaction: no lock held meanwhile
+            for p in report.points:
+                for name, value in zip(
+                    names,
+                    (req, report.account_id, report.device_id, p.measured_at, p.latitude, p.longitude, p.accuracy,
+                     p.altitude, p.speed, p.battery, p.source),
+                ):
+                    columns[name].append(value)
         async with self.db.unit_of_work() as uow:
             # The group's accounts whose purge has begun get nothing new: their locks here, their
             # states read by the write itself.
             await self.states.hold_writes(uow, {report.account_id for report in group})
-            for req, report in enumerate(group):
-                for p in report.points:
-                    for name, value in zip(
-                        names,
-                        (req, report.account_id, report.device_id, p.measured_at, p.latitude, p.longitude, p.accuracy,
-                         p.altitude, p.speed, p.battery, p.source),
-                    ):
-                        columns[name].append(value)
             rows = (await uow.execute(self._write_statement, {**columns, "now": now})).all()
             found: dict[tuple[uuid.UUID, str], Any] = {}
             stored: set[tuple[uuid.UUID, dt.datetime]] = set()

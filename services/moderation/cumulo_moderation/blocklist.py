@@ -62,7 +62,7 @@ class Blocklist:
         async with self.db.unit_of_work() as uow:
             added: list[str] = []
             for start in range(0, len(wanted), INSERT_BATCH):  # a statement takes at most 32767 parameters
-                added += (
+                batch = (
                     await uow.execute(
                         pg_insert(blocklist)
                         .values([{"sha256": d, "reason": reason, "added_by": actor, "added_at": now} for d in wanted[start : start + INSERT_BATCH]])
@@ -70,8 +70,8 @@ class Blocklist:
                         .returning(blocklist.c.sha256)
                     )
                 ).scalars().all()
-            for digest in added:
-                await audit.record(uow, at=now, actor=actor, action="blocklist.added", target=f"sha256:{digest}", reason=reason)
+                await audit.record_each(uow, at=now, actor=actor, action="blocklist.added", reasons={f"sha256:{d}": reason for d in batch})
+                added += batch
             pending = await self._record(uow, sorted(added), action="block_content", reason=reason, actor=actor)
             await uow.commit()
         await self._carry_out(pending)
