@@ -150,6 +150,13 @@ async def test_a_purged_account_leaves_nothing_personal_in_any_table_or_bucket(
     async with Cumulo(gateway) as anonymous:
         await expect_error(anonymous.login(stranger_phone, "wrong password 123"), grpc.StatusCode.UNAUTHENTICATED)
 
+    # The scan sees what is there: before the purge it finds each kind of the account's data.
+    present = {"e-mail": doomed.email, "phone": phone, "birth date": born.isoformat(), "file fingerprint": fingerprint,
+               "marker": marker, "latitude": "12.3456789"}
+    before = await found_in_tables(services, present)
+    assert all(before.values()), before
+    assert await found_in_buckets(infra, account, content) != []
+
     # The owner cancels; the real saga purges every service.
     await doomed.client.call(doomed.client.auth.CancelAccount, auth_pb2.CancelAccountRequest(password=PASSWORD))
 

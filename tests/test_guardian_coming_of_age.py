@@ -146,6 +146,19 @@ async def test_revoking_a_guardian_is_refused_for_other_ids_and_bad_input(people
     await expect_error(invoke_revoke(adult, "not-an-id"), grpc.StatusCode.INVALID_ARGUMENT, field="guardian_account_id")
 
 
+async def test_someone_else_cannot_see_or_end_a_minors_guardian_link(people, auth):
+    """ListGuardians and RevokeGuardian act on the caller's own account only: an intruder naming
+    a real, active guardian of someone else's child finds nothing, and the link holds."""
+    guardian = await people.new("parent")
+    minor = await create_minor(guardian, people, born_to_come_of_age_in_days(3650, auth.app.settings.time_zone))
+    intruder = await people.new("intruder")
+    assert [(g.guardian_account_id, g.active) for g in await list_guardians(minor)] == [(guardian.account_id, True)]
+    assert await list_guardians(intruder) == []
+    await expect_error(invoke_revoke(intruder, guardian.account_id), grpc.StatusCode.NOT_FOUND, reason="GUARDIAN_NOT_FOUND")
+    assert [(g.guardian_account_id, g.active) for g in await list_guardians(minor)] == [(guardian.account_id, True)]
+    assert await guardian_sees(guardian, minor) == "OK"
+
+
 async def test_a_guardian_cannot_revoke_or_see_the_link_from_their_own_side(people, auth):
     """The link is the minor's to see: the guardian's own list is empty, and the guardian's
     RevokeGuardian names nobody of theirs."""

@@ -5,7 +5,9 @@ its owner's own data. Every kind of bad token is tried once, on the platform's i
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import uuid
 
 import grpc
@@ -31,6 +33,7 @@ TOKEN_METHODS = [
     "CancelAccount",
     "ListGuardians",
     "RevokeGuardian",
+    "ConfirmPassword",
 ]
 
 
@@ -50,6 +53,8 @@ def request_for(method: str, *, session_id: str = "") -> object:
         return auth_pb2.ChangePasswordRequest(current_password=PASSWORD, new_password="a brand new passphrase")
     if method == "CancelAccount":
         return auth_pb2.CancelAccountRequest(password=PASSWORD)
+    if method == "ConfirmPassword":
+        return auth_pb2.ConfirmPasswordRequest(password=PASSWORD)
     if method == "RevokeGuardian":
         return auth_pb2.RevokeGuardianRequest(guardian_account_id=str(uuid.uuid4()))
     return getattr(auth_pb2, f"{method}Request")()
@@ -185,6 +190,15 @@ async def as_intruder_revoke_guardian(client, intruder, victim):
     )
 
 
+async def as_intruder_confirm_password(client, intruder, victim):
+    """Confirming a password (the same one as the victim's, here) vouches for the caller's own
+    session: the token it gives is the intruder's."""
+    answer = await call(client, client.auth.ConfirmPassword, request_for("ConfirmPassword"), intruder.access_token)
+    payload = answer.access_token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert (claims["sub"], claims["sid"]) == (intruder.account_id, intruder.session_id)
+
+
 INTRUSIONS = {
     "Logout": as_intruder_logout,
     "GetAccount": as_intruder_get_account,
@@ -197,11 +211,14 @@ INTRUSIONS = {
     "CancelAccount": as_intruder_cancel_account,
     "ListGuardians": as_intruder_list_guardians,
     "RevokeGuardian": as_intruder_revoke_guardian,
+    "ConfirmPassword": as_intruder_confirm_password,
 }
 
 
 def test_every_token_method_has_an_ownership_scenario():
-    assert sorted(INTRUSIONS) == sorted(TOKEN_METHODS)
+    """Every public method that takes a token, from the proto: one added is not forgotten."""
+    from_proto = {m.name for service in public_services(auth_pb2) for m in service.methods if f"/{service.full_name}/{m.name}" not in ANONYMOUS_METHODS}
+    assert sorted(INTRUSIONS) == sorted(TOKEN_METHODS) == sorted(from_proto)
 
 
 @pytest.mark.parametrize("method", TOKEN_METHODS)

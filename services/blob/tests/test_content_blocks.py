@@ -44,7 +44,8 @@ async def sdk_error(call: Awaitable[Any]) -> Any:
 
 
 class Moderator:
-    """What moderation moderator of blob, as moderation moderator it."""
+    """What the moderation service asks of blob's internal API (with its identity): blocks of one
+    file, and of content wherever it is stored."""
 
     def __init__(self, internal: Any) -> None:
         self.internal = internal
