@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cumulo_platform.db import Database
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument
 from cumulo_platform.evidence import paged
-from cumulo_sync.adapters.tables import SCHEMA, records, usage, zones
+from cumulo_sync.adapters.tables import SCHEMA, records, records_by_id, usage, zones
 from cumulo_sync.domain import rules
 
 MAX_FETCH = 1000
@@ -35,6 +35,8 @@ _CHANGES = sa.text(
     ) page WHERE page.bytes_before < :budget ORDER BY page.seq
     """
 )
+
+_BY_ID = records_by_id()
 
 
 async def zone_row(conn: Any, account: uuid.UUID, name: str) -> Any:
@@ -79,14 +81,12 @@ class Pulls:
     async def get_records(self, account: uuid.UUID, zone: str, record_ids: Sequence[str]) -> list[Any]:
         if len(record_ids) > MAX_GET:
             raise InvalidArgument("record_ids", f"at most {MAX_GET} per call")
-        ids = [rules.check_record_id(r, f"record_ids[{i}]") for i, r in enumerate(record_ids)]
+        ids = list(dict.fromkeys(rules.check_record_id(r, f"record_ids[{i}]") for i, r in enumerate(record_ids)))
         async with self.db.read() as conn:
             found = await zone_row(conn, account, zone)
             if found is None or not ids:
                 return []
-            return list(
-                (await conn.execute(sa.select(records).where(records.c.zone_id == found.zone_id, records.c.record_id.in_(ids)))).all()
-            )
+            return list((await conn.execute(_BY_ID, {"zone_id": found.zone_id, "ids": ids})).all())
 
     async def list_zones(self, account: uuid.UUID) -> list[Any]:
         async with self.db.read() as conn:

@@ -18,7 +18,7 @@ from cumulo_platform.account_states import AccountDeleted, AccountStates
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import InvalidArgument, ResourceExhausted
-from cumulo_sync.adapters.tables import SCHEMA, records
+from cumulo_sync.adapters.tables import SCHEMA, records_by_id
 from cumulo_sync.config import SyncSettings
 from cumulo_sync.domain import rules
 
@@ -82,12 +82,8 @@ def _statements(refusing: str) -> tuple[sa.TextClause, sa.TextClause, sa.TextCla
     return lock_zone, create_zone, apply
 
 
-_CURRENT = sa.text(
-    f"""
-    SELECT record_id, record_type, seq, deleted, octet_length(payload) AS size
-    FROM {SCHEMA}.records WHERE zone_id = :zone_id AND record_id = ANY(CAST(:ids AS text[]))
-    """
-)
+_CURRENT = records_by_id("r.record_id, r.record_type, r.seq, r.deleted, octet_length(r.payload) AS size")
+_SERVER_RECORDS = records_by_id()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,9 +277,7 @@ class Pushes:
         found = {
             r.record_id: r
             for r in (
-                await uow.execute(
-                    sa.select(records).where(records.c.zone_id == zone_id, records.c.record_id.in_([c.record_id for c in conflicts]))
-                )
+                await uow.execute(_SERVER_RECORDS, {"zone_id": zone_id, "ids": [c.record_id for c in conflicts]})
             ).all()
         }
         for conflict in conflicts:

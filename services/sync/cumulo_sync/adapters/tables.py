@@ -103,6 +103,27 @@ released_files = sa.Table(
     sa.Column("deleting_since", TIMESTAMP),
 )
 
+
+
+def records_by_id(columns: str = "r.*") -> sa.TextClause:
+    """A zone's records (`columns` of `r`) among the ids `:ids` (text[]) of zone `:zone_id`:
+    one primary-key probe per id, whatever the planner believes of the zone's size. With
+    `zone_id = … AND record_id = ANY(…)` a zone grown since the table was last analyzed
+    (a new account's first big sync) looked empty, and the planner walked all its rows
+    through the (zone_id, seq) index, comparing each with every id: 360 ms for one push of
+    400 to a zone of 100,000 records, where the probes take half a millisecond. LIMIT 1
+    keeps the subquery a per-id probe (the planner would otherwise turn it into a join)."""
+    return sa.text(
+        f"""
+        SELECT {columns} FROM unnest(CAST(:ids AS text[])) AS wanted(record_id)
+        CROSS JOIN LATERAL (
+            SELECT * FROM {SCHEMA}.records
+            WHERE zone_id = :zone_id AND record_id = wanted.record_id LIMIT 1
+        ) AS r
+        """
+    )
+
+
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)
