@@ -86,7 +86,7 @@ _CURRENT = records_by_id("r.record_id, r.record_type, r.seq, r.deleted, octet_le
 _SERVER_RECORDS = records_by_id()
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Operation:
     record_id: str
     tag: int | None
@@ -95,7 +95,7 @@ class Operation:
     payload: bytes = b""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Result:
     record_id: str
     status: str
@@ -143,24 +143,30 @@ class Pushes:
         if not saves and not deletes:
             raise InvalidArgument("saves", "a push needs at least one save or delete")
         seen: set[str] = set()
+        types: set[str] = set()  # record types already checked: a push mostly repeats one or two
         ops: list[Operation] = []
+        limit = self.settings.max_payload_bytes
         for kind, items in (("saves", saves), ("deletes", deletes)):
             for i, item in enumerate(items):
-                field = f"{kind}[{i}]"
-                record_id = rules.check_record_id(item.record_id, f"{field}.record_id")
+                # Each field read once: every read of a message's field makes a new object.
+                record_id = rules.check_record_id(item.record_id, f"{kind}[{i}].record_id")
                 if record_id in seen:
-                    raise InvalidArgument(f"{field}.record_id", "appears more than once in this push")
+                    raise InvalidArgument(f"{kind}[{i}].record_id", "appears more than once in this push")
                 seen.add(record_id)
-                tag = rules.parse_change_tag(item.change_tag, f"{field}.change_tag")
+                change_tag = item.change_tag
+                tag = rules.parse_change_tag(change_tag, f"{kind}[{i}].change_tag") if change_tag else None
                 if kind == "deletes":
                     ops.append(Operation(record_id, tag, True))
                     continue
-                if len(item.payload) > self.settings.max_payload_bytes:
+                payload = item.payload
+                if len(payload) > limit:
                     raise InvalidArgument(
-                        f"{field}.payload", f"is {len(item.payload)} bytes; at most {self.settings.max_payload_bytes}",
-                        reason="PAYLOAD_TOO_LARGE",
+                        f"{kind}[{i}].payload", f"is {len(payload)} bytes; at most {limit}", reason="PAYLOAD_TOO_LARGE"
                     )
-                ops.append(Operation(record_id, tag, False, rules.check_record_type(item.record_type, f"{field}.record_type"), item.payload))
+                record_type = item.record_type
+                if record_type not in types:
+                    types.add(rules.check_record_type(record_type, f"{kind}[{i}].record_type"))
+                ops.append(Operation(record_id, tag, False, record_type, payload))
         return ops
 
     # --- push -------------------------------------------------------------------------

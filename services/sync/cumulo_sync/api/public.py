@@ -55,7 +55,9 @@ class SyncService(sync_pb2_grpc.SyncServiceServicer):
         token = rules.change_token(pushed.zone_id, pushed.last_seq) if pushed.zone_id is not None else ""
         if pushed.changed:
             await self.watchers.publish(str(account), Change(zone=zone, token=token, device=device).encode())
-        return sync_pb2.PushResponse(results=[convert.result(r) for r in pushed.results], change_token=token)
+        response = sync_pb2.PushResponse(change_token=token)
+        convert.add_results(response.results, pushed.results)
+        return response
 
     async def FetchChanges(self, request: sync_pb2.FetchChangesRequest, context: grpc.aio.ServicerContext) -> sync_pb2.FetchChangesResponse:
         rows, token, more = await self.pulls.fetch_changes(
