@@ -12,8 +12,8 @@ import tempfile
 
 import psutil
 
+from cumulo_devstack.ports import port_variables
 from cumulo_devstack.servers import free_ports
-from cumulo_platform.registry import SERVICES
 
 PASSWORD = "correct horse battery staple"
 
@@ -34,8 +34,7 @@ async def test_make_run_serves_the_readme_session_and_ctrl_c_stops_everything():
     var = pathlib.Path(tempfile.mkdtemp(prefix="cumulo-run-"))
     var.chmod(0o755)
     # Every port the launcher listens on, distinct (it refuses to start otherwise).
-    variables = ["CUMULO_DEV_NATS_PORT", "CUMULO_DEV_S3_PORT", "CUMULO_DEV_SMTP_PORT", "CUMULO_GATEWAY_PORT", "CUMULO_GATEWAY_ADMIN_PORT"]
-    variables += [f"CUMULO_{name.upper()}_{kind}_PORT" for name in SERVICES for kind in ("GRPC", "HEALTH")]
+    variables = port_variables()
     ports = dict(zip(variables, map(str, free_ports(len(variables))), strict=True))
     gateway_port = int(ports["CUMULO_GATEWAY_PORT"])
     env = {

@@ -18,19 +18,10 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from cumulo_devstack.ports import port_unusable
+from cumulo_devstack.ports import port_unusable, port_variables
 from cumulo_devstack.servers import free_ports
-from cumulo_platform.registry import SERVICES
 
-PORT_VARIABLES = [
-    "CUMULO_DEV_NATS_PORT",
-    "CUMULO_DEV_S3_PORT",
-    "CUMULO_DEV_SMTP_PORT",
-    *(f"CUMULO_{name.upper()}_GRPC_PORT" for name in SERVICES),
-    *(f"CUMULO_{name.upper()}_HEALTH_PORT" for name in SERVICES),
-    "CUMULO_GATEWAY_PORT",
-    "CUMULO_GATEWAY_ADMIN_PORT",
-]
+PORT_VARIABLES = port_variables()
 
 
 @pytest.fixture
@@ -43,7 +34,7 @@ def var() -> Iterator[pathlib.Path]:
 
 def _environ() -> dict[str, str]:
     """Every port make run listens on, free and distinct; the external servers unset."""
-    external = ("DATABASE_URL", "NATS_URL", "S3_ENDPOINT", "CUMULO_LIFECYCLE_SMTP_HOST", "CUMULO_IDENTITY_DIR")
+    external = ("DATABASE_URL", "NATS_URL", "S3_ENDPOINT", "CUMULO_LIFECYCLE_SMTP_HOST", "CUMULO_LIFECYCLE_SMS_WEBHOOK_URL", "CUMULO_IDENTITY_DIR")
     return {
         **{k: v for k, v in os.environ.items() if k not in external},
         **{variable: str(port) for variable, port in zip(PORT_VARIABLES, free_ports(len(PORT_VARIABLES)), strict=True)},

@@ -24,9 +24,9 @@ import tempfile
 
 import pytest
 
+from cumulo_devstack.ports import port_variables
 from cumulo_devstack.servers import free_ports
 from cumulo_devstack.testing.readme import shell_blocks
-from cumulo_platform.registry import SERVICES
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SECTION = "### The account lifecycle, in seconds"
@@ -113,8 +113,7 @@ async def test_the_readme_lifecycle_session_freezes_reactivates_and_deletes():
     (workdir / ".venv").symlink_to(REPO / ".venv")
     (workdir / "var").symlink_to(var)
     # Every port the launcher listens on, distinct (it refuses to start otherwise).
-    variables = ["CUMULO_DEV_NATS_PORT", "CUMULO_DEV_S3_PORT", "CUMULO_DEV_SMTP_PORT", "CUMULO_GATEWAY_PORT", "CUMULO_GATEWAY_ADMIN_PORT"]
-    variables += [f"CUMULO_{name.upper()}_{kind}_PORT" for name in SERVICES for kind in ("GRPC", "HEALTH")]
+    variables = port_variables()
     ports = dict(zip(variables, map(str, free_ports(len(variables))), strict=True))
     gateway = f"127.0.0.1:{ports['CUMULO_GATEWAY_PORT']}"
     env = {

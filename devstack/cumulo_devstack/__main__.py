@@ -35,6 +35,7 @@ from cumulo_devstack.servers import (
     MailCatcher,
     Process,
     ServerProcess,
+    SmsCatcher,
     listens_on,
     log_tail,
 )
@@ -202,6 +203,16 @@ class Launch:
         except Exception as exc:  # aiosmtpd's start raises its server thread's error, or a timeout
             raise failure(f"cumulo could not start: {port.component} cannot listen on port {port.number} ({getattr(exc, 'strerror', None) or exc}).", port, None, None, self.ports) from exc
 
+    def sms_catcher(self) -> None:
+        port = self.ports["sms"]
+        sms = SmsCatcher(self.var / "sms", port.number)
+        self.started.append(sms)
+        try:
+            with self.signals.held():
+                sms.start()
+        except OSError as exc:
+            raise failure(f"cumulo could not start: {port.component} cannot listen on port {port.number} ({exc.strerror or exc}).", port, None, None, self.ports) from exc
+
     def service(self, name: str, module: str) -> None:
         port, health = self.ports[name], self.ports[f"{name} health"]
         env = {**self.env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port.number), f"CUMULO_{name.upper()}_HEALTH_PORT": str(health.number)}
@@ -307,6 +318,10 @@ def start(launch: Launch) -> int:
         mail_port = ports["smtp"].number
         env["CUMULO_LIFECYCLE_SMTP_HOST"], env["CUMULO_LIFECYCLE_SMTP_PORT"] = "127.0.0.1", str(mail_port)
         print(f"smtp      127.0.0.1:{mail_port} (lifecycle notices land in var/mail/*.eml)", flush=True)
+    if "sms" in ports:
+        launch.sms_catcher()
+        env["CUMULO_LIFECYCLE_SMS_WEBHOOK_URL"] = f"http://127.0.0.1:{ports['sms'].number}/v1/sms"
+        print(f"sms       {env['CUMULO_LIFECYCLE_SMS_WEBHOOK_URL']} (text messages land in var/sms/*.json)", flush=True)
     launch.identities()
     # The services' own secret keys (auth's login-hash key), made under var/secrets/ once, kept.
     env.setdefault("CUMULO_SECRETS_DIR", str(ensure_keys(launch.var / "secrets")))

@@ -43,12 +43,20 @@ def planned_ports(env: Mapping[str, str]) -> dict[str, Port]:
         ports["s3"] = _port(env, "CUMULO_DEV_S3_PORT", 9000, "the embedded S3 server")
     if "CUMULO_LIFECYCLE_SMTP_HOST" not in env:
         ports["smtp"] = _port(env, "CUMULO_DEV_SMTP_PORT", 2525, "the mail catcher")
+    if "CUMULO_LIFECYCLE_SMS_WEBHOOK_URL" not in env:
+        ports["sms"] = _port(env, "CUMULO_DEV_SMS_PORT", 2526, "the SMS catcher")
     for name, info in SERVICES.items():
         ports[name] = _port(env, f"CUMULO_{name.upper()}_GRPC_PORT", info.port, f"the {name} service")
         ports[f"{name} health"] = _port(env, f"CUMULO_{name.upper()}_HEALTH_PORT", info.health_port, f"the {name} service's health checks")
     ports["gateway"] = _port(env, "CUMULO_GATEWAY_PORT", 8080, "the gateway")
     ports["gateway admin"] = _port(env, "CUMULO_GATEWAY_ADMIN_PORT", 9901, "the gateway's admin interface")
     return ports
+
+
+def port_variables() -> list[str]:
+    """The setting of every port a run with the embedded servers listens on (tests pick free
+    ones for all of them)."""
+    return [port.variable for port in planned_ports({}).values()]
 
 
 def port_unusable(port: int, host: str = "127.0.0.1") -> OSError | None:

@@ -13,6 +13,8 @@ import email
 import email.message
 import email.policy
 import http.client
+import http.server
+import json
 import os
 import pathlib
 import shutil
@@ -411,6 +413,61 @@ class MailCatcher:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+
+class SmsCatcher:
+    """A local SMS provider's webhook (`POST {"to", "text"}`, as the lifecycle sends; a thread of
+    its own) that writes every message it receives as a .json file into a folder, for developers
+    and tests to read, as the mail catcher does with mail."""
+
+    def __init__(self, folder: pathlib.Path, port: int) -> None:
+        self.folder = folder
+        self.port = port
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/sms"
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        folder = self.folder
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    message = json.loads(self.rfile.read(length))
+                    valid = self.path == "/v1/sms" and isinstance(message.get("to"), str) and isinstance(message.get("text"), str)
+                except (ValueError, AttributeError):
+                    valid = False
+                if not valid:
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                name = f"{time.time_ns()}-{os.getpid()}"
+                scratch = folder / f"{name}.part"
+                scratch.write_text(json.dumps({"to": message["to"], "text": message["text"]}, ensure_ascii=False))
+                scratch.rename(folder / f"{name}.json")  # readers never see half a message
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"id": "' + name.encode() + b'"}')
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass  # quiet: the messages are in the folder
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, name="sms-catcher", daemon=True).start()
+
+    def messages(self) -> list[dict[str, str]]:
+        return [json.loads(path.read_text()) for path in sorted(self.folder.glob("*.json"))]
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
 
 @contextlib.contextmanager
