@@ -27,9 +27,9 @@ from cumulo_auth import bootstrap as auth_bootstrap
 from cumulo_auth.config import AuthSettings
 from cumulo_blob import bootstrap as blob_bootstrap
 from cumulo_blob.config import BlobSettings
-from cumulo_devstack.servers import MailCatcher, free_port, free_ports
+from cumulo_devstack.servers import MailCatcher, SmsCatcher, free_port, free_ports
 from cumulo_devstack.stack import Infra, built_console, running_gateway
-from cumulo_devstack.testing import People, serves_tls, signing_key_of, start_service, transport_for
+from cumulo_devstack.testing import People, serves_tls, signing_key_of, start_service, transport_for, verify_email
 from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
 from cumulo_lifecycle.config import LifecycleSettings
@@ -95,6 +95,17 @@ def lifecycle_target() -> str:
 def mail(infra: Infra) -> Iterator[MailCatcher]:
     """A real SMTP server catching the lifecycle's notices as files."""
     catcher = MailCatcher(infra.root / "mail", free_port())
+    catcher.start()
+    try:
+        yield catcher
+    finally:
+        catcher.stop()
+
+
+@pytest.fixture(scope="session")
+def sms(infra: Infra) -> Iterator[SmsCatcher]:
+    """A real SMS provider's webhook catching the lifecycle's text messages as files."""
+    catcher = SmsCatcher(infra.root / "sms", free_port())
     catcher.start()
     try:
         yield catcher
@@ -213,7 +224,7 @@ async def moderation(
 @pytest.fixture(scope="session")
 async def lifecycle(
     infra: Infra, auth: Running, blob: Running, sync: Running, locator: Running, moderation: Running, lifecycle_target: str,
-    mail: MailCatcher, gateway_ports: tuple[int, int],
+    mail: MailCatcher, sms: SmsCatcher, gateway_ports: tuple[int, int],
 ) -> AsyncIterator[Running[lifecycle_bootstrap.LifecycleApp]]:
     """The lifecycle with the product's periods (P12M, P30D): nothing of the session freezes
     unless a test ages one account on purpose (see services/lifecycle/tests)."""
@@ -223,6 +234,7 @@ async def lifecycle(
             CUMULO_GRPC_PORT=lifecycle_target.rsplit(":", 1)[1],
             CUMULO_LIFECYCLE_SMTP_HOST="127.0.0.1",
             CUMULO_LIFECYCLE_SMTP_PORT=str(mail.port),
+            CUMULO_LIFECYCLE_SMS_WEBHOOK_URL=sms.url,
             CUMULO_LIFECYCLE_NOTICE_EVERY="PT0.2S",
             CUMULO_LIFECYCLE_SWEEP_EVERY="PT1H",  # tests sweep when they mean to
             # The notice's link opens the session gateway's console, as under `make run`.
@@ -291,13 +303,14 @@ def new_email() -> str:
 
 
 @pytest.fixture
-async def user(client: Cumulo) -> tuple[Cumulo, str]:
-    """A registered adult, logged in through the gateway."""
+async def user(client: Cumulo, mail: MailCatcher) -> tuple[Cumulo, str]:
+    """A registered adult, logged in through the gateway, its e-mail address verified."""
     email = unique_email()
     import datetime as dt
 
     await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))
     await client.login(email, PASSWORD, device_name="test phone")
+    await verify_email(client, mail, email)
     return client, email
 
 
@@ -309,10 +322,10 @@ async def signing_key(auth: Running) -> tuple[str, bytes]:
 
 
 @pytest.fixture
-async def people(gateway: str) -> AsyncIterator[People]:
-    """Makes accounts registered and logged in through the gateway (cumulo_devstack.testing.People);
-    their clients are closed after the test."""
-    made = People(gateway)
+async def people(gateway: str, mail: MailCatcher) -> AsyncIterator[People]:
+    """Makes accounts registered and logged in through the gateway (cumulo_devstack.testing.People),
+    their e-mail addresses verified; their clients are closed after the test."""
+    made = People(gateway, mail)
     try:
         yield made
     finally:
@@ -320,9 +333,9 @@ async def people(gateway: str) -> AsyncIterator[People]:
 
 
 @pytest.fixture(scope="module")
-async def module_people(gateway: str) -> AsyncIterator[People]:
+async def module_people(gateway: str, mail: MailCatcher) -> AsyncIterator[People]:
     """`people` for a whole test module (for accounts that module-scoped fixtures set up)."""
-    made = People(gateway)
+    made = People(gateway, mail)
     try:
         yield made
     finally:

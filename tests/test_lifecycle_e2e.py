@@ -23,7 +23,16 @@ from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_devstack.servers import MailCatcher, Process, free_port, wait_for_port
 from cumulo_devstack.stack import Cloud, Infra
-from cumulo_devstack.testing import PASSWORD, Member, allowed_caller, eventually, expect_error, new_member, unique_email
+from cumulo_devstack.testing import (
+    PASSWORD,
+    Member,
+    allowed_caller,
+    eventually,
+    expect_error,
+    new_member,
+    unique_email,
+    verify_email,
+)
 from cumulo_platform.text import local_time
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
@@ -84,7 +93,7 @@ async def internal(stack: Stack) -> AsyncIterator[lifecycle_pb2_grpc.LifecycleIn
 
 @pytest.fixture
 async def person(stack: Stack, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
-    member = await new_member(stack.gateway, tmp_path)
+    member = await new_member(stack.gateway, tmp_path, mail=stack.mail)
     try:
         yield member
     finally:
@@ -217,12 +226,13 @@ async def test_two_lifecycle_processes_never_freeze_or_notify_twice(stack, inter
             address = unique_email()
             await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale="en")
             account = await client.login(address, PASSWORD)
+            await verify_email(client, stack.mail, address)
             await client.close()
             people.append((address, account.account_id))
         for _address, account_id in people:
             await wait_for_state(internal, account_id, pb.ACCOUNT_STATE_DELETED, timeout=60)
         await asyncio.sleep(1)  # anything sent twice would have arrived by now
-        for _address, account_id in people:
+        for address, account_id in people:  # (each person's own mail: it once read the last one's four times)
             found = await state_of(internal, account_id)
             assert [t.to_state for t in found.transitions] == ["frozen", "deleting", "deleted"]
             subjects = [m["Subject"] for m in stack.mail.messages() if m["To"] == address]

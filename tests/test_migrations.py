@@ -129,3 +129,23 @@ async def test_blocklist_entries_listed_before_blob_enforced_them_are_put_into_b
         ("block_content", None, f"sha256:{digests[0]} (+999)", " ".join(digests[:1000]), True),
         ("block_content", None, f"sha256:{digests[1000]}", digests[1000], True),
     }
+
+
+async def test_contacts_on_record_before_verification_existed_count_as_verified(infra):
+    """Auth 0011: contacts recorded before codes existed were the only way notices reached
+    people; they stay reachable (verified as of the account's creation), a missing contact
+    stays unverified, and a tombstone has nothing verified."""
+    schema, _, scripts = SERVICES["auth"]
+    url = infra.new_database()
+    await asyncio.to_thread(migrations.upgrade, url, schema, scripts, "0010")
+    both, email_only, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    details = "'1990-05-17', false, '2026-11', '2026-01-02T03:04:05Z', '2026-01-02T03:04:05Z', now(), 'en'"
+    columns = "account_id, email, phone, password_hash, birth_date, minor, terms_version, terms_accepted_at, created_at, updated_at, locale"
+    await _run(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{both}', 'a@example.com', '+8613800000001', 'h', {details})")
+    await _run(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{email_only}', 'b@example.com', NULL, 'h', {details})")
+    await _run(url, f"INSERT INTO {schema}.accounts (account_id, minor, status, updated_at) VALUES ('{gone}', false, 'deleted', now())")
+    await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
+    rows = await _rows(url, f"SELECT account_id, email_verified_at IS NOT NULL, phone_verified_at IS NOT NULL, email_verified_at FROM {schema}.accounts")
+    found = {row[0]: row[1:3] for row in rows}
+    assert found == {both: (True, True), email_only: (True, False), gone: (False, False)}
+    assert {str(row[3]) for row in rows if row[0] == both} == {"2026-01-02 03:04:05+00:00"}

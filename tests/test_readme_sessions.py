@@ -16,19 +16,21 @@ import sys
 
 import pytest
 
-from cumulo_devstack.testing import PASSWORD, unique_email
+from cumulo_devstack.testing import PASSWORD, unique_email, verify_email
 from cumulo_devstack.testing.readme import shell_blocks
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLI = pathlib.Path(sys.prefix) / "bin" / "cumulo"
 
 
-async def _pasted(heading: str, gateway: str, client, scratch: pathlib.Path) -> subprocess.CompletedProcess[str]:
+async def _pasted(heading: str, gateway: str, client, mail, scratch: pathlib.Path) -> subprocess.CompletedProcess[str]:
     (block,) = shell_blocks(heading)
     for made_run_value in ("127.0.0.1:8080", "var/tls/ca.pem", "alice@example.com", ".venv/bin/cumulo", "/tmp/"):
         assert made_run_value in block, made_run_value
     email = unique_email()
     await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))
+    await client.login(email, PASSWORD, device_name="alice's first device")
+    await verify_email(client, mail, email)  # as alice did after her signup (the command-line session)
     script = (
         block.replace("/tmp/", f"{scratch}/")  # first: the values put in below may be under /tmp
         .replace("127.0.0.1:8080", gateway)
@@ -45,8 +47,8 @@ async def _pasted(heading: str, gateway: str, client, scratch: pathlib.Path) -> 
 
 
 @pytest.mark.timeout(300)
-async def test_the_readme_sync_and_backup_session(gateway, client, tmp_path):
-    done = await _pasted("### Sync between devices, and device backups", gateway, client, tmp_path)
+async def test_the_readme_sync_and_backup_session(gateway, client, mail, tmp_path):
+    done = await _pasted("### Sync between devices, and device backups", gateway, client, mail, tmp_path)
     out = done.stdout
     assert done.returncode == 0, (out, done.stderr)  # the last line (cmp ... && echo) succeeded
     # The only error: the second edit of Ann, a conflict shown with the server's record.
@@ -59,8 +61,8 @@ async def test_the_readme_sync_and_backup_session(gateway, client, tmp_path):
 
 
 @pytest.mark.timeout(300)
-async def test_the_readme_find_my_device_session(gateway, client, tmp_path):
-    done = await _pasted("### Find my device", gateway, client, tmp_path)
+async def test_the_readme_find_my_device_session(gateway, client, mail, tmp_path):
+    done = await _pasted("### Find my device", gateway, client, mail, tmp_path)
     out = done.stdout
     assert done.returncode == 0, (out, done.stderr)
     assert not [line for line in done.stderr.splitlines() if line.startswith("cumulo:") or "Traceback" in line], done.stderr

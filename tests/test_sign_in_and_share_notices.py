@@ -15,8 +15,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from cumulo_devstack.testing import PASSWORD, eventually, unique_email
-from cumulo_lifecycle.adapters.tables import notices
+from cumulo_devstack.testing import PASSWORD, eventually, unique_email, verify_email
+from cumulo_lifecycle.adapters.tables import accounts, notices
 from cumulo_sdk import Cumulo
 
 NEW_SIGN_IN = "New sign-in to your cumulo account"
@@ -34,34 +34,65 @@ async def arrived(mail, address: str, subject_part: str, count: int = 1) -> list
     return await eventually(there, timeout=30, what=f"{count} notice(s) '{subject_part}' to {address}")
 
 
-async def test_each_new_sign_in_is_told_to_the_owner_with_device_app_and_address(people, mail):
-    person = await people.new("laptop")
-    (first,) = await arrived(mail, person.email, NEW_SIGN_IN)
-    text = first.get_content()
+def naming(mail, address: str, device: str) -> list[str]:
+    return [m.get_content() for m in mails(mail, address, NEW_SIGN_IN) if f"{device} (cumulo-cli)" in m.get_content()]
+
+
+async def _naming(mail, address: str, device: str) -> list[str]:
+    return naming(mail, address, device)
+
+
+async def lifecycle_knows(lifecycle, address: str) -> None:
+    """The lifecycle has the verified address (it asks auth after the verification's event):
+    the notices asked for from now on go there."""
+
+    async def known() -> bool:
+        async with lifecycle.app.db.read() as conn:
+            return (await conn.execute(sa.select(accounts.c.account_id).where(accounts.c.email == address))).first() is not None
+
+    await eventually(known, timeout=30, what=f"the lifecycle to have {address}")
+
+
+async def test_each_new_sign_in_is_told_to_the_owner_with_device_app_and_address(people, mail, lifecycle):
+    # (The first sign-in came before the address was verified: whether its notice reaches the
+    # address depends on which the lifecycle learns first. Each sign-in after has a name of its own.)
+    person = await people.new("first phone")
+    await lifecycle_knows(lifecycle, person.email)
+    await people.login(person.email, "laptop")
+    (text,) = await eventually(lambda: _naming(mail, person.email, "laptop"), timeout=30, what="the laptop's sign-in notice")
     assert "laptop (cumulo-cli)" in text and "cumulo sessions" in text, text
     assert re.search(r"from the address [0-9a-f.:]+\.", text), text  # where the sign-in came from
     # A device name with template braces is shown as typed, on one line: a line of its own
     # ("Click ...") cannot pass for the notice's own text.
     await people.login(person.email, "phone {at} {address}\nClick http://evil.example")
-    both = await arrived(mail, person.email, NEW_SIGN_IN, count=2)
-    (second,) = [m.get_content() for m in both if "phone {at} {address}" in m.get_content()]
-    assert "phone {at} {address} Click http://evil.example (cumulo-cli)" in second and "\nClick" not in second
-    # A refresh is not a new sign-in: after it, the next sign-in's notice is the third.
+    (second,) = await eventually(
+        lambda: _naming(mail, person.email, "phone {at} {address} Click http://evil.example"), timeout=30, what="the second notice"
+    )
+    assert "\nClick" not in second
+    # A refresh is not a new sign-in: after it, the next sign-in's notice is the only new one.
+    before = len(mails(mail, person.email, NEW_SIGN_IN))
     await person.client.access_token(force_refresh=True)
     await people.login(person.email, "tablet")
-
-    async def tablet_told() -> bool:
-        return any("tablet" in m.get_content() for m in mails(mail, person.email, NEW_SIGN_IN))
-
-    await eventually(tablet_told, timeout=30, what="the tablet's sign-in notice")
-    assert len(mails(mail, person.email, NEW_SIGN_IN)) == 3
+    await eventually(lambda: _naming(mail, person.email, "tablet"), timeout=30, what="the tablet's sign-in notice")
+    assert len(mails(mail, person.email, NEW_SIGN_IN)) == before + 1
+    assert len(naming(mail, person.email, "laptop")) == 1
 
 
-async def test_a_share_is_told_to_the_recipient_in_their_language_once(people, gateway, mail):
-    owner = await people.new("owner")
+async def _verified_account(gateway: str, mail, lifecycle, locale: str) -> str:
+    """An account of `locale` whose address is verified (people share with verified addresses
+    only) and known to the lifecycle."""
     address = unique_email()
     async with Cumulo(gateway) as client:
-        await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale="zh-CN")
+        await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale=locale)
+        await client.login(address, PASSWORD, device_name="first device")
+        await verify_email(client, mail, address)
+    await lifecycle_knows(lifecycle, address)
+    return address
+
+
+async def test_a_share_is_told_to_the_recipient_in_their_language_once(people, gateway, mail, lifecycle):
+    owner = await people.new("owner")
+    address = await _verified_account(gateway, mail, lifecycle, "zh-CN")
     folder = await owner.client.files.mkdir("", "Holiday {name} 2026")
     await owner.client.files.share_with(folder.node_id, address)
     (told,) = await arrived(mail, address, "与您共享了")
@@ -76,13 +107,14 @@ async def test_a_share_is_told_to_the_recipient_in_their_language_once(people, g
 
 
 @pytest.mark.parametrize("locale, subject", [("en", NEW_SIGN_IN), ("zh-CN", "您的 cumulo 账号有新的登录")])
-async def test_the_sign_in_notice_is_in_the_accounts_language(gateway, people, mail, locale, subject):
-    address = unique_email()
-    async with Cumulo(gateway) as client:
-        await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale=locale)
+async def test_the_sign_in_notice_is_in_the_accounts_language(gateway, people, mail, lifecycle, locale, subject):
+    address = await _verified_account(gateway, mail, lifecycle, locale)
     await people.login(address, "desk")
-    (told,) = await arrived(mail, address, subject)
-    assert "desk" in told.get_content()
+
+    async def told() -> list[str]:
+        return [m.get_content() for m in mails(mail, address, subject) if "desk" in m.get_content()]
+
+    assert len(await eventually(told, timeout=30, what="the desk's sign-in notice")) == 1
 
 
 async def test_a_flood_of_shares_to_one_person_stops_reaching_their_inbox(people, gateway, mail, lifecycle):
@@ -90,6 +122,7 @@ async def test_a_flood_of_shares_to_one_person_stops_reaching_their_inbox(people
     the recipient; every share still works (it is in their Shared with me)."""
     owner = await people.new("spammer")
     recipient = await people.new("recipient")
+    await lifecycle_knows(lifecycle, recipient.email)
     folders = [await owner.client.files.mkdir("", f"flood {i}") for i in range(24)]
     for folder in folders:
         await owner.client.files.share_with(folder.node_id, recipient.email)

@@ -91,3 +91,12 @@ def local_time(at: dt.datetime, zone: zoneinfo.ZoneInfo, *, seconds: bool = True
     short = local.tzname() or ""
     shown = f"{local:%Y-%m-%d %H:%M:%S}" if seconds else f"{local:%Y-%m-%d %H:%M}"
     return f"{shown} {short}" + ("" if short == zone.key else f" ({zone.key})")
+
+
+def mask_contact(destination: str) -> str:
+    """An e-mail address or phone number shown or kept once it must not be usable: enough to
+    recognise ("a***@example.com", "+86***00"), not to write to."""
+    if "@" in destination:
+        name, _, domain = destination.partition("@")
+        return f"{name[:1]}***@{domain}"
+    return f"{destination[:3]}***{destination[-2:]}" if len(destination) > 5 else "***"

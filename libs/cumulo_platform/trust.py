@@ -51,6 +51,7 @@ INTERNAL_CALLERS: dict[str, frozenset[str]] = {
     "/cumulo.lifecycle.v1.LifecycleInternalService/SetLegalHold": frozenset({"moderation", OPERATOR}),
     "/cumulo.lifecycle.v1.LifecycleInternalService/Sweep": frozenset({OPERATOR}),
     "/cumulo.lifecycle.v1.LifecycleInternalService/ListPurges": frozenset({OPERATOR}),
+    "/cumulo.lifecycle.v1.LifecycleInternalService/SendVerificationCode": frozenset({"auth"}),
     # evidence, served by every service that keeps a person's data: moderation's bundles only
     "/cumulo.evidence.v1.EvidenceInternalService/ExportAccount": frozenset({"moderation"}),
 }

@@ -4,6 +4,7 @@
     cumulo login you@example.com
     cumulo whoami | sessions | logout
     cumulo account state | reactivate | guardians | revoke-guardian
+    cumulo account contacts | verify email [--code CODE] | set-contact phone +8613800138000
 
 Passwords come from a prompt, or from the first line of standard input when it is not a
 terminal; never from a flag. The session's refresh token lives in a 0600 file
@@ -104,6 +105,48 @@ async def _login(client: Cumulo, args: argparse.Namespace) -> int:
     password = read_password("Password: ")
     account = await client.login(args.login, password, device_name=args.device_name or platform.node())
     print(f"logged in as {account.email or account.phone}")
+    _remind_to_verify(account)
+    return 0
+
+
+def _remind_to_verify(account: auth_pb2.Account) -> None:
+    """Notices (the warnings before an unused account is deleted among them) go only to
+    verified contacts: with none, the person hears it at every sign-in."""
+    if not (account.email_verified or account.phone_verified):
+        channel = "email" if account.email else "phone"
+        fail(f"no contact of this account is verified, so no notice reaches you: run `cumulo account verify {channel}`")
+
+
+async def _contacts(client: Cumulo, args: argparse.Namespace) -> int:
+    account = (await client.whoami()).account
+
+    def person() -> int:
+        for name, value, verified in (("email", account.email, account.email_verified), ("phone", account.phone, account.phone_verified)):
+            if value:
+                print(f"{name:<6} {value}  {'verified' if verified else 'NOT verified: `cumulo account verify ' + name + '`'}")
+        return 0
+
+    return show(args, account, person)
+
+
+async def _verify(client: Cumulo, args: argparse.Namespace) -> int:
+    if not args.code:
+        sent = await client.send_verification_code(args.channel)
+        print(f"a code went to {sent.sent_to}, good until {when(sent.expires_at)}; enter it: cumulo account verify {args.channel} --code CODE")
+        return 0
+    await client.verify_contact(args.channel, args.code)
+    print(f"{args.channel} verified: notices reach it from now on")
+    return 0
+
+
+async def _set_contact(client: Cumulo, args: argparse.Namespace) -> int:
+    await client.confirm_password(read_password("Password: "))
+    account = await client.update_contacts(**{args.channel: args.value})
+    value = getattr(account, args.channel)
+    if value:
+        print(f"{args.channel} is now {value}, not yet verified: run `cumulo account verify {args.channel}`")
+    else:
+        print(f"{args.channel} removed")
     return 0
 
 
@@ -234,6 +277,17 @@ def _account_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     revoke_guardian.add_argument("guardian_account_id", help="the guardian's account id, as `cumulo account guardians` shows it")
     add_json_flag(revoke_guardian)
     revoke_guardian.set_defaults(run=_revoke_guardian)
+    contacts = account.add_parser("contacts", help="the account's e-mail address and phone number, and whether each is verified")
+    add_json_flag(contacts)
+    contacts.set_defaults(run=_contacts)
+    verify = account.add_parser("verify", help="prove a contact yours: sends a code to it; then again with --code")
+    verify.add_argument("channel", choices=["email", "phone"], help="which contact: email or phone")
+    verify.add_argument("--code", help="the code that was sent")
+    verify.set_defaults(run=_verify)
+    set_contact = account.add_parser("set-contact", help="change or remove (\"\") the e-mail address or phone number (asks the password)")
+    set_contact.add_argument("channel", choices=["email", "phone"], help="which contact: email or phone")
+    set_contact.add_argument("value", help="the new address or number; \"\" removes it")
+    set_contact.set_defaults(run=_set_contact)
     reactivate = account.add_parser("reactivate", help="bring a frozen account back")
     reactivate.add_argument("--link-token", help="the token from a notice's link (no login needed)")
     reactivate.set_defaults(run=_account_reactivate)

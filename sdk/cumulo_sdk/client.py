@@ -349,6 +349,22 @@ class Cumulo:
         request = auth_pb2.RevokeGuardianRequest(guardian_account_id=guardian_account_id)
         return (await self.call(self.auth.RevokeGuardian, request)).guardian
 
+    # --- contacts: notices go only to those the owner verified ------------------------------
+
+    async def update_contacts(self, *, email: str | None = None, phone: str | None = None) -> auth_pb2.Account:
+        """Sets the contacts given ("" removes one); each new one is unverified until its code is
+        entered. Needs the password entered lately (`confirm_password`)."""
+        mask = [name for name, value in (("email", email), ("phone", phone)) if value is not None]
+        request = auth_pb2.UpdateContactsRequest(email=email or "", phone=phone or "", update_mask=mask)
+        return (await self.call(self.auth.UpdateContacts, request)).account
+
+    async def send_verification_code(self, channel: str) -> auth_pb2.SendVerificationCodeResponse:
+        """A code to the account's "email" or "phone"; `verify_contact` with it."""
+        return await self.call(self.auth.SendVerificationCode, auth_pb2.SendVerificationCodeRequest(channel=channel))
+
+    async def verify_contact(self, channel: str, code: str) -> auth_pb2.Account:
+        return (await self.call(self.auth.VerifyContact, auth_pb2.VerifyContactRequest(channel=channel, code=code))).account
+
     # --- the account's lifecycle (freeze after a year unused, deletion 30 days later) -------
 
     async def account_state(self) -> lifecycle_pb2.Account:

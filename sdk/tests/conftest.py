@@ -23,8 +23,9 @@ import pytest
 import sqlalchemy as sa
 
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
+from cumulo_devstack.servers import SmsCatcher
 from cumulo_devstack.stack import Infra
-from cumulo_devstack.testing import PASSWORD, Ages, People, Person, allowed_caller, eventually, unique_phone
+from cumulo_devstack.testing import PASSWORD, Ages, People, Person, allowed_caller, eventually, unique_phone, verify_contact
 from cumulo_devstack.testing.cli import run_command
 from cumulo_lifecycle.adapters.tables import accounts, transitions
 from cumulo_sdk import Cumulo
@@ -112,15 +113,17 @@ def admin(lifecycle: Any, auth: Any) -> CumuloAdmin:
     return CumuloAdmin(lifecycle, auth)
 
 
-async def _sign_up(people: People, admin: CumuloAdmin, *, phone: bool = False) -> Person:
-    """An account registered and logged in through the gateway, once the lifecycle knows it
-    and has applied its login (no later use of it is on its way). With `phone`, it logs in
-    with a phone number (`person.email` holds it)."""
+async def _sign_up(people: People, admin: CumuloAdmin, *, phone: bool = False, sms: SmsCatcher | None = None) -> Person:
+    """An account registered and logged in through the gateway, its contact verified, once the
+    lifecycle knows it and has applied its login (no later use of it is on its way). With
+    `phone` (and the session's `sms`), it logs in with a phone number (`person.email` holds it)."""
     if phone:
+        assert sms is not None
         login = unique_phone()
         async with Cumulo(people.target) as client:
             await client.register(phone=login, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale="en")
         person = await people.login(login)
+        await verify_contact(person.client, sms, "phone", login)
     else:
         person = await people.new()
 
@@ -135,8 +138,8 @@ async def _sign_up(people: People, admin: CumuloAdmin, *, phone: bool = False) -
 
 
 @pytest.fixture
-def sign_up(people: People, admin: Any) -> Callable[..., Awaitable[Person]]:
-    return lambda phone=False: _sign_up(people, admin, phone=phone)
+def sign_up(people: People, admin: Any, sms: SmsCatcher) -> Callable[..., Awaitable[Person]]:
+    return lambda phone=False: _sign_up(people, admin, phone=phone, sms=sms)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from cumulo_devstack.testing import PASSWORD
+from cumulo_devstack.testing import PASSWORD, code_sent_to, unique_phone
 from cumulo_devstack.testing.cli import run_command
 from cumulo_sdk import Cumulo, TokenStore
 
@@ -129,18 +129,22 @@ async def test_readme_files_and_link_session(gateway, tmp_path, email):
     assert not (tmp_path / "again.mp4").exists()
 
 
+# What `cumulo login` says on standard error while no contact of the account is verified.
+REMINDER = "cumulo: no contact of this account is verified, so no notice reaches you: run `cumulo account verify email`\n"
+
+
 @pytest.mark.parametrize(
-    "command, expected",
+    "command, expected, warned",
     [
-        (["login", "{email}"], "logged in as {email}"),
-        (["account", "state"], "state        active"),
-        (["files", "ls"], ""),
-        (["trash", "ls"], ""),
-        (["share", "ls"], ""),
+        (["login", "{email}"], "logged in as {email}", REMINDER),
+        (["account", "state"], "state        active", ""),
+        (["files", "ls"], "", ""),
+        (["trash", "ls"], "", ""),
+        (["share", "ls"], "", ""),
     ],
     ids=["login", "account", "files", "trash", "share"],
 )
-async def test_the_installed_console_script_runs_each_command_group(gateway, tmp_path, email, command, expected):
+async def test_the_installed_console_script_runs_each_command_group(gateway, tmp_path, email, command, expected, warned):
     """The other tests run `main()` in-process; this runs the installed `cumulo` once per group
     (for login, with the password on a real pipe)."""
     code, _, err = await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
@@ -149,5 +153,28 @@ async def test_the_installed_console_script_runs_each_command_group(gateway, tmp
     assert code == 0, err
     args = [part.format(email=email) for part in command]
     code, out, err = await cumulo(gateway, tmp_path, *args, stdin=PASSWORD + "\n", process=True)
-    assert (code, err) == (0, ""), err
+    assert (code, err) == (0, warned), err
     assert expected.format(email=email) in out
+
+
+async def test_contacts_are_verified_and_changed_from_the_command_line(gateway, tmp_path, email, mail):
+    await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    await cumulo(gateway, tmp_path, "login", email, stdin=PASSWORD + "\n")
+    code, out, err = await cumulo(gateway, tmp_path, "account", "contacts")
+    assert code == 0 and "NOT verified" in out, (out, err)
+    code, out, err = await cumulo(gateway, tmp_path, "account", "verify", "email")
+    assert code == 0 and f"a code went to {email[0]}***@example.com" in out, err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "verify", "email", "--code", "000000x")
+    assert code != 0 and "code" in err and "CODE" not in out
+    code, out, err = await cumulo(gateway, tmp_path, "account", "verify", "email", "--code", await code_sent_to(mail, email))
+    assert code == 0 and "email verified" in out, err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "contacts", "--json")
+    assert code == 0 and json.loads(out)["email_verified"] is True, out
+    # A new phone number: the password first, and it starts unverified.
+    phone = unique_phone()
+    code, out, err = await cumulo(gateway, tmp_path, "account", "set-contact", "phone", phone, stdin="not my password\n")
+    assert code != 0 and "password" in err, err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "set-contact", "phone", phone, stdin=PASSWORD + "\n")
+    assert code == 0 and f"phone is now {phone}, not yet verified" in out, err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "contacts")
+    assert "verified" in out.splitlines()[0] and "NOT verified" in out.splitlines()[1], out

@@ -19,7 +19,9 @@ modules cannot import each other; they import these instead). Import them from h
   what a token says.
 - accounts: `Person`, `People`: accounts registered and logged in through the gateway (the root
   conftest's `people` and `module_people` fixtures); `new_member`: one with a photo uploaded
-  (`signed_up_member`: its client closed after a block).
+  (`signed_up_member`: its client closed after a block); `verify_contact`, `verify_email`,
+  `code_sent_to`: a contact verified through the real flow, the code read from the session's
+  mail or SMS catcher (the root conftest's `mail`, `sms`).
 - methods: `invoke`, `call_in_shape`: any method (unary or streaming) by its descriptor or
   path, with the metadata of the test's choosing (`with_client_id`).
 - gates: `gate_cases`, `assert_gated`: the test each service keeps that every method of its
@@ -33,7 +35,17 @@ modules cannot import each other; they import these instead). Import them from h
 `cumulo` and `cumulo-admin` as the tests run them are in `cumulo_devstack.testing.cli`.
 """
 
-from cumulo_devstack.testing.accounts import PASSWORD, Member, People, Person, new_member, signed_up_member
+from cumulo_devstack.testing.accounts import (
+    PASSWORD,
+    Member,
+    People,
+    Person,
+    code_sent_to,
+    new_member,
+    signed_up_member,
+    verify_contact,
+    verify_email,
+)
 from cumulo_devstack.testing.aging import Ages, notices_sent
 from cumulo_devstack.testing.calls import bare_rpc_error, call, everything_said, expect_error, fake_client_address, rpc
 from cumulo_devstack.testing.channels import (
@@ -64,6 +76,9 @@ from cumulo_devstack.testing.values import unique_email, unique_event_type, uniq
 from cumulo_devstack.testing.waiting import eventually
 
 __all__ = [
+    "code_sent_to",
+    "verify_contact",
+    "verify_email",
     "AllowedCaller",
     "allowed_caller",
     "identity",

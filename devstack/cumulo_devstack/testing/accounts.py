@@ -8,17 +8,57 @@ import contextlib
 import dataclasses
 import datetime as dt
 import pathlib
+import re
 import secrets
 from collections.abc import AsyncIterator
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
+from cumulo_devstack.servers import MailCatcher, SmsCatcher
 from cumulo_devstack.testing.channels import open_channel
 from cumulo_devstack.testing.values import unique_email
+from cumulo_devstack.testing.waiting import eventually
 from cumulo_platform.identity import OPERATOR
 from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
 
 PASSWORD = "correct horse battery staple"
+CODE = re.compile(r"\b(\d{6})\b")
+# The verification message's subject, in each language (the lifecycle's texts).
+CODE_SUBJECTS = ("Your cumulo verification code", "您的 cumulo 验证码")
+
+
+def _is_code(subject: str) -> bool:
+    return any(words in subject for words in CODE_SUBJECTS)
+
+
+def _codes(catcher: MailCatcher | SmsCatcher, destination: str) -> list[str]:
+    """The texts of the verification codes sent to `destination`, oldest first."""
+    if isinstance(catcher, MailCatcher):
+        return [m.get_content() for m in catcher.messages() if m["To"] == destination and _is_code(str(m["Subject"]))]
+    return [m["text"] for m in catcher.messages() if m["to"] == destination and _is_code(m["text"].split("\n", 1)[0])]
+
+
+async def code_sent_to(catcher: MailCatcher | SmsCatcher, destination: str, *, after: int = 0) -> str:
+    """The code of the latest verification message to `destination` (an address the session's
+    mail catcher receives for, or a number its SMS catcher does), once there are more than `after`."""
+
+    async def arrived() -> str:
+        texts = _codes(catcher, destination)
+        found = CODE.search(texts[-1]) if len(texts) > after else None
+        return found.group(1) if found else ""
+
+    return await eventually(arrived, what=f"a verification code for {destination}")
+
+
+async def verify_contact(client: Cumulo, catcher: MailCatcher | SmsCatcher, channel: str, destination: str) -> None:
+    """The real flow: a code sent to the account's "email" or "phone", read where it landed, entered."""
+    before = len(_codes(catcher, destination))
+    await client.send_verification_code(channel)
+    await client.verify_contact(channel, await code_sent_to(catcher, destination, after=before))
+
+
+async def verify_email(client: Cumulo, mail: MailCatcher, address: str) -> None:
+    await verify_contact(client, mail, "email", address)
 
 
 @dataclasses.dataclass
@@ -44,17 +84,22 @@ class People:
     own; `close()` closes them all. Tests take the root conftest's `people` fixture (closed
     after the test) or `module_people` (closed after the module)."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, mail: MailCatcher | None = None) -> None:
         self.target = target
+        self.mail = mail  # given: every new account's e-mail address is verified
         self.clients: list[Cumulo] = []
 
     async def new(self, device_name: str = "test device", *, birth_date: dt.date = dt.date(1990, 5, 17)) -> Person:
         """A newly registered account (an adult unless `birth_date` says otherwise, password
-        PASSWORD, locale "en"), logged in once as `device_name`."""
+        PASSWORD, locale "en"), logged in once as `device_name`; its e-mail address verified
+        when the people have the session's mail."""
         email = unique_email()
         async with Cumulo(self.target) as client:
             await client.register(email=email, password=PASSWORD, birth_date=birth_date, locale="en")
-        return await self.login(email, device_name)
+        person = await self.login(email, device_name)
+        if self.mail is not None:
+            await verify_email(person.client, self.mail, email)
+        return person
 
     async def login(self, email: str, device_name: str = "test device", password: str = PASSWORD) -> Person:
         """A new session of an existing account, with a client of its own."""
@@ -81,13 +126,16 @@ class Member:
     uploaded_at: dt.datetime  # just before the upload: its access events are from then on
 
 
-async def new_member(gateway: str, folder: pathlib.Path, *, locale: str = "en") -> Member:
+async def new_member(gateway: str, folder: pathlib.Path, *, locale: str = "en", mail: MailCatcher | None = None) -> Member:
     """Signs up through the gateway (session and pending uploads kept in `folder`), logs in
-    and uploads a photo. The caller closes `member.client`."""
+    (with `mail`, the session's, verifies the e-mail address) and uploads a photo. The caller
+    closes `member.client`."""
     client = Cumulo(gateway, store=TokenStore(folder / "credentials.json"), pending_uploads=folder / "uploads.json")
     address = unique_email()
     await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale=locale)
     account = await client.login(address, PASSWORD, device_name="test phone")
+    if mail is not None:
+        await verify_email(client, mail, address)
     content = secrets.token_bytes(300_000)
     path = folder / "photo.jpg"
     path.write_bytes(content)
@@ -97,9 +145,11 @@ async def new_member(gateway: str, folder: pathlib.Path, *, locale: str = "en") 
 
 
 @contextlib.asynccontextmanager
-async def signed_up_member(gateway: str, folder: pathlib.Path, *, locale: str = "en") -> AsyncIterator[Member]:
+async def signed_up_member(
+    gateway: str, folder: pathlib.Path, *, locale: str = "en", mail: MailCatcher | None = None
+) -> AsyncIterator[Member]:
     """`new_member`, its client closed when the block is left (a fixture's whole test)."""
-    member = await new_member(gateway, folder, locale=locale)
+    member = await new_member(gateway, folder, locale=locale, mail=mail)
     try:
         yield member
     finally:

@@ -42,7 +42,11 @@ async def _registered(client, lifecycle) -> str:
     async def known() -> Any:
         async with lifecycle.app.db.read() as conn:
             return (
-                await conn.execute(sa.select(accounts).where(accounts.c.account_id == uuid.UUID(account.account_id), accounts.c.email == address))
+                await conn.execute(
+                    # The account's row, and auth's answer about its contacts recorded (none: the
+                    # address is not verified).
+                    sa.select(accounts).where(accounts.c.account_id == uuid.UUID(account.account_id), accounts.c.contacts_wanted_at.is_(None))
+                )
             ).first()
 
     await eventually(known, what="the lifecycle to know the new account")

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
 from cumulo_auth.adapters import accounts as account_table
-from cumulo_auth.adapters.tables import accounts
+from cumulo_auth.adapters.tables import accounts, contact_codes
 from cumulo_auth.config import AuthSettings
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.accounts import refuse_unless_usable, view
@@ -22,7 +22,7 @@ from cumulo_platform.db import Database
 from cumulo_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unauthenticated
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.passwords import Passwords
-from cumulo_platform.tokens import Principal
+from cumulo_platform.tokens import Principal, require_recent_password
 
 CANCELLED_SESSION_REASON = "account cancelled"
 CONTACT_FIELDS = ("email", "phone")
@@ -60,6 +60,11 @@ class AccountChanges:
             changes["email"] = rules.normalize_email(email) if email.strip() else None
         if "phone" in mask:
             changes["phone"] = rules.normalize_phone(phone) if phone.strip() else None
+        # A session someone else holds (a phone left unlocked) must not redirect the notices
+        # and the account's recovery: the password, entered lately, first.
+        require_recent_password(
+            principal, now=self.clock.now(), within=self.settings.contact_change_password_window, action="changing a contact"
+        )
         account_id = uuid.UUID(principal.account_id)
         async with self.db.unit_of_work() as uow:
             current = await account_table.load(uow, account_id, lock=True)
@@ -73,10 +78,16 @@ class AccountChanges:
                     raise AlreadyExists(f"{field}: another account uses this {field}", reason="CONTACT_TAKEN", metadata={"field": field})
             if changed:
                 try:
+                    # A new contact is unverified until its owner enters the code sent to it.
                     await uow.execute(
                         sa.update(accounts)
                         .where(accounts.c.account_id == account_id)
-                        .values(**{f: changes[f] for f in changed}, updated_at=self.clock.now())
+                        .values(**{f: changes[f] for f in changed}, **{f"{f}_verified_at": None for f in changed}, updated_at=self.clock.now())
+                    )
+                    await uow.execute(
+                        sa.update(contact_codes)
+                        .where(contact_codes.c.account_id == account_id, contact_codes.c.channel.in_(changed))
+                        .values(code_digest=None)
                     )
                     self.sessions.live.forget_after_commit(uow, account_id)
                 except IntegrityError as exc:

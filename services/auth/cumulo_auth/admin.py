@@ -100,17 +100,22 @@ class Admin:
             await uow.commit()
         return wanted
 
-    async def find_account(self, login: str) -> str:
+    async def find_account(self, login: str, *, verified_only: bool = True) -> str:
         key = rules.login_key(login)
+        query = sa.select(accounts.c.account_id, accounts.c.status).where(account_table.login_column(key) == key)
+        if verified_only:
+            query = query.where(account_table.verified_column(key).is_not(None))
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(sa.select(accounts.c.account_id, accounts.c.status).where(account_table.login_column(key) == key))
-            ).first()
+            row = (await conn.execute(query)).first()
         if row is None or row.status in CLOSED:
+            # An unverified contact finds nobody: whoever typed it in first may not own it.
             raise NotFound("no cumulo account with this e-mail or phone", reason="ACCOUNT_NOT_FOUND")
         return str(row.account_id)
 
     async def get_contacts(self, account_id: str) -> tuple[str, str, str]:
         async with self.db.unit_of_work() as uow:
             row = await account_table.load(uow, account_table.account_uuid(account_id))
-        return row.email or "", row.phone or "", row.locale
+        # Verified contacts only: an unverified one (a typo, someone else's address) gets no notice.
+        email = row.email if row.email_verified_at is not None else None
+        phone = row.phone if row.phone_verified_at is not None else None
+        return email or "", phone or "", row.locale

@@ -7,8 +7,10 @@ import dataclasses
 import pathlib
 
 from cumulo.auth.v1 import auth_pb2_grpc
+from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_auth import consumers, jobs
 from cumulo_auth.account_changes import AccountChanges
+from cumulo_auth.adapters.messages import remote_code_sender
 from cumulo_auth.adapters.signing import SigningKeys
 from cumulo_auth.adapters.tables import SCHEMA
 from cumulo_auth.admin import Admin
@@ -18,6 +20,7 @@ from cumulo_auth.api.public import ANONYMOUS_METHODS, OWN_SESSION_CHECKS, AuthSe
 from cumulo_auth.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_auth.client_apps import ClientApps
 from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
+from cumulo_auth.contacts import ContactVerification
 from cumulo_auth.guardians import Guardians
 from cumulo_auth.issuing import TokenIssuer
 from cumulo_auth.live_sessions import LiveSessions
@@ -102,6 +105,10 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         sessions=sessions,
         changes=AccountChanges(db=db, clock=clock, settings=settings, passwords=passwords, throttle=throttle, sessions=sessions),
         guardians=Guardians(db=db, clock=clock, settings=settings, live=live),
+        contacts=ContactVerification(
+            db=db, clock=clock, settings=settings, live=live,
+            send=remote_code_sender(base.remote("lifecycle", lifecycle_pb2_grpc.LifecycleInternalServiceStub)),
+        ),
     )
     internal = AuthInternalService(keys=keys, client_apps=client_apps, admin=Admin(db=db, clock=clock, time_zone=settings.time_zone, live=live))
     throttle_cleanup = jobs.ThrottleCleanup(db=db, clock=clock, forget_after=settings.throttle_forget_after)

@@ -59,6 +59,13 @@ class AuthSettings:
     signing_kek: bytes = dataclasses.field(repr=False)
     # How long a new signing key is announced before it signs (every verifier learns it first).
     signing_key_announce: dt.timedelta = dt.timedelta(minutes=2)
+    # Contact verification (cumulo_auth.contacts): how long a code is good for, how many wrong
+    # guesses void it, how many codes a contact gets an hour; and how recently the password
+    # must have been entered to change a contact (a stolen session must not redirect notices).
+    contact_code_ttl: dt.timedelta = dt.timedelta(minutes=10)
+    contact_code_attempts: int = 5
+    contact_codes_per_hour: int = 5
+    contact_change_password_window: dt.timedelta = dt.timedelta(minutes=10)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
@@ -89,6 +96,10 @@ class AuthSettings:
             login_key=b"",  # read last, once the other settings are known good
             signing_kek=b"",
             signing_key_announce=env.interval("SIGNING_KEY_ANNOUNCE", "PT2M"),
+            contact_code_ttl=env.interval("CONTACT_CODE_TTL", "PT10M"),
+            contact_code_attempts=env.get("CONTACT_CODE_ATTEMPTS", 5),
+            contact_codes_per_hour=env.get("CONTACT_CODES_PER_HOUR", 5),
+            contact_change_password_window=env.interval("CONTACT_CHANGE_PASSWORD_WINDOW", "PT10M"),
         )
         if settings.access_token_ttl > dt.timedelta(hours=1):
             raise SettingsError("CUMULO_AUTH_ACCESS_TOKEN_TTL must be at most an hour (tokens are verified offline)")
@@ -109,6 +120,8 @@ class AuthSettings:
             ("THROTTLE_FREE_FAILURES_PER_ADDRESS", self.throttle_free_failures_per_address),
             ("THROTTLE_FREE_FAILURES_PER_SESSION", self.throttle_free_failures_per_session),
             ("PASSWORD_HASH_WORKERS", self.password_hash_workers),
+            ("CONTACT_CODE_ATTEMPTS", self.contact_code_attempts),
+            ("CONTACT_CODES_PER_HOUR", self.contact_codes_per_hour),
         ):
             if value < 1:
                 raise SettingsError(f"CUMULO_AUTH_{name} must be at least 1")

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf import timestamp_pb2
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
-from cumulo_devstack.testing import PASSWORD, allowed_caller, bare_rpc_error, call, expect_error, rpc, transport_for
+from cumulo_devstack.testing import PASSWORD, allowed_caller, bare_rpc_error, call, code_sent_to, expect_error, rpc, transport_for
 from cumulo_sdk import Cumulo
 
 TERMS = "2026-11"
@@ -153,10 +153,20 @@ async def test_set_status_of_an_unknown_account_is_not_found(internal):
 # --- GetAccountContacts ------------------------------------------------------------------------
 
 
-async def test_get_account_contacts(direct, internal, accounts):
+async def test_get_account_contacts_gives_the_verified_ones(direct, internal, accounts, lifecycle, mail, sms):
     member = await accounts.new_member(direct, with_phone=True)
-    contacts = await rpc(internal.GetAccountContacts, auth_pb2.GetAccountContactsRequest(account_id=member.account_id))
-    assert (contacts.email, contacts.phone) == (member.email, member.phone)
+
+    async def contacts() -> tuple[str, str]:
+        found = await rpc(internal.GetAccountContacts, auth_pb2.GetAccountContactsRequest(account_id=member.account_id))
+        return found.email, found.phone
+
+    # Unverified: the notices it is asked for must reach nobody.
+    assert await contacts() == ("", "")
+    for channel, catcher, destination in (("email", mail, member.email), ("phone", sms, member.phone)):
+        await call(direct, direct.auth.SendVerificationCode, auth_pb2.SendVerificationCodeRequest(channel=channel), member.access_token)
+        code = await code_sent_to(catcher, destination)
+        await call(direct, direct.auth.VerifyContact, auth_pb2.VerifyContactRequest(channel=channel, code=code), member.access_token)
+    assert await contacts() == (member.email, member.phone)
     await expect_error(
         rpc(internal.GetAccountContacts, auth_pb2.GetAccountContactsRequest(account_id="nope")), INVALID, field="account_id"
     )

@@ -34,6 +34,8 @@ TOKEN_METHODS = [
     "ListGuardians",
     "RevokeGuardian",
     "ConfirmPassword",
+    "SendVerificationCode",
+    "VerifyContact",
 ]
 
 
@@ -57,6 +59,10 @@ def request_for(method: str, *, session_id: str = "") -> object:
         return auth_pb2.ConfirmPasswordRequest(password=PASSWORD)
     if method == "RevokeGuardian":
         return auth_pb2.RevokeGuardianRequest(guardian_account_id=str(uuid.uuid4()))
+    if method == "SendVerificationCode":
+        return auth_pb2.SendVerificationCodeRequest(channel="phone")
+    if method == "VerifyContact":
+        return auth_pb2.VerifyContactRequest(channel="email", code="123456")
     return getattr(auth_pb2, f"{method}Request")()
 
 
@@ -199,6 +205,24 @@ async def as_intruder_confirm_password(client, intruder, victim):
     assert (claims["sub"], claims["sid"]) == (intruder.account_id, intruder.session_id)
 
 
+async def as_intruder_send_verification_code(client, intruder, victim):
+    """A code goes to the caller's own contact: the intruder has no phone number, whatever the victim has."""
+    await expect_error(
+        call(client, client.auth.SendVerificationCode, request_for("SendVerificationCode"), intruder.access_token),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        reason="NO_SUCH_CONTACT",
+    )
+
+
+async def as_intruder_verify_contact(client, intruder, victim):
+    """A code is checked against the caller's own contact: none waits for the intruder's."""
+    await expect_error(
+        call(client, client.auth.VerifyContact, request_for("VerifyContact"), intruder.access_token),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        reason="NO_CODE_WAITING",
+    )
+
+
 INTRUSIONS = {
     "Logout": as_intruder_logout,
     "GetAccount": as_intruder_get_account,
@@ -212,6 +236,8 @@ INTRUSIONS = {
     "ListGuardians": as_intruder_list_guardians,
     "RevokeGuardian": as_intruder_revoke_guardian,
     "ConfirmPassword": as_intruder_confirm_password,
+    "SendVerificationCode": as_intruder_send_verification_code,
+    "VerifyContact": as_intruder_verify_contact,
 }
 
 

@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from cumulo.auth.v1 import auth_pb2
 from cumulo.blob.v1 import blob_pb2
 from cumulo_blob.adapters.storage import object_key
-from cumulo_devstack.testing import PASSWORD, call, call_in_shape, transport_for, unique_email
+from cumulo_devstack.servers import MailCatcher
+from cumulo_devstack.testing import PASSWORD, call, call_in_shape, transport_for, unique_email, verify_email
 from cumulo_platform.clock import OffsetClock
 from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import Tokens
@@ -202,14 +203,16 @@ class Owner:
 class Owners:
     """Registers and logs in accounts, each with a client of its own."""
 
-    def __init__(self, auth_target: str, gateway: str) -> None:
+    def __init__(self, auth_target: str, gateway: str, mail: MailCatcher) -> None:
         self.auth_target = auth_target
         self.gateway = gateway
+        self.mail = mail
         self.clients: list[Cumulo] = []
 
     async def new(self, target: str | None = None) -> Owner:
-        """A newly registered adult, logged in, whose client calls `target` (the gateway by
-        default; a blob service directly, for one of the tests' own)."""
+        """A newly registered adult, logged in, its e-mail address verified (people share with
+        it), whose client calls `target` (the gateway by default; a blob service directly, for
+        one of the tests' own)."""
         email = unique_email()
         async with Cumulo(self.auth_target, transport=transport_for(self.auth_target)) as to_auth:
             await to_auth.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))
@@ -217,6 +220,8 @@ class Owners:
             response = await call(
                 to_auth, to_auth.auth.Login, auth_pb2.LoginRequest(login=email, password=PASSWORD, device_name="blob tests")
             )
+            to_auth.store.save(Tokens.from_pair(response.tokens, account_id=response.account.account_id, login=email))
+            await verify_email(to_auth, self.mail, email)
         client = Cumulo(target or self.gateway, transport=transport_for(target or self.gateway))
         client.store.save(Tokens.from_pair(response.tokens, account_id=response.account.account_id, login=email))
         self.clients.append(client)
@@ -229,8 +234,8 @@ class Owners:
 
 
 @pytest.fixture(scope="session")
-async def owners(auth, gateway) -> AsyncIterator[Owners]:
-    factory = Owners(auth.target, gateway)
+async def owners(auth, gateway, mail) -> AsyncIterator[Owners]:
+    factory = Owners(auth.target, gateway, mail)
     try:
         yield factory
     finally:

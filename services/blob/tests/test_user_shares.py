@@ -7,17 +7,19 @@ import uuid
 import grpc
 import pytest
 
+from cumulo_devstack.testing import verify_email
 from cumulo_sdk import Cumulo, CumuloRpcError
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-async def friend(gateway):
+async def friend(gateway, mail):
     async with Cumulo(gateway) as client:
         email = f"friend-{uuid.uuid4().hex[:8]}@example.com"
         await client.register(email=email, password=PASSWORD, birth_date=dt.date(1992, 3, 3))
         await client.login(email, PASSWORD)
+        await verify_email(client, mail, email)
         yield client, email
 
 

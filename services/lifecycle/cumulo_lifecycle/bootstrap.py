@@ -16,6 +16,7 @@ from cumulo_lifecycle.api.internal import SERVICE as INTERNAL_SERVICE
 from cumulo_lifecycle.api.internal import LifecycleInternalService
 from cumulo_lifecycle.api.public import ANONYMOUS_METHODS, LifecycleService
 from cumulo_lifecycle.api.public import SERVICE as PUBLIC_SERVICE
+from cumulo_lifecycle.codes import VerificationCodes
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.consumers import AccountEvents, consumers
 from cumulo_lifecycle.holds import Holds
@@ -107,7 +108,9 @@ async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> L
             ),
             GrpcService(
                 INTERNAL_SERVICE,
-                LifecycleInternalService(access=cases.access, reports=cases.reports, holds=cases.holds, sweeper=cases.sweeper),
+                LifecycleInternalService(
+                    access=cases.access, reports=cases.reports, holds=cases.holds, sweeper=cases.sweeper, codes=VerificationCodes(delivery)
+                ),
                 lifecycle_pb2_grpc.add_LifecycleInternalServiceServicer_to_server,
             ),
         ],

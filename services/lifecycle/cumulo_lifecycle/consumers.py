@@ -46,6 +46,8 @@ class AccountEvents:
         await self.accounts.created(uow, event.message)
 
     async def on_contact_changed(self, event: Event[events_pb2.ContactChanged], uow: UnitOfWork) -> None:
+        if not event.message.verified:  # a verification changes no value: nobody to tell
+            await self.notices.contact_changed(uow, event.event_id, event.message, event.occurred_at)
         await self.accounts.contact_changed(uow, event.message)
 
     async def on_cancelled(self, event: Event[events_pb2.AccountCancelled], uow: UnitOfWork) -> None:

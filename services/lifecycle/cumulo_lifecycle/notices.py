@@ -45,7 +45,7 @@ class Notices:
 
     async def queue(
         self, uow: UnitOfWork, account_id: uuid.UUID, kind: str, cycle: str, locale: str, subject: str, body: str,
-        targets: list[tuple[str, str]], *, none_because: str = "no contact method on record",
+        targets: list[tuple[str, str]], *, none_because: str = "no verified contact method on record",
     ) -> None:
         """One notice per channel, once per kind and occurrence; with no contact method, a
         record that it could not be sent (the lifecycle goes on regardless)."""
@@ -88,6 +88,20 @@ class Notices:
         }
         rendered = texts.render(kind, locale, values)
         await self.queue(uow, row.account_id, kind, cycle, locale, rendered.subject, rendered.body, _targets(row))
+
+    async def contact_changed(self, uow: UnitOfWork, event_id: str, changed: events_pb2.ContactChanged, at: dt.datetime) -> None:
+        """The old contacts hear that they are no longer the account's (a stolen session
+        redirecting the notices is then no secret): the copy kept here still holds them."""
+        row = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == uuid.UUID(changed.account_id)))).first()
+        if row is None or row.state == DELETED:
+            return
+        locale = known_locale(row.locale)
+        for channel, old in (("email", row.email), ("phone", row.phone)):
+            if channel in changed.changed and old:
+                values = {"what": texts.CONTACT[locale][channel], "at": local_time(at, self.cal.time_zone)}
+                rendered = texts.render("contact_changed", locale, values)
+                target = ("email" if channel == "email" else "sms", old)
+                await self.queue(uow, row.account_id, "contact_changed", f"{event_id}:{channel}", locale, rendered.subject, rendered.body, [target])
 
     async def requested(self, uow: UnitOfWork, wanted: events_pb2.NoticeRequested) -> None:
         """Another service's message to an account's owner (moderation), queued like the

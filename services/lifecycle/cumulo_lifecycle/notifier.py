@@ -15,17 +15,10 @@ from cumulo_lifecycle.domain import notices as texts
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.logging import get_logger
+from cumulo_platform.text import mask_contact as mask
 
 log = get_logger(__name__)
 BATCH = 20
-
-
-def mask(destination: str) -> str:
-    """What is kept of an address once its notice is done: enough to recognise, not to use."""
-    if "@" in destination:
-        name, _, domain = destination.partition("@")
-        return f"{name[:1]}***@{domain}"
-    return f"{destination[:3]}***{destination[-2:]}" if len(destination) > 5 else "***"
 
 
 async def cancel_pending_notices(uow: UnitOfWork, account_id: Any) -> int:

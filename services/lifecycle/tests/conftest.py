@@ -22,7 +22,7 @@ import hashlib
 import pathlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -31,9 +31,10 @@ from aiohttp import web
 
 from cumulo.events.v1 import events_pb2
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
-from cumulo_devstack.servers import MailCatcher
+from cumulo_devstack.servers import MailCatcher, SmsCatcher
 from cumulo_devstack.stack import Infra
-from cumulo_devstack.testing import PASSWORD, Ages, allowed_caller, eventually, new_member
+from cumulo_devstack.testing import PASSWORD, Ages, allowed_caller, eventually, new_member, verify_contact
+from cumulo_devstack.testing.accounts import CODE_SUBJECTS
 from cumulo_lifecycle.adapters.delivery import Delivery
 from cumulo_lifecycle.adapters.tables import accounts, notices
 from cumulo_lifecycle.bootstrap import compose
@@ -47,8 +48,8 @@ from .ledger import Ledger, open_ledger
 
 
 @pytest.fixture
-async def member(gateway: str, lifecycle: Any, tmp_path: pathlib.Path) -> Any:
-    made = await new_member(gateway, tmp_path)
+async def member(gateway: str, lifecycle: Any, tmp_path: pathlib.Path, mail: MailCatcher) -> Any:
+    made = await new_member(gateway, tmp_path, mail=mail)
     try:
         # Every use so far has reached the lifecycle (the upload's last): a test that ages the
         # account afterwards is not undone by a late access event.
@@ -94,7 +95,8 @@ class Mailbox:
         self.mail = mail
 
     def to(self, address: str) -> list[email.message.EmailMessage]:
-        return [m for m in self.mail.messages() if m["To"] == address]
+        """The notices to `address` (not the code that verified it)."""
+        return [m for m in self.mail.messages() if m["To"] == address and m["Subject"] not in CODE_SUBJECTS]
 
     async def wait_for(self, address: str, subject_part: str, *, count: int = 1) -> list[email.message.EmailMessage]:
         async def arrived() -> list[email.message.EmailMessage]:
@@ -253,14 +255,26 @@ async def notices_of(lifecycle: Any, account_id: str, kind: str = "frozen") -> d
     return by_channel
 
 
-async def register(client: Any, rows: Any, *, email: str = "", phone: str = "", locale: str = "") -> str:
-    """A new account, registered through the gateway; returns once the lifecycle has its contacts."""
-    account = await client.register(email=email, phone=phone, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale=locale)
-    await eventually(
-        lambda: rows.get(account.account_id, lambda r: (r.email or "") == email and (r.phone or "") == phone),
-        what="the lifecycle to know the new account and its contacts",
-    )
-    return account.account_id
+@pytest.fixture
+def register(client: Any, rows: Rows, mail: MailCatcher, sms: SmsCatcher) -> Callable[..., Awaitable[str]]:
+    """`await register(email=..., phone=..., locale=...)`: a new account, registered through the
+    gateway, signed in on `client`, its contacts verified through the real flow (the codes read
+    from the session's mail and SMS catchers); returns once the lifecycle has its contacts."""
+
+    async def registered(*, email: str = "", phone: str = "", locale: str = "") -> str:
+        account = await client.register(email=email, phone=phone, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale=locale)
+        await client.login(email or phone, PASSWORD, device_name="test phone")
+        if email:
+            await verify_contact(client, mail, "email", email)
+        if phone:
+            await verify_contact(client, sms, "phone", phone)
+        await eventually(
+            lambda: rows.get(account.account_id, lambda r: (r.email or "") == email and (r.phone or "") == phone),
+            what="the lifecycle to know the new account and its contacts",
+        )
+        return account.account_id
+
+    return registered
 
 
 def access_event(account_id: str, at: dt.datetime) -> Event[events_pb2.AccessRecorded]:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo_blob.adapters.tables import nodes
-from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_phone
+from cumulo_devstack.testing import PASSWORD, eventually, expect_error, unique_phone, verify_contact
 from cumulo_lifecycle.adapters.tables import notices, purge_participants, tombstones, transitions
 from cumulo_platform.text import local_time
 from cumulo_sdk import Cumulo
@@ -35,13 +35,19 @@ async def test_a_new_account_is_active_and_its_freeze_date_follows_its_last_use(
 
 
 
-async def test_changed_contacts_reach_the_ledger_after_the_event(rows, member):
+async def test_changed_contacts_reach_the_ledger_after_the_event(rows, member, sms):
     """auth announces only that the contacts changed; the lifecycle asks auth for them after the
-    event's unit of work (no call to another service inside one) and records the answer."""
-    from cumulo.auth.v1 import auth_pb2
-
+    event's unit of work (no call to another service inside one) and records the answer: the
+    verified ones (a new number once its owner entered the code sent to it)."""
     phone = unique_phone()
-    await member.client.call(member.client.auth.UpdateContacts, auth_pb2.UpdateContactsRequest(phone=phone, update_mask=["phone"]))
+    changed = await member.client.update_contacts(phone=phone)
+    assert changed.phone == phone and not changed.phone_verified
+    row = await eventually(
+        lambda: rows.get(member.account_id, lambda r: r.contacts_wanted_at is None),
+        what="the lifecycle to ask auth again",
+    )
+    assert row.phone is None and row.email == member.email  # not verified yet: no notice goes there
+    await verify_contact(member.client, sms, "phone", phone)
     row = await eventually(
         lambda: rows.get(member.account_id, lambda r: r.phone == phone and r.contacts_wanted_at is None),
         what="the lifecycle to learn the new phone number",

@@ -4,8 +4,8 @@ closed port ("SMTP down"), retries with a doubling delay, undeliverable after th
 bodies and addresses forgotten once a notice is done, secrets kept out of logs and errors, and
 each notice in the account's language.
 
-The session lifecycle delivers pending notices in the background every 0.2 s (by e-mail through
-the session's catcher; it has no SMS provider). The tests that check one notifier's outcome
+The session lifecycle delivers pending notices in the background every 0.2 s (by e-mail and SMS
+through the session's catchers). The tests that check one notifier's outcome
 therefore run a sweeper and a notifier of their own (`own`, conftest.py): the session lifecycle's settings,
 database and contact lookup, with their own delivery settings and a clock `AHEAD` of the
 session's. Their sweep freezes the account (aged by the `ages` fixture) exactly as the session's
@@ -30,16 +30,16 @@ from cumulo_lifecycle.adapters.tables import transitions
 from cumulo_lifecycle.notifier import mask
 from cumulo_platform.text import local_time
 
-from .conftest import TOKEN, account_row, notices_of, register
+from .conftest import TOKEN, account_row, notices_of
 
 # --- SMS ----------------------------------------------------------------------------------------
 
 
 async def test_a_phone_only_account_gets_its_freeze_notice_by_sms_with_the_exact_deletion_time(
-    client, rows, lifecycle, own, sms_provider
+    register, client, rows, lifecycle, own, sms_provider
 ):
     phone = unique_phone()
-    account_id = await register(client, rows, phone=phone)  # the default locale: zh-CN
+    account_id = await register(phone=phone)  # the default locale: zh-CN
     mine = own(sms_webhook_url=sms_provider.url)
     frozen = await mine.freeze(account_id)
     pending = await notices_of(lifecycle, account_id)
@@ -72,10 +72,10 @@ async def test_a_phone_only_account_gets_its_freeze_notice_by_sms_with_the_exact
 
 @pytest.mark.parametrize("status", [500, 503, 429])
 async def test_a_provider_failure_is_retried_later_with_a_doubling_delay(
-    client, rows, lifecycle, own, sms_provider, status
+    register, client, rows, lifecycle, own, sms_provider, status
 ):
     phone = unique_phone()
-    account_id = await register(client, rows, phone=phone, locale="en")
+    account_id = await register(phone=phone, locale="en")
     mine = own(sms_webhook_url=sms_provider.url)
     await mine.freeze(account_id)
     notice_id = (await notices_of(lifecycle, account_id))["sms"].notice_id
@@ -109,9 +109,9 @@ async def test_a_provider_failure_is_retried_later_with_a_doubling_delay(
     assert texts[0].startswith("Your cumulo account is frozen")
 
 
-async def test_a_refused_message_is_undeliverable_at_once(client, rows, lifecycle, own, sms_provider):
+async def test_a_refused_message_is_undeliverable_at_once(register, client, rows, lifecycle, own, sms_provider):
     phone = unique_phone()
-    account_id = await register(client, rows, phone=phone)
+    account_id = await register(phone=phone)
     mine = own(sms_webhook_url=sms_provider.url)
     await mine.freeze(account_id)
     notice_id = (await notices_of(lifecycle, account_id))["sms"].notice_id
@@ -134,10 +134,10 @@ async def test_a_refused_message_is_undeliverable_at_once(client, rows, lifecycl
 
 
 async def test_with_the_smtp_server_down_a_notice_is_retried_then_undeliverable_and_the_freeze_stands(
-    client, rows, lifecycle, own, mailbox
+    register, client, rows, lifecycle, own, mailbox
 ):
     address = unique_email()
-    account_id = await register(client, rows, email=address, locale="en")
+    account_id = await register(email=address, locale="en")
     closed = free_port()  # bound a moment ago and let go: nothing listens there
     mine = own(smtp_host="127.0.0.1", smtp_port=closed)
     frozen = await mine.freeze(account_id)

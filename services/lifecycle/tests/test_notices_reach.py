@@ -20,7 +20,7 @@ from cumulo_devstack.testing import expect_error, notices_sent, unique_email, un
 from cumulo_lifecycle.adapters.delivery import Delivery, DeliveryFailed
 from cumulo_platform.text import local_time
 
-from .conftest import TOKEN, access_event, account_row, notices_of, register
+from .conftest import TOKEN, access_event, account_row, notices_of
 
 # --- no contact ---------------------------------------------------------------------------------
 
@@ -39,7 +39,7 @@ async def test_an_account_without_a_contact_gets_its_notice_recorded_as_undelive
     assert frozen.state == "frozen"
     (notice,) = (await notices_of(lifecycle, account_id)).values()
     assert (notice.channel, notice.status, notice.destination, notice.body) == ("none", "undeliverable", "", "")
-    assert notice.last_error == "no contact method on record"
+    assert notice.last_error == "no verified contact method on record"
     assert notice.attempts == 0 and notice.next_attempt_at is None
     # The notifiers never pick it up; the account stays frozen with its deletion scheduled.
     await lifecycle.app.notifier.deliver_due()
@@ -51,10 +51,10 @@ async def test_an_account_without_a_contact_gets_its_notice_recorded_as_undelive
 
 
 async def test_the_reactivation_link_token_never_reaches_logs_or_error_texts(
-    client, rows, lifecycle, own, sms_provider, capsys
+    register, client, rows, lifecycle, own, sms_provider, capsys
 ):
     address, phone = unique_email(), unique_phone()
-    account_id = await register(client, rows, email=address, phone=phone, locale="en")
+    account_id = await register(email=address, phone=phone, locale="en")
     # Both channels fail, and the provider echoes the message (and so the link) in its errors.
     mine = own(sms_webhook_url=sms_provider.url, smtp_host="127.0.0.1", smtp_port=free_port())
     await mine.freeze(account_id)
@@ -107,9 +107,9 @@ async def test_the_reactivation_link_token_never_reaches_logs_or_error_texts(
     ],
     ids=["default", "zh-CN", "en"],
 )
-async def test_notices_are_in_the_accounts_language(client, rows, lifecycle, ages, mailbox, locale, subject, body_start):
+async def test_notices_are_in_the_accounts_language(register, client, rows, lifecycle, ages, mailbox, locale, subject, body_start):
     address = unique_email()
-    account_id = await register(client, rows, email=address, locale=locale)
+    account_id = await register(email=address, locale=locale)
     assert (await rows.get(account_id)).locale == (locale or "zh-CN")
     frozen = await ages.freeze(account_id)
     exact = local_time(frozen.delete_at, lifecycle.app.settings.calendar.time_zone)

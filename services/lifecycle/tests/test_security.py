@@ -72,8 +72,8 @@ class LifecyclePeople(People):
     """People whose one login (one access event) the lifecycle has applied before the person
     is handed out, so nothing later reactivates a frozen one behind a test's back."""
 
-    def __init__(self, gateway: str, lifecycle: Any) -> None:
-        super().__init__(gateway)
+    def __init__(self, gateway: str, lifecycle: Any, mail: MailCatcher) -> None:
+        super().__init__(gateway, mail)
         self.lifecycle = lifecycle
 
     async def new(self, device_name: str = "security test", *, birth_date: dt.date = dt.date(1990, 5, 17)) -> Person:
@@ -104,15 +104,15 @@ class LifecyclePeople(People):
 
 
 @pytest.fixture(scope="module")
-async def module_people(gateway: str, lifecycle: Any) -> AsyncIterator[LifecyclePeople]:
-    people = LifecyclePeople(gateway, lifecycle)
+async def module_people(gateway: str, lifecycle: Any, mail: MailCatcher) -> AsyncIterator[LifecyclePeople]:
+    people = LifecyclePeople(gateway, lifecycle, mail)
     yield people
     await people.close()
 
 
 @pytest.fixture
-async def people(gateway: str, lifecycle: Any) -> AsyncIterator[LifecyclePeople]:
-    people = LifecyclePeople(gateway, lifecycle)
+async def people(gateway: str, lifecycle: Any, mail: MailCatcher) -> AsyncIterator[LifecyclePeople]:
+    people = LifecyclePeople(gateway, lifecycle, mail)
     yield people
     await people.close()
 

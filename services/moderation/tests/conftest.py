@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from cumulo.auth.v1 import auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2, lifecycle_pb2_grpc
-from cumulo_devstack.servers import free_port
+from cumulo_devstack.servers import MailCatcher, free_port
 from cumulo_devstack.testing import Member, People, allowed_caller, eventually, signed_up_member
 from cumulo_platform.remote import Remote
 from cumulo_sdk import Cumulo
@@ -68,8 +68,8 @@ async def internal_lifecycle(lifecycle) -> AsyncIterator[lifecycle_pb2_grpc.Life
 
 
 @pytest.fixture
-async def owner(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Owner]:
-    async with signed_up_member(gateway, tmp_path / "owner") as member:
+async def owner(gateway: str, tmp_path: pathlib.Path, mail: MailCatcher) -> AsyncIterator[Owner]:
+    async with signed_up_member(gateway, tmp_path / "owner", mail=mail) as member:
         link = await member.client.files.share(member.file_id)
         yield Owner(
             member.client, member.email, member.account_id, member.file_id, member.content, member.uploaded_at,
@@ -80,8 +80,8 @@ async def owner(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Owner]:
 def member_fixture(name: str, doc: str) -> Any:
     """A fixture `name`: a member of its own (with a photo uploaded), signed out after the test."""
 
-    async def made(gateway: str, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
-        async with signed_up_member(gateway, tmp_path / name) as member:
+    async def made(gateway: str, tmp_path: pathlib.Path, mail: MailCatcher) -> AsyncIterator[Member]:
+        async with signed_up_member(gateway, tmp_path / name, mail=mail) as member:
             yield member
 
     made.__doc__ = doc
@@ -190,11 +190,11 @@ async def desk(moderator: Cumulo, internal_lifecycle) -> AsyncIterator[Desk]:
 
 
 @pytest.fixture(scope="module")
-async def world(gateway: str, moderation, auth, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+async def world(gateway: str, moderation, auth, mail, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     """One world for every security test: they only aim calls at it, which must all be
     refused (a test that changes it takes `fresh_world`). Built once, it saves each module
     a dozen registrations, complaints and decisions."""
-    people = People(gateway)
+    people = People(gateway, mail)
     try:
         yield await build_world(gateway, auth.target, people, tmp_path_factory.mktemp("moderation-world"))
     finally:

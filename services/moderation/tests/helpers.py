@@ -161,7 +161,7 @@ async def snapshot_of(world_moderator: Person, owner: Person, case_ids: list[str
 
 async def build_world(gateway: str, auth_target: str, people: People, folder: pathlib.Path) -> World:
     """Makes a World with accounts of `people` (who closes their clients); `folder` is the owner's."""
-    member = await new_member(gateway, folder)
+    member = await new_member(gateway, folder, mail=people.mail)
     people.clients.append(member.client)
     owner = Person(member.client, member.email, member.account_id)
     link = await owner.client.files.share(member.file_id)

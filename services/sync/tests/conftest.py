@@ -204,11 +204,11 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(gateway: str, sync: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+async def world(gateway: str, sync: Any, mail: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     """One world for every security test: they only aim calls at it, which must all be
     refused or reach the caller's own data. Built once, it saves each module its accounts,
     records and backup."""
-    people = People(gateway)
+    people = People(gateway, mail)
     try:
         owner, stranger, bystander = await people.new("owner"), await people.new("stranger"), await people.new("bystander")
         await owner.client.sync.push(

@@ -32,6 +32,11 @@ def login_column(login_key: str) -> sa.Column[Any]:
     return accounts.c.email if "@" in login_key else accounts.c.phone
 
 
+def verified_column(login_key: str) -> sa.Column[Any]:
+    """When the contact `login_column(login_key)` was verified (None: it is not)."""
+    return accounts.c.email_verified_at if "@" in login_key else accounts.c.phone_verified_at
+
+
 async def load(uow: UnitOfWork, account_id: uuid.UUID, *, lock: bool = False) -> Any:
     query = sa.select(accounts).where(accounts.c.account_id == account_id)
     if lock:

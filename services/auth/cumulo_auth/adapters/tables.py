@@ -34,7 +34,13 @@ accounts = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("cancelled_at", sa.DateTime(timezone=True)),
     sa.Column("locale", sa.Text, nullable=True, server_default="zh-CN"),
+    # When the owner proved the contact theirs (a code sent to it); None: not (yet) verified.
+    # Only a verified contact gets notices and finds the account.
+    sa.Column("email_verified_at", sa.DateTime(timezone=True)),
+    sa.Column("phone_verified_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("status = 'deleted' OR email IS NOT NULL OR phone IS NOT NULL", name="accounts_has_contact"),
+    sa.CheckConstraint("email IS NOT NULL OR email_verified_at IS NULL", name="accounts_email_verified_has_email"),
+    sa.CheckConstraint("phone IS NOT NULL OR phone_verified_at IS NULL", name="accounts_phone_verified_has_phone"),
     sa.CheckConstraint(
         "status IN ('active', 'suspended', 'terminated', 'cancelled', 'deleted')", name="accounts_status_known"
     ),
@@ -46,6 +52,22 @@ accounts = sa.Table(
         " AND created_at IS NOT NULL AND locale IS NOT NULL)",
         name="accounts_alive_have_details",
     ),
+)
+
+# The code last sent to a contact to verify it, one per account and channel: stored as a keyed
+# hash, good until expires_at and for MAX_ATTEMPTS wrong guesses; a change of the contact
+# deletes it. `sends` counts the codes sent since `window_started_at` (at most a few an hour).
+contact_codes = sa.Table(
+    "contact_codes",
+    metadata,
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), primary_key=True),
+    sa.Column("channel", sa.Text, primary_key=True),
+    sa.Column("code_digest", sa.LargeBinary, nullable=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sends", sa.Integer, nullable=False, server_default="0"),
+    sa.CheckConstraint("channel IN ('email', 'phone')", name="contact_codes_channel_known"),
 )
 
 deleted_logins = sa.Table(

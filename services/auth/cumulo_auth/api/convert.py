@@ -31,6 +31,8 @@ def account(row: dict[str, Any]) -> auth_pb2.Account:
         status=STATUS_TO_PROTO[row["status"]],
         created_at=timestamp(row["created_at"]),
         roles=list(row["roles"]),
+        email_verified=row["email_verified_at"] is not None,
+        phone_verified=row["phone_verified_at"] is not None,
     )
 
 

@@ -13,7 +13,8 @@ from cumulo_auth.api import convert
 from cumulo_auth.client_apps import ClientApps
 from cumulo_platform.errors import NotFound
 from cumulo_platform.grpc_convert import timestamp
-from cumulo_platform.interceptors import audit_actor
+from cumulo_platform.identity import OPERATOR
+from cumulo_platform.interceptors import audit_actor, current_call
 from cumulo_platform.tokens import ALGORITHM
 
 SERVICE = "cumulo.auth.v1.AuthInternalService"
@@ -59,7 +60,9 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.GetAccountContactsResponse(email=email, phone=phone, locale=locale)
 
     async def FindAccount(self, request: auth_pb2.FindAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.FindAccountResponse:
-        return auth_pb2.FindAccountResponse(account_id=await self.admin.find_account(request.login))
+        # People find people by verified contacts only; the operator finds any account.
+        verified_only = current_call().caller != OPERATOR
+        return auth_pb2.FindAccountResponse(account_id=await self.admin.find_account(request.login, verified_only=verified_only))
 
     async def SetAccountRoles(self, request: auth_pb2.SetAccountRolesRequest, context: grpc.aio.ServicerContext) -> auth_pb2.SetAccountRolesResponse:
         roles = await self.admin.set_roles(request.account_id, list(request.roles), reason=request.reason, actor=audit_actor(request.actor))

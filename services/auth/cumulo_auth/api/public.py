@@ -7,6 +7,7 @@ import grpc
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_auth.account_changes import AccountChanges
 from cumulo_auth.api import convert
+from cumulo_auth.contacts import ContactVerification
 from cumulo_auth.guardians import GuardianLink, Guardians
 from cumulo_auth.login import Login
 from cumulo_auth.registration import Registration
@@ -35,6 +36,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         sessions: Sessions,
         changes: AccountChanges,
         guardians: Guardians,
+        contacts: ContactVerification,
     ) -> None:
         self.terms_version = terms_version
         self.terms_text = terms_text
@@ -43,6 +45,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self.sessions = sessions
         self.changes = changes
         self.guardians = guardians
+        self.contacts = contacts
 
     async def _me(self) -> Principal:
         principal = current_principal()
@@ -84,7 +87,10 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             client_network=call.client_network,
         )
         mark_used(str(row["account_id"]))
-        return auth_pb2.LoginResponse(tokens=convert.tokens(tokens), account=convert.account(row))
+        account = convert.account(row)
+        return auth_pb2.LoginResponse(
+            tokens=convert.tokens(tokens), account=account, verify_contacts=not (account.email_verified or account.phone_verified)
+        )
 
     async def Refresh(self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RefreshResponse:
         tokens = await self.sessions.refresh(refresh_token=request.refresh_token, client_id=current_call().client_id)
@@ -143,6 +149,16 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             await self._me(), email=request.email, phone=request.phone, mask=list(request.update_mask)
         )
         return auth_pb2.UpdateContactsResponse(account=convert.account(row))
+
+    async def SendVerificationCode(
+        self, request: auth_pb2.SendVerificationCodeRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.SendVerificationCodeResponse:
+        sent_to, expires_at = await self.contacts.send_code(await self._me(), request.channel)
+        return auth_pb2.SendVerificationCodeResponse(sent_to=sent_to, expires_at=timestamp(expires_at))
+
+    async def VerifyContact(self, request: auth_pb2.VerifyContactRequest, context: grpc.aio.ServicerContext) -> auth_pb2.VerifyContactResponse:
+        row = await self.contacts.verify(await self._me(), request.channel, request.code)
+        return auth_pb2.VerifyContactResponse(account=convert.account(row))
 
     async def AcceptTerms(self, request: auth_pb2.AcceptTermsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.AcceptTermsResponse:
         row = await self.changes.accept_terms(await self._me(), request.terms_version)

@@ -8,6 +8,7 @@ from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_lifecycle.access import Access
 from cumulo_lifecycle.api import convert
+from cumulo_lifecycle.codes import VerificationCodes
 from cumulo_lifecycle.holds import Holds
 from cumulo_lifecycle.reports import Reports
 from cumulo_lifecycle.sweeper import Sweeper
@@ -19,7 +20,8 @@ SERVICE = "cumulo.lifecycle.v1.LifecycleInternalService"
 
 
 class LifecycleInternalService(lifecycle_pb2_grpc.LifecycleInternalServiceServicer):
-    def __init__(self, *, access: Access, reports: Reports, holds: Holds, sweeper: Sweeper) -> None:
+    def __init__(self, *, access: Access, reports: Reports, holds: Holds, sweeper: Sweeper, codes: VerificationCodes) -> None:
+        self.codes = codes
         self.access = access
         self.reports = reports
         self.holds = holds
@@ -82,3 +84,12 @@ class LifecycleInternalService(lifecycle_pb2_grpc.LifecycleInternalServiceServic
                 for purge, parts, stuck in found
             ]
         )
+
+    async def SendVerificationCode(
+        self, request: pb.SendVerificationCodeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendVerificationCodeResponse:
+        await self.codes.send(
+            account_id=request.account_id, channel=request.channel, destination=request.destination, code=request.code,
+            valid_minutes=request.valid_minutes, locale=request.locale,
+        )
+        return pb.SendVerificationCodeResponse()

@@ -85,6 +85,18 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{owner} shared the {what} \u201c{name}\u201d with you on cumulo at {at}.\n\n"
             "You find it under Shared with me in the web console, or with `cumulo shared`.",
         ),
+            "verify_contact": (
+            "Your cumulo verification code",
+            "Your cumulo verification code is {code}. It is good for {minutes} minutes.\n\n"
+            "Enter it where you asked for it. If you did not ask for it, someone may have typed "
+            "this address by mistake: ignore this message. Unless the code is entered, cumulo sends nothing else here.",
+        ),
+        "contact_changed": (
+            "The {what} of your cumulo account was changed",
+            "At {at} the {what} of your cumulo account was changed: it is no longer this one. "
+            "This is the last message sent here.\n\n"
+            "If this was not you, sign in and change your password now: that ends every other session.",
+        ),
     },
     "zh-CN": {
         "freeze_reminder": (
@@ -135,12 +147,23 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{owner} 于 {at} 在 cumulo 上与您共享了{what}「{name}」。\n\n"
             "您可以在网页端的「与我共享」中找到它，或使用 `cumulo shared`。",
         ),
+        "verify_contact": (
+            "您的 cumulo 验证码",
+            "您的 cumulo 验证码是 {code}，{minutes} 分钟内有效。\n\n"
+            "请在申请验证的地方输入。如非本人申请，可能是有人误填了此地址，请忽略本消息。除非输入此验证码，cumulo 不会向此处发送其他内容。",
+        ),
+        "contact_changed": (
+            "您的 cumulo 账号的{what}已更改",
+            "您的 cumulo 账号的{what}已于 {at} 更改，不再是本地址。这是发往此处的最后一条消息。\n\n"
+            "如非本人操作，请立即登录并修改密码，这将结束其他所有登录会话。",
+        ),
     },
 }
 # Notices other services ask for by kind (notice.requested with `kind`): the lifecycle words
 # them in the recipient's language from the values they give.
 SERVICE_KINDS = {"new_session": ("device", "app", "address", "at"), "shared_with_you": ("owner", "name", "what", "at")}
 WHAT = {"en": {"folder": "folder", "file": "file"}, "zh-CN": {"folder": "文件夹", "file": "文件"}}
+CONTACT = {"en": {"email": "e-mail address", "phone": "phone number"}, "zh-CN": {"email": "电子邮箱", "phone": "手机号码"}}
 SOMEONE = {"en": "A cumulo user", "zh-CN": "一位 cumulo 用户"}
 # Kinds that go by e-mail only (a share is no reason for an SMS), and how many of a kind a
 # person gets in an hour at most (a flood of shares to one address stops reaching it).

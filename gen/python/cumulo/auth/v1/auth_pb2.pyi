@@ -82,6 +82,8 @@ class Account(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     ROLES_FIELD_NUMBER: _builtins.int
+    EMAIL_VERIFIED_FIELD_NUMBER: _builtins.int
+    PHONE_VERIFIED_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     email: _builtins.str
     phone: _builtins.str
@@ -89,6 +91,11 @@ class Account(_message.Message):
     guardian_account_id: _builtins.str
     accepted_terms_version: _builtins.str
     status: Global___AccountStatus.ValueType
+    email_verified: _builtins.bool
+    """Whether the owner proved the contact theirs (SendVerificationCode, VerifyContact). Notices
+    go to verified contacts only; people find the account by verified contacts only.
+    """
+    phone_verified: _builtins.bool
     @_builtins.property
     def birth_date(self) -> Global___Date: ...
     @_builtins.property
@@ -108,10 +115,12 @@ class Account(_message.Message):
         status: Global___AccountStatus.ValueType = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         roles: _abc.Iterable[_builtins.str] | None = ...,
+        email_verified: _builtins.bool = ...,
+        phone_verified: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_terms_version", b"accepted_terms_version", "account_id", b"account_id", "birth_date", b"birth_date", "created_at", b"created_at", "email", b"email", "guardian_account_id", b"guardian_account_id", "minor", b"minor", "phone", b"phone", "roles", b"roles", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_terms_version", b"accepted_terms_version", "account_id", b"account_id", "birth_date", b"birth_date", "created_at", b"created_at", "email", b"email", "email_verified", b"email_verified", "guardian_account_id", b"guardian_account_id", "minor", b"minor", "phone", b"phone", "phone_verified", b"phone_verified", "roles", b"roles", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -322,6 +331,11 @@ class LoginResponse(_message.Message):
 
     TOKENS_FIELD_NUMBER: _builtins.int
     ACCOUNT_FIELD_NUMBER: _builtins.int
+    VERIFY_CONTACTS_FIELD_NUMBER: _builtins.int
+    verify_contacts: _builtins.bool
+    """True when no contact of the account is verified: notices (the freeze and deletion
+    warnings among them) reach nobody until one is. Clients show a reminder.
+    """
     @_builtins.property
     def tokens(self) -> Global___TokenPair: ...
     @_builtins.property
@@ -331,10 +345,11 @@ class LoginResponse(_message.Message):
         *,
         tokens: Global___TokenPair | None = ...,
         account: Global___Account | None = ...,
+        verify_contacts: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "tokens", b"tokens"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "tokens", b"tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "tokens", b"tokens", "verify_contacts", b"verify_contacts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -770,6 +785,93 @@ class UpdateContactsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateContactsResponse: _TypeAlias = UpdateContactsResponse  # noqa: Y015
+
+@_typing.final
+class SendVerificationCodeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    channel: _builtins.str
+    """"email" or "phone"."""
+    def __init__(
+        self,
+        *,
+        channel: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendVerificationCodeRequest: _TypeAlias = SendVerificationCodeRequest  # noqa: Y015
+
+@_typing.final
+class SendVerificationCodeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENT_TO_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    sent_to: _builtins.str
+    """Where the code went, partly masked (e.g. "a***@example.com")."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        sent_to: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "sent_to", b"sent_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendVerificationCodeResponse: _TypeAlias = SendVerificationCodeResponse  # noqa: Y015
+
+@_typing.final
+class VerifyContactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    channel: _builtins.str
+    """"email" or "phone"."""
+    code: _builtins.str
+    def __init__(
+        self,
+        *,
+        channel: _builtins.str = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "code", b"code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyContactRequest: _TypeAlias = VerifyContactRequest  # noqa: Y015
+
+@_typing.final
+class VerifyContactResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___Account: ...
+    def __init__(
+        self,
+        *,
+        account: Global___Account | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyContactResponse: _TypeAlias = VerifyContactResponse  # noqa: Y015
 
 @_typing.final
 class AcceptTermsRequest(_message.Message):

@@ -92,6 +92,16 @@ class AuthServiceStub:
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.UpdateContactsRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.UpdateContactsResponse.FromString,
                 _registered_method=True)
+        self.SendVerificationCode = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/SendVerificationCode',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SendVerificationCodeRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SendVerificationCodeResponse.FromString,
+                _registered_method=True)
+        self.VerifyContact = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/VerifyContact',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactResponse.FromString,
+                _registered_method=True)
         self.AcceptTerms = channel.unary_unary(
                 '/cumulo.auth.v1.AuthService/AcceptTerms',
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.AcceptTermsRequest.SerializeToString,
@@ -208,6 +218,23 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendVerificationCode(self, request, context):
+        """Sends a code to the account's e-mail address or phone number (`channel`), to prove it is
+        the owner's: until then a contact gets nothing but these codes, and nobody finds the
+        account by it. A new code replaces the last one; at most a few are sent an hour.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyContact(self, request, context):
+        """The code that was sent: the contact is verified. Wrong codes are counted; after a few the
+        code is void and a new one must be sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AcceptTerms(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -309,6 +336,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.UpdateContacts,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.UpdateContactsRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.UpdateContactsResponse.SerializeToString,
+            ),
+            'SendVerificationCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendVerificationCode,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SendVerificationCodeRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SendVerificationCodeResponse.SerializeToString,
+            ),
+            'VerifyContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyContact,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactResponse.SerializeToString,
             ),
             'AcceptTerms': grpc.unary_unary_rpc_method_handler(
                     servicer.AcceptTerms,
@@ -641,6 +678,60 @@ class AuthService:
             '/cumulo.auth.v1.AuthService/UpdateContacts',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.UpdateContactsRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.UpdateContactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendVerificationCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/SendVerificationCode',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.SendVerificationCodeRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.SendVerificationCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/VerifyContact',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactResponse.FromString,
             options,
             channel_credentials,
             insecure,

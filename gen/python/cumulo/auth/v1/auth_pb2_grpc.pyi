@@ -62,6 +62,15 @@ class AuthServiceStub:
     CreateMinorAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateMinorAccountRequest, _auth_pb2.CreateMinorAccountResponse]
     """A logged-in adult creates an account for a minor in their care."""
     UpdateContacts: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateContactsRequest, _auth_pb2.UpdateContactsResponse]
+    SendVerificationCode: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SendVerificationCodeRequest, _auth_pb2.SendVerificationCodeResponse]
+    """Sends a code to the account's e-mail address or phone number (`channel`), to prove it is
+    the owner's: until then a contact gets nothing but these codes, and nobody finds the
+    account by it. A new code replaces the last one; at most a few are sent an hour.
+    """
+    VerifyContact: _grpc.UnaryUnaryMultiCallable[_auth_pb2.VerifyContactRequest, _auth_pb2.VerifyContactResponse]
+    """The code that was sent: the contact is verified. Wrong codes are counted; after a few the
+    code is void and a new one must be sent.
+    """
     AcceptTerms: _grpc.UnaryUnaryMultiCallable[_auth_pb2.AcceptTermsRequest, _auth_pb2.AcceptTermsResponse]
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]
     CancelAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CancelAccountRequest, _auth_pb2.CancelAccountResponse]
@@ -114,6 +123,15 @@ class AuthServiceAsyncStub(AuthServiceStub):
     CreateMinorAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateMinorAccountRequest, _auth_pb2.CreateMinorAccountResponse]  # type: ignore[assignment]
     """A logged-in adult creates an account for a minor in their care."""
     UpdateContacts: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateContactsRequest, _auth_pb2.UpdateContactsResponse]  # type: ignore[assignment]
+    SendVerificationCode: _aio.UnaryUnaryMultiCallable[_auth_pb2.SendVerificationCodeRequest, _auth_pb2.SendVerificationCodeResponse]  # type: ignore[assignment]
+    """Sends a code to the account's e-mail address or phone number (`channel`), to prove it is
+    the owner's: until then a contact gets nothing but these codes, and nobody finds the
+    account by it. A new code replaces the last one; at most a few are sent an hour.
+    """
+    VerifyContact: _aio.UnaryUnaryMultiCallable[_auth_pb2.VerifyContactRequest, _auth_pb2.VerifyContactResponse]  # type: ignore[assignment]
+    """The code that was sent: the contact is verified. Wrong codes are counted; after a few the
+    code is void and a new one must be sent.
+    """
     AcceptTerms: _aio.UnaryUnaryMultiCallable[_auth_pb2.AcceptTermsRequest, _auth_pb2.AcceptTermsResponse]  # type: ignore[assignment]
     ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]  # type: ignore[assignment]
     CancelAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.CancelAccountRequest, _auth_pb2.CancelAccountResponse]  # type: ignore[assignment]
@@ -229,6 +247,27 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.UpdateContactsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.UpdateContactsResponse, _abc.Awaitable[_auth_pb2.UpdateContactsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SendVerificationCode(
+        self,
+        request: _auth_pb2.SendVerificationCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.SendVerificationCodeResponse, _abc.Awaitable[_auth_pb2.SendVerificationCodeResponse]]:
+        """Sends a code to the account's e-mail address or phone number (`channel`), to prove it is
+        the owner's: until then a contact gets nothing but these codes, and nobody finds the
+        account by it. A new code replaces the last one; at most a few are sent an hour.
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyContact(
+        self,
+        request: _auth_pb2.VerifyContactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.VerifyContactResponse, _abc.Awaitable[_auth_pb2.VerifyContactResponse]]:
+        """The code that was sent: the contact is verified. Wrong codes are counted; after a few the
+        code is void and a new one must be sent.
+        """
 
     @_abc_1.abstractmethod
     def AcceptTerms(

@@ -165,7 +165,10 @@ class ContactChanged(_message.Message):
 
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     CHANGED_FIELD_NUMBER: _builtins.int
+    VERIFIED_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
+    verified: _builtins.bool
+    """The owner verified these contacts (their values did not change): no notice to the old ones."""
     @_builtins.property
     def changed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Which contact methods changed ("email", "phone"); never their values: whoever needs
@@ -177,10 +180,11 @@ class ContactChanged(_message.Message):
         *,
         account_id: _builtins.str = ...,
         changed: _abc.Iterable[_builtins.str] | None = ...,
+        verified: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "changed", b"changed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "changed", b"changed", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

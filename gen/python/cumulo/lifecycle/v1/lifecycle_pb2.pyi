@@ -42,6 +42,57 @@ ACCOUNT_STATE_DELETED: AccountState.ValueType  # 4
 Global___AccountState: _TypeAlias = AccountState  # noqa: Y015
 
 @_typing.final
+class SendVerificationCodeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    VALID_MINUTES_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    channel: _builtins.str
+    """"email" or "sms"."""
+    destination: _builtins.str
+    code: _builtins.str
+    valid_minutes: _builtins.int
+    """Minutes the code is good for, said in the message."""
+    locale: _builtins.str
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        destination: _builtins.str = ...,
+        code: _builtins.str = ...,
+        valid_minutes: _builtins.int = ...,
+        locale: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "channel", b"channel", "code", b"code", "destination", b"destination", "locale", b"locale", "valid_minutes", b"valid_minutes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendVerificationCodeRequest: _TypeAlias = SendVerificationCodeRequest  # noqa: Y015
+
+@_typing.final
+class SendVerificationCodeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendVerificationCodeResponse: _TypeAlias = SendVerificationCodeResponse  # noqa: Y015
+
+@_typing.final
 class Account(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

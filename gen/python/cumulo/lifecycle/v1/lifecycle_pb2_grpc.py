@@ -285,6 +285,11 @@ class LifecycleInternalServiceStub:
                 request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListPurgesRequest.SerializeToString,
                 response_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListPurgesResponse.FromString,
                 _registered_method=True)
+        self.SendVerificationCode = channel.unary_unary(
+                '/cumulo.lifecycle.v1.LifecycleInternalService/SendVerificationCode',
+                request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeRequest.SerializeToString,
+                response_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeResponse.FromString,
+                _registered_method=True)
 
 
 class LifecycleInternalServiceServicer:
@@ -339,6 +344,14 @@ class LifecycleInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendVerificationCode(self, request, context):
+        """Auth: a contact's verification code, sent now (not queued: the person is waiting for it,
+        and the code is kept nowhere but in the message). UNAVAILABLE when it could not be sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -376,6 +389,11 @@ def add_LifecycleInternalServiceServicer_to_server(servicer, server):
                     servicer.ListPurges,
                     request_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListPurgesRequest.FromString,
                     response_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListPurgesResponse.SerializeToString,
+            ),
+            'SendVerificationCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendVerificationCode,
+                    request_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeRequest.FromString,
+                    response_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -568,6 +586,33 @@ class LifecycleInternalService:
             '/cumulo.lifecycle.v1.LifecycleInternalService/ListPurges',
             cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListPurgesRequest.SerializeToString,
             cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListPurgesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendVerificationCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.lifecycle.v1.LifecycleInternalService/SendVerificationCode',
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeRequest.SerializeToString,
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -129,6 +129,10 @@ class LifecycleInternalServiceStub:
     """One sweep now; with dry_run, only what it would do."""
     ListPurges: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ListPurgesRequest, _lifecycle_pb2.ListPurgesResponse]
     """Purges in progress; stuck_only lists those with a participant silent past the threshold."""
+    SendVerificationCode: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.SendVerificationCodeRequest, _lifecycle_pb2.SendVerificationCodeResponse]
+    """Auth: a contact's verification code, sent now (not queued: the person is waiting for it,
+    and the code is kept nowhere but in the message). UNAVAILABLE when it could not be sent.
+    """
 
 @_typing.type_check_only
 class LifecycleInternalServiceAsyncStub(LifecycleInternalServiceStub):
@@ -149,6 +153,10 @@ class LifecycleInternalServiceAsyncStub(LifecycleInternalServiceStub):
     """One sweep now; with dry_run, only what it would do."""
     ListPurges: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ListPurgesRequest, _lifecycle_pb2.ListPurgesResponse]  # type: ignore[assignment]
     """Purges in progress; stuck_only lists those with a participant silent past the threshold."""
+    SendVerificationCode: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.SendVerificationCodeRequest, _lifecycle_pb2.SendVerificationCodeResponse]  # type: ignore[assignment]
+    """Auth: a contact's verification code, sent now (not queued: the person is waiting for it,
+    and the code is kept nowhere but in the message). UNAVAILABLE when it could not be sent.
+    """
 
 class LifecycleInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Inside the cluster only: other services, and cumulo-admin for operators."""
@@ -208,5 +216,15 @@ class LifecycleInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_lifecycle_pb2.ListPurgesResponse, _abc.Awaitable[_lifecycle_pb2.ListPurgesResponse]]:
         """Purges in progress; stuck_only lists those with a participant silent past the threshold."""
+
+    @_abc_1.abstractmethod
+    def SendVerificationCode(
+        self,
+        request: _lifecycle_pb2.SendVerificationCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.SendVerificationCodeResponse, _abc.Awaitable[_lifecycle_pb2.SendVerificationCodeResponse]]:
+        """Auth: a contact's verification code, sent now (not queued: the person is waiting for it,
+        and the code is kept nowhere but in the message). UNAVAILABLE when it could not be sent.
+        """
 
 def add_LifecycleInternalServiceServicer_to_server(servicer: LifecycleInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -13,7 +13,62 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cumulo/lifecycle/v1/lifecycle.proto.
  */
 export const file_cumulo_lifecycle_v1_lifecycle: GenFile = /*@__PURE__*/
-  fileDesc("CiNjdW11bG8vbGlmZWN5Y2xlL3YxL2xpZmVjeWNsZS5wcm90bxITY3VtdWxvLmxpZmVjeWNsZS52MSL8AgoHQWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEjAKBXN0YXRlGAIgASgOMiEuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50U3RhdGUSMgoObGFzdF9hY2Nlc3NfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZyZWV6ZV9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZnJvemVuX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglkZWxldGVfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGhlbGQYByABKAgSEwoLaG9sZF9yZWFzb24YCCABKAkSLgoKZGVsZXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZGVsZXRpb25fcmVhc29uGAogASgJIhgKFkdldEFjY291bnRTdGF0ZVJlcXVlc3QiSAoXR2V0QWNjb3VudFN0YXRlUmVzcG9uc2USLQoHYWNjb3VudBgBIAEoCzIcLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudCITChFSZWFjdGl2YXRlUmVxdWVzdCJDChJSZWFjdGl2YXRlUmVzcG9uc2USLQoHYWNjb3VudBgBIAEoCzIcLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudCIvCh5JbnNwZWN0UmVhY3RpdmF0aW9uTGlua1JlcXVlc3QSDQoFdG9rZW4YASABKAkiggEKH0luc3BlY3RSZWFjdGl2YXRpb25MaW5rUmVzcG9uc2USMAoFc3RhdGUYASABKA4yIS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnRTdGF0ZRItCglkZWxldGVfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIioKGVJlYWN0aXZhdGVXaXRoTGlua1JlcXVlc3QSDQoFdG9rZW4YASABKAkiTgoaUmVhY3RpdmF0ZVdpdGhMaW5rUmVzcG9uc2USMAoFc3RhdGUYASABKA4yIS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnRTdGF0ZSIpChNFbnN1cmVBY3RpdmVSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiSAoURW5zdXJlQWN0aXZlUmVzcG9uc2USMAoFc3RhdGUYASABKA4yIS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnRTdGF0ZSInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJImoKClRyYW5zaXRpb24SEgoKZnJvbV9zdGF0ZRgBIAEoCRIQCgh0b19zdGF0ZRgCIAEoCRIOCgZyZWFzb24YAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqYBCgZOb3RpY2USDAoEa2luZBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEg4KBnN0YXR1cxgDIAEoCRIQCghhdHRlbXB0cxgEIAEoBRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgdzZW50X2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKnAQoSR2V0QWNjb3VudFJlc3BvbnNlEi0KB2FjY291bnQYASABKAsyHC5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnQSNAoLdHJhbnNpdGlvbnMYAiADKAsyHy5jdW11bG8ubGlmZWN5Y2xlLnYxLlRyYW5zaXRpb24SLAoHbm90aWNlcxgDIAMoCzIbLmN1bXVsby5saWZlY3ljbGUudjEuTm90aWNlIm4KE0xpc3RBY2NvdW50c1JlcXVlc3QSMAoFc3RhdGUYASABKA4yIS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnRTdGF0ZRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChRMaXN0QWNjb3VudHNSZXNwb25zZRIuCghhY2NvdW50cxgBIAMoCzIcLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiEgoQR2V0UmVwb3J0UmVxdWVzdCL0AQoRR2V0UmVwb3J0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgDEg4KBmZyb3plbhgCIAEoAxIQCghkZWxldGluZxgDIAEoAxIPCgdkZWxldGVkGAQgASgDEgwKBGhlbGQYBSABKAMSGwoTZnJlZXplc19uZXh0XzdfZGF5cxgGIAEoAxIcChRmcmVlemVzX25leHRfMzBfZGF5cxgHIAEoAxIdChVkZWxldGlvbnNfbmV4dF83X2RheXMYCCABKAMSHgoWZGVsZXRpb25zX25leHRfMzBfZGF5cxgJIAEoAxIUCgxzdHVja19wdXJnZXMYCiABKAMiVgoTU2V0TGVnYWxIb2xkUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEgwKBGhlbGQYAiABKAgSDgoGcmVhc29uGAMgASgJEg0KBWFjdG9yGAQgASgJIkUKFFNldExlZ2FsSG9sZFJlc3BvbnNlEi0KB2FjY291bnQYASABKAsyHC5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnQiLgoMU3dlZXBSZXF1ZXN0Eg8KB2RyeV9ydW4YASABKAgSDQoFbGltaXQYAiABKAUiXwoNUGxhbm5lZEFjdGlvbhISCgphY2NvdW50X2lkGAEgASgJEg4KBmFjdGlvbhgCIAEoCRIqCgZkdWVfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlIKDVN3ZWVwUmVzcG9uc2USMwoHYWN0aW9ucxgBIAMoCzIiLmN1bXVsby5saWZlY3ljbGUudjEuUGxhbm5lZEFjdGlvbhIMCgRkb25lGAIgASgFIicKEUxpc3RQdXJnZXNSZXF1ZXN0EhIKCnN0dWNrX29ubHkYASABKAgisAEKEFB1cmdlUGFydGljaXBhbnQSDwoHc2VydmljZRgBIAEoCRIwCgxyZXF1ZXN0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGF0dGVtcHRzGAMgASgFEjAKDGNvbXBsZXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNaXRlbXNfZGVsZXRlZBgFIAEoAyKnAQoFUHVyZ2USEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSLgoKc3RhcnRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOwoMcGFydGljaXBhbnRzGAQgAygLMiUuY3VtdWxvLmxpZmVjeWNsZS52MS5QdXJnZVBhcnRpY2lwYW50Eg0KBXN0dWNrGAUgASgIIkAKEkxpc3RQdXJnZXNSZXNwb25zZRIqCgZwdXJnZXMYASADKAsyGi5jdW11bG8ubGlmZWN5Y2xlLnYxLlB1cmdlKpgBCgxBY2NvdW50U3RhdGUSHQoZQUNDT1VOVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEFDQ09VTlRfU1RBVEVfQUNUSVZFEAESGAoUQUNDT1VOVF9TVEFURV9GUk9aRU4QAhIaChZBQ0NPVU5UX1NUQVRFX0RFTEVUSU5HEAMSGQoVQUNDT1VOVF9TVEFURV9ERUxFVEVEEAQy+QQKEExpZmVjeWNsZVNlcnZpY2UShwEKD0dldEFjY291bnRTdGF0ZRIrLmN1bXVsby5saWZlY3ljbGUudjEuR2V0QWNjb3VudFN0YXRlUmVxdWVzdBosLmN1bXVsby5saWZlY3ljbGUudjEuR2V0QWNjb3VudFN0YXRlUmVzcG9uc2UiGYLT5JMCExIRL3YxL2FjY291bnQvc3RhdGUSgAEKClJlYWN0aXZhdGUSJi5jdW11bG8ubGlmZWN5Y2xlLnYxLlJlYWN0aXZhdGVSZXF1ZXN0GicuY3VtdWxvLmxpZmVjeWNsZS52MS5SZWFjdGl2YXRlUmVzcG9uc2UiIYLT5JMCGyIWL3YxL2FjY291bnQ6cmVhY3RpdmF0ZToBKhK0AQoXSW5zcGVjdFJlYWN0aXZhdGlvbkxpbmsSMy5jdW11bG8ubGlmZWN5Y2xlLnYxLkluc3BlY3RSZWFjdGl2YXRpb25MaW5rUmVxdWVzdBo0LmN1bXVsby5saWZlY3ljbGUudjEuSW5zcGVjdFJlYWN0aXZhdGlvbkxpbmtSZXNwb25zZSIugtPkkwIoIiMvdjEvYWNjb3VudDppbnNwZWN0UmVhY3RpdmF0aW9uTGluazoBKhKgAQoSUmVhY3RpdmF0ZVdpdGhMaW5rEi4uY3VtdWxvLmxpZmVjeWNsZS52MS5SZWFjdGl2YXRlV2l0aExpbmtSZXF1ZXN0Gi8uY3VtdWxvLmxpZmVjeWNsZS52MS5SZWFjdGl2YXRlV2l0aExpbmtSZXNwb25zZSIpgtPkkwIjIh4vdjEvYWNjb3VudDpyZWFjdGl2YXRlV2l0aExpbms6ASpiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CiNjdW11bG8vbGlmZWN5Y2xlL3YxL2xpZmVjeWNsZS5wcm90bxITY3VtdWxvLmxpZmVjeWNsZS52MSKMAQobU2VuZFZlcmlmaWNhdGlvbkNvZGVSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRITCgtkZXN0aW5hdGlvbhgDIAEoCRIMCgRjb2RlGAQgASgJEhUKDXZhbGlkX21pbnV0ZXMYBSABKAUSDgoGbG9jYWxlGAYgASgJIh4KHFNlbmRWZXJpZmljYXRpb25Db2RlUmVzcG9uc2Ui/AIKB0FjY291bnQSEgoKYWNjb3VudF9pZBgBIAEoCRIwCgVzdGF0ZRgCIAEoDjIhLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudFN0YXRlEjIKDmxhc3RfYWNjZXNzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglmcmVlemVfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZyb3plbl9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZGVsZXRlX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRoZWxkGAcgASgIEhMKC2hvbGRfcmVhc29uGAggASgJEi4KCmRlbGV0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2RlbGV0aW9uX3JlYXNvbhgKIAEoCSIYChZHZXRBY2NvdW50U3RhdGVSZXF1ZXN0IkgKF0dldEFjY291bnRTdGF0ZVJlc3BvbnNlEi0KB2FjY291bnQYASABKAsyHC5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnQiEwoRUmVhY3RpdmF0ZVJlcXVlc3QiQwoSUmVhY3RpdmF0ZVJlc3BvbnNlEi0KB2FjY291bnQYASABKAsyHC5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnQiLwoeSW5zcGVjdFJlYWN0aXZhdGlvbkxpbmtSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIoIBCh9JbnNwZWN0UmVhY3RpdmF0aW9uTGlua1Jlc3BvbnNlEjAKBXN0YXRlGAEgASgOMiEuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50U3RhdGUSLQoJZGVsZXRlX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIqChlSZWFjdGl2YXRlV2l0aExpbmtSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIk4KGlJlYWN0aXZhdGVXaXRoTGlua1Jlc3BvbnNlEjAKBXN0YXRlGAEgASgOMiEuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50U3RhdGUiKQoTRW5zdXJlQWN0aXZlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIkgKFEVuc3VyZUFjdGl2ZVJlc3BvbnNlEjAKBXN0YXRlGAEgASgOMiEuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50U3RhdGUiJwoRR2V0QWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSJqCgpUcmFuc2l0aW9uEhIKCmZyb21fc3RhdGUYASABKAkSEAoIdG9fc3RhdGUYAiABKAkSDgoGcmVhc29uGAMgASgJEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAQoGTm90aWNlEgwKBGtpbmQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRIOCgZzdGF0dXMYAyABKAkSEAoIYXR0ZW1wdHMYBCABKAUSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHc2VudF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAipwEKEkdldEFjY291bnRSZXNwb25zZRItCgdhY2NvdW50GAEgASgLMhwuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50EjQKC3RyYW5zaXRpb25zGAIgAygLMh8uY3VtdWxvLmxpZmVjeWNsZS52MS5UcmFuc2l0aW9uEiwKB25vdGljZXMYAyADKAsyGy5jdW11bG8ubGlmZWN5Y2xlLnYxLk5vdGljZSJuChNMaXN0QWNjb3VudHNSZXF1ZXN0EjAKBXN0YXRlGAEgASgOMiEuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50U3RhdGUSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiXwoUTGlzdEFjY291bnRzUmVzcG9uc2USLgoIYWNjb3VudHMYASADKAsyHC5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhIKEEdldFJlcG9ydFJlcXVlc3Qi9AEKEUdldFJlcG9ydFJlc3BvbnNlEg4KBmFjdGl2ZRgBIAEoAxIOCgZmcm96ZW4YAiABKAMSEAoIZGVsZXRpbmcYAyABKAMSDwoHZGVsZXRlZBgEIAEoAxIMCgRoZWxkGAUgASgDEhsKE2ZyZWV6ZXNfbmV4dF83X2RheXMYBiABKAMSHAoUZnJlZXplc19uZXh0XzMwX2RheXMYByABKAMSHQoVZGVsZXRpb25zX25leHRfN19kYXlzGAggASgDEh4KFmRlbGV0aW9uc19uZXh0XzMwX2RheXMYCSABKAMSFAoMc3R1Y2tfcHVyZ2VzGAogASgDIlYKE1NldExlZ2FsSG9sZFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIMCgRoZWxkGAIgASgIEg4KBnJlYXNvbhgDIAEoCRINCgVhY3RvchgEIAEoCSJFChRTZXRMZWdhbEhvbGRSZXNwb25zZRItCgdhY2NvdW50GAEgASgLMhwuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50Ii4KDFN3ZWVwUmVxdWVzdBIPCgdkcnlfcnVuGAEgASgIEg0KBWxpbWl0GAIgASgFIl8KDVBsYW5uZWRBY3Rpb24SEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZhY3Rpb24YAiABKAkSKgoGZHVlX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJSCg1Td2VlcFJlc3BvbnNlEjMKB2FjdGlvbnMYASADKAsyIi5jdW11bG8ubGlmZWN5Y2xlLnYxLlBsYW5uZWRBY3Rpb24SDAoEZG9uZRgCIAEoBSInChFMaXN0UHVyZ2VzUmVxdWVzdBISCgpzdHVja19vbmx5GAEgASgIIrABChBQdXJnZVBhcnRpY2lwYW50Eg8KB3NlcnZpY2UYASABKAkSMAoMcmVxdWVzdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhdHRlbXB0cxgDIAEoBRIwCgxjb21wbGV0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWl0ZW1zX2RlbGV0ZWQYBSABKAMipwEKBVB1cmdlEhIKCmFjY291bnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEi4KCnN0YXJ0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKDHBhcnRpY2lwYW50cxgEIAMoCzIlLmN1bXVsby5saWZlY3ljbGUudjEuUHVyZ2VQYXJ0aWNpcGFudBINCgVzdHVjaxgFIAEoCCJAChJMaXN0UHVyZ2VzUmVzcG9uc2USKgoGcHVyZ2VzGAEgAygLMhouY3VtdWxvLmxpZmVjeWNsZS52MS5QdXJnZSqYAQoMQWNjb3VudFN0YXRlEh0KGUFDQ09VTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRBQ0NPVU5UX1NUQVRFX0FDVElWRRABEhgKFEFDQ09VTlRfU1RBVEVfRlJPWkVOEAISGgoWQUNDT1VOVF9TVEFURV9ERUxFVElORxADEhkKFUFDQ09VTlRfU1RBVEVfREVMRVRFRBAEMvkEChBMaWZlY3ljbGVTZXJ2aWNlEocBCg9HZXRBY2NvdW50U3RhdGUSKy5jdW11bG8ubGlmZWN5Y2xlLnYxLkdldEFjY291bnRTdGF0ZVJlcXVlc3QaLC5jdW11bG8ubGlmZWN5Y2xlLnYxLkdldEFjY291bnRTdGF0ZVJlc3BvbnNlIhmC0+STAhMSES92MS9hY2NvdW50L3N0YXRlEoABCgpSZWFjdGl2YXRlEiYuY3VtdWxvLmxpZmVjeWNsZS52MS5SZWFjdGl2YXRlUmVxdWVzdBonLmN1bXVsby5saWZlY3ljbGUudjEuUmVhY3RpdmF0ZVJlc3BvbnNlIiGC0+STAhsiFi92MS9hY2NvdW50OnJlYWN0aXZhdGU6ASoStAEKF0luc3BlY3RSZWFjdGl2YXRpb25MaW5rEjMuY3VtdWxvLmxpZmVjeWNsZS52MS5JbnNwZWN0UmVhY3RpdmF0aW9uTGlua1JlcXVlc3QaNC5jdW11bG8ubGlmZWN5Y2xlLnYxLkluc3BlY3RSZWFjdGl2YXRpb25MaW5rUmVzcG9uc2UiLoLT5JMCKCIjL3YxL2FjY291bnQ6aW5zcGVjdFJlYWN0aXZhdGlvbkxpbms6ASoSoAEKElJlYWN0aXZhdGVXaXRoTGluaxIuLmN1bXVsby5saWZlY3ljbGUudjEuUmVhY3RpdmF0ZVdpdGhMaW5rUmVxdWVzdBovLmN1bXVsby5saWZlY3ljbGUudjEuUmVhY3RpdmF0ZVdpdGhMaW5rUmVzcG9uc2UiKYLT5JMCIyIeL3YxL2FjY291bnQ6cmVhY3RpdmF0ZVdpdGhMaW5rOgEqYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message cumulo.lifecycle.v1.SendVerificationCodeRequest
+ */
+export type SendVerificationCodeRequest = Message<"cumulo.lifecycle.v1.SendVerificationCodeRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: string channel = 2;
+   */
+  channel: string;
+
+  /**
+   * @generated from field: string destination = 3;
+   */
+  destination: string;
+
+  /**
+   * @generated from field: string code = 4;
+   */
+  code: string;
+
+  /**
+   * @generated from field: int32 valid_minutes = 5;
+   */
+  validMinutes: number;
+
+  /**
+   * @generated from field: string locale = 6;
+   */
+  locale: string;
+};
+
+/**
+ * Describes the message cumulo.lifecycle.v1.SendVerificationCodeRequest.
+ * Use `create(SendVerificationCodeRequestSchema)` to create a new message.
+ */
+export const SendVerificationCodeRequestSchema: GenMessage<SendVerificationCodeRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 0);
+
+/**
+ * @generated from message cumulo.lifecycle.v1.SendVerificationCodeResponse
+ */
+export type SendVerificationCodeResponse = Message<"cumulo.lifecycle.v1.SendVerificationCodeResponse"> & {
+};
+
+/**
+ * Describes the message cumulo.lifecycle.v1.SendVerificationCodeResponse.
+ * Use `create(SendVerificationCodeResponseSchema)` to create a new message.
+ */
+export const SendVerificationCodeResponseSchema: GenMessage<SendVerificationCodeResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 1);
 
 /**
  * @generated from message cumulo.lifecycle.v1.Account
@@ -75,7 +130,7 @@ export type Account = Message<"cumulo.lifecycle.v1.Account"> & {
  * Use `create(AccountSchema)` to create a new message.
  */
 export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 0);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 2);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetAccountStateRequest
@@ -88,7 +143,7 @@ export type GetAccountStateRequest = Message<"cumulo.lifecycle.v1.GetAccountStat
  * Use `create(GetAccountStateRequestSchema)` to create a new message.
  */
 export const GetAccountStateRequestSchema: GenMessage<GetAccountStateRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 1);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 3);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetAccountStateResponse
@@ -105,7 +160,7 @@ export type GetAccountStateResponse = Message<"cumulo.lifecycle.v1.GetAccountSta
  * Use `create(GetAccountStateResponseSchema)` to create a new message.
  */
 export const GetAccountStateResponseSchema: GenMessage<GetAccountStateResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 2);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 4);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ReactivateRequest
@@ -118,7 +173,7 @@ export type ReactivateRequest = Message<"cumulo.lifecycle.v1.ReactivateRequest">
  * Use `create(ReactivateRequestSchema)` to create a new message.
  */
 export const ReactivateRequestSchema: GenMessage<ReactivateRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 3);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 5);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ReactivateResponse
@@ -135,7 +190,7 @@ export type ReactivateResponse = Message<"cumulo.lifecycle.v1.ReactivateResponse
  * Use `create(ReactivateResponseSchema)` to create a new message.
  */
 export const ReactivateResponseSchema: GenMessage<ReactivateResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 4);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 6);
 
 /**
  * @generated from message cumulo.lifecycle.v1.InspectReactivationLinkRequest
@@ -152,7 +207,7 @@ export type InspectReactivationLinkRequest = Message<"cumulo.lifecycle.v1.Inspec
  * Use `create(InspectReactivationLinkRequestSchema)` to create a new message.
  */
 export const InspectReactivationLinkRequestSchema: GenMessage<InspectReactivationLinkRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 5);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 7);
 
 /**
  * @generated from message cumulo.lifecycle.v1.InspectReactivationLinkResponse
@@ -174,7 +229,7 @@ export type InspectReactivationLinkResponse = Message<"cumulo.lifecycle.v1.Inspe
  * Use `create(InspectReactivationLinkResponseSchema)` to create a new message.
  */
 export const InspectReactivationLinkResponseSchema: GenMessage<InspectReactivationLinkResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 6);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 8);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ReactivateWithLinkRequest
@@ -191,7 +246,7 @@ export type ReactivateWithLinkRequest = Message<"cumulo.lifecycle.v1.ReactivateW
  * Use `create(ReactivateWithLinkRequestSchema)` to create a new message.
  */
 export const ReactivateWithLinkRequestSchema: GenMessage<ReactivateWithLinkRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 7);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 9);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ReactivateWithLinkResponse
@@ -208,7 +263,7 @@ export type ReactivateWithLinkResponse = Message<"cumulo.lifecycle.v1.Reactivate
  * Use `create(ReactivateWithLinkResponseSchema)` to create a new message.
  */
 export const ReactivateWithLinkResponseSchema: GenMessage<ReactivateWithLinkResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 8);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 10);
 
 /**
  * @generated from message cumulo.lifecycle.v1.EnsureActiveRequest
@@ -225,7 +280,7 @@ export type EnsureActiveRequest = Message<"cumulo.lifecycle.v1.EnsureActiveReque
  * Use `create(EnsureActiveRequestSchema)` to create a new message.
  */
 export const EnsureActiveRequestSchema: GenMessage<EnsureActiveRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 9);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 11);
 
 /**
  * @generated from message cumulo.lifecycle.v1.EnsureActiveResponse
@@ -242,7 +297,7 @@ export type EnsureActiveResponse = Message<"cumulo.lifecycle.v1.EnsureActiveResp
  * Use `create(EnsureActiveResponseSchema)` to create a new message.
  */
 export const EnsureActiveResponseSchema: GenMessage<EnsureActiveResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 10);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 12);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetAccountRequest
@@ -259,7 +314,7 @@ export type GetAccountRequest = Message<"cumulo.lifecycle.v1.GetAccountRequest">
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 11);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 13);
 
 /**
  * @generated from message cumulo.lifecycle.v1.Transition
@@ -291,7 +346,7 @@ export type Transition = Message<"cumulo.lifecycle.v1.Transition"> & {
  * Use `create(TransitionSchema)` to create a new message.
  */
 export const TransitionSchema: GenMessage<Transition> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 12);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 14);
 
 /**
  * @generated from message cumulo.lifecycle.v1.Notice
@@ -333,7 +388,7 @@ export type Notice = Message<"cumulo.lifecycle.v1.Notice"> & {
  * Use `create(NoticeSchema)` to create a new message.
  */
 export const NoticeSchema: GenMessage<Notice> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 13);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 15);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetAccountResponse
@@ -360,7 +415,7 @@ export type GetAccountResponse = Message<"cumulo.lifecycle.v1.GetAccountResponse
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 14);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 16);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ListAccountsRequest
@@ -387,7 +442,7 @@ export type ListAccountsRequest = Message<"cumulo.lifecycle.v1.ListAccountsReque
  * Use `create(ListAccountsRequestSchema)` to create a new message.
  */
 export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 15);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 17);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ListAccountsResponse
@@ -409,7 +464,7 @@ export type ListAccountsResponse = Message<"cumulo.lifecycle.v1.ListAccountsResp
  * Use `create(ListAccountsResponseSchema)` to create a new message.
  */
 export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 16);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 18);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetReportRequest
@@ -422,7 +477,7 @@ export type GetReportRequest = Message<"cumulo.lifecycle.v1.GetReportRequest"> &
  * Use `create(GetReportRequestSchema)` to create a new message.
  */
 export const GetReportRequestSchema: GenMessage<GetReportRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 17);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 19);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetReportResponse
@@ -484,7 +539,7 @@ export type GetReportResponse = Message<"cumulo.lifecycle.v1.GetReportResponse">
  * Use `create(GetReportResponseSchema)` to create a new message.
  */
 export const GetReportResponseSchema: GenMessage<GetReportResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 18);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 20);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SetLegalHoldRequest
@@ -516,7 +571,7 @@ export type SetLegalHoldRequest = Message<"cumulo.lifecycle.v1.SetLegalHoldReque
  * Use `create(SetLegalHoldRequestSchema)` to create a new message.
  */
 export const SetLegalHoldRequestSchema: GenMessage<SetLegalHoldRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 19);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 21);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SetLegalHoldResponse
@@ -533,7 +588,7 @@ export type SetLegalHoldResponse = Message<"cumulo.lifecycle.v1.SetLegalHoldResp
  * Use `create(SetLegalHoldResponseSchema)` to create a new message.
  */
 export const SetLegalHoldResponseSchema: GenMessage<SetLegalHoldResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 20);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 22);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SweepRequest
@@ -555,7 +610,7 @@ export type SweepRequest = Message<"cumulo.lifecycle.v1.SweepRequest"> & {
  * Use `create(SweepRequestSchema)` to create a new message.
  */
 export const SweepRequestSchema: GenMessage<SweepRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 21);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 23);
 
 /**
  * @generated from message cumulo.lifecycle.v1.PlannedAction
@@ -582,7 +637,7 @@ export type PlannedAction = Message<"cumulo.lifecycle.v1.PlannedAction"> & {
  * Use `create(PlannedActionSchema)` to create a new message.
  */
 export const PlannedActionSchema: GenMessage<PlannedAction> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 22);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 24);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SweepResponse
@@ -604,7 +659,7 @@ export type SweepResponse = Message<"cumulo.lifecycle.v1.SweepResponse"> & {
  * Use `create(SweepResponseSchema)` to create a new message.
  */
 export const SweepResponseSchema: GenMessage<SweepResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 23);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 25);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ListPurgesRequest
@@ -621,7 +676,7 @@ export type ListPurgesRequest = Message<"cumulo.lifecycle.v1.ListPurgesRequest">
  * Use `create(ListPurgesRequestSchema)` to create a new message.
  */
 export const ListPurgesRequestSchema: GenMessage<ListPurgesRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 24);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 26);
 
 /**
  * @generated from message cumulo.lifecycle.v1.PurgeParticipant
@@ -658,7 +713,7 @@ export type PurgeParticipant = Message<"cumulo.lifecycle.v1.PurgeParticipant"> &
  * Use `create(PurgeParticipantSchema)` to create a new message.
  */
 export const PurgeParticipantSchema: GenMessage<PurgeParticipant> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 25);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 27);
 
 /**
  * @generated from message cumulo.lifecycle.v1.Purge
@@ -695,7 +750,7 @@ export type Purge = Message<"cumulo.lifecycle.v1.Purge"> & {
  * Use `create(PurgeSchema)` to create a new message.
  */
 export const PurgeSchema: GenMessage<Purge> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 26);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 28);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ListPurgesResponse
@@ -712,7 +767,7 @@ export type ListPurgesResponse = Message<"cumulo.lifecycle.v1.ListPurgesResponse
  * Use `create(ListPurgesResponseSchema)` to create a new message.
  */
 export const ListPurgesResponseSchema: GenMessage<ListPurgesResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 27);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 29);
 
 /**
  * @generated from enum cumulo.lifecycle.v1.AccountState
