@@ -10,7 +10,7 @@ import { Files } from "./pages/files";
 import { Reactivate } from "./pages/reactivate";
 import { SharedLink } from "./pages/link";
 import { Shares } from "./pages/shares";
-import { AccountPage } from "./pages/account";
+import { AccountPage, VerifyReminder } from "./pages/account";
 import { Trash } from "./pages/trash";
 import { Devices } from "./pages/devices";
 import { MyCases, Queue } from "./pages/moderation";
@@ -73,7 +73,10 @@ export function App() {
           {signedIn && <SignOut />}
         </div>
       </header>
-      <main id="main">{page}</main>
+      <main id="main">
+        <VerifyReminder />
+        {page}
+      </main>
     </div>
   );
 }

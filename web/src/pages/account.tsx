@@ -10,7 +10,76 @@ import { AccountState, type Account as LifecycleAccount } from "../gen/cumulo/li
 import { bytes, lang, t, when } from "../i18n";
 import { navigate } from "../router";
 import { session as browserSession } from "../session";
+import { signal, use } from "../state";
 import { Alert, Field, useCalls } from "./form";
+
+/** Whether no contact of the signed-in account is verified (no notice reaches its owner):
+ * the banner every page shows says so, and goes once one is. */
+export const contactsUnverified = signal(false);
+
+/** The reminder on every page while no contact is verified (fetched at sign-in). */
+export function VerifyReminder() {
+  const unverified = use(contactsUnverified);
+  const signedIn = use(browserSession.state);
+  useEffect(() => {
+    if (!signedIn) return;
+    auth.getAccount({}).then(
+      (mine) => contactsUnverified.set(!!mine.account && !(mine.account.emailVerified || mine.account.phoneVerified)),
+      () => undefined,
+    );
+  }, [signedIn]);
+  if (!signedIn || !unverified) return null;
+  return (
+    <p class="alert verify-banner">
+      {t("verifyBanner")} <a href="/account">{t("verifyNow")}</a>
+    </p>
+  );
+}
+
+/** One contact: verified, or a code to send and enter. */
+function Contact(props: { channel: "email" | "phone"; value: string; verified: boolean; onVerified: () => void }) {
+  const { problem, run } = useCalls();
+  const [sentTo, setSentTo] = useState("");
+  const label = props.channel === "email" ? t("email") : t("phone");
+  if (props.verified) {
+    return (
+      <li>
+        {label}: {props.value} <span class="verified">✓ {t("verified")}</span>
+      </li>
+    );
+  }
+  return (
+    <li>
+      {label}: {props.value} <span class="unverified">{t("notVerified")}</span>{" "}
+      <button
+        type="button"
+        onClick={() => run(async () => setSentTo((await auth.sendVerificationCode({ channel: props.channel })).sentTo))}
+      >
+        {sentTo ? t("sendAgain") : t("sendCode")}
+      </button>
+      {sentTo && (
+        <form
+          class="inline"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const code = String(new FormData(e.currentTarget as HTMLFormElement).get("code"));
+            void run(async () => {
+              await auth.verifyContact({ channel: props.channel, code });
+              props.onVerified();
+            });
+          }}
+        >
+          <span role="status">{t("codeSent", { to: sentTo })}</span>
+          <Field id={`${props.channel}-code`} label={t("code")} error={problem?.fields.code}>
+            <input id={`${props.channel}-code`} name="code" inputMode="numeric" autocomplete="one-time-code" required />
+          </Field>
+          <button type="submit">{t("verify")}</button>
+        </form>
+      )}
+      {!problem?.fields.code && <Alert problem={problem} />}
+    </li>
+  );
+}
 
 export function AccountPage() {
   const [account, setAccount] = useState<Account | null>(null);
@@ -23,6 +92,7 @@ export function AccountPage() {
   const load = useCallback(async () => {
     const mine = await auth.getAccount({});
     setAccount(mine.account ?? null);
+    contactsUnverified.set(!!mine.account && !(mine.account.emailVerified || mine.account.phoneVerified));
     setCurrentTerms(mine.currentTermsVersion);
     setState((await lifecycle.getAccountState({})).account ?? null);
     setSessions((await auth.listSessions({})).sessions);
@@ -77,17 +147,35 @@ export function AccountPage() {
       </ul>
 
       <h2>{t("contacts")}</h2>
+      <ul class="plain contacts">
+        {account.email && <Contact channel="email" value={account.email} verified={account.emailVerified} onVerified={() => act(load, t("contactVerified"))} />}
+        {account.phone && <Contact channel="phone" value={account.phone} verified={account.phoneVerified} onVerified={() => act(load, t("contactVerified"))} />}
+      </ul>
       <form
-        class="inline"
         onSubmit={(e) => {
           e.preventDefault();
-          const form = new FormData(e.currentTarget as HTMLFormElement);
+          const element = e.currentTarget as HTMLFormElement;
+          const form = new FormData(element);
+          const email = String(form.get("email") ?? "");
           const phone = String(form.get("phone") ?? "");
-          void act(() => auth.updateContacts({ phone, updateMask: ["phone"] }), t("saved"));
+          const updateMask = [email !== account.email ? "email" : "", phone !== account.phone ? "phone" : ""].filter(Boolean);
+          void act(async () => {
+            // A contact changes only with the password entered now: a session left open is not enough.
+            const confirmed = await auth.confirmPassword({ password: String(form.get("password")) });
+            browserSession.replaceAccess(confirmed.accessToken, confirmed.accessTokenExpiresAt);
+            if (updateMask.length) await auth.updateContacts({ email, phone, updateMask });
+            (element.querySelector("#contact-password") as HTMLInputElement).value = "";
+          }, t("contactsSaved"));
         }}
       >
+        <Field id="email" label={t("email")} error={problem?.fields.email}>
+          <input id="email" name="email" type="email" autocomplete="email" defaultValue={account.email} />
+        </Field>
         <Field id="phone" label={t("phone")} error={problem?.fields.phone}>
-          <input id="phone" name="phone" type="tel" autocomplete="tel" value={account.phone} />
+          <input id="phone" name="phone" type="tel" autocomplete="tel" defaultValue={account.phone} />
+        </Field>
+        <Field id="contact-password" label={t("passwordToChange")} error={problem?.fields.password}>
+          <input id="contact-password" name="password" type="password" autocomplete="current-password" required />
         </Field>
         <button type="submit">{t("save")}</button>
       </form>
