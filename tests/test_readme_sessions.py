@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -23,12 +24,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLI = pathlib.Path(sys.prefix) / "bin" / "cumulo"
 
 
-async def _pasted(heading: str, gateway: str, client, mail, scratch: pathlib.Path) -> subprocess.CompletedProcess[str]:
+async def _pasted(heading: str, gateway: str, client, mail, scratch: pathlib.Path, *, uses_tmp: bool = True) -> subprocess.CompletedProcess[str]:
     (block,) = shell_blocks(heading)
-    for made_run_value in ("127.0.0.1:8080", "var/tls/ca.pem", "alice@example.com", ".venv/bin/cumulo", "/tmp/"):
+    for made_run_value in ("127.0.0.1:8080", "var/tls/ca.pem", "alice@example.com", ".venv/bin/cumulo", *(["/tmp/"] if uses_tmp else [])):
         assert made_run_value in block, made_run_value
     email = unique_email()
-    await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17))
+    await client.register(email=email, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale="en")
     await client.login(email, PASSWORD, device_name="alice's first device")
     await verify_email(client, mail, email)  # as alice did after her signup (the command-line session)
     script = (
@@ -36,6 +37,7 @@ async def _pasted(heading: str, gateway: str, client, mail, scratch: pathlib.Pat
         .replace("127.0.0.1:8080", gateway)
         .replace("var/tls/ca.pem", os.environ["CUMULO_CA"])
         .replace("var/identity", os.environ["CUMULO_IDENTITY_DIR"])
+        .replace("var/mail", str(mail.folder))
         .replace("alice@example.com", email)
         .replace(".venv/bin/cumulo", str(CLI))
     )
@@ -70,3 +72,15 @@ async def test_the_readme_find_my_device_session(gateway, client, mail, tmp_path
     for command in ("wipe", "lost_mode", "ring", "locate"):
         assert command in out, (command, out)
     assert "succeeded" in out, out
+
+
+@pytest.mark.timeout(300)
+async def test_the_readme_forgotten_password_session(gateway, client, mail, tmp_path):
+    done = await _pasted("### A forgotten password", gateway, client, mail, tmp_path, uses_tmp=False)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 0, (out, err)
+    assert "a code went there" in out and "password set; every session" in out, out
+    assert "the old password is gone" in out and "INVALID_CREDENTIALS" in err, (out, err)
+    assert out.count("logged in as") == 1, out  # the new password only
+    assert re.search(r"^account\s+[0-9a-f-]{36}$", out, re.M), out  # whoami, signed in again
+    assert "Traceback" not in err, err

@@ -15,8 +15,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from cumulo_devstack.testing import PASSWORD, eventually, unique_email, verify_email
-from cumulo_lifecycle.adapters.tables import accounts, notices
+from cumulo_devstack.testing import PASSWORD, eventually, lifecycle_has_contact, unique_email, verify_email
+from cumulo_lifecycle.adapters.tables import notices
 from cumulo_sdk import Cumulo
 
 NEW_SIGN_IN = "New sign-in to your cumulo account"
@@ -42,22 +42,11 @@ async def _naming(mail, address: str, device: str) -> list[str]:
     return naming(mail, address, device)
 
 
-async def lifecycle_knows(lifecycle, address: str) -> None:
-    """The lifecycle has the verified address (it asks auth after the verification's event):
-    the notices asked for from now on go there."""
-
-    async def known() -> bool:
-        async with lifecycle.app.db.read() as conn:
-            return (await conn.execute(sa.select(accounts.c.account_id).where(accounts.c.email == address))).first() is not None
-
-    await eventually(known, timeout=30, what=f"the lifecycle to have {address}")
-
-
 async def test_each_new_sign_in_is_told_to_the_owner_with_device_app_and_address(people, mail, lifecycle):
     # (The first sign-in came before the address was verified: whether its notice reaches the
     # address depends on which the lifecycle learns first. Each sign-in after has a name of its own.)
     person = await people.new("first phone")
-    await lifecycle_knows(lifecycle, person.email)
+    await lifecycle_has_contact(lifecycle, person.email)
     await people.login(person.email, "laptop")
     (text,) = await eventually(lambda: _naming(mail, person.email, "laptop"), timeout=30, what="the laptop's sign-in notice")
     assert "laptop (cumulo-cli)" in text and "cumulo sessions" in text, text
@@ -86,7 +75,7 @@ async def _verified_account(gateway: str, mail, lifecycle, locale: str) -> str:
         await client.register(email=address, password=PASSWORD, birth_date=dt.date(1990, 5, 17), locale=locale)
         await client.login(address, PASSWORD, device_name="first device")
         await verify_email(client, mail, address)
-    await lifecycle_knows(lifecycle, address)
+    await lifecycle_has_contact(lifecycle, address)
     return address
 
 
@@ -122,7 +111,7 @@ async def test_a_flood_of_shares_to_one_person_stops_reaching_their_inbox(people
     the recipient; every share still works (it is in their Shared with me)."""
     owner = await people.new("spammer")
     recipient = await people.new("recipient")
-    await lifecycle_knows(lifecycle, recipient.email)
+    await lifecycle_has_contact(lifecycle, recipient.email)
     folders = [await owner.client.files.mkdir("", f"flood {i}") for i in range(24)]
     for folder in folders:
         await owner.client.files.share_with(folder.node_id, recipient.email)

@@ -3,6 +3,7 @@
     cumulo signup --email you@example.com --birth-date 1990-05-17 --accept-terms
     cumulo login you@example.com
     cumulo whoami | sessions | logout
+    cumulo reset-password you@example.com [--code CODE]
     cumulo account state | reactivate | guardians | revoke-guardian
     cumulo account contacts | verify email [--code CODE] | set-contact phone +8613800138000
 
@@ -139,6 +140,41 @@ async def _verify(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _reset_password(client: Cumulo, args: argparse.Namespace) -> int:
+    if not args.code:
+        await client.start_password_reset(args.login)
+        print(
+            f"if {args.login} is a verified contact of an account, a code went there (good for 10 minutes); "
+            f"then: cumulo reset-password {args.login} --code CODE"
+        )
+        return 0
+    password = read_password("New password: ")
+    if at_terminal() and read_password("Repeat the password: ") != password:
+        fail("the passwords differ; nothing was changed")
+        return 2
+    await client.reset_password(args.login, args.code, password)
+    print("password set; every session of the account was signed out: log in again")
+    return 0
+
+
+MINOR_COLUMNS = [Column("ACCOUNT"), Column("LOGIN"), Column("IN YOUR CARE UNTIL")]
+
+
+async def _minors(client: Cumulo, args: argparse.Namespace) -> int:
+    minors = await client.minors()
+    return show_table(
+        args, "minors", minors, MINOR_COLUMNS, lambda m: [m.account_id, m.login, when(m.until)], empty="no minor is in your care"
+    )
+
+
+async def _set_minor_password(client: Cumulo, args: argparse.Namespace) -> int:
+    await client.confirm_password(read_password("Your password: "))
+    password = read_password("The minor's new password: ")
+    await client.set_minor_password(args.minor_account_id, password)
+    print("the minor's password is set; every session of theirs was signed out")
+    return 0
+
+
 async def _set_contact(client: Cumulo, args: argparse.Namespace) -> int:
     await client.confirm_password(read_password("Password: "))
     account = await client.update_contacts(**{args.channel: args.value})
@@ -264,6 +300,10 @@ def _account_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     revoke.add_argument("session_id", help="its id, as `cumulo sessions` shows it")
     revoke.set_defaults(run=_revoke)
     commands.add_parser("logout", help="end this session").set_defaults(run=_logout)
+    reset = commands.add_parser("reset-password", help="a forgotten password: a code to a verified contact, then a new password (no login needed)")
+    reset.add_argument("login", help="the account's verified e-mail address or phone number")
+    reset.add_argument("--code", help="the code that was sent; the new password is then asked for")
+    reset.set_defaults(run=_reset_password)
     account = commands.add_parser("account", help="your account's state: active, frozen, deleted").add_subparsers(
         dest="account_command", required=True, metavar="COMMAND"
     )
@@ -288,6 +328,14 @@ def _account_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     set_contact.add_argument("channel", choices=["email", "phone"], help="which contact: email or phone")
     set_contact.add_argument("value", help="the new address or number; \"\" removes it")
     set_contact.set_defaults(run=_set_contact)
+    minors = account.add_parser("minors", help="the minors in your care (accounts you created for them), until when")
+    add_json_flag(minors)
+    minors.set_defaults(run=_minors)
+    minor_password = account.add_parser(
+        "set-minor-password", help="a new password for a minor in your care (asks yours, then theirs, a line each)"
+    )
+    minor_password.add_argument("minor_account_id", help="the minor's account id, as `cumulo account minors` shows it")
+    minor_password.set_defaults(run=_set_minor_password)
     reactivate = account.add_parser("reactivate", help="bring a frozen account back")
     reactivate.add_argument("--link-token", help="the token from a notice's link (no login needed)")
     reactivate.set_defaults(run=_account_reactivate)

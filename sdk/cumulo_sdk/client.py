@@ -349,6 +349,15 @@ class Cumulo:
         request = auth_pb2.RevokeGuardianRequest(guardian_account_id=guardian_account_id)
         return (await self.call(self.auth.RevokeGuardian, request)).guardian
 
+    async def minors(self) -> list[auth_pb2.Minor]:
+        """The accounts in this guardian's care now, and until when."""
+        return list((await self.call(self.auth.ListMinors, auth_pb2.ListMinorsRequest())).minors)
+
+    async def set_minor_password(self, minor_account_id: str, new_password: str) -> None:
+        """A guardian's new password for a minor in their care (needs `confirm_password` lately)."""
+        request = auth_pb2.SetMinorPasswordRequest(minor_account_id=minor_account_id, new_password=new_password)
+        await self.call(self.auth.SetMinorPassword, request)
+
     # --- contacts: notices go only to those the owner verified ------------------------------
 
     async def update_contacts(self, *, email: str | None = None, phone: str | None = None) -> auth_pb2.Account:
@@ -364,6 +373,16 @@ class Cumulo:
 
     async def verify_contact(self, channel: str, code: str) -> auth_pb2.Account:
         return (await self.call(self.auth.VerifyContact, auth_pb2.VerifyContactRequest(channel=channel, code=code))).account
+
+    async def start_password_reset(self, login: str) -> None:
+        """A forgotten password: a code to `login` if it is a verified contact of an account (the
+        answer says nothing either way)."""
+        await self.call(self.auth.StartPasswordReset, auth_pb2.StartPasswordResetRequest(login=login), authenticated=False)
+
+    async def reset_password(self, login: str, code: str, new_password: str) -> None:
+        """The code and a new password: every session of the account ends (this client's too)."""
+        request = auth_pb2.ResetPasswordRequest(login=login, code=code, new_password=new_password)
+        await self.call(self.auth.ResetPassword, request, authenticated=False)
 
     # --- the account's lifecycle (freeze after a year unused, deletion 30 days later) -------
 

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from cumulo.auth.v1 import auth_pb2
 from cumulo_devstack.testing import PASSWORD, code_sent_to, unique_phone
 from cumulo_devstack.testing.cli import run_command
 from cumulo_sdk import Cumulo, TokenStore
@@ -178,3 +179,26 @@ async def test_contacts_are_verified_and_changed_from_the_command_line(gateway, 
     assert code == 0 and f"phone is now {phone}, not yet verified" in out, err
     code, out, err = await cumulo(gateway, tmp_path, "account", "contacts")
     assert "verified" in out.splitlines()[0] and "NOT verified" in out.splitlines()[1], out
+
+
+async def test_a_guardian_lists_their_minors_and_sets_one_a_password_from_the_command_line(gateway, tmp_path, email):
+    await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    await cumulo(gateway, tmp_path, "login", email, stdin=PASSWORD + "\n")
+    code, out, err = await cumulo(gateway, tmp_path, "account", "minors")
+    assert code == 0 and "no minor is in your care" in out, err
+    child = f"child-{uuid.uuid4().hex[:8]}@example.com"
+    async with Cumulo(gateway, store=TokenStore(tmp_path / "credentials.json")) as guardian:
+        born = dt.date.today().replace(year=dt.date.today().year - 10, day=1)
+        request = auth_pb2.CreateMinorAccountRequest(
+            email=child, password="purple monkey dishwasher", guardian_consent=True,
+            birth_date=auth_pb2.Date(year=born.year, month=born.month, day=born.day),
+        )
+        minor = (await guardian.call(guardian.auth.CreateMinorAccount, request)).account
+    code, out, err = await cumulo(gateway, tmp_path, "account", "minors")
+    assert code == 0 and minor.account_id in out and child in out, (out, err)
+    code, out, err = await cumulo(
+        gateway, tmp_path, "account", "set-minor-password", minor.account_id, stdin=f"{PASSWORD}\na new passphrase for the child\n"
+    )
+    assert code == 0 and "every session of theirs was signed out" in out, err
+    async with Cumulo(gateway) as child_client:
+        assert (await child_client.login(child, "a new passphrase for the child")).account_id == minor.account_id

@@ -21,7 +21,8 @@ modules cannot import each other; they import these instead). Import them from h
   conftest's `people` and `module_people` fixtures); `new_member`: one with a photo uploaded
   (`signed_up_member`: its client closed after a block); `verify_contact`, `verify_email`,
   `code_sent_to`: a contact verified through the real flow, the code read from the session's
-  mail or SMS catcher (the root conftest's `mail`, `sms`).
+  mail or SMS catcher (the root conftest's `mail`, `sms`); `lifecycle_has_contact`: the
+  lifecycle has a verified address (notices asked for from then on reach it).
 - methods: `invoke`, `call_in_shape`: any method (unary or streaming) by its descriptor or
   path, with the metadata of the test's choosing (`with_client_id`).
 - gates: `gate_cases`, `assert_gated`: the test each service keeps that every method of its
@@ -41,6 +42,7 @@ from cumulo_devstack.testing.accounts import (
     People,
     Person,
     code_sent_to,
+    lifecycle_has_contact,
     new_member,
     signed_up_member,
     verify_contact,
@@ -77,6 +79,7 @@ from cumulo_devstack.testing.waiting import eventually
 
 __all__ = [
     "code_sent_to",
+    "lifecycle_has_contact",
     "verify_contact",
     "verify_email",
     "AllowedCaller",

@@ -11,6 +11,7 @@ import pathlib
 import re
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_devstack.servers import MailCatcher, SmsCatcher
@@ -22,28 +23,29 @@ from cumulo_sdk import Cumulo
 from cumulo_sdk.client import TokenStore
 
 PASSWORD = "correct horse battery staple"
-CODE = re.compile(r"\b(\d{6})\b")
-# The verification message's subject, in each language (the lifecycle's texts).
+CODE = re.compile(r"\b(\d{8}|\d{6})\b")
+# The subjects of the messages with a code, in each language (the lifecycle's texts): to verify
+# a contact, and to reset a password.
 CODE_SUBJECTS = ("Your cumulo verification code", "您的 cumulo 验证码")
+RESET_SUBJECTS = ("Your cumulo password reset code", "您的 cumulo 密码重置验证码")
 
 
-def _is_code(subject: str) -> bool:
-    return any(words in subject for words in CODE_SUBJECTS)
-
-
-def _codes(catcher: MailCatcher | SmsCatcher, destination: str) -> list[str]:
-    """The texts of the verification codes sent to `destination`, oldest first."""
+def _codes(catcher: MailCatcher | SmsCatcher, destination: str, subjects: tuple[str, ...] = CODE_SUBJECTS) -> list[str]:
+    """The texts of the messages with a code (of those `subjects`) sent to `destination`, oldest first."""
     if isinstance(catcher, MailCatcher):
-        return [m.get_content() for m in catcher.messages() if m["To"] == destination and _is_code(str(m["Subject"]))]
-    return [m["text"] for m in catcher.messages() if m["to"] == destination and _is_code(m["text"].split("\n", 1)[0])]
+        return [m.get_content() for m in catcher.messages() if m["To"] == destination and str(m["Subject"]) in subjects]
+    return [m["text"] for m in catcher.messages() if m["to"] == destination and m["text"].split("\n", 1)[0] in subjects]
 
 
-async def code_sent_to(catcher: MailCatcher | SmsCatcher, destination: str, *, after: int = 0) -> str:
+async def code_sent_to(
+    catcher: MailCatcher | SmsCatcher, destination: str, *, after: int = 0, subjects: tuple[str, ...] = CODE_SUBJECTS
+) -> str:
     """The code of the latest verification message to `destination` (an address the session's
-    mail catcher receives for, or a number its SMS catcher does), once there are more than `after`."""
+    mail catcher receives for, or a number its SMS catcher does), once there are more than
+    `after`; `subjects=RESET_SUBJECTS` for a password reset's."""
 
     async def arrived() -> str:
-        texts = _codes(catcher, destination)
+        texts = _codes(catcher, destination, subjects)
         found = CODE.search(texts[-1]) if len(texts) > after else None
         return found.group(1) if found else ""
 
@@ -59,6 +61,20 @@ async def verify_contact(client: Cumulo, catcher: MailCatcher | SmsCatcher, chan
 
 async def verify_email(client: Cumulo, mail: MailCatcher, address: str) -> None:
     await verify_contact(client, mail, "email", address)
+
+
+async def lifecycle_has_contact(lifecycle: Any, address: str) -> None:
+    """Once the lifecycle has `address` (a verified e-mail address: it asks auth after the
+    verification's event): the notices asked for from then on go there."""
+    import sqlalchemy as sa
+
+    from cumulo_lifecycle.adapters.tables import accounts
+
+    async def known() -> bool:
+        async with lifecycle.app.db.read() as conn:
+            return (await conn.execute(sa.select(accounts.c.account_id).where(accounts.c.email == address))).first() is not None
+
+    await eventually(known, timeout=30, what=f"the lifecycle to have {address}")
 
 
 @dataclasses.dataclass

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
 from cumulo_auth.adapters import accounts as account_table
-from cumulo_auth.adapters.tables import accounts, contact_codes
+from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.config import AuthSettings
+from cumulo_auth.contacts import ContactCodes
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.accounts import refuse_unless_usable, view
 from cumulo_auth.sessions import Sessions
@@ -38,6 +39,7 @@ class AccountChanges:
         passwords: Passwords,
         throttle: LoginThrottle,
         sessions: Sessions,
+        codes: ContactCodes,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -45,6 +47,7 @@ class AccountChanges:
         self.passwords = passwords
         self.throttle = throttle
         self.sessions = sessions
+        self.codes = codes
 
     def _view(self, row: Any) -> dict[str, Any]:
         return view(row, now=self.clock.now(), time_zone=self.settings.time_zone)
@@ -84,11 +87,7 @@ class AccountChanges:
                         .where(accounts.c.account_id == account_id)
                         .values(**{f: changes[f] for f in changed}, **{f"{f}_verified_at": None for f in changed}, updated_at=self.clock.now())
                     )
-                    await uow.execute(
-                        sa.update(contact_codes)
-                        .where(contact_codes.c.account_id == account_id, contact_codes.c.channel.in_(changed))
-                        .values(code_digest=None)
-                    )
+                    await self.codes.void(uow, account_id, changed)
                     self.sessions.live.forget_after_commit(uow, account_id)
                 except IntegrityError as exc:
                     # Another account claimed the same contact between our check and this write.

@@ -20,12 +20,13 @@ from cumulo_auth.api.public import ANONYMOUS_METHODS, OWN_SESSION_CHECKS, AuthSe
 from cumulo_auth.api.public import SERVICE as PUBLIC_SERVICE
 from cumulo_auth.client_apps import ClientApps
 from cumulo_auth.config import DEVELOPMENT_CLIENTS, AuthSettings
-from cumulo_auth.contacts import ContactVerification
+from cumulo_auth.contacts import ContactCodes, ContactVerification
 from cumulo_auth.guardians import Guardians
 from cumulo_auth.issuing import TokenIssuer
 from cumulo_auth.live_sessions import LiveSessions
 from cumulo_auth.login import Login
 from cumulo_auth.purge import AccountPurge
+from cumulo_auth.recovery import PasswordResets
 from cumulo_auth.registration import Registration
 from cumulo_auth.sessions import Sessions
 from cumulo_auth.throttling import LoginThrottle
@@ -85,6 +86,11 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
     throttle = LoginThrottle(db=db, clock=clock, settings=settings)
     issuer = TokenIssuer(keys=keys, clock=clock, settings=settings)
     live = LiveSessions(db, clock)
+    codes = ContactCodes(settings, clock)
+    send_code = remote_code_sender(base.remote("lifecycle", lifecycle_pb2_grpc.LifecycleInternalServiceStub))
+    resets = PasswordResets(
+        db=db, clock=clock, settings=settings, codes=codes, passwords=passwords, password_checks=password_checks, send=send_code, live=live
+    )
     sessions = Sessions(
         db=db, clock=clock, settings=settings, issuer=issuer, states=states, throttle=throttle, passwords=passwords, live=live
     )
@@ -103,12 +109,10 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
             states=states,
         ),
         sessions=sessions,
-        changes=AccountChanges(db=db, clock=clock, settings=settings, passwords=passwords, throttle=throttle, sessions=sessions),
-        guardians=Guardians(db=db, clock=clock, settings=settings, live=live),
-        contacts=ContactVerification(
-            db=db, clock=clock, settings=settings, live=live,
-            send=remote_code_sender(base.remote("lifecycle", lifecycle_pb2_grpc.LifecycleInternalServiceStub)),
-        ),
+        changes=AccountChanges(db=db, clock=clock, settings=settings, passwords=passwords, throttle=throttle, sessions=sessions, codes=codes),
+        guardians=Guardians(db=db, clock=clock, settings=settings, live=live, passwords=passwords),
+        contacts=ContactVerification(db=db, clock=clock, settings=settings, codes=codes, send=send_code, live=live),
+        resets=resets,
     )
     internal = AuthInternalService(keys=keys, client_apps=client_apps, admin=Admin(db=db, clock=clock, time_zone=settings.time_zone, live=live))
     throttle_cleanup = jobs.ThrottleCleanup(db=db, clock=clock, forget_after=settings.throttle_forget_after)
@@ -128,7 +132,7 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         ],
         interceptor=interceptor,
         jobs=[*jobs.jobs(throttle_cleanup, keys, live), *consumers.consumers(base, purge)],
-        cleanups=[closer(passwords.close)],
+        cleanups=[resets.close, closer(passwords.close)],
     )
     return AuthApp(
         settings=settings,

@@ -16,14 +16,17 @@ from cumulo.events.v1 import events_pb2
 from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.config import AuthSettings
+from cumulo_auth.domain import rules
 from cumulo_auth.live_sessions import LiveSessions
+from cumulo_auth.recovery import password_set_by_another_way
 from cumulo_platform import ages
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import NotFound, PermissionDenied, parse_id
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.logging import get_logger
-from cumulo_platform.tokens import Principal
+from cumulo_platform.passwords import Passwords
+from cumulo_platform.tokens import Principal, require_recent_password
 
 log = get_logger(__name__)
 
@@ -55,12 +58,57 @@ def created_event_until(born: dt.date, settings: AuthSettings) -> Any:
     return timestamp(ages.comes_of_age(born, settings.time_zone))
 
 
+@dataclasses.dataclass(frozen=True)
+class MinorInCare:
+    account_id: uuid.UUID
+    login: str
+    until: dt.datetime
+
+
 class Guardians:
-    def __init__(self, *, db: Database, clock: Clock, settings: AuthSettings, live: LiveSessions) -> None:
+    def __init__(self, *, db: Database, clock: Clock, settings: AuthSettings, live: LiveSessions, passwords: Passwords) -> None:
         self.live = live
         self.db = db
         self.clock = clock
         self.settings = settings
+        self.passwords = passwords
+
+    async def minors(self, principal: Principal) -> list[MinorInCare]:
+        """The accounts in the caller's care now (the link neither revoked nor past the 18th birthday)."""
+        me = uuid.UUID(principal.account_id)
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(accounts).where(accounts.c.guardian_account_id == me, accounts.c.status != "deleted").order_by(accounts.c.created_at)
+                )
+            ).all()
+        links = [(row, link_of(row, None, now=now, settings=self.settings)) for row in rows]
+        return [MinorInCare(row.account_id, row.email or row.phone or "", link.until) for row, link in links if link.active]
+
+    async def set_minor_password(self, principal: Principal, minor_account_id: str, new_password: str, *, address: str) -> None:
+        """A guardian's new password for a minor in their care: the minor's sessions end and
+        the minor is told. NOT_FOUND for any other account (whether it exists is nobody's business)."""
+        require_recent_password(
+            principal, now=self.clock.now(), within=self.settings.contact_change_password_window, action="setting a minor's password"
+        )
+        me = uuid.UUID(principal.account_id)
+        minor = parse_id(minor_account_id, "minor_account_id", "an account id (UUID)")
+        in_care = {m.account_id: m for m in await self.minors(principal)}
+        if minor not in in_care:
+            raise NotFound("no minor in your care has this account id", reason="MINOR_NOT_FOUND")
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(accounts.c.email, accounts.c.phone).where(accounts.c.account_id == minor))).one()
+        normalized = rules.check_password(new_password, field="new_password", contacts=(row.email or "", row.phone or ""))
+        new_hash = await self.passwords.hash(normalized)
+        now = self.clock.now()
+        async with self.db.unit_of_work() as uow:
+            current = await account_table.load(uow, minor, lock=True)
+            if current.guardian_account_id != me or not link_of(current, None, now=now, settings=self.settings).active or current.status == "deleted":
+                raise NotFound("no minor in your care has this account id", reason="MINOR_NOT_FOUND")  # ended meanwhile
+            await password_set_by_another_way(uow, self.live, minor, new_hash, now=now, address=address)
+            await uow.commit()
+        log.info("minor_password_set", account_id=str(minor), guardian_account_id=str(me))
 
     async def list(self, principal: Principal) -> list[GuardianLink]:
         me = uuid.UUID(principal.account_id)

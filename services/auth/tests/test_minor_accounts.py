@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from cumulo.auth.v1 import auth_pb2
-from cumulo_devstack.testing import call, expect_error, unique_email
+from cumulo_devstack.testing import PASSWORD, call, expect_error, unique_email
 
 CHILD_PASSWORD = "purple monkey dishwasher"
 TERMS = "2026-11"
@@ -159,3 +159,60 @@ async def test_minor_who_turns_18_is_no_longer_treated_as_a_minor(direct, guardi
     grown_up = await accounts.login_call(direct, email, CHILD_PASSWORD)
     assert grown_up.account.account_id == created.account_id
     assert claims(grown_up.tokens.access_token)["minor"] is False
+
+
+# --- a guardian's minors, and their passwords -----------------------------------------------------
+
+
+async def test_a_guardian_lists_their_minors_and_sets_a_forgotten_password(direct, accounts, child_birth_date, clock):
+    guardian = await accounts.new_member(direct)
+    email = unique_email()
+    child = (await create_minor(direct, guardian, email=email, birth_date=child_birth_date)).account
+    listed = await call(direct, direct.auth.ListMinors, auth_pb2.ListMinorsRequest(), guardian.access_token)
+    assert [(m.account_id, m.login) for m in listed.minors] == [(child.account_id, email)]
+    assert listed.minors[0].until.ToDatetime(dt.UTC).date() > today_in_shanghai_of(clock)
+    session = await accounts.login_call(direct, email, CHILD_PASSWORD)
+    new = "a new passphrase for the child"
+    request = auth_pb2.SetMinorPasswordRequest(minor_account_id=child.account_id, new_password=new)
+    # The guardian's own password, entered lately: a session left open is not enough.
+    clock.advance(dt.timedelta(minutes=11))
+    await expect_error(
+        call(direct, direct.auth.SetMinorPassword, request, guardian.access_token), grpc.StatusCode.FAILED_PRECONDITION,
+        reason="RECENT_PASSWORD_REQUIRED",
+    )
+    fresh = await accounts.login_call(direct, guardian.email, PASSWORD)
+    # A weak password is refused naming the field, the right one is set: the child's sessions end.
+    await expect_error(
+        call(direct, direct.auth.SetMinorPassword, auth_pb2.SetMinorPasswordRequest(minor_account_id=child.account_id, new_password=email),
+             fresh.tokens.access_token),
+        grpc.StatusCode.INVALID_ARGUMENT, field="new_password",
+    )
+    await call(direct, direct.auth.SetMinorPassword, request, fresh.tokens.access_token)
+    await expect_error(
+        call(direct, direct.auth.GetAccount, auth_pb2.GetAccountRequest(), session.tokens.access_token), grpc.StatusCode.UNAUTHENTICATED
+    )
+    assert (await accounts.login_call(direct, email, new)).account.account_id == child.account_id
+
+
+async def test_no_one_sets_the_password_of_an_account_not_in_their_care(direct, accounts, child_birth_date):
+    guardian, stranger = await accounts.new_member(direct), await accounts.new_member(direct)
+    email = unique_email()
+    child = (await create_minor(direct, guardian, email=email, birth_date=child_birth_date)).account
+    for target, caller in ((child.account_id, stranger), (stranger.account_id, guardian), (guardian.account_id, guardian)):
+        await expect_error(
+            call(direct, direct.auth.SetMinorPassword,
+                 auth_pb2.SetMinorPasswordRequest(minor_account_id=target, new_password="a new passphrase for the child"), caller.access_token),
+            grpc.StatusCode.NOT_FOUND, reason="MINOR_NOT_FOUND",
+        )
+    await expect_error(
+        call(direct, direct.auth.SetMinorPassword, auth_pb2.SetMinorPasswordRequest(minor_account_id="nope", new_password="x" * 20),
+             guardian.access_token),
+        grpc.StatusCode.INVALID_ARGUMENT, field="minor_account_id",
+    )
+    assert (await call(direct, direct.auth.ListMinors, auth_pb2.ListMinorsRequest(), stranger.access_token)).minors == []
+    # The child's password is the one it had.
+    assert (await accounts.login_call(direct, email, CHILD_PASSWORD)).account.account_id == child.account_id
+
+
+def today_in_shanghai_of(clock) -> dt.date:
+    return clock.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date()

@@ -149,6 +149,29 @@ async def test_a_flood_from_one_address_is_refused_while_another_address_is_serv
     assert secret not in logged
 
 
+async def test_password_resets_from_one_address_spend_the_same_allowance(limited):
+    """Asking for a reset code is an anonymous call that takes the time of a lookup and, for a
+    real account, a message: it spends the address's allowance like a password check, and the
+    new password of a reset as much as a new account."""
+    clock, target = limited
+    flooder, neighbour = fake_client_address(), fake_client_address()
+    async with Cumulo(target, transport=transport_for(target)) as client:
+        for _ in range(CHECKS):
+            await call(client, client.auth.StartPasswordReset, auth_pb2.StartPasswordResetRequest(login=unique_email()), address=flooder)
+        err = await expect_error(
+            call(client, client.auth.StartPasswordReset, auth_pb2.StartPasswordResetRequest(login=unique_email()), address=flooder),
+            EXHAUSTED, reason="PASSWORD_RESET_RATE_LIMITED",
+        )
+        assert err.retry_after_seconds == 60
+        await expect_error(
+            call(client, client.auth.ResetPassword, auth_pb2.ResetPasswordRequest(login=unique_email(), code="12345678", new_password="a long enough passphrase"), address=flooder),
+            EXHAUSTED, reason="PASSWORD_RESET_RATE_LIMITED",
+        )
+        await call(client, client.auth.StartPasswordReset, auth_pb2.StartPasswordResetRequest(login=unique_email()), address=neighbour)
+        clock.advance(dt.timedelta(seconds=60))
+        await call(client, client.auth.StartPasswordReset, auth_pb2.StartPasswordResetRequest(login=unique_email()), address=flooder)
+
+
 @pytest.mark.parametrize(
     ("name", "value"), [("PASSWORD_CHECKS_PER_ADDRESS", "0"), ("PASSWORD_CHECK_WINDOW", "PT0S")]
 )

@@ -36,6 +36,8 @@ TOKEN_METHODS = [
     "ConfirmPassword",
     "SendVerificationCode",
     "VerifyContact",
+    "ListMinors",
+    "SetMinorPassword",
 ]
 
 
@@ -63,6 +65,8 @@ def request_for(method: str, *, session_id: str = "") -> object:
         return auth_pb2.SendVerificationCodeRequest(channel="phone")
     if method == "VerifyContact":
         return auth_pb2.VerifyContactRequest(channel="email", code="123456")
+    if method == "SetMinorPassword":
+        return auth_pb2.SetMinorPasswordRequest(minor_account_id=str(uuid.uuid4()), new_password="a new passphrase for the child")
     return getattr(auth_pb2, f"{method}Request")()
 
 
@@ -223,6 +227,22 @@ async def as_intruder_verify_contact(client, intruder, victim):
     )
 
 
+async def as_intruder_list_minors(client, intruder, victim):
+    """The list is the caller's own minors: none, whoever else has some."""
+    listed = await call(client, client.auth.ListMinors, auth_pb2.ListMinorsRequest(), intruder.access_token)
+    assert list(listed.minors) == []
+
+
+async def as_intruder_set_minor_password(client, intruder, victim):
+    """Naming the victim (an adult in nobody's care, and not the intruder's) sets nothing."""
+    request = auth_pb2.SetMinorPasswordRequest(minor_account_id=victim.account_id, new_password="a new passphrase for the child")
+    await expect_error(
+        call(client, client.auth.SetMinorPassword, request, intruder.access_token), grpc.StatusCode.NOT_FOUND, reason="MINOR_NOT_FOUND"
+    )
+    again = await call(client, client.auth.Login, auth_pb2.LoginRequest(login=victim.email, password=PASSWORD))
+    assert again.account.account_id == victim.account_id
+
+
 INTRUSIONS = {
     "Logout": as_intruder_logout,
     "GetAccount": as_intruder_get_account,
@@ -238,6 +258,8 @@ INTRUSIONS = {
     "ConfirmPassword": as_intruder_confirm_password,
     "SendVerificationCode": as_intruder_send_verification_code,
     "VerifyContact": as_intruder_verify_contact,
+    "ListMinors": as_intruder_list_minors,
+    "SetMinorPassword": as_intruder_set_minor_password,
 }
 
 

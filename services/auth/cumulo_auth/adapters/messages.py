@@ -9,11 +9,12 @@ from cumulo_platform.remote import Remote
 
 
 def remote_code_sender(lifecycle: Remote[lifecycle_pb2_grpc.LifecycleInternalServiceStub]) -> SendCode:
-    async def send(account_id: str, channel: str, destination: str, code: str, minutes: int, locale: str) -> None:
+    async def send(account_id: str, channel: str, destination: str, code: str, minutes: int, locale: str, purpose: str) -> None:
         await lifecycle.call(
             lifecycle.stub.SendVerificationCode,
             lifecycle_pb2.SendVerificationCodeRequest(
-                account_id=account_id, channel=channel, destination=destination, code=code, valid_minutes=minutes, locale=locale
+                account_id=account_id, channel=channel, destination=destination, code=code, valid_minutes=minutes, locale=locale,
+                purpose=purpose,
             ),
             field="channel",
         )

@@ -46,6 +46,8 @@ accounts = sa.Table(
     ),
     # What every replica looks at to forget the accounts it keeps in memory (live_sessions).
     sa.Index("accounts_updated_at", "updated_at"),
+    # A guardian's minors (ListMinors, SetMinorPassword).
+    sa.Index("accounts_guardian", "guardian_account_id", postgresql_where=sa.text("guardian_account_id IS NOT NULL")),
     # A deleted account's row is its tombstone: id, status and when, nothing personal.
     sa.CheckConstraint(
         "status = 'deleted' OR (birth_date IS NOT NULL AND terms_version IS NOT NULL AND terms_accepted_at IS NOT NULL"
@@ -54,20 +56,23 @@ accounts = sa.Table(
     ),
 )
 
-# The code last sent to a contact to verify it, one per account and channel: stored as a keyed
-# hash, good until expires_at and for MAX_ATTEMPTS wrong guesses; a change of the contact
-# deletes it. `sends` counts the codes sent since `window_started_at` (at most a few an hour).
+# The code last sent to a contact, one per account, channel and purpose ("verify": its owner
+# proves it theirs; "reset": a forgotten password): stored as a keyed hash, good until
+# expires_at and for a few wrong guesses; a change of the contact voids it. `sends` counts the
+# codes sent since `window_started_at` (at most a few an hour).
 contact_codes = sa.Table(
     "contact_codes",
     metadata,
     sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), primary_key=True),
     sa.Column("channel", sa.Text, primary_key=True),
+    sa.Column("purpose", sa.Text, primary_key=True),
     sa.Column("code_digest", sa.LargeBinary, nullable=True),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("sends", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint("channel IN ('email', 'phone')", name="contact_codes_channel_known"),
+    sa.CheckConstraint("purpose IN ('verify', 'reset')", name="contact_codes_purpose_known"),
 )
 
 deleted_logins = sa.Table(

@@ -10,6 +10,7 @@ from cumulo_auth.api import convert
 from cumulo_auth.contacts import ContactVerification
 from cumulo_auth.guardians import GuardianLink, Guardians
 from cumulo_auth.login import Login
+from cumulo_auth.recovery import PasswordResets
 from cumulo_auth.registration import Registration
 from cumulo_auth.sessions import Sessions
 from cumulo_platform.errors import InvalidArgument
@@ -19,7 +20,9 @@ from cumulo_platform.tokens import Principal
 
 SERVICE = "cumulo.auth.v1.AuthService"
 # Methods callable without an access token (they still need a registered client id).
-ANONYMOUS_METHODS = frozenset(f"/{SERVICE}/{m}" for m in ("GetTerms", "CheckNewPassword", "Register", "Login", "Refresh"))
+ANONYMOUS_METHODS = frozenset(
+    f"/{SERVICE}/{m}" for m in ("GetTerms", "CheckNewPassword", "Register", "Login", "Refresh", "StartPasswordReset", "ResetPassword")
+)
 # Methods that check the caller's session first-hand, past the platform's revocations: a retried
 # CancelAccount comes with the session its first, answered-but-lost, call ended.
 OWN_SESSION_CHECKS = frozenset({f"/{SERVICE}/CancelAccount"})
@@ -37,6 +40,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         changes: AccountChanges,
         guardians: Guardians,
         contacts: ContactVerification,
+        resets: PasswordResets,
     ) -> None:
         self.terms_version = terms_version
         self.terms_text = terms_text
@@ -46,6 +50,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self.changes = changes
         self.guardians = guardians
         self.contacts = contacts
+        self.resets = resets
 
     async def _me(self) -> Principal:
         principal = current_principal()
@@ -91,6 +96,16 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.LoginResponse(
             tokens=convert.tokens(tokens), account=account, verify_contacts=not (account.email_verified or account.phone_verified)
         )
+
+    async def StartPasswordReset(
+        self, request: auth_pb2.StartPasswordResetRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.StartPasswordResetResponse:
+        await self.resets.start(request.login, current_call().client_network)
+        return auth_pb2.StartPasswordResetResponse()
+
+    async def ResetPassword(self, request: auth_pb2.ResetPasswordRequest, context: grpc.aio.ServicerContext) -> auth_pb2.ResetPasswordResponse:
+        await self.resets.reset(request.login, request.code, request.new_password, current_call().client_network)
+        return auth_pb2.ResetPasswordResponse()
 
     async def Refresh(self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RefreshResponse:
         tokens = await self.sessions.refresh(refresh_token=request.refresh_token, client_id=current_call().client_id)
@@ -143,6 +158,20 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             client_network=current_call().client_network,
         )
         return auth_pb2.CreateMinorAccountResponse(account=convert.account(row))
+
+    async def ListMinors(self, request: auth_pb2.ListMinorsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.ListMinorsResponse:
+        minors = await self.guardians.minors(await self._me())
+        return auth_pb2.ListMinorsResponse(
+            minors=[auth_pb2.Minor(account_id=str(m.account_id), login=m.login, until=timestamp(m.until)) for m in minors]
+        )
+
+    async def SetMinorPassword(
+        self, request: auth_pb2.SetMinorPasswordRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.SetMinorPasswordResponse:
+        await self.guardians.set_minor_password(
+            await self._me(), request.minor_account_id, request.new_password, address=current_call().client_network
+        )
+        return auth_pb2.SetMinorPasswordResponse()
 
     async def UpdateContacts(self, request: auth_pb2.UpdateContactsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.UpdateContactsResponse:
         row = await self.changes.update_contacts(

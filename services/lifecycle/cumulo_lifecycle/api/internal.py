@@ -90,6 +90,6 @@ class LifecycleInternalService(lifecycle_pb2_grpc.LifecycleInternalServiceServic
     ) -> pb.SendVerificationCodeResponse:
         await self.codes.send(
             account_id=request.account_id, channel=request.channel, destination=request.destination, code=request.code,
-            valid_minutes=request.valid_minutes, locale=request.locale,
+            valid_minutes=request.valid_minutes, locale=request.locale, purpose=request.purpose,
         )
         return pb.SendVerificationCodeResponse()

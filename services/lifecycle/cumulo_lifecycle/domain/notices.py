@@ -91,6 +91,17 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "Enter it where you asked for it. If you did not ask for it, someone may have typed "
             "this address by mistake: ignore this message. Unless the code is entered, cumulo sends nothing else here.",
         ),
+        "reset_code": (
+            "Your cumulo password reset code",
+            "Someone asked to set a new password for your cumulo account. The code is {code}; it is good "
+            "for {minutes} minutes.\n\nIf it was not you, ignore this message: your password stays as it is.",
+        ),
+        "password_reset": (
+            "The password of your cumulo account was reset",
+            "The password of your cumulo account was set anew at {at}, with a code sent to one of its "
+            "contacts, from the address {address}. Every session was signed out.\n\n"
+            "If this was not you, set a new one at once (`cumulo reset-password`) and check your contacts.",
+        ),
         "contact_changed": (
             "The {what} of your cumulo account was changed",
             "At {at} the {what} of your cumulo account was changed: it is no longer this one. "
@@ -152,6 +163,15 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "您的 cumulo 验证码是 {code}，{minutes} 分钟内有效。\n\n"
             "请在申请验证的地方输入。如非本人申请，可能是有人误填了此地址，请忽略本消息。除非输入此验证码，cumulo 不会向此处发送其他内容。",
         ),
+        "reset_code": (
+            "您的 cumulo 密码重置验证码",
+            "有人申请为您的 cumulo 账号设置新密码。验证码是 {code}，{minutes} 分钟内有效。\n\n如非本人操作，请忽略本消息，您的密码不会改变。",
+        ),
+        "password_reset": (
+            "您的 cumulo 账号密码已重置",
+            "您的 cumulo 账号密码已于 {at} 通过发送至其联系方式的验证码重置，操作地址为 {address}。所有登录会话均已退出。\n\n"
+            "如非本人操作，请立即重新设置密码（`cumulo reset-password`）并检查您的联系方式。",
+        ),
         "contact_changed": (
             "您的 cumulo 账号的{what}已更改",
             "您的 cumulo 账号的{what}已于 {at} 更改，不再是本地址。这是发往此处的最后一条消息。\n\n"
@@ -161,7 +181,11 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 }
 # Notices other services ask for by kind (notice.requested with `kind`): the lifecycle words
 # them in the recipient's language from the values they give.
-SERVICE_KINDS = {"new_session": ("device", "app", "address", "at"), "shared_with_you": ("owner", "name", "what", "at")}
+SERVICE_KINDS = {
+    "new_session": ("device", "app", "address", "at"),
+    "shared_with_you": ("owner", "name", "what", "at"),
+    "password_reset": ("address", "at"),
+}
 WHAT = {"en": {"folder": "folder", "file": "file"}, "zh-CN": {"folder": "文件夹", "file": "文件"}}
 CONTACT = {"en": {"email": "e-mail address", "phone": "phone number"}, "zh-CN": {"email": "电子邮箱", "phone": "手机号码"}}
 SOMEONE = {"en": "A cumulo user", "zh-CN": "一位 cumulo 用户"}

@@ -57,6 +57,16 @@ class AuthServiceStub:
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.LoginRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.LoginResponse.FromString,
                 _registered_method=True)
+        self.StartPasswordReset = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/StartPasswordReset',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.StartPasswordResetRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.StartPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/ResetPassword',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
         self.Refresh = channel.unary_unary(
                 '/cumulo.auth.v1.AuthService/Refresh',
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RefreshRequest.SerializeToString,
@@ -86,6 +96,16 @@ class AuthServiceStub:
                 '/cumulo.auth.v1.AuthService/CreateMinorAccount',
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CreateMinorAccountRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CreateMinorAccountResponse.FromString,
+                _registered_method=True)
+        self.ListMinors = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/ListMinors',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListMinorsRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListMinorsResponse.FromString,
+                _registered_method=True)
+        self.SetMinorPassword = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/SetMinorPassword',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordResponse.FromString,
                 _registered_method=True)
         self.UpdateContacts = channel.unary_unary(
                 '/cumulo.auth.v1.AuthService/UpdateContacts',
@@ -173,9 +193,27 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Refresh(self, request, context):
+    def StartPasswordReset(self, request, context):
         """Rotates the refresh token. Presenting a used one revokes its session.
+        A forgotten password, step one (no login needed): a code to the e-mail address or phone
+        number given, if it is a verified contact of an account. The answer is the same either
+        way (nobody learns who has an account); throttled per client address and per contact.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Step two: the code and a new password. Every session of the account ends, and its
+        verified contacts are told. A wrong, expired or over-tried code and a login with no
+        account are refused alike (INVALID_ARGUMENT on code, CODE_WRONG).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Refresh(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -207,6 +245,21 @@ class AuthServiceServicer:
 
     def CreateMinorAccount(self, request, context):
         """A logged-in adult creates an account for a minor in their care.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMinors(self, request, context):
+        """A guardian's minors: the accounts in their care now, and until when.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMinorPassword(self, request, context):
+        """A guardian sets a new password for a minor in their care (their own password entered
+        lately, as for a change of contact): the minor's sessions end and the minor is told.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -302,6 +355,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.LoginRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.LoginResponse.SerializeToString,
             ),
+            'StartPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartPasswordReset,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.StartPasswordResetRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.StartPasswordResetResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordResponse.SerializeToString,
+            ),
             'Refresh': grpc.unary_unary_rpc_method_handler(
                     servicer.Refresh,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RefreshRequest.FromString,
@@ -331,6 +394,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.CreateMinorAccount,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CreateMinorAccountRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CreateMinorAccountResponse.SerializeToString,
+            ),
+            'ListMinors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMinors,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListMinorsRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListMinorsResponse.SerializeToString,
+            ),
+            'SetMinorPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMinorPassword,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordResponse.SerializeToString,
             ),
             'UpdateContacts': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateContacts,
@@ -500,6 +573,60 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
+    def StartPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/StartPasswordReset',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.StartPasswordResetRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.StartPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/ResetPassword',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Refresh(request,
             target,
             options=(),
@@ -651,6 +778,60 @@ class AuthService:
             '/cumulo.auth.v1.AuthService/CreateMinorAccount',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.CreateMinorAccountRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.CreateMinorAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMinors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/ListMinors',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ListMinorsRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ListMinorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMinorPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/SetMinorPassword',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

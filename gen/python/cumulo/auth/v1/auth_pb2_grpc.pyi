@@ -52,8 +52,18 @@ class AuthServiceStub:
     """Wrong passwords are throttled per account and client address, per account and per
     address (LOGIN_THROTTLED, with the time to retry).
     """
+    StartPasswordReset: _grpc.UnaryUnaryMultiCallable[_auth_pb2.StartPasswordResetRequest, _auth_pb2.StartPasswordResetResponse]
+    """Rotates the refresh token. Presenting a used one revokes its session.
+    A forgotten password, step one (no login needed): a code to the e-mail address or phone
+    number given, if it is a verified contact of an account. The answer is the same either
+    way (nobody learns who has an account); throttled per client address and per contact.
+    """
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ResetPasswordRequest, _auth_pb2.ResetPasswordResponse]
+    """Step two: the code and a new password. Every session of the account ends, and its
+    verified contacts are told. A wrong, expired or over-tried code and a login with no
+    account are refused alike (INVALID_ARGUMENT on code, CODE_WRONG).
+    """
     Refresh: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RefreshRequest, _auth_pb2.RefreshResponse]
-    """Rotates the refresh token. Presenting a used one revokes its session."""
     Logout: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]
     """Ends the caller's current session."""
     GetAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]
@@ -61,6 +71,12 @@ class AuthServiceStub:
     RevokeSession: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionRequest, _auth_pb2.RevokeSessionResponse]
     CreateMinorAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateMinorAccountRequest, _auth_pb2.CreateMinorAccountResponse]
     """A logged-in adult creates an account for a minor in their care."""
+    ListMinors: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListMinorsRequest, _auth_pb2.ListMinorsResponse]
+    """A guardian's minors: the accounts in their care now, and until when."""
+    SetMinorPassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SetMinorPasswordRequest, _auth_pb2.SetMinorPasswordResponse]
+    """A guardian sets a new password for a minor in their care (their own password entered
+    lately, as for a change of contact): the minor's sessions end and the minor is told.
+    """
     UpdateContacts: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateContactsRequest, _auth_pb2.UpdateContactsResponse]
     SendVerificationCode: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SendVerificationCodeRequest, _auth_pb2.SendVerificationCodeResponse]
     """Sends a code to the account's e-mail address or phone number (`channel`), to prove it is
@@ -113,8 +129,18 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Wrong passwords are throttled per account and client address, per account and per
     address (LOGIN_THROTTLED, with the time to retry).
     """
+    StartPasswordReset: _aio.UnaryUnaryMultiCallable[_auth_pb2.StartPasswordResetRequest, _auth_pb2.StartPasswordResetResponse]  # type: ignore[assignment]
+    """Rotates the refresh token. Presenting a used one revokes its session.
+    A forgotten password, step one (no login needed): a code to the e-mail address or phone
+    number given, if it is a verified contact of an account. The answer is the same either
+    way (nobody learns who has an account); throttled per client address and per contact.
+    """
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ResetPasswordRequest, _auth_pb2.ResetPasswordResponse]  # type: ignore[assignment]
+    """Step two: the code and a new password. Every session of the account ends, and its
+    verified contacts are told. A wrong, expired or over-tried code and a login with no
+    account are refused alike (INVALID_ARGUMENT on code, CODE_WRONG).
+    """
     Refresh: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshRequest, _auth_pb2.RefreshResponse]  # type: ignore[assignment]
-    """Rotates the refresh token. Presenting a used one revokes its session."""
     Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
     """Ends the caller's current session."""
     GetAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]  # type: ignore[assignment]
@@ -122,6 +148,12 @@ class AuthServiceAsyncStub(AuthServiceStub):
     RevokeSession: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionRequest, _auth_pb2.RevokeSessionResponse]  # type: ignore[assignment]
     CreateMinorAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateMinorAccountRequest, _auth_pb2.CreateMinorAccountResponse]  # type: ignore[assignment]
     """A logged-in adult creates an account for a minor in their care."""
+    ListMinors: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListMinorsRequest, _auth_pb2.ListMinorsResponse]  # type: ignore[assignment]
+    """A guardian's minors: the accounts in their care now, and until when."""
+    SetMinorPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetMinorPasswordRequest, _auth_pb2.SetMinorPasswordResponse]  # type: ignore[assignment]
+    """A guardian sets a new password for a minor in their care (their own password entered
+    lately, as for a change of contact): the minor's sessions end and the minor is told.
+    """
     UpdateContacts: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateContactsRequest, _auth_pb2.UpdateContactsResponse]  # type: ignore[assignment]
     SendVerificationCode: _aio.UnaryUnaryMultiCallable[_auth_pb2.SendVerificationCodeRequest, _auth_pb2.SendVerificationCodeResponse]  # type: ignore[assignment]
     """Sends a code to the account's e-mail address or phone number (`channel`), to prove it is
@@ -197,12 +229,34 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def StartPasswordReset(
+        self,
+        request: _auth_pb2.StartPasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.StartPasswordResetResponse, _abc.Awaitable[_auth_pb2.StartPasswordResetResponse]]:
+        """Rotates the refresh token. Presenting a used one revokes its session.
+        A forgotten password, step one (no login needed): a code to the e-mail address or phone
+        number given, if it is a verified contact of an account. The answer is the same either
+        way (nobody learns who has an account); throttled per client address and per contact.
+        """
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _auth_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ResetPasswordResponse, _abc.Awaitable[_auth_pb2.ResetPasswordResponse]]:
+        """Step two: the code and a new password. Every session of the account ends, and its
+        verified contacts are told. A wrong, expired or over-tried code and a login with no
+        account are refused alike (INVALID_ARGUMENT on code, CODE_WRONG).
+        """
+
+    @_abc_1.abstractmethod
     def Refresh(
         self,
         request: _auth_pb2.RefreshRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_pb2.RefreshResponse, _abc.Awaitable[_auth_pb2.RefreshResponse]]:
-        """Rotates the refresh token. Presenting a used one revokes its session."""
+    ) -> _typing.Union[_auth_pb2.RefreshResponse, _abc.Awaitable[_auth_pb2.RefreshResponse]]: ...
 
     @_abc_1.abstractmethod
     def Logout(
@@ -240,6 +294,24 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.CreateMinorAccountResponse, _abc.Awaitable[_auth_pb2.CreateMinorAccountResponse]]:
         """A logged-in adult creates an account for a minor in their care."""
+
+    @_abc_1.abstractmethod
+    def ListMinors(
+        self,
+        request: _auth_pb2.ListMinorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListMinorsResponse, _abc.Awaitable[_auth_pb2.ListMinorsResponse]]:
+        """A guardian's minors: the accounts in their care now, and until when."""
+
+    @_abc_1.abstractmethod
+    def SetMinorPassword(
+        self,
+        request: _auth_pb2.SetMinorPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.SetMinorPasswordResponse, _abc.Awaitable[_auth_pb2.SetMinorPasswordResponse]]:
+        """A guardian sets a new password for a minor in their care (their own password entered
+        lately, as for a change of contact): the minor's sessions end and the minor is told.
+        """
 
     @_abc_1.abstractmethod
     def UpdateContacts(

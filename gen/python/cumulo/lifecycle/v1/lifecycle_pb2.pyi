@@ -51,6 +51,7 @@ class SendVerificationCodeRequest(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     VALID_MINUTES_FIELD_NUMBER: _builtins.int
     LOCALE_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     channel: _builtins.str
     """"email" or "sms"."""
@@ -59,6 +60,8 @@ class SendVerificationCodeRequest(_message.Message):
     valid_minutes: _builtins.int
     """Minutes the code is good for, said in the message."""
     locale: _builtins.str
+    purpose: _builtins.str
+    """"verify" (the default: the owner proves the contact theirs) or "reset" (a forgotten password)."""
     def __init__(
         self,
         *,
@@ -68,10 +71,11 @@ class SendVerificationCodeRequest(_message.Message):
         code: _builtins.str = ...,
         valid_minutes: _builtins.int = ...,
         locale: _builtins.str = ...,
+        purpose: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "channel", b"channel", "code", b"code", "destination", b"destination", "locale", b"locale", "valid_minutes", b"valid_minutes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "channel", b"channel", "code", b"code", "destination", b"destination", "locale", b"locale", "purpose", b"purpose", "valid_minutes", b"valid_minutes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

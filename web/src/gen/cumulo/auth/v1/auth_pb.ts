@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cumulo/auth/v1/auth.proto.
  */
 export const file_cumulo_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChljdW11bG8vYXV0aC92MS9hdXRoLnByb3RvEg5jdW11bG8uYXV0aC52MSIwCgREYXRlEgwKBHllYXIYASABKAUSDQoFbW9udGgYAiABKAUSCwoDZGF5GAMgASgFIs8CCgdBY2NvdW50EhIKCmFjY291bnRfaWQYASABKAkSDQoFZW1haWwYAiABKAkSDQoFcGhvbmUYAyABKAkSKAoKYmlydGhfZGF0ZRgEIAEoCzIULmN1bXVsby5hdXRoLnYxLkRhdGUSDQoFbWlub3IYBSABKAgSGwoTZ3VhcmRpYW5fYWNjb3VudF9pZBgGIAEoCRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAcgASgJEi0KBnN0YXR1cxgIIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFcm9sZXMYCiADKAkSFgoOZW1haWxfdmVyaWZpZWQYCyABKAgSFgoOcGhvbmVfdmVyaWZpZWQYDCABKAgixwEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJIhEKD0dldFRlcm1zUmVxdWVzdCIxChBHZXRUZXJtc1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDAoEdGV4dBgCIAEoCSJJChdDaGVja05ld1Bhc3N3b3JkUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSIaChhDaGVja05ld1Bhc3N3b3JkUmVzcG9uc2UimwEKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAUgASgJEg4KBmxvY2FsZRgGIAEoCSI8ChBSZWdpc3RlclJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IkQKDExvZ2luUmVxdWVzdBINCgVsb2dpbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtkZXZpY2VfbmFtZRgDIAEoCSJ9Cg1Mb2dpblJlc3BvbnNlEikKBnRva2VucxgBIAEoCzIZLmN1bXVsby5hdXRoLnYxLlRva2VuUGFpchIoCgdhY2NvdW50GAIgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudBIXCg92ZXJpZnlfY29udGFjdHMYAyABKAgiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI8Cg9SZWZyZXNoUmVzcG9uc2USKQoGdG9rZW5zGAEgASgLMhkuY3VtdWxvLmF1dGgudjEuVG9rZW5QYWlyIg8KDUxvZ291dFJlcXVlc3QiEAoOTG9nb3V0UmVzcG9uc2UiEwoRR2V0QWNjb3VudFJlcXVlc3QiXQoSR2V0QWNjb3VudFJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50Eh0KFWN1cnJlbnRfdGVybXNfdmVyc2lvbhgCIAEoCSK4AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRITCgtkZXZpY2VfbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2N1cnJlbnQYBiABKAgiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCJBChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIpCghzZXNzaW9ucxgBIAMoCzIXLmN1bXVsby5hdXRoLnYxLlNlc3Npb24izAEKCEd1YXJkaWFuEhsKE2d1YXJkaWFuX2FjY291bnRfaWQYASABKAkSDQoFbG9naW4YAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhY3RpdmUYBiABKAgiFgoUTGlzdEd1YXJkaWFuc1JlcXVlc3QiRAoVTGlzdEd1YXJkaWFuc1Jlc3BvbnNlEisKCWd1YXJkaWFucxgBIAMoCzIYLmN1bXVsby5hdXRoLnYxLkd1YXJkaWFuIjQKFVJldm9rZUd1YXJkaWFuUmVxdWVzdBIbChNndWFyZGlhbl9hY2NvdW50X2lkGAEgASgJIkQKFlJldm9rZUd1YXJkaWFuUmVzcG9uc2USKgoIZ3VhcmRpYW4YASABKAsyGC5jdW11bG8uYXV0aC52MS5HdWFyZGlhbiIqChRSZXZva2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhcKFVJldm9rZVNlc3Npb25SZXNwb25zZSKPAQoZQ3JlYXRlTWlub3JBY2NvdW50UmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIYChBndWFyZGlhbl9jb25zZW50GAUgASgIIkYKGkNyZWF0ZU1pbm9yQWNjb3VudFJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IkoKFVVwZGF0ZUNvbnRhY3RzUmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRITCgt1cGRhdGVfbWFzaxgDIAMoCSJCChZVcGRhdGVDb250YWN0c1Jlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50Ii4KG1NlbmRWZXJpZmljYXRpb25Db2RlUmVxdWVzdBIPCgdjaGFubmVsGAEgASgJIl8KHFNlbmRWZXJpZmljYXRpb25Db2RlUmVzcG9uc2USDwoHc2VudF90bxgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1ChRWZXJpZnlDb250YWN0UmVxdWVzdBIPCgdjaGFubmVsGAEgASgJEgwKBGNvZGUYAiABKAkiQQoVVmVyaWZ5Q29udGFjdFJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IisKEkFjY2VwdFRlcm1zUmVxdWVzdBIVCg10ZXJtc192ZXJzaW9uGAEgASgJIj8KE0FjY2VwdFRlcm1zUmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIhgKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiKgoWQ29uZmlybVBhc3N3b3JkUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCSKnAQoXQ29uZmlybVBhc3N3b3JkUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5ChVwYXNzd29yZF9jb25maXJtZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIigKFENhbmNlbEFjY291bnRSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJIhcKFUNhbmNlbEFjY291bnRSZXNwb25zZSJDCgpTaWduaW5nS2V5Eg4KBmtleV9pZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSEgoKcHVibGljX2tleRgDIAEoDCInChVHZXRTaWduaW5nS2V5c1JlcXVlc3QSDgoGa2V5X2lkGAEgASgJIkIKFkdldFNpZ25pbmdLZXlzUmVzcG9uc2USKAoEa2V5cxgBIAMoCzIaLmN1bXVsby5hdXRoLnYxLlNpZ25pbmdLZXkiKAoTR2V0Q2xpZW50QXBwUmVxdWVzdBIRCgljbGllbnRfaWQYASABKAkiSAoUR2V0Q2xpZW50QXBwUmVzcG9uc2USEQoJY2xpZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHZW5hYmxlZBgDIAEoCCI7ChhSZWdpc3RlckNsaWVudEFwcFJlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiGwoZUmVnaXN0ZXJDbGllbnRBcHBSZXNwb25zZSKwAQoXU2V0QWNjb3VudFN0YXR1c1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRItCgZzdGF0dXMYAiABKA4yHS5jdW11bG8uYXV0aC52MS5BY2NvdW50U3RhdHVzEjMKD3N1c3BlbmRlZF91bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAQgASgJEg0KBWFjdG9yGAUgASgJIkQKGFNldEFjY291bnRTdGF0dXNSZXNwb25zZRIoCgdhY2NvdW50GAEgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudCIvChlHZXRBY2NvdW50Q29udGFjdHNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiSgoaR2V0QWNjb3VudENvbnRhY3RzUmVzcG9uc2USDQoFZW1haWwYASABKAkSDQoFcGhvbmUYAiABKAkSDgoGbG9jYWxlGAMgASgJIiMKEkZpbmRBY2NvdW50UmVxdWVzdBINCgVsb2dpbhgBIAEoCSIpChNGaW5kQWNjb3VudFJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAkiWgoWU2V0QWNjb3VudFJvbGVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg0KBXJvbGVzGAIgAygJEg4KBnJlYXNvbhgDIAEoCRINCgVhY3RvchgEIAEoCSIoChdTZXRBY2NvdW50Um9sZXNSZXNwb25zZRINCgVyb2xlcxgBIAMoCSKxAQoPU2lnbmluZ0tleVN0YXRlEg4KBmtleV9pZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzaWduc19mcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXRpcmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIZChdSb3RhdGVTaWduaW5nS2V5UmVxdWVzdCJ3ChhSb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USLAoDa2V5GAEgASgLMh8uY3VtdWxvLmF1dGgudjEuU2lnbmluZ0tleVN0YXRlEi0KBGtleXMYAiADKAsyHy5jdW11bG8uYXV0aC52MS5TaWduaW5nS2V5U3RhdGUqpQEKDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1NUQVRVU19BQ1RJVkUQARIcChhBQ0NPVU5UX1NUQVRVU19TVVNQRU5ERUQQAhIdChlBQ0NPVU5UX1NUQVRVU19URVJNSU5BVEVEEAMSHAoYQUNDT1VOVF9TVEFUVVNfQ0FOQ0VMTEVEEAQyzhIKC0F1dGhTZXJ2aWNlEmAKCEdldFRlcm1zEh8uY3VtdWxvLmF1dGgudjEuR2V0VGVybXNSZXF1ZXN0GiAuY3VtdWxvLmF1dGgudjEuR2V0VGVybXNSZXNwb25zZSIRgtPkkwILEgkvdjEvdGVybXMShQEKEENoZWNrTmV3UGFzc3dvcmQSJy5jdW11bG8uYXV0aC52MS5DaGVja05ld1Bhc3N3b3JkUmVxdWVzdBooLmN1bXVsby5hdXRoLnYxLkNoZWNrTmV3UGFzc3dvcmRSZXNwb25zZSIegtPkkwIYIhMvdjEvcGFzc3dvcmRzOmNoZWNrOgEqEmYKCFJlZ2lzdGVyEh8uY3VtdWxvLmF1dGgudjEuUmVnaXN0ZXJSZXF1ZXN0GiAuY3VtdWxvLmF1dGgudjEuUmVnaXN0ZXJSZXNwb25zZSIXgtPkkwIRIgwvdjEvYWNjb3VudHM6ASoSYwoFTG9naW4SHC5jdW11bG8uYXV0aC52MS5Mb2dpblJlcXVlc3QaHS5jdW11bG8uYXV0aC52MS5Mb2dpblJlc3BvbnNlIh2C0+STAhciEi92MS9zZXNzaW9uczpsb2dpbjoBKhJrCgdSZWZyZXNoEh4uY3VtdWxvLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaHy5jdW11bG8uYXV0aC52MS5SZWZyZXNoUmVzcG9uc2UiH4LT5JMCGSIUL3YxL3Nlc3Npb25zOnJlZnJlc2g6ASoSZwoGTG9nb3V0Eh0uY3VtdWxvLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoeLmN1bXVsby5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIh6C0+STAhgiEy92MS9zZXNzaW9uczpsb2dvdXQ6ASoSaAoKR2V0QWNjb3VudBIhLmN1bXVsby5hdXRoLnYxLkdldEFjY291bnRSZXF1ZXN0GiIuY3VtdWxvLmF1dGgudjEuR2V0QWNjb3VudFJlc3BvbnNlIhOC0+STAg0SCy92MS9hY2NvdW50Em8KDExpc3RTZXNzaW9ucxIjLmN1bXVsby5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaJC5jdW11bG8uYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIUgtPkkwIOEgwvdjEvc2Vzc2lvbnMSfwoNUmV2b2tlU2Vzc2lvbhIkLmN1bXVsby5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiUuY3VtdWxvLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlIiGC0+STAhsqGS92MS9zZXNzaW9ucy97c2Vzc2lvbl9pZH0SigEKEkNyZWF0ZU1pbm9yQWNjb3VudBIpLmN1bXVsby5hdXRoLnYxLkNyZWF0ZU1pbm9yQWNjb3VudFJlcXVlc3QaKi5jdW11bG8uYXV0aC52MS5DcmVhdGVNaW5vckFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudC9taW5vcnM6ASoSgAEKDlVwZGF0ZUNvbnRhY3RzEiUuY3VtdWxvLmF1dGgudjEuVXBkYXRlQ29udGFjdHNSZXF1ZXN0GiYuY3VtdWxvLmF1dGgudjEuVXBkYXRlQ29udGFjdHNSZXNwb25zZSIfgtPkkwIZMhQvdjEvYWNjb3VudC9jb250YWN0czoBKhKbAQoUU2VuZFZlcmlmaWNhdGlvbkNvZGUSKy5jdW11bG8uYXV0aC52MS5TZW5kVmVyaWZpY2F0aW9uQ29kZVJlcXVlc3QaLC5jdW11bG8uYXV0aC52MS5TZW5kVmVyaWZpY2F0aW9uQ29kZVJlc3BvbnNlIiiC0+STAiIiHS92MS9hY2NvdW50L2NvbnRhY3RzOnNlbmRDb2RlOgEqEoQBCg1WZXJpZnlDb250YWN0EiQuY3VtdWxvLmF1dGgudjEuVmVyaWZ5Q29udGFjdFJlcXVlc3QaJS5jdW11bG8uYXV0aC52MS5WZXJpZnlDb250YWN0UmVzcG9uc2UiJoLT5JMCICIbL3YxL2FjY291bnQvY29udGFjdHM6dmVyaWZ5OgEqEnoKC0FjY2VwdFRlcm1zEiIuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXF1ZXN0GiMuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXNwb25zZSIigtPkkwIcIhcvdjEvYWNjb3VudDphY2NlcHRUZXJtczoBKhKGAQoOQ2hhbmdlUGFzc3dvcmQSJS5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIiWC0+STAh8iGi92MS9hY2NvdW50OmNoYW5nZVBhc3N3b3JkOgEqEnsKDUNhbmNlbEFjY291bnQSJC5jdW11bG8uYXV0aC52MS5DYW5jZWxBY2NvdW50UmVxdWVzdBolLmN1bXVsby5hdXRoLnYxLkNhbmNlbEFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudDpjYW5jZWw6ASoSigEKD0NvbmZpcm1QYXNzd29yZBImLmN1bXVsby5hdXRoLnYxLkNvbmZpcm1QYXNzd29yZFJlcXVlc3QaJy5jdW11bG8uYXV0aC52MS5Db25maXJtUGFzc3dvcmRSZXNwb25zZSImgtPkkwIgIhsvdjEvYWNjb3VudDpjb25maXJtUGFzc3dvcmQ6ASoSewoNTGlzdEd1YXJkaWFucxIkLmN1bXVsby5hdXRoLnYxLkxpc3RHdWFyZGlhbnNSZXF1ZXN0GiUuY3VtdWxvLmF1dGgudjEuTGlzdEd1YXJkaWFuc1Jlc3BvbnNlIh2C0+STAhcSFS92MS9hY2NvdW50L2d1YXJkaWFucxKUAQoOUmV2b2tlR3VhcmRpYW4SJS5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlc3BvbnNlIjOC0+STAi0qKy92MS9hY2NvdW50L2d1YXJkaWFucy97Z3VhcmRpYW5fYWNjb3VudF9pZH1iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChljdW11bG8vYXV0aC92MS9hdXRoLnByb3RvEg5jdW11bG8uYXV0aC52MSIwCgREYXRlEgwKBHllYXIYASABKAUSDQoFbW9udGgYAiABKAUSCwoDZGF5GAMgASgFIs8CCgdBY2NvdW50EhIKCmFjY291bnRfaWQYASABKAkSDQoFZW1haWwYAiABKAkSDQoFcGhvbmUYAyABKAkSKAoKYmlydGhfZGF0ZRgEIAEoCzIULmN1bXVsby5hdXRoLnYxLkRhdGUSDQoFbWlub3IYBSABKAgSGwoTZ3VhcmRpYW5fYWNjb3VudF9pZBgGIAEoCRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAcgASgJEi0KBnN0YXR1cxgIIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFcm9sZXMYCiADKAkSFgoOZW1haWxfdmVyaWZpZWQYCyABKAgSFgoOcGhvbmVfdmVyaWZpZWQYDCABKAgixwEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJIhEKD0dldFRlcm1zUmVxdWVzdCIxChBHZXRUZXJtc1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDAoEdGV4dBgCIAEoCSJJChdDaGVja05ld1Bhc3N3b3JkUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSIaChhDaGVja05ld1Bhc3N3b3JkUmVzcG9uc2UimwEKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAUgASgJEg4KBmxvY2FsZRgGIAEoCSI8ChBSZWdpc3RlclJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IkQKDExvZ2luUmVxdWVzdBINCgVsb2dpbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtkZXZpY2VfbmFtZRgDIAEoCSJ9Cg1Mb2dpblJlc3BvbnNlEikKBnRva2VucxgBIAEoCzIZLmN1bXVsby5hdXRoLnYxLlRva2VuUGFpchIoCgdhY2NvdW50GAIgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudBIXCg92ZXJpZnlfY29udGFjdHMYAyABKAgiKgoZU3RhcnRQYXNzd29yZFJlc2V0UmVxdWVzdBINCgVsb2dpbhgBIAEoCSIcChpTdGFydFBhc3N3b3JkUmVzZXRSZXNwb25zZSJJChRSZXNldFBhc3N3b3JkUmVxdWVzdBINCgVsb2dpbhgBIAEoCRIMCgRjb2RlGAIgASgJEhQKDG5ld19wYXNzd29yZBgDIAEoCSIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI8Cg9SZWZyZXNoUmVzcG9uc2USKQoGdG9rZW5zGAEgASgLMhkuY3VtdWxvLmF1dGgudjEuVG9rZW5QYWlyIg8KDUxvZ291dFJlcXVlc3QiEAoOTG9nb3V0UmVzcG9uc2UiEwoRR2V0QWNjb3VudFJlcXVlc3QiXQoSR2V0QWNjb3VudFJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50Eh0KFWN1cnJlbnRfdGVybXNfdmVyc2lvbhgCIAEoCSK4AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRITCgtkZXZpY2VfbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2N1cnJlbnQYBiABKAgiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCJBChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIpCghzZXNzaW9ucxgBIAMoCzIXLmN1bXVsby5hdXRoLnYxLlNlc3Npb24izAEKCEd1YXJkaWFuEhsKE2d1YXJkaWFuX2FjY291bnRfaWQYASABKAkSDQoFbG9naW4YAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhY3RpdmUYBiABKAgiFgoUTGlzdEd1YXJkaWFuc1JlcXVlc3QiRAoVTGlzdEd1YXJkaWFuc1Jlc3BvbnNlEisKCWd1YXJkaWFucxgBIAMoCzIYLmN1bXVsby5hdXRoLnYxLkd1YXJkaWFuIjQKFVJldm9rZUd1YXJkaWFuUmVxdWVzdBIbChNndWFyZGlhbl9hY2NvdW50X2lkGAEgASgJIkQKFlJldm9rZUd1YXJkaWFuUmVzcG9uc2USKgoIZ3VhcmRpYW4YASABKAsyGC5jdW11bG8uYXV0aC52MS5HdWFyZGlhbiIqChRSZXZva2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhcKFVJldm9rZVNlc3Npb25SZXNwb25zZSKPAQoZQ3JlYXRlTWlub3JBY2NvdW50UmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIYChBndWFyZGlhbl9jb25zZW50GAUgASgIIkYKGkNyZWF0ZU1pbm9yQWNjb3VudFJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IhMKEUxpc3RNaW5vcnNSZXF1ZXN0IlUKBU1pbm9yEhIKCmFjY291bnRfaWQYASABKAkSDQoFbG9naW4YAiABKAkSKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKEkxpc3RNaW5vcnNSZXNwb25zZRIlCgZtaW5vcnMYASADKAsyFS5jdW11bG8uYXV0aC52MS5NaW5vciJJChdTZXRNaW5vclBhc3N3b3JkUmVxdWVzdBIYChBtaW5vcl9hY2NvdW50X2lkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIaChhTZXRNaW5vclBhc3N3b3JkUmVzcG9uc2UiSgoVVXBkYXRlQ29udGFjdHNSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEhMKC3VwZGF0ZV9tYXNrGAMgAygJIkIKFlVwZGF0ZUNvbnRhY3RzUmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiLgobU2VuZFZlcmlmaWNhdGlvbkNvZGVSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkiXwocU2VuZFZlcmlmaWNhdGlvbkNvZGVSZXNwb25zZRIPCgdzZW50X3RvGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjUKFFZlcmlmeUNvbnRhY3RSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSDAoEY29kZRgCIAEoCSJBChVWZXJpZnlDb250YWN0UmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiKwoSQWNjZXB0VGVybXNSZXF1ZXN0EhUKDXRlcm1zX3ZlcnNpb24YASABKAkiPwoTQWNjZXB0VGVybXNSZXNwb25zZRIoCgdhY2NvdW50GAEgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudCJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIqChZDb25maXJtUGFzc3dvcmRSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJIqcBChdDb25maXJtUGFzc3dvcmRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKFXBhc3N3b3JkX2NvbmZpcm1lZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKAoUQ2FuY2VsQWNjb3VudFJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiFwoVQ2FuY2VsQWNjb3VudFJlc3BvbnNlIkMKClNpZ25pbmdLZXkSDgoGa2V5X2lkGAEgASgJEhEKCWFsZ29yaXRobRgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIicKFUdldFNpZ25pbmdLZXlzUmVxdWVzdBIOCgZrZXlfaWQYASABKAkiQgoWR2V0U2lnbmluZ0tleXNSZXNwb25zZRIoCgRrZXlzGAEgAygLMhouY3VtdWxvLmF1dGgudjEuU2lnbmluZ0tleSIoChNHZXRDbGllbnRBcHBSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJIChRHZXRDbGllbnRBcHBSZXNwb25zZRIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgdlbmFibGVkGAMgASgIIjsKGFJlZ2lzdGVyQ2xpZW50QXBwUmVxdWVzdBIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSIbChlSZWdpc3RlckNsaWVudEFwcFJlc3BvbnNlIrABChdTZXRBY2NvdW50U3RhdHVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSMwoPc3VzcGVuZGVkX3VudGlsGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBCABKAkSDQoFYWN0b3IYBSABKAkiRAoYU2V0QWNjb3VudFN0YXR1c1Jlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50Ii8KGUdldEFjY291bnRDb250YWN0c1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSJKChpHZXRBY2NvdW50Q29udGFjdHNSZXNwb25zZRINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIOCgZsb2NhbGUYAyABKAkiIwoSRmluZEFjY291bnRSZXF1ZXN0Eg0KBWxvZ2luGAEgASgJIikKE0ZpbmRBY2NvdW50UmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCSJaChZTZXRBY2NvdW50Um9sZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDQoFcm9sZXMYAiADKAkSDgoGcmVhc29uGAMgASgJEg0KBWFjdG9yGAQgASgJIigKF1NldEFjY291bnRSb2xlc1Jlc3BvbnNlEg0KBXJvbGVzGAEgAygJIrEBCg9TaWduaW5nS2V5U3RhdGUSDgoGa2V5X2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnNpZ25zX2Zyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldGlyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IncKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRIsCgNrZXkYASABKAsyHy5jdW11bG8uYXV0aC52MS5TaWduaW5nS2V5U3RhdGUSLQoEa2V5cxgCIAMoCzIfLmN1bXVsby5hdXRoLnYxLlNpZ25pbmdLZXlTdGF0ZSqlAQoNQWNjb3VudFN0YXR1cxIeChpBQ0NPVU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUFDQ09VTlRfU1RBVFVTX0FDVElWRRABEhwKGEFDQ09VTlRfU1RBVFVTX1NVU1BFTkRFRBACEh0KGUFDQ09VTlRfU1RBVFVTX1RFUk1JTkFURUQQAxIcChhBQ0NPVU5UX1NUQVRVU19DQU5DRUxMRUQQBDKDFwoLQXV0aFNlcnZpY2USYAoIR2V0VGVybXMSHy5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1JlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1Jlc3BvbnNlIhGC0+STAgsSCS92MS90ZXJtcxKFAQoQQ2hlY2tOZXdQYXNzd29yZBInLmN1bXVsby5hdXRoLnYxLkNoZWNrTmV3UGFzc3dvcmRSZXF1ZXN0GiguY3VtdWxvLmF1dGgudjEuQ2hlY2tOZXdQYXNzd29yZFJlc3BvbnNlIh6C0+STAhgiEy92MS9wYXNzd29yZHM6Y2hlY2s6ASoSZgoIUmVnaXN0ZXISHy5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlc3BvbnNlIheC0+STAhEiDC92MS9hY2NvdW50czoBKhJjCgVMb2dpbhIcLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVzcG9uc2UiHYLT5JMCFyISL3YxL3Nlc3Npb25zOmxvZ2luOgEqEpYBChJTdGFydFBhc3N3b3JkUmVzZXQSKS5jdW11bG8uYXV0aC52MS5TdGFydFBhc3N3b3JkUmVzZXRSZXF1ZXN0GiouY3VtdWxvLmF1dGgudjEuU3RhcnRQYXNzd29yZFJlc2V0UmVzcG9uc2UiKYLT5JMCIyIeL3YxL2FjY291bnQ6c3RhcnRQYXNzd29yZFJlc2V0OgEqEoIBCg1SZXNldFBhc3N3b3JkEiQuY3VtdWxvLmF1dGgudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaJS5jdW11bG8uYXV0aC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2UiJILT5JMCHiIZL3YxL2FjY291bnQ6cmVzZXRQYXNzd29yZDoBKhJrCgdSZWZyZXNoEh4uY3VtdWxvLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaHy5jdW11bG8uYXV0aC52MS5SZWZyZXNoUmVzcG9uc2UiH4LT5JMCGSIUL3YxL3Nlc3Npb25zOnJlZnJlc2g6ASoSZwoGTG9nb3V0Eh0uY3VtdWxvLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoeLmN1bXVsby5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIh6C0+STAhgiEy92MS9zZXNzaW9uczpsb2dvdXQ6ASoSaAoKR2V0QWNjb3VudBIhLmN1bXVsby5hdXRoLnYxLkdldEFjY291bnRSZXF1ZXN0GiIuY3VtdWxvLmF1dGgudjEuR2V0QWNjb3VudFJlc3BvbnNlIhOC0+STAg0SCy92MS9hY2NvdW50Em8KDExpc3RTZXNzaW9ucxIjLmN1bXVsby5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaJC5jdW11bG8uYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIUgtPkkwIOEgwvdjEvc2Vzc2lvbnMSfwoNUmV2b2tlU2Vzc2lvbhIkLmN1bXVsby5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiUuY3VtdWxvLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlIiGC0+STAhsqGS92MS9zZXNzaW9ucy97c2Vzc2lvbl9pZH0SigEKEkNyZWF0ZU1pbm9yQWNjb3VudBIpLmN1bXVsby5hdXRoLnYxLkNyZWF0ZU1pbm9yQWNjb3VudFJlcXVlc3QaKi5jdW11bG8uYXV0aC52MS5DcmVhdGVNaW5vckFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudC9taW5vcnM6ASoSbwoKTGlzdE1pbm9ycxIhLmN1bXVsby5hdXRoLnYxLkxpc3RNaW5vcnNSZXF1ZXN0GiIuY3VtdWxvLmF1dGgudjEuTGlzdE1pbm9yc1Jlc3BvbnNlIhqC0+STAhQSEi92MS9hY2NvdW50L21pbm9ycxKjAQoQU2V0TWlub3JQYXNzd29yZBInLmN1bXVsby5hdXRoLnYxLlNldE1pbm9yUGFzc3dvcmRSZXF1ZXN0GiguY3VtdWxvLmF1dGgudjEuU2V0TWlub3JQYXNzd29yZFJlc3BvbnNlIjyC0+STAjYiMS92MS9hY2NvdW50L21pbm9ycy97bWlub3JfYWNjb3VudF9pZH06c2V0UGFzc3dvcmQ6ASoSgAEKDlVwZGF0ZUNvbnRhY3RzEiUuY3VtdWxvLmF1dGgudjEuVXBkYXRlQ29udGFjdHNSZXF1ZXN0GiYuY3VtdWxvLmF1dGgudjEuVXBkYXRlQ29udGFjdHNSZXNwb25zZSIfgtPkkwIZMhQvdjEvYWNjb3VudC9jb250YWN0czoBKhKbAQoUU2VuZFZlcmlmaWNhdGlvbkNvZGUSKy5jdW11bG8uYXV0aC52MS5TZW5kVmVyaWZpY2F0aW9uQ29kZVJlcXVlc3QaLC5jdW11bG8uYXV0aC52MS5TZW5kVmVyaWZpY2F0aW9uQ29kZVJlc3BvbnNlIiiC0+STAiIiHS92MS9hY2NvdW50L2NvbnRhY3RzOnNlbmRDb2RlOgEqEoQBCg1WZXJpZnlDb250YWN0EiQuY3VtdWxvLmF1dGgudjEuVmVyaWZ5Q29udGFjdFJlcXVlc3QaJS5jdW11bG8uYXV0aC52MS5WZXJpZnlDb250YWN0UmVzcG9uc2UiJoLT5JMCICIbL3YxL2FjY291bnQvY29udGFjdHM6dmVyaWZ5OgEqEnoKC0FjY2VwdFRlcm1zEiIuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXF1ZXN0GiMuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXNwb25zZSIigtPkkwIcIhcvdjEvYWNjb3VudDphY2NlcHRUZXJtczoBKhKGAQoOQ2hhbmdlUGFzc3dvcmQSJS5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIiWC0+STAh8iGi92MS9hY2NvdW50OmNoYW5nZVBhc3N3b3JkOgEqEnsKDUNhbmNlbEFjY291bnQSJC5jdW11bG8uYXV0aC52MS5DYW5jZWxBY2NvdW50UmVxdWVzdBolLmN1bXVsby5hdXRoLnYxLkNhbmNlbEFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudDpjYW5jZWw6ASoSigEKD0NvbmZpcm1QYXNzd29yZBImLmN1bXVsby5hdXRoLnYxLkNvbmZpcm1QYXNzd29yZFJlcXVlc3QaJy5jdW11bG8uYXV0aC52MS5Db25maXJtUGFzc3dvcmRSZXNwb25zZSImgtPkkwIgIhsvdjEvYWNjb3VudDpjb25maXJtUGFzc3dvcmQ6ASoSewoNTGlzdEd1YXJkaWFucxIkLmN1bXVsby5hdXRoLnYxLkxpc3RHdWFyZGlhbnNSZXF1ZXN0GiUuY3VtdWxvLmF1dGgudjEuTGlzdEd1YXJkaWFuc1Jlc3BvbnNlIh2C0+STAhcSFS92MS9hY2NvdW50L2d1YXJkaWFucxKUAQoOUmV2b2tlR3VhcmRpYW4SJS5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlc3BvbnNlIjOC0+STAi0qKy92MS9hY2NvdW50L2d1YXJkaWFucy97Z3VhcmRpYW5fYWNjb3VudF9pZH1iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message cumulo.auth.v1.Date
@@ -340,6 +340,76 @@ export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
   messageDesc(file_cumulo_auth_v1_auth, 10);
 
 /**
+ * @generated from message cumulo.auth.v1.StartPasswordResetRequest
+ */
+export type StartPasswordResetRequest = Message<"cumulo.auth.v1.StartPasswordResetRequest"> & {
+  /**
+   * @generated from field: string login = 1;
+   */
+  login: string;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.StartPasswordResetRequest.
+ * Use `create(StartPasswordResetRequestSchema)` to create a new message.
+ */
+export const StartPasswordResetRequestSchema: GenMessage<StartPasswordResetRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 11);
+
+/**
+ * @generated from message cumulo.auth.v1.StartPasswordResetResponse
+ */
+export type StartPasswordResetResponse = Message<"cumulo.auth.v1.StartPasswordResetResponse"> & {
+};
+
+/**
+ * Describes the message cumulo.auth.v1.StartPasswordResetResponse.
+ * Use `create(StartPasswordResetResponseSchema)` to create a new message.
+ */
+export const StartPasswordResetResponseSchema: GenMessage<StartPasswordResetResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 12);
+
+/**
+ * @generated from message cumulo.auth.v1.ResetPasswordRequest
+ */
+export type ResetPasswordRequest = Message<"cumulo.auth.v1.ResetPasswordRequest"> & {
+  /**
+   * @generated from field: string login = 1;
+   */
+  login: string;
+
+  /**
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string new_password = 3;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.ResetPasswordRequest.
+ * Use `create(ResetPasswordRequestSchema)` to create a new message.
+ */
+export const ResetPasswordRequestSchema: GenMessage<ResetPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 13);
+
+/**
+ * @generated from message cumulo.auth.v1.ResetPasswordResponse
+ */
+export type ResetPasswordResponse = Message<"cumulo.auth.v1.ResetPasswordResponse"> & {
+};
+
+/**
+ * Describes the message cumulo.auth.v1.ResetPasswordResponse.
+ * Use `create(ResetPasswordResponseSchema)` to create a new message.
+ */
+export const ResetPasswordResponseSchema: GenMessage<ResetPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 14);
+
+/**
  * @generated from message cumulo.auth.v1.RefreshRequest
  */
 export type RefreshRequest = Message<"cumulo.auth.v1.RefreshRequest"> & {
@@ -354,7 +424,7 @@ export type RefreshRequest = Message<"cumulo.auth.v1.RefreshRequest"> & {
  * Use `create(RefreshRequestSchema)` to create a new message.
  */
 export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 11);
+  messageDesc(file_cumulo_auth_v1_auth, 15);
 
 /**
  * @generated from message cumulo.auth.v1.RefreshResponse
@@ -371,7 +441,7 @@ export type RefreshResponse = Message<"cumulo.auth.v1.RefreshResponse"> & {
  * Use `create(RefreshResponseSchema)` to create a new message.
  */
 export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 12);
+  messageDesc(file_cumulo_auth_v1_auth, 16);
 
 /**
  * @generated from message cumulo.auth.v1.LogoutRequest
@@ -384,7 +454,7 @@ export type LogoutRequest = Message<"cumulo.auth.v1.LogoutRequest"> & {
  * Use `create(LogoutRequestSchema)` to create a new message.
  */
 export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 13);
+  messageDesc(file_cumulo_auth_v1_auth, 17);
 
 /**
  * @generated from message cumulo.auth.v1.LogoutResponse
@@ -397,7 +467,7 @@ export type LogoutResponse = Message<"cumulo.auth.v1.LogoutResponse"> & {
  * Use `create(LogoutResponseSchema)` to create a new message.
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 14);
+  messageDesc(file_cumulo_auth_v1_auth, 18);
 
 /**
  * @generated from message cumulo.auth.v1.GetAccountRequest
@@ -410,7 +480,7 @@ export type GetAccountRequest = Message<"cumulo.auth.v1.GetAccountRequest"> & {
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 15);
+  messageDesc(file_cumulo_auth_v1_auth, 19);
 
 /**
  * @generated from message cumulo.auth.v1.GetAccountResponse
@@ -432,7 +502,7 @@ export type GetAccountResponse = Message<"cumulo.auth.v1.GetAccountResponse"> & 
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 16);
+  messageDesc(file_cumulo_auth_v1_auth, 20);
 
 /**
  * @generated from message cumulo.auth.v1.Session
@@ -474,7 +544,7 @@ export type Session = Message<"cumulo.auth.v1.Session"> & {
  * Use `create(SessionSchema)` to create a new message.
  */
 export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 17);
+  messageDesc(file_cumulo_auth_v1_auth, 21);
 
 /**
  * @generated from message cumulo.auth.v1.ListSessionsRequest
@@ -487,7 +557,7 @@ export type ListSessionsRequest = Message<"cumulo.auth.v1.ListSessionsRequest"> 
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 18);
+  messageDesc(file_cumulo_auth_v1_auth, 22);
 
 /**
  * @generated from message cumulo.auth.v1.ListSessionsResponse
@@ -504,7 +574,7 @@ export type ListSessionsResponse = Message<"cumulo.auth.v1.ListSessionsResponse"
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 19);
+  messageDesc(file_cumulo_auth_v1_auth, 23);
 
 /**
  * @generated from message cumulo.auth.v1.Guardian
@@ -546,7 +616,7 @@ export type Guardian = Message<"cumulo.auth.v1.Guardian"> & {
  * Use `create(GuardianSchema)` to create a new message.
  */
 export const GuardianSchema: GenMessage<Guardian> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 20);
+  messageDesc(file_cumulo_auth_v1_auth, 24);
 
 /**
  * @generated from message cumulo.auth.v1.ListGuardiansRequest
@@ -559,7 +629,7 @@ export type ListGuardiansRequest = Message<"cumulo.auth.v1.ListGuardiansRequest"
  * Use `create(ListGuardiansRequestSchema)` to create a new message.
  */
 export const ListGuardiansRequestSchema: GenMessage<ListGuardiansRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 21);
+  messageDesc(file_cumulo_auth_v1_auth, 25);
 
 /**
  * @generated from message cumulo.auth.v1.ListGuardiansResponse
@@ -576,7 +646,7 @@ export type ListGuardiansResponse = Message<"cumulo.auth.v1.ListGuardiansRespons
  * Use `create(ListGuardiansResponseSchema)` to create a new message.
  */
 export const ListGuardiansResponseSchema: GenMessage<ListGuardiansResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 22);
+  messageDesc(file_cumulo_auth_v1_auth, 26);
 
 /**
  * @generated from message cumulo.auth.v1.RevokeGuardianRequest
@@ -593,7 +663,7 @@ export type RevokeGuardianRequest = Message<"cumulo.auth.v1.RevokeGuardianReques
  * Use `create(RevokeGuardianRequestSchema)` to create a new message.
  */
 export const RevokeGuardianRequestSchema: GenMessage<RevokeGuardianRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 23);
+  messageDesc(file_cumulo_auth_v1_auth, 27);
 
 /**
  * @generated from message cumulo.auth.v1.RevokeGuardianResponse
@@ -610,7 +680,7 @@ export type RevokeGuardianResponse = Message<"cumulo.auth.v1.RevokeGuardianRespo
  * Use `create(RevokeGuardianResponseSchema)` to create a new message.
  */
 export const RevokeGuardianResponseSchema: GenMessage<RevokeGuardianResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 24);
+  messageDesc(file_cumulo_auth_v1_auth, 28);
 
 /**
  * @generated from message cumulo.auth.v1.RevokeSessionRequest
@@ -627,7 +697,7 @@ export type RevokeSessionRequest = Message<"cumulo.auth.v1.RevokeSessionRequest"
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 25);
+  messageDesc(file_cumulo_auth_v1_auth, 29);
 
 /**
  * @generated from message cumulo.auth.v1.RevokeSessionResponse
@@ -640,7 +710,7 @@ export type RevokeSessionResponse = Message<"cumulo.auth.v1.RevokeSessionRespons
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 26);
+  messageDesc(file_cumulo_auth_v1_auth, 30);
 
 /**
  * @generated from message cumulo.auth.v1.CreateMinorAccountRequest
@@ -677,7 +747,7 @@ export type CreateMinorAccountRequest = Message<"cumulo.auth.v1.CreateMinorAccou
  * Use `create(CreateMinorAccountRequestSchema)` to create a new message.
  */
 export const CreateMinorAccountRequestSchema: GenMessage<CreateMinorAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 27);
+  messageDesc(file_cumulo_auth_v1_auth, 31);
 
 /**
  * @generated from message cumulo.auth.v1.CreateMinorAccountResponse
@@ -694,7 +764,99 @@ export type CreateMinorAccountResponse = Message<"cumulo.auth.v1.CreateMinorAcco
  * Use `create(CreateMinorAccountResponseSchema)` to create a new message.
  */
 export const CreateMinorAccountResponseSchema: GenMessage<CreateMinorAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 28);
+  messageDesc(file_cumulo_auth_v1_auth, 32);
+
+/**
+ * @generated from message cumulo.auth.v1.ListMinorsRequest
+ */
+export type ListMinorsRequest = Message<"cumulo.auth.v1.ListMinorsRequest"> & {
+};
+
+/**
+ * Describes the message cumulo.auth.v1.ListMinorsRequest.
+ * Use `create(ListMinorsRequestSchema)` to create a new message.
+ */
+export const ListMinorsRequestSchema: GenMessage<ListMinorsRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 33);
+
+/**
+ * @generated from message cumulo.auth.v1.Minor
+ */
+export type Minor = Message<"cumulo.auth.v1.Minor"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: string login = 2;
+   */
+  login: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 3;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.Minor.
+ * Use `create(MinorSchema)` to create a new message.
+ */
+export const MinorSchema: GenMessage<Minor> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 34);
+
+/**
+ * @generated from message cumulo.auth.v1.ListMinorsResponse
+ */
+export type ListMinorsResponse = Message<"cumulo.auth.v1.ListMinorsResponse"> & {
+  /**
+   * @generated from field: repeated cumulo.auth.v1.Minor minors = 1;
+   */
+  minors: Minor[];
+};
+
+/**
+ * Describes the message cumulo.auth.v1.ListMinorsResponse.
+ * Use `create(ListMinorsResponseSchema)` to create a new message.
+ */
+export const ListMinorsResponseSchema: GenMessage<ListMinorsResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 35);
+
+/**
+ * @generated from message cumulo.auth.v1.SetMinorPasswordRequest
+ */
+export type SetMinorPasswordRequest = Message<"cumulo.auth.v1.SetMinorPasswordRequest"> & {
+  /**
+   * @generated from field: string minor_account_id = 1;
+   */
+  minorAccountId: string;
+
+  /**
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.SetMinorPasswordRequest.
+ * Use `create(SetMinorPasswordRequestSchema)` to create a new message.
+ */
+export const SetMinorPasswordRequestSchema: GenMessage<SetMinorPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 36);
+
+/**
+ * @generated from message cumulo.auth.v1.SetMinorPasswordResponse
+ */
+export type SetMinorPasswordResponse = Message<"cumulo.auth.v1.SetMinorPasswordResponse"> & {
+};
+
+/**
+ * Describes the message cumulo.auth.v1.SetMinorPasswordResponse.
+ * Use `create(SetMinorPasswordResponseSchema)` to create a new message.
+ */
+export const SetMinorPasswordResponseSchema: GenMessage<SetMinorPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 37);
 
 /**
  * @generated from message cumulo.auth.v1.UpdateContactsRequest
@@ -721,7 +883,7 @@ export type UpdateContactsRequest = Message<"cumulo.auth.v1.UpdateContactsReques
  * Use `create(UpdateContactsRequestSchema)` to create a new message.
  */
 export const UpdateContactsRequestSchema: GenMessage<UpdateContactsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 29);
+  messageDesc(file_cumulo_auth_v1_auth, 38);
 
 /**
  * @generated from message cumulo.auth.v1.UpdateContactsResponse
@@ -738,7 +900,7 @@ export type UpdateContactsResponse = Message<"cumulo.auth.v1.UpdateContactsRespo
  * Use `create(UpdateContactsResponseSchema)` to create a new message.
  */
 export const UpdateContactsResponseSchema: GenMessage<UpdateContactsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 30);
+  messageDesc(file_cumulo_auth_v1_auth, 39);
 
 /**
  * @generated from message cumulo.auth.v1.SendVerificationCodeRequest
@@ -755,7 +917,7 @@ export type SendVerificationCodeRequest = Message<"cumulo.auth.v1.SendVerificati
  * Use `create(SendVerificationCodeRequestSchema)` to create a new message.
  */
 export const SendVerificationCodeRequestSchema: GenMessage<SendVerificationCodeRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 31);
+  messageDesc(file_cumulo_auth_v1_auth, 40);
 
 /**
  * @generated from message cumulo.auth.v1.SendVerificationCodeResponse
@@ -777,7 +939,7 @@ export type SendVerificationCodeResponse = Message<"cumulo.auth.v1.SendVerificat
  * Use `create(SendVerificationCodeResponseSchema)` to create a new message.
  */
 export const SendVerificationCodeResponseSchema: GenMessage<SendVerificationCodeResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 32);
+  messageDesc(file_cumulo_auth_v1_auth, 41);
 
 /**
  * @generated from message cumulo.auth.v1.VerifyContactRequest
@@ -799,7 +961,7 @@ export type VerifyContactRequest = Message<"cumulo.auth.v1.VerifyContactRequest"
  * Use `create(VerifyContactRequestSchema)` to create a new message.
  */
 export const VerifyContactRequestSchema: GenMessage<VerifyContactRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 33);
+  messageDesc(file_cumulo_auth_v1_auth, 42);
 
 /**
  * @generated from message cumulo.auth.v1.VerifyContactResponse
@@ -816,7 +978,7 @@ export type VerifyContactResponse = Message<"cumulo.auth.v1.VerifyContactRespons
  * Use `create(VerifyContactResponseSchema)` to create a new message.
  */
 export const VerifyContactResponseSchema: GenMessage<VerifyContactResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 34);
+  messageDesc(file_cumulo_auth_v1_auth, 43);
 
 /**
  * @generated from message cumulo.auth.v1.AcceptTermsRequest
@@ -833,7 +995,7 @@ export type AcceptTermsRequest = Message<"cumulo.auth.v1.AcceptTermsRequest"> & 
  * Use `create(AcceptTermsRequestSchema)` to create a new message.
  */
 export const AcceptTermsRequestSchema: GenMessage<AcceptTermsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 35);
+  messageDesc(file_cumulo_auth_v1_auth, 44);
 
 /**
  * @generated from message cumulo.auth.v1.AcceptTermsResponse
@@ -850,7 +1012,7 @@ export type AcceptTermsResponse = Message<"cumulo.auth.v1.AcceptTermsResponse"> 
  * Use `create(AcceptTermsResponseSchema)` to create a new message.
  */
 export const AcceptTermsResponseSchema: GenMessage<AcceptTermsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 36);
+  messageDesc(file_cumulo_auth_v1_auth, 45);
 
 /**
  * @generated from message cumulo.auth.v1.ChangePasswordRequest
@@ -872,7 +1034,7 @@ export type ChangePasswordRequest = Message<"cumulo.auth.v1.ChangePasswordReques
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 37);
+  messageDesc(file_cumulo_auth_v1_auth, 46);
 
 /**
  * @generated from message cumulo.auth.v1.ChangePasswordResponse
@@ -885,7 +1047,7 @@ export type ChangePasswordResponse = Message<"cumulo.auth.v1.ChangePasswordRespo
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 38);
+  messageDesc(file_cumulo_auth_v1_auth, 47);
 
 /**
  * @generated from message cumulo.auth.v1.ConfirmPasswordRequest
@@ -902,7 +1064,7 @@ export type ConfirmPasswordRequest = Message<"cumulo.auth.v1.ConfirmPasswordRequ
  * Use `create(ConfirmPasswordRequestSchema)` to create a new message.
  */
 export const ConfirmPasswordRequestSchema: GenMessage<ConfirmPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 39);
+  messageDesc(file_cumulo_auth_v1_auth, 48);
 
 /**
  * @generated from message cumulo.auth.v1.ConfirmPasswordResponse
@@ -929,7 +1091,7 @@ export type ConfirmPasswordResponse = Message<"cumulo.auth.v1.ConfirmPasswordRes
  * Use `create(ConfirmPasswordResponseSchema)` to create a new message.
  */
 export const ConfirmPasswordResponseSchema: GenMessage<ConfirmPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 40);
+  messageDesc(file_cumulo_auth_v1_auth, 49);
 
 /**
  * @generated from message cumulo.auth.v1.CancelAccountRequest
@@ -946,7 +1108,7 @@ export type CancelAccountRequest = Message<"cumulo.auth.v1.CancelAccountRequest"
  * Use `create(CancelAccountRequestSchema)` to create a new message.
  */
 export const CancelAccountRequestSchema: GenMessage<CancelAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 41);
+  messageDesc(file_cumulo_auth_v1_auth, 50);
 
 /**
  * @generated from message cumulo.auth.v1.CancelAccountResponse
@@ -959,7 +1121,7 @@ export type CancelAccountResponse = Message<"cumulo.auth.v1.CancelAccountRespons
  * Use `create(CancelAccountResponseSchema)` to create a new message.
  */
 export const CancelAccountResponseSchema: GenMessage<CancelAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 42);
+  messageDesc(file_cumulo_auth_v1_auth, 51);
 
 /**
  * @generated from message cumulo.auth.v1.SigningKey
@@ -986,7 +1148,7 @@ export type SigningKey = Message<"cumulo.auth.v1.SigningKey"> & {
  * Use `create(SigningKeySchema)` to create a new message.
  */
 export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 43);
+  messageDesc(file_cumulo_auth_v1_auth, 52);
 
 /**
  * @generated from message cumulo.auth.v1.GetSigningKeysRequest
@@ -1003,7 +1165,7 @@ export type GetSigningKeysRequest = Message<"cumulo.auth.v1.GetSigningKeysReques
  * Use `create(GetSigningKeysRequestSchema)` to create a new message.
  */
 export const GetSigningKeysRequestSchema: GenMessage<GetSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 44);
+  messageDesc(file_cumulo_auth_v1_auth, 53);
 
 /**
  * @generated from message cumulo.auth.v1.GetSigningKeysResponse
@@ -1020,7 +1182,7 @@ export type GetSigningKeysResponse = Message<"cumulo.auth.v1.GetSigningKeysRespo
  * Use `create(GetSigningKeysResponseSchema)` to create a new message.
  */
 export const GetSigningKeysResponseSchema: GenMessage<GetSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 45);
+  messageDesc(file_cumulo_auth_v1_auth, 54);
 
 /**
  * @generated from message cumulo.auth.v1.GetClientAppRequest
@@ -1037,7 +1199,7 @@ export type GetClientAppRequest = Message<"cumulo.auth.v1.GetClientAppRequest"> 
  * Use `create(GetClientAppRequestSchema)` to create a new message.
  */
 export const GetClientAppRequestSchema: GenMessage<GetClientAppRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 46);
+  messageDesc(file_cumulo_auth_v1_auth, 55);
 
 /**
  * @generated from message cumulo.auth.v1.GetClientAppResponse
@@ -1064,7 +1226,7 @@ export type GetClientAppResponse = Message<"cumulo.auth.v1.GetClientAppResponse"
  * Use `create(GetClientAppResponseSchema)` to create a new message.
  */
 export const GetClientAppResponseSchema: GenMessage<GetClientAppResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 47);
+  messageDesc(file_cumulo_auth_v1_auth, 56);
 
 /**
  * @generated from message cumulo.auth.v1.RegisterClientAppRequest
@@ -1086,7 +1248,7 @@ export type RegisterClientAppRequest = Message<"cumulo.auth.v1.RegisterClientApp
  * Use `create(RegisterClientAppRequestSchema)` to create a new message.
  */
 export const RegisterClientAppRequestSchema: GenMessage<RegisterClientAppRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 48);
+  messageDesc(file_cumulo_auth_v1_auth, 57);
 
 /**
  * @generated from message cumulo.auth.v1.RegisterClientAppResponse
@@ -1099,7 +1261,7 @@ export type RegisterClientAppResponse = Message<"cumulo.auth.v1.RegisterClientAp
  * Use `create(RegisterClientAppResponseSchema)` to create a new message.
  */
 export const RegisterClientAppResponseSchema: GenMessage<RegisterClientAppResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 49);
+  messageDesc(file_cumulo_auth_v1_auth, 58);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountStatusRequest
@@ -1136,7 +1298,7 @@ export type SetAccountStatusRequest = Message<"cumulo.auth.v1.SetAccountStatusRe
  * Use `create(SetAccountStatusRequestSchema)` to create a new message.
  */
 export const SetAccountStatusRequestSchema: GenMessage<SetAccountStatusRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 50);
+  messageDesc(file_cumulo_auth_v1_auth, 59);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountStatusResponse
@@ -1153,7 +1315,7 @@ export type SetAccountStatusResponse = Message<"cumulo.auth.v1.SetAccountStatusR
  * Use `create(SetAccountStatusResponseSchema)` to create a new message.
  */
 export const SetAccountStatusResponseSchema: GenMessage<SetAccountStatusResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 51);
+  messageDesc(file_cumulo_auth_v1_auth, 60);
 
 /**
  * @generated from message cumulo.auth.v1.GetAccountContactsRequest
@@ -1170,7 +1332,7 @@ export type GetAccountContactsRequest = Message<"cumulo.auth.v1.GetAccountContac
  * Use `create(GetAccountContactsRequestSchema)` to create a new message.
  */
 export const GetAccountContactsRequestSchema: GenMessage<GetAccountContactsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 52);
+  messageDesc(file_cumulo_auth_v1_auth, 61);
 
 /**
  * @generated from message cumulo.auth.v1.GetAccountContactsResponse
@@ -1197,7 +1359,7 @@ export type GetAccountContactsResponse = Message<"cumulo.auth.v1.GetAccountConta
  * Use `create(GetAccountContactsResponseSchema)` to create a new message.
  */
 export const GetAccountContactsResponseSchema: GenMessage<GetAccountContactsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 53);
+  messageDesc(file_cumulo_auth_v1_auth, 62);
 
 /**
  * @generated from message cumulo.auth.v1.FindAccountRequest
@@ -1214,7 +1376,7 @@ export type FindAccountRequest = Message<"cumulo.auth.v1.FindAccountRequest"> & 
  * Use `create(FindAccountRequestSchema)` to create a new message.
  */
 export const FindAccountRequestSchema: GenMessage<FindAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 54);
+  messageDesc(file_cumulo_auth_v1_auth, 63);
 
 /**
  * @generated from message cumulo.auth.v1.FindAccountResponse
@@ -1231,7 +1393,7 @@ export type FindAccountResponse = Message<"cumulo.auth.v1.FindAccountResponse"> 
  * Use `create(FindAccountResponseSchema)` to create a new message.
  */
 export const FindAccountResponseSchema: GenMessage<FindAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 55);
+  messageDesc(file_cumulo_auth_v1_auth, 64);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountRolesRequest
@@ -1263,7 +1425,7 @@ export type SetAccountRolesRequest = Message<"cumulo.auth.v1.SetAccountRolesRequ
  * Use `create(SetAccountRolesRequestSchema)` to create a new message.
  */
 export const SetAccountRolesRequestSchema: GenMessage<SetAccountRolesRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 56);
+  messageDesc(file_cumulo_auth_v1_auth, 65);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountRolesResponse
@@ -1280,7 +1442,7 @@ export type SetAccountRolesResponse = Message<"cumulo.auth.v1.SetAccountRolesRes
  * Use `create(SetAccountRolesResponseSchema)` to create a new message.
  */
 export const SetAccountRolesResponseSchema: GenMessage<SetAccountRolesResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 57);
+  messageDesc(file_cumulo_auth_v1_auth, 66);
 
 /**
  * @generated from message cumulo.auth.v1.SigningKeyState
@@ -1312,7 +1474,7 @@ export type SigningKeyState = Message<"cumulo.auth.v1.SigningKeyState"> & {
  * Use `create(SigningKeyStateSchema)` to create a new message.
  */
 export const SigningKeyStateSchema: GenMessage<SigningKeyState> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 58);
+  messageDesc(file_cumulo_auth_v1_auth, 67);
 
 /**
  * @generated from message cumulo.auth.v1.RotateSigningKeyRequest
@@ -1325,7 +1487,7 @@ export type RotateSigningKeyRequest = Message<"cumulo.auth.v1.RotateSigningKeyRe
  * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
  */
 export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 59);
+  messageDesc(file_cumulo_auth_v1_auth, 68);
 
 /**
  * @generated from message cumulo.auth.v1.RotateSigningKeyResponse
@@ -1347,7 +1509,7 @@ export type RotateSigningKeyResponse = Message<"cumulo.auth.v1.RotateSigningKeyR
  * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
  */
 export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 60);
+  messageDesc(file_cumulo_auth_v1_auth, 69);
 
 /**
  * @generated from enum cumulo.auth.v1.AccountStatus
@@ -1422,6 +1584,22 @@ export const AuthService: GenService<{
     output: typeof LoginResponseSchema;
   },
   /**
+   * @generated from rpc cumulo.auth.v1.AuthService.StartPasswordReset
+   */
+  startPasswordReset: {
+    methodKind: "unary";
+    input: typeof StartPasswordResetRequestSchema;
+    output: typeof StartPasswordResetResponseSchema;
+  },
+  /**
+   * @generated from rpc cumulo.auth.v1.AuthService.ResetPassword
+   */
+  resetPassword: {
+    methodKind: "unary";
+    input: typeof ResetPasswordRequestSchema;
+    output: typeof ResetPasswordResponseSchema;
+  },
+  /**
    * @generated from rpc cumulo.auth.v1.AuthService.Refresh
    */
   refresh: {
@@ -1468,6 +1646,22 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof CreateMinorAccountRequestSchema;
     output: typeof CreateMinorAccountResponseSchema;
+  },
+  /**
+   * @generated from rpc cumulo.auth.v1.AuthService.ListMinors
+   */
+  listMinors: {
+    methodKind: "unary";
+    input: typeof ListMinorsRequestSchema;
+    output: typeof ListMinorsResponseSchema;
+  },
+  /**
+   * @generated from rpc cumulo.auth.v1.AuthService.SetMinorPassword
+   */
+  setMinorPassword: {
+    methodKind: "unary";
+    input: typeof SetMinorPasswordRequestSchema;
+    output: typeof SetMinorPasswordResponseSchema;
   },
   /**
    * @generated from rpc cumulo.auth.v1.AuthService.UpdateContacts
