@@ -6,6 +6,7 @@ import { use } from "./state";
 import { auth } from "./api";
 import { SignIn } from "./pages/signin";
 import { SignUp } from "./pages/signup";
+import { ResetPassword } from "./pages/reset";
 import { Files } from "./pages/files";
 import { Reactivate } from "./pages/reactivate";
 import { SharedLink } from "./pages/link";
@@ -27,6 +28,7 @@ export function App() {
   if (path === "/reactivate") page = <Reactivate token={where.query.get("token") ?? ""} />;
   else if (path.startsWith("/s/")) page = <SharedLink token={decodeURIComponent(path.slice("/s/".length))} />;
   else if (path === "/signup") page = <SignUp />;
+  else if (path === "/reset") page = <ResetPassword />;
   else if (!signedIn) page = <SignIn next={path === "/signin" ? "/files" : path + window.location.search} />;
   else if (path === "/" || path === "/signin") page = <Redirect to="/files" />;
   else if (path === "/files" || path.startsWith("/files/")) page = <Files folderId={path.slice("/files/".length)} />;

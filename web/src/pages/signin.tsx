@@ -17,6 +17,7 @@ export function SignIn({ next }: { next: string }) {
   const [problem, setProblem] = useState<Problem | null>(null);
   const [busy, setBusy] = useState(false);
   const created = location.get().query.get("created") === "1";
+  const reset = location.get().query.get("reset") === "1";
 
   async function submit(event: Event) {
     event.preventDefault();
@@ -45,6 +46,7 @@ export function SignIn({ next }: { next: string }) {
     <section class="card narrow" aria-labelledby="signin-title">
       <h1 id="signin-title">{t("signIn")}</h1>
       {created && <p class="note" role="status">{t("created")}</p>}
+      {reset && <p class="note" role="status">{t("passwordReset")}</p>}
       <form onSubmit={submit} noValidate>
         <Field id="login" label={t("email")} error={problem?.fields.login}>
           <input id="login" name="login" type="email" autocomplete="username" required />
@@ -57,6 +59,9 @@ export function SignIn({ next }: { next: string }) {
           {t("signIn")}
         </button>
       </form>
+      <p>
+        <a href="/reset">{t("forgotPassword")}</a>
+      </p>
       <p>
         {t("noAccount")} <a href="/signup">{t("signUp")}</a>
       </p>
