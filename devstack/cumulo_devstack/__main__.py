@@ -193,25 +193,15 @@ class Launch:
             server.launch()
         self._await(key, server.process, SERVER_START_TIMEOUT, lambda pid: listens_on(pid, server.port))
 
-    def mail_catcher(self) -> None:
-        port = self.ports["smtp"]
-        mail = MailCatcher(self.var / "mail", port.number)
-        self.started.append(mail)
+    def catcher(self, key: str, catcher: MailCatcher | SmsCatcher) -> None:
+        """The mail (`smtp`) or SMS (`sms`) catcher, started on its planned port."""
+        port = self.ports[key]
+        self.started.append(catcher)
         try:
             with self.signals.held():
-                mail.start()
-        except Exception as exc:  # aiosmtpd's start raises its server thread's error, or a timeout
+                catcher.start()
+        except Exception as exc:  # aiosmtpd's start raises its server thread's error, or a timeout; the HTTP server an OSError
             raise failure(f"cumulo could not start: {port.component} cannot listen on port {port.number} ({getattr(exc, 'strerror', None) or exc}).", port, None, None, self.ports) from exc
-
-    def sms_catcher(self) -> None:
-        port = self.ports["sms"]
-        sms = SmsCatcher(self.var / "sms", port.number)
-        self.started.append(sms)
-        try:
-            with self.signals.held():
-                sms.start()
-        except OSError as exc:
-            raise failure(f"cumulo could not start: {port.component} cannot listen on port {port.number} ({exc.strerror or exc}).", port, None, None, self.ports) from exc
 
     def service(self, name: str, module: str) -> None:
         port, health = self.ports[name], self.ports[f"{name} health"]
@@ -314,12 +304,12 @@ def start(launch: Launch) -> int:
         env["S3_ENDPOINT"], env["S3_ACCESS_KEY_ID"], env["S3_SECRET_ACCESS_KEY"] = s3.endpoint, s3.access_key, s3.secret_key
         print(f"s3        {env['S3_ENDPOINT']} (buckets in var/s3)", flush=True)
     if "smtp" in ports:
-        launch.mail_catcher()
+        launch.catcher("smtp", MailCatcher(launch.var / "mail", ports["smtp"].number))
         mail_port = ports["smtp"].number
         env["CUMULO_LIFECYCLE_SMTP_HOST"], env["CUMULO_LIFECYCLE_SMTP_PORT"] = "127.0.0.1", str(mail_port)
         print(f"smtp      127.0.0.1:{mail_port} (lifecycle notices land in var/mail/*.eml)", flush=True)
     if "sms" in ports:
-        launch.sms_catcher()
+        launch.catcher("sms", SmsCatcher(launch.var / "sms", ports["sms"].number))
         env["CUMULO_LIFECYCLE_SMS_WEBHOOK_URL"] = f"http://127.0.0.1:{ports['sms'].number}/v1/sms"
         print(f"sms       {env['CUMULO_LIFECYCLE_SMS_WEBHOOK_URL']} (text messages land in var/sms/*.json)", flush=True)
     launch.identities()
