@@ -41,7 +41,8 @@ async def _pasted(heading: str, gateway: str, client, mail, scratch: pathlib.Pat
         .replace("alice@example.com", email)
         .replace(".venv/bin/cumulo", str(CLI))
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CUMULO_")}
+    # A home of the session's own: its sessions are kept there, not in the machine's ~/.config.
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("CUMULO_")}, "HOME": str(scratch)}
     return await asyncio.to_thread(
         subprocess.run, ["bash", "-uo", "pipefail", "-c", script],
         capture_output=True, text=True, timeout=240, cwd=ROOT, env=environ,
@@ -83,4 +84,16 @@ async def test_the_readme_forgotten_password_session(gateway, client, mail, tmp_
     assert "the old password is gone" in out and "INVALID_CREDENTIALS" in err, (out, err)
     assert out.count("logged in as") == 1, out  # the new password only
     assert re.search(r"^account\s+[0-9a-f-]{36}$", out, re.M), out  # whoami, signed in again
+    assert "Traceback" not in err, err
+
+
+@pytest.mark.timeout(300)
+async def test_the_readme_two_step_session(gateway, client, mail, tmp_path):
+    done = await _pasted("### Two-step sign-in", gateway, client, mail, tmp_path)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 0, (out, err)
+    assert "otpauth://totp/cumulo:" in out and "two-step sign-in is on" in out, out
+    assert "a second step is asked" in out and "SECOND_FACTOR_REQUIRED" in err, (out, err)
+    assert out.count("logged in as") == 3, out  # before it was on; then the app's next code, then a recovery code
+    assert "two-step sign-in is off" in out, out
     assert "Traceback" not in err, err

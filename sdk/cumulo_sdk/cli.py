@@ -104,7 +104,14 @@ async def _terms(client: Cumulo, args: argparse.Namespace) -> int:
 
 async def _login(client: Cumulo, args: argparse.Namespace) -> int:
     password = read_password("Password: ")
-    account = await client.login(args.login, password, device_name=args.device_name or platform.node())
+    device = args.device_name or platform.node()
+    try:
+        account = await client.login(args.login, password, device_name=device, second_factor=args.code or "")
+    except CumuloRpcError as err:
+        if err.reason != "SECOND_FACTOR_REQUIRED" or not at_terminal():
+            raise
+        code = read_password("Code from your authenticator app (or a recovery code): ").strip()
+        account = await client.login(args.login, password, device_name=device, second_factor=code)
     print(f"logged in as {account.email or account.phone}")
     _remind_to_verify(account)
     return 0
@@ -158,6 +165,28 @@ async def _reset_password(client: Cumulo, args: argparse.Namespace) -> int:
 
 
 MINOR_COLUMNS = [Column("ACCOUNT"), Column("LOGIN"), Column("IN YOUR CARE UNTIL")]
+
+
+async def _two_step(client: Cumulo, args: argparse.Namespace) -> int:
+    if args.action == "enable":
+        await client.confirm_password(read_password("Password: "))
+        begun = await client.two_step_begin()
+        print(f"add this to your authenticator app (as a QR code, or the secret typed in):\n  {begun.otpauth_uri}\n  secret: {begun.secret}")
+        print("then: cumulo account two-step confirm CODE (the code the app shows)")
+        return 0
+    if not args.code:
+        fail(f"`cumulo account two-step {args.action} CODE`: the code your authenticator app shows" + (", or a recovery code" if args.action == "disable" else ""))
+        return 2
+    if args.action == "confirm":
+        codes = await client.two_step_confirm(args.code)
+        print("two-step sign-in is on. Keep these recovery codes somewhere safe: each signs in once without the app.")
+        for code in codes:
+            print(f"  {code}")
+        return 0
+    await client.confirm_password(read_password("Password: "))
+    await client.two_step_disable(args.code)
+    print("two-step sign-in is off")
+    return 0
 
 
 async def _minors(client: Cumulo, args: argparse.Namespace) -> int:
@@ -289,6 +318,7 @@ def _account_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     login = commands.add_parser("login", help="log in; the session is kept in a 0600 file")
     login.add_argument("login", help="e-mail address or phone number")
     login.add_argument("--device-name", help="how `cumulo sessions` names this session (default: this machine's host name)")
+    login.add_argument("--code", help="with two-step sign-in on: the code your authenticator app shows, or a recovery code")
     login.set_defaults(run=_login)
     whoami = commands.add_parser("whoami", help="show the logged-in account")
     add_json_flag(whoami)
@@ -328,6 +358,10 @@ def _account_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     set_contact.add_argument("channel", choices=["email", "phone"], help="which contact: email or phone")
     set_contact.add_argument("value", help="the new address or number; \"\" removes it")
     set_contact.set_defaults(run=_set_contact)
+    two_step = account.add_parser("two-step", help="two-step sign-in: enable (then confirm CODE), or disable CODE")
+    two_step.add_argument("action", choices=["enable", "confirm", "disable"], help="what to do")
+    two_step.add_argument("code", nargs="?", help="for confirm and disable: the code your authenticator app shows (disable: or a recovery code)")
+    two_step.set_defaults(run=_two_step)
     minors = account.add_parser("minors", help="the minors in your care (accounts you created for them), until when")
     add_json_flag(minors)
     minors.set_defaults(run=_minors)

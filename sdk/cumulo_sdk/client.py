@@ -306,10 +306,11 @@ class Cumulo:
         )
         return response.account
 
-    async def login(self, login: str, password: str, *, device_name: str = "") -> auth_pb2.Account:
+    async def login(self, login: str, password: str, *, device_name: str = "", second_factor: str = "") -> auth_pb2.Account:
+        """`second_factor`: with two-step sign-in on, the authenticator app's code or a recovery code."""
         response = await self.call(
             self.auth.Login,
-            auth_pb2.LoginRequest(login=login, password=password, device_name=device_name),
+            auth_pb2.LoginRequest(login=login, password=password, device_name=device_name, second_factor=second_factor),
             authenticated=False,
         )
         self.store.save(Tokens.from_pair(response.tokens, account_id=response.account.account_id, login=login))
@@ -348,6 +349,18 @@ class Cumulo:
         """An adult ends a guardian's access now (a minor cannot: it ends at 18 by itself)."""
         request = auth_pb2.RevokeGuardianRequest(guardian_account_id=guardian_account_id)
         return (await self.call(self.auth.RevokeGuardian, request)).guardian
+
+    async def two_step_begin(self) -> auth_pb2.BeginTwoStepResponse:
+        """Two-step sign-in, step one (needs `confirm_password` lately): the secret for an
+        authenticator app, as an otpauth:// URI and in base32."""
+        return await self.call(self.auth.BeginTwoStep, auth_pb2.BeginTwoStepRequest())
+
+    async def two_step_confirm(self, code: str) -> list[str]:
+        """The app's code: two-step sign-in is on. The recovery codes, shown this once."""
+        return list((await self.call(self.auth.ConfirmTwoStep, auth_pb2.ConfirmTwoStepRequest(code=code))).recovery_codes)
+
+    async def two_step_disable(self, code: str) -> None:
+        await self.call(self.auth.DisableTwoStep, auth_pb2.DisableTwoStepRequest(code=code))
 
     async def minors(self) -> list[auth_pb2.Minor]:
         """The accounts in this guardian's care now, and until when."""

@@ -202,3 +202,26 @@ async def test_a_guardian_lists_their_minors_and_sets_one_a_password_from_the_co
     assert code == 0 and "every session of theirs was signed out" in out, err
     async with Cumulo(gateway) as child_client:
         assert (await child_client.login(child, "a new passphrase for the child")).account_id == minor.account_id
+
+
+async def test_two_step_sign_in_from_the_command_line(gateway, tmp_path, email):
+    import pyotp
+
+    await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    await cumulo(gateway, tmp_path, "login", email, stdin=PASSWORD + "\n")
+    code, out, err = await cumulo(gateway, tmp_path, "account", "two-step", "enable", stdin=PASSWORD + "\n")
+    assert code == 0 and "otpauth://totp/cumulo:" in out, err
+    secret = out.split("secret: ")[1].split()[0]
+    code, out, err = await cumulo(gateway, tmp_path, "account", "two-step", "confirm")
+    assert code == 2 and "the code your authenticator app shows" in err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "two-step", "confirm", pyotp.TOTP(secret).now())
+    assert code == 0 and "two-step sign-in is on" in out, err
+    recovery = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    assert len(recovery) == 10
+    other = tmp_path / "other"
+    code, out, err = await cumulo(gateway, other, "login", email, stdin=PASSWORD + "\n")
+    assert code != 0 and "SECOND_FACTOR_REQUIRED" in err and "--code" not in out
+    code, out, err = await cumulo(gateway, other, "login", email, "--code", recovery[0], stdin=PASSWORD + "\n")
+    assert code == 0 and f"logged in as {email}" in out, err
+    code, out, err = await cumulo(gateway, other, "account", "two-step", "disable", recovery[1], stdin=PASSWORD + "\n")
+    assert code == 0 and "two-step sign-in is off" in out, err

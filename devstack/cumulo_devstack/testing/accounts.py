@@ -117,11 +117,11 @@ class People:
             await verify_email(person.client, self.mail, email)
         return person
 
-    async def login(self, email: str, device_name: str = "test device", password: str = PASSWORD) -> Person:
+    async def login(self, email: str, device_name: str = "test device", password: str = PASSWORD, second_factor: str = "") -> Person:
         """A new session of an existing account, with a client of its own."""
         client = Cumulo(self.target)
         self.clients.append(client)
-        account = await client.login(email, password, device_name=device_name)
+        account = await client.login(email, password, device_name=device_name, second_factor=second_factor)
         return Person(client, email, account.account_id)
 
     async def close(self) -> None:

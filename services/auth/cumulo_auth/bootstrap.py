@@ -30,6 +30,7 @@ from cumulo_auth.recovery import PasswordResets
 from cumulo_auth.registration import Registration
 from cumulo_auth.sessions import Sessions
 from cumulo_auth.throttling import LoginThrottle
+from cumulo_auth.two_step import TwoStep
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.call_limit import CallLimit
@@ -87,6 +88,7 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
     issuer = TokenIssuer(keys=keys, clock=clock, settings=settings)
     live = LiveSessions(db, clock)
     codes = ContactCodes(settings, clock)
+    two_step = TwoStep(db=db, clock=clock, settings=settings, live=live)
     send_code = remote_code_sender(base.remote("lifecycle", lifecycle_pb2_grpc.LifecycleInternalServiceStub))
     resets = PasswordResets(
         db=db, clock=clock, settings=settings, codes=codes, passwords=passwords, password_checks=password_checks, send=send_code, live=live
@@ -107,12 +109,14 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
             password_checks=password_checks,
             issuer=issuer,
             states=states,
+            two_step=two_step,
         ),
         sessions=sessions,
         changes=AccountChanges(db=db, clock=clock, settings=settings, passwords=passwords, throttle=throttle, sessions=sessions, codes=codes),
         guardians=Guardians(db=db, clock=clock, settings=settings, live=live, passwords=passwords),
         contacts=ContactVerification(db=db, clock=clock, settings=settings, codes=codes, send=send_code, live=live),
         resets=resets,
+        two_step=two_step,
     )
     internal = AuthInternalService(keys=keys, client_apps=client_apps, admin=Admin(db=db, clock=clock, time_zone=settings.time_zone, live=live))
     throttle_cleanup = jobs.ThrottleCleanup(db=db, clock=clock, forget_after=settings.throttle_forget_after)

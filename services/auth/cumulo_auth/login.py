@@ -18,11 +18,12 @@ from cumulo_auth.domain.accounts import refuse_unless_usable, view
 from cumulo_auth.domain.password_work import PasswordWork
 from cumulo_auth.issuing import TokenIssuer, Tokens
 from cumulo_auth.throttling import THROTTLED_REASON, LoginThrottle
+from cumulo_auth.two_step import TwoStep
 from cumulo_platform.account_states import AccountDeleted, AccountStates
 from cumulo_platform.call_limit import CallLimit, spend
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
-from cumulo_platform.errors import InvalidArgument, Unauthenticated
+from cumulo_platform.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 from cumulo_platform.passwords import Passwords
 
 DEVICE_NAME_MAX_LENGTH = 100
@@ -40,6 +41,7 @@ class Login:
         password_checks: CallLimit,
         issuer: TokenIssuer,
         states: AccountStates,
+        two_step: TwoStep,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -49,9 +51,10 @@ class Login:
         self.password_checks = password_checks
         self.issuer = issuer
         self.states = states
+        self.two_step = two_step
 
     async def login(
-        self, *, login: str, password: str, device_name: str, client_id: str, client_network: str
+        self, *, login: str, password: str, device_name: str, client_id: str, client_network: str, second_factor: str = ""
     ) -> tuple[Tokens, dict[str, Any]]:
         key = rules.login_key(login)
         if not password:
@@ -73,6 +76,19 @@ class Login:
             if deleted:
                 raise AccountDeleted()
             right = await self.passwords.verify(row.password_hash if row else None, normalized)
+            if right and row is not None and row.two_step_at is not None:
+                # The password was right: now the second step (a wrong code counts as a wrong password).
+                if not second_factor.strip():
+                    raise FailedPrecondition(
+                        "this account asks for a second step: the code your authenticator app shows, or a recovery code (second_factor)",
+                        reason="SECOND_FACTOR_REQUIRED",
+                    )
+                async with self.db.unit_of_work() as uow:
+                    passed = await self.two_step.spend(uow, row.account_id, second_factor)
+                    await uow.commit()
+                attempt.record(passed)
+                if not passed:
+                    raise Unauthenticated("the code of the second step is wrong or used already", reason="SECOND_FACTOR_WRONG")
             attempt.record(right)
         if not right:
             raise Unauthenticated("the login or the password is wrong", reason="INVALID_CREDENTIALS")

@@ -11,7 +11,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo_auth.adapters import accounts as account_table
-from cumulo_auth.adapters.tables import accounts, contact_codes, deleted_logins, login_throttle, refresh_tokens, sessions
+from cumulo_auth.adapters.tables import (
+    accounts,
+    contact_codes,
+    deleted_logins,
+    login_throttle,
+    recovery_codes,
+    refresh_tokens,
+    second_factors,
+    sessions,
+)
 from cumulo_auth.domain import credentials
 from cumulo_auth.live_sessions import LiveSessions
 from cumulo_platform.clock import Clock
@@ -53,11 +62,13 @@ class AccountPurge:
             deleted = (await uow.execute(sa.delete(sessions).where(sessions.c.account_id == target))).rowcount or 0
             await uow.execute(sa.delete(login_throttle).where(login_throttle.c.key == f"id:{target}"))
             await uow.execute(sa.delete(contact_codes).where(contact_codes.c.account_id == target))
+            await uow.execute(sa.delete(recovery_codes).where(recovery_codes.c.account_id == target))
+            await uow.execute(sa.delete(second_factors).where(second_factors.c.account_id == target))
             await uow.execute(
                 sa.update(accounts)
                 .where(accounts.c.account_id == target)
                 .values(
-                    email=None, phone=None, email_verified_at=None, phone_verified_at=None, password_hash=None, roles=[], status="deleted", status_reason=reason, updated_at=now,
+                    email=None, phone=None, email_verified_at=None, phone_verified_at=None, two_step_at=None, password_hash=None, roles=[], status="deleted", status_reason=reason, updated_at=now,
                     # The row is the account's tombstone: id, status and when, nothing personal.
                     birth_date=None, terms_version=None, terms_accepted_at=None, created_at=None, locale=None,
                     guardian_account_id=None, guardian_consent_at=None, guardian_revoked_at=None, suspended_until=None,

@@ -38,6 +38,9 @@ TOKEN_METHODS = [
     "VerifyContact",
     "ListMinors",
     "SetMinorPassword",
+    "BeginTwoStep",
+    "ConfirmTwoStep",
+    "DisableTwoStep",
 ]
 
 
@@ -65,6 +68,8 @@ def request_for(method: str, *, session_id: str = "") -> object:
         return auth_pb2.SendVerificationCodeRequest(channel="phone")
     if method == "VerifyContact":
         return auth_pb2.VerifyContactRequest(channel="email", code="123456")
+    if method in ("ConfirmTwoStep", "DisableTwoStep"):
+        return getattr(auth_pb2, f"{method}Request")(code="123456")
     if method == "SetMinorPassword":
         return auth_pb2.SetMinorPasswordRequest(minor_account_id=str(uuid.uuid4()), new_password="a new passphrase for the child")
     return getattr(auth_pb2, f"{method}Request")()
@@ -243,6 +248,25 @@ async def as_intruder_set_minor_password(client, intruder, victim):
     assert again.account.account_id == victim.account_id
 
 
+async def as_intruder_begin_two_step(client, intruder, victim):
+    """The secret is the caller's own, named after the caller's login."""
+    begun = await call(client, client.auth.BeginTwoStep, auth_pb2.BeginTwoStepRequest(), intruder.access_token)
+    assert intruder.email.replace("@", "%40") in begun.otpauth_uri and victim.email.replace("@", "%40") not in begun.otpauth_uri
+
+
+async def as_intruder_confirm_two_step(client, intruder, victim):
+    """A code is checked against the caller's own pending secret: the intruder has none."""
+    await expect_error(
+        call(client, client.auth.ConfirmTwoStep, request_for("ConfirmTwoStep"), intruder.access_token),
+        grpc.StatusCode.FAILED_PRECONDITION, reason="TWO_STEP_NOT_BEGUN",
+    )
+
+
+async def as_intruder_disable_two_step(client, intruder, victim):
+    """Off for the caller's own account (off already: nothing to do), whatever the victim has."""
+    await call(client, client.auth.DisableTwoStep, request_for("DisableTwoStep"), intruder.access_token)
+
+
 INTRUSIONS = {
     "Logout": as_intruder_logout,
     "GetAccount": as_intruder_get_account,
@@ -260,6 +284,9 @@ INTRUSIONS = {
     "VerifyContact": as_intruder_verify_contact,
     "ListMinors": as_intruder_list_minors,
     "SetMinorPassword": as_intruder_set_minor_password,
+    "BeginTwoStep": as_intruder_begin_two_step,
+    "ConfirmTwoStep": as_intruder_confirm_two_step,
+    "DisableTwoStep": as_intruder_disable_two_step,
 }
 
 

@@ -11,6 +11,7 @@ import { bytes, lang, t, when } from "../i18n";
 import { navigate } from "../router";
 import { session as browserSession } from "../session";
 import { signal, use } from "../state";
+import { renderSVG } from "uqr";
 import { Alert, Field, useCalls } from "./form";
 
 /** Whether no contact of the signed-in account is verified (no notice reaches its owner):
@@ -33,6 +34,101 @@ export function VerifyReminder() {
     <p class="alert verify-banner">
       {t("verifyBanner")} <a href="/account">{t("verifyNow")}</a>
     </p>
+  );
+}
+
+/** Two-step sign-in: on (a code from an authenticator app at every login) or off. */
+function TwoStep(props: { on: boolean; onChanged: () => void }) {
+  const { problem, run } = useCalls();
+  const [begun, setBegun] = useState<{ secret: string; uri: string } | null>(null);
+  const [recovery, setRecovery] = useState<string[]>([]);
+
+  async function confirmPassword(form: FormData) {
+    const confirmed = await auth.confirmPassword({ password: String(form.get("password")) });
+    browserSession.replaceAccess(confirmed.accessToken, confirmed.accessTokenExpiresAt);
+  }
+
+  return (
+    <>
+      <h2>{t("twoStepTitle")}</h2>
+      <Alert problem={problem?.fields.code || problem?.fields.password ? null : problem} />
+      {recovery.length > 0 && (
+        <div class="note" role="status">
+          <p>{t("twoStepOn")}</p>
+          <p>{t("recoveryCodesSave")}</p>
+          <ul class="plain recovery-codes">
+            {recovery.map((code) => (
+              <li key={code}>
+                <code>{code}</code>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+      {props.on ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            const form = new FormData(e.currentTarget as HTMLFormElement);
+            void run(async () => {
+              await confirmPassword(form);
+              await auth.disableTwoStep({ code: String(form.get("code")) });
+              setRecovery([]);
+              props.onChanged();
+            });
+          }}
+        >
+          <p>{t("twoStepIsOn")}</p>
+          <Field id="two-step-password" label={t("twoStepPassword")} error={problem?.fields.password}>
+            <input id="two-step-password" name="password" type="password" autocomplete="current-password" required />
+          </Field>
+          <Field id="two-step-off-code" label={t("secondStepCode")} error={problem?.fields.code}>
+            <input id="two-step-off-code" name="code" autocomplete="one-time-code" required />
+          </Field>
+          <button type="submit">{t("twoStepTurnOff")}</button>
+        </form>
+      ) : begun ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            const code = String(new FormData(e.currentTarget as HTMLFormElement).get("code"));
+            void run(async () => {
+              setRecovery((await auth.confirmTwoStep({ code })).recoveryCodes);
+              setBegun(null);
+              props.onChanged();
+            });
+          }}
+        >
+          <p>{t("twoStepScan")}</p>
+          <img class="qr" alt={t("twoStepQr")} src={`data:image/svg+xml;utf8,${encodeURIComponent(renderSVG(begun.uri))}`} width={200} height={200} />
+          <p>
+            {t("twoStepSecret")} <code>{begun.secret}</code>
+          </p>
+          <Field id="two-step-code" label={t("code")} error={problem?.fields.code}>
+            <input id="two-step-code" name="code" inputMode="numeric" autocomplete="one-time-code" required />
+          </Field>
+          <button type="submit">{t("twoStepConfirm")}</button>
+        </form>
+      ) : (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            const form = new FormData(e.currentTarget as HTMLFormElement);
+            void run(async () => {
+              await confirmPassword(form);
+              const started = await auth.beginTwoStep({});
+              setBegun({ secret: started.secret, uri: started.otpauthUri });
+            });
+          }}
+        >
+          <p>{t("twoStepIsOff")}</p>
+          <Field id="two-step-password" label={t("twoStepPassword")} error={problem?.fields.password}>
+            <input id="two-step-password" name="password" type="password" autocomplete="current-password" required />
+          </Field>
+          <button type="submit">{t("twoStepTurnOn")}</button>
+        </form>
+      )}
+    </>
   );
 }
 
@@ -179,6 +275,8 @@ export function AccountPage() {
         </Field>
         <button type="submit">{t("save")}</button>
       </form>
+
+      <TwoStep on={account.twoStep} onChanged={() => run(load)} />
 
       <h2>{t("changePassword")}</h2>
       <form

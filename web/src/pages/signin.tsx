@@ -16,6 +16,7 @@ function deviceName(): string {
 export function SignIn({ next }: { next: string }) {
   const [problem, setProblem] = useState<Problem | null>(null);
   const [busy, setBusy] = useState(false);
+  const [secondStep, setSecondStep] = useState(false);
   const created = location.get().query.get("created") === "1";
   const reset = location.get().query.get("reset") === "1";
 
@@ -30,13 +31,19 @@ export function SignIn({ next }: { next: string }) {
           login: String(form.get("login")),
           password: String(form.get("password")),
           deviceName: deviceName(),
+          secondFactor: String(form.get("second") ?? ""),
         }),
       );
       if (!response.tokens) throw new Error("no tokens");
       session.started(response.tokens);
       navigate(next.startsWith("/") && !next.startsWith("//") ? next : "/files", { replace: true });
     } catch (error) {
-      setProblem(problemOf(error));
+      const problem = problemOf(error);
+      if (problem.reason === "SECOND_FACTOR_REQUIRED") {
+        setSecondStep(true); // the password was right: now the code
+        return;
+      }
+      setProblem(problem);
     } finally {
       setBusy(false);
     }
@@ -54,7 +61,12 @@ export function SignIn({ next }: { next: string }) {
         <Field id="password" label={t("password")} error={problem?.fields.password}>
           <input id="password" name="password" type="password" autocomplete="current-password" required />
         </Field>
-        <Alert problem={problem} />
+        {secondStep && (
+          <Field id="second" label={t("secondStepCode")} error={problem?.reason === "SECOND_FACTOR_WRONG" ? problem.message : undefined}>
+            <input id="second" name="second" autocomplete="one-time-code" required autoFocus />
+          </Field>
+        )}
+        <Alert problem={problem?.reason === "SECOND_FACTOR_WRONG" ? null : problem} />
         <button type="submit" class="primary" disabled={busy}>
           {t("signIn")}
         </button>

@@ -38,6 +38,8 @@ accounts = sa.Table(
     # Only a verified contact gets notices and finds the account.
     sa.Column("email_verified_at", sa.DateTime(timezone=True)),
     sa.Column("phone_verified_at", sa.DateTime(timezone=True)),
+    # When two-step sign-in was turned on (cumulo_auth.two_step); None: off.
+    sa.Column("two_step_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("status = 'deleted' OR email IS NOT NULL OR phone IS NOT NULL", name="accounts_has_contact"),
     sa.CheckConstraint("email IS NOT NULL OR email_verified_at IS NULL", name="accounts_email_verified_has_email"),
     sa.CheckConstraint("phone IS NOT NULL OR phone_verified_at IS NULL", name="accounts_phone_verified_has_phone"),
@@ -73,6 +75,25 @@ contact_codes = sa.Table(
     sa.Column("sends", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint("channel IN ('email', 'phone')", name="contact_codes_channel_known"),
     sa.CheckConstraint("purpose IN ('verify', 'reset')", name="contact_codes_purpose_known"),
+)
+
+# Two-step sign-in: the authenticator's secret (sealed with signing-kek, bound to the account),
+# the last step whose code was used (a code is good once), and the recovery codes.
+second_factors = sa.Table(
+    "second_factors",
+    metadata,
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), primary_key=True),
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("last_step", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), primary_key=True),
+    sa.Column("code_digest", sa.LargeBinary, primary_key=True),
+    sa.Column("used_at", sa.DateTime(timezone=True)),
 )
 
 deleted_logins = sa.Table(

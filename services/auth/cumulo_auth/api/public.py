@@ -13,6 +13,7 @@ from cumulo_auth.login import Login
 from cumulo_auth.recovery import PasswordResets
 from cumulo_auth.registration import Registration
 from cumulo_auth.sessions import Sessions
+from cumulo_auth.two_step import TwoStep
 from cumulo_platform.errors import InvalidArgument
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.interceptors import current_call, current_principal, mark_used
@@ -41,6 +42,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         guardians: Guardians,
         contacts: ContactVerification,
         resets: PasswordResets,
+        two_step: TwoStep,
     ) -> None:
         self.terms_version = terms_version
         self.terms_text = terms_text
@@ -51,6 +53,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self.guardians = guardians
         self.contacts = contacts
         self.resets = resets
+        self.two_step = two_step
 
     async def _me(self) -> Principal:
         principal = current_principal()
@@ -90,6 +93,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             device_name=request.device_name,
             client_id=call.client_id,
             client_network=call.client_network,
+            second_factor=request.second_factor,
         )
         mark_used(str(row["account_id"]))
         account = convert.account(row)
@@ -158,6 +162,17 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             client_network=current_call().client_network,
         )
         return auth_pb2.CreateMinorAccountResponse(account=convert.account(row))
+
+    async def BeginTwoStep(self, request: auth_pb2.BeginTwoStepRequest, context: grpc.aio.ServicerContext) -> auth_pb2.BeginTwoStepResponse:
+        secret, uri = await self.two_step.begin(await self._me())
+        return auth_pb2.BeginTwoStepResponse(secret=secret, otpauth_uri=uri)
+
+    async def ConfirmTwoStep(self, request: auth_pb2.ConfirmTwoStepRequest, context: grpc.aio.ServicerContext) -> auth_pb2.ConfirmTwoStepResponse:
+        return auth_pb2.ConfirmTwoStepResponse(recovery_codes=await self.two_step.confirm(await self._me(), request.code))
+
+    async def DisableTwoStep(self, request: auth_pb2.DisableTwoStepRequest, context: grpc.aio.ServicerContext) -> auth_pb2.DisableTwoStepResponse:
+        await self.two_step.disable(await self._me(), request.code)
+        return auth_pb2.DisableTwoStepResponse()
 
     async def ListMinors(self, request: auth_pb2.ListMinorsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.ListMinorsResponse:
         minors = await self.guardians.minors(await self._me())

@@ -84,6 +84,7 @@ class Account(_message.Message):
     ROLES_FIELD_NUMBER: _builtins.int
     EMAIL_VERIFIED_FIELD_NUMBER: _builtins.int
     PHONE_VERIFIED_FIELD_NUMBER: _builtins.int
+    TWO_STEP_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     email: _builtins.str
     phone: _builtins.str
@@ -96,6 +97,8 @@ class Account(_message.Message):
     go to verified contacts only; people find the account by verified contacts only.
     """
     phone_verified: _builtins.bool
+    two_step: _builtins.bool
+    """Whether every login asks for a code from an authenticator app (BeginTwoStep)."""
     @_builtins.property
     def birth_date(self) -> Global___Date: ...
     @_builtins.property
@@ -117,10 +120,11 @@ class Account(_message.Message):
         roles: _abc.Iterable[_builtins.str] | None = ...,
         email_verified: _builtins.bool = ...,
         phone_verified: _builtins.bool = ...,
+        two_step: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_terms_version", b"accepted_terms_version", "account_id", b"account_id", "birth_date", b"birth_date", "created_at", b"created_at", "email", b"email", "email_verified", b"email_verified", "guardian_account_id", b"guardian_account_id", "minor", b"minor", "phone", b"phone", "phone_verified", b"phone_verified", "roles", b"roles", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_terms_version", b"accepted_terms_version", "account_id", b"account_id", "birth_date", b"birth_date", "created_at", b"created_at", "email", b"email", "email_verified", b"email_verified", "guardian_account_id", b"guardian_account_id", "minor", b"minor", "phone", b"phone", "phone_verified", b"phone_verified", "roles", b"roles", "status", b"status", "two_step", b"two_step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -305,21 +309,28 @@ class LoginRequest(_message.Message):
     LOGIN_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     DEVICE_NAME_FIELD_NUMBER: _builtins.int
+    SECOND_FACTOR_FIELD_NUMBER: _builtins.int
     login: _builtins.str
     """E-mail address or phone number."""
     password: _builtins.str
     device_name: _builtins.str
     """Shown in the session list, e.g. "Pixel 9"."""
+    second_factor: _builtins.str
+    """With two-step sign-in on: the code the authenticator app shows, or an unused recovery
+    code. Without it such a login is refused FAILED_PRECONDITION SECOND_FACTOR_REQUIRED (once
+    the password was right); a wrong one UNAUTHENTICATED SECOND_FACTOR_WRONG.
+    """
     def __init__(
         self,
         *,
         login: _builtins.str = ...,
         password: _builtins.str = ...,
         device_name: _builtins.str = ...,
+        second_factor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_name", b"device_name", "login", b"login", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_name", b"device_name", "login", b"login", "password", b"password", "second_factor", b"second_factor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -913,6 +924,118 @@ class SetMinorPasswordResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetMinorPasswordResponse: _TypeAlias = SetMinorPasswordResponse  # noqa: Y015
+
+@_typing.final
+class BeginTwoStepRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginTwoStepRequest: _TypeAlias = BeginTwoStepRequest  # noqa: Y015
+
+@_typing.final
+class BeginTwoStepResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_FIELD_NUMBER: _builtins.int
+    OTPAUTH_URI_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """The secret in base32, for an app that takes it typed."""
+    otpauth_uri: _builtins.str
+    """otpauth://totp/cumulo:<login>?secret=...&issuer=cumulo"""
+    def __init__(
+        self,
+        *,
+        secret: _builtins.str = ...,
+        otpauth_uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["otpauth_uri", b"otpauth_uri", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BeginTwoStepResponse: _TypeAlias = BeginTwoStepResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmTwoStepRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmTwoStepRequest: _TypeAlias = ConfirmTwoStepRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmTwoStepResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOVERY_CODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recovery_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        recovery_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recovery_codes", b"recovery_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmTwoStepResponse: _TypeAlias = ConfirmTwoStepResponse  # noqa: Y015
+
+@_typing.final
+class DisableTwoStepRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableTwoStepRequest: _TypeAlias = DisableTwoStepRequest  # noqa: Y015
+
+@_typing.final
+class DisableTwoStepResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableTwoStepResponse: _TypeAlias = DisableTwoStepResponse  # noqa: Y015
 
 @_typing.final
 class UpdateContactsRequest(_message.Message):

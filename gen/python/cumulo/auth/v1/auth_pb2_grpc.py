@@ -107,6 +107,21 @@ class AuthServiceStub:
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordResponse.FromString,
                 _registered_method=True)
+        self.BeginTwoStep = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/BeginTwoStep',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.BeginTwoStepRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.BeginTwoStepResponse.FromString,
+                _registered_method=True)
+        self.ConfirmTwoStep = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/ConfirmTwoStep',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmTwoStepRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmTwoStepResponse.FromString,
+                _registered_method=True)
+        self.DisableTwoStep = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/DisableTwoStep',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.DisableTwoStepRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.DisableTwoStepResponse.FromString,
+                _registered_method=True)
         self.UpdateContacts = channel.unary_unary(
                 '/cumulo.auth.v1.AuthService/UpdateContacts',
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.UpdateContactsRequest.SerializeToString,
@@ -265,6 +280,29 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BeginTwoStep(self, request, context):
+        """Two-step sign-in, step one (the password entered lately): a new authenticator secret, as
+        an otpauth:// URI (a QR code) and in base32; pending until ConfirmTwoStep.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmTwoStep(self, request, context):
+        """The app's current code: two-step sign-in is on. Answers ten single-use recovery codes,
+        shown this once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableTwoStep(self, request, context):
+        """Off again: the password entered lately and a code (the app's, or a recovery code).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpdateContacts(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -404,6 +442,21 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.SetMinorPassword,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordResponse.SerializeToString,
+            ),
+            'BeginTwoStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginTwoStep,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.BeginTwoStepRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.BeginTwoStepResponse.SerializeToString,
+            ),
+            'ConfirmTwoStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmTwoStep,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmTwoStepRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmTwoStepResponse.SerializeToString,
+            ),
+            'DisableTwoStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableTwoStep,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.DisableTwoStepRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.DisableTwoStepResponse.SerializeToString,
             ),
             'UpdateContacts': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateContacts,
@@ -832,6 +885,87 @@ class AuthService:
             '/cumulo.auth.v1.AuthService/SetMinorPassword',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.SetMinorPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginTwoStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/BeginTwoStep',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.BeginTwoStepRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.BeginTwoStepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmTwoStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/ConfirmTwoStep',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmTwoStepRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ConfirmTwoStepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableTwoStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/DisableTwoStep',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.DisableTwoStepRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.DisableTwoStepResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,6 +77,16 @@ class AuthServiceStub:
     """A guardian sets a new password for a minor in their care (their own password entered
     lately, as for a change of contact): the minor's sessions end and the minor is told.
     """
+    BeginTwoStep: _grpc.UnaryUnaryMultiCallable[_auth_pb2.BeginTwoStepRequest, _auth_pb2.BeginTwoStepResponse]
+    """Two-step sign-in, step one (the password entered lately): a new authenticator secret, as
+    an otpauth:// URI (a QR code) and in base32; pending until ConfirmTwoStep.
+    """
+    ConfirmTwoStep: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ConfirmTwoStepRequest, _auth_pb2.ConfirmTwoStepResponse]
+    """The app's current code: two-step sign-in is on. Answers ten single-use recovery codes,
+    shown this once.
+    """
+    DisableTwoStep: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DisableTwoStepRequest, _auth_pb2.DisableTwoStepResponse]
+    """Off again: the password entered lately and a code (the app's, or a recovery code)."""
     UpdateContacts: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateContactsRequest, _auth_pb2.UpdateContactsResponse]
     SendVerificationCode: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SendVerificationCodeRequest, _auth_pb2.SendVerificationCodeResponse]
     """Sends a code to the account's e-mail address or phone number (`channel`), to prove it is
@@ -154,6 +164,16 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """A guardian sets a new password for a minor in their care (their own password entered
     lately, as for a change of contact): the minor's sessions end and the minor is told.
     """
+    BeginTwoStep: _aio.UnaryUnaryMultiCallable[_auth_pb2.BeginTwoStepRequest, _auth_pb2.BeginTwoStepResponse]  # type: ignore[assignment]
+    """Two-step sign-in, step one (the password entered lately): a new authenticator secret, as
+    an otpauth:// URI (a QR code) and in base32; pending until ConfirmTwoStep.
+    """
+    ConfirmTwoStep: _aio.UnaryUnaryMultiCallable[_auth_pb2.ConfirmTwoStepRequest, _auth_pb2.ConfirmTwoStepResponse]  # type: ignore[assignment]
+    """The app's current code: two-step sign-in is on. Answers ten single-use recovery codes,
+    shown this once.
+    """
+    DisableTwoStep: _aio.UnaryUnaryMultiCallable[_auth_pb2.DisableTwoStepRequest, _auth_pb2.DisableTwoStepResponse]  # type: ignore[assignment]
+    """Off again: the password entered lately and a code (the app's, or a recovery code)."""
     UpdateContacts: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateContactsRequest, _auth_pb2.UpdateContactsResponse]  # type: ignore[assignment]
     SendVerificationCode: _aio.UnaryUnaryMultiCallable[_auth_pb2.SendVerificationCodeRequest, _auth_pb2.SendVerificationCodeResponse]  # type: ignore[assignment]
     """Sends a code to the account's e-mail address or phone number (`channel`), to prove it is
@@ -312,6 +332,34 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """A guardian sets a new password for a minor in their care (their own password entered
         lately, as for a change of contact): the minor's sessions end and the minor is told.
         """
+
+    @_abc_1.abstractmethod
+    def BeginTwoStep(
+        self,
+        request: _auth_pb2.BeginTwoStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.BeginTwoStepResponse, _abc.Awaitable[_auth_pb2.BeginTwoStepResponse]]:
+        """Two-step sign-in, step one (the password entered lately): a new authenticator secret, as
+        an otpauth:// URI (a QR code) and in base32; pending until ConfirmTwoStep.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmTwoStep(
+        self,
+        request: _auth_pb2.ConfirmTwoStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ConfirmTwoStepResponse, _abc.Awaitable[_auth_pb2.ConfirmTwoStepResponse]]:
+        """The app's current code: two-step sign-in is on. Answers ten single-use recovery codes,
+        shown this once.
+        """
+
+    @_abc_1.abstractmethod
+    def DisableTwoStep(
+        self,
+        request: _auth_pb2.DisableTwoStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.DisableTwoStepResponse, _abc.Awaitable[_auth_pb2.DisableTwoStepResponse]]:
+        """Off again: the password entered lately and a code (the app's, or a recovery code)."""
 
     @_abc_1.abstractmethod
     def UpdateContacts(

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cumulo/auth/v1/auth.proto.
  */
 export const file_cumulo_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChljdW11bG8vYXV0aC92MS9hdXRoLnByb3RvEg5jdW11bG8uYXV0aC52MSIwCgREYXRlEgwKBHllYXIYASABKAUSDQoFbW9udGgYAiABKAUSCwoDZGF5GAMgASgFIs8CCgdBY2NvdW50EhIKCmFjY291bnRfaWQYASABKAkSDQoFZW1haWwYAiABKAkSDQoFcGhvbmUYAyABKAkSKAoKYmlydGhfZGF0ZRgEIAEoCzIULmN1bXVsby5hdXRoLnYxLkRhdGUSDQoFbWlub3IYBSABKAgSGwoTZ3VhcmRpYW5fYWNjb3VudF9pZBgGIAEoCRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAcgASgJEi0KBnN0YXR1cxgIIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFcm9sZXMYCiADKAkSFgoOZW1haWxfdmVyaWZpZWQYCyABKAgSFgoOcGhvbmVfdmVyaWZpZWQYDCABKAgixwEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJIhEKD0dldFRlcm1zUmVxdWVzdCIxChBHZXRUZXJtc1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDAoEdGV4dBgCIAEoCSJJChdDaGVja05ld1Bhc3N3b3JkUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSIaChhDaGVja05ld1Bhc3N3b3JkUmVzcG9uc2UimwEKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAUgASgJEg4KBmxvY2FsZRgGIAEoCSI8ChBSZWdpc3RlclJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IkQKDExvZ2luUmVxdWVzdBINCgVsb2dpbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtkZXZpY2VfbmFtZRgDIAEoCSJ9Cg1Mb2dpblJlc3BvbnNlEikKBnRva2VucxgBIAEoCzIZLmN1bXVsby5hdXRoLnYxLlRva2VuUGFpchIoCgdhY2NvdW50GAIgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudBIXCg92ZXJpZnlfY29udGFjdHMYAyABKAgiKgoZU3RhcnRQYXNzd29yZFJlc2V0UmVxdWVzdBINCgVsb2dpbhgBIAEoCSIcChpTdGFydFBhc3N3b3JkUmVzZXRSZXNwb25zZSJJChRSZXNldFBhc3N3b3JkUmVxdWVzdBINCgVsb2dpbhgBIAEoCRIMCgRjb2RlGAIgASgJEhQKDG5ld19wYXNzd29yZBgDIAEoCSIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiJwoOUmVmcmVzaFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI8Cg9SZWZyZXNoUmVzcG9uc2USKQoGdG9rZW5zGAEgASgLMhkuY3VtdWxvLmF1dGgudjEuVG9rZW5QYWlyIg8KDUxvZ291dFJlcXVlc3QiEAoOTG9nb3V0UmVzcG9uc2UiEwoRR2V0QWNjb3VudFJlcXVlc3QiXQoSR2V0QWNjb3VudFJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50Eh0KFWN1cnJlbnRfdGVybXNfdmVyc2lvbhgCIAEoCSK4AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRITCgtkZXZpY2VfbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2N1cnJlbnQYBiABKAgiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCJBChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIpCghzZXNzaW9ucxgBIAMoCzIXLmN1bXVsby5hdXRoLnYxLlNlc3Npb24izAEKCEd1YXJkaWFuEhsKE2d1YXJkaWFuX2FjY291bnRfaWQYASABKAkSDQoFbG9naW4YAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhY3RpdmUYBiABKAgiFgoUTGlzdEd1YXJkaWFuc1JlcXVlc3QiRAoVTGlzdEd1YXJkaWFuc1Jlc3BvbnNlEisKCWd1YXJkaWFucxgBIAMoCzIYLmN1bXVsby5hdXRoLnYxLkd1YXJkaWFuIjQKFVJldm9rZUd1YXJkaWFuUmVxdWVzdBIbChNndWFyZGlhbl9hY2NvdW50X2lkGAEgASgJIkQKFlJldm9rZUd1YXJkaWFuUmVzcG9uc2USKgoIZ3VhcmRpYW4YASABKAsyGC5jdW11bG8uYXV0aC52MS5HdWFyZGlhbiIqChRSZXZva2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhcKFVJldm9rZVNlc3Npb25SZXNwb25zZSKPAQoZQ3JlYXRlTWlub3JBY2NvdW50UmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIYChBndWFyZGlhbl9jb25zZW50GAUgASgIIkYKGkNyZWF0ZU1pbm9yQWNjb3VudFJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IhMKEUxpc3RNaW5vcnNSZXF1ZXN0IlUKBU1pbm9yEhIKCmFjY291bnRfaWQYASABKAkSDQoFbG9naW4YAiABKAkSKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKEkxpc3RNaW5vcnNSZXNwb25zZRIlCgZtaW5vcnMYASADKAsyFS5jdW11bG8uYXV0aC52MS5NaW5vciJJChdTZXRNaW5vclBhc3N3b3JkUmVxdWVzdBIYChBtaW5vcl9hY2NvdW50X2lkGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIaChhTZXRNaW5vclBhc3N3b3JkUmVzcG9uc2UiSgoVVXBkYXRlQ29udGFjdHNSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEhMKC3VwZGF0ZV9tYXNrGAMgAygJIkIKFlVwZGF0ZUNvbnRhY3RzUmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiLgobU2VuZFZlcmlmaWNhdGlvbkNvZGVSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkiXwocU2VuZFZlcmlmaWNhdGlvbkNvZGVSZXNwb25zZRIPCgdzZW50X3RvGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjUKFFZlcmlmeUNvbnRhY3RSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSDAoEY29kZRgCIAEoCSJBChVWZXJpZnlDb250YWN0UmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiKwoSQWNjZXB0VGVybXNSZXF1ZXN0EhUKDXRlcm1zX3ZlcnNpb24YASABKAkiPwoTQWNjZXB0VGVybXNSZXNwb25zZRIoCgdhY2NvdW50GAEgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudCJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIqChZDb25maXJtUGFzc3dvcmRSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJIqcBChdDb25maXJtUGFzc3dvcmRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKFXBhc3N3b3JkX2NvbmZpcm1lZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKAoUQ2FuY2VsQWNjb3VudFJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiFwoVQ2FuY2VsQWNjb3VudFJlc3BvbnNlIkMKClNpZ25pbmdLZXkSDgoGa2V5X2lkGAEgASgJEhEKCWFsZ29yaXRobRgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIicKFUdldFNpZ25pbmdLZXlzUmVxdWVzdBIOCgZrZXlfaWQYASABKAkiQgoWR2V0U2lnbmluZ0tleXNSZXNwb25zZRIoCgRrZXlzGAEgAygLMhouY3VtdWxvLmF1dGgudjEuU2lnbmluZ0tleSIoChNHZXRDbGllbnRBcHBSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJIChRHZXRDbGllbnRBcHBSZXNwb25zZRIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgdlbmFibGVkGAMgASgIIjsKGFJlZ2lzdGVyQ2xpZW50QXBwUmVxdWVzdBIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSIbChlSZWdpc3RlckNsaWVudEFwcFJlc3BvbnNlIrABChdTZXRBY2NvdW50U3RhdHVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSMwoPc3VzcGVuZGVkX3VudGlsGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBCABKAkSDQoFYWN0b3IYBSABKAkiRAoYU2V0QWNjb3VudFN0YXR1c1Jlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50Ii8KGUdldEFjY291bnRDb250YWN0c1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSJKChpHZXRBY2NvdW50Q29udGFjdHNSZXNwb25zZRINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIOCgZsb2NhbGUYAyABKAkiIwoSRmluZEFjY291bnRSZXF1ZXN0Eg0KBWxvZ2luGAEgASgJIikKE0ZpbmRBY2NvdW50UmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCSJaChZTZXRBY2NvdW50Um9sZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDQoFcm9sZXMYAiADKAkSDgoGcmVhc29uGAMgASgJEg0KBWFjdG9yGAQgASgJIigKF1NldEFjY291bnRSb2xlc1Jlc3BvbnNlEg0KBXJvbGVzGAEgAygJIrEBCg9TaWduaW5nS2V5U3RhdGUSDgoGa2V5X2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnNpZ25zX2Zyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldGlyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IncKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRIsCgNrZXkYASABKAsyHy5jdW11bG8uYXV0aC52MS5TaWduaW5nS2V5U3RhdGUSLQoEa2V5cxgCIAMoCzIfLmN1bXVsby5hdXRoLnYxLlNpZ25pbmdLZXlTdGF0ZSqlAQoNQWNjb3VudFN0YXR1cxIeChpBQ0NPVU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUFDQ09VTlRfU1RBVFVTX0FDVElWRRABEhwKGEFDQ09VTlRfU1RBVFVTX1NVU1BFTkRFRBACEh0KGUFDQ09VTlRfU1RBVFVTX1RFUk1JTkFURUQQAxIcChhBQ0NPVU5UX1NUQVRVU19DQU5DRUxMRUQQBDKDFwoLQXV0aFNlcnZpY2USYAoIR2V0VGVybXMSHy5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1JlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1Jlc3BvbnNlIhGC0+STAgsSCS92MS90ZXJtcxKFAQoQQ2hlY2tOZXdQYXNzd29yZBInLmN1bXVsby5hdXRoLnYxLkNoZWNrTmV3UGFzc3dvcmRSZXF1ZXN0GiguY3VtdWxvLmF1dGgudjEuQ2hlY2tOZXdQYXNzd29yZFJlc3BvbnNlIh6C0+STAhgiEy92MS9wYXNzd29yZHM6Y2hlY2s6ASoSZgoIUmVnaXN0ZXISHy5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlc3BvbnNlIheC0+STAhEiDC92MS9hY2NvdW50czoBKhJjCgVMb2dpbhIcLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVzcG9uc2UiHYLT5JMCFyISL3YxL3Nlc3Npb25zOmxvZ2luOgEqEpYBChJTdGFydFBhc3N3b3JkUmVzZXQSKS5jdW11bG8uYXV0aC52MS5TdGFydFBhc3N3b3JkUmVzZXRSZXF1ZXN0GiouY3VtdWxvLmF1dGgudjEuU3RhcnRQYXNzd29yZFJlc2V0UmVzcG9uc2UiKYLT5JMCIyIeL3YxL2FjY291bnQ6c3RhcnRQYXNzd29yZFJlc2V0OgEqEoIBCg1SZXNldFBhc3N3b3JkEiQuY3VtdWxvLmF1dGgudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaJS5jdW11bG8uYXV0aC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2UiJILT5JMCHiIZL3YxL2FjY291bnQ6cmVzZXRQYXNzd29yZDoBKhJrCgdSZWZyZXNoEh4uY3VtdWxvLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaHy5jdW11bG8uYXV0aC52MS5SZWZyZXNoUmVzcG9uc2UiH4LT5JMCGSIUL3YxL3Nlc3Npb25zOnJlZnJlc2g6ASoSZwoGTG9nb3V0Eh0uY3VtdWxvLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoeLmN1bXVsby5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIh6C0+STAhgiEy92MS9zZXNzaW9uczpsb2dvdXQ6ASoSaAoKR2V0QWNjb3VudBIhLmN1bXVsby5hdXRoLnYxLkdldEFjY291bnRSZXF1ZXN0GiIuY3VtdWxvLmF1dGgudjEuR2V0QWNjb3VudFJlc3BvbnNlIhOC0+STAg0SCy92MS9hY2NvdW50Em8KDExpc3RTZXNzaW9ucxIjLmN1bXVsby5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaJC5jdW11bG8uYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIUgtPkkwIOEgwvdjEvc2Vzc2lvbnMSfwoNUmV2b2tlU2Vzc2lvbhIkLmN1bXVsby5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiUuY3VtdWxvLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlIiGC0+STAhsqGS92MS9zZXNzaW9ucy97c2Vzc2lvbl9pZH0SigEKEkNyZWF0ZU1pbm9yQWNjb3VudBIpLmN1bXVsby5hdXRoLnYxLkNyZWF0ZU1pbm9yQWNjb3VudFJlcXVlc3QaKi5jdW11bG8uYXV0aC52MS5DcmVhdGVNaW5vckFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudC9taW5vcnM6ASoSbwoKTGlzdE1pbm9ycxIhLmN1bXVsby5hdXRoLnYxLkxpc3RNaW5vcnNSZXF1ZXN0GiIuY3VtdWxvLmF1dGgudjEuTGlzdE1pbm9yc1Jlc3BvbnNlIhqC0+STAhQSEi92MS9hY2NvdW50L21pbm9ycxKjAQoQU2V0TWlub3JQYXNzd29yZBInLmN1bXVsby5hdXRoLnYxLlNldE1pbm9yUGFzc3dvcmRSZXF1ZXN0GiguY3VtdWxvLmF1dGgudjEuU2V0TWlub3JQYXNzd29yZFJlc3BvbnNlIjyC0+STAjYiMS92MS9hY2NvdW50L21pbm9ycy97bWlub3JfYWNjb3VudF9pZH06c2V0UGFzc3dvcmQ6ASoSgAEKDlVwZGF0ZUNvbnRhY3RzEiUuY3VtdWxvLmF1dGgudjEuVXBkYXRlQ29udGFjdHNSZXF1ZXN0GiYuY3VtdWxvLmF1dGgudjEuVXBkYXRlQ29udGFjdHNSZXNwb25zZSIfgtPkkwIZMhQvdjEvYWNjb3VudC9jb250YWN0czoBKhKbAQoUU2VuZFZlcmlmaWNhdGlvbkNvZGUSKy5jdW11bG8uYXV0aC52MS5TZW5kVmVyaWZpY2F0aW9uQ29kZVJlcXVlc3QaLC5jdW11bG8uYXV0aC52MS5TZW5kVmVyaWZpY2F0aW9uQ29kZVJlc3BvbnNlIiiC0+STAiIiHS92MS9hY2NvdW50L2NvbnRhY3RzOnNlbmRDb2RlOgEqEoQBCg1WZXJpZnlDb250YWN0EiQuY3VtdWxvLmF1dGgudjEuVmVyaWZ5Q29udGFjdFJlcXVlc3QaJS5jdW11bG8uYXV0aC52MS5WZXJpZnlDb250YWN0UmVzcG9uc2UiJoLT5JMCICIbL3YxL2FjY291bnQvY29udGFjdHM6dmVyaWZ5OgEqEnoKC0FjY2VwdFRlcm1zEiIuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXF1ZXN0GiMuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXNwb25zZSIigtPkkwIcIhcvdjEvYWNjb3VudDphY2NlcHRUZXJtczoBKhKGAQoOQ2hhbmdlUGFzc3dvcmQSJS5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIiWC0+STAh8iGi92MS9hY2NvdW50OmNoYW5nZVBhc3N3b3JkOgEqEnsKDUNhbmNlbEFjY291bnQSJC5jdW11bG8uYXV0aC52MS5DYW5jZWxBY2NvdW50UmVxdWVzdBolLmN1bXVsby5hdXRoLnYxLkNhbmNlbEFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudDpjYW5jZWw6ASoSigEKD0NvbmZpcm1QYXNzd29yZBImLmN1bXVsby5hdXRoLnYxLkNvbmZpcm1QYXNzd29yZFJlcXVlc3QaJy5jdW11bG8uYXV0aC52MS5Db25maXJtUGFzc3dvcmRSZXNwb25zZSImgtPkkwIgIhsvdjEvYWNjb3VudDpjb25maXJtUGFzc3dvcmQ6ASoSewoNTGlzdEd1YXJkaWFucxIkLmN1bXVsby5hdXRoLnYxLkxpc3RHdWFyZGlhbnNSZXF1ZXN0GiUuY3VtdWxvLmF1dGgudjEuTGlzdEd1YXJkaWFuc1Jlc3BvbnNlIh2C0+STAhcSFS92MS9hY2NvdW50L2d1YXJkaWFucxKUAQoOUmV2b2tlR3VhcmRpYW4SJS5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlc3BvbnNlIjOC0+STAi0qKy92MS9hY2NvdW50L2d1YXJkaWFucy97Z3VhcmRpYW5fYWNjb3VudF9pZH1iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChljdW11bG8vYXV0aC92MS9hdXRoLnByb3RvEg5jdW11bG8uYXV0aC52MSIwCgREYXRlEgwKBHllYXIYASABKAUSDQoFbW9udGgYAiABKAUSCwoDZGF5GAMgASgFIuECCgdBY2NvdW50EhIKCmFjY291bnRfaWQYASABKAkSDQoFZW1haWwYAiABKAkSDQoFcGhvbmUYAyABKAkSKAoKYmlydGhfZGF0ZRgEIAEoCzIULmN1bXVsby5hdXRoLnYxLkRhdGUSDQoFbWlub3IYBSABKAgSGwoTZ3VhcmRpYW5fYWNjb3VudF9pZBgGIAEoCRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAcgASgJEi0KBnN0YXR1cxgIIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFcm9sZXMYCiADKAkSFgoOZW1haWxfdmVyaWZpZWQYCyABKAgSFgoOcGhvbmVfdmVyaWZpZWQYDCABKAgSEAoIdHdvX3N0ZXAYDSABKAgixwEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJIhEKD0dldFRlcm1zUmVxdWVzdCIxChBHZXRUZXJtc1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDAoEdGV4dBgCIAEoCSJJChdDaGVja05ld1Bhc3N3b3JkUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCRINCgVlbWFpbBgCIAEoCRINCgVwaG9uZRgDIAEoCSIaChhDaGVja05ld1Bhc3N3b3JkUmVzcG9uc2UimwEKD1JlZ2lzdGVyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIoCgpiaXJ0aF9kYXRlGAQgASgLMhQuY3VtdWxvLmF1dGgudjEuRGF0ZRIeChZhY2NlcHRlZF90ZXJtc192ZXJzaW9uGAUgASgJEg4KBmxvY2FsZRgGIAEoCSI8ChBSZWdpc3RlclJlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50IlsKDExvZ2luUmVxdWVzdBINCgVsb2dpbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtkZXZpY2VfbmFtZRgDIAEoCRIVCg1zZWNvbmRfZmFjdG9yGAQgASgJIn0KDUxvZ2luUmVzcG9uc2USKQoGdG9rZW5zGAEgASgLMhkuY3VtdWxvLmF1dGgudjEuVG9rZW5QYWlyEigKB2FjY291bnQYAiABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50EhcKD3ZlcmlmeV9jb250YWN0cxgDIAEoCCIqChlTdGFydFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg0KBWxvZ2luGAEgASgJIhwKGlN0YXJ0UGFzc3dvcmRSZXNldFJlc3BvbnNlIkkKFFJlc2V0UGFzc3dvcmRSZXF1ZXN0Eg0KBWxvZ2luGAEgASgJEgwKBGNvZGUYAiABKAkSFAoMbmV3X3Bhc3N3b3JkGAMgASgJIhcKFVJlc2V0UGFzc3dvcmRSZXNwb25zZSInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIjwKD1JlZnJlc2hSZXNwb25zZRIpCgZ0b2tlbnMYASABKAsyGS5jdW11bG8uYXV0aC52MS5Ub2tlblBhaXIiDwoNTG9nb3V0UmVxdWVzdCIQCg5Mb2dvdXRSZXNwb25zZSITChFHZXRBY2NvdW50UmVxdWVzdCJdChJHZXRBY2NvdW50UmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQSHQoVY3VycmVudF90ZXJtc192ZXJzaW9uGAIgASgJIrgBCgdTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEhMKC2RldmljZV9uYW1lGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3VycmVudBgGIAEoCCIVChNMaXN0U2Vzc2lvbnNSZXF1ZXN0IkEKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEikKCHNlc3Npb25zGAEgAygLMhcuY3VtdWxvLmF1dGgudjEuU2Vzc2lvbiLMAQoIR3VhcmRpYW4SGwoTZ3VhcmRpYW5fYWNjb3VudF9pZBgBIAEoCRINCgVsb2dpbhgCIAEoCRIpCgVzaW5jZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFjdGl2ZRgGIAEoCCIWChRMaXN0R3VhcmRpYW5zUmVxdWVzdCJEChVMaXN0R3VhcmRpYW5zUmVzcG9uc2USKwoJZ3VhcmRpYW5zGAEgAygLMhguY3VtdWxvLmF1dGgudjEuR3VhcmRpYW4iNAoVUmV2b2tlR3VhcmRpYW5SZXF1ZXN0EhsKE2d1YXJkaWFuX2FjY291bnRfaWQYASABKAkiRAoWUmV2b2tlR3VhcmRpYW5SZXNwb25zZRIqCghndWFyZGlhbhgBIAEoCzIYLmN1bXVsby5hdXRoLnYxLkd1YXJkaWFuIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIo8BChlDcmVhdGVNaW5vckFjY291bnRSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEigKCmJpcnRoX2RhdGUYBCABKAsyFC5jdW11bG8uYXV0aC52MS5EYXRlEhgKEGd1YXJkaWFuX2NvbnNlbnQYBSABKAgiRgoaQ3JlYXRlTWlub3JBY2NvdW50UmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiEwoRTGlzdE1pbm9yc1JlcXVlc3QiVQoFTWlub3ISEgoKYWNjb3VudF9pZBgBIAEoCRINCgVsb2dpbhgCIAEoCRIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOwoSTGlzdE1pbm9yc1Jlc3BvbnNlEiUKBm1pbm9ycxgBIAMoCzIVLmN1bXVsby5hdXRoLnYxLk1pbm9yIkkKF1NldE1pbm9yUGFzc3dvcmRSZXF1ZXN0EhgKEG1pbm9yX2FjY291bnRfaWQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIhoKGFNldE1pbm9yUGFzc3dvcmRSZXNwb25zZSIVChNCZWdpblR3b1N0ZXBSZXF1ZXN0IjsKFEJlZ2luVHdvU3RlcFJlc3BvbnNlEg4KBnNlY3JldBgBIAEoCRITCgtvdHBhdXRoX3VyaRgCIAEoCSIlChVDb25maXJtVHdvU3RlcFJlcXVlc3QSDAoEY29kZRgBIAEoCSIwChZDb25maXJtVHdvU3RlcFJlc3BvbnNlEhYKDnJlY292ZXJ5X2NvZGVzGAEgAygJIiUKFURpc2FibGVUd29TdGVwUmVxdWVzdBIMCgRjb2RlGAEgASgJIhgKFkRpc2FibGVUd29TdGVwUmVzcG9uc2UiSgoVVXBkYXRlQ29udGFjdHNSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEg0KBXBob25lGAIgASgJEhMKC3VwZGF0ZV9tYXNrGAMgAygJIkIKFlVwZGF0ZUNvbnRhY3RzUmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiLgobU2VuZFZlcmlmaWNhdGlvbkNvZGVSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkiXwocU2VuZFZlcmlmaWNhdGlvbkNvZGVSZXNwb25zZRIPCgdzZW50X3RvGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjUKFFZlcmlmeUNvbnRhY3RSZXF1ZXN0Eg8KB2NoYW5uZWwYASABKAkSDAoEY29kZRgCIAEoCSJBChVWZXJpZnlDb250YWN0UmVzcG9uc2USKAoHYWNjb3VudBgBIAEoCzIXLmN1bXVsby5hdXRoLnYxLkFjY291bnQiKwoSQWNjZXB0VGVybXNSZXF1ZXN0EhUKDXRlcm1zX3ZlcnNpb24YASABKAkiPwoTQWNjZXB0VGVybXNSZXNwb25zZRIoCgdhY2NvdW50GAEgASgLMhcuY3VtdWxvLmF1dGgudjEuQWNjb3VudCJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIqChZDb25maXJtUGFzc3dvcmRSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJIqcBChdDb25maXJtUGFzc3dvcmRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKFXBhc3N3b3JkX2NvbmZpcm1lZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKAoUQ2FuY2VsQWNjb3VudFJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiFwoVQ2FuY2VsQWNjb3VudFJlc3BvbnNlIkMKClNpZ25pbmdLZXkSDgoGa2V5X2lkGAEgASgJEhEKCWFsZ29yaXRobRgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIicKFUdldFNpZ25pbmdLZXlzUmVxdWVzdBIOCgZrZXlfaWQYASABKAkiQgoWR2V0U2lnbmluZ0tleXNSZXNwb25zZRIoCgRrZXlzGAEgAygLMhouY3VtdWxvLmF1dGgudjEuU2lnbmluZ0tleSIoChNHZXRDbGllbnRBcHBSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJIChRHZXRDbGllbnRBcHBSZXNwb25zZRIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgdlbmFibGVkGAMgASgIIjsKGFJlZ2lzdGVyQ2xpZW50QXBwUmVxdWVzdBIRCgljbGllbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSIbChlSZWdpc3RlckNsaWVudEFwcFJlc3BvbnNlIrABChdTZXRBY2NvdW50U3RhdHVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLmN1bXVsby5hdXRoLnYxLkFjY291bnRTdGF0dXMSMwoPc3VzcGVuZGVkX3VudGlsGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBCABKAkSDQoFYWN0b3IYBSABKAkiRAoYU2V0QWNjb3VudFN0YXR1c1Jlc3BvbnNlEigKB2FjY291bnQYASABKAsyFy5jdW11bG8uYXV0aC52MS5BY2NvdW50Ii8KGUdldEFjY291bnRDb250YWN0c1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSJKChpHZXRBY2NvdW50Q29udGFjdHNSZXNwb25zZRINCgVlbWFpbBgBIAEoCRINCgVwaG9uZRgCIAEoCRIOCgZsb2NhbGUYAyABKAkiIwoSRmluZEFjY291bnRSZXF1ZXN0Eg0KBWxvZ2luGAEgASgJIikKE0ZpbmRBY2NvdW50UmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCSJaChZTZXRBY2NvdW50Um9sZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDQoFcm9sZXMYAiADKAkSDgoGcmVhc29uGAMgASgJEg0KBWFjdG9yGAQgASgJIigKF1NldEFjY291bnRSb2xlc1Jlc3BvbnNlEg0KBXJvbGVzGAEgAygJIrEBCg9TaWduaW5nS2V5U3RhdGUSDgoGa2V5X2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnNpZ25zX2Zyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldGlyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IncKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRIsCgNrZXkYASABKAsyHy5jdW11bG8uYXV0aC52MS5TaWduaW5nS2V5U3RhdGUSLQoEa2V5cxgCIAMoCzIfLmN1bXVsby5hdXRoLnYxLlNpZ25pbmdLZXlTdGF0ZSqlAQoNQWNjb3VudFN0YXR1cxIeChpBQ0NPVU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUFDQ09VTlRfU1RBVFVTX0FDVElWRRABEhwKGEFDQ09VTlRfU1RBVFVTX1NVU1BFTkRFRBACEh0KGUFDQ09VTlRfU1RBVFVTX1RFUk1JTkFURUQQAxIcChhBQ0NPVU5UX1NUQVRVU19DQU5DRUxMRUQQBDKYGgoLQXV0aFNlcnZpY2USYAoIR2V0VGVybXMSHy5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1JlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5HZXRUZXJtc1Jlc3BvbnNlIhGC0+STAgsSCS92MS90ZXJtcxKFAQoQQ2hlY2tOZXdQYXNzd29yZBInLmN1bXVsby5hdXRoLnYxLkNoZWNrTmV3UGFzc3dvcmRSZXF1ZXN0GiguY3VtdWxvLmF1dGgudjEuQ2hlY2tOZXdQYXNzd29yZFJlc3BvbnNlIh6C0+STAhgiEy92MS9wYXNzd29yZHM6Y2hlY2s6ASoSZgoIUmVnaXN0ZXISHy5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlcXVlc3QaIC5jdW11bG8uYXV0aC52MS5SZWdpc3RlclJlc3BvbnNlIheC0+STAhEiDC92MS9hY2NvdW50czoBKhJjCgVMb2dpbhIcLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLmN1bXVsby5hdXRoLnYxLkxvZ2luUmVzcG9uc2UiHYLT5JMCFyISL3YxL3Nlc3Npb25zOmxvZ2luOgEqEpYBChJTdGFydFBhc3N3b3JkUmVzZXQSKS5jdW11bG8uYXV0aC52MS5TdGFydFBhc3N3b3JkUmVzZXRSZXF1ZXN0GiouY3VtdWxvLmF1dGgudjEuU3RhcnRQYXNzd29yZFJlc2V0UmVzcG9uc2UiKYLT5JMCIyIeL3YxL2FjY291bnQ6c3RhcnRQYXNzd29yZFJlc2V0OgEqEoIBCg1SZXNldFBhc3N3b3JkEiQuY3VtdWxvLmF1dGgudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaJS5jdW11bG8uYXV0aC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2UiJILT5JMCHiIZL3YxL2FjY291bnQ6cmVzZXRQYXNzd29yZDoBKhJrCgdSZWZyZXNoEh4uY3VtdWxvLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaHy5jdW11bG8uYXV0aC52MS5SZWZyZXNoUmVzcG9uc2UiH4LT5JMCGSIUL3YxL3Nlc3Npb25zOnJlZnJlc2g6ASoSZwoGTG9nb3V0Eh0uY3VtdWxvLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoeLmN1bXVsby5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIh6C0+STAhgiEy92MS9zZXNzaW9uczpsb2dvdXQ6ASoSaAoKR2V0QWNjb3VudBIhLmN1bXVsby5hdXRoLnYxLkdldEFjY291bnRSZXF1ZXN0GiIuY3VtdWxvLmF1dGgudjEuR2V0QWNjb3VudFJlc3BvbnNlIhOC0+STAg0SCy92MS9hY2NvdW50Em8KDExpc3RTZXNzaW9ucxIjLmN1bXVsby5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaJC5jdW11bG8uYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIUgtPkkwIOEgwvdjEvc2Vzc2lvbnMSfwoNUmV2b2tlU2Vzc2lvbhIkLmN1bXVsby5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiUuY3VtdWxvLmF1dGgudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlIiGC0+STAhsqGS92MS9zZXNzaW9ucy97c2Vzc2lvbl9pZH0SigEKEkNyZWF0ZU1pbm9yQWNjb3VudBIpLmN1bXVsby5hdXRoLnYxLkNyZWF0ZU1pbm9yQWNjb3VudFJlcXVlc3QaKi5jdW11bG8uYXV0aC52MS5DcmVhdGVNaW5vckFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudC9taW5vcnM6ASoSbwoKTGlzdE1pbm9ycxIhLmN1bXVsby5hdXRoLnYxLkxpc3RNaW5vcnNSZXF1ZXN0GiIuY3VtdWxvLmF1dGgudjEuTGlzdE1pbm9yc1Jlc3BvbnNlIhqC0+STAhQSEi92MS9hY2NvdW50L21pbm9ycxKjAQoQU2V0TWlub3JQYXNzd29yZBInLmN1bXVsby5hdXRoLnYxLlNldE1pbm9yUGFzc3dvcmRSZXF1ZXN0GiguY3VtdWxvLmF1dGgudjEuU2V0TWlub3JQYXNzd29yZFJlc3BvbnNlIjyC0+STAjYiMS92MS9hY2NvdW50L21pbm9ycy97bWlub3JfYWNjb3VudF9pZH06c2V0UGFzc3dvcmQ6ASoSfwoMQmVnaW5Ud29TdGVwEiMuY3VtdWxvLmF1dGgudjEuQmVnaW5Ud29TdGVwUmVxdWVzdBokLmN1bXVsby5hdXRoLnYxLkJlZ2luVHdvU3RlcFJlc3BvbnNlIiSC0+STAh4iGS92MS9hY2NvdW50L3R3b1N0ZXA6YmVnaW46ASoShwEKDkNvbmZpcm1Ud29TdGVwEiUuY3VtdWxvLmF1dGgudjEuQ29uZmlybVR3b1N0ZXBSZXF1ZXN0GiYuY3VtdWxvLmF1dGgudjEuQ29uZmlybVR3b1N0ZXBSZXNwb25zZSImgtPkkwIgIhsvdjEvYWNjb3VudC90d29TdGVwOmNvbmZpcm06ASoShwEKDkRpc2FibGVUd29TdGVwEiUuY3VtdWxvLmF1dGgudjEuRGlzYWJsZVR3b1N0ZXBSZXF1ZXN0GiYuY3VtdWxvLmF1dGgudjEuRGlzYWJsZVR3b1N0ZXBSZXNwb25zZSImgtPkkwIgIhsvdjEvYWNjb3VudC90d29TdGVwOmRpc2FibGU6ASoSgAEKDlVwZGF0ZUNvbnRhY3RzEiUuY3VtdWxvLmF1dGgudjEuVXBkYXRlQ29udGFjdHNSZXF1ZXN0GiYuY3VtdWxvLmF1dGgudjEuVXBkYXRlQ29udGFjdHNSZXNwb25zZSIfgtPkkwIZMhQvdjEvYWNjb3VudC9jb250YWN0czoBKhKbAQoUU2VuZFZlcmlmaWNhdGlvbkNvZGUSKy5jdW11bG8uYXV0aC52MS5TZW5kVmVyaWZpY2F0aW9uQ29kZVJlcXVlc3QaLC5jdW11bG8uYXV0aC52MS5TZW5kVmVyaWZpY2F0aW9uQ29kZVJlc3BvbnNlIiiC0+STAiIiHS92MS9hY2NvdW50L2NvbnRhY3RzOnNlbmRDb2RlOgEqEoQBCg1WZXJpZnlDb250YWN0EiQuY3VtdWxvLmF1dGgudjEuVmVyaWZ5Q29udGFjdFJlcXVlc3QaJS5jdW11bG8uYXV0aC52MS5WZXJpZnlDb250YWN0UmVzcG9uc2UiJoLT5JMCICIbL3YxL2FjY291bnQvY29udGFjdHM6dmVyaWZ5OgEqEnoKC0FjY2VwdFRlcm1zEiIuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXF1ZXN0GiMuY3VtdWxvLmF1dGgudjEuQWNjZXB0VGVybXNSZXNwb25zZSIigtPkkwIcIhcvdjEvYWNjb3VudDphY2NlcHRUZXJtczoBKhKGAQoOQ2hhbmdlUGFzc3dvcmQSJS5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIiWC0+STAh8iGi92MS9hY2NvdW50OmNoYW5nZVBhc3N3b3JkOgEqEnsKDUNhbmNlbEFjY291bnQSJC5jdW11bG8uYXV0aC52MS5DYW5jZWxBY2NvdW50UmVxdWVzdBolLmN1bXVsby5hdXRoLnYxLkNhbmNlbEFjY291bnRSZXNwb25zZSIdgtPkkwIXIhIvdjEvYWNjb3VudDpjYW5jZWw6ASoSigEKD0NvbmZpcm1QYXNzd29yZBImLmN1bXVsby5hdXRoLnYxLkNvbmZpcm1QYXNzd29yZFJlcXVlc3QaJy5jdW11bG8uYXV0aC52MS5Db25maXJtUGFzc3dvcmRSZXNwb25zZSImgtPkkwIgIhsvdjEvYWNjb3VudDpjb25maXJtUGFzc3dvcmQ6ASoSewoNTGlzdEd1YXJkaWFucxIkLmN1bXVsby5hdXRoLnYxLkxpc3RHdWFyZGlhbnNSZXF1ZXN0GiUuY3VtdWxvLmF1dGgudjEuTGlzdEd1YXJkaWFuc1Jlc3BvbnNlIh2C0+STAhcSFS92MS9hY2NvdW50L2d1YXJkaWFucxKUAQoOUmV2b2tlR3VhcmRpYW4SJS5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlcXVlc3QaJi5jdW11bG8uYXV0aC52MS5SZXZva2VHdWFyZGlhblJlc3BvbnNlIjOC0+STAi0qKy92MS9hY2NvdW50L2d1YXJkaWFucy97Z3VhcmRpYW5fYWNjb3VudF9pZH1iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message cumulo.auth.v1.Date
@@ -105,6 +105,11 @@ export type Account = Message<"cumulo.auth.v1.Account"> & {
    * @generated from field: bool phone_verified = 12;
    */
   phoneVerified: boolean;
+
+  /**
+   * @generated from field: bool two_step = 13;
+   */
+  twoStep: boolean;
 };
 
 /**
@@ -303,6 +308,11 @@ export type LoginRequest = Message<"cumulo.auth.v1.LoginRequest"> & {
    * @generated from field: string device_name = 3;
    */
   deviceName: string;
+
+  /**
+   * @generated from field: string second_factor = 4;
+   */
+  secondFactor: string;
 };
 
 /**
@@ -859,6 +869,105 @@ export const SetMinorPasswordResponseSchema: GenMessage<SetMinorPasswordResponse
   messageDesc(file_cumulo_auth_v1_auth, 37);
 
 /**
+ * @generated from message cumulo.auth.v1.BeginTwoStepRequest
+ */
+export type BeginTwoStepRequest = Message<"cumulo.auth.v1.BeginTwoStepRequest"> & {
+};
+
+/**
+ * Describes the message cumulo.auth.v1.BeginTwoStepRequest.
+ * Use `create(BeginTwoStepRequestSchema)` to create a new message.
+ */
+export const BeginTwoStepRequestSchema: GenMessage<BeginTwoStepRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 38);
+
+/**
+ * @generated from message cumulo.auth.v1.BeginTwoStepResponse
+ */
+export type BeginTwoStepResponse = Message<"cumulo.auth.v1.BeginTwoStepResponse"> & {
+  /**
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+
+  /**
+   * @generated from field: string otpauth_uri = 2;
+   */
+  otpauthUri: string;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.BeginTwoStepResponse.
+ * Use `create(BeginTwoStepResponseSchema)` to create a new message.
+ */
+export const BeginTwoStepResponseSchema: GenMessage<BeginTwoStepResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 39);
+
+/**
+ * @generated from message cumulo.auth.v1.ConfirmTwoStepRequest
+ */
+export type ConfirmTwoStepRequest = Message<"cumulo.auth.v1.ConfirmTwoStepRequest"> & {
+  /**
+   * @generated from field: string code = 1;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.ConfirmTwoStepRequest.
+ * Use `create(ConfirmTwoStepRequestSchema)` to create a new message.
+ */
+export const ConfirmTwoStepRequestSchema: GenMessage<ConfirmTwoStepRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 40);
+
+/**
+ * @generated from message cumulo.auth.v1.ConfirmTwoStepResponse
+ */
+export type ConfirmTwoStepResponse = Message<"cumulo.auth.v1.ConfirmTwoStepResponse"> & {
+  /**
+   * @generated from field: repeated string recovery_codes = 1;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message cumulo.auth.v1.ConfirmTwoStepResponse.
+ * Use `create(ConfirmTwoStepResponseSchema)` to create a new message.
+ */
+export const ConfirmTwoStepResponseSchema: GenMessage<ConfirmTwoStepResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 41);
+
+/**
+ * @generated from message cumulo.auth.v1.DisableTwoStepRequest
+ */
+export type DisableTwoStepRequest = Message<"cumulo.auth.v1.DisableTwoStepRequest"> & {
+  /**
+   * @generated from field: string code = 1;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message cumulo.auth.v1.DisableTwoStepRequest.
+ * Use `create(DisableTwoStepRequestSchema)` to create a new message.
+ */
+export const DisableTwoStepRequestSchema: GenMessage<DisableTwoStepRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 42);
+
+/**
+ * @generated from message cumulo.auth.v1.DisableTwoStepResponse
+ */
+export type DisableTwoStepResponse = Message<"cumulo.auth.v1.DisableTwoStepResponse"> & {
+};
+
+/**
+ * Describes the message cumulo.auth.v1.DisableTwoStepResponse.
+ * Use `create(DisableTwoStepResponseSchema)` to create a new message.
+ */
+export const DisableTwoStepResponseSchema: GenMessage<DisableTwoStepResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_auth_v1_auth, 43);
+
+/**
  * @generated from message cumulo.auth.v1.UpdateContactsRequest
  */
 export type UpdateContactsRequest = Message<"cumulo.auth.v1.UpdateContactsRequest"> & {
@@ -883,7 +992,7 @@ export type UpdateContactsRequest = Message<"cumulo.auth.v1.UpdateContactsReques
  * Use `create(UpdateContactsRequestSchema)` to create a new message.
  */
 export const UpdateContactsRequestSchema: GenMessage<UpdateContactsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 38);
+  messageDesc(file_cumulo_auth_v1_auth, 44);
 
 /**
  * @generated from message cumulo.auth.v1.UpdateContactsResponse
@@ -900,7 +1009,7 @@ export type UpdateContactsResponse = Message<"cumulo.auth.v1.UpdateContactsRespo
  * Use `create(UpdateContactsResponseSchema)` to create a new message.
  */
 export const UpdateContactsResponseSchema: GenMessage<UpdateContactsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 39);
+  messageDesc(file_cumulo_auth_v1_auth, 45);
 
 /**
  * @generated from message cumulo.auth.v1.SendVerificationCodeRequest
@@ -917,7 +1026,7 @@ export type SendVerificationCodeRequest = Message<"cumulo.auth.v1.SendVerificati
  * Use `create(SendVerificationCodeRequestSchema)` to create a new message.
  */
 export const SendVerificationCodeRequestSchema: GenMessage<SendVerificationCodeRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 40);
+  messageDesc(file_cumulo_auth_v1_auth, 46);
 
 /**
  * @generated from message cumulo.auth.v1.SendVerificationCodeResponse
@@ -939,7 +1048,7 @@ export type SendVerificationCodeResponse = Message<"cumulo.auth.v1.SendVerificat
  * Use `create(SendVerificationCodeResponseSchema)` to create a new message.
  */
 export const SendVerificationCodeResponseSchema: GenMessage<SendVerificationCodeResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 41);
+  messageDesc(file_cumulo_auth_v1_auth, 47);
 
 /**
  * @generated from message cumulo.auth.v1.VerifyContactRequest
@@ -961,7 +1070,7 @@ export type VerifyContactRequest = Message<"cumulo.auth.v1.VerifyContactRequest"
  * Use `create(VerifyContactRequestSchema)` to create a new message.
  */
 export const VerifyContactRequestSchema: GenMessage<VerifyContactRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 42);
+  messageDesc(file_cumulo_auth_v1_auth, 48);
 
 /**
  * @generated from message cumulo.auth.v1.VerifyContactResponse
@@ -978,7 +1087,7 @@ export type VerifyContactResponse = Message<"cumulo.auth.v1.VerifyContactRespons
  * Use `create(VerifyContactResponseSchema)` to create a new message.
  */
 export const VerifyContactResponseSchema: GenMessage<VerifyContactResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 43);
+  messageDesc(file_cumulo_auth_v1_auth, 49);
 
 /**
  * @generated from message cumulo.auth.v1.AcceptTermsRequest
@@ -995,7 +1104,7 @@ export type AcceptTermsRequest = Message<"cumulo.auth.v1.AcceptTermsRequest"> & 
  * Use `create(AcceptTermsRequestSchema)` to create a new message.
  */
 export const AcceptTermsRequestSchema: GenMessage<AcceptTermsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 44);
+  messageDesc(file_cumulo_auth_v1_auth, 50);
 
 /**
  * @generated from message cumulo.auth.v1.AcceptTermsResponse
@@ -1012,7 +1121,7 @@ export type AcceptTermsResponse = Message<"cumulo.auth.v1.AcceptTermsResponse"> 
  * Use `create(AcceptTermsResponseSchema)` to create a new message.
  */
 export const AcceptTermsResponseSchema: GenMessage<AcceptTermsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 45);
+  messageDesc(file_cumulo_auth_v1_auth, 51);
 
 /**
  * @generated from message cumulo.auth.v1.ChangePasswordRequest
@@ -1034,7 +1143,7 @@ export type ChangePasswordRequest = Message<"cumulo.auth.v1.ChangePasswordReques
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 46);
+  messageDesc(file_cumulo_auth_v1_auth, 52);
 
 /**
  * @generated from message cumulo.auth.v1.ChangePasswordResponse
@@ -1047,7 +1156,7 @@ export type ChangePasswordResponse = Message<"cumulo.auth.v1.ChangePasswordRespo
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 47);
+  messageDesc(file_cumulo_auth_v1_auth, 53);
 
 /**
  * @generated from message cumulo.auth.v1.ConfirmPasswordRequest
@@ -1064,7 +1173,7 @@ export type ConfirmPasswordRequest = Message<"cumulo.auth.v1.ConfirmPasswordRequ
  * Use `create(ConfirmPasswordRequestSchema)` to create a new message.
  */
 export const ConfirmPasswordRequestSchema: GenMessage<ConfirmPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 48);
+  messageDesc(file_cumulo_auth_v1_auth, 54);
 
 /**
  * @generated from message cumulo.auth.v1.ConfirmPasswordResponse
@@ -1091,7 +1200,7 @@ export type ConfirmPasswordResponse = Message<"cumulo.auth.v1.ConfirmPasswordRes
  * Use `create(ConfirmPasswordResponseSchema)` to create a new message.
  */
 export const ConfirmPasswordResponseSchema: GenMessage<ConfirmPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 49);
+  messageDesc(file_cumulo_auth_v1_auth, 55);
 
 /**
  * @generated from message cumulo.auth.v1.CancelAccountRequest
@@ -1108,7 +1217,7 @@ export type CancelAccountRequest = Message<"cumulo.auth.v1.CancelAccountRequest"
  * Use `create(CancelAccountRequestSchema)` to create a new message.
  */
 export const CancelAccountRequestSchema: GenMessage<CancelAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 50);
+  messageDesc(file_cumulo_auth_v1_auth, 56);
 
 /**
  * @generated from message cumulo.auth.v1.CancelAccountResponse
@@ -1121,7 +1230,7 @@ export type CancelAccountResponse = Message<"cumulo.auth.v1.CancelAccountRespons
  * Use `create(CancelAccountResponseSchema)` to create a new message.
  */
 export const CancelAccountResponseSchema: GenMessage<CancelAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 51);
+  messageDesc(file_cumulo_auth_v1_auth, 57);
 
 /**
  * @generated from message cumulo.auth.v1.SigningKey
@@ -1148,7 +1257,7 @@ export type SigningKey = Message<"cumulo.auth.v1.SigningKey"> & {
  * Use `create(SigningKeySchema)` to create a new message.
  */
 export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 52);
+  messageDesc(file_cumulo_auth_v1_auth, 58);
 
 /**
  * @generated from message cumulo.auth.v1.GetSigningKeysRequest
@@ -1165,7 +1274,7 @@ export type GetSigningKeysRequest = Message<"cumulo.auth.v1.GetSigningKeysReques
  * Use `create(GetSigningKeysRequestSchema)` to create a new message.
  */
 export const GetSigningKeysRequestSchema: GenMessage<GetSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 53);
+  messageDesc(file_cumulo_auth_v1_auth, 59);
 
 /**
  * @generated from message cumulo.auth.v1.GetSigningKeysResponse
@@ -1182,7 +1291,7 @@ export type GetSigningKeysResponse = Message<"cumulo.auth.v1.GetSigningKeysRespo
  * Use `create(GetSigningKeysResponseSchema)` to create a new message.
  */
 export const GetSigningKeysResponseSchema: GenMessage<GetSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 54);
+  messageDesc(file_cumulo_auth_v1_auth, 60);
 
 /**
  * @generated from message cumulo.auth.v1.GetClientAppRequest
@@ -1199,7 +1308,7 @@ export type GetClientAppRequest = Message<"cumulo.auth.v1.GetClientAppRequest"> 
  * Use `create(GetClientAppRequestSchema)` to create a new message.
  */
 export const GetClientAppRequestSchema: GenMessage<GetClientAppRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 55);
+  messageDesc(file_cumulo_auth_v1_auth, 61);
 
 /**
  * @generated from message cumulo.auth.v1.GetClientAppResponse
@@ -1226,7 +1335,7 @@ export type GetClientAppResponse = Message<"cumulo.auth.v1.GetClientAppResponse"
  * Use `create(GetClientAppResponseSchema)` to create a new message.
  */
 export const GetClientAppResponseSchema: GenMessage<GetClientAppResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 56);
+  messageDesc(file_cumulo_auth_v1_auth, 62);
 
 /**
  * @generated from message cumulo.auth.v1.RegisterClientAppRequest
@@ -1248,7 +1357,7 @@ export type RegisterClientAppRequest = Message<"cumulo.auth.v1.RegisterClientApp
  * Use `create(RegisterClientAppRequestSchema)` to create a new message.
  */
 export const RegisterClientAppRequestSchema: GenMessage<RegisterClientAppRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 57);
+  messageDesc(file_cumulo_auth_v1_auth, 63);
 
 /**
  * @generated from message cumulo.auth.v1.RegisterClientAppResponse
@@ -1261,7 +1370,7 @@ export type RegisterClientAppResponse = Message<"cumulo.auth.v1.RegisterClientAp
  * Use `create(RegisterClientAppResponseSchema)` to create a new message.
  */
 export const RegisterClientAppResponseSchema: GenMessage<RegisterClientAppResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 58);
+  messageDesc(file_cumulo_auth_v1_auth, 64);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountStatusRequest
@@ -1298,7 +1407,7 @@ export type SetAccountStatusRequest = Message<"cumulo.auth.v1.SetAccountStatusRe
  * Use `create(SetAccountStatusRequestSchema)` to create a new message.
  */
 export const SetAccountStatusRequestSchema: GenMessage<SetAccountStatusRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 59);
+  messageDesc(file_cumulo_auth_v1_auth, 65);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountStatusResponse
@@ -1315,7 +1424,7 @@ export type SetAccountStatusResponse = Message<"cumulo.auth.v1.SetAccountStatusR
  * Use `create(SetAccountStatusResponseSchema)` to create a new message.
  */
 export const SetAccountStatusResponseSchema: GenMessage<SetAccountStatusResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 60);
+  messageDesc(file_cumulo_auth_v1_auth, 66);
 
 /**
  * @generated from message cumulo.auth.v1.GetAccountContactsRequest
@@ -1332,7 +1441,7 @@ export type GetAccountContactsRequest = Message<"cumulo.auth.v1.GetAccountContac
  * Use `create(GetAccountContactsRequestSchema)` to create a new message.
  */
 export const GetAccountContactsRequestSchema: GenMessage<GetAccountContactsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 61);
+  messageDesc(file_cumulo_auth_v1_auth, 67);
 
 /**
  * @generated from message cumulo.auth.v1.GetAccountContactsResponse
@@ -1359,7 +1468,7 @@ export type GetAccountContactsResponse = Message<"cumulo.auth.v1.GetAccountConta
  * Use `create(GetAccountContactsResponseSchema)` to create a new message.
  */
 export const GetAccountContactsResponseSchema: GenMessage<GetAccountContactsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 62);
+  messageDesc(file_cumulo_auth_v1_auth, 68);
 
 /**
  * @generated from message cumulo.auth.v1.FindAccountRequest
@@ -1376,7 +1485,7 @@ export type FindAccountRequest = Message<"cumulo.auth.v1.FindAccountRequest"> & 
  * Use `create(FindAccountRequestSchema)` to create a new message.
  */
 export const FindAccountRequestSchema: GenMessage<FindAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 63);
+  messageDesc(file_cumulo_auth_v1_auth, 69);
 
 /**
  * @generated from message cumulo.auth.v1.FindAccountResponse
@@ -1393,7 +1502,7 @@ export type FindAccountResponse = Message<"cumulo.auth.v1.FindAccountResponse"> 
  * Use `create(FindAccountResponseSchema)` to create a new message.
  */
 export const FindAccountResponseSchema: GenMessage<FindAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 64);
+  messageDesc(file_cumulo_auth_v1_auth, 70);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountRolesRequest
@@ -1425,7 +1534,7 @@ export type SetAccountRolesRequest = Message<"cumulo.auth.v1.SetAccountRolesRequ
  * Use `create(SetAccountRolesRequestSchema)` to create a new message.
  */
 export const SetAccountRolesRequestSchema: GenMessage<SetAccountRolesRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 65);
+  messageDesc(file_cumulo_auth_v1_auth, 71);
 
 /**
  * @generated from message cumulo.auth.v1.SetAccountRolesResponse
@@ -1442,7 +1551,7 @@ export type SetAccountRolesResponse = Message<"cumulo.auth.v1.SetAccountRolesRes
  * Use `create(SetAccountRolesResponseSchema)` to create a new message.
  */
 export const SetAccountRolesResponseSchema: GenMessage<SetAccountRolesResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 66);
+  messageDesc(file_cumulo_auth_v1_auth, 72);
 
 /**
  * @generated from message cumulo.auth.v1.SigningKeyState
@@ -1474,7 +1583,7 @@ export type SigningKeyState = Message<"cumulo.auth.v1.SigningKeyState"> & {
  * Use `create(SigningKeyStateSchema)` to create a new message.
  */
 export const SigningKeyStateSchema: GenMessage<SigningKeyState> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 67);
+  messageDesc(file_cumulo_auth_v1_auth, 73);
 
 /**
  * @generated from message cumulo.auth.v1.RotateSigningKeyRequest
@@ -1487,7 +1596,7 @@ export type RotateSigningKeyRequest = Message<"cumulo.auth.v1.RotateSigningKeyRe
  * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
  */
 export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 68);
+  messageDesc(file_cumulo_auth_v1_auth, 74);
 
 /**
  * @generated from message cumulo.auth.v1.RotateSigningKeyResponse
@@ -1509,7 +1618,7 @@ export type RotateSigningKeyResponse = Message<"cumulo.auth.v1.RotateSigningKeyR
  * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
  */
 export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_auth_v1_auth, 69);
+  messageDesc(file_cumulo_auth_v1_auth, 75);
 
 /**
  * @generated from enum cumulo.auth.v1.AccountStatus
@@ -1662,6 +1771,30 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof SetMinorPasswordRequestSchema;
     output: typeof SetMinorPasswordResponseSchema;
+  },
+  /**
+   * @generated from rpc cumulo.auth.v1.AuthService.BeginTwoStep
+   */
+  beginTwoStep: {
+    methodKind: "unary";
+    input: typeof BeginTwoStepRequestSchema;
+    output: typeof BeginTwoStepResponseSchema;
+  },
+  /**
+   * @generated from rpc cumulo.auth.v1.AuthService.ConfirmTwoStep
+   */
+  confirmTwoStep: {
+    methodKind: "unary";
+    input: typeof ConfirmTwoStepRequestSchema;
+    output: typeof ConfirmTwoStepResponseSchema;
+  },
+  /**
+   * @generated from rpc cumulo.auth.v1.AuthService.DisableTwoStep
+   */
+  disableTwoStep: {
+    methodKind: "unary";
+    input: typeof DisableTwoStepRequestSchema;
+    output: typeof DisableTwoStepResponseSchema;
   },
   /**
    * @generated from rpc cumulo.auth.v1.AuthService.UpdateContacts
