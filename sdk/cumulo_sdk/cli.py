@@ -6,6 +6,8 @@
     cumulo reset-password you@example.com [--code CODE]
     cumulo account state | reactivate | guardians | revoke-guardian
     cumulo account contacts | verify email [--code CODE] | set-contact phone +8613800138000
+    cumulo account change-password | accept-terms | cancel --delete-everything | two-step enable
+    cumulo account create-minor --email … --birth-date … --guardian-consent | minors
 
 Passwords come from a prompt, or from the first line of standard input when it is not a
 terminal; never from a flag. The session's refresh token lives in a 0600 file
@@ -189,6 +191,51 @@ async def _two_step(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _change_password(client: Cumulo, args: argparse.Namespace) -> int:
+    current = read_password("Current password: ")
+    new = read_password("New password: ")
+    if at_terminal() and read_password("Repeat the new password: ") != new:
+        fail("the passwords differ; nothing was changed")
+        return 2
+    await client.change_password(current, new)
+    print("password changed; your other sessions were signed out")
+    return 0
+
+
+async def _cancel(client: Cumulo, args: argparse.Namespace) -> int:
+    if not args.delete_everything:
+        fail(
+            "cancelling deletes all of the account's cloud content for good (files, photos, backups, synced data, "
+            "device locations); to go on, run it again with --delete-everything"
+        )
+        return 2
+    await client.cancel_account(read_password("Password: "))
+    print("the account is cancelled; its content is being deleted and it cannot sign in again")
+    return 0
+
+
+async def _accept_terms(client: Cumulo, args: argparse.Namespace) -> int:
+    version = await client.terms_version()
+    account = await client.accept_terms(version)
+    print(f"terms of service {account.accepted_terms_version} accepted (`cumulo terms` shows them)")
+    return 0
+
+
+async def _create_minor(client: Cumulo, args: argparse.Namespace) -> int:
+    try:
+        born = dt.date.fromisoformat(args.birth_date)
+    except ValueError:
+        fail("--birth-date must be YYYY-MM-DD")
+        return 2
+    if not args.guardian_consent:
+        fail("you create a minor's account as their parent or guardian: pass --guardian-consent")
+        return 2
+    password = read_password("The minor's password: ")
+    account = await client.create_minor(email=args.email or "", phone=args.phone or "", password=password, birth_date=born)
+    print(f"account {account.account_id} created for {account.email or account.phone}, in your care until they are 18")
+    return 0
+
+
 async def _minors(client: Cumulo, args: argparse.Namespace) -> int:
     minors = await client.minors()
     return show_table(
@@ -362,6 +409,19 @@ def _account_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     two_step.add_argument("action", choices=["enable", "confirm", "disable"], help="what to do")
     two_step.add_argument("code", nargs="?", help="for confirm and disable: the code your authenticator app shows (disable: or a recovery code)")
     two_step.set_defaults(run=_two_step)
+    change = account.add_parser("change-password", help="a new password (asks the current one, then the new, a line each); other sessions end")
+    change.set_defaults(run=_change_password)
+    cancel = account.add_parser("cancel", help="cancel the account: all of its cloud content is deleted (asks the password)")
+    cancel.add_argument("--delete-everything", action="store_true", help="you understand that the account's content is deleted for good")
+    cancel.set_defaults(run=_cancel)
+    accept = account.add_parser("accept-terms", help="accept the current terms of service (`cumulo terms` shows them)")
+    accept.set_defaults(run=_accept_terms)
+    create_minor = account.add_parser("create-minor", help="create the account of a minor in your care (asks their password)")
+    create_minor.add_argument("--email", help="the minor's e-mail address (give it, a phone number, or both)")
+    create_minor.add_argument("--phone", help="the minor's phone number, E.164")
+    create_minor.add_argument("--birth-date", required=True, help="the minor's, YYYY-MM-DD")
+    create_minor.add_argument("--guardian-consent", action="store_true", help="you are their parent or guardian and consent")
+    create_minor.set_defaults(run=_create_minor)
     minors = account.add_parser("minors", help="the minors in your care (accounts you created for them), until when")
     add_json_flag(minors)
     minors.set_defaults(run=_minors)

@@ -126,6 +126,26 @@ async def _trash_empty(client: Cumulo, args: argparse.Namespace) -> int:
     return 0
 
 
+PLAN_COLUMNS = [Column("PLAN"), Column("NAME"), Column("STORAGE", right=True), Column("PRICE", right=True), Column("EVERY")]
+
+
+def _price(minor_units: int, currency: str) -> str:
+    return f"{minor_units / 100:.2f} {currency}"
+
+
+async def _plans(client: Cumulo, args: argparse.Namespace) -> int:
+    plans, bought = await client.files.plans(), await client.files.purchases()
+
+    def person() -> None:
+        print_table(PLAN_COLUMNS, [[p.plan_id, p.name, human_size(p.bytes), _price(p.price_minor_units, p.currency), f"{p.period_days} days"] for p in plans])
+        if not bought:
+            print("bought: nothing (the free storage)")
+        for purchase in bought:
+            print(f"bought: {purchase.plan_id} (+{human_size(purchase.bytes)}) until {when(purchase.ends_at)}")
+
+    return show(args, {"plans": plans, "purchases": bought}, person)
+
+
 async def _usage(client: Cumulo, args: argparse.Namespace) -> int:
     usage = await client.files.usage()
     reserved = f" ({human_size(usage.reserved)} reserved for uploads)" if usage.reserved else ""
@@ -166,6 +186,9 @@ def add_commands(commands: Any) -> None:
     restore.add_argument("node_id", help="its id, as `cumulo trash ls` shows it")
     restore.set_defaults(run=_trash_restore)
     trash.add_parser("empty", help="delete everything in the trash for good").set_defaults(run=_trash_empty)
+    plans = commands.add_parser("plans", help="the storage plans on offer, and what the account has bought")
+    add_json_flag(plans)
+    plans.set_defaults(run=_plans)
     usage = commands.add_parser("usage", help="storage used and quota")
     add_json_flag(usage)
     usage.set_defaults(run=_usage)

@@ -362,6 +362,25 @@ class Cumulo:
     async def two_step_disable(self, code: str) -> None:
         await self.call(self.auth.DisableTwoStep, auth_pb2.DisableTwoStepRequest(code=code))
 
+    async def change_password(self, current: str, new: str) -> None:
+        """Every other session of the account ends; this one stays."""
+        await self.call(self.auth.ChangePassword, auth_pb2.ChangePasswordRequest(current_password=current, new_password=new))
+
+    async def cancel_account(self, password: str) -> None:
+        """Cancels the account: its cloud content is deleted by every service, and it cannot sign in again."""
+        await self.call(self.auth.CancelAccount, auth_pb2.CancelAccountRequest(password=password))
+
+    async def accept_terms(self, version: str) -> auth_pb2.Account:
+        return (await self.call(self.auth.AcceptTerms, auth_pb2.AcceptTermsRequest(terms_version=version))).account
+
+    async def create_minor(self, *, email: str = "", phone: str = "", password: str, birth_date: dt.date) -> auth_pb2.Account:
+        """A guardian creates the account of a minor in their care (their consent given)."""
+        request = auth_pb2.CreateMinorAccountRequest(
+            email=email, phone=phone, password=password, guardian_consent=True,
+            birth_date=auth_pb2.Date(year=birth_date.year, month=birth_date.month, day=birth_date.day),
+        )
+        return (await self.call(self.auth.CreateMinorAccount, request)).account
+
     async def minors(self) -> list[auth_pb2.Minor]:
         """The accounts in this guardian's care now, and until when."""
         return list((await self.call(self.auth.ListMinors, auth_pb2.ListMinorsRequest())).minors)

@@ -154,6 +154,14 @@ class Files:
     async def usage(self) -> blob_pb2.GetUsageResponse:
         return await self.call(self.stub.GetUsage, blob_pb2.GetUsageRequest())
 
+    async def plans(self) -> list[blob_pb2.Plan]:
+        """The storage plans on offer, with their prices."""
+        return list((await self.call(self.stub.ListPlans, blob_pb2.ListPlansRequest())).plans)
+
+    async def purchases(self) -> list[blob_pb2.Purchase]:
+        """What the account has bought, and until when."""
+        return list((await self.call(self.stub.ListPurchases, blob_pb2.ListPurchasesRequest())).purchases)
+
     # --- share links -------------------------------------------------------------------
 
     async def share(self, node_id: str, *, expires_at: float | None = None, password: str = "") -> blob_pb2.ShareLink:

@@ -225,3 +225,35 @@ async def test_two_step_sign_in_from_the_command_line(gateway, tmp_path, email):
     assert code == 0 and f"logged in as {email}" in out, err
     code, out, err = await cumulo(gateway, other, "account", "two-step", "disable", recovery[1], stdin=PASSWORD + "\n")
     assert code == 0 and "two-step sign-in is off" in out, err
+
+
+async def test_the_self_service_commands_of_an_account(gateway, tmp_path, email):
+    """Change the password, accept the terms, create a minor's account, see the plans, and
+    cancel: each from the command line, with what it wants asked for."""
+    await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    await cumulo(gateway, tmp_path, "login", email, stdin=PASSWORD + "\n")
+    new = "a new passphrase from the shell"
+    code, out, err = await cumulo(gateway, tmp_path, "account", "change-password", stdin=f"not the password\n{new}\n")
+    assert code != 0 and "INVALID_CREDENTIALS" in err, err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "change-password", stdin=f"{PASSWORD}\n{new}\n")
+    assert code == 0 and "password changed" in out, err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "accept-terms")
+    assert code == 0 and "accepted" in out, err
+    child = f"child-{uuid.uuid4().hex[:8]}@example.com"
+    born = dt.date.today().replace(year=dt.date.today().year - 9, day=1).isoformat()
+    code, out, err = await cumulo(gateway, tmp_path, "account", "create-minor", "--email", child, "--birth-date", born, stdin="a child's passphrase\n")
+    assert code == 2 and "--guardian-consent" in err
+    code, out, err = await cumulo(
+        gateway, tmp_path, "account", "create-minor", "--email", child, "--birth-date", born, "--guardian-consent", stdin="a child's passphrase\n"
+    )
+    assert code == 0 and f"created for {child}" in out, err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "minors")
+    assert child in out, out
+    code, out, err = await cumulo(gateway, tmp_path, "plans", "--json")
+    assert code == 0 and json.loads(out)["plans"] and json.loads(out)["purchases"] == [], out
+    code, out, err = await cumulo(gateway, tmp_path, "account", "cancel", stdin=new + "\n")
+    assert code == 2 and "--delete-everything" in err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "cancel", "--delete-everything", stdin=new + "\n")
+    assert code == 0 and "cancelled" in out, err
+    code, out, err = await cumulo(gateway, tmp_path, "login", email, stdin=new + "\n")
+    assert code != 0 and ("ACCOUNT_CANCELLED" in err or "ACCOUNT_DELETED" in err), err
