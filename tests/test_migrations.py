@@ -149,3 +149,19 @@ async def test_contacts_on_record_before_verification_existed_count_as_verified(
     found = {row[0]: row[1:3] for row in rows}
     assert found == {both: (True, True), email_only: (True, False), gone: (False, False)}
     assert {str(row[3]) for row in rows if row[0] == both} == {"2026-01-02 03:04:05+00:00"}
+
+
+async def test_the_terms_on_record_become_the_first_entry_of_each_accounts_history(infra):
+    """Auth 0014: the version and time an account had accepted (the latest only, until now)
+    are its first history entry; a minor's says the guardian accepted; a tombstone has none."""
+    schema, _, scripts = SERVICES["auth"]
+    url = infra.new_database()
+    await asyncio.to_thread(migrations.upgrade, url, schema, scripts, "0013")
+    adult, child, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    columns = "account_id, email, password_hash, birth_date, minor, guardian_account_id, terms_version, terms_accepted_at, created_at, updated_at, locale"
+    await _run(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{adult}', 'p@example.com', 'h', '1990-05-17', false, NULL, '2026-05', '2026-05-02T00:00:00Z', now(), now(), 'en')")
+    await _run(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{child}', 'c@example.com', 'h', '2016-05-17', true, '{adult}', '2026-11', '2026-11-03T00:00:00Z', now(), now(), 'en')")
+    await _run(url, f"INSERT INTO {schema}.accounts (account_id, minor, status, updated_at) VALUES ('{gone}', false, 'deleted', now())")
+    await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
+    rows = await _rows(url, f"SELECT account_id, version, accepted_by, client_id FROM {schema}.terms_acceptances")
+    assert rows == {(adult, "2026-05", None, ""), (child, "2026-11", adult, "")}

@@ -116,6 +116,9 @@ async def _login(client: Cumulo, args: argparse.Namespace) -> int:
         account = await client.login(args.login, password, device_name=device, second_factor=code)
     print(f"logged in as {account.email or account.phone}")
     _remind_to_verify(account)
+    current = await client.terms_version()
+    if account.accepted_terms_version != current:
+        fail(f"the terms of service changed (version {current}): read them (`cumulo terms`), then `cumulo account accept-terms`")
     return 0
 
 
@@ -219,6 +222,14 @@ async def _accept_terms(client: Cumulo, args: argparse.Namespace) -> int:
     account = await client.accept_terms(version)
     print(f"terms of service {account.accepted_terms_version} accepted (`cumulo terms` shows them)")
     return 0
+
+
+TERMS_COLUMNS = [Column("VERSION"), Column("ACCEPTED"), Column("FROM"), Column("BY")]
+
+
+async def _terms_history(client: Cumulo, args: argparse.Namespace) -> int:
+    rows = await client.terms_acceptances()
+    return show_table(args, "acceptances", rows, TERMS_COLUMNS, lambda a: [a.version, when(a.accepted_at), a.client_id or "-", a.accepted_by or "you"])
 
 
 async def _create_minor(client: Cumulo, args: argparse.Namespace) -> int:
@@ -414,6 +425,9 @@ def _account_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     cancel = account.add_parser("cancel", help="cancel the account: all of its cloud content is deleted (asks the password)")
     cancel.add_argument("--delete-everything", action="store_true", help="you understand that the account's content is deleted for good")
     cancel.set_defaults(run=_cancel)
+    terms_history = account.add_parser("terms-history", help="every version of the terms of service you accepted, when, from which app")
+    add_json_flag(terms_history)
+    terms_history.set_defaults(run=_terms_history)
     accept = account.add_parser("accept-terms", help="accept the current terms of service (`cumulo terms` shows them)")
     accept.set_defaults(run=_accept_terms)
     create_minor = account.add_parser("create-minor", help="create the account of a minor in your care (asks their password)")

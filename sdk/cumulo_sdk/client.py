@@ -370,6 +370,10 @@ class Cumulo:
         """Cancels the account: its cloud content is deleted by every service, and it cannot sign in again."""
         await self.call(self.auth.CancelAccount, auth_pb2.CancelAccountRequest(password=password))
 
+    async def terms_acceptances(self) -> list[auth_pb2.TermsAcceptance]:
+        """Every version of the terms the account accepted, newest first."""
+        return list((await self.call(self.auth.ListTermsAcceptances, auth_pb2.ListTermsAcceptancesRequest())).acceptances)
+
     async def accept_terms(self, version: str) -> auth_pb2.Account:
         return (await self.call(self.auth.AcceptTerms, auth_pb2.AcceptTermsRequest(terms_version=version))).account
 

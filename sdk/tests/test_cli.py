@@ -257,3 +257,13 @@ async def test_the_self_service_commands_of_an_account(gateway, tmp_path, email)
     assert code == 0 and "cancelled" in out, err
     code, out, err = await cumulo(gateway, tmp_path, "login", email, stdin=new + "\n")
     assert code != 0 and ("ACCOUNT_CANCELLED" in err or "ACCOUNT_DELETED" in err), err
+
+
+async def test_the_terms_history_from_the_command_line(gateway, tmp_path, email):
+    await cumulo(gateway, tmp_path, "signup", "--email", email, "--birth-date", "1990-05-17", "--accept-terms", stdin=PASSWORD + "\n")
+    code, out, err = await cumulo(gateway, tmp_path, "login", email, stdin=PASSWORD + "\n")
+    assert code == 0 and "terms of service changed" not in err, err
+    code, out, err = await cumulo(gateway, tmp_path, "account", "terms-history", "--json")
+    assert code == 0, err
+    (accepted,) = json.loads(out)["acceptances"]
+    assert accepted["version"] and accepted["client_id"] == "cumulo-cli" and accepted["accepted_by"] == ""

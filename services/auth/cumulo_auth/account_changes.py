@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cumulo.events.v1 import events_pb2
 from cumulo_auth.adapters import accounts as account_table
-from cumulo_auth.adapters.tables import accounts
+from cumulo_auth.adapters.tables import accounts, terms_acceptances
 from cumulo_auth.config import AuthSettings
 from cumulo_auth.contacts import ContactCodes
 from cumulo_auth.domain import rules
@@ -111,10 +111,23 @@ class AccountChanges:
             await uow.execute(
                 sa.update(accounts).where(accounts.c.account_id == account_id).values(terms_version=version, terms_accepted_at=now, updated_at=now)
             )
+            await account_table.record_terms(uow, account_id, version, now=now, client_id=principal.client_id)
             self.sessions.live.forget_after_commit(uow, account_id)
             row = await account_table.load(uow, account_id)
             await uow.commit()
         return self._view(row)
+
+    async def terms_acceptances(self, principal: Principal) -> list[Any]:
+        async with self.db.read() as conn:
+            return list(
+                (
+                    await conn.execute(
+                        sa.select(terms_acceptances)
+                        .where(terms_acceptances.c.account_id == uuid.UUID(principal.account_id))
+                        .order_by(terms_acceptances.c.accepted_at.desc())
+                    )
+                ).all()
+            )
 
     async def change_password(self, principal: Principal, *, current_password: str, new_password: str) -> None:
         account_id = uuid.UUID(principal.account_id)

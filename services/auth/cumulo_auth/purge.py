@@ -20,6 +20,7 @@ from cumulo_auth.adapters.tables import (
     refresh_tokens,
     second_factors,
     sessions,
+    terms_acceptances,
 )
 from cumulo_auth.domain import credentials
 from cumulo_auth.live_sessions import LiveSessions
@@ -64,6 +65,7 @@ class AccountPurge:
             await uow.execute(sa.delete(contact_codes).where(contact_codes.c.account_id == target))
             await uow.execute(sa.delete(recovery_codes).where(recovery_codes.c.account_id == target))
             await uow.execute(sa.delete(second_factors).where(second_factors.c.account_id == target))
+            await uow.execute(sa.delete(terms_acceptances).where(terms_acceptances.c.account_id == target))
             await uow.execute(
                 sa.update(accounts)
                 .where(accounts.c.account_id == target)

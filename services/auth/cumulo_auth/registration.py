@@ -90,6 +90,7 @@ class Registration:
         birth_date: tuple[int, int, int],
         accepted_terms_version: str,
         client_network: str,
+        client_id: str = "",
         locale: str = "",
     ) -> dict[str, Any]:
         locale = locale or LOCALES[0]
@@ -111,7 +112,7 @@ class Registration:
         normalized = rules.check_password(password, contacts=(email_n or "", phone_n or ""))
         self._spend_new_account(client_network)
         return await self._create_account(
-            email=email_n, phone=phone_n, password=normalized, born=born, guardian=None, locale=locale
+            email=email_n, phone=phone_n, password=normalized, born=born, guardian=None, locale=locale, client_id=client_id
         )
 
     async def create_minor_account(
@@ -124,6 +125,7 @@ class Registration:
         birth_date: tuple[int, int, int],
         guardian_consent: bool,
         client_network: str,
+        client_id: str = "",
     ) -> dict[str, Any]:
         email_n, phone_n = _contacts(email, phone)
         born = rules.check_birth_date(*birth_date, today=self._today())
@@ -138,7 +140,7 @@ class Registration:
         normalized = rules.check_password(password, contacts=(email_n or "", phone_n or ""))
         self._spend_new_account(client_network)
         return await self._create_account(
-            email=email_n, phone=phone_n, password=normalized, born=born, guardian=row.account_id, locale=row.locale
+            email=email_n, phone=phone_n, password=normalized, born=born, guardian=row.account_id, locale=row.locale, client_id=client_id
         )
 
     def _spend_new_account(self, client_network: str) -> None:
@@ -149,7 +151,8 @@ class Registration:
         )
 
     async def _create_account(
-        self, *, email: str | None, phone: str | None, password: str, born: dt.date, guardian: uuid.UUID | None, locale: str
+        self, *, email: str | None, phone: str | None, password: str, born: dt.date, guardian: uuid.UUID | None, locale: str,
+        client_id: str = "",
     ) -> dict[str, Any]:
         """A guardian's account makes a minor's: the stored flag says how it was created.
 
@@ -184,6 +187,7 @@ class Registration:
                 ).one()
             except IntegrityError as exc:
                 raise account_table.contact_clash(exc, reason="ACCOUNT_EXISTS") from None
+            await account_table.record_terms(uow, account_id, self.settings.terms_version, now=now, client_id=client_id, accepted_by=guardian)
             uow.emit(
                 "account.created",
                 events_pb2.AccountCreated(

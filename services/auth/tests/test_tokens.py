@@ -41,6 +41,7 @@ TOKEN_METHODS = [
     "BeginTwoStep",
     "ConfirmTwoStep",
     "DisableTwoStep",
+    "ListTermsAcceptances",
 ]
 
 
@@ -267,6 +268,12 @@ async def as_intruder_disable_two_step(client, intruder, victim):
     await call(client, client.auth.DisableTwoStep, request_for("DisableTwoStep"), intruder.access_token)
 
 
+async def as_intruder_list_terms_acceptances(client, intruder, victim):
+    """The history is the caller's own."""
+    listed = await call(client, client.auth.ListTermsAcceptances, auth_pb2.ListTermsAcceptancesRequest(), intruder.access_token)
+    assert len(listed.acceptances) == 1 and listed.acceptances[0].accepted_by == ""
+
+
 INTRUSIONS = {
     "Logout": as_intruder_logout,
     "GetAccount": as_intruder_get_account,
@@ -287,6 +294,7 @@ INTRUSIONS = {
     "BeginTwoStep": as_intruder_begin_two_step,
     "ConfirmTwoStep": as_intruder_confirm_two_step,
     "DisableTwoStep": as_intruder_disable_two_step,
+    "ListTermsAcceptances": as_intruder_list_terms_acceptances,
 }
 
 

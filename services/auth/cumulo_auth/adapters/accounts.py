@@ -8,9 +8,10 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
-from cumulo_auth.adapters.tables import accounts, sessions, status_changes
+from cumulo_auth.adapters.tables import accounts, sessions, status_changes, terms_acceptances
 from cumulo_platform import revocations
 from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import AlreadyExists, NotFound, parse_id
@@ -94,3 +95,14 @@ async def revoke_all_sessions(
     ended = (await uow.execute(query.values(revoked_at=now, revoke_reason=reason).returning(sessions.c.session_id))).all()
     if ended:
         revocations.announce(uow, str(account_id), now=now, reason=reason, session_ids=[str(row.session_id) for row in ended])
+
+
+async def record_terms(
+    uow: UnitOfWork, account_id: uuid.UUID, version: str, *, now: dt.datetime, client_id: str, accepted_by: uuid.UUID | None = None
+) -> None:
+    """An acceptance of the terms `version`, kept beside the earlier ones (the first time counts)."""
+    await uow.execute(
+        pg_insert(terms_acceptances)
+        .values(account_id=account_id, version=version, accepted_at=now, client_id=client_id, accepted_by=accepted_by)
+        .on_conflict_do_nothing()
+    )

@@ -77,6 +77,18 @@ contact_codes = sa.Table(
     sa.CheckConstraint("purpose IN ('verify', 'reset')", name="contact_codes_purpose_known"),
 )
 
+# Every version of the terms of service an account accepted, when, and from which client app
+# (by whom, when a guardian accepted for a minor): a history, not the latest alone.
+terms_acceptances = sa.Table(
+    "terms_acceptances",
+    metadata,
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), primary_key=True),
+    sa.Column("version", sa.Text, primary_key=True),
+    sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("client_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("accepted_by", sa.Uuid, nullable=True),
+)
+
 # Two-step sign-in: the authenticator's secret (sealed with signing-kek, bound to the account),
 # the last step whose code was used (a code is good once), and the recovery codes.
 second_factors = sa.Table(

@@ -82,6 +82,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             accepted_terms_version=request.accepted_terms_version,
             locale=request.locale,
             client_network=current_call().client_network,
+            client_id=current_call().client_id,
         )
         return auth_pb2.RegisterResponse(account=convert.account(row))
 
@@ -98,7 +99,8 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         mark_used(str(row["account_id"]))
         account = convert.account(row)
         return auth_pb2.LoginResponse(
-            tokens=convert.tokens(tokens), account=account, verify_contacts=not (account.email_verified or account.phone_verified)
+            tokens=convert.tokens(tokens), account=account, verify_contacts=not (account.email_verified or account.phone_verified),
+            accept_terms_version=self.terms_version if account.accepted_terms_version != self.terms_version else "",
         )
 
     async def StartPasswordReset(
@@ -160,6 +162,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             birth_date=convert.date_tuple(request.birth_date),
             guardian_consent=request.guardian_consent,
             client_network=current_call().client_network,
+            client_id=current_call().client_id,
         )
         return auth_pb2.CreateMinorAccountResponse(account=convert.account(row))
 
@@ -203,6 +206,19 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def VerifyContact(self, request: auth_pb2.VerifyContactRequest, context: grpc.aio.ServicerContext) -> auth_pb2.VerifyContactResponse:
         row = await self.contacts.verify(await self._me(), request.channel, request.code)
         return auth_pb2.VerifyContactResponse(account=convert.account(row))
+
+    async def ListTermsAcceptances(
+        self, request: auth_pb2.ListTermsAcceptancesRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.ListTermsAcceptancesResponse:
+        rows = await self.changes.terms_acceptances(await self._me())
+        return auth_pb2.ListTermsAcceptancesResponse(
+            acceptances=[
+                auth_pb2.TermsAcceptance(
+                    version=r.version, accepted_at=timestamp(r.accepted_at), client_id=r.client_id, accepted_by=str(r.accepted_by or "")
+                )
+                for r in rows
+            ]
+        )
 
     async def AcceptTerms(self, request: auth_pb2.AcceptTermsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.AcceptTermsResponse:
         row = await self.changes.accept_terms(await self._me(), request.terms_version)

@@ -343,9 +343,14 @@ class LoginResponse(_message.Message):
     TOKENS_FIELD_NUMBER: _builtins.int
     ACCOUNT_FIELD_NUMBER: _builtins.int
     VERIFY_CONTACTS_FIELD_NUMBER: _builtins.int
+    ACCEPT_TERMS_VERSION_FIELD_NUMBER: _builtins.int
     verify_contacts: _builtins.bool
     """True when no contact of the account is verified: notices (the freeze and deletion
     warnings among them) reach nobody until one is. Clients show a reminder.
+    """
+    accept_terms_version: _builtins.str
+    """A newer version of the terms than the account accepted, to be accepted (AcceptTerms);
+    empty when there is none. Clients ask for it at sign-in.
     """
     @_builtins.property
     def tokens(self) -> Global___TokenPair: ...
@@ -357,10 +362,11 @@ class LoginResponse(_message.Message):
         tokens: Global___TokenPair | None = ...,
         account: Global___Account | None = ...,
         verify_contacts: _builtins.bool = ...,
+        accept_terms_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "tokens", b"tokens"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "tokens", b"tokens", "verify_contacts", b"verify_contacts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_terms_version", b"accept_terms_version", "account", b"account", "tokens", b"tokens", "verify_contacts", b"verify_contacts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1172,6 +1178,71 @@ class VerifyContactResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyContactResponse: _TypeAlias = VerifyContactResponse  # noqa: Y015
+
+@_typing.final
+class ListTermsAcceptancesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTermsAcceptancesRequest: _TypeAlias = ListTermsAcceptancesRequest  # noqa: Y015
+
+@_typing.final
+class TermsAcceptance(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    ACCEPTED_AT_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    ACCEPTED_BY_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    client_id: _builtins.str
+    accepted_by: _builtins.str
+    """The guardian who accepted for a minor; empty when the owner did."""
+    @_builtins.property
+    def accepted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        accepted_at: _timestamp_pb2.Timestamp | None = ...,
+        client_id: _builtins.str = ...,
+        accepted_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "accepted_by", b"accepted_by", "client_id", b"client_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TermsAcceptance: _TypeAlias = TermsAcceptance  # noqa: Y015
+
+@_typing.final
+class ListTermsAcceptancesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCEPTANCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def acceptances(self) -> _containers.RepeatedCompositeFieldContainer[Global___TermsAcceptance]: ...
+    def __init__(
+        self,
+        *,
+        acceptances: _abc.Iterable[Global___TermsAcceptance] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acceptances", b"acceptances"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTermsAcceptancesResponse: _TypeAlias = ListTermsAcceptancesResponse  # noqa: Y015
 
 @_typing.final
 class AcceptTermsRequest(_message.Message):

@@ -137,6 +137,11 @@ class AuthServiceStub:
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactResponse.FromString,
                 _registered_method=True)
+        self.ListTermsAcceptances = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/ListTermsAcceptances',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListTermsAcceptancesRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListTermsAcceptancesResponse.FromString,
+                _registered_method=True)
         self.AcceptTerms = channel.unary_unary(
                 '/cumulo.auth.v1.AuthService/AcceptTerms',
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.AcceptTermsRequest.SerializeToString,
@@ -326,6 +331,14 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTermsAcceptances(self, request, context):
+        """Every version of the terms the account accepted, newest first: when, from which app, and
+        by whom when a guardian accepted for a minor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AcceptTerms(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -472,6 +485,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.VerifyContact,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactResponse.SerializeToString,
+            ),
+            'ListTermsAcceptances': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTermsAcceptances,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListTermsAcceptancesRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.ListTermsAcceptancesResponse.SerializeToString,
             ),
             'AcceptTerms': grpc.unary_unary_rpc_method_handler(
                     servicer.AcceptTerms,
@@ -1047,6 +1065,33 @@ class AuthService:
             '/cumulo.auth.v1.AuthService/VerifyContact',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.VerifyContactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTermsAcceptances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/ListTermsAcceptances',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ListTermsAcceptancesRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.ListTermsAcceptancesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -97,6 +97,10 @@ class AuthServiceStub:
     """The code that was sent: the contact is verified. Wrong codes are counted; after a few the
     code is void and a new one must be sent.
     """
+    ListTermsAcceptances: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListTermsAcceptancesRequest, _auth_pb2.ListTermsAcceptancesResponse]
+    """Every version of the terms the account accepted, newest first: when, from which app, and
+    by whom when a guardian accepted for a minor.
+    """
     AcceptTerms: _grpc.UnaryUnaryMultiCallable[_auth_pb2.AcceptTermsRequest, _auth_pb2.AcceptTermsResponse]
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]
     CancelAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CancelAccountRequest, _auth_pb2.CancelAccountResponse]
@@ -183,6 +187,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     VerifyContact: _aio.UnaryUnaryMultiCallable[_auth_pb2.VerifyContactRequest, _auth_pb2.VerifyContactResponse]  # type: ignore[assignment]
     """The code that was sent: the contact is verified. Wrong codes are counted; after a few the
     code is void and a new one must be sent.
+    """
+    ListTermsAcceptances: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListTermsAcceptancesRequest, _auth_pb2.ListTermsAcceptancesResponse]  # type: ignore[assignment]
+    """Every version of the terms the account accepted, newest first: when, from which app, and
+    by whom when a guardian accepted for a minor.
     """
     AcceptTerms: _aio.UnaryUnaryMultiCallable[_auth_pb2.AcceptTermsRequest, _auth_pb2.AcceptTermsResponse]  # type: ignore[assignment]
     ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]  # type: ignore[assignment]
@@ -387,6 +395,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_pb2.VerifyContactResponse, _abc.Awaitable[_auth_pb2.VerifyContactResponse]]:
         """The code that was sent: the contact is verified. Wrong codes are counted; after a few the
         code is void and a new one must be sent.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTermsAcceptances(
+        self,
+        request: _auth_pb2.ListTermsAcceptancesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListTermsAcceptancesResponse, _abc.Awaitable[_auth_pb2.ListTermsAcceptancesResponse]]:
+        """Every version of the terms the account accepted, newest first: when, from which app, and
+        by whom when a guardian accepted for a minor.
         """
 
     @_abc_1.abstractmethod
