@@ -26,6 +26,7 @@ refresh once a suspension is lifted, a new login) works, even within the same se
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 
 import sqlalchemy as sa
@@ -62,9 +63,16 @@ def revocations_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-def announce(uow: UnitOfWork, account_id: str, *, now: dt.datetime, reason: str, session_ids: list[str] | None = None) -> None:
+def announce(
+    uow: UnitOfWork, account_id: str, *, now: dt.datetime, reason: str, session_ids: list[str] | None = None,
+    local: Revocations | None = None,
+) -> None:
     """Auth's side: the account's tokens issued before `now` (or only those of `session_ids`)
-    stop working everywhere, in the same unit of work as the change that voids them."""
+    stop working everywhere, in the same unit of work as the change that voids them; with
+    `local` (the announcing replica's own), there at once when the change commits, not only once
+    the event has come back to it."""
+    if local is not None:
+        uow.after_commit(functools.partial(local.hold, account_id, session_ids or [EVERY_SESSION], now, now + LONGEST_ACCESS_TOKEN))
     uow.emit(
         EVENT_TYPE,
         events_pb2.TokensRevoked(
@@ -119,6 +127,11 @@ class Revocations:
         self._watermark.advance(now)
         self._forget_expired(now.timestamp())
         return len(rows)
+
+    def hold(self, account_id: str, session_keys: list[str], issued_before: dt.datetime, expires_at: dt.datetime) -> None:
+        """A cut-off this replica announced, held at once (`announce(local=...)`)."""
+        for session_key in session_keys:
+            self._remember(account_id, session_key, issued_before, expires_at)
 
     def _remember(self, account_id: str, session_key: str, issued_before: dt.datetime, expires_at: dt.datetime) -> None:
         key = (account_id, session_key)

@@ -25,7 +25,10 @@ SETTABLE_STATUSES = ("active", "suspended", "terminated")
 
 
 class Admin:
-    def __init__(self, *, db: Database, clock: Clock, time_zone: zoneinfo.ZoneInfo, live: LiveSessions) -> None:
+    def __init__(
+        self, *, db: Database, clock: Clock, time_zone: zoneinfo.ZoneInfo, live: LiveSessions, revocations: revocations.Revocations
+    ) -> None:
+        self.revocations = revocations  # this replica's: a cut-off it announces holds here at commit
         self.live = live
         self.db = db
         self.clock = clock
@@ -60,7 +63,7 @@ class Admin:
             if status == "terminated":
                 await account_table.revoke_all_sessions(uow, target, reason="account terminated", now=now)
             elif status == "suspended":  # its sessions come back when it is lifted; its tokens do not
-                revocations.announce(uow, str(target), now=now, reason="account suspended")
+                revocations.announce(uow, str(target), now=now, reason="account suspended", local=self.revocations)
             uow.emit(
                 "account.status_changed",
                 events_pb2.AccountStatusChanged(
@@ -96,7 +99,7 @@ class Admin:
                 uow, target, status=current.status, reason=f"roles set to [{', '.join(wanted)}]: {reason}", actor=actor, now=now
             )
             if wanted != sorted(current.roles or []):  # tokens carrying the old roles stop now
-                revocations.announce(uow, str(target), now=now, reason="roles changed")
+                revocations.announce(uow, str(target), now=now, reason="roles changed", local=self.revocations)
             await uow.commit()
         return wanted
 

@@ -118,7 +118,7 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         resets=resets,
         two_step=two_step,
     )
-    internal = AuthInternalService(keys=keys, client_apps=client_apps, admin=Admin(db=db, clock=clock, time_zone=settings.time_zone, live=live))
+    internal = AuthInternalService(keys=keys, client_apps=client_apps, admin=Admin(db=db, clock=clock, time_zone=settings.time_zone, live=live, revocations=base.revocations))
     throttle_cleanup = jobs.ThrottleCleanup(db=db, clock=clock, forget_after=settings.throttle_forget_after)
     purge = AccountPurge(db=db, clock=clock, login_key=settings.login_key, live=live)
 
