@@ -58,6 +58,20 @@ def verified(row: Any) -> dict[str, bool]:
     return {"email": row.email_verified_at is not None, "phone": row.phone_verified_at is not None}
 
 
+def as_digits(code: str, digits: int) -> str | None:
+    """A typed code without its spaces, if it is `digits` ASCII digits; else None."""
+    entered = "".join(code.split())
+    return entered if len(entered) == digits and entered.isascii() and entered.isdigit() else None
+
+
+def entered_code(code: str, digits: int, sent_where: str = "sent to you") -> str:
+    """A typed code as `as_digits`, or INVALID_ARGUMENT naming the field."""
+    entered = as_digits(code, digits)
+    if entered is None:
+        raise InvalidArgument("code", f"is the {digits} digits {sent_where}")
+    return entered
+
+
 def _word(channel: str) -> str:
     return "e-mail address" if channel == "email" else "phone number"
 
@@ -191,9 +205,7 @@ class ContactVerification:
 
     async def verify(self, principal: Principal, channel: str, code: str) -> dict[str, Any]:
         check_channel(channel)
-        entered = "".join(code.split())
-        if not (len(entered) == CODE_DIGITS and entered.isascii() and entered.isdigit()):
-            raise InvalidArgument("code", f"is the {CODE_DIGITS} digits sent to you")
+        entered = entered_code(code, CODE_DIGITS)
         account_id = uuid.UUID(principal.account_id)
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:

@@ -94,18 +94,20 @@ class Guardians:
         )
         me = uuid.UUID(principal.account_id)
         minor = parse_id(minor_account_id, "minor_account_id", "an account id (UUID)")
-        in_care = {m.account_id: m for m in await self.minors(principal)}
-        if minor not in in_care:
-            raise NotFound("no minor in your care has this account id", reason="MINOR_NOT_FOUND")
+
+        def in_my_care(row: Any, now: dt.datetime) -> bool:
+            return row is not None and row.guardian_account_id == me and row.status != "deleted" and link_of(row, None, now=now, settings=self.settings).active
+
         async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(accounts.c.email, accounts.c.phone).where(accounts.c.account_id == minor))).one()
+            row = (await conn.execute(sa.select(accounts).where(accounts.c.account_id == minor))).first()
+        if row is None or not in_my_care(row, self.clock.now()):
+            raise NotFound("no minor in your care has this account id", reason="MINOR_NOT_FOUND")
         normalized = rules.check_password(new_password, field="new_password", contacts=(row.email or "", row.phone or ""))
         new_hash = await self.passwords.hash(normalized)
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
-            current = await account_table.load(uow, minor, lock=True)
-            if current.guardian_account_id != me or not link_of(current, None, now=now, settings=self.settings).active or current.status == "deleted":
-                raise NotFound("no minor in your care has this account id", reason="MINOR_NOT_FOUND")  # ended meanwhile
+            if not in_my_care(await account_table.load(uow, minor, lock=True), now):  # ended meanwhile
+                raise NotFound("no minor in your care has this account id", reason="MINOR_NOT_FOUND")
             await password_set_by_another_way(uow, self.live, minor, new_hash, now=now, address=address)
             await uow.commit()
         log.info("minor_password_set", account_id=str(minor), guardian_account_id=str(me))

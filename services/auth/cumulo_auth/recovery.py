@@ -21,14 +21,14 @@ from cumulo.events.v1 import events_pb2
 from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.config import AuthSettings
-from cumulo_auth.contacts import DELIVERY_CHANNEL, RESET, ContactCodes, SendCode
+from cumulo_auth.contacts import DELIVERY_CHANNEL, RESET, ContactCodes, SendCode, entered_code
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.password_work import PasswordWork
 from cumulo_auth.live_sessions import LiveSessions
 from cumulo_platform.call_limit import CallLimit, spend
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database, UnitOfWork
-from cumulo_platform.errors import CumuloError, InvalidArgument
+from cumulo_platform.errors import CumuloError
 from cumulo_platform.logging import get_logger
 from cumulo_platform.passwords import Passwords
 
@@ -116,9 +116,7 @@ class PasswordResets:
 
     async def reset(self, login: str, code: str, new_password: str, client_network: str) -> None:
         key = rules.login_key(login)
-        entered = "".join(code.split())
-        if not (len(entered) == RESET_DIGITS and entered.isascii() and entered.isdigit()):
-            raise InvalidArgument("code", f"is the {RESET_DIGITS} digits sent to you")
+        entered = entered_code(code, RESET_DIGITS)
         # A new password costs a hash: as much of the address's allowance as a new account.
         spend(self.password_checks, client_network, self.clock.now(), PasswordWork.NEW_ACCOUNT, what="password resets from this address", reason=RATE_LIMITED)
         row = await self._account(key)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from cumulo_auth.adapters import accounts as account_table
 from cumulo_auth.adapters.tables import accounts, recovery_codes, second_factors
 from cumulo_auth.config import AuthSettings
+from cumulo_auth.contacts import as_digits, entered_code
 from cumulo_auth.live_sessions import LiveSessions
 from cumulo_platform import secrets as sealing
 from cumulo_platform.clock import Clock
@@ -97,7 +98,7 @@ class TwoStep:
     async def confirm(self, principal: Principal, code: str) -> list[str]:
         """The app's code proves it has the secret: two-step sign-in is on. Returns the
         recovery codes, shown this once."""
-        entered = _check_code(code)
+        entered = entered_code(code, DIGITS, "your authenticator app shows")
         account_id = uuid.UUID(principal.account_id)
         now = self.clock.now()
         async with self.db.unit_of_work() as uow:
@@ -143,17 +144,17 @@ class TwoStep:
     async def spend(self, uow: UnitOfWork, account_id: uuid.UUID, code: str) -> bool:
         """Whether `code` is the app's code now (a step not used before) or an unused recovery
         code; spends it. For the login, and to turn the step off."""
-        entered = "".join(code.split())
         factor = (await uow.execute(sa.select(second_factors).where(second_factors.c.account_id == account_id).with_for_update())).first()
         if factor is None:
             return False
-        if len(entered) == DIGITS and entered.isascii() and entered.isdigit():
+        entered = as_digits(code, DIGITS)
+        if entered is not None:
             step = self._step_of(self._secret(account_id, factor), entered, factor.last_step)
             if step is None:
                 return False
             await uow.execute(sa.update(second_factors).where(second_factors.c.account_id == account_id).values(last_step=step))
             return True
-        recovery = _normal_recovery(entered)
+        recovery = _normal_recovery(code)
         if not recovery:
             return False
         used = await uow.execute(
@@ -180,11 +181,3 @@ class TwoStep:
                     )
                 ).scalar_one()
             )
-
-
-def _check_code(code: str) -> str:
-    entered = "".join(code.split())
-    if not (len(entered) == DIGITS and entered.isascii() and entered.isdigit()):
-        raise InvalidArgument("code", f"is the {DIGITS} digits your authenticator app shows")
-    return entered
-
