@@ -81,8 +81,8 @@ def stack(infra: Infra) -> Iterator[Stack]:
         cloud.start_services(**env)
         yield Stack(cloud, cloud.start_gateway(), mail, env)
     finally:
-        cloud.stop()
         mail.stop()
+        cloud.stop()
 
 
 @pytest.fixture

@@ -166,6 +166,8 @@ class Cloud:
 
         from cumulo_platform.registry import SERVICES
 
+        # A folder made here is removed at stop (a benchmark's leaves gigabytes); one given is the caller's.
+        self._owns_root = root is None
         self.root = root or pathlib.Path(tempfile.mkdtemp(prefix=prefix))
         self.root.chmod(0o755)  # PostgreSQL runs as its own user and must reach its folder
         self.infra = Infra.start(self.root, tls, identities)
@@ -235,3 +237,7 @@ class Cloud:
         for process in reversed(list(self.processes.values())):
             process.stop()
         self.infra.stop()
+        if self._owns_root:
+            import shutil
+
+            shutil.rmtree(self.root, ignore_errors=True)
