@@ -92,6 +92,18 @@ def lifecycle_target() -> str:
 
 
 @pytest.fixture(scope="session")
+def sync_target() -> str:
+    """Where the session's sync service listens: blob, which starts first, asks it for take-outs."""
+    return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def locator_target() -> str:
+    """Where the session's locator listens (blob asks it for take-outs too)."""
+    return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
 def mail(infra: Infra) -> Iterator[MailCatcher]:
     """A real SMTP server catching the lifecycle's notices as files."""
     catcher = MailCatcher(infra.root / "mail", free_port())
@@ -158,12 +170,16 @@ def gateway_ports() -> tuple[int, int]:
 
 @pytest.fixture(scope="session")
 async def blob(
-    infra: Infra, auth: Running, lifecycle_target: str, gateway_ports: tuple[int, int]
+    infra: Infra, auth: Running, lifecycle_target: str, sync_target: str, locator_target: str, gateway_ports: tuple[int, int]
 ) -> AsyncIterator[Running[blob_bootstrap.BlobApp]]:
     settings = BlobSettings.from_env(
         infra.service_environ(
             CUMULO_AUTH_TARGET=auth.target, CUMULO_LIFECYCLE_TARGET=lifecycle_target,
+            CUMULO_SYNC_TARGET=sync_target, CUMULO_LOCATOR_TARGET=locator_target,
             CUMULO_BLOB_DOWNLOAD_URL_BASE=f"https://127.0.0.1:{gateway_ports[0]}",
+            # Take-outs are picked up at once, and split into archives of 3 MiB (a test's
+            # few files fill more than one).
+            CUMULO_BLOB_TAKEOUT_EVERY="PT0.3S", CUMULO_BLOB_TAKEOUT_ARCHIVE_BYTES=str(3 * 1024 * 1024),
         )
     )
     async with in_process(blob_bootstrap.build, settings) as running:
@@ -171,9 +187,12 @@ async def blob(
 
 
 @pytest.fixture(scope="session")
-async def sync(infra: Infra, auth: Running, blob: Running, lifecycle_target: str) -> AsyncIterator[Running[sync_bootstrap.SyncApp]]:
+async def sync(
+    infra: Infra, auth: Running, blob: Running, lifecycle_target: str, sync_target: str
+) -> AsyncIterator[Running[sync_bootstrap.SyncApp]]:
     settings = SyncSettings.from_env(
         infra.service_environ(
+            CUMULO_GRPC_PORT=sync_target.rsplit(":", 1)[1],
             CUMULO_AUTH_TARGET=auth.target,
             CUMULO_BLOB_TARGET=blob.target,
             CUMULO_LIFECYCLE_TARGET=lifecycle_target,
@@ -186,9 +205,12 @@ async def sync(infra: Infra, auth: Running, blob: Running, lifecycle_target: str
 
 
 @pytest.fixture(scope="session")
-async def locator(infra: Infra, auth: Running, lifecycle_target: str) -> AsyncIterator[Running[locator_bootstrap.LocatorApp]]:
+async def locator(
+    infra: Infra, auth: Running, lifecycle_target: str, locator_target: str
+) -> AsyncIterator[Running[locator_bootstrap.LocatorApp]]:
     settings = LocatorSettings.from_env(
         infra.service_environ(
+            CUMULO_GRPC_PORT=locator_target.rsplit(":", 1)[1],
             CUMULO_AUTH_TARGET=auth.target,
             CUMULO_LIFECYCLE_TARGET=lifecycle_target,
             CUMULO_LOCATOR_PRUNE_EVERY="PT1H",  # tests prune and expire when they mean to

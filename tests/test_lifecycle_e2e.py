@@ -255,3 +255,36 @@ async def test_nats_stopped_during_a_sweep_loses_nothing(stack, internal, person
     await wait_for_state(internal, person.account_id, pb.ACCOUNT_STATE_DELETED, timeout=60)
     assert await stored_objects(stack, person.account_id) == []
 
+
+
+async def test_the_operators_announcements_reach_every_account_and_the_api_lists_them(stack: Stack, internal, person: Member) -> None:
+    """`cumulo-admin notices maintenance` and `terms`, as their RPCs: every account is mailed in
+    its language, and the maintenance window is listed to anyone (the console's banner)."""
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    window = pb.AnnounceRequest(
+        kind=pb.ANNOUNCEMENT_KIND_MAINTENANCE, reference=f"db-{person.account_id[:8]}", message_en="The database moves.",
+        message_zh="数据库迁移。", actor="ops (test)",
+    )
+    window.starts_at.FromDatetime(start)
+    window.ends_at.FromDatetime(start + dt.timedelta(hours=2))
+    announced = (await internal.Announce(window, timeout=10)).announcement
+    (told,) = await mails(stack, person.email, "cumulo maintenance from")
+    assert "The database moves." in told.get_content()
+    anyone = Cumulo(stack.gateway, store=TokenStore(pathlib.Path("/nonexistent/no-session.json")))
+    try:
+        listed = await anyone.call(anyone.lifecycle.ListAnnouncements, pb.ListAnnouncementsRequest(), authenticated=False)
+    finally:
+        await anyone.close()
+    assert announced.announcement_id in [a.announcement_id for a in listed.announcements]
+    terms = pb.AnnounceRequest(kind=pb.ANNOUNCEMENT_KIND_TERMS, reference=f"2099-{person.account_id[:4]}", actor="ops (test)")
+    terms.starts_at.FromDatetime(start)
+    await internal.Announce(terms, timeout=10)
+    (changed,) = await mails(stack, person.email, "terms of service change on")
+    assert terms.reference in changed.get_content()
+    # Someone who is not the operator cannot announce: the gateway does not even route it.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await person.client.channel.unary_unary(
+            "/cumulo.lifecycle.v1.LifecycleInternalService/Announce",
+            request_serializer=pb.AnnounceRequest.SerializeToString, response_deserializer=pb.AnnounceResponse.FromString,
+        )(window, metadata=await person.client.files.signed_metadata(), timeout=10)
+    assert refused.value.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED)

@@ -97,3 +97,15 @@ async def test_the_readme_two_step_session(gateway, client, mail, tmp_path):
     assert out.count("logged in as") == 3, out  # before it was on; then the app's next code, then a recovery code
     assert "two-step sign-in is off" in out, out
     assert "Traceback" not in err, err
+
+
+@pytest.mark.timeout(300)
+async def test_the_readme_take_out_session(gateway, client, mail, tmp_path):
+    done = await _pasted("### Take-out: a copy of everything", gateway, client, mail, tmp_path)
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 0, (out, err)
+    assert "the photo, byte for byte" in out, (out, err)
+    assert re.search(r"^export [0-9a-f-]{36} ready: 1 archive\(s\)", out, re.M), out
+    assert "downloaded" in out and "(sha256 verified)" in out, out
+    assert '"email_verified_at"' in out, out  # the account's own data, from auth
+    assert "Traceback" not in err and "cumulo:" not in err, err

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
-from cumulo_bench import blob_group, console_group, gateway_group, lifecycle_group, locator_group, sync_group
+from cumulo_bench import blob_group, console_group, gateway_group, lifecycle_group, locator_group, sync_group, takeout_group
 from cumulo_bench.report import Figure, print_table, write_json
 from cumulo_bench.stack import BenchStack
 from cumulo_platform.logging import configure_logging
@@ -22,6 +22,7 @@ GROUPS: dict[str, Callable[[BenchStack], Awaitable[list[Figure]]]] = {
     "sync": sync_group.run,
     "locator": locator_group.run,
     "console": console_group.run,
+    "takeout": takeout_group.run,
 }
 
 

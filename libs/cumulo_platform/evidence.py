@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 
 from cumulo.evidence.v1 import evidence_pb2, evidence_pb2_grpc
 from cumulo_platform.db import Database
-from cumulo_platform.errors import Unavailable, parse_id
+from cumulo_platform.errors import parse_id
 from cumulo_platform.runtime import GrpcService
 from cumulo_platform.storage import Storage
 
@@ -42,31 +41,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def json_line(row: dict[str, Any]) -> bytes:
+    """One row as a line of JSON (keys sorted, bytes as base64, ids and times as text)."""
+    return (json.dumps({k: _plain(v) for k, v in row.items()}, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
 async def write_jsonl(storage: Storage, key: str, rows: AsyncIterator[dict[str, Any]]) -> tuple[int, str, int]:
     """(size, SHA-256, lines) of the JSON-lines object written at `key`."""
-    hasher = hashlib.sha256()
-    upload_id = await storage.start_multipart(key)
-    etags: list[str] = []
-    pending = bytearray()
-    size = lines = 0
-    try:
+    lines = 0
+    async with storage.writer(key, part_size=PART) as writer:
         async for row in rows:
-            line = (json.dumps({k: _plain(v) for k, v in row.items()}, sort_keys=True, ensure_ascii=False) + "\n").encode()
-            hasher.update(line)
-            pending += line
-            size += len(line)
+            await writer.write(json_line(row))
             lines += 1
-            if len(pending) >= PART:
-                etags.append(await storage.upload_part(key, upload_id, len(etags) + 1, bytes(pending)))
-                pending.clear()
-        if pending or not etags:
-            etags.append(await storage.upload_part(key, upload_id, len(etags) + 1, bytes(pending)))
-        if not await storage.complete_multipart(key, upload_id, etags):
-            raise Unavailable("the preservation bucket lost the part being written; export again", reason="STORAGE_UNAVAILABLE")
-    except BaseException:
-        await storage.abort_multipart(key, upload_id)
-        raise
-    return size, hasher.hexdigest(), lines
+    return writer.size, writer.sha256, lines
 
 
 class EvidenceInternalService(evidence_pb2_grpc.EvidenceInternalServiceServicer):

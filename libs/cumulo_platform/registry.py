@@ -32,7 +32,7 @@ SERVICES: dict[str, ServiceInfo] = {
     info.name: info
     for info in (
         ServiceInfo("auth", "cumulo_auth", 7101, "services/auth", ("cumulo.auth.v1.AuthService",)),
-        ServiceInfo("blob", "cumulo_blob", 7102, "services/blob", ("cumulo.blob.v1.BlobService", "cumulo.blob.v1.ShareLinkService")),
+        ServiceInfo("blob", "cumulo_blob", 7102, "services/blob", ("cumulo.blob.v1.BlobService", "cumulo.blob.v1.ShareLinkService", "cumulo.takeout.v1.TakeoutService")),
         ServiceInfo("lifecycle", "cumulo_lifecycle", 7103, "services/lifecycle", ("cumulo.lifecycle.v1.LifecycleService",)),
         ServiceInfo("sync", "cumulo_sync", 7104, "services/sync", ("cumulo.sync.v1.SyncService", "cumulo.sync.v1.BackupService")),
         ServiceInfo(

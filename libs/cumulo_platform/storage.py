@@ -43,6 +43,52 @@ def _outage_as_unavailable() -> Any:
         raise Unavailable("file storage is briefly unavailable; retry", reason="STORAGE_UNAVAILABLE") from None
 
 
+class ObjectWriter:
+    """One object written as a stream of bytes: gathered into parts of `part_size` and
+    uploaded as each fills (memory: about one part), sized and hashed (SHA-256) on the way.
+    `finish` completes the upload; `abort` (or a failure before `finish`) gives it up."""
+
+    def __init__(self, storage: Storage, key: str, upload_id: str, part_size: int) -> None:
+        self.storage = storage
+        self.key = key
+        self.upload_id = upload_id
+        self.part_size = part_size
+        self.size = 0
+        self._hasher = hashlib.sha256()
+        self._pending = bytearray()
+        self._etags: list[str] = []
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._hasher.update(data)
+        self._pending += data
+        self.size += len(data)
+        if len(self._pending) >= self.part_size:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        chunk = bytes(self._pending)
+        self._pending.clear()
+        self._etags.append(await self.storage.upload_part(self.key, self.upload_id, len(self._etags) + 1, chunk))
+
+    @property
+    def parts_sent(self) -> int:
+        return len(self._etags)
+
+    @property
+    def sha256(self) -> str:
+        return self._hasher.hexdigest()
+
+    async def finish(self) -> None:
+        if self._pending or not self._etags:
+            await self._flush()
+        if not await self.storage.complete_multipart(self.key, self.upload_id, self._etags):
+            raise Unavailable("file storage lost an object being written; try again", reason="STORAGE_UNAVAILABLE")
+
+    async def abort(self) -> None:
+        self._pending.clear()
+        await self.storage.abort_multipart(self.key, self.upload_id)
+
+
 class Storage:
     def __init__(self, *, endpoint: str, access_key: str, secret_key: str, region: str, bucket: str) -> None:
         self.bucket = bucket
@@ -153,6 +199,22 @@ class Storage:
             except botocore.exceptions.ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
                     raise
+
+    async def new_writer(self, key: str, *, part_size: int = 8 * 1024 * 1024) -> ObjectWriter:
+        """An ObjectWriter for `key` whose `finish` or `abort` is the caller's to call."""
+        return ObjectWriter(self, key, await self.start_multipart(key), part_size)
+
+    @contextlib.asynccontextmanager
+    async def writer(self, key: str, *, part_size: int = 8 * 1024 * 1024) -> AsyncIterator[ObjectWriter]:
+        """An ObjectWriter for `key`, finished when the block ends, aborted if it raises."""
+        writer = await self.new_writer(key, part_size=part_size)
+        try:
+            yield writer
+            await writer.finish()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await writer.abort()
+            raise
 
     async def put(self, key: str, data: bytes) -> None:
         with _outage_as_unavailable():

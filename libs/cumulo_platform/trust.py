@@ -52,8 +52,12 @@ INTERNAL_CALLERS: dict[str, frozenset[str]] = {
     "/cumulo.lifecycle.v1.LifecycleInternalService/Sweep": frozenset({OPERATOR}),
     "/cumulo.lifecycle.v1.LifecycleInternalService/ListPurges": frozenset({OPERATOR}),
     "/cumulo.lifecycle.v1.LifecycleInternalService/SendVerificationCode": frozenset({"auth"}),
+    "/cumulo.lifecycle.v1.LifecycleInternalService/Announce": frozenset({OPERATOR}),
+    "/cumulo.lifecycle.v1.LifecycleInternalService/GetAnnouncement": frozenset({OPERATOR}),
     # evidence, served by every service that keeps a person's data: moderation's bundles only
     "/cumulo.evidence.v1.EvidenceInternalService/ExportAccount": frozenset({"moderation"}),
+    # take-out, served by the same services: blob writes the owner's archive
+    "/cumulo.takeout.v1.TakeoutInternalService/ExportPart": frozenset({"blob"}),
 }
 
 PUBLIC_CALLERS = frozenset({GATEWAY})

@@ -13,6 +13,7 @@ cluster (`kubectl exec deploy/lifecycle -- cumulo-admin lifecycle report`) or ne
     cumulo-admin auth rotate-signing-key            a new token-signing key (the old verify until their tokens expire)
     cumulo-admin moderation queue|show|claim|decide|hold|release|export|verify|audit|blocklist
     cumulo-admin events dead-letters|replay ID|drop ID   events consumers gave up on (NATS)
+    cumulo-admin notices terms|maintenance|show      tell every account: new terms, maintenance windows
 
 ACCOUNT is an account id, or an e-mail address / phone number of a live account. The
 moderation commands act as the moderator logged in with `cumulo login` (through the gateway,
@@ -34,6 +35,7 @@ from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_platform.identity import OPERATOR, Identity, IdentityError
 from cumulo_sdk.admin_events import add_admin_commands as add_events_commands
+from cumulo_sdk.admin_notices import add_admin_commands as add_notices_commands
 from cumulo_sdk.cli_common import add_json_flag, show, show_rows
 from cumulo_sdk.cli_moderation import add_admin_commands as add_moderation_commands
 from cumulo_sdk.client import DEFAULT_GATEWAY, Cumulo, TokenStore
@@ -268,6 +270,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add_transport_flags(parser, environ)
     add_moderation_commands(services)
     add_events_commands(services)
+    add_notices_commands(services)
     parser.set_defaults(environ=environ)
     return parser
 

@@ -34,6 +34,7 @@ from cumulo_sdk.cli_files import add_commands as add_file_commands
 from cumulo_sdk.cli_moderation import add_commands as add_report_commands
 from cumulo_sdk.cli_share import add_commands as add_share_commands
 from cumulo_sdk.cli_sync import add_commands as add_sync_commands
+from cumulo_sdk.cli_takeout import add_commands as add_takeout_commands
 from cumulo_sdk.client import DEFAULT_CLIENT_ID, DEFAULT_GATEWAY, Cumulo, TokenStore
 from cumulo_sdk.console import add_transport_flags, connect_timeout, debugging, failed, home, read_password, run, transport, when
 from cumulo_sdk.errors import CumuloRpcError
@@ -460,6 +461,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add_share_commands(commands)
     add_sync_commands(commands)
     add_device_commands(commands)
+    add_takeout_commands(commands)
     add_report_commands(commands)
     parser.set_defaults(environ=environ)
     return parser

@@ -25,6 +25,7 @@ from cumulo_sdk.local_state import PendingUploads, lock_path, write_whole
 from cumulo_sdk.moderation import Complaints, Moderation
 from cumulo_sdk.reach import ConnectionRefused, HandshakeFailed, wait_ready
 from cumulo_sdk.sync import Backups, Sync
+from cumulo_sdk.takeout import Takeout
 from cumulo_sdk.transport import Transport
 
 DEFAULT_GATEWAY = "127.0.0.1:8080"
@@ -141,6 +142,7 @@ class Cumulo:
         self.devices = Devices(self)
         self.complaints = Complaints(self)
         self.moderation = Moderation(self)
+        self.takeout = Takeout(self)
 
     async def __aenter__(self) -> Cumulo:
         return self

@@ -9,6 +9,7 @@ import { LifecycleService } from "./gen/cumulo/lifecycle/v1/lifecycle_pb";
 import { ComplaintService, ModerationService } from "./gen/cumulo/moderation/v1/moderation_pb";
 import { DeviceLocatorService } from "./gen/cumulo/locator/v1/locator_pb";
 import { BackupService, SyncService } from "./gen/cumulo/sync/v1/sync_pb";
+import { TakeoutService } from "./gen/cumulo/takeout/v1/takeout_pb";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb";
 import { session } from "./session";
 import { gatewayTransport } from "./transport";
@@ -50,6 +51,7 @@ export const moderation = client(ModerationService);
 export const locator = client(DeviceLocatorService);
 export const sync = client(SyncService);
 export const backups = client(BackupService);
+export const takeout = client(TakeoutService);
 
 /** The error's reason (google.rpc.ErrorInfo), as every cumulo service sends it. */
 export function reasonOf(error: unknown): string | undefined {

@@ -16,6 +16,8 @@ import { Trash } from "./pages/trash";
 import { Devices } from "./pages/devices";
 import { MyCases, Queue } from "./pages/moderation";
 import { Backups } from "./pages/backups";
+import { Takeout } from "./pages/takeout";
+import { Announcements } from "./pages/announcements";
 
 export function App() {
   const where = use(location);
@@ -39,6 +41,7 @@ export function App() {
   else if (path === "/backups") page = <Backups />;
   else if (path === "/moderation") page = <Queue />;
   else if (path === "/account") page = <AccountPage />;
+  else if (path === "/takeout") page = <Takeout />;
   else page = <p>{t("notFound")}</p>;
 
   return (
@@ -76,6 +79,7 @@ export function App() {
         </div>
       </header>
       <main id="main">
+        <Announcements />
         <VerifyReminder />
         {page}
       </main>

@@ -4,8 +4,12 @@ import type { DownloadUrl } from "./gen/cumulo/blob/v1/blob_pb";
 
 export function save(signed: DownloadUrl | undefined, name: string): void {
   if (!signed) return;
+  saveUrl(signed.url, name);
+}
+
+export function saveUrl(url: string, name: string): void {
   const anchor = document.createElement("a");
-  anchor.href = signed.url;
+  anchor.href = url;
   anchor.download = name;
   anchor.rel = "noopener";
   document.body.append(anchor);

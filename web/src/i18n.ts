@@ -221,6 +221,20 @@ const en = {
   restoreTitle: "Restoring a backup",
   restoreText:
     "A backup is restored onto a device: on a new phone, sign in and choose the backup; from a computer, with the cumulo command line:",
+  takeoutTitle: "Take out your data",
+  takeoutText:
+    "A copy of everything your account holds: your files as they are, synced data, backups' lists of files, your devices' location history and your account's details, in archives to download for 7 days. It is made in the background; we mail you when it is ready.",
+  startExport: "Export my data",
+  noExports: "No export yet.",
+  exportQueued: "Waiting to start…",
+  exportRunning: "{done} of {total} files, {written} written…",
+  exportReady: "Ready: {size}, until {when}.",
+  exportFailed: "Failed: {why}",
+  exportExpired: "Expired: the archives were deleted.",
+  downloadArchive: "Download {name}",
+  announcements: "Announcements",
+  maintenanceBanner: "Maintenance from {from} until {until}: cumulo may be slow or unavailable meanwhile.",
+  termsBanner: "New terms of service (version {version}) apply from {from}.",
 } as const;
 
 export type Key = keyof typeof en;
@@ -440,6 +454,20 @@ const zh: Record<Key, string> = {
   date: "日期",
   restoreTitle: "恢复备份",
   restoreText: "备份需恢复到设备上：在新手机上登录并选择备份；在电脑上使用 cumulo 命令行：",
+  takeoutTitle: "导出您的数据",
+  takeoutText:
+    "您账号中全部内容的副本：原样的文件、同步数据、备份的文件清单、设备位置记录和账号资料，打包为压缩包，可在 7 天内下载。导出在后台进行，完成后我们会发邮件通知您。",
+  startExport: "导出我的数据",
+  noExports: "还没有导出。",
+  exportQueued: "等待开始……",
+  exportRunning: "已写入 {done}/{total} 个文件，共 {written}……",
+  exportReady: "已完成：{size}，可下载至 {when}。",
+  exportFailed: "失败：{why}",
+  exportExpired: "已过期：压缩包已删除。",
+  downloadArchive: "下载 {name}",
+  announcements: "公告",
+  maintenanceBanner: "{from} 至 {until} 进行维护，期间 cumulo 可能变慢或暂时无法使用。",
+  termsBanner: "新的服务条款（版本 {version}）将于 {from} 起生效。",
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, "zh-CN": zh };

@@ -29,6 +29,7 @@ from cumulo_auth.purge import AccountPurge
 from cumulo_auth.recovery import PasswordResets
 from cumulo_auth.registration import Registration
 from cumulo_auth.sessions import Sessions
+from cumulo_auth.takeout import AuthTakeout
 from cumulo_auth.throttling import LoginThrottle
 from cumulo_auth.two_step import TwoStep
 from cumulo_platform import migrations
@@ -42,6 +43,7 @@ from cumulo_platform.passwords import Passwords
 from cumulo_platform.revocations import Revocations
 from cumulo_platform.runtime import GrpcService, ServiceRuntime, closer
 from cumulo_platform.service import Foundation
+from cumulo_platform.takeout import takeout_service
 from cumulo_platform.tokens import KeyCache, TokenVerifier
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
@@ -133,6 +135,7 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         services=[
             GrpcService(PUBLIC_SERVICE, public, auth_pb2_grpc.add_AuthServiceServicer_to_server),
             GrpcService(INTERNAL_SERVICE, internal, auth_pb2_grpc.add_AuthInternalServiceServicer_to_server),
+            takeout_service(AuthTakeout(db).parts),
         ],
         interceptor=interceptor,
         jobs=[*jobs.jobs(throttle_cleanup, keys, live), *consumers.consumers(base, purge)],

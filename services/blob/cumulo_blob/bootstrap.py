@@ -7,12 +7,15 @@ import pathlib
 
 from cumulo.auth.v1 import auth_pb2_grpc
 from cumulo.blob.v1 import blob_pb2_grpc
+from cumulo.takeout.v1 import takeout_pb2_grpc
 from cumulo_blob.adapters.accounts import remote_find_account
 from cumulo_blob.adapters.tables import SCHEMA
 from cumulo_blob.api.internal import SERVICE as INTERNAL_SERVICE
 from cumulo_blob.api.internal import BlobInternalService
 from cumulo_blob.api.public import ANONYMOUS_METHODS, LINK_SERVICE, BlobService, ShareLinkService
 from cumulo_blob.api.public import SERVICE as PUBLIC_SERVICE
+from cumulo_blob.api.takeout import SERVICE as TAKEOUT_SERVICE
+from cumulo_blob.api.takeout import TakeoutService
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.consumers import consumers
 from cumulo_blob.content_blocks import ContentBlocks
@@ -25,6 +28,7 @@ from cumulo_blob.plans import Plans
 from cumulo_blob.purge import Purge
 from cumulo_blob.quota import Quota
 from cumulo_blob.sharing import Sharing
+from cumulo_blob.takeout import Takeout
 from cumulo_blob.trash import Trash
 from cumulo_blob.uploads import Uploads
 from cumulo_platform import migrations
@@ -39,6 +43,9 @@ from cumulo_platform.service import Foundation
 from cumulo_platform.storage import Storage
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
+# The services whose part of a take-out blob asks for (TakeoutInternalService), in the order
+# the archive holds them.
+TAKEOUT_SOURCES = ("auth", "lifecycle", "sync", "locator")
 
 
 def migrate(settings: BlobSettings) -> None:
@@ -59,6 +66,7 @@ class BlobApp:
     blocks: ContentBlocks
     purge: Purge
     holds: LegalHolds
+    takeout: Takeout
     runtime: ServiceRuntime
     states: AccountStates
     recorder: LastAccessRecorder
@@ -90,7 +98,11 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
         db=db, clock=clock, storage=storage, preservation=await base.preservation(), contents=contents, holds=holds
     )
     blocks = ContentBlocks(db=db, clock=clock)
-    purge = Purge(db=db, storage=storage, contents=contents, holds=holds, states=base.states)
+    takeout = Takeout(
+        db=db, clock=clock, storage=storage, settings=settings, enforcement=enforcement,
+        sources={name: base.remote(name, takeout_pb2_grpc.TakeoutInternalServiceStub) for name in TAKEOUT_SOURCES},
+    )
+    purge = Purge(db=db, storage=storage, contents=contents, holds=holds, states=base.states, takeout=takeout)
     public = BlobService(
         folders=folders, trash=trash, uploads=uploads, downloads=downloads, quota=quota, plans=plans, sharing=sharing
     )
@@ -100,6 +112,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
             GrpcService(
                 LINK_SERVICE, ShareLinkService(downloads=downloads, sharing=sharing), blob_pb2_grpc.add_ShareLinkServiceServicer_to_server
             ),
+            GrpcService(TAKEOUT_SERVICE, TakeoutService(takeout), takeout_pb2_grpc.add_TakeoutServiceServicer_to_server),
             GrpcService(
                 INTERNAL_SERVICE,
                 BlobInternalService(enforcement=enforcement, blocks=blocks, purge=purge, plans=plans),
@@ -110,10 +123,10 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
         interceptor=base.interceptor(
             verifier=base.remote_verifier(), clients=base.remote_clients(), anonymous_methods=ANONYMOUS_METHODS
         ),
-        jobs=[*jobs(uploads=uploads, contents=contents, trash=trash), *consumers(base, purge)],
+        jobs=[*jobs(settings, uploads=uploads, contents=contents, trash=trash, takeout=takeout), *consumers(base, purge)],
         cleanups=[storage.close, closer(passwords.close)],
     )
     return BlobApp(
         settings=settings, db=db, storage=storage, folders=folders, trash=trash, uploads=uploads, downloads=downloads, contents=contents,
-        enforcement=enforcement, blocks=blocks, purge=purge, holds=holds, runtime=runtime, states=base.states, recorder=base.recorder,
+        enforcement=enforcement, blocks=blocks, purge=purge, holds=holds, takeout=takeout, runtime=runtime, states=base.states, recorder=base.recorder,
     )

@@ -42,6 +42,13 @@ class BlobSettings:
     # empty: no signed URLs, clients stream through Download), and how long a URL lives.
     download_url_base: str
     download_url_ttl: dt.timedelta
+    # Take-out (cumulo_blob.takeout): exports an account may ask for in a day, how long the
+    # archives are kept, the size an archive is split at, and how often a replica looks for
+    # exports to work on.
+    takeout_per_day: int
+    takeout_expiry: dt.timedelta
+    takeout_archive_bytes: int
+    takeout_every: dt.timedelta
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BlobSettings:
@@ -65,6 +72,10 @@ class BlobSettings:
             download_stall_timeout=env.interval("DOWNLOAD_STALL_TIMEOUT", "PT60S"),
             download_url_base=env.get("DOWNLOAD_URL_BASE", "").rstrip("/"),
             download_url_ttl=env.interval("DOWNLOAD_URL_TTL", "PT5M"),
+            takeout_per_day=env.get("TAKEOUT_PER_DAY", 3),
+            takeout_expiry=env.interval("TAKEOUT_EXPIRY", "P7D"),
+            takeout_archive_bytes=env.get("TAKEOUT_ARCHIVE_BYTES", 4 * 1024 * MIB),
+            takeout_every=env.interval("TAKEOUT_EVERY", "PT5S"),
         )
         if settings.download_url_base and not settings.download_url_base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
             raise SettingsError("CUMULO_BLOB_DOWNLOAD_URL_BASE must be an https:// address (plain http only on this machine)")
@@ -74,6 +85,8 @@ class BlobSettings:
             raise SettingsError(f"CUMULO_BLOB_PART_SIZE_BYTES must be at least {S3_MIN_PART} (S3's minimum part)")
         if not 1 <= settings.parts_in_flight <= 8:
             raise SettingsError("CUMULO_BLOB_PARTS_IN_FLIGHT must be between 1 and 8")
+        if settings.takeout_archive_bytes < MIB:
+            raise SettingsError("CUMULO_BLOB_TAKEOUT_ARCHIVE_BYTES must be at least 1 MiB")
         if settings.free_quota_bytes < 0:
             raise SettingsError("CUMULO_BLOB_FREE_QUOTA_BYTES must not be negative")
         for name, limit in (
@@ -81,12 +94,15 @@ class BlobSettings:
             ("RECIPIENTS_PER_HOUR", settings.recipients_per_hour),
             ("DOWNLOADS_PER_ADDRESS", settings.downloads_per_address),
             ("DOWNLOADS_PER_LINK", settings.downloads_per_link),
+            ("TAKEOUT_PER_DAY", settings.takeout_per_day),
         ):
             if limit < 1:
                 raise SettingsError(f"CUMULO_BLOB_{name} must be at least 1")
         for name, timeout in (
             ("UPLOAD_IDLE_TIMEOUT", settings.upload_idle_timeout),
             ("DOWNLOAD_STALL_TIMEOUT", settings.download_stall_timeout),
+            ("TAKEOUT_EXPIRY", settings.takeout_expiry),
+            ("TAKEOUT_EVERY", settings.takeout_every),
         ):
             if timeout <= dt.timedelta(0):
                 raise SettingsError(f"CUMULO_BLOB_{name} must be a positive duration")

@@ -3,7 +3,9 @@ locks (SKIP LOCKED), so replicas never do the same piece twice."""
 
 from __future__ import annotations
 
+from cumulo_blob.config import BlobSettings
 from cumulo_blob.contents import StoredContent
+from cumulo_blob.takeout import Takeout
 from cumulo_blob.trash import Trash
 from cumulo_blob.uploads import Uploads
 from cumulo_platform.runtime import Job, periodic
@@ -11,10 +13,14 @@ from cumulo_platform.runtime import Job, periodic
 EXPIRE_UPLOADS_EVERY = 60.0  # seconds
 DELETE_DOOMED_EVERY = 30.0
 TRASH_RETENTION_EVERY = 3600.0
+EXPIRE_EXPORTS_EVERY = 600.0
 
 
-def jobs(*, uploads: Uploads, contents: StoredContent, trash: Trash) -> list[Job]:
+def jobs(settings: BlobSettings, *, uploads: Uploads, contents: StoredContent, trash: Trash, takeout: Takeout) -> list[Job]:
     return [
+        # Take-outs asked for, one at a time per replica; then archives past their expiry.
+        periodic(takeout.run_due, every=settings.takeout_every.total_seconds()),
+        periodic(takeout.expire, every=EXPIRE_EXPORTS_EVERY),
         # Abandoned uploads: S3 parts aborted, reservations given back.
         periodic(uploads.expire_abandoned, every=EXPIRE_UPLOADS_EVERY),
         # Stored objects doomed by a process that died before deleting them.

@@ -27,6 +27,7 @@ from cumulo_blob.adapters.tables import (
 from cumulo_blob.config import SERVICE
 from cumulo_blob.contents import StoredContent
 from cumulo_blob.domain.errors import LegalHold
+from cumulo_blob.takeout import Takeout
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.db import Database, delete_in_batches
 from cumulo_platform.errors import parse_id
@@ -41,13 +42,14 @@ PURGE_BATCH = 500
 
 class Purge:
     def __init__(
-        self, *, db: Database, storage: Storage, contents: StoredContent, holds: LegalHolds, states: AccountStates
+        self, *, db: Database, storage: Storage, contents: StoredContent, holds: LegalHolds, states: AccountStates, takeout: Takeout
     ) -> None:
         self.db = db
         self.storage = storage
         self.contents = contents
         self.holds = holds
         self.states = states
+        self.takeout = takeout
 
     async def account(self, account: uuid.UUID, reason: str = "") -> int:
         """The purge participant's `purge_account`: how many items went."""
@@ -70,6 +72,7 @@ class Purge:
     async def purge(self, account: uuid.UUID) -> tuple[int, int]:
         """(items deleted, stored objects deleted)."""
         items = await self._uploads(account) + await self._nodes(account) + await self._shares_to(account)
+        items += await self.takeout.purge(account)
         await self._contents(account)
         objects = 0
         while deleted := await self.contents.delete_doomed(account):

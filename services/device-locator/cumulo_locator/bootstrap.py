@@ -13,6 +13,7 @@ from cumulo_locator.config import LocatorSettings
 from cumulo_locator.consumers import consumers
 from cumulo_locator.devices import Devices
 from cumulo_locator.jobs import jobs
+from cumulo_locator.takeout import LocatorTakeout
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
 from cumulo_platform.clock import Clock, SystemClock
@@ -23,6 +24,7 @@ from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.runtime import GrpcService, ServiceRuntime
 from cumulo_platform.service import Foundation
+from cumulo_platform.takeout import takeout_service
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 SERVICE_NAME = "locator"
@@ -61,6 +63,7 @@ async def build(settings: LocatorSettings, *, clock: Clock | None = None) -> Loc
                 locator_pb2_grpc.add_DeviceAgentServiceServicer_to_server,
             ),
             evidence_service(SERVICE_NAME, await base.preservation(), devices.evidence),
+            takeout_service(LocatorTakeout(base.db).parts),
         ],
         interceptor=base.interceptor(verifier=base.remote_verifier(), clients=base.remote_clients()),
         jobs=[fanout.run, *jobs(settings, devices, commands), *consumers(base, devices)],

@@ -12,6 +12,7 @@ from cumulo_lifecycle.accounts import Accounts
 from cumulo_lifecycle.adapters.contacts import ContactLookup, remote_contacts
 from cumulo_lifecycle.adapters.delivery import Delivery
 from cumulo_lifecycle.adapters.tables import SCHEMA
+from cumulo_lifecycle.announcements import Announcements
 from cumulo_lifecycle.api.internal import SERVICE as INTERNAL_SERVICE
 from cumulo_lifecycle.api.internal import LifecycleInternalService
 from cumulo_lifecycle.api.public import ANONYMOUS_METHODS, LifecycleService
@@ -29,6 +30,7 @@ from cumulo_lifecycle.rows import AccountRows
 from cumulo_lifecycle.saga import Saga
 from cumulo_lifecycle.schedule import Schedule
 from cumulo_lifecycle.sweeper import Sweeper
+from cumulo_lifecycle.takeout import LifecycleTakeout
 from cumulo_lifecycle.transitions import Transitions
 from cumulo_platform import migrations
 from cumulo_platform.clock import Clock, SystemClock
@@ -36,6 +38,7 @@ from cumulo_platform.db import Database
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.runtime import GrpcService, ServiceRuntime
 from cumulo_platform.service import Foundation
+from cumulo_platform.takeout import takeout_service
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 
@@ -50,6 +53,7 @@ class UseCases:
 
     access: Access
     accounts: Accounts
+    announcements: Announcements
     account_events: AccountEvents
     holds: Holds
     reports: Reports
@@ -69,6 +73,7 @@ def compose(db: Database, settings: LifecycleSettings, clock: Clock, *, holds: L
     return UseCases(
         access=Access(db, clock, schedule=schedule, rows=rows, transitions=transitions),
         accounts=accounts,
+        announcements=Announcements(db, settings, clock),
         account_events=AccountEvents(accounts=accounts, saga=saga, notices=notices),
         holds=Holds(db, clock, holds=holds, rows=rows, schedule=schedule, saga=saga),
         reports=Reports(db, settings, clock, rows=rows, holds=holds),
@@ -103,16 +108,18 @@ async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> L
     runtime = base.runtime(
         services=[
             GrpcService(
-                PUBLIC_SERVICE, LifecycleService(access=cases.access, reports=cases.reports),
+                PUBLIC_SERVICE, LifecycleService(access=cases.access, reports=cases.reports, announcements=cases.announcements),
                 lifecycle_pb2_grpc.add_LifecycleServiceServicer_to_server,
             ),
             GrpcService(
                 INTERNAL_SERVICE,
                 LifecycleInternalService(
-                    access=cases.access, reports=cases.reports, holds=cases.holds, sweeper=cases.sweeper, codes=VerificationCodes(delivery)
+                    access=cases.access, reports=cases.reports, holds=cases.holds, sweeper=cases.sweeper, codes=VerificationCodes(delivery),
+                    announcements=cases.announcements,
                 ),
                 lifecycle_pb2_grpc.add_LifecycleInternalServiceServicer_to_server,
             ),
+            takeout_service(LifecycleTakeout(base.db).parts),
         ],
         # The lifecycle answers frozen accounts about their own state, so its API neither
         # reactivates them nor counts as a use (Reactivate does that explicitly).
@@ -125,7 +132,10 @@ async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> L
         ),
         jobs=[
             *(consumer.run for consumer in consumers(base.db, base.nats, access=cases.access, account_events=cases.account_events)),
-            *jobs(settings, sweeper=cases.sweeper, notifier=notifier, accounts=cases.accounts, retiming=cases.retiming),
+            *jobs(
+                settings, sweeper=cases.sweeper, notifier=notifier, accounts=cases.accounts, retiming=cases.retiming,
+                announcements=cases.announcements,
+            ),
         ],
         cleanups=[delivery.close],
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from cumulo_lifecycle.accounts import Accounts
+from cumulo_lifecycle.announcements import Announcements
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.notifier import Notifier
 from cumulo_lifecycle.retiming import Retiming
@@ -46,12 +47,16 @@ def _root_cause(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def jobs(settings: LifecycleSettings, *, sweeper: Sweeper, notifier: Notifier, accounts: Accounts, retiming: Retiming) -> list[Job]:
+def jobs(
+    settings: LifecycleSettings, *, sweeper: Sweeper, notifier: Notifier, accounts: Accounts, retiming: Retiming, announcements: Announcements
+) -> list[Job]:
     async def contacts() -> None:
         await accounts.run(every=settings.contacts_every)
 
     return [
         periodic(sweep_rounds(sweeper, retiming), every=settings.sweep_every),
         periodic(notifier.deliver_due, every=settings.notice_every),
+        # The operator's announcements, queued as notices in batches (then delivered as above).
+        periodic(announcements.fan_out, every=settings.notice_every),
         contacts,
     ]

@@ -166,6 +166,8 @@ class Notices:
             values["at"] = local_time(dt.datetime.fromisoformat(wanted.values.get("at", "")), self.cal.time_zone)
         except ValueError:
             values["at"] = local_time(self.clock.now(), self.cal.time_zone)
+        if wanted.kind == "export_ready":
+            values.update(texts.export_values(wanted.values, locale, lambda when: local_time(when, self.cal.time_zone)))
         if wanted.kind == "shared_with_you":
             values["what"] = texts.WHAT[locale].get(values["what"], values["what"])
             owner = wanted.values.get("owner_account_id", "")

@@ -17,6 +17,7 @@ from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.runtime import GrpcService, ServiceRuntime
 from cumulo_platform.service import Foundation
+from cumulo_platform.takeout import takeout_service
 from cumulo_sync.adapters.blobs import RemoteBlobs
 from cumulo_sync.adapters.tables import SCHEMA
 from cumulo_sync.api.public import BACKUP_SERVICE, SERVICE, BackupService, SyncService
@@ -27,6 +28,7 @@ from cumulo_sync.consumers import Purge, consumers
 from cumulo_sync.jobs import jobs
 from cumulo_sync.pulls import Pulls
 from cumulo_sync.pushes import Pushes
+from cumulo_sync.takeout import SyncTakeout
 from cumulo_sync.watch import watchers as make_watchers
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
@@ -76,6 +78,7 @@ async def build(settings: SyncSettings, *, clock: Clock | None = None) -> SyncAp
             ),
             GrpcService(BACKUP_SERVICE, BackupService(backups), sync_pb2_grpc.add_BackupServiceServicer_to_server),
             evidence_service("sync", await base.preservation(), pulls.evidence),
+            takeout_service(SyncTakeout(base.db).parts),
         ],
         interceptor=base.interceptor(verifier=base.remote_verifier(), clients=base.remote_clients()),
         jobs=[watchers.run, *jobs(settings, cleanup, backups), *consumers(base, purge)],

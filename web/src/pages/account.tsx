@@ -427,6 +427,10 @@ function Cancel({ email }: { email: string }) {
 
   return (
     <>
+      <h2>{t("takeoutTitle")}</h2>
+      <p>
+        <a href="/takeout">{t("startExport")}</a>
+      </p>
       <h2>{t("cancelTitle")}</h2>
       {!open ? (
         <button type="button" class="danger" onClick={() => setOpen(true)}>

@@ -209,6 +209,32 @@ purchases = sa.Table(
     sa.Index("purchases_account", "account_id", "ends_at"),
 )
 
+# Take-outs (cumulo_blob.takeout): one queued or running per account; the archives' keys,
+# sizes and hashes once ready, until they expire.
+exports = sa.Table(
+    "exports",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("export_id", sa.Uuid, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("requested_at", TIMESTAMP, nullable=False),
+    sa.Column("started_at", TIMESTAMP),
+    sa.Column("finished_at", TIMESTAMP),
+    sa.Column("expires_at", TIMESTAMP),
+    # A running export's worker renews this; past it, another replica takes the export over.
+    sa.Column("lease_until", TIMESTAMP),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("files_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("files_total", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("bytes_written", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("archives", postgresql.JSONB, nullable=False, server_default="[]"),
+    sa.Column("failure", sa.Text, nullable=False, server_default=""),
+    sa.CheckConstraint("state IN ('queued', 'running', 'ready', 'failed', 'expired')", name="exports_state_known"),
+    sa.Index("exports_one_at_a_time", "account_id", unique=True, postgresql_where=sa.text("state IN ('queued', 'running')")),
+    sa.Index("exports_pending", "requested_at", postgresql_where=sa.text("state IN ('queued', 'running')")),
+    sa.Index("exports_expiring", "expires_at", postgresql_where=sa.text("state = 'ready'")),
+)
+
 outbox = outbox_table(metadata)
 processed_events = processed_events_table(metadata)
 account_states = account_states_table(metadata)

@@ -104,6 +104,29 @@ notices = sa.Table(
     sa.Index("notices_pending", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
 )
 
+# What the operator tells every account (cumulo_lifecycle.announcements): a new version of the
+# terms of service, a maintenance window. A job queues one notice per account and channel in
+# batches by account id, `cursor` the last account queued (so a restart goes on from there).
+announcements = sa.Table(
+    "announcements",
+    metadata,
+    sa.Column("announcement_id", sa.Uuid, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("starts_at", TIMESTAMP, nullable=False),
+    sa.Column("ends_at", TIMESTAMP),
+    sa.Column("message_en", sa.Text, nullable=False, server_default=""),
+    sa.Column("message_zh", sa.Text, nullable=False, server_default=""),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("cursor", sa.Uuid),
+    sa.Column("accounts_queued", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("queued_at", TIMESTAMP),
+    sa.CheckConstraint("kind IN ('terms', 'maintenance')", name="announcements_kind_known"),
+    sa.UniqueConstraint("kind", "reference", name="announcements_once"),
+    sa.Index("announcements_unqueued", "created_at", postgresql_where=sa.text("queued_at IS NULL")),
+)
+
 purges = sa.Table(
     "purges",
     metadata,

@@ -16,6 +16,18 @@ STATE = {
 STATE_NAME = {value: name for name, value in STATE.items()}
 
 
+ANNOUNCEMENT_KIND = {"terms": pb.ANNOUNCEMENT_KIND_TERMS, "maintenance": pb.ANNOUNCEMENT_KIND_MAINTENANCE}
+ANNOUNCEMENT_KIND_NAME = {value: name for name, value in ANNOUNCEMENT_KIND.items()}
+
+
+def announcement(row: Any) -> pb.Announcement:
+    return pb.Announcement(
+        announcement_id=str(row.announcement_id), kind=ANNOUNCEMENT_KIND[row.kind], reference=row.reference,
+        starts_at=timestamp(row.starts_at), ends_at=timestamp(row.ends_at), message_en=row.message_en, message_zh=row.message_zh,
+        created_at=timestamp(row.created_at), accounts_queued=row.accounts_queued, queued_at=timestamp(row.queued_at),
+    )
+
+
 def account(row: Any) -> pb.Account:
     return pb.Account(
         account_id=str(row.account_id),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import grpc
 
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_lifecycle.access import Access
+from cumulo_lifecycle.announcements import Announcements
 from cumulo_lifecycle.api import convert
 from cumulo_lifecycle.codes import VerificationCodes
 from cumulo_lifecycle.holds import Holds
@@ -20,8 +23,11 @@ SERVICE = "cumulo.lifecycle.v1.LifecycleInternalService"
 
 
 class LifecycleInternalService(lifecycle_pb2_grpc.LifecycleInternalServiceServicer):
-    def __init__(self, *, access: Access, reports: Reports, holds: Holds, sweeper: Sweeper, codes: VerificationCodes) -> None:
+    def __init__(
+        self, *, access: Access, reports: Reports, holds: Holds, sweeper: Sweeper, codes: VerificationCodes, announcements: Announcements
+    ) -> None:
         self.codes = codes
+        self.announcements = announcements
         self.access = access
         self.reports = reports
         self.holds = holds
@@ -93,3 +99,16 @@ class LifecycleInternalService(lifecycle_pb2_grpc.LifecycleInternalServiceServic
             valid_minutes=request.valid_minutes, locale=request.locale, purpose=request.purpose,
         )
         return pb.SendVerificationCodeResponse()
+
+    async def Announce(self, request: pb.AnnounceRequest, context: grpc.aio.ServicerContext) -> pb.AnnounceResponse:
+        kind = convert.ANNOUNCEMENT_KIND_NAME.get(request.kind, "")
+        row = await self.announcements.announce(
+            kind, request.reference,
+            starts_at=request.starts_at.ToDatetime(tzinfo=dt.UTC) if request.HasField("starts_at") else None,
+            ends_at=request.ends_at.ToDatetime(tzinfo=dt.UTC) if request.HasField("ends_at") else None,
+            message_en=request.message_en, message_zh=request.message_zh, actor=audit_actor(request.actor),
+        )
+        return pb.AnnounceResponse(announcement=convert.announcement(row))
+
+    async def GetAnnouncement(self, request: pb.GetAnnouncementRequest, context: grpc.aio.ServicerContext) -> pb.GetAnnouncementResponse:
+        return pb.GetAnnouncementResponse(announcement=convert.announcement(await self.announcements.get(request.announcement_id)))

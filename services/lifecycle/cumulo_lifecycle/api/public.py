@@ -9,18 +9,20 @@ import grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2 as pb
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
 from cumulo_lifecycle.access import Access
+from cumulo_lifecycle.announcements import Announcements
 from cumulo_lifecycle.api import convert
 from cumulo_lifecycle.reports import Reports
 from cumulo_platform.grpc_convert import timestamp
 from cumulo_platform.interceptors import current_principal
 
 SERVICE = "cumulo.lifecycle.v1.LifecycleService"
-ANONYMOUS_METHODS = frozenset({f"/{SERVICE}/ReactivateWithLink", f"/{SERVICE}/InspectReactivationLink"})
+ANONYMOUS_METHODS = frozenset({f"/{SERVICE}/ReactivateWithLink", f"/{SERVICE}/InspectReactivationLink", f"/{SERVICE}/ListAnnouncements"})
 
 
 class LifecycleService(lifecycle_pb2_grpc.LifecycleServiceServicer):
-    def __init__(self, *, access: Access, reports: Reports) -> None:
+    def __init__(self, *, access: Access, reports: Reports, announcements: Announcements) -> None:
         self.access = access
+        self.announcements = announcements
         self.reports = reports
 
     async def _mine(self) -> pb.Account:
@@ -48,4 +50,5 @@ class LifecycleService(lifecycle_pb2_grpc.LifecycleServiceServicer):
         state = await self.access.reactivate_with_link(request.token)
         return pb.ReactivateWithLinkResponse(state=convert.STATE[state])
 
-
+    async def ListAnnouncements(self, request: pb.ListAnnouncementsRequest, context: grpc.aio.ServicerContext) -> pb.ListAnnouncementsResponse:
+        return pb.ListAnnouncementsResponse(announcements=[convert.announcement(row) for row in await self.announcements.current()])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import unicodedata
+from collections.abc import Callable, Mapping
 
 LOCALES = ("zh-CN", "en")
 KINDS = ("freeze_reminder", "frozen", "deletion_reminder", "reactivated", "deleted")
@@ -108,6 +109,24 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "This is the last message sent here.\n\n"
             "If this was not you, sign in and change your password now: that ends every other session.",
         ),
+        "terms_changed": (
+            "cumulo's terms of service change on {starts_at}",
+            "From {starts_at}, cumulo's terms of service (version {reference}) apply in place of the present ones.{message}\n\n"
+            "Read them on the sign-in page or with `cumulo terms`; the first time you sign in after that date you are "
+            "asked to accept them. If you do not want to, you can take your data out (`cumulo takeout start`) and cancel "
+            "your account.",
+        ),
+        "maintenance": (
+            "cumulo maintenance from {starts_at}",
+            "cumulo will be under maintenance from {starts_at} until {ends_at}; it may be slow or unavailable meanwhile."
+            "{message}\n\nNothing stored is lost; sync and backups catch up by themselves afterwards.",
+        ),
+        "export_ready": (
+            "Your cumulo data is ready to download",
+            "The copy of your cumulo account you asked for was made at {at}: {size} in all.\n\n"
+            "Sign in to download it until {expires_at}; after that it is deleted: {link}\n\n"
+            "If you did not ask for it, change your password now: that ends every other session.",
+        ),
     },
     "zh-CN": {
         "freeze_reminder": (
@@ -177,6 +196,23 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "您的 cumulo 账号的{what}已于 {at} 更改，不再是本地址。这是发往此处的最后一条消息。\n\n"
             "如非本人操作，请立即登录并修改密码，这将结束其他所有登录会话。",
         ),
+        "terms_changed": (
+            "cumulo 服务条款将于 {starts_at} 更新",
+            "自 {starts_at} 起，cumulo 服务条款（版本 {reference}）将取代现行条款。{message}\n\n"
+            "您可以在登录页面或使用 `cumulo terms` 阅读新条款；该日期之后首次登录时，我们会请您确认接受。"
+            "如果您不愿接受，可以导出您的数据（`cumulo takeout start`）并注销账号。",
+        ),
+        "maintenance": (
+            "cumulo 将于 {starts_at} 进行维护",
+            "cumulo 将于 {starts_at} 至 {ends_at} 进行维护，期间服务可能变慢或暂时无法使用。{message}\n\n"
+            "已存储的数据不会丢失；维护结束后同步和备份会自动继续。",
+        ),
+        "export_ready": (
+            "您的 cumulo 数据已可下载",
+            "您申请导出的 cumulo 账号数据已于 {at} 生成，共 {size}。\n\n"
+            "请在 {expires_at} 之前登录下载，此后数据副本将被删除：{link}\n\n"
+            "如非本人申请，请立即修改密码，这将结束其他所有登录会话。",
+        ),
     },
 }
 # Notices other services ask for by kind (notice.requested with `kind`): the lifecycle words
@@ -185,6 +221,7 @@ SERVICE_KINDS = {
     "new_session": ("device", "app", "address", "at"),
     "shared_with_you": ("owner", "name", "what", "at"),
     "password_reset": ("address", "at"),
+    "export_ready": ("at", "expires_at", "size", "link"),
 }
 WHAT = {"en": {"folder": "folder", "file": "file"}, "zh-CN": {"folder": "文件夹", "file": "文件"}}
 CONTACT = {"en": {"email": "e-mail address", "phone": "phone number"}, "zh-CN": {"email": "电子邮箱", "phone": "手机号码"}}
@@ -202,6 +239,33 @@ def as_typed(value: str) -> str:
     flat = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value)
     flat = " ".join(flat.split())
     return flat if len(flat) <= TYPED_MAX else flat[: TYPED_MAX - 1] + "\u2026"
+
+
+def export_values(given: Mapping[str, str], locale: str, local: Callable[[dt.datetime], str]) -> dict[str, str]:
+    """A ready take-out's expiry (in the calendar's time zone), its size in words, and the
+    console's link as blob gave it (an address of ours, not typed by anyone: kept whole)."""
+    try:
+        expires = local(dt.datetime.fromisoformat(given.get("expires_at", "")))
+    except ValueError:
+        expires = "?"
+    try:
+        size = int(given.get("size", "0"))
+    except ValueError:
+        size = 0
+    link = given.get("link", "")
+    if not link.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        link = {"en": "the take-out page of the web console", "zh-CN": "网页端的数据导出页面"}[locale]
+    return {"expires_at": expires, "size": human_size(size, locale), "link": link}
+
+
+def human_size(size: int, locale: str) -> str:
+    """1234567 -> "1.2 MB" (decimal units, as file managers show them)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
 
 
 def kept_subject(kind: str, subject: str) -> str:

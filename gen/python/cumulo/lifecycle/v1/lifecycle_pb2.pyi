@@ -20,6 +20,31 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _AnnouncementKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AnnouncementKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AnnouncementKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ANNOUNCEMENT_KIND_UNSPECIFIED: _AnnouncementKind.ValueType  # 0
+    ANNOUNCEMENT_KIND_TERMS: _AnnouncementKind.ValueType  # 1
+    """A new version of the terms of service: `reference` is the version, `starts_at` when it
+    applies (the next sign-in after it asks for acceptance).
+    """
+    ANNOUNCEMENT_KIND_MAINTENANCE: _AnnouncementKind.ValueType  # 2
+    """Maintenance from `starts_at` to `ends_at`; `reference` names it (e.g. "2027-01-db")."""
+
+class AnnouncementKind(_AnnouncementKind, metaclass=_AnnouncementKindEnumTypeWrapper): ...
+
+ANNOUNCEMENT_KIND_UNSPECIFIED: AnnouncementKind.ValueType  # 0
+ANNOUNCEMENT_KIND_TERMS: AnnouncementKind.ValueType  # 1
+"""A new version of the terms of service: `reference` is the version, `starts_at` when it
+applies (the next sign-in after it asks for acceptance).
+"""
+ANNOUNCEMENT_KIND_MAINTENANCE: AnnouncementKind.ValueType  # 2
+"""Maintenance from `starts_at` to `ends_at`; `reference` names it (e.g. "2027-01-db")."""
+Global___AnnouncementKind: _TypeAlias = AnnouncementKind  # noqa: Y015
+
 class _AccountState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -40,6 +65,192 @@ ACCOUNT_STATE_FROZEN: AccountState.ValueType  # 2
 ACCOUNT_STATE_DELETING: AccountState.ValueType  # 3
 ACCOUNT_STATE_DELETED: AccountState.ValueType  # 4
 Global___AccountState: _TypeAlias = AccountState  # noqa: Y015
+
+@_typing.final
+class Announcement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOUNCEMENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    MESSAGE_EN_FIELD_NUMBER: _builtins.int
+    MESSAGE_ZH_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    ACCOUNTS_QUEUED_FIELD_NUMBER: _builtins.int
+    QUEUED_AT_FIELD_NUMBER: _builtins.int
+    announcement_id: _builtins.str
+    kind: Global___AnnouncementKind.ValueType
+    reference: _builtins.str
+    message_en: _builtins.str
+    """The operator's words, in each language the notices speak (en, zh-CN)."""
+    message_zh: _builtins.str
+    accounts_queued: _builtins.int
+    """Accounts whose notices are queued so far; set once every account has them."""
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def queued_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        announcement_id: _builtins.str = ...,
+        kind: Global___AnnouncementKind.ValueType = ...,
+        reference: _builtins.str = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+        message_en: _builtins.str = ...,
+        message_zh: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        accounts_queued: _builtins.int = ...,
+        queued_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ends_at", b"ends_at", "queued_at", b"queued_at", "starts_at", b"starts_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts_queued", b"accounts_queued", "announcement_id", b"announcement_id", "created_at", b"created_at", "ends_at", b"ends_at", "kind", b"kind", "message_en", b"message_en", "message_zh", b"message_zh", "queued_at", b"queued_at", "reference", b"reference", "starts_at", b"starts_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Announcement: _TypeAlias = Announcement  # noqa: Y015
+
+@_typing.final
+class AnnounceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    MESSAGE_EN_FIELD_NUMBER: _builtins.int
+    MESSAGE_ZH_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    kind: Global___AnnouncementKind.ValueType
+    reference: _builtins.str
+    message_en: _builtins.str
+    message_zh: _builtins.str
+    actor: _builtins.str
+    """Who announces, for the audit trail."""
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: Global___AnnouncementKind.ValueType = ...,
+        reference: _builtins.str = ...,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+        message_en: _builtins.str = ...,
+        message_zh: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "ends_at", b"ends_at", "kind", b"kind", "message_en", b"message_en", "message_zh", b"message_zh", "reference", b"reference", "starts_at", b"starts_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnounceRequest: _TypeAlias = AnnounceRequest  # noqa: Y015
+
+@_typing.final
+class AnnounceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def announcement(self) -> Global___Announcement: ...
+    def __init__(
+        self,
+        *,
+        announcement: Global___Announcement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnounceResponse: _TypeAlias = AnnounceResponse  # noqa: Y015
+
+@_typing.final
+class GetAnnouncementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOUNCEMENT_ID_FIELD_NUMBER: _builtins.int
+    announcement_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        announcement_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_id", b"announcement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAnnouncementRequest: _TypeAlias = GetAnnouncementRequest  # noqa: Y015
+
+@_typing.final
+class GetAnnouncementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def announcement(self) -> Global___Announcement: ...
+    def __init__(
+        self,
+        *,
+        announcement: Global___Announcement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAnnouncementResponse: _TypeAlias = GetAnnouncementResponse  # noqa: Y015
+
+@_typing.final
+class ListAnnouncementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAnnouncementsRequest: _TypeAlias = ListAnnouncementsRequest  # noqa: Y015
+
+@_typing.final
+class ListAnnouncementsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOUNCEMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def announcements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Announcement]: ...
+    def __init__(
+        self,
+        *,
+        announcements: _abc.Iterable[Global___Announcement] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcements", b"announcements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAnnouncementsResponse: _TypeAlias = ListAnnouncementsResponse  # noqa: Y015
 
 @_typing.final
 class SendVerificationCodeRequest(_message.Message):

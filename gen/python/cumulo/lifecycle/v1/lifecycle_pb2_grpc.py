@@ -57,6 +57,11 @@ class LifecycleServiceStub:
                 request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateWithLinkRequest.SerializeToString,
                 response_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateWithLinkResponse.FromString,
                 _registered_method=True)
+        self.ListAnnouncements = channel.unary_unary(
+                '/cumulo.lifecycle.v1.LifecycleService/ListAnnouncements',
+                request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListAnnouncementsRequest.SerializeToString,
+                response_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListAnnouncementsResponse.FromString,
+                _registered_method=True)
 
 
 class LifecycleServiceServicer:
@@ -94,6 +99,15 @@ class LifecycleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAnnouncements(self, request, context):
+        """What the operator announces to everyone and is still to come or under way: maintenance
+        windows not yet over, terms of service not yet in force. Anonymous (the sign-in page
+        shows them too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +130,11 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
                     servicer.ReactivateWithLink,
                     request_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateWithLinkRequest.FromString,
                     response_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ReactivateWithLinkResponse.SerializeToString,
+            ),
+            'ListAnnouncements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAnnouncements,
+                    request_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListAnnouncementsRequest.FromString,
+                    response_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListAnnouncementsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -239,6 +258,33 @@ class LifecycleService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def ListAnnouncements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.lifecycle.v1.LifecycleService/ListAnnouncements',
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListAnnouncementsRequest.SerializeToString,
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.ListAnnouncementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class LifecycleInternalServiceStub:
     """Inside the cluster only: other services, and cumulo-admin for operators.
@@ -289,6 +335,16 @@ class LifecycleInternalServiceStub:
                 '/cumulo.lifecycle.v1.LifecycleInternalService/SendVerificationCode',
                 request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeRequest.SerializeToString,
                 response_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeResponse.FromString,
+                _registered_method=True)
+        self.Announce = channel.unary_unary(
+                '/cumulo.lifecycle.v1.LifecycleInternalService/Announce',
+                request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.AnnounceRequest.SerializeToString,
+                response_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.AnnounceResponse.FromString,
+                _registered_method=True)
+        self.GetAnnouncement = channel.unary_unary(
+                '/cumulo.lifecycle.v1.LifecycleInternalService/GetAnnouncement',
+                request_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.GetAnnouncementRequest.SerializeToString,
+                response_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.GetAnnouncementResponse.FromString,
                 _registered_method=True)
 
 
@@ -352,6 +408,21 @@ class LifecycleInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Announce(self, request, context):
+        """The operator: a notice to every account (a new version of the terms of service, a
+        maintenance window), queued in batches by a job; announcing the same kind and reference
+        again answers the first announcement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAnnouncement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -394,6 +465,16 @@ def add_LifecycleInternalServiceServicer_to_server(servicer, server):
                     servicer.SendVerificationCode,
                     request_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeRequest.FromString,
                     response_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeResponse.SerializeToString,
+            ),
+            'Announce': grpc.unary_unary_rpc_method_handler(
+                    servicer.Announce,
+                    request_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.AnnounceRequest.FromString,
+                    response_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.AnnounceResponse.SerializeToString,
+            ),
+            'GetAnnouncement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAnnouncement,
+                    request_deserializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.GetAnnouncementRequest.FromString,
+                    response_serializer=cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.GetAnnouncementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -613,6 +694,60 @@ class LifecycleInternalService:
             '/cumulo.lifecycle.v1.LifecycleInternalService/SendVerificationCode',
             cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeRequest.SerializeToString,
             cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.SendVerificationCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Announce(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.lifecycle.v1.LifecycleInternalService/Announce',
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.AnnounceRequest.SerializeToString,
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.AnnounceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAnnouncement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.lifecycle.v1.LifecycleInternalService/GetAnnouncement',
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.GetAnnouncementRequest.SerializeToString,
+            cumulo_dot_lifecycle_dot_v1_dot_lifecycle__pb2.GetAnnouncementResponse.FromString,
             options,
             channel_credentials,
             insecure,

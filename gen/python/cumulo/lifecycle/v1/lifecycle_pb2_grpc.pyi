@@ -46,6 +46,11 @@ class LifecycleServiceStub:
     """
     ReactivateWithLink: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateWithLinkRequest, _lifecycle_pb2.ReactivateWithLinkResponse]
     """The link in a freeze notice: reactivates without logging in. Anonymous."""
+    ListAnnouncements: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ListAnnouncementsRequest, _lifecycle_pb2.ListAnnouncementsResponse]
+    """What the operator announces to everyone and is still to come or under way: maintenance
+    windows not yet over, terms of service not yet in force. Anonymous (the sign-in page
+    shows them too).
+    """
 
 @_typing.type_check_only
 class LifecycleServiceAsyncStub(LifecycleServiceStub):
@@ -65,6 +70,11 @@ class LifecycleServiceAsyncStub(LifecycleServiceStub):
     """
     ReactivateWithLink: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReactivateWithLinkRequest, _lifecycle_pb2.ReactivateWithLinkResponse]  # type: ignore[assignment]
     """The link in a freeze notice: reactivates without logging in. Anonymous."""
+    ListAnnouncements: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ListAnnouncementsRequest, _lifecycle_pb2.ListAnnouncementsResponse]  # type: ignore[assignment]
+    """What the operator announces to everyone and is still to come or under way: maintenance
+    windows not yet over, terms of service not yet in force. Anonymous (the sign-in page
+    shows them too).
+    """
 
 class LifecycleServiceServicer(metaclass=_abc_1.ABCMeta):
     """The caller's own account state (§1.5): active, frozen after 12 months without use,
@@ -106,6 +116,17 @@ class LifecycleServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_lifecycle_pb2.ReactivateWithLinkResponse, _abc.Awaitable[_lifecycle_pb2.ReactivateWithLinkResponse]]:
         """The link in a freeze notice: reactivates without logging in. Anonymous."""
 
+    @_abc_1.abstractmethod
+    def ListAnnouncements(
+        self,
+        request: _lifecycle_pb2.ListAnnouncementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.ListAnnouncementsResponse, _abc.Awaitable[_lifecycle_pb2.ListAnnouncementsResponse]]:
+        """What the operator announces to everyone and is still to come or under way: maintenance
+        windows not yet over, terms of service not yet in force. Anonymous (the sign-in page
+        shows them too).
+        """
+
 def add_LifecycleServiceServicer_to_server(servicer: LifecycleServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class LifecycleInternalServiceStub:
@@ -133,6 +154,12 @@ class LifecycleInternalServiceStub:
     """Auth: a contact's verification code, sent now (not queued: the person is waiting for it,
     and the code is kept nowhere but in the message). UNAVAILABLE when it could not be sent.
     """
+    Announce: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.AnnounceRequest, _lifecycle_pb2.AnnounceResponse]
+    """The operator: a notice to every account (a new version of the terms of service, a
+    maintenance window), queued in batches by a job; announcing the same kind and reference
+    again answers the first announcement.
+    """
+    GetAnnouncement: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.GetAnnouncementRequest, _lifecycle_pb2.GetAnnouncementResponse]
 
 @_typing.type_check_only
 class LifecycleInternalServiceAsyncStub(LifecycleInternalServiceStub):
@@ -157,6 +184,12 @@ class LifecycleInternalServiceAsyncStub(LifecycleInternalServiceStub):
     """Auth: a contact's verification code, sent now (not queued: the person is waiting for it,
     and the code is kept nowhere but in the message). UNAVAILABLE when it could not be sent.
     """
+    Announce: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.AnnounceRequest, _lifecycle_pb2.AnnounceResponse]  # type: ignore[assignment]
+    """The operator: a notice to every account (a new version of the terms of service, a
+    maintenance window), queued in batches by a job; announcing the same kind and reference
+    again answers the first announcement.
+    """
+    GetAnnouncement: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetAnnouncementRequest, _lifecycle_pb2.GetAnnouncementResponse]  # type: ignore[assignment]
 
 class LifecycleInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Inside the cluster only: other services, and cumulo-admin for operators."""
@@ -226,5 +259,23 @@ class LifecycleInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         """Auth: a contact's verification code, sent now (not queued: the person is waiting for it,
         and the code is kept nowhere but in the message). UNAVAILABLE when it could not be sent.
         """
+
+    @_abc_1.abstractmethod
+    def Announce(
+        self,
+        request: _lifecycle_pb2.AnnounceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.AnnounceResponse, _abc.Awaitable[_lifecycle_pb2.AnnounceResponse]]:
+        """The operator: a notice to every account (a new version of the terms of service, a
+        maintenance window), queued in batches by a job; announcing the same kind and reference
+        again answers the first announcement.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAnnouncement(
+        self,
+        request: _lifecycle_pb2.GetAnnouncementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.GetAnnouncementResponse, _abc.Awaitable[_lifecycle_pb2.GetAnnouncementResponse]]: ...
 
 def add_LifecycleInternalServiceServicer_to_server(servicer: LifecycleInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

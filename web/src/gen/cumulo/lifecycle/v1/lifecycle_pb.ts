@@ -13,7 +13,197 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cumulo/lifecycle/v1/lifecycle.proto.
  */
 export const file_cumulo_lifecycle_v1_lifecycle: GenFile = /*@__PURE__*/
-  fileDesc("CiNjdW11bG8vbGlmZWN5Y2xlL3YxL2xpZmVjeWNsZS5wcm90bxITY3VtdWxvLmxpZmVjeWNsZS52MSKdAQobU2VuZFZlcmlmaWNhdGlvbkNvZGVSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRITCgtkZXN0aW5hdGlvbhgDIAEoCRIMCgRjb2RlGAQgASgJEhUKDXZhbGlkX21pbnV0ZXMYBSABKAUSDgoGbG9jYWxlGAYgASgJEg8KB3B1cnBvc2UYByABKAkiHgocU2VuZFZlcmlmaWNhdGlvbkNvZGVSZXNwb25zZSL8AgoHQWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEjAKBXN0YXRlGAIgASgOMiEuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50U3RhdGUSMgoObGFzdF9hY2Nlc3NfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZyZWV6ZV9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZnJvemVuX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglkZWxldGVfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGhlbGQYByABKAgSEwoLaG9sZF9yZWFzb24YCCABKAkSLgoKZGVsZXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZGVsZXRpb25fcmVhc29uGAogASgJIhgKFkdldEFjY291bnRTdGF0ZVJlcXVlc3QiSAoXR2V0QWNjb3VudFN0YXRlUmVzcG9uc2USLQoHYWNjb3VudBgBIAEoCzIcLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudCITChFSZWFjdGl2YXRlUmVxdWVzdCJDChJSZWFjdGl2YXRlUmVzcG9uc2USLQoHYWNjb3VudBgBIAEoCzIcLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudCIvCh5JbnNwZWN0UmVhY3RpdmF0aW9uTGlua1JlcXVlc3QSDQoFdG9rZW4YASABKAkiggEKH0luc3BlY3RSZWFjdGl2YXRpb25MaW5rUmVzcG9uc2USMAoFc3RhdGUYASABKA4yIS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnRTdGF0ZRItCglkZWxldGVfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIioKGVJlYWN0aXZhdGVXaXRoTGlua1JlcXVlc3QSDQoFdG9rZW4YASABKAkiTgoaUmVhY3RpdmF0ZVdpdGhMaW5rUmVzcG9uc2USMAoFc3RhdGUYASABKA4yIS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnRTdGF0ZSIpChNFbnN1cmVBY3RpdmVSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiSAoURW5zdXJlQWN0aXZlUmVzcG9uc2USMAoFc3RhdGUYASABKA4yIS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnRTdGF0ZSInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJImoKClRyYW5zaXRpb24SEgoKZnJvbV9zdGF0ZRgBIAEoCRIQCgh0b19zdGF0ZRgCIAEoCRIOCgZyZWFzb24YAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqYBCgZOb3RpY2USDAoEa2luZBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEg4KBnN0YXR1cxgDIAEoCRIQCghhdHRlbXB0cxgEIAEoBRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgdzZW50X2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKnAQoSR2V0QWNjb3VudFJlc3BvbnNlEi0KB2FjY291bnQYASABKAsyHC5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnQSNAoLdHJhbnNpdGlvbnMYAiADKAsyHy5jdW11bG8ubGlmZWN5Y2xlLnYxLlRyYW5zaXRpb24SLAoHbm90aWNlcxgDIAMoCzIbLmN1bXVsby5saWZlY3ljbGUudjEuTm90aWNlIm4KE0xpc3RBY2NvdW50c1JlcXVlc3QSMAoFc3RhdGUYASABKA4yIS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnRTdGF0ZRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJfChRMaXN0QWNjb3VudHNSZXNwb25zZRIuCghhY2NvdW50cxgBIAMoCzIcLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiEgoQR2V0UmVwb3J0UmVxdWVzdCL0AQoRR2V0UmVwb3J0UmVzcG9uc2USDgoGYWN0aXZlGAEgASgDEg4KBmZyb3plbhgCIAEoAxIQCghkZWxldGluZxgDIAEoAxIPCgdkZWxldGVkGAQgASgDEgwKBGhlbGQYBSABKAMSGwoTZnJlZXplc19uZXh0XzdfZGF5cxgGIAEoAxIcChRmcmVlemVzX25leHRfMzBfZGF5cxgHIAEoAxIdChVkZWxldGlvbnNfbmV4dF83X2RheXMYCCABKAMSHgoWZGVsZXRpb25zX25leHRfMzBfZGF5cxgJIAEoAxIUCgxzdHVja19wdXJnZXMYCiABKAMiVgoTU2V0TGVnYWxIb2xkUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEgwKBGhlbGQYAiABKAgSDgoGcmVhc29uGAMgASgJEg0KBWFjdG9yGAQgASgJIkUKFFNldExlZ2FsSG9sZFJlc3BvbnNlEi0KB2FjY291bnQYASABKAsyHC5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnQiLgoMU3dlZXBSZXF1ZXN0Eg8KB2RyeV9ydW4YASABKAgSDQoFbGltaXQYAiABKAUiXwoNUGxhbm5lZEFjdGlvbhISCgphY2NvdW50X2lkGAEgASgJEg4KBmFjdGlvbhgCIAEoCRIqCgZkdWVfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlIKDVN3ZWVwUmVzcG9uc2USMwoHYWN0aW9ucxgBIAMoCzIiLmN1bXVsby5saWZlY3ljbGUudjEuUGxhbm5lZEFjdGlvbhIMCgRkb25lGAIgASgFIicKEUxpc3RQdXJnZXNSZXF1ZXN0EhIKCnN0dWNrX29ubHkYASABKAgisAEKEFB1cmdlUGFydGljaXBhbnQSDwoHc2VydmljZRgBIAEoCRIwCgxyZXF1ZXN0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGF0dGVtcHRzGAMgASgFEjAKDGNvbXBsZXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNaXRlbXNfZGVsZXRlZBgFIAEoAyKnAQoFUHVyZ2USEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSLgoKc3RhcnRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOwoMcGFydGljaXBhbnRzGAQgAygLMiUuY3VtdWxvLmxpZmVjeWNsZS52MS5QdXJnZVBhcnRpY2lwYW50Eg0KBXN0dWNrGAUgASgIIkAKEkxpc3RQdXJnZXNSZXNwb25zZRIqCgZwdXJnZXMYASADKAsyGi5jdW11bG8ubGlmZWN5Y2xlLnYxLlB1cmdlKpgBCgxBY2NvdW50U3RhdGUSHQoZQUNDT1VOVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEFDQ09VTlRfU1RBVEVfQUNUSVZFEAESGAoUQUNDT1VOVF9TVEFURV9GUk9aRU4QAhIaChZBQ0NPVU5UX1NUQVRFX0RFTEVUSU5HEAMSGQoVQUNDT1VOVF9TVEFURV9ERUxFVEVEEAQy+QQKEExpZmVjeWNsZVNlcnZpY2UShwEKD0dldEFjY291bnRTdGF0ZRIrLmN1bXVsby5saWZlY3ljbGUudjEuR2V0QWNjb3VudFN0YXRlUmVxdWVzdBosLmN1bXVsby5saWZlY3ljbGUudjEuR2V0QWNjb3VudFN0YXRlUmVzcG9uc2UiGYLT5JMCExIRL3YxL2FjY291bnQvc3RhdGUSgAEKClJlYWN0aXZhdGUSJi5jdW11bG8ubGlmZWN5Y2xlLnYxLlJlYWN0aXZhdGVSZXF1ZXN0GicuY3VtdWxvLmxpZmVjeWNsZS52MS5SZWFjdGl2YXRlUmVzcG9uc2UiIYLT5JMCGyIWL3YxL2FjY291bnQ6cmVhY3RpdmF0ZToBKhK0AQoXSW5zcGVjdFJlYWN0aXZhdGlvbkxpbmsSMy5jdW11bG8ubGlmZWN5Y2xlLnYxLkluc3BlY3RSZWFjdGl2YXRpb25MaW5rUmVxdWVzdBo0LmN1bXVsby5saWZlY3ljbGUudjEuSW5zcGVjdFJlYWN0aXZhdGlvbkxpbmtSZXNwb25zZSIugtPkkwIoIiMvdjEvYWNjb3VudDppbnNwZWN0UmVhY3RpdmF0aW9uTGluazoBKhKgAQoSUmVhY3RpdmF0ZVdpdGhMaW5rEi4uY3VtdWxvLmxpZmVjeWNsZS52MS5SZWFjdGl2YXRlV2l0aExpbmtSZXF1ZXN0Gi8uY3VtdWxvLmxpZmVjeWNsZS52MS5SZWFjdGl2YXRlV2l0aExpbmtSZXNwb25zZSIpgtPkkwIjIh4vdjEvYWNjb3VudDpyZWFjdGl2YXRlV2l0aExpbms6ASpiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CiNjdW11bG8vbGlmZWN5Y2xlL3YxL2xpZmVjeWNsZS5wcm90bxITY3VtdWxvLmxpZmVjeWNsZS52MSLrAgoMQW5ub3VuY2VtZW50EhcKD2Fubm91bmNlbWVudF9pZBgBIAEoCRIzCgRraW5kGAIgASgOMiUuY3VtdWxvLmxpZmVjeWNsZS52MS5Bbm5vdW5jZW1lbnRLaW5kEhEKCXJlZmVyZW5jZRgDIAEoCRItCglzdGFydHNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB2VuZHNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCm1lc3NhZ2VfZW4YBiABKAkSEgoKbWVzc2FnZV96aBgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9hY2NvdW50c19xdWV1ZWQYCSABKAMSLQoJcXVldWVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLsAQoPQW5ub3VuY2VSZXF1ZXN0EjMKBGtpbmQYASABKA4yJS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFubm91bmNlbWVudEtpbmQSEQoJcmVmZXJlbmNlGAIgASgJEi0KCXN0YXJ0c19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHZW5kc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbWVzc2FnZV9lbhgFIAEoCRISCgptZXNzYWdlX3poGAYgASgJEg0KBWFjdG9yGAcgASgJIksKEEFubm91bmNlUmVzcG9uc2USNwoMYW5ub3VuY2VtZW50GAEgASgLMiEuY3VtdWxvLmxpZmVjeWNsZS52MS5Bbm5vdW5jZW1lbnQiMQoWR2V0QW5ub3VuY2VtZW50UmVxdWVzdBIXCg9hbm5vdW5jZW1lbnRfaWQYASABKAkiUgoXR2V0QW5ub3VuY2VtZW50UmVzcG9uc2USNwoMYW5ub3VuY2VtZW50GAEgASgLMiEuY3VtdWxvLmxpZmVjeWNsZS52MS5Bbm5vdW5jZW1lbnQiGgoYTGlzdEFubm91bmNlbWVudHNSZXF1ZXN0IlUKGUxpc3RBbm5vdW5jZW1lbnRzUmVzcG9uc2USOAoNYW5ub3VuY2VtZW50cxgBIAMoCzIhLmN1bXVsby5saWZlY3ljbGUudjEuQW5ub3VuY2VtZW50Ip0BChtTZW5kVmVyaWZpY2F0aW9uQ29kZVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIPCgdjaGFubmVsGAIgASgJEhMKC2Rlc3RpbmF0aW9uGAMgASgJEgwKBGNvZGUYBCABKAkSFQoNdmFsaWRfbWludXRlcxgFIAEoBRIOCgZsb2NhbGUYBiABKAkSDwoHcHVycG9zZRgHIAEoCSIeChxTZW5kVmVyaWZpY2F0aW9uQ29kZVJlc3BvbnNlIvwCCgdBY2NvdW50EhIKCmFjY291bnRfaWQYASABKAkSMAoFc3RhdGUYAiABKA4yIS5jdW11bG8ubGlmZWN5Y2xlLnYxLkFjY291bnRTdGF0ZRIyCg5sYXN0X2FjY2Vzc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZnJlZXplX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglmcm96ZW5fYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWRlbGV0ZV9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEaGVsZBgHIAEoCBITCgtob2xkX3JlYXNvbhgIIAEoCRIuCgpkZWxldGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9kZWxldGlvbl9yZWFzb24YCiABKAkiGAoWR2V0QWNjb3VudFN0YXRlUmVxdWVzdCJIChdHZXRBY2NvdW50U3RhdGVSZXNwb25zZRItCgdhY2NvdW50GAEgASgLMhwuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50IhMKEVJlYWN0aXZhdGVSZXF1ZXN0IkMKElJlYWN0aXZhdGVSZXNwb25zZRItCgdhY2NvdW50GAEgASgLMhwuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50Ii8KHkluc3BlY3RSZWFjdGl2YXRpb25MaW5rUmVxdWVzdBINCgV0b2tlbhgBIAEoCSKCAQofSW5zcGVjdFJlYWN0aXZhdGlvbkxpbmtSZXNwb25zZRIwCgVzdGF0ZRgBIAEoDjIhLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudFN0YXRlEi0KCWRlbGV0ZV9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKgoZUmVhY3RpdmF0ZVdpdGhMaW5rUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJOChpSZWFjdGl2YXRlV2l0aExpbmtSZXNwb25zZRIwCgVzdGF0ZRgBIAEoDjIhLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudFN0YXRlIikKE0Vuc3VyZUFjdGl2ZVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSJIChRFbnN1cmVBY3RpdmVSZXNwb25zZRIwCgVzdGF0ZRgBIAEoDjIhLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudFN0YXRlIicKEUdldEFjY291bnRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiagoKVHJhbnNpdGlvbhISCgpmcm9tX3N0YXRlGAEgASgJEhAKCHRvX3N0YXRlGAIgASgJEg4KBnJlYXNvbhgDIAEoCRImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAipgEKBk5vdGljZRIMCgRraW5kGAEgASgJEg8KB2NoYW5uZWwYAiABKAkSDgoGc3RhdHVzGAMgASgJEhAKCGF0dGVtcHRzGAQgASgFEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3NlbnRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqcBChJHZXRBY2NvdW50UmVzcG9uc2USLQoHYWNjb3VudBgBIAEoCzIcLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudBI0Cgt0cmFuc2l0aW9ucxgCIAMoCzIfLmN1bXVsby5saWZlY3ljbGUudjEuVHJhbnNpdGlvbhIsCgdub3RpY2VzGAMgAygLMhsuY3VtdWxvLmxpZmVjeWNsZS52MS5Ob3RpY2UibgoTTGlzdEFjY291bnRzUmVxdWVzdBIwCgVzdGF0ZRgBIAEoDjIhLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudFN0YXRlEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl8KFExpc3RBY2NvdW50c1Jlc3BvbnNlEi4KCGFjY291bnRzGAEgAygLMhwuY3VtdWxvLmxpZmVjeWNsZS52MS5BY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSISChBHZXRSZXBvcnRSZXF1ZXN0IvQBChFHZXRSZXBvcnRSZXNwb25zZRIOCgZhY3RpdmUYASABKAMSDgoGZnJvemVuGAIgASgDEhAKCGRlbGV0aW5nGAMgASgDEg8KB2RlbGV0ZWQYBCABKAMSDAoEaGVsZBgFIAEoAxIbChNmcmVlemVzX25leHRfN19kYXlzGAYgASgDEhwKFGZyZWV6ZXNfbmV4dF8zMF9kYXlzGAcgASgDEh0KFWRlbGV0aW9uc19uZXh0XzdfZGF5cxgIIAEoAxIeChZkZWxldGlvbnNfbmV4dF8zMF9kYXlzGAkgASgDEhQKDHN0dWNrX3B1cmdlcxgKIAEoAyJWChNTZXRMZWdhbEhvbGRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDAoEaGVsZBgCIAEoCBIOCgZyZWFzb24YAyABKAkSDQoFYWN0b3IYBCABKAkiRQoUU2V0TGVnYWxIb2xkUmVzcG9uc2USLQoHYWNjb3VudBgBIAEoCzIcLmN1bXVsby5saWZlY3ljbGUudjEuQWNjb3VudCIuCgxTd2VlcFJlcXVlc3QSDwoHZHJ5X3J1bhgBIAEoCBINCgVsaW1pdBgCIAEoBSJfCg1QbGFubmVkQWN0aW9uEhIKCmFjY291bnRfaWQYASABKAkSDgoGYWN0aW9uGAIgASgJEioKBmR1ZV9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUgoNU3dlZXBSZXNwb25zZRIzCgdhY3Rpb25zGAEgAygLMiIuY3VtdWxvLmxpZmVjeWNsZS52MS5QbGFubmVkQWN0aW9uEgwKBGRvbmUYAiABKAUiJwoRTGlzdFB1cmdlc1JlcXVlc3QSEgoKc3R1Y2tfb25seRgBIAEoCCKwAQoQUHVyZ2VQYXJ0aWNpcGFudBIPCgdzZXJ2aWNlGAEgASgJEjAKDHJlcXVlc3RlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIYXR0ZW1wdHMYAyABKAUSMAoMY29tcGxldGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1pdGVtc19kZWxldGVkGAUgASgDIqcBCgVQdXJnZRISCgphY2NvdW50X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIuCgpzdGFydGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7CgxwYXJ0aWNpcGFudHMYBCADKAsyJS5jdW11bG8ubGlmZWN5Y2xlLnYxLlB1cmdlUGFydGljaXBhbnQSDQoFc3R1Y2sYBSABKAgiQAoSTGlzdFB1cmdlc1Jlc3BvbnNlEioKBnB1cmdlcxgBIAMoCzIaLmN1bXVsby5saWZlY3ljbGUudjEuUHVyZ2UqdQoQQW5ub3VuY2VtZW50S2luZBIhCh1BTk5PVU5DRU1FTlRfS0lORF9VTlNQRUNJRklFRBAAEhsKF0FOTk9VTkNFTUVOVF9LSU5EX1RFUk1TEAESIQodQU5OT1VOQ0VNRU5UX0tJTkRfTUFJTlRFTkFOQ0UQAiqYAQoMQWNjb3VudFN0YXRlEh0KGUFDQ09VTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRBQ0NPVU5UX1NUQVRFX0FDVElWRRABEhgKFEFDQ09VTlRfU1RBVEVfRlJPWkVOEAISGgoWQUNDT1VOVF9TVEFURV9ERUxFVElORxADEhkKFUFDQ09VTlRfU1RBVEVfREVMRVRFRBAEMokGChBMaWZlY3ljbGVTZXJ2aWNlEocBCg9HZXRBY2NvdW50U3RhdGUSKy5jdW11bG8ubGlmZWN5Y2xlLnYxLkdldEFjY291bnRTdGF0ZVJlcXVlc3QaLC5jdW11bG8ubGlmZWN5Y2xlLnYxLkdldEFjY291bnRTdGF0ZVJlc3BvbnNlIhmC0+STAhMSES92MS9hY2NvdW50L3N0YXRlEoABCgpSZWFjdGl2YXRlEiYuY3VtdWxvLmxpZmVjeWNsZS52MS5SZWFjdGl2YXRlUmVxdWVzdBonLmN1bXVsby5saWZlY3ljbGUudjEuUmVhY3RpdmF0ZVJlc3BvbnNlIiGC0+STAhsiFi92MS9hY2NvdW50OnJlYWN0aXZhdGU6ASoStAEKF0luc3BlY3RSZWFjdGl2YXRpb25MaW5rEjMuY3VtdWxvLmxpZmVjeWNsZS52MS5JbnNwZWN0UmVhY3RpdmF0aW9uTGlua1JlcXVlc3QaNC5jdW11bG8ubGlmZWN5Y2xlLnYxLkluc3BlY3RSZWFjdGl2YXRpb25MaW5rUmVzcG9uc2UiLoLT5JMCKCIjL3YxL2FjY291bnQ6aW5zcGVjdFJlYWN0aXZhdGlvbkxpbms6ASoSoAEKElJlYWN0aXZhdGVXaXRoTGluaxIuLmN1bXVsby5saWZlY3ljbGUudjEuUmVhY3RpdmF0ZVdpdGhMaW5rUmVxdWVzdBovLmN1bXVsby5saWZlY3ljbGUudjEuUmVhY3RpdmF0ZVdpdGhMaW5rUmVzcG9uc2UiKYLT5JMCIyIeL3YxL2FjY291bnQ6cmVhY3RpdmF0ZVdpdGhMaW5rOgEqEo0BChFMaXN0QW5ub3VuY2VtZW50cxItLmN1bXVsby5saWZlY3ljbGUudjEuTGlzdEFubm91bmNlbWVudHNSZXF1ZXN0Gi4uY3VtdWxvLmxpZmVjeWNsZS52MS5MaXN0QW5ub3VuY2VtZW50c1Jlc3BvbnNlIhmC0+STAhMSES92MS9hbm5vdW5jZW1lbnRzYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message cumulo.lifecycle.v1.Announcement
+ */
+export type Announcement = Message<"cumulo.lifecycle.v1.Announcement"> & {
+  /**
+   * @generated from field: string announcement_id = 1;
+   */
+  announcementId: string;
+
+  /**
+   * @generated from field: cumulo.lifecycle.v1.AnnouncementKind kind = 2;
+   */
+  kind: AnnouncementKind;
+
+  /**
+   * @generated from field: string reference = 3;
+   */
+  reference: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp starts_at = 4;
+   */
+  startsAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp ends_at = 5;
+   */
+  endsAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string message_en = 6;
+   */
+  messageEn: string;
+
+  /**
+   * @generated from field: string message_zh = 7;
+   */
+  messageZh: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int64 accounts_queued = 9;
+   */
+  accountsQueued: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp queued_at = 10;
+   */
+  queuedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message cumulo.lifecycle.v1.Announcement.
+ * Use `create(AnnouncementSchema)` to create a new message.
+ */
+export const AnnouncementSchema: GenMessage<Announcement> = /*@__PURE__*/
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 0);
+
+/**
+ * @generated from message cumulo.lifecycle.v1.AnnounceRequest
+ */
+export type AnnounceRequest = Message<"cumulo.lifecycle.v1.AnnounceRequest"> & {
+  /**
+   * @generated from field: cumulo.lifecycle.v1.AnnouncementKind kind = 1;
+   */
+  kind: AnnouncementKind;
+
+  /**
+   * @generated from field: string reference = 2;
+   */
+  reference: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp starts_at = 3;
+   */
+  startsAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp ends_at = 4;
+   */
+  endsAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string message_en = 5;
+   */
+  messageEn: string;
+
+  /**
+   * @generated from field: string message_zh = 6;
+   */
+  messageZh: string;
+
+  /**
+   * @generated from field: string actor = 7;
+   */
+  actor: string;
+};
+
+/**
+ * Describes the message cumulo.lifecycle.v1.AnnounceRequest.
+ * Use `create(AnnounceRequestSchema)` to create a new message.
+ */
+export const AnnounceRequestSchema: GenMessage<AnnounceRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 1);
+
+/**
+ * @generated from message cumulo.lifecycle.v1.AnnounceResponse
+ */
+export type AnnounceResponse = Message<"cumulo.lifecycle.v1.AnnounceResponse"> & {
+  /**
+   * @generated from field: cumulo.lifecycle.v1.Announcement announcement = 1;
+   */
+  announcement?: Announcement | undefined;
+};
+
+/**
+ * Describes the message cumulo.lifecycle.v1.AnnounceResponse.
+ * Use `create(AnnounceResponseSchema)` to create a new message.
+ */
+export const AnnounceResponseSchema: GenMessage<AnnounceResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 2);
+
+/**
+ * @generated from message cumulo.lifecycle.v1.GetAnnouncementRequest
+ */
+export type GetAnnouncementRequest = Message<"cumulo.lifecycle.v1.GetAnnouncementRequest"> & {
+  /**
+   * @generated from field: string announcement_id = 1;
+   */
+  announcementId: string;
+};
+
+/**
+ * Describes the message cumulo.lifecycle.v1.GetAnnouncementRequest.
+ * Use `create(GetAnnouncementRequestSchema)` to create a new message.
+ */
+export const GetAnnouncementRequestSchema: GenMessage<GetAnnouncementRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 3);
+
+/**
+ * @generated from message cumulo.lifecycle.v1.GetAnnouncementResponse
+ */
+export type GetAnnouncementResponse = Message<"cumulo.lifecycle.v1.GetAnnouncementResponse"> & {
+  /**
+   * @generated from field: cumulo.lifecycle.v1.Announcement announcement = 1;
+   */
+  announcement?: Announcement | undefined;
+};
+
+/**
+ * Describes the message cumulo.lifecycle.v1.GetAnnouncementResponse.
+ * Use `create(GetAnnouncementResponseSchema)` to create a new message.
+ */
+export const GetAnnouncementResponseSchema: GenMessage<GetAnnouncementResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 4);
+
+/**
+ * @generated from message cumulo.lifecycle.v1.ListAnnouncementsRequest
+ */
+export type ListAnnouncementsRequest = Message<"cumulo.lifecycle.v1.ListAnnouncementsRequest"> & {
+};
+
+/**
+ * Describes the message cumulo.lifecycle.v1.ListAnnouncementsRequest.
+ * Use `create(ListAnnouncementsRequestSchema)` to create a new message.
+ */
+export const ListAnnouncementsRequestSchema: GenMessage<ListAnnouncementsRequest> = /*@__PURE__*/
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 5);
+
+/**
+ * @generated from message cumulo.lifecycle.v1.ListAnnouncementsResponse
+ */
+export type ListAnnouncementsResponse = Message<"cumulo.lifecycle.v1.ListAnnouncementsResponse"> & {
+  /**
+   * @generated from field: repeated cumulo.lifecycle.v1.Announcement announcements = 1;
+   */
+  announcements: Announcement[];
+};
+
+/**
+ * Describes the message cumulo.lifecycle.v1.ListAnnouncementsResponse.
+ * Use `create(ListAnnouncementsResponseSchema)` to create a new message.
+ */
+export const ListAnnouncementsResponseSchema: GenMessage<ListAnnouncementsResponse> = /*@__PURE__*/
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 6);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SendVerificationCodeRequest
@@ -60,7 +250,7 @@ export type SendVerificationCodeRequest = Message<"cumulo.lifecycle.v1.SendVerif
  * Use `create(SendVerificationCodeRequestSchema)` to create a new message.
  */
 export const SendVerificationCodeRequestSchema: GenMessage<SendVerificationCodeRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 0);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 7);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SendVerificationCodeResponse
@@ -73,7 +263,7 @@ export type SendVerificationCodeResponse = Message<"cumulo.lifecycle.v1.SendVeri
  * Use `create(SendVerificationCodeResponseSchema)` to create a new message.
  */
 export const SendVerificationCodeResponseSchema: GenMessage<SendVerificationCodeResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 1);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 8);
 
 /**
  * @generated from message cumulo.lifecycle.v1.Account
@@ -135,7 +325,7 @@ export type Account = Message<"cumulo.lifecycle.v1.Account"> & {
  * Use `create(AccountSchema)` to create a new message.
  */
 export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 2);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 9);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetAccountStateRequest
@@ -148,7 +338,7 @@ export type GetAccountStateRequest = Message<"cumulo.lifecycle.v1.GetAccountStat
  * Use `create(GetAccountStateRequestSchema)` to create a new message.
  */
 export const GetAccountStateRequestSchema: GenMessage<GetAccountStateRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 3);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 10);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetAccountStateResponse
@@ -165,7 +355,7 @@ export type GetAccountStateResponse = Message<"cumulo.lifecycle.v1.GetAccountSta
  * Use `create(GetAccountStateResponseSchema)` to create a new message.
  */
 export const GetAccountStateResponseSchema: GenMessage<GetAccountStateResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 4);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 11);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ReactivateRequest
@@ -178,7 +368,7 @@ export type ReactivateRequest = Message<"cumulo.lifecycle.v1.ReactivateRequest">
  * Use `create(ReactivateRequestSchema)` to create a new message.
  */
 export const ReactivateRequestSchema: GenMessage<ReactivateRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 5);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 12);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ReactivateResponse
@@ -195,7 +385,7 @@ export type ReactivateResponse = Message<"cumulo.lifecycle.v1.ReactivateResponse
  * Use `create(ReactivateResponseSchema)` to create a new message.
  */
 export const ReactivateResponseSchema: GenMessage<ReactivateResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 6);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 13);
 
 /**
  * @generated from message cumulo.lifecycle.v1.InspectReactivationLinkRequest
@@ -212,7 +402,7 @@ export type InspectReactivationLinkRequest = Message<"cumulo.lifecycle.v1.Inspec
  * Use `create(InspectReactivationLinkRequestSchema)` to create a new message.
  */
 export const InspectReactivationLinkRequestSchema: GenMessage<InspectReactivationLinkRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 7);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 14);
 
 /**
  * @generated from message cumulo.lifecycle.v1.InspectReactivationLinkResponse
@@ -234,7 +424,7 @@ export type InspectReactivationLinkResponse = Message<"cumulo.lifecycle.v1.Inspe
  * Use `create(InspectReactivationLinkResponseSchema)` to create a new message.
  */
 export const InspectReactivationLinkResponseSchema: GenMessage<InspectReactivationLinkResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 8);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 15);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ReactivateWithLinkRequest
@@ -251,7 +441,7 @@ export type ReactivateWithLinkRequest = Message<"cumulo.lifecycle.v1.ReactivateW
  * Use `create(ReactivateWithLinkRequestSchema)` to create a new message.
  */
 export const ReactivateWithLinkRequestSchema: GenMessage<ReactivateWithLinkRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 9);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 16);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ReactivateWithLinkResponse
@@ -268,7 +458,7 @@ export type ReactivateWithLinkResponse = Message<"cumulo.lifecycle.v1.Reactivate
  * Use `create(ReactivateWithLinkResponseSchema)` to create a new message.
  */
 export const ReactivateWithLinkResponseSchema: GenMessage<ReactivateWithLinkResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 10);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 17);
 
 /**
  * @generated from message cumulo.lifecycle.v1.EnsureActiveRequest
@@ -285,7 +475,7 @@ export type EnsureActiveRequest = Message<"cumulo.lifecycle.v1.EnsureActiveReque
  * Use `create(EnsureActiveRequestSchema)` to create a new message.
  */
 export const EnsureActiveRequestSchema: GenMessage<EnsureActiveRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 11);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 18);
 
 /**
  * @generated from message cumulo.lifecycle.v1.EnsureActiveResponse
@@ -302,7 +492,7 @@ export type EnsureActiveResponse = Message<"cumulo.lifecycle.v1.EnsureActiveResp
  * Use `create(EnsureActiveResponseSchema)` to create a new message.
  */
 export const EnsureActiveResponseSchema: GenMessage<EnsureActiveResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 12);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 19);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetAccountRequest
@@ -319,7 +509,7 @@ export type GetAccountRequest = Message<"cumulo.lifecycle.v1.GetAccountRequest">
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 13);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 20);
 
 /**
  * @generated from message cumulo.lifecycle.v1.Transition
@@ -351,7 +541,7 @@ export type Transition = Message<"cumulo.lifecycle.v1.Transition"> & {
  * Use `create(TransitionSchema)` to create a new message.
  */
 export const TransitionSchema: GenMessage<Transition> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 14);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 21);
 
 /**
  * @generated from message cumulo.lifecycle.v1.Notice
@@ -393,7 +583,7 @@ export type Notice = Message<"cumulo.lifecycle.v1.Notice"> & {
  * Use `create(NoticeSchema)` to create a new message.
  */
 export const NoticeSchema: GenMessage<Notice> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 15);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 22);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetAccountResponse
@@ -420,7 +610,7 @@ export type GetAccountResponse = Message<"cumulo.lifecycle.v1.GetAccountResponse
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 16);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 23);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ListAccountsRequest
@@ -447,7 +637,7 @@ export type ListAccountsRequest = Message<"cumulo.lifecycle.v1.ListAccountsReque
  * Use `create(ListAccountsRequestSchema)` to create a new message.
  */
 export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 17);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 24);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ListAccountsResponse
@@ -469,7 +659,7 @@ export type ListAccountsResponse = Message<"cumulo.lifecycle.v1.ListAccountsResp
  * Use `create(ListAccountsResponseSchema)` to create a new message.
  */
 export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 18);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 25);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetReportRequest
@@ -482,7 +672,7 @@ export type GetReportRequest = Message<"cumulo.lifecycle.v1.GetReportRequest"> &
  * Use `create(GetReportRequestSchema)` to create a new message.
  */
 export const GetReportRequestSchema: GenMessage<GetReportRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 19);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 26);
 
 /**
  * @generated from message cumulo.lifecycle.v1.GetReportResponse
@@ -544,7 +734,7 @@ export type GetReportResponse = Message<"cumulo.lifecycle.v1.GetReportResponse">
  * Use `create(GetReportResponseSchema)` to create a new message.
  */
 export const GetReportResponseSchema: GenMessage<GetReportResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 20);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 27);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SetLegalHoldRequest
@@ -576,7 +766,7 @@ export type SetLegalHoldRequest = Message<"cumulo.lifecycle.v1.SetLegalHoldReque
  * Use `create(SetLegalHoldRequestSchema)` to create a new message.
  */
 export const SetLegalHoldRequestSchema: GenMessage<SetLegalHoldRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 21);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 28);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SetLegalHoldResponse
@@ -593,7 +783,7 @@ export type SetLegalHoldResponse = Message<"cumulo.lifecycle.v1.SetLegalHoldResp
  * Use `create(SetLegalHoldResponseSchema)` to create a new message.
  */
 export const SetLegalHoldResponseSchema: GenMessage<SetLegalHoldResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 22);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 29);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SweepRequest
@@ -615,7 +805,7 @@ export type SweepRequest = Message<"cumulo.lifecycle.v1.SweepRequest"> & {
  * Use `create(SweepRequestSchema)` to create a new message.
  */
 export const SweepRequestSchema: GenMessage<SweepRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 23);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 30);
 
 /**
  * @generated from message cumulo.lifecycle.v1.PlannedAction
@@ -642,7 +832,7 @@ export type PlannedAction = Message<"cumulo.lifecycle.v1.PlannedAction"> & {
  * Use `create(PlannedActionSchema)` to create a new message.
  */
 export const PlannedActionSchema: GenMessage<PlannedAction> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 24);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 31);
 
 /**
  * @generated from message cumulo.lifecycle.v1.SweepResponse
@@ -664,7 +854,7 @@ export type SweepResponse = Message<"cumulo.lifecycle.v1.SweepResponse"> & {
  * Use `create(SweepResponseSchema)` to create a new message.
  */
 export const SweepResponseSchema: GenMessage<SweepResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 25);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 32);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ListPurgesRequest
@@ -681,7 +871,7 @@ export type ListPurgesRequest = Message<"cumulo.lifecycle.v1.ListPurgesRequest">
  * Use `create(ListPurgesRequestSchema)` to create a new message.
  */
 export const ListPurgesRequestSchema: GenMessage<ListPurgesRequest> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 26);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 33);
 
 /**
  * @generated from message cumulo.lifecycle.v1.PurgeParticipant
@@ -718,7 +908,7 @@ export type PurgeParticipant = Message<"cumulo.lifecycle.v1.PurgeParticipant"> &
  * Use `create(PurgeParticipantSchema)` to create a new message.
  */
 export const PurgeParticipantSchema: GenMessage<PurgeParticipant> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 27);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 34);
 
 /**
  * @generated from message cumulo.lifecycle.v1.Purge
@@ -755,7 +945,7 @@ export type Purge = Message<"cumulo.lifecycle.v1.Purge"> & {
  * Use `create(PurgeSchema)` to create a new message.
  */
 export const PurgeSchema: GenMessage<Purge> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 28);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 35);
 
 /**
  * @generated from message cumulo.lifecycle.v1.ListPurgesResponse
@@ -772,7 +962,33 @@ export type ListPurgesResponse = Message<"cumulo.lifecycle.v1.ListPurgesResponse
  * Use `create(ListPurgesResponseSchema)` to create a new message.
  */
 export const ListPurgesResponseSchema: GenMessage<ListPurgesResponse> = /*@__PURE__*/
-  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 29);
+  messageDesc(file_cumulo_lifecycle_v1_lifecycle, 36);
+
+/**
+ * @generated from enum cumulo.lifecycle.v1.AnnouncementKind
+ */
+export enum AnnouncementKind {
+  /**
+   * @generated from enum value: ANNOUNCEMENT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: ANNOUNCEMENT_KIND_TERMS = 1;
+   */
+  TERMS = 1,
+
+  /**
+   * @generated from enum value: ANNOUNCEMENT_KIND_MAINTENANCE = 2;
+   */
+  MAINTENANCE = 2,
+}
+
+/**
+ * Describes the enum cumulo.lifecycle.v1.AnnouncementKind.
+ */
+export const AnnouncementKindSchema: GenEnum<AnnouncementKind> = /*@__PURE__*/
+  enumDesc(file_cumulo_lifecycle_v1_lifecycle, 0);
 
 /**
  * @generated from enum cumulo.lifecycle.v1.AccountState
@@ -808,7 +1024,7 @@ export enum AccountState {
  * Describes the enum cumulo.lifecycle.v1.AccountState.
  */
 export const AccountStateSchema: GenEnum<AccountState> = /*@__PURE__*/
-  enumDesc(file_cumulo_lifecycle_v1_lifecycle, 0);
+  enumDesc(file_cumulo_lifecycle_v1_lifecycle, 1);
 
 /**
  * @generated from service cumulo.lifecycle.v1.LifecycleService
@@ -845,6 +1061,14 @@ export const LifecycleService: GenService<{
     methodKind: "unary";
     input: typeof ReactivateWithLinkRequestSchema;
     output: typeof ReactivateWithLinkResponseSchema;
+  },
+  /**
+   * @generated from rpc cumulo.lifecycle.v1.LifecycleService.ListAnnouncements
+   */
+  listAnnouncements: {
+    methodKind: "unary";
+    input: typeof ListAnnouncementsRequestSchema;
+    output: typeof ListAnnouncementsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cumulo_lifecycle_v1_lifecycle, 0);
