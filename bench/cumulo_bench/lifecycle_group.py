@@ -6,6 +6,9 @@
   publish to the last ack, in one run against the same NATS server.
 - `sweep_scaling_ratio`: a sweep freezing 10,000 due accounts among 1,000,000, over the same
   sweep among 100,000 (the sweep must cost what is due, not what exists).
+- `notice_fanout_per_s`: a terms-change announcement queued as notices for those 1,000,000
+  accounts by the lifecycle's batched fan-out, beside one raw `INSERT … SELECT` of the same rows
+  into a table like `notices` (same columns and indexes), in the same run.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cumulo_bench.stack import BenchStack
 from cumulo_devstack.testing import nats_connect
 from cumulo_lifecycle import bootstrap as lifecycle_bootstrap
 from cumulo_lifecycle.adapters.tables import accounts
+from cumulo_lifecycle.announcements import Announcements
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.sweeper import Sweeper
 from cumulo_platform.clock import SystemClock
@@ -181,9 +185,13 @@ async def run(stack: BenchStack) -> list[Figure]:
         large_seconds, large_done = await _sweep_seconds(sweeper)
         async with db.read() as conn:
             total = (await conn.execute(sa.select(sa.func.count()).select_from(accounts))).scalar_one()
+        print("  a terms-change notice for 1,000,000 accounts: raw INSERT ... SELECT, then the fan-out ...", file=sys.stderr, flush=True)
+        raw_rate, raw_rows = await _raw_fanout(db)
+        fanout_rate, queued = await _fanout(db, settings)
     finally:
         await db.dispose()
     assert small_done == DUE and large_done == DUE and total == LARGE, (small_done, large_done, total)
+    assert queued == raw_rows == LARGE, (queued, raw_rows)
 
     return [
         Figure("access_ingest_ratio", ingest, "events/s", raw, "nats-py publish + pull + ack, same count", target=0.8,
@@ -192,4 +200,44 @@ async def run(stack: BenchStack) -> list[Figure]:
                target=1.5, lower_is_better=True,
                note=f"{DUE} freezes (transition, notice, event each) among {LARGE:,} accounts; "
                     f"{DUE / small_seconds:.0f}/s among {SMALL:,}"),
+        Figure("notice_fanout_per_s", fanout_rate, "accounts/s", raw_rate, "one INSERT ... SELECT of the same rows", target=0.3,
+               note=f"a terms-change notice queued for {LARGE:,} accounts (one e-mail notice each, in its language), "
+                    "5,000 accounts per transaction, the cursor kept"),
     ]
+
+
+async def _raw_fanout(db: Database) -> tuple[float, int]:
+    """The building block: every row at once, into a table like `notices` (same columns,
+    constraints and indexes), with the same values the fan-out writes."""
+    async with db.unit_of_work() as uow:
+        await uow.execute(sa.text("DROP TABLE IF EXISTS lifecycle.bench_notices"))
+        await uow.execute(sa.text("CREATE TABLE lifecycle.bench_notices (LIKE lifecycle.notices INCLUDING ALL)"))
+        await uow.commit()
+    started = time.perf_counter()
+    async with db.unit_of_work() as uow:
+        result = await uow.execute(sa.text(
+            """
+            INSERT INTO lifecycle.bench_notices
+                (notice_id, account_id, kind, cycle, channel, destination, locale, subject, body, status, attempts,
+                 next_attempt_at, last_error, created_at)
+            SELECT gen_random_uuid(), account_id, 'terms_changed', 'terms:raw', 'email', email, locale,
+                   'cumulo''s terms of service change', repeat('x', 400), 'pending', 0, now(), '', now()
+            FROM lifecycle.accounts WHERE state IN ('active', 'frozen') AND email IS NOT NULL
+            """
+        ))
+        await uow.commit()
+    seconds = time.perf_counter() - started
+    async with db.unit_of_work() as uow:
+        await uow.execute(sa.text("DROP TABLE lifecycle.bench_notices"))
+        await uow.commit()
+    return result.rowcount / seconds, int(result.rowcount)
+
+
+async def _fanout(db: Database, settings: LifecycleSettings) -> tuple[float, int]:
+    announcements = Announcements(db, settings, SystemClock())
+    await announcements.announce(
+        "terms", "bench", starts_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30), ends_at=None, message_en="", message_zh="", actor="bench",
+    )
+    started = time.perf_counter()
+    queued = await announcements.fan_out()
+    return queued / (time.perf_counter() - started), queued

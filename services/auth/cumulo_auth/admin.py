@@ -3,6 +3,7 @@ termination, roles, finding an account by its login, and its contacts for notice
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zoneinfo
 from typing import Any
@@ -15,13 +16,30 @@ from cumulo_auth.adapters.tables import accounts
 from cumulo_auth.domain import rules
 from cumulo_auth.domain.accounts import CLOSED, ROLES, view
 from cumulo_auth.live_sessions import LiveSessions
-from cumulo_platform import revocations
+from cumulo_platform import ages, revocations
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound, require_audit
 from cumulo_platform.grpc_convert import timestamp
 
 SETTABLE_STATUSES = ("active", "suspended", "terminated")
+
+
+@dataclasses.dataclass
+class Contacts:
+    """What the lifecycle's notices go to: the account's verified contacts and, for a minor,
+    their guardian's while the guardian's access lasts."""
+
+    email: str
+    phone: str
+    locale: str
+    guardian_email: str = ""
+    guardian_phone: str = ""
+    guardian_until: dt.datetime | None = None
+
+
+def verified(row: Any) -> tuple[str, str]:
+    return (row.email or "") if row.email_verified_at is not None else "", (row.phone or "") if row.phone_verified_at is not None else ""
 
 
 class Admin:
@@ -115,10 +133,18 @@ class Admin:
             raise NotFound("no cumulo account with this e-mail or phone", reason="ACCOUNT_NOT_FOUND")
         return str(row.account_id)
 
-    async def get_contacts(self, account_id: str) -> tuple[str, str, str]:
+    async def get_contacts(self, account_id: str) -> Contacts:
         async with self.db.unit_of_work() as uow:
             row = await account_table.load(uow, account_table.account_uuid(account_id))
+            guardian = None
+            if row.guardian_account_id is not None:
+                guardian = (await uow.execute(sa.select(accounts).where(accounts.c.account_id == row.guardian_account_id))).first()
         # Verified contacts only: an unverified one (a typo, someone else's address) gets no notice.
-        email = row.email if row.email_verified_at is not None else None
-        phone = row.phone if row.phone_verified_at is not None else None
-        return email or "", phone or "", row.locale
+        email, phone = verified(row)
+        found = Contacts(email, phone, row.locale)
+        if guardian is not None and row.minor and row.guardian_revoked_at is None and guardian.status not in ("deleted", "terminated"):
+            until = ages.comes_of_age(row.birth_date, self.time_zone)
+            if self.clock.now() < until:
+                found.guardian_email, found.guardian_phone = verified(guardian)
+                found.guardian_until = until
+        return found

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
-from cumulo_lifecycle.adapters.contacts import ContactLookup
+from cumulo_lifecycle.adapters.contacts import ContactLookup, Contacts
 from cumulo_lifecycle.adapters.tables import accounts
 from cumulo_lifecycle.domain.calendar import ACTIVE, DELETED, FROZEN
 from cumulo_lifecycle.notices import known_locale
@@ -62,10 +62,28 @@ class Accounts:
         uow.after_commit(self._wanted.set)
 
     async def contact_changed(self, uow: UnitOfWork, event: events_pb2.ContactChanged) -> None:
+        """The account's contacts are asked for again; so are those of the minors whose
+        guardian it is (their copies hold its contacts as they were)."""
+        account = uuid.UUID(event.account_id)
+        now = self.clock.now()
+        old = (await uow.execute(sa.select(accounts.c.email, accounts.c.phone).where(accounts.c.account_id == account))).first()
+        await uow.execute(
+            sa.update(accounts).where(accounts.c.account_id == account, accounts.c.state.in_((ACTIVE, FROZEN))).values(contacts_wanted_at=now)
+        )
+        if old is not None and (old.email or old.phone):
+            theirs = sa.or_(
+                sa.and_(accounts.c.guardian_email.is_not(None), accounts.c.guardian_email == old.email),
+                sa.and_(accounts.c.guardian_phone.is_not(None), accounts.c.guardian_phone == old.phone),
+            )
+            await uow.execute(sa.update(accounts).where(theirs, accounts.c.state.in_((ACTIVE, FROZEN))).values(contacts_wanted_at=now))
+        uow.after_commit(self._wanted.set)
+
+    async def guardian_revoked(self, uow: UnitOfWork, event: events_pb2.GuardianRevoked) -> None:
+        """The minor's notices stop going to the guardian: their contacts are asked for again."""
         await uow.execute(
             sa.update(accounts)
             .where(accounts.c.account_id == uuid.UUID(event.account_id), accounts.c.state.in_((ACTIVE, FROZEN)))
-            .values(contacts_wanted_at=self.clock.now())
+            .values(contacts_wanted_at=self.clock.now(), guardian_email=None, guardian_phone=None, guardian_until=None)
         )
         uow.after_commit(self._wanted.set)
 
@@ -121,14 +139,17 @@ class Accounts:
             )
             await uow.commit()
 
-    async def _record(self, account_id: uuid.UUID, wanted_at: dt.datetime, found: tuple[str, str, str] | None) -> None:
+    async def _record(self, account_id: uuid.UUID, wanted_at: dt.datetime, found: Contacts | None) -> None:
         """Auth's answer, unless the contacts were wanted again since the question (the next
         round asks again); auth knowing no such account leaves the contacts as they are. A
         deleted account has forgotten its contacts for good."""
         values: dict[str, Any] = {"contacts_wanted_at": None}
         if found is not None:
-            email, phone, locale = found
-            values.update(email=email or None, phone=phone or None, locale=known_locale(locale), updated_at=self.clock.now())
+            values.update(
+                email=found.email or None, phone=found.phone or None, locale=known_locale(found.locale), updated_at=self.clock.now(),
+                guardian_email=found.guardian_email or None, guardian_phone=found.guardian_phone or None,
+                guardian_until=found.guardian_until if (found.guardian_email or found.guardian_phone) else None,
+            )
         this_question = (accounts.c.account_id == account_id, accounts.c.contacts_wanted_at == wanted_at)
         async with self.db.unit_of_work() as uow:
             await uow.execute(sa.update(accounts).where(*this_question, accounts.c.state != DELETED).values(**values))

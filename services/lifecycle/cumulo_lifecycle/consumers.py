@@ -33,6 +33,7 @@ class AccountEvents:
         self.handlers: dict[str, Handler] = {
             "account.created": self.on_created,
             "account.contact_changed": self.on_contact_changed,
+            "guardian.revoked": self.on_guardian_revoked,
             "account.cancelled": self.on_cancelled,
             "account.status_changed": self.on_status_changed,
             "purge.completed": self.on_purge_completed,
@@ -49,6 +50,9 @@ class AccountEvents:
         if not event.message.verified:  # a verification changes no value: nobody to tell
             await self.notices.contact_changed(uow, event.event_id, event.message, event.occurred_at)
         await self.accounts.contact_changed(uow, event.message)
+
+    async def on_guardian_revoked(self, event: Event[events_pb2.GuardianRevoked], uow: UnitOfWork) -> None:
+        await self.accounts.guardian_revoked(uow, event.message)
 
     async def on_cancelled(self, event: Event[events_pb2.AccountCancelled], uow: UnitOfWork) -> None:
         cancelled = event.message

@@ -37,6 +37,17 @@ def _targets(row: Any) -> list[tuple[str, str]]:
     return [(channel, to) for channel, to in (("email", row.email), ("sms", row.phone)) if to]
 
 
+def _guardian_targets(row: Any, now: dt.datetime) -> list[tuple[str, str]]:
+    """A minor's guardian, while the guardian's access lasts: on channels of their own (a
+    notice goes once per channel), told in the notice that they receive it as the guardian."""
+    if row.guardian_until is None or row.guardian_until <= now:
+        return []
+    mine = {row.email, row.phone}
+    return [
+        (channel, to) for channel, to in (("guardian_email", row.guardian_email), ("guardian_sms", row.guardian_phone)) if to and to not in mine
+    ]
+
+
 class Notices:
     def __init__(self, settings: LifecycleSettings, clock: Clock) -> None:
         self.settings = settings
@@ -52,7 +63,10 @@ class Notices:
         now = self.clock.now()
         common = {"account_id": account_id, "kind": kind, "cycle": cycle, "locale": locale, "subject": subject, "created_at": now}
         values = [
-            {"notice_id": uuid.uuid4(), "channel": channel, "destination": to, "body": body, "status": "pending", "next_attempt_at": now}
+            {
+                "notice_id": uuid.uuid4(), "channel": channel, "destination": to, "status": "pending", "next_attempt_at": now,
+                "body": texts.GUARDIAN_NOTE[locale] + body if channel.startswith("guardian_") else body,
+            }
             for channel, to in targets
         ] or [{"notice_id": uuid.uuid4(), "channel": "none", "body": "", "status": "undeliverable", "last_error": none_because}]
         for value in values:
@@ -87,7 +101,8 @@ class Notices:
             "reactivate_link": f"{self.settings.reactivate_url}?token={token}" if token else self.settings.reactivate_url,
         }
         rendered = texts.render(kind, locale, values)
-        await self.queue(uow, row.account_id, kind, cycle, locale, rendered.subject, rendered.body, _targets(row))
+        targets = _targets(row) + _guardian_targets(row, self.clock.now())
+        await self.queue(uow, row.account_id, kind, cycle, locale, rendered.subject, rendered.body, targets)
 
     async def contact_changed(self, uow: UnitOfWork, event_id: str, changed: events_pb2.ContactChanged, at: dt.datetime) -> None:
         """The old contacts hear that they are no longer the account's (a stolen session

@@ -93,4 +93,8 @@ class Transitions:
         await cancel_pending_notices(uow, row.account_id)
         await self.notices.notify(uow, updated, DELETED_NOTICE.get(row.deletion_reason, "deleted"), cycle="final")
         # The notice keeps its own copy of where it goes; the ledger forgets the contacts.
-        await uow.execute(sa.update(accounts).where(accounts.c.account_id == row.account_id).values(email=None, phone=None, contacts_wanted_at=None))
+        await uow.execute(
+            sa.update(accounts)
+            .where(accounts.c.account_id == row.account_id)
+            .values(email=None, phone=None, guardian_email=None, guardian_phone=None, guardian_until=None, contacts_wanted_at=None)
+        )

@@ -56,8 +56,11 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
         return auth_pb2.SetAccountStatusResponse(account=convert.account(row))
 
     async def GetAccountContacts(self, request: auth_pb2.GetAccountContactsRequest, context: grpc.aio.ServicerContext) -> auth_pb2.GetAccountContactsResponse:
-        email, phone, locale = await self.admin.get_contacts(request.account_id)
-        return auth_pb2.GetAccountContactsResponse(email=email, phone=phone, locale=locale)
+        found = await self.admin.get_contacts(request.account_id)
+        return auth_pb2.GetAccountContactsResponse(
+            email=found.email, phone=found.phone, locale=found.locale, guardian_email=found.guardian_email,
+            guardian_phone=found.guardian_phone, guardian_until=timestamp(found.guardian_until),
+        )
 
     async def FindAccount(self, request: auth_pb2.FindAccountRequest, context: grpc.aio.ServicerContext) -> auth_pb2.FindAccountResponse:
         # People find people by verified contacts only; the operator finds any account.

@@ -39,6 +39,10 @@ accounts = sa.Table(
     sa.Column("email", sa.Text),
     sa.Column("phone", sa.Text),
     sa.Column("locale", sa.Text, nullable=False, server_default="zh-CN"),
+    # A minor's guardian, who gets the minor's notices too, until the minor comes of age.
+    sa.Column("guardian_email", sa.Text),
+    sa.Column("guardian_phone", sa.Text),
+    sa.Column("guardian_until", TIMESTAMP),
     # Set when auth announced new contacts; cleared once auth was asked for them (accounts.py).
     sa.Column("contacts_wanted_at", TIMESTAMP),
     sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
@@ -46,6 +50,9 @@ accounts = sa.Table(
     sa.Index("accounts_next_due", "next_due_at", postgresql_where=sa.text("next_due_at IS NOT NULL")),
     sa.Index("accounts_state", "state"),
     sa.Index("accounts_contacts_wanted", "contacts_wanted_at", postgresql_where=sa.text("contacts_wanted_at IS NOT NULL")),
+    # A guardian's change of contacts finds the minors whose copies hold the old ones.
+    sa.Index("accounts_guardian_email", "guardian_email", postgresql_where=sa.text("guardian_email IS NOT NULL")),
+    sa.Index("accounts_guardian_phone", "guardian_phone", postgresql_where=sa.text("guardian_phone IS NOT NULL")),
 )
 
 # The settings the stored due times were last computed with, per scope (retiming.py).

@@ -226,6 +226,11 @@ SERVICE_KINDS = {
 WHAT = {"en": {"folder": "folder", "file": "file"}, "zh-CN": {"folder": "文件夹", "file": "文件"}}
 CONTACT = {"en": {"email": "e-mail address", "phone": "phone number"}, "zh-CN": {"email": "电子邮箱", "phone": "手机号码"}}
 SOMEONE = {"en": "A cumulo user", "zh-CN": "一位 cumulo 用户"}
+# Before a minor's notice sent to their guardian.
+GUARDIAN_NOTE = {
+    "en": "You receive this as the guardian of a minor's cumulo account; it is about their account.\n\n",
+    "zh-CN": "您作为一位未成年人 cumulo 账号的监护人收到此消息；以下内容与该账号有关。\n\n",
+}
 # Kinds that go by e-mail only (a share is no reason for an SMS), and how many of a kind a
 # person gets in an hour at most (a flood of shares to one address stops reaching it).
 EMAIL_ONLY_KINDS = frozenset({"shared_with_you"})

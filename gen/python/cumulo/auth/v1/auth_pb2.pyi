@@ -1630,20 +1630,33 @@ class GetAccountContactsResponse(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
     LOCALE_FIELD_NUMBER: _builtins.int
+    GUARDIAN_EMAIL_FIELD_NUMBER: _builtins.int
+    GUARDIAN_PHONE_FIELD_NUMBER: _builtins.int
+    GUARDIAN_UNTIL_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     phone: _builtins.str
     locale: _builtins.str
     """The language the account's notices are written in."""
+    guardian_email: _builtins.str
+    """A minor's guardian (while the guardian's access lasts), who receives the minor's notices
+    too: the guardian's verified contacts, and until when (the minor's coming of age).
+    """
+    guardian_phone: _builtins.str
+    @_builtins.property
+    def guardian_until(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         email: _builtins.str = ...,
         phone: _builtins.str = ...,
         locale: _builtins.str = ...,
+        guardian_email: _builtins.str = ...,
+        guardian_phone: _builtins.str = ...,
+        guardian_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["guardian_until", b"guardian_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "locale", b"locale", "phone", b"phone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "guardian_email", b"guardian_email", "guardian_phone", b"guardian_phone", "guardian_until", b"guardian_until", "locale", b"locale", "phone", b"phone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
