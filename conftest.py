@@ -180,6 +180,8 @@ async def blob(
             # Take-outs are picked up at once, and split into archives of 3 MiB (a test's
             # few files fill more than one).
             CUMULO_BLOB_TAKEOUT_EVERY="PT0.3S", CUMULO_BLOB_TAKEOUT_ARCHIVE_BYTES=str(3 * 1024 * 1024),
+            # Subscribers are told of a new price at once; it may apply a minute later.
+            CUMULO_BLOB_PRICE_NOTICE_EVERY="PT0.3S", CUMULO_BLOB_PRICE_NOTICE="PT60S",
         )
     )
     async with in_process(blob_bootstrap.build, settings) as running:

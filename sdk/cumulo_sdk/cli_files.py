@@ -138,12 +138,30 @@ async def _plans(client: Cumulo, args: argparse.Namespace) -> int:
 
     def person() -> None:
         print_table(PLAN_COLUMNS, [[p.plan_id, p.name, human_size(p.bytes), _price(p.price_minor_units, p.currency), f"{p.period_days} days"] for p in plans])
+        for p in plans:
+            if p.HasField("next"):
+                print(f"{p.plan_id}: from {when(p.next.applies_at)}, {_price(p.next.price_minor_units, p.next.currency)} every {p.next.period_days} days")
+                if p.bought_price_version and p.accepted_price_version < p.next.price_version:
+                    print(f"  your renewals stay at the price you bought at until you accept: cumulo plans accept {p.plan_id}")
         if not bought:
             print("bought: nothing (the free storage)")
         for purchase in bought:
             print(f"bought: {purchase.plan_id} (+{human_size(purchase.bytes)}) until {when(purchase.ends_at)}")
 
     return show(args, {"plans": plans, "purchases": bought}, person)
+
+
+async def _accept_price(client: Cumulo, args: argparse.Namespace) -> int:
+    plans = {p.plan_id: p for p in await client.files.plans()}
+    plan = plans.get(args.plan_id)
+    if plan is None:
+        fail(f"{args.plan_id}: no such plan (cumulo plans lists them)")
+        return 2
+    newest = plan.next if plan.HasField("next") else plan
+    accepted = await client.files.accept_price(plan.plan_id, newest.price_version)
+    print(f"accepted {accepted.plan_id}: {_price(accepted.price_minor_units, accepted.currency)} every {accepted.period_days} days, "
+          f"from {when(accepted.applies_at)}; your renewals are at this price")
+    return 0
 
 
 async def _usage(client: Cumulo, args: argparse.Namespace) -> int:
@@ -189,6 +207,11 @@ def add_commands(commands: Any) -> None:
     plans = commands.add_parser("plans", help="the storage plans on offer, and what the account has bought")
     add_json_flag(plans)
     plans.set_defaults(run=_plans)
+    accept = plans.add_subparsers(dest="plans_command", metavar="COMMAND").add_parser(
+        "accept", help="accept a plan's new price: your renewals are at it from then on (until then, at the price you bought at)"
+    )
+    accept.add_argument("plan_id", help="the plan, as `cumulo plans` lists it")
+    accept.set_defaults(run=_accept_price)
     usage = commands.add_parser("usage", help="storage used and quota")
     add_json_flag(usage)
     usage.set_defaults(run=_usage)

@@ -158,6 +158,11 @@ class Files:
         """The storage plans on offer, with their prices."""
         return list((await self.call(self.stub.ListPlans, blob_pb2.ListPlansRequest())).plans)
 
+    async def accept_price(self, plan_id: str, price_version: int) -> blob_pb2.Plan:
+        """Renewals of the plan at this (new) price from now on."""
+        request = blob_pb2.AcceptPriceRequest(plan_id=plan_id, price_version=price_version)
+        return (await self.call(self.stub.AcceptPrice, request)).plan
+
     async def purchases(self) -> list[blob_pb2.Purchase]:
         """What the account has bought, and until when."""
         return list((await self.call(self.stub.ListPurchases, blob_pb2.ListPurchasesRequest())).purchases)

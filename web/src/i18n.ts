@@ -233,6 +233,10 @@ const en = {
   exportExpired: "Expired: the archives were deleted.",
   downloadArchive: "Download {name}",
   announcements: "Announcements",
+  newPrice: "New price from {when}: {price} / {days} days.",
+  renewalsKeepPrice: "Your renewals stay at the price you bought at until you accept it.",
+  acceptNewPrice: "Accept the new price",
+  newPriceAccepted: "You accepted it: your renewals are at the new price.",
   maintenanceBanner: "Maintenance from {from} until {until}: cumulo may be slow or unavailable meanwhile.",
   termsBanner: "New terms of service (version {version}) apply from {from}.",
 } as const;
@@ -466,6 +470,10 @@ const zh: Record<Key, string> = {
   exportExpired: "已过期：压缩包已删除。",
   downloadArchive: "下载 {name}",
   announcements: "公告",
+  newPrice: "自 {when} 起的新价格：{price} / {days} 天。",
+  renewalsKeepPrice: "在您接受之前，续费仍按您购买时的价格计算。",
+  acceptNewPrice: "接受新价格",
+  newPriceAccepted: "您已接受：续费将按新价格计算。",
   maintenanceBanner: "{from} 至 {until} 进行维护，期间 cumulo 可能变慢或暂时无法使用。",
   termsBanner: "新的服务条款（版本 {version}）将于 {from} 起生效。",
 };

@@ -49,6 +49,10 @@ class BlobSettings:
     takeout_expiry: dt.timedelta
     takeout_archive_bytes: int
     takeout_every: dt.timedelta
+    # How long before a new price applies a plan's subscribers must be told (§7.2), and how
+    # often a replica looks for subscribers to tell.
+    price_notice: dt.timedelta
+    price_notice_every: dt.timedelta
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BlobSettings:
@@ -76,6 +80,8 @@ class BlobSettings:
             takeout_expiry=env.interval("TAKEOUT_EXPIRY", "P7D"),
             takeout_archive_bytes=env.get("TAKEOUT_ARCHIVE_BYTES", 4 * 1024 * MIB),
             takeout_every=env.interval("TAKEOUT_EVERY", "PT5S"),
+            price_notice=env.interval("PRICE_NOTICE", "P30D"),
+            price_notice_every=env.interval("PRICE_NOTICE_EVERY", "PT60S"),
         )
         if settings.download_url_base and not settings.download_url_base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
             raise SettingsError("CUMULO_BLOB_DOWNLOAD_URL_BASE must be an https:// address (plain http only on this machine)")
@@ -103,6 +109,7 @@ class BlobSettings:
             ("DOWNLOAD_STALL_TIMEOUT", settings.download_stall_timeout),
             ("TAKEOUT_EXPIRY", settings.takeout_expiry),
             ("TAKEOUT_EVERY", settings.takeout_every),
+            ("PRICE_NOTICE_EVERY", settings.price_notice_every),
         ):
             if timeout <= dt.timedelta(0):
                 raise SettingsError(f"CUMULO_BLOB_{name} must be a positive duration")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cumulo_blob.config import BlobSettings
 from cumulo_blob.contents import StoredContent
+from cumulo_blob.plans import Plans
 from cumulo_blob.takeout import Takeout
 from cumulo_blob.trash import Trash
 from cumulo_blob.uploads import Uploads
@@ -16,8 +17,10 @@ TRASH_RETENTION_EVERY = 3600.0
 EXPIRE_EXPORTS_EVERY = 600.0
 
 
-def jobs(settings: BlobSettings, *, uploads: Uploads, contents: StoredContent, trash: Trash, takeout: Takeout) -> list[Job]:
+def jobs(settings: BlobSettings, *, uploads: Uploads, contents: StoredContent, trash: Trash, takeout: Takeout, plans: Plans) -> list[Job]:
     return [
+        # Subscribers told of their plan's new price, before it applies.
+        periodic(plans.notify_price_changes, every=settings.price_notice_every.total_seconds()),
         # Take-outs asked for, one at a time per replica; then archives past their expiry.
         periodic(takeout.run_due, every=settings.takeout_every.total_seconds()),
         periodic(takeout.expire, every=EXPIRE_EXPORTS_EVERY),

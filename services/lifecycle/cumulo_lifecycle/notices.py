@@ -181,6 +181,8 @@ class Notices:
             values["at"] = local_time(dt.datetime.fromisoformat(wanted.values.get("at", "")), self.cal.time_zone)
         except ValueError:
             values["at"] = local_time(self.clock.now(), self.cal.time_zone)
+        if wanted.kind == "price_changed":
+            values.update(texts.price_values(wanted.values, locale, lambda when: local_time(when, self.cal.time_zone)))
         if wanted.kind == "export_ready":
             values.update(texts.export_values(wanted.values, locale, lambda when: local_time(when, self.cal.time_zone)))
         if wanted.kind == "shared_with_you":

@@ -353,6 +353,33 @@ function Plans() {
         {plans.map((plan) => (
           <li key={plan.planId}>
             {plan.name}: {bytes(Number(plan.bytes))} · {price(plan.priceMinorUnits, plan.currency)} / {t("days", { n: plan.periodDays })}
+            {plan.next && (
+              <p class="hint" data-plan={plan.planId}>
+                {t("newPrice", {
+                  price: price(plan.next.priceMinorUnits, plan.next.currency),
+                  days: plan.next.periodDays,
+                  when: plan.next.appliesAt ? when(timestampDate(plan.next.appliesAt)) : "",
+                })}{" "}
+                {plan.boughtPriceVersion > 0 && plan.acceptedPriceVersion < plan.next.priceVersion ? (
+                  <>
+                    {t("renewalsKeepPrice")}{" "}
+                    <button
+                      type="button"
+                      onClick={() =>
+                        void run(async () => {
+                          await blob.acceptPrice({ planId: plan.planId, priceVersion: plan.next!.priceVersion });
+                          setPlans((await blob.listPlans({})).plans);
+                        })
+                      }
+                    >
+                      {t("acceptNewPrice")}
+                    </button>
+                  </>
+                ) : plan.acceptedPriceVersion >= plan.next.priceVersion ? (
+                  t("newPriceAccepted")
+                ) : null}
+              </p>
+            )}
           </li>
         ))}
       </ul>

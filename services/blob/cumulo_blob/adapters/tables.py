@@ -189,6 +189,20 @@ plan_prices = sa.Table(
     sa.Column("currency", sa.Text, nullable=False),
     sa.Column("period_days", sa.Integer, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),
+    # A new price applies from then; the plan's subscribers are told first (notified_at).
+    sa.Column("applies_at", TIMESTAMP, nullable=False),
+    sa.Column("notified_at", TIMESTAMP),
+)
+
+# A subscriber's consent to a plan's new price (§7.2): their renewals are at it from then on.
+price_acceptances = sa.Table(
+    "price_acceptances",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("plan_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("accepted_at", TIMESTAMP, nullable=False),
+    sa.Column("client_id", sa.Text, nullable=False, server_default=""),
 )
 
 purchases = sa.Table(
@@ -207,6 +221,8 @@ purchases = sa.Table(
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.ForeignKeyConstraint(["plan_id", "price_version"], ["plan_prices.plan_id", "plan_prices.version"]),
     sa.Index("purchases_account", "account_id", "ends_at"),
+    # A plan's subscribers, told of its new price.
+    sa.Index("purchases_plan", "plan_id", "ends_at"),
 )
 
 # Take-outs (cumulo_blob.takeout): one queued or running per account; the archives' keys,

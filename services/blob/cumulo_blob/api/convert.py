@@ -38,10 +38,12 @@ def link(row: Any, name: str, *, token: str = "") -> blob_pb2.ShareLink:
     )
 
 
-def plan(row: Any) -> blob_pb2.Plan:
+def plan(row: Any, next_price: Any = None, versions: tuple[int, int] = (0, 0)) -> blob_pb2.Plan:
     return blob_pb2.Plan(
         plan_id=row.plan_id, name=row.name, bytes=row.bytes, price_version=row.version,
         price_minor_units=row.price_minor_units, currency=row.currency, period_days=row.period_days,
+        applies_at=timestamp(row.applies_at), next=plan(next_price) if next_price is not None else None,
+        bought_price_version=versions[0], accepted_price_version=versions[1],
     )
 
 

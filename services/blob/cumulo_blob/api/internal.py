@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import grpc
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
@@ -42,6 +44,7 @@ class BlobInternalService(blob_pb2_grpc.BlobInternalServiceServicer):
         row = await self.plans.set_price(
             plan_id=request.plan_id, name=request.name, size=request.bytes, price=request.price_minor_units,
             currency=request.currency, period_days=request.period_days,
+            applies_at=request.applies_at.ToDatetime(tzinfo=dt.UTC) if request.HasField("applies_at") else None,
         )
         return blob_pb2.SetPlanPriceResponse(plan=convert.plan(row))
 

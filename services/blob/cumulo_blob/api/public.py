@@ -180,7 +180,14 @@ class BlobService(blob_pb2_grpc.BlobServiceServicer):
         return blob_pb2.GetDownloadUrlResponse(download=_download_url(*await self.downloads.signed_url(served)))
 
     async def ListPlans(self, request: blob_pb2.ListPlansRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListPlansResponse:
-        return blob_pb2.ListPlansResponse(plans=[convert.plan(r) for r in await self.plans.current()])
+        mine = await self.plans.versions_of(_me())
+        return blob_pb2.ListPlansResponse(
+            plans=[convert.plan(now, coming, mine.get(now.plan_id, (0, 0))) for now, coming in await self.plans.catalog()]
+        )
+
+    async def AcceptPrice(self, request: blob_pb2.AcceptPriceRequest, context: grpc.aio.ServicerContext) -> blob_pb2.AcceptPriceResponse:
+        row = await self.plans.accept_price(_me(), request.plan_id, request.price_version, current_principal().client_id)
+        return blob_pb2.AcceptPriceResponse(plan=convert.plan(row))
 
     async def ListPurchases(self, request: blob_pb2.ListPurchasesRequest, context: grpc.aio.ServicerContext) -> blob_pb2.ListPurchasesResponse:
         return blob_pb2.ListPurchasesResponse(purchases=[convert.purchase(r) for r in await self.plans.purchases_of(_me())])

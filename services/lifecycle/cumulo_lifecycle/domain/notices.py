@@ -121,6 +121,12 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "cumulo will be under maintenance from {starts_at} until {ends_at}; it may be slow or unavailable meanwhile."
             "{message}\n\nNothing stored is lost; sync and backups catch up by themselves afterwards.",
         ),
+        "price_changed": (
+            "The price of your cumulo plan {plan} changes on {applies_at}",
+            "From {applies_at}, the plan {plan} costs {new_price} for {period_days} days (now {old_price}).\n\n"
+            "What you have bought is not affected, and your renewals keep the price you bought at until you accept the new "
+            "one: on the account page of the web console, or with `cumulo plans accept`. If you do not, you may let the plan end.",
+        ),
         "export_ready": (
             "Your cumulo data is ready to download",
             "The copy of your cumulo account you asked for was made at {at}: {size} in all.\n\n"
@@ -207,6 +213,12 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "cumulo 将于 {starts_at} 至 {ends_at} 进行维护，期间服务可能变慢或暂时无法使用。{message}\n\n"
             "已存储的数据不会丢失；维护结束后同步和备份会自动继续。",
         ),
+        "price_changed": (
+            "您的 cumulo 套餐 {plan} 将于 {applies_at} 调整价格",
+            "自 {applies_at} 起，套餐 {plan} 的价格为每 {period_days} 天 {new_price}（现价 {old_price}）。\n\n"
+            "已购买的部分不受影响；在您接受新价格之前，续费仍按您购买时的价格计算。您可以在网页端的账号页面或使用 "
+            "`cumulo plans accept` 接受新价格；如不接受，可让套餐到期结束。",
+        ),
         "export_ready": (
             "您的 cumulo 数据已可下载",
             "您申请导出的 cumulo 账号数据已于 {at} 生成，共 {size}。\n\n"
@@ -222,6 +234,7 @@ SERVICE_KINDS = {
     "shared_with_you": ("owner", "name", "what", "at"),
     "password_reset": ("address", "at"),
     "export_ready": ("at", "expires_at", "size", "link"),
+    "price_changed": ("plan", "currency", "period_days", "old_price", "new_price", "applies_at"),
 }
 WHAT = {"en": {"folder": "folder", "file": "file"}, "zh-CN": {"folder": "文件夹", "file": "文件"}}
 CONTACT = {"en": {"email": "e-mail address", "phone": "phone number"}, "zh-CN": {"email": "电子邮箱", "phone": "手机号码"}}
@@ -261,6 +274,23 @@ def export_values(given: Mapping[str, str], locale: str, local: Callable[[dt.dat
     if not link.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         link = {"en": "the take-out page of the web console", "zh-CN": "网页端的数据导出页面"}[locale]
     return {"expires_at": expires, "size": human_size(size, locale), "link": link}
+
+
+def price_values(given: Mapping[str, str], locale: str, local: Callable[[dt.datetime], str]) -> dict[str, str]:
+    """A new price's date in the calendar's zone, and amounts in minor units as "21.00 CNY"."""
+    try:
+        applies = local(dt.datetime.fromisoformat(given.get("applies_at", "")))
+    except ValueError:
+        applies = "?"
+    currency = given.get("currency", "")[:3]
+
+    def money(minor: str) -> str:
+        try:
+            return f"{int(minor) / 100:.2f} {currency}"
+        except ValueError:
+            return "-"
+
+    return {"applies_at": applies, "old_price": money(given.get("old_price", "")), "new_price": money(given.get("new_price", ""))}
 
 
 def human_size(size: int, locale: str) -> str:

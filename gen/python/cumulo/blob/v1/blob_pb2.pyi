@@ -1591,6 +1591,10 @@ class Plan(_message.Message):
     PRICE_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     PERIOD_DAYS_FIELD_NUMBER: _builtins.int
+    APPLIES_AT_FIELD_NUMBER: _builtins.int
+    NEXT_FIELD_NUMBER: _builtins.int
+    BOUGHT_PRICE_VERSION_FIELD_NUMBER: _builtins.int
+    ACCEPTED_PRICE_VERSION_FIELD_NUMBER: _builtins.int
     plan_id: _builtins.str
     name: _builtins.str
     bytes: _builtins.int
@@ -1600,6 +1604,19 @@ class Plan(_message.Message):
     """In the currency's smallest unit (fen, cents)."""
     currency: _builtins.str
     period_days: _builtins.int
+    bought_price_version: _builtins.int
+    """In ListPlans, signed in: the price version of the caller's running purchase of the plan
+    (its renewals keep it until the new one is accepted), and the newest one they accepted.
+    """
+    accepted_price_version: _builtins.int
+    @_builtins.property
+    def applies_at(self) -> _timestamp_pb2.Timestamp:
+        """When this price applies (the past for the current one)."""
+
+    @_builtins.property
+    def next(self) -> Global___Plan:
+        """In ListPlans: a new price announced and not applying yet."""
+
     def __init__(
         self,
         *,
@@ -1610,14 +1627,60 @@ class Plan(_message.Message):
         price_minor_units: _builtins.int = ...,
         currency: _builtins.str = ...,
         period_days: _builtins.int = ...,
+        applies_at: _timestamp_pb2.Timestamp | None = ...,
+        next: Global___Plan | None = ...,
+        bought_price_version: _builtins.int = ...,
+        accepted_price_version: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applies_at", b"applies_at", "next", b"next"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "currency", b"currency", "name", b"name", "period_days", b"period_days", "plan_id", b"plan_id", "price_minor_units", b"price_minor_units", "price_version", b"price_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_price_version", b"accepted_price_version", "applies_at", b"applies_at", "bought_price_version", b"bought_price_version", "bytes", b"bytes", "currency", b"currency", "name", b"name", "next", b"next", "period_days", b"period_days", "plan_id", b"plan_id", "price_minor_units", b"price_minor_units", "price_version", b"price_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Plan: _TypeAlias = Plan  # noqa: Y015
+
+@_typing.final
+class AcceptPriceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    PRICE_VERSION_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    price_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        price_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan_id", b"plan_id", "price_version", b"price_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptPriceRequest: _TypeAlias = AcceptPriceRequest  # noqa: Y015
+
+@_typing.final
+class AcceptPriceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___Plan: ...
+    def __init__(
+        self,
+        *,
+        plan: Global___Plan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptPriceResponse: _TypeAlias = AcceptPriceResponse  # noqa: Y015
 
 @_typing.final
 class ListPlansRequest(_message.Message):
@@ -1791,12 +1854,19 @@ class SetPlanPriceRequest(_message.Message):
     PRICE_MINOR_UNITS_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     PERIOD_DAYS_FIELD_NUMBER: _builtins.int
+    APPLIES_AT_FIELD_NUMBER: _builtins.int
     plan_id: _builtins.str
     name: _builtins.str
     bytes: _builtins.int
     price_minor_units: _builtins.int
     currency: _builtins.str
     period_days: _builtins.int
+    @_builtins.property
+    def applies_at(self) -> _timestamp_pb2.Timestamp:
+        """When the new price applies. A plan with subscribers needs at least
+        CUMULO_BLOB_PRICE_NOTICE from now (they are told); unset: as early as allowed.
+        """
+
     def __init__(
         self,
         *,
@@ -1806,10 +1876,11 @@ class SetPlanPriceRequest(_message.Message):
         price_minor_units: _builtins.int = ...,
         currency: _builtins.str = ...,
         period_days: _builtins.int = ...,
+        applies_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applies_at", b"applies_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "currency", b"currency", "name", b"name", "period_days", b"period_days", "plan_id", b"plan_id", "price_minor_units", b"price_minor_units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applies_at", b"applies_at", "bytes", b"bytes", "currency", b"currency", "name", b"name", "period_days", b"period_days", "plan_id", b"plan_id", "price_minor_units", b"price_minor_units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -131,6 +131,11 @@ class BlobServiceStub:
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesRequest.SerializeToString,
                 response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesResponse.FromString,
                 _registered_method=True)
+        self.AcceptPrice = channel.unary_unary(
+                '/cumulo.blob.v1.BlobService/AcceptPrice',
+                request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.AcceptPriceRequest.SerializeToString,
+                response_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.AcceptPriceResponse.FromString,
+                _registered_method=True)
         self.CreateShareLink = channel.unary_unary(
                 '/cumulo.blob.v1.BlobService/CreateShareLink',
                 request_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.CreateShareLinkRequest.SerializeToString,
@@ -319,6 +324,15 @@ class BlobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcceptPrice(self, request, context):
+        """The caller accepts a plan's new price (announced in ListPlans' `next`): their renewals are
+        at that price from then on. Without it, renewals keep the price they bought at. Recorded
+        with when and from which client app.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateShareLink(self, request, context):
         """A link anyone can open (with a registered client, no account) until it expires or is
         revoked. Minors cannot create them; creation is rate-limited per account.
@@ -482,6 +496,11 @@ def add_BlobServiceServicer_to_server(servicer, server):
                     servicer.ListPurchases,
                     request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesRequest.FromString,
                     response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesResponse.SerializeToString,
+            ),
+            'AcceptPrice': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptPrice,
+                    request_deserializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.AcceptPriceRequest.FromString,
+                    response_serializer=cumulo_dot_blob_dot_v1_dot_blob__pb2.AcceptPriceResponse.SerializeToString,
             ),
             'CreateShareLink': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateShareLink,
@@ -1049,6 +1068,33 @@ class BlobService:
             '/cumulo.blob.v1.BlobService/ListPurchases',
             cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesRequest.SerializeToString,
             cumulo_dot_blob_dot_v1_dot_blob__pb2.ListPurchasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptPrice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.blob.v1.BlobService/AcceptPrice',
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.AcceptPriceRequest.SerializeToString,
+            cumulo_dot_blob_dot_v1_dot_blob__pb2.AcceptPriceResponse.FromString,
             options,
             channel_credentials,
             insecure,

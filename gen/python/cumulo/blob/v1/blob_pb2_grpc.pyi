@@ -74,6 +74,11 @@ class BlobServiceStub:
     ListPlans: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ListPlansRequest, _blob_pb2.ListPlansResponse]
     """The storage plans on sale, each at its current price."""
     ListPurchases: _grpc.UnaryUnaryMultiCallable[_blob_pb2.ListPurchasesRequest, _blob_pb2.ListPurchasesResponse]
+    AcceptPrice: _grpc.UnaryUnaryMultiCallable[_blob_pb2.AcceptPriceRequest, _blob_pb2.AcceptPriceResponse]
+    """The caller accepts a plan's new price (announced in ListPlans' `next`): their renewals are
+    at that price from then on. Without it, renewals keep the price they bought at. Recorded
+    with when and from which client app.
+    """
     CreateShareLink: _grpc.UnaryUnaryMultiCallable[_blob_pb2.CreateShareLinkRequest, _blob_pb2.CreateShareLinkResponse]
     """A link anyone can open (with a registered client, no account) until it expires or is
     revoked. Minors cannot create them; creation is rate-limited per account.
@@ -138,6 +143,11 @@ class BlobServiceAsyncStub(BlobServiceStub):
     ListPlans: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListPlansRequest, _blob_pb2.ListPlansResponse]  # type: ignore[assignment]
     """The storage plans on sale, each at its current price."""
     ListPurchases: _aio.UnaryUnaryMultiCallable[_blob_pb2.ListPurchasesRequest, _blob_pb2.ListPurchasesResponse]  # type: ignore[assignment]
+    AcceptPrice: _aio.UnaryUnaryMultiCallable[_blob_pb2.AcceptPriceRequest, _blob_pb2.AcceptPriceResponse]  # type: ignore[assignment]
+    """The caller accepts a plan's new price (announced in ListPlans' `next`): their renewals are
+    at that price from then on. Without it, renewals keep the price they bought at. Recorded
+    with when and from which client app.
+    """
     CreateShareLink: _aio.UnaryUnaryMultiCallable[_blob_pb2.CreateShareLinkRequest, _blob_pb2.CreateShareLinkResponse]  # type: ignore[assignment]
     """A link anyone can open (with a registered client, no account) until it expires or is
     revoked. Minors cannot create them; creation is rate-limited per account.
@@ -313,6 +323,17 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _blob_pb2.ListPurchasesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_blob_pb2.ListPurchasesResponse, _abc.Awaitable[_blob_pb2.ListPurchasesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AcceptPrice(
+        self,
+        request: _blob_pb2.AcceptPriceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.AcceptPriceResponse, _abc.Awaitable[_blob_pb2.AcceptPriceResponse]]:
+        """The caller accepts a plan's new price (announced in ListPlans' `next`): their renewals are
+        at that price from then on. Without it, renewals keep the price they bought at. Recorded
+        with when and from which client app.
+        """
 
     @_abc_1.abstractmethod
     def CreateShareLink(
