@@ -29,6 +29,7 @@ from cumulo.lifecycle.v1 import lifecycle_pb2
 from cumulo.locator.v1 import locator_pb2
 from cumulo.moderation.v1 import moderation_pb2
 from cumulo.sync.v1 import sync_pb2
+from cumulo.takeout.v1 import takeout_pb2
 from cumulo_devstack.stack import running_gateway
 from cumulo_devstack.testing import PASSWORD, People, Person, allowed_caller, forged_access_token, unique_email
 from cumulo_devstack.testing.readme import shell_blocks
@@ -157,6 +158,7 @@ AUTH, BLOB, LINKS = "cumulo.auth.v1.AuthService", "cumulo.blob.v1.BlobService", 
 LIFECYCLE, SYNC, BACKUP = "cumulo.lifecycle.v1.LifecycleService", "cumulo.sync.v1.SyncService", "cumulo.sync.v1.BackupService"
 LOCATOR, AGENT = "cumulo.locator.v1.DeviceLocatorService", "cumulo.locator.v1.DeviceAgentService"
 COMPLAINTS, MODERATION = "cumulo.moderation.v1.ComplaintService", "cumulo.moderation.v1.ModerationService"
+TAKEOUT = "cumulo.takeout.v1.TakeoutService"
 NOT_AN_ID = "not-an-id"
 
 
@@ -196,6 +198,7 @@ ANSWERS = [
         MODERATION, "ListBlocklist", lambda w: moderation_pb2.ListBlocklistRequest(page_size=5),
         lambda w: ("GET", "/v1/moderation/blocklist?page_size=5", None), caller="moderator",
     ),
+    Case(TAKEOUT, "ListExports", lambda w: takeout_pb2.ListExportsRequest(), lambda w: ("GET", "/v1/exports", None)),
 ]
 
 ERRORS = [
@@ -234,6 +237,9 @@ ERRORS = [
     Case(
         MODERATION, "GetCase", lambda w: moderation_pb2.GetCaseRequest(case_id=NOT_AN_ID),
         lambda w: ("GET", f"/v1/moderation/cases/{NOT_AN_ID}", None), caller="moderator",
+    ),
+    Case(
+        TAKEOUT, "GetExport", lambda w: takeout_pb2.GetExportRequest(export_id=NOT_AN_ID), lambda w: ("GET", f"/v1/exports/{NOT_AN_ID}", None),
     ),
 ]
 

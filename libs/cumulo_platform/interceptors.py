@@ -45,7 +45,7 @@ from cumulo_platform.errors import (
 from cumulo_platform.identity import caller
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.logging import CURRENT_CALL, debug_enabled, get_logger
-from cumulo_platform.tokens import Principal, TokenVerifier
+from cumulo_platform.tokens import Principal, TokenVerifier, within_scope
 from cumulo_platform.trust import allowed_callers
 
 CLIENT_ID_HEADER = "x-cumulo-client-id"
@@ -321,6 +321,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             token = authorization[7:].strip()
             call.principal = await self._verifier.verify(token)
             call.bearer_token = token
+            within_scope(call.principal, method)
             if self._account_gate is not None:
                 await self._account_gate(call.principal)
             if self._recorder is not None:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
 from cumulo_platform.clock import Clock, SystemClock
-from cumulo_platform.errors import FailedPrecondition, Unauthenticated, Unavailable
+from cumulo_platform.errors import FailedPrecondition, PermissionDenied, Unauthenticated, Unavailable
 from cumulo_platform.remote import Remote
 
 ISSUER = "cumulo-auth"
@@ -38,8 +38,10 @@ def access_claims(
     issued_at: dt.datetime,
     expires_at: dt.datetime,
     password_at: dt.datetime | None = None,
+    scope: str = "",
 ) -> dict[str, Any]:
-    """What an access token says, as `TokenVerifier` reads it back into a `Principal`."""
+    """What an access token says, as `TokenVerifier` reads it back into a `Principal`. A
+    `scope` (SCOPES) narrows what the token may call."""
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -56,7 +58,33 @@ def access_claims(
     }
     if password_at is not None:
         claims["pwd_at"] = int(password_at.timestamp())
+    if scope:
+        claims["scp"] = scope
     return claims
+
+
+# Tokens of a narrowed scope, and the only methods they may call (every service's interceptor
+# checks: cumulo_platform.interceptors). "takeout": a terminated account whose decision leaves
+# its owner a window to take their data out before its deletion.
+TAKEOUT_SCOPE = "takeout"
+SCOPES: dict[str, frozenset[str]] = {
+    TAKEOUT_SCOPE: frozenset({
+        "/cumulo.takeout.v1.TakeoutService/StartExport",
+        "/cumulo.takeout.v1.TakeoutService/GetExport",
+        "/cumulo.takeout.v1.TakeoutService/ListExports",
+        "/cumulo.auth.v1.AuthService/GetAccount",
+        "/cumulo.auth.v1.AuthService/Logout",
+        "/cumulo.lifecycle.v1.LifecycleService/GetAccountState",
+    }),
+}
+
+
+def within_scope(principal: Principal, method: str) -> None:
+    """Refuses a call a scoped token may not make (an unknown scope may make none)."""
+    if principal.scope and method not in SCOPES.get(principal.scope, frozenset()):
+        raise PermissionDenied(
+            "this account has been terminated: only the take-out of its data is open until its deletion", reason="ACCOUNT_TERMINATED"
+        )
 
 
 def sign(claims: Mapping[str, Any], key_id: str, private_key: Ed25519PrivateKey) -> str:
@@ -77,6 +105,8 @@ class Principal:
     password_at: float = 0.0
     # When the token was issued (its `iat`, to the millisecond): revocations cut off by it.
     issued_at: float = 0.0
+    # A narrowed token's scope (SCOPES); "" for an account's full use.
+    scope: str = ""
 
 
 def require_recent_password(principal: Principal, *, now: dt.datetime, within: dt.timedelta, action: str) -> None:
@@ -235,4 +265,5 @@ class TokenVerifier:
             expires_at=float(claims["exp"]),
             password_at=float(claims.get("pwd_at", 0)),
             issued_at=float(claims["iat"]),
+            scope=str(claims.get("scp", "")),
         )

@@ -83,6 +83,6 @@ def add_admin_commands(services: Any) -> None:
         add_json_flag(parser)
         parser.set_defaults(run=_announce)
     shown = notices.add_parser("show", help="an announcement, and how many accounts are queued so far")
-    shown.add_argument("announcement_id")
+    shown.add_argument("announcement_id", help="its id, as `notices terms` or `notices maintenance` printed it")
     add_json_flag(shown)
     shown.set_defaults(run=_show)

@@ -171,7 +171,9 @@ async def _decide(client: Cumulo, args: argparse.Namespace) -> int:
             fail("suspend needs --for, e.g. --for 7d", "cumulo-admin")
             return 2
         seconds = parse_span(args.duration, "--for")
-    print_case(await client.moderation.decide(args.case_id, args.decision, args.reason, suspend_seconds=seconds))
+    print_case(
+        await client.moderation.decide(args.case_id, args.decision, args.reason, suspend_seconds=seconds, allow_export=args.allow_export)
+    )
     return 0
 
 
@@ -255,6 +257,11 @@ def add_admin_commands(services: Any) -> None:
     decide.add_argument("decision", choices=list(DECISIONS), help="what is done: " + ", ".join(DECISIONS))
     decide.add_argument("--reason", required=True, help="recorded in the audit log and told to the owner")
     decide.add_argument("--for", dest="duration", help="suspend only: e.g. 7d, 12h")
+    decide.add_argument(
+        "--allow-export", action="store_true",
+        help="terminate only: the owner may sign in to take their data out for the server's window before the deletion "
+        "(not where the content is itself unlawful)",
+    )
     decide.set_defaults(run=_decide)
     for name, text in (("hold", "legal hold: nothing of the account is deleted"), ("release", "release a legal hold")):
         hold = moderation.add_parser(name, help=text)

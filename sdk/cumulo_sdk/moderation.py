@@ -93,8 +93,10 @@ class Moderation:
     async def claim(self, case_id: str, *, take_over: bool = False) -> pb.CaseSummary:
         return (await self.client.call(self.stub.ClaimCase, pb.ClaimCaseRequest(case_id=case_id, take_over=take_over))).case
 
-    async def decide(self, case_id: str, decision: str, reason: str, *, suspend_seconds: int = 0) -> pb.CaseSummary:
-        request = pb.DecideCaseRequest(case_id=case_id, decision=DECISIONS[decision], reason=reason, suspend_seconds=suspend_seconds)
+    async def decide(self, case_id: str, decision: str, reason: str, *, suspend_seconds: int = 0, allow_export: bool = False) -> pb.CaseSummary:
+        request = pb.DecideCaseRequest(
+            case_id=case_id, decision=DECISIONS[decision], reason=reason, suspend_seconds=suspend_seconds, allow_export=allow_export
+        )
         return (await self.client.call(self.stub.DecideCase, request, timeout=120)).case
 
     async def hold(self, account_id: str, *, held: bool, reason: str) -> None:

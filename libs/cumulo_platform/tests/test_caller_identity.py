@@ -150,7 +150,7 @@ def test_every_internal_method_of_every_service_has_its_callers_listed():
 
     listed = set(INTERNAL_CALLERS)
     found = set()
-    for module in ("auth", "blob", "lifecycle", "evidence"):
+    for module in ("auth", "blob", "lifecycle", "evidence", "takeout"):
         pb = importlib.import_module(f"cumulo.{module}.v1.{module}_pb2")
         for service in pb.DESCRIPTOR.services_by_name.values():
             if service.name.endswith("InternalService"):

@@ -23,6 +23,8 @@ from cumulo_platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from cumulo_platform.grpc_convert import timestamp
 
 SETTABLE_STATUSES = ("active", "suspended", "terminated")
+# The longest a terminated account's owner may be left to take their data out.
+EXPORT_WINDOW_MAX = dt.timedelta(days=90)
 
 
 @dataclasses.dataclass
@@ -53,7 +55,8 @@ class Admin:
         self.time_zone = time_zone
 
     async def set_account_status(
-        self, *, account_id: str, status: str, suspended_until: dt.datetime | None, reason: str, actor: str
+        self, *, account_id: str, status: str, suspended_until: dt.datetime | None, reason: str, actor: str,
+        export_until: dt.datetime | None = None,
     ) -> dict[str, Any]:
         target = account_table.account_uuid(account_id)
         if status not in SETTABLE_STATUSES:
@@ -62,6 +65,8 @@ class Admin:
         now = self.clock.now()
         if status == "suspended" and suspended_until is not None and suspended_until <= now:
             raise InvalidArgument("suspended_until", "must be in the future")
+        if export_until is not None and (status != "terminated" or not now < export_until <= now + EXPORT_WINDOW_MAX):
+            raise InvalidArgument("export_until", f"only a termination has one, in the future and at most {EXPORT_WINDOW_MAX.days} days away")
         async with self.db.unit_of_work() as uow:
             current = await account_table.load(uow, target, lock=True)
             if current.status in CLOSED and status != current.status:
@@ -73,6 +78,7 @@ class Admin:
                     status=status,
                     status_reason=reason,
                     suspended_until=suspended_until if status == "suspended" else None,
+                    export_until=export_until,
                     updated_at=now,
                 )
             )
@@ -90,6 +96,7 @@ class Admin:
                     reason=reason,
                     suspended_until=timestamp(suspended_until) if status == "suspended" else None,
                     actor=actor,
+                    export_until=timestamp(export_until),
                 ),
                 account_id=str(target),
             )

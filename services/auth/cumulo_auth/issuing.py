@@ -18,6 +18,7 @@ from cumulo_platform import ages
 from cumulo_platform.ages import local_date
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import UnitOfWork
+from cumulo_platform.tokens import TAKEOUT_SCOPE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,4 +82,6 @@ class TokenIssuer:
             issued_at=now,
             ttl=self.settings.access_token_ttl,
             password_at=password_at,
+            # A terminated account in its take-out window: its tokens reach the take-out only.
+            scope=TAKEOUT_SCOPE if account.status == "terminated" else "",
         )

@@ -60,7 +60,13 @@ class AccountEvents:
 
     async def on_status_changed(self, event: Event[events_pb2.AccountStatusChanged], uow: UnitOfWork) -> None:
         if event.message.status == "terminated":
-            await self.saga.asked(uow, uuid.UUID(event.message.account_id), event.occurred_at, "termination")
+            account = uuid.UUID(event.message.account_id)
+            window = event.message.export_until.ToDatetime(tzinfo=dt.UTC) if event.message.HasField("export_until") else None
+            if window is not None and window > event.occurred_at:
+                # Its owner may take their data out first: the deletion waits until then.
+                await self.saga.defer(uow, account, window, "termination")
+            else:
+                await self.saga.asked(uow, account, event.occurred_at, "termination")
 
     async def on_purge_completed(self, event: Event[events_pb2.PurgeCompleted], uow: UnitOfWork) -> None:
         await self.saga.completed(uow, event.message)

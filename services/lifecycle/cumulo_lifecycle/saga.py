@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
-from cumulo_lifecycle.adapters.tables import accounts, purge_participants, purges, tombstones
+from cumulo_lifecycle.adapters.tables import accounts, deferred_deletions, purge_participants, purges, tombstones
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.domain.calendar import ACTIVE, DELETED, DELETING
 from cumulo_lifecycle.rows import AccountRows
@@ -80,6 +80,40 @@ class Saga:
             await self.rows.record(uow, account_id, row.state, row.state, f"{reason} waits for a legal hold")
             return
         await self.start(uow, row, reason=reason)
+
+    async def defer(self, uow: UnitOfWork, account_id: uuid.UUID, due_at: dt.datetime, reason: str) -> None:
+        """A deletion asked for `due_at` (asked again: the first time stands)."""
+        await uow.execute(
+            pg_insert(deferred_deletions)
+            .values(account_id=account_id, due_at=due_at, reason=reason, created_at=self.clock.now())
+            .on_conflict_do_nothing()
+        )
+        row = await self.rows.lock(uow, account_id)
+        state = row.state if row is not None else ACTIVE
+        await self.rows.record(uow, account_id, state, state, f"{reason}: deleted from {due_at.isoformat()}; its owner may take their data out until then")
+
+    async def start_deferred(self) -> int:
+        """The deferred deletions now due, each asked as any deletion (it waits for a legal
+        hold); taken with SKIP LOCKED, so replicas share them."""
+        started = 0
+        while True:
+            async with self.db.unit_of_work() as uow:
+                due = (
+                    await uow.execute(
+                        sa.select(deferred_deletions)
+                        .where(deferred_deletions.c.due_at <= self.clock.now())
+                        .order_by(deferred_deletions.c.due_at)
+                        .limit(100)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                for row in due:
+                    await self.asked(uow, row.account_id, row.due_at, row.reason)
+                    await uow.execute(sa.delete(deferred_deletions).where(deferred_deletions.c.account_id == row.account_id))
+                await uow.commit()
+            started += len(due)
+            if len(due) < 100:
+                return started
 
     async def completed(self, uow: UnitOfWork, report: events_pb2.PurgeCompleted) -> None:
         """One participant's report; the last one ends the deletion."""

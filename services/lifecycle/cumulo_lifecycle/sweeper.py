@@ -69,6 +69,7 @@ class Sweeper:
             if len(rows) < batch or (limit is not None and done >= limit):
                 break
         done += await self.saga.retry_due(planned)
+        done += await self.saga.start_deferred()
         return planned, done
 
     async def _plan(self, limit: int) -> list[Planned]:

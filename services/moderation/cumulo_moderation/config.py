@@ -36,6 +36,9 @@ class ModerationSettings:
     link_burst: int
     link_burst_window: dt.timedelta
     max_suspension: dt.timedelta
+    # How long a terminated account's owner may take their data out when the decision allows
+    # it (DecideCase allow_export); the deletion waits for it. P0D: never.
+    termination_export_window: dt.timedelta
     # The times in the notices to people are told in this zone (CUMULO_TIME_ZONE, as the
     # lifecycle's notices are, unless CUMULO_MODERATION_TIME_ZONE says otherwise).
     time_zone: zoneinfo.ZoneInfo
@@ -63,6 +66,7 @@ class ModerationSettings:
             link_burst=env.get("LINK_BURST", 50),
             link_burst_window=env.interval("LINK_BURST_WINDOW", "PT10M"),
             max_suspension=env.interval("MAX_SUSPENSION", "P365D"),
+            termination_export_window=env.interval("TERMINATION_EXPORT_WINDOW", "P14D"),
             time_zone=env.time_zone(),
             evidence_lock_mode=_lock_mode(env.get("EVIDENCE_LOCK_MODE", "off")),
             evidence_lock_days=env.get("EVIDENCE_LOCK_DAYS", 0),

@@ -78,9 +78,13 @@ class Decisions:
                 "decision", "this case is about a shared folder's link: block it (the link is disconnected), or delete its files in cases of their own"
             )
 
-    async def decide(self, case_id: str, moderator: str, *, decision: str, reason: str, suspend_seconds: int) -> Any:
+    async def decide(self, case_id: str, moderator: str, *, decision: str, reason: str, suspend_seconds: int, allow_export: bool = False) -> Any:
         target = case_id_of(case_id)
         self._check_duration(decision, suspend_seconds)
+        if allow_export and decision != "terminate":
+            raise InvalidArgument("allow_export", "only a TERMINATE decision leaves the owner a window to take their data out")
+        if allow_export and self.settings.termination_export_window <= dt.timedelta(0):
+            raise InvalidArgument("allow_export", "this server gives terminated accounts no window to take their data out")
         summary: Any = None
         async with self.db.unit_of_work() as uow:
             row = await self.cases.locked(uow, target)
@@ -93,7 +97,9 @@ class Decisions:
                     )
                 effect = await self.effects.take_up(uow, pending.effect_id)  # deciding again carries it out again
             else:
-                effect = await self._record(uow, row, moderator, decision=decision, reason=reason, suspend_seconds=suspend_seconds)
+                effect = await self._record(
+                    uow, row, moderator, decision=decision, reason=reason, suspend_seconds=suspend_seconds, allow_export=allow_export
+                )
                 if effect is None:
                     summary = await self.cases.summary(uow, target)
             await uow.commit()
@@ -108,7 +114,9 @@ class Decisions:
         log.info("case_decided", case_id=str(target), decision=decision)
         return await self.cases.summary_of(target)
 
-    async def _record(self, uow: UnitOfWork, row: Any, moderator: str, *, decision: str, reason: str, suspend_seconds: int) -> Any | None:
+    async def _record(
+        self, uow: UnitOfWork, row: Any, moderator: str, *, decision: str, reason: str, suspend_seconds: int, allow_export: bool = False
+    ) -> Any | None:
         """The pending effect of a decision, or None when nobody else has anything to do (the
         decision is then recorded here)."""
         now = self.clock.now()
@@ -134,7 +142,7 @@ class Decisions:
         return await self.effects.record(
             uow, purpose="decision", case_id=row.case_id, subject=subject, action=action, account_id=account, node_id=row.node_id,
             link_id=row.link_id, decision=decision, actor=moderator, reason=reason, call_reason=f"case {row.case_id}: {reason}",
-            suspended_until=until, at=now,
+            suspended_until=until, at=now, export_until=now + self.settings.termination_export_window if allow_export else None,
         )
 
     async def _carried_out(self, uow: UnitOfWork, effect: Any, outcome: str, place: Place | None) -> None:
@@ -146,12 +154,12 @@ class Decisions:
             )
             await self._decided(
                 uow, row, decision=effect.decision, moderator=effect.actor, reason=effect.reason, at=effect.created_at,
-                until=effect.suspended_until, place=place,
+                until=effect.suspended_until, place=place, export_until=effect.export_until,
             )
 
     async def _decided(
         self, uow: UnitOfWork, row: Any, *, decision: str, moderator: str, reason: str, at: dt.datetime, until: dt.datetime | None,
-        place: Place | None,
+        place: Place | None, export_until: dt.datetime | None = None,
     ) -> None:
         """`at`: when the moderator decided (a suspension runs from then). `place`: where the
         case's content is, None when not looked up (the notice then waits for it)."""
@@ -168,7 +176,7 @@ class Decisions:
             args = {
                 "decision": decision, "category": row.category, "reason": reason, "case_id": str(row.case_id),
                 "until": self.owners.local(until) if until else "", "counter_wait": notices.span(self.settings.counter_notice_wait),
-                "node_kind": row.node_kind or "file",
+                "node_kind": row.node_kind or "file", "export_until": self.owners.local(export_until) if export_until else "",
             }
             await self.owners.tell(
                 uow, account_id=account, reference=decided_reference(row.case_id), kind="decided", args=args,

@@ -180,7 +180,7 @@ class Effects:
         self, uow: UnitOfWork, *, purpose: str, subject: str, action: str, account_id: Any, actor: str, reason: str,
         call_reason: str, case_id: uuid.UUID | None = None, node_id: Any = None, link_id: Any = None, sha256: str = "",
         decision: str = "", suspended_until: dt.datetime | None = None, due_now: bool = False, at: dt.datetime | None = None,
-        digests: list[str] | None = None,
+        digests: list[str] | None = None, export_until: dt.datetime | None = None,
     ) -> Any:
         """The pending effect, after `claim` (`claim_digests` for blocklist entries, which name
         no account and give their `digests`). `reason` is the purpose's own (a moderator's,
@@ -194,7 +194,7 @@ class Effects:
                     effect_id=uuid.uuid4(), purpose=purpose, case_id=case_id, subject=subject, action=action,
                     account_id=uuid.UUID(str(account_id)) if account_id else None, node_id=uuid.UUID(str(node_id)) if node_id else None,
                     link_id=uuid.UUID(str(link_id)) if link_id else None, sha256=sha256, decision=decision, actor=actor,
-                    reason=reason, call_reason=call_reason, suspended_until=suspended_until, created_at=now,
+                    reason=reason, call_reason=call_reason, suspended_until=suspended_until, export_until=export_until, created_at=now,
                     due_at=now if due_now else now + self.lease, digests=digests,
                 )
                 .returning(*effects.c)
@@ -260,7 +260,7 @@ class Effects:
             await self.services.suspend(account, effect.suspended_until, reason=told, actor=actor)
         elif effect.action == "terminate":
             try:
-                await self.services.terminate(account, reason=told, actor=actor)
+                await self.services.terminate(account, reason=told, actor=actor, export_until=effect.export_until)
             except FailedPrecondition as err:
                 if err.reason != "ACCOUNT_CLOSED":
                     raise

@@ -200,6 +200,7 @@ class SigningKeys:
         issued_at: dt.datetime,
         ttl: dt.timedelta,
         password_at: dt.datetime | None = None,
+        scope: str = "",
     ) -> tuple[str, dt.datetime]:
         if self._active is None:
             raise RuntimeError("ensure_active_key() was not called")
@@ -214,5 +215,6 @@ class SigningKeys:
             issued_at=issued_at,
             expires_at=expires_at,
             password_at=password_at,
+            scope=scope,
         )
         return sign(claims, key_id, private), expires_at

@@ -29,6 +29,9 @@ accounts = sa.Table(
     sa.Column("status", sa.Text, nullable=False, server_default="active"),
     sa.Column("status_reason", sa.Text, nullable=False, server_default=""),
     sa.Column("suspended_until", sa.DateTime(timezone=True)),
+    # A terminated account whose decision lets its owner take their data out: until then they
+    # may sign in, to the take-out only.
+    sa.Column("export_until", sa.DateTime(timezone=True)),
     sa.Column("roles", postgresql.ARRAY(sa.Text), nullable=False, server_default="{}"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -34,6 +34,7 @@ def account(row: dict[str, Any]) -> auth_pb2.Account:
         email_verified=row["email_verified_at"] is not None,
         phone_verified=row["phone_verified_at"] is not None,
         two_step=row["two_step_at"] is not None,
+        export_until=timestamp(row["export_until"]) if row["status"] == "terminated" else None,
     )
 
 

@@ -50,6 +50,7 @@ class AuthInternalService(auth_pb2_grpc.AuthInternalServiceServicer):
             suspended_until=request.suspended_until.ToDatetime(tzinfo=dt.UTC)
             if request.HasField("suspended_until")
             else None,
+            export_until=request.export_until.ToDatetime(tzinfo=dt.UTC) if request.HasField("export_until") else None,
             reason=request.reason,
             actor=audit_actor(request.actor),
         )

@@ -37,6 +37,8 @@ def refusal(row: Any, now: dt.datetime) -> FailedPrecondition | PermissionDenied
         until = f" until {row.suspended_until.isoformat()}" if row.suspended_until else ""
         return PermissionDenied(f"this account is suspended{until}", reason="ACCOUNT_SUSPENDED")
     if row.status == "terminated":
+        if row.export_until is not None and row.export_until > now:
+            return None  # its owner may sign in to take their data out (tokens of the take-out scope)
         return PermissionDenied("this account has been terminated", reason="ACCOUNT_TERMINATED")
     if row.status == "cancelled":
         return PermissionDenied("this account has been cancelled", reason="ACCOUNT_CANCELLED")

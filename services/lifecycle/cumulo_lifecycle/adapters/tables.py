@@ -134,6 +134,18 @@ announcements = sa.Table(
     sa.Index("announcements_unqueued", "created_at", postgresql_where=sa.text("queued_at IS NULL")),
 )
 
+# Deletions asked for a later time: a termination that leaves its owner a window to take their
+# data out (account.status_changed with export_until). The sweeper starts them when due.
+deferred_deletions = sa.Table(
+    "deferred_deletions",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("due_at", TIMESTAMP, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Index("deferred_deletions_due", "due_at"),
+)
+
 purges = sa.Table(
     "purges",
     metadata,

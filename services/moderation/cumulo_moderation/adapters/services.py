@@ -133,12 +133,16 @@ class Services:
             ),
         )
 
-    async def terminate(self, account_id: str, *, reason: str, actor: str) -> None:
+    async def terminate(self, account_id: str, *, reason: str, actor: str, export_until: dt.datetime | None = None) -> None:
         """Auth closes the account and ends its sessions; its account.status_changed event
-        starts the lifecycle's deletion saga (which waits while the account is held)."""
+        starts the lifecycle's deletion saga (which waits while the account is held, and until
+        `export_until` when the owner may take their data out first)."""
         await self.auth.call(
             self.auth.stub.SetAccountStatus,
-            auth_pb2.SetAccountStatusRequest(account_id=account_id, status=auth_pb2.ACCOUNT_STATUS_TERMINATED, reason=reason, actor=actor),
+            auth_pb2.SetAccountStatusRequest(
+                account_id=account_id, status=auth_pb2.ACCOUNT_STATUS_TERMINATED, reason=reason, actor=actor,
+                export_until=timestamp(export_until),
+            ),
         )
 
     async def contacts(self, account_id: str) -> dict[str, Any]:

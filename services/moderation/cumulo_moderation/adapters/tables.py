@@ -126,6 +126,8 @@ effects = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),  # the purpose's own: a moderator's, a blocklist entry's
     sa.Column("call_reason", sa.Text, nullable=False),  # what the other service records
     sa.Column("suspended_until", TIMESTAMP),
+    # A termination that leaves the owner a window to take their data out: its end.
+    sa.Column("export_until", TIMESTAMP),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     # Until then the effect is being carried out by whoever recorded or last took it up;
     # after it, `Effects.resume_due` takes it up (it was interrupted, or failed for a while).

@@ -115,7 +115,10 @@ class ModerationService(moderation_pb2_grpc.ModerationServiceServicer):
         moderator = _moderator()
         decision = _decision(request.decision)
         reason = rules.check_reason(request.reason)
-        row = await self.decisions.decide(request.case_id, moderator, decision=decision, reason=reason, suspend_seconds=request.suspend_seconds)
+        row = await self.decisions.decide(
+            request.case_id, moderator, decision=decision, reason=reason, suspend_seconds=request.suspend_seconds,
+            allow_export=request.allow_export,
+        )
         return pb.DecideCaseResponse(case=convert.case(row))
 
     async def SetLegalHold(self, request: pb.SetLegalHoldRequest, context: grpc.aio.ServicerContext) -> pb.SetLegalHoldResponse:

@@ -115,7 +115,7 @@ def _next(*steps: str) -> str:
 
 def decided(
     *, decision: str, category: str, reason: str, case_id: str, what: str = "", until: str = "", counter_wait: str = "",
-    node_kind: str = "file",
+    node_kind: str = "file", export_until: str = "",
 ) -> Message | None:
     """The message for a decision, or None when the owner has nothing to hear (a dismissal).
     `what`: the content, named by `name` ("" for a case about the account)."""
@@ -155,6 +155,13 @@ def decided(
             f"then, and the apps signed in stop working within minutes. Your data is kept.\n\n{why}{appeal}",
         )
     if decision == "terminate":
+        if export_until:
+            return Message(
+                "Your cumulo account is being closed",
+                f"After a complaint {about}, your cumulo account has been closed. Until {export_until} you may still sign in, "
+                f"only to take a copy of your data out; then it is deleted.\n\n{why}"
+                + _next("Sign in and download your data: `cumulo takeout start --wait --dest FOLDER`, or the web console's take-out page.", _reply(case_id)),
+            )
         return Message(
             "Your cumulo account is being closed",
             f"After a complaint {about}, your cumulo account has been closed and its data will be deleted.\n\n{why}"

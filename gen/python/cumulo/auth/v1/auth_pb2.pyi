@@ -85,6 +85,7 @@ class Account(_message.Message):
     EMAIL_VERIFIED_FIELD_NUMBER: _builtins.int
     PHONE_VERIFIED_FIELD_NUMBER: _builtins.int
     TWO_STEP_FIELD_NUMBER: _builtins.int
+    EXPORT_UNTIL_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     email: _builtins.str
     phone: _builtins.str
@@ -105,6 +106,12 @@ class Account(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def export_until(self) -> _timestamp_pb2.Timestamp:
+        """A TERMINATED account whose owner may take their data out: until then its sessions reach
+        the take-out only (cumulo.takeout.v1), then the account is deleted.
+        """
+
     def __init__(
         self,
         *,
@@ -121,10 +128,11 @@ class Account(_message.Message):
         email_verified: _builtins.bool = ...,
         phone_verified: _builtins.bool = ...,
         two_step: _builtins.bool = ...,
+        export_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date", "created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date", "created_at", b"created_at", "export_until", b"export_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_terms_version", b"accepted_terms_version", "account_id", b"account_id", "birth_date", b"birth_date", "created_at", b"created_at", "email", b"email", "email_verified", b"email_verified", "guardian_account_id", b"guardian_account_id", "minor", b"minor", "phone", b"phone", "phone_verified", b"phone_verified", "roles", b"roles", "status", b"status", "two_step", b"two_step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_terms_version", b"accepted_terms_version", "account_id", b"account_id", "birth_date", b"birth_date", "created_at", b"created_at", "email", b"email", "email_verified", b"email_verified", "export_until", b"export_until", "guardian_account_id", b"guardian_account_id", "minor", b"minor", "phone", b"phone", "phone_verified", b"phone_verified", "roles", b"roles", "status", b"status", "two_step", b"two_step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1557,6 +1565,7 @@ class SetAccountStatusRequest(_message.Message):
     SUSPENDED_UNTIL_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    EXPORT_UNTIL_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     status: Global___AccountStatus.ValueType
     """ACTIVE, SUSPENDED or TERMINATED."""
@@ -1567,6 +1576,12 @@ class SetAccountStatusRequest(_message.Message):
     def suspended_until(self) -> _timestamp_pb2.Timestamp:
         """For SUSPENDED: when the suspension ends (unset = until lifted)."""
 
+    @_builtins.property
+    def export_until(self) -> _timestamp_pb2.Timestamp:
+        """For TERMINATED, when the decision lets the owner take their data out first: until then
+        they may sign in, to the take-out only, and the deletion waits (at most 90 days).
+        """
+
     def __init__(
         self,
         *,
@@ -1575,10 +1590,11 @@ class SetAccountStatusRequest(_message.Message):
         suspended_until: _timestamp_pb2.Timestamp | None = ...,
         reason: _builtins.str = ...,
         actor: _builtins.str = ...,
+        export_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["suspended_until", b"suspended_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["export_until", b"export_until", "suspended_until", b"suspended_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "reason", b"reason", "status", b"status", "suspended_until", b"suspended_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "export_until", b"export_until", "reason", b"reason", "status", b"status", "suspended_until", b"suspended_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -199,6 +199,7 @@ class AccountStatusChanged(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     SUSPENDED_UNTIL_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    EXPORT_UNTIL_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     status: _builtins.str
     """"active", "suspended" or "terminated"."""
@@ -206,6 +207,10 @@ class AccountStatusChanged(_message.Message):
     actor: _builtins.str
     @_builtins.property
     def suspended_until(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def export_until(self) -> _timestamp_pb2.Timestamp:
+        """A termination whose owner may take their data out until then: the deletion waits for it."""
+
     def __init__(
         self,
         *,
@@ -214,10 +219,11 @@ class AccountStatusChanged(_message.Message):
         reason: _builtins.str = ...,
         suspended_until: _timestamp_pb2.Timestamp | None = ...,
         actor: _builtins.str = ...,
+        export_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["suspended_until", b"suspended_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["export_until", b"export_until", "suspended_until", b"suspended_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "reason", b"reason", "status", b"status", "suspended_until", b"suspended_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "actor", b"actor", "export_until", b"export_until", "reason", b"reason", "status", b"status", "suspended_until", b"suspended_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

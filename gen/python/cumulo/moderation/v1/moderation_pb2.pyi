@@ -729,12 +729,18 @@ class DecideCaseRequest(_message.Message):
     DECISION_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     SUSPEND_SECONDS_FIELD_NUMBER: _builtins.int
+    ALLOW_EXPORT_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     decision: Global___Decision.ValueType
     reason: _builtins.str
     """Recorded in the audit log and told to the owner."""
     suspend_seconds: _builtins.int
     """DECISION_SUSPEND only."""
+    allow_export: _builtins.bool
+    """DECISION_TERMINATE only: the owner may take their data out before the deletion, for the
+    server's export window (CUMULO_MODERATION_TERMINATION_EXPORT_WINDOW). Not where the
+    content is itself unlawful (a blocked file is never in a take-out anyway).
+    """
     def __init__(
         self,
         *,
@@ -742,10 +748,11 @@ class DecideCaseRequest(_message.Message):
         decision: Global___Decision.ValueType = ...,
         reason: _builtins.str = ...,
         suspend_seconds: _builtins.int = ...,
+        allow_export: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "decision", b"decision", "reason", b"reason", "suspend_seconds", b"suspend_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_export", b"allow_export", "case_id", b"case_id", "decision", b"decision", "reason", b"reason", "suspend_seconds", b"suspend_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
