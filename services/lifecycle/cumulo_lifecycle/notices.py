@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cumulo.events.v1 import events_pb2
-from cumulo_lifecycle.adapters.tables import accounts, notices, reactivation_links
+from cumulo_lifecycle.adapters.tables import SCHEMA, accounts, notices, reactivation_links
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.domain import notices as texts
 from cumulo_lifecycle.domain.calendar import DELETED
@@ -37,15 +37,6 @@ def _targets(row: Any) -> list[tuple[str, str]]:
     return [(channel, to) for channel, to in (("email", row.email), ("sms", row.phone)) if to]
 
 
-def _guardian_targets(row: Any, now: dt.datetime) -> list[tuple[str, str]]:
-    """A minor's guardian, while the guardian's access lasts: on channels of their own (a
-    notice goes once per channel), told in the notice that they receive it as the guardian."""
-    if row.guardian_until is None or row.guardian_until <= now:
-        return []
-    mine = {row.email, row.phone}
-    return [
-        (channel, to) for channel, to in (("guardian_email", row.guardian_email), ("guardian_sms", row.guardian_phone)) if to and to not in mine
-    ]
 
 
 class Notices:
@@ -53,6 +44,35 @@ class Notices:
         self.settings = settings
         self.cal = settings.calendar
         self.clock = clock
+        self._guardians_ready = False  # the schema has the guardians' columns (migration 0009)
+
+    async def _guardian_targets(self, uow: UnitOfWork, row: Any) -> list[tuple[str, str]]:
+        """A minor's guardian, while the guardian's access lasts: on channels of their own (a
+        notice goes once per channel), told in the notice that they receive it as the guardian.
+        Nobody before migration 0009 has run (a new release's replicas may start first)."""
+        if not self._guardians_ready:
+            found = await uow.execute(
+                sa.text(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = :schema AND table_name = 'accounts' "
+                    "AND column_name = 'guardian_until'"
+                ),
+                {"schema": SCHEMA},
+            )
+            if found.first() is None:
+                return []
+            self._guardians_ready = True
+        c = accounts.c
+        guardian = (
+            await uow.execute(sa.select(c.guardian_email, c.guardian_phone, c.guardian_until).where(c.account_id == row.account_id))
+        ).first()
+        if guardian is None or guardian.guardian_until is None or guardian.guardian_until <= self.clock.now():
+            return []
+        mine = {row.email, row.phone}
+        return [
+            (channel, to)
+            for channel, to in (("guardian_email", guardian.guardian_email), ("guardian_sms", guardian.guardian_phone))
+            if to and to not in mine
+        ]
 
     async def queue(
         self, uow: UnitOfWork, account_id: uuid.UUID, kind: str, cycle: str, locale: str, subject: str, body: str,
@@ -101,7 +121,7 @@ class Notices:
             "reactivate_link": f"{self.settings.reactivate_url}?token={token}" if token else self.settings.reactivate_url,
         }
         rendered = texts.render(kind, locale, values)
-        targets = _targets(row) + _guardian_targets(row, self.clock.now())
+        targets = _targets(row) + await self._guardian_targets(uow, row)
         await self.queue(uow, row.account_id, kind, cycle, locale, rendered.subject, rendered.body, targets)
 
     async def contact_changed(self, uow: UnitOfWork, event_id: str, changed: events_pb2.ContactChanged, at: dt.datetime) -> None:

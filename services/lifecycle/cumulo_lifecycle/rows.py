@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cumulo_lifecycle.adapters.tables import accounts, transitions
+from cumulo_lifecycle.adapters.tables import LEDGER_COLUMNS, accounts, transitions
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import UnitOfWork
 from cumulo_platform.legal_holds import LegalHolds
@@ -50,13 +50,13 @@ class AccountRows:
 
     def select(self) -> sa.Select[Any]:
         """Account rows with `held`, as the schedule needs them."""
-        return sa.select(accounts, self.held())
+        return sa.select(*LEDGER_COLUMNS, self.held())
 
     def select_described(self) -> sa.Select[Any]:
         """Account rows with `held` and `hold_reason`, as the answers show them."""
         held = self.holds.is_held(accounts.c.account_id)
         reason = sa.case((held, sa.func.coalesce(_hold_reason(accounts.c.account_id), "")), else_="")
-        return sa.select(accounts, held.label("held"), reason.label("hold_reason"))
+        return sa.select(*LEDGER_COLUMNS, held.label("held"), reason.label("hold_reason"))
 
     async def lock(self, uow: UnitOfWork, account_id: uuid.UUID) -> Any:
         """The account's row, locked for the rest of the unit of work (None if unknown). Whether

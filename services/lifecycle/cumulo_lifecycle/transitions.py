@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cumulo.events.v1 import events_pb2
-from cumulo_lifecycle.adapters.tables import accounts, reactivation_links
+from cumulo_lifecycle.adapters.tables import LEDGER_COLUMNS, accounts, reactivation_links
 from cumulo_lifecycle.domain.calendar import ACTIVE, DELETED, DELETING, FROZEN
 from cumulo_lifecycle.notices import Notices
 from cumulo_lifecycle.notifier import cancel_pending_notices
@@ -45,7 +45,7 @@ class Transitions:
                 sa.update(accounts)
                 .where(accounts.c.account_id == row.account_id)
                 .values(state=to_state, version=accounts.c.version + 1, updated_at=now, **values)
-                .returning(*accounts.c)
+                .returning(*LEDGER_COLUMNS)
             )
         ).one()
         await self.rows.record(uow, row.account_id, row.state, to_state, reason)

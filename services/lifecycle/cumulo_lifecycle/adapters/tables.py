@@ -111,6 +111,12 @@ notices = sa.Table(
     sa.Index("notices_pending", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
 )
 
+# Columns a schema before migration 0009 lacks: the rows every use case reads leave them out, so
+# that replicas of a new release sweep on while the migration Job has not run yet (the notices
+# read them by themselves once they are there: cumulo_lifecycle.notices).
+GUARDIAN_COLUMNS = ("guardian_email", "guardian_phone", "guardian_until")
+LEDGER_COLUMNS = tuple(c for c in accounts.c if c.name not in GUARDIAN_COLUMNS)
+
 # What the operator tells every account (cumulo_lifecycle.announcements): a new version of the
 # terms of service, a maintenance window. A job queues one notice per account and channel in
 # batches by account id, `cursor` the last account queued (so a restart goes on from there).
