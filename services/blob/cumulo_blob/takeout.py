@@ -256,6 +256,7 @@ class Takeout:
                 if writer is not None:
                     await writer.abort()
             log.info("export_part_staged", account_id=str(row.account_id), service=service)
+            await self._progress(row)  # the lease renewed: a long history takes a while
         return staged, files_total
 
     def _own_parts(self, account: uuid.UUID) -> list[tuple[str, AsyncIterator[dict[str, Any]]]]:
@@ -402,14 +403,7 @@ class Takeout:
     async def _progress(self, row: Any, **values: int) -> None:
         """Progress, and the lease renewed; ExportLost if the export is no longer this try's."""
         async with self.db.unit_of_work() as uow:
-            result = await uow.execute(
-                sa.update(exports)
-                .where(
-                    exports.c.account_id == row.account_id, exports.c.export_id == row.export_id,
-                    exports.c.state == "running", exports.c.attempts == row.attempts,
-                )
-                .values(lease_until=self.clock.now() + LEASE, **values)
-            )
+            result = await uow.execute(sa.update(exports).where(*_this_try(row)).values(lease_until=self.clock.now() + LEASE, **values))
             if not result.rowcount:
                 raise ExportLost(str(row.export_id))
             await uow.commit()
@@ -420,12 +414,7 @@ class Takeout:
         kept = [{"name": a.name, "key": a.key, "size": a.size, "sha256": a.sha256} for a in archives]
         async with self.db.unit_of_work() as uow:
             result = await uow.execute(
-                sa.update(exports)
-                .where(
-                    exports.c.account_id == row.account_id, exports.c.export_id == row.export_id,
-                    exports.c.state == "running", exports.c.attempts == row.attempts,
-                )
-                .values(state="ready", finished_at=now, expires_at=expires, lease_until=None, archives=kept)
+                sa.update(exports).where(*_this_try(row)).values(state="ready", finished_at=now, expires_at=expires, lease_until=None, archives=kept)
             )
             if not result.rowcount:
                 raise ExportLost(str(row.export_id))
@@ -492,6 +481,14 @@ class Takeout:
             await uow.commit()
         return objects
 
+
+
+def _this_try(row: Any) -> tuple[sa.ColumnElement[bool], ...]:
+    """The export's row while this try still runs it (another replica's takeover bumps attempts)."""
+    return (
+        exports.c.account_id == row.account_id, exports.c.export_id == row.export_id,
+        exports.c.state == "running", exports.c.attempts == row.attempts,
+    )
 
 
 def _open_size(archives: list[Archive]) -> int:
