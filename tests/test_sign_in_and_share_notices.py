@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import email.message
 import re
+import urllib.parse
 import uuid
 
+import grpc
 import pytest
 import sqlalchemy as sa
 
-from cumulo_devstack.testing import PASSWORD, eventually, lifecycle_has_contact, unique_email, verify_email
+from cumulo.auth.v1 import auth_pb2
+from cumulo_devstack.testing import PASSWORD, eventually, expect_error, lifecycle_has_contact, unique_email, verify_email
 from cumulo_lifecycle.adapters.tables import notices
 from cumulo_sdk import Cumulo
 
@@ -135,3 +138,28 @@ async def test_a_flood_of_shares_to_one_person_stops_reaching_their_inbox(people
     assert all("more than 20" in r.last_error for r in taken if r.status == "undeliverable")
     await arrived(mail, recipient.email, "shared", count=20)
     assert len(mails(mail, recipient.email, "shared")) == 20
+
+
+async def test_the_sign_in_notice_links_to_ending_that_session_alone(people, mail, lifecycle, direct):
+    """"Not you?": the notice's link ends the one session it is about, without signing in;
+    the owner's other sessions go on. A wrong, reused or forged token ends nothing."""
+    person = await people.new("first phone")
+    await lifecycle_has_contact(lifecycle, person.email)
+    stranger = await people.login(person.email, "stranger's laptop")
+    (text,) = await eventually(lambda: _naming(mail, person.email, "stranger's laptop"), timeout=30, what="the sign-in notice")
+    link = re.search(r"https://\S+/revoke-session\?token=([A-Za-z0-9_%-]+)", text)
+    assert link, text
+    token = urllib.parse.unquote(link.group(1))
+
+    ended = await direct.call(direct.auth.RevokeSessionWithLink, auth_pb2.RevokeSessionWithLinkRequest(token=token), authenticated=False)
+    assert ended.revoked and ended.device_name == "stranger's laptop"
+    await expect_error(stranger.client.whoami(), grpc.StatusCode.UNAUTHENTICATED)
+    assert (await person.client.whoami()).account.account_id == person.account_id  # the owner's own session goes on
+    again = await direct.call(direct.auth.RevokeSessionWithLink, auth_pb2.RevokeSessionWithLinkRequest(token=token), authenticated=False)
+    assert not again.revoked  # a second click says it had ended
+    for wrong in ("", token[:-2] + "xx", "x" * 500):
+        await expect_error(
+            direct.call(direct.auth.RevokeSessionWithLink, auth_pb2.RevokeSessionWithLinkRequest(token=wrong), authenticated=False),
+            grpc.StatusCode.NOT_FOUND, "LINK_INVALID",
+        )
+    assert (await person.client.whoami()).account.account_id == person.account_id

@@ -18,6 +18,7 @@ import { MyCases, Queue } from "./pages/moderation";
 import { Backups } from "./pages/backups";
 import { Takeout } from "./pages/takeout";
 import { Announcements } from "./pages/announcements";
+import { RevokeSession } from "./pages/revoke-session";
 
 export function App() {
   const where = use(location);
@@ -31,6 +32,7 @@ export function App() {
   else if (path.startsWith("/s/")) page = <SharedLink token={decodeURIComponent(path.slice("/s/".length))} />;
   else if (path === "/signup") page = <SignUp />;
   else if (path === "/reset") page = <ResetPassword />;
+  else if (path === "/revoke-session") page = <RevokeSession token={where.query.get("token") ?? ""} />;
   else if (!signedIn) page = <SignIn next={path === "/signin" ? "/files" : path + window.location.search} />;
   else if (path === "/" || path === "/signin") page = <Redirect to="/files" />;
   else if (path === "/files" || path.startsWith("/files/")) page = <Files folderId={path.slice("/files/".length)} />;

@@ -5,6 +5,8 @@ ACCOUNT_DELETED."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import zoneinfo
 from typing import Any
 
@@ -12,7 +14,7 @@ import sqlalchemy as sa
 
 from cumulo.events.v1 import events_pb2
 from cumulo_auth.adapters import accounts as account_table
-from cumulo_auth.adapters.tables import accounts, deleted_logins
+from cumulo_auth.adapters.tables import accounts, deleted_logins, sessions
 from cumulo_auth.domain import credentials, rules
 from cumulo_auth.domain.accounts import refuse_unless_usable, view
 from cumulo_auth.domain.password_work import PasswordWork
@@ -98,6 +100,12 @@ class Login:
         await self.states.ensure_usable(str(row.account_id))
         async with self.db.unit_of_work() as uow:
             tokens = await self.issuer.open_session(uow, row, client_id=client_id, device_name=device_name)
+            # The notice's "not you?" link ends this session, and only it (the token is kept as a hash).
+            revoke_token = secrets.token_urlsafe(24)
+            await uow.execute(
+                sa.update(sessions).where(sessions.c.session_id == tokens.session_id)
+                .values(revoke_token_hash=hashlib.sha256(revoke_token.encode()).digest())
+            )
             uow.emit(
                 "account.logged_in",
                 events_pb2.LoggedIn(account_id=str(row.account_id), session_id=str(tokens.session_id), client_id=client_id),
@@ -109,7 +117,10 @@ class Login:
                 "notice.requested",
                 events_pb2.NoticeRequested(
                     account_id=str(row.account_id), reference=f"new-session:{tokens.session_id}", kind="new_session",
-                    values={"device": device_name.strip() or "-", "app": client_id, "address": client_network or "-", "at": self.clock.now().isoformat()},
+                    values={
+                        "device": device_name.strip() or "-", "app": client_id, "address": client_network or "-",
+                        "at": self.clock.now().isoformat(), "revoke_token": revoke_token,
+                    },
                 ),
                 account_id=str(row.account_id),
             )

@@ -4,6 +4,7 @@ revoking sessions, logging out, and confirming the password again inside a sessi
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 import zoneinfo
 from typing import Any
@@ -22,8 +23,11 @@ from cumulo_platform.account_states import FROZEN, AccountStates
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import InvalidArgument, NotFound, Unauthenticated, parse_id
+from cumulo_platform.logging import get_logger
 from cumulo_platform.passwords import Passwords
 from cumulo_platform.tokens import Principal
+
+log = get_logger(__name__)
 
 
 class _Frozen(Exception):
@@ -124,6 +128,25 @@ class Sessions:
             )
             await uow.commit()
         return tokens
+
+    async def revoke_with_link(self, token: str) -> tuple[str, dt.datetime, bool]:
+        """The session a new-session notice's link names, ended: (its device, when it signed
+        in, whether this ended it)."""
+        if not token.strip() or len(token) > 100:
+            raise NotFound("this link is not valid (any more)", reason="LINK_INVALID")
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        now = self.clock.now()
+        async with self.db.unit_of_work() as uow:
+            found = (await uow.execute(sa.select(sessions).where(sessions.c.revoke_token_hash == digest))).first()
+            if found is None:
+                raise NotFound("this link is not valid (any more)", reason="LINK_INVALID")
+            ended = found.revoked_at is None and found.expires_at > now
+            if ended:
+                await account_table.revoke_session(uow, found.session_id, reason="ended from the new-session notice", now=now)
+                self.live.forget_after_commit(uow, found.account_id)
+            await uow.commit()
+        log.info("session_revoked_with_link", account_id=str(found.account_id), session_id=str(found.session_id), revoked=ended)
+        return found.device_name, found.created_at, ended
 
     async def logout(self, principal: Principal) -> None:
         async with self.db.unit_of_work() as uow:

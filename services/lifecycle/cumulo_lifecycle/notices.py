@@ -8,6 +8,7 @@ import hashlib
 import secrets
 import uuid
 from typing import Any
+from urllib.parse import quote, urljoin
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -201,6 +202,13 @@ class Notices:
             values["at"] = local_time(dt.datetime.fromisoformat(wanted.values.get("at", "")), self.cal.time_zone)
         except ValueError:
             values["at"] = local_time(self.clock.now(), self.cal.time_zone)
+        if wanted.kind == "new_session":
+            # The link's token comes from auth whole (never shown as typed text, never cut).
+            token = wanted.values.get("revoke_token", "")
+            values["revoke_link"] = (
+                urljoin(self.settings.reactivate_url, "/revoke-session") + "?token=" + quote(token)
+                if token else {"en": "see below", "zh-CN": "见下"}[locale]
+            )
         if wanted.kind == "price_changed":
             values.update(texts.price_values(wanted.values, locale, lambda when: local_time(when, self.cal.time_zone)))
         if wanted.kind == "export_ready":

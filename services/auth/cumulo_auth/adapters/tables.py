@@ -133,7 +133,10 @@ sessions = sa.Table(
     sa.Column("revoke_reason", sa.Text, nullable=False, server_default=""),
     # When the password was last entered in this session (login, ConfirmPassword).
     sa.Column("password_at", sa.DateTime(timezone=True)),
+    # SHA-256 of the token in the new-session notice's link, which ends this session.
+    sa.Column("revoke_token_hash", sa.LargeBinary),
     sa.Index("sessions_revoked_at", "revoked_at", postgresql_where=sa.text("revoked_at IS NOT NULL")),
+    sa.Index("sessions_revoke_token", "revoke_token_hash", unique=True, postgresql_where=sa.text("revoke_token_hash IS NOT NULL")),
 )
 
 refresh_tokens = sa.Table(

@@ -22,7 +22,8 @@ from cumulo_platform.tokens import Principal
 SERVICE = "cumulo.auth.v1.AuthService"
 # Methods callable without an access token (they still need a registered client id).
 ANONYMOUS_METHODS = frozenset(
-    f"/{SERVICE}/{m}" for m in ("GetTerms", "CheckNewPassword", "Register", "Login", "Refresh", "StartPasswordReset", "ResetPassword")
+    f"/{SERVICE}/{m}" for m in ("GetTerms", "CheckNewPassword", "Register", "Login", "Refresh", "StartPasswordReset", "ResetPassword",
+                                 "RevokeSessionWithLink")
 )
 # Methods that check the caller's session first-hand, past the platform's revocations: a retried
 # CancelAccount comes with the session its first, answered-but-lost, call ended.
@@ -148,6 +149,12 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def RevokeSession(self, request: auth_pb2.RevokeSessionRequest, context: grpc.aio.ServicerContext) -> auth_pb2.RevokeSessionResponse:
         await self.sessions.revoke_session(await self._me(), request.session_id)
         return auth_pb2.RevokeSessionResponse()
+
+    async def RevokeSessionWithLink(
+        self, request: auth_pb2.RevokeSessionWithLinkRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.RevokeSessionWithLinkResponse:
+        device, signed_in_at, revoked = await self.sessions.revoke_with_link(request.token)
+        return auth_pb2.RevokeSessionWithLinkResponse(device_name=device, signed_in_at=timestamp(signed_in_at), revoked=revoked)
 
     async def CreateMinorAccount(
         self, request: auth_pb2.CreateMinorAccountRequest, context: grpc.aio.ServicerContext

@@ -78,8 +78,8 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "New sign-in to your cumulo account",
             "Your cumulo account was signed in to at {at}: {device} ({app}), from the address {address}.\n\n"
             "If this was you, there is nothing to do. If it was not, change your password now: that "
-            "ends every other session. You can also end just this one: `cumulo sessions` and "
-            "`cumulo revoke-session`, or Settings in the web console.",
+            "ends every other session. You can also end just this one: {revoke_link} (or `cumulo sessions` and "
+            "`cumulo revoke-session`, or Settings in the web console).",
         ),
         "shared_with_you": (
             "{owner} shared \u201c{name}\u201d with you",
@@ -176,7 +176,7 @@ _TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "您的 cumulo 账号有新的登录",
             "您的 cumulo 账号于 {at} 在 {device}（{app}）上登录，登录地址为 {address}。\n\n"
             "如是本人操作，无需处理。如非本人操作，请立即修改密码，这将结束其他所有登录会话。"
-            "您也可以只结束这一会话：使用 `cumulo sessions` 和 `cumulo revoke-session`，或在网页端的设置中操作。",
+            "您也可以只结束这一会话：{revoke_link}（或使用 `cumulo sessions` 和 `cumulo revoke-session`，或在网页端的设置中操作）。",
         ),
         "shared_with_you": (
             "{owner} 与您共享了「{name}」",

@@ -786,6 +786,53 @@ class RevokeSessionResponse(_message.Message):
 Global___RevokeSessionResponse: _TypeAlias = RevokeSessionResponse  # noqa: Y015
 
 @_typing.final
+class RevokeSessionWithLinkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeSessionWithLinkRequest: _TypeAlias = RevokeSessionWithLinkRequest  # noqa: Y015
+
+@_typing.final
+class RevokeSessionWithLinkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_NAME_FIELD_NUMBER: _builtins.int
+    SIGNED_IN_AT_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
+    device_name: _builtins.str
+    """The device the session signed in from, as it named itself."""
+    revoked: _builtins.bool
+    """Whether this call ended it (false: it had ended already)."""
+    @_builtins.property
+    def signed_in_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        device_name: _builtins.str = ...,
+        signed_in_at: _timestamp_pb2.Timestamp | None = ...,
+        revoked: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signed_in_at", b"signed_in_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_name", b"device_name", "revoked", b"revoked", "signed_in_at", b"signed_in_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeSessionWithLinkResponse: _TypeAlias = RevokeSessionWithLinkResponse  # noqa: Y015
+
+@_typing.final
 class CreateMinorAccountRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -92,6 +92,11 @@ class AuthServiceStub:
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionRequest.SerializeToString,
                 response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionResponse.FromString,
                 _registered_method=True)
+        self.RevokeSessionWithLink = channel.unary_unary(
+                '/cumulo.auth.v1.AuthService/RevokeSessionWithLink',
+                request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionWithLinkRequest.SerializeToString,
+                response_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionWithLinkResponse.FromString,
+                _registered_method=True)
         self.CreateMinorAccount = channel.unary_unary(
                 '/cumulo.auth.v1.AuthService/CreateMinorAccount',
                 request_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.CreateMinorAccountRequest.SerializeToString,
@@ -259,6 +264,14 @@ class AuthServiceServicer:
 
     def RevokeSession(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSessionWithLink(self, request, context):
+        """The link in a new-session notice ("not you?"): ends that one session, without signing in.
+        Anonymous; NOT_FOUND LINK_INVALID for a token that names no session (or one ended long ago).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -440,6 +453,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.RevokeSession,
                     request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionRequest.FromString,
                     response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionResponse.SerializeToString,
+            ),
+            'RevokeSessionWithLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSessionWithLink,
+                    request_deserializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionWithLinkRequest.FromString,
+                    response_serializer=cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionWithLinkResponse.SerializeToString,
             ),
             'CreateMinorAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateMinorAccount,
@@ -822,6 +840,33 @@ class AuthService:
             '/cumulo.auth.v1.AuthService/RevokeSession',
             cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionRequest.SerializeToString,
             cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSessionWithLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cumulo.auth.v1.AuthService/RevokeSessionWithLink',
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionWithLinkRequest.SerializeToString,
+            cumulo_dot_auth_dot_v1_dot_auth__pb2.RevokeSessionWithLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

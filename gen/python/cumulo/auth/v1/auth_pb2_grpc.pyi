@@ -69,6 +69,10 @@ class AuthServiceStub:
     GetAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]
     ListSessions: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListSessionsRequest, _auth_pb2.ListSessionsResponse]
     RevokeSession: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionRequest, _auth_pb2.RevokeSessionResponse]
+    RevokeSessionWithLink: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionWithLinkRequest, _auth_pb2.RevokeSessionWithLinkResponse]
+    """The link in a new-session notice ("not you?"): ends that one session, without signing in.
+    Anonymous; NOT_FOUND LINK_INVALID for a token that names no session (or one ended long ago).
+    """
     CreateMinorAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateMinorAccountRequest, _auth_pb2.CreateMinorAccountResponse]
     """A logged-in adult creates an account for a minor in their care."""
     ListMinors: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListMinorsRequest, _auth_pb2.ListMinorsResponse]
@@ -160,6 +164,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     GetAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetAccountRequest, _auth_pb2.GetAccountResponse]  # type: ignore[assignment]
     ListSessions: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListSessionsRequest, _auth_pb2.ListSessionsResponse]  # type: ignore[assignment]
     RevokeSession: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionRequest, _auth_pb2.RevokeSessionResponse]  # type: ignore[assignment]
+    RevokeSessionWithLink: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeSessionWithLinkRequest, _auth_pb2.RevokeSessionWithLinkResponse]  # type: ignore[assignment]
+    """The link in a new-session notice ("not you?"): ends that one session, without signing in.
+    Anonymous; NOT_FOUND LINK_INVALID for a token that names no session (or one ended long ago).
+    """
     CreateMinorAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateMinorAccountRequest, _auth_pb2.CreateMinorAccountResponse]  # type: ignore[assignment]
     """A logged-in adult creates an account for a minor in their care."""
     ListMinors: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListMinorsRequest, _auth_pb2.ListMinorsResponse]  # type: ignore[assignment]
@@ -314,6 +322,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.RevokeSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.RevokeSessionResponse, _abc.Awaitable[_auth_pb2.RevokeSessionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RevokeSessionWithLink(
+        self,
+        request: _auth_pb2.RevokeSessionWithLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RevokeSessionWithLinkResponse, _abc.Awaitable[_auth_pb2.RevokeSessionWithLinkResponse]]:
+        """The link in a new-session notice ("not you?"): ends that one session, without signing in.
+        Anonymous; NOT_FOUND LINK_INVALID for a token that names no session (or one ended long ago).
+        """
 
     @_abc_1.abstractmethod
     def CreateMinorAccount(
