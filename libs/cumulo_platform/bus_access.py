@@ -42,6 +42,7 @@ SERVER_IDENTITY = "nats"  # the NATS server's own certificate (DNS name "nats")
 _EVERY_SERVICE = ("purge", "legal-holds", "account-states", "revocations")
 _OWN: dict[str, tuple[str, ...]] = {
     "lifecycle": ("access", "accounts"),
+    "blob": ("accounts",),
     "locator": ("accounts",),
     "moderation": ("uploads", "links"),
 }

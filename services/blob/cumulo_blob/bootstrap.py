@@ -123,7 +123,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
         interceptor=base.interceptor(
             verifier=base.remote_verifier(), clients=base.remote_clients(), anonymous_methods=ANONYMOUS_METHODS
         ),
-        jobs=[*jobs(settings, uploads=uploads, contents=contents, trash=trash, takeout=takeout, plans=plans), *consumers(base, purge)],
+        jobs=[*jobs(settings, uploads=uploads, contents=contents, trash=trash, takeout=takeout, plans=plans), *consumers(base, purge, sharing)],
         cleanups=[storage.close, closer(passwords.close)],
     )
     return BlobApp(

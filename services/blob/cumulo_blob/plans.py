@@ -173,7 +173,9 @@ class Plans:
             if agreed is None:
                 raise InvalidArgument("price_version", "is not a price this plan ever had")
             now = self.clock.now()
-            applying = next(v for v in versions if v.applies_at <= now)
+            applying = next((v for v in versions if v.applies_at <= now), None)
+            if applying is None:
+                raise FailedPrecondition("this plan has no price in force yet", reason="PRICE_NOT_IN_FORCE")
             if agreed.version != applying.version and not await self._renews_at(uow, account, plan_id, agreed.version):
                 raise FailedPrecondition(
                     "the price changed; the user must see and accept the new price first",
@@ -210,10 +212,14 @@ class Plans:
     async def _renews_at(self, uow: Any, account: uuid.UUID, plan_id: str, version: int) -> bool:
         """Whether a purchase at `version` renews the account's own: it bought the plan at that
         price, and has accepted no newer one since (then its renewals are at that one)."""
+        # A running purchase at that price, or one that ended within a period (a renewal paid late).
         bought = (
             await uow.execute(
                 sa.select(purchases.c.purchase_id)
-                .where(purchases.c.account_id == account, purchases.c.plan_id == plan_id, purchases.c.price_version == version)
+                .where(
+                    purchases.c.account_id == account, purchases.c.plan_id == plan_id, purchases.c.price_version == version,
+                    purchases.c.ends_at + (purchases.c.ends_at - purchases.c.starts_at) > self.clock.now(),
+                )
                 .limit(1)
             )
         ).first()

@@ -19,6 +19,7 @@ from cumulo_blob.adapters.tables import (
     contents,
     doomed_objects,
     nodes,
+    price_acceptances,
     upload_writers,
     uploads,
     usage,
@@ -73,6 +74,9 @@ class Purge:
         """(items deleted, stored objects deleted)."""
         items = await self._uploads(account) + await self._nodes(account) + await self._shares_to(account)
         items += await self.takeout.purge(account)
+        async with self.db.unit_of_work() as uow:
+            items += (await uow.execute(sa.delete(price_acceptances).where(price_acceptances.c.account_id == account))).rowcount or 0
+            await uow.commit()
         await self._contents(account)
         objects = 0
         while deleted := await self.contents.delete_doomed(account):

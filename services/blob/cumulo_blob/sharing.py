@@ -22,7 +22,7 @@ from cumulo_blob.config import BlobSettings
 from cumulo_blob.downloads import Downloads, Served, byte_range
 from cumulo_platform.call_limit import CallLimit, spend
 from cumulo_platform.clock import Clock
-from cumulo_platform.db import Database
+from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -156,6 +156,24 @@ class Sharing:
                 account_id=str(account),
             )
             await uow.commit()
+
+    async def disconnect_account(self, uow: UnitOfWork, account: uuid.UUID, *, reason: str) -> None:
+        """Every live share link of the account turned off, and its shares with other people
+        ended (a terminated account shares nothing while it waits for its deletion)."""
+        gone = (
+            await uow.execute(
+                sa.update(share_links)
+                .where(share_links.c.account_id == account, share_links.c.revoked_at.is_(None))
+                .values(revoked_at=self.clock.now(), revoke_reason=reason)
+                .returning(share_links.c.link_id)
+            )
+        ).scalars().all()
+        for link_id in gone:
+            uow.emit(
+                "link.revoked", events_pb2.ShareLinkRevoked(account_id=str(account), link_id=str(link_id), reason=reason),
+                account_id=str(account),
+            )
+        await uow.execute(sa.delete(user_shares).where(user_shares.c.owner_id == account))
 
     # --- opening a link (no account) ------------------------------------------------------
 

@@ -20,6 +20,8 @@ Archives are deleted when they expire (`expiry` after they are ready) and with t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
@@ -101,6 +103,12 @@ class Archive:
 
 def _prefix(account: uuid.UUID, export: uuid.UUID) -> str:
     return f"takeout/{account}/{export}/"
+
+
+def _try_prefix(row: Any) -> str:
+    """Where one try of an export writes: a try another replica took over never touches the
+    objects of the try after it."""
+    return f"{_prefix(row.account_id, row.export_id)}{row.attempts}/"
 
 
 class Takeout:
@@ -197,6 +205,16 @@ class Takeout:
             ).first()
             if row is None:
                 return None
+            if row.attempts >= ATTEMPTS:
+                # Its tries died with their processes (their `_failed` never ran): given up.
+                await uow.execute(
+                    sa.update(exports)
+                    .where(exports.c.account_id == row.account_id, exports.c.export_id == row.export_id)
+                    .values(state="failed", finished_at=now, lease_until=None, failure="the export could not be completed; please ask for a new one")
+                )
+                await uow.commit()
+                log.warning("export_given_up", account_id=str(row.account_id), export_id=str(row.export_id), attempts=row.attempts)
+                return await self._claim()
             claimed = (
                 await uow.execute(
                     sa.update(exports)
@@ -213,21 +231,47 @@ class Takeout:
 
     async def _run(self, row: Any) -> None:
         account, export = row.account_id, row.export_id
-        prefix = _prefix(account, export)
+        prefix = _try_prefix(row)
         log.info("export_started", account_id=str(account), export_id=str(export), attempt=row.attempts)
+        heartbeat = asyncio.create_task(self._heartbeat(row))
         try:
-            # A try before this one may have left objects (it crashed): start clean.
-            await self.storage.delete_prefix(prefix)
+            # Tries before this one may have left objects (they crashed): theirs go.
+            for earlier in range(1, row.attempts):
+                await self.storage.delete_prefix(f"{_prefix(account, export)}{earlier}/")
             staged, files_total = await self._stage(row, prefix + "staging/")
             await self._progress(row, files_total=files_total)
             archives = await self._write_archives(row, prefix, staged)
             await self.storage.delete_prefix(prefix + "staging/")
             await self._finish(row, archives)
         except ExportLost:
-            log.warning("export_taken_over", account_id=str(account), export_id=str(export))
+            # Taken over, or the account's deletion took the export: what this try wrote goes.
+            log.warning("export_lost", account_id=str(account), export_id=str(export), attempt=row.attempts)
+            await self._forget_try(row)
         except Exception as exc:
             log.exception("export_failed", account_id=str(account), export_id=str(export), attempt=row.attempts)
             await self._failed(row, type(exc).__name__)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self, row: Any) -> None:
+        """Renews the lease while the try works (a long part can take minutes). Once the export
+        is no longer this try's it stops; the work finds out at its next step (ExportLost)."""
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 4)
+            try:
+                await self._progress(row)
+            except ExportLost:
+                return
+            except Exception:
+                log.warning("export_lease_not_renewed", export_id=str(row.export_id))
+
+    async def _forget_try(self, row: Any) -> None:
+        try:
+            await self.storage.delete_prefix(_try_prefix(row))
+        except Exception:
+            log.warning("export_cleanup_failed", account_id=str(row.account_id), export_id=str(row.export_id))
 
     async def _stage(self, row: Any, staging: str) -> tuple[list[Staged], int]:
         staged: list[Staged] = []
@@ -435,10 +479,7 @@ class Takeout:
     async def _failed(self, row: Any, cause: str) -> None:
         """Back in the queue for another try (after the lease), or FAILED after the last."""
         given_up = row.attempts >= ATTEMPTS
-        try:
-            await self.storage.delete_prefix(_prefix(row.account_id, row.export_id))
-        except Exception:
-            log.warning("export_cleanup_failed", account_id=str(row.account_id), export_id=str(row.export_id))
+        await self._forget_try(row)
         async with self.db.unit_of_work() as uow:
             await uow.execute(
                 sa.update(exports)

@@ -258,7 +258,7 @@ async def test_an_export_a_crashed_replica_left_is_taken_over(people, blob, tmp_
     await person.client.files.upload(tmp_path / "a.txt")
     account, export = uuid.UUID(person.account_id), uuid.uuid4()
     past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    leftover = f"takeout/{account}/{export}/staging/half-written.jsonl"
+    leftover = f"takeout/{account}/{export}/1/staging/half-written.jsonl"  # its first try's
     await blob.app.storage.put(leftover, b"{}\n")
     async with blob.app.db.unit_of_work() as uow:
         await uow.execute(

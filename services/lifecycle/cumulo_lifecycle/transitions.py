@@ -92,6 +92,10 @@ class Transitions:
         # forget where they were going and what they said; only the last one below goes out.
         await cancel_pending_notices(uow, row.account_id)
         await self.notices.notify(uow, updated, DELETED_NOTICE.get(row.deletion_reason, "deleted"), cycle="final")
+        # A minor whose guardian this was is asked about again (auth answers no guardian now).
+        theirs = [c == v for c, v in ((accounts.c.guardian_email, row.email), (accounts.c.guardian_phone, row.phone)) if v]
+        if theirs:
+            await uow.execute(sa.update(accounts).where(sa.or_(*theirs)).values(contacts_wanted_at=self.clock.now()))
         # The notice keeps its own copy of where it goes; the ledger forgets the contacts.
         await uow.execute(
             sa.update(accounts)

@@ -40,7 +40,7 @@ from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.runtime import GrpcService, ServiceRuntime
 from cumulo_platform.service import Foundation
 from cumulo_platform.storage import Storage
-from cumulo_platform.tokens import Principal
+from cumulo_platform.tokens import Principal, within_scope
 
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 
@@ -96,6 +96,7 @@ async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> 
     async def authenticate(token: str) -> Principal:
         """A token sent with an anonymous call still counts: verified, gated and a use."""
         principal = await verifier.verify(token)
+        within_scope(principal, "")  # a narrowed token (a terminated account's take-out) files nothing here
         await base.states.gate(principal)
         base.recorder.mark(principal.account_id)
         return principal

@@ -94,6 +94,9 @@ class ModerationSettings:
         ):
             if span <= dt.timedelta(0):
                 raise SettingsError(f"CUMULO_MODERATION_{name} must be longer than zero")
+        if not dt.timedelta(0) <= settings.termination_export_window <= dt.timedelta(days=90):
+            # Auth keeps a terminated account at most 90 days for its take-out.
+            raise SettingsError("CUMULO_MODERATION_TERMINATION_EXPORT_WINDOW must be between P0D and P90D")
         return dataclasses.replace(settings, evidence_kek=secrets.load_key(env, "evidence-kek"))
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from cumulo.takeout.v1 import takeout_pb2
 from cumulo_devstack.testing import PASSWORD, eventually, expect_error, lifecycle_has_contact
 from cumulo_lifecycle.adapters.tables import deferred_deletions
-from cumulo_sdk import Cumulo
+from cumulo_sdk import Cumulo, CumuloRpcError
 from cumulo_sdk.client import TokenStore
 
 
@@ -25,7 +25,8 @@ async def test_a_terminated_owner_takes_their_data_out_in_the_window_then_the_ac
     owner, reporter = await people.new(), await people.new()
     await lifecycle_has_contact(lifecycle, owner.email)
     (tmp_path / "photo.jpg").write_bytes(b"mine to keep")
-    await owner.client.files.upload(tmp_path / "photo.jpg")
+    photo = await owner.client.files.upload(tmp_path / "photo.jpg")
+    link = await owner.client.files.share(photo.node_id)
     filed = await reporter.client.complaints.report("account", owner.account_id, category="illegal", description="sells stolen goods")
     await moderator.moderation.decide(filed.case_id, "terminate", "repeated illegal offers", allow_export=True)
 
@@ -35,6 +36,17 @@ async def test_a_terminated_owner_takes_their_data_out_in_the_window_then_the_ac
 
     (notice,) = await eventually(told, what="the termination notice")
     assert "take a copy of your data out" in notice.get_content()
+    # What the account shared stops at once, though the deletion waits.
+    async with Cumulo(gateway, store=TokenStore(tmp_path / "anyone.json")) as anyone:
+
+        async def link_dead() -> bool:
+            try:
+                await anyone.files.open_link(link.token)
+            except CumuloRpcError as refused:
+                return refused.code == grpc.StatusCode.NOT_FOUND
+            return False
+
+        await eventually(link_dead, what="the terminated account's link to stop")
     # The old session is gone; a new one reaches the take-out, and nothing else.
     async with Cumulo(gateway, store=TokenStore(tmp_path / "window.json")) as again:
         account = await again.login(owner.email, PASSWORD)
