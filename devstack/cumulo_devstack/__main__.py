@@ -204,8 +204,11 @@ class Launch:
             raise failure(f"cumulo could not start: {port.component} cannot listen on port {port.number} ({getattr(exc, 'strerror', None) or exc}).", port, None, None, self.ports) from exc
 
     def service(self, name: str, module: str) -> None:
-        port, health = self.ports[name], self.ports[f"{name} health"]
-        env = {**self.env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port.number), f"CUMULO_{name.upper()}_HEALTH_PORT": str(health.number)}
+        port, health, metrics = self.ports[name], self.ports[f"{name} health"], self.ports[f"{name} metrics"]
+        env = {
+            **self.env, f"CUMULO_{name.upper()}_GRPC_PORT": str(port.number), f"CUMULO_{name.upper()}_HEALTH_PORT": str(health.number),
+            f"CUMULO_{name.upper()}_METRICS_PORT": str(metrics.number),
+        }
         process = Process(name, [sys.executable, "-m", module], self.logs / f"{name}.log", env=env)
         self.started.append(process)
         with self.signals.held():

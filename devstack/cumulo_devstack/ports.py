@@ -48,6 +48,7 @@ def planned_ports(env: Mapping[str, str]) -> dict[str, Port]:
     for name, info in SERVICES.items():
         ports[name] = _port(env, f"CUMULO_{name.upper()}_GRPC_PORT", info.port, f"the {name} service")
         ports[f"{name} health"] = _port(env, f"CUMULO_{name.upper()}_HEALTH_PORT", info.health_port, f"the {name} service's health checks")
+        ports[f"{name} metrics"] = _port(env, f"CUMULO_{name.upper()}_METRICS_PORT", info.metrics_port, f"the {name} service's metrics")
     ports["gateway"] = _port(env, "CUMULO_GATEWAY_PORT", 8080, "the gateway")
     ports["gateway admin"] = _port(env, "CUMULO_GATEWAY_ADMIN_PORT", 9901, "the gateway's admin interface")
     return ports

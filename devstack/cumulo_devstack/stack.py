@@ -79,6 +79,7 @@ class Infra:
             "S3_SECRET_ACCESS_KEY": self.s3.secret_key,
             "CUMULO_GRPC_PORT": str(free_port()),
             "CUMULO_HEALTH_PORT": "0",
+            "CUMULO_METRICS_PORT": "0",
             "CUMULO_IDENTITY_DIR": str(self.identities),
             "CUMULO_SECRETS_DIR": str(ensure_keys(self.root / "secrets")),
             "CUMULO_LOG_LEVEL": "warning",

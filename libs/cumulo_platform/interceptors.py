@@ -45,6 +45,7 @@ from cumulo_platform.errors import (
 from cumulo_platform.identity import caller
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.logging import CURRENT_CALL, debug_enabled, get_logger
+from cumulo_platform.metrics import Metrics
 from cumulo_platform.tokens import Principal, TokenVerifier, within_scope
 from cumulo_platform.trust import allowed_callers
 
@@ -225,7 +226,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         callers: Callable[[str], frozenset[str] | None] = allowed_callers,
         log_calls: str = "slow",
         slow_call_ms: float = DEFAULT_SLOW_CALL_MS,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._log_every_call = log_calls == "all"
         self._slow_call_ms = slow_call_ms
         self._verifier = verifier
@@ -262,24 +265,24 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, enter),
+                self._wrap_unary(handler.unary_unary, enter, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary, enter, streaming=True),
+                self._wrap_unary(handler.stream_unary, enter, method, streaming=True),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, enter),
+                self._wrap_stream(handler.unary_stream, enter, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(handler.stream_stream, enter),
+            self._wrap_stream(handler.stream_stream, enter, method),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -331,7 +334,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return enter
 
     def _wrap_unary(
-        self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]], *, streaming: bool = False
+        self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]], method: str, *, streaming: bool = False
     ) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -346,11 +349,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if streaming and call is not None:
                     self._used_until_now(call)
-                self._log_call(code, started)
+                self._log_call(code, started, method)
 
         return wrapped
 
-    def _wrap_stream(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]) -> Any:
+    def _wrap_stream(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]], method: str) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -369,7 +372,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if call is not None:
                     self._used_until_now(call)
-                self._log_call(code, started)
+                self._log_call(code, started, method)
 
         return wrapped
 
@@ -380,12 +383,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         if self._recorder is not None and call.principal is not None:
             self._recorder.mark(call.principal.account_id)
 
-    def _log_call(self, code: grpc.StatusCode, started: float) -> None:
+    def _log_call(self, code: grpc.StatusCode, started: float, method: str) -> None:
         """One line per call only where it tells something: a failed call at info (an
         unexpected failure as an error; a look-up of something that is not there at debug),
         a slow one at info, every other at debug unless `log_calls` is "all" (an operator's
         switch, CUMULO_LOG_CALLS: the edge's access log has every call anyway)."""
         duration_ms = (time.perf_counter() - started) * 1000
+        if self._metrics is not None:
+            self._metrics.observe(method, code.name, duration_ms / 1000)
         if code == grpc.StatusCode.OK:
             if not self._log_every_call and duration_ms < self._slow_call_ms:
                 if debug_enabled():  # the usual case costs no call into structlog

@@ -5,6 +5,7 @@ acknowledged. While NATS is down, rows wait in the outbox: nothing is lost."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
@@ -25,7 +26,9 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
+        on_failed: Callable[[int], None] | None = None,
     ) -> None:
+        self.on_failed = on_failed  # told how many events JetStream did not acknowledge (metrics)
         self.db = db
         self.nats = nats_client
         self.batch_size = batch_size
@@ -97,5 +100,7 @@ class OutboxRelay:
                     .values(attempts=outbox.c.attempts + 1)
                 )
         if failed:
+            if self.on_failed is not None:
+                self.on_failed(len(failed))
             raise ConnectionError(f"{len(failed)} of {len(rows)} events not acknowledged by JetStream")
         return len(done)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 HEALTH_PORT_OFFSET = 100
+METRICS_PORT_OFFSET = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +22,11 @@ class ServiceInfo:
     def health_port(self) -> int:
         """Its plaintext health-only port (Kubernetes' probes): the gRPC port + 100."""
         return self.port + HEALTH_PORT_OFFSET
+
+    @property
+    def metrics_port(self) -> int:
+        """Its Prometheus `/metrics` port in `make run` and in Kubernetes: the gRPC port + 200."""
+        return self.port + METRICS_PORT_OFFSET
 
     @property
     def default_target(self) -> str:

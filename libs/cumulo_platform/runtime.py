@@ -89,6 +89,7 @@ class ServiceRuntime:
         self.host = host
         self.port = port
         self.health_port = health_port
+        self.metrics: Any = None  # the service's cumulo_platform.metrics.Metrics (Foundation sets it)
         self._credentials = credentials
         self._health_server: grpc.aio.Server | None = None
         self._services = services

@@ -18,18 +18,19 @@ import uvloop
 
 from cumulo.auth.v1 import auth_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2_grpc
-from cumulo_platform import migrations
+from cumulo_platform import bus_access, migrations
 from cumulo_platform.account_states import AccountStates, remote_ensure_active
 from cumulo_platform.clients import ClientRegistry, remote_lookup
 from cumulo_platform.clock import Clock
 from cumulo_platform.consumer import EventConsumer
 from cumulo_platform.db import Database, create_engine
-from cumulo_platform.events import Nats, Redelivery
+from cumulo_platform.events import STREAM_NAME, Nats, Redelivery
 from cumulo_platform.identity import Identity, IdentityError
 from cumulo_platform.interceptors import AccountGate, CallInterceptor, current_call
 from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import configure_logging
+from cumulo_platform.metrics import Metrics
 from cumulo_platform.outbox import OutboxRelay
 from cumulo_platform.purge import PurgeAccount, purge_participant
 from cumulo_platform.remote import Remote
@@ -54,6 +55,7 @@ class Foundation:
     states: AccountStates
     revocations: Revocations
     identity: Identity
+    metrics: Metrics
     _channels: dict[str, grpc.aio.Channel] = dataclasses.field(default_factory=dict)
     _preservation: Storage | None = None
     _holds: LegalHolds | None = None
@@ -75,13 +77,15 @@ class Foundation:
                 max_delay=platform.event_retry_max_delay,
             ),
         )
+        metrics = Metrics(platform.service)
         base = cls(
+            metrics=metrics,
             platform=platform,
             service=platform.service,
             clock=clock,
             db=db,
             nats=nats_client,
-            relay=OutboxRelay(db, nats_client),
+            relay=OutboxRelay(db, nats_client, on_failed=metrics.publish_errors.inc),
             recorder=LastAccessRecorder(
                 db, service=platform.service, interval=platform.last_access_interval, clock=clock
             ),
@@ -189,6 +193,7 @@ class Foundation:
             trusted_proxy_hops=self.platform.trusted_proxy_hops,
             log_calls=self.platform.log_calls,
             slow_call_ms=self.platform.slow_call_ms,
+            metrics=self.metrics,
         )
 
     def runtime(
@@ -200,7 +205,7 @@ class Foundation:
         cleanups: Sequence[Job] = (),
         on_drain: Sequence[Callable[[], None]] = (),
     ) -> ServiceRuntime:
-        return ServiceRuntime(
+        runtime = ServiceRuntime(
             name=self.service,
             host=self.platform.grpc_host,
             port=self.platform.grpc_port,
@@ -212,6 +217,7 @@ class Foundation:
                 *self.states.jobs(self.nats, self.service),
                 *self.revocations.jobs(self.nats, self.service),
                 *([self._holds.consumer(self.nats, self.service).run] if self._holds is not None else []),
+                *([self._serve_metrics] if self.platform.metrics_port is not None else []),
                 *jobs,
             ],
             # Service clean-ups first (they may still write), then flush what is left.
@@ -222,6 +228,28 @@ class Foundation:
             credentials=self.identity.server_credentials(),
             health_port=self.platform.health_port,
         )
+        runtime.metrics = self.metrics
+        return runtime
+
+    async def _serve_metrics(self) -> None:
+        """`/metrics` on the metrics port while the service runs, its gauges kept fresh."""
+        await asyncio.to_thread(self.metrics.serve, self.platform.grpc_host, self.platform.metrics_port or 0)
+        try:
+            await self.metrics.refresher(engine=self.db.engine, outbox=self.db.outbox, consumers=self._consumer_counts)()
+        finally:
+            self.metrics.stop()
+
+    async def _consumer_counts(self) -> list[tuple[str, int, int]]:
+        """(durable, pending, redelivered) of this service's consumers that exist yet."""
+        js = await self.nats.jetstream()
+        found = []
+        for durable in bus_access.consumers(self.service):
+            try:
+                info = await js.consumer_info(STREAM_NAME, durable)
+            except Exception:  # not created yet (its job starts it), or NATS away
+                continue
+            found.append((durable, int(info.num_pending or 0), int(info.num_redelivered or 0)))
+        return found
 
     async def _close(self) -> None:
         if self._preservation is not None:

@@ -191,6 +191,9 @@ class PlatformSettings:
     identity_dir: str = ""
     # The plaintext health-only port (Kubernetes' probes); 0: a free one (tests).
     health_port: int = 0
+    # Where Prometheus scrapes `/metrics` (plain HTTP, never through the gateway); None: no
+    # metrics endpoint (CUMULO_METRICS_PORT unset); 0: a free port (tests).
+    metrics_port: int | None = None
 
     @property
     def development(self) -> bool:
@@ -230,6 +233,7 @@ class PlatformSettings:
             grpc_max_receive_bytes=env.get("GRPC_MAX_RECEIVE_BYTES", DEFAULT_GRPC_MAX_RECEIVE_BYTES),
             identity_dir=env.get("IDENTITY_DIR", ""),
             health_port=env.get("HEALTH_PORT", registry.service(service).health_port),
+            metrics_port=env.get("METRICS_PORT", None, parse=int),
         )
         settings.validate()
         return settings
@@ -249,6 +253,8 @@ class PlatformSettings:
             raise SettingsError("CUMULO_GRPC_PORT must be a TCP port")
         if not 0 <= self.health_port < 65536:
             raise SettingsError("CUMULO_HEALTH_PORT must be a TCP port (0: any free one)")
+        if self.metrics_port is not None and not 0 <= self.metrics_port < 65536:
+            raise SettingsError("CUMULO_METRICS_PORT must be a TCP port (0: any free one)")
 
         if not 0 < self.call_deadline <= self.bulk_call_deadline:
             raise SettingsError("CUMULO_CALL_DEADLINE must be positive and at most CUMULO_BULK_CALL_DEADLINE")

@@ -1,0 +1,75 @@
+"""Every service answers `/metrics` on its own port (never through the gateway), after a
+session that touched each: its calls by method and status code with their durations, its
+outbox, its consumers and its database pool (issue 20 §1, the platform's part)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.request
+
+import grpc
+
+from cumulo.blob.v1 import blob_pb2
+from cumulo.lifecycle.v1 import lifecycle_pb2
+from cumulo.moderation.v1 import moderation_pb2
+from cumulo.sync.v1 import sync_pb2
+from cumulo_devstack.testing import eventually
+from cumulo_sdk.devices import DeviceAgent
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        assert answer.status == 200
+        return answer.read().decode()
+
+
+def value(text: str, series: str) -> float | None:
+    """The sample `series` (name and labels as exposed), or None if absent."""
+    found = re.search(rf"^{re.escape(series)} ([0-9.e+-]+)$", text, re.M)
+    return float(found.group(1)) if found else None
+
+
+async def test_every_service_exposes_its_calls_outbox_consumers_and_pool(people, auth, blob, lifecycle, sync, locator, moderation, tmp_path):
+    person = await people.new()
+    (tmp_path / "a.txt").write_bytes(b"counted")
+    await person.client.files.upload(tmp_path / "a.txt")
+    await person.client.sync.push("notes", [sync_pb2.RecordSave(record_id="r1", record_type="note", payload=b"{}")])
+    await DeviceAgent(person.client).register("phone-m", name="phone")
+    await person.client.call(person.client.complaints.stub.ListMyCases, moderation_pb2.ListMyCasesRequest())
+    await person.client.call(person.client.lifecycle.GetAccountState, lifecycle_pb2.GetAccountStateRequest())
+
+    called = [
+        (auth, "/cumulo.auth.v1.AuthService/Login"),
+        (blob, "/cumulo.blob.v1.BlobService/StartUpload"),
+        (sync, "/cumulo.sync.v1.SyncService/Push"),
+        (locator, "/cumulo.locator.v1.DeviceAgentService/RegisterDevice"),
+        (moderation, "/cumulo.moderation.v1.ComplaintService/ListMyCases"),
+        (lifecycle, "/cumulo.lifecycle.v1.LifecycleService/GetAccountState"),
+    ]
+    for running, method in called:
+        metrics = running.app.runtime.metrics
+        assert metrics.port, running.target
+        name = metrics.service
+
+        async def complete(port: int = metrics.port) -> str:
+            text = await asyncio.to_thread(scrape, port)
+            # The gauges come with the first refresh; the consumers once they exist.
+            return text if value(text, "cumulo_outbox_depth") is not None and "cumulo_consumer_pending{" in text else ""
+
+        text = await eventually(complete, timeout=30, what=f"{name}'s metrics")
+        assert (value(text, f'cumulo_rpc_total{{code="OK",method="{method}"}}') or 0) >= 1, (name, method)
+        assert (value(text, f'cumulo_rpc_duration_seconds_count{{method="{method}"}}') or 0) >= 1, name
+        assert value(text, "cumulo_outbox_oldest_age_seconds") is not None and value(text, "cumulo_db_pool_in_use") is not None
+        assert f'cumulo_consumer_pending{{consumer="{name}-purge"}}' in text or name == "lifecycle", (name, text[:2000])
+        assert "cumulo_outbox_publish_errors_total" in text
+    # A refusal is counted with its code (no token: UNAUTHENTICATED), as the alerts on error rates want.
+    anonymous_before = value(await asyncio.to_thread(scrape, blob.app.runtime.metrics.port),
+                             'cumulo_rpc_total{code="UNAUTHENTICATED",method="/cumulo.blob.v1.BlobService/GetUsage"}') or 0
+    stub = person.client.files.stub
+    try:
+        await stub.GetUsage(blob_pb2.GetUsageRequest(), metadata=[("x-cumulo-client-id", "cumulo-cli")], timeout=10)
+    except grpc.aio.AioRpcError as refused:
+        assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
+    text = await asyncio.to_thread(scrape, blob.app.runtime.metrics.port)
+    assert value(text, 'cumulo_rpc_total{code="UNAUTHENTICATED",method="/cumulo.blob.v1.BlobService/GetUsage"}') == anonymous_before + 1
