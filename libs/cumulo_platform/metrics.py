@@ -10,7 +10,11 @@ in one process):
   published; `cumulo_outbox_publish_errors_total`: the relay's failed publishes;
 - `cumulo_consumer_pending{consumer}`, `cumulo_consumer_redelivered{consumer}`: each durable
   consumer's messages waiting and redelivered (JetStream's consumer info);
-- `cumulo_db_pool_in_use`, `cumulo_db_pool_overflow`: the database pool.
+- `cumulo_db_pool_in_use`, `cumulo_db_pool_overflow`: the database pool;
+- each service's own gauges from its tables (`sql_gauge`: the lifecycle's accounts by state and
+  due transitions, notices by kind and state, purges in flight and stuck; blob's open uploads
+  and exports by state; the locator's commands by state; moderation's open cases by age),
+  refreshed every `SQL_EVERY` rounds: a count over a big table is not free.
 
 The gauges that need a question (the outbox's depth, the consumers' info) are refreshed by a job
 every `every` seconds, not at scrape time: a scrape never waits for the database or NATS."""
@@ -30,6 +34,7 @@ from cumulo_platform.logging import get_logger
 
 log = get_logger(__name__)
 # Seconds: gRPC calls from a millisecond (a cached look-up) to a minute (a bulk export).
+SQL_EVERY = 6  # the tables' gauges every 6th round (30 s)
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -49,9 +54,25 @@ class Metrics:
         )
         self.pool_in_use = Gauge("cumulo_db_pool_in_use", "database connections checked out", registry=r)
         self.pool_overflow = Gauge("cumulo_db_pool_overflow", "database connections beyond the pool's size", registry=r)
+        self._sql: list[tuple[Gauge, Any, int]] = []
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port = 0
+
+    def sql_gauge(self, name: str, documentation: str, labels: Sequence[str], statement: Any) -> None:
+        """A gauge whose samples a statement answers: one row per sample, the label values
+        first, the value last (no labels: one row, one column)."""
+        self._sql.append((Gauge(name, documentation, list(labels), registry=self.registry), statement, len(labels)))
+
+    async def _refresh_sql(self, conn: Any) -> None:
+        for gauge, statement, labels in self._sql:
+            rows = (await conn.execute(statement)).all()
+            if not labels:
+                gauge.set(rows[0][0] if rows and rows[0][0] is not None else 0)
+                continue
+            gauge.clear()  # a label value that went away (no notices of a kind left) goes too
+            for row in rows:
+                gauge.labels(*[str(v) for v in row[:labels]]).set(row[labels])
 
     def observe(self, method: str, code: str, seconds: float) -> None:
         self.rpcs.labels(method, code).inc()
@@ -77,12 +98,15 @@ class Metrics:
         consumers' (name, pending, redelivered)."""
 
         async def refresh() -> None:
+            rounds = 0
             while True:
                 try:
                     async with engine.connect() as conn:
                         depth, oldest = (
                             await conn.execute(sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).select_from(outbox))
                         ).one()
+                        if rounds % SQL_EVERY == 0:
+                            await self._refresh_sql(conn)
                     self.outbox_depth.set(depth)
                     self.outbox_age.set((dt.datetime.now(dt.UTC) - oldest).total_seconds() if oldest is not None else 0)
                     pool = engine.pool
@@ -95,6 +119,7 @@ class Metrics:
                     raise
                 except Exception as exc:  # an outage: the gauges keep their last values
                     log.warning("metrics_refresh_failed", error=type(exc).__name__)
+                rounds += 1
                 await asyncio.sleep(every)
 
         return refresh

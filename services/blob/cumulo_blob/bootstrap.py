@@ -24,6 +24,7 @@ from cumulo_blob.downloads import Downloads
 from cumulo_blob.enforcement import Enforcement
 from cumulo_blob.folders import Folders
 from cumulo_blob.jobs import jobs
+from cumulo_blob.metrics import register as register_metrics
 from cumulo_blob.plans import Plans
 from cumulo_blob.purge import Purge
 from cumulo_blob.quota import Quota
@@ -80,6 +81,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     await storage.open()
     await storage.ensure_bucket()
     holds = base.legal_holds()  # nothing of a held account leaves storage
+    register_metrics(base.metrics)
     plans = Plans(db, settings, clock)
     if platform.development:
         await plans.seed_development_catalog()

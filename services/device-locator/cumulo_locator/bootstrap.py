@@ -13,6 +13,7 @@ from cumulo_locator.config import LocatorSettings
 from cumulo_locator.consumers import consumers
 from cumulo_locator.devices import Devices
 from cumulo_locator.jobs import jobs
+from cumulo_locator.metrics import register as register_metrics
 from cumulo_locator.takeout import LocatorTakeout
 from cumulo_platform import migrations
 from cumulo_platform.account_states import AccountStates
@@ -50,6 +51,7 @@ class LocatorApp:
 async def build(settings: LocatorSettings, *, clock: Clock | None = None) -> LocatorApp:
     base = await Foundation.open(settings.platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
     holds = base.legal_holds()  # its retention and device removal leave held accounts alone
+    register_metrics(base.metrics)
     devices = Devices(base.db, settings, base.clock, holds, base.states)
     fanout = Fanout(base.nats, COMMANDS_SUBJECT)
     commands = Commands(base.db, settings, base.clock, devices, fanout)

@@ -22,6 +22,7 @@ from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_lifecycle.consumers import AccountEvents, consumers
 from cumulo_lifecycle.holds import Holds
 from cumulo_lifecycle.jobs import jobs
+from cumulo_lifecycle.metrics import register as register_metrics
 from cumulo_lifecycle.notices import Notices
 from cumulo_lifecycle.notifier import Notifier
 from cumulo_lifecycle.reports import Reports
@@ -102,6 +103,7 @@ async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> L
         base.db, settings, base.clock, holds=holds,
         contacts=remote_contacts(base.remote("auth", auth_pb2_grpc.AuthInternalServiceStub)),
     )
+    register_metrics(base.metrics, settings)
     base.states.ensure_active = cases.access.ensure_active  # the authority itself: no call to make
     delivery = Delivery(settings)
     notifier = Notifier(base.db, settings, base.clock, delivery)

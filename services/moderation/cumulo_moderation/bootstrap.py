@@ -29,6 +29,7 @@ from cumulo_moderation.consumers import Checks, consumers
 from cumulo_moderation.decisions import Decisions
 from cumulo_moderation.effects import Effects
 from cumulo_moderation.jobs import jobs
+from cumulo_moderation.metrics import register as register_metrics
 from cumulo_moderation.owner_notices import OwnerNotices
 from cumulo_moderation.preservation import Preservation
 from cumulo_moderation.signing_keys import SigningKeys
@@ -71,6 +72,7 @@ class ModerationApp:
 async def build(settings: ModerationSettings, *, clock: Clock | None = None) -> ModerationApp:
     platform = settings.platform
     base = await Foundation.open(platform, schema=SCHEMA, migrations_dir=MIGRATIONS, clock=clock or SystemClock())
+    register_metrics(base.metrics)
     storage = await base.preservation()
     lock = BundleLock(storage, mode=settings.evidence_lock_mode, days=settings.evidence_lock_days)
     await lock.check()  # Object Lock configured on a bucket without it: no start
