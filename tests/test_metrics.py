@@ -92,3 +92,7 @@ async def test_every_service_exposes_its_calls_outbox_consumers_and_pool(people,
         assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
     text = await asyncio.to_thread(scrape, blob.app.runtime.metrics.port)
     assert value(text, 'cumulo_rpc_total{code="UNAUTHENTICATED",method="/cumulo.blob.v1.BlobService/GetUsage"}') == anonymous_before + 1
+    # ... and with its reason, as the refusals that matter to operators are (QUOTA_EXCEEDED ...).
+    assert (value(text, 'cumulo_rpc_refusals_total{method="/cumulo.blob.v1.BlobService/GetUsage",reason="TOKEN_MISSING"}') or 0) >= 1
+    assert "# TYPE cumulo_events_dead_lettered_total counter" in text
+    assert "# TYPE cumulo_lifecycle_sweep_duration_seconds histogram" in texts["lifecycle"]

@@ -173,6 +173,8 @@ class EventConsumer:
         )
         await msg.ack()
         self.dead_lettered += 1
+        if self.nats.on_dead_letter is not None:
+            self.nats.on_dead_letter(self.durable)
         log.error("event_dead_lettered", consumer=self.durable, subject=msg.subject, sequence=sequence, error=error)
 
     async def _apply_batch(self, messages: list[Msg]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 
 from nats.aio.client import Client as NatsConnection
 from nats.js import JetStreamContext
@@ -57,6 +58,8 @@ class Nats:
         self.identity = identity
         self.name = identity.name
         self.redelivery = redelivery or Redelivery()
+        # Told the durable's name of each event one of this client's consumers parks (metrics).
+        self.on_dead_letter: Callable[[str], None] | None = None
         self._connection: NatsConnection | None = None
         self._lock = asyncio.Lock()
         self._stream_ready = False

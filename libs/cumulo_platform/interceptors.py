@@ -345,6 +345,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 return await behavior(request, context)
             except BaseException as exc:
                 code = _code_of(exc, context)
+                if self._metrics is not None and isinstance(exc, CumuloError) and exc.reason:
+                    self._metrics.refusals.labels(method, exc.reason).inc()
                 await _answer(context, exc, code)
             finally:
                 if streaming and call is not None:
@@ -368,6 +370,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     await result
             except BaseException as exc:
                 code = _code_of(exc, context)
+                if self._metrics is not None and isinstance(exc, CumuloError) and exc.reason:
+                    self._metrics.refusals.labels(method, exc.reason).inc()
                 await _answer(context, exc, code)
             finally:
                 if call is not None:

@@ -10,6 +10,9 @@ in one process):
   published; `cumulo_outbox_publish_errors_total`: the relay's failed publishes;
 - `cumulo_consumer_pending{consumer}`, `cumulo_consumer_redelivered{consumer}`: each durable
   consumer's messages waiting and redelivered (JetStream's consumer info);
+  `cumulo_events_dead_lettered_total{consumer}`: events parked;
+- `cumulo_rpc_refusals_total{method,reason}`: calls refused with a reason of cumulo's (quota,
+  rate limits, ...);
 - `cumulo_db_pool_in_use`, `cumulo_db_pool_overflow`: the database pool;
 - each service's own gauges from its tables (`sql_gauge`: the lifecycle's accounts by state and
   due transitions, notices by kind and state, purges in flight and stuck; blob's open uploads
@@ -52,6 +55,11 @@ class Metrics:
         self.consumer_redelivered = Gauge(
             "cumulo_consumer_redelivered", "messages a durable consumer has been given more than once", ["consumer"], registry=r
         )
+        self.refusals = Counter(
+            "cumulo_rpc_refusals", "calls refused with a reason of cumulo's (QUOTA_EXCEEDED, LINK_RATE_LIMITED ...)", ["method", "reason"],
+            registry=r,
+        )
+        self.dead_lettered = Counter("cumulo_events_dead_lettered", "events a consumer gave up on (parked)", ["consumer"], registry=r)
         self.pool_in_use = Gauge("cumulo_db_pool_in_use", "database connections checked out", registry=r)
         self.pool_overflow = Gauge("cumulo_db_pool_overflow", "database connections beyond the pool's size", registry=r)
         self._sql: list[tuple[Gauge, Any, int]] = []

@@ -78,6 +78,7 @@ class Foundation:
             ),
         )
         metrics = Metrics(platform.service)
+        nats_client.on_dead_letter = lambda durable: metrics.dead_lettered.labels(durable).inc()
         base = cls(
             metrics=metrics,
             platform=platform,

@@ -103,7 +103,7 @@ async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> L
         base.db, settings, base.clock, holds=holds,
         contacts=remote_contacts(base.remote("auth", auth_pb2_grpc.AuthInternalServiceStub)),
     )
-    register_metrics(base.metrics, settings)
+    sweep_timer = register_metrics(base.metrics, settings)
     base.states.ensure_active = cases.access.ensure_active  # the authority itself: no call to make
     delivery = Delivery(settings)
     notifier = Notifier(base.db, settings, base.clock, delivery)
@@ -136,7 +136,7 @@ async def build(settings: LifecycleSettings, *, clock: Clock | None = None) -> L
             *(consumer.run for consumer in consumers(base.db, base.nats, access=cases.access, account_events=cases.account_events)),
             *jobs(
                 settings, sweeper=cases.sweeper, notifier=notifier, accounts=cases.accounts, retiming=cases.retiming,
-                announcements=cases.announcements,
+                announcements=cases.announcements, sweep_timer=sweep_timer,
             ),
         ],
         cleanups=[delivery.close],

@@ -3,7 +3,10 @@ settings changed), notice delivery and contact lookups."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
+
+from prometheus_client import Histogram
 
 from cumulo_lifecycle.accounts import Accounts
 from cumulo_lifecycle.announcements import Announcements
@@ -17,7 +20,7 @@ from cumulo_platform.runtime import Job, periodic
 log = get_logger(__name__)
 
 
-def sweep_rounds(sweeper: Sweeper, retiming: Retiming) -> Callable[[], Awaitable[None]]:
+def sweep_rounds(sweeper: Sweeper, retiming: Retiming, timer: Histogram | None = None) -> Callable[[], Awaitable[None]]:
     """One round of the sweeper's job. Re-timing is tried until it succeeds once (per start),
     but never holds the sweep up: it fails while the database is away, or before the migration
     Job has created its table, and freezes and deletions must go on meanwhile. Sweeping the
@@ -34,7 +37,10 @@ def sweep_rounds(sweeper: Sweeper, retiming: Retiming) -> Callable[[], Awaitable
                 retimed = True
             except Exception as exc:
                 log.warning("lifecycle_retiming_failed", error=type(exc).__name__, cause=_root_cause(exc), next_try="next sweep")
+        started = time.perf_counter()
         await sweeper.sweep()
+        if timer is not None:
+            timer.observe(time.perf_counter() - started)
 
     return sweep
 
@@ -48,13 +54,14 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def jobs(
-    settings: LifecycleSettings, *, sweeper: Sweeper, notifier: Notifier, accounts: Accounts, retiming: Retiming, announcements: Announcements
+    settings: LifecycleSettings, *, sweeper: Sweeper, notifier: Notifier, accounts: Accounts, retiming: Retiming, announcements: Announcements,
+    sweep_timer: Histogram | None = None,
 ) -> list[Job]:
     async def contacts() -> None:
         await accounts.run(every=settings.contacts_every)
 
     return [
-        periodic(sweep_rounds(sweeper, retiming), every=settings.sweep_every),
+        periodic(sweep_rounds(sweeper, retiming, sweep_timer), every=settings.sweep_every),
         periodic(notifier.deliver_due, every=settings.notice_every),
         # The operator's announcements, queued as notices in batches (then delivered as above).
         periodic(announcements.fan_out, every=settings.notice_every),

@@ -4,13 +4,15 @@ due, notices by kind and delivery state, purges in flight and stuck."""
 from __future__ import annotations
 
 import sqlalchemy as sa
+from prometheus_client import Histogram
 
 from cumulo_lifecycle.adapters.tables import SCHEMA
 from cumulo_lifecycle.config import LifecycleSettings
 from cumulo_platform.metrics import Metrics
 
 
-def register(metrics: Metrics, settings: LifecycleSettings) -> None:
+def register(metrics: Metrics, settings: LifecycleSettings) -> Histogram:
+    """The lifecycle's gauges; answers the histogram its sweeper's rounds are timed into."""
     stuck = int(settings.purge_stuck_after.total_seconds())
     metrics.sql_gauge(
         "cumulo_lifecycle_accounts", "accounts by lifecycle state", ["state"],
@@ -34,4 +36,8 @@ def register(metrics: Metrics, settings: LifecycleSettings) -> None:
             f"SELECT count(DISTINCT p.account_id) FROM {SCHEMA}.purge_participants p WHERE p.completed_at IS NULL "
             f"AND p.requested_at < now() - make_interval(secs => {stuck})"
         ),
+    )
+    return Histogram(
+        "cumulo_lifecycle_sweep_duration_seconds", "one round of the sweeper", buckets=(0.01, 0.1, 0.5, 1, 5, 15, 60, 300),
+        registry=metrics.registry,
     )
