@@ -63,6 +63,8 @@ class Metrics:
         self.pool_in_use = Gauge("cumulo_db_pool_in_use", "database connections checked out", registry=r)
         self.pool_overflow = Gauge("cumulo_db_pool_overflow", "database connections beyond the pool's size", registry=r)
         self._sql: list[tuple[Gauge, Any, int]] = []
+        self._counted: dict[tuple[str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -83,8 +85,15 @@ class Metrics:
                 gauge.labels(*[str(v) for v in row[:labels]]).set(row[labels])
 
     def observe(self, method: str, code: str, seconds: float) -> None:
-        self.rpcs.labels(method, code).inc()
-        self.rpc_seconds.labels(method).observe(seconds)
+        """One call: on every call's path, so the labelled children are looked up once each."""
+        counted = self._counted.get((method, code))
+        if counted is None:
+            counted = self._counted[(method, code)] = self.rpcs.labels(method, code)
+        timed = self._timed.get(method)
+        if timed is None:
+            timed = self._timed[method] = self.rpc_seconds.labels(method)
+        counted.inc()
+        timed.observe(seconds)
 
     def serve(self, host: str, port: int) -> int:
         """`/metrics` on `port` (0: a free one) in a thread of its own; answers the port."""
