@@ -96,7 +96,8 @@ async def build(settings: AuthSettings, *, clock: Clock | None = None) -> AuthAp
         db=db, clock=clock, settings=settings, codes=codes, passwords=passwords, password_checks=password_checks, send=send_code, live=live
     )
     sessions = Sessions(
-        db=db, clock=clock, settings=settings, issuer=issuer, states=states, throttle=throttle, passwords=passwords, live=live
+        db=db, clock=clock, settings=settings, issuer=issuer, states=states, throttle=throttle, passwords=passwords, live=live,
+        password_checks=password_checks,
     )
     public = AuthService(
         terms_version=settings.terms_version,

@@ -16,10 +16,12 @@ from cumulo_auth.adapters.tables import accounts, refresh_tokens, sessions
 from cumulo_auth.config import AuthSettings
 from cumulo_auth.domain import credentials
 from cumulo_auth.domain.accounts import refuse_unless_usable, view
+from cumulo_auth.domain.password_work import PasswordWork
 from cumulo_auth.issuing import TokenIssuer, Tokens
 from cumulo_auth.live_sessions import LiveSessions
 from cumulo_auth.throttling import LoginThrottle, confirm_password
 from cumulo_platform.account_states import FROZEN, AccountStates
+from cumulo_platform.call_limit import CallLimit, spend
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.errors import InvalidArgument, NotFound, Unauthenticated, parse_id
@@ -50,7 +52,9 @@ class Sessions:
         throttle: LoginThrottle,
         passwords: Passwords,
         live: LiveSessions,
+        password_checks: CallLimit,
     ) -> None:
+        self.password_checks = password_checks  # the anonymous calls' one allowance per address
         self.live = live
         self.db = db
         self.clock = clock
@@ -129,9 +133,12 @@ class Sessions:
             await uow.commit()
         return tokens
 
-    async def revoke_with_link(self, token: str) -> tuple[str, dt.datetime, bool]:
+    async def revoke_with_link(self, token: str, client_network: str) -> tuple[str, dt.datetime, bool]:
         """The session a new-session notice's link names, ended: (its device, when it signed
-        in, whether this ended it)."""
+        in, whether this ended it). Each try spends the address's allowance of anonymous calls,
+        as a password check does: guessing tokens is refused long before it could succeed."""
+        spend(self.password_checks, client_network, self.clock.now(), PasswordWork.CHECK, what="link tries from this address",
+              reason="LINK_RATE_LIMITED")
         if not token.strip() or len(token) > 100:
             raise NotFound("this link is not valid (any more)", reason="LINK_INVALID")
         digest = hashlib.sha256(token.strip().encode()).digest()

@@ -172,6 +172,35 @@ async def test_password_resets_from_one_address_spend_the_same_allowance(limited
         await call(client, client.auth.StartPasswordReset, auth_pb2.StartPasswordResetRequest(login=unique_email()), address=flooder)
 
 
+async def test_guessing_session_links_from_one_address_is_refused_while_another_address_is_served(limited):
+    """The new-session notice's link is anonymous: each try spends the address's allowance, so
+    a flood of made-up tokens stops long before one could hit, and a neighbour's real click is
+    served meanwhile (its made-up token is answered as one: LINK_INVALID)."""
+    clock, target = limited
+    flooder, neighbour = fake_client_address(), fake_client_address()
+    revoke = auth_pb2.RevokeSessionWithLinkRequest
+    async with Cumulo(target, transport=transport_for(target)) as client:
+        for _ in range(CHECKS):
+            await expect_error(
+                call(client, client.auth.RevokeSessionWithLink, revoke(token=secrets.token_urlsafe(24)), address=flooder),
+                grpc.StatusCode.NOT_FOUND, reason="LINK_INVALID",
+            )
+        err = await expect_error(
+            call(client, client.auth.RevokeSessionWithLink, revoke(token=secrets.token_urlsafe(24)), address=flooder),
+            EXHAUSTED, reason="LINK_RATE_LIMITED",
+        )
+        assert err.retry_after_seconds == 60
+        await expect_error(
+            call(client, client.auth.RevokeSessionWithLink, revoke(token=secrets.token_urlsafe(24)), address=neighbour),
+            grpc.StatusCode.NOT_FOUND, reason="LINK_INVALID",
+        )
+        clock.advance(dt.timedelta(seconds=60))
+        await expect_error(
+            call(client, client.auth.RevokeSessionWithLink, revoke(token=secrets.token_urlsafe(24)), address=flooder),
+            grpc.StatusCode.NOT_FOUND, reason="LINK_INVALID",
+        )
+
+
 @pytest.mark.parametrize(
     ("name", "value"), [("PASSWORD_CHECKS_PER_ADDRESS", "0"), ("PASSWORD_CHECK_WINDOW", "PT0S")]
 )

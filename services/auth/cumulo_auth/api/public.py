@@ -153,7 +153,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def RevokeSessionWithLink(
         self, request: auth_pb2.RevokeSessionWithLinkRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RevokeSessionWithLinkResponse:
-        device, signed_in_at, revoked = await self.sessions.revoke_with_link(request.token)
+        device, signed_in_at, revoked = await self.sessions.revoke_with_link(request.token, current_call().client_network)
         return auth_pb2.RevokeSessionWithLinkResponse(device_name=device, signed_in_at=timestamp(signed_in_at), revoked=revoked)
 
     async def CreateMinorAccount(
