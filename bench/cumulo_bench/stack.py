@@ -9,6 +9,7 @@ import sys
 from cumulo_devstack.servers import Process, free_port, wait_for_port
 from cumulo_devstack.stack import Cloud
 from cumulo_devstack.testing.channels import transport_for
+from cumulo_platform.tracing import TRACES_OFF, TraceSettings
 from cumulo_sdk.transport import Transport
 
 
@@ -19,8 +20,8 @@ class BenchStack(Cloud):
         # The bench calls services as the gateway would, with this stack's identities.
         os.environ["CUMULO_IDENTITY_DIR"] = str(self.infra.identities)
 
-    def start_gateway(self, backends: dict[str, str] | None = None) -> str:
-        gateway = super().start_gateway(backends)
+    def start_gateway(self, backends: dict[str, str] | None = None, traces: TraceSettings = TRACES_OFF) -> str:
+        gateway = super().start_gateway(backends, traces)
         self._gateways.add(gateway)
         return gateway
 

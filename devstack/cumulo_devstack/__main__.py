@@ -45,6 +45,7 @@ from cumulo_gateway.envoy_config import ObjectStore
 from cumulo_gateway.routes import CLIENT_ID_HEADER
 from cumulo_platform.registry import SERVICES
 from cumulo_platform.secrets import ensure_keys
+from cumulo_platform.settings import Env, trace_settings
 from cumulo_sdk.client import DEFAULT_CLIENT_ID
 
 SERVICE_START_TIMEOUT = 60.0  # a service migrates its schema before it serves
@@ -230,7 +231,7 @@ class Launch:
         config.write_text(
             gateway_config(
                 tls, port.number, admin.number, backends, object_store=store, console=built_console(),
-                identities=pathlib.Path(self.env["CUMULO_IDENTITY_DIR"]),
+                identities=pathlib.Path(self.env["CUMULO_IDENTITY_DIR"]), traces=trace_settings(Env("gateway", self.env)),
             )
         )
         envoy = Envoy(config, port.number, admin.number, self.logs / "gateway.log")

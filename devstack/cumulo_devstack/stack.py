@@ -26,6 +26,7 @@ from cumulo_gateway.console import Console
 from cumulo_gateway.envoy_config import EdgeLimits, ObjectStore
 from cumulo_platform.secrets import ensure_keys
 from cumulo_platform.settings import Env
+from cumulo_platform.tracing import TRACES_OFF, TraceSettings
 
 
 @dataclasses.dataclass
@@ -109,6 +110,7 @@ def built_console(map_tiles: str | None = None) -> Console | None:
 def gateway_config(
     tls: TlsFiles, port: int, admin_port: int, backends: dict[str, str], limits: EdgeLimits | None = None,
     object_store: ObjectStore | None = None, console: Console | None = None, *, identities: pathlib.Path | None,
+    traces: TraceSettings = TRACES_OFF,
 ) -> str:
     """Envoy's config for a gateway on loopback `port`, serving TLS with `tls`'s certificate;
     `limits`: the edge's per-address limits (the production defaults unless given);
@@ -119,7 +121,7 @@ def gateway_config(
     return render_json(
         listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends=backends,
         tls=ServerTls(str(tls.cert), str(tls.key)), limits=limits or EdgeLimits(), object_store=object_store, console=console,
-        identity=UpstreamIdentity.in_folder(identities / "gateway") if identities is not None else None,
+        identity=UpstreamIdentity.in_folder(identities / "gateway") if identities is not None else None, traces=traces,
     )
 
 
@@ -142,12 +144,12 @@ def running_gateway(
 def start_envoy(
     tls: TlsFiles, folder: pathlib.Path, backends: dict[str, str], limits: EdgeLimits | None = None, *,
     ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None, console: Console | None = None,
-    identities: pathlib.Path | None,
+    identities: pathlib.Path | None, traces: TraceSettings = TRACES_OFF,
 ) -> Envoy:
     """The gateway's Envoy started and ready, its config and log in `folder`; the caller stops it."""
     port, admin_port = ports or tuple(free_ports(2))
     config = folder / f"envoy-{port}.json"
-    config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store, console, identities=identities))
+    config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store, console, identities=identities, traces=traces))
     envoy = Envoy(config, port, admin_port, folder / f"envoy-{port}.log")
     envoy.start()
     return envoy
@@ -219,15 +221,15 @@ class Cloud:
 
         return {name: self.start_service(name, **extra) for name in SERVICES}
 
-    def start_gateway(self, backends: dict[str, str] | None = None) -> str:
+    def start_gateway(self, backends: dict[str, str] | None = None, traces: TraceSettings = TRACES_OFF) -> str:
         """Envoy in front of the services, serving TLS with the cloud's development
-        certificate: clients trust `self.infra.tls.ca` (CUMULO_CA)."""
+        certificate: clients trust `self.infra.tls.ca` (CUMULO_CA); `traces`: where its spans go."""
         port = self.gateway_port if not self._envoys else free_port()
         backends = backends or {name: self.target(name) for name in self.ports}
         store = ObjectStore(self.infra.s3.endpoint.removeprefix("http://"))
         envoy = start_envoy(
             self.infra.tls, self.root, backends, ports=(port, free_port()), object_store=store, console=built_console(),
-            identities=self.infra.identities,
+            identities=self.infra.identities, traces=traces,
         )
         self._envoys.append(envoy)
         return f"127.0.0.1:{port}"

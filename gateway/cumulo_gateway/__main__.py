@@ -34,7 +34,7 @@ from cumulo_gateway.envoy_config import (
     render_kubernetes,
 )
 from cumulo_gateway.routes import DEFAULT_BACKENDS
-from cumulo_platform.settings import Env
+from cumulo_platform.settings import Env, trace_settings
 
 
 def backends_from_env(env: Env) -> dict[str, str]:
@@ -74,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         console = Console.of(args.console, served_from=served_from, map_tiles=env.get("MAP_TILES", "")) if args.console else None
     except ValueError as exc:
         parser.error(str(exc))
+    traces = trace_settings(env)
+    wrong = traces.validate()
+    if wrong is not None:
+        parser.error(wrong)
     if args.command == "render-k8s":
-        rendered = render_kubernetes(console)
+        rendered = render_kubernetes(console, traces)
         if args.out:
             args.out.write_text(rendered)
         else:
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             listen_host=args.host, listen_port=args.port, admin_port=args.admin_port, backends=backends_from_env(env), tls=tls,
             limits=edge_limits_from_env(env), max_heap=env.get("MAX_HEAP_MIB", DEFAULT_MAX_HEAP // 2**20) * 2**20,
             object_store=object_store_from_env(env), console=console,
-            identity=UpstreamIdentity.in_folder(pathlib.Path(identities).resolve() / "gateway"),
+            identity=UpstreamIdentity.in_folder(pathlib.Path(identities).resolve() / "gateway"), traces=traces,
         )
     except ValueError as exc:
         parser.error(str(exc))

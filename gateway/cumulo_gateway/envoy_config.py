@@ -40,6 +40,7 @@ from cumulo_gateway.routes import CLIENT_ID_HEADER, PUBLIC_SERVICES
 from cumulo_platform.errors import STATUS_DETAILS_KEY, CumuloError, PermissionDenied, ResourceExhausted
 from cumulo_platform.registry import SERVICES
 from cumulo_platform.settings import DEFAULT_GRPC_MAX_RECEIVE_BYTES
+from cumulo_platform.tracing import TRACES_OFF, TraceSettings
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 LOCAL_RATE_LIMIT = "envoy.filters.http.local_ratelimit"
@@ -132,6 +133,62 @@ def _cluster(name: str, address: str, identity: UpstreamIdentity | None = None) 
             "endpoints": [
                 {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}]}
             ],
+        },
+    }
+
+
+OTLP_CLUSTER = "otlp"
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _tracing(traces: TraceSettings) -> dict[str, Any]:
+    """The edge's span of each request, sent to the collector (OTLP/gRPC): a request with no
+    `traceparent` starts a trace (kept at the sampling ratio), one with it continues it, and
+    the services' spans go under it."""
+    return {
+        "random_sampling": {"value": traces.sample_ratio * 100},
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {"envoy_grpc": {"cluster_name": OTLP_CLUSTER}, "timeout": "2s"},
+                "service_name": "gateway",
+            },
+        },
+    }
+
+
+def _otlp_cluster(traces: TraceSettings) -> dict[str, Any]:
+    parsed = urllib.parse.urlsplit(traces.endpoint)
+    host, port = parsed.hostname or "", parsed.port or 4317
+    tls = (
+        {
+            "transport_socket": {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                    "sni": host,
+                    "common_tls_context": {"validation_context": {"trusted_ca": {"filename": SYSTEM_CA}}},
+                },
+            }
+        }
+        if parsed.scheme == "https"
+        else {}
+    )
+    return {
+        **tls,
+        "name": OTLP_CLUSTER,
+        "type": "STRICT_DNS",
+        "connect_timeout": "2s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": {
+            "cluster_name": OTLP_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}],
         },
     }
 
@@ -497,8 +554,10 @@ def render(
     object_store: ObjectStore | None = None,
     console: Console | None = None,
     identity: UpstreamIdentity | None = None,
+    traces: TraceSettings = TRACES_OFF,
 ) -> dict[str, Any]:
-    """`tls` None only for a listener on loopback (a local experiment): the public port never
+    """`traces`: where the edge's spans go (off unless it names a collector).
+    `tls` None only for a listener on loopback (a local experiment): the public port never
     takes a password in clear. `max_heap`: Envoy's memory budget (below its container's limit).
     `identity`: the gateway's identity towards the services (mutual TLS); None only for
     backends of a test's own that speak plaintext — cumulo's services take no call without one."""
@@ -530,6 +589,7 @@ def render(
                                         "use_remote_address": True,
                                         "xff_num_trusted_hops": limits.trusted_hops,
                                         "generate_request_id": True,
+                                        **({"tracing": _tracing(traces)} if traces.enabled else {}),
                                         "local_reply_config": _json_local_replies(),
                                         # Routes set tighter idle limits per kind of call.
                                         "stream_idle_timeout": LONG_STREAM_IDLE,
@@ -591,7 +651,8 @@ def render(
                 }
             ],
             "clusters": [_cluster(name, backends[name], identity) for name in needed]
-            + ([_object_store_cluster(object_store)] if object_store else []),
+            + ([_object_store_cluster(object_store)] if object_store else [])
+            + ([_otlp_cluster(traces)] if traces.enabled else []),
         },
     }
 
@@ -605,12 +666,12 @@ def render_json(**kwargs: Any) -> str:
 KUBERNETES_CONSOLE = "/etc/cumulo/console"
 
 
-def render_kubernetes(console: Console | None = None) -> str:
+def render_kubernetes(console: Console | None = None, traces: TraceSettings = TRACES_OFF) -> str:
     """The config the gateway's pod runs: every backend is its Kubernetes Service, same port;
     `console`: the image's build, served from where the pod mounts its copy (KUBERNETES_CONSOLE)."""
     backends = {name: f"{name}:{backend.port}" for name, backend in SERVICES.items()}
     # The Deployment's memory limit is 256 MiB: Envoy sheds load well before it.
     return render_json(
         listen_host="0.0.0.0", listen_port=8080, admin_port=9901, backends=backends, tls=KUBERNETES_TLS, max_heap=200 * 2**20,
-        console=console, identity=KUBERNETES_IDENTITY,
+        console=console, identity=KUBERNETES_IDENTITY, traces=traces,
     )

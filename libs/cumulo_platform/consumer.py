@@ -11,6 +11,8 @@ handler decoded (`event_types.Event`), and applies it idempotently.
   counted, and acknowledged: one poison event never stalls its consumer. Outages (the
   database, another service away) are retried for as long as they last, never parked. Operators list and
   replay dead letters with `cumulo-admin events` (`dead_letters`).
+- With tracing on, each event is applied under a span in the trace of what caused it
+  (cumulo_platform.tracing).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from cumulo_platform.event_types import Event, decode, event_filter, forgery
 from cumulo_platform.events import DEAD_LETTER_PREFIX, STREAM_NAME, Nats
 from cumulo_platform.logging import get_logger
 from cumulo_platform.runtime import raise_if_cancelled
+from cumulo_platform.tracing import end_event_span
 
 log = get_logger(__name__)
 
@@ -183,16 +186,23 @@ class EventConsumer:
         good = [(msg, event) for msg, event in decoded if event is not None]
         if not good:
             return
+        tracing = self.nats.tracing
+        if tracing is not None:  # each event in the trace of what caused it
+            spans = tracing.batch_spans(self.durable, [(msg.headers, event.envelope, event.type) for msg, event in good])
+            for (_, event), span in zip(good, spans, strict=True):
+                event.span = span
         try:
             async with self.db.unit_of_work() as uow:
                 await self.batch_handler([event for _, event in good], uow)
                 await uow.commit()
         except Exception as exc:
             log.exception("event_batch_failed", consumer=self.durable, events=len(good))
-            for msg, _ in good:
+            for msg, event in good:
+                end_event_span(event.span, exc)
                 await self._failed(msg, exc)
             return
-        for msg, _ in good:
+        for msg, event in good:
+            end_event_span(event.span, None)
             await msg.ack()
 
     async def _apply(self, msg: Msg) -> None:
@@ -200,6 +210,15 @@ class EventConsumer:
         event = await self._decode(msg)
         if event is None:
             return
+        tracing = self.nats.tracing
+        if tracing is None:
+            await self._apply_event(msg, event)
+            return
+        with tracing.consumer_span(self.durable, event.type, msg.headers, event.envelope):
+            await self._apply_event(msg, event)
+
+    async def _apply_event(self, msg: Msg, event: Event[Any]) -> None:
+        assert self.handler is not None
         try:
             async with self.db.unit_of_work() as uow:
                 first_time = (

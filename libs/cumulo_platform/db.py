@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from cumulo.events.v1 import events_pb2
 from cumulo_platform.clock import Clock, SystemClock
 from cumulo_platform.event_types import check_type, event_subject
+from cumulo_platform.tracing import current_traceparent
 
 # The unit of work open in this task, if any: calls to other services check it (see remote).
 _open_unit: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar("cumulo_open_unit_of_work", default=None)
@@ -83,12 +84,15 @@ def make_envelope(
     account_id: str,
     producer: str,
     occurred_at: dt.datetime,
+    trace: tuple[str, str] | None = None,
 ) -> events_pb2.Envelope:
+    """`trace`: the (traceparent, tracestate) the event carries on; by default the current
+    span's (cumulo_platform.tracing), none when untraced."""
     packed = any_pb2.Any()
     packed.Pack(payload)
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(occurred_at)
-    return events_pb2.Envelope(
+    envelope = events_pb2.Envelope(
         event_id=str(uuid.uuid4()),
         type=event_type,
         account_id=account_id,
@@ -96,6 +100,11 @@ def make_envelope(
         producer=producer,
         payload=packed,
     )
+    traceparent, tracestate = trace if trace is not None else current_traceparent()
+    if traceparent:
+        envelope.traceparent = traceparent
+        envelope.tracestate = tracestate
+    return envelope
 
 
 # How far back a replica's look at what changed reads again: a transaction may commit after a
@@ -190,10 +199,12 @@ class UnitOfWork:
             await self.session.close()
 
     def emit(
-        self, event_type: str, payload: message.Message, *, account_id: str = "", occurred_at: dt.datetime | None = None
+        self, event_type: str, payload: message.Message, *, account_id: str = "", occurred_at: dt.datetime | None = None,
+        trace: tuple[str, str] | None = None,
     ) -> events_pb2.Envelope:
         """Queues an event for the outbox; its type must carry this payload (event_types). It
-        occurred now, unless the change it announces is ordered by a time of its own."""
+        occurred now, unless the change it announces is ordered by a time of its own; it
+        carries the current trace context unless given the one of what caused it (`trace`)."""
         check_type(event_type, payload)
         envelope = make_envelope(
             event_type,
@@ -201,6 +212,7 @@ class UnitOfWork:
             account_id=account_id,
             producer=self.db.producer,
             occurred_at=occurred_at or self.db.clock.now(),
+            trace=trace,
         )
         self._events.append(envelope)
         return envelope

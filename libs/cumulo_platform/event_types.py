@@ -10,7 +10,7 @@ time, the producer and the payload."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from google.protobuf import message
 
@@ -111,11 +111,14 @@ class Event(Generic[M]):
     to make (a consumer of access events makes thousands a second): the envelope's fields are
     read when asked for."""
 
-    __slots__ = ("envelope", "message")
+    __slots__ = ("envelope", "message", "span")
 
     def __init__(self, envelope: events_pb2.Envelope, message: M) -> None:
         self.envelope = envelope
         self.message = message
+        # The span a batch consumer applies it under (cumulo_platform.tracing), None untraced:
+        # what a handler does for this event alone goes under it (`tracing.within`).
+        self.span: Any = None
 
     @property
     def event_id(self) -> str:

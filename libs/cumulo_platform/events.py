@@ -25,6 +25,7 @@ from cumulo_platform.bus_access import DEAD_LETTERS, STREAM, connect_options
 from cumulo_platform.event_types import SUBJECT_PREFIX
 from cumulo_platform.identity import Identity
 from cumulo_platform.logging import get_logger
+from cumulo_platform.tracing import Tracing
 
 STREAM_NAME = STREAM
 DEAD_LETTER_STREAM = "CUMULO_DEAD_LETTERS"
@@ -53,13 +54,17 @@ class Redelivery:
 class Nats:
     """A lazily (re)connecting NATS client: services keep serving while NATS is away."""
 
-    def __init__(self, url: str, *, identity: Identity, redelivery: Redelivery | None = None) -> None:
+    def __init__(self, url: str, *, identity: Identity, redelivery: Redelivery | None = None, stream_replicas: int = 1) -> None:
         self.url = url
         self.identity = identity
         self.name = identity.name
         self.redelivery = redelivery or Redelivery()
+        self.stream_replicas = stream_replicas  # CUMULO_NATS_STREAM_REPLICAS: see stream_configs
         # Told the durable's name of each event one of this client's consumers parks (metrics).
         self.on_dead_letter: Callable[[str], None] | None = None
+        # The service's tracer (cumulo_platform.tracing), None where tracing is off: the relay
+        # and the consumers on this client continue events' traces with it.
+        self.tracing: Tracing | None = None
         self._connection: NatsConnection | None = None
         self._lock = asyncio.Lock()
         self._stream_ready = False
@@ -96,7 +101,7 @@ class Nats:
         connection = await self.connection()
         js = connection.jetstream(timeout=5)
         if not self._stream_ready:
-            await ensure_streams(js)
+            await ensure_streams(js, self.stream_replicas)
             self._stream_ready = True
         return js
 
@@ -124,22 +129,32 @@ class Nats:
         log.info("nats_reconnected")
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    for name, subjects, kept in (
-        (STREAM_NAME, SUBJECT_PREFIX + ">", dt.timedelta(days=7)),
-        (DEAD_LETTER_STREAM, DEAD_LETTER_PREFIX + ">", dt.timedelta(days=30)),
-    ):
-        config = js_api.StreamConfig(
+def stream_configs(replicas: int = 1) -> list[js_api.StreamConfig]:
+    """The two streams as every service makes sure they are: kept `replicas` times in a
+    JetStream cluster (CUMULO_NATS_STREAM_REPLICAS: 1 on a single server, 3 on the production
+    overlay's three-node cluster). A service's idea of a stream wins over what it finds
+    (update_stream), so every service must say the same count: one left at 1 would scale a
+    replicated stream down."""
+    return [
+        js_api.StreamConfig(
             name=name,
             subjects=[subjects],
             storage=js_api.StorageType.FILE,
             retention=js_api.RetentionPolicy.LIMITS,
             duplicate_window=DUPLICATE_WINDOW.total_seconds(),
             max_age=kept.total_seconds(),
+            num_replicas=replicas,
         )
+        for name, subjects, kept in (
+            (STREAM_NAME, SUBJECT_PREFIX + ">", dt.timedelta(days=7)),
+            (DEAD_LETTER_STREAM, DEAD_LETTER_PREFIX + ">", dt.timedelta(days=30)),
+        )
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    for config in stream_configs(replicas):
         try:
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
-
-

@@ -11,7 +11,8 @@
 5. domain errors mapped to gRPC status with google.rpc details; anything unexpected becomes a
    generic INTERNAL carrying the request id, and is logged with its traceback;
 6. a log line per call with its duration and code where it tells something: failed or slow
-   calls at info, the rest at debug (`CUMULO_LOG_CALLS=all`: every call at info).
+   calls at info, the rest at debug (`CUMULO_LOG_CALLS=all`: every call at info);
+7. with tracing on, a span per call under the trace context it came with (`cumulo_platform.tracing`).
 
 Internal services (names ending in `InternalService`) are reached only inside the cluster,
 by the identities their allow-list names, and are never routed by the gateway; health and
@@ -47,6 +48,7 @@ from cumulo_platform.last_access import LastAccessRecorder
 from cumulo_platform.logging import CURRENT_CALL, debug_enabled, get_logger
 from cumulo_platform.metrics import Metrics
 from cumulo_platform.tokens import Principal, TokenVerifier, within_scope
+from cumulo_platform.tracing import Tracing, end_call_span
 from cumulo_platform.trust import allowed_callers
 
 CLIENT_ID_HEADER = "x-cumulo-client-id"
@@ -227,8 +229,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         log_calls: str = "slow",
         slow_call_ms: float = DEFAULT_SLOW_CALL_MS,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._metrics = metrics
+        self._tracing = tracing
         self._log_every_call = log_calls == "all"
         self._slow_call_ms = slow_call_ms
         self._verifier = verifier
@@ -291,7 +295,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self, method: str, *, internal: bool, needs_token: bool, allowed: frozenset[str] | None
     ) -> Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]:
         async def enter(context: grpc.aio.ServicerContext) -> CallInfo:
-            metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+            metadata = _metadata(context)
             call = CallInfo(
                 method,
                 request_id=metadata.get(REQUEST_ID_HEADER, ""),
@@ -340,6 +344,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             call: CallInfo | None = None
+            span = self._tracing.server_span(method, _metadata(context)) if self._tracing is not None else None
             try:
                 call = await enter(context)
                 return await behavior(request, context)
@@ -352,6 +357,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 if streaming and call is not None:
                     self._used_until_now(call)
                 self._log_call(code, started, method)
+                if span is not None:
+                    end_call_span(span, code.name)
 
         return wrapped
 
@@ -360,6 +367,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             call: CallInfo | None = None
+            span = self._tracing.server_span(method, _metadata(context)) if self._tracing is not None else None
             try:
                 call = await enter(context)
                 result = behavior(request, context)
@@ -377,6 +385,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 if call is not None:
                     self._used_until_now(call)
                 self._log_call(code, started, method)
+                if span is not None:
+                    end_call_span(span, code.name)
 
         return wrapped
 
@@ -409,6 +419,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             level = "info"
         getattr(log, level)("rpc", code=code.name, duration_ms=round(duration_ms, 2))
 
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    return {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
 
 
 async def _abort(context: grpc.aio.ServicerContext, status: Any, code: grpc.StatusCode) -> NoReturn:

@@ -16,6 +16,7 @@ from cumulo.events.v1 import events_pb2
 from cumulo_platform.clock import Clock
 from cumulo_platform.db import Database
 from cumulo_platform.logging import get_logger
+from cumulo_platform.tracing import current_traceparent
 
 EVENT_TYPE = "access.recorded"
 log = get_logger(__name__)
@@ -32,6 +33,9 @@ class LastAccessRecorder:
         self.flush_every = flush_every
         self._last_emitted: dict[str, dt.datetime] = {}
         self._pending: dict[str, dt.datetime] = {}
+        # The trace context of the use that each pending event reports (traced calls only):
+        # the lifecycle's handling of the event is then in that call's trace.
+        self._origins: dict[str, tuple[str, str]] = {}
         self._flushing = 0
 
     @property
@@ -48,11 +52,15 @@ class LastAccessRecorder:
             return
         self._last_emitted[account_id] = now
         self._pending[account_id] = now
+        origin = current_traceparent()
+        if origin[0]:
+            self._origins[account_id] = origin
 
     async def flush(self) -> int:
         if not self._pending:
             return 0
         pending, self._pending = self._pending, {}
+        origins, self._origins = self._origins, {}
         self._flushing += 1
         try:
             async with self.db.unit_of_work() as uow:
@@ -63,6 +71,7 @@ class LastAccessRecorder:
                         EVENT_TYPE,
                         events_pb2.AccessRecorded(account_id=account_id, accessed_at=stamp, service=self.service),
                         account_id=account_id,
+                        trace=origins.get(account_id, ("", "")),
                     )
                 await uow.commit()
         except BaseException:
@@ -70,6 +79,8 @@ class LastAccessRecorder:
             # again); a newer mark of the same account wins.
             for account_id, at in pending.items():
                 self._pending.setdefault(account_id, at)
+            for account_id, origin in origins.items():
+                self._origins.setdefault(account_id, origin)
             raise
         finally:
             self._flushing -= 1

@@ -1,6 +1,8 @@
 """The outbox relay: publishes outbox rows in batches with `Nats-Msg-Id` = event id, so a
 publish retried after a crash is de-duplicated by JetStream; rows are deleted only once
-acknowledged. While NATS is down, rows wait in the outbox: nothing is lost."""
+acknowledged. While NATS is down, rows wait in the outbox: nothing is lost. With tracing on,
+each publish is a span under the context the event was written in, and the message carries
+the span's context in its `traceparent` header (cumulo_platform.tracing)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from cumulo_platform.db import Database
 from cumulo_platform.events import Nats
 from cumulo_platform.logging import get_logger
 from cumulo_platform.runtime import raise_if_cancelled
+from cumulo_platform.tracing import end_publish_span, publish_span, span_headers
 
 log = get_logger(__name__)
 
@@ -77,18 +80,22 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
+            tracing = self.nats.tracing
+            spans = [publish_span(tracing, row.subject, row.envelope) for row in rows] if tracing is not None else None
             results = await asyncio.gather(
                 *(
                     js.publish(
                         row.subject,
                         row.envelope,
                         timeout=self.publish_timeout,
-                        headers={"Nats-Msg-Id": str(row.event_id)},
+                        headers={"Nats-Msg-Id": str(row.event_id), **(span_headers(spans[i]) if spans else {})},
                     )
-                    for row in rows
+                    for i, row in enumerate(rows)
                 ),
                 return_exceptions=True,
             )
+            for span, result in zip(spans or (), results, strict=False):
+                end_publish_span(span, result)
             done = [row.event_id for row, result in zip(rows, results) if not isinstance(result, BaseException)]
             failed = [row.event_id for row, result in zip(rows, results) if isinstance(result, BaseException)]
             if done:

@@ -5,7 +5,7 @@ open unit of work.
 The error policy (`errors.relayed`): a missing thing, a refused state or a refusal keeps its
 code, reason and message; bad input is named as our caller's field; a service that does not
 answer in time is UNAVAILABLE `<SERVICE>_UNAVAILABLE` (the caller may retry); anything else is
-INTERNAL `<SERVICE>_FAILED`."""
+INTERNAL `<SERVICE>_FAILED`. A call carries the current trace context (cumulo_platform.tracing)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import grpc
 
 from cumulo_platform.db import assert_no_open_unit_of_work
 from cumulo_platform.errors import relayed
+from cumulo_platform.tracing import outgoing_metadata
 
 Stub = TypeVar("Stub")
 Response = TypeVar("Response")
@@ -46,7 +47,7 @@ class Remote(Generic[Stub]):
         service is blamed on; `bulk` gives a call that walks a whole account the longer deadline."""
         assert_no_open_unit_of_work(f"{self.service}.{_name(method)}")
         try:
-            return await method(request, timeout=self._timeout(bulk))
+            return await method(request, timeout=self._timeout(bulk), metadata=outgoing_metadata())
         except grpc.aio.AioRpcError as exc:
             raise relayed(exc, self.service, field) from None
 
@@ -60,7 +61,7 @@ class Remote(Generic[Stub]):
     ) -> AsyncIterator[Any]:
         assert_no_open_unit_of_work(f"{self.service}.{_name(method)}")
         try:
-            async for item in method(request, timeout=self._timeout(bulk)):
+            async for item in method(request, timeout=self._timeout(bulk), metadata=outgoing_metadata()):
                 yield item
         except grpc.aio.AioRpcError as exc:
             raise relayed(exc, self.service, field) from None

@@ -39,6 +39,7 @@ from cumulo_platform.runtime import GrpcService, Job, ServiceRuntime
 from cumulo_platform.settings import PlatformSettings, SettingsError
 from cumulo_platform.storage import Storage
 from cumulo_platform.tokens import KeyCache, Principal, TokenVerifier, remote_keys
+from cumulo_platform.tracing import Tracing
 
 Stub = TypeVar("Stub")
 
@@ -76,9 +77,11 @@ class Foundation:
                 first_delay=platform.event_retry_first_delay,
                 max_delay=platform.event_retry_max_delay,
             ),
+            stream_replicas=platform.nats_stream_replicas,
         )
         metrics = Metrics(platform.service)
         nats_client.on_dead_letter = lambda durable: metrics.dead_lettered.labels(durable).inc()
+        nats_client.tracing = Tracing.of(platform.service, platform.traces)
         base = cls(
             metrics=metrics,
             platform=platform,
@@ -195,6 +198,7 @@ class Foundation:
             log_calls=self.platform.log_calls,
             slow_call_ms=self.platform.slow_call_ms,
             metrics=self.metrics,
+            tracing=self.nats.tracing,
         )
 
     def runtime(
@@ -259,6 +263,8 @@ class Foundation:
         for channel in self._channels.values():
             await channel.close()
         await self.db.dispose()
+        if self.nats.tracing is not None:
+            await asyncio.to_thread(self.nats.tracing.shutdown)  # the spans still waiting go out
 
 
 S = TypeVar("S")

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from cumulo_platform import registry
 from cumulo_platform.durations import IsoDuration
+from cumulo_platform.tracing import TRACES_OFF, TraceSettings
 
 T = TypeVar("T")
 
@@ -194,6 +195,10 @@ class PlatformSettings:
     # Where Prometheus scrapes `/metrics` (plain HTTP, never through the gateway); None: no
     # metrics endpoint (CUMULO_METRICS_PORT unset); 0: a free port (tests).
     metrics_port: int | None = None
+    # How many copies of each event stream a JetStream cluster keeps (cumulo_platform.events.stream_configs).
+    nats_stream_replicas: int = 1
+    # Traces (cumulo_platform.tracing): off unless CUMULO_OTLP_ENDPOINT names a collector.
+    traces: TraceSettings = TRACES_OFF
 
     @property
     def development(self) -> bool:
@@ -234,6 +239,8 @@ class PlatformSettings:
             identity_dir=env.get("IDENTITY_DIR", ""),
             health_port=env.get("HEALTH_PORT", registry.service(service).health_port),
             metrics_port=env.get("METRICS_PORT", None, parse=int),
+            nats_stream_replicas=env.get("NATS_STREAM_REPLICAS", 1),
+            traces=trace_settings(env),
         )
         settings.validate()
         return settings
@@ -255,9 +262,14 @@ class PlatformSettings:
             raise SettingsError("CUMULO_HEALTH_PORT must be a TCP port (0: any free one)")
         if self.metrics_port is not None and not 0 <= self.metrics_port < 65536:
             raise SettingsError("CUMULO_METRICS_PORT must be a TCP port (0: any free one)")
+        wrong = self.traces.validate()
+        if wrong is not None:
+            raise SettingsError(wrong)
 
         if not 0 < self.call_deadline <= self.bulk_call_deadline:
             raise SettingsError("CUMULO_CALL_DEADLINE must be positive and at most CUMULO_BULK_CALL_DEADLINE")
+        if not 1 <= self.nats_stream_replicas <= 5:
+            raise SettingsError("CUMULO_NATS_STREAM_REPLICAS must be between 1 and 5 (JetStream's limit)")
         if self.event_max_attempts < 1:
             raise SettingsError("CUMULO_EVENT_MAX_ATTEMPTS must be at least 1")
         if not 0 < self.event_retry_first_delay <= self.event_retry_max_delay:
@@ -277,3 +289,14 @@ class PlatformSettings:
 
     def replace(self, **changes: Any) -> PlatformSettings:
         return dataclasses.replace(self, **changes)
+
+
+def trace_settings(env: Env) -> TraceSettings:
+    """Where spans go (CUMULO_OTLP_ENDPOINT), the share of new traces kept
+    (CUMULO_TRACE_SAMPLE_RATIO) and the batching delay (CUMULO_TRACE_EXPORT_DELAY); the
+    gateway reads the same ones."""
+    return TraceSettings(
+        endpoint=env.get("OTLP_ENDPOINT", ""),
+        sample_ratio=env.get("TRACE_SAMPLE_RATIO", 1.0),
+        export_delay_seconds=env.interval("TRACE_EXPORT_DELAY", "PT5S").total_seconds(),
+    )

@@ -22,6 +22,7 @@ from cumulo_platform import dead_letters
 from cumulo_platform.bus_access import connect_options
 from cumulo_platform.events import ensure_streams
 from cumulo_platform.identity import OPERATOR, Identity, IdentityError
+from cumulo_platform.settings import Env
 from cumulo_sdk.cli_common import add_json_flag, show
 from cumulo_sdk.console import when, when_iso
 
@@ -61,7 +62,9 @@ async def _with_jetstream(args: argparse.Namespace, work: Any) -> int:
         return 1
     try:
         js = connection.jetstream(timeout=5)
-        await ensure_streams(js)
+        # The streams as the services keep them: the same replica count (the config map's), or
+        # a cluster's replicated stream would be scaled down.
+        await ensure_streams(js, Env("operator", dict(args.environ)).get("NATS_STREAM_REPLICAS", 1))
         code: int = await work(js)
         return code
     finally:

@@ -259,3 +259,28 @@ def test_env_reads_another_services_settings_from_the_same_environment():
     env = Env("auth", {"CUMULO_LIFECYCLE_INACTIVITY": "PT20S", "CUMULO_AUTH_INACTIVITY": "PT1S"})
     assert env.for_service("lifecycle").raw("INACTIVITY") == "PT20S"
     assert env.raw("INACTIVITY") == "PT1S"
+
+
+# --- traces ------------------------------------------------------------------------
+
+
+def test_traces_are_off_unless_a_collector_is_named():
+    assert not settings().traces.enabled
+    traced = settings(CUMULO_OTLP_ENDPOINT="http://collector:4317", CUMULO_TRACE_SAMPLE_RATIO="0.05", CUMULO_TRACE_EXPORT_DELAY="PT2S").traces
+    assert traced.enabled and traced.sample_ratio == 0.05 and traced.export_delay_seconds == 2
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"CUMULO_OTLP_ENDPOINT": "collector:4317"}, "CUMULO_OTLP_ENDPOINT"),
+        ({"CUMULO_OTLP_ENDPOINT": "ftp://collector:4317"}, "CUMULO_OTLP_ENDPOINT"),
+        ({"CUMULO_OTLP_ENDPOINT": "http://collector"}, "CUMULO_OTLP_ENDPOINT"),
+        ({"CUMULO_TRACE_SAMPLE_RATIO": "1.5"}, "CUMULO_TRACE_SAMPLE_RATIO"),
+        ({"CUMULO_TRACE_SAMPLE_RATIO": "lots"}, "CUMULO_TRACE_SAMPLE_RATIO"),
+        ({"CUMULO_TRACE_EXPORT_DELAY": "PT0S"}, "CUMULO_TRACE_EXPORT_DELAY"),
+    ],
+)
+def test_bad_trace_settings_are_refused_naming_the_variable(environ, named):
+    with pytest.raises(SettingsError, match=named):
+        settings(**environ)

@@ -23,6 +23,7 @@ from cumulo_platform.db import Database, UnitOfWork
 from cumulo_platform.errors import InvalidArgument, NotFound, parse_id
 from cumulo_platform.event_types import Event
 from cumulo_platform.logging import get_logger
+from cumulo_platform.tracing import within
 
 log = get_logger(__name__)
 
@@ -64,8 +65,10 @@ _FROZEN_AMONG = sa.text(
 )
 
 
-def _latest(events: list[Event[events_pb2.AccessRecorded]]) -> dict[uuid.UUID, dt.datetime]:
+def _latest(events: list[Event[events_pb2.AccessRecorded]]) -> tuple[dict[uuid.UUID, dt.datetime], dict[uuid.UUID, Event[events_pb2.AccessRecorded]]]:
+    """Each account's latest use in the batch, and the event that reported it."""
     latest: dict[uuid.UUID, dt.datetime] = {}
+    causes: dict[uuid.UUID, Event[events_pb2.AccessRecorded]] = {}
     for received in events:
         event = received.message
         try:
@@ -76,7 +79,8 @@ def _latest(events: list[Event[events_pb2.AccessRecorded]]) -> dict[uuid.UUID, d
         at = event.accessed_at.ToDatetime(tzinfo=dt.UTC)
         if account_id not in latest or at > latest[account_id]:
             latest[account_id] = at
-    return latest
+            causes[account_id] = received
+    return latest, causes
 
 
 class Access:
@@ -91,7 +95,7 @@ class Access:
         """`access.recorded` events, a fetched batch at a time: last access only moves forward
         (duplicates and out-of-order events change nothing); a frozen account used after its
         last known access is reactivated."""
-        latest = _latest(events)
+        latest, causes = _latest(events)
         if not latest:
             return
         ordered = sorted(latest.items())
@@ -111,7 +115,13 @@ class Access:
                 continue
             row = await self.rows.lock(uow, account_id)
             if row.state == FROZEN and latest[account_id] > row.last_access_at:
-                await self.transitions.reactivate(uow, row, at=latest[account_id], reason="used")
+                # In the trace of the call that used the account (its event's span), as is
+                # what the reactivation announces.
+                cause = causes[account_id].span
+                with within(cause):
+                    if cause is not None:
+                        cause.add_event("account reactivated")
+                    await self.transitions.reactivate(uow, row, at=latest[account_id], reason="used")
 
     async def ensure_active(self, account_id: str, *, reason: str = "used") -> str:
         """A frozen account is reactivated; once deletion has begun, ACCOUNT_DELETED."""

@@ -26,7 +26,7 @@ from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63umulo/events/v1/events.proto\x12\x10\x63umulo.events.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n\x08\x45nvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08producer\x18\x05 \x01(\t\x12%\n\x07payload\x18\x06 \x01(\x0b\x32\x14.google.protobuf.Any\"\xb4\x01\n\x0e\x41\x63\x63ountCreated\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05minor\x18\x02 \x01(\x08\x12\x1b\n\x13guardian_account_id\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eguardian_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"r\n\x0fGuardianRevoked\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x1b\n\x13guardian_account_id\x18\x02 \x01(\t\x12.\n\nrevoked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x08LoggedIn\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\"G\n\x0e\x43ontactChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x03(\t\x12\x10\n\x08verified\x18\x03 \x01(\x08\"\xc0\x01\n\x14\x41\x63\x63ountStatusChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x33\n\x0fsuspended_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x30\n\x0c\x65xport_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x10\x41\x63\x63ountCancelled\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"f\n\x0e\x41\x63\x63\x65ssRecorded\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12/\n\x0b\x61\x63\x63\x65ssed_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07service\x18\x03 \x01(\t\"g\n\x0c\x46ileUploaded\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\"2\n\x0b\x46ileDeleted\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\"L\n\x0ePurgeCompleted\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x15\n\ritems_deleted\x18\x03 \x01(\x03\"\xb7\x01\n\x13\x41\x63\x63ountStateChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12-\n\tfrozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tdelete_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x06 \x01(\t\"W\n\x0ePurgeRequested\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x10\n\x08services\x18\x04 \x03(\t\"H\n\x10ShareLinkCreated\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07link_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\"G\n\x10ShareLinkRevoked\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07link_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"b\n\x0b\x44\x65viceFound\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12,\n\x08\x66ound_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe4\x01\n\x0fNoticeRequested\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12=\n\x06values\x18\x07 \x03(\x0b\x32-.cumulo.events.v1.NoticeRequested.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x10LegalHoldChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04held\x18\x02 \x01(\x08\"\xab\x01\n\rTokensRevoked\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0bsession_ids\x18\x02 \x03(\t\x12\x31\n\rissued_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63umulo/events/v1/events.proto\x12\x10\x63umulo.events.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x01\n\x08\x45nvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08producer\x18\x05 \x01(\t\x12%\n\x07payload\x18\x06 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0btraceparent\x18\x07 \x01(\t\x12\x12\n\ntracestate\x18\x08 \x01(\t\"\xb4\x01\n\x0e\x41\x63\x63ountCreated\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05minor\x18\x02 \x01(\x08\x12\x1b\n\x13guardian_account_id\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eguardian_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"r\n\x0fGuardianRevoked\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x1b\n\x13guardian_account_id\x18\x02 \x01(\t\x12.\n\nrevoked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x08LoggedIn\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\"G\n\x0e\x43ontactChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x03(\t\x12\x10\n\x08verified\x18\x03 \x01(\x08\"\xc0\x01\n\x14\x41\x63\x63ountStatusChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x33\n\x0fsuspended_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x30\n\x0c\x65xport_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x10\x41\x63\x63ountCancelled\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"f\n\x0e\x41\x63\x63\x65ssRecorded\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12/\n\x0b\x61\x63\x63\x65ssed_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07service\x18\x03 \x01(\t\"g\n\x0c\x46ileUploaded\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\"2\n\x0b\x46ileDeleted\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\"L\n\x0ePurgeCompleted\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x15\n\ritems_deleted\x18\x03 \x01(\x03\"\xb7\x01\n\x13\x41\x63\x63ountStateChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12-\n\tfrozen_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tdelete_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x06 \x01(\t\"W\n\x0ePurgeRequested\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x10\n\x08services\x18\x04 \x03(\t\"H\n\x10ShareLinkCreated\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07link_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\"G\n\x10ShareLinkRevoked\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07link_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"b\n\x0b\x44\x65viceFound\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12,\n\x08\x66ound_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe4\x01\n\x0fNoticeRequested\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12=\n\x06values\x18\x07 \x03(\x0b\x32-.cumulo.events.v1.NoticeRequested.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x10LegalHoldChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0c\n\x04held\x18\x02 \x01(\x08\"\xab\x01\n\rTokensRevoked\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x13\n\x0bsession_ids\x18\x02 \x03(\t\x12\x31\n\rissued_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,43 +36,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NOTICEREQUESTED_VALUESENTRY']._loaded_options = None
   _globals['_NOTICEREQUESTED_VALUESENTRY']._serialized_options = b'8\001'
   _globals['_ENVELOPE']._serialized_start=112
-  _globals['_ENVELOPE']._serialized_end=280
-  _globals['_ACCOUNTCREATED']._serialized_start=283
-  _globals['_ACCOUNTCREATED']._serialized_end=463
-  _globals['_GUARDIANREVOKED']._serialized_start=465
-  _globals['_GUARDIANREVOKED']._serialized_end=579
-  _globals['_LOGGEDIN']._serialized_start=581
-  _globals['_LOGGEDIN']._serialized_end=650
-  _globals['_CONTACTCHANGED']._serialized_start=652
-  _globals['_CONTACTCHANGED']._serialized_end=723
-  _globals['_ACCOUNTSTATUSCHANGED']._serialized_start=726
-  _globals['_ACCOUNTSTATUSCHANGED']._serialized_end=918
-  _globals['_ACCOUNTCANCELLED']._serialized_start=920
-  _globals['_ACCOUNTCANCELLED']._serialized_end=1008
-  _globals['_ACCESSRECORDED']._serialized_start=1010
-  _globals['_ACCESSRECORDED']._serialized_end=1112
-  _globals['_FILEUPLOADED']._serialized_start=1114
-  _globals['_FILEUPLOADED']._serialized_end=1217
-  _globals['_FILEDELETED']._serialized_start=1219
-  _globals['_FILEDELETED']._serialized_end=1269
-  _globals['_PURGECOMPLETED']._serialized_start=1271
-  _globals['_PURGECOMPLETED']._serialized_end=1347
-  _globals['_ACCOUNTSTATECHANGED']._serialized_start=1350
-  _globals['_ACCOUNTSTATECHANGED']._serialized_end=1533
-  _globals['_PURGEREQUESTED']._serialized_start=1535
-  _globals['_PURGEREQUESTED']._serialized_end=1622
-  _globals['_SHARELINKCREATED']._serialized_start=1624
-  _globals['_SHARELINKCREATED']._serialized_end=1696
-  _globals['_SHARELINKREVOKED']._serialized_start=1698
-  _globals['_SHARELINKREVOKED']._serialized_end=1769
-  _globals['_DEVICEFOUND']._serialized_start=1771
-  _globals['_DEVICEFOUND']._serialized_end=1869
-  _globals['_NOTICEREQUESTED']._serialized_start=1872
-  _globals['_NOTICEREQUESTED']._serialized_end=2100
-  _globals['_NOTICEREQUESTED_VALUESENTRY']._serialized_start=2055
-  _globals['_NOTICEREQUESTED_VALUESENTRY']._serialized_end=2100
-  _globals['_LEGALHOLDCHANGED']._serialized_start=2102
-  _globals['_LEGALHOLDCHANGED']._serialized_end=2154
-  _globals['_TOKENSREVOKED']._serialized_start=2157
-  _globals['_TOKENSREVOKED']._serialized_end=2328
+  _globals['_ENVELOPE']._serialized_end=321
+  _globals['_ACCOUNTCREATED']._serialized_start=324
+  _globals['_ACCOUNTCREATED']._serialized_end=504
+  _globals['_GUARDIANREVOKED']._serialized_start=506
+  _globals['_GUARDIANREVOKED']._serialized_end=620
+  _globals['_LOGGEDIN']._serialized_start=622
+  _globals['_LOGGEDIN']._serialized_end=691
+  _globals['_CONTACTCHANGED']._serialized_start=693
+  _globals['_CONTACTCHANGED']._serialized_end=764
+  _globals['_ACCOUNTSTATUSCHANGED']._serialized_start=767
+  _globals['_ACCOUNTSTATUSCHANGED']._serialized_end=959
+  _globals['_ACCOUNTCANCELLED']._serialized_start=961
+  _globals['_ACCOUNTCANCELLED']._serialized_end=1049
+  _globals['_ACCESSRECORDED']._serialized_start=1051
+  _globals['_ACCESSRECORDED']._serialized_end=1153
+  _globals['_FILEUPLOADED']._serialized_start=1155
+  _globals['_FILEUPLOADED']._serialized_end=1258
+  _globals['_FILEDELETED']._serialized_start=1260
+  _globals['_FILEDELETED']._serialized_end=1310
+  _globals['_PURGECOMPLETED']._serialized_start=1312
+  _globals['_PURGECOMPLETED']._serialized_end=1388
+  _globals['_ACCOUNTSTATECHANGED']._serialized_start=1391
+  _globals['_ACCOUNTSTATECHANGED']._serialized_end=1574
+  _globals['_PURGEREQUESTED']._serialized_start=1576
+  _globals['_PURGEREQUESTED']._serialized_end=1663
+  _globals['_SHARELINKCREATED']._serialized_start=1665
+  _globals['_SHARELINKCREATED']._serialized_end=1737
+  _globals['_SHARELINKREVOKED']._serialized_start=1739
+  _globals['_SHARELINKREVOKED']._serialized_end=1810
+  _globals['_DEVICEFOUND']._serialized_start=1812
+  _globals['_DEVICEFOUND']._serialized_end=1910
+  _globals['_NOTICEREQUESTED']._serialized_start=1913
+  _globals['_NOTICEREQUESTED']._serialized_end=2141
+  _globals['_NOTICEREQUESTED_VALUESENTRY']._serialized_start=2096
+  _globals['_NOTICEREQUESTED_VALUESENTRY']._serialized_end=2141
+  _globals['_LEGALHOLDCHANGED']._serialized_start=2143
+  _globals['_LEGALHOLDCHANGED']._serialized_end=2195
+  _globals['_TOKENSREVOKED']._serialized_start=2198
+  _globals['_TOKENSREVOKED']._serialized_end=2369
 # @@protoc_insertion_point(module_scope)

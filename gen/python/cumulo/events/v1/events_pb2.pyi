@@ -34,6 +34,8 @@ class Envelope(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     PRODUCER_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
+    TRACESTATE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """UUID, unique per event; also the Nats-Msg-Id used for de-duplication."""
     type: _builtins.str
@@ -42,6 +44,11 @@ class Envelope(_message.Message):
     """The account the event is about ("" for events about no account)."""
     producer: _builtins.str
     """The service that produced the event, e.g. "auth"."""
+    traceparent: _builtins.str
+    """W3C trace context of what caused the event (the call, or the event before it), empty when
+    untraced: the relay's publish and the consumers' handling continue that trace.
+    """
+    tracestate: _builtins.str
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -55,10 +62,12 @@ class Envelope(_message.Message):
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         producer: _builtins.str = ...,
         payload: _any_pb2.Any | None = ...,
+        traceparent: _builtins.str = ...,
+        tracestate: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "payload", b"payload", "producer", b"producer", "traceparent", b"traceparent", "tracestate", b"tracestate", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

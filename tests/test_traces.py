@@ -1,0 +1,152 @@
+"""Traces on the whole cloud as separate processes, with every span sent to a collector in
+this test (OTLP over gRPC, as an operator's collector takes them): one request is followed
+from the gateway (Envoy) into blob, across a gRPC hop to auth, and through the outbox and NATS
+into the lifecycle's consumer of the last-access event it caused."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import pathlib
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo_devstack.stack import Cloud, Infra
+from cumulo_devstack.testing import Member, eventually, new_member, rpc, unique_email
+from cumulo_devstack.testing.otlp import ReceivedSpan, SpanCollector
+from cumulo_platform.tracing import TraceSettings
+from cumulo_sdk import CumuloRpcError
+
+ACCESS_INTERVAL = 0.5  # CUMULO_LAST_ACCESS_INTERVAL below: a use this long after the last is told again
+SERVER, PRODUCER, CONSUMER = 2, 4, 5  # OTLP's span kinds
+
+
+@dataclasses.dataclass
+class Traced:
+    cloud: Cloud
+    gateway: str
+    collector: SpanCollector
+
+
+@pytest.fixture(scope="module")
+def traced(infra: Infra) -> Iterator[Traced]:
+    with SpanCollector() as collector:
+        cloud = Cloud(prefix="cumulo-traces-", tls=infra.tls, identities=infra.identities)
+        traces = TraceSettings(endpoint=collector.endpoint, sample_ratio=1.0, export_delay_seconds=0.2)
+        try:
+            cloud.start_services(
+                CUMULO_OTLP_ENDPOINT=traces.endpoint, CUMULO_TRACE_EXPORT_DELAY="PT0.2S", CUMULO_LAST_ACCESS_INTERVAL=f"PT{ACCESS_INTERVAL}S",
+            )
+            yield Traced(cloud, cloud.start_gateway(traces=traces), collector)
+        finally:
+            cloud.stop()
+
+
+@pytest.fixture
+async def person(traced: Traced, tmp_path: pathlib.Path) -> AsyncIterator[Member]:
+    member = await new_member(traced.gateway, tmp_path)
+    try:
+        yield member
+    finally:
+        await member.client.close()
+
+
+def new_traceparent() -> tuple[str, str, str]:
+    """A client's own trace context: (header, trace id, span id)."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+
+
+async def traced_call(person: Member, method_name: str, request: object) -> tuple[str, str, Any]:
+    """A blob call through the gateway that comes with a trace context of its own."""
+    header, trace_id, span_id = new_traceparent()
+    stub = blob_pb2_grpc.BlobServiceStub(person.client.channel)
+    token = await person.client.access_token()
+    answer = await rpc(getattr(stub, method_name), request, metadata=[*person.client.metadata(token), ("traceparent", header)])
+    return trace_id, span_id, answer
+
+
+def one(spans: list[ReceivedSpan], **match: object) -> ReceivedSpan:
+    found = [s for s in spans if all(getattr(s, key) == value for key, value in match.items())]
+    assert len(found) == 1, (match, [(s.service, s.name, s.kind) for s in spans])
+    return found[0]
+
+
+async def spans_of(collector: SpanCollector, trace_id: str, *wanted: tuple[str, str]) -> list[ReceivedSpan]:
+    """The trace's spans once every (service, name prefix) wanted has arrived."""
+
+    async def arrived() -> list[ReceivedSpan]:
+        spans = collector.spans(trace_id)
+        have = all(any(s.service == service and s.name.startswith(name) for s in spans) for service, name in wanted)
+        return spans if have else []
+
+    return await eventually(arrived, timeout=30, what=f"the spans {wanted} of trace {trace_id}")
+
+
+async def test_one_trace_follows_a_call_from_the_gateway_through_blob_and_nats_to_the_lifecycle(traced: Traced, person: Member) -> None:
+    # Past the interval, the next use is told to the lifecycle again: by this call.
+    await asyncio.sleep(ACCESS_INTERVAL * 3)
+    trace_id, client_span, answer = await traced_call(person, "ListFolder", blob_pb2.ListFolderRequest())
+    assert [n.node_id for n in answer.nodes] == [person.file_id]
+
+    spans = await spans_of(
+        traced.collector, trace_id,
+        ("gateway", ""), ("blob", "cumulo.blob.v1.BlobService/ListFolder"), ("blob", "publish "), ("lifecycle", "lifecycle-access process"),
+    )
+    edge = one(spans, service="gateway")
+    assert edge.parent_span_id == client_span  # the client's context continued at the edge
+    call = one(spans, service="blob", name="cumulo.blob.v1.BlobService/ListFolder")
+    assert call.kind == SERVER and call.parent_span_id == edge.span_id
+    assert call.attributes["rpc.grpc.status_code"] == "OK"
+    publish = one(spans, service="blob", name="publish cumulo.events.blob.access.recorded")
+    assert publish.kind == PRODUCER and publish.parent_span_id == call.span_id  # written in the call, published later
+    applied = one(spans, service="lifecycle", name="lifecycle-access process access.recorded")
+    assert applied.kind == CONSUMER and applied.parent_span_id == publish.span_id  # through NATS
+    assert applied.attributes["messaging.consumer.group.name"] == "lifecycle-access"
+
+
+async def test_a_call_to_another_service_is_in_the_same_trace(traced: Traced, person: Member) -> None:
+    """Blob asks auth who the recipient is (a gRPC hop inside): auth's span is under blob's.
+    Nobody has the address, so the call is refused: traced all the same."""
+    header, trace_id, _ = new_traceparent()
+    stub = blob_pb2_grpc.BlobServiceStub(person.client.channel)
+    token = await person.client.access_token()
+    with pytest.raises(CumuloRpcError) as refused:
+        await rpc(
+            stub.ShareWithUser, blob_pb2.ShareWithUserRequest(node_id=person.file_id, recipient=unique_email()),
+            metadata=[*person.client.metadata(token), ("traceparent", header)],
+        )
+    assert refused.value.reason == "RECIPIENT_NOT_FOUND"
+    spans = await spans_of(
+        traced.collector, trace_id, ("blob", "cumulo.blob.v1.BlobService/ShareWithUser"), ("auth", "cumulo.auth.v1.AuthInternalService/FindAccount")
+    )
+    share = one(spans, service="blob", name="cumulo.blob.v1.BlobService/ShareWithUser")
+    found = one(spans, service="auth", name="cumulo.auth.v1.AuthInternalService/FindAccount")
+    assert found.kind == SERVER and found.parent_span_id == share.span_id
+    assert found.attributes["rpc.grpc.status_code"] == "NOT_FOUND" and found.status_code != 2  # a miss is no error
+
+
+async def test_a_refused_call_is_traced_as_an_error_and_a_forged_context_starts_no_trace_of_its_own(traced: Traced, person: Member) -> None:
+    """An attacker's garbage `traceparent` is ignored (a new trace starts at the edge), and a
+    refused call's span says it failed, with its code and nothing of what was sent."""
+    stub = blob_pb2_grpc.BlobServiceStub(person.client.channel)
+    token = await person.client.access_token()
+    garbage = "00-" + "z" * 32 + "-" + "1" * 16 + "-01"
+    bad_node = "not-a-node-" + secrets.token_hex(4)
+    with pytest.raises(CumuloRpcError) as refused_with:
+        await rpc(stub.Stat, blob_pb2.StatRequest(node_id=bad_node), metadata=[*person.client.metadata(token), ("traceparent", garbage)])
+    assert refused_with.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+    async def refused() -> list[ReceivedSpan]:
+        return [s for s in traced.collector.spans() if s.name == "cumulo.blob.v1.BlobService/Stat" and s.service == "blob"]
+
+    (span,) = await eventually(refused, timeout=30, what="the refused call's span")
+    assert span.trace_id != "z" * 32 and len(span.trace_id) == 32
+    assert span.attributes["rpc.grpc.status_code"] == "INVALID_ARGUMENT"
+    assert span.status_code == 2  # ERROR
+    assert bad_node not in repr(span)
