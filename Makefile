@@ -36,6 +36,13 @@ $(WEB_STAMP): web/package-lock.json $(STAMP)
 
 web-deps: $(WEB_STAMP)
 
+# The validators of the operators' custom resources the production overlay declares
+# (tests/test_prod_overlay.py), from deploy/k8s/schemas/package-lock.json.
+K8S_SCHEMAS_STAMP := deploy/k8s/schemas/node_modules/.installed
+$(K8S_SCHEMAS_STAMP): deploy/k8s/schemas/package-lock.json $(STAMP)
+	cd deploy/k8s/schemas && $(NODE_PATH_ENV) npm ci --no-audit --no-fund --loglevel=error
+	touch $(K8S_SCHEMAS_STAMP)
+
 ## make web: build the web console into web/dist (the gateway serves it); only when its sources changed.
 web/dist/index.html: $(WEB_STAMP) $(WEB_SOURCES)
 	cd web && $(NODE_PATH_ENV) npm run --silent build
@@ -56,7 +63,7 @@ run: $(STAMP) web
 	$(BIN)/python -m cumulo_devstack run
 
 ## make test: lint and types, then the whole suite, against real PostgreSQL, NATS and S3 servers it starts itself.
-test: $(STAMP) lint web browser
+test: $(STAMP) lint web browser $(K8S_SCHEMAS_STAMP)
 	$(NODE_PATH_ENV) $(BIN)/python scripts/protogen.py --check
 	$(BIN)/python -m pytest $(ORDER) $(PYTEST_ARGS)
 

@@ -11,9 +11,14 @@ import pathlib
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
+import pytest
 import yaml
+
+from cumulo_devstack.servers import free_port
+from cumulo_devstack.stack import start_envoy
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MONITORING = ROOT / "deploy" / "monitoring"
@@ -70,3 +75,20 @@ def test_the_pod_monitors_scrape_ports_the_manifests_declare() -> None:
     for manifest in (ROOT / "deploy" / "k8s" / "base").glob("*.yaml"):
         declared |= set(re.findall(r"- name: (\w+)\n\s+containerPort:", manifest.read_text()))
     assert ports <= declared, ports - declared
+
+
+def test_the_gateways_metrics_port_serves_envoys_series_and_nothing_else_of_its_admin(backends, infra, tmp_path) -> None:
+    """In Kubernetes Envoy's admin stays on loopback (it can stop Envoy); the pod's "metrics"
+    port answers `GET /metrics` with the admin's /stats/prometheus, and refuses the rest."""
+    port = free_port()
+    envoy = start_envoy(infra.tls, tmp_path, backends, identities=infra.identities, metrics_port=port)
+    try:
+        assert "envoy_server_live" in families(f"http://127.0.0.1:{port}/metrics")
+        for path, method in (("/quitquitquit", "POST"), ("/stats/prometheus", "GET"), ("/config_dump", "GET"), ("/metrics", "POST"), ("/metrics/../quitquitquit", "POST")):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            assert refused.value.code == 404, (path, method)
+        assert "envoy_server_live" in families(f"http://127.0.0.1:{port}/metrics")  # still running
+    finally:
+        envoy.stop()

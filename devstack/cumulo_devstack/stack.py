@@ -110,7 +110,7 @@ def built_console(map_tiles: str | None = None) -> Console | None:
 def gateway_config(
     tls: TlsFiles, port: int, admin_port: int, backends: dict[str, str], limits: EdgeLimits | None = None,
     object_store: ObjectStore | None = None, console: Console | None = None, *, identities: pathlib.Path | None,
-    traces: TraceSettings = TRACES_OFF,
+    traces: TraceSettings = TRACES_OFF, metrics_port: int | None = None,
 ) -> str:
     """Envoy's config for a gateway on loopback `port`, serving TLS with `tls`'s certificate;
     `limits`: the edge's per-address limits (the production defaults unless given);
@@ -122,6 +122,7 @@ def gateway_config(
         listen_host="127.0.0.1", listen_port=port, admin_port=admin_port, backends=backends,
         tls=ServerTls(str(tls.cert), str(tls.key)), limits=limits or EdgeLimits(), object_store=object_store, console=console,
         identity=UpstreamIdentity.in_folder(identities / "gateway") if identities is not None else None, traces=traces,
+        metrics_port=metrics_port,
     )
 
 
@@ -144,12 +145,13 @@ def running_gateway(
 def start_envoy(
     tls: TlsFiles, folder: pathlib.Path, backends: dict[str, str], limits: EdgeLimits | None = None, *,
     ports: tuple[int, int] | None = None, object_store: ObjectStore | None = None, console: Console | None = None,
-    identities: pathlib.Path | None, traces: TraceSettings = TRACES_OFF,
+    identities: pathlib.Path | None, traces: TraceSettings = TRACES_OFF, metrics_port: int | None = None,
 ) -> Envoy:
     """The gateway's Envoy started and ready, its config and log in `folder`; the caller stops it."""
     port, admin_port = ports or tuple(free_ports(2))
     config = folder / f"envoy-{port}.json"
-    config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store, console, identities=identities, traces=traces))
+    config.write_text(gateway_config(tls, port, admin_port, backends, limits, object_store, console, identities=identities, traces=traces,
+                                     metrics_port=metrics_port))
     envoy = Envoy(config, port, admin_port, folder / f"envoy-{port}.log")
     envoy.start()
     return envoy

@@ -138,6 +138,61 @@ def _cluster(name: str, address: str, identity: UpstreamIdentity | None = None) 
 
 
 OTLP_CLUSTER = "otlp"
+ADMIN_CLUSTER = "envoy_admin"
+
+
+def _metrics_listener(host: str, port: int) -> dict[str, Any]:
+    """Envoy's own Prometheus series for the cluster's scraper: `GET /metrics` on this port is
+    the admin's `/stats/prometheus`, and nothing else of the admin (which stays on loopback:
+    it can stop Envoy) is reachable."""
+    return {
+        "name": "metrics",
+        "address": {"socket_address": {"address": host, "port_value": port}},
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            "stat_prefix": "metrics",
+                            "route_config": {
+                                "name": "metrics",
+                                "virtual_hosts": [
+                                    {
+                                        "name": "metrics",
+                                        "domains": ["*"],
+                                        "routes": [
+                                            {
+                                                "match": {"path": "/metrics", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+                                                "route": {"cluster": ADMIN_CLUSTER, "prefix_rewrite": "/stats/prometheus", "timeout": "10s"},
+                                            },
+                                            {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
+                                        ],
+                                    }
+                                ],
+                            },
+                            "http_filters": [
+                                {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+                            ],
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def _admin_cluster(admin_port: int) -> dict[str, Any]:
+    return {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}}]}],
+        },
+    }
 SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 
 
@@ -555,8 +610,10 @@ def render(
     console: Console | None = None,
     identity: UpstreamIdentity | None = None,
     traces: TraceSettings = TRACES_OFF,
+    metrics_port: int | None = None,
 ) -> dict[str, Any]:
-    """`traces`: where the edge's spans go (off unless it names a collector).
+    """`traces`: where the edge's spans go (off unless it names a collector); `metrics_port`:
+    where Prometheus scrapes Envoy's series (`/metrics`), None for nowhere but the admin.
     `tls` None only for a listener on loopback (a local experiment): the public port never
     takes a password in clear. `max_heap`: Envoy's memory budget (below its container's limit).
     `identity`: the gateway's identity towards the services (mutual TLS); None only for
@@ -649,10 +706,11 @@ def render(
                         }
                     ],
                 }
-            ],
+            ] + ([_metrics_listener(listen_host, metrics_port)] if metrics_port is not None else []),
             "clusters": [_cluster(name, backends[name], identity) for name in needed]
             + ([_object_store_cluster(object_store)] if object_store else [])
-            + ([_otlp_cluster(traces)] if traces.enabled else []),
+            + ([_otlp_cluster(traces)] if traces.enabled else [])
+            + ([_admin_cluster(admin_port)] if metrics_port is not None else []),
         },
     }
 
@@ -664,6 +722,8 @@ def render_json(**kwargs: Any) -> str:
 # Where the gateway's pod has the built console: its init container copies it from the cumulo
 # image (built there by the Dockerfile) and renders this config beside it.
 KUBERNETES_CONSOLE = "/etc/cumulo/console"
+# The gateway pod's "metrics" port: Envoy's series at /metrics (the admin stays on loopback).
+KUBERNETES_METRICS_PORT = 9902
 
 
 def render_kubernetes(console: Console | None = None, traces: TraceSettings = TRACES_OFF) -> str:
@@ -673,5 +733,5 @@ def render_kubernetes(console: Console | None = None, traces: TraceSettings = TR
     # The Deployment's memory limit is 256 MiB: Envoy sheds load well before it.
     return render_json(
         listen_host="0.0.0.0", listen_port=8080, admin_port=9901, backends=backends, tls=KUBERNETES_TLS, max_heap=200 * 2**20,
-        console=console, identity=KUBERNETES_IDENTITY, traces=traces,
+        console=console, identity=KUBERNETES_IDENTITY, traces=traces, metrics_port=KUBERNETES_METRICS_PORT,
     )

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from nats.aio.client import Client as NatsConnection
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from cumulo_platform.bus_access import DEAD_LETTERS, STREAM, connect_options
 from cumulo_platform.event_types import SUBJECT_PREFIX
@@ -152,9 +152,21 @@ def stream_configs(replicas: int = 1) -> list[js_api.StreamConfig]:
     ]
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1, *, update: bool = True) -> None:
+    """Creates the streams that are missing; with `update` (the services), brings existing
+    ones to this configuration too. `update=False` (an operator's tool) leaves them as they are."""
     for config in stream_configs(replicas):
+        if not update and await _exists(js, str(config.name)):
+            continue
         try:
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
+
+
+async def _exists(js: JetStreamContext, stream: str) -> bool:
+    try:
+        await js.stream_info(stream)
+    except NotFoundError:
+        return False
+    return True

@@ -62,9 +62,10 @@ async def _with_jetstream(args: argparse.Namespace, work: Any) -> int:
         return 1
     try:
         js = connection.jetstream(timeout=5)
-        # The streams as the services keep them: the same replica count (the config map's), or
-        # a cluster's replicated stream would be scaled down.
-        await ensure_streams(js, Env("operator", dict(args.environ)).get("NATS_STREAM_REPLICAS", 1))
+        # Made if missing (with the services' replica count, the config map's); never changed:
+        # the services keep the streams' configuration, and an operator's tool must not scale
+        # a cluster's replicated stream up or down.
+        await ensure_streams(js, Env("operator", dict(args.environ)).get("NATS_STREAM_REPLICAS", 1), update=False)
         code: int = await work(js)
         return code
     finally:
