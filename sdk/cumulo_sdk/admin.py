@@ -1,6 +1,7 @@
-"""`cumulo-admin`: operators' commands against the services' internal APIs, from inside the
-cluster (`kubectl exec deploy/lifecycle -- cumulo-admin lifecycle report`) or next to
-`make run`. The gateway never routes these APIs.
+"""`cumulo-admin`: operators' commands against the services' internal APIs, from the operator's
+pod in the cluster (`kubectl -n cumulo exec deploy/toolbox -- cumulo-admin lifecycle report`,
+the only pod holding the operator's identity) or next to `make run`. The gateway never routes
+these APIs.
 
     cumulo-admin lifecycle status ACCOUNT          state, dates, transitions and notices
     cumulo-admin lifecycle list [--state frozen]   accounts, paged
@@ -17,7 +18,8 @@ cluster (`kubectl exec deploy/lifecycle -- cumulo-admin lifecycle report`) or ne
 
 ACCOUNT is an account id, or an e-mail address / phone number of a live account. The
 moderation commands act as the moderator logged in with `cumulo login` (through the gateway,
---gateway or CUMULO_GATEWAY), so that the audit log names a person.
+--gateway or CUMULO_GATEWAY), so that the audit log names a person; they need the operator's
+identity only to look an e-mail address or phone number up (an account id needs none).
 """
 
 from __future__ import annotations
@@ -275,10 +277,32 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-async def _as_moderator(admin: Admin, args: argparse.Namespace) -> int:
+async def _looked_up(args: argparse.Namespace) -> int | None:
+    """A moderation command's account given as an e-mail address or phone number, replaced by
+    its id (asked of auth as the operator); an exit code when that fails. An account id needs
+    no identity: a moderator at their own machine, with only their login, passes ids."""
+    account = getattr(args, "account_id", None)
+    if not account or not ("@" in account or account.startswith("+")):
+        return None
+    try:
+        admin = Admin(args)
+    except IdentityError as err:
+        print(f"cumulo-admin: {err} (or give the account's id instead of {account})", file=sys.stderr)
+        return 2
+    try:
+        args.account_id = await admin.account_id(account)
+    except grpc.aio.AioRpcError as exc:
+        return failed("cumulo-admin", *_unreachable(admin, CumuloRpcError.from_rpc_error(exc)))
+    finally:
+        await admin.close()
+    return None
+
+
+async def _as_moderator(args: argparse.Namespace) -> int:
     """Moderation goes through the gateway as the logged-in moderator."""
-    if getattr(args, "account_id", None):
-        args.account_id = await admin.account_id(args.account_id)
+    code = await _looked_up(args)
+    if code is not None:
+        return code
     try:
         client = Cumulo(
             args.gateway, store=TokenStore(home(args.environ) / "credentials.json"),
@@ -312,14 +336,14 @@ def _unreachable(admin: Admin, error: CumuloRpcError) -> tuple[CumuloRpcError, s
 
 
 async def _main(args: argparse.Namespace) -> int:
+    if args.service == "moderation":
+        return await _as_moderator(args)
     try:
         admin = Admin(args)
     except IdentityError as err:
         print(f"cumulo-admin: {err}", file=sys.stderr)
         return 2
     try:
-        if args.service == "moderation":
-            return await _as_moderator(admin, args)
         return await args.run(admin, args)
     except grpc.aio.AioRpcError as exc:
         return failed("cumulo-admin", *_unreachable(admin, CumuloRpcError.from_rpc_error(exc)))
