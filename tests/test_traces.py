@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
 import pathlib
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -150,3 +154,33 @@ async def test_a_refused_call_is_traced_as_an_error_and_a_forged_context_starts_
     assert span.attributes["rpc.grpc.status_code"] == "INVALID_ARGUMENT"
     assert span.status_code == 2  # ERROR
     assert bad_node not in repr(span)
+
+
+def test_the_gateway_pod_renders_the_edges_tracing_from_the_cluster_settings(tmp_path: pathlib.Path) -> None:
+    """The gateway's init container reads the config map: with a collector named, Envoy's
+    config sends its spans there; a malformed address stops the render, naming the variable."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CUMULO_")}
+    out = tmp_path / "envoy.json"
+    rendered = subprocess.run(
+        [sys.executable, "-m", "cumulo_gateway", "render-k8s", "--out", str(out)],
+        env={**environ, "CUMULO_OTLP_ENDPOINT": "http://otel-collector.monitoring:4317", "CUMULO_TRACE_SAMPLE_RATIO": "0.05"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    config = json.loads(out.read_text())
+    [public] = [listener for listener in config["static_resources"]["listeners"] if listener["name"] == "public"]
+    tracing = public["filter_chains"][0]["filters"][0]["typed_config"]["tracing"]
+    assert tracing["provider"]["name"] == "envoy.tracers.opentelemetry" and tracing["random_sampling"]["value"] == 5
+    [otlp] = [c for c in config["static_resources"]["clusters"] if c["name"] == "otlp"]
+    assert otlp["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
+        "address": "otel-collector.monitoring", "port_value": 4317,
+    }
+    untraced = subprocess.run(
+        [sys.executable, "-m", "cumulo_gateway", "render-k8s"], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert untraced.returncode == 0 and "opentelemetry" not in untraced.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "cumulo_gateway", "render-k8s"], env={**environ, "CUMULO_OTLP_ENDPOINT": "otel-collector:4317"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert refused.returncode == 2 and "CUMULO_OTLP_ENDPOINT" in refused.stderr
