@@ -25,9 +25,22 @@ OWN: dict[str, list[tuple[str, str]]] = {
         ("cumulo_lifecycle_purges_in_flight", "in flight"),
         ("cumulo_lifecycle_purges_stuck", "stuck"),
     ],
-    "blob": [("cumulo_blob_uploads_open", "open"), ("cumulo_blob_exports", "{{state}}")],
+    "blob": [
+        ("cumulo_blob_uploads_open", "open"),
+        ("cumulo_blob_uploads_in_flight", "streams now"),
+        ("cumulo_blob_downloads_in_flight", "streams now"),
+        ("cumulo_blob_exports", "{{state}}"),
+    ],
     "locator": [("cumulo_locator_commands", "{{state}}")],
     "moderation": [("cumulo_moderation_open_cases", "{{age}}")],
+}
+
+# Each service's own counters shown as a rate: (title, series, legend).
+RATES: dict[str, list[tuple[str, str, str]]] = {
+    "blob": [
+        ("Bytes received from clients", "cumulo_blob_received_bytes_total", "in"),
+        ("Bytes sent to clients through blob", "cumulo_blob_sent_bytes_total", "out"),
+    ],
 }
 
 
@@ -67,6 +80,7 @@ def dashboard(name: str) -> dict:
             "short",
         ),
         *[(series, [(f"{series}{{{job}}}", legend)], "short") for series, legend in OWN.get(name, [])],
+        *[(title, [(f"sum(rate({series}{{{job}}}[5m]))", legend)], "Bps") for title, series, legend in RATES.get(name, [])],
     ]
     return {
         "uid": f"cumulo-{name}",

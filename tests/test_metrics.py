@@ -5,12 +5,14 @@ outbox, its consumers and its database pool (issue 20 §1, the platform's part).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
+import secrets
 import urllib.request
 
 import grpc
 
-from cumulo.blob.v1 import blob_pb2
+from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
 from cumulo.lifecycle.v1 import lifecycle_pb2
 from cumulo.moderation.v1 import moderation_pb2
 from cumulo.sync.v1 import sync_pb2
@@ -96,3 +98,47 @@ async def test_every_service_exposes_its_calls_outbox_consumers_and_pool(people,
     assert (value(text, 'cumulo_rpc_refusals_total{method="/cumulo.blob.v1.BlobService/GetUsage",reason="TOKEN_MISSING"}') or 0) >= 1
     assert "# TYPE cumulo_events_dead_lettered_total counter" in text
     assert "# TYPE cumulo_lifecycle_sweep_duration_seconds histogram" in texts["lifecycle"]
+
+
+async def test_blob_counts_the_bytes_through_it_and_the_streams_in_flight(people, blob, tmp_path):
+    """Bytes in (upload pieces received), bytes out (gRPC downloads; signed URLs never pass
+    blob), and the streams open now: a client that starts an upload and sends nothing more is
+    one until it goes away."""
+    port = blob.app.runtime.metrics.port
+    person = await people.new()
+    before = await asyncio.to_thread(scrape, port)
+    content = secrets.token_bytes(300_000)
+    (tmp_path / "b.bin").write_bytes(content)
+    node = await person.client.files.upload(tmp_path / "b.bin")
+    stub = blob_pb2_grpc.BlobServiceStub(person.client.channel)
+    token = await person.client.access_token()
+    got = b"".join([m.data async for m in stub.Download(blob_pb2.DownloadRequest(node_id=node.node_id), metadata=person.client.metadata(token))])
+    assert got == content
+    after = await asyncio.to_thread(scrape, port)
+    assert (value(after, "cumulo_blob_received_bytes_total") or 0) - (value(before, "cumulo_blob_received_bytes_total") or 0) >= len(content)
+    assert (value(after, "cumulo_blob_sent_bytes_total") or 0) - (value(before, "cumulo_blob_sent_bytes_total") or 0) >= len(content)
+
+    start = await person.client.call(
+        stub.StartUpload,
+        blob_pb2.StartUploadRequest(name="stalled.bin", size=1000, sha256=hashlib.sha256(b"s" * 1000).hexdigest()),
+    )
+    idle_before = value(after, "cumulo_blob_uploads_in_flight") or 0
+    release = asyncio.Event()
+
+    async def stalled():
+        yield blob_pb2.UploadChunksRequest(upload_id=start.upload_id, offset=0, data=b"s" * 10)
+        await release.wait()
+
+    call = stub.UploadChunks(stalled(), metadata=person.client.metadata(token))
+
+    async def in_flight() -> bool:
+        return (value(await asyncio.to_thread(scrape, port), "cumulo_blob_uploads_in_flight") or 0) >= idle_before + 1
+
+    await eventually(in_flight, timeout=20, what="the stalled upload to count as in flight")
+    call.cancel()
+    release.set()
+
+    async def gone() -> bool:
+        return (value(await asyncio.to_thread(scrape, port), "cumulo_blob_uploads_in_flight") or 0) <= idle_before
+
+    await eventually(gone, timeout=20, what="the abandoned upload to stop counting")

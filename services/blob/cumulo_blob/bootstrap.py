@@ -25,6 +25,7 @@ from cumulo_blob.enforcement import Enforcement
 from cumulo_blob.folders import Folders
 from cumulo_blob.jobs import jobs
 from cumulo_blob.metrics import register as register_metrics
+from cumulo_blob.metrics import register_streams
 from cumulo_blob.plans import Plans
 from cumulo_blob.purge import Purge
 from cumulo_blob.quota import Quota
@@ -91,6 +92,7 @@ async def build(settings: BlobSettings, *, clock: Clock | None = None) -> BlobAp
     trash = Trash(db=db, clock=clock, settings=settings, contents=contents, holds=holds)
     downloads = Downloads(db=db, storage=storage, settings=settings, clock=clock)
     uploads = Uploads(db=db, storage=storage, settings=settings, clock=clock, quota=quota, contents=contents)
+    register_streams(base.metrics, uploads, downloads)
     passwords = Passwords()
     sharing = Sharing(
         db=db, clock=clock, settings=settings, downloads=downloads, passwords=passwords,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,6 +54,9 @@ class Downloads:
             limit=settings.downloads_per_address, what="downloads from this address", reason="TOO_MANY_DOWNLOADS"
         )
         self.per_link = StreamSlots(limit=settings.downloads_per_link, what="downloads of this link", reason="LINK_BUSY")
+        # Told the size of each piece of a file sent to a client through blob (metrics: bytes
+        # out; downloads by signed URL go from the object store through Envoy, never here).
+        self.on_sent: Callable[[int], None] | None = None
 
     async def open(self, account: uuid.UUID, node_id: str, offset: int, length: int) -> Served:
         """One of the caller's own files."""

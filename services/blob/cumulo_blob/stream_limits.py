@@ -25,6 +25,7 @@ class StreamSlots:
         self.reason = reason
         self.retry_after = retry_after
         self._held: dict[Hashable, int] = {}
+        self.in_use = 0  # streams holding a slot now, all keys together (a metrics gauge)
 
     def take(self, key: Hashable) -> Slot:
         held = self._held.get(key, 0)
@@ -36,12 +37,14 @@ class StreamSlots:
                 metadata={"limit": str(self.limit)},
             )
         self._held[key] = held + 1
+        self.in_use += 1
         return Slot(self, key)
 
     def held(self, key: Hashable) -> int:
         return self._held.get(key, 0)
 
     def _give_back(self, key: Hashable) -> None:
+        self.in_use -= 1
         left = self._held[key] - 1
         if left:
             self._held[key] = left

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,6 +72,8 @@ class Uploads:
         self.streams = StreamSlots(
             limit=settings.uploads_per_account, what="upload streams of this account", reason="TOO_MANY_UPLOADS"
         )
+        # Told the size of each piece of a file received from a client (metrics: bytes in).
+        self.on_received: Callable[[int], None] | None = None
 
     # --- start ------------------------------------------------------------------------
 
@@ -335,7 +337,10 @@ class Uploads:
         """The stream's next message (None at its end); _ClientIdle when none comes in time."""
         try:
             async with asyncio.timeout(self.settings.upload_idle_timeout.total_seconds()):
-                return await anext(requests)
+                message = await anext(requests)
+            if self.on_received is not None:
+                self.on_received(len(message.data))
+            return message
         except StopAsyncIteration:
             return None
         except TimeoutError:

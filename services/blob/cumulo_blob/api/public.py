@@ -47,9 +47,12 @@ async def _send_file(context: grpc.aio.ServicerContext, downloads: Downloads, me
     await _write(context, message(file=convert.node(node)), stall)
     async with contextlib.aclosing(downloads.read(key, offset, length)) as chunks:
         async for chunk in chunks:
+            size = len(chunk)
             reply = message(data=chunk)
             del chunk  # the message has the bytes now: no second copy waits with it
             await _write(context, reply, stall)
+            if downloads.on_sent is not None:
+                downloads.on_sent(size)
 
 
 async def _write(context: grpc.aio.ServicerContext, message: Any, stall: float) -> None:
