@@ -90,15 +90,15 @@ async def _raw_batch_rate(dsn: str) -> float:
 
     async def writer(conn: asyncpg.Connection) -> None:
         nonlocal done
-        key = uuid.uuid4()
+        account, key = uuid.uuid4(), uuid.uuid4()
         while time.perf_counter() < stop_at:
             now = dt.datetime.now(dt.UTC)
             rows = [
-                (key, clock.next().ToDatetime(dt.UTC), 31.2, 121.4, 10.0, 0.0, 0.0, 80, "gps", now) for _ in range(BATCH)
+                (account, key, clock.next().ToDatetime(dt.UTC), 31.2, 121.4, 10.0, 0.0, 0.0, 80, "gps", now) for _ in range(BATCH)
             ]
             await conn.executemany(
-                "INSERT INTO public.bench_locations (device_key, measured_at, latitude, longitude, accuracy, altitude, speed,"
-                " battery, source, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO public.bench_locations (account_id, device_key, measured_at, latitude, longitude, accuracy, altitude,"
+                " speed, battery, source, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 rows,
             )
             done += BATCH

@@ -46,10 +46,12 @@ async def _seed_zone(conn: asyncpg.Connection, account: uuid.UUID, name: str, co
     payload = os.urandom(PAYLOAD)
     step = 100_000
     for start in range(0, count, step):
-        rows = [(zone_id, f"r{i:08}", "contact", payload, i + 1, False, now, "bench") for i in range(start, min(start + step, count))]
+        rows = [
+            (account, zone_id, f"r{i:08}", "contact", payload, i + 1, False, now, "bench") for i in range(start, min(start + step, count))
+        ]
         await conn.copy_records_to_table(
             "records", schema_name="sync", records=rows,
-            columns=["zone_id", "record_id", "record_type", "payload", "seq", "deleted", "modified_at", "modified_by"],
+            columns=["account_id", "zone_id", "record_id", "record_type", "payload", "seq", "deleted", "modified_at", "modified_by"],
         )
     return zone_id
 
@@ -76,13 +78,14 @@ async def _raw_insert_rate(dsn: str) -> float:
 
     async def writer(conn: asyncpg.Connection, n: int) -> None:
         nonlocal done
-        zone = uuid.uuid4()
+        account, zone = uuid.uuid4(), uuid.uuid4()
         seq = 0
         while time.perf_counter() < stop_at:
-            rows = [(zone, f"w{n}-{seq + i}", "contact", payload, seq + i + 1, False, now, "bench") for i in range(PUSH_BATCH)]
+            rows = [(account, zone, f"w{n}-{seq + i}", "contact", payload, seq + i + 1, False, now, "bench") for i in range(PUSH_BATCH)]
             await conn.executemany(
-                "INSERT INTO public.bench_records (zone_id, record_id, record_type, payload, seq, deleted, modified_at, modified_by)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO public.bench_records"
+                " (account_id, zone_id, record_id, record_type, payload, seq, deleted, modified_at, modified_by)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 rows,
             )
             seq += PUSH_BATCH

@@ -134,6 +134,14 @@ def index_account_states(schema: str) -> None:
     op.create_index(f"{schema}_account_states_updated_at", "account_states", ["updated_at"], schema=schema)
 
 
+def replace_primary_key(schema: str, table: str, *columns: str) -> None:
+    """The table's primary key becomes `columns`, in one statement (its name kept: <table>_pkey)."""
+    op.execute(
+        f"ALTER TABLE {schema}.{table} DROP CONSTRAINT {table}_pkey, "
+        f"ADD CONSTRAINT {table}_pkey PRIMARY KEY ({', '.join(columns)})"
+    )
+
+
 async def schema_drift(database_url: str, metadata: sa.MetaData) -> list[object]:
     """What differs between a migrated database and the tables the code declares; empty when
     the migrations and the code agree (a test per service keeps it so)."""

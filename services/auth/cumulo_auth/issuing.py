@@ -63,7 +63,10 @@ class TokenIssuer:
         refresh = credentials.new_refresh_token()
         await uow.execute(
             sa.insert(refresh_tokens).values(
-                token_hash=credentials.refresh_token_hash(refresh), session_id=session_id, issued_at=self.clock.now()
+                token_hash=credentials.refresh_token_hash(refresh),
+                account_id=account.account_id,
+                session_id=session_id,
+                issued_at=self.clock.now(),
             )
         )
         access, access_expires = self.access_token(account, session_id=session_id, client_id=client_id, password_at=password_at)

@@ -58,8 +58,7 @@ class AccountPurge:
                             set_={"account_id": target, "deleted_at": now},
                         )
                     )
-            session_ids = sa.select(sessions.c.session_id).where(sessions.c.account_id == target).scalar_subquery()
-            await uow.execute(sa.delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(session_ids)))
+            await uow.execute(sa.delete(refresh_tokens).where(refresh_tokens.c.account_id == target))
             deleted = (await uow.execute(sa.delete(sessions).where(sessions.c.account_id == target))).rowcount or 0
             await uow.execute(sa.delete(login_throttle).where(login_throttle.c.key == f"id:{target}"))
             await uow.execute(sa.delete(contact_codes).where(contact_codes.c.account_id == target))

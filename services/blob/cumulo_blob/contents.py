@@ -53,21 +53,23 @@ class StoredContent:
         deleted = 0
         async with self.db.unit_of_work() as uow:
             query = (
-                sa.select(doomed_objects.c.key)
+                sa.select(doomed_objects.c.account_id, doomed_objects.c.key)
                 .where(self.holds.not_held(doomed_objects.c.account_id))
                 .limit(batch_size)
                 .with_for_update(skip_locked=True)
             )
             if account is not None:
                 query = query.where(doomed_objects.c.account_id == account)
-            keys = (await uow.execute(query)).scalars().all()
-            for key in keys:
+            doomed = (await uow.execute(query)).all()
+            for owner, key in doomed:
                 try:
                     await self.storage.delete(key)
                 except Exception as exc:  # S3 away: the sweeper tries again later
                     log.warning("doomed_object_kept", error=type(exc).__name__)
                     break
-                await uow.execute(sa.delete(doomed_objects).where(doomed_objects.c.key == key))
+                await uow.execute(
+                    sa.delete(doomed_objects).where(doomed_objects.c.account_id == owner, doomed_objects.c.key == key)
+                )
                 deleted += 1
             await uow.commit()
         return deleted

@@ -305,7 +305,7 @@ class Sharing:
                     pg_insert(user_shares)
                     .values(share_id=uuid.uuid4(), owner_id=owner, node_id=target, recipient_id=recipient_id,
                             recipient=recipient.strip(), created_at=self.clock.now())
-                    .on_conflict_do_update(index_elements=["node_id", "recipient_id"], set_={"recipient": recipient.strip()})
+                    .on_conflict_do_update(index_elements=["owner_id", "node_id", "recipient_id"], set_={"recipient": recipient.strip()})
                     .returning(*user_shares.c)
                 )
             ).one()

@@ -62,9 +62,9 @@ def _write_reports(refusing: str) -> sa.TextClause:
     points AS (SELECT dev.device_key, i.* FROM input i JOIN dev USING (account_id, device_id)),
     ins AS (
         INSERT INTO {SCHEMA}.locations
-            (device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source, received_at)
-        SELECT device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source, :now FROM points
-        ON CONFLICT (device_key, measured_at) DO NOTHING
+            (account_id, device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source, received_at)
+        SELECT account_id, device_key, measured_at, latitude, longitude, accuracy, altitude, speed, battery, source, :now FROM points
+        ON CONFLICT (account_id, device_key, measured_at) DO NOTHING
         RETURNING device_key, measured_at
     ),
     newest AS (SELECT DISTINCT ON (device_key) * FROM points ORDER BY device_key, measured_at DESC),
@@ -207,7 +207,7 @@ class Devices:
             await uow.execute(sa.delete(commands).where(commands.c.device_key == row.device_key))
             await uow.execute(sa.delete(devices).where(devices.c.device_key == row.device_key))
             await uow.commit()
-        await self._delete_history(row.device_key)
+        await self._delete_history(account, row.device_key)
 
     # --- reports ----------------------------------------------------------------------
 
@@ -280,7 +280,7 @@ class Devices:
         limit = page_size(size, default=500, maximum=5000)
         async with self.db.read() as conn:
             device = await self.find(conn, account, device_id)
-            query = sa.select(locations).where(locations.c.device_key == device.device_key)
+            query = sa.select(locations).where(locations.c.account_id == device.account_id, locations.c.device_key == device.device_key)
             if since is not None:
                 query = query.where(locations.c.measured_at >= since)
             if until is not None:
@@ -300,10 +300,7 @@ class Devices:
         short transaction: never one long DELETE holding the table. A held account's history
         stays until the hold is released."""
         cutoff = self.clock.now() - self.settings.retention
-        held = (
-            f"device_key IN (SELECT d.device_key FROM {SCHEMA}.devices d JOIN {self.holds.table.fullname} h"
-            " ON h.account_id = d.account_id WHERE h.held)"
-        )
+        held = f"account_id IN (SELECT h.account_id FROM {self.holds.table.fullname} h WHERE h.held)"
         deleted = await delete_in_batches(
             self.db, f"{SCHEMA}.locations", f"measured_at < :cutoff AND NOT {held}", {"cutoff": cutoff}, batch=self.settings.prune_batch
         )
@@ -315,25 +312,25 @@ class Devices:
         """The account's devices, their location history and commands, for an evidence bundle."""
         async for row in paged(self.db, sa.select(devices).where(devices.c.account_id == account), [devices.c.device_key], kind="device"):
             yield row
-        keys = sa.select(devices.c.device_key).where(devices.c.account_id == account).scalar_subquery()
-        async for row in paged(
-            self.db, sa.select(locations).where(locations.c.device_key.in_(keys)), [locations.c.device_key, locations.c.measured_at], kind="location"
-        ):
+        history = sa.select(locations).where(locations.c.account_id == account)
+        async for row in paged(self.db, history, [locations.c.device_key, locations.c.measured_at], kind="location"):
             yield row
         async for row in paged(self.db, sa.select(commands).where(commands.c.account_id == account), [commands.c.command_id], kind="command"):
             yield row
 
-    async def _delete_history(self, device_key: uuid.UUID) -> int:
-        return await delete_in_batches(self.db, f"{SCHEMA}.locations", "device_key = :key", {"key": device_key}, batch=PURGE_BATCH)
+    async def _delete_history(self, account: uuid.UUID, device_key: uuid.UUID | None = None) -> int:
+        """The history of one device of the account, or of all its devices."""
+        where = "account_id = :account"
+        params: dict[str, object] = {"account": account}
+        if device_key is not None:
+            where += " AND device_key = :key"
+            params["key"] = device_key
+        return await delete_in_batches(self.db, f"{SCHEMA}.locations", where, params, batch=PURGE_BATCH)
 
     async def purge(self, account: uuid.UUID) -> int:
         """Every device, position and command of the account, and its guardian links;
         idempotent and resumable (history first, then the rows that point to it)."""
-        items = 0
-        async with self.db.read() as conn:
-            keys = (await conn.execute(sa.select(devices.c.device_key).where(devices.c.account_id == account))).scalars().all()
-        for key in keys:
-            items += await self._delete_history(key)
+        items = await self._delete_history(account)
         async with self.db.unit_of_work() as uow:
             items += (await uow.execute(sa.delete(commands).where(commands.c.account_id == account))).rowcount or 0
             items += (await uow.execute(sa.delete(devices).where(devices.c.account_id == account))).rowcount or 0
@@ -341,6 +338,5 @@ class Devices:
                 sa.delete(guardians).where(sa.or_(guardians.c.minor_account_id == account, guardians.c.guardian_account_id == account))
             )
             await uow.commit()
-        for key in keys:  # a report that slipped in before the devices went
-            items += await self._delete_history(key)
+        items += await self._delete_history(account)  # a report that slipped in before the devices went
         return items

@@ -21,8 +21,7 @@ class LocatorTakeout:
     async def parts(self, account: uuid.UUID) -> AsyncIterator[Part]:
         mine = devices.c.account_id == account
         yield "devices/devices.jsonl", paged(self.db, sa.select(*exported_columns(devices)).where(mine), [devices.c.device_key], kind="device")
-        keys = sa.select(devices.c.device_key).where(mine).scalar_subquery()
-        history = sa.select(*exported_columns(locations)).where(locations.c.device_key.in_(keys))
+        history = sa.select(*exported_columns(locations, leave_out=("account_id",))).where(locations.c.account_id == account)
         yield "devices/locations.jsonl", paged(self.db, history, [locations.c.device_key, locations.c.measured_at], kind="location")
         sent = sa.select(*exported_columns(commands)).where(commands.c.account_id == account)
         yield "devices/commands.jsonl", paged(self.db, sent, [commands.c.command_id], kind="command")

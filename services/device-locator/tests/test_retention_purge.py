@@ -43,9 +43,11 @@ async def device_key(locator: Any, account_id: str, device_id: str) -> uuid.UUID
 async def insert_points(locator: Any, key: uuid.UUID, times: list[dt.datetime]) -> None:
     """Positions written straight into the table: reports refuse points older than the
     retention, which is what these stand for (kept from before, the clock moved on)."""
+    async with locator.app.db.read() as conn:
+        account = (await conn.execute(sa.select(devices.c.account_id).where(devices.c.device_key == key))).scalar_one()
     rows = [
-        {"device_key": key, "measured_at": at, "latitude": 31.0, "longitude": 121.0, "accuracy": 10.0, "altitude": 0.0,
-         "speed": 0.0, "battery": 50, "source": "gps", "received_at": at}
+        {"account_id": account, "device_key": key, "measured_at": at, "latitude": 31.0, "longitude": 121.0, "accuracy": 10.0,
+         "altitude": 0.0, "speed": 0.0, "battery": 50, "source": "gps", "received_at": at}
         for at in times
     ]
     async with locator.app.db.unit_of_work() as uow:

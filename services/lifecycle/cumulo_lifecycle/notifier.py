@@ -26,7 +26,7 @@ async def cancel_pending_notices(uow: UnitOfWork, account_id: Any) -> int:
     their address masked like a delivered one's."""
     rows = (
         await uow.execute(
-            sa.select(notices.c.notice_id, notices.c.destination, notices.c.kind, notices.c.subject)
+            sa.select(notices.c.account_id, notices.c.notice_id, notices.c.destination, notices.c.kind, notices.c.subject)
             .where(notices.c.account_id == account_id, notices.c.status == "pending")
             .with_for_update()
         )
@@ -34,7 +34,7 @@ async def cancel_pending_notices(uow: UnitOfWork, account_id: Any) -> int:
     for row in rows:
         await uow.execute(
             sa.update(notices)
-            .where(notices.c.notice_id == row.notice_id)
+            .where(notices.c.account_id == row.account_id, notices.c.notice_id == row.notice_id)
             .values(
                 status="cancelled", body="", subject=texts.kept_subject(row.kind, row.subject), destination=mask(row.destination),
                 next_attempt_at=None, last_error="the account was deleted",
@@ -95,7 +95,11 @@ class Notifier:
                         }
                         finished += 1
                         log.info("notice_sent", notice_id=str(row.notice_id), kind=row.kind, channel=row.channel)
-                    await uow.execute(sa.update(notices).where(notices.c.notice_id == row.notice_id).values(**values))
+                    await uow.execute(
+                        sa.update(notices)
+                        .where(notices.c.account_id == row.account_id, notices.c.notice_id == row.notice_id)
+                        .values(**values)
+                    )
                 await uow.commit()
             if len(rows) < BATCH:
                 return finished

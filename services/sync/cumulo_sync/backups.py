@@ -49,7 +49,7 @@ _INSERT_ENTRIES = sa.text(
     SELECT :backup_id, e.path, :account_id, e.file_id, e.size, e.sha256
     FROM unnest(CAST(:paths AS text[]), CAST(:file_ids AS uuid[]), CAST(:sizes AS bigint[]), CAST(:sha256s AS text[]))
          AS e(path, file_id, size, sha256)
-    ON CONFLICT (backup_id, path) DO NOTHING
+    ON CONFLICT (account_id, backup_id, path) DO NOTHING
     RETURNING path
     """
 )

@@ -33,14 +33,14 @@ PURGE_PATIENCE = 30.0
 _REFUND_ROWS = sa.text(
     f"""
     UPDATE {SCHEMA}.usage SET used = GREATEST(used - :rows * CAST(:overhead AS bigint), 0)
-    WHERE account_id = (SELECT account_id FROM {SCHEMA}.zones WHERE zone_id = :zone)
+    WHERE account_id = :account
     """
 )
 
 
-async def refund_rows(uow: UnitOfWork, zone: uuid.UUID, rows: int) -> None:
+async def refund_rows(uow: UnitOfWork, account: uuid.UUID, rows: int) -> None:
     if rows:
-        await uow.execute(_REFUND_ROWS, {"zone": zone, "rows": rows, "overhead": rules.RECORD_OVERHEAD_BYTES})
+        await uow.execute(_REFUND_ROWS, {"account": account, "rows": rows, "overhead": rules.RECORD_OVERHEAD_BYTES})
 
 
 class Cleanup:
@@ -82,23 +82,25 @@ class Cleanup:
                 if honour_holds:
                     condition.append(self.holds.not_held(zones.c.account_id))
                 zone = (
-                    await uow.execute(sa.select(zones.c.zone_id).where(*condition).limit(1).with_for_update(skip_locked=True))
-                ).scalar()
+                    await uow.execute(
+                        sa.select(zones.c.account_id, zones.c.zone_id).where(*condition).limit(1).with_for_update(skip_locked=True)
+                    )
+                ).first()
                 if zone is None:
                     return removed
                 deleted = (
                     await uow.execute(
                         sa.text(
                             f"""DELETE FROM {SCHEMA}.records WHERE ctid = ANY(ARRAY(
-                                SELECT ctid FROM {SCHEMA}.records WHERE zone_id = :zone LIMIT :n))"""
+                                SELECT ctid FROM {SCHEMA}.records WHERE account_id = :account AND zone_id = :zone LIMIT :n))"""
                         ),
-                        {"zone": zone, "n": DROP_BATCH},
+                        {"account": zone.account_id, "zone": zone.zone_id, "n": DROP_BATCH},
                     )
                 ).rowcount or 0
                 removed += deleted
-                await refund_rows(uow, zone, deleted)
+                await refund_rows(uow, zone.account_id, deleted)
                 if deleted < DROP_BATCH:
-                    await uow.execute(sa.delete(zones).where(zones.c.zone_id == zone))
+                    await uow.execute(sa.delete(zones).where(zones.c.account_id == zone.account_id, zones.c.zone_id == zone.zone_id))
                 await uow.commit()
 
     async def prune_tombstones(self) -> int:
@@ -110,19 +112,18 @@ class Cleanup:
         async with self.db.read() as conn:
             candidates = (
                 await conn.execute(
-                    sa.select(records.c.zone_id)
-                    .join(zones, zones.c.zone_id == records.c.zone_id)
-                    .where(records.c.deleted, records.c.modified_at < cutoff, self.holds.not_held(zones.c.account_id))
+                    sa.select(records.c.account_id, records.c.zone_id)
+                    .where(records.c.deleted, records.c.modified_at < cutoff, self.holds.not_held(records.c.account_id))
                     .distinct()
                     .limit(100)
                 )
-            ).scalars().all()
-        for zone_id in candidates:
+            ).all()
+        for account, zone_id in candidates:
+            this_zone = (zones.c.account_id == account, zones.c.zone_id == zone_id)
             async with self.db.unit_of_work() as uow:
                 locked = (
                     await uow.execute(
-                        sa.select(zones.c.zone_id).where(zones.c.zone_id == zone_id, zones.c.dropped_at.is_(None))
-                        .with_for_update(skip_locked=True)
+                        sa.select(zones.c.zone_id).where(*this_zone, zones.c.dropped_at.is_(None)).with_for_update(skip_locked=True)
                     )
                 ).scalar()
                 if locked is None:
@@ -130,19 +131,17 @@ class Cleanup:
                 gone = (
                     await uow.execute(
                         sa.text(
-                            f"""DELETE FROM {SCHEMA}.records WHERE zone_id = :zone AND record_id IN (
+                            f"""DELETE FROM {SCHEMA}.records WHERE account_id = :account AND zone_id = :zone AND record_id IN (
                                 SELECT record_id FROM {SCHEMA}.records
-                                WHERE zone_id = :zone AND deleted AND modified_at < :cutoff LIMIT :n)
+                                WHERE account_id = :account AND zone_id = :zone AND deleted AND modified_at < :cutoff LIMIT :n)
                                 RETURNING seq"""
                         ),
-                        {"zone": zone_id, "cutoff": cutoff, "n": PRUNE_BATCH},
+                        {"account": account, "zone": zone_id, "cutoff": cutoff, "n": PRUNE_BATCH},
                     )
                 ).scalars().all()
                 if gone:
-                    await uow.execute(
-                        sa.update(zones).where(zones.c.zone_id == zone_id).values(horizon_seq=sa.func.greatest(zones.c.horizon_seq, max(gone)))
-                    )
-                    await refund_rows(uow, zone_id, len(gone))
+                    await uow.execute(sa.update(zones).where(*this_zone).values(horizon_seq=sa.func.greatest(zones.c.horizon_seq, max(gone))))
+                    await refund_rows(uow, account, len(gone))
                 await uow.commit()
                 pruned += len(gone)
         if pruned:

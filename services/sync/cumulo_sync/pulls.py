@@ -25,12 +25,12 @@ MAX_GET = 400
 FETCH_BYTES = 4 * 1024 * 1024
 
 # The changes after a change number, in order, as many as `n` and as `budget` bytes allow:
-# a running sum over the (zone, seq) index, so the database stops at the page's end.
+# a running sum over the (account, zone, seq) index, so the database stops at the page's end.
 _CHANGES = sa.text(
     f"""
     SELECT * FROM (
         SELECT r.*, sum(octet_length(r.payload)) OVER (ORDER BY r.seq ROWS UNBOUNDED PRECEDING) - octet_length(r.payload) AS bytes_before
-        FROM {SCHEMA}.records r WHERE r.zone_id = :zone AND r.seq > :after
+        FROM {SCHEMA}.records r WHERE r.account_id = :account AND r.zone_id = :zone AND r.seq > :after
         ORDER BY r.seq LIMIT :n
     ) page WHERE page.bytes_before < :budget ORDER BY page.seq
     """
@@ -66,14 +66,17 @@ class Pulls:
                     "this change token is older than the zone's deleted-record history: fetch the zone again from an empty token",
                     reason="CHANGE_TOKEN_EXPIRED",
                 )
-            rows = (await conn.execute(_CHANGES, {"zone": found.zone_id, "after": after, "n": limit + 1, "budget": FETCH_BYTES})).all()
+            rows = (
+                await conn.execute(
+                    _CHANGES, {"account": account, "zone": found.zone_id, "after": after, "n": limit + 1, "budget": FETCH_BYTES}
+                )
+            ).all()
             more = len(rows) > limit
             rows = rows[:limit]
             if not more and rows and rows[-1].bytes_before + len(rows[-1].payload) >= FETCH_BYTES:
                 # The budget may have ended the page: is there anything after it?
-                more = (
-                    await conn.execute(sa.select(records.c.seq).where(records.c.zone_id == found.zone_id, records.c.seq > rows[-1].seq).limit(1))
-                ).first() is not None
+                later = records.c.account_id == account, records.c.zone_id == found.zone_id, records.c.seq > rows[-1].seq
+                more = (await conn.execute(sa.select(records.c.seq).where(*later).limit(1))).first() is not None
         # Every change up to last_seq had committed when the zone row was read.
         last = rows[-1].seq if more else max(found.last_seq, rows[-1].seq if rows else 0, after)
         return list(rows), rules.change_token(found.zone_id, last), more
@@ -86,7 +89,7 @@ class Pulls:
             found = await zone_row(conn, account, zone)
             if found is None or not ids:
                 return []
-            return list((await conn.execute(_BY_ID, {"zone_id": found.zone_id, "ids": ids})).all())
+            return list((await conn.execute(_BY_ID, {"account_id": account, "zone_id": found.zone_id, "ids": ids})).all())
 
     async def list_zones(self, account: uuid.UUID) -> list[Any]:
         async with self.db.read() as conn:
@@ -108,6 +111,6 @@ class Pulls:
         payload, for an evidence bundle."""
         async for row in paged(self.db, sa.select(zones).where(zones.c.account_id == account), [zones.c.zone_id], kind="zone"):
             yield row
-        mine = sa.select(zones.c.zone_id).where(zones.c.account_id == account).scalar_subquery()
-        async for row in paged(self.db, sa.select(records).where(records.c.zone_id.in_(mine)), [records.c.zone_id, records.c.record_id], kind="record"):
+        mine = sa.select(records).where(records.c.account_id == account)
+        async for row in paged(self.db, mine, [records.c.zone_id, records.c.record_id], kind="record"):
             yield row

@@ -61,20 +61,20 @@ def _statements(refusing: str) -> tuple[sa.TextClause, sa.TextClause, sa.TextCla
             RETURNING used
         ),
         written AS (
-            INSERT INTO {SCHEMA}.records (zone_id, record_id, record_type, payload, seq, deleted, modified_at, modified_by)
-            SELECT :zone_id, r.record_id, r.record_type, r.payload, r.seq, r.deleted, :now, :device
+            INSERT INTO {SCHEMA}.records (account_id, zone_id, record_id, record_type, payload, seq, deleted, modified_at, modified_by)
+            SELECT :account_id, :zone_id, r.record_id, r.record_type, r.payload, r.seq, r.deleted, :now, :device
             FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:payloads AS bytea[]),
                         CAST(:seqs AS bigint[]), CAST(:deleted AS boolean[]))
                  AS r(record_id, record_type, payload, seq, deleted)
             WHERE EXISTS (SELECT 1 FROM charged)
-            ON CONFLICT (zone_id, record_id) DO UPDATE SET
+            ON CONFLICT (account_id, zone_id, record_id) DO UPDATE SET
                 record_type = excluded.record_type, payload = excluded.payload, seq = excluded.seq,
                 deleted = excluded.deleted, modified_at = excluded.modified_at, modified_by = excluded.modified_by
         ),
         numbered AS (
             UPDATE {SCHEMA}.zones SET last_seq = :last_seq, record_count = record_count + :count_delta,
                 bytes = bytes + :bytes_delta, modified_at = :now
-            WHERE zone_id = :zone_id AND EXISTS (SELECT 1 FROM charged)
+            WHERE account_id = :account_id AND zone_id = :zone_id AND EXISTS (SELECT 1 FROM charged)
         )
         SELECT used FROM charged
         """
@@ -181,7 +181,9 @@ class Pushes:
             zone_id, last_seq = row.zone_id, row.last_seq
             current = {
                 r.record_id: r
-                for r in (await uow.execute(_CURRENT, {"zone_id": zone_id, "ids": [op.record_id for op in ops]})).all()
+                for r in (
+                    await uow.execute(_CURRENT, {"account_id": account, "zone_id": zone_id, "ids": [op.record_id for op in ops]})
+                ).all()
             }
             results: list[Result] = []
             applied: list[Operation] = []
@@ -192,7 +194,7 @@ class Pushes:
                     applied.append(op)
             conflicts = [r for r in results if r.status == CONFLICT]
             if conflicts:
-                await self._attach_server_records(uow, zone_id, conflicts)
+                await self._attach_server_records(uow, account, zone_id, conflicts)
             if atomic and conflicts:
                 for result in results:
                     if result.status != CONFLICT:
@@ -279,12 +281,11 @@ class Pushes:
             return Result(op.record_id, SAVED, -1)
         return Result(op.record_id, CONFLICT)
 
-    async def _attach_server_records(self, uow: UnitOfWork, zone_id: uuid.UUID, conflicts: list[Result]) -> None:
+    async def _attach_server_records(self, uow: UnitOfWork, account: uuid.UUID, zone_id: uuid.UUID, conflicts: list[Result]) -> None:
+        ids = [c.record_id for c in conflicts]
         found = {
             r.record_id: r
-            for r in (
-                await uow.execute(_SERVER_RECORDS, {"zone_id": zone_id, "ids": [c.record_id for c in conflicts]})
-            ).all()
+            for r in (await uow.execute(_SERVER_RECORDS, {"account_id": account, "zone_id": zone_id, "ids": ids})).all()
         }
         for conflict in conflicts:
             conflict.server = found.get(conflict.record_id) or Gone(conflict.record_id)

@@ -26,7 +26,7 @@ class SyncTakeout:
         async with self.db.read() as conn:
             ids = (await conn.execute(sa.select(zones.c.zone_id).where(live).order_by(zones.c.zone_id))).scalars().all()
         for zone in ids:
-            yield f"sync/zones/{zone}.jsonl", self._records(zone)
+            yield f"sync/zones/{zone}.jsonl", self._records(account, zone)
         yield "backups/backups.jsonl", paged(
             self.db, sa.select(*exported_columns(backups)).where(backups.c.account_id == account, backups.c.ready),
             [backups.c.backup_id], kind="backup",
@@ -41,8 +41,8 @@ class SyncTakeout:
             )
             yield f"backups/{backup}.jsonl", paged(self.db, entries, [backup_entries.c.path], kind="entry")
 
-    def _records(self, zone: uuid.UUID) -> AsyncIterator[dict[str, Any]]:
+    def _records(self, account: uuid.UUID, zone: uuid.UUID) -> AsyncIterator[dict[str, Any]]:
         """The zone's live records (not the tombstones of deleted ones), payloads as base64."""
         columns = [records.c.record_id, records.c.record_type, records.c.payload, records.c.modified_at, records.c.modified_by]
-        query = sa.select(*columns).where(records.c.zone_id == zone, records.c.deleted.is_(False))
+        query = sa.select(*columns).where(records.c.account_id == account, records.c.zone_id == zone, records.c.deleted.is_(False))
         return paged(self.db, query, [records.c.record_id], kind="record")

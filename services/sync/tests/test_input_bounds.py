@@ -440,7 +440,12 @@ async def test_the_migration_charges_the_rows_already_stored(infra, sync):
                 dict(zone_id=za, account_id=a, name="notes", created_at=now, modified_at=now),
                 dict(zone_id=zb, account_id=b, name="notes", created_at=now, modified_at=now),
             ])
-            await uow.execute(sa.insert(records), [
+            # The records table as it was at 0003: keyed by zone, without its account.
+            records_then = sa.table(
+                "records", *(sa.column(c) for c in ("zone_id", "record_id", "record_type", "payload", "seq", "deleted", "modified_at")),
+                schema="sync",
+            )
+            await uow.execute(sa.insert(records_then), [
                 dict(zone_id=za, record_id="live", record_type="t", payload=b"12345", seq=1, modified_at=now),
                 dict(zone_id=za, record_id="gone", record_type="t", payload=b"", seq=2, deleted=True, modified_at=now),
                 dict(zone_id=zb, record_id="live", record_type="t", payload=b"", seq=1, modified_at=now),

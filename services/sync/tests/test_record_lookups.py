@@ -25,10 +25,10 @@ async def test_records_are_found_by_primary_key_probes_in_a_zone_the_statistics_
         zone_ids = dict((await uow.execute(sa.text("SELECT name, zone_id FROM sync.zones WHERE account_id = :a"), {"a": account})).all())
         await uow.execute(
             sa.text(
-                "INSERT INTO sync.records (zone_id, record_id, record_type, payload, seq, modified_at)"
-                " SELECT :zone, 'bulk' || n, 'contact', '\\x00', n + 1, now() FROM generate_series(1, :count) AS n"
+                "INSERT INTO sync.records (account_id, zone_id, record_id, record_type, payload, seq, modified_at)"
+                " SELECT :account, :zone, 'bulk' || n, 'contact', '\\x00', n + 1, now() FROM generate_series(1, :count) AS n"
             ),
-            {"zone": zone_ids["bulk"], "count": BULK},
+            {"account": account, "zone": zone_ids["bulk"], "count": BULK},
         )
         await uow.commit()
     async with sync.app.db.read() as conn:
@@ -37,15 +37,16 @@ async def test_records_are_found_by_primary_key_probes_in_a_zone_the_statistics_
         await conn.execute(sa.text("ANALYZE sync.records"))
         ids = [f"c{i}" for i in range(400)]
         for statement in (_CURRENT, records_by_id()):
-            explained = await conn.execute(sa.text(f"EXPLAIN {statement.text}"), {"zone_id": zone_ids["contacts"], "ids": ids})
+            params = {"account_id": account, "zone_id": zone_ids["contacts"], "ids": ids}
+            explained = await conn.execute(sa.text(f"EXPLAIN {statement.text}"), params)
             plan = "\n".join(r[0] for r in explained)
-            # Every id is its own probe of the primary key (zone_id, record_id) ...
+            # Every id is its own probe of the primary key (account_id, zone_id, record_id) ...
             assert "Nested Loop" in plan and "records_pkey" in plan, plan
             probes = [line for line in plan.splitlines() if "Index Cond" in line]
             assert len(probes) == 1 and "record_id = wanted.record_id" in probes[0], plan
             # ... never a walk of the zone's rows, each compared with the list.
             assert "Filter" not in plan and "Hash" not in plan, plan
-        found = (await conn.execute(_CURRENT, {"zone_id": zone_ids["contacts"], "ids": ["c0", "c2", "nope"]})).all()
+        found = (await conn.execute(_CURRENT, {"account_id": account, "zone_id": zone_ids["contacts"], "ids": ["c0", "c2", "nope"]})).all()
     assert sorted(r.record_id for r in found) == ["c0", "c2"]
 
 

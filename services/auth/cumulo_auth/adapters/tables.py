@@ -114,16 +114,19 @@ recovery_codes = sa.Table(
 deleted_logins = sa.Table(
     "deleted_logins",
     metadata,
-    sa.Column("login_digest", sa.LargeBinary, primary_key=True),
+    sa.Column("login_digest", sa.LargeBinary, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "login_digest", name="deleted_logins_pkey"),
+    # Signing in looks a login up before any account is known (and a purge upserts by it).
+    sa.Index("deleted_logins_login_digest", "login_digest", unique=True),
 )
 
 sessions = sa.Table(
     "sessions",
     metadata,
-    sa.Column("session_id", sa.Uuid, primary_key=True),
-    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), nullable=False, index=True),
+    sa.Column("session_id", sa.Uuid, nullable=False),
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), nullable=False),
     sa.Column("client_id", sa.Text, nullable=False),
     sa.Column("device_name", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -135,6 +138,10 @@ sessions = sa.Table(
     sa.Column("password_at", sa.DateTime(timezone=True)),
     # SHA-256 of the token in the new-session notice's link, which ends this session.
     sa.Column("revoke_token_hash", sa.LargeBinary),
+    sa.PrimaryKeyConstraint("account_id", "session_id", name="sessions_pkey"),
+    # A session is still found by its id alone: a refresh token's, a revocation by id, an
+    # access token's (which names its account too, but the lookups predate that).
+    sa.Index("sessions_session_id", "session_id", unique=True),
     sa.Index("sessions_revoked_at", "revoked_at", postgresql_where=sa.text("revoked_at IS NOT NULL")),
     sa.Index("sessions_revoke_token", "revoke_token_hash", unique=True, postgresql_where=sa.text("revoke_token_hash IS NOT NULL")),
 )
@@ -143,10 +150,17 @@ refresh_tokens = sa.Table(
     "refresh_tokens",
     metadata,
     # SHA-256 of the token: a database leak gives no usable token.
-    sa.Column("token_hash", sa.LargeBinary, primary_key=True),
-    sa.Column("session_id", sa.Uuid, sa.ForeignKey("sessions.session_id"), nullable=False, index=True),
+    sa.Column("token_hash", sa.LargeBinary, nullable=False),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("session_id", sa.Uuid, nullable=False, index=True),
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("used_at", sa.DateTime(timezone=True)),
+    sa.PrimaryKeyConstraint("account_id", "token_hash", name="refresh_tokens_pkey"),
+    sa.ForeignKeyConstraint(
+        ["account_id", "session_id"], ["sessions.account_id", "sessions.session_id"], name="refresh_tokens_session_fkey"
+    ),
+    # The client presents the token alone.
+    sa.Index("refresh_tokens_token_hash", "token_hash", unique=True),
 )
 
 client_apps = sa.Table(
@@ -187,12 +201,13 @@ login_throttle = sa.Table(
 status_changes = sa.Table(
     "status_changes",
     metadata,
-    sa.Column("change_id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), nullable=False, index=True),
+    sa.Column("change_id", sa.BigInteger, sa.Identity(), nullable=False),
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.account_id"), nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("actor", sa.Text, nullable=False),
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "change_id", name="status_changes_pkey"),
 )
 
 outbox = outbox_table(metadata)

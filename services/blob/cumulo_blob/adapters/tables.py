@@ -17,9 +17,9 @@ TIMESTAMP = sa.DateTime(timezone=True)
 nodes = sa.Table(
     "nodes",
     metadata,
-    sa.Column("node_id", sa.Uuid, primary_key=True),
+    sa.Column("node_id", sa.Uuid, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
-    sa.Column("parent_id", sa.Uuid, sa.ForeignKey("nodes.node_id")),  # NULL: the root folder
+    sa.Column("parent_id", sa.Uuid),  # NULL: the root folder
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),
@@ -29,6 +29,10 @@ nodes = sa.Table(
     sa.Column("modified_at", TIMESTAMP, nullable=False),
     sa.Column("trashed_at", TIMESTAMP),
     sa.Column("blocked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.PrimaryKeyConstraint("account_id", "node_id", name="nodes_pkey"),
+    sa.ForeignKeyConstraint(["account_id", "parent_id"], ["nodes.account_id", "nodes.node_id"], name="nodes_parent_fkey"),
+    # Still found by its id alone: a moderator's block, a link's or a share's file.
+    sa.Index("nodes_node_id", "node_id", unique=True),
     sa.CheckConstraint("kind IN ('folder', 'file')", name="nodes_kind_known"),
     sa.CheckConstraint("kind = 'folder' OR sha256 IS NOT NULL", name="nodes_file_has_content"),
     # One live item of a name per folder; trashed ones do not count.
@@ -89,7 +93,7 @@ blocklisted_contents = sa.Table(
 uploads = sa.Table(
     "uploads",
     metadata,
-    sa.Column("upload_id", sa.Uuid, primary_key=True),
+    sa.Column("upload_id", sa.Uuid, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("parent_id", sa.Uuid),
     sa.Column("name", sa.Text, nullable=False),
@@ -105,9 +109,11 @@ uploads = sa.Table(
     sa.Column("node_id", sa.Uuid),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("expires_at", TIMESTAMP, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "upload_id", name="uploads_pkey"),
+    # Still found by its id alone: completion (an upsert by it), expiry, the writer's lease.
+    sa.Index("uploads_upload_id", "upload_id", unique=True),
     sa.CheckConstraint("state IN ('open', 'completed', 'cancelled', 'expired', 'failed')", name="uploads_state_known"),
     sa.Index("uploads_open_expiry", "expires_at", postgresql_where=sa.text("state = 'open'")),
-    sa.Index("uploads_account", "account_id"),
     # Open uploads of a content: a blocklist entry waits for those completing (content_blocks).
     sa.Index("uploads_open_sha256", "sha256", postgresql_where=sa.text("state = 'open'")),
 )
@@ -118,11 +124,13 @@ uploads = sa.Table(
 upload_writers = sa.Table(
     "upload_writers",
     metadata,
-    sa.Column("upload_id", sa.Uuid, primary_key=True),
+    sa.Column("upload_id", sa.Uuid, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("writer_id", sa.Uuid, nullable=False),
     sa.Column("held_until", TIMESTAMP, nullable=False),
-    sa.Index("upload_writers_account", "account_id"),
+    sa.PrimaryKeyConstraint("account_id", "upload_id", name="upload_writers_pkey"),
+    # The lease is taken (an upsert) and checked by the upload's id alone.
+    sa.Index("upload_writers_upload_id", "upload_id", unique=True),
 )
 
 usage = sa.Table(
@@ -139,17 +147,18 @@ usage = sa.Table(
 doomed_objects = sa.Table(
     "doomed_objects",
     metadata,
-    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "key", name="doomed_objects_pkey"),
 )
 
 share_links = sa.Table(
     "share_links",
     metadata,
-    sa.Column("link_id", sa.Uuid, primary_key=True),
+    sa.Column("link_id", sa.Uuid, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
-    sa.Column("node_id", sa.Uuid, sa.ForeignKey("nodes.node_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("node_id", sa.Uuid, nullable=False),
     # SHA-256 of the link's token: a database leak gives no working link.
     sa.Column("token_hash", sa.LargeBinary, nullable=False, unique=True),
     sa.Column("password_hash", sa.Text),
@@ -159,6 +168,12 @@ share_links = sa.Table(
     sa.Column("revoke_reason", sa.Text, nullable=False, server_default=""),
     sa.Column("failed_passwords", sa.Integer, nullable=False, server_default="0"),
     sa.Column("locked_until", TIMESTAMP),
+    sa.PrimaryKeyConstraint("account_id", "link_id", name="share_links_pkey"),
+    sa.ForeignKeyConstraint(
+        ["account_id", "node_id"], ["nodes.account_id", "nodes.node_id"], name="share_links_node_fkey", ondelete="CASCADE"
+    ),
+    # Still found by its id alone: a moderator's disconnection, a wrong password's lockout.
+    sa.Index("share_links_link_id", "link_id", unique=True),
     sa.Index("share_links_account", "account_id", "created_at"),
     sa.Index("share_links_node", "node_id"),
 )
@@ -166,15 +181,20 @@ share_links = sa.Table(
 user_shares = sa.Table(
     "user_shares",
     metadata,
-    sa.Column("share_id", sa.Uuid, primary_key=True),
-    sa.Column("owner_id", sa.Uuid, nullable=False),
-    sa.Column("node_id", sa.Uuid, sa.ForeignKey("nodes.node_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("share_id", sa.Uuid, nullable=False),
+    sa.Column("owner_id", sa.Uuid, nullable=False),  # the account: the file's owner
+    sa.Column("node_id", sa.Uuid, nullable=False),
     sa.Column("recipient_id", sa.Uuid, nullable=False),
     sa.Column("recipient", sa.Text, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),
-    sa.Index("user_shares_once", "node_id", "recipient_id", unique=True),
+    sa.PrimaryKeyConstraint("owner_id", "share_id", name="user_shares_pkey"),
+    sa.ForeignKeyConstraint(
+        ["owner_id", "node_id"], ["nodes.account_id", "nodes.node_id"], name="user_shares_node_fkey", ondelete="CASCADE"
+    ),
+    # Still found by its id alone: the recipient's view knows the recipient, not the owner.
+    sa.Index("user_shares_share_id", "share_id", unique=True),
+    sa.Index("user_shares_once", "owner_id", "node_id", "recipient_id", unique=True),
     sa.Index("user_shares_recipient", "recipient_id"),
-    sa.Index("user_shares_owner", "owner_id"),
 )
 
 # Plan prices are versioned, never edited: a purchase points at the version the user agreed to.
@@ -208,7 +228,7 @@ price_acceptances = sa.Table(
 purchases = sa.Table(
     "purchases",
     metadata,
-    sa.Column("purchase_id", sa.Uuid, primary_key=True),
+    sa.Column("purchase_id", sa.Uuid, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("plan_id", sa.Text, nullable=False),
     sa.Column("price_version", sa.Integer, nullable=False),
@@ -219,6 +239,7 @@ purchases = sa.Table(
     sa.Column("starts_at", TIMESTAMP, nullable=False),
     sa.Column("ends_at", TIMESTAMP, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "purchase_id", name="purchases_pkey"),
     sa.ForeignKeyConstraint(["plan_id", "price_version"], ["plan_prices.plan_id", "plan_prices.version"]),
     sa.Index("purchases_account", "account_id", "ends_at"),
     # A plan's subscribers, told of its new price.

@@ -17,7 +17,7 @@ FLOAT = sa.Float(precision=53)
 devices = sa.Table(
     "devices",
     metadata,
-    sa.Column("device_key", sa.Uuid, primary_key=True),
+    sa.Column("device_key", sa.Uuid, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("device_id", sa.Text, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
@@ -40,16 +40,20 @@ devices = sa.Table(
     sa.Column("lost_since", TIMESTAMP),
     sa.Column("found_at", TIMESTAMP),
     sa.Column("wiped_at", TIMESTAMP),
+    sa.PrimaryKeyConstraint("account_id", "device_key", name="devices_pkey"),
     sa.UniqueConstraint("account_id", "device_id", name="devices_account_device"),
+    # Still found by its key alone: the device agent's reports and commands name it.
+    sa.Index("devices_device_key", "device_key", unique=True),
 )
 
 # Location history: one row per device and measurement time (a point sent twice is kept
-# once). Retention deletes by `measured_at` in small batches.
+# once), under the device's account. Retention deletes by `measured_at` in small batches.
 locations = sa.Table(
     "locations",
     metadata,
-    sa.Column("device_key", sa.Uuid, primary_key=True),
-    sa.Column("measured_at", TIMESTAMP, primary_key=True),
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("device_key", sa.Uuid, nullable=False),
+    sa.Column("measured_at", TIMESTAMP, nullable=False),
     sa.Column("latitude", FLOAT, nullable=False),
     sa.Column("longitude", FLOAT, nullable=False),
     sa.Column("accuracy", FLOAT, nullable=False),
@@ -58,13 +62,15 @@ locations = sa.Table(
     sa.Column("battery", sa.Integer, nullable=False),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("received_at", TIMESTAMP, nullable=False),
+    # A device's history, newest first, is read and deleted by its account and key.
+    sa.PrimaryKeyConstraint("account_id", "device_key", "measured_at", name="locations_pkey"),
     sa.Index("locations_measured_at", "measured_at"),
 )
 
 commands = sa.Table(
     "commands",
     metadata,
-    sa.Column("command_id", sa.Uuid, primary_key=True),
+    sa.Column("command_id", sa.Uuid, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("device_key", sa.Uuid, nullable=False),
     sa.Column("device_id", sa.Text, nullable=False),
@@ -81,6 +87,9 @@ commands = sa.Table(
     sa.Column("completed_at", TIMESTAMP),
     sa.Column("deliveries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.PrimaryKeyConstraint("account_id", "command_id", name="commands_pkey"),
+    # Still found by its id alone: a delivered command's result, the expiry of commands.
+    sa.Index("commands_command_id", "command_id", unique=True),
     sa.CheckConstraint("state IN ('queued', 'delivered', 'succeeded', 'failed', 'expired')", name="commands_state_known"),
     sa.Index("commands_device", "device_key", "created_at"),
     sa.Index("commands_pending", "expires_at", postgresql_where=sa.text("state IN ('queued', 'delivered')")),

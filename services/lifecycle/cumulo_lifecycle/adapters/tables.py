@@ -69,29 +69,33 @@ schedule_settings = sa.Table(
 reactivation_links = sa.Table(
     "reactivation_links",
     metadata,
-    sa.Column("token_hash", sa.LargeBinary, primary_key=True),
-    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("token_hash", sa.LargeBinary, nullable=False),
+    sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "token_hash", name="reactivation_links_pkey"),
+    # The notice's link carries its token alone.
+    sa.Index("reactivation_links_token_hash", "token_hash", unique=True),
 )
 
 transitions = sa.Table(
     "transitions",
     metadata,
-    sa.Column("transition_id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("transition_id", sa.BigInteger, sa.Identity(), nullable=False),
+    sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("from_state", sa.Text, nullable=False),
     sa.Column("to_state", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     # Who decided, for an operator's or a moderator's action (a legal hold); "" for the lifecycle's own.
     sa.Column("actor", sa.Text, nullable=False, server_default=""),
     sa.Column("at", TIMESTAMP, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "transition_id", name="transitions_pkey"),
 )
 
 notices = sa.Table(
     "notices",
     metadata,
-    sa.Column("notice_id", sa.Uuid, primary_key=True),
-    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("notice_id", sa.Uuid, nullable=False),
+    sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     # Which occurrence: one notice per kind, occurrence and channel, however often asked.
     sa.Column("cycle", sa.Text, nullable=False),
@@ -107,6 +111,7 @@ notices = sa.Table(
     sa.Column("last_error", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("sent_at", TIMESTAMP),
+    sa.PrimaryKeyConstraint("account_id", "notice_id", name="notices_pkey"),
     sa.UniqueConstraint("account_id", "kind", "cycle", "channel", name="notices_once"),
     sa.Index("notices_pending", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
 )

@@ -74,10 +74,13 @@ complaints = sa.Table(
 strikes = sa.Table(
     "strikes",
     metadata,
-    sa.Column("case_id", sa.Uuid, primary_key=True),
-    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("case_id", sa.Uuid, nullable=False),
+    sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("at", TIMESTAMP, nullable=False),
     sa.Column("withdrawn_at", TIMESTAMP),
+    sa.PrimaryKeyConstraint("account_id", "case_id", name="strikes_pkey"),
+    # One per case, withdrawn by the case's id alone (a restore after a counter-notice).
+    sa.Index("strikes_case_id", "case_id", unique=True),
 )
 
 # Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE, and no RPC writes but INSERT.
@@ -147,8 +150,8 @@ effects = sa.Table(
 owner_notices = sa.Table(
     "owner_notices",
     metadata,
-    sa.Column("reference", sa.Text, primary_key=True),
-    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),  # decided, auto_blocked, restored, legal_action
     sa.Column("args", postgresql.JSONB, nullable=False),  # what the message says besides the content's name
     sa.Column("about", postgresql.JSONB, nullable=False),  # the content: its kind, how it was reported, when
@@ -156,6 +159,9 @@ owner_notices = sa.Table(
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("due_at", TIMESTAMP, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("account_id", "reference", name="owner_notices_pkey"),
+    # Still found by its reference alone: what the lifecycle delivers once.
+    sa.Index("owner_notices_reference", "reference", unique=True),
     sa.Index("owner_notices_due", "due_at"),
 )
 
@@ -177,8 +183,8 @@ signing_keys = sa.Table(
 exports = sa.Table(
     "exports",
     metadata,
-    sa.Column("export_id", sa.Uuid, primary_key=True),
-    sa.Column("account_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("export_id", sa.Uuid, nullable=False),
+    sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("actor", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("bucket", sa.Text, nullable=False),
@@ -197,6 +203,9 @@ exports = sa.Table(
     # S3 Object Lock on every object of the bundle, if the store keeps it write-once.
     sa.Column("lock_mode", sa.Text, nullable=False, server_default=""),
     sa.Column("retain_until", TIMESTAMP),
+    sa.PrimaryKeyConstraint("account_id", "export_id", name="exports_pkey"),
+    # Still found by its id alone: an operator verifies a bundle by it.
+    sa.Index("exports_export_id", "export_id", unique=True),
 )
 
 # Fixed-window counters: complaint intake per reporter and per network address, share-link

@@ -16,7 +16,7 @@ TIMESTAMP = sa.DateTime(timezone=True)
 zones = sa.Table(
     "zones",
     metadata,
-    sa.Column("zone_id", sa.Uuid, primary_key=True),
+    sa.Column("zone_id", sa.Uuid, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     # The zone's change counter: each stored change takes the next number. Pushes lock the
@@ -30,6 +30,9 @@ zones = sa.Table(
     sa.Column("modified_at", TIMESTAMP, nullable=False),
     # A deleted zone's records are removed in batches afterwards, then the zone row.
     sa.Column("dropped_at", TIMESTAMP),
+    sa.PrimaryKeyConstraint("account_id", "zone_id", name="zones_pkey"),
+    # Still found by its id alone: a push locks and numbers its zone by id, clean-up walks them.
+    sa.Index("zones_zone_id", "zone_id", unique=True),
     sa.Index("zones_account_name", "account_id", "name", unique=True, postgresql_where=sa.text("dropped_at IS NULL")),
     sa.Index("zones_dropped", "dropped_at", postgresql_where=sa.text("dropped_at IS NOT NULL")),
 )
@@ -37,8 +40,10 @@ zones = sa.Table(
 records = sa.Table(
     "records",
     metadata,
-    sa.Column("zone_id", sa.Uuid, primary_key=True),
-    sa.Column("record_id", sa.Text, primary_key=True),
+    # The zone's account, written by every push: each statement on records names it.
+    sa.Column("account_id", sa.Uuid, nullable=False),
+    sa.Column("zone_id", sa.Uuid, nullable=False),
+    sa.Column("record_id", sa.Text, nullable=False),
     sa.Column("record_type", sa.Text, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
     # The change number of the record's last change; its change tag is derived from it.
@@ -46,8 +51,9 @@ records = sa.Table(
     sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("modified_at", TIMESTAMP, nullable=False),
     sa.Column("modified_by", sa.Text, nullable=False, server_default=""),
-    # (zone, seq) is what FetchChanges walks: the cost of a pull is the changes it returns.
-    sa.Index("records_changes", "zone_id", "seq", unique=True),
+    sa.PrimaryKeyConstraint("account_id", "zone_id", "record_id", name="records_pkey"),
+    # (account, zone, seq) is what FetchChanges walks: the cost of a pull is the changes it returns.
+    sa.Index("records_changes", "account_id", "zone_id", "seq", unique=True),
     sa.Index("records_tombstones", "modified_at", postgresql_where=sa.text("deleted")),
 )
 
@@ -62,7 +68,7 @@ usage = sa.Table(
 backups = sa.Table(
     "backups",
     metadata,
-    sa.Column("backup_id", sa.Uuid, primary_key=True),
+    sa.Column("backup_id", sa.Uuid, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("device_id", sa.Text, nullable=False),
     sa.Column("device_name", sa.Text, nullable=False),
@@ -72,6 +78,9 @@ backups = sa.Table(
     # False while its files are checked with the blob service: out of sight, but its entries
     # already keep their files from being released.
     sa.Column("ready", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.PrimaryKeyConstraint("account_id", "backup_id", name="backups_pkey"),
+    # Still found by its id alone: its check with the blob service goes on by id.
+    sa.Index("backups_backup_id", "backup_id", unique=True),
     sa.Index("backups_device", "account_id", "device_id", "created_at"),
     sa.Index("backups_unready", "created_at", postgresql_where=sa.text("NOT ready")),
 )
@@ -79,12 +88,19 @@ backups = sa.Table(
 backup_entries = sa.Table(
     "backup_entries",
     metadata,
-    sa.Column("backup_id", sa.Uuid, sa.ForeignKey(f"{SCHEMA}.backups.backup_id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("backup_id", sa.Uuid, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
     sa.Column("account_id", sa.Uuid, nullable=False),
     sa.Column("file_id", sa.Uuid, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "backup_id", "path", name="backup_entries_pkey"),
+    sa.ForeignKeyConstraint(
+        ["account_id", "backup_id"], [f"{SCHEMA}.backups.account_id", f"{SCHEMA}.backups.backup_id"],
+        name="backup_entries_backup_fkey", ondelete="CASCADE",
+    ),
+    # A backup's entries are still read and deleted by the backup alone.
+    sa.Index("backup_entries_backup", "backup_id"),
     sa.Index("backup_entries_file", "account_id", "file_id"),
 )
 
@@ -106,19 +122,20 @@ released_files = sa.Table(
 
 
 def records_by_id(columns: str = "r.*") -> sa.TextClause:
-    """A zone's records (`columns` of `r`) among the ids `:ids` (text[]) of zone `:zone_id`:
-    one primary-key probe per id, whatever the planner believes of the zone's size. With
-    `zone_id = … AND record_id = ANY(…)` a zone grown since the table was last analyzed
-    (a new account's first big sync) looked empty, and the planner walked all its rows
-    through the (zone_id, seq) index, comparing each with every id: 360 ms for one push of
-    400 to a zone of 100,000 records, where the probes take half a millisecond. LIMIT 1
-    keeps the subquery a per-id probe (the planner would otherwise turn it into a join)."""
+    """A zone's records (`columns` of `r`) among the ids `:ids` (text[]) of zone `:zone_id`
+    of account `:account_id`: one primary-key probe per id, whatever the planner believes of
+    the zone's size. With `zone_id = … AND record_id = ANY(…)` a zone grown since the table
+    was last analyzed (a new account's first big sync) looked empty, and the planner walked
+    all its rows through the (zone_id, seq) index, comparing each with every id: 360 ms for
+    one push of 400 to a zone of 100,000 records, where the probes take half a millisecond.
+    LIMIT 1 keeps the subquery a per-id probe (the planner would otherwise turn it into a
+    join)."""
     return sa.text(
         f"""
         SELECT {columns} FROM unnest(CAST(:ids AS text[])) AS wanted(record_id)
         CROSS JOIN LATERAL (
             SELECT * FROM {SCHEMA}.records
-            WHERE zone_id = :zone_id AND record_id = wanted.record_id LIMIT 1
+            WHERE account_id = :account_id AND zone_id = :zone_id AND record_id = wanted.record_id LIMIT 1
         ) AS r
         """
     )

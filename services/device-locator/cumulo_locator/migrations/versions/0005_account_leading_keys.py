@@ -1,0 +1,33 @@
+"""Every per-account table leads with the account id (sharding later, keyed now): the primary
+keys of devices and commands become (account_id, their own key).
+
+Both are still found by their own keys alone (a device agent's report and a command's
+delivery name the device, the expiry of commands walks them all), so a unique index on each
+stays; in a distributed setup it would hold per shard only, until those lookups carry the
+account.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+from alembic import op
+
+from cumulo_platform.migrations import replace_primary_key
+
+revision = "0005"
+down_revision = "0004"
+
+TABLES = {"devices": "device_key", "commands": "command_id"}
+
+
+
+def upgrade(schema: str) -> None:
+    for table, key in TABLES.items():
+        op.execute(f"CREATE UNIQUE INDEX {table}_{key} ON {schema}.{table} ({key})")
+        replace_primary_key(schema, table, "account_id", key)
+
+
+def downgrade(schema: str) -> None:
+    for table, key in TABLES.items():
+        replace_primary_key(schema, table, key)
+        op.execute(f"DROP INDEX {schema}.{table}_{key}")
