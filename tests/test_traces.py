@@ -13,6 +13,7 @@ import pathlib
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -60,25 +61,37 @@ async def person(traced: Traced, tmp_path: pathlib.Path) -> AsyncIterator[Member
         await member.client.close()
 
 
-def new_traceparent() -> tuple[str, str, str]:
-    """A client's own trace context: (header, trace id, span id)."""
-    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
-    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+def client_traceparent() -> tuple[str, str]:
+    """A client's own trace context, sampled: (header, trace id). The edge never continues it."""
+    trace_id = secrets.token_hex(16)
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01", trace_id
 
 
-async def traced_call(person: Member, method_name: str, request: object) -> tuple[str, str, Any]:
-    """A blob call through the gateway that comes with a trace context of its own."""
-    header, trace_id, span_id = new_traceparent()
+async def blob_call(person: Member, method_name: str, request: object) -> tuple[Any, str, int]:
+    """A blob call through the gateway that comes with a trace context of the client's own:
+    (the answer, the client's trace id, when it was made in ns)."""
+    header, client_trace = client_traceparent()
     stub = blob_pb2_grpc.BlobServiceStub(person.client.channel)
     token = await person.client.access_token()
+    began = time.time_ns()
     answer = await rpc(getattr(stub, method_name), request, metadata=[*person.client.metadata(token), ("traceparent", header)])
-    return trace_id, span_id, answer
+    return answer, client_trace, began
 
 
 def one(spans: list[ReceivedSpan], **match: object) -> ReceivedSpan:
     found = [s for s in spans if all(getattr(s, key) == value for key, value in match.items())]
     assert len(found) == 1, (match, [(s.service, s.name, s.kind) for s in spans])
     return found[0]
+
+
+async def call_span(collector: SpanCollector, service: str, method: str, since: int) -> ReceivedSpan:
+    """The server span of the one call of `method` made since `since` (each test makes its own)."""
+
+    async def arrived() -> list[ReceivedSpan]:
+        return [s for s in collector.spans() if s.service == service and s.name == method and s.start_unix_nano >= since]
+
+    (span,) = await eventually(arrived, timeout=30, what=f"the span of {method}")
+    return span
 
 
 async def spans_of(collector: SpanCollector, trace_id: str, *wanted: tuple[str, str]) -> list[ReceivedSpan]:
@@ -95,16 +108,16 @@ async def spans_of(collector: SpanCollector, trace_id: str, *wanted: tuple[str, 
 async def test_one_trace_follows_a_call_from_the_gateway_through_blob_and_nats_to_the_lifecycle(traced: Traced, person: Member) -> None:
     # Past the interval, the next use is told to the lifecycle again: by this call.
     await asyncio.sleep(ACCESS_INTERVAL * 3)
-    trace_id, client_span, answer = await traced_call(person, "ListFolder", blob_pb2.ListFolderRequest())
+    answer, client_trace, began = await blob_call(person, "ListFolder", blob_pb2.ListFolderRequest())
     assert [n.node_id for n in answer.nodes] == [person.file_id]
+    call = await call_span(traced.collector, "blob", "cumulo.blob.v1.BlobService/ListFolder", began)
 
     spans = await spans_of(
-        traced.collector, trace_id,
-        ("gateway", ""), ("blob", "cumulo.blob.v1.BlobService/ListFolder"), ("blob", "publish "), ("lifecycle", "lifecycle-access process"),
+        traced.collector, call.trace_id,
+        ("gateway", ""), ("blob", "publish "), ("lifecycle", "lifecycle-access process"),
     )
     edge = one(spans, service="gateway")
-    assert edge.parent_span_id == client_span  # the client's context continued at the edge
-    call = one(spans, service="blob", name="cumulo.blob.v1.BlobService/ListFolder")
+    assert edge.parent_span_id == "" and call.trace_id != client_trace  # the edge starts the trace, whatever came
     assert call.kind == SERVER and call.parent_span_id == edge.span_id
     assert call.attributes["rpc.grpc.status_code"] == "OK"
     publish = one(spans, service="blob", name="publish cumulo.events.blob.access.recorded")
@@ -112,48 +125,55 @@ async def test_one_trace_follows_a_call_from_the_gateway_through_blob_and_nats_t
     applied = one(spans, service="lifecycle", name="lifecycle-access process access.recorded")
     assert applied.kind == CONSUMER and applied.parent_span_id == publish.span_id  # through NATS
     assert applied.attributes["messaging.consumer.group.name"] == "lifecycle-access"
+    assert traced.collector.spans(client_trace) == []  # nothing anywhere continued the client's
 
 
 async def test_a_call_to_another_service_is_in_the_same_trace(traced: Traced, person: Member) -> None:
     """Blob asks auth who the recipient is (a gRPC hop inside): auth's span is under blob's.
     Nobody has the address, so the call is refused: traced all the same."""
-    header, trace_id, _ = new_traceparent()
-    stub = blob_pb2_grpc.BlobServiceStub(person.client.channel)
-    token = await person.client.access_token()
     with pytest.raises(CumuloRpcError) as refused:
-        await rpc(
-            stub.ShareWithUser, blob_pb2.ShareWithUserRequest(node_id=person.file_id, recipient=unique_email()),
-            metadata=[*person.client.metadata(token), ("traceparent", header)],
-        )
+        await blob_call(person, "ShareWithUser", blob_pb2.ShareWithUserRequest(node_id=person.file_id, recipient=unique_email()))
     assert refused.value.reason == "RECIPIENT_NOT_FOUND"
-    spans = await spans_of(
-        traced.collector, trace_id, ("blob", "cumulo.blob.v1.BlobService/ShareWithUser"), ("auth", "cumulo.auth.v1.AuthInternalService/FindAccount")
-    )
-    share = one(spans, service="blob", name="cumulo.blob.v1.BlobService/ShareWithUser")
+    began = time.time_ns() - 60 * 10**9  # the call's start is not known here: the one ShareWithUser of this module
+    share = await call_span(traced.collector, "blob", "cumulo.blob.v1.BlobService/ShareWithUser", began)
+    spans = await spans_of(traced.collector, share.trace_id, ("auth", "cumulo.auth.v1.AuthInternalService/FindAccount"))
     found = one(spans, service="auth", name="cumulo.auth.v1.AuthInternalService/FindAccount")
     assert found.kind == SERVER and found.parent_span_id == share.span_id
     assert found.attributes["rpc.grpc.status_code"] == "NOT_FOUND" and found.status_code != 2  # a miss is no error
 
 
-async def test_a_refused_call_is_traced_as_an_error_and_a_forged_context_starts_no_trace_of_its_own(traced: Traced, person: Member) -> None:
-    """An attacker's garbage `traceparent` is ignored (a new trace starts at the edge), and a
-    refused call's span says it failed, with its code and nothing of what was sent."""
+async def test_a_refused_call_is_traced_as_an_error_and_a_garbage_context_changes_nothing(traced: Traced, person: Member) -> None:
+    """An attacker's garbage `traceparent` is dropped at the edge like any other, and a refused
+    call's span says it failed, with its code and nothing of what was sent."""
     stub = blob_pb2_grpc.BlobServiceStub(person.client.channel)
     token = await person.client.access_token()
     garbage = "00-" + "z" * 32 + "-" + "1" * 16 + "-01"
     bad_node = "not-a-node-" + secrets.token_hex(4)
+    began = time.time_ns()
     with pytest.raises(CumuloRpcError) as refused_with:
-        await rpc(stub.Stat, blob_pb2.StatRequest(node_id=bad_node), metadata=[*person.client.metadata(token), ("traceparent", garbage)])
+        await rpc(
+            stub.Stat, blob_pb2.StatRequest(node_id=bad_node),
+            metadata=[*person.client.metadata(token), ("traceparent", garbage), ("tracestate", "x=" + "y" * 4000)],
+        )
     assert refused_with.value.code == grpc.StatusCode.INVALID_ARGUMENT
-
-    async def refused() -> list[ReceivedSpan]:
-        return [s for s in traced.collector.spans() if s.name == "cumulo.blob.v1.BlobService/Stat" and s.service == "blob"]
-
-    (span,) = await eventually(refused, timeout=30, what="the refused call's span")
-    assert span.trace_id != "z" * 32 and len(span.trace_id) == 32
+    span = await call_span(traced.collector, "blob", "cumulo.blob.v1.BlobService/Stat", began)
+    assert len(span.trace_id) == 32 and span.parent_span_id  # under the edge's span
     assert span.attributes["rpc.grpc.status_code"] == "INVALID_ARGUMENT"
     assert span.status_code == 2  # ERROR
-    assert bad_node not in repr(span)
+    assert bad_node not in repr(span) and "yyyy" not in repr(traced.collector.spans(span.trace_id))
+
+
+async def test_a_download_by_signed_url_leaves_no_span_with_its_signature(traced: Traced, person: Member, tmp_path: pathlib.Path) -> None:
+    """The edge's span of a request would carry its URL as a tag: the object store's route is
+    never traced, so a signed URL (its credential) reaches no collector."""
+    back = tmp_path / "back.jpg"
+    await person.client.files.download(person.file_id, back)
+    assert back.read_bytes() == person.content
+    # Spans leave Envoy in order: once a later call's edge span is here, the download's would be.
+    _, _, began = await blob_call(person, "GetUsage", blob_pb2.GetUsageRequest())
+    later = await call_span(traced.collector, "blob", "cumulo.blob.v1.BlobService/GetUsage", began)
+    await spans_of(traced.collector, later.trace_id, ("gateway", ""))
+    assert not [s for s in traced.collector.spans() if "X-Amz" in repr(s) or "cumulo-blobs/" in repr(s)]
 
 
 def test_the_gateway_pod_renders_the_edges_tracing_from_the_cluster_settings(tmp_path: pathlib.Path) -> None:

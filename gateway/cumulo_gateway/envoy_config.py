@@ -213,6 +213,16 @@ def _tracing(traces: TraceSettings) -> dict[str, Any]:
     }
 
 
+def _strip_trace_context() -> dict[str, Any]:
+    return {
+        "name": "envoy.http.early_header_mutation.header_mutation",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+            "mutations": [{"remove": "traceparent"}, {"remove": "tracestate"}],
+        },
+    }
+
+
 def _otlp_cluster(traces: TraceSettings) -> dict[str, Any]:
     parsed = urllib.parse.urlsplit(traces.endpoint)
     host, port = parsed.hostname or "", parsed.port or 4317
@@ -315,6 +325,8 @@ def _object_store_route(store: ObjectStore) -> dict[str, Any]:
         },
         # No overall deadline (a big file takes its time), but one without progress ends.
         "route": {"cluster": OBJECT_STORE_CLUSTER, "timeout": "0s", "idle_timeout": TRANSFER_IDLE},
+        # Never traced: the edge's span would carry the signed URL (its credential) as a tag.
+        "tracing": {"client_sampling": {"numerator": 0}, "random_sampling": {"numerator": 0}, "overall_sampling": {"numerator": 0}},
     }
 
 
@@ -646,6 +658,11 @@ def render(
                                         "use_remote_address": True,
                                         "xff_num_trusted_hops": limits.trusted_hops,
                                         "generate_request_id": True,
+                                        # A client's own trace context never enters: the edge
+                                        # starts every trace (at the sampling ratio), so nobody
+                                        # outside picks trace ids or forces sampling, and
+                                        # nothing of theirs rides into events and streams.
+                                        "early_header_mutation_extensions": [_strip_trace_context()],
                                         **({"tracing": _tracing(traces)} if traces.enabled else {}),
                                         "local_reply_config": _json_local_replies(),
                                         # Routes set tighter idle limits per kind of call.

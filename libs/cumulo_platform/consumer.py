@@ -37,7 +37,7 @@ from cumulo_platform.event_types import Event, decode, event_filter, forgery
 from cumulo_platform.events import DEAD_LETTER_PREFIX, STREAM_NAME, Nats
 from cumulo_platform.logging import get_logger
 from cumulo_platform.runtime import raise_if_cancelled
-from cumulo_platform.tracing import end_event_span
+from cumulo_platform.tracing import end_event_span, within
 
 log = get_logger(__name__)
 
@@ -188,21 +188,26 @@ class EventConsumer:
             return
         tracing = self.nats.tracing
         if tracing is not None:  # each event in the trace of what caused it
-            spans = tracing.batch_spans(self.durable, [(msg.headers, event.envelope, event.type) for msg, event in good])
-            for (_, event), span in zip(good, spans, strict=True):
-                event.span = span
+            for msg, event in good:
+                event.span = tracing.event_span(self.durable, event.type, msg.headers, event.envelope)
+        failure: BaseException | None = None
         try:
             async with self.db.unit_of_work() as uow:
                 await self.batch_handler([event for _, event in good], uow)
                 await uow.commit()
         except Exception as exc:
+            failure = exc
             log.exception("event_batch_failed", consumer=self.durable, events=len(good))
-            for msg, event in good:
-                end_event_span(event.span, exc)
+            for msg, _ in good:
                 await self._failed(msg, exc)
             return
-        for msg, event in good:
-            end_event_span(event.span, None)
+        except BaseException as exc:  # cancelled: the spans end all the same
+            failure = exc
+            raise
+        finally:
+            for _, event in good:
+                end_event_span(event.span, failure)
+        for msg, _ in good:
             await msg.ack()
 
     async def _apply(self, msg: Msg) -> None:
@@ -214,10 +219,19 @@ class EventConsumer:
         if tracing is None:
             await self._apply_event(msg, event)
             return
-        with tracing.consumer_span(self.durable, event.type, msg.headers, event.envelope):
-            await self._apply_event(msg, event)
+        span = tracing.event_span(self.durable, event.type, msg.headers, event.envelope)
+        failure: BaseException | None = None
+        try:
+            with within(span):  # what the handler emits continues this trace
+                failure = await self._apply_event(msg, event)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            end_event_span(span, failure)
 
-    async def _apply_event(self, msg: Msg, event: Event[Any]) -> None:
+    async def _apply_event(self, msg: Msg, event: Event[Any]) -> Exception | None:
+        """Applies the event once; what made it fail (it is retried or parked), else None."""
         assert self.handler is not None
         try:
             async with self.db.unit_of_work() as uow:
@@ -235,5 +249,6 @@ class EventConsumer:
         except Exception as exc:
             log.exception("event_handler_failed", consumer=self.durable, event_type=event.type)
             await self._failed(msg, exc)
-            return
+            return exc
         await msg.ack()
+        return None

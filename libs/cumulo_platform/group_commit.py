@@ -13,6 +13,7 @@ not its calls'."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -54,7 +55,9 @@ class GroupCommit(Generic[T, R]):
         self._queued += self._size(item)
         if self._writers == 0 or (self._writers < self._concurrency and self._queued >= self._spread_at):
             self._writers += 1
-            asyncio.get_running_loop().create_task(self._drain())
+            # In a context of its own: the writer serves many calls, and must carry no one
+            # call's log fields or trace into the others' writes and events.
+            asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
         return await future
 
     async def _drain(self) -> None:

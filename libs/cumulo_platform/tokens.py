@@ -8,6 +8,7 @@ Tokens are EdDSA (Ed25519) JWTs with the key id in the header. Only EdDSA is acc
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import datetime as dt
 import secrets
@@ -152,7 +153,8 @@ class KeyCache:
     def _renew_if_old(self) -> None:
         now = time.monotonic()
         if now - self._fetched_at > self._max_age and now - self._failed_at > 5.0 and (self._renewal is None or self._renewal.done()):
-            self._renewal = asyncio.get_running_loop().create_task(self._renew())
+            # Shared by every call: in a context of its own, not in the call that noticed (its trace).
+            self._renewal = asyncio.get_running_loop().create_task(self._renew(), context=contextvars.Context())
 
     async def _renew(self) -> None:
         async with self._lock:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.parse
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT = "traceparent"
@@ -110,35 +110,17 @@ class Tracing:
             attributes={"messaging.system": "nats", "messaging.destination.name": subject},
         )
 
-    @contextmanager
-    def consumer_span(self, durable: str, event_type: str, headers: Mapping[str, str] | None, envelope: Any) -> Iterator[Span]:
+    def event_span(self, durable: str, event_type: str, headers: Mapping[str, str] | None, envelope: Any) -> Span:
         """A consumer applying one event, under the context the event came with (the publish
-        span's, from the message's header; else the one it was written in), current inside."""
-        with self.tracer.start_as_current_span(
+        span's, from the message's header; else the one it was written in); the caller ends it
+        (`end_event_span`). A batch consumer makes one per event: each is in the trace of what
+        caused it."""
+        return self.tracer.start_span(
             f"{durable} process {event_type}",
             context=_event_context(headers, envelope),
             kind=SpanKind.CONSUMER,
             attributes={"messaging.system": "nats", "messaging.consumer.group.name": durable, "cumulo.event_type": event_type},
-            record_exception=False,  # an error's text may hold what a user wrote; its type is in the status
-        ) as span:
-            yield span
-
-    def batch_spans(self, durable: str, events: list[tuple[Mapping[str, str] | None, Any, str]]) -> list[Span]:
-        """A batch consumer: a span per event under its own context (so each is in the trace
-        of what caused it), ended by the caller once the batch is applied."""
-        return [
-            self.tracer.start_span(
-                f"{durable} process {event_type}",
-                context=_event_context(headers, envelope),
-                kind=SpanKind.CONSUMER,
-                attributes={"messaging.system": "nats", "messaging.consumer.group.name": durable, "cumulo.event_type": event_type},
-            )
-            for headers, envelope, event_type in events
-        ]
-
-    def span(self, name: str, *, links: list[Link] | None = None) -> Any:
-        """A span of this service's own work under the current one (a context manager)."""
-        return self.tracer.start_as_current_span(name, links=links)
+        )
 
     def shutdown(self) -> None:
         """Sends what is waiting (blocking: call it from a thread)."""
@@ -176,8 +158,11 @@ def end_event_span(span: Span | None, failure: BaseException | None) -> None:
 
 
 def within(span: Span | None) -> Any:
-    """A context manager: `span` current inside (not ended on leaving), or nothing if None."""
-    return trace.use_span(span, end_on_exit=False) if span is not None else nullcontext()
+    """A context manager: `span` current inside (not ended on leaving, and told nothing of an
+    error's text, which may hold what a user wrote), or nothing if None."""
+    if span is None:
+        return nullcontext()
+    return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
 
 
 def parent_of(traceparent: str, tracestate: str = "") -> otel_context.Context:

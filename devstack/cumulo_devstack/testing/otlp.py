@@ -26,6 +26,7 @@ class ReceivedSpan:
     attributes: dict[str, Any]
     events: tuple[str, ...]
     status_code: int
+    start_unix_nano: int
 
 
 class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
@@ -51,6 +52,7 @@ class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             events=tuple(e.name for e in span.events),
                             status_code=span.status.code,
+                            start_unix_nano=span.start_time_unix_nano,
                         )
                     )
         with self.lock:
