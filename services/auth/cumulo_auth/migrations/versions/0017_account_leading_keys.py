@@ -19,7 +19,6 @@ revision = "0017"
 down_revision = "0016"
 
 
-
 def upgrade(schema: str) -> None:
     op.execute(f"ALTER TABLE {schema}.refresh_tokens ADD COLUMN account_id uuid")
     op.execute(

@@ -52,7 +52,6 @@ NODE_REFERENCES = (
 )
 
 
-
 def upgrade(schema: str) -> None:
     # The foreign keys rest on the nodes' primary key: they go first, and come back on the new one.
     for table, old, *_ in NODE_REFERENCES:

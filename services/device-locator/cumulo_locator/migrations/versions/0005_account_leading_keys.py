@@ -20,7 +20,6 @@ down_revision = "0004"
 TABLES = {"devices": "device_key", "commands": "command_id"}
 
 
-
 def upgrade(schema: str) -> None:
     for table, key in TABLES.items():
         op.execute(f"CREATE UNIQUE INDEX {table}_{key} ON {schema}.{table} ({key})")

@@ -25,7 +25,6 @@ TABLES = {
 }
 
 
-
 def upgrade(schema: str) -> None:
     op.execute(f"CREATE UNIQUE INDEX reactivation_links_token_hash ON {schema}.reactivation_links (token_hash)")
     for table, (key, account_index) in TABLES.items():

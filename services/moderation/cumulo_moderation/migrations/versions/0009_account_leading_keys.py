@@ -27,7 +27,6 @@ TABLES = {
 }
 
 
-
 def upgrade(schema: str) -> None:
     for table, (key, account_index) in TABLES.items():
         op.execute(f"CREATE UNIQUE INDEX {table}_{key} ON {schema}.{table} ({key})")

@@ -19,7 +19,6 @@ revision = "0006"
 down_revision = "0005"
 
 
-
 def upgrade(schema: str) -> None:
     op.execute(f"CREATE UNIQUE INDEX zones_zone_id ON {schema}.zones (zone_id)")
     replace_primary_key(schema, "zones", "account_id", "zone_id")
