@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import json
 import os
 import pathlib
@@ -19,13 +20,16 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 
 from cumulo.blob.v1 import blob_pb2, blob_pb2_grpc
+from cumulo.locator.v1 import locator_pb2
 from cumulo_devstack.stack import Cloud, Infra
 from cumulo_devstack.testing import Member, eventually, new_member, rpc, unique_email
 from cumulo_devstack.testing.otlp import ReceivedSpan, SpanCollector
 from cumulo_platform.tracing import TraceSettings
 from cumulo_sdk import CumuloRpcError
+from cumulo_sdk.devices import DeviceAgent
 
 ACCESS_INTERVAL = 0.5  # CUMULO_LAST_ACCESS_INTERVAL below: a use this long after the last is told again
 SERVER, PRODUCER, CONSUMER = 2, 4, 5  # OTLP's span kinds
@@ -161,6 +165,24 @@ async def test_a_refused_call_is_traced_as_an_error_and_a_garbage_context_change
     assert span.attributes["rpc.grpc.status_code"] == "INVALID_ARGUMENT"
     assert span.status_code == 2  # ERROR
     assert bad_node not in repr(span) and "yyyy" not in repr(traced.collector.spans(span.trace_id))
+
+
+async def test_what_a_report_causes_is_in_the_reporting_calls_trace(traced: Traced, person: Member) -> None:
+    """Location reports are written in groups by a writer that serves many calls: the event a
+    report causes (a lost device found) still continues that report's own trace."""
+    agent = DeviceAgent(person.client)
+    await agent.register("traced-phone", name="phone")
+    await person.client.devices.lost_mode("traced-phone", message="Lost!", phone="+86 138 0013 8000")
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(dt.datetime.now(dt.UTC))
+    began = time.time_ns()
+    await agent.report("traced-phone", [locator_pb2.Location(
+        latitude=31.23, longitude=121.47, accuracy=12.0, battery=80, source=locator_pb2.LOCATION_SOURCE_GPS, measured_at=stamp,
+    )])
+    report = await call_span(traced.collector, "locator", "cumulo.locator.v1.DeviceAgentService/ReportLocations", began)
+    spans = await spans_of(traced.collector, report.trace_id, ("locator", "publish cumulo.events.locator.device.found"))
+    publish = one(spans, service="locator", name="publish cumulo.events.locator.device.found")
+    assert publish.parent_span_id == report.span_id
 
 
 async def test_a_download_by_signed_url_leaves_no_span_with_its_signature(traced: Traced, person: Member, tmp_path: pathlib.Path) -> None:

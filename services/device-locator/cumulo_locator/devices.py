@@ -29,6 +29,7 @@ from cumulo_platform.legal_holds import LegalHolds
 from cumulo_platform.logging import get_logger
 from cumulo_platform.paging import decode_token, encode_token, page_size, token_time
 from cumulo_platform.tokens import Principal, require_recent_password
+from cumulo_platform.tracing import current_traceparent
 
 log = get_logger(__name__)
 
@@ -99,6 +100,9 @@ class Report:
     account_id: uuid.UUID
     device_id: str
     points: list[rules.Point]
+    # The reporting call's trace context: the group is written by a shared writer outside any
+    # call, and what a report causes (a lost device found) continues that call's trace.
+    trace: tuple[str, str] = ("", "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +227,7 @@ class Devices:
         ]
 
     async def report(self, account: uuid.UUID, device_id: str, points: list[rules.Point]) -> Reported:
-        return await self.reports.submit(Report(account, rules.check_device_id(device_id), points))
+        return await self.reports.submit(Report(account, rules.check_device_id(device_id), points, current_traceparent()))
 
     async def _write_reports(self, group: list[Report]) -> list[Reported | BaseException]:
         now = self.clock.now()
@@ -243,6 +247,7 @@ class Devices:
             await self.states.hold_writes(uow, {report.account_id for report in group})
             rows = (await uow.execute(self._write_statement, {**columns, "now": now})).all()
             found: dict[tuple[uuid.UUID, str], Any] = {}
+            traces = {(report.account_id, report.device_id): report.trace for report in group}
             stored: set[tuple[uuid.UUID, dt.datetime]] = set()
             refused: set[uuid.UUID] = set()
             for row in rows:
@@ -258,6 +263,7 @@ class Devices:
                         "device.found",
                         events_pb2.DeviceFound(account_id=str(row.account_id), device_id=row.device_id, found_at=timestamp(now)),
                         account_id=str(row.account_id),
+                        trace=traces.get((row.account_id, row.device_id), ("", "")),
                     )
             await uow.commit()
         answers: list[Reported | BaseException] = []
