@@ -31,6 +31,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from cumulo_devstack.testing.sql import execute, select_rows
 from cumulo_platform import migrations, registry
 from cumulo_platform.db import create_engine
 
@@ -264,25 +265,6 @@ def test_a_new_table_is_per_account_until_listed_and_must_lead_with_the_account(
 REKEYED = {"auth": "0016", "blob": "0014", "lifecycle": "0010", "sync": "0005", "locator": "0004", "moderation": "0008"}
 
 
-async def _run(url: str, *statements: str) -> None:
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
-async def _rows(url: str, query: str) -> set[tuple]:
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            return {tuple(row) for row in (await conn.execute(sa.text(query))).all()}
-    finally:
-        await engine.dispose()
-
-
 @pytest.mark.parametrize("service", sorted(REKEYED))
 async def test_the_rekeying_goes_down_and_up_again(infra, service):
     schema, _, scripts = _service(service)
@@ -302,7 +284,7 @@ async def test_sessions_and_their_tokens_keep_their_rows_and_tokens_learn_their_
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts, REKEYED["auth"])
     account, session, token = uuid.uuid4(), uuid.uuid4(), b"\x01" * 32
     columns = "account_id, email, password_hash, birth_date, minor, terms_version, terms_accepted_at, created_at, updated_at, locale"
-    await _run(
+    await execute(
         url,
         f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{account}', 'k@example.com', 'h', '1990-05-17', false, '2026-05', now(), now(), now(), 'en')",
         f"INSERT INTO {schema}.sessions (session_id, account_id, client_id, created_at, last_used_at, expires_at) "
@@ -312,13 +294,13 @@ async def test_sessions_and_their_tokens_keep_their_rows_and_tokens_learn_their_
         f"INSERT INTO {schema}.deleted_logins (login_digest, account_id, deleted_at) VALUES ('\\x02', '{account}', now())",
     )
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
-    assert await _rows(url, f"SELECT account_id, session_id, token_hash FROM {schema}.refresh_tokens") == {(account, session, token)}
-    assert await _rows(url, f"SELECT account_id, session_id FROM {schema}.sessions") == {(account, session)}
-    assert await _rows(url, f"SELECT account_id FROM {schema}.status_changes") == {(account,)}
-    assert await _rows(url, f"SELECT account_id FROM {schema}.deleted_logins") == {(account,)}
+    assert await select_rows(url, f"SELECT account_id, session_id, token_hash FROM {schema}.refresh_tokens") == {(account, session, token)}
+    assert await select_rows(url, f"SELECT account_id, session_id FROM {schema}.sessions") == {(account, session)}
+    assert await select_rows(url, f"SELECT account_id FROM {schema}.status_changes") == {(account,)}
+    assert await select_rows(url, f"SELECT account_id FROM {schema}.deleted_logins") == {(account,)}
     await asyncio.to_thread(migrations.downgrade, url, schema, scripts, REKEYED["auth"])
-    assert await _rows(url, f"SELECT session_id, token_hash FROM {schema}.refresh_tokens") == {(session, token)}
-    assert await _rows(url, f"SELECT account_id, session_id FROM {schema}.sessions") == {(account, session)}
+    assert await select_rows(url, f"SELECT session_id, token_hash FROM {schema}.refresh_tokens") == {(session, token)}
+    assert await select_rows(url, f"SELECT account_id, session_id FROM {schema}.sessions") == {(account, session)}
 
 
 async def test_files_links_and_shares_keep_their_rows_and_their_ties(infra):
@@ -331,7 +313,7 @@ async def test_files_links_and_shares_keep_their_rows_and_their_ties(infra):
     account, other = uuid.uuid4(), uuid.uuid4()
     folder, file, link, share, upload = (uuid.uuid4() for _ in range(5))
     node = f"INSERT INTO {schema}.nodes (node_id, account_id, parent_id, name, kind, size, sha256, created_at, modified_at) VALUES "
-    await _run(
+    await execute(
         url,
         node + f"('{folder}', '{account}', NULL, 'docs', 'folder', 0, NULL, now(), now())",
         node + f"('{file}', '{account}', '{folder}', 'a.txt', 'file', 1, '{'ab' * 32}', now(), now())",
@@ -349,14 +331,14 @@ async def test_files_links_and_shares_keep_their_rows_and_their_ties(infra):
     )
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
     for table in ("nodes", "uploads", "upload_writers", "purchases", "share_links", "doomed_objects"):
-        assert {row[0] for row in await _rows(url, f"SELECT account_id FROM {schema}.{table}")} == {account}, table
+        assert {row[0] for row in await select_rows(url, f"SELECT account_id FROM {schema}.{table}")} == {account}, table
     await asyncio.to_thread(migrations.downgrade, url, schema, scripts, REKEYED["blob"])
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
-    await _run(url, f"DELETE FROM {schema}.nodes WHERE node_id = '{file}'")
-    assert await _rows(url, f"SELECT link_id FROM {schema}.share_links UNION ALL SELECT share_id FROM {schema}.user_shares") == set()
+    await execute(url, f"DELETE FROM {schema}.nodes WHERE node_id = '{file}'")
+    assert await select_rows(url, f"SELECT link_id FROM {schema}.share_links UNION ALL SELECT share_id FROM {schema}.user_shares") == set()
     # A node's folder is its own account's: another account's folder is refused.
     with pytest.raises(sa.exc.IntegrityError):
-        await _run(url, node + f"('{uuid.uuid4()}', '{other}', '{folder}', 'c.txt', 'file', 1, '{'ef' * 32}', now(), now())")
+        await execute(url, node + f"('{uuid.uuid4()}', '{other}', '{folder}', 'c.txt', 'file', 1, '{'ef' * 32}', now(), now())")
 
 
 # The revision before records and locations learnt their account.
@@ -372,7 +354,7 @@ async def test_records_learn_their_zones_account_and_give_it_back(infra):
     ann, bob, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     ann_zone, bob_zone = uuid.uuid4(), uuid.uuid4()
     record = f"INSERT INTO {schema}.records (zone_id, record_id, record_type, payload, seq, modified_at) VALUES "
-    await _run(
+    await execute(
         url,
         f"INSERT INTO {schema}.zones (zone_id, account_id, name, created_at, modified_at) "
         f"VALUES ('{ann_zone}', '{ann}', 'notes', now(), now()), ('{bob_zone}', '{bob}', 'notes', now(), now())",
@@ -381,11 +363,11 @@ async def test_records_learn_their_zones_account_and_give_it_back(infra):
         record + f"('{gone}', 'lost', 't', '\\x04', 1, now())",
     )
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
-    assert await _rows(url, f"SELECT account_id, zone_id, record_id, seq FROM {schema}.records") == {
+    assert await select_rows(url, f"SELECT account_id, zone_id, record_id, seq FROM {schema}.records") == {
         (ann, ann_zone, "a1", 1), (ann, ann_zone, "a2", 2), (bob, bob_zone, "a1", 1)
     }
     await asyncio.to_thread(migrations.downgrade, url, schema, scripts, BEFORE_HISTORY["sync"])
-    assert await _rows(url, f"SELECT zone_id, record_id, seq FROM {schema}.records") == {
+    assert await select_rows(url, f"SELECT zone_id, record_id, seq FROM {schema}.records") == {
         (ann_zone, "a1", 1), (ann_zone, "a2", 2), (bob_zone, "a1", 1)
     }
 
@@ -403,15 +385,15 @@ async def test_positions_learn_their_devices_account_and_give_it_back(infra):
         "source, received_at) VALUES "
     )
     at = ("2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z")
-    await _run(
+    await execute(
         url,
         f"INSERT INTO {schema}.devices (device_key, account_id, device_id, name, registered_at) "
         f"VALUES ('{ann_phone}', '{ann}', 'phone', 'Phone', now()), ('{bob_phone}', '{bob}', 'phone', 'Phone', now())",
         *(position + f"('{key}', '{when}', 31, 121, 10, 0, 0, 50, 'gps', now())" for key in (ann_phone, bob_phone, removed) for when in at),
     )
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
-    rows = await _rows(url, f"SELECT account_id, device_key, count(*) FROM {schema}.locations GROUP BY 1, 2")
+    rows = await select_rows(url, f"SELECT account_id, device_key, count(*) FROM {schema}.locations GROUP BY 1, 2")
     assert rows == {(ann, ann_phone, 2), (bob, bob_phone, 2)}
     await asyncio.to_thread(migrations.downgrade, url, schema, scripts, BEFORE_HISTORY["locator"])
-    rows = await _rows(url, f"SELECT device_key, count(*) FROM {schema}.locations GROUP BY 1")
+    rows = await select_rows(url, f"SELECT device_key, count(*) FROM {schema}.locations GROUP BY 1")
     assert rows == {(ann_phone, 2), (bob_phone, 2)}

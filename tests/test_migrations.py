@@ -7,8 +7,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from cumulo_devstack.testing.sql import execute, select_rows
 from cumulo_platform import migrations, registry
-from cumulo_platform.db import create_engine
 
 
 def _service(module: str) -> tuple[str, sa.MetaData, object]:
@@ -42,24 +42,6 @@ async def test_schema_drift_is_detected(infra):
     assert any("nickname" in str(item) for item in drift)
 
 
-async def _rows(url: str, query: str) -> set[tuple]:
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            return {tuple(row) for row in (await conn.execute(sa.text(query))).all()}
-    finally:
-        await engine.dispose()
-
-
-async def _run(url: str, statement: str) -> None:
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.mark.parametrize("service, before", [("blob", "0008"), ("moderation", "0001")])
 async def test_holds_set_before_the_platform_table_survive_the_upgrade_and_a_downgrade(infra, service, before):
     """A hold must never be lost by a migration, in either direction (nor, in blob, an
@@ -68,21 +50,21 @@ async def test_holds_set_before_the_platform_table_survive_the_upgrade_and_a_dow
     url = infra.new_database()
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts, before)
     held, released, purged = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await _run(url, f"INSERT INTO {schema}.holds VALUES ('{held}', 'court order', 'legal', '2026-01-02T03:04:05Z')")
+    await execute(url, f"INSERT INTO {schema}.holds VALUES ('{held}', 'court order', 'legal', '2026-01-02T03:04:05Z')")
     if service == "blob":
-        await _run(url, f"INSERT INTO {schema}.purged_accounts VALUES ('{purged}', '2026-02-03T04:05:06Z')")
+        await execute(url, f"INSERT INTO {schema}.purged_accounts VALUES ('{purged}', '2026-02-03T04:05:06Z')")
 
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
-    assert await _rows(url, f"SELECT account_id, held FROM {schema}.legal_holds") == {(held, True)}
+    assert await select_rows(url, f"SELECT account_id, held FROM {schema}.legal_holds") == {(held, True)}
     if service == "blob":
-        assert await _rows(url, f"SELECT account_id, state FROM {schema}.account_states") == {(purged, "deleted")}
+        assert await select_rows(url, f"SELECT account_id, state FROM {schema}.account_states") == {(purged, "deleted")}
 
     # The lifecycle's later word replaces a carried-over hold; a downgrade keeps what is held now.
-    await _run(url, f"INSERT INTO {schema}.legal_holds VALUES ('{released}', false, now())")
+    await execute(url, f"INSERT INTO {schema}.legal_holds VALUES ('{released}', false, now())")
     await asyncio.to_thread(migrations.downgrade, url, schema, scripts, before)
-    assert {row[0] for row in await _rows(url, f"SELECT account_id FROM {schema}.holds")} == {held}
+    assert {row[0] for row in await select_rows(url, f"SELECT account_id FROM {schema}.holds")} == {held}
     if service == "blob":
-        assert {row[0] for row in await _rows(url, f"SELECT account_id FROM {schema}.purged_accounts")} == {purged}
+        assert {row[0] for row in await select_rows(url, f"SELECT account_id FROM {schema}.purged_accounts")} == {purged}
 
 
 async def test_a_file_blocked_before_blocks_held_content_blocks_its_twins_after_the_upgrade(infra):
@@ -96,20 +78,20 @@ async def test_a_file_blocked_before_blocks_held_content_blocks_its_twins_after_
     blocked, twin, elsewhere, link = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     digest = "ab" * 32
     for node_id, owner, name, is_blocked in ((blocked, account, "a", True), (twin, account, "b", False), (elsewhere, other, "a", False)):
-        await _run(
+        await execute(
             url,
             f"INSERT INTO {schema}.nodes (node_id, account_id, name, kind, size, sha256, created_at, modified_at, blocked) "
             f"VALUES ('{node_id}', '{owner}', '{name}', 'file', 1, '{digest}', now(), now(), {is_blocked})",
         )
-    await _run(
+    await execute(
         url,
         f"INSERT INTO {schema}.share_links (link_id, account_id, node_id, token_hash, created_at) "
         f"VALUES ('{link}', '{account}', '{twin}', '\\x01', now())",
     )
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
-    assert await _rows(url, f"SELECT node_id FROM {schema}.nodes WHERE blocked") == {(blocked,), (twin,)}
-    assert await _rows(url, f"SELECT account_id, sha256 FROM {schema}.content_blocks") == {(account, digest)}
-    assert await _rows(url, f"SELECT revoke_reason FROM {schema}.share_links WHERE revoked_at IS NOT NULL") == {("content blocked",)}
+    assert await select_rows(url, f"SELECT node_id FROM {schema}.nodes WHERE blocked") == {(blocked,), (twin,)}
+    assert await select_rows(url, f"SELECT account_id, sha256 FROM {schema}.content_blocks") == {(account, digest)}
+    assert await select_rows(url, f"SELECT revoke_reason FROM {schema}.share_links WHERE revoked_at IS NOT NULL") == {("content blocked",)}
 
 
 async def test_blocklist_entries_listed_before_blob_enforced_them_are_put_into_blob_after_the_upgrade(infra):
@@ -118,13 +100,13 @@ async def test_blocklist_entries_listed_before_blob_enforced_them_are_put_into_b
     url = infra.new_database()
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts, "0006")
     digests = sorted(f"{i:064x}" for i in range(1001))
-    await _run(
+    await execute(
         url,
         f"INSERT INTO {schema}.blocklist (sha256, reason, added_by, added_at) "
         "SELECT d, 'hash list', 'moderator', now() FROM unnest(ARRAY[" + ",".join(f"'{d}'" for d in digests) + "]) d",
     )
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
-    effects = await _rows(url, f"SELECT action, account_id, subject, array_to_string(digests, ' '), due_at <= now() FROM {schema}.effects")
+    effects = await select_rows(url, f"SELECT action, account_id, subject, array_to_string(digests, ' '), due_at <= now() FROM {schema}.effects")
     assert effects == {
         ("block_content", None, f"sha256:{digests[0]} (+999)", " ".join(digests[:1000]), True),
         ("block_content", None, f"sha256:{digests[1000]}", digests[1000], True),
@@ -141,11 +123,11 @@ async def test_contacts_on_record_before_verification_existed_count_as_verified(
     both, email_only, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     details = "'1990-05-17', false, '2026-11', '2026-01-02T03:04:05Z', '2026-01-02T03:04:05Z', now(), 'en'"
     columns = "account_id, email, phone, password_hash, birth_date, minor, terms_version, terms_accepted_at, created_at, updated_at, locale"
-    await _run(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{both}', 'a@example.com', '+8613800000001', 'h', {details})")
-    await _run(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{email_only}', 'b@example.com', NULL, 'h', {details})")
-    await _run(url, f"INSERT INTO {schema}.accounts (account_id, minor, status, updated_at) VALUES ('{gone}', false, 'deleted', now())")
+    await execute(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{both}', 'a@example.com', '+8613800000001', 'h', {details})")
+    await execute(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{email_only}', 'b@example.com', NULL, 'h', {details})")
+    await execute(url, f"INSERT INTO {schema}.accounts (account_id, minor, status, updated_at) VALUES ('{gone}', false, 'deleted', now())")
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
-    rows = await _rows(url, f"SELECT account_id, email_verified_at IS NOT NULL, phone_verified_at IS NOT NULL, email_verified_at FROM {schema}.accounts")
+    rows = await select_rows(url, f"SELECT account_id, email_verified_at IS NOT NULL, phone_verified_at IS NOT NULL, email_verified_at FROM {schema}.accounts")
     found = {row[0]: row[1:3] for row in rows}
     assert found == {both: (True, True), email_only: (True, False), gone: (False, False)}
     assert {str(row[3]) for row in rows if row[0] == both} == {"2026-01-02 03:04:05+00:00"}
@@ -159,9 +141,9 @@ async def test_the_terms_on_record_become_the_first_entry_of_each_accounts_histo
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts, "0013")
     adult, child, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     columns = "account_id, email, password_hash, birth_date, minor, guardian_account_id, terms_version, terms_accepted_at, created_at, updated_at, locale"
-    await _run(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{adult}', 'p@example.com', 'h', '1990-05-17', false, NULL, '2026-05', '2026-05-02T00:00:00Z', now(), now(), 'en')")
-    await _run(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{child}', 'c@example.com', 'h', '2016-05-17', true, '{adult}', '2026-11', '2026-11-03T00:00:00Z', now(), now(), 'en')")
-    await _run(url, f"INSERT INTO {schema}.accounts (account_id, minor, status, updated_at) VALUES ('{gone}', false, 'deleted', now())")
+    await execute(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{adult}', 'p@example.com', 'h', '1990-05-17', false, NULL, '2026-05', '2026-05-02T00:00:00Z', now(), now(), 'en')")
+    await execute(url, f"INSERT INTO {schema}.accounts ({columns}) VALUES ('{child}', 'c@example.com', 'h', '2016-05-17', true, '{adult}', '2026-11', '2026-11-03T00:00:00Z', now(), now(), 'en')")
+    await execute(url, f"INSERT INTO {schema}.accounts (account_id, minor, status, updated_at) VALUES ('{gone}', false, 'deleted', now())")
     await asyncio.to_thread(migrations.upgrade, url, schema, scripts)
-    rows = await _rows(url, f"SELECT account_id, version, accepted_by, client_id FROM {schema}.terms_acceptances")
+    rows = await select_rows(url, f"SELECT account_id, version, accepted_by, client_id FROM {schema}.terms_acceptances")
     assert rows == {(adult, "2026-05", None, ""), (child, "2026-11", adult, "")}

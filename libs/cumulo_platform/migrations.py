@@ -142,6 +142,43 @@ def replace_primary_key(schema: str, table: str, *columns: str) -> None:
     )
 
 
+def lead_with_account(
+    schema: str, table: str, *key: str, account: str = "account_id", unique: str | None = None, account_index: str | None = None
+) -> None:
+    """The table's primary key becomes (account, *key), the rows grouped by account (sharding
+    later, keyed now). `unique`: an index that keeps the old key unique on its own, for the
+    lookups that do not know the account; `account_index`: the index on the account alone that
+    the new key's first column replaces. `account_led_no_more` undoes it."""
+    if unique is not None:
+        op.execute(f"CREATE UNIQUE INDEX {unique} ON {schema}.{table} ({', '.join(key)})")
+    replace_primary_key(schema, table, account, *key)
+    if account_index is not None:
+        op.execute(f"DROP INDEX {schema}.{account_index}")
+
+
+def account_led_no_more(
+    schema: str, table: str, *key: str, account: str = "account_id", unique: str | None = None, account_index: str | None = None
+) -> None:
+    """`lead_with_account` undone (a downgrade), with the same arguments."""
+    if account_index is not None:
+        op.execute(f"CREATE INDEX {account_index} ON {schema}.{table} ({account})")
+    replace_primary_key(schema, table, *key)
+    if unique is not None:
+        op.execute(f"DROP INDEX {schema}.{unique}")
+
+
+def add_account_from(schema: str, table: str, parent: str, column: str) -> None:
+    """A NOT NULL `account_id` for a table whose rows name their parent by `column`, filled
+    from the parent in one statement; rows whose parent is gone (nothing could ever reach them)
+    are deleted."""
+    op.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN account_id uuid")
+    op.execute(
+        f"UPDATE {schema}.{table} t SET account_id = p.account_id FROM {schema}.{parent} p WHERE p.{column} = t.{column}"
+    )
+    op.execute(f"DELETE FROM {schema}.{table} WHERE account_id IS NULL")
+    op.execute(f"ALTER TABLE {schema}.{table} ALTER COLUMN account_id SET NOT NULL")
+
+
 async def schema_drift(database_url: str, metadata: sa.MetaData) -> list[object]:
     """What differs between a migrated database and the tables the code declares; empty when
     the migrations and the code agree (a test per service keeps it so)."""

@@ -13,52 +13,33 @@ Revises: 0016
 
 from alembic import op
 
-from cumulo_platform.migrations import replace_primary_key
+from cumulo_platform.migrations import account_led_no_more, add_account_from, lead_with_account
 
 revision = "0017"
 down_revision = "0016"
 
 
 def upgrade(schema: str) -> None:
-    op.execute(f"ALTER TABLE {schema}.refresh_tokens ADD COLUMN account_id uuid")
-    op.execute(
-        f"UPDATE {schema}.refresh_tokens r SET account_id = s.account_id "
-        f"FROM {schema}.sessions s WHERE s.session_id = r.session_id"
-    )
-    op.execute(f"ALTER TABLE {schema}.refresh_tokens ALTER COLUMN account_id SET NOT NULL")
+    add_account_from(schema, "refresh_tokens", "sessions", "session_id")
     # The foreign key rests on the sessions' primary key: it goes first, and comes back on
     # the new one.
     op.execute(f"ALTER TABLE {schema}.refresh_tokens DROP CONSTRAINT refresh_tokens_session_id_fkey")
-    op.execute(f"CREATE UNIQUE INDEX sessions_session_id ON {schema}.sessions (session_id)")
-    replace_primary_key(schema, "sessions", "account_id", "session_id")
-    op.execute(f"DROP INDEX {schema}.ix_auth_sessions_account_id")  # the primary key's first column now
-    op.execute(f"CREATE UNIQUE INDEX refresh_tokens_token_hash ON {schema}.refresh_tokens (token_hash)")
-    replace_primary_key(schema, "refresh_tokens", "account_id", "token_hash")
+    lead_with_account(schema, "sessions", "session_id", unique="sessions_session_id", account_index="ix_auth_sessions_account_id")
+    lead_with_account(schema, "refresh_tokens", "token_hash", unique="refresh_tokens_token_hash")
     op.execute(
         f"ALTER TABLE {schema}.refresh_tokens ADD CONSTRAINT refresh_tokens_session_fkey "
         f"FOREIGN KEY (account_id, session_id) REFERENCES {schema}.sessions (account_id, session_id)"
     )
-
-    replace_primary_key(schema, "status_changes", "account_id", "change_id")
-    op.execute(f"DROP INDEX {schema}.ix_auth_status_changes_account_id")
-
-    op.execute(f"CREATE UNIQUE INDEX deleted_logins_login_digest ON {schema}.deleted_logins (login_digest)")
-    replace_primary_key(schema, "deleted_logins", "account_id", "login_digest")
+    lead_with_account(schema, "status_changes", "change_id", account_index="ix_auth_status_changes_account_id")
+    lead_with_account(schema, "deleted_logins", "login_digest", unique="deleted_logins_login_digest")
 
 
 def downgrade(schema: str) -> None:
-    replace_primary_key(schema, "deleted_logins", "login_digest")
-    op.execute(f"DROP INDEX {schema}.deleted_logins_login_digest")
-
-    op.execute(f"CREATE INDEX ix_auth_status_changes_account_id ON {schema}.status_changes (account_id)")
-    replace_primary_key(schema, "status_changes", "change_id")
-
+    account_led_no_more(schema, "deleted_logins", "login_digest", unique="deleted_logins_login_digest")
+    account_led_no_more(schema, "status_changes", "change_id", account_index="ix_auth_status_changes_account_id")
     op.execute(f"ALTER TABLE {schema}.refresh_tokens DROP CONSTRAINT refresh_tokens_session_fkey")
-    replace_primary_key(schema, "refresh_tokens", "token_hash")
-    op.execute(f"DROP INDEX {schema}.refresh_tokens_token_hash")
-    op.execute(f"CREATE INDEX ix_auth_sessions_account_id ON {schema}.sessions (account_id)")
-    replace_primary_key(schema, "sessions", "session_id")
-    op.execute(f"DROP INDEX {schema}.sessions_session_id")
+    account_led_no_more(schema, "refresh_tokens", "token_hash", unique="refresh_tokens_token_hash")
+    account_led_no_more(schema, "sessions", "session_id", unique="sessions_session_id", account_index="ix_auth_sessions_account_id")
     op.execute(
         f"ALTER TABLE {schema}.refresh_tokens ADD CONSTRAINT refresh_tokens_session_id_fkey "
         f"FOREIGN KEY (session_id) REFERENCES {schema}.sessions (session_id)"

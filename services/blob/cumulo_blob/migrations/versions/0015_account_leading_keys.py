@@ -15,7 +15,7 @@ Revises: 0014
 
 from alembic import op
 
-from cumulo_platform.migrations import replace_primary_key
+from cumulo_platform.migrations import account_led_no_more, lead_with_account
 
 revision = "0015"
 down_revision = "0014"
@@ -39,11 +39,7 @@ KEPT_UNIQUE = {
     "user_shares": "user_shares_share_id",
 }
 # Indexes on the account alone: the new primary key's first column serves them.
-ACCOUNT_INDEXES = {
-    "uploads": ("uploads_account", "account_id"),
-    "upload_writers": ("upload_writers_account", "account_id"),
-    "user_shares": ("user_shares_owner", "owner_id"),
-}
+ACCOUNT_INDEXES = {"uploads": "uploads_account", "upload_writers": "upload_writers_account", "user_shares": "user_shares_owner"}
 # The foreign keys to a node: (table, old name, new name, account column, node column, on delete).
 NODE_REFERENCES = (
     ("nodes", "nodes_parent_id_fkey", "nodes_parent_fkey", "account_id", "parent_id", ""),
@@ -57,11 +53,7 @@ def upgrade(schema: str) -> None:
     for table, old, *_ in NODE_REFERENCES:
         op.execute(f"ALTER TABLE {schema}.{table} DROP CONSTRAINT {old}")
     for table, (account, key) in TABLES.items():
-        if table in KEPT_UNIQUE:
-            op.execute(f"CREATE UNIQUE INDEX {KEPT_UNIQUE[table]} ON {schema}.{table} ({key})")
-        replace_primary_key(schema, table, account, key)
-        if table in ACCOUNT_INDEXES:
-            op.execute(f"DROP INDEX {schema}.{ACCOUNT_INDEXES[table][0]}")
+        lead_with_account(schema, table, key, account=account, unique=KEPT_UNIQUE.get(table), account_index=ACCOUNT_INDEXES.get(table))
     for table, _, new, account, column, on_delete in NODE_REFERENCES:
         op.execute(
             f"ALTER TABLE {schema}.{table} ADD CONSTRAINT {new} FOREIGN KEY ({account}, {column}) "
@@ -77,13 +69,8 @@ def downgrade(schema: str) -> None:
     op.execute(f"CREATE UNIQUE INDEX user_shares_once ON {schema}.user_shares (node_id, recipient_id)")
     for table, _, new, *_ in NODE_REFERENCES:
         op.execute(f"ALTER TABLE {schema}.{table} DROP CONSTRAINT {new}")
-    for table, (_, key) in TABLES.items():
-        if table in ACCOUNT_INDEXES:
-            name, column = ACCOUNT_INDEXES[table]
-            op.execute(f"CREATE INDEX {name} ON {schema}.{table} ({column})")
-        replace_primary_key(schema, table, key)
-        if table in KEPT_UNIQUE:
-            op.execute(f"DROP INDEX {schema}.{KEPT_UNIQUE[table]}")
+    for table, (account, key) in TABLES.items():
+        account_led_no_more(schema, table, key, account=account, unique=KEPT_UNIQUE.get(table), account_index=ACCOUNT_INDEXES.get(table))
     for table, old, _, _, column, on_delete in NODE_REFERENCES:
         op.execute(
             f"ALTER TABLE {schema}.{table} ADD CONSTRAINT {old} FOREIGN KEY ({column}) "

@@ -10,9 +10,7 @@ Revision ID: 0005
 Revises: 0004
 """
 
-from alembic import op
-
-from cumulo_platform.migrations import replace_primary_key
+from cumulo_platform.migrations import account_led_no_more, lead_with_account
 
 revision = "0005"
 down_revision = "0004"
@@ -22,11 +20,9 @@ TABLES = {"devices": "device_key", "commands": "command_id"}
 
 def upgrade(schema: str) -> None:
     for table, key in TABLES.items():
-        op.execute(f"CREATE UNIQUE INDEX {table}_{key} ON {schema}.{table} ({key})")
-        replace_primary_key(schema, table, "account_id", key)
+        lead_with_account(schema, table, key, unique=f"{table}_{key}")
 
 
 def downgrade(schema: str) -> None:
     for table, key in TABLES.items():
-        replace_primary_key(schema, table, key)
-        op.execute(f"DROP INDEX {schema}.{table}_{key}")
+        account_led_no_more(schema, table, key, unique=f"{table}_{key}")

@@ -16,22 +16,17 @@ Revises: 0005
 
 from alembic import op
 
-from cumulo_platform.migrations import replace_primary_key
+from cumulo_platform.migrations import account_led_no_more, add_account_from, lead_with_account
 
 revision = "0006"
 down_revision = "0005"
 
 
 def upgrade(schema: str) -> None:
-    op.execute(f"ALTER TABLE {schema}.locations ADD COLUMN account_id uuid")
-    op.execute(
-        f"UPDATE {schema}.locations l SET account_id = d.account_id FROM {schema}.devices d WHERE d.device_key = l.device_key"
-    )
-    op.execute(f"DELETE FROM {schema}.locations WHERE account_id IS NULL")
-    op.execute(f"ALTER TABLE {schema}.locations ALTER COLUMN account_id SET NOT NULL")
-    replace_primary_key(schema, "locations", "account_id", "device_key", "measured_at")
+    add_account_from(schema, "locations", "devices", "device_key")
+    lead_with_account(schema, "locations", "device_key", "measured_at")
 
 
 def downgrade(schema: str) -> None:
-    replace_primary_key(schema, "locations", "device_key", "measured_at")
+    account_led_no_more(schema, "locations", "device_key", "measured_at")
     op.execute(f"ALTER TABLE {schema}.locations DROP COLUMN account_id")

@@ -10,30 +10,25 @@ Revision ID: 0011
 Revises: 0010
 """
 
-from alembic import op
-
-from cumulo_platform.migrations import replace_primary_key
+from cumulo_platform.migrations import account_led_no_more, lead_with_account
 
 revision = "0011"
 down_revision = "0010"
 
-# Each table's own key, and the index on its account that the new primary key replaces.
+# Each table's own key, the index kept unique on it (None: none), and the index on its account
+# that the new primary key replaces.
 TABLES = {
-    "transitions": ("transition_id", "ix_lifecycle_transitions_account_id"),
-    "notices": ("notice_id", "ix_lifecycle_notices_account_id"),
-    "reactivation_links": ("token_hash", "ix_lifecycle_reactivation_links_account_id"),
+    "transitions": ("transition_id", None, "ix_lifecycle_transitions_account_id"),
+    "notices": ("notice_id", None, "ix_lifecycle_notices_account_id"),
+    "reactivation_links": ("token_hash", "reactivation_links_token_hash", "ix_lifecycle_reactivation_links_account_id"),
 }
 
 
 def upgrade(schema: str) -> None:
-    op.execute(f"CREATE UNIQUE INDEX reactivation_links_token_hash ON {schema}.reactivation_links (token_hash)")
-    for table, (key, account_index) in TABLES.items():
-        replace_primary_key(schema, table, "account_id", key)
-        op.execute(f"DROP INDEX {schema}.{account_index}")
+    for table, (key, unique, account_index) in TABLES.items():
+        lead_with_account(schema, table, key, unique=unique, account_index=account_index)
 
 
 def downgrade(schema: str) -> None:
-    for table, (key, account_index) in TABLES.items():
-        op.execute(f"CREATE INDEX {account_index} ON {schema}.{table} (account_id)")
-        replace_primary_key(schema, table, key)
-    op.execute(f"DROP INDEX {schema}.reactivation_links_token_hash")
+    for table, (key, unique, account_index) in TABLES.items():
+        account_led_no_more(schema, table, key, unique=unique, account_index=account_index)

@@ -12,14 +12,13 @@ Revision ID: 0009
 Revises: 0008
 """
 
-from alembic import op
-
-from cumulo_platform.migrations import replace_primary_key
+from cumulo_platform.migrations import account_led_no_more, lead_with_account
 
 revision = "0009"
 down_revision = "0008"
 
-# Each table's own key, and the index on its account that the new primary key replaces.
+# Each table's own key (kept unique on its own, as <table>_<key>), and the index on its account
+# that the new primary key replaces.
 TABLES = {
     "strikes": ("case_id", "ix_moderation_strikes_account_id"),
     "exports": ("export_id", "ix_moderation_exports_account_id"),
@@ -29,13 +28,9 @@ TABLES = {
 
 def upgrade(schema: str) -> None:
     for table, (key, account_index) in TABLES.items():
-        op.execute(f"CREATE UNIQUE INDEX {table}_{key} ON {schema}.{table} ({key})")
-        replace_primary_key(schema, table, "account_id", key)
-        op.execute(f"DROP INDEX {schema}.{account_index}")
+        lead_with_account(schema, table, key, unique=f"{table}_{key}", account_index=account_index)
 
 
 def downgrade(schema: str) -> None:
     for table, (key, account_index) in TABLES.items():
-        op.execute(f"CREATE INDEX {account_index} ON {schema}.{table} (account_id)")
-        replace_primary_key(schema, table, key)
-        op.execute(f"DROP INDEX {schema}.{table}_{key}")
+        account_led_no_more(schema, table, key, unique=f"{table}_{key}", account_index=account_index)

@@ -13,23 +13,21 @@ Revises: 0005
 
 from alembic import op
 
-from cumulo_platform.migrations import replace_primary_key
+from cumulo_platform.migrations import account_led_no_more, lead_with_account
 
 revision = "0006"
 down_revision = "0005"
 
 
 def upgrade(schema: str) -> None:
-    op.execute(f"CREATE UNIQUE INDEX zones_zone_id ON {schema}.zones (zone_id)")
-    replace_primary_key(schema, "zones", "account_id", "zone_id")
+    lead_with_account(schema, "zones", "zone_id", unique="zones_zone_id")
 
     # The entries' foreign key rests on the backups' primary key: it goes first, and comes
     # back on the new one.
     op.execute(f"ALTER TABLE {schema}.backup_entries DROP CONSTRAINT backup_entries_backup_id_fkey")
-    op.execute(f"CREATE UNIQUE INDEX backups_backup_id ON {schema}.backups (backup_id)")
-    replace_primary_key(schema, "backups", "account_id", "backup_id")
+    lead_with_account(schema, "backups", "backup_id", unique="backups_backup_id")
     op.execute(f"CREATE INDEX backup_entries_backup ON {schema}.backup_entries (backup_id)")
-    replace_primary_key(schema, "backup_entries", "account_id", "backup_id", "path")
+    lead_with_account(schema, "backup_entries", "backup_id", "path")
     op.execute(
         f"ALTER TABLE {schema}.backup_entries ADD CONSTRAINT backup_entries_backup_fkey "
         f"FOREIGN KEY (account_id, backup_id) REFERENCES {schema}.backups (account_id, backup_id) ON DELETE CASCADE"
@@ -38,14 +36,12 @@ def upgrade(schema: str) -> None:
 
 def downgrade(schema: str) -> None:
     op.execute(f"ALTER TABLE {schema}.backup_entries DROP CONSTRAINT backup_entries_backup_fkey")
-    replace_primary_key(schema, "backup_entries", "backup_id", "path")
+    account_led_no_more(schema, "backup_entries", "backup_id", "path")
     op.execute(f"DROP INDEX {schema}.backup_entries_backup")
-    replace_primary_key(schema, "backups", "backup_id")
-    op.execute(f"DROP INDEX {schema}.backups_backup_id")
+    account_led_no_more(schema, "backups", "backup_id", unique="backups_backup_id")
     op.execute(
         f"ALTER TABLE {schema}.backup_entries ADD CONSTRAINT backup_entries_backup_id_fkey "
         f"FOREIGN KEY (backup_id) REFERENCES {schema}.backups (backup_id) ON DELETE CASCADE"
     )
 
-    replace_primary_key(schema, "zones", "zone_id")
-    op.execute(f"DROP INDEX {schema}.zones_zone_id")
+    account_led_no_more(schema, "zones", "zone_id", unique="zones_zone_id")

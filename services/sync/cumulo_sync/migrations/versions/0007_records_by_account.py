@@ -15,20 +15,15 @@ Revises: 0006
 
 from alembic import op
 
-from cumulo_platform.migrations import replace_primary_key
+from cumulo_platform.migrations import account_led_no_more, add_account_from, lead_with_account
 
 revision = "0007"
 down_revision = "0006"
 
 
 def upgrade(schema: str) -> None:
-    op.execute(f"ALTER TABLE {schema}.records ADD COLUMN account_id uuid")
-    op.execute(
-        f"UPDATE {schema}.records r SET account_id = z.account_id FROM {schema}.zones z WHERE z.zone_id = r.zone_id"
-    )
-    op.execute(f"DELETE FROM {schema}.records WHERE account_id IS NULL")
-    op.execute(f"ALTER TABLE {schema}.records ALTER COLUMN account_id SET NOT NULL")
-    replace_primary_key(schema, "records", "account_id", "zone_id", "record_id")
+    add_account_from(schema, "records", "zones", "zone_id")
+    lead_with_account(schema, "records", "zone_id", "record_id")
     op.execute(f"DROP INDEX {schema}.records_changes")
     op.execute(f"CREATE UNIQUE INDEX records_changes ON {schema}.records (account_id, zone_id, seq)")
 
@@ -36,5 +31,5 @@ def upgrade(schema: str) -> None:
 def downgrade(schema: str) -> None:
     op.execute(f"DROP INDEX {schema}.records_changes")
     op.execute(f"CREATE UNIQUE INDEX records_changes ON {schema}.records (zone_id, seq)")
-    replace_primary_key(schema, "records", "zone_id", "record_id")
+    account_led_no_more(schema, "records", "zone_id", "record_id")
     op.execute(f"ALTER TABLE {schema}.records DROP COLUMN account_id")
