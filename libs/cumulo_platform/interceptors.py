@@ -293,9 +293,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _enter(
         self, method: str, *, internal: bool, needs_token: bool, allowed: frozenset[str] | None
-    ) -> Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]]:
-        async def enter(context: grpc.aio.ServicerContext) -> CallInfo:
-            metadata = _metadata(context)
+    ) -> Callable[[grpc.aio.ServicerContext, dict[str, str]], Awaitable[CallInfo]]:
+        async def enter(context: grpc.aio.ServicerContext, metadata: dict[str, str]) -> CallInfo:
             call = CallInfo(
                 method,
                 request_id=metadata.get(REQUEST_ID_HEADER, ""),
@@ -338,15 +337,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return enter
 
     def _wrap_unary(
-        self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]], method: str, *, streaming: bool = False
+        self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext, dict[str, str]], Awaitable[CallInfo]], method: str, *, streaming: bool = False
     ) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             call: CallInfo | None = None
-            span = self._tracing.server_span(method, _metadata(context)) if self._tracing is not None else None
+            metadata = _metadata(context)  # read once: the call's admission and its span
+            span = self._tracing.server_span(method, metadata) if self._tracing is not None else None
             try:
-                call = await enter(context)
+                call = await enter(context, metadata)
                 return await behavior(request, context)
             except BaseException as exc:
                 code = _code_of(exc, context)
@@ -362,14 +362,15 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         return wrapped
 
-    def _wrap_stream(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext], Awaitable[CallInfo]], method: str) -> Any:
+    def _wrap_stream(self, behavior: Any, enter: Callable[[grpc.aio.ServicerContext, dict[str, str]], Awaitable[CallInfo]], method: str) -> Any:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             call: CallInfo | None = None
-            span = self._tracing.server_span(method, _metadata(context)) if self._tracing is not None else None
+            metadata = _metadata(context)  # read once: the call's admission and its span
+            span = self._tracing.server_span(method, metadata) if self._tracing is not None else None
             try:
-                call = await enter(context)
+                call = await enter(context, metadata)
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:
